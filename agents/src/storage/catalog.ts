@@ -1,0 +1,158 @@
+import Database from 'better-sqlite3';
+import { EventEmitter } from 'node:events';
+import type { AgentEvent, Severity } from '@tandem/contract';
+
+/** A volume row of the catalog. VTTs and refcounts live in binary metadata, not here. */
+export interface VolumeRow {
+  id: number;
+  name: string;
+  kind: 'volume' | 'snapshot';
+  sourceId: number | null;
+  sizeBytes: number;
+  readOnly: boolean;
+  createdAt: string;
+}
+
+const migrations: string[] = [
+  `CREATE TABLE volumes (
+     id INTEGER PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     kind TEXT NOT NULL CHECK (kind IN ('volume', 'snapshot')),
+     source_id INTEGER,
+     size_bytes INTEGER NOT NULL,
+     read_only INTEGER NOT NULL DEFAULT 0,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     time TEXT NOT NULL,
+     type TEXT NOT NULL,
+     severity TEXT NOT NULL,
+     subject TEXT,
+     message TEXT NOT NULL,
+     data TEXT
+   );
+   CREATE TABLE pairing_tokens (
+     token_hash TEXT PRIMARY KEY,
+     created_at TEXT NOT NULL,
+     expires_at TEXT NOT NULL,
+     used_at TEXT
+   );
+   CREATE TABLE clients (
+     serial TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     fingerprint TEXT NOT NULL,
+     paired_at TEXT NOT NULL,
+     revoked_at TEXT
+   );`,
+];
+
+/**
+ * The agent's SQLite catalog. Opened by the daemon and, briefly, by admin
+ * commands (`token`, `check`); WAL mode lets both work at once.
+ */
+export class Catalog {
+  readonly db: Database.Database;
+  readonly events = new EventEmitter();
+
+  constructor(file: string, options: { readonly?: boolean } = {}) {
+    this.db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    this.db.pragma('busy_timeout = 5000');
+    if (!options.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.migrate();
+    }
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    for (let index = version; index < migrations.length; index++) {
+      this.db.transaction(() => {
+        this.db.exec(migrations[index]);
+        this.db.pragma(`user_version = ${index + 1}`);
+      })();
+    }
+  }
+
+  listVolumeRows(): VolumeRow[] {
+    const rows = this.db.prepare('SELECT * FROM volumes ORDER BY id').all() as Array<Record<string, unknown>>;
+    return rows.map(toVolumeRow);
+  }
+
+  insertVolume(row: VolumeRow): void {
+    this.db
+      .prepare(
+        'INSERT INTO volumes (id, name, kind, source_id, size_bytes, read_only, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(row.id, row.name, row.kind, row.sourceId, row.sizeBytes, row.readOnly ? 1 : 0, row.createdAt);
+  }
+
+  updateVolumeSize(id: number, sizeBytes: number): void {
+    this.db.prepare('UPDATE volumes SET size_bytes = ? WHERE id = ?').run(sizeBytes, id);
+  }
+
+  deleteVolume(id: number): void {
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE volumes SET source_id = NULL WHERE source_id = ?').run(id);
+      this.db.prepare('DELETE FROM volumes WHERE id = ?').run(id);
+    })();
+  }
+
+  /** Records an event and tells listeners (the event stream) about it. */
+  recordEvent(
+    type: string,
+    severity: Severity,
+    subject: string | null,
+    message: string,
+    data?: Record<string, unknown>,
+  ): AgentEvent {
+    const time = new Date().toISOString();
+    const result = this.db
+      .prepare('INSERT INTO events (time, type, severity, subject, message, data) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(time, type, severity, subject, message, data ? JSON.stringify(data) : null);
+    const event: AgentEvent = { id: Number(result.lastInsertRowid), time, type, severity, subject, message };
+    if (data) event.data = data;
+    this.events.emit('event', event);
+    return event;
+  }
+
+  listEvents(after: number, limit: number): AgentEvent[] {
+    const rows = this.db
+      .prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?')
+      .all(after, limit) as Array<Record<string, unknown>>;
+    return rows.map((row) => {
+      const event: AgentEvent = {
+        id: Number(row.id),
+        time: String(row.time),
+        type: String(row.type),
+        severity: row.severity as Severity,
+        subject: row.subject === null ? null : String(row.subject),
+        message: String(row.message),
+      };
+      if (typeof row.data === 'string') event.data = JSON.parse(row.data) as Record<string, unknown>;
+      return event;
+    });
+  }
+
+  lastEventId(): number {
+    const row = this.db.prepare('SELECT MAX(id) AS id FROM events').get() as { id: number | null };
+    return row.id ?? 0;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function toVolumeRow(row: Record<string, unknown>): VolumeRow {
+  return {
+    id: Number(row.id),
+    name: String(row.name),
+    kind: row.kind as 'volume' | 'snapshot',
+    sourceId: row.source_id === null ? null : Number(row.source_id),
+    sizeBytes: Number(row.size_bytes),
+    readOnly: Number(row.read_only) === 1,
+    createdAt: String(row.created_at),
+  };
+}

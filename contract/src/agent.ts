@@ -1,0 +1,48 @@
+import { z } from 'zod';
+
+/** The unauthenticated health probe: enough to show who answers, nothing more. */
+export const HealthSchema = z.object({
+  status: z.literal('ok'),
+  site: z.string(),
+  agentId: z.string(),
+  version: z.string(),
+});
+export type Health = z.infer<typeof HealthSchema>;
+
+export const AgentInfoSchema = z.object({
+  site: z.string(),
+  agentId: z.string(),
+  version: z.string(),
+  trackSize: z.number(),
+  startedAt: z.string(),
+  apiAddress: z.string(),
+  nbdAddress: z.string().nullable(),
+  nbdSocket: z.string().nullable(),
+  /** SHA-256 fingerprint of the agent's API certificate, `AB:CD:…`. */
+  certificateFingerprint: z.string(),
+});
+export type AgentInfo = z.infer<typeof AgentInfoSchema>;
+
+/**
+ * Pairing: a client proves it holds a one-time token printed by
+ * `tandem-agent token` and gets a client certificate for its public key.
+ */
+export const PairRequestSchema = z.object({
+  token: z.string().min(1),
+  /** The client's public key, SPKI PEM. */
+  publicKey: z.string().min(1),
+  /** A label for the client, shown in the agent's event log. */
+  clientName: z.string().min(1).max(128),
+});
+export type PairRequest = z.infer<typeof PairRequestSchema>;
+
+export const PairResponseSchema = z.object({
+  site: z.string(),
+  agentId: z.string(),
+  /** PEM certificate issued to the client, signed by the agent's CA. */
+  clientCertificate: z.string(),
+  /** PEM of the agent's CA: the client pins it (and the server certificate's fingerprint). */
+  caCertificate: z.string(),
+  certificateFingerprint: z.string(),
+});
+export type PairResponse = z.infer<typeof PairResponseSchema>;

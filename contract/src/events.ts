@@ -1,0 +1,35 @@
+import { z } from 'zod';
+
+export const SeveritySchema = z.enum(['info', 'warning', 'error']);
+export type Severity = z.infer<typeof SeveritySchema>;
+
+/**
+ * Something that happened at an agent: kept in its catalog and pushed to
+ * every connected console. `type` is a dotted name (`volume.created`,
+ * `snapshot.created`, `agent.started`, `client.paired`, …).
+ */
+export const AgentEventSchema = z.object({
+  id: z.number().int(),
+  time: z.string(),
+  type: z.string(),
+  severity: SeveritySchema,
+  /** What the event is about, e.g. a volume name. */
+  subject: z.string().nullable(),
+  message: z.string(),
+  data: z.record(z.string(), z.unknown()).optional(),
+});
+export type AgentEvent = z.infer<typeof AgentEventSchema>;
+
+export const EventListQuerySchema = z.object({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(200),
+});
+export const EventListSchema = z.object({ events: z.array(AgentEventSchema) });
+export type EventList = z.infer<typeof EventListSchema>;
+
+/** Frames on the event WebSocket (agent -> client). */
+export const EventStreamMessageSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('hello'), site: z.string(), agentId: z.string(), lastEventId: z.number() }),
+  z.object({ kind: z.literal('event'), event: AgentEventSchema }),
+]);
+export type EventStreamMessage = z.infer<typeof EventStreamMessageSchema>;

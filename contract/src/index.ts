@@ -1,0 +1,10 @@
+/**
+ * The Tandem contract: zod schemas and inferred types for every message the
+ * agent, the console backend and the renderer exchange. Imports nothing from
+ * Node, Electron or the DOM (checked by contract/src/layering.test.ts).
+ */
+export * from './problems.ts';
+export * from './sizes.ts';
+export * from './volumes.ts';
+export * from './events.ts';
+export * from './agent.ts';

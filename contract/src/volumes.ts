@@ -1,0 +1,123 @@
+import { z } from 'zod';
+import { maxVolumeBytes, volumeSizeGranule } from './sizes.ts';
+
+/** Volume and snapshot names: what an NBD export name and a file name can both carry. */
+export const VolumeNameSchema = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/,
+    'a name is 1 to 63 letters, digits, dots, dashes or underscores, starting with a letter or digit',
+  );
+
+export const VolumeSizeSchema = z
+  .number()
+  .int('the size is a whole number of bytes')
+  .positive('the size must be above zero')
+  .max(maxVolumeBytes, 'a volume is at most 64 TiB')
+  .refine((n) => n % volumeSizeGranule === 0, 'the size must be a multiple of 4 KiB');
+
+export const VolumeKindSchema = z.enum(['volume', 'snapshot']);
+
+export const VolumeInfoSchema = z.object({
+  id: z.number().int(),
+  name: VolumeNameSchema,
+  kind: VolumeKindSchema,
+  /** For a snapshot: the volume it was taken from (null once that volume is deleted). */
+  source: z.string().nullable(),
+  sizeBytes: z.number(),
+  trackSize: z.number(),
+  trackCount: z.number(),
+  /** Tracks backed by an extent, in bytes (allocated = shared + exclusive). */
+  allocatedBytes: z.number(),
+  /** Bytes in extents this volume shares with a snapshot or its source. */
+  sharedBytes: z.number(),
+  /** Bytes in extents only this volume references. */
+  exclusiveBytes: z.number(),
+  /** Names of the snapshots taken from this volume. */
+  snapshots: z.array(z.string()),
+  readOnly: z.boolean(),
+  createdAt: z.string(),
+});
+export type VolumeInfo = z.infer<typeof VolumeInfoSchema>;
+
+export const VolumeListSchema = z.object({ volumes: z.array(VolumeInfoSchema) });
+export type VolumeList = z.infer<typeof VolumeListSchema>;
+
+export const CreateVolumeRequestSchema = z.object({
+  name: VolumeNameSchema,
+  sizeBytes: VolumeSizeSchema,
+});
+export type CreateVolumeRequest = z.infer<typeof CreateVolumeRequestSchema>;
+
+export const ResizeVolumeRequestSchema = z.object({ sizeBytes: VolumeSizeSchema });
+export type ResizeVolumeRequest = z.infer<typeof ResizeVolumeRequestSchema>;
+
+export const CreateSnapshotRequestSchema = z.object({
+  name: VolumeNameSchema,
+  readOnly: z.boolean().optional(),
+});
+export type CreateSnapshotRequest = z.infer<typeof CreateSnapshotRequestSchema>;
+
+export const VolumeParamsSchema = z.object({ name: VolumeNameSchema });
+
+export const PoolStatsSchema = z.object({
+  trackSize: z.number(),
+  /** Extents the pool's files hold room for. */
+  extentCount: z.number(),
+  usedExtents: z.number(),
+  freeExtents: z.number(),
+  /** Extents referenced by more than one volume. */
+  sharedExtents: z.number(),
+  usedBytes: z.number(),
+  /** Sum of the volumes' virtual sizes (thin provisioning ratio = provisioned / used). */
+  provisionedBytes: z.number(),
+  /** Bytes the pool's extent files occupy on disk (apparent size). */
+  fileBytes: z.number(),
+  /** Free bytes on the file system holding the pool. */
+  filesystemFreeBytes: z.number(),
+  volumes: z.number(),
+  snapshots: z.number(),
+});
+export type PoolStats = z.infer<typeof PoolStatsSchema>;
+
+/**
+ * The VTT map of a volume as run-length summaries. The tracks [start,
+ * start+count) are cut into buckets of `bucketTracks` tracks; each run is
+ * `[repeat, allocated, shared]`: `repeat` consecutive buckets each holding
+ * `allocated` allocated tracks of which `shared` are shared. With
+ * bucketTracks = 1 this is the exact map. A 16M-track volume is never sent
+ * as 16M objects: ask for the resolution you draw.
+ */
+export const TrackMapQuerySchema = z.object({
+  start: z.coerce.number().int().min(0).default(0),
+  count: z.coerce.number().int().min(1).optional(),
+  buckets: z.coerce.number().int().min(1).max(65536).default(4096),
+});
+export type TrackMapQuery = z.infer<typeof TrackMapQuerySchema>;
+
+export const TrackMapSchema = z.object({
+  volume: z.string(),
+  trackSize: z.number(),
+  trackCount: z.number(),
+  start: z.number(),
+  count: z.number(),
+  bucketTracks: z.number(),
+  buckets: z.number(),
+  runs: z.array(z.tuple([z.number(), z.number(), z.number()])),
+});
+export type TrackMap = z.infer<typeof TrackMapSchema>;
+
+export const TrackStateSchema = z.enum(['unallocated', 'exclusive', 'shared']);
+export type TrackState = z.infer<typeof TrackStateSchema>;
+
+/** One track in detail: where it lives and who else references its extent. */
+export const TrackDetailSchema = z.object({
+  volume: z.string(),
+  track: z.number(),
+  offset: z.number(),
+  state: TrackStateSchema,
+  extent: z.number().nullable(),
+  references: z.number(),
+  sharedWith: z.array(z.string()),
+});
+export type TrackDetail = z.infer<typeof TrackDetailSchema>;
