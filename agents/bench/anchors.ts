@@ -1,0 +1,33 @@
+import path from 'node:path';
+import { nbdUri } from './fio.ts';
+import { freePort, waitForPort } from './net.ts';
+import { startServer, stopServer, type Server } from './procs.ts';
+
+/** An NBD export the fio jobs can hit. */
+export interface Endpoint {
+  name: string;
+  uri: string;
+  stop(): Promise<void>;
+}
+
+function endpoint(name: string, server: Server, port: number, exportName: string): Endpoint {
+  return { name, uri: nbdUri(port, exportName), stop: () => stopServer(server) };
+}
+
+/** qemu-nbd with its default cache mode, kept up across connections. */
+export async function startQemuNbd(file: string, logDir: string, exportName = 'bench', format = 'raw', tag = 'qemu-nbd'): Promise<Endpoint> {
+  const port = await freePort();
+  const args = ['-f', format, '-x', exportName, '-p', String(port), '-b', '127.0.0.1', '-t', '--persistent', file];
+  const server = startServer('qemu-nbd', args, path.join(logDir, `${tag}.log`));
+  await waitForPort(server, tag, '127.0.0.1', port);
+  return endpoint(tag, server, port, exportName);
+}
+
+/** nbdkit's file plugin, in the foreground, dying with us if we die hard. */
+export async function startNbdkit(file: string, logDir: string, exportName = 'bench', tag = 'nbdkit'): Promise<Endpoint> {
+  const port = await freePort();
+  const args = ['-f', '--exit-with-parent', '-p', String(port), '-i', '127.0.0.1', '-e', exportName, 'file', file];
+  const server = startServer('nbdkit', args, path.join(logDir, `${tag}.log`));
+  await waitForPort(server, tag, '127.0.0.1', port);
+  return endpoint(tag, server, port, exportName);
+}

@@ -1,0 +1,81 @@
+/** Command-line options of `npm run bench:nbd`. */
+export interface BenchOptions {
+  runtime: number;
+  reps: number;
+  dir: string | null;
+  json: string | null;
+  servers: ServerName[];
+  jobs: string[] | null;
+  fresh: boolean;
+  snapshots: boolean;
+  snapSamples: number;
+  keep: boolean;
+}
+
+export const serverNames = ['tandem', 'qemu-nbd', 'nbdkit'] as const;
+export type ServerName = (typeof serverNames)[number];
+
+export const usage = `usage: npm run bench:nbd -- [options]
+  --runtime N        seconds per fio run (default 5)
+  --reps N           interleaved repetitions (default 3)
+  --dir DIR          scratch directory (default: a new one under /tmp, removed at exit)
+  --json FILE        also write the results as JSON
+  --servers LIST     comma list of tandem,qemu-nbd,nbdkit (default: all)
+  --jobs LIST        comma list of job ids (seq1m-qd1,seq1m-qd16,rand4k-qd1,rand4k-qd32,rand4k-qd1-flush)
+  --no-fresh         skip the "fresh thin" 4K row
+  --no-snapshots     skip the snapshot section
+  --snap-samples N   snapshot creations timed per size (default 10)
+  --keep             keep the scratch directory`;
+
+export class UsageError extends Error {}
+
+function positiveInt(name: string, text: string | undefined): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new UsageError(`${name} needs a whole number ≥ 1, got ${text}`);
+  return value;
+}
+
+export function parseArgs(argv: string[]): BenchOptions {
+  const options: BenchOptions = {
+    runtime: 5,
+    reps: 3,
+    dir: null,
+    json: null,
+    servers: [...serverNames],
+    jobs: null,
+    fresh: true,
+    snapshots: true,
+    snapSamples: 10,
+    keep: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): string => {
+      const next = argv[++i];
+      if (next === undefined) throw new UsageError(`${arg} needs a value`);
+      return next;
+    };
+    switch (arg) {
+      case '--runtime': options.runtime = positiveInt(arg, value()); break;
+      case '--reps': options.reps = positiveInt(arg, value()); break;
+      case '--snap-samples': options.snapSamples = positiveInt(arg, value()); break;
+      case '--dir': options.dir = value(); break;
+      case '--json': options.json = value(); break;
+      case '--jobs': options.jobs = value().split(',').filter(Boolean); break;
+      case '--servers': {
+        const list = value().split(',').filter(Boolean);
+        for (const name of list) {
+          if (!(serverNames as readonly string[]).includes(name)) throw new UsageError(`unknown server ${name}`);
+        }
+        options.servers = list as ServerName[];
+        break;
+      }
+      case '--no-fresh': options.fresh = false; break;
+      case '--no-snapshots': options.snapshots = false; break;
+      case '--keep': options.keep = true; break;
+      case '-h': case '--help': throw new UsageError('');
+      default: throw new UsageError(`unknown option ${arg}`);
+    }
+  }
+  return options;
+}

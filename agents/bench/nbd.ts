@@ -1,0 +1,85 @@
+/**
+ * `npm run bench:nbd`: the same fio jobs against Tandem, qemu-nbd and
+ * nbdkit's file plugin, interleaved, then snapshot establish and
+ * first-write-after-snapshot. Prints medians, ratios and the targets of
+ * ../shared/BENCHMARKS.md. See args.ts for the options.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, usage, UsageError, type BenchOptions } from './args.ts';
+import { jobs as allJobs } from './fio.ts';
+import { freshRow } from './fresh.ts';
+import { interleave, progress } from './interleave.ts';
+import { installExitHooks } from './procs.ts';
+import { makeScratch, prefill, startAll, teardown, type Bench } from './setup.ts';
+import { renderSnapshots, snapshotSection, type SnapshotResults } from './snapshots.ts';
+import { renderSummaries, summarize, type JobSummary } from './summary.ts';
+import { exportTargets } from './targets.ts';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+function options(): BenchOptions {
+  try {
+    return parseArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    if (error.message) console.error(error.message);
+    console.error(usage);
+    process.exit(error.message ? 2 : 0);
+  }
+}
+
+const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+
+async function main(): Promise<void> {
+  const opts = options();
+  const jobs = opts.jobs ? allJobs.filter((j) => opts.jobs!.includes(j.id)) : allJobs;
+  const bench: Bench = makeScratch(opts);
+  installExitHooks(() => teardown(bench, opts.keep));
+  const startedAt = new Date().toISOString();
+  const loadBefore = load();
+  try {
+    progress(`scratch dir ${bench.dir}; load average ${loadBefore}`);
+    await startAll(bench, opts, repoRoot);
+    if (bench.tandemSkipped) progress(`tandem skipped: ${bench.tandemSkipped}`);
+    const names = bench.endpoints.map((e) => e.name);
+    const prefillMiBps = await prefill(bench);
+    const main = await interleave(bench.endpoints, jobs, opts.reps, opts.runtime);
+    const rows: JobSummary[] = summarize(main, exportTargets);
+    if (opts.fresh) {
+      const fresh = await freshRow(names, opts.reps, opts.runtime, bench.dir, bench.logDir, bench.tandem);
+      rows.push(...summarize([fresh], {}, ' fresh thin'));
+    }
+    let snapshots: SnapshotResults | null = null;
+    if (opts.snapshots) snapshots = await snapshotSection(bench, opts.snapSamples, opts.reps, opts.runtime);
+
+    const lines = [
+      '',
+      `## NBD export, fio --ioengine=nbd, ${opts.runtime} s per run, median of ${opts.reps} interleaved reps`,
+      `servers: ${names.join(', ')}${bench.tandemSkipped ? ` (tandem skipped: ${bench.tandemSkipped})` : ''}`,
+      'Every store was prefilled by one sequential 1M qd16 pass first, so all rows above "fresh thin" overwrite',
+      'allocated data (Tandem: allocated tracks; qemu-nbd and nbdkit share one raw file written by that pass).',
+      `prefill pass MiB/s: ${Object.entries(prefillMiBps).map(([n, v]) => `${n} ${v.toFixed(0)}`).join(', ')}`,
+      '"fresh thin" = 4K qd1 into a new thin volume / new sparse raw file per rep (first write allocates).',
+      'p50 = fio clat p50; for "+ flush each" it is write p50 + flush p50.',
+      '',
+      renderSummaries(rows),
+    ];
+    if (snapshots) lines.push('', '## Snapshots', renderSnapshots(snapshots, opts.snapSamples));
+    lines.push('', `load average before ${loadBefore}, after ${load()} (2 shared cores: expect ±40 %)`);
+    console.log(lines.join('\n'));
+    if (opts.json) {
+      const json = { startedAt, options: opts, servers: names, tandemSkipped: bench.tandemSkipped, prefillMiBps, rows, snapshots };
+      fs.writeFileSync(opts.json, `${JSON.stringify(json, null, 2)}\n`);
+      progress(`wrote ${opts.json}`);
+    }
+  } finally {
+    await teardown(bench, opts.keep);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench:nbd failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,108 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Endpoint } from './anchors.ts';
+import { ApiClient, loadCredentials } from './api.ts';
+import { nbdUri } from './fio.ts';
+import { sleep } from './net.ts';
+import { run, startServer, stopServer, tailLog, type Server } from './procs.ts';
+
+interface RunInfo {
+  pid: number;
+  apiAddress: string;
+  nbdAddress: string | null;
+}
+
+/** Whether the agent's CLI exists yet (it is being written alongside this benchmark). */
+export function tandemPresent(repoRoot: string): boolean {
+  return fs.existsSync(path.join(repoRoot, 'agents/src/cli/main.ts'));
+}
+
+/** A Tandem agent in a scratch data dir, driven through its CLI and API. */
+export class TandemAgent {
+  private server: Server | null = null;
+  private info: RunInfo | null = null;
+  private apiClient: ApiClient | null = null;
+  private readonly bin: string;
+
+  constructor(
+    private readonly repoRoot: string,
+    readonly dataDir: string,
+    private readonly logDir: string,
+  ) {
+    this.bin = path.join(repoRoot, 'agents/bin/tandem-agent.mjs');
+  }
+
+  /** Runs a CLI command against the data dir; throws with its output on failure. */
+  async cli(args: string[], timeoutMs = 60_000): Promise<{ stdout: string; ms: number }> {
+    const result = await run(process.execPath, [this.bin, ...args, '--data', this.dataDir], { cwd: this.repoRoot, timeoutMs });
+    if (result.code !== 0) {
+      throw new Error(`tandem-agent ${args.join(' ')} failed (exit ${result.code}):\n${(result.stderr || result.stdout).trim()}`);
+    }
+    return { stdout: result.stdout, ms: result.ms };
+  }
+
+  async init(): Promise<void> {
+    await this.cli(['init', '--site', 'bench']);
+  }
+
+  async start(timeoutMs = 60_000): Promise<void> {
+    const runJson = path.join(this.dataDir, 'run.json');
+    fs.rmSync(runJson, { force: true });
+    const args = [this.bin, 'run', '--data', this.dataDir, '--api', '127.0.0.1:0', '--nbd', '127.0.0.1:0'];
+    this.server = startServer(process.execPath, args, path.join(this.logDir, 'tandem-agent.log'), this.repoRoot);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.server.child.exitCode !== null) {
+        throw new Error(`tandem-agent run exited (code ${this.server.child.exitCode}):\n${tailLog(this.server.log)}`);
+      }
+      if (fs.existsSync(runJson)) {
+        try {
+          this.info = JSON.parse(fs.readFileSync(runJson, 'utf8')) as RunInfo;
+          if (this.info.nbdAddress) return;
+        } catch {
+          // half-written: read again
+        }
+      }
+      await sleep(100);
+    }
+    throw new Error(`tandem-agent did not write ${runJson} within ${timeoutMs} ms:\n${tailLog(this.server.log)}`);
+  }
+
+  get pid(): number | null {
+    return this.server?.child.pid ?? null;
+  }
+
+  private nbdPort(): number {
+    const match = /:(\d+)\/?$/.exec(this.info?.nbdAddress ?? '');
+    if (!match) throw new Error(`cannot read the agent's NBD address ${this.info?.nbdAddress}`);
+    return Number(match[1]);
+  }
+
+  endpoint(volume: string): Endpoint {
+    return { name: 'tandem', uri: nbdUri(this.nbdPort(), volume), stop: async () => {} };
+  }
+
+  async createVolume(name: string, size: string): Promise<void> {
+    await this.cli(['volume', 'create', name, size, '--json']);
+  }
+
+  async deleteVolume(name: string): Promise<void> {
+    await this.cli(['volume', 'delete', name, '--json']);
+  }
+
+  /** The admin API client (mutual TLS with the data dir's admin certificate). */
+  api(): ApiClient {
+    if (!this.info) throw new Error('agent not running');
+    if (!this.apiClient) {
+      this.apiClient = new ApiClient(this.info.apiAddress, loadCredentials(path.join(this.dataDir, 'tls')));
+    }
+    return this.apiClient;
+  }
+
+  async stop(): Promise<void> {
+    this.apiClient?.close();
+    this.apiClient = null;
+    if (this.server) await stopServer(this.server, 10_000);
+    this.server = null;
+  }
+}
