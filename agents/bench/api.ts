@@ -1,35 +1,16 @@
-import fs from 'node:fs';
 import https from 'node:https';
-import path from 'node:path';
+import { loadAdminCredentials } from '../src/tls/files.ts';
 
-/** The local admin credentials an agent keeps in DATA/tls/. */
+/** The local admin credentials an agent keeps in DATA/tls/ (names from agents/src/tls). */
 export interface Credentials {
   ca: string;
   cert: string;
   key: string;
 }
 
-/**
- * Finds the CA certificate and the admin client certificate and key in the
- * agent's tls dir. Tries the names agents/src/tls uses first, then any file
- * whose name says what it is.
- */
-export function loadCredentials(tlsDir: string): Credentials {
-  const files = fs.readdirSync(tlsDir);
-  const pick = (what: string, tests: Array<(f: string) => boolean>): string => {
-    for (const test of tests) {
-      const hit = files.find(test);
-      if (hit) return fs.readFileSync(path.join(tlsDir, hit), 'utf8');
-    }
-    throw new Error(`no ${what} in ${tlsDir} (files: ${files.join(', ')})`);
-  };
-  const isKey = (f: string): boolean => /key/i.test(f);
-  const isCert = (f: string): boolean => /\.(pem|crt|cert)$/i.test(f) && !isKey(f);
-  return {
-    ca: pick('CA certificate', [(f) => f === 'ca.crt' || f === 'ca.pem' || f === 'ca-cert.pem', (f) => /^ca\b/i.test(f) && isCert(f)]),
-    cert: pick('admin client certificate', [(f) => /admin/i.test(f) && isCert(f), (f) => /client/i.test(f) && isCert(f)]),
-    key: pick('admin client key', [(f) => /admin/i.test(f) && isKey(f), (f) => /client/i.test(f) && isKey(f)]),
-  };
+export async function loadCredentials(dataDir: string): Promise<Credentials> {
+  const creds = await loadAdminCredentials(dataDir);
+  return { ca: creds.caPem, cert: creds.certificatePem, key: creds.keyPem };
 }
 
 export interface ApiResponse {
@@ -57,8 +38,6 @@ export class ApiClient {
       ca: creds.ca,
       cert: creds.cert,
       key: creds.key,
-      // The CA is pinned; the server name in its certificate is not ours to guess.
-      checkServerIdentity: () => undefined,
     });
   }
 

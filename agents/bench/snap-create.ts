@@ -11,6 +11,8 @@ export interface CreateTimes {
   /** Per size label: the samples, ms. */
   apiMs: Record<string, number[]>;
   engineMs: Record<string, number[]>;
+  /** GET /v1/agent on the same connection: HTTP + TLS + auth + routing without the engine, ms. */
+  getMs: number[];
   qemuImgMs: Record<string, number[]>;
   /** `tandem-agent snapshot create` as a process (includes Node start-up), ms. */
   cliMs: number[];
@@ -52,13 +54,13 @@ export async function timeCreates(
   samples: number,
   dir: string,
 ): Promise<CreateTimes> {
-  const out: CreateTimes = { apiMs: {}, engineMs: {}, qemuImgMs: {}, cliMs: [] };
+  const out: CreateTimes = { apiMs: {}, engineMs: {}, getMs: [], qemuImgMs: {}, cliMs: [] };
   for (const s of sizes) {
     out.apiMs[s] = [];
     out.engineMs[s] = [];
     out.qemuImgMs[s] = [];
   }
-  if (snaps) await snaps.warm();
+  if (snaps) await snaps.baseline();
   const kinds = snaps ? ['tandem', 'qemu-img'] : ['qemu-img'];
   const steps = sizes.flatMap((s) => kinds.map((kind) => ({ s, kind })));
   for (let i = 0; i < samples; i++) {
@@ -68,6 +70,7 @@ export async function timeCreates(
         continue;
       }
       if (!snaps) continue;
+      out.getMs.push(await snaps.baseline());
       const name = `t${i}-${s.startsWith('1 GiB') ? '1g' : '1t'}`;
       const timing = await snaps.create(sources[s], name);
       out.apiMs[s].push(timing.apiMs);

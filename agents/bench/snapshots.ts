@@ -39,7 +39,7 @@ export async function snapshotSection(bench: Bench, samples: number, reps: numbe
     try {
       progress('tandem: 1 TiB thin volume with 64 MiB of random writes');
       await makeSparseVolume(bench.tandem, sources['1 TiB sparse']);
-      snaps = new SnapshotApi(bench.tandem.api());
+      snaps = new SnapshotApi(await bench.tandem.api());
       await snaps.create(volumeName, 'probe');
       await snaps.delete('probe');
     } catch (error) {
@@ -65,6 +65,7 @@ export function renderSnapshots(r: SnapshotResults, samples: number): string {
   const createRows = [
     [`tandem snapshot create, API round trip (median of ${samples})`, ...api.map(ms), `≤ ${snapshotCreateMaxMs} ms`, verdict(both)],
     ['tandem, engine time reported by the agent', ...sizes.map((s) => ms(med(c.engineMs[s]))), '', ''],
+    ['tandem, GET /v1/agent on the same connection (API overhead)', ms(med(c.getMs)), '', '', ''],
     [`anchor: qemu-img create -f qcow2 -b (whole process)`, ...sizes.map((s) => ms(med(c.qemuImgMs[s]))), '15–17 ms', ''],
     ['info: tandem-agent snapshot create (CLI process)', ms(med(c.cliMs)), '', '', ''],
   ];

@@ -91,10 +91,10 @@ export class TandemAgent {
   }
 
   /** The admin API client (mutual TLS with the data dir's admin certificate). */
-  api(): ApiClient {
+  async api(): Promise<ApiClient> {
     if (!this.info) throw new Error('agent not running');
     if (!this.apiClient) {
-      this.apiClient = new ApiClient(this.info.apiAddress, loadCredentials(path.join(this.dataDir, 'tls')));
+      this.apiClient = new ApiClient(this.info.apiAddress, await loadCredentials(this.dataDir));
     }
     return this.apiClient;
   }
