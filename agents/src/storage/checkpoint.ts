@@ -1,0 +1,188 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+import { Chunk, CHUNK_TRACKS, MetadataState, NO_EXTENT } from './metadata.ts';
+
+/**
+ * The metadata checkpoint: the whole MetadataState at the instant the WAL
+ * switched to segment `walGeneration`. Recovery loads it and replays every
+ * segment from that generation on.
+ *
+ * Layout (little endian): magic "TDMCKPT1", u32 format, u32 walGeneration,
+ * u32 trackSize, u32 chunkCount, u32 volumeCount, u32 refcountLength; then
+ * the chunks (u32 refs, u32 allocated, u8 encoding, entries either dense
+ * 4096 x u32 or sparse (u16 slot, u32 extent) pairs); then the volumes (u32
+ * id, u48 sizeBytes, u32 chunks, then (u32 chunkIndex, u32 chunkId) pairs);
+ * then refcounts (u32 each); a trailing u32 crc32c of everything before it.
+ */
+
+const MAGIC = Buffer.from('TDMCKPT1', 'latin1');
+const FORMAT = 1;
+export const CHECKPOINT_FILE = 'checkpoint';
+
+export function serializeCheckpoint(state: MetadataState, walGeneration: number): Buffer {
+  const chunkIds = new Map<Chunk, number>();
+  const chunkParts: Buffer[] = [];
+  for (const volume of state.volumes.values()) {
+    for (const chunk of volume.chunks.values()) {
+      if (chunkIds.has(chunk)) continue;
+      chunkIds.set(chunk, chunkIds.size);
+      chunkParts.push(encodeChunk(chunk));
+    }
+  }
+  const volumeParts: Buffer[] = [];
+  for (const volume of state.volumes.values()) {
+    const part = Buffer.alloc(14 + volume.chunks.size * 8);
+    part.writeUInt32LE(volume.id, 0);
+    part.writeUIntLE(volume.sizeBytes, 4, 6);
+    part.writeUInt32LE(volume.chunks.size, 10);
+    let offset = 14;
+    for (const [index, chunk] of volume.chunks) {
+      part.writeUInt32LE(index, offset);
+      part.writeUInt32LE(chunkIds.get(chunk)!, offset + 4);
+      offset += 8;
+    }
+    volumeParts.push(part);
+  }
+  const refcountLength = state.extentHighWater();
+  const refcounts = Buffer.from(state.refcounts.buffer, state.refcounts.byteOffset, refcountLength * 4);
+
+  const header = Buffer.alloc(32);
+  MAGIC.copy(header, 0);
+  header.writeUInt32LE(FORMAT, 8);
+  header.writeUInt32LE(walGeneration, 12);
+  header.writeUInt32LE(state.trackSize, 16);
+  header.writeUInt32LE(chunkIds.size, 20);
+  header.writeUInt32LE(state.volumes.size, 24);
+  header.writeUInt32LE(refcountLength, 28);
+  const body = Buffer.concat([header, ...chunkParts, ...volumeParts, refcounts]);
+  const trailer = Buffer.alloc(4);
+  trailer.writeUInt32LE(crc32c(body), 0);
+  return Buffer.concat([body, trailer]);
+}
+
+function encodeChunk(chunk: Chunk): Buffer {
+  const sparse = chunk.allocated * 6 < CHUNK_TRACKS * 4;
+  const size = 9 + (sparse ? 4 + chunk.allocated * 6 : CHUNK_TRACKS * 4);
+  const out = Buffer.alloc(size);
+  out.writeUInt32LE(chunk.refs, 0);
+  out.writeUInt32LE(chunk.allocated, 4);
+  out.writeUInt8(sparse ? 1 : 0, 8);
+  if (sparse) {
+    out.writeUInt32LE(chunk.allocated, 9);
+    let offset = 13;
+    for (let slot = 0; slot < CHUNK_TRACKS; slot++) {
+      const extent = chunk.entries[slot];
+      if (extent === NO_EXTENT) continue;
+      out.writeUInt16LE(slot, offset);
+      out.writeUInt32LE(extent, offset + 2);
+      offset += 6;
+    }
+  } else {
+    Buffer.from(chunk.entries.buffer, chunk.entries.byteOffset, CHUNK_TRACKS * 4).copy(out, 9);
+  }
+  return out;
+}
+
+export interface LoadedCheckpoint {
+  state: MetadataState;
+  walGeneration: number;
+}
+
+export class CheckpointError extends Error {}
+
+/** Parses a checkpoint; throws CheckpointError on any corruption. */
+export function parseCheckpoint(file: Buffer): LoadedCheckpoint {
+  if (file.length < 36 || !file.subarray(0, 8).equals(MAGIC)) throw new CheckpointError('bad magic');
+  const body = file.subarray(0, file.length - 4);
+  if (crc32c(body) !== file.readUInt32LE(file.length - 4)) throw new CheckpointError('checksum mismatch');
+  if (file.readUInt32LE(8) !== FORMAT) throw new CheckpointError(`unknown format ${file.readUInt32LE(8)}`);
+  const walGeneration = file.readUInt32LE(12);
+  const state = new MetadataState(file.readUInt32LE(16));
+  const chunkCount = file.readUInt32LE(20);
+  const volumeCount = file.readUInt32LE(24);
+  const refcountLength = file.readUInt32LE(28);
+  let offset = 32;
+  const need = (bytes: number) => {
+    if (offset + bytes > body.length) throw new CheckpointError('truncated');
+  };
+  const chunks: Chunk[] = [];
+  for (let i = 0; i < chunkCount; i++) {
+    need(9);
+    const chunk = new Chunk();
+    chunk.refs = body.readUInt32LE(offset);
+    chunk.allocated = body.readUInt32LE(offset + 4);
+    const sparse = body.readUInt8(offset + 8) === 1;
+    offset += 9;
+    if (sparse) {
+      need(4);
+      const count = body.readUInt32LE(offset);
+      offset += 4;
+      need(count * 6);
+      for (let j = 0; j < count; j++) {
+        chunk.entries[body.readUInt16LE(offset)] = body.readUInt32LE(offset + 2);
+        offset += 6;
+      }
+    } else {
+      need(CHUNK_TRACKS * 4);
+      for (let slot = 0; slot < CHUNK_TRACKS; slot++) chunk.entries[slot] = body.readUInt32LE(offset + slot * 4);
+      offset += CHUNK_TRACKS * 4;
+    }
+    chunks.push(chunk);
+  }
+  for (let i = 0; i < volumeCount; i++) {
+    need(14);
+    const id = body.readUInt32LE(offset);
+    const sizeBytes = body.readUIntLE(offset + 4, 6);
+    const count = body.readUInt32LE(offset + 10);
+    offset += 14;
+    need(count * 8);
+    const volumeChunks = new Map<number, Chunk>();
+    for (let j = 0; j < count; j++) {
+      const chunk = chunks[body.readUInt32LE(offset + 4)];
+      if (!chunk) throw new CheckpointError(`volume ${id} names a missing chunk`);
+      volumeChunks.set(body.readUInt32LE(offset), chunk);
+      offset += 8;
+    }
+    state.volumes.set(id, { id, sizeBytes, trackCount: state.trackCountFor(sizeBytes), chunks: volumeChunks });
+  }
+  need(refcountLength * 4);
+  state.ensureRefcountCapacity(Math.max(refcountLength, 1));
+  for (let e = 0; e < refcountLength; e++) {
+    const count = body.readUInt32LE(offset + e * 4);
+    state.refcounts[e] = count;
+    if (count > 0) state.usedExtents++;
+  }
+  offset += refcountLength * 4;
+  if (offset !== body.length) throw new CheckpointError('trailing bytes');
+  return { state, walGeneration };
+}
+
+/** Writes a checkpoint durably: temp file, fsync, rename, fsync the directory. */
+export async function writeCheckpoint(metaDir: string, data: Buffer): Promise<void> {
+  const target = path.join(metaDir, CHECKPOINT_FILE);
+  const temp = `${target}.tmp`;
+  const handle = await fs.open(temp, 'w', 0o600);
+  try {
+    await handle.writeFile(data);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(temp, target);
+  await syncDirectory(metaDir);
+}
+
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function readCheckpoint(metaDir: string): Promise<LoadedCheckpoint> {
+  const file = await fs.readFile(path.join(metaDir, CHECKPOINT_FILE));
+  return parseCheckpoint(file);
+}

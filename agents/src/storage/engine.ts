@@ -1,0 +1,358 @@
+import fsp from 'node:fs/promises';
+import {
+  ProblemError,
+  VolumeNameSchema,
+  VolumeSizeSchema,
+  formatSize,
+  type PoolStats,
+  type TrackDetail,
+  type TrackMap,
+  type TrackMapQuery,
+  type VolumeInfo,
+} from '@tandem/contract';
+import { dataDirPaths, type AgentIdentity, type DataDirPaths } from '../data-dir.ts';
+import type { BlockDevice, ExportCatalog } from './block-device.ts';
+import { Catalog, type VolumeRow } from './catalog.ts';
+import type { Engine } from './engine-api.ts';
+import { MetadataJournal, type RecoveryReport } from './journal.ts';
+import { volumeSpace, poolSharedExtents } from './space.ts';
+import { buildTrackMap, describeTrack } from './track-map.ts';
+import { VolumeDevice } from './volume-device.ts';
+import { RecordType } from './wal.ts';
+
+/**
+ * The storage engine: thin volumes and snapshots over one pool. Names and
+ * lineage live in the SQLite catalog; VTTs and refcounts in the metadata
+ * journal. Ordering keeps the two agreeing across a crash: a volume appears
+ * in the metadata before the catalog and leaves the catalog first, and
+ * `open` removes whatever one side holds that the other lacks.
+ */
+export class StorageEngine implements Engine {
+  readonly catalog: Catalog;
+  readonly identity: AgentIdentity;
+  readonly paths: DataDirPaths;
+  readonly recovery: RecoveryReport;
+  private readonly journal: MetadataJournal;
+  private readonly rows = new Map<string, VolumeRow>();
+  private readonly devices = new Map<number, VolumeDevice>();
+  /** Names being created right now (between the checks and the catalog insert). */
+  private readonly reserved = new Set<string>();
+  private nextId: number;
+
+  private constructor(paths: DataDirPaths, identity: AgentIdentity, journal: MetadataJournal, catalog: Catalog) {
+    this.paths = paths;
+    this.identity = identity;
+    this.journal = journal;
+    this.catalog = catalog;
+    this.recovery = journal.recovery;
+    this.nextId = 1;
+  }
+
+  static async open(dataDir: string): Promise<StorageEngine> {
+    const paths = dataDirPaths(dataDir);
+    const identity = JSON.parse(await fsp.readFile(paths.identity, 'utf8')) as AgentIdentity;
+    const journal = await MetadataJournal.open(paths.meta, paths.pool);
+    const catalog = new Catalog(paths.catalog);
+    const engine = new StorageEngine(paths, identity, journal, catalog);
+    await engine.reconcile();
+    return engine;
+  }
+
+  get trackSize(): number {
+    return this.journal.state.trackSize;
+  }
+
+  /** Makes the catalog and the metadata agree after a crash between their two writes. */
+  private async reconcile(): Promise<void> {
+    const state = this.journal.state;
+    let changed = false;
+    for (const row of this.catalog.listVolumeRows()) {
+      const meta = state.volumes.get(row.id);
+      if (!meta) {
+        this.catalog.deleteVolume(row.id);
+        this.catalog.recordEvent('volume.recovered', 'warning', row.name, `removed ${row.name}: its creation did not complete`);
+        continue;
+      }
+      if (meta.sizeBytes !== row.sizeBytes) {
+        this.catalog.updateVolumeSize(row.id, meta.sizeBytes);
+        row.sizeBytes = meta.sizeBytes;
+      }
+      this.rows.set(row.name, row);
+    }
+    const known = new Set([...this.rows.values()].map((row) => row.id));
+    for (const id of [...state.volumes.keys()]) {
+      if (!known.has(id)) {
+        this.journal.log({ type: RecordType.DeleteVolume, volume: id });
+        changed = true;
+      }
+    }
+    if (changed) await this.journal.commit();
+    for (const id of state.volumes.keys()) this.nextId = Math.max(this.nextId, id + 1);
+    for (const row of this.rows.values()) this.nextId = Math.max(this.nextId, row.id + 1);
+  }
+
+  // --- queries ---
+
+  private row(name: string): VolumeRow {
+    const row = this.rows.get(name);
+    if (!row) throw new ProblemError('not-found', `there is no volume or snapshot named ${name}`);
+    return row;
+  }
+
+  private info(row: VolumeRow): VolumeInfo {
+    const meta = this.journal.state.volume(row.id);
+    const space = volumeSpace(this.journal.state, meta);
+    const source = row.sourceId === null ? null : this.nameOf(row.sourceId);
+    const snapshots = [...this.rows.values()].filter((r) => r.sourceId === row.id).map((r) => r.name);
+    return {
+      id: row.id,
+      name: row.name,
+      kind: row.kind,
+      source,
+      sizeBytes: meta.sizeBytes,
+      trackSize: this.trackSize,
+      trackCount: meta.trackCount,
+      allocatedBytes: space.allocatedTracks * this.trackSize,
+      sharedBytes: space.sharedTracks * this.trackSize,
+      exclusiveBytes: (space.allocatedTracks - space.sharedTracks) * this.trackSize,
+      snapshots,
+      readOnly: row.readOnly,
+      createdAt: row.createdAt,
+    };
+  }
+
+  private nameOf(id: number): string | null {
+    for (const row of this.rows.values()) if (row.id === id) return row.name;
+    return null;
+  }
+
+  listVolumes(): VolumeInfo[] {
+    return [...this.rows.values()].sort((a, b) => a.id - b.id).map((row) => this.info(row));
+  }
+
+  getVolume(name: string): VolumeInfo {
+    return this.info(this.row(name));
+  }
+
+  // --- changes ---
+
+  private claimName(name: string): void {
+    const parsed = VolumeNameSchema.safeParse(name);
+    if (!parsed.success) throw new ProblemError('invalid-name', `${JSON.stringify(name)}: ${parsed.error.issues[0].message}`);
+    if (this.rows.has(name) || this.reserved.has(name)) {
+      throw new ProblemError('already-exists', `a volume or snapshot named ${name} already exists`);
+    }
+    this.reserved.add(name);
+  }
+
+  private checkSize(sizeBytes: number): void {
+    const parsed = VolumeSizeSchema.safeParse(sizeBytes);
+    if (!parsed.success) throw new ProblemError('invalid-size', `${sizeBytes}: ${parsed.error.issues[0].message}`);
+  }
+
+  async createVolume(name: string, sizeBytes: number): Promise<VolumeInfo> {
+    this.checkSize(sizeBytes);
+    this.claimName(name);
+    try {
+      const id = this.nextId++;
+      this.journal.log({ type: RecordType.CreateVolume, volume: id, sizeBytes });
+      await this.journal.commit();
+      const row: VolumeRow = {
+        id,
+        name,
+        kind: 'volume',
+        sourceId: null,
+        sizeBytes,
+        readOnly: false,
+        createdAt: new Date().toISOString(),
+      };
+      this.catalog.insertVolume(row);
+      this.rows.set(name, row);
+      this.catalog.recordEvent('volume.created', 'info', name, `created volume ${name} (${formatSize(sizeBytes)})`, {
+        sizeBytes,
+      });
+      return this.info(row);
+    } finally {
+      this.reserved.delete(name);
+    }
+  }
+
+  async resizeVolume(name: string, sizeBytes: number): Promise<VolumeInfo> {
+    const row = this.row(name);
+    this.checkSize(sizeBytes);
+    const meta = this.journal.state.volume(row.id);
+    if (sizeBytes < meta.sizeBytes) {
+      throw new ProblemError(
+        'invalid-size',
+        `${name} is ${formatSize(meta.sizeBytes)}; volumes only grow (asked for ${formatSize(sizeBytes)})`,
+      );
+    }
+    if (sizeBytes === meta.sizeBytes) return this.info(row);
+    const previous = meta.sizeBytes;
+    this.journal.log({ type: RecordType.ResizeVolume, volume: row.id, sizeBytes });
+    await this.journal.commit();
+    this.catalog.updateVolumeSize(row.id, sizeBytes);
+    row.sizeBytes = sizeBytes;
+    this.catalog.recordEvent(
+      'volume.resized',
+      'info',
+      name,
+      `grew ${name} from ${formatSize(previous)} to ${formatSize(sizeBytes)}`,
+      { previousBytes: previous, sizeBytes },
+    );
+    return this.info(row);
+  }
+
+  async deleteVolume(name: string): Promise<void> {
+    const row = this.row(name);
+    const device = this.devices.get(row.id);
+    if (device && device.openCount > 0) {
+      throw new ProblemError('volume-busy', `${name} is open by ${device.openCount} NBD connection(s); disconnect them first`);
+    }
+    const release = device ? await device.lock.acquireAll() : () => {};
+    try {
+      if (!this.rows.has(name)) throw new ProblemError('not-found', `there is no volume or snapshot named ${name}`);
+      this.catalog.deleteVolume(row.id);
+      this.rows.delete(name);
+      for (const other of this.rows.values()) if (other.sourceId === row.id) other.sourceId = null;
+      device?.markDeleted();
+      this.devices.delete(row.id);
+      this.journal.log({ type: RecordType.DeleteVolume, volume: row.id });
+    } finally {
+      release();
+    }
+    await this.journal.commit();
+    this.catalog.recordEvent(
+      row.kind === 'snapshot' ? 'snapshot.deleted' : 'volume.deleted',
+      'info',
+      name,
+      `deleted ${row.kind} ${name}`,
+    );
+  }
+
+  async createSnapshot(source: string, name: string, options: { readOnly?: boolean } = {}): Promise<VolumeInfo> {
+    const sourceRow = this.row(source);
+    this.claimName(name);
+    try {
+      const device = this.deviceFor(sourceRow);
+      const started = performance.now();
+      // Hold the source's writes only while the VTT pointers are copied.
+      const release = await device.lock.acquireAll();
+      const id = this.nextId++;
+      try {
+        this.journal.log({ type: RecordType.Snapshot, source: sourceRow.id, target: id });
+      } finally {
+        release();
+      }
+      await this.journal.commit();
+      const row: VolumeRow = {
+        id,
+        name,
+        kind: 'snapshot',
+        sourceId: sourceRow.id,
+        sizeBytes: sourceRow.sizeBytes,
+        readOnly: options.readOnly ?? false,
+        createdAt: new Date().toISOString(),
+      };
+      this.catalog.insertVolume(row);
+      this.rows.set(name, row);
+      const elapsedMs = Math.round((performance.now() - started) * 1000) / 1000;
+      this.catalog.recordEvent('snapshot.created', 'info', name, `snapshot ${name} of ${source} created`, {
+        source,
+        elapsedMs,
+      });
+      return this.info(row);
+    } finally {
+      this.reserved.delete(name);
+    }
+  }
+
+  // --- data path ---
+
+  private deviceFor(row: VolumeRow): VolumeDevice {
+    let device = this.devices.get(row.id);
+    if (!device) {
+      device = new VolumeDevice(this.journal, this.journal.state.volume(row.id), row.name, row.readOnly);
+      this.devices.set(row.id, device);
+    }
+    return device;
+  }
+
+  device(name: string): BlockDevice {
+    return this.deviceFor(this.row(name));
+  }
+
+  /** Commits every change and every completed write (what NBD FLUSH means, for all volumes). */
+  flush(): Promise<void> {
+    return this.journal.commit();
+  }
+
+  readonly exports: ExportCatalog = {
+    listExports: () =>
+      [...this.rows.values()].map((row) => ({
+        name: row.name,
+        description:
+          row.kind === 'snapshot'
+            ? `snapshot of ${this.nameOf(row.sourceId ?? -1) ?? 'a deleted volume'}, ${formatSize(row.sizeBytes)}`
+            : `volume, ${formatSize(row.sizeBytes)}`,
+      })),
+    openExport: (name: string) => this.device(name),
+  };
+
+  // --- pool and maps ---
+
+  async poolStats(): Promise<PoolStats> {
+    const state = this.journal.state;
+    const allocator = this.journal.allocator;
+    const statfs = await fsp.statfs(this.paths.pool);
+    let provisioned = 0;
+    let snapshots = 0;
+    for (const row of this.rows.values()) {
+      provisioned += state.volume(row.id).sizeBytes;
+      if (row.kind === 'snapshot') snapshots++;
+    }
+    return {
+      trackSize: this.trackSize,
+      extentCount: allocator.capacityExtents,
+      usedExtents: state.usedExtents,
+      freeExtents: allocator.capacityExtents - state.usedExtents,
+      sharedExtents: poolSharedExtents(state),
+      usedBytes: state.usedExtents * this.trackSize,
+      provisionedBytes: provisioned,
+      fileBytes: await this.journal.extents.apparentBytes(),
+      filesystemFreeBytes: Number(statfs.bavail) * Number(statfs.bsize),
+      volumes: this.rows.size - snapshots,
+      snapshots,
+    };
+  }
+
+  trackMap(name: string, query: TrackMapQuery): TrackMap {
+    const row = this.row(name);
+    return buildTrackMap(this.journal.state, this.journal.state.volume(row.id), name, query);
+  }
+
+  trackDetail(name: string, track: number): TrackDetail {
+    const row = this.row(name);
+    const state = this.journal.state;
+    const others = [...this.rows.values()]
+      .filter((r) => r.id !== row.id)
+      .map((r) => ({ name: r.name, volume: state.volume(r.id) }));
+    return describeTrack(state, state.volume(row.id), name, track, others);
+  }
+
+  async close(): Promise<void> {
+    await this.journal.close();
+    this.catalog.close();
+  }
+
+  /** For crash tests: drop everything as `kill -9` would (see MetadataJournal.abandon). */
+  abandonForCrashTest(keepWalBytes = 0): void {
+    this.journal.abandon(keepWalBytes);
+    this.catalog.close();
+  }
+
+  /** Bytes of metadata records not yet committed (for tests and diagnostics). */
+  get pendingMetadataBytes(): number {
+    return this.journal.pendingRecordBytes;
+  }
+}

@@ -1,0 +1,159 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { ProblemError } from '@tandem/contract';
+
+/**
+ * The pool's extent files. Extent e lives in file floor(e / perFile) at
+ * offset (e % perFile) * trackSize. Files grow as extents are first written
+ * (sparse until then), so capacity is a number, not preallocated space.
+ */
+
+const FILE_BYTES = 1024 ** 3;
+
+export function extentFileName(index: number): string {
+  return `extent-${String(index).padStart(5, '0')}.dat`;
+}
+
+export function extentsPerFile(trackSize: number): number {
+  return Math.max(1, Math.floor(FILE_BYTES / trackSize));
+}
+
+export class ExtentStore {
+  readonly trackSize: number;
+  readonly perFile: number;
+  private readonly dir: string;
+  private readonly fds: number[] = [];
+  /** Files written since their last fdatasync. */
+  private readonly dirty = new Set<number>();
+
+  private constructor(dir: string, trackSize: number) {
+    this.dir = dir;
+    this.trackSize = trackSize;
+    this.perFile = extentsPerFile(trackSize);
+  }
+
+  /** Opens the existing extent files; returns the store and how many extents they span. */
+  static async open(dir: string, trackSize: number): Promise<{ store: ExtentStore; spannedExtents: number }> {
+    const store = new ExtentStore(dir, trackSize);
+    const names = (await fsp.readdir(dir)).filter((n) => /^extent-\d{5}\.dat$/.test(n)).sort();
+    let spanned = 0;
+    for (let index = 0; index < names.length; index++) {
+      if (names[index] !== extentFileName(index)) throw new Error(`extent file ${extentFileName(index)} is missing`);
+      const file = path.join(dir, names[index]);
+      store.fds[index] = fs.openSync(file, 'r+');
+      const { size } = await fsp.stat(file);
+      spanned = index * store.perFile + Math.ceil(size / trackSize);
+    }
+    return { store, spannedExtents: spanned };
+  }
+
+  /** fd of the file holding extent e, opening (creating) it on first use. */
+  private fdFor(fileIndex: number): number {
+    let fd = this.fds[fileIndex];
+    if (fd === undefined) {
+      for (let index = this.fds.length; index <= fileIndex; index++) {
+        // A deliberate synchronous open: rare (once per GiB of pool), and the
+        // write path must not interleave two opens of one file.
+        this.fds[index] = fs.openSync(
+          path.join(this.dir, extentFileName(index)),
+          fs.constants.O_RDWR | fs.constants.O_CREAT,
+          0o600,
+        );
+      }
+      fd = this.fds[fileIndex];
+    }
+    return fd;
+  }
+
+  /**
+   * Writes `data` (a whole number of tracks, or less for an in-place update
+   * at `within`) into a run of consecutive extents starting at `extent`.
+   */
+  write(extent: number, within: number, data: Buffer): Promise<void> {
+    const fileIndex = Math.floor(extent / this.perFile);
+    const fd = this.fdFor(fileIndex);
+    this.dirty.add(fileIndex);
+    return pwriteAll(fd, data, (extent % this.perFile) * this.trackSize + within);
+  }
+
+  /** Reads into target from a run of consecutive extents starting at extent (plus `within` bytes). */
+  read(extent: number, within: number, target: Buffer): Promise<void> {
+    const fileIndex = Math.floor(extent / this.perFile);
+    const fd = this.fdFor(fileIndex);
+    return preadAll(fd, target, (extent % this.perFile) * this.trackSize + within);
+  }
+
+  /** How many extents from `extent` on stay inside one file. */
+  runLimit(extent: number): number {
+    return this.perFile - (extent % this.perFile);
+  }
+
+  hasDirtyData(): boolean {
+    return this.dirty.size > 0;
+  }
+
+  /** fdatasync of every file written since the last sync. */
+  async syncData(): Promise<void> {
+    if (this.dirty.size === 0) return;
+    const files = [...this.dirty];
+    this.dirty.clear();
+    await Promise.all(files.map((index) => fdatasync(this.fds[index])));
+  }
+
+  async apparentBytes(): Promise<number> {
+    let total = 0;
+    for (let index = 0; index < this.fds.length; index++) {
+      total += (await fsp.stat(path.join(this.dir, extentFileName(index)))).size;
+    }
+    return total;
+  }
+
+  close(): void {
+    for (const fd of this.fds) if (fd !== undefined) fs.closeSync(fd);
+    this.fds.length = 0;
+  }
+}
+
+function ioProblem(error: NodeJS.ErrnoException): Error {
+  if (error.code === 'ENOSPC' || error.code === 'EDQUOT') {
+    return new ProblemError('no-space', 'the pool file system is full');
+  }
+  return error;
+}
+
+export function pwriteAll(fd: number, data: Buffer, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (done: number) => {
+      fs.write(fd, data, done, data.length - done, position + done, (error, written) => {
+        if (error) return reject(ioProblem(error));
+        const total = done + written;
+        if (total < data.length) step(total);
+        else resolve();
+      });
+    };
+    step(0);
+  });
+}
+
+export function preadAll(fd: number, target: Buffer, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (done: number) => {
+      fs.read(fd, target, done, target.length - done, position + done, (error, read) => {
+        if (error) return reject(error);
+        const total = done + read;
+        if (read === 0) {
+          // Past the end of a sparse file: the rest reads as zeroes.
+          target.fill(0, total);
+          resolve();
+        } else if (total < target.length) step(total);
+        else resolve();
+      });
+    };
+    step(0);
+  });
+}
+
+function fdatasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+}

@@ -1,0 +1,351 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { ExtentAllocator } from './allocator.ts';
+import { readCheckpoint, serializeCheckpoint, syncDirectory, writeCheckpoint } from './checkpoint.ts';
+import { ExtentStore, pwriteAll } from './extent-store.ts';
+import { Chunk, MetadataState, type MetadataListener, type VolumeMeta } from './metadata.ts';
+import {
+  applyRecord,
+  decodeSegment,
+  encodedSize,
+  encodeRecord,
+  listSegments,
+  segmentHeader,
+  segmentName,
+  WAL_HEADER_BYTES,
+  type WalRecord,
+} from './wal.ts';
+
+/** Records buffered beyond this many bytes trigger a commit at once. */
+const EAGER_COMMIT_BYTES = 1 << 20;
+/** Buffered records wait at most this long for a commit. */
+const COMMIT_DELAY_MS = 100;
+/** A checkpoint is taken once this much WAL has accumulated. */
+const CHECKPOINT_WAL_BYTES = 64 << 20;
+
+export interface RecoveryReport {
+  checkpointGeneration: number;
+  replayedRecords: number;
+  replayedSegments: number;
+  tornBytes: number;
+}
+
+/**
+ * The durable side of the metadata: applies each change to the in-memory
+ * state at once, buffers its WAL record, and makes batches durable by group
+ * commit (data files fdatasync'd first, then the WAL), so metadata is never
+ * durable before the data it describes.
+ *
+ * Until the commit that carries them completes, reference drops are pinned:
+ * a pinned chunk or extent still counts as shared (writes go elsewhere) and a
+ * freed extent is not handed out again. After the commit, freed extents also
+ * wait for reads that began before it (read epochs), so a read in flight
+ * never sees an extent reused under it.
+ */
+export class MetadataJournal implements MetadataListener {
+  readonly state: MetadataState;
+  readonly extents: ExtentStore;
+  readonly allocator: ExtentAllocator;
+  readonly recovery: RecoveryReport;
+  private readonly metaDir: string;
+
+  private walFd: number;
+  private walGeneration: number;
+  private walOffset: number;
+  private walBytesSinceCheckpoint = 0;
+
+  private buffer = Buffer.allocUnsafe(64 * 1024);
+  private bufferUsed = 0;
+  /** Generation of the records now being buffered; pins made now end when it commits. */
+  private bufferGeneration = 1;
+  private readonly pinnedExtents = new Map<number, number>();
+  private readonly pinnedChunks = new Map<Chunk, number>();
+  private readonly pinLists = new Map<number, { extents: number[]; chunks: Chunk[]; freed: number[] }>();
+
+  private readEpoch = 0;
+  private readonly readsByEpoch = new Map<number, number>();
+  private readonly quarantine: Array<{ epoch: number; extents: number[] }> = [];
+
+  private running: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+  private queuedCheckpoint = false;
+  private timer: NodeJS.Timeout | null = null;
+  private failure: Error | null = null;
+  private closed = false;
+
+  private constructor(
+    metaDir: string,
+    state: MetadataState,
+    extents: ExtentStore,
+    allocator: ExtentAllocator,
+    wal: { fd: number; generation: number },
+    recovery: RecoveryReport,
+  ) {
+    this.metaDir = metaDir;
+    this.state = state;
+    this.extents = extents;
+    this.allocator = allocator;
+    this.walFd = wal.fd;
+    this.walGeneration = wal.generation;
+    this.walOffset = WAL_HEADER_BYTES;
+    this.recovery = recovery;
+    state.listener = this;
+  }
+
+  /** Loads the checkpoint, replays the WAL, then starts a fresh segment behind a new checkpoint. */
+  static async open(metaDir: string, poolDir: string): Promise<MetadataJournal> {
+    const { state, walGeneration } = await readCheckpoint(metaDir);
+    const segments = (await listSegments(metaDir)).filter((g) => g >= walGeneration);
+    let replayed = 0;
+    let torn = 0;
+    for (const generation of segments) {
+      const decoded = decodeSegment(await fsp.readFile(path.join(metaDir, segmentName(generation))));
+      for (const record of decoded.records) applyRecord(state, record);
+      replayed += decoded.records.length;
+      torn += decoded.tornBytes;
+    }
+    const { store, spannedExtents } = await ExtentStore.open(poolDir, state.trackSize);
+    const allocator = new ExtentAllocator(Math.max(spannedExtents, state.extentHighWater()), (e) =>
+      e < state.refcounts.length ? state.refcounts[e] > 0 : false,
+    );
+    const generation = Math.max(walGeneration, ...segments) + 1;
+    const fd = await createSegment(metaDir, generation);
+    await writeCheckpoint(metaDir, serializeCheckpoint(state, generation));
+    await removeSegmentsBefore(metaDir, generation);
+    return new MetadataJournal(metaDir, state, store, allocator, { fd, generation }, {
+      checkpointGeneration: walGeneration,
+      replayedRecords: replayed,
+      replayedSegments: segments.length,
+      tornBytes: torn,
+    });
+  }
+
+  // --- logging ---
+
+  /** Applies a change and buffers its record. The change is durable after the next commit. */
+  log(record: WalRecord): void {
+    this.assertUsable();
+    const size = encodedSize(record);
+    if (this.bufferUsed + size > this.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.bufferUsed + size));
+      this.buffer.copy(grown, 0, 0, this.bufferUsed);
+      this.buffer = grown;
+    }
+    applyRecord(this.state, record);
+    this.bufferUsed = encodeRecord(record, this.buffer, this.bufferUsed);
+    if (this.bufferUsed >= EAGER_COMMIT_BYTES) void this.commit().catch(() => {});
+    else this.scheduleCommit();
+  }
+
+  private scheduleCommit(): void {
+    if (this.timer || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.commit().catch(() => {});
+    }, COMMIT_DELAY_MS);
+    this.timer.unref();
+  }
+
+  // --- MetadataListener: pins ---
+
+  private pinList(): { extents: number[]; chunks: Chunk[]; freed: number[] } {
+    let list = this.pinLists.get(this.bufferGeneration);
+    if (!list) {
+      list = { extents: [], chunks: [], freed: [] };
+      this.pinLists.set(this.bufferGeneration, list);
+    }
+    return list;
+  }
+
+  extentDereferenced(extent: number, remaining: number): void {
+    const list = this.pinList();
+    this.pinnedExtents.set(extent, this.bufferGeneration);
+    list.extents.push(extent);
+    if (remaining === 0) list.freed.push(extent);
+  }
+
+  chunkDereferenced(chunk: Chunk): void {
+    this.pinnedChunks.set(chunk, this.bufferGeneration);
+    this.pinList().chunks.push(chunk);
+  }
+
+  extentReferenced(): void {}
+
+  /** True when a write may overwrite this track's extent in place. */
+  canWriteInPlace(volume: VolumeMeta, track: number, extent: number): boolean {
+    if (!this.state.isExclusive(volume, track)) return false;
+    if (this.pinnedExtents.size > 0 && this.pinnedExtents.has(extent)) return false;
+    if (this.pinnedChunks.size > 0 && this.pinnedChunks.has(this.state.chunkOf(volume, track)!)) return false;
+    return true;
+  }
+
+  // --- read epochs ---
+
+  beginRead(): number {
+    const epoch = this.readEpoch;
+    this.readsByEpoch.set(epoch, (this.readsByEpoch.get(epoch) ?? 0) + 1);
+    return epoch;
+  }
+
+  endRead(epoch: number): void {
+    const count = this.readsByEpoch.get(epoch)! - 1;
+    if (count === 0) this.readsByEpoch.delete(epoch);
+    else this.readsByEpoch.set(epoch, count);
+    if (this.quarantine.length > 0) this.releaseQuarantine();
+  }
+
+  private releaseQuarantine(): void {
+    let oldestRead = Infinity;
+    for (const epoch of this.readsByEpoch.keys()) if (epoch < oldestRead) oldestRead = epoch;
+    while (this.quarantine.length > 0 && this.quarantine[0].epoch < oldestRead) {
+      for (const extent of this.quarantine.shift()!.extents) {
+        // An extent referenced again since (cannot happen today) stays in use.
+        if (this.state.refcounts[extent] === 0) this.allocator.release(extent);
+      }
+    }
+  }
+
+  // --- group commit ---
+
+  /**
+   * Makes every record logged and every data write completed before this
+   * call durable. Concurrent callers share commits.
+   */
+  commit(options: { checkpoint?: boolean } = {}): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (options.checkpoint) this.queuedCheckpoint = true;
+    if (this.queued) return this.queued;
+    if (!this.running) return this.start();
+    this.queued = this.running.then(
+      () => this.start(),
+      () => this.start(),
+    );
+    return this.queued;
+  }
+
+  private start(): Promise<void> {
+    this.queued = null;
+    if (this.failure) return Promise.reject(this.failure);
+    const checkpoint = this.queuedCheckpoint || this.walBytesSinceCheckpoint >= CHECKPOINT_WAL_BYTES;
+    this.queuedCheckpoint = false;
+    const run = this.runCommit(checkpoint).finally(() => {
+      if (this.running === run) this.running = null;
+    });
+    this.running = run;
+    return run;
+  }
+
+  private async runCommit(checkpoint: boolean): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const generation = this.bufferGeneration++;
+    const records = Buffer.from(this.buffer.subarray(0, this.bufferUsed));
+    this.bufferUsed = 0;
+    const oldFd = this.walFd;
+    const writeAt = this.walOffset;
+    this.walOffset += records.length;
+    this.walBytesSinceCheckpoint += records.length;
+    let image: Buffer | undefined;
+    let nextGeneration = 0;
+    if (checkpoint) {
+      // The switch point: the image holds every record logged so far; later
+      // records go to the next segment.
+      nextGeneration = this.walGeneration + 1;
+      image = serializeCheckpoint(this.state, nextGeneration);
+      this.walGeneration = nextGeneration;
+      this.walOffset = WAL_HEADER_BYTES;
+      this.walBytesSinceCheckpoint = 0;
+    }
+    try {
+      await this.extents.syncData();
+      if (records.length > 0) {
+        await pwriteAll(oldFd, records, writeAt);
+        await fdatasync(oldFd);
+      }
+      if (image) {
+        this.walFd = await createSegment(this.metaDir, nextGeneration);
+        await writeCheckpoint(this.metaDir, image);
+        fs.closeSync(oldFd);
+        await removeSegmentsBefore(this.metaDir, nextGeneration);
+      }
+    } catch (error) {
+      // A WAL that cannot be written leaves the metadata in doubt: stop taking changes.
+      this.failure = error instanceof Error ? error : new Error(String(error));
+      throw this.failure;
+    }
+    this.unpin(generation);
+  }
+
+  private unpin(generation: number): void {
+    const list = this.pinLists.get(generation);
+    if (!list) return;
+    this.pinLists.delete(generation);
+    for (const extent of list.extents) {
+      if (this.pinnedExtents.get(extent) === generation) this.pinnedExtents.delete(extent);
+    }
+    for (const chunk of list.chunks) {
+      if (this.pinnedChunks.get(chunk) === generation) this.pinnedChunks.delete(chunk);
+    }
+    if (list.freed.length > 0) {
+      this.quarantine.push({ epoch: this.readEpoch, extents: list.freed });
+      this.readEpoch++;
+      this.releaseQuarantine();
+    }
+  }
+
+  get pendingRecordBytes(): number {
+    return this.bufferUsed;
+  }
+
+  private assertUsable(): void {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new Error('the metadata journal is closed');
+  }
+
+  /** Commits with a checkpoint and closes every file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.commit({ checkpoint: true });
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    fs.closeSync(this.walFd);
+    this.extents.close();
+  }
+
+  /**
+   * For crash tests: stop as `kill -9` would. Buffered records are lost, but
+   * what was already handed to the kernel stays, as the page cache would keep
+   * it. `keepBytes` writes that many bytes of the pending records first, to
+   * model a torn group commit.
+   */
+  abandon(keepBytes = 0): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    const keep = Math.min(keepBytes, this.bufferUsed);
+    if (keep > 0 && !this.running) fs.writeSync(this.walFd, this.buffer, 0, keep, this.walOffset);
+    fs.closeSync(this.walFd);
+    this.extents.close();
+  }
+}
+
+async function createSegment(metaDir: string, generation: number): Promise<number> {
+  const file = path.join(metaDir, segmentName(generation));
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC, 0o600);
+  await pwriteAll(fd, segmentHeader(generation), 0);
+  await fdatasync(fd);
+  await syncDirectory(metaDir);
+  return fd;
+}
+
+async function removeSegmentsBefore(metaDir: string, generation: number): Promise<void> {
+  for (const old of await listSegments(metaDir)) {
+    if (old < generation) await fsp.unlink(path.join(metaDir, segmentName(old)));
+  }
+}
+
+function fdatasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+}

@@ -1,0 +1,254 @@
+/**
+ * The engine's metadata in memory: per volume a virtual track table (VTT)
+ * cut into chunks, and per extent a reference count.
+ *
+ * Two levels of sharing make snapshots flat in volume size: a snapshot
+ * shares the source's chunks (chunk.refs counts the volumes pointing at a
+ * chunk) and an extent's refcount counts the chunks pointing at it. A write
+ * into a shared chunk first gives the volume its own copy of that chunk.
+ *
+ * Every mutation here is deterministic and is driven by a WAL record, so the
+ * daemon (live) and recovery (replay) run the same code and reach the same
+ * state. What may only take effect once the record is durable (an extent or
+ * chunk becoming exclusive, an extent becoming free) is reported to the
+ * `MetadataListener` so the engine can pin it until the commit.
+ */
+
+export const CHUNK_TRACKS = 4096;
+export const CHUNK_SHIFT = 12;
+export const NO_EXTENT = 0xffffffff;
+
+export class Chunk {
+  readonly entries: Uint32Array;
+  /** Volumes whose VTT points at this chunk. */
+  refs = 1;
+  /** Entries that hold an extent. */
+  allocated = 0;
+
+  constructor(entries?: Uint32Array) {
+    this.entries = entries ?? new Uint32Array(CHUNK_TRACKS).fill(NO_EXTENT);
+  }
+}
+
+export interface VolumeMeta {
+  id: number;
+  sizeBytes: number;
+  trackCount: number;
+  chunks: Map<number, Chunk>;
+}
+
+/** Told about reference drops so the engine can defer their effect until durable. */
+export interface MetadataListener {
+  /** An extent's refcount dropped (it may now look exclusive, or be free at 0). */
+  extentDereferenced(extent: number, remaining: number): void;
+  /** A chunk lost a volume (it may now look exclusive). */
+  chunkDereferenced(chunk: Chunk): void;
+  /** An extent gained its first reference. */
+  extentReferenced(extent: number): void;
+}
+
+const silentListener: MetadataListener = {
+  extentDereferenced() {},
+  chunkDereferenced() {},
+  extentReferenced() {},
+};
+
+export class MetadataState {
+  readonly trackSize: number;
+  readonly volumes = new Map<number, VolumeMeta>();
+  /** refcounts[e] = chunks referencing extent e. Grows on demand. */
+  refcounts = new Uint32Array(1024);
+  /** Extents with a refcount above zero. */
+  usedExtents = 0;
+  /** Bumped by every mutation; lets callers cache derived figures. */
+  version = 0;
+  listener: MetadataListener = silentListener;
+
+  constructor(trackSize: number) {
+    this.trackSize = trackSize;
+  }
+
+  trackCountFor(sizeBytes: number): number {
+    return Math.ceil(sizeBytes / this.trackSize);
+  }
+
+  volume(id: number): VolumeMeta {
+    const volume = this.volumes.get(id);
+    if (!volume) throw new Error(`metadata: no volume ${id}`);
+    return volume;
+  }
+
+  /** The extent behind a track, or NO_EXTENT. */
+  lookup(volume: VolumeMeta, track: number): number {
+    const chunk = volume.chunks.get(Math.floor(track / CHUNK_TRACKS));
+    return chunk ? chunk.entries[track % CHUNK_TRACKS] : NO_EXTENT;
+  }
+
+  ensureRefcountCapacity(extent: number): void {
+    if (extent < this.refcounts.length) return;
+    let length = this.refcounts.length;
+    while (length <= extent) length *= 2;
+    const grown = new Uint32Array(length);
+    grown.set(this.refcounts);
+    this.refcounts = grown;
+  }
+
+  // --- mutations (one per WAL record type) ---
+
+  createVolume(id: number, sizeBytes: number): void {
+    if (this.volumes.has(id)) throw new Error(`metadata: volume ${id} exists`);
+    this.volumes.set(id, { id, sizeBytes, trackCount: this.trackCountFor(sizeBytes), chunks: new Map() });
+    this.version++;
+  }
+
+  resizeVolume(id: number, sizeBytes: number): void {
+    const volume = this.volume(id);
+    const trackCount = this.trackCountFor(sizeBytes);
+    if (trackCount < volume.trackCount) {
+      // Shrinking is refused by the engine; replay of an old format would land here.
+      throw new Error(`metadata: volume ${id} cannot shrink`);
+    }
+    volume.sizeBytes = sizeBytes;
+    volume.trackCount = trackCount;
+    this.version++;
+  }
+
+  deleteVolume(id: number): void {
+    const volume = this.volume(id);
+    for (const chunk of volume.chunks.values()) this.dereferenceChunk(chunk);
+    this.volumes.delete(id);
+    this.version++;
+  }
+
+  snapshotVolume(sourceId: number, targetId: number): void {
+    const source = this.volume(sourceId);
+    if (this.volumes.has(targetId)) throw new Error(`metadata: volume ${targetId} exists`);
+    const chunks = new Map<number, Chunk>();
+    for (const [index, chunk] of source.chunks) {
+      chunk.refs++;
+      chunks.set(index, chunk);
+    }
+    this.volumes.set(targetId, { id: targetId, sizeBytes: source.sizeBytes, trackCount: source.trackCount, chunks });
+    this.version++;
+  }
+
+  /** Points a track at an extent (the extent's data is already written). */
+  mapTrack(id: number, track: number, extent: number): void {
+    const volume = this.volume(id);
+    if (track >= volume.trackCount) throw new Error(`metadata: track ${track} past the end of volume ${id}`);
+    const chunk = this.ownChunk(volume, Math.floor(track / CHUNK_TRACKS), true)!;
+    const slot = track % CHUNK_TRACKS;
+    const previous = chunk.entries[slot];
+    if (previous === extent) return;
+    this.reference(extent);
+    chunk.entries[slot] = extent;
+    if (previous === NO_EXTENT) chunk.allocated++;
+    else this.dereference(previous);
+    this.version++;
+  }
+
+  /** Releases a run of tracks (trim). */
+  unmapTracks(id: number, track: number, count: number): void {
+    const volume = this.volume(id);
+    const end = Math.min(track + count, volume.trackCount);
+    let current = track;
+    while (current < end) {
+      const chunkIndex = Math.floor(current / CHUNK_TRACKS);
+      const chunkEnd = Math.min(end, (chunkIndex + 1) * CHUNK_TRACKS);
+      const existing = volume.chunks.get(chunkIndex);
+      if (existing && chunkHasAllocation(existing, current % CHUNK_TRACKS, chunkEnd - chunkIndex * CHUNK_TRACKS)) {
+        const chunk = this.ownChunk(volume, chunkIndex, false)!;
+        for (let t = current; t < chunkEnd; t++) {
+          const slot = t % CHUNK_TRACKS;
+          const extent = chunk.entries[slot];
+          if (extent === NO_EXTENT) continue;
+          chunk.entries[slot] = NO_EXTENT;
+          chunk.allocated--;
+          this.dereference(extent);
+        }
+        if (chunk.allocated === 0) {
+          volume.chunks.delete(chunkIndex);
+          // A private empty chunk references nothing; dropping it needs no pin.
+        }
+      }
+      current = chunkEnd;
+    }
+    this.version++;
+  }
+
+  // --- reference counting ---
+
+  /**
+   * Gives the volume a chunk of its own at `index`: creates it when absent
+   * (if `create`), copies it when shared.
+   */
+  private ownChunk(volume: VolumeMeta, index: number, create: boolean): Chunk | undefined {
+    const chunk = volume.chunks.get(index);
+    if (!chunk) {
+      if (!create) return undefined;
+      const fresh = new Chunk();
+      volume.chunks.set(index, fresh);
+      return fresh;
+    }
+    if (chunk.refs === 1) return chunk;
+    const copy = new Chunk(chunk.entries.slice());
+    copy.allocated = chunk.allocated;
+    for (let slot = 0; slot < CHUNK_TRACKS; slot++) {
+      const extent = copy.entries[slot];
+      if (extent !== NO_EXTENT) this.reference(extent);
+    }
+    volume.chunks.set(index, copy);
+    this.dereferenceChunk(chunk);
+    return copy;
+  }
+
+  private reference(extent: number): void {
+    this.ensureRefcountCapacity(extent);
+    if (this.refcounts[extent]++ === 0) {
+      this.usedExtents++;
+      this.listener.extentReferenced(extent);
+    }
+  }
+
+  private dereference(extent: number): void {
+    const remaining = --this.refcounts[extent];
+    if (remaining === 0) this.usedExtents--;
+    this.listener.extentDereferenced(extent, remaining);
+  }
+
+  private dereferenceChunk(chunk: Chunk): void {
+    chunk.refs--;
+    if (chunk.refs > 0) {
+      this.listener.chunkDereferenced(chunk);
+      return;
+    }
+    for (let slot = 0; slot < CHUNK_TRACKS; slot++) {
+      const extent = chunk.entries[slot];
+      if (extent !== NO_EXTENT) this.dereference(extent);
+    }
+  }
+
+  /** True when no other volume can see this track's extent (through a shared chunk or extent). */
+  isExclusive(volume: VolumeMeta, track: number): boolean {
+    const chunk = volume.chunks.get(Math.floor(track / CHUNK_TRACKS));
+    if (!chunk || chunk.refs !== 1) return false;
+    const extent = chunk.entries[track % CHUNK_TRACKS];
+    return extent !== NO_EXTENT && this.refcounts[extent] === 1;
+  }
+
+  chunkOf(volume: VolumeMeta, track: number): Chunk | undefined {
+    return volume.chunks.get(Math.floor(track / CHUNK_TRACKS));
+  }
+
+  /** Highest extent index referenced + 1. */
+  extentHighWater(): number {
+    for (let e = this.refcounts.length - 1; e >= 0; e--) if (this.refcounts[e] !== 0) return e + 1;
+    return 0;
+  }
+}
+
+function chunkHasAllocation(chunk: Chunk, from: number, to: number): boolean {
+  if (chunk.allocated === 0) return false;
+  for (let slot = from; slot < to; slot++) if (chunk.entries[slot] !== NO_EXTENT) return true;
+  return false;
+}

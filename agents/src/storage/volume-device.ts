@@ -1,0 +1,343 @@
+import { ProblemError } from '@tandem/contract';
+import type { AllocationRun, BlockDevice, IoOptions, WriteZeroesOptions } from './block-device.ts';
+import type { MetadataJournal } from './journal.ts';
+import { CHUNK_TRACKS, NO_EXTENT, type VolumeMeta } from './metadata.ts';
+import { RangeLock, type RangeHold } from './range-lock.ts';
+import { RecordType } from './wal.ts';
+
+const PAGE = 4096;
+const ZEROES = Buffer.alloc(1 << 20);
+
+/**
+ * One volume as a block device: the engine's read and write path.
+ *
+ * A write overwrites an extent in place only when the extent is the
+ * volume's alone (not shared, not pinned by an uncommitted change) and the
+ * write stays inside one 4 KiB page, which the kernel copies whole even if
+ * the process is killed. Every other write goes to newly allocated extents
+ * (redirect-on-write; read-modify-write for partial tracks) and is then
+ * mapped by a WAL record, so after a crash a track reads its old or its new
+ * content, never a mix.
+ */
+export class VolumeDevice implements BlockDevice {
+  readonly name: string;
+  readonly readOnly: boolean;
+  readonly trackSize: number;
+  readonly lock = new RangeLock();
+  private readonly journal: MetadataJournal;
+  private readonly volume: VolumeMeta;
+  private openers = 0;
+  private deleted = false;
+
+  constructor(journal: MetadataJournal, volume: VolumeMeta, name: string, readOnly: boolean) {
+    this.journal = journal;
+    this.volume = volume;
+    this.name = name;
+    this.readOnly = readOnly;
+    this.trackSize = journal.state.trackSize;
+  }
+
+  get id(): number {
+    return this.volume.id;
+  }
+
+  get sizeBytes(): number {
+    return this.volume.sizeBytes;
+  }
+
+  get openCount(): number {
+    return this.openers;
+  }
+
+  retain(): void {
+    this.openers++;
+  }
+
+  release(): void {
+    if (this.openers > 0) this.openers--;
+  }
+
+  /** Called by the engine when the volume is deleted: later I/O fails cleanly. */
+  markDeleted(): void {
+    this.deleted = true;
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (this.deleted) throw new ProblemError('not-found', `volume ${this.name} was deleted`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw new ProblemError('out-of-range', 'offset and length must be non-negative integers');
+    }
+    if (offset + length > this.volume.sizeBytes) {
+      throw new ProblemError(
+        'out-of-range',
+        `${length} bytes at ${offset} reach past the end of ${this.name} (${this.volume.sizeBytes} bytes)`,
+      );
+    }
+  }
+
+  private checkWritable(): void {
+    if (this.readOnly) throw new ProblemError('read-only', `${this.name} is read-only`);
+  }
+
+  // --- reads ---
+
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    const length = target.length;
+    this.checkRange(offset, length);
+    if (length === 0) return;
+    const { journal, volume, trackSize } = this;
+    const state = journal.state;
+    const end = offset + length;
+    const last = Math.floor((end - 1) / trackSize);
+    const epoch = journal.beginRead();
+    try {
+      const reads: Promise<void>[] = [];
+      let track = Math.floor(offset / trackSize);
+      while (track <= last) {
+        const segmentStart = Math.max(offset, track * trackSize);
+        const extent = state.lookup(volume, track);
+        if (extent === NO_EXTENT) {
+          // Skip the whole unallocated stretch (cheaply, a chunk at a time when absent).
+          let next = track + 1;
+          while (next <= last && state.lookup(volume, next) === NO_EXTENT) {
+            next = volume.chunks.has(Math.floor(next / CHUNK_TRACKS))
+              ? next + 1
+              : (Math.floor(next / CHUNK_TRACKS) + 1) * CHUNK_TRACKS;
+          }
+          const stop = Math.min(end, next * trackSize);
+          target.fill(0, segmentStart - offset, stop - offset);
+          track = next;
+          continue;
+        }
+        // Extend the read over following tracks held in the next extents of the same file.
+        let runTracks = 1;
+        const limit = journal.extents.runLimit(extent);
+        while (
+          track + runTracks <= last &&
+          runTracks < limit &&
+          state.lookup(volume, track + runTracks) === extent + runTracks
+        ) {
+          runTracks++;
+        }
+        const stop = Math.min(end, (track + runTracks) * trackSize);
+        reads.push(
+          journal.extents.read(extent, segmentStart - track * trackSize, target.subarray(segmentStart - offset, stop - offset)),
+        );
+        track += runTracks;
+      }
+      await Promise.all(reads);
+    } finally {
+      journal.endRead(epoch);
+    }
+  }
+
+  allocationMap(offset: number, length: number): AllocationRun[] {
+    this.checkRange(offset, length);
+    const runs: AllocationRun[] = [];
+    const { volume, trackSize } = this;
+    const state = this.journal.state;
+    const end = offset + length;
+    let position = offset;
+    const push = (stop: number, allocated: boolean) => {
+      const previous = runs[runs.length - 1];
+      if (previous && previous.allocated === allocated) previous.length += stop - position;
+      else runs.push({ length: stop - position, allocated });
+      position = stop;
+    };
+    while (position < end) {
+      const track = Math.floor(position / trackSize);
+      const chunkIndex = Math.floor(track / CHUNK_TRACKS);
+      if (!volume.chunks.has(chunkIndex)) {
+        push(Math.min(end, (chunkIndex + 1) * CHUNK_TRACKS * trackSize), false);
+        continue;
+      }
+      push(Math.min(end, (track + 1) * trackSize), state.lookup(volume, track) !== NO_EXTENT);
+    }
+    return runs;
+  }
+
+  // --- writes ---
+
+  async write(offset: number, data: Buffer, options?: IoOptions): Promise<void> {
+    this.checkWritable();
+    this.checkRange(offset, data.length);
+    if (data.length > 0) {
+      const first = Math.floor(offset / this.trackSize);
+      const end = Math.floor((offset + data.length - 1) / this.trackSize) + 1;
+      const hold = this.lock.tryAcquire(first, end) ?? (await this.lock.acquire(first, end));
+      try {
+        await this.writeLocked(offset, data);
+      } finally {
+        this.lock.release(hold);
+      }
+    }
+    if (options?.fua) await this.journal.commit();
+  }
+
+  async trim(offset: number, length: number, options?: IoOptions): Promise<void> {
+    await this.zeroRange(offset, length, false, options);
+  }
+
+  async writeZeroes(offset: number, length: number, options?: WriteZeroesOptions): Promise<void> {
+    await this.zeroRange(offset, length, options?.noHole ?? false, options);
+  }
+
+  async flush(): Promise<void> {
+    await this.journal.commit();
+  }
+
+  private async zeroRange(offset: number, length: number, noHole: boolean, options?: IoOptions): Promise<void> {
+    this.checkWritable();
+    this.checkRange(offset, length);
+    if (length > 0) {
+      const { trackSize } = this;
+      const end = offset + length;
+      const first = Math.floor(offset / trackSize);
+      const last = Math.floor((end - 1) / trackSize) + 1;
+      const hold: RangeHold = this.lock.tryAcquire(first, last) ?? (await this.lock.acquire(first, last));
+      try {
+        if (noHole) {
+          for (let position = offset; position < end; position += ZEROES.length) {
+            await this.writeLocked(position, ZEROES.subarray(0, Math.min(ZEROES.length, end - position)));
+          }
+        } else {
+          const fullStart = Math.ceil(offset / trackSize);
+          const fullEnd = Math.floor(end / trackSize);
+          if (fullStart < fullEnd) {
+            await this.zeroPartial(offset, Math.min(end, fullStart * trackSize));
+            if (this.hasAllocation(fullStart, fullEnd)) {
+              this.journal.log({
+                type: RecordType.UnmapTracks,
+                volume: this.volume.id,
+                track: fullStart,
+                count: fullEnd - fullStart,
+              });
+            }
+            await this.zeroPartial(Math.max(offset, fullEnd * trackSize), end);
+          } else {
+            await this.zeroPartial(offset, end);
+          }
+        }
+      } finally {
+        this.lock.release(hold);
+      }
+    }
+    if (options?.fua) await this.journal.commit();
+  }
+
+  /** Zeroes [from, to) inside tracks that are allocated; unallocated ones already read as zeroes. */
+  private async zeroPartial(from: number, to: number): Promise<void> {
+    const { trackSize } = this;
+    for (let position = from; position < to; ) {
+      const track = Math.floor(position / trackSize);
+      const stop = Math.min(to, (track + 1) * trackSize);
+      if (this.journal.state.lookup(this.volume, track) !== NO_EXTENT) {
+        await this.writeLocked(position, ZEROES.subarray(0, stop - position));
+      }
+      position = stop;
+    }
+  }
+
+  private hasAllocation(fromTrack: number, toTrack: number): boolean {
+    const state = this.journal.state;
+    for (let track = fromTrack; track < toTrack; ) {
+      const chunkIndex = Math.floor(track / CHUNK_TRACKS);
+      const chunkEnd = Math.min(toTrack, (chunkIndex + 1) * CHUNK_TRACKS);
+      const chunk = this.volume.chunks.get(chunkIndex);
+      if (chunk) {
+        for (let t = track; t < chunkEnd; t++) if (state.lookup(this.volume, t) !== NO_EXTENT) return true;
+      }
+      track = chunkEnd;
+    }
+    return false;
+  }
+
+  /** The write path proper; the caller holds the range lock over the touched tracks. */
+  private async writeLocked(offset: number, data: Buffer): Promise<void> {
+    const { journal, volume, trackSize } = this;
+    const state = journal.state;
+    const end = offset + data.length;
+    const first = Math.floor(offset / trackSize);
+    const last = Math.floor((end - 1) / trackSize);
+    const io: Promise<void>[] = [];
+    const remaps: Array<{ track: number; count: number; extent: number }> = [];
+    let track = first;
+    while (track <= last) {
+      const segmentStart = Math.max(offset, track * trackSize);
+      const segmentEnd = Math.min(end, (track + 1) * trackSize);
+      const within = segmentStart - track * trackSize;
+      if (this.writesInPlace(track, offset, end)) {
+        const extent = state.lookup(volume, track);
+        io.push(journal.extents.write(extent, within, data.subarray(segmentStart - offset, segmentEnd - offset)));
+        track++;
+        continue;
+      }
+      // Redirect-on-write for a run of tracks: as many as the allocator gives consecutively.
+      let runEnd = track + 1;
+      while (runEnd <= last && !this.writesInPlace(runEnd, offset, end)) runEnd++;
+      const run = journal.allocator.allocateRun(runEnd - track, (e) => journal.extents.runLimit(e));
+      const runStart = track * trackSize;
+      const runStop = (track + run.count) * trackSize;
+      let payload: Buffer;
+      if (runStart >= offset && runStop <= end) {
+        payload = data.subarray(runStart - offset, runStop - offset);
+      } else {
+        payload = Buffer.allocUnsafe(run.count * trackSize);
+        await this.fillOld(payload, track, run.count, offset, end);
+        const copyFrom = Math.max(offset, runStart);
+        const copyTo = Math.min(end, runStop);
+        data.copy(payload, copyFrom - runStart, copyFrom - offset, copyTo - offset);
+      }
+      io.push(journal.extents.write(run.start, 0, payload));
+      remaps.push({ track, count: run.count, extent: run.start });
+      track += run.count;
+    }
+    const results = await Promise.allSettled(io);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      for (const remap of remaps) for (let i = 0; i < remap.count; i++) journal.allocator.release(remap.extent + i);
+      throw failed.reason;
+    }
+    for (const remap of remaps) {
+      for (let i = 0; i < remap.count; i++) {
+        journal.log({ type: RecordType.MapTrack, volume: volume.id, track: remap.track + i, extent: remap.extent + i });
+      }
+    }
+  }
+
+  /**
+   * Whether the part of [offset, end) inside this track is written in place:
+   * the extent is the volume's alone and the part stays inside one page.
+   */
+  private writesInPlace(track: number, offset: number, end: number): boolean {
+    const trackStart = track * this.trackSize;
+    const within = Math.max(offset, trackStart) - trackStart;
+    const last = Math.min(end, trackStart + this.trackSize) - trackStart - 1;
+    if (Math.floor(within / PAGE) !== Math.floor(last / PAGE)) return false;
+    const extent = this.journal.state.lookup(this.volume, track);
+    return extent !== NO_EXTENT && this.journal.canWriteInPlace(this.volume, track, extent);
+  }
+
+  /**
+   * Fills the head and tail tracks of a redirected run that the write covers
+   * only partly with their current content (zeroes when unallocated).
+   */
+  private async fillOld(payload: Buffer, firstTrack: number, count: number, offset: number, end: number): Promise<void> {
+    const { trackSize } = this;
+    const reads: Promise<void>[] = [];
+    const edges = new Set<number>([firstTrack, firstTrack + count - 1]);
+    for (const track of edges) {
+      const trackStart = track * trackSize;
+      const covered = trackStart >= offset && trackStart + trackSize <= end;
+      if (covered) continue;
+      const slot = payload.subarray((track - firstTrack) * trackSize, (track - firstTrack + 1) * trackSize);
+      const extent = this.journal.state.lookup(this.volume, track);
+      if (extent === NO_EXTENT) slot.fill(0);
+      else {
+        const epoch = this.journal.beginRead();
+        reads.push(this.journal.extents.read(extent, 0, slot).finally(() => this.journal.endRead(epoch)));
+      }
+    }
+    await Promise.all(reads);
+  }
+}
