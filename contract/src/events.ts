@@ -8,6 +8,17 @@ export type Severity = z.infer<typeof SeveritySchema>;
  * every connected console. `type` is a dotted name (`volume.created`,
  * `snapshot.created`, `agent.started`, `client.paired`, …).
  */
+/** Event types the agent records today. `type` stays an open string so newer agents can add more. */
+export const agentEventTypes = {
+  agentStarted: 'agent.started',
+  agentStopped: 'agent.stopped',
+  clientPaired: 'client.paired',
+  volumeCreated: 'volume.created',
+  volumeResized: 'volume.resized',
+  volumeDeleted: 'volume.deleted',
+  snapshotCreated: 'snapshot.created',
+} as const;
+
 export const AgentEventSchema = z.object({
   id: z.number().int(),
   time: z.string(),
@@ -27,7 +38,11 @@ export const EventListQuerySchema = z.object({
 export const EventListSchema = z.object({ events: z.array(AgentEventSchema) });
 export type EventList = z.infer<typeof EventListSchema>;
 
-/** Frames on the event WebSocket (agent -> client). */
+/**
+ * Frames on the event WebSocket (agent -> client). The first frame is
+ * `hello`; then one `event` frame per event recorded after the connection
+ * opened. A client that missed events reads `GET /v1/events?after=` first.
+ */
 export const EventStreamMessageSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('hello'), site: z.string(), agentId: z.string(), lastEventId: z.number() }),
   z.object({ kind: z.literal('event'), event: AgentEventSchema }),

@@ -1,0 +1,153 @@
+/**
+ * The agent daemon: one storage engine, the control API, the NBD listener,
+ * run.json and the data-dir lock, with a clean shutdown on SIGTERM/SIGINT.
+ */
+// Worker threads serve the pool's file I/O; Node's default of 4 is thin for
+// pipelined NBD. This only takes effect if nothing used the thread pool yet
+// (true for a CommonJS entry, not for an ESM one: set it in the environment).
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
+import { createRequire } from 'node:module';
+import pino, { type Logger } from 'pino';
+import { agentEventTypes, type AgentInfo } from '@tandem/contract';
+import { startApiServer, formatHostPort, type ApiServer } from './api/server.ts';
+import type { RunInfo } from './data-dir.ts';
+import { DataDirLock, readIdentity, removeRunInfo, writeRunInfo } from './cli/data-dir-files.ts';
+import { NbdServer } from './nbd/server.ts';
+import { StorageEngine } from './storage/engine.ts';
+import { loadServerTls } from './tls/files.ts';
+
+export const agentVersion: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface AgentOptions {
+  dataDir: string;
+  api: HostPort;
+  /** NBD over TCP; null for none. */
+  nbd: HostPort | null;
+  /** NBD over a Unix socket; null for none. */
+  nbdSocket: string | null;
+  logger?: Logger;
+}
+
+export interface RunningAgent {
+  info: AgentInfo;
+  runInfo: RunInfo;
+  /** Stops listening, closes the engine, removes run.json and releases the lock. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts everything; on any failure undoes what was started and rethrows. */
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const { dataDir } = options;
+  const identity = await readIdentity(dataDir);
+  const lock = DataDirLock.acquireSync(dataDir);
+  const undo: Array<() => Promise<void> | void> = [() => lock.release()];
+  const rollback = async () => {
+    for (const step of undo.reverse()) await Promise.resolve(step()).catch(() => {});
+  };
+  try {
+    const tls = await loadServerTls(dataDir);
+    const engine = await StorageEngine.open(dataDir);
+    undo.push(() => engine.close());
+    const startedAt = new Date().toISOString();
+    const runInfo: RunInfo = { pid: process.pid, apiAddress: '', nbdAddress: null, nbdSocket: null, startedAt };
+    const info = (): AgentInfo => ({
+      site: identity.site,
+      agentId: identity.agentId,
+      version: agentVersion,
+      trackSize: engine.trackSize,
+      startedAt,
+      apiAddress: runInfo.apiAddress,
+      nbdAddress: runInfo.nbdAddress,
+      nbdSocket: runInfo.nbdSocket,
+      certificateFingerprint: tls.fingerprint,
+    });
+    const api: ApiServer = await startApiServer({
+      host: options.api.host,
+      port: options.api.port,
+      tls,
+      deps: { engine, authority: tls.authority, agentInfo: info },
+      logger: logger.child({ component: 'api' }),
+    });
+    undo.push(() => api.close());
+    runInfo.apiAddress = api.address;
+    const nbd = new NbdServer({ exports: engine.exports, logger: logger.child({ component: 'nbd' }) });
+    undo.push(() => nbd.close());
+    if (options.nbd) {
+      const bound = await nbd.listenTcp(options.nbd.host, options.nbd.port);
+      runInfo.nbdAddress = formatHostPort(bound.host, bound.port);
+    }
+    if (options.nbdSocket) {
+      await nbd.listenUnix(options.nbdSocket);
+      runInfo.nbdSocket = options.nbdSocket;
+    }
+    await writeRunInfo(dataDir, runInfo);
+    undo.push(() => removeRunInfo(dataDir));
+    engine.catalog.recordEvent(agentEventTypes.agentStarted, 'info', identity.site, `agent ${identity.site} started`, {
+      pid: process.pid,
+      version: agentVersion,
+      apiAddress: runInfo.apiAddress,
+      nbdAddress: runInfo.nbdAddress,
+    });
+    logger.info({ api: runInfo.apiAddress, nbd: runInfo.nbdAddress, nbdSocket: runInfo.nbdSocket }, 'agent started');
+
+    let closing: Promise<void> | undefined;
+    const close = () => {
+      closing ??= (async () => {
+        logger.info('agent stopping');
+        // Data path first so no write lands after the engine's final checkpoint.
+        await nbd.close().catch((error: unknown) => logger.error({ err: error }, 'closing NBD failed'));
+        await api.close().catch((error: unknown) => logger.error({ err: error }, 'closing the API failed'));
+        try {
+          engine.catalog.recordEvent(agentEventTypes.agentStopped, 'info', identity.site, `agent ${identity.site} stopped`);
+        } catch (error) {
+          logger.error({ err: error }, 'recording agent.stopped failed');
+        }
+        await engine.close();
+        await removeRunInfo(dataDir);
+        lock.release();
+        logger.info('agent stopped');
+      })();
+      return closing;
+    };
+    return { info: info(), runInfo: { ...runInfo }, close };
+  } catch (error) {
+    await rollback();
+    throw error;
+  }
+}
+
+/** Runs until SIGTERM or SIGINT, then shuts down cleanly; a second signal forces exit. */
+export function closeOnSignals(agent: RunningAgent, logger: Logger, timeoutMs = 30_000): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting without a clean shutdown');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      logger.error('clean shutdown timed out');
+      process.exit(1);
+    }, timeoutMs);
+    timer.unref();
+    agent.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+export { formatHostPort, DataDirLock, readIdentity };

@@ -1,0 +1,55 @@
+import { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ProblemError } from '@tandem/contract';
+import type { Catalog } from '../storage/catalog.ts';
+import { isClientActive } from '../tls/pairing.ts';
+
+/** Who made an authenticated request: the serial and subject of its client certificate. */
+export interface ClientIdentity {
+  serial: string;
+  subject: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    client: ClientIdentity | null;
+  }
+  interface FastifyContextConfig {
+    /** The route answers without a client certificate (health probe, pairing). */
+    public?: boolean;
+  }
+}
+
+/**
+ * The identity of the request's client certificate, or a reason why there is
+ * none. TLS has already checked the chain against the agent's CA (the server
+ * runs with `requestCert` but without `rejectUnauthorized`, so that health and
+ * pairing stay reachable); here we also refuse revoked and unknown serials.
+ */
+function authenticate(request: FastifyRequest, catalog: Catalog): ClientIdentity {
+  const socket = request.raw.socket;
+  if (!(socket instanceof TLSSocket)) {
+    throw new ProblemError('unauthenticated', 'this route needs a client certificate; pair with the agent first');
+  }
+  const certificate = socket.getPeerCertificate();
+  if (!certificate || !certificate.serialNumber) {
+    throw new ProblemError('unauthenticated', 'this route needs a client certificate; pair with the agent first');
+  }
+  if (!socket.authorized) {
+    throw new ProblemError('unauthenticated', 'the client certificate was not issued by this agent');
+  }
+  if (!isClientActive(catalog.db, certificate.serialNumber)) {
+    throw new ProblemError('unauthenticated', 'the client certificate is revoked or unknown to this agent');
+  }
+  const commonName = certificate.subject?.CN;
+  return { serial: certificate.serialNumber, subject: Array.isArray(commonName) ? commonName.join(', ') : (commonName ?? '') };
+}
+
+/** Every route needs a client certificate signed by the agent's CA unless it is marked `config: {public: true}`. */
+export function installAuthentication(app: FastifyInstance, catalog: Catalog): void {
+  app.decorateRequest('client', null);
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config?.public === true) return;
+    request.client = authenticate(request, catalog);
+  });
+}

@@ -1,0 +1,184 @@
+import { access } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { formatSize } from '@tandem/contract';
+import { dataDirPaths } from '../../data-dir.ts';
+import { DataDirLock, readIdentity, readRunInfo } from '../data-dir-files.ts';
+import { dataOption, jsonOption, parseHostPort, parseSiteName, parseTrackSize } from '../arguments.ts';
+import { CliError, formatFields, print, printJson } from '../output.ts';
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+interface InitOptions {
+  data: string;
+  site: string;
+  trackSize: number;
+  json?: boolean;
+}
+
+async function init(options: InitOptions): Promise<void> {
+  const paths = dataDirPaths(options.data);
+  if (await exists(paths.identity)) {
+    throw new CliError(`${paths.root} is already an agent data dir (agent.json exists)`, 1, 'already-exists');
+  }
+  const [{ initDataDir }, { initTls }, { Catalog }, { recordClient }] = await Promise.all([
+    import('../../storage/init.ts'),
+    import('../../tls/files.ts'),
+    import('../../storage/catalog.ts'),
+    import('../../tls/pairing.ts'),
+  ]);
+  await initDataDir(paths.root, { site: options.site, trackSize: options.trackSize });
+  const identity = await readIdentity(paths.root);
+  const tls = await initTls(paths.root, identity);
+  const catalog = new Catalog(paths.catalog);
+  try {
+    recordClient(catalog.db, { serial: tls.adminSerial, name: 'local-admin', fingerprint: tls.adminFingerprint });
+  } finally {
+    catalog.close();
+  }
+  const result = {
+    dataDir: paths.root,
+    site: identity.site,
+    agentId: identity.agentId,
+    trackSize: identity.trackSize,
+    certificateFingerprint: tls.serverFingerprint,
+  };
+  if (options.json) return printJson(result);
+  print(`initialized ${paths.root}`);
+  print(
+    formatFields([
+      ['site', result.site],
+      ['agent id', result.agentId],
+      ['track size', formatSize(result.trackSize)],
+      ['certificate', result.certificateFingerprint],
+    ]),
+  );
+}
+
+interface RunOptions {
+  data: string;
+  api: { host: string; port: number };
+  nbd: { host: string; port: number } | false;
+  nbdSocket?: string;
+  logLevel: string;
+}
+
+async function run(options: RunOptions): Promise<void> {
+  const [{ default: pino }, { startAgent, closeOnSignals }] = await Promise.all([import('pino'), import('../../agent.ts')]);
+  const logger = pino({ level: options.logLevel, base: { pid: process.pid } }, pino.destination(2));
+  const agent = await startAgent({
+    dataDir: options.data,
+    api: options.api,
+    nbd: options.nbd === false ? null : options.nbd,
+    nbdSocket: options.nbdSocket ?? null,
+    logger,
+  });
+  closeOnSignals(agent, logger);
+  const { info } = agent;
+  const fields: Array<[string, string]> = [
+    ['site', `${info.site} (agent ${info.agentId}, version ${info.version})`],
+    ['api', `https://${info.apiAddress}`],
+  ];
+  if (info.nbdAddress) fields.push(['nbd', `nbd://${info.nbdAddress}`]);
+  if (info.nbdSocket) fields.push(['nbd socket', info.nbdSocket]);
+  fields.push(['certificate', info.certificateFingerprint]);
+  print(formatFields(fields));
+  print('ready');
+}
+
+async function token(options: { data: string; json?: boolean }): Promise<void> {
+  const paths = dataDirPaths(options.data);
+  await readIdentity(paths.root);
+  const [{ Catalog }, { createPairingToken }, { certificateFingerprint }, { tlsPaths }, { readFile }] = await Promise.all([
+    import('../../storage/catalog.ts'),
+    import('../../tls/pairing.ts'),
+    import('../../tls/fingerprint.ts'),
+    import('../../tls/files.ts'),
+    import('node:fs/promises'),
+  ]);
+  const fingerprint = certificateFingerprint(await readFile(tlsPaths(paths.root).serverCertificate, 'utf8'));
+  const catalog = new Catalog(paths.catalog);
+  let created: { token: string; expiresAt: string };
+  try {
+    created = createPairingToken(catalog.db);
+  } finally {
+    catalog.close();
+  }
+  if (options.json) return printJson({ ...created, certificateFingerprint: fingerprint });
+  print(created.token);
+  process.stderr.write(
+    `one-time pairing token, valid until ${created.expiresAt}; it is not shown again.\n` +
+      `the agent's certificate fingerprint is ${fingerprint}\n`,
+  );
+}
+
+async function check(options: { data: string; json?: boolean }): Promise<void> {
+  const paths = dataDirPaths(options.data);
+  await readIdentity(paths.root);
+  let lock: DataDirLock;
+  try {
+    lock = DataDirLock.acquireSync(paths.root);
+  } catch {
+    const running = await readRunInfo(paths.root);
+    const who = running ? `an agent (pid ${running.pid})` : 'another process';
+    throw new CliError(`${who} is using ${paths.root}; stop it before checking the pool offline`, 1, 'conflict');
+  }
+  let report: { clean: boolean; problems: string[]; summary: unknown };
+  try {
+    const { checkDataDir } = await import('../../storage/check.ts');
+    report = await checkDataDir(paths.root);
+  } finally {
+    lock.release();
+  }
+  if (options.json) printJson(report);
+  else {
+    const summary = typeof report.summary === 'string' ? report.summary : JSON.stringify(report.summary);
+    if (report.clean) print(`clean: ${summary}`);
+    else {
+      print(`NOT CLEAN: ${report.problems.length} problem(s) in ${paths.root}`);
+      for (const problem of report.problems) print(`  - ${problem}`);
+      print(summary);
+    }
+  }
+  if (!report.clean) process.exitCode = 1;
+}
+
+export function registerSetupCommands(program: Command): void {
+  program
+    .command('init')
+    .description('create a data dir: pool, metadata, catalog, CA and certificates')
+    .addOption(dataOption())
+    .requiredOption('--site <name>', 'site name', parseSiteName)
+    .option('--track-size <size>', 'track size, a power of two from 4K to 1M', parseTrackSize, 64 * 1024)
+    .addOption(jsonOption())
+    .action(init);
+
+  program
+    .command('run')
+    .description('run the agent: control API (HTTPS) and NBD')
+    .addOption(dataOption())
+    .option('--api <host:port>', 'control API address', parseHostPort, { host: '127.0.0.1', port: 7450 })
+    .option('--nbd <host:port>', 'NBD TCP address', parseHostPort, { host: '127.0.0.1', port: 10809 })
+    .option('--no-nbd', 'no NBD TCP listener')
+    .option('--nbd-socket <path>', 'also serve NBD on a Unix socket')
+    .option('--log-level <level>', 'pino log level (logs go to stderr)', process.env.TANDEM_LOG_LEVEL ?? 'info')
+    .action(run);
+
+  program
+    .command('token')
+    .description('print a one-time pairing token (valid 15 minutes)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(token);
+
+  program
+    .command('check')
+    .description('verify a stopped agent\'s pool and metadata offline')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action(check);
+}

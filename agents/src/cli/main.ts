@@ -1,0 +1,44 @@
+/**
+ * `tandem-agent`: the agent daemon (`run`), its set-up commands and the
+ * admin commands that talk to a running agent as the local admin.
+ */
+import { Command, CommanderError } from 'commander';
+import { registerAdminCommands } from './commands/admin.ts';
+import { registerSetupCommands } from './commands/setup.ts';
+import { reportError } from './output.ts';
+
+/** Exit codes: 0 done, 1 refused or failed, 2 usage error. */
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('tandem-agent')
+    .description('Tandem storage agent: thin volumes over NBD, replication, control API')
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({
+      // Usage errors carry a problem code like every other error.
+      outputError: (text, write) => write(text.replace(/^error: /, 'error: bad-request: ')),
+    })
+    .exitOverride();
+  registerSetupCommands(program);
+  registerAdminCommands(program);
+  for (const command of allCommands(program)) command.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander already printed the message (or the help that was asked for).
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    return reportError(error, argv.includes('--json'));
+  }
+}
+
+function allCommands(command: Command): Command[] {
+  return command.commands.flatMap((child) => [child, ...allCommands(child)]);
+}
+
+const code = await main(process.argv.slice(2));
+// `run` keeps the process alive until a signal; everything else ends here.
+if (!(process.argv[2] === 'run' && code === 0)) {
+  process.exitCode = code;
+  if (code !== 0) process.exit(code);
+}
