@@ -1,0 +1,174 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { BlockDevice, ExportCatalog } from '../storage/block-device.ts';
+import { greeting } from './framing.ts';
+import { Handshake, type HandshakeLimits, type NegotiatedExport } from './handshake.ts';
+import { Transmission, type TransmissionLimits } from './transmission.ts';
+
+export interface ConnectionContext {
+  exports: ExportCatalog;
+  logger: Logger;
+  handshakeLimits: HandshakeLimits;
+  transmissionLimits: TransmissionLimits;
+  /** The client must reach the transmission phase within this time. */
+  handshakeTimeoutMs: number;
+}
+
+/** How long a connection we ended may linger before it is destroyed. */
+const LINGER_MS = 2_000;
+
+/**
+ * One client connection: greets, runs option haggling, then hands the socket
+ * to the transmission phase. Holds the export open (retain/release) from the
+ * moment an export is chosen until the socket is gone and nothing is in flight.
+ */
+export class NbdConnection {
+  /** Settles when the socket is closed and the export released. */
+  readonly done: Promise<void>;
+  private resolveDone!: () => void;
+  private phase: 'handshake' | 'transmission' | 'ending' = 'handshake';
+  private readonly handshake: Handshake;
+  private transmission: Transmission | null = null;
+  private device: BlockDevice | null = null;
+  private handshakeTimer: NodeJS.Timeout | null;
+  private socketClosed = false;
+  private finished = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly context: ConnectionContext,
+  ) {
+    this.done = new Promise<void>((resolve) => {
+      this.resolveDone = resolve;
+    });
+    this.handshake = new Handshake(context.exports, this.sendHandshake, context.logger, context.handshakeLimits);
+    socket.on('data', this.onData);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+    this.handshakeTimer = setTimeout(this.onHandshakeTimeout, context.handshakeTimeoutMs);
+    this.handshakeTimer.unref();
+    socket.write(greeting());
+  }
+
+  /** Graceful stop: handshakes are dropped, transmission finishes in-flight requests first. */
+  shutdown(): void {
+    if (this.phase === 'transmission' && this.transmission) {
+      this.transmission.shutdown();
+    } else if (this.phase === 'handshake') {
+      this.handshake.shuttingDown = true;
+      this.endGently();
+    }
+  }
+
+  /** Hard stop. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private readonly sendHandshake = (bytes: Buffer): void => {
+    if (!this.socketClosed) this.socket.write(bytes);
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    try {
+      if (this.phase === 'transmission') {
+        this.transmission!.feed(chunk);
+      } else if (this.phase === 'handshake') {
+        this.onHandshakeData(chunk);
+      }
+    } catch (error) {
+      // Never let a parsing bug escape into the event loop and take the agent down.
+      this.context.logger.error({ err: error }, 'nbd connection failed; disconnecting');
+      this.socket.destroy();
+    }
+  };
+
+  private onHandshakeData(chunk: Buffer): void {
+    const outcome = this.handshake.feed(chunk);
+    if (outcome.kind === 'need-more') return;
+    if (outcome.kind === 'close') {
+      if (outcome.violation) this.context.logger.warn({ reason: outcome.reason }, 'nbd handshake refused');
+      else this.context.logger.debug({ reason: outcome.reason }, 'nbd handshake ended');
+      this.endGently();
+      return;
+    }
+    this.startTransmission(outcome.negotiated, outcome.rest);
+  }
+
+  private startTransmission(negotiated: NegotiatedExport, rest: Buffer): void {
+    this.clearHandshakeTimer();
+    negotiated.device.retain();
+    this.device = negotiated.device;
+    this.phase = 'transmission';
+    this.transmission = new Transmission(this.socket, negotiated, this.context.logger, this.context.transmissionLimits, {
+      idle: this.onIdle,
+    });
+    this.context.logger.debug(
+      {
+        exportName: negotiated.exportName,
+        sizeBytes: negotiated.sizeBytes,
+        structuredReplies: negotiated.structuredReplies,
+        blockStatus: negotiated.blockStatus,
+        flags: negotiated.transmissionFlags,
+      },
+      'nbd transmission started',
+    );
+    if (rest.length > 0) this.transmission.feed(rest);
+  }
+
+  private endGently(): void {
+    this.phase = 'ending';
+    this.clearHandshakeTimer();
+    this.socket.end();
+    setTimeout(this.destroyLingering, LINGER_MS).unref();
+  }
+
+  private readonly destroyLingering = (): void => {
+    if (!this.socketClosed) this.socket.destroy();
+  };
+
+  private readonly onHandshakeTimeout = (): void => {
+    this.handshakeTimer = null;
+    if (this.phase !== 'handshake') return;
+    this.context.logger.warn({ timeoutMs: this.context.handshakeTimeoutMs }, 'nbd handshake timed out');
+    this.phase = 'ending';
+    this.socket.destroy();
+  };
+
+  private clearHandshakeTimer(): void {
+    if (this.handshakeTimer) {
+      clearTimeout(this.handshakeTimer);
+      this.handshakeTimer = null;
+    }
+  }
+
+  private readonly onError = (error: Error): void => {
+    this.context.logger.debug({ err: error }, 'nbd socket error');
+  };
+
+  private readonly onClose = (): void => {
+    this.socketClosed = true;
+    this.clearHandshakeTimer();
+    this.transmission?.socketGone();
+    this.context.logger.debug('nbd connection closed');
+    if (!this.transmission || this.transmission.requestsInFlight === 0) this.finish();
+  };
+
+  private readonly onIdle = (): void => {
+    if (this.socketClosed) this.finish();
+  };
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.device) {
+      try {
+        this.device.release();
+      } catch (error) {
+        this.context.logger.error({ err: error }, 'nbd export release failed');
+      }
+      this.device = null;
+    }
+    this.resolveDone();
+  }
+}
