@@ -346,8 +346,8 @@ export class StorageEngine implements Engine {
   }
 
   /** For crash tests: drop everything as `kill -9` would (see MetadataJournal.abandon). */
-  abandonForCrashTest(keepWalBytes = 0): void {
-    this.journal.abandon(keepWalBytes);
+  async abandonForCrashTest(keepWalBytes = 0): Promise<void> {
+    await this.journal.abandon(keepWalBytes);
     this.catalog.close();
   }
 

@@ -321,11 +321,14 @@ export class MetadataJournal implements MetadataListener {
    * it. `keepBytes` writes that many bytes of the pending records first, to
    * model a torn group commit.
    */
-  abandon(keepBytes = 0): void {
+  async abandon(keepBytes = 0): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    // A commit already handed to the kernel completes, as it would after kill -9
+    // (and its file descriptors must not be reused under it).
+    await this.running?.catch(() => {});
     const keep = Math.min(keepBytes, this.bufferUsed);
-    if (keep > 0 && !this.running) fs.writeSync(this.walFd, this.buffer, 0, keep, this.walOffset);
+    if (keep > 0) fs.writeSync(this.walFd, this.buffer, 0, keep, this.walOffset);
     fs.closeSync(this.walFd);
     this.extents.close();
   }
