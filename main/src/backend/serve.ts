@@ -1,0 +1,31 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startBackend } from './backend.ts';
+import { defaultConfigDir } from './config-dir.ts';
+
+/**
+ * The console backend alone, for a browser (used by `npm start` when there is
+ * no Electron binary, and by e2e). Prints one JSON line `{url, token}` on
+ * stdout once listening; stops on SIGINT/SIGTERM.
+ */
+const { values } = parseArgs({
+  options: {
+    'config-dir': { type: 'string' },
+    'renderer-dir': { type: 'string' },
+    port: { type: 'string' },
+  },
+});
+
+const backend = await startBackend({
+  configDir: values['config-dir'] ? path.resolve(values['config-dir']) : defaultConfigDir(),
+  rendererDir: path.resolve(values['renderer-dir'] ?? path.join(import.meta.dirname, '../../../out/renderer')),
+  port: values.port ? Number(values.port) : 0,
+  log: (message) => console.error(message),
+});
+process.stdout.write(`${JSON.stringify({ url: backend.url, token: backend.token })}\n`);
+
+const stop = () => {
+  void backend.close().then(() => process.exit(0));
+};
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);

@@ -1,0 +1,33 @@
+import type { BackendEndpoint } from './console-api.ts';
+
+/** Save-file request from the renderer: the main process shows the dialog and writes the file. */
+export interface SaveFileRequest {
+  suggestedName: string;
+  /** Text content (reports are CSV/JSON/HTML text). */
+  content: string;
+  filters?: { name: string; extensions: string[] }[];
+}
+
+export interface SaveFileResult {
+  saved: boolean;
+  path: string | null;
+}
+
+/**
+ * Every IPC channel between preload and main, declared once (as GitHub
+ * Desktop's ipc-shared.ts): channel -> [argument, result]. Main and preload
+ * only reach ipcMain/ipcRenderer through wrappers typed by this map.
+ */
+export interface IpcChannels {
+  'backend:endpoint': [void, BackendEndpoint];
+  'dialog:save-file': [SaveFileRequest, SaveFileResult];
+}
+
+export type IpcChannel = keyof IpcChannels;
+
+/** What the preload exposes to the renderer as `window.tandem`. */
+export interface TandemBridge {
+  readonly desktop: true;
+  backendEndpoint(): Promise<BackendEndpoint>;
+  saveFile(request: SaveFileRequest): Promise<SaveFileResult>;
+}

@@ -1,0 +1,64 @@
+import { ActionIcon, Alert, AppShell, Group, NavLink, ScrollArea, Text, Title, Tooltip, useMantineColorScheme } from '@mantine/core';
+import { useQueryClient } from '@tanstack/react-query';
+import { useEffect, useState } from 'react';
+import type { BackendEndpoint } from '../../../main/src/shared/console-api.ts';
+import { ConnectionBadge } from '../features/sites/components/ConnectionBadge.tsx';
+import { ConnectSiteWizard } from '../features/sites/components/ConnectSiteWizard.tsx';
+import { SitesPage } from '../features/sites/components/SitesPage.tsx';
+import { useSites } from '../features/sites/hooks/use-sites.ts';
+import { VolumesPage } from '../features/volumes/components/VolumesPage.tsx';
+import { connectConsoleEvents, type BackendLink } from './console-events.ts';
+import { useUiStore } from './ui-store.ts';
+
+/** The frame: header, site navigation, the page of the selected site (or the overview). */
+export function ConsoleShell({ endpoint }: { endpoint: BackendEndpoint | null }) {
+  const queryClient = useQueryClient();
+  const [link, setLink] = useState<BackendLink>('connecting');
+  const sites = useSites();
+  const { selectedSiteId, selectSite, connectWizardOpen, setConnectWizardOpen } = useUiStore();
+  const { colorScheme, toggleColorScheme } = useMantineColorScheme();
+
+  useEffect(() => (endpoint ? connectConsoleEvents(endpoint, queryClient, setLink) : undefined), [endpoint, queryClient]);
+
+  const selected = sites.data?.sites.find((site) => site.id === selectedSiteId) ?? null;
+
+  return (
+    <AppShell header={{ height: 56 }} navbar={{ width: 260, breakpoint: 'sm' }} padding="md">
+      <AppShell.Header>
+        <Group h="100%" px="md" justify="space-between">
+          <Title order={3}>Tandem</Title>
+          <Tooltip label={`Switch to ${colorScheme === 'dark' ? 'light' : 'dark'} theme`}>
+            <ActionIcon variant="default" onClick={toggleColorScheme} aria-label="Toggle colour theme">
+              {colorScheme === 'dark' ? '☀' : '☾'}
+            </ActionIcon>
+          </Tooltip>
+        </Group>
+      </AppShell.Header>
+      <AppShell.Navbar p="xs">
+        <ScrollArea>
+          <NavLink label="All sites" active={!selected} onClick={() => selectSite(null)} />
+          {sites.data?.sites.map((site) => (
+            <NavLink
+              key={site.id}
+              label={site.site}
+              description={site.address}
+              active={site.id === selectedSiteId}
+              onClick={() => selectSite(site.id)}
+              rightSection={<ConnectionBadge connection={site.connection} />}
+            />
+          ))}
+          <NavLink label="Connect to a site…" onClick={() => setConnectWizardOpen(true)} c="indigo" />
+        </ScrollArea>
+      </AppShell.Navbar>
+      <AppShell.Main>
+        {link === 'lost' && (
+          <Alert color="orange" mb="md" title="Console backend unreachable" data-testid="backend-lost">
+            <Text size="sm">The connection to the console backend was lost; reconnecting. Is `npm start` still running?</Text>
+          </Alert>
+        )}
+        {selected ? <VolumesPage site={selected} /> : <SitesPage />}
+        <ConnectSiteWizard opened={connectWizardOpen} onClose={() => setConnectWizardOpen(false)} />
+      </AppShell.Main>
+    </AppShell>
+  );
+}

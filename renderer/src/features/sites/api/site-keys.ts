@@ -1,0 +1,6 @@
+/** Query keys for sites (one factory, so invalidation and event patches agree). */
+export const siteKeys = {
+  all: ['sites'] as const,
+  list: () => [...siteKeys.all, 'list'] as const,
+  pool: (siteId: string) => [...siteKeys.all, siteId, 'pool'] as const,
+};

@@ -1,0 +1,19 @@
+import { PoolStatsSchema, type PoolStats } from '@tandem/contract';
+import {
+  ProbeSiteResponseSchema,
+  SiteListSchema,
+  SiteSummarySchema,
+  type ConnectSiteRequest,
+  type ProbeSiteResponse,
+  type SiteList,
+  type SiteSummary,
+} from '../../../../../main/src/shared/console-api.ts';
+import type { ApiClient } from '../../../lib/api-client.ts';
+
+export const sitesApi = {
+  list: (api: ApiClient): Promise<SiteList> => api.get('/api/sites', SiteListSchema),
+  pool: (api: ApiClient, siteId: string): Promise<PoolStats> => api.get(`/api/sites/${encodeURIComponent(siteId)}/pool`, PoolStatsSchema),
+  probe: (api: ApiClient, address: string): Promise<ProbeSiteResponse> => api.send('POST', '/api/sites/probe', { address }, ProbeSiteResponseSchema),
+  connect: (api: ApiClient, request: ConnectSiteRequest): Promise<SiteSummary> => api.send('POST', '/api/sites', request, SiteSummarySchema),
+  remove: (api: ApiClient, siteId: string): Promise<void> => api.perform('DELETE', `/api/sites/${encodeURIComponent(siteId)}`),
+};

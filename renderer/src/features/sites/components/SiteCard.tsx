@@ -1,0 +1,63 @@
+import { Button, Card, Group, Modal, Progress, Stack, Text } from '@mantine/core';
+import { useState } from 'react';
+import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
+import { useUiStore } from '../../../app/ui-store.ts';
+import { formatPercent, formatSize } from '../../../lib/format.ts';
+import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { useRemoveSite, useSitePool } from '../hooks/use-sites.ts';
+import { ConnectionBadge } from './ConnectionBadge.tsx';
+
+/** One site: connection state, agent version, pool usage; open or remove it. */
+export function SiteCard({ site }: { site: SiteSummary }) {
+  const connected = site.connection.state === 'connected';
+  const pool = useSitePool(site.id, connected);
+  const remove = useRemoveSite();
+  const selectSite = useUiStore((state) => state.selectSite);
+  const [confirming, setConfirming] = useState(false);
+  const used = pool.data ? pool.data.usedBytes : 0;
+  const capacity = pool.data ? pool.data.usedBytes + pool.data.filesystemFreeBytes : 0;
+
+  return (
+    <Card withBorder padding="md" data-testid={`site-card-${site.site}`}>
+      <Group justify="space-between" mb="xs">
+        <Text fw={600} size="lg">
+          {site.site}
+        </Text>
+        <ConnectionBadge connection={site.connection} />
+      </Group>
+      <Stack gap={4}>
+        <Text size="sm" c="dimmed">
+          {site.address} · agent {site.agent?.version ?? 'unknown version'}
+        </Text>
+        {pool.data && (
+          <>
+            <Text size="sm">
+              Pool: {formatSize(pool.data.usedBytes)} used of {formatSize(pool.data.provisionedBytes)} provisioned · {pool.data.volumes} volumes,{' '}
+              {pool.data.snapshots} snapshots
+            </Text>
+            <Progress value={capacity > 0 ? (used / capacity) * 100 : 0} aria-label={`pool ${formatPercent(used, capacity)} full`} />
+          </>
+        )}
+        {pool.error && <ProblemAlert error={pool.error} title="Pool usage unavailable" />}
+      </Stack>
+      <Group mt="md" justify="flex-end">
+        <Button variant="subtle" color="red" onClick={() => setConfirming(true)}>
+          Remove
+        </Button>
+        <Button onClick={() => selectSite(site.id)}>Open volumes</Button>
+      </Group>
+      <Modal opened={confirming} onClose={() => setConfirming(false)} title={`Remove site ${site.site}?`}>
+        <Text size="sm">The console forgets this site and its credentials. The agent and its volumes are not touched; you can pair again with a new token.</Text>
+        {remove.error && <ProblemAlert error={remove.error} />}
+        <Group justify="flex-end" mt="md">
+          <Button variant="default" onClick={() => setConfirming(false)}>
+            Keep
+          </Button>
+          <Button color="red" loading={remove.isPending} onClick={() => remove.mutate(site.id, { onSuccess: () => setConfirming(false) })}>
+            Remove {site.site}
+          </Button>
+        </Group>
+      </Modal>
+    </Card>
+  );
+}

@@ -1,0 +1,48 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import type { ConnectSiteRequest, SiteList } from '../../../../../main/src/shared/console-api.ts';
+import { useApi } from '../../../app/api-context.tsx';
+import { siteKeys } from '../api/site-keys.ts';
+import { sitesApi } from '../api/sites-api.ts';
+
+/** Every connected site with its live connection state (patched by backend events). */
+export function useSites() {
+  const api = useApi();
+  return useQuery({ queryKey: siteKeys.list(), queryFn: () => sitesApi.list(api) });
+}
+
+/** Pool usage of one site; refreshed when the site's agent reports a change. */
+export function useSitePool(siteId: string, enabled: boolean) {
+  const api = useApi();
+  return useQuery({ queryKey: siteKeys.pool(siteId), queryFn: () => sitesApi.pool(api, siteId), enabled });
+}
+
+export function useProbeSite() {
+  const api = useApi();
+  return useMutation({ mutationFn: (address: string) => sitesApi.probe(api, address) });
+}
+
+export function useConnectSite() {
+  const api = useApi();
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: (request: ConnectSiteRequest) => sitesApi.connect(api, request),
+    onSuccess: (site) => {
+      queryClient.setQueryData<SiteList>(siteKeys.list(), (current) => ({
+        sites: [...(current?.sites ?? []).filter((existing) => existing.id !== site.id), site],
+      }));
+    },
+  });
+}
+
+export function useRemoveSite() {
+  const api = useApi();
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: (siteId: string) => sitesApi.remove(api, siteId),
+    onSuccess: (_result, siteId) => {
+      queryClient.setQueryData<SiteList>(siteKeys.list(), (current) => ({
+        sites: (current?.sites ?? []).filter((site) => site.id !== siteId),
+      }));
+    },
+  });
+}

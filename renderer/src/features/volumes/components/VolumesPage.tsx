@@ -1,0 +1,56 @@
+import { Button, Group, Stack, Text, Title } from '@mantine/core';
+import type { VolumeInfo } from '@tandem/contract';
+import { useMemo, useState } from 'react';
+import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
+import { useUiStore } from '../../../app/ui-store.ts';
+import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { ConnectionBadge } from '../../sites/components/ConnectionBadge.tsx';
+import { TrackMapPanel } from '../../track-map/components/TrackMapPanel.tsx';
+import { orderByLineage } from '../hooks/lineage.ts';
+import { useVolumes } from '../hooks/use-volumes.ts';
+import { CreateVolumeModal } from './CreateVolumeModal.tsx';
+import { DeleteVolumeModal } from './DeleteVolumeModal.tsx';
+import { ResizeVolumeModal } from './ResizeVolumeModal.tsx';
+import { SnapshotVolumeModal } from './SnapshotVolumeModal.tsx';
+import { VolumesTable, type VolumeAction } from './VolumesTable.tsx';
+
+/** One site's volumes and snapshots, their actions, and the selected volume's track map. */
+export function VolumesPage({ site }: { site: SiteSummary }) {
+  const connected = site.connection.state === 'connected';
+  const volumes = useVolumes(site.id, connected);
+  const selected = useUiStore((state) => state.selectedVolume);
+  const selectVolume = useUiStore((state) => state.selectVolume);
+  const [creating, setCreating] = useState(false);
+  const [action, setAction] = useState<{ kind: VolumeAction; volume: VolumeInfo } | null>(null);
+  const rows = useMemo(() => orderByLineage(volumes.data?.volumes ?? []), [volumes.data]);
+  const selectedVolume = volumes.data?.volumes.find((volume) => volume.name === selected) ?? null;
+
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Group>
+          <Title order={2}>Volumes at {site.site}</Title>
+          <ConnectionBadge connection={site.connection} />
+        </Group>
+        <Button onClick={() => setCreating(true)} disabled={!connected}>
+          Create volume
+        </Button>
+      </Group>
+      {!connected && (
+        <Text c="dimmed" size="sm">
+          The console is not connected to this site’s agent right now ({site.connection.lastProblem?.message ?? 'connecting'}); volumes show once it answers.
+        </Text>
+      )}
+      {volumes.error && <ProblemAlert error={volumes.error} title="Volumes could not be loaded" />}
+      {volumes.data && rows.length === 0 && (
+        <Text data-testid="volumes-empty">No volumes yet. Choose “Create volume” to make one; it is thin, so its size costs nothing until data is written.</Text>
+      )}
+      {rows.length > 0 && <VolumesTable rows={rows} selected={selected} onSelect={selectVolume} onAction={(kind, volume) => setAction({ kind, volume })} />}
+      {selectedVolume && <TrackMapPanel siteId={site.id} volume={selectedVolume} />}
+      <CreateVolumeModal siteId={site.id} opened={creating} onClose={() => setCreating(false)} />
+      {action?.kind === 'resize' && <ResizeVolumeModal siteId={site.id} volume={action.volume} onClose={() => setAction(null)} />}
+      {action?.kind === 'delete' && <DeleteVolumeModal siteId={site.id} volume={action.volume} onClose={() => setAction(null)} />}
+      {action?.kind === 'snapshot' && <SnapshotVolumeModal siteId={site.id} volume={action.volume} onClose={() => setAction(null)} />}
+    </Stack>
+  );
+}

@@ -1,0 +1,103 @@
+import { ActionIcon, Badge, Box, Group, Menu, Text, UnstyledButton } from '@mantine/core';
+import type { VolumeInfo } from '@tandem/contract';
+import { useVirtualizer } from '@tanstack/react-virtual';
+import { useRef } from 'react';
+import { formatSize } from '../../../lib/format.ts';
+import type { VolumeRow } from '../hooks/lineage.ts';
+import classes from './VolumesTable.module.css';
+
+export type VolumeAction = 'resize' | 'delete' | 'snapshot';
+
+const rowHeight = 44;
+
+/**
+ * Volumes and their snapshots, virtualized (only the visible rows are in the
+ * DOM, so thousands of volumes scroll smoothly). Snapshots sit under their
+ * source. Clicking a row opens its track map.
+ */
+export function VolumesTable(props: {
+  rows: VolumeRow[];
+  selected: string | null;
+  onSelect: (name: string) => void;
+  onAction: (action: VolumeAction, volume: VolumeInfo) => void;
+}) {
+  const scroller = useRef<HTMLDivElement>(null);
+  const virtualizer = useVirtualizer({
+    count: props.rows.length,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => rowHeight,
+    overscan: 8,
+    initialRect: { width: 1000, height: 440 },
+  });
+  return (
+    <Box className={classes.table} role="table" aria-label="Volumes" aria-rowcount={props.rows.length}>
+      <div className={classes.header} role="row">
+        <span role="columnheader">Name</span>
+        <span role="columnheader">Size</span>
+        <span role="columnheader">Allocated</span>
+        <span role="columnheader">Shared</span>
+        <span role="columnheader">Snapshots</span>
+        <span role="columnheader" aria-label="Actions" />
+      </div>
+      <div ref={scroller} className={classes.scroller} style={{ height: Math.min(440, Math.max(rowHeight, props.rows.length * rowHeight)) }}>
+        <div style={{ height: virtualizer.getTotalSize(), position: 'relative' }}>
+          {virtualizer.getVirtualItems().map((item) => {
+            const { volume, depth } = props.rows[item.index];
+            const selected = props.selected === volume.name;
+            return (
+              <div
+                key={volume.name}
+                role="row"
+                aria-rowindex={item.index + 1}
+                aria-selected={selected}
+                data-testid={`volume-row-${volume.name}`}
+                className={classes.row}
+                data-selected={selected || undefined}
+                style={{ transform: `translateY(${item.start}px)`, height: rowHeight }}
+              >
+                <UnstyledButton role="cell" className={classes.name} style={{ paddingLeft: depth * 20 }} onClick={() => props.onSelect(volume.name)} aria-label={`Show track map of ${volume.name}`}>
+                  <Group gap={6} wrap="nowrap">
+                    {depth > 0 && <Text c="dimmed">↳</Text>}
+                    <Text fw={500} truncate>
+                      {volume.name}
+                    </Text>
+                    {volume.kind === 'snapshot' && (
+                      <Badge size="xs" variant="light" color="grape">
+                        snapshot{volume.source ? ` of ${volume.source}` : ''}
+                      </Badge>
+                    )}
+                    {volume.readOnly && (
+                      <Badge size="xs" variant="outline">
+                        read-only
+                      </Badge>
+                    )}
+                  </Group>
+                </UnstyledButton>
+                <span role="cell">{formatSize(volume.sizeBytes)}</span>
+                <span role="cell">{formatSize(volume.allocatedBytes)}</span>
+                <span role="cell">{formatSize(volume.sharedBytes)}</span>
+                <span role="cell">{volume.snapshots.length}</span>
+                <span role="cell">
+                  <Menu position="bottom-end" withinPortal>
+                    <Menu.Target>
+                      <ActionIcon variant="subtle" aria-label={`Actions for ${volume.name}`}>
+                        ⋯
+                      </ActionIcon>
+                    </Menu.Target>
+                    <Menu.Dropdown>
+                      <Menu.Item onClick={() => props.onAction('snapshot', volume)}>Take snapshot</Menu.Item>
+                      <Menu.Item onClick={() => props.onAction('resize', volume)}>Resize</Menu.Item>
+                      <Menu.Item color="red" onClick={() => props.onAction('delete', volume)}>
+                        Delete
+                      </Menu.Item>
+                    </Menu.Dropdown>
+                  </Menu>
+                </span>
+              </div>
+            );
+          })}
+        </div>
+      </div>
+    </Box>
+  );
+}
