@@ -26,6 +26,15 @@ export interface ApiResponse {
   body: unknown;
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Where to connect for an address the agent listens on (a wildcard listener is reached on loopback). */
 export function connectHost(address: string): { host: string; port: number } {
   const match = /^\[?([^\]]*)\]?:(\d+)$/.exec(address);
@@ -65,6 +74,12 @@ export class AgentApiClient {
       throw new ProblemError(
         'agent-unreachable',
         `no agent is running on ${dataDir} (no run.json); start one with \`tandem-agent run --data ${dataDir}\``,
+      );
+    }
+    if (!processAlive(runInfo.pid)) {
+      throw new ProblemError(
+        'agent-unreachable',
+        `the agent that wrote ${dataDir}/run.json (pid ${runInfo.pid}) is not running; start it again with \`tandem-agent run --data ${dataDir}\``,
       );
     }
     return new AgentApiClient(runInfo.apiAddress, await loadAdminCredentials(dataDir));

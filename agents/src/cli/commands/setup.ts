@@ -2,6 +2,7 @@ import { access } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { formatSize } from '@tandem/contract';
 import { dataDirPaths } from '../../data-dir.ts';
+import type { CheckReport } from '../../storage/check.ts';
 import { DataDirLock, readIdentity, readRunInfo } from '../data-dir-files.ts';
 import { dataOption, jsonOption, parseHostPort, parseSiteName, parseTrackSize } from '../arguments.ts';
 import { CliError, formatFields, print, printJson } from '../output.ts';
@@ -127,7 +128,7 @@ async function check(options: { data: string; json?: boolean }): Promise<void> {
     const who = running ? `an agent (pid ${running.pid})` : 'another process';
     throw new CliError(`${who} is using ${paths.root}; stop it before checking the pool offline`, 1, 'conflict');
   }
-  let report: { clean: boolean; problems: string[]; summary: unknown };
+  let report: CheckReport;
   try {
     const { checkDataDir } = await import('../../storage/check.ts');
     report = await checkDataDir(paths.root);
@@ -136,13 +137,17 @@ async function check(options: { data: string; json?: boolean }): Promise<void> {
   }
   if (options.json) printJson(report);
   else {
-    const summary = typeof report.summary === 'string' ? report.summary : JSON.stringify(report.summary);
+    const { volumes, snapshots, usedExtents, sharedExtents, replayedRecords } = report.summary;
+    const summary =
+      `${volumes} volume(s), ${snapshots} snapshot(s), ${usedExtents} used extent(s) (${sharedExtents} shared), ` +
+      `${replayedRecords} WAL record(s) replayed`;
     if (report.clean) print(`clean: ${summary}`);
     else {
       print(`NOT CLEAN: ${report.problems.length} problem(s) in ${paths.root}`);
       for (const problem of report.problems) print(`  - ${problem}`);
       print(summary);
     }
+    for (const note of report.notes) print(`note: ${note}`);
   }
   if (!report.clean) process.exitCode = 1;
 }
