@@ -318,8 +318,8 @@ export class Transmission {
     this.writeHandleHigh = high;
     this.writeHandleLow = low;
     this.writeOffset = offset;
+    // Admitted once the payload is complete: a client that vanishes mid-payload leaves nothing in flight.
     this.payloadExpected = length;
-    this.admit(length);
   }
 
   /**
@@ -366,6 +366,7 @@ export class Transmission {
   // ---- commands -------------------------------------------------------
 
   private write(data: Buffer): void {
+    this.admit(data.length);
     void this.runWrite(this.writeHandleHigh, this.writeHandleLow, this.writeOffset, data, this.writeFlags);
   }
 
