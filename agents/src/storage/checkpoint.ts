@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
-import { Chunk, CHUNK_TRACKS, MetadataState, NO_EXTENT } from './metadata.ts';
+import { Chunk, CHUNK_TRACKS, MetadataState, NO_EXTENT, popcount8 } from './metadata.ts';
 
 /**
  * The metadata checkpoint: the whole MetadataState at the instant the WAL
@@ -13,11 +13,13 @@ import { Chunk, CHUNK_TRACKS, MetadataState, NO_EXTENT } from './metadata.ts';
  * the chunks (u32 refs, u32 allocated, u8 encoding, entries either dense
  * 4096 x u32 or sparse (u16 slot, u32 extent) pairs); then the volumes (u32
  * id, u48 sizeBytes, u32 chunks, then (u32 chunkIndex, u32 chunkId) pairs);
- * then refcounts (u32 each); a trailing u32 crc32c of everything before it.
+ * then refcounts (u32 each); then u32 bitmapCount and per bitmap u32 id,
+ * u32 volume, u32 byteLength, the bits; a trailing u32 crc32c of everything
+ * before it.
  */
 
 const MAGIC = Buffer.from('TDMCKPT1', 'latin1');
-const FORMAT = 1;
+const FORMAT = 2;
 export const CHECKPOINT_FILE = 'checkpoint';
 
 export function serializeCheckpoint(state: MetadataState, walGeneration: number): Buffer {
@@ -55,7 +57,16 @@ export function serializeCheckpoint(state: MetadataState, walGeneration: number)
   header.writeUInt32LE(chunkIds.size, 20);
   header.writeUInt32LE(state.volumes.size, 24);
   header.writeUInt32LE(refcountLength, 28);
-  const body = Buffer.concat([header, ...chunkParts, ...volumeParts, refcounts]);
+  const bitmapParts: Buffer[] = [Buffer.alloc(4)];
+  bitmapParts[0].writeUInt32LE(state.bitmaps.size, 0);
+  for (const bitmap of state.bitmaps.values()) {
+    const head = Buffer.alloc(12);
+    head.writeUInt32LE(bitmap.id, 0);
+    head.writeUInt32LE(bitmap.volume, 4);
+    head.writeUInt32LE(bitmap.bits.length, 8);
+    bitmapParts.push(head, Buffer.from(bitmap.bits));
+  }
+  const body = Buffer.concat([header, ...chunkParts, ...volumeParts, refcounts, ...bitmapParts]);
   const trailer = Buffer.alloc(4);
   trailer.writeUInt32LE(crc32c(body), 0);
   return Buffer.concat([body, trailer]);
@@ -154,6 +165,22 @@ export function parseCheckpoint(file: Buffer): LoadedCheckpoint {
     if (count > 0) state.usedExtents++;
   }
   offset += refcountLength * 4;
+  need(4);
+  const bitmapCount = body.readUInt32LE(offset);
+  offset += 4;
+  for (let i = 0; i < bitmapCount; i++) {
+    need(12);
+    const id = body.readUInt32LE(offset);
+    const volume = body.readUInt32LE(offset + 4);
+    const length = body.readUInt32LE(offset + 8);
+    offset += 12;
+    need(length);
+    const bits = new Uint8Array(body.subarray(offset, offset + length));
+    offset += length;
+    let setCount = 0;
+    for (const byte of bits) setCount += popcount8(byte);
+    state.bitmaps.set(id, { id, volume, bits, setCount });
+  }
   if (offset !== body.length) throw new CheckpointError('trailing bytes');
   return { state, walGeneration };
 }

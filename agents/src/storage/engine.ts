@@ -11,6 +11,7 @@ import {
   type VolumeInfo,
 } from '@tandem/contract';
 import { dataDirPaths, type AgentIdentity, type DataDirPaths } from '../data-dir.ts';
+import { TrackBitmaps } from './bitmaps.ts';
 import type { BlockDevice, ExportCatalog } from './block-device.ts';
 import { Catalog, type VolumeRow } from './catalog.ts';
 import type { Engine } from './engine-api.ts';
@@ -32,6 +33,8 @@ export class StorageEngine implements Engine {
   readonly identity: AgentIdentity;
   readonly paths: DataDirPaths;
   readonly recovery: RecoveryReport;
+  /** Persistent per-volume track bitmaps (out-of-sync, target-changed). */
+  readonly bitmaps: TrackBitmaps;
   private readonly journal: MetadataJournal;
   private readonly rows = new Map<string, VolumeRow>();
   private readonly devices = new Map<number, VolumeDevice>();
@@ -45,6 +48,7 @@ export class StorageEngine implements Engine {
     this.journal = journal;
     this.catalog = catalog;
     this.recovery = journal.recovery;
+    this.bitmaps = new TrackBitmaps(journal);
     this.nextId = 1;
   }
 
@@ -132,6 +136,11 @@ export class StorageEngine implements Engine {
 
   getVolume(name: string): VolumeInfo {
     return this.info(this.row(name));
+  }
+
+  /** The internal id of a volume (what bitmaps and WAL records name). */
+  volumeId(name: string): number {
+    return this.row(name).id;
   }
 
   // --- changes ---

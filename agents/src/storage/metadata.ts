@@ -37,6 +37,18 @@ export interface VolumeMeta {
   chunks: Map<number, Chunk>;
 }
 
+/**
+ * A persistent track bitmap of one volume (out-of-sync and target-changed
+ * bitmaps of mirror pairs): one bit per track, grown with the volume.
+ */
+export interface BitmapMeta {
+  id: number;
+  volume: number;
+  bits: Uint8Array;
+  /** Bits set. */
+  setCount: number;
+}
+
 /** Told about reference drops so the engine can defer their effect until durable. */
 export interface MetadataListener {
   /** An extent's refcount dropped (it may now look exclusive, or be free at 0). */
@@ -56,6 +68,7 @@ const silentListener: MetadataListener = {
 export class MetadataState {
   readonly trackSize: number;
   readonly volumes = new Map<number, VolumeMeta>();
+  readonly bitmaps = new Map<number, BitmapMeta>();
   /** refcounts[e] = chunks referencing extent e. Grows on demand. */
   refcounts = new Uint32Array(1024);
   /** Extents with a refcount above zero. */
@@ -110,12 +123,19 @@ export class MetadataState {
     }
     volume.sizeBytes = sizeBytes;
     volume.trackCount = trackCount;
+    for (const bitmap of this.bitmaps.values()) {
+      if (bitmap.volume !== id || bitmap.bits.length * 8 >= trackCount) continue;
+      const grown = new Uint8Array(Math.ceil(trackCount / 8));
+      grown.set(bitmap.bits);
+      bitmap.bits = grown;
+    }
     this.version++;
   }
 
   deleteVolume(id: number): void {
     const volume = this.volume(id);
     for (const chunk of volume.chunks.values()) this.dereferenceChunk(chunk);
+    for (const bitmap of [...this.bitmaps.values()]) if (bitmap.volume === id) this.bitmaps.delete(bitmap.id);
     this.volumes.delete(id);
     this.version++;
   }
@@ -174,6 +194,67 @@ export class MetadataState {
       current = chunkEnd;
     }
     this.version++;
+  }
+
+  // --- bitmaps ---
+
+  createBitmap(id: number, volumeId: number, allSet: boolean): void {
+    const volume = this.volume(volumeId);
+    if (this.bitmaps.has(id)) throw new Error(`metadata: bitmap ${id} exists`);
+    const bitmap: BitmapMeta = { id, volume: volumeId, bits: new Uint8Array(Math.ceil(volume.trackCount / 8)), setCount: 0 };
+    this.bitmaps.set(id, bitmap);
+    if (allSet) this.setBits(id, 0, volume.trackCount);
+    this.version++;
+  }
+
+  deleteBitmap(id: number): void {
+    this.bitmaps.delete(id);
+    this.version++;
+  }
+
+  bitmap(id: number): BitmapMeta {
+    const bitmap = this.bitmaps.get(id);
+    if (!bitmap) throw new Error(`metadata: no bitmap ${id}`);
+    return bitmap;
+  }
+
+  setBits(id: number, start: number, count: number): void {
+    const bitmap = this.bitmap(id);
+    const end = Math.min(start + count, this.volume(bitmap.volume).trackCount);
+    for (let track = start; track < end; track++) {
+      const mask = 1 << (track & 7);
+      const index = track >>> 3;
+      if ((bitmap.bits[index] & mask) === 0) {
+        bitmap.bits[index] |= mask;
+        bitmap.setCount++;
+      }
+    }
+  }
+
+  clearBits(id: number, start: number, count: number): void {
+    const bitmap = this.bitmap(id);
+    const end = Math.min(start + count, bitmap.bits.length * 8);
+    for (let track = start; track < end; track++) {
+      const mask = 1 << (track & 7);
+      const index = track >>> 3;
+      if ((bitmap.bits[index] & mask) !== 0) {
+        bitmap.bits[index] &= ~mask;
+        bitmap.setCount--;
+      }
+    }
+  }
+
+  /** Sets in `target` every bit set in `source` (bitmaps of volumes of equal size). */
+  mergeBitmap(target: number, source: number): void {
+    const into = this.bitmap(target);
+    const from = this.bitmap(source);
+    const length = Math.min(into.bits.length, from.bits.length);
+    let count = 0;
+    for (let index = 0; index < into.bits.length; index++) {
+      if (index < length) into.bits[index] |= from.bits[index];
+      count += popcount8(into.bits[index]);
+    }
+    into.setCount = count;
   }
 
   // --- reference counting ---
@@ -245,6 +326,16 @@ export class MetadataState {
     for (let e = this.refcounts.length - 1; e >= 0; e--) if (this.refcounts[e] !== 0) return e + 1;
     return 0;
   }
+}
+
+export function popcount8(byte: number): number {
+  let value = byte - ((byte >> 1) & 0x55);
+  value = (value & 0x33) + ((value >> 2) & 0x33);
+  return (value + (value >> 4)) & 0x0f;
+}
+
+export function bitIsSet(bitmap: BitmapMeta, track: number): boolean {
+  return (bitmap.bits[track >>> 3] & (1 << (track & 7))) !== 0;
 }
 
 function chunkHasAllocation(chunk: Chunk, from: number, to: number): boolean {

@@ -24,6 +24,11 @@ export enum RecordType {
   Snapshot = 4,
   MapTrack = 5,
   UnmapTracks = 6,
+  CreateBitmap = 7,
+  DeleteBitmap = 8,
+  SetBits = 9,
+  ClearBits = 10,
+  MergeBitmap = 11,
 }
 
 export type WalRecord =
@@ -32,7 +37,12 @@ export type WalRecord =
   | { type: RecordType.DeleteVolume; volume: number }
   | { type: RecordType.Snapshot; source: number; target: number }
   | { type: RecordType.MapTrack; volume: number; track: number; extent: number }
-  | { type: RecordType.UnmapTracks; volume: number; track: number; count: number };
+  | { type: RecordType.UnmapTracks; volume: number; track: number; count: number }
+  | { type: RecordType.CreateBitmap; bitmap: number; volume: number; allSet: boolean }
+  | { type: RecordType.DeleteBitmap; bitmap: number }
+  | { type: RecordType.SetBits; bitmap: number; track: number; count: number }
+  | { type: RecordType.ClearBits; bitmap: number; track: number; count: number }
+  | { type: RecordType.MergeBitmap; bitmap: number; source: number };
 
 function payloadLength(record: WalRecord): number {
   switch (record.type) {
@@ -46,7 +56,15 @@ function payloadLength(record: WalRecord): number {
     case RecordType.MapTrack:
       return 1 + 4 + 6 + 4;
     case RecordType.UnmapTracks:
+    case RecordType.SetBits:
+    case RecordType.ClearBits:
       return 1 + 4 + 6 + 6;
+    case RecordType.CreateBitmap:
+      return 1 + 4 + 4 + 1;
+    case RecordType.DeleteBitmap:
+      return 1 + 4;
+    case RecordType.MergeBitmap:
+      return 1 + 4 + 4;
   }
 }
 
@@ -77,6 +95,24 @@ export function encodeRecord(record: WalRecord, out: Buffer, offset: number): nu
       out.writeUInt32LE(record.volume, start + 1);
       out.writeUIntLE(record.track, start + 5, 6);
       out.writeUIntLE(record.count, start + 11, 6);
+      break;
+    case RecordType.SetBits:
+    case RecordType.ClearBits:
+      out.writeUInt32LE(record.bitmap, start + 1);
+      out.writeUIntLE(record.track, start + 5, 6);
+      out.writeUIntLE(record.count, start + 11, 6);
+      break;
+    case RecordType.CreateBitmap:
+      out.writeUInt32LE(record.bitmap, start + 1);
+      out.writeUInt32LE(record.volume, start + 5);
+      out.writeUInt8(record.allSet ? 1 : 0, start + 9);
+      break;
+    case RecordType.DeleteBitmap:
+      out.writeUInt32LE(record.bitmap, start + 1);
+      break;
+    case RecordType.MergeBitmap:
+      out.writeUInt32LE(record.bitmap, start + 1);
+      out.writeUInt32LE(record.source, start + 5);
       break;
   }
   out.writeUInt32LE(length, offset);
@@ -118,6 +154,24 @@ function decodePayload(payload: Buffer): WalRecord | undefined {
         track: payload.readUIntLE(5, 6),
         count: payload.readUIntLE(11, 6),
       };
+    case RecordType.SetBits:
+    case RecordType.ClearBits:
+      if (!need(17)) return undefined;
+      return {
+        type,
+        bitmap: payload.readUInt32LE(1),
+        track: payload.readUIntLE(5, 6),
+        count: payload.readUIntLE(11, 6),
+      };
+    case RecordType.CreateBitmap:
+      if (!need(10)) return undefined;
+      return { type, bitmap: payload.readUInt32LE(1), volume: payload.readUInt32LE(5), allSet: payload.readUInt8(9) === 1 };
+    case RecordType.DeleteBitmap:
+      if (!need(5)) return undefined;
+      return { type, bitmap: payload.readUInt32LE(1) };
+    case RecordType.MergeBitmap:
+      if (!need(9)) return undefined;
+      return { type, bitmap: payload.readUInt32LE(1), source: payload.readUInt32LE(5) };
     default:
       return undefined;
   }
@@ -186,6 +240,21 @@ export function applyRecord(state: MetadataState, record: WalRecord): void {
       break;
     case RecordType.UnmapTracks:
       state.unmapTracks(record.volume, record.track, record.count);
+      break;
+    case RecordType.CreateBitmap:
+      state.createBitmap(record.bitmap, record.volume, record.allSet);
+      break;
+    case RecordType.DeleteBitmap:
+      state.deleteBitmap(record.bitmap);
+      break;
+    case RecordType.SetBits:
+      state.setBits(record.bitmap, record.track, record.count);
+      break;
+    case RecordType.ClearBits:
+      state.clearBits(record.bitmap, record.track, record.count);
+      break;
+    case RecordType.MergeBitmap:
+      state.mergeBitmap(record.bitmap, record.source);
       break;
   }
 }
