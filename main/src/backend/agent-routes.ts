@@ -6,7 +6,7 @@ const volume = (name: string) => `/v1/volumes/${encodeURIComponent(name)}`;
 
 export const agentRoutes = {
   health: '/v1/health',
-  info: '/v1/info',
+  info: '/v1/agent',
   pair: '/v1/pair',
   pool: '/v1/pool',
   volumes: '/v1/volumes',

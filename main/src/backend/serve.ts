@@ -16,9 +16,10 @@ const { values } = parseArgs({
   },
 });
 
+async function serve(): Promise<void> {
 const backend = await startBackend({
   configDir: values['config-dir'] ? path.resolve(values['config-dir']) : defaultConfigDir(),
-  rendererDir: path.resolve(values['renderer-dir'] ?? path.join(import.meta.dirname, '../../../out/renderer')),
+  rendererDir: path.resolve(values['renderer-dir'] ?? path.join(__dirname, '../../../out/renderer')),
   port: values.port ? Number(values.port) : 0,
   log: (message) => console.error(message),
 });
@@ -29,3 +30,9 @@ const stop = () => {
 };
 process.once('SIGINT', stop);
 process.once('SIGTERM', stop);
+}
+
+serve().catch((error: unknown) => {
+  console.error(`console backend: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
