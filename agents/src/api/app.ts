@@ -26,7 +26,7 @@ export async function apiApp(app: FastifyInstance, deps: ApiDependencies): Promi
   app.setSerializerCompiler(jsonSerializerCompiler);
   installErrorHandling(app);
   installAuthentication(app, deps.engine.catalog);
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 }, preClose: closeWebSockets });
   await app.register(agentRoutes, deps);
   await app.register(pairRoutes, deps);
   await app.register(volumeRoutes, deps);
@@ -34,6 +34,20 @@ export async function apiApp(app: FastifyInstance, deps: ApiDependencies): Promi
 }
 // The plugin shares its error handler, hooks and compilers with the instance it is registered on.
 (apiApp as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
+
+/**
+ * Says goodbye to every event stream (1001 going away) and cuts the ones that
+ * do not finish the closing handshake within a second, so shutdown never
+ * waits on a slow or vanished console.
+ */
+async function closeWebSockets(this: FastifyInstance): Promise<void> {
+  const server = this.websocketServer;
+  for (const client of server.clients) client.close(1001, 'agent shutting down');
+  const deadline = Date.now() + 1000;
+  while (server.clients.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  for (const client of server.clients) client.terminate();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
 
 /** A fastify instance with the API registered; HTTPS when `https` options are given. */
 export async function createApiInstance(

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { ServerTls } from '../tls/files.ts';
 import { createApiInstance, type ApiDependencies } from './app.ts';
@@ -40,6 +41,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     forceCloseConnections: 'idle',
   });
+  // Upgraded (WebSocket) connections are invisible to closeAllConnections(); track them all at the TCP level.
+  const sockets = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   await app.listen({ host: options.host, port: options.port });
   const bound = app.server.address();
   const port = typeof bound === 'object' && bound ? bound.port : options.port;
@@ -52,7 +59,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     address: formatHostPort(options.host, port),
     close() {
       closing ??= (async () => {
-        const timer = setTimeout(() => app.server.closeAllConnections(), closeTimeoutMs);
+        const timer = setTimeout(() => {
+          app.log.warn({ connections: sockets.size }, 'API close timed out; dropping connections');
+          for (const socket of sockets) socket.destroy();
+        }, closeTimeoutMs);
         try {
           await app.close();
         } finally {

@@ -29,6 +29,10 @@ export async function eventRoutes(fastify: FastifyInstance, deps: ApiDependencie
   );
 
   app.get('/v1/events/stream', { websocket: true, schema: { querystring: StreamQuerySchema } }, (socket, request) => {
+    if (fastify.server.listening === false) {
+      socket.close(1001, 'agent shutting down');
+      return;
+    }
     const send = (message: EventStreamMessage) => {
       if (socket.readyState !== socket.OPEN) return;
       if (socket.bufferedAmount > maxBufferedBytes) {
