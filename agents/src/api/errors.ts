@@ -18,8 +18,8 @@ export function validationProblem(context: string | undefined, issues: Issue[]):
   else if (issue?.code === 'unrecognized_keys') message = `has unknown field(s) ${issue.keys.join(', ')}`;
   else message = issue?.message ?? 'is not valid';
   // A value of the wrong type is a malformed request; a well-typed but refused value has its own code.
-  const problem: ProblemCode =
-    issue && issue.code !== 'invalid_type' ? (fieldProblems[String(issue.path[0])] ?? 'bad-request') : 'bad-request';
+  const wrongType = issue?.code === 'invalid_type' && issue.expected !== 'int';
+  const problem: ProblemCode = issue && !wrongType ? (fieldProblems[String(issue.path[0])] ?? 'bad-request') : 'bad-request';
   return { problem, message: where ? `${where}: ${message}` : message };
 }
 

@@ -24,7 +24,7 @@ export class SchemaValidationError extends Error {
 
 export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema }) => {
   return (data: unknown) => {
-    const result = schema.safeParse(data);
+    const result = schema.safeParse(data, { reportInput: true });
     return result.success ? { value: result.data } : { error: new SchemaValidationError(result.error.issues) };
   };
 };
