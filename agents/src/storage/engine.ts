@@ -19,6 +19,7 @@ import { MetadataJournal, type RecoveryReport } from './journal.ts';
 import { volumeSpace, poolSharedExtents } from './space.ts';
 import { buildTrackMap, describeTrack } from './track-map.ts';
 import { VolumeDevice } from './volume-device.ts';
+import { SegmentCodes } from './segment-codes.ts';
 import { RecordType } from './wal.ts';
 
 /**
@@ -35,6 +36,8 @@ export class StorageEngine implements Engine {
   readonly recovery: RecoveryReport;
   /** Persistent per-volume track bitmaps (out-of-sync, target-changed). */
   readonly bitmaps: TrackBitmaps;
+  /** Per-track checksums with valid flags (failback, online verify). */
+  readonly codes: SegmentCodes;
   private readonly journal: MetadataJournal;
   private readonly rows = new Map<string, VolumeRow>();
   private readonly devices = new Map<number, VolumeDevice>();
@@ -49,6 +52,7 @@ export class StorageEngine implements Engine {
     this.catalog = catalog;
     this.recovery = journal.recovery;
     this.bitmaps = new TrackBitmaps(journal);
+    this.codes = new SegmentCodes(journal.state.trackSize);
     this.nextId = 1;
   }
 
@@ -59,6 +63,7 @@ export class StorageEngine implements Engine {
     const catalog = new Catalog(paths.catalog);
     const engine = new StorageEngine(paths, identity, journal, catalog);
     await engine.reconcile();
+    await engine.codes.load(paths.meta, (id) => journal.state.volumes.has(id));
     return engine;
   }
 
@@ -226,6 +231,7 @@ export class StorageEngine implements Engine {
       for (const other of this.rows.values()) if (other.sourceId === row.id) other.sourceId = null;
       device?.markDeleted();
       this.devices.delete(row.id);
+      this.codes.dropVolume(row.id);
       this.journal.log({ type: RecordType.DeleteVolume, volume: row.id });
     } finally {
       release();
@@ -250,6 +256,7 @@ export class StorageEngine implements Engine {
       const id = this.nextId++;
       try {
         this.journal.log({ type: RecordType.Snapshot, source: sourceRow.id, target: id });
+        this.codes.cloneVolume(sourceRow.id, id);
       } finally {
         release();
       }
@@ -281,7 +288,7 @@ export class StorageEngine implements Engine {
   private deviceFor(row: VolumeRow): VolumeDevice {
     let device = this.devices.get(row.id);
     if (!device) {
-      device = new VolumeDevice(this.journal, this.journal.state.volume(row.id), row.name, row.readOnly);
+      device = new VolumeDevice(this.journal, this.codes, this.journal.state.volume(row.id), row.name, row.readOnly);
       this.devices.set(row.id, device);
     }
     return device;
@@ -289,6 +296,11 @@ export class StorageEngine implements Engine {
 
   device(name: string): BlockDevice {
     return this.deviceFor(this.row(name));
+  }
+
+  /** Segment codes of a track range, computing invalid ones (see VolumeDevice.segmentCodes). */
+  segmentCodes(name: string, start: number, count: number): Promise<{ codes: BigUint64Array; computed: number }> {
+    return this.deviceFor(this.row(name)).segmentCodes(start, count);
   }
 
   /** Commits every change and every completed write (what NBD FLUSH means, for all volumes). */
@@ -351,6 +363,7 @@ export class StorageEngine implements Engine {
 
   async close(): Promise<void> {
     await this.journal.close();
+    await this.codes.save(this.paths.meta);
     this.catalog.close();
   }
 

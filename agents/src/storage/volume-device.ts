@@ -3,6 +3,7 @@ import type { AllocationRun, BlockDevice, IoOptions, WriteZeroesOptions } from '
 import type { MetadataJournal } from './journal.ts';
 import { CHUNK_TRACKS, NO_EXTENT, type VolumeMeta } from './metadata.ts';
 import { RangeLock, type RangeHold } from './range-lock.ts';
+import { SegmentCodes } from './segment-codes.ts';
 import { RecordType } from './wal.ts';
 
 const PAGE = 4096;
@@ -26,11 +27,13 @@ export class VolumeDevice implements BlockDevice {
   readonly lock = new RangeLock();
   private readonly journal: MetadataJournal;
   private readonly volume: VolumeMeta;
+  private readonly codes: SegmentCodes;
   private openers = 0;
   private deleted = false;
 
-  constructor(journal: MetadataJournal, volume: VolumeMeta, name: string, readOnly: boolean) {
+  constructor(journal: MetadataJournal, codes: SegmentCodes, volume: VolumeMeta, name: string, readOnly: boolean) {
     this.journal = journal;
+    this.codes = codes;
     this.volume = volume;
     this.name = name;
     this.readOnly = readOnly;
@@ -156,6 +159,58 @@ export class VolumeDevice implements BlockDevice {
     return runs;
   }
 
+  // --- segment codes ---
+
+  /**
+   * Segment codes of tracks [start, start+count), computing the invalid
+   * ones (unallocated tracks without I/O). Writes to those tracks wait
+   * meanwhile, so a code is never stored valid for data it did not see.
+   */
+  async segmentCodes(start: number, count: number): Promise<{ codes: BigUint64Array; computed: number }> {
+    if (this.deleted) throw new ProblemError('not-found', `volume ${this.name} was deleted`);
+    const end = Math.min(start + count, this.volume.trackCount);
+    if (start < 0 || start >= end) throw new ProblemError('out-of-range', `no tracks ${start}..${start + count - 1} in ${this.name}`);
+    const out = new BigUint64Array(end - start);
+    const missing: number[] = [];
+    for (let track = start; track < end; track++) {
+      const code = this.codes.get(this.volume.id, track);
+      if (code === undefined) missing.push(track);
+      else out[track - start] = code;
+    }
+    if (missing.length === 0) return { codes: out, computed: 0 };
+    const hold = this.lock.tryAcquire(missing[0], missing[missing.length - 1] + 1) ??
+      (await this.lock.acquire(missing[0], missing[missing.length - 1] + 1));
+    try {
+      const state = this.journal.state;
+      const buffers: Buffer[] = [];
+      const work = async (): Promise<void> => {
+        const buffer = buffers.pop() ?? Buffer.allocUnsafe(this.trackSize);
+        for (let next = missing.pop(); next !== undefined; next = missing.pop()) {
+          const extent = state.lookup(this.volume, next);
+          let code: bigint;
+          if (extent === NO_EXTENT) code = this.codes.zeroCode;
+          else {
+            const epoch = this.journal.beginRead();
+            try {
+              await this.journal.extents.read(extent, 0, buffer);
+            } finally {
+              this.journal.endRead(epoch);
+            }
+            code = SegmentCodes.hash(buffer);
+          }
+          this.codes.set(this.volume.id, next, code);
+          out[next - start] = code;
+        }
+        buffers.push(buffer);
+      };
+      const total = missing.length;
+      await Promise.all(Array.from({ length: Math.min(8, total) }, work));
+      return { codes: out, computed: total };
+    } finally {
+      this.lock.release(hold);
+    }
+  }
+
   // --- writes ---
 
   async write(offset: number, data: Buffer, options?: IoOptions): Promise<void> {
@@ -205,6 +260,7 @@ export class VolumeDevice implements BlockDevice {
           const fullEnd = Math.floor(end / trackSize);
           if (fullStart < fullEnd) {
             await this.zeroPartial(offset, Math.min(end, fullStart * trackSize));
+            this.codes.invalidate(this.volume.id, fullStart, fullEnd);
             if (this.hasAllocation(fullStart, fullEnd)) {
               this.journal.log({
                 type: RecordType.UnmapTracks,
@@ -293,6 +349,7 @@ export class VolumeDevice implements BlockDevice {
       track += run.count;
     }
     const results = await Promise.allSettled(io);
+    this.codes.invalidate(volume.id, first, last + 1);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       for (const remap of remaps) for (let i = 0; i < remap.count; i++) journal.allocator.release(remap.extent + i);
