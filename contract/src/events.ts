@@ -16,7 +16,10 @@ export const agentEventTypes = {
   volumeCreated: 'volume.created',
   volumeResized: 'volume.resized',
   volumeDeleted: 'volume.deleted',
+  /** At start, a volume whose creation a crash interrupted was removed. */
+  volumeRecovered: 'volume.recovered',
   snapshotCreated: 'snapshot.created',
+  snapshotDeleted: 'snapshot.deleted',
 } as const;
 
 export const AgentEventSchema = z.object({
