@@ -1,18 +1,9 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { BlockDevice, IoOptions, WriteZeroesOptions } from '../storage/block-device.ts';
-import { clientMessage, isExpectedRefusal, nbdErrorFor } from './errors.ts';
-import {
-  DATA_CHUNK_PREFIX_BYTES,
-  readUInt64,
-  simpleReply,
-  structuredError,
-  writeChunkHeader,
-  writeSimpleReplyHeader,
-  writeUInt64,
-} from './framing.ts';
+import type { BlockDevice } from '../storage/block-device.ts';
+import { Commands, type CommandHost } from './commands.ts';
+import { readUInt64 } from './framing.ts';
 import type { NegotiatedExport } from './handshake.ts';
-import { buildBlockStatusReply, buildReadReplyPlan, type ReadPlan } from './read-plan.ts';
 import {
   NBD_CMD_BLOCK_STATUS,
   NBD_CMD_CACHE,
@@ -32,13 +23,8 @@ import {
   NBD_ENOTSUP,
   NBD_EPERM,
   NBD_ESHUTDOWN,
-  NBD_REPLY_FLAG_DONE,
-  NBD_REPLY_TYPE_NONE,
-  NBD_REPLY_TYPE_OFFSET_DATA,
   NBD_REQUEST_MAGIC,
   REQUEST_HEADER_BYTES,
-  SIMPLE_REPLY_BYTES,
-  STRUCTURED_CHUNK_HEADER_BYTES,
   commandName,
 } from './protocol.ts';
 
@@ -58,12 +44,7 @@ export interface TransmissionHooks {
   idle(): void;
 }
 
-const FUA: IoOptions = Object.freeze({ fua: true });
-const ZEROES_PLAIN: WriteZeroesOptions = Object.freeze({});
-const ZEROES_FUA: WriteZeroesOptions = Object.freeze({ fua: true });
-const ZEROES_NO_HOLE: WriteZeroesOptions = Object.freeze({ noHole: true });
-const ZEROES_NO_HOLE_FUA: WriteZeroesOptions = Object.freeze({ noHole: true, fua: true });
-
+const MAX_REFUSAL_WARNINGS = 20;
 const READ_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_DF;
 const WRITE_FLAGS = NBD_CMD_FLAG_FUA;
 const ZERO_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO;
@@ -80,6 +61,7 @@ export class Transmission {
   private readonly sizeBytes: number;
   private readonly structured: boolean;
   private readonly blockStatus: boolean;
+  private readonly commands: Commands;
 
   /** Header bytes split across chunks are gathered here. */
   private readonly header = Buffer.allocUnsafe(REQUEST_HEADER_BYTES);
@@ -107,6 +89,7 @@ export class Transmission {
   private endWhenIdle = false;
   private shuttingDown = false;
   private socketClosed = false;
+  private refusals = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -119,6 +102,8 @@ export class Transmission {
     this.sizeBytes = negotiated.sizeBytes;
     this.structured = negotiated.structuredReplies;
     this.blockStatus = negotiated.blockStatus;
+    const host: CommandHost = { send: this.send, settle: this.settle };
+    this.commands = new Commands(this.device, this.structured, logger, host);
     socket.on('drain', this.onDrain);
   }
 
@@ -239,7 +224,7 @@ export class Transmission {
       return;
     }
     if (this.shuttingDown) {
-      this.replyError(high, low, NBD_ESHUTDOWN, 'server is shutting down');
+      this.commands.replyError(high, low, NBD_ESHUTDOWN, 'server is shutting down');
       return;
     }
     switch (type) {
@@ -249,22 +234,22 @@ export class Transmission {
         if ((flags & NBD_CMD_FLAG_DF) !== 0 && !this.structured) {
           return this.refuse(type, high, low, NBD_EINVAL, offset, length, flags);
         }
-        if (length === 0) return this.replyEmptyRead(high, low);
+        if (length === 0) return this.commands.replyEmptyRead(high, low);
         this.admit(length);
-        void this.read(high, low, offset, length, flags);
+        void this.commands.read(high, low, offset, length, flags);
         return;
       }
       case NBD_CMD_FLUSH:
         if ((flags & ~NBD_CMD_FLAG_FUA) !== 0) return this.refuse(type, high, low, NBD_EINVAL, offset, length, flags);
         this.admit(0);
-        void this.flush(high, low);
+        void this.commands.flush(high, low);
         return;
       case NBD_CMD_TRIM: {
         const refusal = this.checkRange(flags, WRITE_FLAGS, offset, length, false, true);
         if (refusal !== 0) return this.refuse(type, high, low, refusal === NBD_ENOSPC ? NBD_EINVAL : refusal, offset, length, flags);
-        if (length === 0) return this.replyOk(high, low);
+        if (length === 0) return this.commands.replyOk(high, low);
         this.admit(0);
-        void this.trim(high, low, offset, length, flags);
+        void this.commands.trim(high, low, offset, length, flags);
         return;
       }
       case NBD_CMD_WRITE_ZEROES: {
@@ -272,26 +257,26 @@ export class Transmission {
         if (refusal !== 0) return this.refuse(type, high, low, refusal, offset, length, flags);
         if ((flags & NBD_CMD_FLAG_FAST_ZERO) !== 0 && (flags & NBD_CMD_FLAG_NO_HOLE) !== 0) {
           // Provisioning real zeroes is no faster than writing them.
-          this.replyError(high, low, NBD_ENOTSUP, 'fast zero is only possible by releasing tracks');
+          this.commands.replyError(high, low, NBD_ENOTSUP, 'fast zero is only possible by releasing tracks');
           return;
         }
-        if (length === 0) return this.replyOk(high, low);
+        if (length === 0) return this.commands.replyOk(high, low);
         this.admit(0);
-        void this.writeZeroes(high, low, offset, length, flags);
+        void this.commands.writeZeroes(high, low, offset, length, flags);
         return;
       }
       case NBD_CMD_BLOCK_STATUS: {
         if (!this.blockStatus) return this.refuse(type, high, low, NBD_EINVAL, offset, length, flags, 'no metadata context was negotiated');
         const refusal = this.checkRange(flags, STATUS_FLAGS, offset, length, false, false);
         if (refusal !== 0 || length === 0) return this.refuse(type, high, low, NBD_EINVAL, offset, length, flags);
-        this.replyBlockStatus(high, low, offset, length, flags);
+        this.commands.replyBlockStatus(high, low, offset, length, flags);
         return;
       }
       case NBD_CMD_CACHE: {
         // Some clients send CACHE unadvertised; it is a hint we may ignore.
         const refusal = this.checkRange(flags, 0, offset, length, false, false);
         if (refusal !== 0) return this.refuse(type, high, low, NBD_EINVAL, offset, length, flags);
-        this.replyOk(high, low);
+        this.commands.replyOk(high, low);
         return;
       }
       default:
@@ -304,14 +289,14 @@ export class Transmission {
     if (this.shuttingDown) refusal = NBD_ESHUTDOWN;
     else refusal = this.checkRange(flags, WRITE_FLAGS, offset, length, true, true);
     if (refusal !== 0) {
-      if (refusal === NBD_ESHUTDOWN) this.replyError(high, low, refusal, 'server is shutting down');
+      if (refusal === NBD_ESHUTDOWN) this.commands.replyError(high, low, refusal, 'server is shutting down');
       else this.refuse(NBD_CMD_WRITE, high, low, refusal, offset, length, 0);
       // The payload follows regardless; skip it without buffering.
       this.discardRemaining = length;
       return;
     }
     if (length === 0) {
-      this.replyOk(high, low);
+      this.commands.replyOk(high, low);
       return;
     }
     this.writeFlags = flags;
@@ -352,8 +337,13 @@ export class Transmission {
     reason?: string,
   ): void {
     const message = reason ?? refusalMessage(error, length > this.limits.maxRequestBytes);
-    this.logger.warn({ command: commandName(type), offset, length, flags, error }, `nbd request refused: ${message}`);
-    this.replyError(high, low, error, message);
+    // A misbehaving client must not flood the log: the first few refusals are warnings.
+    this.refusals++;
+    const details = { command: commandName(type), offset, length, flags, error };
+    if (this.refusals <= MAX_REFUSAL_WARNINGS) this.logger.warn(details, `nbd request refused: ${message}`);
+    else this.logger.debug(details, `nbd request refused: ${message}`);
+    if (this.refusals === MAX_REFUSAL_WARNINGS) this.logger.warn('further refusals on this connection are logged at debug level');
+    this.commands.replyError(high, low, error, message);
   }
 
   private violation(reason: string): void {
@@ -363,135 +353,15 @@ export class Transmission {
     this.socket.destroy();
   }
 
-  // ---- commands -------------------------------------------------------
-
   private write(data: Buffer): void {
     this.admit(data.length);
-    void this.runWrite(this.writeHandleHigh, this.writeHandleLow, this.writeOffset, data, this.writeFlags);
+    void this.commands.runWrite(this.writeHandleHigh, this.writeHandleLow, this.writeOffset, data, this.writeFlags);
   }
 
-  private async runWrite(high: number, low: number, offset: number, data: Buffer, flags: number): Promise<void> {
-    try {
-      await this.device.write(offset, data, (flags & NBD_CMD_FLAG_FUA) !== 0 ? FUA : undefined);
-      this.replyOk(high, low);
-    } catch (error) {
-      this.replyFailure(high, low, error, true, NBD_CMD_WRITE);
-    }
-    this.settle(data.length);
-  }
-
-  private async read(high: number, low: number, offset: number, length: number, flags: number): Promise<void> {
-    let reply: Buffer;
-    try {
-      if (this.structured) {
-        reply = await this.structuredRead(high, low, offset, length, flags);
-      } else {
-        reply = Buffer.allocUnsafe(SIMPLE_REPLY_BYTES + length);
-        writeSimpleReplyHeader(reply, 0, 0, high, low);
-        await this.device.readInto(offset, reply.subarray(SIMPLE_REPLY_BYTES));
-      }
-      this.send(reply);
-    } catch (error) {
-      // Simple replies: error header only, no payload, as the spec requires.
-      this.replyFailure(high, low, error, false, NBD_CMD_READ);
-    }
-    this.settle(length);
-  }
-
-  /** Builds the structured reply for a read: holes as OFFSET_HOLE, data read in place. */
-  private async structuredRead(high: number, low: number, offset: number, length: number, flags: number): Promise<Buffer> {
-    let plan: ReadPlan | null = null;
-    try {
-      plan = buildReadReplyPlan(this.device.allocationMap(offset, length), offset, length, (flags & NBD_CMD_FLAG_DF) !== 0, high, low);
-    } catch (error) {
-      this.logger.debug({ err: error }, 'nbd allocation map failed; reading as data');
-    }
-    if (plan === null) {
-      const reply = Buffer.allocUnsafe(DATA_CHUNK_PREFIX_BYTES + length);
-      writeChunkHeader(reply, 0, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, high, low, 8 + length);
-      writeUInt64(reply, offset, STRUCTURED_CHUNK_HEADER_BYTES);
-      await this.device.readInto(offset, reply.subarray(DATA_CHUNK_PREFIX_BYTES));
-      return reply;
-    }
-    const { reply, reads } = plan;
-    if (reads.length === 1) {
-      await this.device.readInto(reads[0].offset, reply.subarray(reads[0].at, reads[0].at + reads[0].length));
-    } else if (reads.length > 1) {
-      const device = this.device;
-      await Promise.all(reads.map((part) => device.readInto(part.offset, reply.subarray(part.at, part.at + part.length))));
-    }
-    return reply;
-  }
-
-  private async flush(high: number, low: number): Promise<void> {
-    try {
-      await this.device.flush();
-      this.replyOk(high, low);
-    } catch (error) {
-      this.replyFailure(high, low, error, true, NBD_CMD_FLUSH);
-    }
-    this.settle(0);
-  }
-
-  private async trim(high: number, low: number, offset: number, length: number, flags: number): Promise<void> {
-    try {
-      await this.device.trim(offset, length, (flags & NBD_CMD_FLAG_FUA) !== 0 ? FUA : undefined);
-      this.replyOk(high, low);
-    } catch (error) {
-      this.replyFailure(high, low, error, false, NBD_CMD_TRIM);
-    }
-    this.settle(0);
-  }
-
-  private async writeZeroes(high: number, low: number, offset: number, length: number, flags: number): Promise<void> {
-    const fua = (flags & NBD_CMD_FLAG_FUA) !== 0;
-    const options = (flags & NBD_CMD_FLAG_NO_HOLE) !== 0
-      ? (fua ? ZEROES_NO_HOLE_FUA : ZEROES_NO_HOLE)
-      : (fua ? ZEROES_FUA : ZEROES_PLAIN);
-    try {
-      await this.device.writeZeroes(offset, length, options);
-      this.replyOk(high, low);
-    } catch (error) {
-      this.replyFailure(high, low, error, true, NBD_CMD_WRITE_ZEROES);
-    }
-    this.settle(0);
-  }
-
-  private replyBlockStatus(high: number, low: number, offset: number, length: number, flags: number): void {
-    try {
-      const runs = this.device.allocationMap(offset, length);
-      this.send(buildBlockStatusReply(runs, length, (flags & NBD_CMD_FLAG_REQ_ONE) !== 0, high, low));
-    } catch (error) {
-      this.replyFailure(high, low, error, false, NBD_CMD_BLOCK_STATUS);
-    }
-  }
-
-  // ---- replies --------------------------------------------------------
-
-  private replyOk(high: number, low: number): void {
-    this.send(simpleReply(0, high, low));
-  }
-
-  private replyEmptyRead(high: number, low: number): void {
-    if (!this.structured) return this.replyOk(high, low);
-    const reply = Buffer.allocUnsafe(STRUCTURED_CHUNK_HEADER_BYTES);
-    writeChunkHeader(reply, 0, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, high, low, 0);
-    this.send(reply);
-  }
-
-  private replyError(high: number, low: number, error: number, message: string): void {
-    this.send(this.structured ? structuredError(error, high, low, message) : simpleReply(error, high, low));
-  }
-
-  private replyFailure(high: number, low: number, error: unknown, writing: boolean, type: number): void {
-    const code = nbdErrorFor(error, writing);
-    if (isExpectedRefusal(error)) this.logger.debug({ err: error, command: commandName(type) }, 'nbd request failed');
-    else this.logger.error({ err: error, command: commandName(type) }, 'nbd request failed');
-    this.replyError(high, low, code, clientMessage(error));
-  }
+  // ---- replies and flow control ----------------------------------------
 
   /** One socket write per reply; replies finishing in the same tick share one writev. */
-  private send(reply: Buffer): void {
+  private readonly send = (reply: Buffer): void => {
     if (this.socketClosed || !this.socket.writable) return;
     if (!this.corked) {
       this.corked = true;
@@ -500,7 +370,7 @@ export class Transmission {
     }
     this.socket.write(reply);
     if (!this.paused && this.socket.writableLength > this.limits.maxQueuedReplyBytes) this.pause();
-  }
+  };
 
   private readonly uncork = (): void => {
     this.corked = false;
@@ -517,7 +387,7 @@ export class Transmission {
     }
   }
 
-  private settle(bytes: number): void {
+  private readonly settle = (bytes: number): void => {
     this.inFlight--;
     this.inFlightBytes -= bytes;
     if (this.paused) this.maybeResume();
@@ -525,7 +395,7 @@ export class Transmission {
       if (this.endWhenIdle) this.endSocket();
       this.hooks.idle();
     }
-  }
+  };
 
   private pause(): void {
     this.paused = true;

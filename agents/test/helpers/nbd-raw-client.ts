@@ -57,7 +57,7 @@ export type Reply =
   | { kind: 'chunk'; flags: number; type: number; handle: number; payload: Buffer };
 
 export class RawNbdClient {
-  private buffered = Buffer.alloc(0);
+  private buffered: Buffer = Buffer.alloc(0);
   private wake: (() => void) | null = null;
   private ended = false;
   readonly closed: Promise<void>;

@@ -1,0 +1,177 @@
+import type { Logger } from 'pino';
+import type { BlockDevice, IoOptions, WriteZeroesOptions } from '../storage/block-device.ts';
+import { clientMessage, isExpectedRefusal, nbdErrorFor } from './errors.ts';
+import {
+  DATA_CHUNK_PREFIX_BYTES,
+  simpleReply,
+  structuredError,
+  writeChunkHeader,
+  writeSimpleReplyHeader,
+  writeUInt64,
+} from './framing.ts';
+import { buildBlockStatusReply, buildReadReplyPlan, type ReadPlan } from './read-plan.ts';
+import {
+  NBD_CMD_BLOCK_STATUS,
+  NBD_CMD_FLAG_DF,
+  NBD_CMD_FLAG_FUA,
+  NBD_CMD_FLAG_NO_HOLE,
+  NBD_CMD_FLAG_REQ_ONE,
+  NBD_CMD_FLUSH,
+  NBD_CMD_READ,
+  NBD_CMD_TRIM,
+  NBD_CMD_WRITE,
+  NBD_CMD_WRITE_ZEROES,
+  NBD_REPLY_FLAG_DONE,
+  NBD_REPLY_TYPE_NONE,
+  NBD_REPLY_TYPE_OFFSET_DATA,
+  SIMPLE_REPLY_BYTES,
+  STRUCTURED_CHUNK_HEADER_BYTES,
+  commandName,
+} from './protocol.ts';
+
+/** Where a command's reply goes, and who hears that it finished. */
+export interface CommandHost {
+  /** Queues one complete reply on the socket. */
+  send(reply: Buffer): void;
+  /** The request holding `bytes` of payload has been answered. */
+  settle(bytes: number): void;
+}
+
+const FUA: IoOptions = Object.freeze({ fua: true });
+const ZEROES_PLAIN: WriteZeroesOptions = Object.freeze({});
+const ZEROES_FUA: WriteZeroesOptions = Object.freeze({ fua: true });
+const ZEROES_NO_HOLE: WriteZeroesOptions = Object.freeze({ noHole: true });
+const ZEROES_NO_HOLE_FUA: WriteZeroesOptions = Object.freeze({ noHole: true, fua: true });
+
+/**
+ * Runs validated requests against the device and builds their replies. Each
+ * async command answers exactly once and then settles; none ever rejects.
+ * Reads land straight in the reply buffer, after its header.
+ */
+export class Commands {
+  constructor(
+    private readonly device: BlockDevice,
+    private readonly structured: boolean,
+    private readonly logger: Logger,
+    private readonly host: CommandHost,
+  ) {}
+
+    async runWrite(high: number, low: number, offset: number, data: Buffer, flags: number): Promise<void> {
+    try {
+      await this.device.write(offset, data, (flags & NBD_CMD_FLAG_FUA) !== 0 ? FUA : undefined);
+      this.replyOk(high, low);
+    } catch (error) {
+      this.replyFailure(high, low, error, true, NBD_CMD_WRITE);
+    }
+    this.host.settle(data.length);
+  }
+
+  async read(high: number, low: number, offset: number, length: number, flags: number): Promise<void> {
+    let reply: Buffer;
+    try {
+      if (this.structured) {
+        reply = await this.structuredRead(high, low, offset, length, flags);
+      } else {
+        reply = Buffer.allocUnsafe(SIMPLE_REPLY_BYTES + length);
+        writeSimpleReplyHeader(reply, 0, 0, high, low);
+        await this.device.readInto(offset, reply.subarray(SIMPLE_REPLY_BYTES));
+      }
+      this.host.send(reply);
+    } catch (error) {
+      // Simple replies: error header only, no payload, as the spec requires.
+      this.replyFailure(high, low, error, false, NBD_CMD_READ);
+    }
+    this.host.settle(length);
+  }
+
+  /** Builds the structured reply for a read: holes as OFFSET_HOLE, data read in place. */
+  private async structuredRead(high: number, low: number, offset: number, length: number, flags: number): Promise<Buffer> {
+    let plan: ReadPlan | null = null;
+    try {
+      plan = buildReadReplyPlan(this.device.allocationMap(offset, length), offset, length, (flags & NBD_CMD_FLAG_DF) !== 0, high, low);
+    } catch (error) {
+      this.logger.debug({ err: error }, 'nbd allocation map failed; reading as data');
+    }
+    if (plan === null) {
+      const reply = Buffer.allocUnsafe(DATA_CHUNK_PREFIX_BYTES + length);
+      writeChunkHeader(reply, 0, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, high, low, 8 + length);
+      writeUInt64(reply, offset, STRUCTURED_CHUNK_HEADER_BYTES);
+      await this.device.readInto(offset, reply.subarray(DATA_CHUNK_PREFIX_BYTES));
+      return reply;
+    }
+    const { reply, reads } = plan;
+    if (reads.length === 1) {
+      await this.device.readInto(reads[0].offset, reply.subarray(reads[0].at, reads[0].at + reads[0].length));
+    } else if (reads.length > 1) {
+      const device = this.device;
+      await Promise.all(reads.map((part) => device.readInto(part.offset, reply.subarray(part.at, part.at + part.length))));
+    }
+    return reply;
+  }
+
+  async flush(high: number, low: number): Promise<void> {
+    try {
+      await this.device.flush();
+      this.replyOk(high, low);
+    } catch (error) {
+      this.replyFailure(high, low, error, true, NBD_CMD_FLUSH);
+    }
+    this.host.settle(0);
+  }
+
+  async trim(high: number, low: number, offset: number, length: number, flags: number): Promise<void> {
+    try {
+      await this.device.trim(offset, length, (flags & NBD_CMD_FLAG_FUA) !== 0 ? FUA : undefined);
+      this.replyOk(high, low);
+    } catch (error) {
+      this.replyFailure(high, low, error, false, NBD_CMD_TRIM);
+    }
+    this.host.settle(0);
+  }
+
+  async writeZeroes(high: number, low: number, offset: number, length: number, flags: number): Promise<void> {
+    const fua = (flags & NBD_CMD_FLAG_FUA) !== 0;
+    const options = (flags & NBD_CMD_FLAG_NO_HOLE) !== 0
+      ? (fua ? ZEROES_NO_HOLE_FUA : ZEROES_NO_HOLE)
+      : (fua ? ZEROES_FUA : ZEROES_PLAIN);
+    try {
+      await this.device.writeZeroes(offset, length, options);
+      this.replyOk(high, low);
+    } catch (error) {
+      this.replyFailure(high, low, error, true, NBD_CMD_WRITE_ZEROES);
+    }
+    this.host.settle(0);
+  }
+
+  replyBlockStatus(high: number, low: number, offset: number, length: number, flags: number): void {
+    try {
+      const runs = this.device.allocationMap(offset, length);
+      this.host.send(buildBlockStatusReply(runs, length, (flags & NBD_CMD_FLAG_REQ_ONE) !== 0, high, low));
+    } catch (error) {
+      this.replyFailure(high, low, error, false, NBD_CMD_BLOCK_STATUS);
+    }
+  }
+
+  replyOk(high: number, low: number): void {
+    this.host.send(simpleReply(0, high, low));
+  }
+
+  replyEmptyRead(high: number, low: number): void {
+    if (!this.structured) return this.replyOk(high, low);
+    const reply = Buffer.allocUnsafe(STRUCTURED_CHUNK_HEADER_BYTES);
+    writeChunkHeader(reply, 0, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, high, low, 0);
+    this.host.send(reply);
+  }
+
+  replyError(high: number, low: number, error: number, message: string): void {
+    this.host.send(this.structured ? structuredError(error, high, low, message) : simpleReply(error, high, low));
+  }
+
+  private replyFailure(high: number, low: number, error: unknown, writing: boolean, type: number): void {
+    const code = nbdErrorFor(error, writing);
+    if (isExpectedRefusal(error)) this.logger.debug({ err: error, command: commandName(type) }, 'nbd request failed');
+    else this.logger.error({ err: error, command: commandName(type) }, 'nbd request failed');
+    this.replyError(high, low, code, clientMessage(error));
+  }
+
+}
