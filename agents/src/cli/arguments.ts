@@ -1,5 +1,5 @@
 import { InvalidArgumentError, Option } from 'commander';
-import { maxVolumeBytes, parseSize } from '@tandem/contract';
+import { parseSize } from '@tandem/contract';
 import type { HostPort } from '../agent.ts';
 
 /** `--data DIR`, also read from TANDEM_DATA. */
@@ -17,7 +17,6 @@ export function parseSizeArgument(text: string): number {
   if (bytes === undefined) {
     throw new InvalidArgumentError(`'${text}' is not a size; use bytes or a binary unit like 512M, 10G, 1T`);
   }
-  if (bytes > maxVolumeBytes * 1024) throw new InvalidArgumentError(`'${text}' is far too large`);
   return bytes;
 }
 

@@ -1,5 +1,5 @@
 import { access } from 'node:fs/promises';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { formatSize } from '@tandem/contract';
 import { dataDirPaths } from '../../data-dir.ts';
 import type { CheckReport } from '../../storage/check.ts';
@@ -71,13 +71,24 @@ interface RunOptions {
 async function run(options: RunOptions): Promise<void> {
   const [{ default: pino }, { startAgent, closeOnSignals }] = await Promise.all([import('pino'), import('../../agent.ts')]);
   const logger = pino({ level: options.logLevel, base: { pid: process.pid } }, pino.destination(2));
-  const agent = await startAgent({
-    dataDir: options.data,
-    api: options.api,
-    nbd: options.nbd === false ? null : options.nbd,
-    nbdSocket: options.nbdSocket ?? null,
-    logger,
-  });
+  let agent: Awaited<ReturnType<typeof startAgent>>;
+  try {
+    agent = await startAgent({
+      dataDir: options.data,
+      api: options.api,
+      nbd: options.nbd === false ? null : options.nbd,
+      nbdSocket: options.nbdSocket ?? null,
+      logger,
+    });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      const { address, port } = error as { address?: string; port?: number };
+      const where = port === undefined ? (address ?? '') : `${address}:${port}`;
+      throw new CliError(`cannot listen on ${where}: ${code}`, 1, 'conflict');
+    }
+    throw error;
+  }
   closeOnSignals(agent, logger);
   const { info } = agent;
   const fields: Array<[string, string]> = [
@@ -170,7 +181,12 @@ export function registerSetupCommands(program: Command): void {
     .option('--nbd <host:port>', 'NBD TCP address', parseHostPort, { host: '127.0.0.1', port: 10809 })
     .option('--no-nbd', 'no NBD TCP listener')
     .option('--nbd-socket <path>', 'also serve NBD on a Unix socket')
-    .option('--log-level <level>', 'pino log level (logs go to stderr)', process.env.TANDEM_LOG_LEVEL ?? 'info')
+    .addOption(
+      new Option('--log-level <level>', 'log level (JSON logs go to stderr)')
+        .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+        .env('TANDEM_LOG_LEVEL')
+        .default('info'),
+    )
     .action(run);
 
   program
