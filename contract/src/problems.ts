@@ -23,6 +23,11 @@ export const problemCodes = [
   'conflict',
   'agent-unreachable',
   'certificate-mismatch',
+  'link-down',
+  'peer-refused',
+  'not-paired',
+  'pair-suspended',
+  'invalid-state',
   'timeout',
   'internal-error',
 ] as const;
@@ -57,6 +62,11 @@ export const problemHttpStatus: Record<ProblemCode, number> = {
   conflict: 409,
   'agent-unreachable': 502,
   'certificate-mismatch': 502,
+  'link-down': 503,
+  'peer-refused': 502,
+  'not-paired': 409,
+  'pair-suspended': 409,
+  'invalid-state': 409,
   timeout: 504,
   'internal-error': 500,
 };

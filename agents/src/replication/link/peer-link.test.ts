@@ -1,0 +1,143 @@
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FaultProxy } from '../../../test/helpers/fault-proxy.ts';
+import { createAuthority, issueWithNewKey } from '../../tls/authority.ts';
+import { certificateFingerprint } from '../../tls/fingerprint.ts';
+import { encodeFrame, FrameError, FrameKind, FrameReader } from './frames.ts';
+import { PeerLinkClient, PeerLinkServer, type LinkCredentials, type PeerRecord } from './peer-link.ts';
+
+const logger = pino({ level: 'silent' });
+
+interface Site {
+  agentId: string;
+  server: LinkCredentials;
+  client: LinkCredentials;
+  record: (linkAddress: string) => PeerRecord;
+}
+
+async function makeSite(name: string): Promise<Site> {
+  const { authority } = await createAuthority(name, `${name}-id`);
+  const server = await issueWithNewKey(authority, { commonName: `${name} link`, usage: 'server', altNames: ['127.0.0.1'] });
+  const client = await issueWithNewKey(authority, { commonName: `${name} peer`, usage: 'client' });
+  return {
+    agentId: `${name}-id`,
+    server: { certificatePem: server.certificatePem, keyPem: server.keyPem, caPem: authority.certificatePem },
+    client: { certificatePem: client.certificatePem, keyPem: client.keyPem, caPem: authority.certificatePem },
+    record: (linkAddress) => ({
+      agentId: `${name}-id`,
+      site: name,
+      caPem: authority.certificatePem,
+      caFingerprint: certificateFingerprint(authority.certificatePem),
+      linkAddress,
+    }),
+  };
+}
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function serve(site: Site, peers: PeerRecord[], refusals: string[] = []) {
+  const server = new PeerLinkServer({
+    credentials: site.server,
+    peers,
+    logger,
+    onRefused: (reason) => refusals.push(reason),
+    handler: async ({ method, params, payload, peerAgentId }) => {
+      if (method === 'echo') return { result: { ...params, from: peerAgentId }, payload: payload ? Buffer.from(payload) : null };
+      if (method === 'slow') {
+        await new Promise((resolve) => setTimeout(resolve, Number(params.ms)));
+        return { result: { done: params.ms } };
+      }
+      throw new Error('unknown');
+    },
+  });
+  const address = await server.listen('127.0.0.1', 0);
+  cleanups.push(() => server.close());
+  return { server, address: `127.0.0.1:${address.port}` };
+}
+
+describe('peer link', () => {
+  it('carries pipelined requests with payloads over mutual TLS, answered out of order', async () => {
+    const [a, b] = await Promise.all([makeSite('alpha'), makeSite('beta')]);
+    const { address } = await serve(a, [b.record('unused:1')]);
+    const client = new PeerLinkClient(a.record(address), b.client, logger);
+    cleanups.push(() => client.close());
+    const payload = Buffer.alloc(3 * 1024 * 1024, 7);
+    const echoed = await client.call('echo', { x: 1 }, payload, { waitForLinkMs: 5000 });
+    expect(echoed.result).toEqual({ x: 1, from: 'beta-id' });
+    expect(echoed.payload!.equals(payload)).toBe(true);
+    const order: number[] = [];
+    await Promise.all(
+      [300, 10, 150].map((ms) => client.call('slow', { ms }).then(() => order.push(ms))),
+    );
+    expect(order).toEqual([10, 150, 300]);
+    await expect(client.call('nope', {})).rejects.toMatchObject({ problem: 'internal-error' });
+  });
+
+  it('refuses a client whose certificate is not from a paired site, and reports it', async () => {
+    const [a, b, intruder] = await Promise.all([makeSite('alpha'), makeSite('beta'), makeSite('intruder')]);
+    const refusals: string[] = [];
+    const { address } = await serve(a, [b.record('unused:1')], refusals);
+    const client = new PeerLinkClient(a.record(address), intruder.client, logger);
+    cleanups.push(() => client.close());
+    await expect(client.call('echo', {}, null, { waitForLinkMs: 1500 })).rejects.toMatchObject({ problem: 'link-down' });
+    expect(refusals.length).toBeGreaterThan(0);
+  });
+
+  it('refuses a server whose certificate is not from the pinned CA', async () => {
+    const [a, b, impostor] = await Promise.all([makeSite('alpha'), makeSite('beta'), makeSite('impostor')]);
+    const { address } = await serve(impostor, [b.record('unused:1')]);
+    const client = new PeerLinkClient(a.record(address), b.client, logger);
+    cleanups.push(() => client.close());
+    await expect(client.call('echo', {}, null, { waitForLinkMs: 1500 })).rejects.toMatchObject({ problem: 'link-down' });
+    expect(client.state).not.toBe('connected');
+  });
+
+  it('reconnects after the link is cut and notices a blackhole by missing heartbeats', async () => {
+    const [a, b] = await Promise.all([makeSite('alpha'), makeSite('beta')]);
+    const { address } = await serve(a, [b.record('unused:1')]);
+    const [host, port] = address.split(':');
+    const proxy = await FaultProxy.start({ host, port: Number(port) });
+    cleanups.push(() => proxy.close());
+    const client = new PeerLinkClient(a.record(proxy.address), b.client, logger);
+    cleanups.push(() => client.close());
+    const states: string[] = [];
+    client.on('state', (state: string) => states.push(state));
+    await client.call('echo', {}, null, { waitForLinkMs: 5000 });
+    proxy.resetAll();
+    while (!states.includes('down')) await new Promise((resolve) => setTimeout(resolve, 10));
+    await expect(client.call('echo', { after: 'reset' }, null, { waitForLinkMs: 5000 })).resolves.toBeTruthy();
+    expect(states).toContain('down');
+
+    proxy.blackhole(true);
+    const pending = client.call('echo', { lost: true }, null, { timeoutMs: 60_000 });
+    await expect(pending).rejects.toMatchObject({ problem: 'link-down' });
+    proxy.blackhole(false);
+    await expect(client.call('echo', { back: true }, null, { waitForLinkMs: 10_000 })).resolves.toBeTruthy();
+  }, 30_000);
+});
+
+describe('peer link frames', () => {
+  it('rejects a frame whose checksum does not match its bytes', () => {
+    const frames: unknown[] = [];
+    const reader = new FrameReader((frame) => frames.push(frame));
+    const [head, payload] = encodeFrame(FrameKind.Request, 7, { m: 'x', p: {} }, Buffer.alloc(100, 1));
+    const corrupt = Buffer.from(payload);
+    corrupt[50] ^= 0xff;
+    expect(() => reader.push(Buffer.concat([head, corrupt]))).toThrow(FrameError);
+    expect(frames).toHaveLength(0);
+    const clean = new FrameReader((frame) => frames.push(frame));
+    const whole = Buffer.concat(encodeFrame(FrameKind.Request, 8, { m: 'x', p: {} }, Buffer.alloc(100, 1)));
+    for (let i = 0; i < whole.length; i += 7) clean.push(whole.subarray(i, i + 7));
+    expect(frames).toHaveLength(1);
+  });
+
+  it('rejects absurd frame lengths before buffering them', () => {
+    const reader = new FrameReader(() => {});
+    const bogus = Buffer.alloc(24);
+    bogus.writeUInt32BE(0xfffffff0, 0);
+    expect(() => reader.push(bogus)).toThrow(/out of bounds/);
+  });
+});

@@ -1,0 +1,203 @@
+import type { TLSSocket } from 'node:tls';
+import { isProblemError, ProblemError, type ProblemCode } from '@tandem/contract';
+import { encodeFrame, FLAG_ERROR, FrameKind, FrameReader, type Frame } from './frames.ts';
+
+/** What a request handler gets and gives back. */
+export interface RpcRequest {
+  method: string;
+  params: Record<string, unknown>;
+  payload: Buffer | null;
+  /** The paired agent that sent it. */
+  peerAgentId: string;
+}
+
+export interface RpcResult {
+  result?: unknown;
+  payload?: Buffer | null;
+}
+
+export type RpcHandler = (request: RpcRequest) => Promise<RpcResult> | RpcResult;
+
+interface Pending {
+  resolve: (value: { result: unknown; payload: Buffer | null }) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout | null;
+}
+
+export interface RpcConnectionOptions {
+  peerAgentId: string;
+  /** Dispatches incoming requests (server side); absent on a client-only connection. */
+  handler?: RpcHandler;
+  /** Send a heartbeat this often (client side). */
+  heartbeatMs?: number;
+  /** Declare the connection dead after this long without any frame. */
+  deadAfterMs: number;
+  onClose: (reason: Error) => void;
+}
+
+/**
+ * One TLS connection of the peer link: pipelined requests and responses
+ * (answered in any order), heartbeats, and a dead-peer timer. Writes respect
+ * backpressure: while the socket's buffer is full, callers wait for drain.
+ */
+export class RpcConnection {
+  private readonly socket: TLSSocket;
+  private readonly options: RpcConnectionOptions;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private lastHeard = Date.now();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private closed = false;
+  private drainWaiters: Array<() => void> = [];
+
+  constructor(socket: TLSSocket, options: RpcConnectionOptions) {
+    this.socket = socket;
+    this.options = options;
+    socket.setNoDelay(true);
+    const reader = new FrameReader((frame) => this.onFrame(frame));
+    socket.on('data', (chunk: Buffer) => {
+      this.lastHeard = Date.now();
+      try {
+        reader.push(chunk);
+      } catch (error) {
+        this.close(error as Error);
+      }
+    });
+    socket.on('drain', () => {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const wake of waiters) wake();
+    });
+    socket.on('error', (error) => this.close(error));
+    socket.on('close', () => this.close(new ProblemError('link-down', `the link to ${options.peerAgentId} closed`)));
+    if (options.heartbeatMs) {
+      this.timers.push(setInterval(() => this.send(FrameKind.Heartbeat, 0, undefined, null), options.heartbeatMs));
+    }
+    this.timers.push(
+      setInterval(() => {
+        if (Date.now() - this.lastHeard > options.deadAfterMs) {
+          this.close(new ProblemError('link-down', `no word from ${options.peerAgentId} for ${options.deadAfterMs} ms`));
+        }
+      }, Math.max(100, Math.floor(options.deadAfterMs / 4))),
+    );
+    for (const timer of this.timers) timer.unref();
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Sends a request and waits for its response. */
+  async call(
+    method: string,
+    params: Record<string, unknown>,
+    payload: Buffer | null = null,
+    timeoutMs = 30_000,
+  ): Promise<{ result: unknown; payload: Buffer | null }> {
+    if (this.closed) throw new ProblemError('link-down', `the link to ${this.options.peerAgentId} is down`);
+    const id = this.nextId;
+    this.nextId = (this.nextId + 1) >>> 0 || 1;
+    const promise = new Promise<{ result: unknown; payload: Buffer | null }>((resolve, reject) => {
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              this.pending.delete(id);
+              reject(new ProblemError('timeout', `${method} to ${this.options.peerAgentId} took over ${timeoutMs} ms`));
+            }, timeoutMs)
+          : null;
+      this.pending.set(id, { resolve, reject, timer });
+    });
+    await this.sendWhenWritable(FrameKind.Request, id, { m: method, p: params }, payload);
+    return promise;
+  }
+
+  private async sendWhenWritable(kind: FrameKind, id: number, meta: unknown, payload: Buffer | null, flags = 0): Promise<void> {
+    while (!this.closed && this.socket.writableNeedDrain) {
+      await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    }
+    this.send(kind, id, meta, payload, flags);
+  }
+
+  private send(kind: FrameKind, id: number, meta: unknown, payload: Buffer | null, flags = 0): void {
+    if (this.closed) return;
+    const parts = encodeFrame(kind, id, meta, payload, flags);
+    if (parts.length === 1) this.socket.write(parts[0]);
+    else {
+      this.socket.cork();
+      this.socket.write(parts[0]);
+      this.socket.write(parts[1]);
+      this.socket.uncork();
+    }
+  }
+
+  private onFrame(frame: Frame): void {
+    switch (frame.kind) {
+      case FrameKind.Heartbeat:
+        this.send(FrameKind.HeartbeatReply, 0, undefined, null);
+        return;
+      case FrameKind.HeartbeatReply:
+        return;
+      case FrameKind.Response: {
+        const pending = this.pending.get(frame.id);
+        if (!pending) return; // timed out already
+        this.pending.delete(frame.id);
+        if (pending.timer) clearTimeout(pending.timer);
+        const meta = (frame.meta ?? {}) as { r?: unknown; e?: { problem?: string; message?: string } };
+        if (frame.flags & FLAG_ERROR) {
+          const problem = (meta.e?.problem ?? 'internal-error') as ProblemCode;
+          pending.reject(new ProblemError(problem, meta.e?.message ?? 'the peer refused the request'));
+        } else pending.resolve({ result: meta.r, payload: frame.payload });
+        return;
+      }
+      case FrameKind.Request:
+        void this.serve(frame);
+        return;
+    }
+  }
+
+  private async serve(frame: Frame): Promise<void> {
+    const meta = (frame.meta ?? {}) as { m?: unknown; p?: unknown };
+    try {
+      if (!this.options.handler) throw new ProblemError('not-supported', 'this side of the link takes no requests');
+      if (typeof meta.m !== 'string' || typeof meta.p !== 'object' || meta.p === null) {
+        throw new ProblemError('bad-request', 'a peer request needs a method name and parameters');
+      }
+      // Payloads are views into the socket's buffer: copy what outlives this call.
+      const answer = await this.options.handler({
+        method: meta.m,
+        params: meta.p as Record<string, unknown>,
+        payload: frame.payload,
+        peerAgentId: this.options.peerAgentId,
+      });
+      await this.sendWhenWritable(FrameKind.Response, frame.id, { r: answer.result ?? null }, answer.payload ?? null);
+    } catch (error) {
+      const problem = isProblemError(error)
+        ? { problem: error.problem, message: error.message }
+        : { problem: 'internal-error', message: 'the peer failed to serve the request' };
+      await this.sendWhenWritable(FrameKind.Response, frame.id, { e: problem }, null, FLAG_ERROR);
+    }
+  }
+
+  /** Ends the connection; every pending call fails with the reason. */
+  close(cause: Error = new ProblemError('link-down', 'the link was closed')): void {
+    if (this.closed) return;
+    const reason = isProblemError(cause)
+      ? cause
+      : new ProblemError('link-down', `the link to ${this.options.peerAgentId} failed: ${cause.message}`);
+    this.closed = true;
+    for (const timer of this.timers) clearInterval(timer);
+    for (const [, pending] of this.pending) {
+      if (pending.timer) clearTimeout(pending.timer);
+      pending.reject(reason);
+    }
+    this.pending.clear();
+    for (const wake of this.drainWaiters) wake();
+    this.drainWaiters = [];
+    this.socket.destroy();
+    this.options.onClose(reason);
+  }
+}

@@ -1,0 +1,104 @@
+import net from 'node:net';
+
+/**
+ * A fault-injecting TCP proxy that stands in for a bad WAN between agents:
+ * added latency, connections reset after N bytes, a blackhole (bytes are
+ * swallowed, nothing is closed), and byte counters per direction.
+ */
+export class FaultProxy {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private latencyMs = 0;
+  private cutAfter: number | null = null;
+  private blackholed = false;
+  /** Bytes forwarded client -> target and target -> client. */
+  readonly forwarded = { up: 0, down: 0 };
+  port = 0;
+
+  private constructor(private readonly target: { host: string; port: number }) {
+    this.server = net.createServer((client) => this.accept(client));
+  }
+
+  static async start(target: { host: string; port: number }): Promise<FaultProxy> {
+    const proxy = new FaultProxy(target);
+    await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+    proxy.port = (proxy.server.address() as net.AddressInfo).port;
+    return proxy;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** Adds this much delay to every chunk in each direction. */
+  setLatency(ms: number): void {
+    this.latencyMs = ms;
+  }
+
+  /** Resets every connection once `bytes` more bytes have crossed (either way). */
+  cutAfterBytes(bytes: number | null): void {
+    this.cutAfter = bytes;
+  }
+
+  /** Swallows all traffic (connections stay open) until turned off. */
+  blackhole(on: boolean): void {
+    this.blackholed = on;
+  }
+
+  /** Resets every open connection now. */
+  resetAll(): void {
+    for (const socket of this.sockets) socket.resetAndDestroy();
+  }
+
+  private accept(client: net.Socket): void {
+    const upstream = net.connect(this.target.port, this.target.host);
+    this.sockets.add(client);
+    this.sockets.add(upstream);
+    const forward = (from: net.Socket, to: net.Socket, direction: 'up' | 'down') => {
+      // Chunks wait out the latency in order, without holding back the ones behind them.
+      const queue: Array<{ chunk: Buffer; due: number }> = [];
+      let timer: NodeJS.Timeout | null = null;
+      const deliver = () => {
+        timer = null;
+        const now = Date.now();
+        while (queue.length > 0 && queue[0].due <= now) {
+          const { chunk } = queue.shift()!;
+          if (!to.destroyed && !to.write(chunk)) {
+            from.pause();
+            to.once('drain', () => from.resume());
+          }
+        }
+        if (queue.length > 0) timer = setTimeout(deliver, queue[0].due - now);
+      };
+      from.on('data', (chunk: Buffer) => {
+        if (this.blackholed) return;
+        this.forwarded[direction] += chunk.length;
+        if (this.cutAfter !== null) {
+          this.cutAfter -= chunk.length;
+          if (this.cutAfter <= 0) {
+            this.cutAfter = null;
+            this.resetAll();
+            return;
+          }
+        }
+        queue.push({ chunk, due: Date.now() + this.latencyMs });
+        if (this.latencyMs === 0) deliver();
+        else if (!timer) timer = setTimeout(deliver, this.latencyMs);
+      });
+      from.on('close', () => {
+        if (timer) clearTimeout(timer);
+        to.destroy();
+      });
+      from.on('error', () => to.destroy());
+    };
+    forward(client, upstream, 'up');
+    forward(upstream, client, 'down');
+    client.on('close', () => this.sockets.delete(client));
+    upstream.on('close', () => this.sockets.delete(upstream));
+  }
+
+  async close(): Promise<void> {
+    this.resetAll();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
