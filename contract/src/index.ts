@@ -8,3 +8,4 @@ export * from './sizes.ts';
 export * from './volumes.ts';
 export * from './events.ts';
 export * from './agent.ts';
+export * from './replication.ts';

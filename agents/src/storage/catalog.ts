@@ -45,6 +45,40 @@ const migrations: string[] = [
      paired_at TEXT NOT NULL,
      revoked_at TEXT
    );`,
+  `CREATE TABLE peers (
+     agent_id TEXT PRIMARY KEY,
+     site TEXT NOT NULL,
+     ca_pem TEXT NOT NULL,
+     ca_fingerprint TEXT NOT NULL,
+     link_address TEXT NOT NULL,
+     api_address TEXT,
+     paired_at TEXT NOT NULL
+   );
+   CREATE TABLE sessions (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     type TEXT NOT NULL,
+     control_agent_id TEXT NOT NULL,
+     peer_agent_id TEXT NOT NULL,
+     state TEXT NOT NULL,
+     direction TEXT NOT NULL,
+     recoverable INTEGER NOT NULL DEFAULT 1,
+     detail TEXT,
+     consistency_time TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE TABLE pairs (
+     id TEXT PRIMARY KEY,
+     session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+     h1_volume TEXT NOT NULL,
+     h2_volume TEXT NOT NULL,
+     local_volume TEXT NOT NULL,
+     local_site TEXT NOT NULL CHECK (local_site IN ('h1', 'h2')),
+     out_of_sync_bitmap INTEGER,
+     target_changed_bitmap INTEGER,
+     created_at TEXT NOT NULL
+   );`,
 ];
 
 /**
@@ -58,6 +92,7 @@ export class Catalog {
   constructor(file: string, options: { readonly?: boolean } = {}) {
     this.db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
     this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
     if (!options.readonly) {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');

@@ -1,0 +1,162 @@
+import { z } from 'zod';
+import { VolumeNameSchema } from './volumes.ts';
+
+/** A paired site as this agent knows it. */
+export const PeerInfoSchema = z.object({
+  agentId: z.string(),
+  site: z.string(),
+  linkAddress: z.string(),
+  apiAddress: z.string().nullable(),
+  caFingerprint: z.string(),
+  pairedAt: z.string(),
+  link: z.enum(['connected', 'connecting', 'down']),
+});
+export type PeerInfo = z.infer<typeof PeerInfoSchema>;
+export const PeerListSchema = z.object({ peers: z.array(PeerInfoSchema) });
+
+/**
+ * Pair this agent with another: the other agent's API address and a
+ * pairing token printed there by `tandem-agent token`. The fingerprint, when
+ * given, must match the other agent's API certificate.
+ */
+export const PairSiteRequestSchema = z.object({
+  apiAddress: z.string().min(3),
+  token: z.string().min(1),
+  fingerprint: z.string().optional(),
+});
+export type PairSiteRequest = z.infer<typeof PairSiteRequestSchema>;
+
+/** Agent-to-agent: sent by the initiating agent to the other's /v1/peers/accept. */
+export const PeerAcceptRequestSchema = z.object({
+  token: z.string().min(1),
+  agentId: z.string().min(1),
+  site: z.string().min(1),
+  caCertificate: z.string().min(1),
+  linkAddress: z.string().min(3),
+  apiAddress: z.string().min(3),
+});
+export type PeerAcceptRequest = z.infer<typeof PeerAcceptRequestSchema>;
+export const PeerAcceptResponseSchema = z.object({
+  agentId: z.string(),
+  site: z.string(),
+  caCertificate: z.string(),
+  linkAddress: z.string(),
+});
+export type PeerAcceptResponse = z.infer<typeof PeerAcceptResponseSchema>;
+
+export const SessionTypeSchema = z.enum(['sync', 'semi-sync', 'async', 'snapshot-shipping']);
+export type SessionType = z.infer<typeof SessionTypeSchema>;
+
+export const SessionStateSchema = z.enum([
+  'defined',
+  'preparing',
+  'prepared',
+  'suspending',
+  'suspended',
+  'recovering',
+  'target-available',
+]);
+export type SessionState = z.infer<typeof SessionStateSchema>;
+
+/** h1-h2: the site where the session was defined is the source. */
+export const DirectionSchema = z.enum(['h1-h2', 'h2-h1']);
+export type Direction = z.infer<typeof DirectionSchema>;
+
+export const SessionHealthSchema = z.enum(['normal', 'warning', 'severe', 'inactive']);
+export type SessionHealth = z.infer<typeof SessionHealthSchema>;
+
+export const PairStateSchema = z.enum(['defined', 'connecting', 'syncing', 'duplex', 'suspended', 'failed', 'target-available']);
+export type PairState = z.infer<typeof PairStateSchema>;
+
+export const PairInfoSchema = z.object({
+  id: z.string(),
+  h1Volume: z.string(),
+  h2Volume: z.string(),
+  state: PairStateSchema,
+  /** Why the pair is suspended or failed. */
+  reason: z.string().nullable(),
+  /** Tracks that may differ, as the source knows them. */
+  outOfSyncTracks: z.number(),
+  /** Tracks written at the target since it became writable (after failover). */
+  targetChangedTracks: z.number(),
+  trackCount: z.number(),
+  /** While syncing: share of the tracks to copy that are copied, 0..100. */
+  syncedPercent: z.number().nullable(),
+  etaSeconds: z.number().nullable(),
+});
+export type PairInfo = z.infer<typeof PairInfoSchema>;
+
+export const SessionInfoSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  type: SessionTypeSchema,
+  state: SessionStateSchema,
+  health: SessionHealthSchema,
+  direction: DirectionSchema,
+  recoverable: z.boolean(),
+  /** This agent's role in the session. */
+  role: z.enum(['h1', 'h2']),
+  h1Site: z.string(),
+  h2Site: z.string(),
+  /** The instant the targets hold a consistent image of (ISO time), null when none. */
+  consistencyTime: z.string().nullable(),
+  /** How far the targets lag the sources, seconds. */
+  exposureSeconds: z.number().nullable(),
+  detail: z.string().nullable(),
+  pairs: z.array(PairInfoSchema),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type SessionInfo = z.infer<typeof SessionInfoSchema>;
+export const SessionListSchema = z.object({ sessions: z.array(SessionInfoSchema) });
+
+export const SessionNameSchema = VolumeNameSchema;
+
+export const CreateSessionRequestSchema = z.object({
+  name: SessionNameSchema,
+  type: SessionTypeSchema,
+  /** The other site: its site name or agent id (it must be paired). */
+  peer: z.string().min(1),
+});
+export type CreateSessionRequest = z.infer<typeof CreateSessionRequestSchema>;
+
+export const AddPairRequestSchema = z.object({
+  h1Volume: VolumeNameSchema,
+  h2Volume: VolumeNameSchema,
+});
+export type AddPairRequest = z.infer<typeof AddPairRequestSchema>;
+
+export const SessionActionSchema = z.enum(['start', 'suspend', 'resume', 'recover', 'failback', 'terminate']);
+export type SessionAction = z.infer<typeof SessionActionSchema>;
+
+/** What failback would copy, reported before anything moves. */
+export const FailbackPreflightSchema = z.object({
+  session: z.string(),
+  pairs: z.array(
+    z.object({
+      pair: z.string(),
+      /** Tracks written at the production site since failover. */
+      targetChangedTracks: z.number(),
+      /** Tracks written at the original source that never reached the other site. */
+      outOfSyncTracks: z.number(),
+      /** The union of both: what a copy by bitmaps would move. */
+      candidateTracks: z.number(),
+      /** Of those, tracks whose segment codes differ (null without code verification). */
+      differingTracks: z.number().nullable(),
+      /** Codes that had to be computed (invalid ones) to answer. */
+      codesComputed: z.number(),
+    }),
+  ),
+  tracksToCopy: z.number(),
+  bytesToCopy: z.number(),
+  estimatedSeconds: z.number(),
+  verifyCodes: z.boolean(),
+  fullCompare: z.boolean(),
+});
+export type FailbackPreflight = z.infer<typeof FailbackPreflightSchema>;
+
+export const FailbackOptionsSchema = z.object({
+  verifyCodes: z.boolean().default(true),
+  fullCompare: z.boolean().default(false),
+});
+export type FailbackOptions = z.infer<typeof FailbackOptionsSchema>;
