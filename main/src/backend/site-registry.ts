@@ -78,14 +78,15 @@ export class SiteRegistry {
   }
 
   private opened(site: StoredSite): SiteCredentials {
-    if (site.keyProtection !== this.secrets.protection) {
+    // A key kept by file permissions alone opens anywhere; a keychain-sealed one only where that keychain is.
+    if (site.keyProtection !== 'none' && site.keyProtection !== this.secrets.protection) {
       throw new ProblemError(
         'access-denied',
         `the key of site ${site.site} was stored with ${site.keyProtection} protection and cannot be opened here; remove and reconnect the site`,
       );
     }
     const { clientKey, keyProtection: _protection, ...rest } = site;
-    return { ...rest, clientKeyPem: this.secrets.open(clientKey) };
+    return { ...rest, clientKeyPem: site.keyProtection === 'none' ? clientKey : this.secrets.open(clientKey) };
   }
 
   private async load(): Promise<void> {

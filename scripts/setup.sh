@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Makes a fresh clone on a fresh Debian 12 machine (Node 20) ready to run:
+# the system packages the agents' tests and the e2e browser need, the npm
+# dependencies (without the Electron binary download, which is blocked in
+# some places; see ENVIRONMENT notes in README), and the console build.
+# Safe to run again: each step is skipped when already done.
+#
+#   scripts/setup.sh            everything
+#   scripts/setup.sh --no-apt   skip system packages (you installed them)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(qemu-utils libnbd-bin nbdkit fio chromium python3 make g++ openssl)
+
+missing=()
+if [[ "${1:-}" != "--no-apt" ]]; then
+  for package in "${apt_packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+fi
+if ((${#missing[@]} > 0)); then
+  echo "setup: installing ${missing[*]} (apt)"
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: need root or sudo to apt-get install ${missing[*]}" >&2; exit 1; }
+    sudo_cmd=(sudo)
+  fi
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if ((node_major < 20)); then
+  echo "setup: Node 20 or newer is needed (found $(node --version))" >&2
+  exit 1
+fi
+
+# npm ci when node_modules is missing or older than the lockfile.
+if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "setup: installing npm dependencies (npm ci)"
+  ELECTRON_SKIP_BINARY_DOWNLOAD=1 npm ci --no-audit --no-fund
+fi
+
+echo "setup: building the console (electron-vite build)"
+npx --no-install electron-vite build >/dev/null
+echo "setup: ready"
