@@ -2,11 +2,13 @@
  * Mutual TLS and pairing against a real spawned agent: who gets in, who is
  * refused with `unauthenticated`, and the event stream over WebSocket.
  */
+import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { EventStreamMessageSchema, PairResponseSchema, ProblemSchema, type EventStreamMessage } from '@tandem/contract';
 import { AgentApiClient } from '../src/cli/api-client.ts';
+import { Catalog } from '../src/storage/catalog.ts';
 import { createAuthority, issueWithNewKey } from '../src/tls/authority.ts';
 import { loadAdminCredentials } from '../src/tls/files.ts';
 import { generateKeyPair, privateKeyToPem, publicKeyToPem } from '../src/tls/x509.ts';
@@ -124,6 +126,18 @@ describe('pairing over HTTPS', () => {
     expect(ProblemSchema.parse(reused.body).problem).toBe('token-invalid');
     const events = await agent.api.events();
     expect(events.filter((event) => event.type === 'client.paired').map((event) => event.subject)).toEqual(['console-test']);
+
+    // Revoking the client in the catalog shuts it out at once, certificate still valid.
+    const catalog = new Catalog(path.join(agent.dataDir, 'catalog.db'));
+    try {
+      catalog.db.prepare("UPDATE clients SET revoked_at = ? WHERE name = 'console-test'").run(new Date().toISOString());
+    } finally {
+      catalog.close();
+    }
+    const revoked = await console1.request('GET', '/v1/volumes');
+    expect(revoked.status).toBe(401);
+    expect(ProblemSchema.parse(revoked.body)).toMatchObject({ problem: 'unauthenticated', message: expect.stringContaining('revoked') });
+    expect((await agent.api.listVolumes()).length).toBeGreaterThanOrEqual(0);
   });
 });
 
