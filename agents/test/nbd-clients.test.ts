@@ -1,5 +1,5 @@
 import { createHash, randomFillSync } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MiB, run, runOk, startNbdHarness, type NbdHarness } from './helpers/nbd-harness.ts';
@@ -131,6 +131,23 @@ describe('NBD with real clients', () => {
     const differ = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', source, uri], 120_000);
     expect(differ.code).toBe(1);
     expect(differ.stdout).toMatch(/Content mismatch at offset 104857600/);
+  });
+
+  it('qemu-img convert and nbdcopy copies of a sparse volume come out sparse and identical', async () => {
+    await harness.engine.createVolume('sparse-copy', 64 * MiB);
+    const uri = harness.uri('sparse-copy');
+    await qemuIo(uri, 'write -P 0x42 8M 1M', 'write -P 0x43 40M 64k');
+    const converted = path.join(harness.dir, 'converted.raw');
+    const copied = path.join(harness.dir, 'copied.raw');
+    await runOk('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', uri, converted]);
+    await runOk('nbdcopy', [uri, copied]);
+    for (const file of [converted, copied]) {
+      const info = await stat(file);
+      expect(info.size).toBe(64 * MiB);
+      expect(info.blocks * 512).toBeLessThan(4 * MiB);
+      const same = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', file, uri]);
+      expect(same.code, same.stdout + same.stderr).toBe(0);
+    }
   });
 
   it('fio --ioengine=nbd random 4K writes at queue depth 16 verify with crc32c (TCP)', async () => {

@@ -45,6 +45,8 @@ export interface TransmissionHooks {
 }
 
 const MAX_REFUSAL_WARNINGS = 20;
+/** How long an ended connection may wait for the client to close its side. */
+const LINGER_MS = 5_000;
 const READ_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_DF;
 const WRITE_FLAGS = NBD_CMD_FLAG_FUA;
 const ZERO_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO;
@@ -366,7 +368,7 @@ export class Transmission {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(this.uncork);
+      setImmediate(this.uncork);
     }
     this.socket.write(reply);
     if (!this.paused && this.socket.writableLength > this.limits.maxQueuedReplyBytes) this.pause();
@@ -429,7 +431,13 @@ export class Transmission {
     if (this.socketClosed) return;
     this.stopped = true;
     this.socket.end();
+    // A client that never closes its side must not keep the connection (and its export) forever.
+    setTimeout(this.destroyLingering, LINGER_MS).unref();
   }
+
+  private readonly destroyLingering = (): void => {
+    if (!this.socketClosed) this.socket.destroy();
+  };
 }
 
 function refusalMessage(error: number, oversized: boolean): string {
