@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { agentSideTimes } from './agent-log.ts';
 import { runFio, type FioJob } from './fio.ts';
 import { median } from './format.ts';
 import { progress, rotate } from './interleave.ts';
+import { sleep } from './net.ts';
 import { run } from './procs.ts';
 import type { SnapshotApi } from './snap-api.ts';
 import type { TandemAgent } from './tandem.ts';
@@ -13,6 +15,8 @@ export interface CreateTimes {
   engineMs: Record<string, number[]>;
   /** GET /v1/agent on the same connection: HTTP + TLS + auth + routing without the engine, ms. */
   getMs: number[];
+  /** The same GET inside the agent (fastify responseTime from its log), ms. */
+  agentGetMs: number[];
   qemuImgMs: Record<string, number[]>;
   /** `tandem-agent snapshot create` as a process (includes Node start-up), ms. */
   cliMs: number[];
@@ -46,6 +50,16 @@ async function qemuImgCreate(base: string, overlay: string): Promise<number> {
  * through the API, interleaved with the qemu-img overlay anchor; each
  * snapshot is deleted (untimed) before the next.
  */
+/** Fills engineMs from the agent's log when the agent did not report it in the response. */
+function readAgentSide(logFile: string, posted: Array<{ s: (typeof sizes)[number]; url: string }>, out: CreateTimes): void {
+  const creates = agentSideTimes(logFile, 'POST', /\/snapshots$/, posted.map((p) => p.url));
+  if (creates && sizes.every((s) => out.engineMs[s].length === 0)) {
+    creates.forEach((ms, i) => out.engineMs[posted[i].s].push(ms));
+  }
+  const gets = agentSideTimes(logFile, 'GET', /^\/v1\/agent$/, out.getMs.map(() => '/v1/agent'));
+  if (gets) out.agentGetMs.push(...gets);
+}
+
 export async function timeCreates(
   snaps: SnapshotApi | null,
   tandem: TandemAgent | null,
@@ -54,7 +68,7 @@ export async function timeCreates(
   samples: number,
   dir: string,
 ): Promise<CreateTimes> {
-  const out: CreateTimes = { apiMs: {}, engineMs: {}, getMs: [], qemuImgMs: {}, cliMs: [] };
+  const out: CreateTimes = { apiMs: {}, engineMs: {}, getMs: [], agentGetMs: [], qemuImgMs: {}, cliMs: [] };
   for (const s of sizes) {
     out.apiMs[s] = [];
     out.engineMs[s] = [];
@@ -62,6 +76,7 @@ export async function timeCreates(
   }
   if (snaps) await snaps.baseline();
   const kinds = snaps ? ['tandem', 'qemu-img'] : ['qemu-img'];
+  const posted: Array<{ s: (typeof sizes)[number]; url: string }> = [];
   const steps = sizes.flatMap((s) => kinds.map((kind) => ({ s, kind })));
   for (let i = 0; i < samples; i++) {
     for (const { s, kind } of rotate(steps, i)) {
@@ -73,11 +88,14 @@ export async function timeCreates(
       out.getMs.push(await snaps.baseline());
       const name = `t${i}-${s.startsWith('1 GiB') ? '1g' : '1t'}`;
       const timing = await snaps.create(sources[s], name);
+      posted.push({ s, url: `/v1/volumes/${encodeURIComponent(sources[s])}/snapshots` });
       out.apiMs[s].push(timing.apiMs);
       if (timing.engineMs !== null) out.engineMs[s].push(timing.engineMs);
       await snaps.delete(name);
     }
   }
+  if (tandem && snaps) await sleep(500); // pino writes asynchronously
+  if (tandem && snaps) readAgentSide(tandem.logFile, posted, out);
   for (let i = 0; tandem && snaps && i < 3; i++) {
     const name = `cli${i}`;
     const { ms } = await tandem.cli(['snapshot', 'create', sources[sizes[0]], name, '--json']);

@@ -64,8 +64,8 @@ export function renderSnapshots(r: SnapshotResults, samples: number): string {
   const both = api.every((v) => v !== null) ? api.every((v) => within(v)) : null;
   const createRows = [
     [`tandem snapshot create, API round trip (median of ${samples})`, ...api.map(ms), `≤ ${snapshotCreateMaxMs} ms`, verdict(both)],
-    ['tandem, engine time reported by the agent', ...sizes.map((s) => ms(med(c.engineMs[s]))), '', ''],
-    ['tandem, GET /v1/agent on the same connection (API overhead)', ms(med(c.getMs)), '', '', ''],
+    ['tandem, inside the agent (fastify responseTime, agent log)', ...sizes.map((s) => ms(med(c.engineMs[s]))), '', ''],
+    ['tandem, GET /v1/agent round trip / inside the agent', `${ms(med(c.getMs))} / ${ms(med(c.agentGetMs))}`, '', '', ''],
     [`anchor: qemu-img create -f qcow2 -b (whole process)`, ...sizes.map((s) => ms(med(c.qemuImgMs[s]))), '15–17 ms', ''],
     ['info: tandem-agent snapshot create (CLI process)', ms(med(c.cliMs)), '', '', ''],
   ];

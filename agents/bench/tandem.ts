@@ -49,7 +49,7 @@ export class TandemAgent {
     const runJson = path.join(this.dataDir, 'run.json');
     fs.rmSync(runJson, { force: true });
     const args = [this.bin, 'run', '--data', this.dataDir, '--api', '127.0.0.1:0', '--nbd', '127.0.0.1:0'];
-    this.server = startServer(process.execPath, args, path.join(this.logDir, 'tandem-agent.log'), this.repoRoot);
+    this.server = startServer(process.execPath, args, this.logFile, this.repoRoot);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.server.child.exitCode !== null) {
@@ -66,6 +66,11 @@ export class TandemAgent {
       await sleep(100);
     }
     throw new Error(`tandem-agent did not write ${runJson} within ${timeoutMs} ms:\n${tailLog(this.server.log)}`);
+  }
+
+  /** The agent's stdout/stderr (its pino log). */
+  get logFile(): string {
+    return path.join(this.logDir, 'tandem-agent.log');
   }
 
   get pid(): number | null {
