@@ -45,7 +45,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await app?.close();
-  await engine?.close();
+  // The last test closes the catalog on purpose; the engine's close may then complain.
+  await engine?.close().catch(() => {});
   await rm(root, { recursive: true, force: true });
 });
 
@@ -173,5 +174,21 @@ describe('POST /v1/pair', () => {
     const empty = await app.inject({ method: 'POST', url: '/v1/pair' });
     expect(empty.statusCode).toBe(400);
     expect(problemOf(empty.body)).toMatchObject({ problem: 'bad-request', message: 'body: a JSON object is required' });
+  });
+});
+
+describe('server errors', () => {
+  it('answers 500 internal-error without leaking what failed', async () => {
+    // Closing the catalog under the running app makes the pairing route's database call throw.
+    engine.catalog.close();
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/pair',
+      payload: { token: 'tdm_whatever', publicKey: await newPublicKeyPem(), clientName: 'x' },
+    });
+    expect(response.statusCode).toBe(500);
+    const problem = problemOf(response.body);
+    expect(problem.problem).toBe('internal-error');
+    expect(problem.message).not.toMatch(/database|sqlite|connection|stack|at /i);
   });
 });

@@ -4,7 +4,7 @@
  * edges: a second agent on one data dir, `check` while running, kill -9.
  */
 import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventListSchema, PoolStatsSchema, VolumeInfoSchema, VolumeListSchema } from '@tandem/contract';
@@ -142,8 +142,10 @@ describe('one agent per data dir', () => {
 
 describe('kill -9 and restart', () => {
   it('admin commands say the agent is gone; after a restart everything is there and check is clean after stop', async () => {
-    const independent = await startAgentProcess({ site: 'crash-site' });
+    const independent = await startAgentProcess({ site: 'crash-site', nbdSocket: true });
     try {
+      expect((await independent.api.agentInfo()).nbdSocket).toBe(independent.nbdSocket);
+      expect((await stat(independent.nbdSocket!)).isSocket()).toBe(true);
       await independent.api.createVolume('survivor', 4 * MiB);
       const killed = await independent.kill('SIGKILL');
       expect(killed.signal).toBe('SIGKILL');
