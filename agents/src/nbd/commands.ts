@@ -167,11 +167,16 @@ export class Commands {
     this.host.send(this.structured ? structuredError(error, high, low, message) : simpleReply(error, high, low));
   }
 
+  /** Answers a failed command. Never throws: a command's promise must not reject. */
   private replyFailure(high: number, low: number, error: unknown, writing: boolean, type: number): void {
     const code = nbdErrorFor(error, writing);
-    if (isExpectedRefusal(error)) this.logger.debug({ err: error, command: commandName(type) }, 'nbd request failed');
-    else this.logger.error({ err: error, command: commandName(type) }, 'nbd request failed');
-    this.replyError(high, low, code, clientMessage(error));
+    try {
+      if (isExpectedRefusal(error)) this.logger.debug({ err: error, command: commandName(type) }, 'nbd request failed');
+      else this.logger.error({ err: error, command: commandName(type) }, 'nbd request failed');
+      this.replyError(high, low, code, clientMessage(error));
+    } catch {
+      this.host.send(simpleReply(code, high, low));
+    }
   }
 
 }
