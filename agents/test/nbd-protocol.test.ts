@@ -351,6 +351,27 @@ describe('NBD transmission', () => {
   });
 });
 
+describe('NBD server options', () => {
+  it('advertises and enforces a smaller maxRequestBytes', async () => {
+    const local = await startNbdHarness({ server: { maxRequestBytes: MiB } });
+    try {
+      await local.engine.createVolume('small-max', 8 * MiB);
+      const client = await RawNbdClient.connect({ host: local.host, port: local.port });
+      const { infos } = await client.negotiate('small-max');
+      expect(infos.get(3)!.readUInt32BE(8)).toBe(MiB);
+      client.sendRequest(CMD.READ, 0, 1, 0, MiB + 1);
+      expect(RawNbdClient.errorOf(await client.readReply())).toBe(ERR.EINVAL);
+      client.sendRequest(CMD.WRITE, 0, 2, 0, MiB + 1, Buffer.alloc(MiB + 1, 1));
+      expect(RawNbdClient.errorOf(await client.readReply())).toBe(ERR.EINVAL);
+      const { data } = await client.structuredRead(3, 0, MiB);
+      expect(data.equals(Buffer.alloc(MiB))).toBe(true);
+      client.destroy();
+    } finally {
+      await local.close();
+    }
+  });
+});
+
 describe('NBD server close', () => {
   it('finishes accepted requests, ends every connection, releases exports and stops listening', async () => {
     const local = await startNbdHarness();
