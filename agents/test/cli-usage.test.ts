@@ -18,7 +18,7 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-describe('usage errors exit 2', () => {
+describe.concurrent('usage errors exit 2', () => {
   it.each([
     [[], 'Usage: tandem-agent'],
     [['frobnicate'], "error: bad-request: unknown command 'frobnicate'"],
