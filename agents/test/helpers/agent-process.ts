@@ -61,7 +61,10 @@ export async function initTempDataDir(options: { site?: string; trackSize?: stri
   const args = ['init', '--data', dataDir, '--site', options.site ?? 'test-site'];
   if (options.trackSize) args.push('--track-size', options.trackSize);
   const result = await runCli(args);
-  if (result.code !== 0) throw new Error(`tandem-agent init failed (${result.code}): ${result.stderr}`);
+  if (result.code !== 0) {
+    await rm(path.dirname(dataDir), { recursive: true, force: true });
+    throw new Error(`tandem-agent init failed (${result.code}): ${result.stderr}`);
+  }
   return dataDir;
 }
 
@@ -173,7 +176,13 @@ export async function startAgentProcess(options: StartAgentOptions = {}): Promis
   const ownsDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await initTempDataDir(options));
   const nbdSocket = options.nbdSocket ? path.join(path.dirname(dataDir), 'nbd.sock') : null;
-  let running: Running | null = await spawnAgent(dataDir, { api: 0, nbd: 0 }, options, nbdSocket);
+  let running: Running | null;
+  try {
+    running = await spawnAgent(dataDir, { api: 0, nbd: 0 }, options, nbdSocket);
+  } catch (error) {
+    if (ownsDir) await rm(path.dirname(dataDir), { recursive: true, force: true });
+    throw error;
+  }
   let last = running;
   let stopped = false;
 
