@@ -62,6 +62,14 @@ export function redeemPairingToken(db: Database.Database, token: string, client:
   }).immediate();
 }
 
+/** Uses a token up without recording a client (a site pairing: the peer is pinned by its CA instead). */
+export function consumePairingToken(db: Database.Database, token: string, now = new Date()): void {
+  db.transaction(() => {
+    checkPairingToken(db, token, now);
+    db.prepare('UPDATE pairing_tokens SET used_at = ? WHERE token_hash = ?').run(now.toISOString(), hashToken(token));
+  }).immediate();
+}
+
 /** True when a certificate serial belongs to a paired (or local admin) client that is not revoked. */
 export function isClientActive(db: Database.Database, serial: string): boolean {
   const row = db.prepare('SELECT revoked_at FROM clients WHERE serial = ?').get(normalizeSerial(serial)) as
