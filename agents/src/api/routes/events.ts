@@ -22,6 +22,12 @@ export async function eventRoutes(fastify: FastifyInstance, deps: ApiDependencie
   // Every open stream is one listener; consoles are few but more than Node's default warning level.
   catalog.events.setMaxListeners(Math.max(catalog.events.getMaxListeners(), 256));
 
+  // A stream that opens while the agent shuts down is told so at once instead of holding shutdown up.
+  let closing = false;
+  fastify.addHook('preClose', async () => {
+    closing = true;
+  });
+
   app.get(
     '/v1/events',
     { schema: { querystring: EventListQuerySchema, response: { 200: EventListSchema } } },
@@ -29,7 +35,7 @@ export async function eventRoutes(fastify: FastifyInstance, deps: ApiDependencie
   );
 
   app.get('/v1/events/stream', { websocket: true, schema: { querystring: StreamQuerySchema } }, (socket, request) => {
-    if (fastify.server.listening === false) {
+    if (closing) {
       socket.close(1001, 'agent shutting down');
       return;
     }
