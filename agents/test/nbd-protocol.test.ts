@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MiB, startNbdHarness, type NbdHarness } from './helpers/nbd-harness.ts';
+import { NbdServer } from '../src/nbd/server.ts';
+import { MiB, runOk, startNbdHarness, type NbdHarness } from './helpers/nbd-harness.ts';
 import {
   CHUNK,
   CMD,
@@ -368,6 +371,31 @@ describe('NBD server options', () => {
       client.destroy();
     } finally {
       await local.close();
+    }
+  });
+});
+
+describe('NBD listeners', () => {
+  it('replaces a stale Unix socket file, but not a live one or a regular file', async () => {
+    const stale = path.join(harness.dir, 'stale.sock');
+    // A socket file left behind by a process that died without unlinking it.
+    await runOk('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(stale)})`]);
+    const server = new NbdServer({ exports: harness.engine.exports, logger: harness.logger });
+    try {
+      await server.listenUnix(stale);
+      const client = await RawNbdClient.connect({ path: stale });
+      expect(await client.readGreeting()).toBe(3);
+      client.destroy();
+
+      const other = new NbdServer({ exports: harness.engine.exports, logger: harness.logger });
+      await expect(other.listenUnix(harness.socketPath)).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      const plain = path.join(harness.dir, 'plain-file');
+      await writeFile(plain, 'not a socket');
+      await expect(other.listenUnix(plain)).rejects.toThrow(/not a socket/);
+      await expect(other.listenTcp(harness.host, harness.port)).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      await other.close();
+    } finally {
+      await server.close();
     }
   });
 });

@@ -60,7 +60,8 @@ export class NbdServer {
   /** Listens on host:port (port 0 picks a free one) and returns the bound address. */
   async listenTcp(host: string, port: number): Promise<{ host: string; port: number }> {
     const server = this.createListener(true);
-    await listen(server, { host, port });
+    await listen(server, { host, port }, this.logger);
+    this.listeners.push(server);
     const address = server.address() as net.AddressInfo;
     this.logger.info({ host: address.address, port: address.port }, 'nbd listening on tcp');
     return { host: address.address, port: address.port };
@@ -70,7 +71,8 @@ export class NbdServer {
   async listenUnix(path: string): Promise<void> {
     await removeStaleSocket(path);
     const server = this.createListener(false);
-    await listen(server, { path });
+    await listen(server, { path }, this.logger);
+    this.listeners.push(server);
     // Volumes are served without authentication: only the agent's user may connect.
     await chmod(path, 0o600);
     this.logger.info({ path }, 'nbd listening on unix socket');
@@ -104,10 +106,7 @@ export class NbdServer {
   }
 
   private createListener(tcp: boolean): net.Server {
-    const server = net.createServer({ noDelay: tcp }, (socket) => this.accept(socket, tcp));
-    server.on('error', (error) => this.logger.error({ err: error }, 'nbd listener error'));
-    this.listeners.push(server);
-    return server;
+    return net.createServer({ noDelay: tcp }, (socket) => this.accept(socket, tcp));
   }
 
   private accept(socket: net.Socket, tcp: boolean): void {
@@ -125,12 +124,14 @@ export class NbdServer {
   }
 }
 
-function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
+/** Listens; a failure to bind rejects (and is not logged twice), later errors are logged. */
+function listen(server: net.Server, options: net.ListenOptions, logger: Logger): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error): void => reject(error);
     server.once('error', onError);
     server.listen(options, () => {
       server.off('error', onError);
+      server.on('error', (error) => logger.error({ err: error }, 'nbd listener error'));
       resolve();
     });
   });
