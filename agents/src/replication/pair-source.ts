@@ -1,0 +1,265 @@
+import { ProblemError } from '@tandem/contract';
+import type { BlockDevice } from '../storage/block-device.ts';
+import type { StorageEngine } from '../storage/engine.ts';
+import type { PeerLinkClient } from './link/peer-link.ts';
+import type { PairRecord } from './session-store.ts';
+import type { HostChange, TapWork, TrackSpan, WriteTap } from './splitter.ts';
+
+/** How long a track must be quiet before its out-of-sync bit (set as an activity mark) is cleared. */
+const ACTIVITY_QUIET_MS = 2000;
+/** Resync copies in flight per pair. */
+const RESYNC_WINDOW = 16;
+
+export type MirrorMode = 'sync' | 'semi-sync';
+
+export interface PairSourceHooks {
+  /** The session decides what a failed send means (suspend every pair, then acknowledge). */
+  onLinkFailure(pair: PairSource, error: Error): Promise<void>;
+  /** Every marked track is copied and nothing is in flight. */
+  onDuplex(pair: PairSource): void;
+  /** Progress of a resync, for events and the console. */
+  onProgress?(pair: PairSource): void;
+}
+
+/**
+ * The source side of one pair: the mirror tap in the splitter and the
+ * resync of out-of-sync tracks.
+ *
+ * The out-of-sync bitmap covers every track that might differ. A host write
+ * to a track whose bit is clear first sets it durably (an activity mark,
+ * before the local write starts), so a crash of either site at any instant
+ * leaves the bitmap covering every difference. Bits are cleared when a track
+ * has been quiet for a while with nothing in flight, or when a resync copy
+ * of it is acknowledged and no host write touched it meanwhile.
+ */
+export class PairSource implements WriteTap {
+  readonly order = 20;
+  mode: MirrorMode = 'sync';
+  /** Mirroring host writes (preparing or prepared); else writes only mark tracks. */
+  mirroring = false;
+  /** Why the pair is suspended or failed (null when healthy). */
+  reason: string | null = null;
+  private readonly inflight = new Map<number, number>();
+  /** Tracks being copied by the resync; true once a host write touched them meanwhile. */
+  private readonly copying = new Map<number, boolean>();
+  private readonly lastTouched = new Map<number, number>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private resyncing: Promise<void> | null = null;
+  private stopRequested = false;
+  /** Progress of the current resync. */
+  progress = { total: 0, copied: 0, bytesSent: 0, startedAt: 0 };
+
+  constructor(
+    readonly record: PairRecord,
+    private readonly engine: StorageEngine,
+    private readonly link: PeerLinkClient,
+    private readonly hooks: PairSourceHooks,
+  ) {}
+
+  private get bitmap(): number {
+    if (this.record.outOfSyncBitmap === null) throw new Error(`pair ${this.record.id} has no out-of-sync bitmap`);
+    return this.record.outOfSyncBitmap;
+  }
+
+  private get device(): BlockDevice {
+    return this.engine.device(this.record.localVolume);
+  }
+
+  /** Tracks that may differ: set bits, less activity marks of acknowledged mirrored writes. */
+  get outOfSyncTracks(): number {
+    if (this.record.outOfSyncBitmap === null) return 0;
+    const set = this.engine.bitmaps.view(this.record.outOfSyncBitmap).setCount;
+    return Math.max(0, set - (this.mirroring ? this.lastTouched.size : 0));
+  }
+
+  get isResyncing(): boolean {
+    return this.resyncing !== null;
+  }
+
+  // --- the tap ---
+
+  beforeWrite(change: HostChange, span: TrackSpan): TapWork {
+    for (let track = span.first; track < span.end; track++) {
+      if (this.copying.has(track)) this.copying.set(track, true);
+    }
+    const marked = this.engine.bitmaps.set(this.bitmap, span.first, span.end - span.first);
+    if (!this.mirroring) return { beforeLocal: marked };
+    const now = Date.now();
+    for (let track = span.first; track < span.end; track++) {
+      this.lastTouched.set(track, now);
+      this.inflight.set(track, (this.inflight.get(track) ?? 0) + 1);
+    }
+    const acknowledged = marked.then(() => this.send(change)).finally(() => {
+      for (let track = span.first; track < span.end; track++) {
+        const left = this.inflight.get(track)! - 1;
+        if (left === 0) this.inflight.delete(track);
+        else this.inflight.set(track, left);
+      }
+    });
+    return { beforeLocal: marked, acknowledged };
+  }
+
+  private async send(change: HostChange): Promise<void> {
+    if (!this.mirroring) return; // suspended while waiting: the mark stays set
+    const pair = this.record.id;
+    const ack = this.mode === 'semi-sync' ? 'arrival' : 'durable';
+    try {
+      if (change.kind === 'write') {
+        await this.link.call('pair.write', { pair, offset: change.offset, ack, fua: change.options?.fua ?? false }, change.data);
+      } else {
+        await this.link.call('pair.trim', { pair, offset: change.offset, length: change.length, zeroes: change.kind === 'zeroes' });
+      }
+    } catch (error) {
+      await this.failed(error);
+    }
+  }
+
+  async flush(): Promise<void> {
+    if (!this.mirroring) return;
+    try {
+      await this.link.call('pair.flush', { pair: this.record.id });
+    } catch (error) {
+      await this.failed(error);
+    }
+  }
+
+  private async failed(error: unknown): Promise<void> {
+    // A refusal by the target counts like a link failure: the marks are set, the session suspends.
+    const reason = error instanceof Error ? error : new Error(String(error));
+    await this.hooks.onLinkFailure(this, reason);
+  }
+
+  // --- state ---
+
+  /** Mirror host writes from now on (the caller then runs `resync`). */
+  startMirroring(mode: MirrorMode): void {
+    this.mode = mode;
+    this.mirroring = true;
+    this.reason = null;
+    this.stopRequested = false;
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), 500);
+      this.sweeper.unref();
+    }
+  }
+
+  /** Stop mirroring: host writes only mark tracks. Waits for a running resync to stop. */
+  async stopMirroring(reason: string | null): Promise<void> {
+    this.mirroring = false;
+    this.reason = reason;
+    this.stopRequested = true;
+    // Activity marks become real out-of-sync marks: a later write may not reach the target.
+    this.lastTouched.clear();
+    if (this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+    await this.resyncing?.catch(() => {});
+  }
+
+  /** Clears activity marks of tracks quiet long enough, when nothing of them is in flight. */
+  private sweep(): void {
+    if (!this.mirroring || this.isResyncing) return;
+    const now = Date.now();
+    for (const [track, touched] of this.lastTouched) {
+      if (now - touched < ACTIVITY_QUIET_MS || this.inflight.has(track) || this.copying.has(track)) continue;
+      this.lastTouched.delete(track);
+      this.engine.bitmaps.clear(this.bitmap, track, 1);
+    }
+  }
+
+  // --- resync ---
+
+  /**
+   * Copies every marked track to the target (only those), until none is
+   * left; runs again over tracks marked meanwhile. Settles when duplex or
+   * stopped; a link failure suspends through the hooks.
+   */
+  resync(): Promise<void> {
+    if (this.resyncing) return this.resyncing;
+    const run = this.runResync().finally(() => {
+      this.resyncing = null;
+    });
+    this.resyncing = run;
+    return run;
+  }
+
+  private async runResync(): Promise<void> {
+    const view = this.engine.bitmaps.view(this.bitmap);
+    this.progress = { total: this.outOfSyncTracks, copied: 0, bytesSent: 0, startedAt: Date.now() };
+    try {
+      // Passes over the bitmap until one finds nothing to copy. Tracks marked by
+      // mirrored host writes (activity marks) are in sync and are skipped.
+      while (!this.stopRequested && this.mirroring) {
+        let cursor = 0;
+        let copied = 0;
+        const worker = async () => {
+          for (;;) {
+            if (this.stopRequested || !this.mirroring) return;
+            const track = view.nextSet(cursor);
+            if (track < 0) return;
+            cursor = track + 1;
+            if (this.copying.has(track) || this.inflight.has(track) || this.lastTouched.has(track)) continue;
+            await this.copyTrack(track);
+            copied++;
+          }
+        };
+        await Promise.all(Array.from({ length: RESYNC_WINDOW }, worker));
+        if (this.stopRequested || !this.mirroring) return;
+        if (copied === 0) {
+          this.hooks.onDuplex(this);
+          return;
+        }
+      }
+    } catch (error) {
+      await this.failed(error);
+    }
+  }
+
+  private async copyTrack(track: number): Promise<void> {
+    const device = this.device;
+    const offset = track * device.trackSize;
+    const length = Math.min(device.trackSize, device.sizeBytes - offset);
+    this.copying.set(track, false);
+    try {
+      const runs = device.allocationMap(offset, length);
+      const pair = this.record.id;
+      if (runs.length === 1 && !runs[0].allocated) {
+        await this.link.call('pair.trim', { pair, offset, length, zeroes: false });
+      } else {
+        const data = Buffer.allocUnsafe(length);
+        await device.readInto(offset, data);
+        await this.link.call('pair.write', { pair, offset, ack: 'durable', fua: false }, data);
+        this.progress.bytesSent += length;
+      }
+      if (this.copying.get(track) === false && !this.inflight.has(track)) {
+        this.engine.bitmaps.clear(this.bitmap, track, 1);
+      }
+      this.progress.copied++;
+      this.hooks.onProgress?.(this);
+    } finally {
+      this.copying.delete(track);
+    }
+  }
+
+  /** Copies a track now, whatever the bitmap says (semi-sync repair requested by the target). */
+  async readTrack(track: number): Promise<Buffer> {
+    const device = this.device;
+    const offset = track * device.trackSize;
+    const data = Buffer.allocUnsafe(Math.min(device.trackSize, device.sizeBytes - offset));
+    await device.readInto(offset, data);
+    return data;
+  }
+
+  dispose(): void {
+    this.mirroring = false;
+    this.stopRequested = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+}
+
+export function problemMessage(error: unknown): string {
+  if (error instanceof ProblemError) return `${error.problem}: ${error.message}`;
+  return error instanceof Error ? error.message : String(error);
+}

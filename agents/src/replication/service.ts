@@ -1,0 +1,651 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  ProblemError,
+  type FailbackOptions,
+  type FailbackPreflight,
+  type PairInfo,
+  type SessionAction,
+  type SessionInfo,
+  type SessionState,
+  type SessionType,
+} from '@tandem/contract';
+import type { StorageEngine } from '../storage/engine.ts';
+import { planPair, summarizePlans, type PairPlan } from './failback.ts';
+import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import { PairSource, problemMessage } from './pair-source.ts';
+import type { PeerRegistry } from './peers.ts';
+import { SessionStore, type PairRecord, type SessionRecord } from './session-store.ts';
+import type { TapSource, WriteTap } from './splitter.ts';
+import { TargetChangedTap, WriteInhibitTap } from './target-taps.ts';
+import { TargetHandlers } from './target.ts';
+
+/** Which site executes an action: the source of the current direction, or its target. */
+function executingRole(action: SessionAction): 'source' | 'target' {
+  return action === 'recover' || action === 'failback' ? 'target' : 'source';
+}
+
+const allowed: Record<SessionAction, SessionState[]> = {
+  start: ['defined'],
+  suspend: ['preparing', 'prepared'],
+  resume: ['suspended'],
+  recover: ['suspended', 'prepared', 'preparing', 'recovering'],
+  failback: ['target-available'],
+  terminate: ['defined', 'preparing', 'prepared', 'suspending', 'suspended', 'recovering', 'target-available'],
+};
+
+/**
+ * Mirroring between sites: sessions of copy sets, the state machine, the
+ * splitter taps of local volumes, and the peer-link requests the other site
+ * sends. A command may reach either site; it is executed by the site that
+ * must act (the source for start, suspend, resume and terminate; the target
+ * for recover and failback) and the other site is kept informed.
+ */
+export class ReplicationService implements TapSource {
+  readonly store: SessionStore;
+  private readonly sessions = new Map<string, SessionRecord>();
+  private readonly pairs = new Map<string, PairRecord>();
+  private readonly sources = new Map<string, PairSource>();
+  private tapCache = new Map<string, WriteTap[]>();
+  private readonly target: TargetHandlers;
+  private readonly suspending = new Map<string, Promise<void>>();
+
+  constructor(
+    readonly engine: StorageEngine,
+    readonly peers: PeerRegistry,
+    readonly agentId: string,
+    readonly site: string,
+    private readonly logger: Logger,
+  ) {
+    this.store = new SessionStore(engine.catalog);
+    for (const session of this.store.sessions()) this.sessions.set(session.id, session);
+    for (const pair of this.store.pairs()) this.pairs.set(pair.id, pair);
+    this.target = new TargetHandlers(this);
+  }
+
+  /** Resumes what was running before a restart: mirroring sessions resync what their bitmaps mark. */
+  start(): void {
+    for (const session of this.sessions.values()) {
+      if (this.isSource(session) && (session.state === 'preparing' || session.state === 'prepared')) {
+        void this.runMirroring(session).catch((error) => this.logger.warn({ error: problemMessage(error) }, 'resume failed'));
+      }
+    }
+  }
+
+  // --- lookups ---
+
+  session(nameOrId: string): SessionRecord {
+    const direct = this.sessions.get(nameOrId);
+    if (direct) return direct;
+    for (const session of this.sessions.values()) if (session.name === nameOrId) return session;
+    throw new ProblemError('not-found', `there is no session named ${nameOrId}`);
+  }
+
+  pair(id: string): PairRecord {
+    const pair = this.pairs.get(id);
+    if (!pair) throw new ProblemError('not-found', `there is no pair ${id}`);
+    return pair;
+  }
+
+  pairsOf(session: SessionRecord): PairRecord[] {
+    return [...this.pairs.values()].filter((pair) => pair.sessionId === session.id);
+  }
+
+  localSite(session: SessionRecord): 'h1' | 'h2' {
+    return session.controlAgentId === this.agentId ? 'h1' : 'h2';
+  }
+
+  otherAgent(session: SessionRecord): string {
+    return session.controlAgentId === this.agentId ? session.peerAgentId : session.controlAgentId;
+  }
+
+  isSource(session: SessionRecord): boolean {
+    const sourceSite = session.direction === 'h1-h2' ? 'h1' : 'h2';
+    return this.localSite(session) === sourceSite;
+  }
+
+  link(session: SessionRecord) {
+    return this.peers.link(this.otherAgent(session));
+  }
+
+  sourceOf(pair: PairRecord): PairSource | undefined {
+    return this.sources.get(pair.id);
+  }
+
+  // --- the splitter's taps ---
+
+  tapsFor(volume: string): WriteTap[] {
+    let taps = this.tapCache.get(volume);
+    if (!taps) {
+      taps = this.computeTaps(volume);
+      this.tapCache.set(volume, taps);
+    }
+    return taps;
+  }
+
+  private computeTaps(volume: string): WriteTap[] {
+    const taps: WriteTap[] = [];
+    for (const pair of this.pairs.values()) {
+      if (pair.localVolume !== volume) continue;
+      const session = this.sessions.get(pair.sessionId)!;
+      if (session.state === 'defined') continue;
+      if (this.isSource(session)) {
+        const source = this.sources.get(pair.id);
+        if (source) taps.push(source);
+      } else if (session.state === 'target-available' && pair.targetChangedBitmap !== null) {
+        taps.push(new TargetChangedTap(this.engine, pair.targetChangedBitmap));
+      } else if (session.state !== 'target-available') {
+        taps.push(new WriteInhibitTap(volume, session.name));
+      }
+    }
+    return taps;
+  }
+
+  private refreshTaps(): void {
+    this.tapCache = new Map();
+  }
+
+  /** The source-side runtime of a pair, made when first needed. */
+  private ensureSource(session: SessionRecord, pair: PairRecord): PairSource {
+    let source = this.sources.get(pair.id);
+    if (!source) {
+      source = new PairSource(pair, this.engine, this.link(session), {
+        onLinkFailure: (failed, error) => this.suspendForError(session, failed, error),
+        onDuplex: () => this.checkPrepared(session),
+      });
+      this.sources.set(pair.id, source);
+    }
+    return source;
+  }
+
+  private dropSources(session: SessionRecord): void {
+    for (const pair of this.pairsOf(session)) {
+      this.sources.get(pair.id)?.dispose();
+      this.sources.delete(pair.id);
+    }
+  }
+
+  // --- state ---
+
+  /** Changes a session's state here, records the transition and tells the other site. */
+  setState(session: SessionRecord, state: SessionState, changes: Partial<SessionRecord> = {}, notify = true): void {
+    const previous = session.state;
+    Object.assign(session, changes, { state, updatedAt: new Date().toISOString() });
+    this.store.saveSession(session);
+    this.refreshTaps();
+    if (previous !== state) {
+      this.engine.catalog.recordEvent(
+        'session.state',
+        state === 'suspended' && session.detail ? 'warning' : 'info',
+        session.name,
+        `session ${session.name}: ${previous} -> ${state}${session.detail ? ` (${session.detail})` : ''}`,
+        { from: previous, to: state, direction: session.direction },
+      );
+    }
+    if (notify) void this.pushState(session);
+  }
+
+  private async pushState(session: SessionRecord): Promise<void> {
+    try {
+      await this.link(session).call('session.state', { session: session.id, record: session }, null, { waitForLinkMs: 2000 });
+    } catch (error) {
+      this.logger.debug({ session: session.name, error: problemMessage(error) }, 'could not tell the other site');
+    }
+  }
+
+  /** Applies a state the other site reports (its view of a transition it executed). */
+  applyRemoteState(record: SessionRecord): void {
+    const session = this.session(record.id);
+    const wasSource = this.isSource(session);
+    this.setState(
+      session,
+      record.state,
+      {
+        direction: record.direction,
+        recoverable: record.recoverable,
+        detail: record.detail,
+        consistencyTime: record.consistencyTime,
+      },
+      false,
+    );
+    if (wasSource && !this.isSource(session)) this.dropSources(session);
+  }
+
+  /** A pair failed to reach the target: suspend every pair of the session (one consistency group), then acknowledge. */
+  private suspendForError(session: SessionRecord, pair: PairSource, error: Error): Promise<void> {
+    let pending = this.suspending.get(session.id);
+    if (!pending) {
+      pending = (async () => {
+        const reason = problemMessage(error);
+        this.setState(session, 'suspending', { detail: reason }, false);
+        await Promise.all(this.pairsOf(session).map((p) => this.sources.get(p.id)?.stopMirroring(reason)));
+        this.setState(session, 'suspended', {
+          detail: `pair ${pair.record.h1Volume}: ${reason}`,
+          recoverable: true,
+          consistencyTime: session.state === 'prepared' ? new Date().toISOString() : session.consistencyTime,
+        });
+        this.watchForLink(session);
+      })().finally(() => this.suspending.delete(session.id));
+      this.suspending.set(session.id, pending);
+    }
+    return pending;
+  }
+
+  /** After a link failure, resume by itself once the link is back (the admin may suspend to stop it). */
+  private watchForLink(session: SessionRecord): void {
+    const link = this.link(session);
+    const retry = async () => {
+      if (session.state !== 'suspended' || !session.detail) return;
+      try {
+        await link.ready(60_000);
+        if (session.state === 'suspended' && session.detail) await this.execute(session, 'resume', {});
+      } catch {
+        setTimeout(() => void retry(), 1000).unref();
+      }
+    };
+    setTimeout(() => void retry(), 200).unref();
+  }
+
+  private checkPrepared(session: SessionRecord): void {
+    if (session.state !== 'preparing') return;
+    const all = this.pairsOf(session).every((pair) => {
+      const source = this.sources.get(pair.id);
+      return source && source.mirroring && !source.isResyncing;
+    });
+    if (all) this.setState(session, 'prepared', { detail: null, consistencyTime: null });
+  }
+
+  /** Mirrors host writes and resyncs every pair until duplex. */
+  private async runMirroring(session: SessionRecord): Promise<void> {
+    const mode = session.type === 'semi-sync' ? 'semi-sync' : 'sync';
+    const sources = this.pairsOf(session).map((pair) => this.ensureSource(session, pair));
+    for (const source of sources) source.startMirroring(mode);
+    this.refreshTaps();
+    await Promise.all(sources.map((source) => source.resync()));
+    setTimeout(() => this.checkPrepared(session), 0);
+  }
+
+  // --- commands (API and CLI) ---
+
+  async createSession(name: string, type: SessionType, peer: string): Promise<SessionRecord> {
+    if (type === 'async' || type === 'snapshot-shipping') {
+      throw new ProblemError('not-supported', `${type} sessions are not available yet; use sync or semi-sync`);
+    }
+    const other = this.peers.get(peer);
+    for (const session of this.sessions.values()) {
+      if (session.name === name) throw new ProblemError('already-exists', `a session named ${name} already exists`);
+    }
+    const now = new Date().toISOString();
+    const session: SessionRecord = {
+      id: randomUUID(),
+      name,
+      type,
+      controlAgentId: this.agentId,
+      peerAgentId: other.agentId,
+      state: 'defined',
+      direction: 'h1-h2',
+      recoverable: true,
+      detail: null,
+      consistencyTime: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.peers.link(other.agentId).call('session.put', { record: session }, null, { waitForLinkMs: 5000 });
+    this.store.saveSession(session);
+    this.sessions.set(session.id, session);
+    this.engine.catalog.recordEvent('session.created', 'info', name, `created ${type} session ${name} with ${other.site}`);
+    return session;
+  }
+
+  /** Adds a copy set: a local (H1) volume and a volume of the same size at the other site. */
+  async addPair(sessionName: string, h1Volume: string, h2Volume: string): Promise<PairRecord> {
+    const session = this.session(sessionName);
+    if (this.localSite(session) !== 'h1') {
+      throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s H1 site, where it was defined`);
+    }
+    if (session.state !== 'defined') {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; copy sets are added while defined`);
+    }
+    const local = this.engine.getVolume(h1Volume);
+    for (const pair of this.pairs.values()) {
+      if (pair.localVolume === h1Volume) throw new ProblemError('volume-busy', `${h1Volume} is already in a copy set`);
+    }
+    const remote = await this.link(session).call('volume.size', { name: h2Volume }, null, { waitForLinkMs: 5000 });
+    const remoteSize = (remote.result as { sizeBytes: number }).sizeBytes;
+    if (remoteSize !== local.sizeBytes) {
+      throw new ProblemError(
+        'invalid-size',
+        `${h1Volume} is ${local.sizeBytes} bytes but ${h2Volume} at the other site is ${remoteSize}; a copy set needs equal sizes`,
+      );
+    }
+    const pair: PairRecord = {
+      id: randomUUID(),
+      sessionId: session.id,
+      h1Volume,
+      h2Volume,
+      localVolume: h1Volume,
+      localSite: 'h1',
+      outOfSyncBitmap: null,
+      targetChangedBitmap: null,
+      createdAt: new Date().toISOString(),
+    };
+    await this.link(session).call('pair.put', { pair: { ...pair, localVolume: h2Volume, localSite: 'h2' } });
+    this.store.savePair(pair);
+    this.pairs.set(pair.id, pair);
+    this.refreshTaps();
+    this.engine.catalog.recordEvent('pair.added', 'info', session.name, `copy set ${h1Volume} -> ${h2Volume} added to ${session.name}`);
+    return pair;
+  }
+
+  async removePair(sessionName: string, h1Volume: string): Promise<void> {
+    const session = this.session(sessionName);
+    if (session.state !== 'defined') {
+      throw new ProblemError('invalid-state', `terminate session ${session.name} before removing copy sets`);
+    }
+    const pair = this.pairsOf(session).find((p) => p.h1Volume === h1Volume);
+    if (!pair) throw new ProblemError('not-found', `${h1Volume} is not in session ${session.name}`);
+    await this.link(session).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
+    this.forgetPair(pair);
+  }
+
+  forgetPair(pair: PairRecord): void {
+    this.sources.get(pair.id)?.dispose();
+    this.sources.delete(pair.id);
+    for (const bitmap of [pair.outOfSyncBitmap, pair.targetChangedBitmap]) {
+      if (bitmap !== null) void this.engine.bitmaps.delete(bitmap).catch(() => {});
+    }
+    this.store.deletePair(pair.id);
+    this.pairs.delete(pair.id);
+    this.refreshTaps();
+  }
+
+  /** Runs an action here if this site must execute it, else forwards it to the other site. */
+  async act(sessionName: string, action: SessionAction, options: Partial<FailbackOptions> = {}): Promise<SessionInfo> {
+    const session = this.session(sessionName);
+    if (!allowed[action].includes(session.state)) {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; ${action} needs ${allowed[action].join(' or ')}`);
+    }
+    const here = this.isSource(session) ? 'source' : 'target';
+    if (executingRole(action) === here || action === 'terminate') {
+      await this.execute(session, action, options);
+    } else {
+      await this.link(session).call('session.action', { session: session.id, action, options }, null, {
+        waitForLinkMs: 3000,
+        timeoutMs: 10 * 60_000,
+      });
+    }
+    return this.info(session);
+  }
+
+  /** Executes an action at this site (see `executingRole`). */
+  async execute(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<void> {
+    switch (action) {
+      case 'start': {
+        for (const pair of this.pairsOf(session)) {
+          if (pair.outOfSyncBitmap === null) {
+            pair.outOfSyncBitmap = await this.engine.bitmaps.create(this.engine.volumeId(pair.localVolume), 'allocated');
+            this.store.savePair(pair);
+          }
+        }
+        // The target starts from zeroes: tracks unallocated here then match without a copy.
+        await this.link(session).call('session.prepare-target', { session: session.id }, null, { waitForLinkMs: 5000 });
+        this.setState(session, 'preparing', { detail: null });
+        void this.runMirroring(session);
+        return;
+      }
+      case 'resume':
+        this.setState(session, 'preparing', { detail: null });
+        void this.runMirroring(session);
+        return;
+      case 'suspend':
+        this.setState(session, 'suspending', {}, false);
+        await Promise.all(this.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(null)));
+        this.setState(session, 'suspended', {
+          detail: null,
+          recoverable: true,
+          consistencyTime: new Date().toISOString(),
+        });
+        return;
+      case 'recover':
+        await this.recoverHere(session);
+        return;
+      case 'failback':
+        await this.failbackHere(session, { verifyCodes: options.verifyCodes ?? true, fullCompare: options.fullCompare ?? false });
+        return;
+      case 'terminate':
+        await this.terminateHere(session);
+        await this.link(session)
+          .call('session.terminated', { session: session.id }, null, { waitForLinkMs: 2000 })
+          .catch(() => {});
+        return;
+    }
+  }
+
+  /** Failover: this site (the target) becomes writable and tracks what changes here. */
+  private async recoverHere(session: SessionRecord): Promise<void> {
+    this.setState(session, 'recovering', {}, false);
+    // The source stops mirroring if it still can be told; the target refuses its writes anyway from now.
+    await this.link(session)
+      .call('session.stop-source', { session: session.id }, null, { waitForLinkMs: 1000, timeoutMs: 10_000 })
+      .catch(() => {});
+    for (const pair of this.pairsOf(session)) {
+      if (pair.targetChangedBitmap === null) {
+        pair.targetChangedBitmap = await this.engine.bitmaps.create(this.engine.volumeId(pair.localVolume), 'clear');
+        this.store.savePair(pair);
+      }
+    }
+    this.setState(session, 'target-available', {
+      detail: null,
+      consistencyTime: session.consistencyTime ?? new Date().toISOString(),
+    });
+  }
+
+  /** Stops mirroring at this site (the source), keeping out-of-sync marks. */
+  async stopSource(session: SessionRecord, reason: string | null): Promise<void> {
+    await Promise.all(this.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(reason)));
+  }
+
+  async preflight(sessionName: string, options: { verifyCodes: boolean; fullCompare: boolean }): Promise<FailbackPreflight> {
+    const session = this.session(sessionName);
+    if (session.state !== 'target-available') {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; failback needs target-available`);
+    }
+    if (this.isSource(session)) {
+      const forwarded = await this.link(session).call('session.preflight', { session: session.id, options }, null, {
+        waitForLinkMs: 3000,
+        timeoutMs: 10 * 60_000,
+      });
+      return forwarded.result as FailbackPreflight;
+    }
+    const plans = await this.plan(session, options);
+    return summarizePlans(session.name, plans, this.engine.trackSize, options);
+  }
+
+  private async plan(session: SessionRecord, options: { verifyCodes: boolean; fullCompare: boolean }): Promise<PairPlan[]> {
+    const link = this.link(session);
+    await link.ready(3000);
+    const plans: PairPlan[] = [];
+    for (const pair of this.pairsOf(session)) plans.push(await planPair(this.engine, link, pair, options));
+    return plans;
+  }
+
+  /**
+   * Failback, executed at the production site (the current target): plan the
+   * copy, make this site the source with exactly the planned tracks marked,
+   * make the other site the target, and resync.
+   */
+  private async failbackHere(session: SessionRecord, options: { verifyCodes: boolean; fullCompare: boolean }): Promise<void> {
+    const plans = await this.plan(session, options);
+    for (const plan of plans) {
+      const pair = plan.pair;
+      const bitmap = await this.engine.bitmaps.create(this.engine.volumeId(pair.localVolume), 'clear');
+      for (const track of plan.tracks) await this.engine.bitmaps.set(bitmap, track, 1);
+      if (pair.outOfSyncBitmap !== null) await this.engine.bitmaps.delete(pair.outOfSyncBitmap);
+      if (pair.targetChangedBitmap !== null) await this.engine.bitmaps.delete(pair.targetChangedBitmap);
+      pair.outOfSyncBitmap = bitmap;
+      pair.targetChangedBitmap = null;
+      this.store.savePair(pair);
+    }
+    const direction = session.direction === 'h1-h2' ? 'h2-h1' : 'h1-h2';
+    const copied = plans.reduce((sum, plan) => sum + plan.tracks.length, 0);
+    await this.link(session).call('session.become-target', { session: session.id, direction }, null, { waitForLinkMs: 3000 });
+    this.setState(session, 'preparing', {
+      direction,
+      detail: `failback: copying ${copied} track(s)`,
+    });
+    this.engine.catalog.recordEvent('session.failback', 'info', session.name, `failback of ${session.name} copies ${copied} track(s)`, {
+      tracks: copied,
+      pairs: plans.map((plan) => ({ pair: plan.pair.id, tracks: plan.tracks.length, candidates: plan.candidates.length })),
+    });
+    void this.runMirroring(session);
+  }
+
+  /** The other site took over as source (failback): this site becomes the target. */
+  async becomeTarget(session: SessionRecord, direction: SessionRecord['direction']): Promise<void> {
+    await this.stopSource(session, null);
+    this.dropSources(session);
+    for (const pair of this.pairsOf(session)) {
+      for (const bitmap of [pair.outOfSyncBitmap, pair.targetChangedBitmap]) {
+        if (bitmap !== null) await this.engine.bitmaps.delete(bitmap);
+      }
+      pair.outOfSyncBitmap = null;
+      pair.targetChangedBitmap = null;
+      this.store.savePair(pair);
+    }
+    this.setState(session, 'preparing', { direction }, false);
+  }
+
+  async terminateHere(session: SessionRecord): Promise<void> {
+    await this.stopSource(session, null);
+    this.dropSources(session);
+    for (const pair of this.pairsOf(session)) {
+      for (const bitmap of [pair.outOfSyncBitmap, pair.targetChangedBitmap]) {
+        if (bitmap !== null) await this.engine.bitmaps.delete(bitmap);
+      }
+      pair.outOfSyncBitmap = null;
+      pair.targetChangedBitmap = null;
+      this.store.savePair(pair);
+    }
+    this.setState(session, 'defined', { detail: null, consistencyTime: null }, false);
+  }
+
+  // --- peer-link requests ---
+
+  handle = (request: RpcRequest): Promise<RpcResult> => this.target.handle(request);
+
+  /** Makes a session record the other site sent (session.put). */
+  adoptSession(record: SessionRecord): void {
+    const existing = this.sessions.get(record.id);
+    if (existing) return;
+    for (const session of this.sessions.values()) {
+      if (session.name === record.name) throw new ProblemError('already-exists', `a session named ${record.name} exists here`);
+    }
+    const session = { ...record };
+    this.store.saveSession(session);
+    this.sessions.set(session.id, session);
+    this.engine.catalog.recordEvent('session.created', 'info', session.name, `session ${session.name} defined by the other site`);
+  }
+
+  adoptPair(record: PairRecord): void {
+    this.engine.getVolume(record.localVolume);
+    for (const pair of this.pairs.values()) {
+      if (pair.localVolume === record.localVolume && pair.id !== record.id) {
+        throw new ProblemError('volume-busy', `${record.localVolume} is already in a copy set`);
+      }
+    }
+    this.store.savePair(record);
+    this.pairs.set(record.id, record);
+    this.refreshTaps();
+  }
+
+  // --- reports ---
+
+  info(session: SessionRecord): SessionInfo {
+    const local = this.localSite(session);
+    const otherSite = this.peers.get(this.otherAgent(session)).site;
+    const pairs = this.pairsOf(session).map((pair) => this.pairInfo(session, pair));
+    const healthy = session.state === 'prepared';
+    const health =
+      session.state === 'defined'
+        ? 'inactive'
+        : session.state === 'suspended' && session.detail
+          ? 'severe'
+          : healthy
+            ? 'normal'
+            : 'warning';
+    const consistencyTime = session.state === 'prepared' ? new Date().toISOString() : session.consistencyTime;
+    return {
+      id: session.id,
+      name: session.name,
+      type: session.type,
+      state: session.state,
+      health,
+      direction: session.direction,
+      recoverable: session.recoverable,
+      role: local,
+      h1Site: local === 'h1' ? this.site : otherSite,
+      h2Site: local === 'h1' ? otherSite : this.site,
+      consistencyTime,
+      exposureSeconds: consistencyTime ? Math.max(0, (Date.now() - Date.parse(consistencyTime)) / 1000) : null,
+      detail: session.detail,
+      pairs,
+      createdAt: session.createdAt,
+      updatedAt: session.updatedAt,
+    };
+  }
+
+  private pairInfo(session: SessionRecord, pair: PairRecord): PairInfo {
+    const source = this.sources.get(pair.id);
+    const trackCount = this.engine.getVolume(pair.localVolume).trackCount;
+    const outOfSync = source ? source.outOfSyncTracks : pair.outOfSyncBitmap !== null ? this.engine.bitmaps.view(pair.outOfSyncBitmap).setCount : 0;
+    const targetChanged = pair.targetChangedBitmap !== null ? this.engine.bitmaps.view(pair.targetChangedBitmap).setCount : 0;
+    let state: PairInfo['state'];
+    let syncedPercent: number | null = null;
+    let etaSeconds: number | null = null;
+    switch (session.state) {
+      case 'defined':
+        state = 'defined';
+        break;
+      case 'preparing':
+      case 'prepared':
+        if (!this.isSource(session)) state = session.state === 'prepared' ? 'duplex' : 'syncing';
+        else if (!source || source.reason) state = 'suspended';
+        else if (this.link(session).state !== 'connected') state = 'connecting';
+        else if (source.isResyncing) {
+          state = 'syncing';
+          const { total, copied, startedAt } = source.progress;
+          syncedPercent = total === 0 ? 100 : Math.min(100, Math.round((copied / total) * 1000) / 10);
+          const elapsed = (Date.now() - startedAt) / 1000;
+          etaSeconds = copied > 0 ? Math.round(((total - copied) * elapsed) / copied) : null;
+        } else state = 'duplex';
+        break;
+      case 'target-available':
+      case 'recovering':
+        state = 'target-available';
+        break;
+      default:
+        state = 'suspended';
+    }
+    return {
+      id: pair.id,
+      h1Volume: pair.h1Volume,
+      h2Volume: pair.h2Volume,
+      state,
+      reason: source?.reason ?? (state === 'suspended' ? session.detail : null),
+      outOfSyncTracks: outOfSync,
+      targetChangedTracks: targetChanged,
+      trackCount,
+      syncedPercent,
+      etaSeconds,
+    };
+  }
+
+  list(): SessionInfo[] {
+    return [...this.sessions.values()].map((session) => this.info(session));
+  }
+
+  close(): void {
+    for (const source of this.sources.values()) source.dispose();
+    this.sources.clear();
+  }
+}

@@ -1,0 +1,105 @@
+import type { Direction, SessionState, SessionType } from '@tandem/contract';
+import type { Catalog } from '../storage/catalog.ts';
+
+/** A session as both sites keep it; the `pairs` rows differ per site (local volume, bitmaps). */
+export interface SessionRecord {
+  id: string;
+  name: string;
+  type: SessionType;
+  /** The agent where the session was defined: its site is H1. */
+  controlAgentId: string;
+  /** The other site's agent. */
+  peerAgentId: string;
+  state: SessionState;
+  direction: Direction;
+  recoverable: boolean;
+  detail: string | null;
+  consistencyTime: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface PairRecord {
+  id: string;
+  sessionId: string;
+  h1Volume: string;
+  h2Volume: string;
+  localVolume: string;
+  localSite: 'h1' | 'h2';
+  outOfSyncBitmap: number | null;
+  targetChangedBitmap: number | null;
+  createdAt: string;
+}
+
+/** Sessions and pairs in the SQLite catalog. */
+export class SessionStore {
+  constructor(private readonly catalog: Catalog) {}
+
+  sessions(): SessionRecord[] {
+    const rows = this.catalog.db.prepare('SELECT * FROM sessions ORDER BY created_at, name').all() as Array<Record<string, unknown>>;
+    return rows.map((row) => ({
+      id: String(row.id),
+      name: String(row.name),
+      type: row.type as SessionType,
+      controlAgentId: String(row.control_agent_id),
+      peerAgentId: String(row.peer_agent_id),
+      state: row.state as SessionState,
+      direction: row.direction as Direction,
+      recoverable: Number(row.recoverable) === 1,
+      detail: row.detail === null ? null : String(row.detail),
+      consistencyTime: row.consistency_time === null ? null : String(row.consistency_time),
+      createdAt: String(row.created_at),
+      updatedAt: String(row.updated_at),
+    }));
+  }
+
+  pairs(): PairRecord[] {
+    const rows = this.catalog.db.prepare('SELECT * FROM pairs ORDER BY created_at, id').all() as Array<Record<string, unknown>>;
+    return rows.map((row) => ({
+      id: String(row.id),
+      sessionId: String(row.session_id),
+      h1Volume: String(row.h1_volume),
+      h2Volume: String(row.h2_volume),
+      localVolume: String(row.local_volume),
+      localSite: row.local_site as 'h1' | 'h2',
+      outOfSyncBitmap: row.out_of_sync_bitmap === null ? null : Number(row.out_of_sync_bitmap),
+      targetChangedBitmap: row.target_changed_bitmap === null ? null : Number(row.target_changed_bitmap),
+      createdAt: String(row.created_at),
+    }));
+  }
+
+  saveSession(session: SessionRecord): void {
+    this.catalog.db
+      .prepare(
+        `INSERT INTO sessions (id, name, type, control_agent_id, peer_agent_id, state, direction, recoverable, detail,
+           consistency_time, created_at, updated_at)
+         VALUES (@id, @name, @type, @controlAgentId, @peerAgentId, @state, @direction, @recoverable, @detail,
+           @consistencyTime, @createdAt, @updatedAt)
+         ON CONFLICT(id) DO UPDATE SET state = excluded.state, direction = excluded.direction,
+           recoverable = excluded.recoverable, detail = excluded.detail,
+           consistency_time = excluded.consistency_time, updated_at = excluded.updated_at`,
+      )
+      .run({ ...session, recoverable: session.recoverable ? 1 : 0 });
+  }
+
+  savePair(pair: PairRecord): void {
+    this.catalog.db
+      .prepare(
+        `INSERT INTO pairs (id, session_id, h1_volume, h2_volume, local_volume, local_site, out_of_sync_bitmap,
+           target_changed_bitmap, created_at)
+         VALUES (@id, @sessionId, @h1Volume, @h2Volume, @localVolume, @localSite, @outOfSyncBitmap,
+           @targetChangedBitmap, @createdAt)
+         ON CONFLICT(id) DO UPDATE SET out_of_sync_bitmap = excluded.out_of_sync_bitmap,
+           target_changed_bitmap = excluded.target_changed_bitmap`,
+      )
+      .run(pair);
+  }
+
+  deletePair(id: string): void {
+    this.catalog.db.prepare('DELETE FROM pairs WHERE id = ?').run(id);
+  }
+
+  deleteSession(id: string): void {
+    this.catalog.db.prepare('DELETE FROM sessions WHERE id = ?').run(id);
+  }
+}
