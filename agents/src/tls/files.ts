@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { dataDirPaths } from '../data-dir.ts';
 import { createAuthority, issueWithNewKey, loadAuthority, type Authority } from './authority.ts';
+import { Catalog } from '../storage/catalog.ts';
 import { certificateFingerprint } from './fingerprint.ts';
+import { recordClient } from './pairing.ts';
 
 /** The files of `DATA/tls/`. Keys are written mode 0600. */
 export function tlsPaths(dataDir: string) {
@@ -32,7 +34,12 @@ export function serverAltNames(hostname = os.hostname()): string[] {
   return [...new Set(['localhost', '127.0.0.1', '::1', hostname].filter(Boolean))];
 }
 
-/** Makes the agent's CA, API server certificate and local admin client certificate. Refuses to overwrite. */
+/**
+ * Makes the agent's CA, API server certificate and local admin client
+ * certificate, and records the admin in the catalog's `clients` table (the
+ * API accepts only recorded clients). Call after `initDataDir`. Refuses to
+ * overwrite existing files.
+ */
 export async function initTls(dataDir: string, identity: { site: string; agentId: string }): Promise<TlsInitResult> {
   const files = tlsPaths(dataDir);
   await mkdir(files.dir, { recursive: true, mode: 0o700 });
@@ -50,11 +57,18 @@ export async function initTls(dataDir: string, identity: { site: string; agentId
   await write(files.serverCertificate, server.certificatePem, 0o644);
   await write(files.adminKey, admin.keyPem, 0o600);
   await write(files.adminCertificate, admin.certificatePem, 0o644);
+  const adminFingerprint = certificateFingerprint(admin.certificatePem);
+  const catalog = new Catalog(dataDirPaths(dataDir).catalog);
+  try {
+    recordClient(catalog.db, { serial: admin.serial, name: 'local-admin', fingerprint: adminFingerprint });
+  } finally {
+    catalog.close();
+  }
   return {
     serverFingerprint: certificateFingerprint(server.certificatePem),
     caFingerprint: certificateFingerprint(authority.certificatePem),
     adminSerial: admin.serial,
-    adminFingerprint: certificateFingerprint(admin.certificatePem),
+    adminFingerprint,
   };
 }
 

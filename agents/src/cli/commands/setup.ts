@@ -26,21 +26,9 @@ async function init(options: InitOptions): Promise<void> {
   if (await exists(paths.identity)) {
     throw new CliError(`${paths.root} is already an agent data dir (agent.json exists)`, 1, 'already-exists');
   }
-  const [{ initDataDir }, { initTls }, { Catalog }, { recordClient }] = await Promise.all([
-    import('../../storage/init.ts'),
-    import('../../tls/files.ts'),
-    import('../../storage/catalog.ts'),
-    import('../../tls/pairing.ts'),
-  ]);
-  await initDataDir(paths.root, { site: options.site, trackSize: options.trackSize });
-  const identity = await readIdentity(paths.root);
+  const [{ initDataDir }, { initTls }] = await Promise.all([import('../../storage/init.ts'), import('../../tls/files.ts')]);
+  const identity = await initDataDir(paths.root, { site: options.site, trackSize: options.trackSize });
   const tls = await initTls(paths.root, identity);
-  const catalog = new Catalog(paths.catalog);
-  try {
-    recordClient(catalog.db, { serial: tls.adminSerial, name: 'local-admin', fingerprint: tls.adminFingerprint });
-  } finally {
-    catalog.close();
-  }
   const result = {
     dataDir: paths.root,
     site: identity.site,
