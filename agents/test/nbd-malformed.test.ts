@@ -26,7 +26,7 @@ const VOLUME_SIZE = 16 * MiB;
 
 beforeAll(async () => {
   // Refusals must come well inside the handshake deadline, so a test cannot pass by timing out.
-  harness = await startNbdHarness({ server: { handshakeTimeoutMs: 1_500 } });
+  harness = await startNbdHarness({ server: { handshakeTimeoutMs: 1_500, handshakeTotalMs: 2_500 } });
   tcp = { host: harness.host, port: harness.port };
   await harness.engine.createVolume('vol', VOLUME_SIZE);
   await harness.engine.createVolume('healthy', 4 * MiB);
@@ -106,6 +106,51 @@ describe('NBD handshake abuse', () => {
     client.sendOption(OPT.GO, Buffer.alloc(0), 0xfffffff0);
     expectReply(await client.readOptionReply(), REP.ERR_TOO_BIG);
     expect(await client.closedWithin(1_000)).toBe(true);
+    await expectServerHealthy();
+  });
+
+  it('lets option progress extend the handshake deadline, but only up to the total limit', async () => {
+    const client = await RawNbdClient.connect(tcp);
+    const started = Date.now();
+    await client.readGreeting();
+    client.sendClientFlags(1);
+    let lists = 0;
+    while (Date.now() - started < 8_000) {
+      client.sendOption(OPT.LIST);
+      try {
+        for (;;) if ((await client.readOptionReply()).type === REP.ACK) break;
+      } catch {
+        break;
+      }
+      lists++;
+      if (await client.closedWithin(500)) break;
+    }
+    const elapsed = Date.now() - started;
+    expect(await client.closedWithin(2_000)).toBe(true);
+    // Past the 1.5 s idle limit thanks to progress, cut off by the 2.5 s total (+ one idle period).
+    expect(elapsed).toBeGreaterThan(2_000);
+    expect(elapsed).toBeLessThan(5_000);
+    expect(lists).toBeGreaterThan(3);
+    await expectServerHealthy();
+  });
+
+  it('hangs up on a handshake that goes on for more than 1 MiB of options', async () => {
+    const client = await RawNbdClient.connect(tcp);
+    await client.readGreeting();
+    client.sendClientFlags(1);
+    let answered = 0;
+    for (let index = 0; index < 40 && !(await client.closedWithin(0)); index++) {
+      client.sendOption(0x4242, Buffer.alloc(60 * 1024));
+      try {
+        expectReply(await client.readOptionReply(), REP.ERR_UNSUP);
+        answered++;
+      } catch {
+        break;
+      }
+    }
+    expect(await client.closedWithin(1_000)).toBe(true);
+    expect(answered).toBeGreaterThan(10);
+    expect(answered).toBeLessThan(20);
     await expectServerHealthy();
   });
 

@@ -10,8 +10,10 @@ export interface ConnectionContext {
   logger: Logger;
   handshakeLimits: HandshakeLimits;
   transmissionLimits: TransmissionLimits;
-  /** The client must reach the transmission phase within this time. */
+  /** A handshake making no progress (no complete option) for this long is dropped. */
   handshakeTimeoutMs: number;
+  /** After this long, option progress no longer extends the handshake deadline. */
+  handshakeTotalMs: number;
 }
 
 /** How long a connection we ended may linger before it is destroyed. */
@@ -33,6 +35,8 @@ export class NbdConnection {
   private handshakeTimer: NodeJS.Timeout | null;
   private socketClosed = false;
   private finished = false;
+  private readonly startedAt = Date.now();
+  private optionsAtLastProgress = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -85,7 +89,15 @@ export class NbdConnection {
 
   private onHandshakeData(chunk: Buffer): void {
     const outcome = this.handshake.feed(chunk);
-    if (outcome.kind === 'need-more') return;
+    if (outcome.kind === 'need-more') {
+      // Listing many exports takes many options: progress buys time, up to a total limit.
+      const options = this.handshake.optionCount;
+      if (options !== this.optionsAtLastProgress && Date.now() - this.startedAt < this.context.handshakeTotalMs) {
+        this.optionsAtLastProgress = options;
+        this.handshakeTimer?.refresh();
+      }
+      return;
+    }
     if (outcome.kind === 'close') {
       if (outcome.violation) this.context.logger.warn({ reason: outcome.reason }, 'nbd handshake refused');
       else this.context.logger.debug({ reason: outcome.reason }, 'nbd handshake ended');
@@ -130,7 +142,10 @@ export class NbdConnection {
   private readonly onHandshakeTimeout = (): void => {
     this.handshakeTimer = null;
     if (this.phase !== 'handshake') return;
-    this.context.logger.warn({ timeoutMs: this.context.handshakeTimeoutMs }, 'nbd handshake timed out');
+    this.context.logger.warn(
+      { idleMs: this.context.handshakeTimeoutMs, elapsedMs: Date.now() - this.startedAt, options: this.handshake.optionCount },
+      'nbd handshake timed out',
+    );
     this.phase = 'ending';
     this.socket.destroy();
   };

@@ -66,6 +66,8 @@ export interface HandshakeLimits {
   maxOptionBytes: number;
   /** Most options one connection may send before it must choose an export. */
   maxOptions: number;
+  /** Most option bytes (headers and data) one connection may send before choosing an export. */
+  maxHandshakeBytes: number;
   /** Advertised maximum block size (the transmission request limit). */
   maxRequestBytes: number;
 }
@@ -86,6 +88,7 @@ export class Handshake {
   private structuredReplies = false;
   private metaContextExport: string | null = null;
   private optionsSeen = 0;
+  private handshakeBytes = 0;
   private option = 0;
   private optionLength = 0;
   /** Set while the server shuts down: options other than ABORT get ERR_SHUTDOWN. */
@@ -97,6 +100,11 @@ export class Handshake {
     private readonly logger: Logger,
     private readonly limits: HandshakeLimits,
   ) {}
+
+  /** Options received so far (the connection restarts its idle timer on progress). */
+  get optionCount(): number {
+    return this.optionsSeen;
+  }
 
   feed(chunk: Buffer): HandshakeOutcome {
     this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
@@ -141,6 +149,10 @@ export class Handshake {
             this.send(optionError(this.option, NBD_REP_ERR_TOO_BIG, 'option data too large'));
           }
           return close(`option ${optionName(this.option)} carries ${this.optionLength} bytes`, true);
+        }
+        this.handshakeBytes += OPTION_HEADER_BYTES + this.optionLength;
+        if (this.handshakeBytes > this.limits.maxHandshakeBytes) {
+          return close(`more than ${this.limits.maxHandshakeBytes} bytes of options`, true);
         }
         this.stage = 'option-data';
         return null;

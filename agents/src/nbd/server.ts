@@ -9,8 +9,10 @@ export interface NbdServerOptions {
   logger: Logger;
   /** Largest READ/WRITE/WRITE_ZEROES request and advertised maximum block size; default 32 MiB. */
   maxRequestBytes?: number;
-  /** Time a client has to finish option haggling; default 10 s. */
+  /** A handshake with no complete option for this long is dropped; default 10 s. */
   handshakeTimeoutMs?: number;
+  /** Option progress extends the handshake deadline only within this time; default 60 s. */
+  handshakeTotalMs?: number;
   /** Time close() waits for in-flight requests before destroying connections; default 10 s. */
   closeTimeoutMs?: number;
 }
@@ -43,7 +45,8 @@ export class NbdServer {
       exports: options.exports,
       logger: options.logger,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
-      handshakeLimits: { maxOptionBytes: 64 * 1024, maxOptions: 1024, maxRequestBytes },
+      handshakeTotalMs: options.handshakeTotalMs ?? 60_000,
+      handshakeLimits: { maxOptionBytes: 64 * 1024, maxOptions: 4096, maxHandshakeBytes: MiB, maxRequestBytes },
       transmissionLimits: {
         maxRequestBytes,
         maxInFlightBytes: Math.max(64 * MiB, 2 * maxRequestBytes),
