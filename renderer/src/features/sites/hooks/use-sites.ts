@@ -27,9 +27,11 @@ export function useConnectSite() {
   return useMutation({
     mutationFn: (request: ConnectSiteRequest) => sitesApi.connect(api, request),
     onSuccess: (site) => {
-      queryClient.setQueryData<SiteList>(siteKeys.list(), (current) => ({
-        sites: [...(current?.sites ?? []).filter((existing) => existing.id !== site.id), site],
-      }));
+      // The backend's events may already have brought this site, in a newer state than this answer: keep theirs.
+      queryClient.setQueryData<SiteList>(siteKeys.list(), (current) => {
+        const sites = current?.sites ?? [];
+        return sites.some((existing) => existing.id === site.id) ? { sites } : { sites: [...sites, site] };
+      });
     },
   });
 }

@@ -4,6 +4,7 @@ import { useQueryClient } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { formatSize } from '../../../lib/format.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { volumeKeys } from '../../volumes/api/volume-keys.ts';
 import { trackMapKeys } from '../api/track-map-keys.ts';
 import { bucketsFor, expandRuns, fullView, panView, zoomView, type TrackMapView } from '../hooks/track-map-model.ts';
 import { useTrackMap } from '../hooks/use-track-map.ts';
@@ -72,7 +73,10 @@ function TrackMapPanelFor({ siteId, volume }: { siteId: string; volume: VolumeIn
             <Button size="xs" variant="default" onClick={() => setView(fullView(volume.trackCount))}>
               Whole volume
             </Button>
-            <Button size="xs" variant="default" onClick={() => void queryClient.invalidateQueries({ queryKey: trackMapKeys.volume(siteId, volume.name) })}>
+            <Button size="xs" variant="default" onClick={() => {
+                void queryClient.invalidateQueries({ queryKey: trackMapKeys.volume(siteId, volume.name) });
+                void queryClient.invalidateQueries({ queryKey: volumeKeys.site(siteId) });
+              }}>
               Refresh
             </Button>
           </Group>

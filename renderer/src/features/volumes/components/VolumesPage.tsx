@@ -32,9 +32,14 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
           <Title order={2}>Volumes at {site.site}</Title>
           <ConnectionBadge connection={site.connection} />
         </Group>
-        <Button onClick={() => setCreating(true)} disabled={!connected}>
-          Create volume
-        </Button>
+        <Group gap="xs">
+          <Button variant="default" onClick={() => void volumes.refetch()} disabled={!connected} loading={volumes.isFetching}>
+            Refresh
+          </Button>
+          <Button onClick={() => setCreating(true)} disabled={!connected}>
+            Create volume
+          </Button>
+        </Group>
       </Group>
       {!connected && (
         <Text c="dimmed" size="sm">
@@ -42,6 +47,9 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
         </Text>
       )}
       {volumes.error && <ProblemAlert error={volumes.error} title="Volumes could not be loaded" />}
+      <Text size="xs" c="dimmed">
+        Changes made through the agent show up by themselves; space used by data written over NBD shows after Refresh.
+      </Text>
       {volumes.data && rows.length === 0 && (
         <Text data-testid="volumes-empty">No volumes yet. Choose “Create volume” to make one; it is thin, so its size costs nothing until data is written.</Text>
       )}

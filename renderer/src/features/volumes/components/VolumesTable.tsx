@@ -55,7 +55,8 @@ export function VolumesTable(props: {
                 data-selected={selected || undefined}
                 style={{ transform: `translateY(${item.start}px)`, height: rowHeight }}
               >
-                <UnstyledButton role="cell" className={classes.name} style={{ paddingLeft: depth * 20 }} onClick={() => props.onSelect(volume.name)} aria-label={`Show track map of ${volume.name}`}>
+                <div role="cell" className={classes.name} style={{ paddingLeft: depth * 20 }}>
+                <UnstyledButton className={classes.nameButton} onClick={() => props.onSelect(volume.name)} aria-label={`Show track map of ${volume.name}`}>
                   <Group gap={6} wrap="nowrap">
                     {depth > 0 && <Text c="dimmed">↳</Text>}
                     <Text fw={500} truncate>
@@ -73,6 +74,7 @@ export function VolumesTable(props: {
                     )}
                   </Group>
                 </UnstyledButton>
+                </div>
                 <span role="cell">{formatSize(volume.sizeBytes)}</span>
                 <span role="cell">{formatSize(volume.allocatedBytes)}</span>
                 <span role="cell">{formatSize(volume.sharedBytes)}</span>
