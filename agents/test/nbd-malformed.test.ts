@@ -317,6 +317,46 @@ describe('NBD transmission abuse', () => {
     await expectServerHealthy();
   });
 
+  it('survives random garbage in both phases (seeded fuzz) and releases every export', async () => {
+    let seed = 0x5eed1234;
+    const random = (limit: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return Math.floor((seed / 0x1_0000_0000) * limit);
+    };
+    const garbage = (length: number): Buffer => Buffer.from(Array.from({ length }, () => random(256)));
+    const requestLike = (): Buffer => {
+      const header = garbage(28);
+      header.writeUInt32BE(0x25609513, 0);
+      header.writeUInt16BE(random(4) === 0 ? random(0x10000) : random(32), 4);
+      header.writeUInt16BE(random(10), 6);
+      if (random(2) === 0) header.writeUInt32BE(0, 16); // offsets near the start as often as anywhere
+      if (random(2) === 0) header.writeUInt32BE(random(1 << 20), 24);
+      return Buffer.concat([header, garbage(random(64))]);
+    };
+    for (let round = 0; round < 12; round++) {
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const client = await RawNbdClient.connect(tcp);
+          if (random(3) === 0) {
+            await client.readGreeting();
+            client.write(garbage(random(200)));
+          } else {
+            await client.negotiate('vol', { structured: random(2) === 0 });
+            const parts = Array.from({ length: 1 + random(6) }, () => (random(3) === 0 ? garbage(random(100)) : requestLike()));
+            client.write(Buffer.concat(parts));
+          }
+          await delay(random(30));
+          client.destroy();
+        }),
+      );
+    }
+    const device = harness.engine.device('vol') as unknown as { openCount: number };
+    for (let tries = 0; (harness.server.connectionCount > 0 || device.openCount > 0) && tries < 250; tries++) await delay(20);
+    expect(harness.server.connectionCount).toBe(0);
+    expect(device.openCount).toBe(0);
+    await expectServerHealthy();
+  });
+
   it('survives a client that vanishes with requests in flight, and releases its export', async () => {
     const client = await connected();
     const device = harness.engine.device('vol') as unknown as { openCount: number };
