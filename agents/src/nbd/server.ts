@@ -7,7 +7,7 @@ import { NbdConnection, type ConnectionContext } from './connection.ts';
 export interface NbdServerOptions {
   exports: ExportCatalog;
   logger: Logger;
-  /** Largest READ/WRITE/WRITE_ZEROES request and advertised maximum block size; default 32 MiB. */
+  /** Largest READ or WRITE length, advertised as the maximum block size; default 32 MiB. */
   maxRequestBytes?: number;
   /** A handshake with no complete option for this long is dropped; default 10 s. */
   handshakeTimeoutMs?: number;

@@ -29,7 +29,7 @@ import {
 } from './protocol.ts';
 
 export interface TransmissionLimits {
-  /** Largest READ/WRITE/WRITE_ZEROES length; also the advertised maximum block size. */
+  /** Largest READ or WRITE length; also the advertised maximum block size. */
   maxRequestBytes: number;
   /** Stop reading the socket while more payload bytes than this are being served. */
   maxInFlightBytes: number;
