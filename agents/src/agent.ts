@@ -14,6 +14,8 @@ import { startApiServer, formatHostPort, type ApiServer } from './api/server.ts'
 import type { RunInfo } from './data-dir.ts';
 import { DataDirLock, readIdentity, removeRunInfo, writeRunInfo } from './cli/data-dir-files.ts';
 import { NbdServer } from './nbd/server.ts';
+import { startReplication } from './replication/runtime.ts';
+import { dataDirPaths } from './data-dir.ts';
 import { StorageEngine } from './storage/engine.ts';
 import { loadServerTls } from './tls/files.ts';
 
@@ -31,6 +33,8 @@ export interface AgentOptions {
   nbd: HostPort | null;
   /** NBD over a Unix socket; null for none. */
   nbdSocket: string | null;
+  /** The peer link listener (mirroring between sites). */
+  link: HostPort;
   logger?: Logger;
 }
 
@@ -56,7 +60,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     const engine = await StorageEngine.open(dataDir);
     undo.push(() => engine.close());
     const startedAt = new Date().toISOString();
-    const runInfo: RunInfo = { pid: process.pid, apiAddress: '', nbdAddress: null, nbdSocket: null, startedAt };
+    const runInfo: RunInfo = { pid: process.pid, apiAddress: '', nbdAddress: null, nbdSocket: null, linkAddress: null, startedAt };
     const info = (): AgentInfo => ({
       site: identity.site,
       agentId: identity.agentId,
@@ -68,16 +72,29 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       nbdSocket: runInfo.nbdSocket,
       certificateFingerprint: tls.fingerprint,
     });
+    const replication = await startReplication({
+      engine,
+      identity,
+      tlsDir: dataDirPaths(dataDir).tls,
+      authority: tls.authority,
+      serverTls: tls,
+      apiAddress: () => runInfo.apiAddress,
+      link: options.link,
+      logger,
+    });
+    undo.push(() => replication.close());
+    runInfo.linkAddress = replication.linkAddress;
     const api: ApiServer = await startApiServer({
       host: options.api.host,
       port: options.api.port,
       tls,
-      deps: { engine, authority: tls.authority, agentInfo: info },
+      deps: { engine, authority: tls.authority, agentInfo: info, replication },
       logger: logger.child({ component: 'api' }),
     });
     undo.push(() => api.close());
     runInfo.apiAddress = api.address;
-    const nbd = new NbdServer({ exports: engine.exports, logger: logger.child({ component: 'nbd' }) });
+    // Hosts reach volumes through the splitter: every write passes the replication taps.
+    const nbd = new NbdServer({ exports: replication.exports, logger: logger.child({ component: 'nbd' }) });
     undo.push(() => nbd.close());
     if (options.nbd) {
       const bound = await nbd.listenTcp(options.nbd.host, options.nbd.port);
@@ -104,6 +121,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         // Data path first so no write lands after the engine's final checkpoint.
         await nbd.close().catch((error: unknown) => logger.error({ err: error }, 'closing NBD failed'));
         await api.close().catch((error: unknown) => logger.error({ err: error }, 'closing the API failed'));
+        await replication.close().catch((error: unknown) => logger.error({ err: error }, 'closing replication failed'));
         try {
           engine.catalog.recordEvent(agentEventTypes.agentStopped, 'info', identity.site, `agent ${identity.site} stopped`);
         } catch (error) {

@@ -52,5 +52,7 @@ export interface RunInfo {
   apiAddress: string;
   nbdAddress: string | null;
   nbdSocket: string | null;
+  /** The peer link listener (host:port). */
+  linkAddress: string | null;
   startedAt: string;
 }

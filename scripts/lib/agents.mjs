@@ -58,10 +58,12 @@ export async function pairingToken(dataDir) {
  * Starts `tandem-agent run` and resolves once it printed `ready`.
  * Returns the addresses and `stop()` (SIGTERM, then SIGKILL after 10 s).
  */
-export async function startAgent({ dataDir, apiPort, nbdPort, onOutput }) {
+export async function startAgent({ dataDir, apiPort, nbdPort, linkPort, onOutput }) {
   const api = `127.0.0.1:${apiPort ?? (await freePort())}`;
   const nbd = `127.0.0.1:${nbdPort ?? (await freePort())}`;
-  const child = spawn(process.execPath, [agentBin, 'run', '--data', dataDir, '--api', api, '--nbd', nbd, '--log-level', 'warn'], {
+  const link = `127.0.0.1:${linkPort ?? (await freePort())}`;
+  const args = ['run', '--data', dataDir, '--api', api, '--nbd', nbd, '--link', link, '--log-level', 'warn'];
+  const child = spawn(process.execPath, [agentBin, ...args], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { AgentInfo } from '@tandem/contract';
+import type { ReplicationRuntime } from '../replication/runtime.ts';
 import type { Engine } from '../storage/engine-api.ts';
 import type { Authority } from '../tls/authority.ts';
 import { installAuthentication } from './auth.ts';
@@ -8,6 +9,7 @@ import { installErrorHandling } from './errors.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { eventRoutes } from './routes/events.ts';
 import { pairRoutes } from './routes/pair.ts';
+import { replicationRoutes } from './routes/replication.ts';
 import { volumeRoutes } from './routes/volumes.ts';
 import { jsonSerializerCompiler, zodValidatorCompiler } from './zod-schemas.ts';
 
@@ -18,6 +20,8 @@ export interface ApiDependencies {
   authority: Authority;
   /** Identity and addresses, as `GET /v1/agent` reports them. */
   agentInfo: () => AgentInfo;
+  /** Paired sites and sessions; absent when the agent runs without replication (API unit tests). */
+  replication?: ReplicationRuntime;
 }
 
 /** The control API as a plugin, apart from the listening server (tests `inject()` into it). */
@@ -31,6 +35,7 @@ export async function apiApp(app: FastifyInstance, deps: ApiDependencies): Promi
   await app.register(pairRoutes, deps);
   await app.register(volumeRoutes, deps);
   await app.register(eventRoutes, deps);
+  await app.register(replicationRoutes, deps);
 }
 // The plugin shares its error handler, hooks and compilers with the instance it is registered on.
 (apiApp as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;

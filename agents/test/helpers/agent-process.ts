@@ -128,11 +128,11 @@ interface Running {
 
 async function spawnAgent(
   dataDir: string,
-  ports: { api: number; nbd: number },
+  ports: { api: number; nbd: number; link: number },
   options: StartAgentOptions,
   nbdSocket: string | null,
 ): Promise<Running> {
-  const args = ['run', '--data', dataDir, '--api', `127.0.0.1:${ports.api}`, '--nbd', `127.0.0.1:${ports.nbd}`];
+  const args = ['run', '--data', dataDir, '--api', `127.0.0.1:${ports.api}`, '--nbd', `127.0.0.1:${ports.nbd}`, '--link', `127.0.0.1:${ports.link}`];
   if (nbdSocket) args.push('--nbd-socket', nbdSocket);
   const child = spawn(process.execPath, [agentBin, ...args], {
     env: { UV_THREADPOOL_SIZE: '16', TANDEM_LOG_LEVEL: 'info', ...process.env, ...options.env },
@@ -178,7 +178,7 @@ export async function startAgentProcess(options: StartAgentOptions = {}): Promis
   const nbdSocket = options.nbdSocket ? path.join(path.dirname(dataDir), 'nbd.sock') : null;
   let running: Running | null;
   try {
-    running = await spawnAgent(dataDir, { api: 0, nbd: 0 }, options, nbdSocket);
+    running = await spawnAgent(dataDir, { api: 0, nbd: 0, link: 0 }, options, nbdSocket);
   } catch (error) {
     if (ownsDir) await rm(path.dirname(dataDir), { recursive: true, force: true });
     throw error;
@@ -240,7 +240,13 @@ export async function startAgentProcess(options: StartAgentOptions = {}): Promis
         const result = await kill('SIGTERM');
         if (result.code !== 0) throw new Error(`agent did not stop cleanly before restart: ${result.code ?? result.signal}`);
       }
-      const ports = restartOptions.samePorts ? { api: connectHost(last.runInfo.apiAddress).port, nbd: nbdAddress().port } : { api: 0, nbd: 0 };
+      const ports = restartOptions.samePorts
+        ? {
+            api: connectHost(last.runInfo.apiAddress).port,
+            nbd: nbdAddress().port,
+            link: last.runInfo.linkAddress ? connectHost(last.runInfo.linkAddress).port : 0,
+          }
+        : { api: 0, nbd: 0, link: 0 };
       running = await spawnAgent(dataDir, ports, options, nbdSocket);
       last = running;
     },

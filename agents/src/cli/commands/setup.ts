@@ -53,6 +53,7 @@ interface RunOptions {
   api: { host: string; port: number };
   nbd: { host: string; port: number } | false;
   nbdSocket?: string;
+  link: { host: string; port: number };
   logLevel: string;
 }
 
@@ -66,6 +67,7 @@ async function run(options: RunOptions): Promise<void> {
       api: options.api,
       nbd: options.nbd === false ? null : options.nbd,
       nbdSocket: options.nbdSocket ?? null,
+      link: options.link,
       logger,
     });
   } catch (error) {
@@ -85,6 +87,7 @@ async function run(options: RunOptions): Promise<void> {
   ];
   if (info.nbdAddress) fields.push(['nbd', `nbd://${info.nbdAddress}`]);
   if (info.nbdSocket) fields.push(['nbd socket', info.nbdSocket]);
+  if (agent.runInfo.linkAddress) fields.push(['peer link', agent.runInfo.linkAddress]);
   fields.push(['certificate', info.certificateFingerprint]);
   print(formatFields(fields));
   print('ready');
@@ -169,6 +172,7 @@ export function registerSetupCommands(program: Command): void {
     .option('--nbd <host:port>', 'NBD TCP address', parseHostPort, { host: '127.0.0.1', port: 10809 })
     .option('--no-nbd', 'no NBD TCP listener')
     .option('--nbd-socket <path>', 'also serve NBD on a Unix socket')
+    .option('--link <host:port>', 'peer link address (mirroring between sites)', parseHostPort, { host: '127.0.0.1', port: 7451 })
     .addOption(
       new Option('--log-level <level>', 'log level (JSON logs go to stderr)')
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

@@ -1,0 +1,142 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import {
+  AddPairRequestSchema,
+  CreateSessionRequestSchema,
+  FailbackOptionsSchema,
+  FailbackPreflightSchema,
+  PairSiteRequestSchema,
+  PeerAcceptRequestSchema,
+  PeerAcceptResponseSchema,
+  PeerInfoSchema,
+  PeerListSchema,
+  ProblemError,
+  SessionActionSchema,
+  SessionInfoSchema,
+  SessionListSchema,
+  SessionNameSchema,
+  VolumeNameSchema,
+} from '@tandem/contract';
+import type { ReplicationRuntime } from '../../replication/runtime.ts';
+import type { ApiDependencies } from '../app.ts';
+import type { ZodTypeProvider } from '../zod-schemas.ts';
+
+const SessionParamsSchema = z.object({ name: SessionNameSchema });
+const booleanText = z
+  .enum(['true', 'false'])
+  .transform((value) => value === 'true')
+  .optional();
+
+/** Paired sites and mirroring sessions: thin wrappers over the replication runtime. */
+export async function replicationRoutes(fastify: FastifyInstance, deps: ApiDependencies): Promise<void> {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const runtime = (): ReplicationRuntime => {
+    if (!deps.replication) throw new ProblemError('not-supported', 'this agent runs without replication');
+    return deps.replication;
+  };
+
+  app.get('/v1/peers', { schema: { response: { 200: PeerListSchema } } }, async () => ({ peers: runtime().peers.info() }));
+
+  app.post(
+    '/v1/peers',
+    { schema: { body: PairSiteRequestSchema, response: { 201: PeerInfoSchema } } },
+    async (request, reply) => {
+      const peer = await runtime().pairWith(request.body.apiAddress, request.body.token, request.body.fingerprint);
+      return reply.code(201).send(peer);
+    },
+  );
+
+  // Agent to agent: the token proves the caller may pair; nothing else is needed.
+  app.post(
+    '/v1/peers/accept',
+    { config: { public: true }, schema: { body: PeerAcceptRequestSchema, response: { 200: PeerAcceptResponseSchema } } },
+    async (request) => runtime().accept(request.body),
+  );
+
+  app.patch(
+    '/v1/peers/:site',
+    {
+      schema: {
+        params: z.object({ site: z.string().min(1) }),
+        body: z.object({ linkAddress: z.string().regex(/^\[?[^\]]+\]?:\d+$/, 'the link address is host:port') }),
+        response: { 200: PeerInfoSchema },
+      },
+    },
+    async (request) => {
+      const peers = runtime().peers;
+      peers.setLinkAddress(request.params.site, request.body.linkAddress);
+      const agentId = peers.get(request.params.site).agentId;
+      return peers.info().find((peer) => peer.agentId === agentId)!;
+    },
+  );
+
+  app.get('/v1/sessions', { schema: { response: { 200: SessionListSchema } } }, async () => ({
+    sessions: runtime().service.list(),
+  }));
+
+  app.post(
+    '/v1/sessions',
+    { schema: { body: CreateSessionRequestSchema, response: { 201: SessionInfoSchema } } },
+    async (request, reply) => {
+      const service = runtime().service;
+      const session = await service.createSession(request.body.name, request.body.type, request.body.peer);
+      return reply.code(201).send(service.info(session));
+    },
+  );
+
+  app.get(
+    '/v1/sessions/:name',
+    { schema: { params: SessionParamsSchema, response: { 200: SessionInfoSchema } } },
+    async (request) => {
+      const service = runtime().service;
+      return service.info(service.session(request.params.name));
+    },
+  );
+
+  app.post(
+    '/v1/sessions/:name/pairs',
+    { schema: { params: SessionParamsSchema, body: AddPairRequestSchema, response: { 201: SessionInfoSchema } } },
+    async (request, reply) => {
+      const service = runtime().service;
+      await service.addPair(request.params.name, request.body.h1Volume, request.body.h2Volume);
+      return reply.code(201).send(service.info(service.session(request.params.name)));
+    },
+  );
+
+  app.delete(
+    '/v1/sessions/:name/pairs/:volume',
+    { schema: { params: z.object({ name: SessionNameSchema, volume: VolumeNameSchema }) } },
+    async (request, reply) => {
+      await runtime().service.removePair(request.params.name, request.params.volume);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post(
+    '/v1/sessions/:name/actions/:action',
+    {
+      schema: {
+        params: z.object({ name: SessionNameSchema, action: SessionActionSchema }),
+        body: FailbackOptionsSchema.partial().optional(),
+        response: { 200: SessionInfoSchema },
+      },
+    },
+    async (request) => runtime().service.act(request.params.name, request.params.action, request.body ?? {}),
+  );
+
+  app.get(
+    '/v1/sessions/:name/failback-preflight',
+    {
+      schema: {
+        params: SessionParamsSchema,
+        querystring: z.object({ verifyCodes: booleanText, fullCompare: booleanText }),
+        response: { 200: FailbackPreflightSchema },
+      },
+    },
+    async (request) =>
+      runtime().service.preflight(request.params.name, {
+        verifyCodes: request.query.verifyCodes ?? true,
+        fullCompare: request.query.fullCompare ?? false,
+      }),
+  );
+}
