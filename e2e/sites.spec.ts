@@ -64,9 +64,10 @@ test.describe.serial('sites', () => {
     const { startAgent } = await import('../scripts/lib/agents.mjs');
     const [, port] = world.secondary.apiAddress.split(':');
     const [, nbdPort] = world.secondary.nbdAddress.split(':');
+    const [, linkPort] = world.secondary.linkAddress.split(':');
     await world.secondary.stop();
     await expect(state).toHaveText('reconnecting');
-    world.secondary = await startAgent({ dataDir: world.secondary.dataDir, apiPort: Number(port), nbdPort: Number(nbdPort) });
+    world.secondary = await startAgent({ dataDir: world.secondary.dataDir, apiPort: Number(port), nbdPort: Number(nbdPort), linkPort: Number(linkPort) });
     await expect(state).toHaveText('connected', { timeout: 60_000 });
   });
 });

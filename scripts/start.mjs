@@ -62,7 +62,7 @@ async function main() {
   const agents = {};
   for (const { key } of demoSites) {
     const dataDir = path.join(demoDir, key);
-    const agent = await startAgent({ dataDir, apiPort: ports[key].api, nbdPort: ports[key].nbd });
+    const agent = await startAgent({ dataDir, apiPort: ports[key].api, nbdPort: ports[key].nbd, linkPort: ports[key].link });
     running.push(agent);
     agents[key] = agent;
     void agent.exited.then(({ code, signal }) => {

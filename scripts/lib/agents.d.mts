@@ -11,8 +11,10 @@ export interface RunningAgent {
   process: ChildProcess;
   apiAddress: string;
   nbdAddress: string;
+  /** The peer link's address (mirroring between sites). */
+  linkAddress: string;
   dataDir: string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<void>;
 }
-export declare function startAgent(options: { dataDir: string; apiPort?: number; nbdPort?: number; onOutput?: (text: string) => void }): Promise<RunningAgent>;
+export declare function startAgent(options: { dataDir: string; apiPort?: number; nbdPort?: number; linkPort?: number; onOutput?: (text: string) => void }): Promise<RunningAgent>;

@@ -91,6 +91,7 @@ export async function startAgent({ dataDir, apiPort, nbdPort, linkPort, onOutput
     process: child,
     apiAddress: api,
     nbdAddress: nbd,
+    linkAddress: link,
     dataDir,
     exited,
     async stop() {

@@ -20,7 +20,7 @@ export async function demoPorts(demoDir) {
     return JSON.parse(await readFile(file, 'utf8'));
   } catch {
     const ports = {};
-    for (const { key } of demoSites) ports[key] = { api: await freePort(), nbd: await freePort() };
+    for (const { key } of demoSites) ports[key] = { api: await freePort(), nbd: await freePort(), link: await freePort() };
     await mkdir(demoDir, { recursive: true });
     await writeFile(file, JSON.stringify(ports, null, 2));
     return ports;
