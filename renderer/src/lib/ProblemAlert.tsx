@@ -6,7 +6,9 @@ export function ProblemAlert({ error, title = 'That did not work' }: { error: un
   const { problem, message } = describeError(error);
   return (
     <Alert color="red" title={title} role="alert" data-testid="problem">
-      <Text size="sm">{message}</Text>
+      <Text size="sm" style={{ overflowWrap: 'anywhere' }}>
+        {message}
+      </Text>
       <Text size="xs" c="dimmed" mt={4}>
         problem code <Code>{problem}</Code>
       </Text>

@@ -97,7 +97,7 @@ export function ConnectSiteWizard({ opened, onClose }: { opened: boolean; onClos
                   <Table.Tr>
                     <Table.Th>Certificate SHA-256</Table.Th>
                     <Table.Td>
-                      <Code block data-testid="probe-fingerprint">
+                      <Code block data-testid="probe-fingerprint" style={{ whiteSpace: 'pre-wrap', overflowWrap: 'anywhere' }}>
                         {probe.certificateFingerprint}
                       </Code>
                     </Table.Td>
