@@ -9,6 +9,9 @@ import type { HostChange, TapWork, TrackSpan, WriteTap } from './splitter.ts';
 const ACTIVITY_QUIET_MS = 2000;
 /** Resync copies in flight per pair. */
 const RESYNC_WINDOW = 16;
+/** A mirrored write waits this long for a link that is redialling before the pair suspends. */
+const WRITE_LINK_WAIT_MS = 1000;
+const RESYNC_LINK_WAIT_MS = 5000;
 
 export type MirrorMode = 'sync' | 'semi-sync';
 
@@ -105,9 +108,16 @@ export class PairSource implements WriteTap {
     const ack = this.mode === 'semi-sync' ? 'arrival' : 'durable';
     try {
       if (change.kind === 'write') {
-        await this.link.call('pair.write', { pair, offset: change.offset, ack, fua: change.options?.fua ?? false }, change.data);
+        await this.link.call('pair.write', { pair, offset: change.offset, ack, fua: change.options?.fua ?? false }, change.data, {
+          waitForLinkMs: WRITE_LINK_WAIT_MS,
+        });
       } else {
-        await this.link.call('pair.trim', { pair, offset: change.offset, length: change.length, zeroes: change.kind === 'zeroes' });
+        await this.link.call(
+          'pair.trim',
+          { pair, offset: change.offset, length: change.length, zeroes: change.kind === 'zeroes' },
+          null,
+          { waitForLinkMs: WRITE_LINK_WAIT_MS },
+        );
       }
     } catch (error) {
       await this.failed(error);
@@ -117,7 +127,7 @@ export class PairSource implements WriteTap {
   async flush(): Promise<void> {
     if (!this.mirroring) return;
     try {
-      await this.link.call('pair.flush', { pair: this.record.id });
+      await this.link.call('pair.flush', { pair: this.record.id }, null, { waitForLinkMs: WRITE_LINK_WAIT_MS });
     } catch (error) {
       await this.failed(error);
     }
@@ -212,7 +222,8 @@ export class PairSource implements WriteTap {
         }
       }
     } catch (error) {
-      await this.failed(error);
+      // Not awaited: suspending waits for this resync to end.
+      void this.failed(error);
     }
   }
 
@@ -225,11 +236,11 @@ export class PairSource implements WriteTap {
       const runs = device.allocationMap(offset, length);
       const pair = this.record.id;
       if (runs.length === 1 && !runs[0].allocated) {
-        await this.link.call('pair.trim', { pair, offset, length, zeroes: false });
+        await this.link.call('pair.trim', { pair, offset, length, zeroes: false }, null, { waitForLinkMs: RESYNC_LINK_WAIT_MS });
       } else {
         const data = Buffer.allocUnsafe(length);
         await device.readInto(offset, data);
-        await this.link.call('pair.write', { pair, offset, ack: 'durable', fua: false }, data);
+        await this.link.call('pair.write', { pair, offset, ack: 'durable', fua: false }, data, { waitForLinkMs: RESYNC_LINK_WAIT_MS });
         this.progress.bytesSent += length;
       }
       if (this.copying.get(track) === false && !this.inflight.has(track)) {

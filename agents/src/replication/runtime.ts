@@ -142,10 +142,10 @@ function postAccept(
         headers: { 'content-type': 'application/json', 'content-length': data.length },
         // Trust is established by the token and pinned from the answer (checked by the caller).
         rejectUnauthorized: false,
+        agent: false,
         timeout: 10_000,
       },
       (response) => {
-        const certificate = (response.socket as import('node:tls').TLSSocket).getPeerX509Certificate();
         let text = '';
         response.on('data', (chunk: Buffer) => (text += chunk));
         response.on('end', () => {
@@ -168,6 +168,12 @@ function postAccept(
         });
       },
     );
+    let certificate: X509Certificate | undefined;
+    request.on('socket', (socket) => {
+      socket.once('secureConnect', () => {
+        certificate = (socket as import('node:tls').TLSSocket).getPeerX509Certificate();
+      });
+    });
     request.on('timeout', () => request.destroy(new ProblemError('timeout', `the agent at ${apiAddress} did not answer in time`)));
     request.on('error', (error) =>
       reject(error instanceof ProblemError ? error : new ProblemError('agent-unreachable', `cannot reach ${apiAddress}: ${error.message}`)),

@@ -261,7 +261,19 @@ export class ReplicationService implements TapSource {
     const sources = this.pairsOf(session).map((pair) => this.ensureSource(session, pair));
     for (const source of sources) source.startMirroring(mode);
     this.refreshTaps();
+    const marked = sources.reduce((sum, source) => sum + source.outOfSyncTracks, 0);
+    this.engine.catalog.recordEvent('session.resync', 'info', session.name, `session ${session.name}: copying ${marked} marked track(s)`, {
+      markedTracks: marked,
+    });
     await Promise.all(sources.map((source) => source.resync()));
+    if (sources.every((source) => source.mirroring)) {
+      const copied = sources.reduce((sum, source) => sum + source.progress.copied, 0);
+      const bytes = sources.reduce((sum, source) => sum + source.progress.bytesSent, 0);
+      this.engine.catalog.recordEvent('session.synced', 'info', session.name, `session ${session.name}: copied ${copied} track(s)`, {
+        copiedTracks: copied,
+        bytesSent: bytes,
+      });
+    }
     setTimeout(() => this.checkPrepared(session), 0);
   }
 

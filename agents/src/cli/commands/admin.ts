@@ -4,13 +4,13 @@ import { AgentApiClient } from '../api-client.ts';
 import { dataOption, jsonOption, parseCount, parseSizeArgument } from '../arguments.ts';
 import { formatFields, formatTable, print, printJson, size } from '../output.ts';
 
-interface AdminOptions {
+export interface AdminOptions {
   data: string;
   json?: boolean;
 }
 
 /** Runs an admin command against the agent running on `--data`, as the local admin. */
-async function withClient<T>(options: AdminOptions, action: (client: AgentApiClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(options: AdminOptions, action: (client: AgentApiClient) => Promise<T>): Promise<T> {
   const client = await AgentApiClient.forDataDir(options.data);
   try {
     return await action(client);

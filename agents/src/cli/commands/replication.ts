@@ -1,0 +1,235 @@
+import type { Command } from 'commander';
+import {
+  FailbackPreflightSchema,
+  PeerInfoSchema,
+  PeerListSchema,
+  SessionActionSchema,
+  SessionInfoSchema,
+  SessionListSchema,
+  SessionTypeSchema,
+  type FailbackPreflight,
+  type SessionInfo,
+} from '@tandem/contract';
+import { dataOption, jsonOption } from '../arguments.ts';
+import { formatFields, formatTable, print, printJson, usageError } from '../output.ts';
+import { withClient, type AdminOptions } from './admin.ts';
+
+function sessionFields(session: SessionInfo): string {
+  const fields = formatFields([
+    ['session', `${session.name} (${session.type})`],
+    ['state', `${session.state}, health ${session.health}${session.recoverable ? '' : ', not recoverable'}`],
+    ['direction', `${session.direction} (H1 ${session.h1Site}, H2 ${session.h2Site}; this agent is ${session.role.toUpperCase()})`],
+    ['consistency', session.consistencyTime ?? '-'],
+    ['exposure', session.exposureSeconds === null ? '-' : `${session.exposureSeconds.toFixed(1)} s`],
+    ['detail', session.detail ?? '-'],
+  ]);
+  const pairs = formatTable(
+    ['H1 VOLUME', 'H2 VOLUME', 'STATE', 'OUT OF SYNC', 'TARGET CHANGED', 'SYNCED', 'REASON'],
+    session.pairs.map((pair) => [
+      pair.h1Volume,
+      pair.h2Volume,
+      pair.state,
+      String(pair.outOfSyncTracks),
+      String(pair.targetChangedTracks),
+      pair.syncedPercent === null ? '-' : `${pair.syncedPercent}%`,
+      pair.reason ?? '-',
+    ]),
+    [3, 4, 5],
+  );
+  return session.pairs.length ? `${fields}\n\n${pairs}` : `${fields}\n\nno copy sets yet`;
+}
+
+function preflightFields(preflight: FailbackPreflight): string {
+  return [
+    formatTable(
+      ['PAIR', 'TARGET CHANGED', 'OUT OF SYNC', 'UNION', 'CODES DIFFER', 'CODES COMPUTED'],
+      preflight.pairs.map((pair) => [
+        pair.pair.slice(0, 8),
+        String(pair.targetChangedTracks),
+        String(pair.outOfSyncTracks),
+        String(pair.candidateTracks),
+        pair.differingTracks === null ? '-' : String(pair.differingTracks),
+        String(pair.codesComputed),
+      ]),
+      [1, 2, 3, 4, 5],
+    ),
+    '',
+    formatFields([
+      ['tracks to copy', String(preflight.tracksToCopy)],
+      ['bytes to copy', String(preflight.bytesToCopy)],
+      ['estimated time', `${preflight.estimatedSeconds} s`],
+    ]),
+  ].join('\n');
+}
+
+/** `pair`, `peers`, `session …`: mirroring between sites. */
+export function registerReplicationCommands(program: Command): void {
+  program
+    .command('pair')
+    .description('pair this agent with another site, using a token printed there by `tandem-agent token`')
+    .requiredOption('--with <host:port>', "the other agent's control API address")
+    .requiredOption('--token <token>', 'pairing token from the other agent')
+    .option('--fingerprint <fingerprint>', "expected SHA-256 fingerprint of the other agent's API certificate")
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((options: AdminOptions & { with: string; token: string; fingerprint?: string }) =>
+      withClient(options, async (client) => {
+        const peer = await client.call('POST', '/v1/peers', PeerInfoSchema, {
+          apiAddress: options.with,
+          token: options.token,
+          fingerprint: options.fingerprint,
+        });
+        if (options.json) printJson(peer);
+        else print(`paired with site ${peer.site} (agent ${peer.agentId}); peer link ${peer.linkAddress}`);
+      }),
+    );
+
+  const peers = program.command('peers').description('paired sites');
+  peers
+    .command('list')
+    .description('list paired sites and their link state')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((options: AdminOptions) =>
+      withClient(options, async (client) => {
+        const { peers: list } = await client.call('GET', '/v1/peers', PeerListSchema);
+        if (options.json) return printJson({ peers: list });
+        print(
+          list.length
+            ? formatTable(['SITE', 'AGENT', 'LINK', 'STATE', 'PAIRED'], list.map((p) => [p.site, p.agentId, p.linkAddress, p.link, p.pairedAt]))
+            : 'no paired sites',
+        );
+      }),
+    );
+  peers
+    .command('set-link <site> <address>')
+    .description("point the peer link to a site at another host:port (the site moved, or a WAN proxy)")
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((site: string, address: string, options: AdminOptions) =>
+      withClient(options, async (client) => {
+        const peer = await client.call('PATCH', `/v1/peers/${encodeURIComponent(site)}`, PeerInfoSchema, { linkAddress: address });
+        if (options.json) printJson(peer);
+        else print(`link to ${peer.site} now dials ${peer.linkAddress}`);
+      }),
+    );
+
+  const session = program.command('session').description('mirroring sessions');
+  session
+    .command('create <name>')
+    .description('define a session with a paired site')
+    .requiredOption('--type <type>', `session type: ${SessionTypeSchema.options.join(', ')}`)
+    .requiredOption('--peer <site>', 'the paired site (name or agent id)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((name: string, options: AdminOptions & { type: string; peer: string }) =>
+      withClient(options, async (client) => {
+        const type = SessionTypeSchema.safeParse(options.type);
+        if (!type.success) throw usageError(`--type must be one of ${SessionTypeSchema.options.join(', ')}`);
+        const created = await client.call('POST', '/v1/sessions', SessionInfoSchema, { name, type: type.data, peer: options.peer });
+        if (options.json) printJson(created);
+        else print(`created ${created.type} session ${created.name} (H1 ${created.h1Site}, H2 ${created.h2Site})`);
+      }),
+    );
+  session
+    .command('add <name> <h1-volume> <h2-volume>')
+    .description('add a copy set: a volume here (H1) and one of the same size at the other site (H2)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((name: string, h1Volume: string, h2Volume: string, options: AdminOptions) =>
+      withClient(options, async (client) => {
+        const updated = await client.call('POST', `/v1/sessions/${encodeURIComponent(name)}/pairs`, SessionInfoSchema, {
+          h1Volume,
+          h2Volume,
+        });
+        if (options.json) printJson(updated);
+        else print(`added ${h1Volume} -> ${h2Volume} to ${name}`);
+      }),
+    );
+  session
+    .command('remove <name> <h1-volume>')
+    .description('remove a copy set from a defined session')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((name: string, h1Volume: string, options: AdminOptions) =>
+      withClient(options, async (client) => {
+        await client.call('DELETE', `/v1/sessions/${encodeURIComponent(name)}/pairs/${encodeURIComponent(h1Volume)}`, null);
+        if (options.json) printJson({ removed: h1Volume });
+        else print(`removed ${h1Volume} from ${name}`);
+      }),
+    );
+  for (const action of SessionActionSchema.options) {
+    const command = session
+      .command(`${action} <name>`)
+      .description(
+        {
+          start: 'start mirroring H1 -> H2 (initial copy of allocated tracks)',
+          suspend: 'stop mirroring; changes are tracked for a later resume',
+          resume: 'resync what changed and mirror again',
+          recover: 'failover: make the targets writable (changes there are tracked)',
+          failback: 'copy production back and mirror in the other direction',
+          terminate: 'stop the session and drop its bitmaps (copy sets stay defined)',
+        }[action],
+      )
+      .addOption(dataOption())
+      .addOption(jsonOption());
+    if (action === 'failback') {
+      command.option('--no-verify-codes', 'copy every changed track without comparing segment codes');
+      command.option('--full-compare', 'compare the segment codes of every track, not only changed ones');
+    }
+    command.action((name: string, options: AdminOptions & { verifyCodes?: boolean; fullCompare?: boolean }) =>
+      withClient(options, async (client) => {
+        const body = action === 'failback' ? { verifyCodes: options.verifyCodes !== false, fullCompare: options.fullCompare === true } : {};
+        const updated = await client.call('POST', `/v1/sessions/${encodeURIComponent(name)}/actions/${action}`, SessionInfoSchema, body);
+        if (options.json) printJson(updated);
+        else print(sessionFields(updated));
+      }),
+    );
+  }
+  session
+    .command('preflight <name>')
+    .description('what a failback would copy, before anything moves')
+    .option('--no-verify-codes', 'count changed tracks only, without comparing segment codes')
+    .option('--full-compare', 'compare the segment codes of every track')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((name: string, options: AdminOptions & { verifyCodes?: boolean; fullCompare?: boolean }) =>
+      withClient(options, async (client) => {
+        const query = `verifyCodes=${options.verifyCodes !== false}&fullCompare=${options.fullCompare === true}`;
+        const preflight = await client.call('GET', `/v1/sessions/${encodeURIComponent(name)}/failback-preflight?${query}`, FailbackPreflightSchema);
+        if (options.json) printJson(preflight);
+        else print(preflightFields(preflight));
+      }),
+    );
+  session
+    .command('show <name>')
+    .description('state, consistency, exposure and copy sets of a session')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((name: string, options: AdminOptions) =>
+      withClient(options, async (client) => {
+        const found = await client.call('GET', `/v1/sessions/${encodeURIComponent(name)}`, SessionInfoSchema);
+        if (options.json) printJson(found);
+        else print(sessionFields(found));
+      }),
+    );
+  session
+    .command('list')
+    .description('list sessions')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((options: AdminOptions) =>
+      withClient(options, async (client) => {
+        const { sessions } = await client.call('GET', '/v1/sessions', SessionListSchema);
+        if (options.json) return printJson({ sessions });
+        print(
+          sessions.length
+            ? formatTable(
+                ['NAME', 'TYPE', 'STATE', 'HEALTH', 'DIRECTION', 'PAIRS', 'ROLE'],
+                sessions.map((s) => [s.name, s.type, s.state, s.health, s.direction, String(s.pairs.length), s.role]),
+              )
+            : 'no sessions',
+        );
+      }),
+    );
+}
