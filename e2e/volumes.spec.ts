@@ -98,3 +98,18 @@ test.describe.serial('volumes, snapshots and the track map', () => {
     await screenshot(tandem.page, testInfo, 'volumes-dark');
   });
 });
+
+test('a 1 TiB volume (16M tracks) opens its track map at once, summarised per region', async ({ console: tandem, tandem: world }, testInfo) => {
+  await world.ensurePaired(world.primary);
+  await world.agentCli(world.primary, 'volume', 'create', 'huge', '1T');
+  await tandem.open();
+  await tandem.openSite('primary');
+  const started = Date.now();
+  await tandem.volumes.openTrackMap('huge');
+  await expect(tandem.volumes.totals).toHaveAttribute('data-allocated', '0');
+  expect(Date.now() - started).toBeLessThan(10_000);
+  await expect(tandem.page.getByTestId('track-map-view')).toContainText('2,048 tracks per cell');
+  await tandem.volumes.trackMap.getByRole('button', { name: 'Zoom in' }).click();
+  await expect(tandem.page.getByTestId('track-map-view')).toContainText('1,024 tracks per cell');
+  await screenshot(tandem.page, testInfo, 'track-map-1tib');
+});
