@@ -67,10 +67,11 @@ async function main(): Promise<void> {
       renderSummaries(rows),
     ];
     if (snapshots) lines.push('', '## Snapshots', renderSnapshots(snapshots, opts.snapSamples));
-    lines.push('', `load average before ${loadBefore}, after ${load()} (2 shared cores: expect ±40 %)`);
+    const loadAfter = load();
+    lines.push('', `load average before ${loadBefore}, after ${loadAfter} (2 shared cores: expect ±40 %)`);
     console.log(lines.join('\n'));
     if (opts.json) {
-      const json = { startedAt, options: opts, servers: names, tandemSkipped: bench.tandemSkipped, prefillMiBps, rows, snapshots };
+      const json = { startedAt, loadBefore, loadAfter, options: opts, servers: names, tandemSkipped: bench.tandemSkipped, prefillMiBps, rows, snapshots };
       fs.writeFileSync(opts.json, `${JSON.stringify(json, null, 2)}\n`);
       progress(`wrote ${opts.json}`);
     }
