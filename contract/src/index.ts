@@ -9,3 +9,4 @@ export * from './volumes.ts';
 export * from './events.ts';
 export * from './agent.ts';
 export * from './replication.ts';
+export * from './clusters.ts';

@@ -79,6 +79,22 @@ const migrations: string[] = [
      target_changed_bitmap INTEGER,
      created_at TEXT NOT NULL
    );`,
+  // Clusters of sessions (their master data sets are files in DATA/mds/, not rows).
+  `CREATE TABLE clusters (
+     name TEXT PRIMARY KEY,
+     interval_ms INTEGER NOT NULL,
+     timeout_ms INTEGER,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE cluster_members (
+     cluster TEXT NOT NULL REFERENCES clusters(name) ON DELETE CASCADE,
+     session_id TEXT NOT NULL,
+     session_name TEXT NOT NULL,
+     agent_id TEXT NOT NULL,
+     site TEXT NOT NULL,
+     added_at TEXT NOT NULL,
+     PRIMARY KEY (cluster, session_id)
+   );`,
 ];
 
 /**
