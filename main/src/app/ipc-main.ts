@@ -16,16 +16,3 @@ export function handleIpc<C extends IpcChannel>(
     return handler(argument as IpcChannels[C][0], event);
   });
 }
-
-/** True when the invoking frame is the main frame of a page served by the console backend. */
-export function senderIsFrom(origin: string) {
-  return (event: IpcMainInvokeEvent): boolean => {
-    const frame = event.senderFrame;
-    if (!frame || frame.parent !== null) return false;
-    try {
-      return new URL(frame.url).origin === origin;
-    } catch {
-      return false;
-    }
-  };
-}
