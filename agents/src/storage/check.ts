@@ -116,8 +116,9 @@ export async function checkDataDir(dataDir: string): Promise<CheckReport> {
       if (size < 0) problems.push(`extent file ${extentFileName(index)} is missing`);
     }
     const lastSize = await fsp.stat(path.join(paths.pool, extentFileName(lastFile))).then((s) => s.size, () => 0);
-    if (lastSize < ((highest % perFile) + 1) * state.trackSize) {
-      problems.push(`extent ${highest} is referenced but lies past the end of ${extentFileName(lastFile)}`);
+    // An extent first written in part ends the file early (the rest reads as zeroes), but it was written.
+    if (lastSize <= (highest % perFile) * state.trackSize) {
+      problems.push(`extent ${highest} is referenced but was never written (past the end of ${extentFileName(lastFile)})`);
     }
   }
 

@@ -26,6 +26,8 @@ export class ExtentStore {
   private readonly fds: number[] = [];
   /** Files written since their last fdatasync. */
   private readonly dirty = new Set<number>();
+  /** No extent at or above this index was ever written: such extents read as zeroes. */
+  private writtenBound = 0;
 
   private constructor(dir: string, trackSize: number) {
     this.dir = dir;
@@ -45,6 +47,7 @@ export class ExtentStore {
       const { size } = await fsp.stat(file);
       spanned = index * store.perFile + Math.ceil(size / trackSize);
     }
+    store.writtenBound = spanned;
     return { store, spannedExtents: spanned };
   }
 
@@ -71,6 +74,8 @@ export class ExtentStore {
    * at `within`) into a run of consecutive extents starting at `extent`.
    */
   write(extent: number, within: number, data: Buffer): Promise<void> {
+    const reach = extent + Math.ceil((within + data.length) / this.trackSize);
+    if (reach > this.writtenBound) this.writtenBound = reach;
     const fileIndex = Math.floor(extent / this.perFile);
     const fd = this.fdFor(fileIndex);
     this.dirty.add(fileIndex);
@@ -82,6 +87,11 @@ export class ExtentStore {
     const fileIndex = Math.floor(extent / this.perFile);
     const fd = this.fdFor(fileIndex);
     return preadAll(fd, target, (extent % this.perFile) * this.trackSize + within);
+  }
+
+  /** True when the extent (and all after it) was never written, so it reads as zeroes. */
+  neverWritten(extent: number): boolean {
+    return extent >= this.writtenBound;
   }
 
   /** How many extents from `extent` on stay inside one file. */

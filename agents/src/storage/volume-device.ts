@@ -6,19 +6,20 @@ import { RangeLock, type RangeHold } from './range-lock.ts';
 import { SegmentCodes } from './segment-codes.ts';
 import { RecordType } from './wal.ts';
 
-const PAGE = 4096;
 const ZEROES = Buffer.alloc(1 << 20);
 
 /**
  * One volume as a block device: the engine's read and write path.
  *
- * A write overwrites an extent in place only when the extent is the
- * volume's alone (not shared, not pinned by an uncommitted change) and the
- * write stays inside one 4 KiB page, which the kernel copies whole even if
- * the process is killed. Every other write goes to newly allocated extents
- * (redirect-on-write; read-modify-write for partial tracks) and is then
- * mapped by a WAL record, so after a crash a track reads its old or its new
- * content, never a mix.
+ * A write overwrites an extent in place when the extent is the volume's
+ * alone (not shared with a snapshot, not pinned by an uncommitted change):
+ * that is the common case and costs one pwrite into cached pages. Every
+ * other write goes to newly allocated extents (redirect-on-write, with a
+ * read-modify-write of partial tracks unless the new extent was never
+ * written and so reads as zeroes) and is then mapped by a WAL record. So
+ * after a crash a track whose allocation changed reads its old or its new
+ * content; an in-place overwrite is atomic per 4 KiB page, as a disk's
+ * write is per sector.
  */
 export class VolumeDevice implements BlockDevice {
   readonly name: string;
@@ -319,24 +320,39 @@ export class VolumeDevice implements BlockDevice {
     const remaps: Array<{ track: number; count: number; extent: number }> = [];
     let track = first;
     while (track <= last) {
-      const segmentStart = Math.max(offset, track * trackSize);
-      const segmentEnd = Math.min(end, (track + 1) * trackSize);
-      const within = segmentStart - track * trackSize;
-      if (this.writesInPlace(track, offset, end)) {
+      if (this.writesInPlace(track)) {
+        // In place, as one pwrite over following tracks held in the next extents of the same file.
         const extent = state.lookup(volume, track);
-        io.push(journal.extents.write(extent, within, data.subarray(segmentStart - offset, segmentEnd - offset)));
-        track++;
+        const limit = journal.extents.runLimit(extent);
+        let count = 1;
+        while (
+          track + count <= last &&
+          count < limit &&
+          state.lookup(volume, track + count) === extent + count &&
+          this.writesInPlace(track + count)
+        ) {
+          count++;
+        }
+        const segmentStart = Math.max(offset, track * trackSize);
+        const segmentEnd = Math.min(end, (track + count) * trackSize);
+        io.push(journal.extents.write(extent, segmentStart - track * trackSize, data.subarray(segmentStart - offset, segmentEnd - offset)));
+        track += count;
         continue;
       }
       // Redirect-on-write for a run of tracks: as many as the allocator gives consecutively.
       let runEnd = track + 1;
-      while (runEnd <= last && !this.writesInPlace(runEnd, offset, end)) runEnd++;
+      while (runEnd <= last && !this.writesInPlace(runEnd)) runEnd++;
       const run = journal.allocator.allocateRun(runEnd - track, (e) => journal.extents.runLimit(e));
       const runStart = track * trackSize;
       const runStop = (track + run.count) * trackSize;
       let payload: Buffer;
+      let within = 0;
       if (runStart >= offset && runStop <= end) {
         payload = data.subarray(runStart - offset, runStop - offset);
+      } else if (journal.extents.neverWritten(run.start) && this.unallocatedRun(track, run.count)) {
+        // A first write into extents never written: the rest of them reads as zeroes already.
+        within = Math.max(offset, runStart) - runStart;
+        payload = data.subarray(Math.max(offset, runStart) - offset, Math.min(end, runStop) - offset);
       } else {
         payload = Buffer.allocUnsafe(run.count * trackSize);
         await this.fillOld(payload, track, run.count, offset, end);
@@ -344,7 +360,7 @@ export class VolumeDevice implements BlockDevice {
         const copyTo = Math.min(end, runStop);
         data.copy(payload, copyFrom - runStart, copyFrom - offset, copyTo - offset);
       }
-      io.push(journal.extents.write(run.start, 0, payload));
+      io.push(journal.extents.write(run.start, within, payload));
       remaps.push({ track, count: run.count, extent: run.start });
       track += run.count;
     }
@@ -362,17 +378,17 @@ export class VolumeDevice implements BlockDevice {
     }
   }
 
-  /**
-   * Whether the part of [offset, end) inside this track is written in place:
-   * the extent is the volume's alone and the part stays inside one page.
-   */
-  private writesInPlace(track: number, offset: number, end: number): boolean {
-    const trackStart = track * this.trackSize;
-    const within = Math.max(offset, trackStart) - trackStart;
-    const last = Math.min(end, trackStart + this.trackSize) - trackStart - 1;
-    if (Math.floor(within / PAGE) !== Math.floor(last / PAGE)) return false;
+  /** Whether this track's part of a write goes in place: the extent is the volume's alone. */
+  private writesInPlace(track: number): boolean {
     const extent = this.journal.state.lookup(this.volume, track);
     return extent !== NO_EXTENT && this.journal.canWriteInPlace(this.volume, track, extent);
+  }
+
+  private unallocatedRun(first: number, count: number): boolean {
+    for (let track = first; track < first + count; track++) {
+      if (this.journal.state.lookup(this.volume, track) !== NO_EXTENT) return false;
+    }
+    return true;
   }
 
   /**
