@@ -29,7 +29,7 @@ export class TandemAgent {
     readonly dataDir: string,
     private readonly logDir: string,
   ) {
-    this.bin = path.join(repoRoot, 'agents/bin/tandem-agent.mjs');
+    this.bin = path.join(repoRoot, 'agents/bin/tandem-agent.cjs');
   }
 
   /** Runs a CLI command against the data dir; throws with its output on failure. */

@@ -2,10 +2,8 @@
  * The agent daemon: one storage engine, the control API, the NBD listener,
  * run.json and the data-dir lock, with a clean shutdown on SIGTERM/SIGINT.
  */
-// Worker threads serve the pool's file I/O; Node's default of 4 is thin for
-// pipelined NBD. This only takes effect if nothing used the thread pool yet
-// (true for a CommonJS entry, not for an ESM one: set it in the environment).
-process.env.UV_THREADPOOL_SIZE ??= '16';
+// The thread pool that serves the pool's file I/O is sized by bin/tandem-agent.cjs,
+// before the ESM loader starts it (it cannot be resized from here).
 
 import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
-export const agentBin = path.join(repoRoot, 'agents/bin/tandem-agent.mjs');
+export const agentBin = path.join(repoRoot, 'agents/bin/tandem-agent.cjs');
 
 /** A TCP port nobody listens on right now (the OS picks it). */
 export function freePort() {

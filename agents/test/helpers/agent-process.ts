@@ -14,7 +14,7 @@ import { AgentApiClient, connectHost } from '../../src/cli/api-client.ts';
 import { loadAdminCredentials } from '../../src/tls/files.ts';
 
 /** The CLI entry, run with the same Node as the tests. */
-export const agentBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/tandem-agent.mjs');
+export const agentBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/tandem-agent.cjs');
 
 export interface CliResult {
   code: number | null;
