@@ -14,6 +14,7 @@ import type { ExportCatalog } from '../storage/block-device.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { Authority } from '../tls/authority.ts';
 import { certificateFingerprint } from '../tls/fingerprint.ts';
+import { ClusterManager } from './clusters/manager.ts';
 import { PeerLinkServer } from './link/peer-link.ts';
 import { PeerRegistry } from './peers.ts';
 import { ReplicationService } from './service.ts';
@@ -23,6 +24,8 @@ import { consumePairingToken } from '../tls/pairing.ts';
 export interface ReplicationRuntime {
   service: ReplicationService;
   peers: PeerRegistry;
+  /** Clusters of sessions defined here, their processors and master data sets. */
+  clusters: ClusterManager;
   /** NBD exports: every volume behind the splitter. */
   exports: ExportCatalog;
   linkAddress: string;
@@ -61,6 +64,13 @@ export async function startReplication(options: {
   const bound = await server.listen(options.link.host, options.link.port);
   const linkAddress = `${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`;
   service.start();
+  const clusters = await ClusterManager.open({
+    service,
+    peers,
+    catalog: engine.catalog,
+    dataDir: engine.paths.root,
+    logger: logger.child({ component: 'clusters' }),
+  });
 
   const ourRequest = (token: string): PeerAcceptRequest => ({
     token,
@@ -74,6 +84,7 @@ export async function startReplication(options: {
   return {
     service,
     peers,
+    clusters,
     exports: splitterExports(engine.exports, [service]),
     linkAddress,
     async pairWith(apiAddress, token, fingerprint) {
@@ -117,6 +128,7 @@ export async function startReplication(options: {
       };
     },
     async close() {
+      await clusters.close();
       service.close();
       peers.close();
       await server.close();

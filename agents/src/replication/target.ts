@@ -1,5 +1,6 @@
 import { ProblemError, type FailbackOptions, type SessionAction } from '@tandem/contract';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import { handleClusterRequest } from './clusters/peer-requests.ts';
 import { localCodes } from './failback.ts';
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
@@ -133,6 +134,9 @@ export class TargetHandlers {
         await device.readInto(offset, data);
         return { payload: data };
       }
+      case 'cluster.report':
+      case 'cluster.history':
+        return handleClusterRequest(service, request);
       default:
         throw new ProblemError('not-supported', `unknown peer request ${method}`);
     }
