@@ -7,6 +7,7 @@ import type { Authority } from '../tls/authority.ts';
 import { installAuthentication } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import { agentRoutes } from './routes/agent.ts';
+import { clusterRoutes } from './routes/clusters.ts';
 import { eventRoutes } from './routes/events.ts';
 import { pairRoutes } from './routes/pair.ts';
 import { replicationRoutes } from './routes/replication.ts';
@@ -36,6 +37,7 @@ export async function apiApp(app: FastifyInstance, deps: ApiDependencies): Promi
   await app.register(volumeRoutes, deps);
   await app.register(eventRoutes, deps);
   await app.register(replicationRoutes, deps);
+  await app.register(clusterRoutes, deps);
 }
 // The plugin shares its error handler, hooks and compilers with the instance it is registered on.
 (apiApp as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from './commands/admin.ts';
+import { registerClusterCommands } from './commands/clusters.ts';
 import { registerReplicationCommands } from './commands/replication.ts';
 import { registerSetupCommands } from './commands/setup.ts';
 import { reportError } from './output.ts';
@@ -21,6 +22,7 @@ export async function main(argv: string[]): Promise<number> {
   registerSetupCommands(program);
   registerAdminCommands(program);
   registerReplicationCommands(program);
+  registerClusterCommands(program);
   for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });
