@@ -160,3 +160,42 @@ export const FailbackOptionsSchema = z.object({
   fullCompare: z.boolean().default(false),
 });
 export type FailbackOptions = z.infer<typeof FailbackOptionsSchema>;
+
+/** Track numbers listed per pair in a verify report (the counts are always complete). */
+export const VERIFY_LISTED_TRACKS = 4096;
+
+/** One pair of an online verify: segment codes compared at both sites, track by track. */
+export const VerifyPairReportSchema = z.object({
+  pair: z.string(),
+  h1Volume: z.string(),
+  h2Volume: z.string(),
+  trackCount: z.number(),
+  /** Tracks whose codes were compared with no write in flight or landing meanwhile. */
+  comparedTracks: z.number(),
+  /** Of those, tracks whose codes differ: real differences, marked out-of-sync. */
+  differingCount: z.number(),
+  /** Their track numbers, ascending (the first VERIFY_LISTED_TRACKS). */
+  differingTracks: z.array(z.number()),
+  /** Tracks compared again because host writes or copies touched them during a compare. */
+  recheckedTracks: z.number(),
+  /** Tracks kept busy by writes through every re-check: neither reported differing nor verified. */
+  unverifiedCount: z.number(),
+  unverifiedTracks: z.array(z.number()),
+  /** Codes that had to be computed (invalid ones), at both sites. */
+  codesComputed: z.number(),
+});
+export type VerifyPairReport = z.infer<typeof VerifyPairReportSchema>;
+
+/** The report of `POST /v1/sessions/:name/verify` (`tandem-agent session verify`). */
+export const VerifyReportSchema = z.object({
+  session: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  pairs: z.array(VerifyPairReportSchema),
+  comparedTracks: z.number(),
+  differingTracks: z.number(),
+  unverifiedTracks: z.number(),
+  /** Differing tracks were marked out-of-sync and a resync copying them started. */
+  resyncStarted: z.boolean(),
+});
+export type VerifyReport = z.infer<typeof VerifyReportSchema>;

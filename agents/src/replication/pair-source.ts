@@ -34,6 +34,11 @@ export interface PairSourceHooks {
  * leaves the bitmap covering every difference. Bits are cleared when a track
  * has been quiet for a while with nothing in flight, or when a resync copy
  * of it is acknowledged and no host write touched it meanwhile.
+ *
+ * A bit that was set for a real reason (written while suspended, found
+ * differing by verify, a failed semi-sync write) stays a real mark when a
+ * mirrored write touches the track again: only the resync clears it, by
+ * copying the track, so the sweeper never forgets a difference.
  */
 export class PairSource implements WriteTap {
   readonly order = 20;
@@ -42,7 +47,10 @@ export class PairSource implements WriteTap {
   mirroring = false;
   /** Why the pair is suspended or failed (null when healthy). */
   reason: string | null = null;
-  private readonly inflight = new Map<number, number>();
+  /** Host changes per track from the splitter's `beforeWrite` until the local write and the mirror both settled. */
+  private readonly unsettled = new Map<number, number>();
+  /** Online verify's watches: every track a host change or a resync copy touches is added. */
+  private readonly watchers = new Set<Set<number>>();
   /** Tracks being copied by the resync; true once a host write touched them meanwhile. */
   private readonly copying = new Map<number, boolean>();
   private readonly lastTouched = new Map<number, number>();
@@ -82,24 +90,27 @@ export class PairSource implements WriteTap {
   // --- the tap ---
 
   beforeWrite(change: HostChange, span: TrackSpan): TapWork {
+    const view = this.engine.bitmaps.view(this.bitmap);
+    const now = Date.now();
     for (let track = span.first; track < span.end; track++) {
       if (this.copying.has(track)) this.copying.set(track, true);
+      for (const watch of this.watchers) watch.add(track);
+      this.unsettled.set(track, (this.unsettled.get(track) ?? 0) + 1);
+      // An activity mark only where the bit is clear or already one; a real mark stays real.
+      if (this.mirroring && (!view.isSet(track) || this.lastTouched.has(track))) this.lastTouched.set(track, now);
     }
     const marked = this.engine.bitmaps.set(this.bitmap, span.first, span.end - span.first);
     if (!this.mirroring) return { beforeLocal: marked };
-    const now = Date.now();
-    for (let track = span.first; track < span.end; track++) {
-      this.lastTouched.set(track, now);
-      this.inflight.set(track, (this.inflight.get(track) ?? 0) + 1);
-    }
-    const acknowledged = marked.then(() => this.send(change)).finally(() => {
-      for (let track = span.first; track < span.end; track++) {
-        const left = this.inflight.get(track)! - 1;
-        if (left === 0) this.inflight.delete(track);
-        else this.inflight.set(track, left);
-      }
-    });
+    const acknowledged = marked.then(() => this.send(change));
     return { beforeLocal: marked, acknowledged };
+  }
+
+  afterWrite(_change: HostChange, span: TrackSpan): void {
+    for (let track = span.first; track < span.end; track++) {
+      const left = (this.unsettled.get(track) ?? 1) - 1;
+      if (left <= 0) this.unsettled.delete(track);
+      else this.unsettled.set(track, left);
+    }
   }
 
   private async send(change: HostChange): Promise<void> {
@@ -172,7 +183,7 @@ export class PairSource implements WriteTap {
     if (!this.mirroring || this.isResyncing) return;
     const now = Date.now();
     for (const [track, touched] of this.lastTouched) {
-      if (now - touched < ACTIVITY_QUIET_MS || this.inflight.has(track) || this.copying.has(track)) continue;
+      if (now - touched < ACTIVITY_QUIET_MS || this.unsettled.has(track) || this.copying.has(track)) continue;
       this.lastTouched.delete(track);
       this.engine.bitmaps.clear(this.bitmap, track, 1);
     }
@@ -203,23 +214,30 @@ export class PairSource implements WriteTap {
       while (!this.stopRequested && this.mirroring) {
         let cursor = 0;
         let copied = 0;
+        let deferred = 0;
         const worker = async () => {
           for (;;) {
             if (this.stopRequested || !this.mirroring) return;
             const track = view.nextSet(cursor);
             if (track < 0) return;
             cursor = track + 1;
-            if (this.copying.has(track) || this.inflight.has(track) || this.lastTouched.has(track)) continue;
+            if (this.lastTouched.has(track)) continue;
+            // A real mark on a track with a host change in flight is copied once it settled.
+            if (this.copying.has(track) || this.unsettled.has(track)) {
+              deferred++;
+              continue;
+            }
             await this.copyTrack(track);
             copied++;
           }
         };
         await Promise.all(Array.from({ length: RESYNC_WINDOW }, worker));
         if (this.stopRequested || !this.mirroring) return;
-        if (copied === 0) {
+        if (copied === 0 && deferred === 0) {
           this.hooks.onDuplex(this);
           return;
         }
+        if (copied === 0) await new Promise((resolve) => setTimeout(resolve, 10));
       }
     } catch (error) {
       // Not awaited: suspending waits for this resync to end.
@@ -232,6 +250,7 @@ export class PairSource implements WriteTap {
     const offset = track * device.trackSize;
     const length = Math.min(device.trackSize, device.sizeBytes - offset);
     this.copying.set(track, false);
+    for (const watch of this.watchers) watch.add(track);
     try {
       const runs = device.allocationMap(offset, length);
       const pair = this.record.id;
@@ -243,7 +262,7 @@ export class PairSource implements WriteTap {
         await this.link.call('pair.write', { pair, offset, ack: 'durable', fua: false }, data, { waitForLinkMs: RESYNC_LINK_WAIT_MS });
         this.progress.bytesSent += length;
       }
-      if (this.copying.get(track) === false && !this.inflight.has(track)) {
+      if (this.copying.get(track) === false && !this.unsettled.has(track)) {
         this.engine.bitmaps.clear(this.bitmap, track, 1);
       }
       this.progress.copied++;
@@ -253,13 +272,50 @@ export class PairSource implements WriteTap {
     }
   }
 
-  /** Copies a track now, whatever the bitmap says (semi-sync repair requested by the target). */
-  async readTrack(track: number): Promise<Buffer> {
-    const device = this.device;
-    const offset = track * device.trackSize;
-    const data = Buffer.allocUnsafe(Math.min(device.trackSize, device.sizeBytes - offset));
-    await device.readInto(offset, data);
-    return data;
+  // --- online verify and repair ---
+
+  /** Starts recording every track a host change or a resync copy touches from now on. */
+  watch(): Set<number> {
+    const touched = new Set<number>();
+    this.watchers.add(touched);
+    return touched;
+  }
+
+  unwatch(touched: Set<number>): void {
+    this.watchers.delete(touched);
+  }
+
+  /** A host change or a resync copy of the track has not settled yet. */
+  isBusy(track: number): boolean {
+    return this.unsettled.has(track) || this.copying.has(track);
+  }
+
+  /** A real out-of-sync mark (not an activity mark of mirrored writes) is set on the track. */
+  isMarked(track: number): boolean {
+    return this.engine.bitmaps.view(this.bitmap).isSet(track) && !this.lastTouched.has(track);
+  }
+
+  /** Marks tracks out-of-sync for real (durable when settled): the next resync copies them. */
+  async mark(tracks: number[]): Promise<void> {
+    for (const track of tracks) {
+      this.lastTouched.delete(track);
+      await this.engine.bitmaps.set(this.bitmap, track, 1);
+    }
+  }
+
+  /**
+   * Marks tracks and copies them to the target with the resync (which
+   * copies again when a host write raced the copy). Settles when none of
+   * them is marked any more, or when mirroring stopped (they stay marked).
+   */
+  async repair(tracks: number[]): Promise<boolean> {
+    await this.mark(tracks);
+    for (;;) {
+      if (!this.mirroring) return false;
+      await this.resync();
+      if (!tracks.some((track) => this.isMarked(track))) return true;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   dispose(): void {

@@ -9,6 +9,8 @@ import {
   type SessionInfo,
   type SessionState,
   type SessionType,
+  type VerifyPairReport,
+  type VerifyReport,
 } from '@tandem/contract';
 import type { StorageEngine } from '../storage/engine.ts';
 import { planPair, summarizePlans, type PairPlan } from './failback.ts';
@@ -19,6 +21,7 @@ import { SessionStore, type PairRecord, type SessionRecord } from './session-sto
 import type { TapSource, WriteTap } from './splitter.ts';
 import { TargetChangedTap, WriteInhibitTap } from './target-taps.ts';
 import { TargetHandlers } from './target.ts';
+import { verifyPair } from './verify.ts';
 
 /** Which site executes an action: the source of the current direction, or its target. */
 function executingRole(action: SessionAction): 'source' | 'target' {
@@ -47,8 +50,10 @@ export class ReplicationService implements TapSource {
   private readonly pairs = new Map<string, PairRecord>();
   private readonly sources = new Map<string, PairSource>();
   private tapCache = new Map<string, WriteTap[]>();
-  private readonly target: TargetHandlers;
+  /** Serves the other site's peer-link requests (public for tests' fault injection). */
+  readonly target: TargetHandlers;
   private readonly suspending = new Map<string, Promise<void>>();
+  private readonly verifying = new Set<string>();
 
   constructor(
     readonly engine: StorageEngine,
@@ -539,6 +544,103 @@ export class ReplicationService implements TapSource {
       this.store.savePair(pair);
     }
     this.setState(session, 'defined', { detail: null, consistencyTime: null }, false);
+  }
+
+  // --- online verify ---
+
+  /**
+   * Online verify of a duplex session by segment codes, executed at its
+   * source (forwarded there from the target). Real differences are marked
+   * out-of-sync and copied by a resync; tracks that differed only because
+   * writes were in flight are never reported (see verifyPair).
+   */
+  async verify(sessionName: string, options: { forwarded?: boolean } = {}): Promise<VerifyReport> {
+    const session = this.session(sessionName);
+    if (!this.isSource(session)) {
+      if (options.forwarded) throw new ProblemError('invalid-state', `neither site is the source of session ${session.name} now`);
+      const forwarded = await this.link(session).call('session.verify', { session: session.id }, null, {
+        waitForLinkMs: 3000,
+        timeoutMs: 60 * 60_000,
+      });
+      return forwarded.result as VerifyReport;
+    }
+    if (session.state !== 'prepared') {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; verify needs prepared (duplex)`);
+    }
+    if (this.verifying.has(session.id)) throw new ProblemError('conflict', `session ${session.name} is being verified already`);
+    this.verifying.add(session.id);
+    const startedAt = new Date().toISOString();
+    const catalog = this.engine.catalog;
+    const pairs = this.pairsOf(session);
+    catalog.recordEvent('session.verify', 'info', session.name, `session ${session.name}: verifying ${pairs.length} copy set(s) by segment codes`, {
+      pairs: pairs.length,
+    });
+    try {
+      const link = this.link(session);
+      const reports: VerifyPairReport[] = [];
+      let marked = 0;
+      for (const pair of pairs) {
+        const source = this.sources.get(pair.id);
+        const check = () => {
+          if (session.state !== 'prepared' || !source?.mirroring) {
+            throw new ProblemError('invalid-state', `session ${session.name} left duplex (${session.state}) during verify`);
+          }
+        };
+        check();
+        const { report, differing } = await verifyPair(this.engine, link, pair, source!, check);
+        if (differing.length > 0) await source!.mark(differing);
+        marked += differing.length;
+        reports.push(report);
+      }
+      const sum = (key: 'comparedTracks' | 'differingCount' | 'unverifiedCount') => reports.reduce((total, r) => total + r[key], 0);
+      const report: VerifyReport = {
+        session: session.name,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+        pairs: reports,
+        comparedTracks: sum('comparedTracks'),
+        differingTracks: sum('differingCount'),
+        unverifiedTracks: sum('unverifiedCount'),
+        resyncStarted: false,
+      };
+      if (marked > 0 && session.state === 'prepared') {
+        // The marked tracks are copied by the resync machinery, as after a resume.
+        this.setState(session, 'preparing', { detail: `verify found ${marked} differing track(s); copying them` });
+        void this.runMirroring(session);
+        report.resyncStarted = true;
+      }
+      catalog.recordEvent(
+        'session.verified',
+        report.differingTracks > 0 ? 'warning' : 'info',
+        session.name,
+        `session ${session.name}: verified ${report.comparedTracks} track(s), ${report.differingTracks} differ` +
+          (report.unverifiedTracks ? `, ${report.unverifiedTracks} kept busy by writes` : ''),
+        {
+          comparedTracks: report.comparedTracks,
+          differingTracks: report.differingTracks,
+          unverifiedTracks: report.unverifiedTracks,
+          recheckedTracks: reports.reduce((total, r) => total + r.recheckedTracks, 0),
+          tracks: reports.flatMap((r) => r.differingTracks).slice(0, 64),
+        },
+      );
+      return report;
+    } catch (error) {
+      catalog.recordEvent('session.verify-failed', 'warning', session.name, `session ${session.name}: verify stopped: ${problemMessage(error)}`);
+      throw error;
+    } finally {
+      this.verifying.delete(session.id);
+    }
+  }
+
+  /** The target failed to apply acknowledged writes (semi-sync): mark the tracks here and copy them. */
+  async repairTracks(pair: PairRecord, tracks: number[]): Promise<boolean> {
+    const session = this.session(pair.sessionId);
+    if (!this.isSource(session)) throw new ProblemError('invalid-state', `this site is not the source of session ${session.name}`);
+    const source = this.sources.get(pair.id);
+    if (source) return source.repair(tracks);
+    if (pair.outOfSyncBitmap === null) throw new ProblemError('invalid-state', `session ${session.name} keeps no out-of-sync bitmap`);
+    for (const track of tracks) await this.engine.bitmaps.set(pair.outOfSyncBitmap, track, 1);
+    return false;
   }
 
   // --- peer-link requests ---

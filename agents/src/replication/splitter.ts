@@ -41,6 +41,11 @@ export interface WriteTap {
   beforeWrite(change: HostChange, span: TrackSpan, sequence: number): TapWork | void;
   /** The host asked for a flush: make this tap's part durable too. */
   flush?(): Promise<void>;
+  /**
+   * The change is over: the local write and every tap's part settled (or it
+   * failed). Called once for every `beforeWrite` that ran.
+   */
+  afterWrite?(change: HostChange, span: TrackSpan): void;
 }
 
 /** Where the splitter finds the taps of a volume (the replication service, later flash copy). */
@@ -112,19 +117,28 @@ export class Splitter implements BlockDevice {
     const sequence = ++Splitter.sequence;
     // 2.-3. taps in order; what must precede the local write is awaited here.
     const acknowledgements: Array<Promise<void>> = [];
-    for (const tap of taps) {
-      const work = tap.beforeWrite(change, span, sequence);
-      if (!work) continue;
-      if (work.acknowledged) {
-        work.acknowledged.catch(() => {}); // observed below; an early failure must not go unhandled
-        acknowledgements.push(work.acknowledged);
+    const started: WriteTap[] = [];
+    try {
+      for (const tap of taps) {
+        started.push(tap);
+        const work = tap.beforeWrite(change, span, sequence);
+        if (!work) continue;
+        if (work.acknowledged) {
+          work.acknowledged.catch(() => {}); // observed below; an early failure must not go unhandled
+          acknowledgements.push(work.acknowledged);
+        }
+        if (work.beforeLocal) await work.beforeLocal;
       }
-      if (work.beforeLocal) await work.beforeLocal;
+      // 4. the local write (5. the device clears the touched tracks' segment codes).
+      const results = await Promise.allSettled([local(), ...acknowledgements]);
+      // 6. acknowledge only when every part is done.
+      for (const result of results) if (result.status === 'rejected') throw result.reason;
+    } finally {
+      if (started.some((tap) => tap.afterWrite)) {
+        await Promise.allSettled(acknowledgements);
+        for (const tap of started) tap.afterWrite?.(change, span);
+      }
     }
-    // 4. the local write (5. the device clears the touched tracks' segment codes).
-    const results = await Promise.allSettled([local(), ...acknowledgements]);
-    // 6. acknowledge only when every part is done.
-    for (const result of results) if (result.status === 'rejected') throw result.reason;
   }
 
   write(offset: number, data: Buffer, options?: IoOptions): Promise<void> {

@@ -6,11 +6,8 @@ import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 
-/**
- * Test-only fault injection: this many semi-sync writes fail at the target
- * after their arrival was acknowledged (read once, at start).
- */
-const injectedArrivalFailures = { remaining: Number(process.env.TANDEM_TEST_FAIL_ARRIVAL_WRITES ?? 0) };
+/** How long `pair.codes` with `settle` waits for acknowledged semi-sync writes of its tracks to be applied. */
+const SETTLE_WAIT_MS = 5000;
 
 function str(params: Record<string, unknown>, key: string): string {
   const value = params[key];
@@ -35,6 +32,14 @@ export class TargetHandlers {
   /** Tracks whose arrival was acknowledged but whose write failed, being repaired. */
   readonly repairing = new Set<string>();
   repaired = 0;
+  /** Semi-sync writes acknowledged on arrival and not applied yet, per `pair:track`. */
+  private readonly arriving = new Map<string, number>();
+  /**
+   * Test-only fault injection: this many semi-sync writes fail here after
+   * their arrival was acknowledged. Tests in one process set it; agent
+   * processes read TANDEM_TEST_FAIL_ARRIVAL_WRITES at start.
+   */
+  readonly faults = { failArrivalWrites: Number(process.env.TANDEM_TEST_FAIL_ARRIVAL_WRITES ?? 0) };
 
   constructor(private readonly service: ReplicationService) {}
 
@@ -64,6 +69,8 @@ export class TargetHandlers {
         await service.execute(session, str(params, 'action') as SessionAction, (params.options ?? {}) as Partial<FailbackOptions>);
         return {};
       }
+      case 'session.verify':
+        return { result: await service.verify(str(params, 'session'), { forwarded: true }) };
       case 'session.prepare-target': {
         const session = service.session(str(params, 'session'));
         for (const pair of service.pairsOf(session)) {
@@ -121,8 +128,19 @@ export class TargetHandlers {
         if (!Array.isArray(tracks) || !tracks.every((t) => Number.isSafeInteger(t) && t >= 0)) {
           throw new ProblemError('bad-request', 'peer request: tracks must be a list of track numbers');
         }
+        // Online verify: semi-sync writes acknowledged on arrival are applied first; tracks still pending are reported busy.
+        const busy = params.settle === true ? await this.settle(pair.id, tracks as number[]) : [];
         const { codes, computed } = await localCodes(service.engine, pair.localVolume, tracks as number[]);
-        return { result: { computed }, payload: Buffer.from(codes.buffer) };
+        return { result: { computed, busy }, payload: Buffer.from(codes.buffer) };
+      }
+      case 'pair.repair': {
+        // At the source: the target failed to apply acknowledged writes; mark the tracks and copy them.
+        const pair = service.pair(str(params, 'pair'));
+        const tracks = params.tracks;
+        if (!Array.isArray(tracks) || !tracks.every((t) => Number.isSafeInteger(t) && t >= 0)) {
+          throw new ProblemError('bad-request', 'peer request: tracks must be a list of track numbers');
+        }
+        return { result: { repaired: await service.repairTracks(pair, tracks as number[]) } };
       }
       case 'pair.read-track': {
         const pair = service.pair(str(params, 'pair'));
@@ -166,46 +184,88 @@ export class TargetHandlers {
     }
     // Semi-sync: acknowledge arrival now; a failed write is repaired here, never reported to the host.
     const data = Buffer.from(payload);
+    const first = Math.floor(offset / device.trackSize);
+    const end = Math.floor((offset + Math.max(data.length, 1) - 1) / device.trackSize) + 1;
+    const keys: string[] = [];
+    for (let track = first; track < end; track++) keys.push(`${pair.id}:${track}`);
+    for (const key of keys) this.arriving.set(key, (this.arriving.get(key) ?? 0) + 1);
     void (async () => {
       try {
-        if (injectedArrivalFailures.remaining > 0) {
-          injectedArrivalFailures.remaining--;
+        if (this.faults.failArrivalWrites > 0) {
+          this.faults.failArrivalWrites--;
           throw new ProblemError('internal-error', 'injected target write failure');
         }
         await device.write(offset, data, { fua });
       } catch (error) {
-        await this.repair(session, pair, offset, data.length, problemMessage(error));
+        await this.repair(session, pair, first, end, problemMessage(error));
+      } finally {
+        for (const key of keys) {
+          const left = this.arriving.get(key)! - 1;
+          if (left === 0) this.arriving.delete(key);
+          else this.arriving.set(key, left);
+        }
       }
     })();
     return {};
   }
 
-  /** Re-reads the tracks of a failed write from the source and writes them here. */
-  private async repair(session: SessionRecord, pair: PairRecord, offset: number, length: number, why: string): Promise<void> {
+  /** Waits (bounded) until no acknowledged write or repair of these tracks is pending; returns those still pending. */
+  private async settle(pair: string, tracks: number[]): Promise<number[]> {
+    const pending = () => tracks.filter((track) => this.arriving.has(`${pair}:${track}`) || this.repairing.has(`${pair}:${track}`));
+    const deadline = Date.now() + SETTLE_WAIT_MS;
+    let left = pending();
+    while (left.length > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      left = pending();
+    }
+    return left;
+  }
+
+  /**
+   * A write acknowledged on arrival failed here: the source marks its tracks
+   * out-of-sync and copies them with its resync (which copies again if a
+   * host write races the copy, so no newer write is overwritten by an older
+   * copy). The host never sees the error.
+   */
+  private async repair(session: SessionRecord, pair: PairRecord, first: number, end: number, why: string): Promise<void> {
     const service = this.service;
-    const device = service.engine.device(pair.localVolume);
-    const first = Math.floor(offset / device.trackSize);
-    const end = Math.floor((offset + length - 1) / device.trackSize) + 1;
-    service.engine.catalog.recordEvent('pair.repair', 'warning', session.name, `write to ${pair.localVolume} failed (${why}); repairing ${end - first} track(s) from the source`);
-    for (let track = first; track < end; track++) {
-      const key = `${pair.id}:${track}`;
-      this.repairing.add(key);
+    const catalog = service.engine.catalog;
+    const tracks = Array.from({ length: end - first }, (_, i) => first + i);
+    const keys = tracks.map((track) => `${pair.id}:${track}`);
+    for (const key of keys) this.repairing.add(key);
+    catalog.recordEvent('pair.repair', 'warning', session.name, `write to ${pair.localVolume} failed (${why}); repairing ${tracks.length} track(s) from the source`, {
+      pair: pair.id,
+      tracks,
+    });
+    try {
       for (let attempt = 0; ; attempt++) {
         try {
-          const answer = await service.link(session).call('pair.read-track', { pair: pair.id, track }, null, { waitForLinkMs: 5000 });
-          await device.write(track * device.trackSize, answer.payload!);
-          break;
+          const answer = await service.link(session).call('pair.repair', { pair: pair.id, tracks }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
+          const repaired = (answer.result as { repaired?: boolean } | null)?.repaired === true;
+          this.repaired++;
+          catalog.recordEvent(
+            'pair.repaired',
+            'info',
+            session.name,
+            repaired
+              ? `repaired ${tracks.length} track(s) of ${pair.localVolume}`
+              : `${tracks.length} track(s) of ${pair.localVolume} are marked out-of-sync at the source; its resync copies them`,
+            { pair: pair.id, tracks, copied: repaired },
+          );
+          return;
         } catch (error) {
-          if (attempt >= 20) {
-            service.engine.catalog.recordEvent('pair.repair', 'error', session.name, `track ${track} of ${pair.localVolume} could not be repaired: ${problemMessage(error)}`);
-            break;
+          if (attempt >= 40) {
+            catalog.recordEvent('pair.repair', 'error', session.name, `tracks ${first}..${end - 1} of ${pair.localVolume} could not be repaired: ${problemMessage(error)}`, {
+              pair: pair.id,
+              tracks,
+            });
+            return;
           }
           await new Promise((resolve) => setTimeout(resolve, 250));
         }
       }
-      this.repairing.delete(key);
+    } finally {
+      for (const key of keys) this.repairing.delete(key);
     }
-    this.repaired++;
-    service.engine.catalog.recordEvent('pair.repaired', 'info', session.name, `repaired ${end - first} track(s) of ${pair.localVolume}`);
   }
 }

@@ -11,6 +11,8 @@ export class FaultProxy {
   private latencyMs = 0;
   private cutAfter: number | null = null;
   private blackholed = false;
+  /** Connection resets done by `cutAfterBytes` so far. */
+  cuts = 0;
   /** Bytes forwarded client -> target and target -> client. */
   readonly forwarded = { up: 0, down: 0 };
   port = 0;
@@ -77,6 +79,7 @@ export class FaultProxy {
           this.cutAfter -= chunk.length;
           if (this.cutAfter <= 0) {
             this.cutAfter = null;
+            this.cuts++;
             this.resetAll();
             return;
           }

@@ -30,7 +30,8 @@ export interface TwoSites {
   close(): Promise<void>;
 }
 
-async function startSite(name: string, root: string): Promise<Site> {
+/** One site (engine and replication runtime) in a data dir under `root`, paired with nobody. */
+export async function startSite(name: string, root: string): Promise<Site> {
   const dir = path.join(root, name);
   const identity = await initDataDir(dir, { site: name, trackSize: 65536 });
   await initTls(dir, identity);

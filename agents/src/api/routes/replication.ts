@@ -15,6 +15,7 @@ import {
   SessionInfoSchema,
   SessionListSchema,
   SessionNameSchema,
+  VerifyReportSchema,
   VolumeNameSchema,
 } from '@tandem/contract';
 import type { ReplicationRuntime } from '../../replication/runtime.ts';
@@ -122,6 +123,13 @@ export async function replicationRoutes(fastify: FastifyInstance, deps: ApiDepen
       },
     },
     async (request) => runtime().service.act(request.params.name, request.params.action, request.body ?? {}),
+  );
+
+  // Online verify of a duplex session by segment codes (runs while writes go on; may take a while on big volumes).
+  app.post(
+    '/v1/sessions/:name/verify',
+    { schema: { params: SessionParamsSchema, response: { 200: VerifyReportSchema } } },
+    async (request) => runtime().service.verify(request.params.name),
   );
 
   app.get(

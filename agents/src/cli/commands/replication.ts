@@ -7,8 +7,10 @@ import {
   SessionInfoSchema,
   SessionListSchema,
   SessionTypeSchema,
+  VerifyReportSchema,
   type FailbackPreflight,
   type SessionInfo,
+  type VerifyReport,
 } from '@tandem/contract';
 import { dataOption, jsonOption } from '../arguments.ts';
 import { formatFields, formatTable, print, printJson, usageError } from '../output.ts';
@@ -58,6 +60,33 @@ function preflightFields(preflight: FailbackPreflight): string {
       ['tracks to copy', String(preflight.tracksToCopy)],
       ['bytes to copy', String(preflight.bytesToCopy)],
       ['estimated time', `${preflight.estimatedSeconds} s`],
+    ]),
+  ].join('\n');
+}
+
+function verifyFields(report: VerifyReport): string {
+  const list = (tracks: number[], count: number) =>
+    count === 0 ? '-' : `${tracks.slice(0, 16).join(', ')}${count > Math.min(16, tracks.length) ? `, … (${count})` : ''}`;
+  return [
+    formatTable(
+      ['H1 VOLUME', 'H2 VOLUME', 'COMPARED', 'DIFFER', 'RECHECKED', 'UNVERIFIED', 'DIFFERING TRACKS'],
+      report.pairs.map((pair) => [
+        pair.h1Volume,
+        pair.h2Volume,
+        String(pair.comparedTracks),
+        String(pair.differingCount),
+        String(pair.recheckedTracks),
+        String(pair.unverifiedCount),
+        list(pair.differingTracks, pair.differingCount),
+      ]),
+      [2, 3, 4, 5],
+    ),
+    '',
+    formatFields([
+      ['compared', `${report.comparedTracks} track(s)`],
+      ['differing', `${report.differingTracks} track(s)${report.differingTracks ? ', marked out-of-sync' : ''}`],
+      ['unverified', `${report.unverifiedTracks} track(s)${report.unverifiedTracks ? ' (kept busy by writes; verify again)' : ''}`],
+      ['resync', report.resyncStarted ? 'started: the differing tracks are being copied' : '-'],
     ]),
   ].join('\n');
 }
@@ -199,6 +228,18 @@ export function registerReplicationCommands(program: Command): void {
         const preflight = await client.call('GET', `/v1/sessions/${encodeURIComponent(name)}/failback-preflight?${query}`, FailbackPreflightSchema);
         if (options.json) printJson(preflight);
         else print(preflightFields(preflight));
+      }),
+    );
+  session
+    .command('verify <name>')
+    .description('compare segment codes of a duplex session at both sites while writes go on; differing tracks are marked and copied')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((name: string, options: AdminOptions) =>
+      withClient(options, async (client) => {
+        const report = await client.call('POST', `/v1/sessions/${encodeURIComponent(name)}/verify`, VerifyReportSchema, {});
+        if (options.json) printJson(report);
+        else print(verifyFields(report));
       }),
     );
   session
