@@ -56,7 +56,7 @@ export class Commands {
     private readonly host: CommandHost,
   ) {}
 
-    async runWrite(high: number, low: number, offset: number, data: Buffer, flags: number): Promise<void> {
+  async runWrite(high: number, low: number, offset: number, data: Buffer, flags: number): Promise<void> {
     try {
       await this.device.write(offset, data, (flags & NBD_CMD_FLAG_FUA) !== 0 ? FUA : undefined);
       this.replyOk(high, low);

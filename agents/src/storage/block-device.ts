@@ -28,6 +28,11 @@ export interface BlockDevice {
   readonly readOnly: boolean;
   /** Reads `target.length` bytes at `offset` into target. */
   readInto(offset: number, target: Buffer): Promise<void>;
+  /**
+   * `data` belongs to the caller again once the promise settles (NBD reuses
+   * payload buffers): anything that must outlive the write, like an async
+   * mirror's queue, copies it.
+   */
   write(offset: number, data: Buffer, options?: IoOptions): Promise<void>;
   /** Releases whole tracks in the range and zeroes partial ones. */
   trim(offset: number, length: number, options?: IoOptions): Promise<void>;

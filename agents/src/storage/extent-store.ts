@@ -79,7 +79,9 @@ export class ExtentStore {
     const fileIndex = Math.floor(extent / this.perFile);
     const fd = this.fdFor(fileIndex);
     this.dirty.add(fileIndex);
-    return pwriteAll(fd, data, (extent % this.perFile) * this.trackSize + within);
+    const position = (extent % this.perFile) * this.trackSize + within;
+    if (syncSmallWrites && data.length <= SMALL_WRITE_BYTES) return writeSmallSync(fd, data, position);
+    return pwriteAll(fd, data, position);
   }
 
   /** Reads into target from a run of consecutive extents starting at extent (plus `within` bytes). */
@@ -130,6 +132,24 @@ function ioProblem(error: NodeJS.ErrnoException): Error {
     return new ProblemError('no-space', 'the pool file system is full');
   }
   return error;
+}
+
+const SMALL_WRITE_BYTES = 64 * 1024;
+/** TANDEM_SYNC_SMALL_WRITES=0 sends every write through the thread pool instead. */
+const syncSmallWrites = process.env.TANDEM_SYNC_SMALL_WRITES !== '0';
+
+/**
+ * A deliberate synchronous write: a small write lands in the page cache in
+ * microseconds, less than a round trip through the thread pool costs.
+ */
+function writeSmallSync(fd: number, data: Buffer, position: number): Promise<void> {
+  try {
+    let done = 0;
+    while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
+    return Promise.resolve();
+  } catch (error) {
+    return Promise.reject(ioProblem(error as NodeJS.ErrnoException));
+  }
 }
 
 export function pwriteAll(fd: number, data: Buffer, position: number): Promise<void> {
