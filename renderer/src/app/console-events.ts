@@ -2,8 +2,7 @@ import type { QueryClient } from '@tanstack/react-query';
 import type { AgentEvent } from '@tandem/contract';
 import { bearerProtocolPrefix, consoleProtocol, ConsoleEventSchema, type BackendEndpoint, type ConsoleEvent, type SiteList } from '../../../main/src/shared/console-api.ts';
 import { siteKeys } from '../features/sites/api/site-keys.ts';
-import { trackMapKeys } from '../features/track-map/api/track-map-keys.ts';
-import { volumeKeys } from '../features/volumes/api/volume-keys.ts';
+import { keysForEvent, keysForSite } from './event-invalidation.ts';
 
 /** Applies one backend event to the query cache: site states are patched in place, agent events invalidate what they touch. */
 export function applyConsoleEvent(queryClient: QueryClient, event: ConsoleEvent): void {
@@ -27,16 +26,11 @@ export function applyConsoleEvent(queryClient: QueryClient, event: ConsoleEvent)
 }
 
 function invalidateForAgentEvent(queryClient: QueryClient, siteId: string, event: AgentEvent): void {
-  const family = event.type.split('.')[0];
-  if (family === 'volume' || family === 'snapshot' || family === 'pool') {
-    invalidateSite(queryClient, siteId);
-  }
+  for (const queryKey of keysForEvent(event.type, siteId)) void queryClient.invalidateQueries({ queryKey });
 }
 
 function invalidateSite(queryClient: QueryClient, siteId: string): void {
-  void queryClient.invalidateQueries({ queryKey: volumeKeys.site(siteId) });
-  void queryClient.invalidateQueries({ queryKey: siteKeys.pool(siteId) });
-  void queryClient.invalidateQueries({ queryKey: trackMapKeys.site(siteId) });
+  for (const queryKey of keysForSite(siteId)) void queryClient.invalidateQueries({ queryKey });
 }
 
 export type BackendLink = 'connecting' | 'open' | 'lost';

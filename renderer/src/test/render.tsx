@@ -14,7 +14,8 @@ export function fakeFetch(routes: FakeRoutes, calls: string[] = []): typeof fetc
   return (async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = new URL(String(input));
     const key = `${init?.method ?? 'GET'} ${url.pathname}`;
-    calls.push(init?.body ? `${key} ${String(init.body)}` : key);
+    const called = `${key}${url.search}`;
+    calls.push(init?.body ? `${called} ${String(init.body)}` : called);
     const route = routes[key];
     if (!route) return new Response(JSON.stringify({ problem: 'not-found', message: `no fake for ${key}` }), { status: 404 });
     return new Response(route[1] === undefined ? null : JSON.stringify(route[1]), { status: route[0] });
