@@ -132,6 +132,21 @@ describe('two agents', () => {
     expect(synced.data!.copiedTracks).toBe(marked);
     const after = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('copy')]);
     expect(after.out).toMatch(/Images are identical/);
+
+    // Online verify by segment codes through the CLI: every track compared, none differs.
+    const verified = await cliJson<{ comparedTracks: number; differingTracks: number; pairs: Array<{ trackCount: number }> }>(h1, [
+      'session',
+      'verify',
+      'gold',
+    ]);
+    expect(verified.pairs[0].trackCount).toBe(1024);
+    expect(verified.comparedTracks).toBe(1024);
+    expect(verified.differingTracks).toBe(0);
+    const text = await h1.cli(['session', 'verify', 'gold']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/differing\s+0 track/);
+    const verifyEvents = await cliJson<{ events: Array<{ type: string; data?: Record<string, number> }> }>(h1, ['events']);
+    expect(verifyEvents.events.filter((e) => e.type === 'session.verified').map((e) => e.data!.differingTracks)).toEqual([0, 0]);
   }, 180_000);
 
   it('fails over: every acknowledged write is readable at the secondary, which then takes writes', async () => {
