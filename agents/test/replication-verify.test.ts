@@ -90,6 +90,7 @@ describe('online verify', () => {
     const started = events(s, 'h1', 'session.verify');
     const ended = events(s, 'h1', 'session.verified');
     expect(started).toHaveLength(12);
+    expect(started[0].data).toEqual({ pairs: 1, tracks: trackCount });
     expect(ended.map((event) => event.data!.differingTracks)).toEqual([...Array(10).fill(0), injected.length, 0]);
     expect(ended[10].data!.tracks).toEqual(injected);
   }, 120_000);

@@ -572,8 +572,10 @@ export class ReplicationService implements TapSource {
     const startedAt = new Date().toISOString();
     const catalog = this.engine.catalog;
     const pairs = this.pairsOf(session);
-    catalog.recordEvent('session.verify', 'info', session.name, `session ${session.name}: verifying ${pairs.length} copy set(s) by segment codes`, {
+    const tracks = pairs.reduce((sum, pair) => sum + this.engine.getVolume(pair.localVolume).trackCount, 0);
+    catalog.recordEvent('session.verify', 'info', session.name, `session ${session.name}: verifying ${tracks} track(s) of ${pairs.length} copy set(s) by segment codes`, {
       pairs: pairs.length,
+      tracks,
     });
     try {
       const link = this.link(session);
