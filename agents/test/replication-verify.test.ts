@@ -48,7 +48,10 @@ describe('online verify', () => {
     await waitFor(() => writer.writes > 20, 10_000, 'writes under way');
     let rechecked = 0;
     let during = 0;
-    for (let round = 0; round < 10; round++) {
+    let rounds = 0;
+    // At least 5 verifies, more until writes happened to race some compares (it depends on timing).
+    for (let round = 0; round < 5 || (rechecked === 0 && round < 40); round++) {
+      rounds++;
       const before = writer.writes;
       const clean = await service.verify('s1');
       during += writer.writes - before;
@@ -89,10 +92,10 @@ describe('online verify', () => {
 
     const started = events(s, 'h1', 'session.verify');
     const ended = events(s, 'h1', 'session.verified');
-    expect(started).toHaveLength(12);
+    expect(started).toHaveLength(rounds + 2);
     expect(started[0].data).toEqual({ pairs: 1, tracks: trackCount });
-    expect(ended.map((event) => event.data!.differingTracks)).toEqual([...Array(10).fill(0), injected.length, 0]);
-    expect(ended[10].data!.tracks).toEqual(injected);
+    expect(ended.map((event) => event.data!.differingTracks)).toEqual([...Array(rounds).fill(0), injected.length, 0]);
+    expect(ended[rounds].data!.tracks).toEqual(injected);
   }, 120_000);
 
   it('a write that lands at the target between the two sites\' codes is re-checked, not reported', async () => {
