@@ -17,6 +17,9 @@ let sites: TwoSites | null = null;
 const extra: ClusterManager[] = [];
 afterEach(async () => {
   for (const manager of extra.splice(0)) await manager.close();
+  // A link left blackholed keeps a TLS handshake pending at beta's listener, which would hold its close.
+  sites?.proxy.blackhole(false);
+  sites?.proxy.resetAll();
   await sites?.close();
   sites = null;
 });
