@@ -42,16 +42,12 @@ describe('online verify', () => {
     const service = s.h1.replication.service;
 
     // 1. Writes in flight and landing during the compare are never differences.
-    // A little WAN latency: mirrored writes that start during a compare reach the target in the same bursts as its code requests.
-    s.proxy.setLatency(1);
     let writer = startWriter(host(s, 'h1', 'prod'), { workers: 8 });
     await waitFor(() => writer.writes > 20, 10_000, 'writes under way');
-    let rechecked = 0;
     let during = 0;
-    let rounds = 0;
-    // At least 5 verifies, more until writes happened to race some compares (it depends on timing).
-    for (let round = 0; round < 5 || (rechecked === 0 && round < 40); round++) {
-      rounds++;
+    // How often a write races a compare depends on timing (the next test makes one race for sure).
+    const rounds = 8;
+    for (let round = 0; round < rounds; round++) {
       const before = writer.writes;
       const clean = await service.verify('s1');
       during += writer.writes - before;
@@ -59,13 +55,10 @@ describe('online verify', () => {
       expect(clean.pairs[0].differingTracks).toEqual([]);
       expect(clean.comparedTracks + clean.unverifiedTracks).toBe(trackCount);
       expect(clean.resyncStarted).toBe(false);
-      rechecked += clean.pairs[0].recheckedTracks;
     }
     let written = await writer.stop();
-    s.proxy.setLatency(0);
     expect(written.errors).toEqual([]);
     expect(during, 'writes were acknowledged while verifying').toBeGreaterThan(20);
-    expect(rechecked, 'writes touched tracks during their compare').toBeGreaterThan(0);
     expect(state(s, 'h1')).toBe('prepared');
 
     // 2. A real difference: written into the target's engine device, bypassing the splitter.
@@ -98,28 +91,45 @@ describe('online verify', () => {
     expect(ended[rounds].data!.tracks).toEqual(injected);
   }, 120_000);
 
-  it('a write that lands at the target between the two sites\' codes is re-checked, not reported', async () => {
+  it('writes in flight when a compare begins or landing during it are re-checked, not reported', async () => {
     sites = await startTwoSites();
     const s = sites;
     await preparedSession(s, 'sync', 4 * MiB);
-    // The target's code request waits for a host write of track 5 to be mirrored (and acknowledged) first,
-    // so the target's code sees the write and the source's, taken when the compare began, does not.
     const target = s.h2.replication.service.target;
     const handle = target.handle.bind(target);
+    // Track 9: a mirrored write applied at the source but held at the target until the first code request is answered.
+    // Track 5: the first code request waits for a host write to be mirrored (and acknowledged) first, so the
+    // target's code sees it and the source's, taken when the compare began, does not.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let holding = false;
     let raced = 0;
     target.handle = async (request) => {
+      if (request.method === 'pair.write' && request.params.offset === 9 * TRACK + 100) {
+        holding = true;
+        const copy = { ...request, payload: Buffer.from(request.payload!) };
+        await held;
+        return handle(copy);
+      }
       if (request.method === 'pair.codes' && raced === 0) {
         raced++;
         await host(s, 'h1', 'prod').write(5 * TRACK + 512, randomBytes(4096));
+        const answer = await handle(request);
+        release();
+        return answer;
       }
       return handle(request);
     };
+    const inFlight = host(s, 'h1', 'prod').write(9 * TRACK + 100, randomBytes(2000));
+    await waitFor(() => holding, 5000, 'the held write');
     const report = await s.h1.replication.service.verify('s1');
+    await inFlight;
     expect(raced).toBe(1);
     expect(report.differingTracks).toBe(0);
-    expect(report.pairs[0].recheckedTracks).toBe(1);
+    expect(report.pairs[0].recheckedTracks).toBe(2);
     expect(report.comparedTracks).toBe(64);
     expect(state(s, 'h1')).toBe('prepared');
+    expect((await readAll(s.h1, 'prod')).equals(await readAll(s.h2, 'copy'))).toBe(true);
   });
 
   it('refuses to verify a session that is not duplex', async () => {
@@ -134,6 +144,29 @@ describe('online verify', () => {
 });
 
 describe('semi-sync', () => {
+  it('verify waits for writes the target acknowledged on arrival but has not applied yet', async () => {
+    sites = await startTwoSites();
+    const s = sites;
+    await preparedSession(s, 'semi-sync', 4 * MiB);
+    // The target's device holds one write back for 300 ms after its arrival was acknowledged.
+    const device = s.h2.engine.device('copy');
+    const write = device.write.bind(device);
+    let held = 0;
+    device.write = async (offset, data, options) => {
+      if (offset === 11 * TRACK + 100) {
+        held++;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      return write(offset, data, options);
+    };
+    await host(s, 'h1', 'prod').write(11 * TRACK + 100, randomBytes(2000)); // acknowledged on arrival
+    const report = await s.h1.replication.service.verify('s1');
+    expect(held).toBe(1);
+    expect(report.differingTracks).toBe(0);
+    expect(report.comparedTracks).toBe(64);
+    expect(state(s, 'h1')).toBe('prepared');
+  });
+
   it('a secondary write failure after the arrival ack is repaired by the secondary; host I/O never sees it', async () => {
     sites = await startTwoSites();
     const s = sites;
