@@ -22,6 +22,7 @@ export type ConsoleEventListener = (event: ConsoleEvent) => void;
  */
 export class SiteManager {
   private readonly live = new Map<string, LiveSite>();
+  private readonly locked = new Map<string, SiteSummary>();
   private readonly listeners = new Set<ConsoleEventListener>();
 
   constructor(
@@ -29,9 +30,28 @@ export class SiteManager {
     private readonly options: { backoff?: BackoffPolicy; clientName?: string } = {},
   ) {}
 
-  /** Starts the event streams of every site in the registry. */
+  /**
+   * Starts the event streams of every site in the registry. A site whose key
+   * cannot be opened here (sealed by another machine's keychain) stays listed
+   * as offline with the reason, so it can be removed and paired again.
+   */
   start(): void {
-    for (const credentials of this.registry.list()) this.attach(credentials);
+    for (const stored of this.registry.describe()) {
+      try {
+        this.attach(this.registry.get(stored.id)!);
+      } catch (error) {
+        const { id, site, address, certificateFingerprint, addedAt } = stored;
+        this.locked.set(id, {
+          id,
+          site,
+          address,
+          certificateFingerprint,
+          addedAt,
+          agent: null,
+          connection: { state: 'offline', since: new Date().toISOString(), lastProblem: problemOf(error), nextAttemptAt: null },
+        });
+      }
+    }
   }
 
   stop(): void {
@@ -45,11 +65,11 @@ export class SiteManager {
   }
 
   list(): SiteSummary[] {
-    return [...this.live.values()].map((site) => this.summary(site));
+    return [...[...this.live.values()].map((site) => this.summary(site)), ...this.locked.values()];
   }
 
   get(siteId: string): SiteSummary {
-    return this.summary(this.liveSite(siteId));
+    return this.locked.get(siteId) ?? this.summary(this.liveSite(siteId));
   }
 
   client(siteId: string): AgentClient {
@@ -64,7 +84,7 @@ export class SiteManager {
       agentId: probe.health.agentId,
       version: probe.health.version,
       certificateFingerprint: probe.certificateFingerprint,
-      alreadyConnected: this.live.has(probe.health.agentId),
+      alreadyConnected: this.live.has(probe.health.agentId) || this.locked.has(probe.health.agentId),
     };
   }
 
@@ -82,6 +102,11 @@ export class SiteManager {
   }
 
   async remove(siteId: string): Promise<void> {
+    if (this.locked.delete(siteId)) {
+      await this.registry.remove(siteId);
+      this.broadcastSites();
+      return;
+    }
     const site = this.liveSite(siteId);
     site.stream.stop();
     this.live.delete(siteId);
@@ -139,6 +164,8 @@ export class SiteManager {
 
   private liveSite(siteId: string): LiveSite {
     const site = this.live.get(siteId);
+    const locked = this.locked.get(siteId)?.connection.lastProblem;
+    if (locked) throw new ProblemError(locked.problem, locked.message);
     if (!site) throw new ProblemError('not-found', `no connected site has the id ${siteId}`);
     return site;
   }

@@ -48,6 +48,11 @@ export class SiteRegistry {
     return registry;
   }
 
+  /** Every site without its secrets: what can be shown even when a key cannot be opened here. */
+  describe(): Omit<StoredSite, 'clientKey'>[] {
+    return this.sites.map(({ clientKey: _key, ...rest }) => rest);
+  }
+
   list(): SiteCredentials[] {
     return this.sites.map((site) => this.opened(site));
   }
