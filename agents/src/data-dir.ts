@@ -10,6 +10,7 @@ import path from 'node:path';
  *   meta/checkpoint    binary metadata checkpoint (VTTs, refcounts)
  *   meta/wal-N.log     metadata write-ahead log segments
  *   tls/               CA, API server certificate, local admin client certificate
+ *   mds/NAME.log       master data set of cluster NAME (clusters/mds-store.ts)
  *   run.json           written by a running agent: pid and listening addresses
  */
 export interface DataDirPaths {
