@@ -114,7 +114,7 @@ describe('master data set', () => {
     }
   });
 
-  it('detects a corrupted record by its checksum, stops there, and sets the damaged file aside on reopen', async () => {
+  it('detects a corrupted record by its checksum, skips it, and sets the damaged file aside on reopen', async () => {
     const { store } = await MasterDataSet.open(file);
     await appendMany(store, 1, 5);
     await store.close();
@@ -125,22 +125,23 @@ describe('master data set', () => {
     await fs.writeFile(file, bytes);
 
     const scan = scanMds(bytes);
-    expect(scan.tail).toBe('corrupt');
-    expect(scan.damage).toMatch(/record at byte \d+ fails its checksum/);
+    expect(scan.damage).toBe(`record at byte ${frames[2].offset} fails its checksum; skipped ${frames[2].length} bytes`);
     const read = await readMasterDataSet(file);
-    expect(read.records.map((r) => r.sequence)).toEqual([1, 2]);
+    expect(read.records.map((r) => r.sequence)).toEqual([1, 2, 4, 5]);
+    expect(read.records[2]).toEqual({ sequence: 4, ...payload(4) });
     expect(read.damage).toContain('fails its checksum');
 
     const { store: again, recovery } = await MasterDataSet.open(file);
     expect(recovery.damage).toContain('fails its checksum');
     expect(recovery.movedTo).toMatch(/c1\.log\.damaged-\d+$/);
     expect((await fs.readFile(recovery.movedTo!)).equals(bytes)).toBe(true);
-    expect(again.lastSequence).toBe(2);
-    expect(await again.append(payload(3))).toBe(3);
+    // Numbers are kept: the gap shows the lost record, and appends go on after the last.
+    expect(again.lastSequence).toBe(5);
+    expect(await again.append(payload(6))).toBe(6);
     await again.close();
     const after = await readMasterDataSet(file);
     expect(after.damage).toBeNull();
-    expect(after.records.map((r) => r.sequence)).toEqual([1, 2, 3]);
+    expect(after.records.map((r) => r.sequence)).toEqual([1, 2, 4, 5, 6]);
   });
 
   it('detects a corrupted length, sequence or header, not only payload bits', async () => {
@@ -149,19 +150,33 @@ describe('master data set', () => {
     await store.close();
     const frames = await offsets();
     const clean = await fs.readFile(file);
+    const sequences = (bytes: Buffer) => scanMds(bytes).frames.map((f) => f.sequence);
 
     const lengthFlip = Buffer.from(clean);
     lengthFlip[frames[1].offset] ^= 0x01; // record 2's length is one off: its checksum fails
-    expect(scanMds(lengthFlip).tail).toBe('corrupt');
-    expect(scanMds(lengthFlip).frames.map((f) => f.sequence)).toEqual([1]);
+    expect(scanMds(lengthFlip).damage).toMatch(/fails its checksum/);
+    expect(sequences(lengthFlip)).toEqual([1, 3, 4]);
+
+    // A length pointing past the end of the file looks like a torn append, but records follow: damage, not a tail to cut.
+    const pastEnd = Buffer.from(clean);
+    pastEnd.writeUInt32LE(1000_000, frames[1].offset);
+    expect(scanMds(pastEnd).damage).toMatch(/record at byte \d+ is cut short; skipped/);
+    expect(sequences(pastEnd)).toEqual([1, 3, 4]);
+
+    const impossible = Buffer.from(clean);
+    impossible.writeUInt32LE(0, frames[3].offset); // the last record: nothing verifies after it
+    expect(scanMds(impossible).damage).toMatch(/impossible length 0; nothing after it verifies/);
+    expect(sequences(impossible)).toEqual([1, 2, 3]);
 
     const sequenceFlip = Buffer.from(clean);
     sequenceFlip[frames[1].offset + 8] ^= 0x10;
-    expect(scanMds(sequenceFlip).tail).toBe('corrupt');
+    expect(scanMds(sequenceFlip).damage).toMatch(/fails its checksum/);
+    expect(sequences(sequenceFlip)).toEqual([1, 3, 4]);
 
     // Records that each verify but go back in sequence (a block written in the wrong place) are damage too.
-    const replayed = Buffer.concat([clean.subarray(0, frames[2].offset), encodeRecord(2, payload(2))]);
-    expect(scanMds(Buffer.concat([replayed, encodeRecord(3, payload(3))])).damage).toMatch(/sequence 2 after 2/);
+    const replayed = Buffer.concat([clean.subarray(0, frames[2].offset), encodeRecord(2, payload(2)), encodeRecord(3, payload(3))]);
+    expect(scanMds(replayed).damage).toMatch(/has sequence 2 after 2; skipped/);
+    expect(sequences(replayed)).toEqual([1, 2, 3]);
 
     const header = Buffer.from(clean);
     header[9] ^= 0x01;

@@ -21,14 +21,16 @@ import type { MdsRecord } from '@tandem/contract';
  *     16  L  payload: UTF-8 JSON of the record without its sequence
  *            ({time, cluster, health, consistencyTime, exposureSeconds, members})
  *
- * An append writes one record and fdatasyncs before it is acknowledged. The
- * reader stops at the first record that is cut short, or whose checksum
- * fails at the very end of the file: that is a torn tail (an append a crash
- * interrupted, never acknowledged) and is ignored, then cut off when the
- * file is next opened for appending. A record that fails its checksum with
- * more bytes after it is corruption: the reader stops there and reports it;
- * opening for append moves the damaged file aside and rewrites the valid
- * records into a fresh one.
+ * An append writes one record and fdatasyncs before it is acknowledged. A
+ * record that is cut short by the end of the file, or fails its checksum as
+ * the last bytes of the file, or zeroes up to the end, are a torn tail (an
+ * append a crash interrupted, never acknowledged): readers ignore it and the
+ * writer cuts it off when it next opens the file. A record that fails its
+ * checksum (or goes back in sequence) with a verifying record somewhere after
+ * it is corruption: readers report it, skip to the next record that verifies
+ * and carry on; opening for append moves the damaged file aside and rewrites
+ * the records that verify into a fresh one, keeping their sequence numbers
+ * (the gap shows what was lost).
  *
  * Compaction: once the file grows past `maxBytes`, the last `keepRecords`
  * records are copied into a new file (temp, fdatasync, rename over the old
@@ -79,12 +81,13 @@ export interface MdsFrame {
 }
 
 export interface MdsScan {
+  /** The records that verify, in file order. */
   frames: MdsFrame[];
-  /** End of the last valid record: where the next append goes. */
+  /** End of the last record that verifies: where the next append goes when there is no damage. */
   validEnd: number;
-  /** `clean`: the file ends with a whole record; `torn`: an interrupted append follows; `corrupt`: see `damage`. */
-  tail: 'clean' | 'torn' | 'corrupt';
-  /** What is wrong, for a corrupt file. */
+  /** `clean`: the file ends with a whole record; `torn`: an interrupted append follows the last one. */
+  tail: 'clean' | 'torn';
+  /** Corruption found before the end (records were skipped), null when none. */
   damage: string | null;
 }
 
@@ -100,6 +103,18 @@ function isAllZero(buffer: Buffer): boolean {
   return true;
 }
 
+/** The offset of the next record at or after `from` that verifies and follows `previous` in sequence, or -1. */
+function nextVerifyingRecord(file: Buffer, from: number, previous: number): number {
+  for (let at = from; at + MDS_RECORD_HEADER_BYTES <= file.length; at++) {
+    const length = file.readUInt32LE(at);
+    if (length === 0 || length > MDS_MAX_PAYLOAD || at + MDS_RECORD_HEADER_BYTES + length > file.length) continue;
+    if (Number(file.readBigUInt64LE(at + 8)) <= previous) continue;
+    const frame = file.subarray(at, at + MDS_RECORD_HEADER_BYTES + length);
+    if (recordChecksum(frame) === frame.readUInt32LE(4)) return at;
+  }
+  return -1;
+}
+
 /** Walks a master data set file, verifying every record's checksum and order. */
 export function scanMds(file: Buffer): MdsScan {
   if (file.length < MDS_HEADER_BYTES || !file.subarray(0, 8).equals(MDS_MAGIC)) {
@@ -112,35 +127,54 @@ export function scanMds(file: Buffer): MdsScan {
   if (version !== MDS_VERSION) throw new MdsFormatError(`master data set format ${version} is not supported`);
 
   const frames: MdsFrame[] = [];
+  const damage: string[] = [];
   let offset = MDS_HEADER_BYTES;
+  let validEnd = offset;
   let previous = 0;
-  const stop = (tail: MdsScan['tail'], damage: string | null = null): MdsScan => ({ frames, validEnd: offset, tail, damage });
+  const result = (tail: MdsScan['tail']): MdsScan => ({ frames, validEnd, tail, damage: damage.length ? damage.join('; ') : null });
   while (offset < file.length) {
     const rest = file.subarray(offset);
-    // A crash may leave the file extended with zeroes, or a record cut short: a torn tail.
-    if (isAllZero(rest)) return stop('torn');
-    if (rest.length < MDS_RECORD_HEADER_BYTES) return stop('torn');
-    const length = rest.readUInt32LE(0);
-    if (length === 0 || length > MDS_MAX_PAYLOAD) {
-      return stop('corrupt', `record at byte ${offset} has an impossible length ${length}`);
+    // A crash may leave the file extended with zeroes.
+    if (isAllZero(rest)) return result('torn');
+    let problem: string;
+    /** Whether this failure, were it the last thing in the file, is an interrupted append. */
+    let tearable = false;
+    if (rest.length < MDS_RECORD_HEADER_BYTES) {
+      problem = 'is cut short';
+      tearable = true;
+    } else {
+      const length = rest.readUInt32LE(0);
+      const size = MDS_RECORD_HEADER_BYTES + length;
+      if (length === 0 || length > MDS_MAX_PAYLOAD) problem = `has an impossible length ${length}`;
+      else if (size > rest.length) {
+        problem = 'is cut short';
+        tearable = true;
+      } else if (recordChecksum(rest.subarray(0, size)) !== rest.readUInt32LE(4)) {
+        problem = 'fails its checksum';
+        tearable = size === rest.length;
+      } else {
+        const sequence = Number(rest.readBigUInt64LE(8));
+        if (sequence > previous) {
+          frames.push({ sequence, offset, length: size });
+          previous = sequence;
+          offset += size;
+          validEnd = offset;
+          continue;
+        }
+        problem = `has sequence ${sequence} after ${previous}`;
+      }
     }
-    const size = MDS_RECORD_HEADER_BYTES + length;
-    if (size > rest.length) return stop('torn');
-    const frame = rest.subarray(0, size);
-    if (recordChecksum(frame) !== frame.readUInt32LE(4)) {
-      // The last record of the file: an append that did not complete. Anything after it: damage.
-      if (size === rest.length) return stop('torn');
-      return stop('corrupt', `record at byte ${offset} fails its checksum`);
+    // Corruption when a verifying record follows; else a torn tail if an interrupted append can look like this.
+    const next = nextVerifyingRecord(file, offset + 1, previous);
+    if (next < 0) {
+      if (tearable) return result('torn');
+      damage.push(`record at byte ${offset} ${problem}; nothing after it verifies (${file.length - offset} bytes lost)`);
+      return result('clean');
     }
-    const sequence = Number(frame.readBigUInt64LE(8));
-    if (sequence <= previous) {
-      return stop('corrupt', `record at byte ${offset} has sequence ${sequence} after ${previous}`);
-    }
-    frames.push({ sequence, offset, length: size });
-    previous = sequence;
-    offset += size;
+    damage.push(`record at byte ${offset} ${problem}; skipped ${next - offset} bytes`);
+    offset = next;
   }
-  return stop('clean');
+  return result('clean');
 }
 
 /** Decodes one verified record of a file. */
@@ -266,14 +300,21 @@ export class MasterDataSet {
     if (data === null) {
       await writeAtomically(file, [encodeHeader()]);
       scan = { frames: [], validEnd: MDS_HEADER_BYTES, tail: 'clean', damage: null };
-    } else if (scan === null || scan.tail === 'corrupt') {
-      // Keep the damaged file for inspection; carry on with the records that verify.
+    } else if (scan === null || scan.damage !== null) {
+      // Keep the damaged file for inspection; carry on with the records that verify, numbers unchanged.
       recovery.damage ??= scan?.damage ?? 'damaged';
       recovery.movedTo = `${file}.damaged-${Date.now()}`;
-      const valid = scan ? data.subarray(MDS_HEADER_BYTES, scan.validEnd) : Buffer.alloc(0);
+      const frames: MdsFrame[] = [];
+      const parts = [encodeHeader()];
+      let at = MDS_HEADER_BYTES;
+      for (const frame of scan?.frames ?? []) {
+        parts.push(data.subarray(frame.offset, frame.offset + frame.length));
+        frames.push({ ...frame, offset: at });
+        at += frame.length;
+      }
       await fs.rename(file, recovery.movedTo);
-      await writeAtomically(file, [encodeHeader(), valid]);
-      scan = { frames: scan?.frames ?? [], validEnd: MDS_HEADER_BYTES + valid.length, tail: 'clean', damage: null };
+      await writeAtomically(file, parts);
+      scan = { frames, validEnd: at, tail: 'clean', damage: null };
     } else if (scan.tail === 'torn') {
       recovery.tornBytes = data.length - scan.validEnd;
       const handle = await fs.open(file, 'r+');
