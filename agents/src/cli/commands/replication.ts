@@ -12,6 +12,8 @@ import {
   type SessionInfo,
   type VerifyReport,
 } from '@tandem/contract';
+import { loadAdminCredentials } from '../../tls/files.ts';
+import { AgentApiClient } from '../api-client.ts';
 import { dataOption, jsonOption } from '../arguments.ts';
 import { formatFields, formatTable, print, printJson, usageError } from '../output.ts';
 import { withClient, type AdminOptions } from './admin.ts';
@@ -236,10 +238,16 @@ export function registerReplicationCommands(program: Command): void {
     .addOption(dataOption())
     .addOption(jsonOption())
     .action((name: string, options: AdminOptions) =>
-      withClient(options, async (client) => {
-        const report = await client.call('POST', `/v1/sessions/${encodeURIComponent(name)}/verify`, VerifyReportSchema, {});
-        if (options.json) printJson(report);
-        else print(verifyFields(report));
+      withClient(options, async (checked) => {
+        // The agent answers once every track is compared (minutes on big volumes): no 30 s idle limit here.
+        const client = new AgentApiClient(`${checked.host.includes(':') ? `[${checked.host}]` : checked.host}:${checked.port}`, await loadAdminCredentials(options.data), 24 * 3600_000);
+        try {
+          const report = await client.call('POST', `/v1/sessions/${encodeURIComponent(name)}/verify`, VerifyReportSchema, {});
+          if (options.json) printJson(report);
+          else print(verifyFields(report));
+        } finally {
+          client.close();
+        }
       }),
     );
   session
