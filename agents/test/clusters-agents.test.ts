@@ -2,7 +2,7 @@
  * `tandem-agent cluster …` and /v1/clusters against two real agent
  * processes paired through the CLI: a cluster at alpha with a session of
  * alpha and one of beta, its master data set read at alpha and, over the
- * peer link, from beta; kept across a restart of alpha.
+ * peer link, from beta; kept across kill -9 and a restart of alpha.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterHistorySchema, ClusterInfoSchema, ClusterListSchema, ProblemSchema, type ClusterInfo } from '@tandem/contract';
@@ -119,8 +119,10 @@ describe('cluster commands', () => {
     expect(list.clusters.map((c) => [c.name, c.members.length])).toEqual([['c1', 2]]);
   });
 
-  it('keeps the cluster and continues its master data set across a restart; set, remove and delete', async () => {
+  it('keeps the cluster and continues its master data set across kill -9 and a restart; set, remove and delete', async () => {
     const before = ClusterInfoSchema.parse(await cliJson(alpha, ['cluster', 'show', 'c1'])).masterDataSet.lastSequence;
+    // Killed while it appends every 0.2 s: at worst a torn tail, cut off at the restart.
+    await alpha.kill('SIGKILL');
     await alpha.restart({ samePorts: true });
     const after = await waitForCluster(
       alpha,
