@@ -1,6 +1,7 @@
 import { ProblemError } from '@tandem/contract';
 import type { BlockDevice } from '../storage/block-device.ts';
 import type { StorageEngine } from '../storage/engine.ts';
+import type { ConsistencyGroupShipper } from './async-groups.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairRecord } from './session-store.ts';
 import type { HostChange, TapWork, TrackSpan, WriteTap } from './splitter.ts';
@@ -13,7 +14,7 @@ const RESYNC_WINDOW = 16;
 const WRITE_LINK_WAIT_MS = 1000;
 const RESYNC_LINK_WAIT_MS = 5000;
 
-export type MirrorMode = 'sync' | 'semi-sync';
+export type MirrorMode = 'sync' | 'semi-sync' | 'async';
 
 export interface PairSourceHooks {
   /** The session decides what a failed send means (suspend every pair, then acknowledge). */
@@ -43,6 +44,8 @@ export interface PairSourceHooks {
 export class PairSource implements WriteTap {
   readonly order = 20;
   mode: MirrorMode = 'sync';
+  /** The session's consistency-group master, for async sessions. */
+  shipper: ConsistencyGroupShipper | null = null;
   /** Mirroring host writes (preparing or prepared); else writes only mark tracks. */
   mirroring = false;
   /** Why the pair is suspended or failed (null when healthy). */
@@ -97,10 +100,18 @@ export class PairSource implements WriteTap {
       for (const watch of this.watchers) watch.add(track);
       this.unsettled.set(track, (this.unsettled.get(track) ?? 0) + 1);
       // An activity mark only where the bit is clear or already one; a real mark stays real.
-      if (this.mirroring && (!view.isSet(track) || this.lastTouched.has(track))) this.lastTouched.set(track, now);
+      // (Async marks are cleared when their consistency group is applied, not by the sweeper.)
+      if (this.mirroring && this.mode !== 'async' && (!view.isSet(track) || this.lastTouched.has(track))) {
+        this.lastTouched.set(track, now);
+      }
     }
     const marked = this.engine.bitmaps.set(this.bitmap, span.first, span.end - span.first);
     if (!this.mirroring) return { beforeLocal: marked };
+    if (this.mode === 'async' && this.shipper) {
+      // Queued in the open consistency group before the local write, so before the host's acknowledgement.
+      const shipper = this.shipper;
+      return { beforeLocal: marked.then(() => shipper.enqueue(this.record, change, span)) };
+    }
     const acknowledged = marked.then(() => this.send(change));
     return { beforeLocal: marked, acknowledged };
   }
@@ -221,7 +232,7 @@ export class PairSource implements WriteTap {
             const track = view.nextSet(cursor);
             if (track < 0) return;
             cursor = track + 1;
-            if (this.lastTouched.has(track)) continue;
+            if (this.lastTouched.has(track) || this.shipper?.isPending(this.record.id, track)) continue;
             // A real mark on a track with a host change in flight is copied once it settled.
             if (this.copying.has(track) || this.unsettled.has(track)) {
               deferred++;
@@ -269,6 +280,15 @@ export class PairSource implements WriteTap {
       this.hooks.onProgress?.(this);
     } finally {
       this.copying.delete(track);
+    }
+  }
+
+  /** A consistency group holding these tracks was applied at the target: their marks can go. */
+  groupApplied(tracks: Set<number>): void {
+    if (this.record.outOfSyncBitmap === null) return;
+    for (const track of tracks) {
+      if (this.copying.has(track) || this.unsettled.has(track)) continue;
+      this.engine.bitmaps.clear(this.record.outOfSyncBitmap, track, 1);
     }
   }
 

@@ -21,6 +21,8 @@ import { SessionStore, type PairRecord, type SessionRecord } from './session-sto
 import type { TapSource, WriteTap } from './splitter.ts';
 import { TargetChangedTap, WriteInhibitTap } from './target-taps.ts';
 import { TargetHandlers } from './target.ts';
+import { ConsistencyGroupShipper } from './async-groups.ts';
+import { GroupApplier } from './group-applier.ts';
 import { verifyPair } from './verify.ts';
 
 /** Which site executes an action: the source of the current direction, or its target. */
@@ -53,6 +55,11 @@ export class ReplicationService implements TapSource {
   /** Serves the other site's peer-link requests (public for tests' fault injection). */
   readonly target: TargetHandlers;
   private readonly suspending = new Map<string, Promise<void>>();
+  /** Async sessions this site is the source of: their consistency-group masters. */
+  private readonly shippers = new Map<string, ConsistencyGroupShipper>();
+  /** Async sessions this site is the target of: the applied groups' cut times. */
+  private readonly appliedTimes = new Map<string, number>();
+  readonly applier: GroupApplier;
   private readonly verifying = new Set<string>();
 
   constructor(
@@ -66,10 +73,19 @@ export class ReplicationService implements TapSource {
     for (const session of this.store.sessions()) this.sessions.set(session.id, session);
     for (const pair of this.store.pairs()) this.pairs.set(pair.id, pair);
     this.target = new TargetHandlers(this);
+    this.applier = new GroupApplier(
+      engine,
+      (session) => this.pairsOf(this.session(session)),
+      (session, time) => this.appliedTimes.set(session, time),
+    );
   }
 
   /** Resumes what was running before a restart: mirroring sessions resync what their bitmaps mark. */
   start(): void {
+    void this.applier
+      .recover()
+      .then((applied) => applied > 0 && this.logger.info({ applied }, 're-applied staged consistency groups'))
+      .catch((error) => this.logger.error({ error: problemMessage(error) }, 'staged consistency groups could not be applied'));
     for (const session of this.sessions.values()) {
       if (this.isSource(session) && (session.state === 'preparing' || session.state === 'prepared')) {
         void this.runMirroring(session).catch((error) => this.logger.warn({ error: problemMessage(error) }, 'resume failed'));
@@ -164,6 +180,8 @@ export class ReplicationService implements TapSource {
   }
 
   private dropSources(session: SessionRecord): void {
+    this.shippers.get(session.id)?.stop();
+    this.shippers.delete(session.id);
     for (const pair of this.pairsOf(session)) {
       this.sources.get(pair.id)?.dispose();
       this.sources.delete(pair.id);
@@ -223,7 +241,7 @@ export class ReplicationService implements TapSource {
       pending = (async () => {
         const reason = problemMessage(error);
         this.setState(session, 'suspending', { detail: reason }, false);
-        await Promise.all(this.pairsOf(session).map((p) => this.sources.get(p.id)?.stopMirroring(reason)));
+        await this.stopSource(session, reason);
         this.setState(session, 'suspended', {
           detail: `pair ${pair.record.h1Volume}: ${reason}`,
           recoverable: true,
@@ -262,8 +280,13 @@ export class ReplicationService implements TapSource {
 
   /** Mirrors host writes and resyncs every pair until duplex. */
   private async runMirroring(session: SessionRecord): Promise<void> {
-    const mode = session.type === 'semi-sync' ? 'semi-sync' : 'sync';
+    const mode = session.type === 'semi-sync' ? 'semi-sync' : session.type === 'async' ? 'async' : 'sync';
     const sources = this.pairsOf(session).map((pair) => this.ensureSource(session, pair));
+    if (mode === 'async') {
+      const shipper = this.shipperFor(session, sources);
+      for (const source of sources) source.shipper = shipper;
+      shipper.start();
+    }
     for (const source of sources) source.startMirroring(mode);
     this.refreshTaps();
     const marked = sources.reduce((sum, source) => sum + source.outOfSyncTracks, 0);
@@ -285,8 +308,8 @@ export class ReplicationService implements TapSource {
   // --- commands (API and CLI) ---
 
   async createSession(name: string, type: SessionType, peer: string): Promise<SessionRecord> {
-    if (type === 'async' || type === 'snapshot-shipping') {
-      throw new ProblemError('not-supported', `${type} sessions are not available yet; use sync or semi-sync`);
+    if (type === 'snapshot-shipping') {
+      throw new ProblemError('not-supported', `${type} sessions are not available yet; use sync, semi-sync or async`);
     }
     const other = this.peers.get(peer);
     for (const session of this.sessions.values()) {
@@ -416,7 +439,7 @@ export class ReplicationService implements TapSource {
         return;
       case 'suspend':
         this.setState(session, 'suspending', {}, false);
-        await Promise.all(this.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(null)));
+        await this.stopSource(session, null);
         this.setState(session, 'suspended', {
           detail: null,
           recoverable: true,
@@ -459,7 +482,23 @@ export class ReplicationService implements TapSource {
 
   /** Stops mirroring at this site (the source), keeping out-of-sync marks. */
   async stopSource(session: SessionRecord, reason: string | null): Promise<void> {
+    this.shippers.get(session.id)?.stop();
     await Promise.all(this.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(reason)));
+  }
+
+  /** The consistency-group master of an async session, made on first use. */
+  private shipperFor(session: SessionRecord, sources: PairSource[]): ConsistencyGroupShipper {
+    let shipper = this.shippers.get(session.id);
+    if (!shipper) {
+      shipper = new ConsistencyGroupShipper(session.id, this.link(session), {
+        onApplied: (group) => {
+          for (const source of sources) source.groupApplied(group.tracks.get(source.record.id) ?? new Set());
+        },
+        onFailure: (error) => void this.suspendForError(session, sources[0], error),
+      });
+      this.shippers.set(session.id, shipper);
+    }
+    return shipper;
   }
 
   async preflight(sessionName: string, options: { verifyCodes: boolean; fullCompare: boolean }): Promise<FailbackPreflight> {
@@ -689,7 +728,7 @@ export class ReplicationService implements TapSource {
           : healthy
             ? 'normal'
             : 'warning';
-    const consistencyTime = session.state === 'prepared' ? new Date().toISOString() : session.consistencyTime;
+    const consistencyTime = this.consistencyTime(session);
     return {
       id: session.id,
       name: session.name,
@@ -708,6 +747,20 @@ export class ReplicationService implements TapSource {
       createdAt: session.createdAt,
       updatedAt: session.updatedAt,
     };
+  }
+
+  /**
+   * The instant the targets hold a consistent image of: now for a prepared
+   * sync session, the last applied group's cut for an async one, the
+   * suspension time otherwise.
+   */
+  consistencyTime(session: SessionRecord): string | null {
+    if (session.type === 'async' && (session.state === 'prepared' || session.state === 'preparing')) {
+      const time = this.isSource(session) ? this.shippers.get(session.id)?.lastApplied?.time : this.appliedTimes.get(session.id);
+      if (time !== undefined && session.state === 'prepared') return new Date(time).toISOString();
+      return session.consistencyTime;
+    }
+    return session.state === 'prepared' ? new Date().toISOString() : session.consistencyTime;
   }
 
   private pairInfo(session: SessionRecord, pair: PairRecord): PairInfo {

@@ -1,4 +1,5 @@
 import { ProblemError, type FailbackOptions, type SessionAction } from '@tandem/contract';
+import type { GroupEntry } from './async-groups.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { handleClusterRequest } from './clusters/peer-requests.ts';
 import { localCodes } from './failback.ts';
@@ -100,6 +101,18 @@ export class TargetHandlers {
       }
       case 'pair.write':
         return this.write(params, payload);
+      case 'cg.apply': {
+        const session = service.session(str(params, 'session'));
+        if (service.isSource(session) || session.state === 'target-available' || session.state === 'recovering') {
+          throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; consistency groups are refused`);
+        }
+        if (!Array.isArray(params.entries)) throw new ProblemError('bad-request', 'cg.apply needs entries');
+        await service.applier.apply(
+          { session: session.id, group: num(params, 'group'), time: num(params, 'time'), entries: params.entries as GroupEntry[] },
+          payload,
+        );
+        return {};
+      }
       case 'pair.trim': {
         const { device } = this.targetPair(params);
         const offset = num(params, 'offset');
