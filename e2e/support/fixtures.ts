@@ -64,6 +64,7 @@ export { expect } from '@playwright/test';
 /** Saves a full-page screenshot as a test artifact (test-results/e2e/…/NAME.png, attached to the report). */
 export async function screenshot(page: import('@playwright/test').Page, testInfo: TestInfo, name: string): Promise<void> {
   const file = testInfo.outputPath(`${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  // Finite transitions are fast-forwarded, so a closing dialog never shows half faded.
+  await page.screenshot({ path: file, fullPage: true, animations: 'disabled' });
   await testInfo.attach(name, { path: file, contentType: 'image/png' });
 }
