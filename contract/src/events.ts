@@ -18,6 +18,8 @@ export const agentEventTypes = {
   volumeDeleted: 'volume.deleted',
   /** At start, a volume whose creation a crash interrupted was removed. */
   volumeRecovered: 'volume.recovered',
+  /** Host writes changed a volume's allocated space (at most one every 2 s per volume). */
+  volumeUsage: 'volume.usage',
   snapshotCreated: 'snapshot.created',
   snapshotDeleted: 'snapshot.deleted',
 } as const;

@@ -13,6 +13,9 @@ export interface VolumeRow {
   createdAt: string;
 }
 
+/** Events kept in the catalog; older ones are pruned. */
+const EVENT_RETENTION = 100_000;
+
 const migrations: string[] = [
   `CREATE TABLE volumes (
      id INTEGER PRIMARY KEY,
@@ -163,6 +166,8 @@ export class Catalog {
       .prepare('INSERT INTO events (time, type, severity, subject, message, data) VALUES (?, ?, ?, ?, ?, ?)')
       .run(time, type, severity, subject, message, data ? JSON.stringify(data) : null);
     const event: AgentEvent = { id: Number(result.lastInsertRowid), time, type, severity, subject, message };
+    // Retention: the newest EVENT_RETENTION events are kept (checked every 1000 inserts).
+    if (event.id % 1000 === 0) this.db.prepare('DELETE FROM events WHERE id <= ?').run(event.id - EVENT_RETENTION);
     if (data) event.data = data;
     this.events.emit('event', event);
     return event;

@@ -1,5 +1,6 @@
 import fsp from 'node:fs/promises';
 import {
+  agentEventTypes,
   ProblemError,
   VolumeNameSchema,
   VolumeSizeSchema,
@@ -29,6 +30,8 @@ import { RecordType } from './wal.ts';
  * in the metadata before the catalog and leaves the catalog first, and
  * `open` removes whatever one side holds that the other lacks.
  */
+const USAGE_EVENT_MS = 2000;
+
 export class StorageEngine implements Engine {
   readonly catalog: Catalog;
   readonly identity: AgentIdentity;
@@ -44,6 +47,8 @@ export class StorageEngine implements Engine {
   /** Names being created right now (between the checks and the catalog insert). */
   private readonly reserved = new Set<string>();
   private nextId: number;
+  private readonly usageChanged = new Set<number>();
+  private usageTimer: NodeJS.Timeout | null = null;
 
   private constructor(paths: DataDirPaths, identity: AgentIdentity, journal: MetadataJournal, catalog: Catalog) {
     this.paths = paths;
@@ -288,7 +293,9 @@ export class StorageEngine implements Engine {
   private deviceFor(row: VolumeRow): VolumeDevice {
     let device = this.devices.get(row.id);
     if (!device) {
-      device = new VolumeDevice(this.journal, this.codes, this.journal.state.volume(row.id), row.name, row.readOnly);
+      device = new VolumeDevice(this.journal, this.codes, this.journal.state.volume(row.id), row.name, row.readOnly, (id) =>
+        this.noteUsageChange(id),
+      );
       this.devices.set(row.id, device);
     }
     return device;
@@ -301,6 +308,34 @@ export class StorageEngine implements Engine {
   /** Segment codes of a track range, computing invalid ones (see VolumeDevice.segmentCodes). */
   segmentCodes(name: string, start: number, count: number): Promise<{ codes: BigUint64Array; computed: number }> {
     return this.deviceFor(this.row(name)).segmentCodes(start, count);
+  }
+
+  /**
+   * Host writes that allocate or release tracks change a volume's space;
+   * consoles hear of it through a `volume.usage` event, at most one per
+   * volume every USAGE_EVENT_MS (not one per write).
+   */
+  private noteUsageChange(volumeId: number): void {
+    this.usageChanged.add(volumeId);
+    if (this.usageTimer) return;
+    this.usageTimer = setTimeout(() => {
+      this.usageTimer = null;
+      const changed = [...this.usageChanged];
+      this.usageChanged.clear();
+      for (const id of changed) {
+        const row = [...this.rows.values()].find((r) => r.id === id);
+        if (!row) continue;
+        const info = this.info(row);
+        this.catalog.recordEvent(
+          agentEventTypes.volumeUsage,
+          'info',
+          row.name,
+          `${row.name}: ${formatSize(info.allocatedBytes)} allocated, ${formatSize(info.sharedBytes)} shared`,
+          { allocatedBytes: info.allocatedBytes, sharedBytes: info.sharedBytes, exclusiveBytes: info.exclusiveBytes },
+        );
+      }
+    }, USAGE_EVENT_MS);
+    this.usageTimer.unref();
   }
 
   /** Commits every change and every completed write (what NBD FLUSH means, for all volumes). */
@@ -362,6 +397,7 @@ export class StorageEngine implements Engine {
   }
 
   async close(): Promise<void> {
+    if (this.usageTimer) clearTimeout(this.usageTimer);
     await this.journal.close();
     await this.codes.save(this.paths.meta);
     this.catalog.close();

@@ -32,9 +32,20 @@ export class VolumeDevice implements BlockDevice {
   private openers = 0;
   private deleted = false;
 
-  constructor(journal: MetadataJournal, codes: SegmentCodes, volume: VolumeMeta, name: string, readOnly: boolean) {
+  /** Told when a write or trim changed which tracks are allocated (for usage events). */
+  private readonly allocationChanged: (volumeId: number) => void;
+
+  constructor(
+    journal: MetadataJournal,
+    codes: SegmentCodes,
+    volume: VolumeMeta,
+    name: string,
+    readOnly: boolean,
+    allocationChanged: (volumeId: number) => void = () => {},
+  ) {
     this.journal = journal;
     this.codes = codes;
+    this.allocationChanged = allocationChanged;
     this.volume = volume;
     this.name = name;
     this.readOnly = readOnly;
@@ -269,6 +280,7 @@ export class VolumeDevice implements BlockDevice {
                 track: fullStart,
                 count: fullEnd - fullStart,
               });
+              this.allocationChanged(this.volume.id);
             }
             await this.zeroPartial(Math.max(offset, fullEnd * trackSize), end);
           } else {
@@ -376,6 +388,7 @@ export class VolumeDevice implements BlockDevice {
         journal.log({ type: RecordType.MapTrack, volume: volume.id, track: remap.track + i, extent: remap.extent + i });
       }
     }
+    if (remaps.length > 0) this.allocationChanged(volume.id);
   }
 
   /** Whether this track's part of a write goes in place: the extent is the volume's alone. */

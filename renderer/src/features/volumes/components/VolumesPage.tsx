@@ -48,7 +48,7 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
       )}
       {volumes.error && <ProblemAlert error={volumes.error} title="Volumes could not be loaded" />}
       <Text size="xs" c="dimmed">
-        Changes made through the agent show up by themselves; space used by data written over NBD shows after Refresh.
+        Changes show up by themselves, including space used by data written over NBD (within a few seconds).
       </Text>
       {volumes.data && rows.length === 0 && (
         <Text data-testid="volumes-empty">No volumes yet. Choose “Create volume” to make one; it is thin, so its size costs nothing until data is written.</Text>
