@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
+import { runCommand } from './helpers/run-command.ts';
 
 /**
  * `kill -9` of a real agent in the middle of NBD writes: fio hammers one
@@ -12,20 +12,6 @@ import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts
 
 const MiB = 1024 * 1024;
 
-function run(command: string, args: string[], timeoutMs = 120_000): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (out += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
 
 /** The byte qemu-io's -P fills block `index` with in the flushed-writes region. */
 const patternOf = (index: number) => 1 + (index % 250);
@@ -46,7 +32,7 @@ describe('kill -9 during writes', () => {
   it('checks clean, restarts, and keeps every flushed write', async () => {
     const uri = agent.nbdUri('crash');
     // Region A: 32 MiB written and flushed before any load.
-    const before = await run('qemu-io', ['-f', 'raw', '-t', 'writeback', '-c', 'write -P 0x5a 0 32M', '-c', 'flush', uri]);
+    const before = await runCommand('qemu-io', ['-f', 'raw', '-t', 'writeback', '-c', 'write -P 0x5a 0 32M', '-c', 'flush', uri]);
     expect(before.code, before.out).toBe(0);
 
     // Region B (32..64 MiB): one 64 KiB + 100 byte write per qemu-io run, each
@@ -56,14 +42,14 @@ describe('kill -9 during writes', () => {
     const flushedWriter = (async () => {
       for (let index = 0; writing && index < 400; index++) {
         const offset = 32 * MiB + index * 80 * 1024 + 37;
-        const result = await run('qemu-io', ['-f', 'raw', '-t', 'writeback', '-c', `write -P ${patternOf(index)} ${offset} 65636`, '-c', 'flush', uri], 20_000);
+        const result = await runCommand('qemu-io', ['-f', 'raw', '-t', 'writeback', '-c', `write -P ${patternOf(index)} ${offset} 65636`, '-c', 'flush', uri], 20_000);
         if (result.code !== 0) break;
         acknowledged.push(index);
       }
     })();
 
     // Region C (64..256 MiB): fio random writes of mixed sizes, deep queue.
-    const fio = run('fio', [
+    const fio = runCommand('fio', [
       '--ioengine=nbd',
       `--uri=${uri}`,
       '--name=crash',
@@ -88,7 +74,7 @@ describe('kill -9 during writes', () => {
     expect(check.code, `${check.stdout}\n${check.stderr}`).toBe(0);
 
     await agent.restart();
-    const regionA = await run('qemu-io', ['-f', 'raw', '-r', '-c', 'read -P 0x5a 0 32M', agent.nbdUri('crash')]);
+    const regionA = await runCommand('qemu-io', ['-f', 'raw', '-r', '-c', 'read -P 0x5a 0 32M', agent.nbdUri('crash')]);
     expect(regionA.code, regionA.out).toBe(0);
     expect(regionA.out).not.toMatch(/Pattern verification failed/);
 
@@ -99,7 +85,7 @@ describe('kill -9 during writes', () => {
     for (let start = 0; start < reads.length; start += 50) {
       const args = ['-f', 'raw', '-r'];
       for (const command of reads.slice(start, start + 50)) args.push('-c', command);
-      const result = await run('qemu-io', [...args, agent.nbdUri('crash')]);
+      const result = await runCommand('qemu-io', [...args, agent.nbdUri('crash')]);
       expect(result.code, result.out).toBe(0);
       expect(result.out, 'every acknowledged flushed write survived').not.toMatch(/Pattern verification failed/);
     }

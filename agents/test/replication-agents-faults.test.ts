@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
+import { agentCliJson, runCommand } from './helpers/run-command.ts';
 
 /**
  * Real agent processes: a semi-sync session whose secondary fails writes
@@ -8,26 +8,7 @@ import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts
  * a peer link that reaches a third agent with its own CA.
  */
 
-function run(command: string, args: string[], timeoutMs = 120_000): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (out += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
 
-async function cliJson<T>(agent: AgentProcess, args: string[]): Promise<T> {
-  const result = await agent.cli([...args, '--json']);
-  if (result.code !== 0) throw new Error(`tandem-agent ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
-  return JSON.parse(result.stdout) as T;
-}
 
 interface EventJson {
   type: string;
@@ -37,7 +18,7 @@ interface EventJson {
 }
 
 async function eventsOf(agent: AgentProcess, type: string): Promise<EventJson[]> {
-  const { events } = await cliJson<{ events: EventJson[] }>(agent, ['events', '--limit', '1000']);
+  const { events } = await agentCliJson<{ events: EventJson[] }>(agent, ['events', '--limit', '1000']);
   return events.filter((event) => event.type === type);
 }
 
@@ -61,8 +42,8 @@ beforeAll(async () => {
     startAgentProcess({ site: 'beta', env: { TANDEM_TEST_FAIL_ARRIVAL_WRITES: '3' } }),
     startAgentProcess({ site: 'gamma' }),
   ]);
-  const token = await cliJson<{ token: string }>(h2, ['token']);
-  await cliJson(h1, ['pair', '--with', h2.apiAddress, '--token', token.token]);
+  const token = await agentCliJson<{ token: string }>(h2, ['token']);
+  await agentCliJson(h1, ['pair', '--with', h2.apiAddress, '--token', token.token]);
 }, 120_000);
 
 afterAll(async () => {
@@ -78,15 +59,15 @@ describe('agent processes', () => {
       const created = await agent.cli(['volume', 'create', name, '32M']);
       expect(created.code, created.stderr).toBe(0);
     }
-    await cliJson(h1, ['session', 'create', 'silver', '--type', 'semi-sync', '--peer', 'beta']);
-    await cliJson(h1, ['session', 'add', 'silver', 'prod', 'copy']);
-    await cliJson(h1, ['session', 'start', 'silver']);
-    await until('prepared', async () => (await cliJson<{ state: string }>(h1, ['session', 'show', 'silver'])).state === 'prepared');
+    await agentCliJson(h1, ['session', 'create', 'silver', '--type', 'semi-sync', '--peer', 'beta']);
+    await agentCliJson(h1, ['session', 'add', 'silver', 'prod', 'copy']);
+    await agentCliJson(h1, ['session', 'start', 'silver']);
+    await until('prepared', async () => (await agentCliJson<{ state: string }>(h1, ['session', 'show', 'silver'])).state === 'prepared');
 
     // Twenty writes over NBD; the first three fail at the secondary after their arrival was acknowledged.
     const commands = Array.from({ length: 20 }, (_, i) => ['-c', `write -P 0x${(0x20 + i).toString(16)} ${i}M 96k`]).flat();
     const started = Date.now();
-    const written = await run('qemu-io', ['-f', 'raw', ...commands, h1.nbdUri('prod')]);
+    const written = await runCommand('qemu-io', ['-f', 'raw', ...commands, h1.nbdUri('prod')]);
     expect(written.code, written.out).toBe(0);
     expect(written.out).not.toMatch(/error|failed/i);
     expect(Date.now() - started, 'host writes were not held up').toBeLessThan(20_000);
@@ -99,34 +80,34 @@ describe('agent processes', () => {
     expect(repaired.every((event) => event.data!.copied === true)).toBe(true);
     const failures = await eventsOf(h2, 'pair.repair');
     expect(failures.map((event) => event.severity)).toEqual(['warning', 'warning', 'warning']);
-    const compare = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('copy')]);
+    const compare = await runCommand('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('copy')]);
     expect(compare.out).toMatch(/Images are identical/);
-    const verified = await cliJson<{ differingTracks: number; comparedTracks: number }>(h1, ['session', 'verify', 'silver']);
+    const verified = await agentCliJson<{ differingTracks: number; comparedTracks: number }>(h1, ['session', 'verify', 'silver']);
     expect(verified).toMatchObject({ differingTracks: 0, comparedTracks: 512 });
   }, 180_000);
 
   it('a link address answered by an agent with another CA: both ends refuse, the listener records peer.refused', async () => {
     const before = (await eventsOf(gamma, 'peer.refused')).length;
     // alpha now dials "beta" at gamma's link listener.
-    await cliJson(h1, ['peers', 'set-link', 'beta', gamma.runInfo.linkAddress!]);
-    await cliJson(h1, ['session', 'show', 'silver']);
+    await agentCliJson(h1, ['peers', 'set-link', 'beta', gamma.runInfo.linkAddress!]);
+    await agentCliJson(h1, ['session', 'show', 'silver']);
     // A write makes alpha use the link (the session suspends when it cannot reach beta).
-    const write = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x77 30M 64k', h1.nbdUri('prod')]);
+    const write = await runCommand('qemu-io', ['-f', 'raw', '-c', 'write -P 0x77 30M 64k', h1.nbdUri('prod')]);
     expect(write.code, write.out).toBe(0);
     const refused = await until('peer.refused at gamma', async () => {
       const found = await eventsOf(gamma, 'peer.refused');
       return found.length > before ? found : null;
     });
     expect(refused.at(-1)!.severity).toBe('warning');
-    const peers = await cliJson<{ peers: Array<{ site: string; link: string }> }>(h1, ['peers', 'list']);
+    const peers = await agentCliJson<{ peers: Array<{ site: string; link: string }> }>(h1, ['peers', 'list']);
     expect(peers.peers.find((peer) => peer.site === 'beta')!.link).not.toBe('connected');
     const down = await eventsOf(h1, 'link.down');
     expect(down.length).toBeGreaterThan(0);
 
     // Pointed back at beta, the session resumes by itself and converges.
-    await cliJson(h1, ['peers', 'set-link', 'beta', h2.runInfo.linkAddress!]);
-    await until('prepared again', async () => (await cliJson<{ state: string }>(h1, ['session', 'show', 'silver'])).state === 'prepared', 90_000);
-    const compare = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('copy')]);
+    await agentCliJson(h1, ['peers', 'set-link', 'beta', h2.runInfo.linkAddress!]);
+    await until('prepared again', async () => (await agentCliJson<{ state: string }>(h1, ['session', 'show', 'silver'])).state === 'prepared', 90_000);
+    const compare = await runCommand('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('copy')]);
     expect(compare.out).toMatch(/Images are identical/);
   }, 180_000);
 });

@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
+import { agentCliJson, runCommand } from './helpers/run-command.ts';
 import { FaultProxy } from './helpers/fault-proxy.ts';
 
 /**
@@ -10,26 +10,7 @@ import { FaultProxy } from './helpers/fault-proxy.ts';
  * an incremental resync of exactly the marked tracks, and failover.
  */
 
-function run(command: string, args: string[], timeoutMs = 120_000): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (out += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
 
-async function cliJson<T>(agent: AgentProcess, args: string[]): Promise<T> {
-  const result = await agent.cli([...args, '--json']);
-  if (result.code !== 0) throw new Error(`tandem-agent ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
-  return JSON.parse(result.stdout) as T;
-}
 
 interface SessionJson {
   state: string;
@@ -39,7 +20,7 @@ interface SessionJson {
 async function waitForState(agent: AgentProcess, session: string, state: string, timeoutMs = 60_000): Promise<SessionJson> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const info = await cliJson<SessionJson>(agent, ['session', 'show', session]);
+    const info = await agentCliJson<SessionJson>(agent, ['session', 'show', session]);
     if (info.state === state) return info;
     if (Date.now() > deadline) throw new Error(`session ${session} stayed ${info.state}, never ${state}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -67,13 +48,13 @@ describe('two agents', () => {
     const bad = await h1.cli(['pair', '--with', h2.apiAddress, '--token', 'tdm_not-a-token']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/token-invalid/);
-    const token = await cliJson<{ token: string }>(h2, ['token']);
-    const paired = await cliJson<{ site: string }>(h1, ['pair', '--with', h2.apiAddress, '--token', token.token]);
+    const token = await agentCliJson<{ token: string }>(h2, ['token']);
+    const paired = await agentCliJson<{ site: string }>(h1, ['pair', '--with', h2.apiAddress, '--token', token.token]);
     expect(paired.site).toBe('beta');
     const reuse = await h1.cli(['pair', '--with', h2.apiAddress, '--token', token.token]);
     expect(reuse.stderr).toMatch(/token-invalid/);
-    await cliJson(h1, ['peers', 'set-link', 'beta', proxy.address]);
-    const peers = await cliJson<{ peers: Array<{ site: string }> }>(h2, ['peers', 'list']);
+    await agentCliJson(h1, ['peers', 'set-link', 'beta', proxy.address]);
+    const peers = await agentCliJson<{ peers: Array<{ site: string }> }>(h2, ['peers', 'list']);
     expect(peers.peers.map((p) => p.site)).toEqual(['alpha']);
   });
 
@@ -85,25 +66,25 @@ describe('two agents', () => {
       const created = await agent.cli(['volume', 'create', name, '64M']);
       expect(created.code, created.stderr).toBe(0);
     }
-    const write = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x41 0 8M', h1.nbdUri('prod')]);
+    const write = await runCommand('qemu-io', ['-f', 'raw', '-c', 'write -P 0x41 0 8M', h1.nbdUri('prod')]);
     expect(write.code, write.out).toBe(0);
-    await cliJson(h1, ['session', 'create', 'gold', '--type', 'sync', '--peer', 'beta']);
-    await cliJson(h1, ['session', 'add', 'gold', 'prod', 'copy']);
-    await cliJson(h1, ['session', 'start', 'gold']);
+    await agentCliJson(h1, ['session', 'create', 'gold', '--type', 'sync', '--peer', 'beta']);
+    await agentCliJson(h1, ['session', 'add', 'gold', 'prod', 'copy']);
+    await agentCliJson(h1, ['session', 'start', 'gold']);
     await waitForState(h1, 'gold', 'prepared');
     // Mirrored from now on: this write is at h2 when qemu-io returns.
-    const more = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x42 20M 3M', h1.nbdUri('prod')]);
+    const more = await runCommand('qemu-io', ['-f', 'raw', '-c', 'write -P 0x42 20M 3M', h1.nbdUri('prod')]);
     expect(more.code, more.out).toBe(0);
-    const compare = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('copy')]);
+    const compare = await runCommand('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('copy')]);
     expect(compare.out).toMatch(/Images are identical/);
     // The target refuses host writes.
-    const refused = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x43 0 4k', h2.nbdUri('copy')]);
+    const refused = await runCommand('qemu-io', ['-f', 'raw', '-c', 'write -P 0x43 0 4k', h2.nbdUri('copy')]);
     expect(refused.out).toMatch(/Operation not permitted|Permission denied|error/i);
 
     // Activity marks of the writes above clear once their tracks are quiet (2 s).
     await new Promise((resolve) => setTimeout(resolve, 3000));
     // Writes in flight when the primary dies; they touch tracks 32 MiB..40 MiB only.
-    const writer = run('fio', [
+    const writer = runCommand('fio', [
       '--ioengine=nbd',
       `--uri=${h1.nbdUri('prod')}`,
       '--name=dying',
@@ -122,7 +103,7 @@ describe('two agents', () => {
     expect(eventsBefore).not.toBe(0);
     await h1.restart();
     await waitForState(h1, 'gold', 'prepared');
-    const events = await cliJson<{ events: Array<{ type: string; data?: Record<string, number> }> }>(h1, ['events']);
+    const events = await agentCliJson<{ events: Array<{ type: string; data?: Record<string, number> }> }>(h1, ['events']);
     const resync = events.events.filter((e) => e.type === 'session.resync').at(-1)!;
     const synced = events.events.filter((e) => e.type === 'session.synced').at(-1)!;
     const marked = resync.data!.markedTracks;
@@ -130,11 +111,11 @@ describe('two agents', () => {
     expect(marked).toBeGreaterThan(0);
     expect(marked).toBeLessThanOrEqual(128);
     expect(synced.data!.copiedTracks).toBe(marked);
-    const after = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('copy')]);
+    const after = await runCommand('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('copy')]);
     expect(after.out).toMatch(/Images are identical/);
 
     // Online verify by segment codes through the CLI: every track compared, none differs.
-    const verified = await cliJson<{ comparedTracks: number; differingTracks: number; pairs: Array<{ trackCount: number }> }>(h1, [
+    const verified = await agentCliJson<{ comparedTracks: number; differingTracks: number; pairs: Array<{ trackCount: number }> }>(h1, [
       'session',
       'verify',
       'gold',
@@ -145,22 +126,22 @@ describe('two agents', () => {
     const text = await h1.cli(['session', 'verify', 'gold']);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/differing\s+0 track/);
-    const verifyEvents = await cliJson<{ events: Array<{ type: string; data?: Record<string, number> }> }>(h1, ['events']);
+    const verifyEvents = await agentCliJson<{ events: Array<{ type: string; data?: Record<string, number> }> }>(h1, ['events']);
     expect(verifyEvents.events.filter((e) => e.type === 'session.verified').map((e) => e.data!.differingTracks)).toEqual([0, 0]);
   }, 180_000);
 
   it('fails over: every acknowledged write is readable at the secondary, which then takes writes', async () => {
-    const write = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x55 50M 1M', h1.nbdUri('prod')]);
+    const write = await runCommand('qemu-io', ['-f', 'raw', '-c', 'write -P 0x55 50M 1M', h1.nbdUri('prod')]);
     expect(write.code, write.out).toBe(0);
     await h1.kill('SIGKILL');
     // The disaster: recover at h2 with h1 gone.
-    const recovered = await cliJson<{ state: string }>(h2, ['session', 'recover', 'gold']);
+    const recovered = await agentCliJson<{ state: string }>(h2, ['session', 'recover', 'gold']);
     expect(recovered.state).toBe('target-available');
-    const read = await run('qemu-io', ['-f', 'raw', '-c', 'read -P 0x55 50M 1M', '-c', 'read -P 0x42 20M 3M', h2.nbdUri('copy')]);
+    const read = await runCommand('qemu-io', ['-f', 'raw', '-c', 'read -P 0x55 50M 1M', '-c', 'read -P 0x42 20M 3M', h2.nbdUri('copy')]);
     expect(read.out).not.toMatch(/Pattern verification failed/);
-    const production = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x66 0 64k', h2.nbdUri('copy')]);
+    const production = await runCommand('qemu-io', ['-f', 'raw', '-c', 'write -P 0x66 0 64k', h2.nbdUri('copy')]);
     expect(production.code, production.out).toBe(0);
-    const show = await cliJson<{ pairs: Array<{ targetChangedTracks: number }> }>(h2, ['session', 'show', 'gold']);
+    const show = await agentCliJson<{ pairs: Array<{ targetChangedTracks: number }> }>(h2, ['session', 'show', 'gold']);
     expect(show.pairs[0].targetChangedTracks).toBe(1);
   }, 120_000);
 });
