@@ -7,20 +7,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterHistorySchema, ClusterInfoSchema, ClusterListSchema, ProblemSchema, type ClusterInfo } from '@tandem/contract';
 import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
+import { agentCliJson } from './helpers/run-command.ts';
 
 let alpha: AgentProcess;
 let beta: AgentProcess;
 
-async function cliJson(agent: AgentProcess, args: string[]): Promise<unknown> {
-  const result = await agent.cli([...args, '--json']);
-  if (result.code !== 0) throw new Error(`tandem-agent ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
-  return JSON.parse(result.stdout);
-}
 
 async function waitForCluster(agent: AgentProcess, check: (info: ClusterInfo) => boolean, what: string): Promise<ClusterInfo> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const info = ClusterInfoSchema.parse(await cliJson(agent, ['cluster', 'show', 'c1']));
+    const info = ClusterInfoSchema.parse(await agentCliJson(agent, ['cluster', 'show', 'c1']));
     if (check(info)) return info;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(info)}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -29,8 +25,8 @@ async function waitForCluster(agent: AgentProcess, check: (info: ClusterInfo) =>
 
 beforeAll(async () => {
   [alpha, beta] = await Promise.all([startAgentProcess({ site: 'alpha' }), startAgentProcess({ site: 'beta' })]);
-  const token = (await cliJson(beta, ['token'])) as { token: string };
-  await cliJson(alpha, ['pair', '--with', beta.apiAddress, '--token', token.token]);
+  const token = (await agentCliJson(beta, ['token'])) as { token: string };
+  await agentCliJson(alpha, ['pair', '--with', beta.apiAddress, '--token', token.token]);
   for (const [agent, volume] of [
     [alpha, 'a1'],
     [alpha, 'a2'],
@@ -39,10 +35,10 @@ beforeAll(async () => {
   ] as const) {
     expect((await agent.cli(['volume', 'create', volume, '8M'])).code).toBe(0);
   }
-  await cliJson(alpha, ['session', 'create', 's1', '--type', 'sync', '--peer', 'beta']);
-  await cliJson(alpha, ['session', 'add', 's1', 'a1', 'b1']);
-  await cliJson(beta, ['session', 'create', 's2', '--type', 'sync', '--peer', 'alpha']);
-  await cliJson(beta, ['session', 'add', 's2', 'b2', 'a2']);
+  await agentCliJson(alpha, ['session', 'create', 's1', '--type', 'sync', '--peer', 'beta']);
+  await agentCliJson(alpha, ['session', 'add', 's1', 'a1', 'b1']);
+  await agentCliJson(beta, ['session', 'create', 's2', '--type', 'sync', '--peer', 'alpha']);
+  await agentCliJson(beta, ['session', 'add', 's2', 'b2', 'a2']);
 }, 120_000);
 
 afterAll(async () => {
@@ -51,17 +47,17 @@ afterAll(async () => {
 
 describe('cluster commands', () => {
   it('creates a cluster of a local and a remote session and consolidates them as they start', async () => {
-    const created = ClusterInfoSchema.parse(await cliJson(alpha, ['cluster', 'create', 'c1', '--interval', '0.2']));
+    const created = ClusterInfoSchema.parse(await agentCliJson(alpha, ['cluster', 'create', 'c1', '--interval', '0.2']));
     expect(created).toMatchObject({ name: 'c1', processorSite: 'alpha', intervalSeconds: 0.2, timeoutSeconds: 0.6, health: 'inactive' });
-    await cliJson(alpha, ['cluster', 'add', 'c1', 's1']);
-    const added = ClusterInfoSchema.parse(await cliJson(alpha, ['cluster', 'add', 'c1', 's2', '--agent', 'beta']));
+    await agentCliJson(alpha, ['cluster', 'add', 'c1', 's1']);
+    const added = ClusterInfoSchema.parse(await agentCliJson(alpha, ['cluster', 'add', 'c1', 's2', '--agent', 'beta']));
     expect(added.members.map((m) => [m.session, m.site, m.local, m.state])).toEqual([
       ['s1', 'alpha', true, 'defined'],
       ['s2', 'beta', false, 'defined'],
     ]);
 
-    await cliJson(alpha, ['session', 'start', 's1']);
-    await cliJson(beta, ['session', 'start', 's2']);
+    await agentCliJson(alpha, ['session', 'start', 's1']);
+    await agentCliJson(beta, ['session', 'start', 's2']);
     const prepared = await waitForCluster(alpha, (c) => c.members.every((m) => m.state === 'prepared'), 'both members prepared');
     expect(prepared.health).toBe('normal');
     expect(prepared.consistencyTime).not.toBeNull();
@@ -71,18 +67,18 @@ describe('cluster commands', () => {
     expect(human.stdout).toMatch(/^cluster\s+c1$/m);
     expect(human.stdout).toMatch(/^SESSION\s+SITE\s+STATUS\s+STATE\s+HEALTH/m);
     expect(human.stdout).toMatch(/^s2\s+beta\s+reporting\s+prepared\s+normal/m);
-    const list = ClusterListSchema.parse(await cliJson(alpha, ['cluster', 'list']));
+    const list = ClusterListSchema.parse(await agentCliJson(alpha, ['cluster', 'list']));
     expect(list.clusters.map((c) => [c.name, c.members.length])).toEqual([['c1', 2]]);
   });
 
   it('reads the master data set at alpha, and from beta over the peer link', async () => {
-    const here = ClusterHistorySchema.parse(await cliJson(alpha, ['cluster', 'history', 'c1', '--limit', '3']));
+    const here = ClusterHistorySchema.parse(await agentCliJson(alpha, ['cluster', 'history', 'c1', '--limit', '3']));
     expect(here.site).toBe('alpha');
     expect(here.records).toHaveLength(3);
     expect(here.records[1].sequence).toBe(here.records[0].sequence + 1);
     expect(here.records.at(-1)!.members.map((m) => m.state)).toEqual(['prepared', 'prepared']);
 
-    const there = ClusterHistorySchema.parse(await cliJson(beta, ['cluster', 'history', 'c1', '--site', 'alpha', '--limit', '2']));
+    const there = ClusterHistorySchema.parse(await agentCliJson(beta, ['cluster', 'history', 'c1', '--site', 'alpha', '--limit', '2']));
     expect(there.site).toBe('alpha');
     expect(there.records).toHaveLength(2);
     expect(there.records[0].sequence).toBeGreaterThanOrEqual(here.records.at(-1)!.sequence);
@@ -115,12 +111,12 @@ describe('cluster commands', () => {
       expect(answer.status, `${method} ${path}`).toBe(status);
       expect(ProblemSchema.parse(answer.body).problem, `${method} ${path}`).toBe(problem);
     }
-    const list = ClusterListSchema.parse(await cliJson(alpha, ['cluster', 'list']));
+    const list = ClusterListSchema.parse(await agentCliJson(alpha, ['cluster', 'list']));
     expect(list.clusters.map((c) => [c.name, c.members.length])).toEqual([['c1', 2]]);
   });
 
   it('keeps the cluster and continues its master data set across kill -9 and a restart; set, remove and delete', async () => {
-    const before = ClusterInfoSchema.parse(await cliJson(alpha, ['cluster', 'show', 'c1'])).masterDataSet.lastSequence;
+    const before = ClusterInfoSchema.parse(await agentCliJson(alpha, ['cluster', 'show', 'c1'])).masterDataSet.lastSequence;
     // Killed while it appends every 0.2 s: at worst a torn tail, cut off at the restart.
     await alpha.kill('SIGKILL');
     await alpha.restart({ samePorts: true });
@@ -130,17 +126,17 @@ describe('cluster commands', () => {
       'records after the restart',
     );
     expect(after.members.map((m) => `${m.session}@${m.site}`)).toEqual(['s1@alpha', 's2@beta']);
-    const history = ClusterHistorySchema.parse(await cliJson(alpha, ['cluster', 'history', 'c1', '--limit', '10000']));
+    const history = ClusterHistorySchema.parse(await agentCliJson(alpha, ['cluster', 'history', 'c1', '--limit', '10000']));
     expect(history.damage).toBeNull();
     expect(history.records.map((r) => r.sequence)).toEqual(Array.from({ length: history.records.length }, (_, i) => i + 1));
 
-    const set = ClusterInfoSchema.parse(await cliJson(alpha, ['cluster', 'set', 'c1', '--interval', '0.5']));
+    const set = ClusterInfoSchema.parse(await agentCliJson(alpha, ['cluster', 'set', 'c1', '--interval', '0.5']));
     expect(set).toMatchObject({ intervalSeconds: 0.5, timeoutSeconds: 1.5 });
-    const removed = ClusterInfoSchema.parse(await cliJson(alpha, ['cluster', 'remove', 'c1', 's2', '--agent', 'beta']));
+    const removed = ClusterInfoSchema.parse(await agentCliJson(alpha, ['cluster', 'remove', 'c1', 's2', '--agent', 'beta']));
     expect(removed.members.map((m) => m.session)).toEqual(['s1']);
-    await cliJson(alpha, ['cluster', 'delete', 'c1']);
-    expect(ClusterListSchema.parse(await cliJson(alpha, ['cluster', 'list'])).clusters).toEqual([]);
-    const events = (await cliJson(alpha, ['events', '--limit', '1000'])) as { events: Array<{ type: string }> };
+    await agentCliJson(alpha, ['cluster', 'delete', 'c1']);
+    expect(ClusterListSchema.parse(await agentCliJson(alpha, ['cluster', 'list'])).clusters).toEqual([]);
+    const events = (await agentCliJson(alpha, ['events', '--limit', '1000'])) as { events: Array<{ type: string }> };
     const types = new Set(events.events.map((e) => e.type));
     for (const type of ['cluster.created', 'cluster.member-added', 'cluster.health', 'cluster.member-removed', 'cluster.deleted']) {
       expect(types.has(type), type).toBe(true);
