@@ -1,7 +1,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ProblemError } from '@tandem/contract';
-import { syncDirectory } from '../storage/checkpoint.ts';
+import { writeFileDurably } from '../storage/durable-file.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { GroupEntry } from './async-groups.ts';
 import type { PairRecord } from './session-store.ts';
@@ -59,16 +59,7 @@ export class GroupApplier {
       const length = Buffer.alloc(4);
       length.writeUInt32BE(header.length, 0);
       const target = this.file(staged.session, staged.group);
-      const temp = `${target}.tmp`;
-      const handle = await fsp.open(temp, 'w', 0o600);
-      try {
-        await handle.writev(payload ? [length, header, payload] : [length, header]);
-        await handle.datasync();
-      } finally {
-        await handle.close();
-      }
-      await fsp.rename(temp, target);
-      await syncDirectory(this.dir);
+      await writeFileDurably(target, payload ? [length, header, payload] : [length, header]);
       await this.applyStaged(staged, payload ?? Buffer.alloc(0));
       await fsp.unlink(target);
     });

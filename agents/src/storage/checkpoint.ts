@@ -1,6 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
+import { writeFileDurably } from './durable-file.ts';
+
+export { syncDirectory } from './durable-file.ts';
 import { Chunk, CHUNK_TRACKS, MetadataState, NO_EXTENT, popcount8 } from './metadata.ts';
 
 /**
@@ -185,28 +188,9 @@ export function parseCheckpoint(file: Buffer): LoadedCheckpoint {
   return { state, walGeneration };
 }
 
-/** Writes a checkpoint durably: temp file, fsync, rename, fsync the directory. */
+/** Writes a checkpoint durably (see writeFileDurably). */
 export async function writeCheckpoint(metaDir: string, data: Buffer): Promise<void> {
-  const target = path.join(metaDir, CHECKPOINT_FILE);
-  const temp = `${target}.tmp`;
-  const handle = await fs.open(temp, 'w', 0o600);
-  try {
-    await handle.writeFile(data);
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(temp, target);
-  await syncDirectory(metaDir);
-}
-
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  await writeFileDurably(path.join(metaDir, CHECKPOINT_FILE), data);
 }
 
 export async function readCheckpoint(metaDir: string): Promise<LoadedCheckpoint> {

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ExtentAllocator } from './allocator.ts';
-import { readCheckpoint, serializeCheckpoint, syncDirectory, writeCheckpoint } from './checkpoint.ts';
+import { readCheckpoint, serializeCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { syncDirectory } from './durable-file.ts';
 import { ExtentStore, pwriteAll } from './extent-store.ts';
 import { Chunk, MetadataState, type MetadataListener, type VolumeMeta } from './metadata.ts';
 import {

@@ -2,7 +2,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { xxh64 } from '@node-rs/xxhash';
 import { crc32c } from '@node-rs/crc32';
-import { syncDirectory } from './checkpoint.ts';
+import { syncDirectory, writeFileDurably } from './durable-file.ts';
 import { CHUNK_TRACKS } from './metadata.ts';
 
 /**
@@ -164,12 +164,6 @@ export class SegmentCodes {
     const body = Buffer.concat(parts);
     const trailer = Buffer.alloc(4);
     trailer.writeUInt32LE(crc32c(body), 0);
-    const temp = path.join(metaDir, `${FILE}.tmp`);
-    await fsp.writeFile(temp, Buffer.concat([body, trailer]), { mode: 0o600 });
-    const handle = await fsp.open(temp, 'r');
-    await handle.datasync();
-    await handle.close();
-    await fsp.rename(temp, path.join(metaDir, FILE));
-    await syncDirectory(metaDir);
+    await writeFileDurably(path.join(metaDir, FILE), Buffer.concat([body, trailer]));
   }
 }

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import type { MdsRecord } from '@tandem/contract';
+import { syncDirectory, writeFileDurably } from '../../storage/durable-file.ts';
 
 /**
  * The master data set of a cluster: a durable, checksummed, append-only
@@ -213,28 +214,6 @@ export async function readMasterDataSet(file: string, limit = Number.MAX_SAFE_IN
   return { records, damage };
 }
 
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await fs.open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Writes `parts` to `file` durably and atomically: temp file, fdatasync, rename, fsync the directory. */
-async function writeAtomically(file: string, parts: Buffer[]): Promise<void> {
-  const temp = `${file}.tmp`;
-  const handle = await fs.open(temp, 'w', 0o600);
-  try {
-    for (const part of parts) await handle.write(part);
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(temp, file);
-  await syncDirectory(path.dirname(file));
-}
 
 export interface MdsOptions {
   /** Compact once the file is larger than this (default 4 MiB). */
@@ -298,7 +277,7 @@ export class MasterDataSet {
       }
     }
     if (data === null) {
-      await writeAtomically(file, [encodeHeader()]);
+      await writeFileDurably(file, [encodeHeader()]);
       scan = { frames: [], validEnd: MDS_HEADER_BYTES, tail: 'clean', damage: null };
     } else if (scan === null || scan.damage !== null) {
       // Keep the damaged file for inspection; carry on with the records that verify, numbers unchanged.
@@ -313,7 +292,7 @@ export class MasterDataSet {
         at += frame.length;
       }
       await fs.rename(file, recovery.movedTo);
-      await writeAtomically(file, parts);
+      await writeFileDurably(file, parts);
       scan = { frames, validEnd: at, tail: 'clean', damage: null };
     } else if (scan.tail === 'torn') {
       recovery.tornBytes = data.length - scan.validEnd;
@@ -381,7 +360,7 @@ export class MasterDataSet {
     const start = keep[0].offset;
     const tail = Buffer.alloc(this.size - start);
     await this.handle.read(tail, 0, tail.length, start);
-    await writeAtomically(this.file, [encodeHeader(), tail]);
+    await writeFileDurably(this.file, [encodeHeader(), tail]);
     const handle = await fs.open(this.file, 'r+');
     await this.handle.close();
     this.handle = handle;
