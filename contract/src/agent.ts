@@ -46,3 +46,15 @@ export const PairResponseSchema = z.object({
   certificateFingerprint: z.string(),
 });
 export type PairResponse = z.infer<typeof PairResponseSchema>;
+
+/**
+ * `POST /v1/pairing-tokens` (client certificate): a one-time pairing token
+ * minted by an already paired client, e.g. the console pairing two of its
+ * sites with each other. The same token `tandem-agent token` prints.
+ */
+export const PairingTokenSchema = z.object({
+  token: z.string(),
+  expiresAt: z.string(),
+  certificateFingerprint: z.string(),
+});
+export type PairingToken = z.infer<typeof PairingTokenSchema>;

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { agentEventTypes, PairRequestSchema, PairResponseSchema, ProblemError } from '@tandem/contract';
+import { agentEventTypes, PairingTokenSchema, PairRequestSchema, PairResponseSchema, ProblemError } from '@tandem/contract';
 import { issueForPublicKey } from '../../tls/authority.ts';
 import { certificateFingerprint } from '../../tls/fingerprint.ts';
-import { checkPairingToken, redeemPairingToken } from '../../tls/pairing.ts';
+import { checkPairingToken, createPairingToken, redeemPairingToken } from '../../tls/pairing.ts';
 import type { ApiDependencies } from '../app.ts';
 import type { ZodTypeProvider } from '../zod-schemas.ts';
 
@@ -39,4 +39,10 @@ export async function pairRoutes(fastify: FastifyInstance, deps: ApiDependencies
       };
     },
   );
+
+  // A paired client (the console) mints a one-time token, to pair another of its sites with this one.
+  app.post('/v1/pairing-tokens', { schema: { response: { 201: PairingTokenSchema } } }, async (_request, reply) => {
+    const created = createPairingToken(catalog.db);
+    return reply.code(201).send({ ...created, certificateFingerprint: deps.agentInfo().certificateFingerprint });
+  });
 }
