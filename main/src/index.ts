@@ -56,7 +56,7 @@ async function start(): Promise<void> {
     const options = { defaultPath: path.basename(String(request.suggestedName)), filters: request.filters };
     const choice = owner ? await dialog.showSaveDialog(owner, options) : await dialog.showSaveDialog(options);
     if (choice.canceled || !choice.filePath) return { saved: false, path: null };
-    await writeFile(choice.filePath, String(request.content));
+    await writeFile(choice.filePath, Buffer.from(String(request.content), request.encoding === 'base64' ? 'base64' : 'utf8'));
     return { saved: true, path: choice.filePath };
   });
   installMenu();

@@ -95,6 +95,16 @@ export class AgentClient {
     return this.call('GET', `${agentRoutes.events}?after=${after}&limit=${limit}`, EventListSchema);
   }
 
+  /** Any agent route, its answer validated with `schema` (used by the feature route modules, e.g. replication-client.ts). */
+  request<T extends z.ZodType>(method: AgentRequest['method'], path: string, schema: T, body?: unknown): Promise<z.infer<T>> {
+    return this.call(method, path, schema, body);
+  }
+
+  /** An agent route whose answer carries nothing (204). */
+  async perform(method: AgentRequest['method'], path: string, body?: unknown): Promise<void> {
+    await this.send(method, path, body);
+  }
+
   private async call<T extends z.ZodType>(method: AgentRequest['method'], path: string, schema: T, body?: unknown): Promise<z.infer<T>> {
     const answer = await this.send(method, path, body);
     const parsed = schema.safeParse(answer);

@@ -3,8 +3,9 @@ import type { BackendEndpoint } from './console-api.ts';
 /** Save-file request from the renderer: the main process shows the dialog and writes the file. */
 export interface SaveFileRequest {
   suggestedName: string;
-  /** Text content (reports are CSV/JSON/HTML text). */
+  /** Text content (CSV/JSON reports), or base64 of binary content (PDF) with `encoding: 'base64'`. */
   content: string;
+  encoding?: 'utf8' | 'base64';
   filters?: { name: string; extensions: string[] }[];
 }
 

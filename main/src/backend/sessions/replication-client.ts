@@ -1,0 +1,133 @@
+import {
+  ClusterHistorySchema,
+  ClusterInfoSchema,
+  ClusterListSchema,
+  EventListSchema,
+  FailbackPreflightSchema,
+  PairingTokenSchema,
+  PeerInfoSchema,
+  PeerListSchema,
+  SessionInfoSchema,
+  SessionListSchema,
+  VerifyReportSchema,
+  type AddPairRequest,
+  type AgentEvent,
+  type ClusterHistory,
+  type ClusterInfo,
+  type CreateSessionRequest,
+  type FailbackOptions,
+  type FailbackPreflight,
+  type PairingToken,
+  type PairSiteRequest,
+  type PeerInfo,
+  type SessionAction,
+  type SessionInfo,
+  type VerifyReport,
+} from '@tandem/contract';
+import type { AgentClient } from '../agent-client.ts';
+
+/** Agent paths for mirroring (contract/PROTOCOL.md, "Routes"). */
+const session = (name: string) => `/v1/sessions/${encodeURIComponent(name)}`;
+const cluster = (name: string) => `/v1/clusters/${encodeURIComponent(name)}`;
+
+export const replicationPaths = {
+  pairingTokens: '/v1/pairing-tokens',
+  peers: '/v1/peers',
+  sessions: '/v1/sessions',
+  session,
+  pairs: (name: string) => `${session(name)}/pairs`,
+  pair: (name: string, volume: string) => `${session(name)}/pairs/${encodeURIComponent(volume)}`,
+  action: (name: string, action: SessionAction) => `${session(name)}/actions/${action}`,
+  preflight: (name: string) => `${session(name)}/failback-preflight`,
+  verify: (name: string) => `${session(name)}/verify`,
+  clusters: '/v1/clusters',
+  cluster,
+  history: (name: string) => `${cluster(name)}/history`,
+} as const;
+
+const eventPage = 1000;
+/** How far back a session's event log reaches: enough pages for a busy demo, bounded for a long-lived agent. */
+const maxEventPages = 50;
+
+/** Mirroring calls on one paired agent; every answer validated with the contract. */
+export class ReplicationClient {
+  constructor(private readonly agent: AgentClient) {}
+
+  mintPairingToken(): Promise<PairingToken> {
+    return this.agent.request('POST', replicationPaths.pairingTokens, PairingTokenSchema);
+  }
+
+  peers(): Promise<PeerInfo[]> {
+    return this.agent.request('GET', replicationPaths.peers, PeerListSchema).then((list) => list.peers);
+  }
+
+  pairWith(request: PairSiteRequest): Promise<PeerInfo> {
+    return this.agent.request('POST', replicationPaths.peers, PeerInfoSchema, request);
+  }
+
+  sessions(): Promise<SessionInfo[]> {
+    return this.agent.request('GET', replicationPaths.sessions, SessionListSchema).then((list) => list.sessions);
+  }
+
+  session(name: string): Promise<SessionInfo> {
+    return this.agent.request('GET', replicationPaths.session(name), SessionInfoSchema);
+  }
+
+  createSession(request: CreateSessionRequest): Promise<SessionInfo> {
+    return this.agent.request('POST', replicationPaths.sessions, SessionInfoSchema, request);
+  }
+
+  addPair(name: string, request: AddPairRequest): Promise<SessionInfo> {
+    return this.agent.request('POST', replicationPaths.pairs(name), SessionInfoSchema, request);
+  }
+
+  removePair(name: string, volume: string): Promise<void> {
+    return this.agent.perform('DELETE', replicationPaths.pair(name, volume));
+  }
+
+  act(name: string, action: SessionAction, options?: Partial<FailbackOptions>): Promise<SessionInfo> {
+    return this.agent.request('POST', replicationPaths.action(name, action), SessionInfoSchema, options ?? {});
+  }
+
+  preflight(name: string, options: FailbackOptions): Promise<FailbackPreflight> {
+    const query = new URLSearchParams({ verifyCodes: String(options.verifyCodes), fullCompare: String(options.fullCompare) });
+    return this.agent.request('GET', `${replicationPaths.preflight(name)}?${query}`, FailbackPreflightSchema);
+  }
+
+  verify(name: string): Promise<VerifyReport> {
+    return this.agent.request('POST', replicationPaths.verify(name), VerifyReportSchema);
+  }
+
+  clusters(): Promise<ClusterInfo[]> {
+    return this.agent.request('GET', replicationPaths.clusters, ClusterListSchema).then((list) => list.clusters);
+  }
+
+  cluster(name: string): Promise<ClusterInfo> {
+    return this.agent.request('GET', replicationPaths.cluster(name), ClusterInfoSchema);
+  }
+
+  clusterHistory(name: string, limit: number): Promise<ClusterHistory> {
+    return this.agent.request('GET', `${replicationPaths.history(name)}?limit=${limit}`, ClusterHistorySchema);
+  }
+
+  /**
+   * The last `limit` events about a session (subject = its name), oldest
+   * first. The agent's event log has no subject filter, so read it page by page.
+   */
+  async sessionEvents(name: string, limit: number): Promise<AgentEvent[]> {
+    const found: AgentEvent[] = [];
+    let after = 0;
+    for (let page = 0; page < maxEventPages; page++) {
+      const { events } = await this.agent.request('GET', `/v1/events?after=${after}&limit=${eventPage}`, EventListSchema);
+      for (const event of events) if (event.subject === name && isSessionEvent(event.type)) found.push(event);
+      if (events.length < eventPage) break;
+      after = events[events.length - 1].id;
+    }
+    return found.slice(-limit);
+  }
+}
+
+const sessionFamilies = new Set(['session', 'pair', 'link', 'cluster', 'peer']);
+function isSessionEvent(type: string): boolean {
+  return sessionFamilies.has(type.split('.')[0]);
+}

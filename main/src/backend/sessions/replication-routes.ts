@@ -1,0 +1,116 @@
+import { z } from 'zod';
+import {
+  AddPairRequestSchema,
+  ClusterNameSchema,
+  CreateSessionRequestSchema,
+  FailbackOptionsSchema,
+  ProblemError,
+  SessionActionSchema,
+  SessionNameSchema,
+  VolumeNameSchema,
+} from '@tandem/contract';
+import { PairSitesRequestSchema, ReportQuerySchema } from '../../shared/sessions-api.ts';
+import { buildClusterReport, buildSessionReport } from '../reports/report-builder.ts';
+import { renderReport } from '../reports/report-formats.ts';
+import { parseInput, type Router } from '../router.ts';
+import type { SiteManager } from '../site-manager.ts';
+import { ReplicationClient } from './replication-client.ts';
+
+const SiteParams = z.object({ siteId: z.string().min(1) });
+const SessionParams = SiteParams.extend({ name: SessionNameSchema });
+const PairParams = SessionParams.extend({ volume: VolumeNameSchema });
+const ActionParams = SessionParams.extend({ action: SessionActionSchema });
+const ClusterParams = SiteParams.extend({ name: ClusterNameSchema });
+const booleanText = z.enum(['true', 'false']).transform((value) => value === 'true');
+const PreflightQuery = z.object({ verifyCodes: booleanText.default(true), fullCompare: booleanText.default(false) });
+const HistoryQuery = z.object({ limit: z.coerce.number().int().min(1).max(10_000).default(100) });
+const EventsQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
+
+/** How many recent events a report lists per session. */
+const reportEventLimit = 50;
+
+/**
+ * Mirroring routes for the renderer: peers, sessions and their actions,
+ * failback preflight, verify, clusters and reports. Thin proxies to the
+ * site's agent; bodies are validated here with the contract's schemas and
+ * the agent's answers by the client.
+ */
+export function replicationRoutes(sites: SiteManager, router: Router): Router {
+  const replication = (siteId: string) => new ReplicationClient(sites.client(siteId));
+  const siteOf = (params: Record<string, string>) => parseInput(SiteParams, params).siteId;
+
+  return router
+    .add('GET', '/api/sites/:siteId/peers', async ({ params }) => ({ body: { peers: await replication(siteOf(params)).peers() } }))
+    .add('POST', '/api/sites/:siteId/peers', async ({ params, body }) => {
+      const siteId = siteOf(params);
+      const { otherSiteId } = parseInput(PairSitesRequestSchema, body);
+      if (otherSiteId === siteId) throw new ProblemError('bad-request', 'a site cannot be paired with itself');
+      const other = sites.get(otherSiteId);
+      // The console holds client certificates for both sites: it mints a one-time token at the other site and hands it to this one.
+      const token = await replication(otherSiteId).mintPairingToken();
+      const apiAddress = other.agent?.apiAddress ?? other.address;
+      const peer = await replication(siteId).pairWith({ apiAddress, token: token.token, fingerprint: token.certificateFingerprint });
+      return { status: 201, body: peer };
+    })
+    .add('GET', '/api/sites/:siteId/sessions', async ({ params }) => ({ body: { sessions: await replication(siteOf(params)).sessions() } }))
+    .add('POST', '/api/sites/:siteId/sessions', async ({ params, body }) => ({
+      status: 201,
+      body: await replication(siteOf(params)).createSession(parseInput(CreateSessionRequestSchema, body)),
+    }))
+    .add('GET', '/api/sites/:siteId/sessions/:name', async ({ params }) => {
+      const { siteId, name } = parseInput(SessionParams, params);
+      return { body: await replication(siteId).session(name) };
+    })
+    .add('POST', '/api/sites/:siteId/sessions/:name/pairs', async ({ params, body }) => {
+      const { siteId, name } = parseInput(SessionParams, params);
+      return { status: 201, body: await replication(siteId).addPair(name, parseInput(AddPairRequestSchema, body)) };
+    })
+    .add('DELETE', '/api/sites/:siteId/sessions/:name/pairs/:volume', async ({ params }) => {
+      const { siteId, name, volume } = parseInput(PairParams, params);
+      await replication(siteId).removePair(name, volume);
+      return { status: 204 };
+    })
+    .add('POST', '/api/sites/:siteId/sessions/:name/actions/:action', async ({ params, body }) => {
+      const { siteId, name, action } = parseInput(ActionParams, params);
+      const options = action === 'failback' ? parseInput(FailbackOptionsSchema.partial(), body ?? {}) : undefined;
+      return { body: await replication(siteId).act(name, action, options) };
+    })
+    .add('GET', '/api/sites/:siteId/sessions/:name/failback-preflight', async ({ params, query }) => {
+      const { siteId, name } = parseInput(SessionParams, params);
+      return { body: await replication(siteId).preflight(name, parseInput(PreflightQuery, Object.fromEntries(query))) };
+    })
+    .add('POST', '/api/sites/:siteId/sessions/:name/verify', async ({ params }) => {
+      const { siteId, name } = parseInput(SessionParams, params);
+      return { body: await replication(siteId).verify(name) };
+    })
+    .add('GET', '/api/sites/:siteId/sessions/:name/events', async ({ params, query }) => {
+      const { siteId, name } = parseInput(SessionParams, params);
+      const { limit } = parseInput(EventsQuery, Object.fromEntries(query));
+      return { body: { events: await replication(siteId).sessionEvents(name, limit) } };
+    })
+    .add('GET', '/api/sites/:siteId/sessions/:name/report', async ({ params, query }) => {
+      const { siteId, name } = parseInput(SessionParams, params);
+      const { format } = parseInput(ReportQuerySchema, Object.fromEntries(query));
+      const document = await buildSessionReport(sites.get(siteId).site, replication(siteId), name, reportEventLimit);
+      return { body: await renderReport(document, format) };
+    })
+    .add('GET', '/api/sites/:siteId/clusters', async ({ params }) => ({ body: { clusters: await replication(siteOf(params)).clusters() } }))
+    .add('GET', '/api/sites/:siteId/clusters/:name', async ({ params }) => {
+      const { siteId, name } = parseInput(ClusterParams, params);
+      return { body: await replication(siteId).cluster(name) };
+    })
+    .add('GET', '/api/sites/:siteId/clusters/:name/history', async ({ params, query }) => {
+      const { siteId, name } = parseInput(ClusterParams, params);
+      return { body: await replication(siteId).clusterHistory(name, parseInput(HistoryQuery, Object.fromEntries(query)).limit) };
+    })
+    .add('GET', '/api/sites/:siteId/clusters/:name/report', async ({ params, query }) => {
+      const { siteId, name } = parseInput(ClusterParams, params);
+      const { format } = parseInput(ReportQuerySchema, Object.fromEntries(query));
+      const siteClient = (siteName: string) => {
+        const known = sites.list().find((site) => site.site === siteName && site.connection.state === 'connected');
+        return known ? { site: known.site, client: replication(known.id) } : null;
+      };
+      const document = await buildClusterReport(sites.get(siteId).site, replication(siteId), name, siteClient, reportEventLimit);
+      return { body: await renderReport(document, format) };
+    });
+}
