@@ -4,6 +4,8 @@ import { useEffect, useState } from 'react';
 import type { BackendEndpoint } from '../../../main/src/shared/console-api.ts';
 import { ConnectionBadge } from '../features/sites/components/ConnectionBadge.tsx';
 import { ConnectSiteWizard } from '../features/sites/components/ConnectSiteWizard.tsx';
+import { SessionsPage } from '../features/sessions/components/SessionsPage.tsx';
+import { useSessionsUi } from '../features/sessions/hooks/sessions-ui-store.ts';
 import { SitesPage } from '../features/sites/components/SitesPage.tsx';
 import { useSites } from '../features/sites/hooks/use-sites.ts';
 import { VolumesPage } from '../features/volumes/components/VolumesPage.tsx';
@@ -17,6 +19,11 @@ export function ConsoleShell({ endpoint }: { endpoint: BackendEndpoint | null })
   const sites = useSites();
   const { selectedSiteId, selectSite, connectWizardOpen, setConnectWizardOpen } = useUiStore();
   const { colorScheme, toggleColorScheme } = useMantineColorScheme();
+  const { sessionsOpen, showSessions } = useSessionsUi();
+  const openSite = (siteId: string | null) => {
+    showSessions(false);
+    selectSite(siteId);
+  };
 
   useEffect(() => (endpoint ? connectConsoleEvents(endpoint, queryClient, setLink) : undefined), [endpoint, queryClient]);
 
@@ -36,14 +43,15 @@ export function ConsoleShell({ endpoint }: { endpoint: BackendEndpoint | null })
       </AppShell.Header>
       <AppShell.Navbar p="xs">
         <ScrollArea>
-          <NavLink label="All sites" active={!selected} onClick={() => selectSite(null)} />
+          <NavLink label="All sites" active={!selected && !sessionsOpen} onClick={() => openSite(null)} />
+          <NavLink label="Sessions" active={sessionsOpen} onClick={() => showSessions(true)} />
           {sites.data?.sites.map((site) => (
             <NavLink
               key={site.id}
               label={site.site}
               description={site.address}
-              active={site.id === selectedSiteId}
-              onClick={() => selectSite(site.id)}
+              active={!sessionsOpen && site.id === selectedSiteId}
+              onClick={() => openSite(site.id)}
               rightSection={<ConnectionBadge connection={site.connection} />}
             />
           ))}
@@ -56,7 +64,7 @@ export function ConsoleShell({ endpoint }: { endpoint: BackendEndpoint | null })
             <Text size="sm">The connection to the console backend was lost; reconnecting. Is `npm start` still running?</Text>
           </Alert>
         )}
-        {selected ? <VolumesPage site={selected} /> : <SitesPage />}
+        {sessionsOpen ? <SessionsPage /> : selected ? <VolumesPage site={selected} /> : <SitesPage />}
         <ConnectSiteWizard opened={connectWizardOpen} onClose={() => setConnectWizardOpen(false)} />
       </AppShell.Main>
     </AppShell>

@@ -1,5 +1,6 @@
 import type { QueryKey } from '@tanstack/react-query';
 import { trackMapEventInvalidation } from '../features/track-map/api/track-map-events.ts';
+import { sessionEventInvalidation } from '../features/sessions/api/session-events.ts';
 import { volumeEventInvalidation } from '../features/volumes/api/volume-events.ts';
 
 /** What one feature refreshes when an agent event of one of its families arrives. */
@@ -10,7 +11,7 @@ export interface FeatureEventInvalidation {
 }
 
 /** Every feature's rule; a new feature folder adds its own here. */
-export const featureEventInvalidations: FeatureEventInvalidation[] = [volumeEventInvalidation, trackMapEventInvalidation];
+export const featureEventInvalidations: FeatureEventInvalidation[] = [volumeEventInvalidation, trackMapEventInvalidation, sessionEventInvalidation];
 
 /** Query keys made stale by an event of `type` at a site. */
 export function keysForEvent(type: string, siteId: string): QueryKey[] {

@@ -1,0 +1,48 @@
+import {
+  ClusterHistorySchema,
+  ClusterListSchema,
+  FailbackPreflightSchema,
+  PeerInfoSchema,
+  PeerListSchema,
+  SessionInfoSchema,
+  SessionListSchema,
+  VerifyReportSchema,
+  type AddPairRequest,
+  type ClusterHistory,
+  type ClusterInfo,
+  type CreateSessionRequest,
+  type FailbackOptions,
+  type FailbackPreflight,
+  type PeerInfo,
+  type SessionAction,
+  type SessionInfo,
+  type VerifyReport,
+} from '@tandem/contract';
+import { ReportFileSchema, SessionEventsSchema, type ReportFile, type ReportFormat, type SessionEvents } from '../../../../../main/src/shared/sessions-api.ts';
+import type { ApiClient } from '../../../lib/api-client.ts';
+
+const site = (siteId: string) => `/api/sites/${encodeURIComponent(siteId)}`;
+const session = (siteId: string, name: string) => `${site(siteId)}/sessions/${encodeURIComponent(name)}`;
+const cluster = (siteId: string, name: string) => `${site(siteId)}/clusters/${encodeURIComponent(name)}`;
+
+export const sessionsApi = {
+  peers: (api: ApiClient, siteId: string): Promise<PeerInfo[]> => api.get(`${site(siteId)}/peers`, PeerListSchema).then((list) => list.peers),
+  pairSites: (api: ApiClient, siteId: string, otherSiteId: string): Promise<PeerInfo> => api.send('POST', `${site(siteId)}/peers`, { otherSiteId }, PeerInfoSchema),
+  list: (api: ApiClient, siteId: string): Promise<SessionInfo[]> => api.get(`${site(siteId)}/sessions`, SessionListSchema).then((list) => list.sessions),
+  create: (api: ApiClient, siteId: string, request: CreateSessionRequest): Promise<SessionInfo> =>
+    api.send('POST', `${site(siteId)}/sessions`, request, SessionInfoSchema),
+  addPair: (api: ApiClient, siteId: string, name: string, request: AddPairRequest): Promise<SessionInfo> =>
+    api.send('POST', `${session(siteId, name)}/pairs`, request, SessionInfoSchema),
+  act: (api: ApiClient, siteId: string, name: string, action: SessionAction, options?: FailbackOptions): Promise<SessionInfo> =>
+    api.send('POST', `${session(siteId, name)}/actions/${action}`, options ?? {}, SessionInfoSchema),
+  preflight: (api: ApiClient, siteId: string, name: string, options: FailbackOptions): Promise<FailbackPreflight> =>
+    api.get(`${session(siteId, name)}/failback-preflight?verifyCodes=${options.verifyCodes}&fullCompare=${options.fullCompare}`, FailbackPreflightSchema),
+  verify: (api: ApiClient, siteId: string, name: string): Promise<VerifyReport> => api.send('POST', `${session(siteId, name)}/verify`, undefined, VerifyReportSchema),
+  events: (api: ApiClient, siteId: string, name: string): Promise<SessionEvents> => api.get(`${session(siteId, name)}/events?limit=100`, SessionEventsSchema),
+  clusters: (api: ApiClient, siteId: string): Promise<ClusterInfo[]> => api.get(`${site(siteId)}/clusters`, ClusterListSchema).then((list) => list.clusters),
+  clusterHistory: (api: ApiClient, siteId: string, name: string): Promise<ClusterHistory> => api.get(`${cluster(siteId, name)}/history?limit=100`, ClusterHistorySchema),
+  sessionReport: (api: ApiClient, siteId: string, name: string, format: ReportFormat): Promise<ReportFile> =>
+    api.get(`${session(siteId, name)}/report?format=${format}`, ReportFileSchema),
+  clusterReport: (api: ApiClient, siteId: string, name: string, format: ReportFormat): Promise<ReportFile> =>
+    api.get(`${cluster(siteId, name)}/report?format=${format}`, ReportFileSchema),
+};

@@ -1,0 +1,78 @@
+import { ActionIcon, Button, Group, Loader, NativeSelect, Stack, Text } from '@mantine/core';
+import type { AddPairRequest, VolumeInfo } from '@tandem/contract';
+import { useState } from 'react';
+import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
+import { formatSize } from '../../../lib/format.ts';
+import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { useVolumes } from '../../volumes/hooks/use-volumes.ts';
+
+/** Volumes (not snapshots) at each site; an H2 volume qualifies only with exactly the H1 volume's size. */
+export function matchingVolumes(h1Volume: VolumeInfo | undefined, h2Volumes: VolumeInfo[], taken: Set<string>): VolumeInfo[] {
+  if (!h1Volume) return [];
+  return h2Volumes.filter((volume) => volume.kind === 'volume' && volume.sizeBytes === h1Volume.sizeBytes && !taken.has(volume.name));
+}
+
+/** Copy sets chosen from the volumes at both sites. */
+export function CopySetPicker({ h1, h2, pairs, onChange }: { h1: SiteSummary; h2: SiteSummary; pairs: AddPairRequest[]; onChange: (pairs: AddPairRequest[]) => void }) {
+  const h1Volumes = useVolumes(h1.id);
+  const h2Volumes = useVolumes(h2.id);
+  const [h1Choice, setH1Choice] = useState('');
+  const [h2Choice, setH2Choice] = useState('');
+  if (h1Volumes.isLoading || h2Volumes.isLoading) return <Loader mt="md" />;
+  if (h1Volumes.error || h2Volumes.error) return <ProblemAlert error={h1Volumes.error ?? h2Volumes.error} title="Volumes could not be read" />;
+  const sources = (h1Volumes.data?.volumes ?? []).filter((volume) => volume.kind === 'volume' && !pairs.some((pair) => pair.h1Volume === volume.name));
+  const chosenSource = sources.find((volume) => volume.name === h1Choice);
+  const targets = matchingVolumes(chosenSource, h2Volumes.data?.volumes ?? [], new Set(pairs.map((pair) => pair.h2Volume)));
+
+  const add = () => {
+    onChange([...pairs, { h1Volume: h1Choice, h2Volume: h2Choice }]);
+    setH1Choice('');
+    setH2Choice('');
+  };
+
+  return (
+    <Stack mt="md">
+      {pairs.map((pair) => (
+        <Group key={pair.h1Volume} justify="space-between" data-testid={`copy-set-${pair.h1Volume}`}>
+          <Text size="sm">
+            {h1.site}:{pair.h1Volume} → {h2.site}:{pair.h2Volume}
+          </Text>
+          <ActionIcon variant="subtle" color="red" aria-label={`Remove copy set ${pair.h1Volume}`} onClick={() => onChange(pairs.filter((each) => each !== pair))}>
+            ✕
+          </ActionIcon>
+        </Group>
+      ))}
+      <Group align="flex-end" grow>
+        <NativeSelect
+          label={`Volume at ${h1.site}`}
+          data={[{ value: '', label: sources.length ? 'choose a volume' : 'no volume left' }, ...sources.map((volume) => ({ value: volume.name, label: `${volume.name} (${formatSize(volume.sizeBytes)})` }))]}
+          value={h1Choice}
+          onChange={(event) => {
+            setH1Choice(event.currentTarget.value);
+            setH2Choice('');
+          }}
+        />
+        <NativeSelect
+          label={`Copy at ${h2.site}`}
+          data={[
+            { value: '', label: !chosenSource ? 'choose the source first' : targets.length ? 'choose a volume of the same size' : 'no volume of this size' },
+            ...targets.map((volume) => ({ value: volume.name, label: `${volume.name} (${formatSize(volume.sizeBytes)})` })),
+          ]}
+          value={h2Choice}
+          onChange={(event) => setH2Choice(event.currentTarget.value)}
+          disabled={!chosenSource}
+        />
+      </Group>
+      {chosenSource && targets.length === 0 && (
+        <Text size="sm" c="orange">
+          {h2.site} has no free volume of exactly {formatSize(chosenSource.sizeBytes)}; create one there first.
+        </Text>
+      )}
+      <Group>
+        <Button size="xs" variant="light" disabled={!h1Choice || !h2Choice} onClick={add}>
+          Add copy set
+        </Button>
+      </Group>
+    </Stack>
+  );
+}

@@ -1,0 +1,66 @@
+import { fireEvent, screen, within } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import { volumeFixture } from '../../../test/fixtures.ts';
+import { renderWithBackend } from '../../../test/render.tsx';
+import { alpha, beta, sessionFixture } from '../hooks/session-fixtures.test-helpers.ts';
+import { CreateSessionWizard } from './CreateSessionWizard.tsx';
+
+const gib = 1024 ** 3;
+const peer = { agentId: 'agent-b', site: 'beta', linkAddress: 'x:1', apiAddress: 'x:2', caFingerprint: 'F', pairedAt: 'now', link: 'connected' };
+
+function routes(peers: unknown[], extra: Record<string, [number, unknown]> = {}) {
+  return {
+    'GET /api/sites': [200, { sites: [alpha, beta] }],
+    'GET /api/sites/agent-a/peers': [200, { peers }],
+    'POST /api/sites/agent-a/peers': [201, peer],
+    'GET /api/sites/agent-a/volumes': [200, { volumes: [volumeFixture('db', { sizeBytes: gib }), volumeFixture('logs', { sizeBytes: 2 * gib })] }],
+    'GET /api/sites/agent-b/volumes': [200, { volumes: [volumeFixture('db-copy', { sizeBytes: gib }), volumeFixture('big', { sizeBytes: 4 * gib }), volumeFixture('db-snap', { sizeBytes: gib, kind: 'snapshot' })] }],
+    'POST /api/sites/agent-a/sessions': [201, sessionFixture({ state: 'defined', pairs: [] })],
+    'POST /api/sites/agent-a/sessions/orders/pairs': [201, sessionFixture({ state: 'defined' })],
+    ...extra,
+  } as Record<string, [number, unknown]>;
+}
+
+const next = (dialog: HTMLElement) => fireEvent.click(within(dialog).getByRole('button', { name: 'Next' }));
+
+describe('CreateSessionWizard', () => {
+  it('offers to pair two unpaired sites and pairs them through the backend', async () => {
+    const calls: string[] = [];
+    renderWithBackend(<CreateSessionWizard onClose={() => {}} />, routes([]), calls);
+    const dialog = await screen.findByRole('dialog');
+    fireEvent.change(within(dialog).getByLabelText('Session name'), { target: { value: 'orders' } });
+    fireEvent.click(within(dialog).getByLabelText(/^Async/));
+    next(dialog);
+
+    await within(dialog).findByText('alpha and beta are not paired');
+    expect(within(dialog).getByRole('button', { name: 'Next' })).toBeDisabled();
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Pair alpha with beta' }));
+    await expect.poll(() => calls).toContain('POST /api/sites/agent-a/peers {"otherSiteId":"agent-b"}');
+  });
+
+  it('lists only H2 volumes of the same size and creates session then copy sets', async () => {
+    const calls: string[] = [];
+    renderWithBackend(<CreateSessionWizard onClose={() => {}} />, routes([peer]), calls);
+    const dialog = await screen.findByRole('dialog');
+    fireEvent.change(within(dialog).getByLabelText('Session name'), { target: { value: 'orders' } });
+    next(dialog);
+    await within(dialog).findByTestId('sites-paired');
+    next(dialog);
+    const source = await within(dialog).findByLabelText('Volume at alpha');
+    fireEvent.change(source, { target: { value: 'db' } });
+    const copy = within(dialog).getByLabelText('Copy at beta') as HTMLSelectElement;
+    expect([...copy.options].map((option) => option.value)).toEqual(['', 'db-copy']);
+    fireEvent.change(copy, { target: { value: 'db-copy' } });
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Add copy set' }));
+    expect(within(dialog).getByTestId('copy-set-db')).toHaveTextContent('alpha:db → beta:db-copy');
+    fireEvent.change(within(dialog).getByLabelText('Volume at alpha'), { target: { value: 'logs' } });
+    expect(within(dialog).getByText(/beta has no free volume of exactly 2 GiB/)).toBeInTheDocument();
+    next(dialog);
+    expect(within(dialog).getByTestId('create-session-review')).toHaveTextContent('from alpha (H1, source) to beta (H2, target), 1 copy set');
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Create session' }));
+    await expect.poll(() => calls.filter((call) => call.startsWith('POST'))).toEqual([
+      'POST /api/sites/agent-a/sessions {"name":"orders","type":"sync","peer":"beta"}',
+      'POST /api/sites/agent-a/sessions/orders/pairs {"h1Volume":"db","h2Volume":"db-copy"}',
+    ]);
+  });
+});

@@ -1,0 +1,112 @@
+import { Button, Group, Modal, Radio, Stack, Stepper, Text, TextInput } from '@mantine/core';
+import { SessionNameSchema, type AddPairRequest, type SessionType } from '@tandem/contract';
+import { useState } from 'react';
+import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { useConnectedSites, useCreateSession } from '../hooks/use-sessions.ts';
+import { CopySetPicker } from './CopySetPicker.tsx';
+import { SitePairPicker } from './SitePairPicker.tsx';
+
+const types: { value: SessionType; label: string; description: string }[] = [
+  { value: 'sync', label: 'Sync', description: 'A write is acknowledged once both sites hold it. No data loss; every write waits for the round trip.' },
+  { value: 'semi-sync', label: 'Semi-sync', description: 'Acknowledged once the target received the write; the target repairs its own write failures.' },
+  { value: 'async', label: 'Async', description: 'Acknowledged at once; shipped in consistency groups. The target lags by the exposure.' },
+  { value: 'snapshot-shipping', label: 'Snapshot shipping', description: 'Periodic: changed regions are conveyed from snapshots.' },
+];
+
+/** Create a session: type and name, two paired sites, copy sets of volumes of matching size. */
+export function CreateSessionWizard({ onClose }: { onClose: () => void }) {
+  const sites = useConnectedSites();
+  const [step, setStep] = useState(0);
+  const [name, setName] = useState('');
+  const [type, setType] = useState<SessionType>('sync');
+  // Until the administrator picks, the first two connected sites (the list may still be loading on the first render).
+  const [chosenH1, setH1SiteId] = useState<string | null>(null);
+  const [chosenH2, setH2SiteId] = useState<string | null>(null);
+  const h1SiteId = chosenH1 ?? sites[0]?.id ?? null;
+  const h2SiteId = chosenH2 ?? sites[1]?.id ?? null;
+  const [paired, setPaired] = useState(false);
+  const [pairs, setPairs] = useState<AddPairRequest[]>([]);
+  const create = useCreateSession();
+
+  const nameCheck = SessionNameSchema.safeParse(name);
+  const h1 = sites.find((site) => site.id === h1SiteId);
+  const h2 = sites.find((site) => site.id === h2SiteId);
+  const canNext = [nameCheck.success, Boolean(h1 && h2 && paired), pairs.length > 0, true][step];
+
+  const submit = () => {
+    if (!h1 || !h2) return;
+    create.mutate({ siteId: h1.id, request: { name, type, peer: h2.site }, pairs }, { onSuccess: onClose });
+  };
+
+  return (
+    <Modal opened onClose={onClose} title="Create a session" size="xl">
+      <Stepper active={step} size="sm">
+        <Stepper.Step label="Type">
+          <Stack mt="md">
+            <TextInput
+              label="Session name"
+              value={name}
+              onChange={(event) => setName(event.currentTarget.value)}
+              error={name && !nameCheck.success ? nameCheck.error.issues[0]?.message : undefined}
+              data-autofocus
+            />
+            <Radio.Group label="Mirror mode" value={type} onChange={(value) => setType(value as SessionType)}>
+              <Stack gap="xs" mt={4}>
+                {types.map((option) => (
+                  <Radio key={option.value} value={option.value} label={option.label} description={option.description} />
+                ))}
+              </Stack>
+            </Radio.Group>
+          </Stack>
+        </Stepper.Step>
+        <Stepper.Step label="Sites">
+          <SitePairPicker
+            sites={sites}
+            h1SiteId={h1SiteId}
+            h2SiteId={h2SiteId}
+            onChange={(nextH1, nextH2) => {
+              setH1SiteId(nextH1);
+              setH2SiteId(nextH2);
+              setPairs([]);
+            }}
+            onPaired={setPaired}
+          />
+        </Stepper.Step>
+        <Stepper.Step label="Copy sets">
+          {h1 && h2 && <CopySetPicker h1={h1} h2={h2} pairs={pairs} onChange={setPairs} />}
+        </Stepper.Step>
+        <Stepper.Step label="Review">
+          <Stack mt="md" gap="xs" data-testid="create-session-review">
+            <Text size="sm">
+              Session <b>{name}</b> ({type}) from <b>{h1?.site}</b> (H1, source) to <b>{h2?.site}</b> (H2, target), {pairs.length} copy set
+              {pairs.length === 1 ? '' : 's'}:
+            </Text>
+            {pairs.map((pair) => (
+              <Text key={pair.h1Volume} size="sm">
+                {h1?.site}:{pair.h1Volume} → {h2?.site}:{pair.h2Volume}
+              </Text>
+            ))}
+            <Text size="sm" c="dimmed">
+              Creating defines the session; nothing is copied until you start it.
+            </Text>
+            {create.error && <ProblemAlert error={create.error} title="The session was not created (or not completely)" />}
+          </Stack>
+        </Stepper.Step>
+      </Stepper>
+      <Group justify="space-between" mt="lg">
+        <Button variant="default" onClick={step === 0 ? onClose : () => setStep(step - 1)}>
+          {step === 0 ? 'Cancel' : 'Back'}
+        </Button>
+        {step < 3 ? (
+          <Button disabled={!canNext} onClick={() => setStep(step + 1)}>
+            Next
+          </Button>
+        ) : (
+          <Button loading={create.isPending} onClick={submit}>
+            Create session
+          </Button>
+        )}
+      </Group>
+    </Modal>
+  );
+}

@@ -1,0 +1,80 @@
+import { Alert, Button, Loader, Stack, Text } from '@mantine/core';
+import { useEffect, useRef } from 'react';
+import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { sourceSite, targetSite, type MergedSession } from '../hooks/session-model.ts';
+import { useSessionAction, useVerify } from '../hooks/use-sessions.ts';
+import { StateBadge } from './HealthBadge.tsx';
+import { PairTable } from './PairTable.tsx';
+
+/** The live copy (state and per-pair progress, refreshed by the agents' events) and, once Prepared, the verified result. */
+export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase: 'progress' | 'result' }) {
+  const { session } = entry;
+  const verify = useVerify();
+  const started = useRef(false);
+  const back = useSessionAction();
+  const forth = useSessionAction();
+
+  // The result step verifies once: codes compared at both sites while writes may go on.
+  useEffect(() => {
+    if (phase !== 'result' || started.current || session.state !== 'prepared') return;
+    started.current = true;
+    verify.mutate({ siteId: entry.siteId, name: session.name });
+  }, [phase, session.state, session.name, entry.siteId, verify]);
+
+  if (phase === 'progress') {
+    return (
+      <Stack mt="md" gap="xs" data-testid="failback-progress">
+        <StateBadge state={session.state} health={session.health} />
+        <Text size="sm">
+          Copying from {sourceSite(session)} to {targetSite(session)}. {session.state === 'prepared' ? 'Done: the sites are in sync. Go on to verify.' : 'This follows the agents as they report.'}
+        </Text>
+        <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} />
+      </Stack>
+    );
+  }
+
+  const report = verify.data;
+  const originalSource = session.h1Site;
+  const returnToOriginal = () =>
+    back.mutate(
+      { siteId: entry.siteId, name: session.name, action: 'recover' },
+      { onSuccess: () => forth.mutate({ siteId: entry.siteId, name: session.name, action: 'failback', options: { verifyCodes: true, fullCompare: false } }) },
+    );
+  return (
+    <Stack mt="md" gap="xs" data-testid="failback-result">
+      {verify.isPending && (
+        <Text size="sm">
+          <Loader size="xs" /> Verifying by segment codes…
+        </Text>
+      )}
+      {verify.error && <ProblemAlert error={verify.error} title="Verify did not finish" />}
+      {report && (
+        <Alert color={report.differingTracks === 0 && report.unverifiedTracks === 0 ? 'green' : 'orange'} title={report.differingTracks === 0 ? 'Verified: both sites hold the same data' : 'Differences found'}>
+          <Text size="sm" data-testid="verify-summary">
+            {report.comparedTracks} tracks compared, {report.differingTracks} differing, {report.unverifiedTracks} unverified (busy with writes)
+            {report.resyncStarted ? '; the differing tracks are being copied again.' : '.'}
+          </Text>
+        </Alert>
+      )}
+      {report && session.direction === 'h2-h1' && (
+        <Stack gap={4}>
+          <Text size="sm">
+            Production now runs at {session.h2Site}. To return to the original direction ({originalSource} → {session.h2Site}), stop the applications at{' '}
+            {session.h2Site}: this fails over to {originalSource} (its volumes become writable) and fails back from there, copying only what differs.
+          </Text>
+          {(back.error || forth.error) && <ProblemAlert error={back.error ?? forth.error} title="The way back did not complete" />}
+          <div>
+            <Button color="grape" variant="light" loading={back.isPending || forth.isPending} disabled={forth.isSuccess} onClick={returnToOriginal}>
+              Return to {originalSource} → {session.h2Site}
+            </Button>
+          </div>
+          {forth.isSuccess && (
+            <Text size="sm" c="green">
+              Returning: {originalSource} is the source again; what changed there is copied to {session.h2Site}, then every write is mirrored.
+            </Text>
+          )}
+        </Stack>
+      )}
+    </Stack>
+  );
+}

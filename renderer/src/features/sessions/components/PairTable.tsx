@@ -1,0 +1,73 @@
+import { Progress, Table, Text, Tooltip } from '@mantine/core';
+import type { PairInfo } from '@tandem/contract';
+import { formatSeconds } from '../hooks/session-model.ts';
+
+const pairColours: Record<PairInfo['state'], string> = {
+  defined: 'gray',
+  connecting: 'yellow',
+  syncing: 'blue',
+  duplex: 'green',
+  suspended: 'orange',
+  failed: 'red',
+  'target-available': 'grape',
+};
+
+/** Share of the volume in sync: the copy's own progress while syncing, else from the out-of-sync count. */
+function syncedShare(pair: PairInfo): number {
+  if (pair.syncedPercent !== null) return pair.syncedPercent;
+  if (pair.trackCount === 0) return 100;
+  return Math.max(0, 100 - (pair.outOfSyncTracks / pair.trackCount) * 100);
+}
+
+function pairStateText(pair: PairInfo): string {
+  if (pair.state === 'syncing' && pair.syncedPercent !== null) return `syncing ${Math.floor(pair.syncedPercent)} %`;
+  return pair.reason ? `${pair.state}: ${pair.reason}` : pair.state;
+}
+
+/** Per-pair detail: state, a sync progress bar, out-of-sync and target-changed counts, ETA. */
+export function PairTable({ pairs, h1Site, h2Site }: { pairs: PairInfo[]; h1Site: string; h2Site: string }) {
+  if (pairs.length === 0) return <Text size="sm" c="dimmed">No copy sets yet.</Text>;
+  return (
+    <Table striped withTableBorder fz="sm" verticalSpacing={4}>
+      <Table.Thead>
+        <Table.Tr>
+          <Table.Th>Copy set ({h1Site} → {h2Site})</Table.Th>
+          <Table.Th>State</Table.Th>
+          <Table.Th w="28%">In sync</Table.Th>
+          <Table.Th ta="right">Out of sync</Table.Th>
+          <Table.Th ta="right">Changed at target</Table.Th>
+          <Table.Th ta="right">ETA</Table.Th>
+        </Table.Tr>
+      </Table.Thead>
+      <Table.Tbody>
+        {pairs.map((pair) => {
+          const share = syncedShare(pair);
+          return (
+            <Table.Tr key={pair.id} data-testid={`pair-row-${pair.h1Volume}`}>
+              <Table.Td>
+                {pair.h1Volume} → {pair.h2Volume}
+              </Table.Td>
+              <Table.Td>
+                <Text size="sm" c={pairColours[pair.state]} fw={500}>
+                  {pairStateText(pair)}
+                </Text>
+              </Table.Td>
+              <Table.Td>
+                <Tooltip label={`${share.toFixed(1)} % of ${pair.trackCount} tracks in sync`}>
+                  <Progress value={share} color={pairColours[pair.state]} size="lg" animated={pair.state === 'syncing'} aria-label={`${pair.h1Volume} in sync`} />
+                </Tooltip>
+              </Table.Td>
+              <Table.Td ta="right" data-testid="out-of-sync">
+                {pair.outOfSyncTracks}
+              </Table.Td>
+              <Table.Td ta="right" data-testid="target-changed">
+                {pair.targetChangedTracks}
+              </Table.Td>
+              <Table.Td ta="right">{pair.state === 'syncing' ? formatSeconds(pair.etaSeconds) : '–'}</Table.Td>
+            </Table.Tr>
+          );
+        })}
+      </Table.Tbody>
+    </Table>
+  );
+}

@@ -1,0 +1,51 @@
+import { Alert, Button, Checkbox, Group, List, Modal, Stack, Text, TextInput } from '@mantine/core';
+import { useState } from 'react';
+import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import type { ActionPlan } from '../hooks/session-actions.ts';
+import type { MergedSession } from '../hooks/session-model.ts';
+import { useSessionAction } from '../hooks/use-sessions.ts';
+
+/** Confirms an action in words that say what will happen; failover needs an acknowledgement, terminate the typed name. */
+export function SessionActionModal({ entry, plan, onClose }: { entry: MergedSession; plan: ActionPlan; onClose: () => void }) {
+  const act = useSessionAction();
+  const [acknowledged, setAcknowledged] = useState(false);
+  const [typed, setTyped] = useState('');
+  const name = entry.session.name;
+  const ready = plan.confirm === 'button' || (plan.confirm === 'acknowledge' ? acknowledged : typed === name);
+  return (
+    <Modal opened onClose={onClose} title={plan.title} size="lg">
+      <Stack>
+        <Text size="sm" data-testid="action-consequence">
+          {plan.consequence}
+        </Text>
+        {plan.warnings.length > 0 && (
+          <Alert color="orange" title="Before you go on">
+            <List size="sm">
+              {plan.warnings.map((warning) => (
+                <List.Item key={warning}>{warning}</List.Item>
+              ))}
+            </List>
+          </Alert>
+        )}
+        {plan.confirm === 'acknowledge' && (
+          <Checkbox label="I understand what this does to both sites" checked={acknowledged} onChange={(event) => setAcknowledged(event.currentTarget.checked)} />
+        )}
+        {plan.confirm === 'type-name' && <TextInput label={`Type ${name} to confirm`} value={typed} onChange={(event) => setTyped(event.currentTarget.value)} data-autofocus />}
+        {act.error && <ProblemAlert error={act.error} title={`${plan.label.replace('…', '')} did not happen`} />}
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onClose}>
+            Cancel
+          </Button>
+          <Button
+            color={plan.color}
+            disabled={!ready}
+            loading={act.isPending}
+            onClick={() => act.mutate({ siteId: entry.siteId, name, action: plan.action }, { onSuccess: onClose })}
+          >
+            {plan.label.replace('…', '')}
+          </Button>
+        </Group>
+      </Stack>
+    </Modal>
+  );
+}

@@ -1,0 +1,95 @@
+import { Badge, Button, Card, Group, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { useState } from 'react';
+import { availableActions, type ActionPlan } from '../hooks/session-actions.ts';
+import { formatSeconds, formatTime, sourceSite, targetSite, type MergedSession } from '../hooks/session-model.ts';
+import { useSessionsUi } from '../hooks/sessions-ui-store.ts';
+import { ExposureChart } from './ExposureChart.tsx';
+import { StateBadge } from './HealthBadge.tsx';
+import { PairTable } from './PairTable.tsx';
+import { ReportMenu } from './ReportMenu.tsx';
+import { SessionActionModal } from './SessionActionModal.tsx';
+import { SessionEventLog } from './SessionEventLog.tsx';
+
+function Fact({ label, value, testId }: { label: string; value: string; testId?: string }) {
+  return (
+    <div>
+      <Text size="xs" c="dimmed">
+        {label}
+      </Text>
+      <Text size="sm" fw={500} data-testid={testId}>
+        {value}
+      </Text>
+    </div>
+  );
+}
+
+/** One session: state with health, consistency time and exposure, per-pair detail, actions, reports and the event log. */
+export function SessionCard({ entry }: { entry: MergedSession }) {
+  const { session } = entry;
+  const [pending, setPending] = useState<ActionPlan | null>(null);
+  const [eventsOpen, setEventsOpen] = useState(false);
+  const openFailback = useSessionsUi((state) => state.openFailback);
+  const actions = availableActions(session);
+
+  const choose = (plan: ActionPlan) => (plan.action === 'failback' ? openFailback(session.id) : setPending(plan));
+
+  return (
+    <Card withBorder padding="md" data-testid={`session-card-${session.name}`}>
+      <Stack gap="sm">
+        <Group justify="space-between" align="flex-start">
+          <Stack gap={4}>
+            <Group gap="xs">
+              <Title order={4}>{session.name}</Title>
+              <Badge variant="light">{session.type}</Badge>
+              <Badge variant="outline" color="gray" data-testid="session-direction">
+                {sourceSite(session)} → {targetSite(session)}
+              </Badge>
+            </Group>
+            <StateBadge state={session.state} health={session.health} testId="session-state" />
+            {session.detail && (
+              <Text size="xs" c="dimmed">
+                {session.detail}
+              </Text>
+            )}
+          </Stack>
+          <ReportMenu siteId={entry.siteId} name={session.name} kind="session" />
+        </Group>
+        <SimpleGrid cols={{ base: 1, md: 2 }} spacing="md">
+          <SimpleGrid cols={2} spacing="xs" verticalSpacing="xs">
+            <Fact label="Consistency time" value={formatTime(session.consistencyTime)} testId="consistency-time" />
+            <Fact label="Exposure" value={formatSeconds(session.exposureSeconds)} testId="exposure" />
+            <Fact label="Sites" value={`H1 ${session.h1Site} · H2 ${session.h2Site}`} />
+            <Fact label="Recoverable" value={session.recoverable ? 'yes' : 'no'} />
+          </SimpleGrid>
+          <ExposureChart sessionId={session.id} />
+        </SimpleGrid>
+        <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} />
+        <Group justify="space-between">
+          <Group gap="xs">
+            {actions.map((plan) => (
+              <Button key={plan.action} size="xs" color={plan.color} variant={plan.confirm === 'button' ? 'light' : 'outline'} onClick={() => choose(plan)}>
+                {plan.label}
+              </Button>
+            ))}
+          </Group>
+          <Button size="xs" variant="subtle" onClick={() => setEventsOpen((open) => !open)} aria-expanded={eventsOpen}>
+            {eventsOpen ? 'Hide events' : 'Show events'}
+          </Button>
+        </Group>
+        {eventsOpen && (
+            <SimpleGrid cols={{ base: 1, md: entry.views.length }}>
+              {entry.views.map((view) => (
+                <Stack key={view.siteId} gap={4}>
+                  <Text size="xs" fw={600}>
+                    at {view.siteName}
+                  </Text>
+                  <SessionEventLog siteId={view.siteId} siteName={view.siteName} name={session.name} />
+                </Stack>
+              ))}
+            </SimpleGrid>
+        )}
+      </Stack>
+      {pending && <SessionActionModal entry={entry} plan={pending} onClose={() => setPending(null)} />}
+    </Card>
+  );
+}

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { actionPlan, availableActions } from './session-actions.ts';
+import { clusterFixture, pairFixture, sessionFixture } from './session-fixtures.test-helpers.ts';
+import { formatSeconds, groupByCluster, mergeSessions } from './session-model.ts';
+
+describe('mergeSessions', () => {
+  it("shows a session once, from its source's view, with target-changed counts from the target", () => {
+    const atSource = sessionFixture({ role: 'h1', pairs: [pairFixture({ outOfSyncTracks: 4, targetChangedTracks: 0 })] });
+    const atTarget = sessionFixture({ role: 'h2', pairs: [pairFixture({ outOfSyncTracks: 0, targetChangedTracks: 7 })] });
+    const merged = mergeSessions([
+      { siteId: 'agent-b', siteName: 'beta', sessions: [atTarget] },
+      { siteId: 'agent-a', siteName: 'alpha', sessions: [atSource] },
+    ]);
+    expect(merged).toHaveLength(1);
+    expect(merged[0].siteName).toBe('alpha');
+    expect(merged[0].views.map((view) => view.siteName)).toEqual(['beta', 'alpha']);
+    expect(merged[0].session.pairs[0]).toMatchObject({ outOfSyncTracks: 4, targetChangedTracks: 7 });
+  });
+
+  it('after a failback the H2 view is the source view', () => {
+    const merged = mergeSessions([
+      { siteId: 'agent-a', siteName: 'alpha', sessions: [sessionFixture({ role: 'h1', direction: 'h2-h1' })] },
+      { siteId: 'agent-b', siteName: 'beta', sessions: [sessionFixture({ role: 'h2', direction: 'h2-h1' })] },
+    ]);
+    expect(merged[0].siteName).toBe('beta');
+  });
+});
+
+describe('groupByCluster', () => {
+  it('puts members under their cluster and the rest under "no cluster"', () => {
+    const orders = sessionFixture();
+    const ledger = sessionFixture({ id: 's2', name: 'ledger' });
+    const sessions = mergeSessions([{ siteId: 'agent-a', siteName: 'alpha', sessions: [orders, ledger] }]);
+    const groups = groupByCluster(sessions, [clusterFixture('payments', [orders])]);
+    expect(groups.map((group) => [group.cluster?.name ?? null, group.sessions.map((entry) => entry.session.name)])).toEqual([
+      ['payments', ['orders']],
+      [null, ['ledger']],
+    ]);
+  });
+});
+
+describe('actions', () => {
+  it('offers what the state machine allows', () => {
+    expect(availableActions(sessionFixture({ state: 'defined' })).map((plan) => plan.action)).toEqual(['start', 'terminate']);
+    expect(availableActions(sessionFixture({ state: 'prepared' })).map((plan) => plan.action)).toEqual(['suspend', 'recover', 'terminate']);
+    expect(availableActions(sessionFixture({ state: 'target-available' })).map((plan) => plan.action)).toEqual(['failback', 'terminate']);
+  });
+
+  it('says what failover does, in the sites of the current direction, and asks for an acknowledgement', () => {
+    const plan = actionPlan(sessionFixture(), 'recover');
+    expect(plan.consequence).toContain("Recover makes the copy volumes writable at beta; alpha's changes after now will be copied back only by failback.");
+    expect(plan.confirm).toBe('acknowledge');
+    const reversed = actionPlan(sessionFixture({ direction: 'h2-h1' }), 'recover');
+    expect(reversed.consequence).toContain('writable at alpha');
+    expect(actionPlan(sessionFixture({ state: 'preparing' }), 'recover').warnings.join(' ')).toContain('not yet a consistent image');
+  });
+
+  it('formats exposure for people', () => {
+    expect(formatSeconds(null)).toBe('–');
+    expect(formatSeconds(2.25)).toBe('2.3 s');
+    expect(formatSeconds(125)).toBe('2 min 5 s');
+  });
+});

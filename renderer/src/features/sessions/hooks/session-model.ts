@@ -1,0 +1,120 @@
+import type { ClusterInfo, PairInfo, SessionHealth, SessionInfo } from '@tandem/contract';
+
+/** One session as the console shows it, merged from the views of every connected site that holds it. */
+export interface MergedSession {
+  id: string;
+  /** The view shown: the current source's when the console reaches it. */
+  session: SessionInfo;
+  /** The console site to send actions to (any site holding the session; the agent forwards). */
+  siteId: string;
+  siteName: string;
+  /** Every site's view, for the event log of each side. */
+  views: { siteId: string; siteName: string; session: SessionInfo }[];
+}
+
+/** The site that currently sends data: H1 for h1-h2, H2 after a failback reversed it. */
+export function sourceSite(session: SessionInfo): string {
+  return session.direction === 'h1-h2' ? session.h1Site : session.h2Site;
+}
+
+export function targetSite(session: SessionInfo): string {
+  return session.direction === 'h1-h2' ? session.h2Site : session.h1Site;
+}
+
+function isSourceView(session: SessionInfo): boolean {
+  return (session.direction === 'h1-h2') === (session.role === 'h1');
+}
+
+/**
+ * Merges per-site session lists by session id. The source's view is shown
+ * (it knows the out-of-sync counts); target-changed counts are known at the
+ * target, so each pair takes the largest any view reports.
+ */
+export function mergeSessions(perSite: { siteId: string; siteName: string; sessions: SessionInfo[] }[]): MergedSession[] {
+  const byId = new Map<string, MergedSession>();
+  for (const { siteId, siteName, sessions } of perSite) {
+    for (const session of sessions) {
+      const known = byId.get(session.id);
+      const view = { siteId, siteName, session };
+      if (!known) {
+        byId.set(session.id, { id: session.id, session, siteId, siteName, views: [view] });
+        continue;
+      }
+      known.views.push(view);
+      if (isSourceView(session) && !isSourceView(known.session)) Object.assign(known, { session, siteId, siteName });
+    }
+  }
+  const merged = [...byId.values()].map((entry) => ({ ...entry, session: { ...entry.session, pairs: entry.session.pairs.map((pair) => mergePair(pair, entry.views)) } }));
+  return merged.sort((a, b) => a.session.name.localeCompare(b.session.name));
+}
+
+function mergePair(pair: PairInfo, views: MergedSession['views']): PairInfo {
+  let targetChanged = pair.targetChangedTracks;
+  for (const view of views) {
+    const other = view.session.pairs.find((each) => each.id === pair.id);
+    if (other) targetChanged = Math.max(targetChanged, other.targetChangedTracks);
+  }
+  return { ...pair, targetChangedTracks: targetChanged };
+}
+
+export interface SessionGroup {
+  key: string;
+  /** null: the sessions in no cluster. */
+  cluster: ClusterInfo | null;
+  sessions: MergedSession[];
+}
+
+/** Sessions grouped by the cluster (master data set) they belong to, clusters by name, then "no cluster". */
+export function groupByCluster(sessions: MergedSession[], clusters: ClusterInfo[]): SessionGroup[] {
+  const seen = new Set<string>();
+  const groups: SessionGroup[] = [];
+  const unique = [...new Map(clusters.map((cluster) => [`${cluster.processorSite}/${cluster.name}`, cluster])).values()].sort((a, b) => a.name.localeCompare(b.name));
+  for (const cluster of unique) {
+    const ids = new Set(cluster.members.map((member) => member.sessionId));
+    const members = sessions.filter((session) => ids.has(session.id));
+    for (const member of members) seen.add(member.id);
+    groups.push({ key: `${cluster.processorSite}/${cluster.name}`, cluster, sessions: members });
+  }
+  const rest = sessions.filter((session) => !seen.has(session.id));
+  if (rest.length > 0 || groups.length === 0) groups.push({ key: 'no-cluster', cluster: null, sessions: rest });
+  return groups;
+}
+
+/** Mantine colours and words for the health overlay. */
+export const healthLook: Record<SessionHealth | 'unknown', { color: string; label: string }> = {
+  normal: { color: 'green', label: 'Normal' },
+  warning: { color: 'yellow', label: 'Warning' },
+  severe: { color: 'red', label: 'Severe' },
+  inactive: { color: 'gray', label: 'Inactive' },
+  unknown: { color: 'gray', label: 'Unknown' },
+};
+
+const stateLabels: Record<string, string> = {
+  defined: 'Defined',
+  preparing: 'Preparing',
+  prepared: 'Prepared',
+  suspending: 'Suspending',
+  suspended: 'Suspended',
+  recovering: 'Recovering',
+  'target-available': 'Target available',
+  unknown: 'Unknown',
+};
+
+export function stateLabel(state: string): string {
+  return stateLabels[state] ?? state;
+}
+
+/** `12.3 s`, `4 min 5 s`, or a dash. */
+export function formatSeconds(seconds: number | null): string {
+  if (seconds === null) return '–';
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+export function formatTime(iso: string | null): string {
+  if (!iso) return '–';
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+}
