@@ -14,7 +14,7 @@ const RESYNC_WINDOW = 16;
 const WRITE_LINK_WAIT_MS = 1000;
 const RESYNC_LINK_WAIT_MS = 5000;
 
-export type MirrorMode = 'sync' | 'semi-sync' | 'async';
+export type MirrorMode = 'sync' | 'semi-sync' | 'async' | 'snapshot-shipping';
 
 export interface PairSourceHooks {
   /** The session decides what a failed send means (suspend every pair, then acknowledge). */
@@ -62,6 +62,8 @@ export class PairSource implements WriteTap {
   private stopRequested = false;
   /** Progress of the current resync. */
   progress = { total: 0, copied: 0, bytesSent: 0, startedAt: 0 };
+  /** Snapshot shipping: host writes wait here (before their local write) while the session cuts a cycle. */
+  private gate: Promise<void> | null = null;
 
   constructor(
     readonly record: PairRecord,
@@ -106,7 +108,8 @@ export class PairSource implements WriteTap {
       }
     }
     const marked = this.engine.bitmaps.set(this.bitmap, span.first, span.end - span.first);
-    if (!this.mirroring) return { beforeLocal: marked };
+    if (this.mode === 'snapshot-shipping' && this.gate) return { beforeLocal: Promise.all([marked, this.gate]).then(() => {}) };
+    if (!this.mirroring || this.mode === 'snapshot-shipping') return { beforeLocal: marked };
     if (this.mode === 'async' && this.shipper) {
       // Queued in the open consistency group before the local write, so before the host's acknowledgement.
       const shipper = this.shipper;
@@ -290,6 +293,49 @@ export class PairSource implements WriteTap {
       if (this.copying.has(track) || this.unsettled.has(track)) continue;
       this.engine.bitmaps.clear(this.record.outOfSyncBitmap, track, 1);
     }
+  }
+
+  // --- snapshot shipping cycles ---
+
+  /** Holds new host writes before their local write until `release` is called (the session's cut). */
+  hold(): () => void {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    this.gate = gate;
+    return () => {
+      if (this.gate === gate) this.gate = null;
+      release();
+    };
+  }
+
+  /**
+   * The cut of a shipping cycle (writes held): the tracks marked now are
+   * the cycle's. A track whose host change has not settled is also the next
+   * cycle's: its bit stays set after this cycle (like a host write during the cycle).
+   */
+  beginCycle(): number[] {
+    const view = this.engine.bitmaps.view(this.bitmap);
+    const tracks: number[] = [];
+    this.copying.clear();
+    for (let track = view.nextSet(0); track >= 0; track = view.nextSet(track + 1)) {
+      tracks.push(track);
+      this.copying.set(track, this.unsettled.has(track));
+    }
+    return tracks;
+  }
+
+  /** The cycle ended: when the target committed it, the marks of tracks no host wrote since the cut go. */
+  endCycle(committed: boolean): number {
+    let cleared = 0;
+    if (committed && this.record.outOfSyncBitmap !== null) {
+      for (const [track, rewritten] of this.copying) {
+        if (rewritten || this.unsettled.has(track)) continue;
+        this.engine.bitmaps.clear(this.record.outOfSyncBitmap, track, 1);
+        cleared++;
+      }
+    }
+    this.copying.clear();
+    return cleared;
   }
 
   // --- online verify and repair ---

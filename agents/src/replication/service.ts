@@ -24,6 +24,8 @@ import { TargetHandlers } from './target.ts';
 import { ConsistencyGroupShipper } from './async-groups.ts';
 import { GroupApplier } from './group-applier.ts';
 import { verifyPair } from './verify.ts';
+import { DEFAULT_SHIP_INTERVAL_MS, SnapshotShipper, type CycleReport } from './shipping-source.ts';
+import { ShippingReceiver } from './shipping-target.ts';
 
 /** Which site executes an action: the source of the current direction, or its target. */
 function executingRole(action: SessionAction): 'source' | 'target' {
@@ -61,6 +63,12 @@ export class ReplicationService implements TapSource {
   private readonly appliedTimes = new Map<string, number>();
   readonly applier: GroupApplier;
   private readonly verifying = new Set<string>();
+  /** Snapshot-shipping sessions this site is the source of: their cycle runners. */
+  private readonly shipping = new Map<string, SnapshotShipper>();
+  /** Snapshot-shipping sessions this site is the target of: staged cycles, applied all-or-nothing. */
+  readonly receiver: ShippingReceiver;
+  /** Per snapshot-shipping session: the cycle interval (default TANDEM_SHIP_INTERVAL_MS or 30 s). */
+  private readonly shipIntervals = new Map<string, number>();
 
   constructor(
     readonly engine: StorageEngine,
@@ -78,10 +86,25 @@ export class ReplicationService implements TapSource {
       (session) => this.pairsOf(this.session(session)),
       (session, time) => this.appliedTimes.set(session, time),
     );
+    this.receiver = new ShippingReceiver(
+      engine,
+      (session) => this.pairsOf(this.session(session)),
+      (session, time) => this.recordShippedTime(this.session(session), time),
+    );
+  }
+
+  /** A shipping cycle with this snapshot instant is complete at the target: the session's consistency time. */
+  private recordShippedTime(session: SessionRecord, time: number): void {
+    session.consistencyTime = new Date(time).toISOString();
+    this.store.saveSession(session);
   }
 
   /** Resumes what was running before a restart: mirroring sessions resync what their bitmaps mark. */
   start(): void {
+    void this.receiver
+      .recover()
+      .then((applied) => applied > 0 && this.logger.info({ applied }, 're-applied committed shipping cycles'))
+      .catch((error) => this.logger.error({ error: problemMessage(error) }, 'committed shipping cycles could not be applied'));
     void this.applier
       .recover()
       .then((applied) => applied > 0 && this.logger.info({ applied }, 're-applied staged consistency groups'))
@@ -182,6 +205,9 @@ export class ReplicationService implements TapSource {
   private dropSources(session: SessionRecord): void {
     this.shippers.get(session.id)?.stop();
     this.shippers.delete(session.id);
+    const shipper = this.shipping.get(session.id);
+    if (shipper) void shipper.dispose().catch(() => {});
+    this.shipping.delete(session.id);
     for (const pair of this.pairsOf(session)) {
       this.sources.get(pair.id)?.dispose();
       this.sources.delete(pair.id);
@@ -245,7 +271,7 @@ export class ReplicationService implements TapSource {
         this.setState(session, 'suspended', {
           detail: `pair ${pair.record.h1Volume}: ${reason}`,
           recoverable: true,
-          consistencyTime: session.state === 'prepared' ? new Date().toISOString() : session.consistencyTime,
+          consistencyTime: session.state === 'prepared' && session.type !== 'snapshot-shipping' ? new Date().toISOString() : session.consistencyTime,
         });
         this.watchForLink(session);
       })().finally(() => this.suspending.delete(session.id));
@@ -280,6 +306,7 @@ export class ReplicationService implements TapSource {
 
   /** Mirrors host writes and resyncs every pair until duplex. */
   private async runMirroring(session: SessionRecord): Promise<void> {
+    if (session.type === 'snapshot-shipping') return this.runShipping(session);
     const mode = session.type === 'semi-sync' ? 'semi-sync' : session.type === 'async' ? 'async' : 'sync';
     const sources = this.pairsOf(session).map((pair) => this.ensureSource(session, pair));
     if (mode === 'async') {
@@ -305,12 +332,68 @@ export class ReplicationService implements TapSource {
     setTimeout(() => this.checkPrepared(session), 0);
   }
 
+  /** Snapshot shipping: host writes only mark tracks; cycles ship the marked tracks from snapshots. */
+  private runShipping(session: SessionRecord): void {
+    const sources = this.pairsOf(session).map((pair) => this.ensureSource(session, pair));
+    for (const source of sources) source.startMirroring('snapshot-shipping');
+    this.refreshTaps();
+    let shipper = this.shipping.get(session.id);
+    if (!shipper) {
+      const interval = this.shipIntervals.get(session.id) ?? (Number(process.env.TANDEM_SHIP_INTERVAL_MS) || DEFAULT_SHIP_INTERVAL_MS);
+      shipper = new SnapshotShipper(
+        session.id,
+        this.engine,
+        this.link(session),
+        () => this.pairsOf(session).map((pair) => this.ensureSource(session, pair)),
+        {
+          onCycle: (report) => this.cycleShipped(session, report),
+          onFailure: (error) => void this.suspendForError(session, sources[0], error),
+        },
+        interval,
+      );
+      this.shipping.set(session.id, shipper);
+    }
+    const marked = sources.reduce((sum, source) => sum + source.outOfSyncTracks, 0);
+    this.engine.catalog.recordEvent('session.resync', 'info', session.name, `session ${session.name}: shipping ${marked} marked track(s) every ${shipper.intervalMs / 1000} s`, {
+      markedTracks: marked,
+    });
+    shipper.start();
+  }
+
+  private cycleShipped(session: SessionRecord, report: CycleReport): void {
+    this.recordShippedTime(session, report.time);
+    if (session.state === 'preparing') {
+      this.engine.catalog.recordEvent('session.synced', 'info', session.name, `session ${session.name}: first cycle shipped ${report.tracks} track(s)`, {
+        copiedTracks: report.tracks,
+        bytesSent: report.bytesSent,
+      });
+      this.setState(session, 'prepared', { detail: null });
+    }
+  }
+
+  /** Runs a snapshot-shipping cycle now (at the source; forwarded there from the target). Resolves when the target committed it. */
+  async shipNow(sessionName: string): Promise<CycleReport> {
+    const session = this.session(sessionName);
+    if (session.type !== 'snapshot-shipping') throw new ProblemError('invalid-state', `session ${session.name} is ${session.type}, not snapshot-shipping`);
+    if (!this.isSource(session)) {
+      const forwarded = await this.link(session).call('session.ship-now', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 60 * 60_000 });
+      return forwarded.result as CycleReport;
+    }
+    const shipper = this.shipping.get(session.id);
+    if (!shipper?.active) throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; nothing is shipping`);
+    const report = await shipper.shipNow();
+    if (!report) throw new ProblemError('invalid-state', `session ${session.name} stopped shipping`);
+    return report;
+  }
+
+  /** Shipping statistics of a session at its source (for tests and benchmarks). */
+  shippingOf(sessionName: string): SnapshotShipper | null {
+    return this.shipping.get(this.session(sessionName).id) ?? null;
+  }
+
   // --- commands (API and CLI) ---
 
-  async createSession(name: string, type: SessionType, peer: string): Promise<SessionRecord> {
-    if (type === 'snapshot-shipping') {
-      throw new ProblemError('not-supported', `${type} sessions are not available yet; use sync, semi-sync or async`);
-    }
+  async createSession(name: string, type: SessionType, peer: string, options: { shipIntervalMs?: number } = {}): Promise<SessionRecord> {
     const other = this.peers.get(peer);
     for (const session of this.sessions.values()) {
       if (session.name === name) throw new ProblemError('already-exists', `a session named ${name} already exists`);
@@ -333,6 +416,7 @@ export class ReplicationService implements TapSource {
     await this.peers.link(other.agentId).call('session.put', { record: session }, null, { waitForLinkMs: 5000 });
     this.store.saveSession(session);
     this.sessions.set(session.id, session);
+    if (options.shipIntervalMs !== undefined) this.shipIntervals.set(session.id, options.shipIntervalMs);
     this.engine.catalog.recordEvent('session.created', 'info', name, `created ${type} session ${name} with ${other.site}`);
     return session;
   }
@@ -443,7 +527,8 @@ export class ReplicationService implements TapSource {
         this.setState(session, 'suspended', {
           detail: null,
           recoverable: true,
-          consistencyTime: new Date().toISOString(),
+          // A shipping target holds the last committed cycle, not the image of now.
+          consistencyTime: session.type === 'snapshot-shipping' ? session.consistencyTime : new Date().toISOString(),
         });
         return;
       case 'recover':
@@ -468,6 +553,8 @@ export class ReplicationService implements TapSource {
     await this.link(session)
       .call('session.stop-source', { session: session.id }, null, { waitForLinkMs: 1000, timeoutMs: 10_000 })
       .catch(() => {});
+    // An uncommitted shipping cycle is dropped: the volumes keep the last committed image.
+    if (session.type === 'snapshot-shipping') await this.receiver.discard(session.id);
     for (const pair of this.pairsOf(session)) {
       if (pair.targetChangedBitmap === null) {
         pair.targetChangedBitmap = await this.engine.bitmaps.create(this.engine.volumeId(pair.localVolume), 'clear');
@@ -483,6 +570,7 @@ export class ReplicationService implements TapSource {
   /** Stops mirroring at this site (the source), keeping out-of-sync marks. */
   async stopSource(session: SessionRecord, reason: string | null): Promise<void> {
     this.shippers.get(session.id)?.stop();
+    await this.shipping.get(session.id)?.stop();
     await Promise.all(this.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(reason)));
   }
 
@@ -574,6 +662,7 @@ export class ReplicationService implements TapSource {
   async terminateHere(session: SessionRecord): Promise<void> {
     await this.stopSource(session, null);
     this.dropSources(session);
+    if (session.type === 'snapshot-shipping') await this.receiver.discard(session.id);
     for (const pair of this.pairsOf(session)) {
       for (const bitmap of [pair.outOfSyncBitmap, pair.targetChangedBitmap]) {
         if (bitmap !== null) await this.engine.bitmaps.delete(bitmap);
@@ -605,6 +694,9 @@ export class ReplicationService implements TapSource {
     }
     if (session.state !== 'prepared') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; verify needs prepared (duplex)`);
+    }
+    if (session.type === 'snapshot-shipping') {
+      throw new ProblemError('not-supported', `session ${session.name} ships snapshots: its target lags by design; verify after a suspend`);
     }
     if (this.verifying.has(session.id)) throw new ProblemError('conflict', `session ${session.name} is being verified already`);
     this.verifying.add(session.id);
@@ -755,6 +847,7 @@ export class ReplicationService implements TapSource {
    * suspension time otherwise.
    */
   consistencyTime(session: SessionRecord): string | null {
+    if (session.type === 'snapshot-shipping') return session.consistencyTime;
     if (session.type === 'async' && (session.state === 'prepared' || session.state === 'preparing')) {
       const time = this.isSource(session) ? this.shippers.get(session.id)?.lastApplied?.time : this.appliedTimes.get(session.id);
       if (time !== undefined && session.state === 'prepared') return new Date(time).toISOString();
@@ -814,6 +907,7 @@ export class ReplicationService implements TapSource {
   }
 
   close(): void {
+    for (const shipper of this.shipping.values()) void shipper.stop();
     for (const source of this.sources.values()) source.dispose();
     this.sources.clear();
   }

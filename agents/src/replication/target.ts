@@ -5,6 +5,7 @@ import { handleClusterRequest } from './clusters/peer-requests.ts';
 import { localCodes } from './failback.ts';
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
+import type { ShippedEntry } from './shipping-source.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 
 /** How long `pair.codes` with `settle` waits for acknowledged semi-sync writes of its tracks to be applied. */
@@ -70,6 +71,8 @@ export class TargetHandlers {
         await service.execute(session, str(params, 'action') as SessionAction, (params.options ?? {}) as Partial<FailbackOptions>);
         return {};
       }
+      case 'session.ship-now':
+        return { result: await service.shipNow(str(params, 'session')) };
       case 'session.verify':
         return { result: await service.verify(str(params, 'session'), { forwarded: true }) };
       case 'session.prepare-target': {
@@ -111,6 +114,23 @@ export class TargetHandlers {
           { session: session.id, group: num(params, 'group'), time: num(params, 'time'), entries: params.entries as GroupEntry[] },
           payload,
         );
+        return {};
+      }
+      case 'ship.begin':
+      case 'ship.chunk':
+      case 'ship.commit': {
+        const session = service.session(str(params, 'session'));
+        if (service.isSource(session) || session.state === 'target-available' || session.state === 'recovering') {
+          throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; shipped cycles are refused`);
+        }
+        const epoch = str(params, 'epoch');
+        const cycle = num(params, 'cycle');
+        if (method === 'ship.begin') await service.receiver.begin(session.id, epoch, cycle);
+        else if (method === 'ship.commit') await service.receiver.commit(session.id, epoch, cycle, num(params, 'time'));
+        else {
+          if (!Array.isArray(params.entries)) throw new ProblemError('bad-request', 'ship.chunk needs entries');
+          await service.receiver.chunk(session.id, epoch, cycle, params.entries as ShippedEntry[], payload);
+        }
         return {};
       }
       case 'pair.trim': {
