@@ -10,6 +10,7 @@ interface RunInfo {
   pid: number;
   apiAddress: string;
   nbdAddress: string | null;
+  linkAddress?: string | null;
 }
 
 /** Whether the agent's CLI exists yet (it is being written alongside this benchmark). */
@@ -41,8 +42,14 @@ export class TandemAgent {
     return { stdout: result.stdout, ms: result.ms };
   }
 
-  async init(): Promise<void> {
-    await this.cli(['init', '--site', 'bench']);
+  async init(site = 'bench'): Promise<void> {
+    await this.cli(['init', '--site', site]);
+  }
+
+  /** Addresses the running agent wrote to DATA/run.json. */
+  get addresses(): { api: string; nbd: string; link: string | null } {
+    if (!this.info) throw new Error('agent not running');
+    return { api: this.info.apiAddress, nbd: this.info.nbdAddress ?? '', link: this.info.linkAddress ?? null };
   }
 
   async start(timeoutMs = 60_000): Promise<void> {

@@ -8,7 +8,7 @@ import net from 'node:net';
 export class FaultProxy {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
-  private latencyMs = 0;
+  private readonly latencyMs = { up: 0, down: 0 };
   private cutAfter: number | null = null;
   private blackholed = false;
   /** Connection resets done by `cutAfterBytes` so far. */
@@ -32,9 +32,10 @@ export class FaultProxy {
     return `127.0.0.1:${this.port}`;
   }
 
-  /** Adds this much delay to every chunk in each direction. */
-  setLatency(ms: number): void {
-    this.latencyMs = ms;
+  /** Adds this much delay to every chunk in each direction (or in one: 'up' = client -> target). */
+  setLatency(ms: number, direction: 'both' | 'up' | 'down' = 'both'): void {
+    this.latencyMs.up = direction === 'down' ? 0 : ms;
+    this.latencyMs.down = direction === 'up' ? 0 : ms;
   }
 
   /** Resets every connection once `bytes` more bytes have crossed (either way). */
@@ -60,14 +61,19 @@ export class FaultProxy {
       // Chunks wait out the latency in order, without holding back the ones behind them.
       const queue: Array<{ chunk: Buffer; due: number }> = [];
       let timer: NodeJS.Timeout | null = null;
+      let draining = false;
       const deliver = () => {
         timer = null;
         const now = Date.now();
         while (queue.length > 0 && queue[0].due <= now) {
           const { chunk } = queue.shift()!;
-          if (!to.destroyed && !to.write(chunk)) {
+          if (!to.destroyed && !to.write(chunk) && !draining) {
+            draining = true;
             from.pause();
-            to.once('drain', () => from.resume());
+            to.once('drain', () => {
+              draining = false;
+              from.resume();
+            });
           }
         }
         if (queue.length > 0) timer = setTimeout(deliver, queue[0].due - now);
@@ -84,9 +90,10 @@ export class FaultProxy {
             return;
           }
         }
-        queue.push({ chunk, due: Date.now() + this.latencyMs });
-        if (this.latencyMs === 0) deliver();
-        else if (!timer) timer = setTimeout(deliver, this.latencyMs);
+        const latency = this.latencyMs[direction];
+        queue.push({ chunk, due: Date.now() + latency });
+        if (latency === 0 || queue[0].due <= Date.now()) deliver();
+        else if (!timer) timer = setTimeout(deliver, queue[0].due - Date.now());
       });
       from.on('close', () => {
         if (timer) clearTimeout(timer);

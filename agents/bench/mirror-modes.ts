@@ -1,0 +1,123 @@
+/**
+ * `bench:mirror` section 1: 4K qd1 latency and IOPS and 1M throughput of the
+ * plain export against async, semi-sync and sync copy sets, with round trips
+ * added by the proxy, interleaved (rotating order), medians.
+ */
+import { jobs, runFio, type FioJob, type FioResult } from './fio.ts';
+import { median, num, ratio, table } from './format.ts';
+import { progress, rotate } from './interleave.ts';
+import { exportUri, startSession, waitForState, type MirrorSites } from './mirror-sites.ts';
+import { verdict } from './targets.ts';
+
+export const modes = ['plain', 'async', 'semi-sync', 'sync'] as const;
+export type Mode = (typeof modes)[number];
+const modeJobs: FioJob[] = [jobs[2], jobs[1]]; // 4K rand qd1, seq 1M qd16
+const REGION = '256M';
+
+export interface ModeCell {
+  rtt: number;
+  job: string;
+  mode: Mode;
+  samples: FioResult[];
+  /** Runs after which the session was not prepared (fell back to bitmaps). */
+  notPrepared: number;
+}
+
+const key = (rtt: number, job: string, mode: Mode) => `${rtt}|${job}|${mode}`;
+
+export async function modesSection(sites: MirrorSites, rtts: number[], reps: number, runtime: number): Promise<Map<string, ModeCell>> {
+  const prefill = jobs[1];
+  for (const mode of modes) {
+    await sites.alpha.createVolume(`m-${mode}`, REGION);
+    await runFio(exportUri(sites.alpha, `m-${mode}`), prefill, { runtime: null, size: REGION });
+    if (mode === 'plain') continue;
+    await sites.beta.createVolume(`c-${mode}`, REGION);
+    progress(`session mir-${mode}: initial copy of ${REGION}`);
+    await startSession(sites, `mir-${mode}`, mode, `m-${mode}`, `c-${mode}`);
+  }
+  const cells = new Map<string, ModeCell>();
+  for (const rtt of rtts) {
+    sites.proxy.setLatency(rtt, 'up');
+    for (let rep = 0; rep < reps; rep++) {
+      for (let j = 0; j < modeJobs.length; j++) {
+        const job = modeJobs[j];
+        for (const mode of rotate([...modes], rep + j + rtt)) {
+          if (mode !== 'plain') await waitForState(sites.alphaApi, `mir-${mode}`, 'prepared', 120_000, 50);
+          const result = await runFio(exportUri(sites.alpha, `m-${mode}`), job, { runtime, size: REGION });
+          let cell = cells.get(key(rtt, job.id, mode));
+          if (!cell) {
+            cell = { rtt, job: job.id, mode, samples: [], notPrepared: 0 };
+            cells.set(key(rtt, job.id, mode), cell);
+          }
+          cell.samples.push(result);
+          if (mode !== 'plain') {
+            const view = (await sites.alphaApi.request('GET', `/v1/sessions/mir-${mode}`)).body as { state: string };
+            if (view.state !== 'prepared') cell.notPrepared++;
+          }
+          const figure = job.metric === 'IOPS' ? `${num(result.iops)} IOPS` : `${num(result.mibps)} MiB/s`;
+          progress(`[rtt +${rtt} ms, rep ${rep + 1}/${reps}] ${job.label.padEnd(12)} ${mode.padEnd(9)} ${figure} p50 ${num(result.clatP50us)} µs`);
+        }
+      }
+    }
+  }
+  sites.proxy.setLatency(0);
+  return cells;
+}
+
+interface Row {
+  cells: string[];
+}
+
+/** Tables: per added RTT, each mode's medians, ratios to plain and the BENCHMARKS.md targets. */
+export function renderModes(cells: Map<string, ModeCell>, rtts: number[]): string {
+  const out: string[] = [];
+  const get = (rtt: number, job: string, mode: Mode) => cells.get(key(rtt, job, mode));
+  const iops = (cell: ModeCell | undefined) => (cell ? median(cell.samples.map((s) => s.iops)) : Number.NaN);
+  const p50 = (cell: ModeCell | undefined) => (cell ? median(cell.samples.map((s) => s.clatP50us)) : Number.NaN);
+  const mibps = (cell: ModeCell | undefined) => (cell ? median(cell.samples.map((s) => s.mibps)) : Number.NaN);
+  const rows: Row[] = [];
+  for (const rtt of rtts) {
+    const plain4k = get(rtt, 'rand4k-qd1', 'plain');
+    const plain1m = get(rtt, 'seq1m-qd16', 'plain');
+    for (const mode of modes) {
+      const c4 = get(rtt, 'rand4k-qd1', mode);
+      const c1 = get(rtt, 'seq1m-qd16', mode);
+      const added = p50(c4) - p50(plain4k);
+      let target = '—';
+      let pass: boolean | null = null;
+      if (mode === 'async') {
+        target = '≥ 0.90× IOPS, ≤ +10 µs p50';
+        pass = iops(c4) / iops(plain4k) >= 0.9 && added <= 10;
+      } else if (mode === 'sync') {
+        // Added latency ≤ 1.2 × (RTT + remote write); the remote write is the plain export's p50 (same disk).
+        const bound = 1.2 * (rtt * 1000 + p50(plain4k));
+        // min(local disk, link): the link is not measured apart; at +0 ms the plain export's MiB/s stands for it.
+        const throughputOk = rtt > 0 || mibps(c1) / mibps(plain1m) >= 0.9;
+        target = rtt > 0 ? `+p50 ≤ ${num(bound)} µs` : `+p50 ≤ ${num(bound)} µs; ≥ 0.90× MiB/s`;
+        pass = added <= bound && throughputOk;
+      }
+      const notes = (c4?.notPrepared ?? 0) + (c1?.notPrepared ?? 0);
+      rows.push({
+        cells: [
+          `+${rtt} ms`,
+          mode + (notes ? ` (${notes} run(s) fell back to bitmaps)` : ''),
+          num(iops(c4)),
+          num(p50(c4)),
+          mode === 'plain' ? '—' : `${added >= 0 ? '+' : ''}${num(added)}`,
+          ratio(iops(c4) / iops(plain4k)),
+          num(mibps(c1)),
+          ratio(mibps(c1) / mibps(plain1m)),
+          target,
+          verdict(pass),
+        ],
+      });
+    }
+  }
+  out.push(
+    table(
+      ['added RTT', 'mode', '4K qd1 IOPS', 'p50 µs', 'Δp50 µs', 'IOPS / plain', '1M qd16 MiB/s', 'MiB/s / plain', 'target', ''],
+      rows.map((r) => r.cells),
+    ),
+  );
+  return out.join('\n');
+}

@@ -1,0 +1,105 @@
+/**
+ * `npm run bench:mirror`: two real agent processes paired through the CLI,
+ * alpha's peer link through the FaultProxy. 4K qd1 and 1M throughput of the
+ * plain export vs async, semi-sync and sync with added round trips;
+ * incremental resync against rsync; failback preflight against a full
+ * compare and `qemu-img compare`. Interleaved runs, medians, ratios and the
+ * targets of ../shared/BENCHMARKS.md. See mirror-args.ts for the options.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from './args.ts';
+import { progress } from './interleave.ts';
+import { mirrorUsage, parseMirrorArgs, type MirrorOptions } from './mirror-args.ts';
+import { modesSection, renderModes, type ModeCell } from './mirror-modes.ts';
+import { prepareResync, preflightSection, renderPreflight, renderResync, resyncSection, type PreflightResults, type ResyncTrial } from './mirror-resync.ts';
+import { startSites, stopSites, type MirrorSites } from './mirror-sites.ts';
+import { installExitHooks } from './procs.ts';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+
+function options(): MirrorOptions {
+  try {
+    return parseMirrorArgs(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    if (error.message) console.error(error.message);
+    console.error(mirrorUsage);
+    process.exit(error.message ? 2 : 0);
+  }
+}
+
+async function main(): Promise<void> {
+  const opts = options();
+  const ownDir = opts.dir === null;
+  const dir = opts.dir ? path.resolve(opts.dir) : fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-bench-mirror-'));
+  const logDir = path.join(dir, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  let sites: MirrorSites | null = null;
+  const teardown = async () => {
+    await stopSites(sites);
+    sites = null;
+    if (ownDir && !opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  installExitHooks(teardown);
+  const startedAt = new Date().toISOString();
+  const loadBefore = load();
+  try {
+    progress(`scratch dir ${dir}; load average ${loadBefore}`);
+    sites = await startSites(repoRoot, dir, logDir);
+    progress(`agents alpha and beta paired; alpha -> beta through the proxy ${sites.proxy.address}`);
+    const lines: string[] = [''];
+    let modes: Map<string, ModeCell> | null = null;
+    let resync: ResyncTrial[] | null = null;
+    let preflight: PreflightResults | null = null;
+    if (opts.modes) {
+      modes = await modesSection(sites, opts.rtts, opts.reps, opts.runtime);
+      lines.push(
+        `## Mirror modes: fio --ioengine=nbd on alpha, ${opts.runtime} s per run, median of ${opts.reps} interleaved reps, 256 MiB prefilled region`,
+        'added RTT = delay the proxy adds to alpha -> beta traffic (once per round trip); Δp50 = p50 − plain p50 at that RTT.',
+        'sync target: added latency ≤ 1.2 × (RTT + remote write), remote write = plain p50 (same disk);',
+        'sync throughput ≥ 0.9 × min(local disk, link) is judged at +0 ms against the plain export (the link is not measured apart).',
+        '',
+        renderModes(modes, opts.rtts),
+        '',
+      );
+    }
+    if (opts.resync || opts.preflight) {
+      const context = await prepareResync(sites, dir, opts.resyncMiB);
+      if (opts.resync) {
+        resync = await resyncSection(sites, context, dir, opts.percents, opts.reps);
+        lines.push(`## Incremental resync vs rsync, median of ${opts.reps} interleaved reps`, renderResync(resync, opts.resyncMiB), '');
+      }
+      if (opts.preflight) {
+        preflight = await preflightSection(sites, context, dir, opts.resyncMiB, Math.max(opts.reps, 3));
+        lines.push('## Failback preflight', renderPreflight(preflight), '');
+      }
+    }
+    const loadAfter = load();
+    lines.push(`load average before ${loadBefore}, after ${loadAfter} (2 shared cores: expect ±40 %)`);
+    console.log(lines.join('\n'));
+    if (opts.json) {
+      const json = {
+        startedAt,
+        loadBefore,
+        loadAfter,
+        options: opts,
+        modes: modes ? [...modes.values()] : null,
+        resync,
+        preflight,
+      };
+      fs.writeFileSync(opts.json, `${JSON.stringify(json, null, 2)}\n`);
+      progress(`wrote ${opts.json}`);
+    }
+  } finally {
+    await teardown();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench:mirror failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});
