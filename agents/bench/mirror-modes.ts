@@ -9,7 +9,7 @@ import { progress, rotate } from './interleave.ts';
 import { exportUri, startSession, waitForState, type MirrorSites } from './mirror-sites.ts';
 import { verdict } from './targets.ts';
 
-export const modes = ['plain', 'async', 'semi-sync', 'sync'] as const;
+export const modes = ['plain', 'async', 'semi-sync', 'sync', 'shipping'] as const;
 export type Mode = (typeof modes)[number];
 const modeJobs: FioJob[] = [jobs[2], jobs[1]]; // 4K rand qd1, seq 1M qd16
 const REGION = '256M';
@@ -33,7 +33,7 @@ export async function modesSection(sites: MirrorSites, rtts: number[], reps: num
     if (mode === 'plain') continue;
     await sites.beta.createVolume(`c-${mode}`, REGION);
     progress(`session mir-${mode}: initial copy of ${REGION}`);
-    await startSession(sites, `mir-${mode}`, mode, `m-${mode}`, `c-${mode}`);
+    await startSession(sites, `mir-${mode}`, mode === 'shipping' ? 'snapshot-shipping' : mode, `m-${mode}`, `c-${mode}`);
   }
   const cells = new Map<string, ModeCell>();
   for (const rtt of rtts) {

@@ -62,6 +62,7 @@ async function main(): Promise<void> {
         'added RTT = delay the proxy adds to alpha -> beta traffic (once per round trip); Δp50 = p50 − plain p50 at that RTT.',
         'sync target: added latency ≤ 1.2 × (RTT + remote write), remote write = plain p50 (same disk);',
         'sync throughput ≥ 0.9 × min(local disk, link) is judged at +0 ms against the plain export (the link is not measured apart).',
+        'shipping = snapshot-shipping session (30 s cycles): host writes only mark tracks; first writes after a cycle\'s snapshot redirect.',
         '',
         renderModes(modes, opts.rtts),
         '',
