@@ -36,9 +36,9 @@ const CHUNK_BYTES = 4 * 1024 * 1024;
 const CHUNK_WINDOW = 4;
 const SNAPSHOT_PREFIX = 'tandem-ship-';
 
-/** The name of a shipping snapshot of a copy set's volume (recognizable, so leftovers can be removed). */
-function snapshotName(pairId: string, cycle: number): string {
-  return `${SNAPSHOT_PREFIX}${pairId.slice(0, 8)}-${cycle}`;
+/** The name of a shipping snapshot of a copy set's volume (recognizable, so leftovers of an earlier run can be removed). */
+function snapshotName(pairId: string, epoch: string, cycle: number): string {
+  return `${SNAPSHOT_PREFIX}${pairId.slice(0, 8)}-${epoch.slice(0, 8)}-${cycle}`;
 }
 
 /**
@@ -130,7 +130,7 @@ export class SnapshotShipper {
   private removeLeftovers(): void {
     const ours = new Set(this.sources().map((source) => source.record.id.slice(0, 8)));
     for (const volume of this.engine.listVolumes()) {
-      if (!volume.name.startsWith(SNAPSHOT_PREFIX) || this.kept.includes(volume.name)) continue;
+      if (!volume.name.startsWith(SNAPSHOT_PREFIX) || this.kept.includes(volume.name) || volume.name.includes(this.epoch.slice(0, 8))) continue;
       const owner = volume.name.slice(SNAPSHOT_PREFIX.length, SNAPSHOT_PREFIX.length + 8);
       if (ours.has(owner)) void this.engine.deleteVolume(volume.name).catch(() => {});
     }
@@ -153,7 +153,7 @@ export class SnapshotShipper {
       const releases = sources.map((source) => source.hold());
       try {
         time = Date.now();
-        for (const source of sources) plans.push({ source, tracks: source.beginCycle(), snapshot: snapshotName(source.record.id, cycle) });
+        for (const source of sources) plans.push({ source, tracks: source.beginCycle(), snapshot: snapshotName(source.record.id, this.epoch, cycle) });
         for (const plan of plans) {
           await this.engine.createSnapshot(plan.source.record.localVolume, plan.snapshot, { readOnly: true });
           snapshots.push(plan.snapshot);
