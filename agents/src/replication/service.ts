@@ -873,7 +873,8 @@ export class ReplicationService implements TapSource {
         if (!this.isSource(session)) state = session.state === 'prepared' ? 'duplex' : 'syncing';
         else if (!source || source.reason) state = 'suspended';
         else if (this.link(session).state !== 'connected') state = 'connecting';
-        else if (source.isResyncing) {
+        else if (source.isResyncing || (session.type === 'snapshot-shipping' && session.state === 'preparing')) {
+          // A shipping session is preparing until its first cycle (the initial copy) is committed.
           state = 'syncing';
           const { total, copied, startedAt } = source.progress;
           syncedPercent = total === 0 ? 100 : Math.min(100, Math.round((copied / total) * 1000) / 10);

@@ -153,7 +153,11 @@ export class SnapshotShipper {
       const releases = sources.map((source) => source.hold());
       try {
         time = Date.now();
-        for (const source of sources) plans.push({ source, tracks: source.beginCycle(), snapshot: snapshotName(source.record.id, this.epoch, cycle) });
+        for (const source of sources) {
+          const tracks = source.beginCycle();
+          source.progress = { total: tracks.length, copied: 0, bytesSent: 0, startedAt: started };
+          plans.push({ source, tracks, snapshot: snapshotName(source.record.id, this.epoch, cycle) });
+        }
         for (const plan of plans) {
           await this.engine.createSnapshot(plan.source.record.localVolume, plan.snapshot, { readOnly: true });
           snapshots.push(plan.snapshot);
@@ -212,7 +216,9 @@ export class SnapshotShipper {
               entries.push({ pair: plan.source.record.id, kind: 'write', offset, length, dataOffset: size });
               payload.push(data);
               size += length;
+              plan.source.progress.bytesSent += length;
             }
+            plan.source.progress.copied++;
             if (size >= CHUNK_BYTES || entries.length >= 4096) await flush();
           }
         }
