@@ -5,6 +5,14 @@ import 'uplot/dist/uPlot.min.css';
 import { useExposureStore, type ExposureSample } from '../hooks/exposure-store.ts';
 
 const noSamples: ExposureSample[] = [];
+/** At least the last minute is shown, so one sample (or none) does not stretch the time axis over years. */
+const minimumWindowSeconds = 60;
+
+function timeWindow(_plot: uPlot, min: number | null, max: number | null): uPlot.Range.MinMax {
+  const end = max !== null && Number.isFinite(max) ? max : Date.now() / 1000;
+  const start = min !== null && Number.isFinite(min) && end - min >= minimumWindowSeconds ? min : end - minimumWindowSeconds;
+  return [start, end];
+}
 
 function chartData(samples: ExposureSample[]): uPlot.AlignedData {
   return [samples.map((sample) => sample.time), samples.map((sample) => sample.exposure)];
@@ -31,8 +39,8 @@ export function ExposureChart({ sessionId, width = 420, height = 120 }: { sessio
           height,
           legend: { show: false },
           cursor: { drag: { x: false, y: false } },
-          scales: { x: { time: true }, y: { range: (_self, _min, max) => [0, Math.max(1, max * 1.2)] } },
-          axes: [{ stroke: '#868e96', grid: { stroke: 'rgba(134,142,150,0.15)' } }, { stroke: '#868e96', size: 44, values: (_self, ticks) => ticks.map((tick) => `${tick} s`), grid: { stroke: 'rgba(134,142,150,0.15)' } }],
+          scales: { x: { time: true, range: timeWindow }, y: { range: (_self, _min, max) => [0, Math.max(1, max * 1.2)] } },
+          axes: [{ stroke: '#868e96', grid: { stroke: 'rgba(134,142,150,0.15)' }, values: (_self, ticks) => ticks.map((tick) => new Date(tick * 1000).toLocaleTimeString()) }, { stroke: '#868e96', size: 44, values: (_self, ticks) => ticks.map((tick) => `${tick} s`), grid: { stroke: 'rgba(134,142,150,0.15)' } }],
           series: [{}, { label: 'exposure', stroke: '#4c6ef5', fill: 'rgba(76,110,245,0.12)', width: 2, points: { show: false } }],
         },
         chartData([]),

@@ -1,5 +1,5 @@
 import { Alert, Button, Loader, Stack, Text } from '@mantine/core';
-import { useEffect, useRef } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { sourceSite, targetSite, type MergedSession } from '../hooks/session-model.ts';
 import { useSessionAction, useVerify } from '../hooks/use-sessions.ts';
@@ -13,6 +13,8 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
   const started = useRef(false);
   const back = useSessionAction();
   const forth = useSessionAction();
+  // Decided once, when the result shows: the offer stays (with its outcome) while the session turns around.
+  const [returnOffered] = useState(() => session.direction === 'h2-h1');
 
   // The result step verifies once: codes compared at both sites while writes may go on.
   useEffect(() => {
@@ -56,7 +58,7 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
           </Text>
         </Alert>
       )}
-      {report && session.direction === 'h2-h1' && (
+      {report && returnOffered && (
         <Stack gap={4}>
           <Text size="sm">
             Production now runs at {session.h2Site}. To return to the original direction ({originalSource} → {session.h2Site}), stop the applications at{' '}
@@ -73,6 +75,7 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
               Returning: {originalSource} is the source again; what changed there is copied to {session.h2Site}, then every write is mirrored.
             </Text>
           )}
+          {forth.isSuccess && <StateBadge state={session.state} health={session.health} testId="return-state" />}
         </Stack>
       )}
     </Stack>

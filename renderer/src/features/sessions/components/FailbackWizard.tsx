@@ -55,7 +55,7 @@ export function FailbackWizard({ sessions }: { sessions: MergedSession[] }) {
             </Text>
             {firstPreflight.isLoading && <Loader size="sm" />}
             {firstPreflight.error && <ProblemAlert error={firstPreflight.error} title="The preflight failed" />}
-            {firstPreflight.data && <PreflightSummary preflight={firstPreflight.data} />}
+            {firstPreflight.data && <PreflightSummary preflight={firstPreflight.data} pairs={entry?.session.pairs ?? []} />}
           </Stack>
         </Stepper.Step>
         <Stepper.Step label="Options">
@@ -82,7 +82,7 @@ export function FailbackWizard({ sessions }: { sessions: MergedSession[] }) {
               </Text>
             </Alert>
             {chosenPreflight.isLoading && <Loader size="sm" />}
-            {chosenPreflight.data && <PreflightSummary preflight={chosenPreflight.data} />}
+            {chosenPreflight.data && <PreflightSummary preflight={chosenPreflight.data} pairs={entry?.session.pairs ?? []} />}
             {failback.error && <ProblemAlert error={failback.error} title="Failback did not start" />}
           </Stack>
         </Stepper.Step>

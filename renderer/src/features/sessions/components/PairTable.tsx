@@ -31,7 +31,9 @@ export function PairTable({ pairs, h1Site, h2Site }: { pairs: PairInfo[]; h1Site
     <Table striped withTableBorder fz="sm" verticalSpacing={4}>
       <Table.Thead>
         <Table.Tr>
-          <Table.Th>Copy set ({h1Site} → {h2Site})</Table.Th>
+          <Table.Th>
+            Copy set (H1 {h1Site} → H2 {h2Site})
+          </Table.Th>
           <Table.Th>State</Table.Th>
           <Table.Th w="28%">In sync</Table.Th>
           <Table.Th ta="right">Out of sync</Table.Th>
@@ -53,9 +55,15 @@ export function PairTable({ pairs, h1Site, h2Site }: { pairs: PairInfo[]; h1Site
                 </Text>
               </Table.Td>
               <Table.Td>
-                <Tooltip label={`${share.toFixed(1)} % of ${pair.trackCount} tracks in sync`}>
-                  <Progress value={share} color={pairColours[pair.state]} size="lg" animated={pair.state === 'syncing'} aria-label={`${pair.h1Volume} in sync`} />
-                </Tooltip>
+                {pair.state === 'defined' ? (
+                  <Text size="sm" c="dimmed">
+                    not started
+                  </Text>
+                ) : (
+                  <Tooltip label={`${share.toFixed(1)} % of ${pair.trackCount} tracks in sync`}>
+                    <Progress value={share} color={pairColours[pair.state]} size="lg" animated={pair.state === 'syncing'} aria-label={`${pair.h1Volume} in sync`} />
+                  </Tooltip>
+                )}
               </Table.Td>
               <Table.Td ta="right" data-testid="out-of-sync">
                 {pair.outOfSyncTracks}

@@ -1,5 +1,5 @@
 import { SimpleGrid, Table, Text } from '@mantine/core';
-import type { FailbackPreflight } from '@tandem/contract';
+import type { FailbackPreflight, PairInfo } from '@tandem/contract';
 import { formatSize } from '../../../lib/format.ts';
 import { formatSeconds } from '../hooks/session-model.ts';
 
@@ -17,7 +17,11 @@ function Count({ label, value, testId }: { label: string; value: string; testId:
 }
 
 /** What failback would copy, before anything moves: by bitmaps, by code comparison, bytes and time. */
-export function PreflightSummary({ preflight }: { preflight: FailbackPreflight }) {
+export function PreflightSummary({ preflight, pairs }: { preflight: FailbackPreflight; pairs: PairInfo[] }) {
+  const pairName = (id: string) => {
+    const pair = pairs.find((each) => each.id === id);
+    return pair ? `${pair.h1Volume} ⇄ ${pair.h2Volume}` : id;
+  };
   const sum = (pick: (pair: FailbackPreflight['pairs'][number]) => number | null) => preflight.pairs.reduce((total, pair) => total + (pick(pair) ?? 0), 0);
   const byBitmap = sum((pair) => pair.candidateTracks);
   return (
@@ -49,7 +53,7 @@ export function PreflightSummary({ preflight }: { preflight: FailbackPreflight }
         <Table.Tbody>
           {preflight.pairs.map((pair) => (
             <Table.Tr key={pair.pair} data-testid={`preflight-pair-${pair.pair}`}>
-              <Table.Td>{pair.pair}</Table.Td>
+              <Table.Td>{pairName(pair.pair)}</Table.Td>
               <Table.Td ta="right">{pair.targetChangedTracks}</Table.Td>
               <Table.Td ta="right">{pair.outOfSyncTracks}</Table.Td>
               <Table.Td ta="right">{pair.candidateTracks}</Table.Td>

@@ -1,9 +1,9 @@
-import { Badge, Loader, ScrollArea, Table, Text } from '@mantine/core';
+import { Loader, ScrollArea, Table, Text } from '@mantine/core';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { formatTime } from '../hooks/session-model.ts';
 import { useSessionEvents } from '../hooks/use-sessions.ts';
 
-const severityColours = { info: 'blue', warning: 'yellow', error: 'red' } as const;
+const severityColours = { info: 'blue', warning: 'orange', error: 'red' } as const;
 
 /** The session's events at one site, newest first (refreshed by the same agent events it lists). */
 export function SessionEventLog({ siteId, siteName, name }: { siteId: string; siteName: string; name: string }) {
@@ -20,9 +20,9 @@ export function SessionEventLog({ siteId, siteName, name }: { siteId: string; si
             <Table.Tr key={event.id}>
               <Table.Td style={{ whiteSpace: 'nowrap' }}>{formatTime(event.time)}</Table.Td>
               <Table.Td>
-                <Badge size="xs" variant="light" color={severityColours[event.severity]}>
+                <Text size="xs" ff="monospace" c={severityColours[event.severity]} style={{ whiteSpace: 'nowrap' }}>
                   {event.type}
-                </Badge>
+                </Text>
               </Table.Td>
               <Table.Td>{event.message}</Table.Td>
             </Table.Tr>

@@ -1,0 +1,65 @@
+import type { Download, Locator, Page } from '@playwright/test';
+
+/** The Sessions screen: session cards, their actions and reports, and the create-session and failback wizards. */
+export class SessionsPage {
+  constructor(private readonly page: Page) {}
+
+  async open(): Promise<void> {
+    await this.page.getByRole('navigation').getByText('Sessions', { exact: true }).click();
+    await this.page.getByRole('heading', { name: 'Sessions', level: 2 }).waitFor();
+  }
+
+  card(name: string): Locator {
+    return this.page.getByTestId(`session-card-${name}`);
+  }
+
+  state(name: string): Locator {
+    return this.card(name).getByTestId('session-state');
+  }
+
+  get createWizard(): Locator {
+    return this.page.getByRole('dialog', { name: 'Create a session' });
+  }
+
+  get failbackWizard(): Locator {
+    return this.page.getByRole('dialog', { name: 'Failback' });
+  }
+
+  /** Walks the create-session wizard; pairs the two sites on the way if they are not paired yet. */
+  async create(options: { name: string; h1Site: string; h1Address: string; h2Site: string; h2Address: string; copySets: [string, string][] }): Promise<void> {
+    await this.page.getByRole('button', { name: 'Create session…' }).click();
+    const wizard = this.createWizard;
+    await wizard.getByLabel('Session name').fill(options.name);
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByLabel('H1 site (source)').selectOption({ label: `${options.h1Site} (${options.h1Address})` });
+    await wizard.getByLabel('H2 site (target)').selectOption({ label: `${options.h2Site} (${options.h2Address})` });
+    const pairButton = wizard.getByRole('button', { name: `Pair ${options.h1Site} with ${options.h2Site}` });
+    const paired = wizard.getByTestId('sites-paired');
+    await pairButton.or(paired).waitFor();
+    if (await pairButton.isVisible()) await pairButton.click();
+    await paired.waitFor();
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    for (const [h1Volume, h2Volume] of options.copySets) {
+      await wizard.getByLabel(`Volume at ${options.h1Site}`).selectOption(h1Volume);
+      await wizard.getByLabel(`Copy at ${options.h2Site}`).selectOption(h2Volume);
+      await wizard.getByRole('button', { name: 'Add copy set' }).click();
+    }
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByRole('button', { name: 'Create session' }).click();
+    await wizard.waitFor({ state: 'hidden' });
+    await this.card(options.name).waitFor();
+  }
+
+  /** Clicks an action on a card and returns its confirmation dialog. */
+  async action(name: string, label: string): Promise<Locator> {
+    await this.card(name).getByRole('button', { name: label, exact: true }).click();
+    return this.page.getByRole('dialog');
+  }
+
+  async exportReport(kind: 'session' | 'cluster', name: string, format: 'CSV' | 'JSON' | 'PDF'): Promise<Download> {
+    await this.page.getByRole('button', { name: `Export ${kind} ${name}` }).click();
+    const download = this.page.waitForEvent('download');
+    await this.page.getByRole('menuitem', { name: format }).click();
+    return download;
+  }
+}

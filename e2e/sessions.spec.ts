@@ -1,0 +1,144 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import Papa from 'papaparse';
+import { consoleApi } from '../scripts/lib/backend.mjs';
+import { ConsolePage } from './pages/console-page.ts';
+import { SessionsPage } from './pages/sessions-page.ts';
+import { expect, screenshot, test } from './support/fixtures.ts';
+import { startMirrorWorld, type MirrorWorld } from './support/mirror-world.ts';
+
+const execFileAsync = promisify(execFile);
+
+/** Writes through an agent's NBD export with qemu-io, as an application host would. */
+async function qemuIo(nbdAddress: string, volume: string, command: string): Promise<void> {
+  await execFileAsync('qemu-io', ['-f', 'raw', '-c', command, `nbd://${nbdAddress}/${volume}`], { timeout: 60_000 });
+}
+
+const session = 'e2e-orders';
+const mib = 1024 * 1024;
+
+test.describe.serial('mirroring sessions: create, start, fail over, fail back, reports', () => {
+  let world: MirrorWorld;
+
+  test.beforeAll(async () => {
+    test.setTimeout(120_000);
+    world = await startMirrorWorld();
+    const { primary: primaryId, secondary: secondaryId } = world.siteIds;
+    const tandem = world;
+    // 16 MiB = 256 tracks of 64 KiB; a decoy of another size must not be offered as the copy.
+    await consoleApi(tandem.backend, 'POST', `/api/sites/${primaryId}/volumes`, { name: 'mir-db', sizeBytes: 16 * mib });
+    await consoleApi(tandem.backend, 'POST', `/api/sites/${secondaryId}/volumes`, { name: 'mir-db-copy', sizeBytes: 16 * mib });
+    await consoleApi(tandem.backend, 'POST', `/api/sites/${secondaryId}/volumes`, { name: 'mir-other', sizeBytes: 32 * mib });
+    // Production data before the session starts: 16 tracks.
+    await qemuIo(tandem.primary.nbdAddress, 'mir-db', 'write -P 0xaa 0 1M');
+  });
+
+  test.afterAll(async () => {
+    await world?.stop();
+  });
+
+  test('create a session in the wizard, start it, fail over, write at site 2, fail back with the expected preflight, verify', async ({ page }, testInfo) => {
+    test.setTimeout(240_000);
+    const tandem = new ConsolePage(page, world.backend);
+    const sessions = new SessionsPage(tandem.page);
+    await tandem.open();
+    await sessions.open();
+
+    await sessions.create({
+      name: session,
+      h1Site: 'primary',
+      h1Address: world.primary.apiAddress,
+      h2Site: 'secondary',
+      h2Address: world.secondary.apiAddress,
+      copySets: [['mir-db', 'mir-db-copy']],
+    });
+    await expect(sessions.state(session)).toContainText('Defined');
+    await screenshot(tandem.page, testInfo, 'sessions-defined');
+
+    const start = await sessions.action(session, 'Start');
+    await expect(start.getByTestId('action-consequence')).toContainText('from primary to secondary');
+    await start.getByRole('button', { name: 'Start' }).click();
+    await expect(sessions.state(session)).toContainText('Prepared', { timeout: 60_000 });
+    await expect(sessions.state(session)).toContainText('Normal');
+    await expect(sessions.card(session).getByTestId('pair-row-mir-db').getByTestId('out-of-sync')).toHaveText('0');
+    await sessions.card(session).getByRole('button', { name: 'Show events' }).click();
+    await expect(sessions.card(session).getByTestId('session-events-primary')).toContainText('session.');
+    await screenshot(tandem.page, testInfo, 'sessions-prepared');
+
+    // Failover: the warning names both sites and needs an acknowledgement.
+    const recover = await sessions.action(session, 'Recover (failover)…');
+    await expect(recover).toContainText("Recover makes the copy volumes writable at secondary; primary's changes after now will be copied back only by failback.");
+    await expect(recover.getByRole('button', { name: 'Recover (failover)' })).toBeDisabled();
+    await screenshot(tandem.page, testInfo, 'sessions-failover-warning');
+    await recover.getByLabel('I understand what this does to both sites').check();
+    await recover.getByRole('button', { name: 'Recover (failover)' }).click();
+    await expect(sessions.state(session)).toContainText('Target available', { timeout: 30_000 });
+
+    // Production moves to site 2: 3 tracks written there.
+    await qemuIo(world.secondary.nbdAddress, 'mir-db-copy', 'write -P 0xcc 0 192k');
+
+    await sessions.card(session).getByRole('button', { name: 'Failback…' }).click();
+    const wizard = sessions.failbackWizard;
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await expect(wizard.getByTestId('preflight-bitmap-tracks')).toHaveText('3');
+    await expect(wizard.getByTestId('preflight-code-tracks')).toHaveText('3');
+    await expect(wizard.getByTestId('preflight-bytes')).toHaveText('192 KiB');
+    await expect(wizard.getByTestId('preflight-tracks-to-copy')).toContainText('3 tracks to copy');
+    await screenshot(tandem.page, testInfo, 'failback-preflight');
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await expect(wizard.getByLabel(/^Verify by segment codes/)).toBeChecked();
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await expect(wizard.getByTestId('failback-consequence')).toContainText("copies secondary's changes back to primary");
+    await wizard.getByRole('button', { name: 'Start failback' }).click();
+    await expect(wizard.getByTestId('failback-progress')).toBeVisible();
+    await expect(wizard.getByRole('button', { name: 'Verify result' })).toBeEnabled({ timeout: 60_000 });
+    await wizard.getByRole('button', { name: 'Verify result' }).click();
+    await expect(wizard.getByTestId('verify-summary')).toContainText(/\d+ tracks compared, 0 differing/, { timeout: 60_000 });
+    await expect(wizard.getByRole('button', { name: 'Return to primary → secondary' })).toBeVisible();
+    await screenshot(tandem.page, testInfo, 'failback-verified');
+    await expect(sessions.card(session).getByTestId('session-direction')).toHaveText('secondary → primary');
+
+    // The offered way back: fail over to primary and fail back from there, ending in the original direction.
+    await wizard.getByRole('button', { name: 'Return to primary → secondary' }).click();
+    await expect(wizard).toContainText('Returning: primary is the source again', { timeout: 30_000 });
+    await wizard.getByRole('button', { name: 'Close' }).click();
+    await expect(sessions.card(session).getByTestId('session-direction')).toHaveText('primary → secondary', { timeout: 30_000 });
+    await expect(sessions.state(session)).toContainText('Prepared', { timeout: 60_000 });
+    await expect(sessions.card(session).getByTestId('session-events-primary')).toContainText('session.failback');
+    await screenshot(tandem.page, testInfo, 'sessions-back-to-original');
+  });
+
+  test('export the session as CSV, JSON and PDF', async ({ page }, testInfo) => {
+    const tandem = new ConsolePage(page, world.backend);
+    const sessions = new SessionsPage(tandem.page);
+    await tandem.open();
+    await sessions.open();
+    await sessions.card(session).waitFor();
+
+    const csvFile = await sessions.exportReport('session', session, 'CSV');
+    expect(csvFile.suggestedFilename()).toMatch(/\.csv$/);
+    const csv = Papa.parse<Record<string, string>>(await readFile((await csvFile.path())!, 'utf8'), { header: true, skipEmptyLines: true });
+    expect(csv.errors).toEqual([]);
+    const copySet = csv.data.find((row) => row.record === 'copy-set');
+    expect(copySet).toMatchObject({ session, h1_volume: 'mir-db', h2_volume: 'mir-db-copy', state: 'prepared', direction: 'h1-h2', out_of_sync_tracks: '0', track_count: '256' });
+    expect(copySet?.consistency_time).not.toBe('');
+    expect(csv.data.filter((row) => row.record === 'event').map((row) => row.event_type)).toContain('session.failback');
+
+    const jsonFile = await sessions.exportReport('session', session, 'JSON');
+    const report = JSON.parse(await readFile((await jsonFile.path())!, 'utf8')) as {
+      kind: string;
+      sessions: { session: { name: string; state: string; pairs: { h1Volume: string }[] }; events: { type: string }[] }[];
+    };
+    expect(report.kind).toBe('session');
+    expect(report.sessions[0].session).toMatchObject({ name: session, state: 'prepared' });
+    expect(report.sessions[0].session.pairs.map((pair) => pair.h1Volume)).toEqual(['mir-db']);
+    expect(report.sessions[0].events.length).toBeGreaterThan(0);
+
+    const pdfFile = await sessions.exportReport('session', session, 'PDF');
+    const pdf = await readFile((await pdfFile.path())!);
+    expect(pdf.subarray(0, 5).toString('latin1')).toBe('%PDF-');
+    expect(pdf.toString('latin1')).toContain(session);
+    await screenshot(tandem.page, testInfo, 'sessions-after-export');
+  });
+});
