@@ -100,6 +100,8 @@ test.describe.serial('mirroring sessions: create, start, fail over, fail back, r
     await expect(sessions.card(session).getByTestId('session-direction')).toHaveText('secondary → primary');
 
     // The offered way back: fail over to primary and fail back from there, ending in the original direction.
+    await expect(wizard.getByRole('button', { name: 'Return to primary → secondary' })).toBeDisabled();
+    await wizard.getByLabel('The applications at secondary are stopped').check();
     await wizard.getByRole('button', { name: 'Return to primary → secondary' }).click();
     await expect(wizard).toContainText('Returning: primary is the source again', { timeout: 30_000 });
     await wizard.getByRole('button', { name: 'Close' }).click();

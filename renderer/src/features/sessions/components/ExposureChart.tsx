@@ -8,6 +8,11 @@ const noSamples: ExposureSample[] = [];
 /** At least the last minute is shown, so one sample (or none) does not stretch the time axis over years. */
 const minimumWindowSeconds = 60;
 
+/** `16:04:05`: short enough that ticks 90 px apart never overlap. */
+function clockTime(seconds: number): string {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+}
+
 function timeWindow(_plot: uPlot, min: number | null, max: number | null): uPlot.Range.MinMax {
   const end = max !== null && Number.isFinite(max) ? max : Date.now() / 1000;
   const start = min !== null && Number.isFinite(min) && end - min >= minimumWindowSeconds ? min : end - minimumWindowSeconds;
@@ -40,7 +45,7 @@ export function ExposureChart({ sessionId, width = 420, height = 120 }: { sessio
           legend: { show: false },
           cursor: { drag: { x: false, y: false } },
           scales: { x: { time: true, range: timeWindow }, y: { range: (_self, _min, max) => [0, Math.max(1, max * 1.2)] } },
-          axes: [{ stroke: '#868e96', grid: { stroke: 'rgba(134,142,150,0.15)' }, values: (_self, ticks) => ticks.map((tick) => new Date(tick * 1000).toLocaleTimeString()) }, { stroke: '#868e96', size: 44, values: (_self, ticks) => ticks.map((tick) => `${tick} s`), grid: { stroke: 'rgba(134,142,150,0.15)' } }],
+          axes: [{ stroke: '#868e96', grid: { stroke: 'rgba(134,142,150,0.15)' }, space: 90, values: (_self, ticks) => ticks.map(clockTime) }, { stroke: '#868e96', size: 44, values: (_self, ticks) => ticks.map((tick) => `${tick} s`), grid: { stroke: 'rgba(134,142,150,0.15)' } }],
           series: [{}, { label: 'exposure', stroke: '#4c6ef5', fill: 'rgba(76,110,245,0.12)', width: 2, points: { show: false } }],
         },
         chartData([]),

@@ -1,4 +1,4 @@
-import { Alert, Button, Loader, Stack, Text } from '@mantine/core';
+import { Alert, Button, Checkbox, Loader, Stack, Text } from '@mantine/core';
 import { useEffect, useRef, useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { sourceSite, targetSite, type MergedSession } from '../hooks/session-model.ts';
@@ -15,6 +15,7 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
   const forth = useSessionAction();
   // Decided once, when the result shows: the offer stays (with its outcome) while the session turns around.
   const [returnOffered] = useState(() => session.direction === 'h2-h1');
+  const [stoppedAtProduction, setStoppedAtProduction] = useState(false);
 
   // The result step verifies once: codes compared at both sites while writes may go on.
   useEffect(() => {
@@ -65,8 +66,13 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
             {session.h2Site}: this fails over to {originalSource} (its volumes become writable) and fails back from there, copying only what differs.
           </Text>
           {(back.error || forth.error) && <ProblemAlert error={back.error ?? forth.error} title="The way back did not complete" />}
+          <Checkbox
+            label={`The applications at ${session.h2Site} are stopped`}
+            checked={stoppedAtProduction}
+            onChange={(event) => setStoppedAtProduction(event.currentTarget.checked)}
+          />
           <div>
-            <Button color="grape" variant="light" loading={back.isPending || forth.isPending} disabled={forth.isSuccess} onClick={returnToOriginal}>
+            <Button color="grape" variant="light" loading={back.isPending || forth.isPending} disabled={forth.isSuccess || !stoppedAtProduction} onClick={returnToOriginal}>
               Return to {originalSource} → {session.h2Site}
             </Button>
           </div>

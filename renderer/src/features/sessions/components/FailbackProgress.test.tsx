@@ -1,0 +1,46 @@
+import { fireEvent, screen, within } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import { renderWithBackend } from '../../../test/render.tsx';
+import { alpha, sessionFixture } from '../hooks/session-fixtures.test-helpers.ts';
+import { mergeSessions } from '../hooks/session-model.ts';
+import { FailbackProgress } from './FailbackProgress.tsx';
+
+const report = {
+  session: 'orders',
+  startedAt: 't0',
+  finishedAt: 't1',
+  pairs: [],
+  comparedTracks: 160,
+  differingTracks: 0,
+  unverifiedTracks: 0,
+  resyncStarted: false,
+};
+
+describe('FailbackProgress result', () => {
+  it('verifies once prepared, then offers the way back only after the applications are said to be stopped', async () => {
+    const calls: string[] = [];
+    const failedBack = sessionFixture({ direction: 'h2-h1', state: 'prepared' });
+    const [entry] = mergeSessions([{ siteId: alpha.id, siteName: 'alpha', sessions: [failedBack] }]);
+    renderWithBackend(
+      <FailbackProgress entry={entry} phase="result" />,
+      {
+        'POST /api/sites/agent-a/sessions/orders/verify': [200, report],
+        'POST /api/sites/agent-a/sessions/orders/actions/recover': [200, { ...failedBack, state: 'target-available' }],
+        'POST /api/sites/agent-a/sessions/orders/actions/failback': [200, { ...failedBack, state: 'preparing', direction: 'h1-h2' }],
+      },
+      calls,
+    );
+    expect(await screen.findByTestId('verify-summary')).toHaveTextContent('160 tracks compared, 0 differing, 0 unverified');
+    const back = screen.getByRole('button', { name: 'Return to alpha → beta' });
+    expect(back).toBeDisabled();
+    fireEvent.click(screen.getByLabelText('The applications at beta are stopped'));
+    fireEvent.click(back);
+    const result = screen.getByTestId('failback-result');
+    expect(await within(result).findByText(/Returning: alpha is the source again/)).toBeInTheDocument();
+    expect(calls.filter((call) => call.startsWith('POST'))).toEqual([
+      'POST /api/sites/agent-a/sessions/orders/verify',
+      'POST /api/sites/agent-a/sessions/orders/actions/recover {}',
+      'POST /api/sites/agent-a/sessions/orders/actions/failback {"verifyCodes":true,"fullCompare":false}',
+    ]);
+  });
+});
