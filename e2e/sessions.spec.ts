@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import Papa from 'papaparse';
+import { agentCli } from '../scripts/lib/agents.mjs';
 import { consoleApi } from '../scripts/lib/backend.mjs';
 import { ConsolePage } from './pages/console-page.ts';
 import { SessionsPage } from './pages/sessions-page.ts';
@@ -142,5 +143,33 @@ test.describe.serial('mirroring sessions: create, start, fail over, fail back, r
     expect(pdf.subarray(0, 5).toString('latin1')).toBe('%PDF-');
     expect(pdf.toString('latin1')).toContain(session);
     await screenshot(tandem.page, testInfo, 'sessions-after-export');
+  });
+
+  test('a cluster groups its sessions, and exports as a whole', async ({ page }, testInfo) => {
+    await agentCli(['cluster', 'create', 'e2e-payments', '--interval', '0.5', '--data', world.primary.dataDir]);
+    await agentCli(['cluster', 'add', 'e2e-payments', session, '--data', world.primary.dataDir]);
+    const tandem = new ConsolePage(page, world.backend);
+    const sessions = new SessionsPage(tandem.page);
+    await tandem.open();
+    await sessions.open();
+    const cluster = tandem.page.getByTestId('cluster-e2e-payments');
+    await expect(cluster).toContainText('Cluster e2e-payments');
+    await expect(cluster).toContainText('Processor at primary');
+    await expect(cluster).toContainText('Normal');
+    await tandem.page.getByRole('button', { name: 'Master data set history' }).click();
+    await expect(cluster.getByRole('row').nth(1)).toBeVisible();
+    await screenshot(tandem.page, testInfo, 'sessions-cluster');
+
+    const jsonFile = await sessions.exportReport('cluster', 'e2e-payments', 'JSON');
+    const report = JSON.parse(await readFile((await jsonFile.path())!, 'utf8')) as { kind: string; cluster: { name: string }; sessions: { session: { name: string } }[] };
+    expect(report).toMatchObject({ kind: 'cluster', cluster: { name: 'e2e-payments' } });
+    expect(report.sessions.map((each) => each.session.name)).toEqual([session]);
+    const csvFile = await sessions.exportReport('cluster', 'e2e-payments', 'CSV');
+    const csv = Papa.parse<Record<string, string>>(await readFile((await csvFile.path())!, 'utf8'), { header: true, skipEmptyLines: true });
+    expect(csv.data.filter((row) => row.record === 'copy-set').map((row) => row.session)).toEqual([session]);
+    const pdfFile = await sessions.exportReport('cluster', 'e2e-payments', 'PDF');
+    const pdf = await readFile((await pdfFile.path())!);
+    expect(pdf.subarray(0, 5).toString('latin1')).toBe('%PDF-');
+    expect(pdf.toString('latin1')).toContain('e2e-payments');
   });
 });

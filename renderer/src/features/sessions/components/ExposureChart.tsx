@@ -67,7 +67,8 @@ export function ExposureChart({ sessionId, width = 420, height = 120 }: { sessio
   const last = samples[samples.length - 1];
   return (
     <div data-testid={`exposure-chart-${sessionId}`} aria-label="Exposure over time">
-      <div ref={container} />
+      {/* A line needs two points; until then the text below says what is known. */}
+      <div ref={container} style={{ display: unavailable || samples.length < 2 ? 'none' : undefined }} />
       {(unavailable || samples.length < 2) && (
         <Text size="xs" c="dimmed">
           {last ? `exposure ${last.exposure.toFixed(1)} s; the chart fills as updates arrive` : 'no exposure reported yet'}
