@@ -159,6 +159,9 @@ test.describe.serial('mirroring sessions: create, start, fail over, fail back, r
     await tandem.page.getByRole('button', { name: 'Master data set history' }).click();
     await expect(cluster.getByRole('row').nth(1)).toBeVisible();
     await screenshot(tandem.page, testInfo, 'sessions-cluster');
+    await tandem.toggleTheme();
+    await screenshot(tandem.page, testInfo, 'sessions-cluster-dark');
+    await tandem.toggleTheme();
 
     const jsonFile = await sessions.exportReport('cluster', 'e2e-payments', 'JSON');
     const report = JSON.parse(await readFile((await jsonFile.path())!, 'utf8')) as { kind: string; cluster: { name: string }; sessions: { session: { name: string } }[] };
