@@ -405,6 +405,8 @@ export class StorageEngine implements Engine {
 
   /** For crash tests: drop everything as `kill -9` would (see MetadataJournal.abandon). */
   async abandonForCrashTest(keepWalBytes = 0): Promise<void> {
+    if (this.usageTimer) clearTimeout(this.usageTimer);
+    this.usageTimer = null;
     await this.journal.abandon(keepWalBytes);
     this.catalog.close();
   }
