@@ -5,6 +5,7 @@ import { writeFileDurably } from '../storage/durable-file.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { GroupEntry } from './async-groups.ts';
 import type { PairRecord } from './session-store.ts';
+import { SessionQueue } from './session-queue.ts';
 
 interface StagedGroup {
   session: string;
@@ -23,8 +24,7 @@ interface StagedGroup {
  */
 export class GroupApplier {
   private readonly dir: string;
-  /** Per session: the apply (or freeze) in progress; the next one waits for it. */
-  private readonly tails = new Map<string, Promise<void>>();
+  private readonly queue = new SessionQueue();
 
   constructor(
     private readonly engine: StorageEngine,
@@ -38,22 +38,8 @@ export class GroupApplier {
     return path.join(this.dir, `${session}-${String(group).padStart(12, '0')}.grp`);
   }
 
-  /** Runs `work` after every earlier apply or freeze of the session. */
-  private serialize<T>(session: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(session) ?? Promise.resolve();
-    const run = previous.then(work, work);
-    this.tails.set(
-      session,
-      run.then(
-        () => {},
-        () => {},
-      ),
-    );
-    return run;
-  }
-
   apply(staged: StagedGroup, payload: Buffer | null): Promise<void> {
-    return this.serialize(staged.session, async () => {
+    return this.queue.run(staged.session, async () => {
       await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
       const header = Buffer.from(JSON.stringify(staged));
       const length = Buffer.alloc(4);
@@ -96,7 +82,7 @@ export class GroupApplier {
       const data = await fsp.readFile(file);
       const headerLength = data.readUInt32BE(0);
       const staged = JSON.parse(data.subarray(4, 4 + headerLength).toString('utf8')) as StagedGroup;
-      await this.serialize(staged.session, () => this.applyStaged(staged, data.subarray(4 + headerLength)));
+      await this.queue.run(staged.session, () => this.applyStaged(staged, data.subarray(4 + headerLength)));
       await fsp.unlink(file);
       applied++;
     }
@@ -107,16 +93,7 @@ export class GroupApplier {
    * Holds a session's applies (after the one in progress) until the returned
    * release is called: while held, the target volumes are a consistent image.
    */
-  async freeze(session: string): Promise<() => void> {
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    void this.serialize(session, async () => {
-      entered();
-      await held;
-    });
-    await inside;
-    return release;
+  freeze(session: string): Promise<() => void> {
+    return this.queue.freeze(session);
   }
 }

@@ -5,6 +5,7 @@ import { syncDirectory } from '../storage/checkpoint.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { PairRecord } from './session-store.ts';
 import type { ShippedEntry } from './shipping-source.ts';
+import { SessionQueue } from './session-queue.ts';
 
 interface OpenCycle {
   epoch: string;
@@ -34,8 +35,7 @@ interface Manifest {
 export class ShippingReceiver {
   private readonly dir: string;
   private readonly open = new Map<string, OpenCycle>();
-  /** Per session: the step (append, commit, freeze) in progress; the next waits for it. */
-  private readonly tails = new Map<string, Promise<void>>();
+  private readonly queue = new SessionQueue();
 
   constructor(
     private readonly engine: StorageEngine,
@@ -53,19 +53,6 @@ export class ShippingReceiver {
     return path.join(this.dir, `${session}.manifest`);
   }
 
-  private serialize<T>(session: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(session) ?? Promise.resolve();
-    const run = previous.then(work, work);
-    this.tails.set(
-      session,
-      run.then(
-        () => {},
-        () => {},
-      ),
-    );
-    return run;
-  }
-
   private current(session: string, epoch: string, cycle: number): OpenCycle {
     const open = this.open.get(session);
     if (!open || open.epoch !== epoch || open.cycle !== cycle) {
@@ -76,7 +63,7 @@ export class ShippingReceiver {
 
   /** A new cycle: whatever an earlier cycle left staged and uncommitted is dropped. */
   begin(session: string, epoch: string, cycle: number): Promise<void> {
-    return this.serialize(session, async () => {
+    return this.queue.run(session, async () => {
       await this.closeOpen(session);
       await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
       const handle = await fsp.open(this.dataFile(session), 'w', 0o600);
@@ -86,7 +73,7 @@ export class ShippingReceiver {
 
   /** Appends a chunk of the cycle's tracks to the staging file. */
   chunk(session: string, epoch: string, cycle: number, entries: ShippedEntry[], payload: Buffer | null): Promise<void> {
-    return this.serialize(session, async () => {
+    return this.queue.run(session, async () => {
       const open = this.current(session, epoch, cycle);
       const bytes = payload?.length ?? 0;
       for (const entry of entries) {
@@ -102,7 +89,7 @@ export class ShippingReceiver {
 
   /** Makes the cycle durable (the commit point), then applies it to the volumes. */
   commit(session: string, epoch: string, cycle: number, time: number): Promise<void> {
-    return this.serialize(session, async () => {
+    return this.queue.run(session, async () => {
       const open = this.current(session, epoch, cycle);
       await open.handle.datasync();
       await open.handle.close();
@@ -153,7 +140,7 @@ export class ShippingReceiver {
 
   /** Drops an uncommitted cycle (failover, terminate): the volumes keep the last committed image. */
   discard(session: string): Promise<void> {
-    return this.serialize(session, () => this.closeOpen(session));
+    return this.queue.run(session, () => this.closeOpen(session));
   }
 
   /** At start: re-applies cycles committed before a crash, drops cycles cut off before their commit. */
@@ -163,7 +150,7 @@ export class ShippingReceiver {
     for (const name of names) {
       if (!name.endsWith('.manifest')) continue;
       const manifest = JSON.parse(await fsp.readFile(path.join(this.dir, name), 'utf8')) as Manifest;
-      await this.serialize(manifest.session, () => this.applyManifest(manifest));
+      await this.queue.run(manifest.session, () => this.applyManifest(manifest));
       applied++;
     }
     for (const name of await fsp.readdir(this.dir).catch(() => [] as string[])) {
@@ -173,16 +160,7 @@ export class ShippingReceiver {
   }
 
   /** Holds a session's commits (after the one in progress) until released: the target volumes are a complete image meanwhile. */
-  async freeze(session: string): Promise<() => void> {
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    void this.serialize(session, async () => {
-      entered();
-      await held;
-    });
-    await inside;
-    return release;
+  freeze(session: string): Promise<() => void> {
+    return this.queue.freeze(session);
   }
 }
