@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { StampedWriter } from './helpers/stamped-writer.ts';
 import { readAll, startTwoSites, waitFor, type TwoSites } from './helpers/replication-sites.ts';
 
 /**
@@ -11,7 +12,6 @@ import { readAll, startTwoSites, waitFor, type TwoSites } from './helpers/replic
 const MiB = 1024 * 1024;
 const TRACK = 65536;
 const BLOCK = 4096;
-const SLOTS = 32;
 /** Framing, request parameters and entry lists of one cycle are well under this. */
 const CYCLE_OVERHEAD_BYTES = 16 * 1024;
 
@@ -95,48 +95,8 @@ describe('snapshot-shipping sessions', () => {
     await waitFor(() => state(s, 'h1') === 'prepared', 30_000, 'prepared');
 
     // A writer whose writes depend on each other: stamp i goes to a, then (after a's ack) to b.
-    interface Stamp {
-      volume: 'a' | 'b';
-      slot: number;
-      stamp: number;
-      issuedAt: number;
-      ackedAt: number;
-    }
-    const writes: Stamp[] = [];
-    const block = (stamp: number) => {
-      const data = Buffer.alloc(BLOCK);
-      for (let offset = 0; offset < BLOCK; offset += 8) data.writeBigUInt64BE(BigInt(stamp), offset);
-      return data;
-    };
-    const devices = { a: host(s, 'h1', 'a'), b: host(s, 'h1', 'b') };
-    let writing = true;
-    const writer = (async () => {
-      for (let stamp = 1; writing; stamp++) {
-        await new Promise((resolve) => setImmediate(resolve));
-        for (const volume of ['a', 'b'] as const) {
-          // Slots spread over tracks, so cycles ship several tracks.
-          const slot = (stamp * 7 + (volume === 'a' ? 0 : 3)) % SLOTS;
-          const issuedAt = Date.now();
-          await devices[volume].write(slot * TRACK, block(stamp));
-          writes.push({ volume, slot, stamp, issuedAt, ackedAt: Date.now() });
-        }
-      }
-    })();
-    const stampsAt = async (volume: string) => {
-      const device = s.h2.engine.device(volume);
-      const data = Buffer.alloc(8);
-      const stamps: number[] = [];
-      for (let slot = 0; slot < SLOTS; slot++) {
-        await device.readInto(slot * TRACK, data);
-        stamps.push(Number(data.readBigUInt64BE(0)));
-      }
-      return stamps;
-    };
-    const imageAfter = (count: number) => {
-      const image = { a: new Array<number>(SLOTS).fill(0), b: new Array<number>(SLOTS).fill(0) };
-      for (const write of writes.slice(0, count)) image[write.volume][write.slot] = write.stamp;
-      return image;
-    };
+    const writer = new StampedWriter(TRACK); // slots spread over tracks, so cycles ship several tracks
+    writer.start({ a: host(s, 'h1', 'a'), b: host(s, 'h1', 'b') });
 
     const targetService = s.h2.replication.service;
     const sessionAtH2 = targetService.session('s1');
@@ -151,14 +111,11 @@ describe('snapshot-shipping sessions', () => {
         const reported = targetService.consistencyTime(sessionAtH2);
         if (!reported) continue;
         const cut = Date.parse(reported);
-        const [stampsA, stampsB] = await Promise.all([stampsAt('a2'), stampsAt('b2')]);
-        const lowest = writes.filter((w) => w.ackedAt < cut).length;
-        const highest = writes.filter((w) => w.issuedAt <= cut).length;
-        let match = false;
-        for (let count = lowest; count <= highest && !match; count++) {
-          const image = imageAfter(count);
-          match = image.a.every((v, i) => v === stampsA[i]) && image.b.every((v, i) => v === stampsB[i]);
-        }
+        const [stampsA, stampsB] = await Promise.all([
+          writer.stampsOf(s.h2.engine.device('a2')),
+          writer.stampsOf(s.h2.engine.device('b2')),
+        ]);
+        const { match, lowest, highest } = writer.matchesCut(cut, stampsA, stampsB);
         expect(match, `target at ${reported} is the source's image after ${lowest}..${highest} writes`).toBe(true);
         samples++;
         if (cut > lastTime) advancing++;
@@ -167,11 +124,10 @@ describe('snapshot-shipping sessions', () => {
         release();
       }
     }
-    writing = false;
-    await writer;
+    await writer.stop();
     expect(samples).toBeGreaterThan(10);
     expect(advancing, 'the consistency time moves forward cycle by cycle').toBeGreaterThan(5);
-    expect(writes.length).toBeGreaterThan(100);
+    expect(writer.writes.length).toBeGreaterThan(100);
 
     // Once the writer stops the next cycle converges.
     await service.shipNow('s1');
