@@ -10,3 +10,4 @@ export * from './events.ts';
 export * from './agent.ts';
 export * from './replication.ts';
 export * from './clusters.ts';
+export * from './flash.ts';
