@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from './commands/admin.ts';
 import { registerClusterCommands } from './commands/clusters.ts';
+import { registerFlashCommands } from './commands/flash.ts';
 import { registerReplicationCommands } from './commands/replication.ts';
 import { registerSetupCommands } from './commands/setup.ts';
 import { reportError } from './output.ts';
@@ -23,6 +24,7 @@ export async function main(argv: string[]): Promise<number> {
   registerAdminCommands(program);
   registerReplicationCommands(program);
   registerClusterCommands(program);
+  registerFlashCommands(program);
   for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });
