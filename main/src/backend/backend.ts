@@ -7,6 +7,7 @@ import { replicationRoutes } from './sessions/replication-routes.ts';
 import type { BackoffPolicy } from './backoff.ts';
 import { contentSecurityPolicy } from './content-security-policy.ts';
 import { EventHub } from './event-hub.ts';
+import { flashRoutes } from './flash/flash-routes.ts';
 import { readJsonBody } from './router.ts';
 import { plainSecretBox, type SecretBox } from './secret-box.ts';
 import { SiteManager } from './site-manager.ts';
@@ -44,7 +45,7 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
   const token = options.token ?? randomBytes(32).toString('hex');
   const registry = await SiteRegistry.open(options.configDir, options.secrets ?? plainSecretBox);
   const sites = new SiteManager(registry, { backoff: options.backoff });
-  const routes = replicationRoutes(sites, consoleRoutes(sites));
+  const routes = flashRoutes(sites, replicationRoutes(sites, consoleRoutes(sites)));
   const expected = Buffer.from(token);
   const isTokenValid = (candidate: string) => {
     const given = Buffer.from(candidate);
