@@ -1,0 +1,130 @@
+import { randomUUID } from 'node:crypto';
+import { ProblemError, type SessionType } from '@tandem/contract';
+import type { ReplicationService } from './service.ts';
+import type { PairRecord, SessionRecord } from './session-store.ts';
+
+/** Defining sessions and their copy sets at both sites. */
+export class CopySets {
+  constructor(private readonly service: ReplicationService) {}
+
+  async createSession(name: string, type: SessionType, peer: string, options: { shipIntervalMs?: number } = {}): Promise<SessionRecord> {
+    const service = this.service;
+    const other = service.peers.get(peer);
+    for (const session of service.sessions.values()) {
+      if (session.name === name) throw new ProblemError('already-exists', `a session named ${name} already exists`);
+    }
+    const now = new Date().toISOString();
+    const session: SessionRecord = {
+      id: randomUUID(),
+      name,
+      type,
+      controlAgentId: service.agentId,
+      peerAgentId: other.agentId,
+      state: 'defined',
+      direction: 'h1-h2',
+      recoverable: true,
+      detail: null,
+      consistencyTime: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await service.peers.link(other.agentId).call('session.put', { record: session }, null, { waitForLinkMs: 5000 });
+    service.store.saveSession(session);
+    service.sessions.set(session.id, session);
+    if (options.shipIntervalMs !== undefined) service.shipping.intervals.set(session.id, options.shipIntervalMs);
+    service.engine.catalog.recordEvent('session.created', 'info', name, `created ${type} session ${name} with ${other.site}`);
+    return session;
+  }
+
+  /** Adds a copy set: a local (H1) volume and a volume of the same size at the other site. */
+  async addPair(sessionName: string, h1Volume: string, h2Volume: string): Promise<PairRecord> {
+    const service = this.service;
+    const session = service.session(sessionName);
+    if (service.localSite(session) !== 'h1') {
+      throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s H1 site, where it was defined`);
+    }
+    if (session.state !== 'defined') {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; copy sets are added while defined`);
+    }
+    const local = service.engine.getVolume(h1Volume);
+    for (const pair of service.pairs.values()) {
+      if (pair.localVolume === h1Volume) throw new ProblemError('volume-busy', `${h1Volume} is already in a copy set`);
+    }
+    const remote = await service.link(session).call('volume.size', { name: h2Volume }, null, { waitForLinkMs: 5000 });
+    const remoteSize = (remote.result as { sizeBytes: number }).sizeBytes;
+    if (remoteSize !== local.sizeBytes) {
+      throw new ProblemError(
+        'invalid-size',
+        `${h1Volume} is ${local.sizeBytes} bytes but ${h2Volume} at the other site is ${remoteSize}; a copy set needs equal sizes`,
+      );
+    }
+    const pair: PairRecord = {
+      id: randomUUID(),
+      sessionId: session.id,
+      h1Volume,
+      h2Volume,
+      localVolume: h1Volume,
+      localSite: 'h1',
+      outOfSyncBitmap: null,
+      targetChangedBitmap: null,
+      createdAt: new Date().toISOString(),
+    };
+    await service.link(session).call('pair.put', { pair: { ...pair, localVolume: h2Volume, localSite: 'h2' } });
+    service.store.savePair(pair);
+    service.pairs.set(pair.id, pair);
+    service.refreshTaps();
+    service.engine.catalog.recordEvent('pair.added', 'info', session.name, `copy set ${h1Volume} -> ${h2Volume} added to ${session.name}`);
+    return pair;
+  }
+
+  async removePair(sessionName: string, h1Volume: string): Promise<void> {
+    const service = this.service;
+    const session = service.session(sessionName);
+    if (session.state !== 'defined') {
+      throw new ProblemError('invalid-state', `terminate session ${session.name} before removing copy sets`);
+    }
+    const pair = service.pairsOf(session).find((p) => p.h1Volume === h1Volume);
+    if (!pair) throw new ProblemError('not-found', `${h1Volume} is not in session ${session.name}`);
+    await service.link(session).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
+    this.forgetPair(pair);
+  }
+
+  forgetPair(pair: PairRecord): void {
+    const service = this.service;
+    service.mirroring.sources.get(pair.id)?.dispose();
+    service.mirroring.sources.delete(pair.id);
+    for (const bitmap of [pair.outOfSyncBitmap, pair.targetChangedBitmap]) {
+      if (bitmap !== null) void service.engine.bitmaps.delete(bitmap).catch(() => {});
+    }
+    service.store.deletePair(pair.id);
+    service.pairs.delete(pair.id);
+    service.refreshTaps();
+  }
+
+  /** Makes a session record the other site sent (session.put). */
+  adoptSession(record: SessionRecord): void {
+    const service = this.service;
+    const existing = service.sessions.get(record.id);
+    if (existing) return;
+    for (const session of service.sessions.values()) {
+      if (session.name === record.name) throw new ProblemError('already-exists', `a session named ${record.name} exists here`);
+    }
+    const session = { ...record };
+    service.store.saveSession(session);
+    service.sessions.set(session.id, session);
+    service.engine.catalog.recordEvent('session.created', 'info', session.name, `session ${session.name} defined by the other site`);
+  }
+
+  adoptPair(record: PairRecord): void {
+    const service = this.service;
+    service.engine.getVolume(record.localVolume);
+    for (const pair of service.pairs.values()) {
+      if (pair.localVolume === record.localVolume && pair.id !== record.id) {
+        throw new ProblemError('volume-busy', `${record.localVolume} is already in a copy set`);
+      }
+    }
+    service.store.savePair(record);
+    service.pairs.set(record.id, record);
+    service.refreshTaps();
+  }
+}

@@ -1,0 +1,154 @@
+import { ProblemError } from '@tandem/contract';
+import { ConsistencyGroupShipper } from './async-groups.ts';
+import { PairSource, problemMessage } from './pair-source.ts';
+import type { ReplicationService } from './service.ts';
+import type { PairRecord, SessionRecord } from './session-store.ts';
+
+/**
+ * The source side of mirroring: the per-pair runtimes (PairSource), the
+ * consistency-group masters of async sessions, resync until duplex, and
+ * suspension on link failure with resume once the link is back.
+ */
+export class Mirroring {
+  /** Per pair this site is the source of: its mirroring runtime. */
+  readonly sources = new Map<string, PairSource>();
+  /** Async sessions this site is the source of: their consistency-group masters. */
+  readonly shippers = new Map<string, ConsistencyGroupShipper>();
+  private readonly suspending = new Map<string, Promise<void>>();
+
+  constructor(private readonly service: ReplicationService) {}
+
+  /** The source-side runtime of a pair, made when first needed. */
+  ensureSource(session: SessionRecord, pair: PairRecord): PairSource {
+    let source = this.sources.get(pair.id);
+    if (!source) {
+      source = new PairSource(pair, this.service.engine, this.service.link(session), {
+        onLinkFailure: (failed, error) => this.suspendForError(session, failed, error),
+        onDuplex: () => this.checkPrepared(session),
+      });
+      this.sources.set(pair.id, source);
+    }
+    return source;
+  }
+
+  dropSources(session: SessionRecord): void {
+    this.shippers.get(session.id)?.stop();
+    this.shippers.delete(session.id);
+    this.service.shipping.drop(session);
+    for (const pair of this.service.pairsOf(session)) {
+      this.sources.get(pair.id)?.dispose();
+      this.sources.delete(pair.id);
+    }
+  }
+
+  /** A pair failed to reach the target: suspend every pair of the session (one consistency group), then acknowledge. */
+  suspendForError(session: SessionRecord, pair: PairSource, error: Error): Promise<void> {
+    let pending = this.suspending.get(session.id);
+    if (!pending) {
+      pending = (async () => {
+        const reason = problemMessage(error);
+        this.service.setState(session, 'suspending', { detail: reason }, false);
+        await this.stopSource(session, reason);
+        this.service.setState(session, 'suspended', {
+          detail: `pair ${pair.record.h1Volume}: ${reason}`,
+          recoverable: true,
+          consistencyTime: session.state === 'prepared' && session.type !== 'snapshot-shipping' ? new Date().toISOString() : session.consistencyTime,
+        });
+        this.watchForLink(session);
+      })().finally(() => this.suspending.delete(session.id));
+      this.suspending.set(session.id, pending);
+    }
+    return pending;
+  }
+
+  /** After a link failure, resume by itself once the link is back (the admin may suspend to stop it). */
+  private watchForLink(session: SessionRecord): void {
+    const link = this.service.link(session);
+    const retry = async () => {
+      if (session.state !== 'suspended' || !session.detail) return;
+      try {
+        await link.ready(60_000);
+        if (session.state === 'suspended' && session.detail) await this.service.execute(session, 'resume', {});
+      } catch {
+        setTimeout(() => void retry(), 1000).unref();
+      }
+    };
+    setTimeout(() => void retry(), 200).unref();
+  }
+
+  checkPrepared(session: SessionRecord): void {
+    if (session.state !== 'preparing') return;
+    const all = this.service.pairsOf(session).every((pair) => {
+      const source = this.sources.get(pair.id);
+      return source && source.mirroring && !source.isResyncing;
+    });
+    if (all) this.service.setState(session, 'prepared', { detail: null, consistencyTime: null });
+  }
+
+  /** Mirrors host writes and resyncs every pair until duplex. */
+  async runMirroring(session: SessionRecord): Promise<void> {
+    if (session.type === 'snapshot-shipping') return this.service.shipping.run(session);
+    const engine = this.service.engine;
+    const mode = session.type === 'semi-sync' ? 'semi-sync' : session.type === 'async' ? 'async' : 'sync';
+    const sources = this.service.pairsOf(session).map((pair) => this.ensureSource(session, pair));
+    if (mode === 'async') {
+      const shipper = this.shipperFor(session, sources);
+      for (const source of sources) source.shipper = shipper;
+      shipper.start();
+    }
+    for (const source of sources) source.startMirroring(mode);
+    this.service.refreshTaps();
+    const marked = sources.reduce((sum, source) => sum + source.outOfSyncTracks, 0);
+    engine.catalog.recordEvent('session.resync', 'info', session.name, `session ${session.name}: copying ${marked} marked track(s)`, {
+      markedTracks: marked,
+    });
+    await Promise.all(sources.map((source) => source.resync()));
+    if (sources.every((source) => source.mirroring)) {
+      const copied = sources.reduce((sum, source) => sum + source.progress.copied, 0);
+      const bytes = sources.reduce((sum, source) => sum + source.progress.bytesSent, 0);
+      engine.catalog.recordEvent('session.synced', 'info', session.name, `session ${session.name}: copied ${copied} track(s)`, {
+        copiedTracks: copied,
+        bytesSent: bytes,
+      });
+    }
+    setTimeout(() => this.checkPrepared(session), 0);
+  }
+
+  /** Stops mirroring at this site (the source), keeping out-of-sync marks. */
+  async stopSource(session: SessionRecord, reason: string | null): Promise<void> {
+    this.shippers.get(session.id)?.stop();
+    await this.service.shipping.stop(session);
+    await Promise.all(this.service.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(reason)));
+  }
+
+  /** The consistency-group master of an async session, made on first use. */
+  private shipperFor(session: SessionRecord, sources: PairSource[]): ConsistencyGroupShipper {
+    let shipper = this.shippers.get(session.id);
+    if (!shipper) {
+      shipper = new ConsistencyGroupShipper(session.id, this.service.link(session), {
+        onApplied: (group) => {
+          for (const source of sources) source.groupApplied(group.tracks.get(source.record.id) ?? new Set());
+        },
+        onFailure: (error) => void this.suspendForError(session, sources[0], error),
+      });
+      this.shippers.set(session.id, shipper);
+    }
+    return shipper;
+  }
+
+  /** The target failed to apply acknowledged writes (semi-sync): mark the tracks here and copy them. */
+  async repairTracks(pair: PairRecord, tracks: number[]): Promise<boolean> {
+    const session = this.service.session(pair.sessionId);
+    if (!this.service.isSource(session)) throw new ProblemError('invalid-state', `this site is not the source of session ${session.name}`);
+    const source = this.sources.get(pair.id);
+    if (source) return source.repair(tracks);
+    if (pair.outOfSyncBitmap === null) throw new ProblemError('invalid-state', `session ${session.name} keeps no out-of-sync bitmap`);
+    for (const track of tracks) await this.service.engine.bitmaps.set(pair.outOfSyncBitmap, track, 1);
+    return false;
+  }
+
+  close(): void {
+    for (const source of this.sources.values()) source.dispose();
+    this.sources.clear();
+  }
+}

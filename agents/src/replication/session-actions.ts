@@ -1,0 +1,133 @@
+import { ProblemError, type FailbackOptions, type SessionAction, type SessionInfo, type SessionState } from '@tandem/contract';
+import type { ReplicationService } from './service.ts';
+import type { SessionRecord } from './session-store.ts';
+
+/** Which site executes an action: the source of the current direction, or its target. */
+function executingRole(action: SessionAction): 'source' | 'target' {
+  return action === 'recover' || action === 'failback' ? 'target' : 'source';
+}
+
+const allowed: Record<SessionAction, SessionState[]> = {
+  start: ['defined'],
+  suspend: ['preparing', 'prepared'],
+  resume: ['suspended'],
+  recover: ['suspended', 'prepared', 'preparing', 'recovering'],
+  failback: ['target-available'],
+  terminate: ['defined', 'preparing', 'prepared', 'suspending', 'suspended', 'recovering', 'target-available'],
+};
+
+/**
+ * The session actions of the state machine: start, suspend, resume, recover
+ * (failover), failback and terminate. A command may reach either site; it is
+ * executed by the site that must act and forwarded otherwise.
+ */
+export class SessionActions {
+  constructor(private readonly service: ReplicationService) {}
+
+  /** Runs an action here if this site must execute it, else forwards it to the other site. */
+  async act(sessionName: string, action: SessionAction, options: Partial<FailbackOptions> = {}): Promise<SessionInfo> {
+    const service = this.service;
+    const session = service.session(sessionName);
+    if (!allowed[action].includes(session.state)) {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; ${action} needs ${allowed[action].join(' or ')}`);
+    }
+    const here = service.isSource(session) ? 'source' : 'target';
+    if (executingRole(action) === here || action === 'terminate') {
+      await this.execute(session, action, options);
+    } else {
+      await service.link(session).call('session.action', { session: session.id, action, options }, null, {
+        waitForLinkMs: 3000,
+        timeoutMs: 10 * 60_000,
+      });
+    }
+    return service.info(session);
+  }
+
+  /** Executes an action at this site (see `executingRole`). */
+  async execute(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<void> {
+    const service = this.service;
+    const engine = service.engine;
+    switch (action) {
+      case 'start': {
+        for (const pair of service.pairsOf(session)) {
+          if (pair.outOfSyncBitmap === null) {
+            pair.outOfSyncBitmap = await engine.bitmaps.create(engine.volumeId(pair.localVolume), 'allocated');
+            service.store.savePair(pair);
+          }
+        }
+        // The target starts from zeroes: tracks unallocated here then match without a copy.
+        await service.link(session).call('session.prepare-target', { session: session.id }, null, { waitForLinkMs: 5000 });
+        service.setState(session, 'preparing', { detail: null });
+        void service.mirroring.runMirroring(session);
+        return;
+      }
+      case 'resume':
+        service.setState(session, 'preparing', { detail: null });
+        void service.mirroring.runMirroring(session);
+        return;
+      case 'suspend':
+        service.setState(session, 'suspending', {}, false);
+        await service.mirroring.stopSource(session, null);
+        service.setState(session, 'suspended', {
+          detail: null,
+          recoverable: true,
+          // A shipping target holds the last committed cycle, not the image of now.
+          consistencyTime: session.type === 'snapshot-shipping' ? session.consistencyTime : new Date().toISOString(),
+        });
+        return;
+      case 'recover':
+        await this.recoverHere(session);
+        return;
+      case 'failback':
+        await service.failback.failbackHere(session, { verifyCodes: options.verifyCodes ?? true, fullCompare: options.fullCompare ?? false });
+        return;
+      case 'terminate':
+        await this.terminateHere(session);
+        await service
+          .link(session)
+          .call('session.terminated', { session: session.id }, null, { waitForLinkMs: 2000 })
+          .catch(() => {});
+        return;
+    }
+  }
+
+  /** Failover: this site (the target) becomes writable and tracks what changes here. */
+  private async recoverHere(session: SessionRecord): Promise<void> {
+    const service = this.service;
+    service.setState(session, 'recovering', {}, false);
+    // The source stops mirroring if it still can be told; the target refuses its writes anyway from now.
+    await service
+      .link(session)
+      .call('session.stop-source', { session: session.id }, null, { waitForLinkMs: 1000, timeoutMs: 10_000 })
+      .catch(() => {});
+    // An uncommitted shipping cycle is dropped: the volumes keep the last committed image.
+    if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
+    for (const pair of service.pairsOf(session)) {
+      if (pair.targetChangedBitmap === null) {
+        pair.targetChangedBitmap = await service.engine.bitmaps.create(service.engine.volumeId(pair.localVolume), 'clear');
+        service.store.savePair(pair);
+      }
+    }
+    service.setState(session, 'target-available', {
+      detail: null,
+      consistencyTime: session.consistencyTime ?? new Date().toISOString(),
+    });
+  }
+
+  /** Terminate at this site: mirroring stops, bitmaps are dropped, the session is defined again. */
+  async terminateHere(session: SessionRecord): Promise<void> {
+    const service = this.service;
+    await service.mirroring.stopSource(session, null);
+    service.mirroring.dropSources(session);
+    if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
+    for (const pair of service.pairsOf(session)) {
+      for (const bitmap of [pair.outOfSyncBitmap, pair.targetChangedBitmap]) {
+        if (bitmap !== null) await service.engine.bitmaps.delete(bitmap);
+      }
+      pair.outOfSyncBitmap = null;
+      pair.targetChangedBitmap = null;
+      service.store.savePair(pair);
+    }
+    service.setState(session, 'defined', { detail: null, consistencyTime: null }, false);
+  }
+}

@@ -1,0 +1,116 @@
+import type { PairInfo, SessionInfo } from '@tandem/contract';
+import type { ReplicationService } from './service.ts';
+import type { PairRecord, SessionRecord } from './session-store.ts';
+
+/** What the API and the CLI show of sessions: state, health, consistency time and per-pair detail. */
+export class SessionReports {
+  /** Async sessions this site is the target of: the applied groups' cut times. */
+  readonly appliedTimes = new Map<string, number>();
+
+  constructor(private readonly service: ReplicationService) {}
+
+  info(session: SessionRecord): SessionInfo {
+    const service = this.service;
+    const local = service.localSite(session);
+    const otherSite = service.peers.get(service.otherAgent(session)).site;
+    const pairs = service.pairsOf(session).map((pair) => this.pairInfo(session, pair));
+    const healthy = session.state === 'prepared';
+    const health =
+      session.state === 'defined'
+        ? 'inactive'
+        : session.state === 'suspended' && session.detail
+          ? 'severe'
+          : healthy
+            ? 'normal'
+            : 'warning';
+    const consistencyTime = this.consistencyTime(session);
+    return {
+      id: session.id,
+      name: session.name,
+      type: session.type,
+      state: session.state,
+      health,
+      direction: session.direction,
+      recoverable: session.recoverable,
+      role: local,
+      h1Site: local === 'h1' ? service.site : otherSite,
+      h2Site: local === 'h1' ? otherSite : service.site,
+      consistencyTime,
+      exposureSeconds: consistencyTime ? Math.max(0, (Date.now() - Date.parse(consistencyTime)) / 1000) : null,
+      detail: session.detail,
+      pairs,
+      createdAt: session.createdAt,
+      updatedAt: session.updatedAt,
+    };
+  }
+
+  /**
+   * The instant the targets hold a consistent image of: now for a prepared
+   * sync session, the last applied group's cut for an async one, the
+   * suspension time otherwise.
+   */
+  consistencyTime(session: SessionRecord): string | null {
+    if (session.type === 'snapshot-shipping') return session.consistencyTime;
+    if (session.type === 'async' && (session.state === 'prepared' || session.state === 'preparing')) {
+      const time = this.service.isSource(session)
+        ? this.service.mirroring.shippers.get(session.id)?.lastApplied?.time
+        : this.appliedTimes.get(session.id);
+      if (time !== undefined && session.state === 'prepared') return new Date(time).toISOString();
+      return session.consistencyTime;
+    }
+    return session.state === 'prepared' ? new Date().toISOString() : session.consistencyTime;
+  }
+
+  private pairInfo(session: SessionRecord, pair: PairRecord): PairInfo {
+    const service = this.service;
+    const engine = service.engine;
+    const source = service.sourceOf(pair);
+    const trackCount = engine.getVolume(pair.localVolume).trackCount;
+    const outOfSync = source ? source.outOfSyncTracks : pair.outOfSyncBitmap !== null ? engine.bitmaps.view(pair.outOfSyncBitmap).setCount : 0;
+    const targetChanged = pair.targetChangedBitmap !== null ? engine.bitmaps.view(pair.targetChangedBitmap).setCount : 0;
+    let state: PairInfo['state'];
+    let syncedPercent: number | null = null;
+    let etaSeconds: number | null = null;
+    switch (session.state) {
+      case 'defined':
+        state = 'defined';
+        break;
+      case 'preparing':
+      case 'prepared':
+        if (!service.isSource(session)) state = session.state === 'prepared' ? 'duplex' : 'syncing';
+        else if (!source || source.reason) state = 'suspended';
+        else if (service.link(session).state !== 'connected') state = 'connecting';
+        else if (source.isResyncing || (session.type === 'snapshot-shipping' && session.state === 'preparing')) {
+          // A shipping session is preparing until its first cycle (the initial copy) is committed.
+          state = 'syncing';
+          const { total, copied, startedAt } = source.progress;
+          syncedPercent = total === 0 ? 100 : Math.min(100, Math.round((copied / total) * 1000) / 10);
+          const elapsed = (Date.now() - startedAt) / 1000;
+          etaSeconds = copied > 0 ? Math.round(((total - copied) * elapsed) / copied) : null;
+        } else state = 'duplex';
+        break;
+      case 'target-available':
+      case 'recovering':
+        state = 'target-available';
+        break;
+      default:
+        state = 'suspended';
+    }
+    return {
+      id: pair.id,
+      h1Volume: pair.h1Volume,
+      h2Volume: pair.h2Volume,
+      state,
+      reason: source?.reason ?? (state === 'suspended' ? session.detail : null),
+      outOfSyncTracks: outOfSync,
+      targetChangedTracks: targetChanged,
+      trackCount,
+      syncedPercent,
+      etaSeconds,
+    };
+  }
+
+  list(): SessionInfo[] {
+    return [...this.service.sessions.values()].map((session) => this.info(session));
+  }
+}

@@ -1,0 +1,106 @@
+import { ProblemError } from '@tandem/contract';
+import type { ReplicationService } from './service.ts';
+import type { SessionRecord } from './session-store.ts';
+import { DEFAULT_SHIP_INTERVAL_MS, SnapshotShipper, type CycleReport } from './shipping-source.ts';
+
+/**
+ * Snapshot-shipping sessions at their source: host writes only mark tracks;
+ * a cycle runner per session snapshots and ships the marked tracks, and each
+ * committed cycle's snapshot instant becomes the session's consistency time.
+ */
+export class ShippingSessions {
+  /** Snapshot-shipping sessions this site is the source of: their cycle runners. */
+  private readonly shipping = new Map<string, SnapshotShipper>();
+  /** Per snapshot-shipping session: the cycle interval (default TANDEM_SHIP_INTERVAL_MS or 30 s). */
+  readonly intervals = new Map<string, number>();
+
+  constructor(private readonly service: ReplicationService) {}
+
+  /** A shipping cycle with this snapshot instant is complete at the target: the session's consistency time. */
+  recordShippedTime(session: SessionRecord, time: number): void {
+    session.consistencyTime = new Date(time).toISOString();
+    this.service.store.saveSession(session);
+  }
+
+  /** Snapshot shipping: host writes only mark tracks; cycles ship the marked tracks from snapshots. */
+  run(session: SessionRecord): void {
+    const service = this.service;
+    const mirroring = service.mirroring;
+    const sources = service.pairsOf(session).map((pair) => mirroring.ensureSource(session, pair));
+    for (const source of sources) source.startMirroring('snapshot-shipping');
+    service.refreshTaps();
+    let shipper = this.shipping.get(session.id);
+    if (!shipper) {
+      const interval = this.intervals.get(session.id) ?? (Number(process.env.TANDEM_SHIP_INTERVAL_MS) || DEFAULT_SHIP_INTERVAL_MS);
+      shipper = new SnapshotShipper(
+        session.id,
+        service.engine,
+        service.link(session),
+        () => service.pairsOf(session).map((pair) => mirroring.ensureSource(session, pair)),
+        {
+          onCycle: (report) => this.cycleShipped(session, report),
+          onFailure: (error) => void mirroring.suspendForError(session, sources[0], error),
+        },
+        interval,
+      );
+      this.shipping.set(session.id, shipper);
+    }
+    const marked = sources.reduce((sum, source) => sum + source.outOfSyncTracks, 0);
+    service.engine.catalog.recordEvent(
+      'session.resync',
+      'info',
+      session.name,
+      `session ${session.name}: shipping ${marked} marked track(s) every ${shipper.intervalMs / 1000} s`,
+      { markedTracks: marked },
+    );
+    shipper.start();
+  }
+
+  private cycleShipped(session: SessionRecord, report: CycleReport): void {
+    this.recordShippedTime(session, report.time);
+    if (session.state === 'preparing') {
+      this.service.engine.catalog.recordEvent('session.synced', 'info', session.name, `session ${session.name}: first cycle shipped ${report.tracks} track(s)`, {
+        copiedTracks: report.tracks,
+        bytesSent: report.bytesSent,
+      });
+      this.service.setState(session, 'prepared', { detail: null });
+    }
+  }
+
+  /** Runs a snapshot-shipping cycle now (at the source; forwarded there from the target). Resolves when the target committed it. */
+  async shipNow(sessionName: string): Promise<CycleReport> {
+    const service = this.service;
+    const session = service.session(sessionName);
+    if (session.type !== 'snapshot-shipping') throw new ProblemError('invalid-state', `session ${session.name} is ${session.type}, not snapshot-shipping`);
+    if (!service.isSource(session)) {
+      const forwarded = await service.link(session).call('session.ship-now', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 60 * 60_000 });
+      return forwarded.result as CycleReport;
+    }
+    const shipper = this.shipping.get(session.id);
+    if (!shipper?.active) throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; nothing is shipping`);
+    const report = await shipper.shipNow();
+    if (!report) throw new ProblemError('invalid-state', `session ${session.name} stopped shipping`);
+    return report;
+  }
+
+  /** The cycle runner of a session this site is the source of, if any. */
+  shipperOf(session: SessionRecord): SnapshotShipper | null {
+    return this.shipping.get(session.id) ?? null;
+  }
+
+  /** Stops the session's cycles (the marks stay). */
+  async stop(session: SessionRecord): Promise<void> {
+    await this.shipping.get(session.id)?.stop();
+  }
+
+  /** Forgets the session's cycle runner (this site is no longer its source). */
+  drop(session: SessionRecord): void {
+    const shipper = this.shipping.get(session.id);
+    if (shipper) void shipper.dispose().catch(() => {});
+    this.shipping.delete(session.id);
+  }
+
+  close(): void {
+    for (const shipper of this.shipping.values()) void shipper.stop();
+  }
+}
