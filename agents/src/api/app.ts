@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { AgentInfo } from '@tandem/contract';
+import type { FlashService } from '../flash/service.ts';
 import type { ReplicationRuntime } from '../replication/runtime.ts';
 import type { Engine } from '../storage/engine-api.ts';
 import type { Authority } from '../tls/authority.ts';
@@ -9,6 +10,7 @@ import { installErrorHandling } from './errors.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { clusterRoutes } from './routes/clusters.ts';
 import { eventRoutes } from './routes/events.ts';
+import { flashRoutes } from './routes/flash.ts';
 import { pairRoutes } from './routes/pair.ts';
 import { replicationRoutes } from './routes/replication.ts';
 import { volumeRoutes } from './routes/volumes.ts';
@@ -23,6 +25,8 @@ export interface ApiDependencies {
   agentInfo: () => AgentInfo;
   /** Paired sites and sessions; absent when the agent runs without replication (API unit tests). */
   replication?: ReplicationRuntime;
+  /** Flash copy sessions; absent when the agent runs without them (API unit tests). */
+  flash?: FlashService;
 }
 
 /** The control API as a plugin, apart from the listening server (tests `inject()` into it). */
@@ -38,6 +42,7 @@ export async function apiApp(app: FastifyInstance, deps: ApiDependencies): Promi
   await app.register(eventRoutes, deps);
   await app.register(replicationRoutes, deps);
   await app.register(clusterRoutes, deps);
+  await app.register(flashRoutes, deps);
 }
 // The plugin shares its error handler, hooks and compilers with the instance it is registered on.
 (apiApp as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;

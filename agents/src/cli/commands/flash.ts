@@ -265,6 +265,19 @@ export function registerFlashCommands(program: Command): void {
     );
 
   flash
+    .command('remove <name>')
+    .description('forget a withdrawn session (an active one is refused: withdraw it first)')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((name: string, options: AdminOptions) =>
+      withClient(options, async (client) => {
+        await client.call('DELETE', sessionPath(name), null);
+        if (options.json) printJson({ removed: name });
+        else print(`removed flash session ${name}`);
+      }),
+    );
+
+  flash
     .command('update <name>')
     .description('change the background copy of a session: rate, pause/resume, copy/no-copy')
     .option('--rate <MiB/s>', "new rate limit in MiB/s, or 'unlimited'", parseRate)
