@@ -63,6 +63,12 @@ export class TrackBitmaps {
     return id;
   }
 
+  /** An id no bitmap has, for a bitmap created by a flash record. */
+  reserveId(): number {
+    for (const id of this.journal.state.bitmaps.keys()) this.nextId = Math.max(this.nextId, id + 1);
+    return this.nextId++;
+  }
+
   async delete(id: number): Promise<void> {
     this.meta(id);
     this.journal.log({ type: RecordType.DeleteBitmap, bitmap: id });

@@ -21,7 +21,11 @@ import { volumeSpace, poolSharedExtents } from './space.ts';
 import { buildTrackMap, describeTrack } from './track-map.ts';
 import { VolumeDevice } from './volume-device.ts';
 import { SegmentCodes } from './segment-codes.ts';
-import { RecordType } from './wal.ts';
+import { RecordType, type FlashOp } from './wal.ts';
+import type { MetadataState, VolumeMeta } from './metadata.ts';
+
+/** Asked before a volume is deleted or resized; throws a ProblemError to refuse (flash copy relationships). */
+export type VolumeGuard = (name: string, action: 'delete' | 'resize') => void;
 
 /**
  * The storage engine: thin volumes and snapshots over one pool. Names and
@@ -49,6 +53,9 @@ export class StorageEngine implements Engine {
   private nextId: number;
   private readonly usageChanged = new Set<number>();
   private usageTimer: NodeJS.Timeout | null = null;
+  /** Per volume id: bitmaps its writes mark (flash copy change recording). */
+  private readonly changeRecording = new Map<number, number[]>();
+  private readonly guards: VolumeGuard[] = [];
 
   private constructor(paths: DataDirPaths, identity: AgentIdentity, journal: MetadataJournal, catalog: Catalog) {
     this.paths = paths;
@@ -199,6 +206,7 @@ export class StorageEngine implements Engine {
   async resizeVolume(name: string, sizeBytes: number): Promise<VolumeInfo> {
     const row = this.row(name);
     this.checkSize(sizeBytes);
+    for (const guard of this.guards) guard(name, 'resize');
     const meta = this.journal.state.volume(row.id);
     if (sizeBytes < meta.sizeBytes) {
       throw new ProblemError(
@@ -224,6 +232,7 @@ export class StorageEngine implements Engine {
 
   async deleteVolume(name: string): Promise<void> {
     const row = this.row(name);
+    for (const guard of this.guards) guard(name, 'delete');
     const device = this.devices.get(row.id);
     if (device && device.openCount > 0) {
       throw new ProblemError('volume-busy', `${name} is open by ${device.openCount} NBD connection(s); disconnect them first`);
@@ -293,8 +302,15 @@ export class StorageEngine implements Engine {
   private deviceFor(row: VolumeRow): VolumeDevice {
     let device = this.devices.get(row.id);
     if (!device) {
-      device = new VolumeDevice(this.journal, this.codes, this.journal.state.volume(row.id), row.name, row.readOnly, (id) =>
-        this.noteUsageChange(id),
+      const id = row.id;
+      device = new VolumeDevice(
+        this.journal,
+        this.codes,
+        this.journal.state.volume(id),
+        row.name,
+        row.readOnly,
+        (volumeId) => this.noteUsageChange(volumeId),
+        () => this.changeRecording.get(id) ?? [],
       );
       this.devices.set(row.id, device);
     }
@@ -303,6 +319,92 @@ export class StorageEngine implements Engine {
 
   device(name: string): BlockDevice {
     return this.deviceFor(this.row(name));
+  }
+
+  // --- flash copy support ---
+
+  /** Adds a check run before every volume delete and resize. */
+  addVolumeGuard(guard: VolumeGuard): void {
+    this.guards.push(guard);
+  }
+
+  /** The in-memory metadata (VTTs, refcounts, bitmaps): read only, for derived figures. */
+  get metadata(): MetadataState {
+    return this.journal.state;
+  }
+
+  volumeMeta(name: string): VolumeMeta {
+    return this.journal.state.volume(this.row(name).id);
+  }
+
+  /**
+   * Holds the host writes of the named volumes: waits for writes in flight
+   * to finish and queues new ones, locking in a fixed order (by volume id)
+   * so two holds never deadlock. Gives up after `timeoutMs` with problem
+   * `timeout`, releasing whatever it held. Returns the release.
+   */
+  async holdWrites(names: string[], timeoutMs: number): Promise<() => void> {
+    const rows = [...new Set(names)].map((name) => this.row(name)).sort((a, b) => a.id - b.id);
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new ProblemError('timeout', `host writes of ${names.join(', ')} could not be held within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const releases: Array<() => void> = [];
+    const releaseAll = () => {
+      for (const release of releases.splice(0).reverse()) release();
+    };
+    try {
+      for (const row of rows) releases.push(await this.deviceFor(row).lock.acquireAll(controller.signal));
+    } catch (error) {
+      releaseAll();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    return releaseAll;
+  }
+
+  /**
+   * Logs one atomic flash record (clones of track ranges, bitmap creation
+   * and clearing) and clones the segment codes of cloned ranges. The caller
+   * holds the writes of every volume involved; the change is durable after
+   * the next commit (`flush`).
+   */
+  logFlash(ops: FlashOp[]): void {
+    if (ops.length === 0) return;
+    this.journal.log({ type: RecordType.Flash, ops });
+    for (const op of ops) {
+      if (op.op !== 'clone') continue;
+      const target = this.journal.state.volume(op.target);
+      this.codes.cloneRange(op.source, op.target, op.track, Math.min(op.track + op.count, target.trackCount));
+      this.noteUsageChange(op.target);
+    }
+  }
+
+  /** A bitmap id for a `create-bitmap` op of a flash record. */
+  reserveBitmapId(): number {
+    return this.bitmaps.reserveId();
+  }
+
+  /** Deletes bitmaps (durable with the next commit). */
+  dropBitmaps(ids: number[]): void {
+    for (const id of ids) {
+      if (this.journal.state.bitmaps.has(id)) this.journal.log({ type: RecordType.DeleteBitmap, bitmap: id });
+    }
+  }
+
+  /** Which bitmaps a volume's writes mark from now on (none: stop recording). */
+  setChangeRecording(name: string, bitmaps: number[]): void {
+    const id = this.row(name).id;
+    if (bitmaps.length === 0) this.changeRecording.delete(id);
+    else this.changeRecording.set(id, [...bitmaps]);
+  }
+
+  /** Background copy: gives `target` its own copy of tracks [first, end) it still shares with `source`. */
+  unshareTracks(target: string, source: string, first: number, end: number): Promise<number> {
+    const targetRow = this.row(target);
+    return this.deviceFor(targetRow).unshareTracks(first, end, this.volumeMeta(source));
   }
 
   /** Segment codes of a track range, computing invalid ones (see VolumeDevice.segmentCodes). */

@@ -196,6 +196,66 @@ export class MetadataState {
     this.version++;
   }
 
+  /**
+   * Flash copy: makes tracks [track, track+count) of the target point at
+   * the source's extents (no data moved). Whole chunks are shared (O(1) per
+   * chunk, as a snapshot does), partial ones entry by entry. The target's
+   * previous references are dropped (pinned by the listener until durable).
+   * The target keeps its VolumeMeta object (devices hold it).
+   */
+  cloneTracks(sourceId: number, targetId: number, track: number, count: number): void {
+    if (sourceId === targetId) throw new Error(`metadata: cannot clone volume ${sourceId} onto itself`);
+    const source = this.volume(sourceId);
+    const target = this.volume(targetId);
+    const end = Math.min(track + count, source.trackCount, target.trackCount);
+    const sameSize = source.trackCount === target.trackCount;
+    let current = track;
+    while (current < end) {
+      const index = Math.floor(current / CHUNK_TRACKS);
+      const chunkStart = index * CHUNK_TRACKS;
+      const chunkEnd = Math.min(end, chunkStart + CHUNK_TRACKS);
+      const from = source.chunks.get(index);
+      const existing = target.chunks.get(index);
+      if (from === existing) {
+        current = chunkEnd;
+        continue;
+      }
+      const whole = current === chunkStart && (chunkEnd === chunkStart + CHUNK_TRACKS || (sameSize && chunkEnd === source.trackCount));
+      if (whole) {
+        if (from) {
+          from.refs++;
+          target.chunks.set(index, from);
+        } else {
+          target.chunks.delete(index);
+        }
+        if (existing) this.dereferenceChunk(existing);
+        current = chunkEnd;
+        continue;
+      }
+      const fromSlot = current - chunkStart;
+      const toSlot = chunkEnd - chunkStart;
+      if (!from && (!existing || !chunkHasAllocation(existing, fromSlot, toSlot))) {
+        current = chunkEnd;
+        continue;
+      }
+      const chunk = this.ownChunk(target, index, true)!;
+      for (let slot = fromSlot; slot < toSlot; slot++) {
+        const extent = from ? from.entries[slot] : NO_EXTENT;
+        const previous = chunk.entries[slot];
+        if (previous === extent) continue;
+        if (extent !== NO_EXTENT) this.reference(extent);
+        chunk.entries[slot] = extent;
+        if (previous === NO_EXTENT) chunk.allocated++;
+        else this.dereference(previous);
+        if (extent === NO_EXTENT) chunk.allocated--;
+      }
+      // A private empty chunk references nothing; dropping it needs no pin.
+      if (chunk.allocated === 0) target.chunks.delete(index);
+      current = chunkEnd;
+    }
+    this.version++;
+  }
+
   // --- bitmaps ---
 
   createBitmap(id: number, volumeId: number, allSet: boolean): void {
@@ -242,6 +302,13 @@ export class MetadataState {
         bitmap.setCount--;
       }
     }
+  }
+
+  clearAllBits(id: number): void {
+    const bitmap = this.bitmap(id);
+    bitmap.bits.fill(0);
+    bitmap.setCount = 0;
+    this.version++;
   }
 
   /** Sets in `target` every bit set in `source` (bitmaps of volumes of equal size). */

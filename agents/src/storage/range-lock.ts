@@ -37,18 +37,35 @@ export class RangeLock {
     }
   }
 
-  /** Waits for every hold to end and keeps new ones out until the returned release is called. */
-  async acquireAll(): Promise<() => void> {
-    while (this.barrier) await this.barrier;
-    let open!: () => void;
-    this.barrier = new Promise<void>((resolve) => (open = resolve));
-    while (this.held.length > 0) {
-      await new Promise<void>((resolve) => this.held[0].waiters.push(resolve));
+  /**
+   * Waits for every hold to end and keeps new ones out until the returned
+   * release is called. With a signal, an abort before that gives up: new
+   * holds are let in again and the promise rejects with the signal's reason.
+   */
+  async acquireAll(signal?: AbortSignal): Promise<() => void> {
+    const aborted = () => {
+      if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+    };
+    aborted();
+    while (this.barrier) {
+      await untilAborted(this.barrier, signal);
+      aborted();
     }
-    return () => {
-      this.barrier = null;
+    let open!: () => void;
+    const barrier = new Promise<void>((resolve) => (open = resolve));
+    this.barrier = barrier;
+    const giveUp = () => {
+      if (this.barrier === barrier) this.barrier = null;
       open();
     };
+    while (this.held.length > 0) {
+      await untilAborted(new Promise<void>((resolve) => this.held[0].waiters.push(resolve)), signal);
+      if (signal?.aborted) {
+        giveUp();
+        aborted();
+      }
+    }
+    return giveUp;
   }
 
   release(hold: RangeHold): void {
@@ -56,4 +73,17 @@ export class RangeLock {
     if (index >= 0) this.held.splice(index, 1);
     for (const wake of hold.waiters) wake();
   }
+}
+
+/** Settles when `promise` does or when the signal aborts, whichever is first. */
+function untilAborted(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return promise;
+  return new Promise<void>((resolve) => {
+    const onAbort = () => resolve();
+    signal.addEventListener('abort', onAbort, { once: true });
+    void promise.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
 }

@@ -108,6 +108,39 @@ export class SegmentCodes {
     this.byVolume.set(target, copy);
   }
 
+  /**
+   * Flash copy: tracks [first, end) of `target` take the source's codes
+   * (same content, same codes); where the source has none valid the
+   * target's become invalid.
+   */
+  cloneRange(source: number, target: number, first: number, end: number): void {
+    const from = this.byVolume.get(source);
+    for (let track = first; track < end; ) {
+      const index = Math.floor(track / CHUNK_TRACKS);
+      const stop = Math.min(end, (index + 1) * CHUNK_TRACKS);
+      const chunk = from?.get(index);
+      if (track === index * CHUNK_TRACKS && stop === (index + 1) * CHUNK_TRACKS) {
+        // A whole chunk of codes: copy it at once.
+        let chunks = this.byVolume.get(target);
+        if (!chunks) {
+          chunks = new Map();
+          this.byVolume.set(target, chunks);
+        }
+        if (chunk && chunk.validCount > 0) {
+          chunks.set(index, { codes: chunk.codes.slice(), valid: chunk.valid.slice(), validCount: chunk.validCount });
+        } else chunks.delete(index);
+      } else if (!chunk || chunk.validCount === 0) this.invalidate(target, track, stop);
+      else {
+        for (let t = track; t < stop; t++) {
+          const slot = t - index * CHUNK_TRACKS;
+          if (chunk.valid[slot]) this.set(target, t, chunk.codes[slot]);
+          else this.invalidate(target, t, t + 1);
+        }
+      }
+      track = stop;
+    }
+  }
+
   /** Loads and removes meta/codes (present only after a clean shutdown). */
   async load(metaDir: string, volumeExists: (id: number) => boolean): Promise<void> {
     const file = path.join(metaDir, FILE);

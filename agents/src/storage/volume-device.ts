@@ -1,7 +1,7 @@
 import { ProblemError } from '@tandem/contract';
 import type { AllocationRun, BlockDevice, IoOptions, WriteZeroesOptions } from './block-device.ts';
 import type { MetadataJournal } from './journal.ts';
-import { CHUNK_TRACKS, NO_EXTENT, type VolumeMeta } from './metadata.ts';
+import { bitIsSet, CHUNK_TRACKS, NO_EXTENT, type VolumeMeta } from './metadata.ts';
 import { RangeLock, type RangeHold } from './range-lock.ts';
 import { SegmentCodes } from './segment-codes.ts';
 import { RecordType } from './wal.ts';
@@ -34,6 +34,8 @@ export class VolumeDevice implements BlockDevice {
 
   /** Told when a write or trim changed which tracks are allocated (for usage events). */
   private readonly allocationChanged: (volumeId: number) => void;
+  /** Bitmaps that record which tracks this volume's writes change (flash copy change recording). */
+  private readonly changeBitmaps: () => readonly number[];
 
   constructor(
     journal: MetadataJournal,
@@ -42,7 +44,9 @@ export class VolumeDevice implements BlockDevice {
     name: string,
     readOnly: boolean,
     allocationChanged: (volumeId: number) => void = () => {},
+    changeBitmaps: () => readonly number[] = () => [],
   ) {
+    this.changeBitmaps = changeBitmaps;
     this.journal = journal;
     this.codes = codes;
     this.allocationChanged = allocationChanged;
@@ -263,6 +267,8 @@ export class VolumeDevice implements BlockDevice {
       const last = Math.floor((end - 1) / trackSize) + 1;
       const hold: RangeHold = this.lock.tryAcquire(first, last) ?? (await this.lock.acquire(first, last));
       try {
+        const marking = this.markChanges(first, last);
+        if (marking) await marking;
         if (noHole) {
           for (let position = offset; position < end; position += ZEROES.length) {
             await this.writeLocked(position, ZEROES.subarray(0, Math.min(ZEROES.length, end - position)));
@@ -321,6 +327,93 @@ export class VolumeDevice implements BlockDevice {
     return false;
   }
 
+  /**
+   * Marks tracks [first, end) in the change-recording bitmaps before they
+   * change. The mark must be durable no later than the data: a redirected
+   * write is mapped by a record logged after the mark (so the mark is
+   * durable first), but an in-place overwrite has no record, so then the
+   * mark is committed before the data is written (only on a track's first
+   * change since the bitmap was cleared).
+   */
+  private markChanges(first: number, end: number): Promise<void> | undefined {
+    const bitmaps = this.changeBitmaps();
+    if (bitmaps.length === 0) return undefined;
+    const state = this.journal.state;
+    let logged = false;
+    for (const id of bitmaps) {
+      const bitmap = state.bitmaps.get(id);
+      if (!bitmap) continue;
+      for (let track = first; track < end; track++) {
+        if (!bitIsSet(bitmap, track)) {
+          this.journal.log({ type: RecordType.SetBits, bitmap: id, track: first, count: end - first });
+          logged = true;
+          break;
+        }
+      }
+    }
+    if (!logged) return undefined;
+    for (let track = first; track < end; track++) if (this.writesInPlace(track)) return this.journal.commit();
+    return undefined;
+  }
+
+  /**
+   * Flash copy background copy: gives this volume its own copy of every
+   * track in [first, end) whose extent it still shares with `sharedWith`
+   * (same content, so segment codes stay valid). Returns the tracks copied.
+   */
+  async unshareTracks(first: number, end: number, sharedWith: VolumeMeta): Promise<number> {
+    if (this.deleted) throw new ProblemError('not-found', `volume ${this.name} was deleted`);
+    const { journal, volume, trackSize } = this;
+    const state = journal.state;
+    const stop = Math.min(end, volume.trackCount, sharedWith.trackCount);
+    if (first >= stop) return 0;
+    const hold = this.lock.tryAcquire(first, stop) ?? (await this.lock.acquire(first, stop));
+    try {
+      const tracks: number[] = [];
+      for (let track = first; track < stop; track++) {
+        const extent = state.lookup(volume, track);
+        if (extent !== NO_EXTENT && extent === state.lookup(sharedWith, track)) tracks.push(track);
+      }
+      let copied = 0;
+      for (let i = 0; i < tracks.length; ) {
+        let j = i + 1;
+        while (j < tracks.length && tracks[j] === tracks[j - 1] + 1) j++;
+        const runEnd = tracks[j - 1] + 1;
+        for (let track = tracks[i]; track < runEnd; ) {
+          const run = journal.allocator.allocateRun(runEnd - track, (e) => journal.extents.runLimit(e));
+          const payload = Buffer.allocUnsafe(run.count * trackSize);
+          try {
+            const epoch = journal.beginRead();
+            try {
+              const reads: Promise<void>[] = [];
+              for (let k = 0; k < run.count; k++) {
+                const extent = state.lookup(volume, track + k);
+                reads.push(journal.extents.read(extent, 0, payload.subarray(k * trackSize, (k + 1) * trackSize)));
+              }
+              await Promise.all(reads);
+            } finally {
+              journal.endRead(epoch);
+            }
+            await journal.extents.write(run.start, 0, payload);
+          } catch (error) {
+            for (let k = 0; k < run.count; k++) journal.allocator.release(run.start + k);
+            throw error;
+          }
+          for (let k = 0; k < run.count; k++) {
+            journal.log({ type: RecordType.MapTrack, volume: volume.id, track: track + k, extent: run.start + k });
+          }
+          track += run.count;
+          copied += run.count;
+        }
+        i = j;
+      }
+      if (copied > 0) this.allocationChanged(volume.id);
+      return copied;
+    } finally {
+      this.lock.release(hold);
+    }
+  }
+
   /** The write path proper; the caller holds the range lock over the touched tracks. */
   private async writeLocked(offset: number, data: Buffer): Promise<void> {
     const { journal, volume, trackSize } = this;
@@ -328,6 +421,8 @@ export class VolumeDevice implements BlockDevice {
     const end = offset + data.length;
     const first = Math.floor(offset / trackSize);
     const last = Math.floor((end - 1) / trackSize);
+    const marking = this.markChanges(first, last + 1);
+    if (marking) await marking;
     const io: Promise<void>[] = [];
     const remaps: Array<{ track: number; count: number; extent: number }> = [];
     let track = first;

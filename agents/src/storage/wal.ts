@@ -29,7 +29,18 @@ export enum RecordType {
   SetBits = 9,
   ClearBits = 10,
   MergeBitmap = 11,
+  /** Flash copy: clones of track ranges and bitmap changes applied as one atomic record. */
+  Flash = 12,
 }
+
+/** One step of a Flash record (see MetadataState.cloneTracks). */
+export type FlashOp =
+  | { op: 'clone'; source: number; target: number; track: number; count: number }
+  | { op: 'create-bitmap'; bitmap: number; volume: number }
+  | { op: 'clear-bitmap'; bitmap: number };
+
+const FLASH_OP_BYTES = { clone: 1 + 4 + 4 + 6 + 6, 'create-bitmap': 1 + 4 + 4, 'clear-bitmap': 1 + 4 } as const;
+const FLASH_OP_CODES = { clone: 1, 'create-bitmap': 2, 'clear-bitmap': 3 } as const;
 
 export type WalRecord =
   | { type: RecordType.CreateVolume; volume: number; sizeBytes: number }
@@ -42,7 +53,8 @@ export type WalRecord =
   | { type: RecordType.DeleteBitmap; bitmap: number }
   | { type: RecordType.SetBits; bitmap: number; track: number; count: number }
   | { type: RecordType.ClearBits; bitmap: number; track: number; count: number }
-  | { type: RecordType.MergeBitmap; bitmap: number; source: number };
+  | { type: RecordType.MergeBitmap; bitmap: number; source: number }
+  | { type: RecordType.Flash; ops: FlashOp[] };
 
 function payloadLength(record: WalRecord): number {
   switch (record.type) {
@@ -65,6 +77,11 @@ function payloadLength(record: WalRecord): number {
       return 1 + 4;
     case RecordType.MergeBitmap:
       return 1 + 4 + 4;
+    case RecordType.Flash: {
+      let length = 1 + 4;
+      for (const op of record.ops) length += FLASH_OP_BYTES[op.op];
+      return length;
+    }
   }
 }
 
@@ -114,6 +131,30 @@ export function encodeRecord(record: WalRecord, out: Buffer, offset: number): nu
       out.writeUInt32LE(record.bitmap, start + 1);
       out.writeUInt32LE(record.source, start + 5);
       break;
+    case RecordType.Flash: {
+      out.writeUInt32LE(record.ops.length, start + 1);
+      let at = start + 5;
+      for (const op of record.ops) {
+        out.writeUInt8(FLASH_OP_CODES[op.op], at);
+        switch (op.op) {
+          case 'clone':
+            out.writeUInt32LE(op.source, at + 1);
+            out.writeUInt32LE(op.target, at + 5);
+            out.writeUIntLE(op.track, at + 9, 6);
+            out.writeUIntLE(op.count, at + 15, 6);
+            break;
+          case 'create-bitmap':
+            out.writeUInt32LE(op.bitmap, at + 1);
+            out.writeUInt32LE(op.volume, at + 5);
+            break;
+          case 'clear-bitmap':
+            out.writeUInt32LE(op.bitmap, at + 1);
+            break;
+        }
+        at += FLASH_OP_BYTES[op.op];
+      }
+      break;
+    }
   }
   out.writeUInt32LE(length, offset);
   out.writeUInt32LE(crc32c(out.subarray(start, start + length)), offset + 4);
@@ -172,9 +213,41 @@ function decodePayload(payload: Buffer): WalRecord | undefined {
     case RecordType.MergeBitmap:
       if (!need(9)) return undefined;
       return { type, bitmap: payload.readUInt32LE(1), source: payload.readUInt32LE(5) };
+    case RecordType.Flash:
+      return decodeFlash(payload);
     default:
       return undefined;
   }
+}
+
+function decodeFlash(payload: Buffer): WalRecord | undefined {
+  if (payload.length < 5) return undefined;
+  const count = payload.readUInt32LE(1);
+  const ops: FlashOp[] = [];
+  let at = 5;
+  for (let i = 0; i < count; i++) {
+    if (at >= payload.length) return undefined;
+    const code = payload.readUInt8(at);
+    if (code === FLASH_OP_CODES.clone && at + FLASH_OP_BYTES.clone <= payload.length) {
+      ops.push({
+        op: 'clone',
+        source: payload.readUInt32LE(at + 1),
+        target: payload.readUInt32LE(at + 5),
+        track: payload.readUIntLE(at + 9, 6),
+        count: payload.readUIntLE(at + 15, 6),
+      });
+      at += FLASH_OP_BYTES.clone;
+    } else if (code === FLASH_OP_CODES['create-bitmap'] && at + FLASH_OP_BYTES['create-bitmap'] <= payload.length) {
+      ops.push({ op: 'create-bitmap', bitmap: payload.readUInt32LE(at + 1), volume: payload.readUInt32LE(at + 5) });
+      at += FLASH_OP_BYTES['create-bitmap'];
+    } else if (code === FLASH_OP_CODES['clear-bitmap'] && at + FLASH_OP_BYTES['clear-bitmap'] <= payload.length) {
+      ops.push({ op: 'clear-bitmap', bitmap: payload.readUInt32LE(at + 1) });
+      at += FLASH_OP_BYTES['clear-bitmap'];
+    } else {
+      return undefined;
+    }
+  }
+  return at === payload.length ? { type: RecordType.Flash, ops } : undefined;
 }
 
 export interface DecodedSegment {
@@ -255,6 +328,14 @@ export function applyRecord(state: MetadataState, record: WalRecord): void {
       break;
     case RecordType.MergeBitmap:
       state.mergeBitmap(record.bitmap, record.source);
+      break;
+    case RecordType.Flash:
+      for (const op of record.ops) {
+        if (op.op === 'clone') state.cloneTracks(op.source, op.target, op.track, op.count);
+        else if (op.op === 'create-bitmap') state.createBitmap(op.bitmap, op.volume, false);
+        else state.clearAllBits(op.bitmap);
+      }
+      state.version++;
       break;
   }
 }
