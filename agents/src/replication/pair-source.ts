@@ -64,6 +64,10 @@ export class PairSource implements WriteTap {
   progress = { total: 0, copied: 0, bytesSent: 0, startedAt: 0 };
   /** Snapshot shipping: host writes wait here (before their local write) while the session cuts a cycle. */
   private gate: Promise<void> | null = null;
+  /** Joining an async session's consistency groups: new host changes wait here before they choose a path. */
+  private joinGate: Promise<void> | null = null;
+  /** Sync and semi-sync sends not settled yet. */
+  private sending = 0;
 
   constructor(
     readonly record: PairRecord,
@@ -109,13 +113,25 @@ export class PairSource implements WriteTap {
     }
     const marked = this.engine.bitmaps.set(this.bitmap, span.first, span.end - span.first);
     if (this.mode === 'snapshot-shipping' && this.gate) return { beforeLocal: Promise.all([marked, this.gate]).then(() => {}) };
+    if (this.joinGate) {
+      // The path (sync send or consistency group) is chosen once the join is over.
+      const gate = this.joinGate;
+      const work = Promise.all([marked, gate]).then(() => this.route(change, span, Promise.resolve()));
+      return { beforeLocal: work.then((chosen) => chosen.beforeLocal), acknowledged: work.then((chosen) => chosen.acknowledged) };
+    }
+    return this.route(change, span, marked);
+  }
+
+  /** Mirrors a host change the way the pair's mode says, once `marked` (its out-of-sync mark) is durable. */
+  private route(change: HostChange, span: TrackSpan, marked: Promise<void>): TapWork {
     if (!this.mirroring || this.mode === 'snapshot-shipping') return { beforeLocal: marked };
     if (this.mode === 'async' && this.shipper) {
       // Queued in the open consistency group before the local write, so before the host's acknowledgement.
       const shipper = this.shipper;
       return { beforeLocal: marked.then(() => shipper.enqueue(this.record, change, span)) };
     }
-    const acknowledged = marked.then(() => this.send(change));
+    this.sending++;
+    const acknowledged = marked.then(() => this.send(change)).finally(() => this.sending--);
     return { beforeLocal: marked, acknowledged };
   }
 
@@ -175,6 +191,34 @@ export class PairSource implements WriteTap {
     if (!this.sweeper) {
       this.sweeper = setInterval(() => this.sweep(), 500);
       this.sweeper.unref();
+    }
+  }
+
+  /**
+   * A copy set added to a running async session copies like a sync pair
+   * (every host write sent and acknowledged by the target) until it is
+   * duplex, then joins the session's consistency groups here: new host
+   * changes wait while the sends in flight settle, then go into the groups.
+   * From that instant the target holds exactly this volume's acknowledged
+   * writes, so the first group applied afterwards is a consistent image of
+   * it too.
+   */
+  async joinGroups(shipper: ConsistencyGroupShipper): Promise<void> {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    this.joinGate = gate;
+    try {
+      while (this.sending > 0) await new Promise((resolve) => setTimeout(resolve, 2));
+      // Activity marks of acknowledged sends are in sync; async marks are cleared by applied groups, not the sweeper.
+      for (const track of this.lastTouched.keys()) {
+        if (!this.unsettled.has(track) && this.record.outOfSyncBitmap !== null) this.engine.bitmaps.clear(this.record.outOfSyncBitmap, track, 1);
+      }
+      this.lastTouched.clear();
+      this.shipper = shipper;
+      this.mode = 'async';
+    } finally {
+      this.joinGate = null;
+      release();
     }
   }
 

@@ -98,6 +98,32 @@ const migrations: string[] = [
      added_at TEXT NOT NULL,
      PRIMARY KEY (cluster, session_id)
    );`,
+  // Flash copy sessions and their pairs (VTT clones and change bitmaps live in the metadata journal).
+  `CREATE TABLE flash_sessions (
+     name TEXT PRIMARY KEY,
+     state TEXT NOT NULL,
+     options TEXT NOT NULL,
+     coordinated INTEGER NOT NULL DEFAULT 0,
+     point_in_time TEXT,
+     hold_ms REAL,
+     reason TEXT,
+     withdrawn_at TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE TABLE flash_pairs (
+     id TEXT PRIMARY KEY,
+     session TEXT NOT NULL REFERENCES flash_sessions(name) ON DELETE CASCADE,
+     position INTEGER NOT NULL,
+     source TEXT NOT NULL,
+     target TEXT NOT NULL,
+     source_bitmap INTEGER,
+     target_bitmap INTEGER,
+     state TEXT NOT NULL,
+     mirror TEXT NOT NULL DEFAULT 'none',
+     remote_target TEXT,
+     reason TEXT
+   );`,
 ];
 
 /**
