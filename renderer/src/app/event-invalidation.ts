@@ -1,4 +1,5 @@
 import type { QueryKey } from '@tanstack/react-query';
+import { flashEventInvalidation } from '../features/flash/api/flash-events.ts';
 import { trackMapEventInvalidation } from '../features/track-map/api/track-map-events.ts';
 import { sessionEventInvalidation } from '../features/sessions/api/session-events.ts';
 import { volumeEventInvalidation } from '../features/volumes/api/volume-events.ts';
@@ -11,7 +12,12 @@ export interface FeatureEventInvalidation {
 }
 
 /** Every feature's rule; a new feature folder adds its own here. */
-export const featureEventInvalidations: FeatureEventInvalidation[] = [volumeEventInvalidation, trackMapEventInvalidation, sessionEventInvalidation];
+export const featureEventInvalidations: FeatureEventInvalidation[] = [
+  volumeEventInvalidation,
+  trackMapEventInvalidation,
+  sessionEventInvalidation,
+  flashEventInvalidation,
+];
 
 /** Query keys made stale by an event of `type` at a site. */
 export function keysForEvent(type: string, siteId: string): QueryKey[] {

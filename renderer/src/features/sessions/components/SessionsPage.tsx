@@ -1,5 +1,7 @@
 import { Alert, Button, Divider, Group, Loader, Stack, Text, Title } from '@mantine/core';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { FlashSessionsSection } from '../../flash/components/FlashSessionsSection.tsx';
+import { FlashWizardHost } from '../../flash/components/FlashWizardHost.tsx';
 import { groupByCluster } from '../hooks/session-model.ts';
 import { useSessionsUi } from '../hooks/sessions-ui-store.ts';
 import { useAllSessions, useConnectedSites } from '../hooks/use-sessions.ts';
@@ -60,7 +62,9 @@ export function SessionsPage() {
           <Divider />
         </Stack>
       ))}
+      <FlashSessionsSection />
       {createWizardOpen && <CreateSessionWizard onClose={() => setCreateWizardOpen(false)} />}
+      <FlashWizardHost />
       {failbackOpen && <FailbackWizard sessions={sessions} />}
     </Stack>
   );

@@ -2,7 +2,7 @@ import { useComputedColorScheme } from '@mantine/core';
 import { useElementSize } from '@mantine/hooks';
 import { useEffect, useRef, type KeyboardEvent, type MouseEvent, type PointerEvent, type WheelEvent } from 'react';
 import { gridFor, type ExpandedMap } from '../hooks/track-map-model.ts';
-import { trackMapColors } from './track-map-colors.ts';
+import { trackMapColors, type TrackMapColors } from './track-map-colors.ts';
 
 const maxCellHeight = 22;
 
@@ -13,6 +13,8 @@ export interface TrackMapCanvasProps {
   onZoom: (factor: number, bucket: number | null) => void;
   /** Pan by a number of buckets. */
   onPan: (buckets: number) => void;
+  /** Other meanings for the bars (e.g. flash copy: copied / not yet copied), per colour scheme. */
+  colors?: (scheme: 'light' | 'dark') => Partial<TrackMapColors>;
 }
 
 /**
@@ -20,7 +22,7 @@ export interface TrackMapCanvasProps {
  * each cell is a bar of shared (bottom), exclusive and unallocated tracks.
  * Wheel or +/- zoom, drag or arrow keys pan.
  */
-export function TrackMapCanvas({ map, onHover, onZoom, onPan }: TrackMapCanvasProps) {
+export function TrackMapCanvas({ map, onHover, onZoom, onPan, colors: colorOverride }: TrackMapCanvasProps) {
   const canvas = useRef<HTMLCanvasElement>(null);
   const { ref: box, width } = useElementSize();
   const scheme = useComputedColorScheme('light');
@@ -39,7 +41,7 @@ export function TrackMapCanvas({ map, onHover, onZoom, onPan }: TrackMapCanvasPr
     element.height = Math.round(height * ratio);
     const context = element.getContext('2d');
     if (!context) return;
-    const colors = trackMapColors(scheme);
+    const colors = { ...trackMapColors(scheme), ...colorOverride?.(scheme) };
     context.setTransform(ratio, 0, 0, ratio, 0, 0);
     context.fillStyle = colors.grid;
     context.fillRect(0, 0, width, height);
@@ -60,7 +62,7 @@ export function TrackMapCanvas({ map, onHover, onZoom, onPan }: TrackMapCanvasPr
       context.fillStyle = colors.shared;
       context.fillRect(x, y + h - sharedHeight, w, sharedHeight);
     }
-  }, [map, width, height, cellWidth, cellHeight, columns, cells, scheme]);
+  }, [map, width, height, cellWidth, cellHeight, columns, cells, scheme, colorOverride]);
 
   const bucketAt = (event: MouseEvent | WheelEvent): number | null => {
     const rect = event.currentTarget.getBoundingClientRect();

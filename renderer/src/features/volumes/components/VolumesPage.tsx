@@ -4,6 +4,10 @@ import { useMemo, useState } from 'react';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { useUiStore } from '../../../app/ui-store.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { FlashWizardHost } from '../../flash/components/FlashWizardHost.tsx';
+import { VolumeFlashPanel } from '../../flash/components/VolumeFlashPanel.tsx';
+import { useFlashUi } from '../../flash/hooks/flash-ui-store.ts';
+import { useVolumeFlashRoles } from '../../flash/hooks/use-flash.ts';
 import { ConnectionBadge } from '../../sites/components/ConnectionBadge.tsx';
 import { TrackMapPanel } from '../../track-map/components/TrackMapPanel.tsx';
 import { orderByLineage } from '../hooks/lineage.ts';
@@ -22,6 +26,9 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
   const selectVolume = useUiStore((state) => state.selectVolume);
   const [creating, setCreating] = useState(false);
   const [action, setAction] = useState<{ kind: VolumeAction; volume: VolumeInfo } | null>(null);
+  const flashRoles = useVolumeFlashRoles(site.id, connected);
+  const openFlashWizard = useFlashUi((state) => state.openWizard);
+  const onAction = (kind: VolumeAction, volume: VolumeInfo) => (kind === 'flash' ? openFlashWizard({ siteId: site.id, source: volume.name }) : setAction({ kind, volume }));
   const rows = useMemo(() => orderByLineage(volumes.data?.volumes ?? []), [volumes.data]);
   const selectedVolume = volumes.data?.volumes.find((volume) => volume.name === selected) ?? null;
 
@@ -53,8 +60,10 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
       {volumes.data && rows.length === 0 && (
         <Text data-testid="volumes-empty">No volumes yet. Choose “Create volume” to make one; it is thin, so its size costs nothing until data is written.</Text>
       )}
-      {rows.length > 0 && <VolumesTable rows={rows} selected={selected} onSelect={selectVolume} onAction={(kind, volume) => setAction({ kind, volume })} />}
+      {rows.length > 0 && <VolumesTable rows={rows} selected={selected} onSelect={selectVolume} onAction={onAction} flashRoles={flashRoles} />}
       {selectedVolume && <TrackMapPanel siteId={site.id} volume={selectedVolume} />}
+      {selectedVolume && flashRoles.has(selectedVolume.name) && <VolumeFlashPanel siteId={site.id} volume={selectedVolume} />}
+      <FlashWizardHost />
       <CreateVolumeModal siteId={site.id} opened={creating} onClose={() => setCreating(false)} />
       {action?.kind === 'resize' && <ResizeVolumeModal siteId={site.id} volume={action.volume} onClose={() => setAction(null)} />}
       {action?.kind === 'delete' && <DeleteVolumeModal siteId={site.id} volume={action.volume} onClose={() => setAction(null)} />}

@@ -3,10 +3,12 @@ import type { VolumeInfo } from '@tandem/contract';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { useRef } from 'react';
 import { formatSize } from '../../../lib/format.ts';
+import { VolumeFlashBadges } from '../../flash/components/VolumeFlashBadges.tsx';
+import type { VolumeFlashRole } from '../../flash/hooks/flash-model.ts';
 import type { VolumeRow } from '../hooks/lineage.ts';
 import classes from './VolumesTable.module.css';
 
-export type VolumeAction = 'resize' | 'delete' | 'snapshot';
+export type VolumeAction = 'resize' | 'delete' | 'snapshot' | 'flash';
 
 const rowHeight = 44;
 
@@ -20,6 +22,8 @@ export function VolumesTable(props: {
   selected: string | null;
   onSelect: (name: string) => void;
   onAction: (action: VolumeAction, volume: VolumeInfo) => void;
+  /** Flash copy roles per volume name (source / target badges). */
+  flashRoles?: Map<string, VolumeFlashRole[]>;
 }) {
   const scroller = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({
@@ -72,6 +76,7 @@ export function VolumesTable(props: {
                         read-only
                       </Badge>
                     )}
+                    <VolumeFlashBadges roles={props.flashRoles?.get(volume.name)} />
                   </Group>
                 </UnstyledButton>
                 </div>
@@ -88,6 +93,7 @@ export function VolumesTable(props: {
                     </Menu.Target>
                     <Menu.Dropdown>
                       <Menu.Item onClick={() => props.onAction('snapshot', volume)}>Take snapshot</Menu.Item>
+                      <Menu.Item onClick={() => props.onAction('flash', volume)}>Flash copy…</Menu.Item>
                       <Menu.Item onClick={() => props.onAction('resize', volume)}>Resize</Menu.Item>
                       <Menu.Item color="red" onClick={() => props.onAction('delete', volume)}>
                         Delete

@@ -1,0 +1,182 @@
+import { Alert, Button, Group, List, Loader, Modal, NativeSelect, Stack, Stepper, Text } from '@mantine/core';
+import type { FlashPairRequest, FlashSessionInfo } from '@tandem/contract';
+import { useMemo, useState } from 'react';
+import { formatSize } from '../../../lib/format.ts';
+import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { useConnectedSites } from '../../sessions/hooks/use-sessions.ts';
+import { useVolumes } from '../../volumes/hooks/use-volumes.ts';
+import { defaultDraft, draftProblems, establishRequest, overwriteWarning, targetChoices, volumeFlashRoles, type FlashDraft } from '../hooks/flash-model.ts';
+import { useFlashUi } from '../hooks/flash-ui-store.ts';
+import { useEstablishFlash, useFlashSessions, useMirrorUse } from '../hooks/use-flash.ts';
+import { FlashOptionsForm } from './FlashOptionsForm.tsx';
+import { FlashSessionView } from './FlashSessionView.tsx';
+import { FlashTargetPicker, volumeLabel } from './FlashTargetPicker.tsx';
+import { FlashTrackMapPanel } from './FlashTrackMapPanel.tsx';
+
+const progressStep = 4;
+
+/**
+ * Flash copy: source -> target (compatible volumes only, with a warning
+ * naming the target) -> options -> review -> establish, then the live
+ * background copy with its actions.
+ */
+export function FlashCopyWizard() {
+  const { startSiteId, startSource, closeWizard } = useFlashUi();
+  const sites = useConnectedSites();
+  const [chosenSite, setChosenSite] = useState<string | null>(startSiteId);
+  const siteId = chosenSite ?? sites[0]?.id ?? null;
+  const site = sites.find((each) => each.id === siteId);
+  const [step, setStep] = useState(startSource ? 1 : 0);
+  const [source, setSource] = useState(startSource ?? '');
+  const [target, setTarget] = useState('');
+  const [extra, setExtra] = useState<FlashPairRequest[]>([]);
+  const [draft, setDraft] = useState<FlashDraft>(defaultDraft);
+  const [established, setEstablished] = useState<FlashSessionInfo | null>(null);
+
+  const volumes = useVolumes(siteId ?? '-', siteId !== null);
+  const flashSessions = useFlashSessions(siteId);
+  const mirror = useMirrorUse(siteId);
+  const establish = useEstablishFlash();
+  const roles = useMemo(() => volumeFlashRoles(flashSessions.data ?? []), [flashSessions.data]);
+  const allVolumes = volumes.data?.volumes ?? [];
+  const sourceVolume = allVolumes.find((volume) => volume.name === source);
+  const choices = targetChoices(sourceVolume, allVolumes, roles, mirror, extra);
+  const targetOk = choices.offered.some((volume) => volume.name === target);
+  const group: FlashPairRequest[] = sourceVolume && targetOk ? [{ source, target }, ...extra] : extra;
+  const problems = draftProblems({ ...draft, pairs: group });
+  const live = established ? (flashSessions.data?.find((session) => session.name === established.name) ?? established) : null;
+
+  const canNext = [Boolean(site && sourceVolume), targetOk, !problems.name && !problems.rate, false][step] ?? false;
+  const chooseSource = (name: string) => {
+    setSource(name);
+    setTarget('');
+    setExtra(extra.filter((pair) => pair.source !== name && pair.target !== name));
+  };
+  const submit = () => {
+    if (!siteId) return;
+    establish.mutate(
+      { siteId, request: establishRequest({ ...draft, pairs: group }) },
+      {
+        onSuccess: (session) => {
+          setEstablished(session);
+          setStep(progressStep);
+        },
+      },
+    );
+  };
+
+  return (
+    <Modal opened onClose={closeWizard} title="Flash copy" size="xl" closeOnClickOutside={false}>
+      <Stepper active={step} size="xs">
+        <Stepper.Step label="Source">
+          <Stack mt="md">
+            <NativeSelect
+              label="Site"
+              description="A flash copy stays on one site: source and target belong to the same agent."
+              data={sites.map((each) => ({ value: each.id, label: `${each.site} (${each.address})` }))}
+              value={siteId ?? ''}
+              onChange={(event) => {
+                setChosenSite(event.currentTarget.value);
+                chooseSource('');
+                setExtra([]);
+              }}
+            />
+            {volumes.isLoading && <Loader size="sm" />}
+            {volumes.error && <ProblemAlert error={volumes.error} title="Volumes could not be read" />}
+            <NativeSelect
+              label="Source volume"
+              description="The point-in-time image of this volume is what the target will hold."
+              data={[{ value: '', label: allVolumes.length ? 'choose a volume' : 'no volumes at this site' }, ...allVolumes.map((volume) => ({ value: volume.name, label: volumeLabel(volume) }))]}
+              value={sourceVolume ? source : ''}
+              onChange={(event) => chooseSource(event.currentTarget.value)}
+            />
+            {sourceVolume && (roles.get(sourceVolume.name) ?? []).length > 0 && (
+              <Text size="sm" c="dimmed">
+                {sourceVolume.name} is already in flash copies: {(roles.get(sourceVolume.name) ?? []).map((role) => `${role.role} of ${role.session}`).join(', ')}.
+              </Text>
+            )}
+          </Stack>
+        </Stepper.Step>
+        <Stepper.Step label="Target">
+          <Stack mt="md">
+            <Text size="sm">
+              Targets for <b>{source}</b> at {site?.site}: only volumes of exactly its size ({sourceVolume ? formatSize(sourceVolume.sizeBytes) : '–'}) that are not
+              already a copy target.
+            </Text>
+            <FlashTargetPicker source={sourceVolume} choices={choices} target={target} onChange={setTarget} />
+          </Stack>
+        </Stepper.Step>
+        <Stepper.Step label="Options">
+          <FlashOptionsForm
+            draft={draft}
+            onChange={setDraft}
+            volumes={allVolumes}
+            roles={roles}
+            mirror={mirror}
+            group={group}
+            extra={extra}
+            onExtraChange={setExtra}
+          />
+        </Stepper.Step>
+        <Stepper.Step label="Review">
+          <Stack mt="md" gap="xs" data-testid="flash-review">
+            <Text size="sm">
+              Flash copy {draft.name.trim() ? <b>{draft.name.trim()}</b> : 'session (named by the agent)'} at <b>{site?.site}</b>, {group.length} pair
+              {group.length === 1 ? '' : 's'} at one point in time:
+            </Text>
+            <List size="sm">
+              {group.map((pair) => (
+                <List.Item key={pair.target}>
+                  {pair.source} → {pair.target}
+                </List.Item>
+              ))}
+            </List>
+            <Text size="sm">
+              {draft.backgroundCopy
+                ? `Background copy ${draft.rateLimited ? `at up to ${draft.rateMiBps} MiB/s` : 'as fast as the disks go'}`
+                : 'No-copy: only tracks overwritten at the source are copied'}
+              {draft.incremental ? '; incremental (refresh and reverse copy only changes)' : ''}
+              {draft.writeInhibitTarget ? '; hosts cannot write to the targets' : ''}
+              {draft.preserveMirror ? '; the mirror secondary flashes too' : ''}.
+            </Text>
+            <Alert color="red" title={`Replaces all data on ${group.map((pair) => pair.target).join(', ')}`} data-testid="flash-review-warning">
+              <List size="sm">
+                {group.map((pair) => (
+                  <List.Item key={pair.target}>{overwriteWarning(pair)}</List.Item>
+                ))}
+              </List>
+            </Alert>
+            {problems.pairs && <Text c="red" size="sm">{problems.pairs}</Text>}
+            {establish.error && <ProblemAlert error={establish.error} title="The flash copy was not established; nothing was changed" />}
+          </Stack>
+        </Stepper.Step>
+        <Stepper.Step label="Copy">
+          {live && siteId && (
+            <Stack mt="md" gap="sm" data-testid="flash-progress">
+              <Text size="sm">
+                Established: the targets hold the point-in-time image now and can be used at once. This follows the agent as it reports.
+              </Text>
+              <FlashSessionView siteId={siteId} session={live} />
+              {live.pairs[0] && <FlashTrackMapPanel siteId={siteId} session={live.name} pair={live.pairs[0]} />}
+            </Stack>
+          )}
+        </Stepper.Step>
+      </Stepper>
+      <Group justify="space-between" mt="lg">
+        <Button variant="default" onClick={step === 0 || step === progressStep ? closeWizard : () => setStep(step - 1)}>
+          {step === 0 ? 'Cancel' : step === progressStep ? 'Close' : 'Back'}
+        </Button>
+        {step < 3 && (
+          <Button disabled={!canNext} onClick={() => setStep(step + 1)}>
+            Next
+          </Button>
+        )}
+        {step === 3 && (
+          <Button color="red" loading={establish.isPending} disabled={group.length === 0 || Object.keys(problems).length > 0} onClick={submit}>
+            Establish flash copy
+          </Button>
+        )}
+      </Group>
+    </Modal>
+  );
+}

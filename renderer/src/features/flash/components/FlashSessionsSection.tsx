@@ -1,0 +1,31 @@
+import { Button, Group, Loader, Stack, Text, Title } from '@mantine/core';
+import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { useFlashUi } from '../hooks/flash-ui-store.ts';
+import { useAllFlashSessions } from '../hooks/use-flash.ts';
+import { FlashSessionCard } from './FlashSessionCard.tsx';
+
+/** Flash copy sessions of every connected site, beside the mirror sessions. */
+export function FlashSessionsSection() {
+  const { sessions, isLoading, error } = useAllFlashSessions();
+  const openWizard = useFlashUi((state) => state.openWizard);
+  return (
+    <Stack gap="sm" data-testid="flash-sessions">
+      <Group justify="space-between">
+        <Title order={3}>Flash copy</Title>
+        <Button variant="light" onClick={() => openWizard()}>
+          Flash copy…
+        </Button>
+      </Group>
+      {error && <ProblemAlert error={error} title="Some flash sessions could not be read" />}
+      {isLoading && <Loader size="sm" />}
+      {!isLoading && sessions.length === 0 && (
+        <Text c="dimmed" size="sm" data-testid="flash-empty">
+          No flash copies yet. Flash copy… makes a point-in-time copy of volumes onto other volumes of the same site, usable at once.
+        </Text>
+      )}
+      {sessions.map((entry) => (
+        <FlashSessionCard key={`${entry.siteId}/${entry.session.name}`} entry={entry} />
+      ))}
+    </Stack>
+  );
+}

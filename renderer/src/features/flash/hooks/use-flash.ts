@@ -1,0 +1,124 @@
+import { keepPreviousData, useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
+import type { EstablishFlashRequest, FlashSessionInfo, FlashUpdateRequest } from '@tandem/contract';
+import { useMemo } from 'react';
+import { useApi } from '../../../app/api-context.tsx';
+import { sessionKeys } from '../../sessions/api/session-keys.ts';
+import { sessionsApi } from '../../sessions/api/sessions-api.ts';
+import { useConnectedSites } from '../../sessions/hooks/use-sessions.ts';
+import { trackMapKeys } from '../../track-map/api/track-map-keys.ts';
+import type { TrackMapView } from '../../track-map/hooks/track-map-model.ts';
+import { volumeKeys } from '../../volumes/api/volume-keys.ts';
+import { flashApi } from '../api/flash-api.ts';
+import { flashKeys } from '../api/flash-keys.ts';
+import { mirrorUse, volumeFlashRoles, type FlashAction, type MirrorUse, type VolumeFlashRole } from './flash-model.ts';
+
+/** One site's flash sessions. */
+export function useFlashSessions(siteId: string | null, enabled = true) {
+  const api = useApi();
+  return useQuery({ queryKey: flashKeys.list(siteId ?? '-'), queryFn: () => flashApi.list(api, siteId!), enabled: enabled && siteId !== null });
+}
+
+/** Which volumes of a site are flash sources or targets (empty while loading). */
+export function useVolumeFlashRoles(siteId: string, enabled = true): Map<string, VolumeFlashRole[]> {
+  const sessions = useFlashSessions(siteId, enabled);
+  return useMemo(() => volumeFlashRoles(sessions.data ?? []), [sessions.data]);
+}
+
+/** What the site's mirror sessions do with its volumes (shared cache with the Sessions screen). */
+export function useMirrorUse(siteId: string | null): MirrorUse {
+  const api = useApi();
+  const sessions = useQuery({ queryKey: sessionKeys.list(siteId ?? '-'), queryFn: () => sessionsApi.list(api, siteId!), enabled: siteId !== null });
+  return useMemo(() => mirrorUse(sessions.data ?? []), [sessions.data]);
+}
+
+export interface SiteFlashSession {
+  siteId: string;
+  siteName: string;
+  session: FlashSessionInfo;
+}
+
+/** Flash sessions of every connected site, by site then name. */
+export function useAllFlashSessions() {
+  const api = useApi();
+  const sites = useConnectedSites();
+  const lists = useQueries({ queries: sites.map((site) => ({ queryKey: flashKeys.list(site.id), queryFn: () => flashApi.list(api, site.id) })) });
+  const stamp = lists.map((list) => list.dataUpdatedAt).join(',');
+  const sessions: SiteFlashSession[] = useMemo(
+    () =>
+      sites.flatMap((site, index) =>
+        (lists[index]?.data ?? []).map((session) => ({ siteId: site.id, siteName: site.site, session })).sort((a, b) => a.session.name.localeCompare(b.session.name)),
+      ),
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- `stamp` changes exactly when a list's data does
+    [sites, stamp],
+  );
+  return { sessions, isLoading: lists.some((list) => list.isLoading), error: lists.find((list) => list.error)?.error ?? null };
+}
+
+/** After a change we made: the site's flash sessions, volumes and maps moved (the agent's events do the same for other consoles). */
+function useFlashInvalidation() {
+  const queryClient = useQueryClient();
+  return (siteId: string) =>
+    Promise.all([
+      queryClient.invalidateQueries({ queryKey: flashKeys.site(siteId) }),
+      queryClient.invalidateQueries({ queryKey: volumeKeys.site(siteId) }),
+      queryClient.invalidateQueries({ queryKey: trackMapKeys.site(siteId) }),
+    ]);
+}
+
+export function useEstablishFlash() {
+  const api = useApi();
+  const invalidate = useFlashInvalidation();
+  return useMutation({
+    mutationFn: ({ siteId, request }: { siteId: string; request: EstablishFlashRequest }) => flashApi.establish(api, siteId, request),
+    onSettled: (_data, _error, { siteId }) => invalidate(siteId),
+  });
+}
+
+export interface FlashActionInput {
+  siteId: string;
+  name: string;
+  action: FlashAction;
+  /** withdraw only: finish the background copy first. */
+  finishCopy?: boolean;
+}
+
+export function useFlashAction() {
+  const api = useApi();
+  const invalidate = useFlashInvalidation();
+  return useMutation({
+    mutationFn: ({ siteId, name, action, finishCopy }: FlashActionInput): Promise<FlashSessionInfo> => {
+      switch (action) {
+        case 'refresh':
+          return flashApi.refresh(api, siteId, name);
+        case 'reverse':
+          return flashApi.reverse(api, siteId, name);
+        case 'withdraw':
+          return flashApi.withdraw(api, siteId, name, { finishCopy: finishCopy ?? false });
+        case 'pause':
+          return flashApi.update(api, siteId, name, { paused: true });
+        case 'resume':
+          return flashApi.update(api, siteId, name, { paused: false });
+      }
+    },
+    onSettled: (_data, _error, { siteId }) => invalidate(siteId),
+  });
+}
+
+export function useUpdateFlash() {
+  const api = useApi();
+  const invalidate = useFlashInvalidation();
+  return useMutation({
+    mutationFn: ({ siteId, name, request }: { siteId: string; name: string; request: FlashUpdateRequest }) => flashApi.update(api, siteId, name, request),
+    onSettled: (_data, _error, { siteId }) => invalidate(siteId),
+  });
+}
+
+/** A pair's copied-track map for the view on screen; the previous picture stays while the next loads. */
+export function useFlashTrackMap(siteId: string, session: string, pair: string, view: TrackMapView, buckets: number) {
+  const api = useApi();
+  return useQuery({
+    queryKey: flashKeys.trackMap(siteId, session, pair, view.start, view.count, buckets),
+    queryFn: () => flashApi.trackMap(api, siteId, session, pair, view.start, view.count, buckets),
+    placeholderData: keepPreviousData,
+  });
+}
