@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ProblemError } from '@tandem/contract';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairRecord } from './session-store.ts';
 import type { HostChange, TrackSpan } from './splitter.ts';
@@ -15,6 +16,8 @@ export interface GroupEntry {
 
 export interface SealedGroup {
   number: number;
+  /** Multi-primary sessions: the master's cut round this part belongs to (0 otherwise). */
+  round: number;
   /** The cut: every write acknowledged to a host before this instant is in this group or an earlier one. */
   time: number;
   entries: GroupEntry[];
@@ -32,6 +35,17 @@ export interface ShipperHooks {
 }
 
 const DEFAULT_INTERVAL_MS = 100;
+
+/**
+ * A multi-primary session's part of the cut: this agent's share of a group
+ * whose boundary the session's master chooses (see multi-primary.ts).
+ */
+export interface CoordinatedOptions {
+  /** This agent's id: the secondary stages parts per primary agent. */
+  agentId: string;
+  /** How long a hold may last before this agent releases it on its own (the round is then not cut here). */
+  holdTimeoutMs: number;
+}
 const DEFAULT_MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
 
 /**
@@ -57,23 +71,42 @@ export class ConsistencyGroupShipper {
   private readonly newest = new Map<string, number>();
   lastApplied: { number: number; time: number } | null = null;
   private backlog = 0;
+  /** Multi-primary: the hold of the master's current round (new host changes wait until it ends). */
+  private held: { round: number; epoch: string; gate: Promise<void>; release: () => void; timer: NodeJS.Timeout } | null = null;
+  /** Multi-primary: parts staged at the secondary and not committed yet, oldest first. */
+  private readonly staged: SealedGroup[] = [];
+  /** Multi-primary: the last round whose part the secondary acknowledged as staged. */
+  stagedThrough = 0;
+  /** Multi-primary with the test-only hold switch off: the round being cut. */
+  private pendingRound = 0;
+  /** Bumped by `stop`: a shipping loop of an earlier run ends instead of touching the new run's groups. */
+  private generation = 0;
+  /** Multi-primary: the master's epoch of the current run (parts of other epochs are never committed). */
+  private masterEpoch = '';
+  /** Test-only: holds do nothing (the cut is no longer coordinated); proves the coordinated test can fail. */
+  static disableHoldForTests = process.env.TANDEM_TEST_DISABLE_CUT_HOLD === '1';
 
   constructor(
     private readonly sessionId: string,
     private readonly link: PeerLinkClient,
     private readonly hooks: ShipperHooks,
-    private readonly options: { intervalMs?: number; maxBacklogBytes?: number } = {},
+    private readonly options: { intervalMs?: number; maxBacklogBytes?: number; coordinated?: CoordinatedOptions } = {},
   ) {
     this.open = this.newGroup();
   }
 
   private newGroup(): SealedGroup {
-    return { number: this.nextNumber++, time: 0, entries: [], payload: [], bytes: 0, tracks: new Map() };
+    return { number: this.nextNumber++, round: 0, time: 0, entries: [], payload: [], bytes: 0, tracks: new Map() };
+  }
+
+  get coordinated(): boolean {
+    return this.options.coordinated !== undefined;
   }
 
   start(): void {
     this.stopped = false;
-    if (this.timer) return;
+    // A coordinated shipper seals only when the master cuts.
+    if (this.timer || this.coordinated) return;
     this.timer = setInterval(() => this.seal(), this.options.intervalMs ?? DEFAULT_INTERVAL_MS);
     this.timer.unref();
   }
@@ -84,9 +117,14 @@ export class ConsistencyGroupShipper {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.sealed.length = 0;
+    this.staged.length = 0;
     this.open = this.newGroup();
     this.newest.clear();
     this.backlog = 0;
+    this.stagedThrough = 0;
+    this.generation++;
+    this.shipping = false; // a loop still awaiting the link ends by itself (its generation is old)
+    this.endHold();
   }
 
   get backlogBytes(): number {
@@ -98,9 +136,14 @@ export class ConsistencyGroupShipper {
     return this.newest.has(`${pair}:${track}`);
   }
 
-  /** Adds a host change to the open group. Call before the host is acknowledged. */
-  enqueue(pair: PairRecord, change: HostChange, span: TrackSpan): void {
+  /**
+   * Adds a host change to the open group. Call before the host is
+   * acknowledged. While the master holds a round the change waits (it is
+   * queued, never failed) and goes into the group after the cut.
+   */
+  enqueue(pair: PairRecord, change: HostChange, span: TrackSpan): void | Promise<void> {
     if (this.stopped) return;
+    if (this.held) return this.held.gate.then(() => this.enqueue(pair, change, span));
     const group = this.open;
     const length = change.kind === 'write' ? change.data.length : change.length;
     const entry: GroupEntry = { pair: pair.id, kind: change.kind, offset: change.offset, length, dataOffset: group.bytes };
@@ -124,9 +167,88 @@ export class ConsistencyGroupShipper {
     }
   }
 
+  // --- multi-primary: the master's two-phase cut ---
+
+  /**
+   * Phase one of round `round`: from now on new host changes wait. Bounded:
+   * after `holdTimeoutMs` without the cut this agent releases by itself and
+   * the round gets no part from here (a later round covers its changes).
+   */
+  hold(round: number, epoch: string): void {
+    const coordinated = this.options.coordinated;
+    if (!coordinated) throw new Error('hold needs a coordinated shipper');
+    if (this.stopped) throw new ProblemError('invalid-state', 'this copy set is not mirroring');
+    this.endHold();
+    if (epoch !== this.masterEpoch) this.stagedThrough = 0; // a new run of the master numbers rounds afresh
+    this.masterEpoch = epoch;
+    if (ConsistencyGroupShipper.disableHoldForTests) {
+      this.held = null;
+      this.pendingRound = round;
+      return;
+    }
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const timer = setTimeout(() => this.endHold(), coordinated.holdTimeoutMs);
+    timer.unref();
+    this.held = { round, epoch, gate, release, timer };
+  }
+
+  /** Ends a hold without a cut (timeout, or the master gave the round up). */
+  endHold(round?: number): void {
+    const held = this.held;
+    if (!held || (round !== undefined && held.round !== round)) return;
+    clearTimeout(held.timer);
+    this.held = null;
+    held.release();
+  }
+
+  /**
+   * Phase two: seals this agent's part of round `round` at the master's cut
+   * time and releases the held host changes (they go into the next part).
+   * Refused when this agent no longer holds that round.
+   */
+  cut(round: number, time: number): void {
+    const holding = this.held?.round === round || (ConsistencyGroupShipper.disableHoldForTests && this.pendingRound === round);
+    if (this.stopped || !holding) {
+      throw new ProblemError('invalid-state', `round ${round} is not held here (its hold expired); a later round covers it`);
+    }
+    const group = this.open;
+    group.round = round;
+    group.time = time;
+    // An empty part is shipped too: the secondary learns this agent has nothing before the cut.
+    this.sealed.push(group);
+    this.open = this.newGroup();
+    this.endHold(round);
+    void this.ship();
+  }
+
+  /**
+   * The master committed every round through `round` at the secondary: the
+   * parts' tracks are in the secondary image and their marks can go.
+   */
+  committed(round: number): void {
+    while (this.staged.length > 0 && this.staged[0].round <= round) {
+      const group = this.staged.shift()!;
+      this.forget(group);
+      this.lastApplied = { number: group.round, time: group.time };
+      this.hooks.onApplied(group);
+    }
+  }
+
+  /** Drops a shipped group from the pending-track index (tracks a newer group touches keep their marks). */
+  private forget(group: SealedGroup): void {
+    for (const [pair, tracks] of group.tracks) {
+      for (const track of tracks) {
+        const key = `${pair}:${track}`;
+        if (this.newest.get(key) === group.number) this.newest.delete(key);
+        else tracks.delete(track); // a newer group changes it again: its bit stays set
+      }
+    }
+  }
+
   /** Seals the open group (the cut) and ships what is sealed. */
   seal(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.coordinated) return;
     const group = this.open;
     group.time = Date.now();
     if (group.entries.length > 0) {
@@ -142,32 +264,52 @@ export class ConsistencyGroupShipper {
   private async ship(): Promise<void> {
     if (this.shipping) return;
     this.shipping = true;
+    const generation = this.generation;
     try {
       while (!this.stopped && this.sealed.length > 0) {
         const group = this.sealed[0];
+        const payload = group.payload.length === 1 ? group.payload[0] : Buffer.concat(group.payload, group.bytes);
+        const coordinated = this.options.coordinated;
+        if (coordinated) {
+          // Staged only: the secondary applies it when the master commits its round everywhere.
+          await this.link.call(
+            'cg.stage',
+            {
+              session: this.sessionId,
+              epoch: this.masterEpoch,
+              from: coordinated.agentId,
+              round: group.round,
+              time: group.time,
+              entries: group.entries,
+            },
+            payload,
+            { waitForLinkMs: 2000, timeoutMs: 60_000 },
+          );
+          if (this.stopped || generation !== this.generation) return;
+          this.sealed.shift();
+          this.backlog -= group.bytes;
+          group.payload = [];
+          this.staged.push(group);
+          this.stagedThrough = group.round;
+          continue;
+        }
         await this.link.call(
           'cg.apply',
           { session: this.sessionId, epoch: this.epoch, group: group.number, time: group.time, entries: group.entries },
-          group.payload.length === 1 ? group.payload[0] : Buffer.concat(group.payload, group.bytes),
+          payload,
           { waitForLinkMs: 2000, timeoutMs: 60_000 },
         );
-        if (this.stopped) return;
+        if (this.stopped || generation !== this.generation) return;
         this.sealed.shift();
         this.backlog -= group.bytes;
-        for (const [pair, tracks] of group.tracks) {
-          for (const track of tracks) {
-            const key = `${pair}:${track}`;
-            if (this.newest.get(key) === group.number) this.newest.delete(key);
-            else tracks.delete(track); // a newer group changes it again: its bit stays set
-          }
-        }
+        this.forget(group);
         this.lastApplied = { number: group.number, time: group.time };
         this.hooks.onApplied(group);
       }
     } catch (error) {
-      if (!this.stopped) this.hooks.onFailure(error instanceof Error ? error : new Error(String(error)));
+      if (!this.stopped && generation === this.generation) this.hooks.onFailure(error instanceof Error ? error : new Error(String(error)));
     } finally {
-      this.shipping = false;
+      if (generation === this.generation) this.shipping = false;
     }
   }
 }

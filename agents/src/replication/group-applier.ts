@@ -14,6 +14,26 @@ interface StagedGroup {
   entries: GroupEntry[];
 }
 
+/** One primary agent's part of a multi-primary session's round, staged until the master commits the round. */
+export interface StagedPart {
+  session: string;
+  /** The master's run: parts of another run are never committed. */
+  epoch: string;
+  /** The primary agent that cut and shipped this part. */
+  from: string;
+  round: number;
+  time: number;
+  entries: GroupEntry[];
+}
+
+/** The master's last commit of a multi-primary session here: every staged part of `epoch` up to `through` is applied. */
+interface CommitMarker {
+  session: string;
+  epoch: string;
+  through: number;
+  time: number;
+}
+
 /**
  * The target side of async sessions: each consistency group is first staged
  * durably (a file in DATA/staging, fsync'd, then renamed into place), then
@@ -25,6 +45,8 @@ interface StagedGroup {
 export class GroupApplier {
   private readonly dir: string;
   private readonly queue = new SessionQueue();
+  /** Multi-primary: staged parts per session (file name -> part). */
+  private readonly parts = new Map<string, Map<string, StagedPart>>();
 
   constructor(
     private readonly engine: StorageEngine,
@@ -52,28 +74,125 @@ export class GroupApplier {
   }
 
   private async applyStaged(staged: StagedGroup, payload: Buffer): Promise<void> {
-    const pairs = new Map(this.pairsOf(staged.session).map((pair) => [pair.id, pair]));
-    const touched = new Set<string>();
-    for (const entry of staged.entries) {
+    const touched = await this.writeEntries(staged.session, staged.group, staged.entries, payload);
+    // One commit makes the whole group durable before it is unstaged.
+    if (touched > 0) await this.engine.flush();
+    this.onApplied(staged.session, staged.time);
+  }
+
+  /** Writes a group's (or part's) changes to the target volumes; returns how many entries it wrote. */
+  private async writeEntries(session: string, group: number, entries: GroupEntry[], payload: Buffer): Promise<number> {
+    const pairs = new Map(this.pairsOf(session).map((pair) => [pair.id, pair]));
+    for (const entry of entries) {
       const pair = pairs.get(entry.pair);
-      if (!pair) throw new ProblemError('not-found', `consistency group ${staged.group} names an unknown pair ${entry.pair}`);
+      if (!pair) throw new ProblemError('not-found', `consistency group ${group} names an unknown pair ${entry.pair}`);
       const device = this.engine.device(pair.localVolume);
-      touched.add(pair.localVolume);
       if (entry.kind === 'write') await device.write(entry.offset, payload.subarray(entry.dataOffset, entry.dataOffset + entry.length));
       else if (entry.kind === 'zeroes') await device.writeZeroes(entry.offset, entry.length);
       else await device.trim(entry.offset, entry.length);
     }
-    // One commit makes the whole group durable before it is unstaged.
-    if (touched.size > 0) await this.engine.flush();
-    this.onApplied(staged.session, staged.time);
+    return entries.length;
+  }
+
+  // --- multi-primary sessions: parts staged per primary agent, applied when the master commits ---
+
+  private partFile(part: StagedPart): string {
+    return path.join(this.dir, `${part.session}-${String(part.round).padStart(12, '0')}-${part.from}.part`);
+  }
+
+  private markerFile(session: string): string {
+    return path.join(this.dir, `${session}.commit`);
+  }
+
+  /**
+   * Stages one primary agent's part of a round durably. Nothing is applied:
+   * the target volumes change only when the master commits the round.
+   */
+  async stagePart(part: StagedPart, payload: Buffer | null): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const header = Buffer.from(JSON.stringify(part));
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(header.length, 0);
+    const file = this.partFile(part);
+    await writeFileDurably(file, payload ? [length, header, payload] : [length, header]);
+    let staged = this.parts.get(part.session);
+    if (!staged) {
+      staged = new Map();
+      this.parts.set(part.session, staged);
+    }
+    staged.set(file, part);
+  }
+
+  /**
+   * The master's commit of every round through `through` (all primary agents'
+   * parts of it are staged here): the commit marker is made durable first,
+   * then every staged part of the epoch up to that round is applied in round
+   * order and flushed, and only then unstaged. A crash in between re-applies
+   * them at start (`recover`), so the volumes of this agent move from one
+   * committed round to the next all-or-nothing. Parts of other epochs are
+   * dropped (their primaries keep the tracks marked).
+   */
+  commit(session: string, epoch: string, through: number, time: number): Promise<void> {
+    return this.queue.run(session, async () => {
+      await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const marker: CommitMarker = { session, epoch, through, time };
+      await writeFileDurably(this.markerFile(session), Buffer.from(JSON.stringify(marker)));
+      await this.applyCommitted(marker);
+    });
+  }
+
+  private async applyCommitted(marker: CommitMarker): Promise<void> {
+    const staged = this.parts.get(marker.session) ?? new Map<string, StagedPart>();
+    const due = [...staged].filter(([, part]) => part.epoch === marker.epoch && part.round <= marker.through);
+    due.sort((x, y) => x[1].round - y[1].round || x[1].from.localeCompare(y[1].from));
+    let touched = 0;
+    for (const [file, part] of due) {
+      const data = await fsp.readFile(file);
+      const headerLength = data.readUInt32BE(0);
+      touched += await this.writeEntries(marker.session, part.round, part.entries, data.subarray(4 + headerLength));
+    }
+    if (touched > 0) await this.engine.flush();
+    for (const [file, part] of [...staged]) {
+      if (part.epoch !== marker.epoch || part.round <= marker.through) {
+        await fsp.unlink(file).catch(() => {});
+        staged.delete(file);
+      }
+    }
+    this.onApplied(marker.session, marker.time);
+  }
+
+  /** Drops every staged, uncommitted part of a session (it stopped; its primaries keep the tracks marked). */
+  async discardParts(session: string): Promise<void> {
+    await this.queue.run(session, async () => {
+      const staged = this.parts.get(session);
+      if (!staged) return;
+      for (const file of staged.keys()) await fsp.unlink(file).catch(() => {});
+      this.parts.delete(session);
+    });
   }
 
   /** Re-applies groups staged before a crash, in order. */
   async recover(): Promise<number> {
     const names = await fsp.readdir(this.dir).catch(() => [] as string[]);
     let applied = 0;
+    const markers: CommitMarker[] = [];
     for (const name of names.sort()) {
       const file = path.join(this.dir, name);
+      if (name.endsWith('.commit')) {
+        markers.push(JSON.parse(await fsp.readFile(file, 'utf8')) as CommitMarker);
+        continue;
+      }
+      if (name.endsWith('.part')) {
+        const data = await fsp.readFile(file);
+        const part = JSON.parse(data.subarray(4, 4 + data.readUInt32BE(0)).toString('utf8')) as StagedPart;
+        let staged = this.parts.get(part.session);
+        if (!staged) {
+          staged = new Map();
+          this.parts.set(part.session, staged);
+        }
+        staged.set(file, part);
+        continue;
+      }
       if (name.endsWith('.tmp')) {
         await fsp.unlink(file); // never completely staged: the source still has it marked
         continue;
@@ -84,6 +203,13 @@ export class GroupApplier {
       const staged = JSON.parse(data.subarray(4, 4 + headerLength).toString('utf8')) as StagedGroup;
       await this.queue.run(staged.session, () => this.applyStaged(staged, data.subarray(4 + headerLength)));
       await fsp.unlink(file);
+      applied++;
+    }
+    // A commit interrupted by a crash: its parts are still staged and are applied now.
+    for (const marker of markers) {
+      const due = [...(this.parts.get(marker.session)?.values() ?? [])].filter((part) => part.epoch === marker.epoch && part.round <= marker.through);
+      if (due.length === 0) continue;
+      await this.queue.run(marker.session, () => this.applyCommitted(marker));
       applied++;
     }
     return applied;

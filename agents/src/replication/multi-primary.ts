@@ -1,0 +1,598 @@
+import { randomUUID } from 'node:crypto';
+import { ProblemError, type PairInfo } from '@tandem/contract';
+import { ConsistencyGroupShipper } from './async-groups.ts';
+import { CutCoordinator, type CutParticipant, type CutSecondary, type MemberStatus } from './cut-coordinator.ts';
+import type { GroupEntry } from './async-groups.ts';
+import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import { problemMessage } from './pair-source.ts';
+import type { ReplicationService } from './service.ts';
+import type { PairRecord, SessionRecord } from './session-store.ts';
+
+/** A copy set of a multi-primary session whose primary volume lives on another agent than the master. */
+export interface MemberPairRecord {
+  id: string;
+  sessionId: string;
+  /** The agent owning the primary (H1) volume. */
+  primaryAgentId: string;
+  h1Volume: string;
+  h2Volume: string;
+  createdAt: string;
+}
+
+/** How long a primary agent holds host writes for a round before it releases them on its own. */
+const HOLD_TIMEOUT_MS = Number(process.env.TANDEM_MP_HOLD_TIMEOUT_MS) || 2000;
+/** A primary agent that hears nothing from the master for this long while mirroring suspends itself. */
+const MASTER_SILENCE_MS = Number(process.env.TANDEM_MP_MASTER_SILENCE_MS) || 5000;
+/** The master's round interval (one consistency group per round). */
+const ROUND_INTERVAL_MS = Number(process.env.TANDEM_MP_ROUND_INTERVAL_MS) || 100;
+
+function str(params: Record<string, unknown>, key: string): string {
+  const value = params[key];
+  if (typeof value !== 'string') throw new ProblemError('bad-request', `peer request: ${key} must be a string`);
+  return value;
+}
+
+function num(params: Record<string, unknown>, key: string): number {
+  const value = params[key];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new ProblemError('bad-request', `peer request: ${key} must be a non-negative integer`);
+  }
+  return value;
+}
+
+/**
+ * Async sessions whose copy sets have their primary volumes on several
+ * agents. Roles, per session:
+ * - the master: the agent where the session was defined (its H1 site). It
+ *   keeps every copy set (its own in `pairs`, the others in
+ *   `multi_primary_pairs`), drives the state machine and runs the
+ *   CutCoordinator, which forms each consistency group across all primary
+ *   agents with a two-phase cut;
+ * - members: other primary agents. They run their copy sets' sources (out-of-sync
+ *   bitmaps, resync, a coordinated ConsistencyGroupShipper) toward the
+ *   secondary, hold and cut when the master says, and suspend by themselves
+ *   when the master goes silent;
+ * - the secondary: the session's H2 site. It stages every primary agent's
+ *   parts and applies all of them through a round when the master commits it.
+ * The master must be paired with every member and with the secondary; every
+ * member must be paired with the secondary.
+ */
+export class MultiPrimarySessions {
+  /** Master: the running coordinator per session. */
+  private readonly coordinators = new Map<string, CutCoordinator>();
+  /** Member: when the master was last heard per session. */
+  private readonly heard = new Map<string, number>();
+  private watchdog: NodeJS.Timeout | null = null;
+
+  constructor(private readonly service: ReplicationService) {
+    service.engine.catalog.db.exec(
+      `CREATE TABLE IF NOT EXISTS multi_primary_pairs (
+         id TEXT PRIMARY KEY,
+         session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+         primary_agent_id TEXT NOT NULL,
+         h1_volume TEXT NOT NULL,
+         h2_volume TEXT NOT NULL,
+         created_at TEXT NOT NULL
+       )`,
+    );
+  }
+
+  // --- the model ---
+
+  /** Copy sets of the session whose primary is on another agent (kept at the master and at the secondary). */
+  memberPairs(session: SessionRecord): MemberPairRecord[] {
+    const rows = this.service.engine.catalog.db
+      .prepare('SELECT * FROM multi_primary_pairs WHERE session_id = ? ORDER BY created_at, id')
+      .all(session.id) as Array<Record<string, string>>;
+    return rows.map((row) => ({
+      id: row.id,
+      sessionId: row.session_id,
+      primaryAgentId: row.primary_agent_id,
+      h1Volume: row.h1_volume,
+      h2Volume: row.h2_volume,
+      createdAt: row.created_at,
+    }));
+  }
+
+  private saveMemberPair(pair: MemberPairRecord): void {
+    this.service.engine.catalog.db
+      .prepare(
+        `INSERT OR REPLACE INTO multi_primary_pairs (id, session_id, primary_agent_id, h1_volume, h2_volume, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      )
+      .run(pair.id, pair.sessionId, pair.primaryAgentId, pair.h1Volume, pair.h2Volume, pair.createdAt);
+  }
+
+  /** This agent is a primary agent of the session but neither its master nor its secondary. */
+  isMember(session: SessionRecord): boolean {
+    return session.controlAgentId !== this.service.agentId && session.peerAgentId !== this.service.agentId;
+  }
+
+  /** This agent is the master of a session with copy sets on other primary agents. */
+  isMaster(session: SessionRecord): boolean {
+    return session.controlAgentId === this.service.agentId && this.memberPairs(session).length > 0;
+  }
+
+  /** The session has primaries on several agents (as far as this agent knows: master, member or secondary). */
+  isMultiPrimary(session: SessionRecord): boolean {
+    return this.isMember(session) || this.memberPairs(session).length > 0;
+  }
+
+  /** Master: the member agents (primary agents other than the master). */
+  memberAgents(session: SessionRecord): string[] {
+    return [...new Set(this.memberPairs(session).map((pair) => pair.primaryAgentId))];
+  }
+
+  /** Every link the master needs for the session: the secondary's and every member's. */
+  links(session: SessionRecord) {
+    return [this.service.link(session), ...this.memberAgents(session).map((agent) => this.service.peers.link(agent))];
+  }
+
+  /**
+   * Master: adds a copy set whose primary volume lives on another paired
+   * agent. The member learns the session and its copy set (`mp.join`), the
+   * secondary its target copy set (`mp.secondary-pair`).
+   */
+  async addMemberPair(sessionName: string, h1Volume: string, h2Volume: string, primaryAgent: string): Promise<PairRecord> {
+    const service = this.service;
+    const session = service.session(sessionName);
+    if (session.controlAgentId !== service.agentId) {
+      throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s master, the agent where it was defined`);
+    }
+    if (session.type !== 'async') {
+      throw new ProblemError(
+        'not-supported',
+        `session ${session.name} is ${session.type}; copy sets with their primary on another agent need an async session`,
+      );
+    }
+    if (session.state !== 'defined') {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; copy sets are added while defined`);
+    }
+    const member = service.peers.get(primaryAgent);
+    if (member.agentId === session.peerAgentId) {
+      throw new ProblemError('bad-request', `${member.site} is the secondary site of ${session.name}; it cannot also hold a primary volume`);
+    }
+    for (const pair of this.memberPairs(session)) {
+      if (pair.primaryAgentId === member.agentId && pair.h1Volume === h1Volume) {
+        throw new ProblemError('volume-busy', `${h1Volume} at ${member.site} is already in a copy set of ${session.name}`);
+      }
+    }
+    const memberLink = service.peers.link(member.agentId);
+    const [primarySize, secondarySize] = await Promise.all([
+      memberLink.call('volume.size', { name: h1Volume }, null, { waitForLinkMs: 5000 }),
+      service.link(session).call('volume.size', { name: h2Volume }, null, { waitForLinkMs: 5000 }),
+    ]);
+    const h1Size = (primarySize.result as { sizeBytes: number }).sizeBytes;
+    const h2Size = (secondarySize.result as { sizeBytes: number }).sizeBytes;
+    if (h1Size !== h2Size) {
+      throw new ProblemError(
+        'invalid-size',
+        `${h1Volume} at ${member.site} is ${h1Size} bytes but ${h2Volume} at the secondary is ${h2Size}; a copy set needs equal sizes`,
+      );
+    }
+    const now = new Date().toISOString();
+    const record: MemberPairRecord = { id: randomUUID(), sessionId: session.id, primaryAgentId: member.agentId, h1Volume, h2Volume, createdAt: now };
+    const pair: PairRecord = {
+      id: record.id,
+      sessionId: session.id,
+      h1Volume,
+      h2Volume,
+      localVolume: h1Volume,
+      localSite: 'h1',
+      outOfSyncBitmap: null,
+      targetChangedBitmap: null,
+      createdAt: now,
+    };
+    await memberLink.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
+    try {
+      await service.link(session).call('mp.secondary-pair', { pair: { ...pair, localVolume: h2Volume, localSite: 'h2' }, member: record });
+    } catch (error) {
+      await memberLink.call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
+      throw error;
+    }
+    this.saveMemberPair(record);
+    service.engine.catalog.recordEvent(
+      'pair.added',
+      'info',
+      session.name,
+      `copy set ${member.site}:${h1Volume} -> ${h2Volume} added to ${session.name} (primary at ${member.site})`,
+      { primarySite: member.site },
+    );
+    return pair;
+  }
+
+  /** Master: removes a copy set of another primary agent (session defined). */
+  async removeMemberPair(session: SessionRecord, h1Volume: string, primaryAgent: string): Promise<void> {
+    const member = this.service.peers.get(primaryAgent);
+    const pair = this.memberPairs(session).find((p) => p.primaryAgentId === member.agentId && p.h1Volume === h1Volume);
+    if (!pair) throw new ProblemError('not-found', `${member.site}:${h1Volume} is not in session ${session.name}`);
+    await this.service.peers.link(member.agentId).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
+    await this.service.link(session).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
+    this.service.engine.catalog.db.prepare('DELETE FROM multi_primary_pairs WHERE id = ?').run(pair.id);
+  }
+
+  // --- master: running the session ---
+
+  /**
+   * Master: starts (or resumes) every member's copy sets and the cut
+   * coordinator. Called by the master's mirroring once its own copy sets
+   * mirror. `start`: the members make their out-of-sync bitmaps first.
+   */
+  async startRun(session: SessionRecord): Promise<void> {
+    const service = this.service;
+    await this.coordinators.get(session.id)?.stop();
+    this.coordinators.delete(session.id);
+    const members = this.memberAgents(session);
+    await Promise.all(
+      members.map((agent) =>
+        service.peers.link(agent).call('mp.run', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 30_000 }),
+      ),
+    );
+    const participants: CutParticipant[] = members.map((agent) => this.remoteParticipant(session, agent));
+    if (service.pairsOf(session).length > 0) participants.unshift(this.localParticipant(session));
+    const secondaryLink = service.link(session);
+    const secondaries: CutSecondary[] = [
+      {
+        agentId: session.peerAgentId,
+        commit: async (epoch, through, time) => {
+          await secondaryLink.call('mp.commit', { session: session.id, epoch, through, time }, null, { waitForLinkMs: 1000, timeoutMs: 30_000 });
+        },
+      },
+    ];
+    const coordinator = new CutCoordinator(
+      participants,
+      secondaries,
+      {
+        onFailure: (agentId, error) => {
+          const site = agentId === service.agentId ? service.site : this.siteOf(agentId);
+          void service.mirroring.suspendSession(session, `primary agent ${site}: ${problemMessage(error)}`, error);
+        },
+        onCommitted: () => this.checkPrepared(session),
+        onStatus: () => this.checkPrepared(session),
+      },
+      ROUND_INTERVAL_MS,
+    );
+    this.coordinators.set(session.id, coordinator);
+    coordinator.start();
+    service.engine.catalog.recordEvent(
+      'session.coordinator',
+      'info',
+      session.name,
+      `session ${session.name}: consistency groups formed across ${participants.length} primary agent(s) every ${ROUND_INTERVAL_MS} ms`,
+      { primaries: participants.map((participant) => this.siteOf(participant.agentId)), epoch: coordinator.epoch },
+    );
+  }
+
+  private siteOf(agentId: string): string {
+    if (agentId === this.service.agentId) return this.service.site;
+    try {
+      return this.service.peers.get(agentId).site;
+    } catch {
+      return agentId;
+    }
+  }
+
+  private localParticipant(session: SessionRecord): CutParticipant {
+    return {
+      agentId: this.service.agentId,
+      hold: async (round, epoch, committed) => this.hold(session, round, epoch, committed),
+      cut: async (round, time) => this.cut(session, round, time),
+      release: async (round) => this.shipperOf(session)?.endHold(round),
+    };
+  }
+
+  private remoteParticipant(session: SessionRecord, agentId: string): CutParticipant {
+    const link = this.service.peers.link(agentId);
+    const options = { waitForLinkMs: 0, timeoutMs: 5000 };
+    return {
+      agentId,
+      hold: async (round, epoch, committed) =>
+        (await link.call('mp.hold', { session: session.id, round, epoch, committed }, null, options)).result as MemberStatus,
+      cut: async (round, time) => {
+        await link.call('mp.cut', { session: session.id, round, time }, null, options);
+      },
+      release: async (round) => {
+        await link.call('mp.release', { session: session.id, round }, null, options).catch(() => {});
+      },
+    };
+  }
+
+  /**
+   * Master: stops the coordinator and every member (their bitmaps keep
+   * tracking). Best effort toward members that cannot be reached: they
+   * suspend by themselves when the master goes silent.
+   */
+  async stopRun(session: SessionRecord, reason: string | null): Promise<void> {
+    const coordinator = this.coordinators.get(session.id);
+    this.coordinators.delete(session.id);
+    await coordinator?.stop();
+    await Promise.all(
+      this.memberAgents(session).map((agent) =>
+        this.service.peers
+          .link(agent)
+          .call('mp.stop', { session: session.id, reason }, null, { waitForLinkMs: 500, timeoutMs: 10_000 })
+          .catch(() => {}),
+      ),
+    );
+  }
+
+  /** Master: tells every member the session is terminated (they drop their bitmaps). */
+  async terminateMembers(session: SessionRecord): Promise<void> {
+    await Promise.all(
+      this.memberAgents(session).map((agent) =>
+        this.service.peers
+          .link(agent)
+          .call('session.terminated', { session: session.id }, null, { waitForLinkMs: 2000 })
+          .catch(() => {}),
+      ),
+    );
+  }
+
+  /**
+   * Master: the session is prepared (duplex and consistent) once every
+   * primary agent reported duplex at a round's hold and that round is
+   * committed at the secondary: from then on each commit is a consistent image.
+   */
+  checkPrepared(session: SessionRecord): void {
+    if (session.state !== 'preparing') return;
+    const coordinator = this.coordinators.get(session.id);
+    if (!coordinator || coordinator.firstConsistentRound === null) return;
+    if ((coordinator.committed?.round ?? 0) < coordinator.firstConsistentRound) return;
+    this.service.setState(session, 'prepared', { detail: null, consistencyTime: null });
+  }
+
+  /** Master: the cut time of the last round every secondary applied, once the session is consistent. */
+  committedTime(session: SessionRecord): number | undefined {
+    const coordinator = this.coordinators.get(session.id);
+    if (!coordinator?.committed || coordinator.firstConsistentRound === null) return undefined;
+    if (coordinator.committed.round < coordinator.firstConsistentRound) return undefined;
+    return coordinator.committed.time;
+  }
+
+  /** The coordinated shipper's options for a multi-primary session at this agent. */
+  coordinatedOptions() {
+    return { agentId: this.service.agentId, holdTimeoutMs: HOLD_TIMEOUT_MS };
+  }
+
+  /** Master: round statistics of a running session (tests, benchmarks). */
+  coordinatorOf(session: SessionRecord): CutCoordinator | undefined {
+    return this.coordinators.get(session.id);
+  }
+
+  /** Master: the copy sets on member agents, as the members last reported them. */
+  memberPairInfos(session: SessionRecord): PairInfo[] {
+    const coordinator = this.coordinators.get(session.id);
+    return this.memberPairs(session).map((pair) => {
+      const status = coordinator?.statuses.get(pair.primaryAgentId);
+      let state: PairInfo['state'];
+      switch (session.state) {
+        case 'defined':
+          state = 'defined';
+          break;
+        case 'preparing':
+        case 'prepared':
+          if (!coordinator) state = 'connecting';
+          else if (!status) state = 'connecting';
+          else state = status.syncedPercent[pair.id] !== null && status.syncedPercent[pair.id] !== undefined ? 'syncing' : 'duplex';
+          break;
+        case 'target-available':
+        case 'recovering':
+          state = 'target-available';
+          break;
+        default:
+          state = 'suspended';
+      }
+      return {
+        id: pair.id,
+        h1Volume: pair.h1Volume,
+        h2Volume: pair.h2Volume,
+        state,
+        reason: state === 'suspended' ? session.detail : null,
+        outOfSyncTracks: status?.outOfSync[pair.id] ?? 0,
+        targetChangedTracks: 0,
+        trackCount: 0,
+        syncedPercent: state === 'syncing' ? (status?.syncedPercent[pair.id] ?? null) : null,
+        etaSeconds: null,
+        primarySite: this.siteOf(pair.primaryAgentId),
+      };
+    });
+  }
+
+  /** Master and secondary: the site holding a copy set's primary, when it is not the master. */
+  primarySiteOf(pair: PairRecord): string | undefined {
+    const session = this.service.session(pair.sessionId);
+    const row = this.memberPairs(session).find((p) => p.id === pair.id);
+    return row ? this.siteOf(row.primaryAgentId) : undefined;
+  }
+
+  // --- member (and the master's own copy sets): hold, cut, status ---
+
+  private shipperOf(session: SessionRecord): ConsistencyGroupShipper | undefined {
+    return this.service.mirroring.shippers.get(session.id);
+  }
+
+  private hold(session: SessionRecord, round: number, epoch: string, committed: number): MemberStatus {
+    const service = this.service;
+    this.heard.set(session.id, Date.now());
+    const shipper = this.shipperOf(session);
+    const sources = service.pairsOf(session).map((pair) => service.sourceOf(pair));
+    if (!shipper || sources.some((source) => !source?.mirroring)) {
+      throw new ProblemError(
+        'pair-suspended',
+        `session ${session.name} does not mirror at ${service.site} (${session.state}${session.detail ? `: ${session.detail}` : ''})`,
+      );
+    }
+    shipper.committed(committed);
+    shipper.hold(round, epoch);
+    const outOfSync: Record<string, number> = {};
+    const syncedPercent: Record<string, number | null> = {};
+    for (const source of sources) {
+      outOfSync[source!.record.id] = source!.outOfSyncTracks;
+      const { total, copied } = source!.progress;
+      syncedPercent[source!.record.id] = source!.isResyncing ? (total === 0 ? 100 : Math.min(100, Math.round((copied / total) * 1000) / 10)) : null;
+    }
+    return {
+      duplex: sources.every((source) => source!.mirroring && !source!.isResyncing),
+      stagedThrough: shipper.stagedThrough,
+      outOfSync,
+      syncedPercent,
+    };
+  }
+
+  private cut(session: SessionRecord, round: number, time: number): void {
+    this.heard.set(session.id, Date.now());
+    const shipper = this.shipperOf(session);
+    if (!shipper) throw new ProblemError('pair-suspended', `session ${session.name} does not mirror at ${this.service.site}`);
+    shipper.cut(round, time);
+  }
+
+  /** Member: the master asked to run the copy sets here (start, or resume with the bitmaps kept). */
+  private async runHere(session: SessionRecord): Promise<void> {
+    const service = this.service;
+    const engine = service.engine;
+    for (const pair of service.pairsOf(session)) {
+      if (pair.outOfSyncBitmap === null) {
+        pair.outOfSyncBitmap = await engine.bitmaps.create(engine.volumeId(pair.localVolume), 'allocated');
+        service.store.savePair(pair);
+      }
+    }
+    await service.mirroring.stopSource(session, null);
+    this.heard.set(session.id, Date.now());
+    service.setState(session, 'preparing', { detail: null }, false);
+    void service.mirroring.runMirroring(session);
+    this.watch();
+  }
+
+  /** Member: suspends sessions whose master has been silent too long (their bitmaps keep tracking). */
+  private watch(): void {
+    if (this.watchdog) return;
+    this.watchdog = setInterval(() => {
+      for (const session of this.service.sessions.values()) {
+        if (!this.isMember(session) || (session.state !== 'preparing' && session.state !== 'prepared')) continue;
+        const heard = this.heard.get(session.id) ?? 0;
+        if (Date.now() - heard < MASTER_SILENCE_MS) continue;
+        const reason = `no word from the master ${this.siteOf(session.controlAgentId)} for ${MASTER_SILENCE_MS} ms`;
+        void this.service.mirroring.suspendSession(session, reason, new ProblemError('link-down', reason));
+      }
+    }, 250);
+    this.watchdog.unref();
+  }
+
+  // --- peer requests ---
+
+  /** Whether this module serves a peer request method. */
+  static serves(method: string): boolean {
+    return method.startsWith('mp.') || method === 'cg.stage';
+  }
+
+  async handle(request: RpcRequest): Promise<RpcResult> {
+    const { method, params, payload } = request;
+    const service = this.service;
+    switch (method) {
+      case 'mp.join': {
+        // At a member: the master adds a copy set whose primary volume is here.
+        const record = params.record as SessionRecord;
+        if (record.controlAgentId === service.agentId || record.peerAgentId === service.agentId) {
+          throw new ProblemError('bad-request', 'this agent is the master or the secondary of that session, not a member');
+        }
+        service.peers.get(record.controlAgentId);
+        try {
+          service.peers.get(record.peerAgentId);
+        } catch {
+          throw new ProblemError('not-paired', `this agent (${service.site}) is not paired with the session's secondary site; pair them first`);
+        }
+        const pair = params.pair as PairRecord;
+        service.engine.getVolume(pair.localVolume);
+        service.copySets.adoptSession(record);
+        service.copySets.adoptPair(pair);
+        return {};
+      }
+      case 'mp.secondary-pair': {
+        // At the secondary: a copy set whose primary is a member agent.
+        const pair = params.pair as PairRecord;
+        const member = params.member as MemberPairRecord;
+        service.copySets.adoptPair(pair);
+        this.saveMemberPair(member);
+        return {};
+      }
+      case 'mp.run': {
+        const session = this.memberSession(params);
+        await this.runHere(session);
+        return {};
+      }
+      case 'mp.hold': {
+        const session = this.memberSession(params);
+        return { result: this.hold(session, num(params, 'round'), str(params, 'epoch'), num(params, 'committed')) };
+      }
+      case 'mp.cut': {
+        const session = this.memberSession(params);
+        this.cut(session, num(params, 'round'), num(params, 'time'));
+        return {};
+      }
+      case 'mp.release': {
+        const session = this.memberSession(params);
+        this.shipperOf(session)?.endHold(num(params, 'round'));
+        return {};
+      }
+      case 'mp.stop': {
+        const session = this.memberSession(params);
+        const reason = typeof params.reason === 'string' ? params.reason : null;
+        if (session.state === 'preparing' || session.state === 'prepared') {
+          service.setState(session, 'suspending', { detail: reason }, false);
+          await service.mirroring.stopSource(session, reason);
+          service.setState(session, 'suspended', { detail: reason, recoverable: true }, false);
+        } else await service.mirroring.stopSource(session, reason);
+        return {};
+      }
+      case 'cg.stage': {
+        // At the secondary: one primary agent's part of a round, staged until the master commits the round.
+        const session = this.secondarySession(params);
+        if (!Array.isArray(params.entries)) throw new ProblemError('bad-request', 'cg.stage needs entries');
+        await service.applier.stagePart(
+          {
+            session: session.id,
+            epoch: str(params, 'epoch'),
+            from: str(params, 'from'),
+            round: num(params, 'round'),
+            time: num(params, 'time'),
+            entries: params.entries as GroupEntry[],
+          },
+          payload,
+        );
+        return {};
+      }
+      case 'mp.commit': {
+        const session = this.secondarySession(params);
+        if (session.controlAgentId !== request.peerAgentId) throw new ProblemError('access-denied', 'only the session master commits rounds');
+        await service.applier.commit(session.id, str(params, 'epoch'), num(params, 'through'), num(params, 'time'));
+        return {};
+      }
+      default:
+        throw new ProblemError('not-supported', `unknown peer request ${method}`);
+    }
+  }
+
+  /** The session of a member request, refusing requests about sessions this agent is not a member of. */
+  private memberSession(params: Record<string, unknown>): SessionRecord {
+    const session = this.service.session(str(params, 'session'));
+    if (session.controlAgentId === this.service.agentId || session.peerAgentId === this.service.agentId) {
+      throw new ProblemError('bad-request', `this agent is not a member (primary agent) of session ${session.name}`);
+    }
+    return session;
+  }
+
+  private secondarySession(params: Record<string, unknown>): SessionRecord {
+    const session = this.service.session(str(params, 'session'));
+    if (this.service.isSource(session) || session.state === 'target-available' || session.state === 'recovering') {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; consistency groups are refused`);
+    }
+    return session;
+  }
+
+  close(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
+    for (const coordinator of this.coordinators.values()) void coordinator.stop();
+    this.coordinators.clear();
+  }
+}
