@@ -130,6 +130,12 @@ export const FlashSessionInfoSchema = z.object({
   etaSeconds: z.number().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  /**
+   * When the relationships were withdrawn (ISO); null or absent while they
+   * exist. A withdrawn session is kept (state `stopped` or `idle-copied`)
+   * until removed; its targets keep their point-in-time images.
+   */
+  withdrawnAt: z.string().nullable().optional(),
 });
 export type FlashSessionInfo = z.infer<typeof FlashSessionInfoSchema>;
 
