@@ -1,0 +1,186 @@
+/**
+ * `npm run bench:flash`: flash copy establish time (1 GiB full, 1 TiB
+ * sparse) through the API and inside the agent against `qemu-img create -f
+ * qcow2 -b`; first source writes after an establish as a ratio of plain
+ * writes (4K qd1, fio over NBD) beside a qcow2 overlay against raw under
+ * qemu-nbd; background copy throughput against the disk's sequential write
+ * bandwidth. Interleaved, medians, ratios and the BENCHMARKS.md targets.
+ *
+ *     npm run bench:flash                       # default: ~2-3 min
+ *     npm run bench:flash -- --quick            # 1 rep, 1 s fio runs, 3 establish samples
+ *     npm run bench:flash -- --reps 5 --runtime 5 --samples 15 --json /tmp/flash.json
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from './args.ts';
+import { median, num, ratio, table } from './format.ts';
+import { progress } from './interleave.ts';
+import { installExitHooks } from './procs.ts';
+import { TandemAgent } from './tandem.ts';
+import { firstWriteMinRatio, snapshotCreateMaxMs, verdict } from './targets.ts';
+import {
+  FlashApi,
+  makeBases,
+  makeVolumes,
+  sizes,
+  timeBackgroundCopy,
+  timeEstablish,
+  timeFirstWrites,
+  type CopyThroughput,
+  type EstablishTimes,
+  type FirstWrites,
+} from './flash-runs.ts';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+
+interface FlashBenchOptions {
+  reps: number;
+  runtime: number;
+  samples: number;
+  dir: string | null;
+  json: string | null;
+  keep: boolean;
+}
+
+const usage = `usage: npm run bench:flash -- [options]
+  --quick        1 rep, 1 s per fio run, 3 establish samples
+  --reps N       interleaved repetitions of the first-write and copy sections (default 3)
+  --runtime N    seconds per fio run (default 3)
+  --samples N    establish samples per size (default 9)
+  --dir DIR      scratch directory (default: a new one under /tmp, removed at exit)
+  --json FILE    also write the results as JSON
+  --keep         keep the scratch directory`;
+
+function parse(argv: string[]): FlashBenchOptions {
+  const options: FlashBenchOptions = { reps: 3, runtime: 3, samples: 9, dir: null, json: null, keep: false };
+  const whole = (name: string, text: string | undefined): number => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1) throw new UsageError(`${name} needs a whole number ≥ 1, got ${text}`);
+    return value;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): string => {
+      const next = argv[++i];
+      if (next === undefined) throw new UsageError(`${arg} needs a value`);
+      return next;
+    };
+    switch (arg) {
+      case '--quick': Object.assign(options, { reps: 1, runtime: 1, samples: 3 }); break;
+      case '--reps': options.reps = whole(arg, value()); break;
+      case '--runtime': options.runtime = whole(arg, value()); break;
+      case '--samples': options.samples = whole(arg, value()); break;
+      case '--dir': options.dir = value(); break;
+      case '--json': options.json = value(); break;
+      case '--keep': options.keep = true; break;
+      case '-h': case '--help': throw new UsageError('');
+      default: throw new UsageError(`unknown option ${arg}`);
+    }
+  }
+  return options;
+}
+
+function options(): FlashBenchOptions {
+  try {
+    return parse(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    if (error.message) console.error(error.message);
+    console.error(usage);
+    process.exit(error.message ? 2 : 0);
+  }
+}
+
+const med = (values: number[]): number | null => (values.length ? median(values) : null);
+const ms = (value: number | null): string => (value === null ? '—' : `${num(value)} ms`);
+const iops = (list: { iops: number }[]): number | null => med(list.map((x) => x.iops));
+const quotient = (a: number | null, b: number | null): number | null => (a === null || b === null || b === 0 ? null : a / b);
+
+function render(est: EstablishTimes, fw: FirstWrites, copy: CopyThroughput, opts: FlashBenchOptions, tandemError: string | null): string {
+  const api = sizes.map((size) => med(est.apiMs[size]));
+  const agent = sizes.map((size) => med(est.agentMs[size]));
+  const within = api.every((v) => v !== null) ? api.every((v) => v! <= snapshotCreateMaxMs) : null;
+  const withinAgent = agent.every((v) => v !== null) ? agent.every((v) => v! <= snapshotCreateMaxMs) : null;
+  const establishRows = [
+    [`tandem flash establish, API round trip (median of ${opts.samples})`, ...api.map(ms), `≤ ${snapshotCreateMaxMs} ms, flat`, verdict(within)],
+    ['tandem, inside the agent (fastify responseTime)', ...agent.map(ms), `≤ ${snapshotCreateMaxMs} ms, flat`, verdict(withinAgent)],
+    ['tandem, GET /v1/agent round trip (API share)', ms(med(est.getMs)), '', '', ''],
+    ['anchor: qemu-img create -f qcow2 -b (whole process)', ...sizes.map((size) => ms(med(est.qemuImgMs[size]))), '15–17 ms', ''],
+  ];
+  const tRatio = quotient(iops(fw.tandemAfter), iops(fw.tandemPlain));
+  const qRatio = quotient(iops(fw.qcowAfter), iops(fw.qcowPlain));
+  const firstRows = [
+    ['tandem: after no-copy flash / after overwrite pass', num(iops(fw.tandemPlain)), num(iops(fw.tandemAfter)), ratio(tRatio), `≥ ${firstWriteMinRatio}×`, verdict(tRatio === null ? null : tRatio >= firstWriteMinRatio)],
+    ['anchor: qemu-nbd qcow2 overlay / raw', num(iops(fw.qcowPlain)), num(iops(fw.qcowAfter)), ratio(qRatio), '0.39× (BENCHMARKS)', ''],
+  ];
+  const copyRatio = quotient(med(copy.tandemMiBps), med(copy.diskMiBps));
+  const copyRows = [
+    ['1 GiB full, no rate limit, establish to 100 %', num(med(copy.tandemMiBps)), num(med(copy.diskMiBps)), ratio(copyRatio), '— (no target; a copy reads and writes)', ''],
+  ];
+  return [
+    `## Flash copy establish (no-copy, one pair; 1 TiB source thin with 64 MiB written)`,
+    table(['establish', ...sizes, 'target', ''], establishRows),
+    '',
+    `## First source writes after establish, fio 4K rand qd1 over NBD, ${opts.runtime} s, median of ${opts.reps} interleaved reps`,
+    table(['first write (IOPS)', 'plain', 'first write', 'ratio', 'target', ''], firstRows),
+    '',
+    `## Background copy throughput, median of ${opts.reps}`,
+    table(['background copy', 'tandem MiB/s', 'disk seq write MiB/s', 'ratio', 'target', ''], copyRows),
+    ...(tandemError ? ['', `tandem part skipped or cut short: ${tandemError}`] : []),
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const opts = options();
+  const ownDir = opts.dir === null;
+  const dir = opts.dir ? path.resolve(opts.dir) : fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-bench-flash-'));
+  const logDir = path.join(dir, 'logs');
+  fs.mkdirSync(logDir, { recursive: true });
+  const tandem = new TandemAgent(repoRoot, path.join(dir, 'tandem'), logDir);
+  const teardown = async (): Promise<void> => {
+    await tandem.stop().catch(() => {});
+    if (ownDir && !opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  installExitHooks(teardown);
+  const startedAt = new Date().toISOString();
+  const loadBefore = load();
+  try {
+    progress(`scratch dir ${dir}; load average ${loadBefore}`);
+    progress('tandem: init, run; volumes src1g (written), src1t (1 TiB, 64 MiB written), targets tgt1g, tgt1t');
+    let tandemError: string | null = null;
+    let flash: FlashApi | null = null;
+    try {
+      await tandem.init();
+      await tandem.start();
+      await makeVolumes(tandem);
+      flash = new FlashApi(await tandem.api());
+      await flash.establish('probe', 'src1g', 'tgt1g', false);
+      await flash.drop('probe');
+    } catch (error) {
+      tandemError = (error as Error).message;
+      progress(`tandem flash copy unavailable: ${tandemError}`);
+      flash = null;
+    }
+    progress('anchors: 1 GiB raw file of data, 1 TiB sparse');
+    const bases = await makeBases(dir);
+    const establish = await timeEstablish(flash, flash ? tandem : null, bases, opts.samples, dir);
+    const firstWrites = await timeFirstWrites(flash, flash ? tandem : null, bases['1 GiB full'], dir, logDir, opts.reps, opts.runtime);
+    const copy = await timeBackgroundCopy(flash, dir, opts.reps);
+    const loadAfter = load();
+    console.log(['', render(establish, firstWrites, copy, opts, tandemError), '', `load average before ${loadBefore}, after ${loadAfter} (2 shared cores: expect ±40 %)`].join('\n'));
+    if (opts.json) {
+      fs.writeFileSync(opts.json, `${JSON.stringify({ startedAt, loadBefore, loadAfter, options: opts, tandemError, establish, firstWrites, copy }, null, 2)}\n`);
+      progress(`wrote ${opts.json}`);
+    }
+  } finally {
+    await teardown();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench:flash failed: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
+});
