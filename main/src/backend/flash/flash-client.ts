@@ -53,6 +53,11 @@ export class FlashClient {
     return this.agent.request('POST', flashPaths.withdraw(name), FlashSessionInfoSchema, request);
   }
 
+  /** Forgets a withdrawn session (the agent refuses any other with `invalid-state`). */
+  remove(name: string): Promise<void> {
+    return this.agent.perform('DELETE', flashPaths.session(name));
+  }
+
   update(name: string, request: FlashUpdateRequest): Promise<FlashSessionInfo> {
     return this.agent.request('PATCH', flashPaths.session(name), FlashSessionInfoSchema, request);
   }

@@ -103,25 +103,28 @@ describe('flash routes', () => {
     expect(calls).toEqual([]);
   });
 
-  it('proxies list, one session, refresh, reverse and withdraw with their bodies', async () => {
+  it('proxies list, one session, refresh, reverse, withdraw and forget with their bodies', async () => {
     const { call, calls } = setup({
       'GET /v1/flash-sessions': { sessions: [session] },
       'GET /v1/flash-sessions/nightly': session,
       'POST /v1/flash-sessions/nightly/refresh': session,
       'POST /v1/flash-sessions/nightly/reverse': session,
       'POST /v1/flash-sessions/nightly/withdraw': { ...session, state: 'stopping' },
+      'DELETE /v1/flash-sessions/nightly': null,
     });
     expect((await call('GET', '/api/sites/a/flash-sessions')).body).toEqual({ sessions: [session] });
     expect((await call('GET', '/api/sites/a/flash-sessions/nightly')).body).toEqual(session);
     await call('POST', '/api/sites/a/flash-sessions/nightly/refresh');
     await call('POST', '/api/sites/a/flash-sessions/nightly/reverse', { holdTimeoutMs: 500 });
     expect((await call('POST', '/api/sites/a/flash-sessions/nightly/withdraw', { finishCopy: true })).body).toMatchObject({ state: 'stopping' });
+    expect(await call('DELETE', '/api/sites/a/flash-sessions/nightly')).toEqual({ status: 204 });
     expect(calls).toEqual([
       'GET /v1/flash-sessions',
       'GET /v1/flash-sessions/nightly',
       'POST /v1/flash-sessions/nightly/refresh {"holdTimeoutMs":2000}',
       'POST /v1/flash-sessions/nightly/reverse {"holdTimeoutMs":500}',
       'POST /v1/flash-sessions/nightly/withdraw {"finishCopy":true}',
+      'DELETE /v1/flash-sessions/nightly',
     ]);
   });
 

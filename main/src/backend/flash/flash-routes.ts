@@ -19,7 +19,7 @@ const PairParams = SessionParams.extend({ pair: z.string().min(1).max(128) });
 
 /**
  * Flash copy routes for the renderer: establish, list, refresh, reverse,
- * withdraw, change the background copy, and a pair's copied-track map.
+ * withdraw, forget, change the background copy, and a pair's copied-track map.
  * Thin proxies to the site's agent (flash copy never leaves one agent);
  * bodies are validated here with the contract's schemas before any agent
  * is called, and the agent's answers by the client.
@@ -45,6 +45,11 @@ export function flashRoutes(sites: SiteManager, router: Router): Router {
       const request = parseInput(FlashUpdateRequestSchema, body);
       if (Object.values(request).every((value) => value === undefined)) throw new ProblemError('bad-request', 'say what to change: backgroundCopy, rateMiBps or paused');
       return { body: await flash(siteId).update(name, request) };
+    })
+    .add('DELETE', '/api/sites/:siteId/flash-sessions/:name', async ({ params }) => {
+      const { siteId, name } = parseInput(SessionParams, params);
+      await flash(siteId).remove(name);
+      return { status: 204 };
     })
     .add('POST', '/api/sites/:siteId/flash-sessions/:name/refresh', async ({ params, body }) => {
       const { siteId, name } = parseInput(SessionParams, params);

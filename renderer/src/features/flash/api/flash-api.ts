@@ -20,6 +20,8 @@ export const flashApi = {
   reverse: (api: ApiClient, siteId: string, name: string): Promise<FlashSessionInfo> => api.send('POST', `${session(siteId, name)}/reverse`, {}, FlashSessionInfoSchema),
   withdraw: (api: ApiClient, siteId: string, name: string, request: FlashWithdrawRequest): Promise<FlashSessionInfo> =>
     api.send('POST', `${session(siteId, name)}/withdraw`, request, FlashSessionInfoSchema),
+  /** Forgets a withdrawn session. */
+  remove: (api: ApiClient, siteId: string, name: string): Promise<void> => api.perform('DELETE', session(siteId, name)),
   update: (api: ApiClient, siteId: string, name: string, request: FlashUpdateRequest): Promise<FlashSessionInfo> =>
     api.send('PATCH', session(siteId, name), request, FlashSessionInfoSchema),
   /** Copied / not-yet-copied tracks of a pair's target, [start, start+count) in at most `buckets` buckets. */

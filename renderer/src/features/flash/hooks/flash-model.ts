@@ -200,7 +200,7 @@ export function isFullyCopied(session: FlashSessionInfo): boolean {
   return session.pairs.every((pair) => pair.copiedTracks >= pair.totalTracks);
 }
 
-export type FlashAction = 'refresh' | 'reverse' | 'withdraw' | 'pause' | 'resume';
+export type FlashAction = 'refresh' | 'reverse' | 'withdraw' | 'pause' | 'resume' | 'forget';
 
 /** What an action does, in the session's own volume names, shown before anything happens. */
 export interface FlashActionPlan {
@@ -221,6 +221,7 @@ const allowedStates: Record<FlashAction, FlashState[]> = {
   withdraw: ['idle-copied', 'copying', 'suspended'],
   pause: ['copying'],
   resume: ['suspended'],
+  forget: ['stopped'],
 };
 
 export function isFlashActionAllowed(session: FlashSessionInfo, action: FlashAction): boolean {
@@ -292,6 +293,16 @@ export function flashActionPlan(session: FlashSessionInfo, action: FlashAction):
         color: 'yellow',
         confirm: 'button',
       };
+    case 'forget':
+      return {
+        action,
+        label: 'Forget',
+        title: `Forget ${session.name}?`,
+        consequences: [`The withdrawn session ${session.name} leaves the list; ${targets} keep${pairs.length === 1 ? 's' : ''} whatever data ${pairs.length === 1 ? 'it holds' : 'they hold'}.`],
+        warnings: [],
+        color: 'gray',
+        confirm: 'button',
+      };
     case 'resume':
       return {
         action,
@@ -307,6 +318,6 @@ export function flashActionPlan(session: FlashSessionInfo, action: FlashAction):
 
 /** Actions offered on a flash session, in order. */
 export function availableFlashActions(session: FlashSessionInfo): FlashActionPlan[] {
-  const order: FlashAction[] = ['refresh', 'pause', 'resume', 'reverse', 'withdraw'];
+  const order: FlashAction[] = ['refresh', 'pause', 'resume', 'reverse', 'withdraw', 'forget'];
   return order.filter((action) => isFlashActionAllowed(session, action)).map((action) => flashActionPlan(session, action));
 }

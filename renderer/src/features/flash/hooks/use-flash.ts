@@ -86,7 +86,7 @@ export function useFlashAction() {
   const api = useApi();
   const invalidate = useFlashInvalidation();
   return useMutation({
-    mutationFn: ({ siteId, name, action, finishCopy }: FlashActionInput): Promise<FlashSessionInfo> => {
+    mutationFn: ({ siteId, name, action, finishCopy }: FlashActionInput): Promise<FlashSessionInfo | void> => {
       switch (action) {
         case 'refresh':
           return flashApi.refresh(api, siteId, name);
@@ -98,6 +98,8 @@ export function useFlashAction() {
           return flashApi.update(api, siteId, name, { paused: true });
         case 'resume':
           return flashApi.update(api, siteId, name, { paused: false });
+        case 'forget':
+          return flashApi.remove(api, siteId, name);
       }
     },
     onSettled: (_data, _error, { siteId }) => invalidate(siteId),

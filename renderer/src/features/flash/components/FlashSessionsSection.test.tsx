@@ -1,0 +1,72 @@
+import { fireEvent, screen, within } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import { applyConsoleEvent } from '../../../app/console-events.ts';
+import { renderWithBackend } from '../../../test/render.tsx';
+import { alpha, beta } from '../../sessions/hooks/session-fixtures.test-helpers.ts';
+import { flashKeys } from '../api/flash-keys.ts';
+import { flashPairFixture, flashSessionFixture } from '../hooks/flash-fixtures.test-helpers.ts';
+import { FlashSessionsSection } from './FlashSessionsSection.tsx';
+
+const nightly = flashSessionFixture({ options: { ...flashSessionFixture().options, incremental: true }, pairs: [flashPairFixture({ changedTracks: { source: 3, target: 1 } })] });
+const done = flashSessionFixture({ name: 'weekly', state: 'idle-copied', pairs: [flashPairFixture({ id: 'fp9', source: 'logs', target: 'logs-pit', state: 'idle-copied', copiedTracks: 16384, percent: 100 })], copyBytesPerSecond: 0, etaSeconds: null });
+
+function routes(extra: Record<string, [number, unknown]> = {}) {
+  return {
+    'GET /api/sites': [200, { sites: [alpha, beta] }],
+    'GET /api/sites/agent-a/flash-sessions': [200, { sessions: [nightly] }],
+    'GET /api/sites/agent-b/flash-sessions': [200, { sessions: [done] }],
+    ...extra,
+  } as Record<string, [number, unknown]>;
+}
+
+describe('FlashSessionsSection', () => {
+  it('lists the flash sessions of every site with state, progress, rate and ETA', async () => {
+    renderWithBackend(<FlashSessionsSection />, routes());
+    const card = await screen.findByTestId('flash-card-nightly');
+    expect(card).toHaveTextContent('at alpha');
+    expect(within(card).getByTestId('flash-state')).toHaveTextContent('Copying');
+    expect(within(card).getByTestId('flash-rate')).toHaveTextContent('64 MiB/s');
+    expect(within(card).getByTestId('flash-eta')).toHaveTextContent('12 s');
+    expect(within(card).getByTestId('flash-pair-changed')).toHaveTextContent('3 / 1');
+    const other = await screen.findByTestId('flash-card-weekly');
+    expect(other).toHaveTextContent('at beta');
+    expect(within(other).getByTestId('flash-state')).toHaveTextContent('Idle / copied');
+    expect(within(other).getByTestId('flash-eta')).toHaveTextContent('done');
+  });
+
+  it('confirms a reverse restore with what it overwrites, needing an acknowledgement, then sends it', async () => {
+    const calls: string[] = [];
+    renderWithBackend(<FlashSessionsSection />, routes({ 'POST /api/sites/agent-a/flash-sessions/nightly/reverse': [200, nightly] }), calls);
+    const card = await screen.findByTestId('flash-card-nightly');
+    fireEvent.click(within(card).getByRole('button', { name: 'Reverse restore…' }));
+    const dialog = await screen.findByRole('dialog', { name: 'Reverse restore nightly?' });
+    expect(within(dialog).getByTestId('flash-action-consequence')).toHaveTextContent('Reverse restore overwrites source db with the point-in-time image in db-pit');
+    expect(within(dialog).getByRole('button', { name: 'Reverse restore' })).toBeDisabled();
+    fireEvent.click(within(dialog).getByLabelText('I understand which volumes this overwrites or ends'));
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Reverse restore' }));
+    await expect.poll(() => calls).toContain('POST /api/sites/agent-a/flash-sessions/nightly/reverse {}');
+  });
+
+  it('withdraws an unfinished copy finishing it first unless told otherwise', async () => {
+    const calls: string[] = [];
+    renderWithBackend(<FlashSessionsSection />, routes({ 'POST /api/sites/agent-a/flash-sessions/nightly/withdraw': [200, { ...nightly, state: 'stopped' }] }), calls);
+    const card = await screen.findByTestId('flash-card-nightly');
+    fireEvent.click(within(card).getByRole('button', { name: 'Withdraw…' }));
+    const dialog = await screen.findByRole('dialog', { name: 'Withdraw nightly?' });
+    expect(within(dialog).getByTestId('flash-action-consequence')).toHaveTextContent('db-pit 25 %');
+    fireEvent.click(within(dialog).getByLabelText(/^Finish the background copy first/));
+    fireEvent.click(within(dialog).getByLabelText('I understand which volumes this overwrites or ends'));
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Withdraw' }));
+    await expect.poll(() => calls).toContain('POST /api/sites/agent-a/flash-sessions/nightly/withdraw {"finishCopy":false}');
+  });
+
+  it('refreshes live when a flash event of the site arrives', async () => {
+    const calls: string[] = [];
+    const { queryClient } = renderWithBackend(<FlashSessionsSection />, routes(), calls);
+    await screen.findByTestId('flash-card-nightly');
+    const before = calls.filter((call) => call === 'GET /api/sites/agent-a/flash-sessions').length;
+    applyConsoleEvent(queryClient, { kind: 'agent-event', siteId: 'agent-a', event: { id: 9, time: 't', type: 'flash.copy-progress', severity: 'info', subject: 'nightly', message: '50 %' } });
+    expect(queryClient.getQueryState(flashKeys.list('agent-b'))?.isInvalidated).toBe(false);
+    await expect.poll(() => calls.filter((call) => call === 'GET /api/sites/agent-a/flash-sessions').length).toBe(before + 1);
+  });
+});
