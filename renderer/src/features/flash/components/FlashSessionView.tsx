@@ -1,4 +1,4 @@
-import { Button, Group, SimpleGrid, Stack, Text } from '@mantine/core';
+import { Badge, Button, Group, SimpleGrid, Stack, Text } from '@mantine/core';
 import type { FlashSessionInfo } from '@tandem/contract';
 import { useState } from 'react';
 import { formatSeconds, formatTime } from '../../sessions/hooks/session-model.ts';
@@ -42,6 +42,11 @@ export function FlashSessionView({ siteId, session }: { siteId: string; session:
     <Stack gap="sm" data-testid={`flash-session-${session.name}`}>
       <Group gap="xs">
         <FlashStateBadge state={session.state} testId="flash-state" />
+        {session.withdrawnAt && (
+          <Badge color="gray" variant="outline" data-testid="flash-withdrawn">
+            withdrawn {formatTime(session.withdrawnAt)}
+          </Badge>
+        )}
         <Text size="sm" c="dimmed">
           {optionWords(session)}
         </Text>

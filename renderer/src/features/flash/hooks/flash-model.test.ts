@@ -53,9 +53,12 @@ describe('targetChoices', () => {
     expect(sourceChoices(volumes, group).map((volume) => volume.name)).not.toContain('logs');
   });
 
-  it('treats a stopped (withdrawn) session as holding no relationship', () => {
-    const roles = volumeFlashRoles([flashSessionFixture({ state: 'stopped' })]);
-    expect(targetChoices(volumes[0], volumes, roles, noMirror, []).offered.map((volume) => volume.name)).toContain('db-pit');
+  it('treats a withdrawn session as holding no relationship', () => {
+    for (const withdrawn of [flashSessionFixture({ state: 'stopped' }), flashSessionFixture({ state: 'idle-copied', withdrawnAt: '2026-01-01T01:00:00.000Z' })]) {
+      const roles = volumeFlashRoles([withdrawn]);
+      expect(roles.size).toBe(0);
+      expect(targetChoices(volumes[0], volumes, roles, noMirror, []).offered.map((volume) => volume.name)).toContain('db-pit');
+    }
   });
 
   it('tells mirrored primaries from mirror copies by role and direction', () => {
@@ -116,5 +119,8 @@ describe('flash actions', () => {
     expect(labels(flashSessionFixture({ state: 'suspended', options: { ...flashSessionFixture().options, incremental: true } }))).toEqual(['refresh', 'resume', 'reverse', 'withdraw']);
     expect(labels(flashSessionFixture({ state: 'stopping' }))).toEqual([]);
     expect(labels(flashSessionFixture({ state: 'preparing' }))).toEqual([]);
+    // Withdrawn (kept until forgotten): only forget.
+    expect(labels(flashSessionFixture({ state: 'idle-copied', withdrawnAt: '2026-01-01T01:00:00.000Z' }))).toEqual(['forget']);
+    expect(labels(flashSessionFixture({ state: 'stopped', withdrawnAt: '2026-01-01T01:00:00.000Z' }))).toEqual(['forget']);
   });
 });

@@ -20,9 +20,9 @@ export interface VolumeFlashRole {
   other: string;
 }
 
-/** A relationship exists until it is withdrawn; a session in `stopped` holds none any more. */
+/** A relationship exists until it is withdrawn; a withdrawn session is kept (stopped or idle-copied) until forgotten. */
 export function holdsRelationships(session: FlashSessionInfo): boolean {
-  return session.state !== 'stopped';
+  return !session.withdrawnAt && session.state !== 'stopped';
 }
 
 /** Every volume's flash roles at one site, from that site's flash sessions. */
@@ -221,10 +221,13 @@ const allowedStates: Record<FlashAction, FlashState[]> = {
   withdraw: ['idle-copied', 'copying', 'suspended'],
   pause: ['copying'],
   resume: ['suspended'],
-  forget: ['stopped'],
+  forget: ['stopped', 'idle-copied'],
 };
 
 export function isFlashActionAllowed(session: FlashSessionInfo, action: FlashAction): boolean {
+  // Once withdrawn, a session can only be forgotten.
+  if (!holdsRelationships(session)) return action === 'forget';
+  if (action === 'forget') return false;
   if (!allowedStates[action].includes(session.state)) return false;
   if (action === 'refresh') return session.options.incremental;
   if (action === 'pause') return session.options.backgroundCopy && !isFullyCopied(session);
