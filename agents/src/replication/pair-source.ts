@@ -62,6 +62,10 @@ export class PairSource implements WriteTap {
   private stopRequested = false;
   /** Progress of the current resync. */
   progress = { total: 0, copied: 0, bytesSent: 0, startedAt: 0 };
+  /** A flash change holds new host changes before they reach the target (flash-mirror.ts). */
+  private barrier: Promise<void> | null = null;
+  /** Settles before a resync copies anything (flash-mirror.ts: a lost request is cancelled first). */
+  resyncGate: Promise<void> | null = null;
   /** Snapshot shipping: host writes wait here (before their local write) while the session cuts a cycle. */
   private gate: Promise<void> | null = null;
   /** Joining an async session's consistency groups: new host changes wait here before they choose a path. */
@@ -99,6 +103,18 @@ export class PairSource implements WriteTap {
   // --- the tap ---
 
   beforeWrite(change: HostChange, span: TrackSpan): TapWork {
+    const barrier = this.barrier;
+    if (!barrier) return this.mirrorWrite(change, span);
+    // Held by a flash change (flash-mirror.ts): nothing of this write reaches the target before the release.
+    let work: TapWork | undefined;
+    const started = barrier.then(() => {
+      work = this.mirrorWrite(change, span);
+      return work.beforeLocal;
+    });
+    return { beforeLocal: started, acknowledged: started.then(() => work?.acknowledged) };
+  }
+
+  private mirrorWrite(change: HostChange, span: TrackSpan): TapWork {
     const view = this.engine.bitmaps.view(this.bitmap);
     const now = Date.now();
     for (let track = span.first; track < span.end; track++) {
@@ -264,6 +280,8 @@ export class PairSource implements WriteTap {
   }
 
   private async runResync(): Promise<void> {
+    // A flash change the target may still perform late is settled before any track is copied.
+    while (this.resyncGate) await this.resyncGate;
     const view = this.engine.bitmaps.view(this.bitmap);
     this.progress = { total: this.outOfSyncTracks, copied: 0, bytesSent: 0, startedAt: Date.now() };
     try {
@@ -426,6 +444,87 @@ export class PairSource implements WriteTap {
       if (!tracks.some((track) => this.isMarked(track))) return true;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+  }
+
+  // --- flash copy onto a mirrored primary (flash-mirror.ts) ---
+
+  /**
+   * Holds new host changes before anything of them reaches the target (no
+   * send, no queueing, no mark) until the returned release is called.
+   * Changes already past this point keep going.
+   */
+  holdMirroring(): () => void {
+    let release!: () => void;
+    const barrier = new Promise<void>((resolve) => (release = resolve));
+    this.barrier = barrier;
+    return () => {
+      if (this.barrier === barrier) this.barrier = null;
+      release();
+    };
+  }
+
+  /** Something of this pair is on its way to the target: a mirrored change not answered, a resync copy, or a queued change not applied there. */
+  get streamBusy(): boolean {
+    if (this.sending > 0 || this.copying.size > 0) return true;
+    const shipper = this.shipper;
+    if (!shipper || this.record.outOfSyncBitmap === null) return false;
+    // Queued async changes keep their tracks marked until applied: only marked tracks can be pending.
+    const view = this.engine.bitmaps.view(this.record.outOfSyncBitmap);
+    for (let track = view.nextSet(0); track >= 0; track = view.nextSet(track + 1)) {
+      if (shipper.isPending(this.record.id, track)) return true;
+    }
+    return false;
+  }
+
+  /** Tracks of host changes that passed the mirror step and are not settled (their local write may still be to come). */
+  unsettledTracks(): number[] {
+    return [...this.unsettled.keys()];
+  }
+
+  /**
+   * Marks runs of tracks out-of-sync for real before a flash copy changes
+   * their content here (durable when settled). Activity marks among them
+   * become real marks, so the sweeper cannot clear them.
+   */
+  async markRuns(runs: Array<{ start: number; count: number }>): Promise<void> {
+    for (const run of runs) for (let track = run.start; track < run.start + run.count; track++) this.lastTouched.delete(track);
+    await Promise.all(runs.map((run) => this.engine.bitmaps.set(this.bitmap, run.start, run.count)));
+  }
+
+  /**
+   * The target site made the same flash change itself: the marks of these
+   * tracks go, except those in `keep` and where something newer must still reach the target (a
+   * queued consistency group or a resync copy keeps the mark; a mirrored
+   * host change in flight turns it into an activity mark, cleared when the
+   * track is quiet, or a real mark again if the pair suspends).
+   */
+  unmarkRuns(runs: Array<{ start: number; count: number }>, keep: ReadonlySet<number> = new Set()): number {
+    if (this.record.outOfSyncBitmap === null) return 0;
+    const bitmap = this.record.outOfSyncBitmap;
+    const view = this.engine.bitmaps.view(bitmap);
+    const now = Date.now();
+    let cleared = 0;
+    for (const run of runs) {
+      let clearFrom = -1;
+      const flushRun = (end: number) => {
+        if (clearFrom >= 0) this.engine.bitmaps.clear(bitmap, clearFrom, end - clearFrom);
+        clearFrom = -1;
+      };
+      for (let track = run.start; track < run.start + run.count; track++) {
+        const stays =
+          keep.has(track) || !view.isSet(track) || this.copying.has(track) || this.shipper?.isPending(this.record.id, track) === true;
+        const inFlight = !stays && this.unsettled.has(track);
+        if (stays || inFlight) {
+          flushRun(track);
+          if (inFlight && this.mirroring && this.mode !== 'async') this.lastTouched.set(track, now);
+          continue;
+        }
+        if (clearFrom < 0) clearFrom = track;
+        cleared++;
+      }
+      flushRun(run.start + run.count);
+    }
+    return cleared;
   }
 
   dispose(): void {

@@ -3,7 +3,9 @@ import type { GroupEntry } from './async-groups.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { handleClusterRequest } from './clusters/peer-requests.ts';
 import { localCodes } from './failback.ts';
+import { MultiPrimarySessions } from './multi-primary.ts';
 import { problemMessage } from './pair-source.ts';
+import type { FlashMirror } from './flash-mirror.ts';
 import type { ReplicationService } from './service.ts';
 import type { ShippedEntry } from './shipping-source.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
@@ -42,12 +44,16 @@ export class TargetHandlers {
    * processes read TANDEM_TEST_FAIL_ARRIVAL_WRITES at start.
    */
   readonly faults = { failArrivalWrites: Number(process.env.TANDEM_TEST_FAIL_ARRIVAL_WRITES ?? 0) };
+  /** Flash copy's mirror interplay (flash-mirror.ts), once installed: serves `flash.mirror`. */
+  flashMirror: FlashMirror | null = null;
 
   constructor(private readonly service: ReplicationService) {}
 
   async handle(request: RpcRequest): Promise<RpcResult> {
     const { method, params, payload } = request;
     const service = this.service;
+    // Multi-primary sessions: holds, cuts and commits of the master's rounds, parts staged at the secondary.
+    if (MultiPrimarySessions.serves(method)) return service.multiPrimary.handle(request);
     switch (method) {
       case 'session.put': {
         const record = params.record as SessionRecord;
@@ -60,6 +66,9 @@ export class TargetHandlers {
         return {};
       case 'pair.remove':
         service.forgetPair(service.pair(str(params, 'pair')));
+        return {};
+      case 'pair.attach':
+        await service.running.attach(str(params, 'session'), params.pair as PairRecord);
         return {};
       case 'volume.size':
         return { result: { sizeBytes: service.engine.getVolume(str(params, 'name')).sizeBytes } };
@@ -185,6 +194,9 @@ export class TargetHandlers {
         await device.readInto(offset, data);
         return { payload: data };
       }
+      case 'flash.mirror':
+        if (!this.flashMirror) throw new ProblemError('not-supported', 'flash copy is not running at this site');
+        return this.flashMirror.handle(request);
       case 'cluster.report':
       case 'cluster.history':
         return handleClusterRequest(service, request);
@@ -240,6 +252,17 @@ export class TargetHandlers {
       }
     })();
     return {};
+  }
+
+  /** Waits (bounded) until no semi-sync write acknowledged on arrival, nor its repair, is pending for these copy sets. */
+  async settlePairs(pairs: string[]): Promise<void> {
+    const prefixes = pairs.map((pair) => `${pair}:`);
+    const pending = () => [...this.arriving.keys(), ...this.repairing].some((key) => prefixes.some((prefix) => key.startsWith(prefix)));
+    const deadline = Date.now() + SETTLE_WAIT_MS;
+    while (pending()) {
+      if (Date.now() > deadline) throw new ProblemError('timeout', 'writes acknowledged on arrival are still being applied here');
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
   }
 
   /** Waits (bounded) until no acknowledged write or repair of these tracks is pending; returns those still pending. */

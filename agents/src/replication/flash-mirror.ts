@@ -1,0 +1,620 @@
+import { randomUUID } from 'node:crypto';
+import { isProblemError, ProblemError, type FlashMirrorHandling, type FlashOptions } from '@tandem/contract';
+import type { FlashMirrorChange, FlashMirrorHooks, FlashMirrorPairChange, FlashService, TrackRange } from '../flash/service.ts';
+import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import { problemMessage, type PairSource } from './pair-source.ts';
+import type { ReplicationService } from './service.ts';
+import type { PairRecord, SessionRecord } from './session-store.ts';
+
+/** Time kept back from the flash's hold deadline for the local change after the secondary answered. */
+const DEADLINE_MARGIN_MS = 150;
+/** A withdraw the secondary did not confirm is sent again this often, this many times. */
+const WITHDRAW_RETRY_MS = 1000;
+const WITHDRAW_ATTEMPTS = 120;
+
+/** One `flash.mirror` pair: volumes named by the copy sets both sites know (pair ids are the same at both). */
+interface MirrorPairParams {
+  /** Copy set whose secondary volume is the flash source there. */
+  sourcePair: string;
+  /** Preserve: copy set whose secondary volume is the flash target there. */
+  targetPair?: string;
+  /** Coordinated: the secondary site's own volume that receives the point in time. */
+  remoteTarget?: string;
+}
+
+interface PerformParams {
+  op: 'perform';
+  token: string;
+  kind: FlashMirrorChange['kind'];
+  session: string;
+  options: FlashOptions;
+  coordinated: boolean;
+  pairs: MirrorPairParams[];
+  /** Tracks the secondary writes into a pair's target after its flash, their data in the payload, in order. */
+  fixups?: Array<{ pair: number; track: number }>;
+}
+
+/** A local volume that is the primary of a mirror pair (this site is its session's source). */
+interface MirroredPrimary {
+  session: SessionRecord;
+  pair: PairRecord;
+  source: PairSource | undefined;
+  agent: string;
+}
+
+interface PlannedPair {
+  primary: MirroredPrimary;
+  runs: TrackRange[];
+  handling: FlashMirrorHandling;
+  /** Tracks that stay marked even when preserved: host changes the secondary already had before its flash. */
+  keep: Set<number>;
+}
+
+/** What beforeTargetChange decided, for afterTargetChange. */
+interface Plan {
+  marked: PlannedPair[];
+  /** Requests whose answer was lost, being settled (cancelled) before the marked tracks are copied. */
+  settling: Array<Promise<void>>;
+}
+
+/**
+ * Flash copy meets mirroring (DESIGN.md: flash copy, mirror modes).
+ *
+ * At the primary, a flash change whose changed volume (the target; the
+ * source for a reverse) is a mirrored primary first marks the tracks it
+ * changes out-of-sync, durably, before the change itself is logged. With
+ * `preserveMirror`, when the other volume is a primary mirrored to the same
+ * secondary agent and both copy sets are duplex, the secondary is asked
+ * (`flash.mirror`) to check its volumes' states and perform the same change
+ * itself, at the matching point of the mirror stream: the primary holds the
+ * host writes of both volumes, waits until every earlier change of them is
+ * acknowledged by the secondary (sync), applied there (async: their
+ * consistency groups), or settled (semi-sync), and only then asks. Once the
+ * secondary confirms and the local change is durable, the marks are cleared
+ * and the pair never left duplex; if it refuses or the answer is lost, the
+ * marks stay and the resync ships the tracks. A lost answer is settled with
+ * a `cancel` (which waits for a request still running there) before those
+ * tracks are copied: a secondary that performed late gets every track of the
+ * volume copied again.
+ *
+ * A coordinated establish takes the same matching point for each source's
+ * secondary volume and flashes it to the named remote target there; a
+ * refusal aborts the whole establish. A withdraw is sent the same way; it
+ * changes no content (targets keep their images), so a lost withdraw leaves
+ * both sites' images identical, and it is retried until the secondary drops
+ * its relationship.
+ *
+ * At the secondary, `flash.mirror` is the only way a flash copy may change
+ * a volume that is the secondary of a mirroring session.
+ */
+export class FlashMirror implements FlashMirrorHooks {
+  private readonly plans = new Map<FlashMirrorChange, Plan>();
+  /** Secondary side: volumes a `flash.mirror` from the primary is changing right now. */
+  private readonly ordered = new Set<string>();
+  /** Secondary side: requests by token (running, done or cancelled before they arrived). */
+  private readonly tokens = new Map<string, Promise<boolean> | 'cancelled'>();
+  /** Primary side: withdraws not confirmed yet, per `agent:session`. */
+  private readonly pendingWithdraws = new Map<string, NodeJS.Timeout>();
+  /**
+   * Test-only fault injection at the receiving site: requests of these ops
+   * are dropped as if lost on the way (`perform`, `withdraw`).
+   */
+  readonly faults = { lose: new Set<string>() };
+
+  constructor(
+    private readonly service: ReplicationService,
+    private readonly flash: FlashService,
+  ) {}
+
+  // --- lookups ---
+
+  /** The copy set in which this local volume is the primary (this site the source), if any. */
+  private primaryOf(volume: string): MirroredPrimary | null {
+    for (const pair of this.service.pairs.values()) {
+      if (pair.localVolume !== volume) continue;
+      const session = this.service.session(pair.sessionId);
+      if (session.state === 'defined' || !this.service.isSource(session)) continue;
+      return { session, pair, source: this.service.sourceOf(pair), agent: this.service.otherAgent(session) };
+    }
+    return null;
+  }
+
+  /** The copy set in which this local volume is the secondary (this site the target), if any. */
+  private secondaryOf(volume: string): { session: SessionRecord; pair: PairRecord } | null {
+    for (const pair of this.service.pairs.values()) {
+      if (pair.localVolume !== volume) continue;
+      const session = this.service.session(pair.sessionId);
+      if (session.state === 'defined' || this.service.isSource(session)) continue;
+      return { session, pair };
+    }
+    return null;
+  }
+
+  /** Duplex: mirroring, nothing left to resync, not snapshot shipping (whose target lags by cycles). */
+  private isDuplex(primary: MirroredPrimary): boolean {
+    return (
+      primary.session.state === 'prepared' &&
+      primary.session.type !== 'snapshot-shipping' &&
+      primary.source !== undefined &&
+      primary.source.mirroring &&
+      !primary.source.isResyncing
+    );
+  }
+
+  // --- the primary: hooks FlashService calls ---
+
+  async beforeTargetChange(change: FlashMirrorChange): Promise<FlashMirrorHandling[]> {
+    const handling: FlashMirrorHandling[] = change.pairs.map(() => 'none');
+    const plan: Plan = { marked: [], settling: [] };
+    const preserve: Array<{ index: number; planned: PlannedPair; from: MirroredPrimary }> = [];
+    const targetChanged: Array<{ bitmap: number; runs: TrackRange[] }> = [];
+
+    change.pairs.forEach((pair, index) => {
+      const secondary = this.secondaryOf(pair.changed);
+      if (secondary) {
+        if (this.ordered.has(pair.changed)) return; // the primary ordered this change (flash.mirror)
+        if (secondary.session.state === 'target-available' && secondary.pair.targetChangedBitmap !== null) {
+          // Production runs here after failover: failback copies what the flash changes.
+          targetChanged.push({ bitmap: secondary.pair.targetChangedBitmap, runs: this.runsOf(pair) });
+          handling[index] = 'shipped';
+          return;
+        }
+        throw new ProblemError(
+          'invalid-state',
+          `${pair.changed} is the secondary of mirroring session ${secondary.session.name}; flash copy its primary with preserveMirror instead`,
+        );
+      }
+      const primary = this.primaryOf(pair.changed);
+      if (!primary) return;
+      const planned: PlannedPair = { primary, runs: this.runsOf(pair), handling: 'shipped', keep: new Set() };
+      plan.marked.push(planned);
+      handling[index] = 'shipped';
+      if (!change.options.preserveMirror || change.coordinated) return;
+      const from = this.primaryOf(pair.from);
+      if (from && from.agent === primary.agent && this.isDuplex(from) && this.isDuplex(primary)) preserve.push({ index, planned, from });
+    });
+
+    // Coordinated point in time: the secondary must agree, or nothing happens anywhere.
+    if (change.coordinated) await this.coordinate(change);
+
+    // Marks first, durably: whatever happens next, the resync covers every changed track.
+    await Promise.all([
+      ...plan.marked.map((planned) => this.markDurably(planned)),
+      ...targetChanged.map(({ bitmap, runs }) => Promise.all(runs.map((run) => this.service.engine.bitmaps.set(bitmap, run.start, run.count)))),
+    ]);
+
+    if (preserve.length > 0) {
+      const byAgent = new Map<string, typeof preserve>();
+      for (const entry of preserve) byAgent.set(entry.planned.primary.agent, [...(byAgent.get(entry.planned.primary.agent) ?? []), entry]);
+      for (const [agent, entries] of byAgent) {
+        const outcome = await this.askSecondary(
+          agent,
+          change,
+          entries.map((entry) => ({ sourcePair: entry.from.pair.id, targetPair: entry.planned.primary.pair.id })),
+          entries.flatMap((entry) => [entry.from.source!, entry.planned.primary.source!]),
+          async (stuck) => {
+            // Changes of either volume the secondary got before its flash but this site writes after it:
+            // their tracks of the target stay marked and are shipped.
+            await Promise.all(
+              entries.map((entry) => {
+                const tracks = [...(stuck.get(entry.from.source!) ?? []), ...(stuck.get(entry.planned.primary.source!) ?? [])];
+                for (const track of tracks) entry.planned.keep.add(track);
+                return entry.planned.primary.source!.markRuns(tracks.map((track) => ({ start: track, count: 1 })));
+              }),
+            );
+            return null;
+          },
+        );
+        if (outcome.performed) {
+          for (const entry of entries) {
+            entry.planned.handling = 'preserved';
+            handling[entry.index] = 'preserved';
+          }
+        } else {
+          if (outcome.token) plan.settling.push(this.settleLost(agent, outcome.token, entries.map((entry) => entry.planned)));
+          this.event('warning', change.session, `the secondary did not perform flash ${change.session}: ${outcome.why}; the changed tracks are shipped`);
+        }
+      }
+    }
+    this.plans.set(change, plan);
+    return handling;
+  }
+
+  async afterTargetChange(change: FlashMirrorChange): Promise<void> {
+    const plan = this.plans.get(change);
+    this.plans.delete(change);
+    if (!plan) return;
+    const shipped: PlannedPair[] = [];
+    for (const planned of plan.marked) {
+      if (planned.handling !== 'preserved') {
+        shipped.push(planned);
+        continue;
+      }
+      const source = planned.primary.source;
+      source?.unmarkRuns(planned.runs, planned.keep);
+      if (planned.keep.size > 0 && source?.mirroring) void source.resync();
+    }
+    const preserved = plan.marked.length - shipped.length;
+    if (preserved > 0) this.event('info', change.session, `flash ${change.session}: the secondary made the same change; ${preserved} pair(s) stayed duplex`);
+    if (shipped.length === 0) return;
+    // The marked tracks are copied by the resync; a secondary whose answer was lost is settled first.
+    void Promise.all(plan.settling).then(() => this.ship(shipped));
+  }
+
+  /**
+   * A request whose answer was lost may still run at the secondary: cancel
+   * it (the cancel waits for it if it is running). Until settled, the
+   * pairs' resync copies nothing; if it ran, late, every track of the
+   * changed volumes is marked, since the secondary's flash then took a
+   * later image than the primary's.
+   */
+  private settleLost(agent: string, token: string, pairs: PlannedPair[]): Promise<void> {
+    const settled = (async () => {
+      const late = await this.cancel(agent, token);
+      if (!late) return;
+      this.event('warning', agent, 'the secondary performed a flash change after the primary gave up waiting; the changed volumes are copied whole');
+      for (const planned of pairs) {
+        const device = this.service.engine.device(planned.primary.pair.localVolume);
+        planned.runs = [{ start: 0, count: Math.ceil(device.sizeBytes / device.trackSize) }];
+        await this.markDurably(planned);
+      }
+    })().catch((error) => this.service.logger.warn({ error: problemMessage(error) }, 'settling a lost flash.mirror failed'));
+    for (const planned of pairs) {
+      const source = planned.primary.source;
+      if (!source) continue;
+      const gate = settled.finally(() => {
+        if (source.resyncGate === gate) source.resyncGate = null;
+      });
+      source.resyncGate = gate;
+    }
+    return settled;
+  }
+
+  async withdrawn(session: string, pairs: Array<{ id: string; source: string; target: string }>): Promise<void> {
+    const agents = new Set<string>();
+    for (const pair of pairs) {
+      for (const volume of [pair.source, pair.target]) {
+        const primary = this.primaryOf(volume);
+        if (primary) agents.add(primary.agent);
+      }
+    }
+    for (const agent of agents) this.sendWithdraw(agent, session, 0);
+  }
+
+  /** Tracks a pair's change touches, as runs. */
+  private runsOf(pair: FlashMirrorPairChange): TrackRange[] {
+    if (pair.tracks !== 'all') return pair.tracks;
+    const device = this.service.engine.device(pair.changed);
+    return [{ start: 0, count: Math.ceil(device.sizeBytes / device.trackSize) }];
+  }
+
+  private async markDurably(planned: PlannedPair): Promise<void> {
+    const { pair, source } = planned.primary;
+    if (source) return source.markRuns(planned.runs);
+    if (pair.outOfSyncBitmap === null) return; // never started: the initial copy takes everything
+    const bitmap = pair.outOfSyncBitmap;
+    await Promise.all(planned.runs.map((run) => this.service.engine.bitmaps.set(bitmap, run.start, run.count)));
+  }
+
+  /** Copies marked tracks of mirroring pairs; their sessions show preparing until duplex again. */
+  private ship(planned: PlannedPair[]): void {
+    const sessions = new Set<SessionRecord>();
+    for (const { primary } of planned) {
+      const source = this.service.sourceOf(primary.pair);
+      if (!source?.mirroring) continue; // suspended: the resume resyncs the marks
+      if (primary.session.state === 'prepared') this.service.setState(primary.session, 'preparing', { detail: null });
+      sessions.add(primary.session);
+      void source.resync().then(() => setTimeout(() => this.service.mirroring.checkPrepared(primary.session), 0));
+    }
+    for (const session of sessions) this.event('info', session.name, `session ${session.name}: copying tracks a flash copy changed`);
+  }
+
+  /**
+   * Coordinated point in time: every source must be a duplex primary mirrored
+   * to one secondary agent, which flashes its secondary volumes to the remote
+   * targets at the matching point of the stream. Throws when it cannot.
+   */
+  private async coordinate(change: FlashMirrorChange): Promise<void> {
+    if (change.kind !== 'establish') return; // refresh and reverse of a coordinated session stay local
+    const remote: Array<{ primary: MirroredPrimary; remoteTarget: string }> = [];
+    for (const pair of change.pairs) {
+      if (!pair.remoteTarget) throw new ProblemError('bad-request', `a coordinated flash names a remoteTarget for every pair (${pair.source} has none)`);
+      const primary = this.primaryOf(pair.source);
+      if (!primary) throw new ProblemError('invalid-state', `${pair.source} is not the primary of a mirroring session; a coordinated flash needs one`);
+      if (!this.isDuplex(primary)) {
+        throw new ProblemError('invalid-state', `session ${primary.session.name} is ${primary.session.state}; a coordinated flash needs its copy sets duplex`);
+      }
+      remote.push({ primary, remoteTarget: pair.remoteTarget });
+    }
+    const agents = new Set(remote.map((entry) => entry.primary.agent));
+    if (agents.size !== 1) throw new ProblemError('invalid-state', 'a coordinated flash needs every source mirrored to the same secondary agent');
+    const [agent] = agents;
+    const outcome = await this.askSecondary(
+      agent,
+      change,
+      remote.map((entry) => ({ sourcePair: entry.primary.pair.id, remoteTarget: entry.remoteTarget })),
+      remote.map((entry) => entry.primary.source!),
+      // Changes the secondary got before its flash but this site writes after it: the remote target
+      // gets these tracks as they are here now (the point in time; their local writes are held).
+      async (stuck) => {
+        const fixups: Array<{ pair: number; track: number }> = [];
+        const data: Buffer[] = [];
+        for (const [index, entry] of remote.entries()) {
+          const device = this.service.engine.device(entry.primary.pair.localVolume);
+          for (const track of stuck.get(entry.primary.source!) ?? []) {
+            const offset = track * device.trackSize;
+            const buffer = Buffer.allocUnsafe(Math.min(device.trackSize, device.sizeBytes - offset));
+            await device.readInto(offset, buffer);
+            fixups.push({ pair: index, track });
+            data.push(buffer);
+          }
+        }
+        return fixups.length > 0 ? { fixups, payload: Buffer.concat(data) } : null;
+      },
+    );
+    if (outcome.performed) return;
+    if (outcome.token) void this.cancel(agent, outcome.token).then((late) => late && this.event('warning', change.session, `flash ${change.session}: the secondary took its coordinated point in time after the primary gave up; it is not the primary's point in time`));
+    throw outcome.error ?? new ProblemError('invalid-state', `the secondary did not take the coordinated point in time: ${outcome.why}`);
+  }
+
+  /**
+   * Asks the secondary to perform the flash change at the matching point of
+   * the mirror stream. Runs inside the flash's hold (the volumes' local
+   * writes are held): new host changes are kept from reaching the secondary,
+   * every earlier one is waited for (acknowledged, or applied there with its
+   * consistency group), and changes that reached the secondary but whose
+   * local write is still held (`stuck`, per copy set) are handed to
+   * `prepare`, which may add track data the secondary writes after its flash.
+   */
+  private async askSecondary(
+    agent: string,
+    change: FlashMirrorChange,
+    pairs: MirrorPairParams[],
+    sources: PairSource[],
+    prepare: (stuck: Map<PairSource, number[]>) => Promise<{ fixups: Array<{ pair: number; track: number }>; payload: Buffer } | null>,
+  ): Promise<{ performed: boolean; why: string; token?: string; error?: ProblemError }> {
+    const until = change.deadline - DEADLINE_MARGIN_MS;
+    const releases = [...new Set(sources)].map((source) => source.holdMirroring());
+    try {
+      while (sources.some((source) => source.streamBusy)) {
+        if (Date.now() >= until) {
+          return {
+            performed: false,
+            why: 'earlier writes did not reach the secondary within the hold',
+            error: new ProblemError('timeout', 'earlier writes of the sources did not reach the secondary within the hold timeout'),
+          };
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      if (sources.some((source) => !source.mirroring)) return { performed: false, why: 'a copy set stopped mirroring' };
+      const stuck = new Map(sources.map((source) => [source, source.unsettledTracks()]));
+      const extra = await prepare(stuck);
+      const token = randomUUID();
+      const params: PerformParams = {
+        op: 'perform',
+        token,
+        kind: change.kind,
+        session: change.session,
+        options: change.options,
+        coordinated: change.coordinated,
+        pairs,
+        ...(extra ? { fixups: extra.fixups } : {}),
+      };
+      const timeoutMs = until - Date.now();
+      if (timeoutMs < 20) {
+        return { performed: false, why: 'no time left in the hold', error: new ProblemError('timeout', 'no time was left in the hold to reach the secondary') };
+      }
+      try {
+        await this.service.peers.link(agent).call('flash.mirror', { ...params }, extra?.payload ?? null, { timeoutMs });
+        return { performed: true, why: '' };
+      } catch (error) {
+        const problem = isProblemError(error) ? error : new ProblemError('internal-error', problemMessage(error));
+        // A refusal is certain; a lost request or answer may still run there.
+        const lost = problem.problem === 'link-down' || problem.problem === 'timeout';
+        return { performed: false, why: problemMessage(error), token: lost ? token : undefined, error: problem };
+      }
+    } finally {
+      for (const release of releases) release();
+    }
+  }
+
+  /** Settles a request whose answer was lost: true when the secondary performed it (maybe late). */
+  private async cancel(agent: string, token: string): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const answer = await this.service.peers.link(agent).call('flash.mirror', { op: 'cancel', token }, null, { waitForLinkMs: 5000, timeoutMs: 60_000 });
+        return (answer.result as { performed?: boolean } | null)?.performed === true;
+      } catch (error) {
+        // Until the secondary answers nothing is known: assume the worst after a while.
+        if (attempt >= 20) {
+          this.service.logger.warn({ error: problemMessage(error) }, 'a lost flash.mirror could not be settled; copying whole volumes');
+          return true;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+
+  private sendWithdraw(agent: string, session: string, attempt: number): void {
+    const key = `${agent}:${session}`;
+    clearTimeout(this.pendingWithdraws.get(key));
+    this.pendingWithdraws.delete(key);
+    void this.service.peers
+      .link(agent)
+      .call('flash.mirror', { op: 'withdraw', token: randomUUID(), session }, null, { waitForLinkMs: 2000, timeoutMs: 10_000 })
+      .then(
+        () => this.event('info', session, `flash ${session} withdrawn at the secondary too`),
+        (error) => {
+          if (attempt === 0) this.event('warning', session, `the secondary did not confirm withdrawing flash ${session} (${problemMessage(error)}); retrying`);
+          if (attempt + 1 >= WITHDRAW_ATTEMPTS) return;
+          const timer = setTimeout(() => this.sendWithdraw(agent, session, attempt + 1), WITHDRAW_RETRY_MS);
+          timer.unref();
+          this.pendingWithdraws.set(key, timer);
+        },
+      );
+  }
+
+  /** Withdraws still to be confirmed by a secondary (for tests and diagnostics). */
+  get unconfirmedWithdraws(): number {
+    return this.pendingWithdraws.size;
+  }
+
+  private event(severity: 'info' | 'warning', subject: string, message: string): void {
+    this.service.engine.catalog.recordEvent('flash.mirror', severity, subject, message);
+  }
+
+  // --- the secondary: the `flash.mirror` peer request ---
+
+  handle = async (request: RpcRequest): Promise<RpcResult> => {
+    const params = request.params;
+    const op = params.op;
+    if (typeof op === 'string' && this.faults.lose.has(op)) throw new ProblemError('link-down', `test fault: flash.mirror ${op} lost`);
+    const token = str(params, 'token');
+    if (op === 'cancel') {
+      const known = this.tokens.get(token);
+      if (known === undefined) {
+        this.remember(token, 'cancelled');
+        return { result: { performed: false } };
+      }
+      return { result: { performed: known === 'cancelled' ? false : await known.catch(() => false) } };
+    }
+    if (op === 'withdraw') {
+      const session = str(params, 'session');
+      let exists = true;
+      try {
+        this.flash.get(session);
+      } catch {
+        exists = false;
+      }
+      if (exists) await this.flash.withdraw(session, { finishCopy: false });
+      return { result: { withdrawn: exists } };
+    }
+    if (op !== 'perform') throw new ProblemError('bad-request', `flash.mirror: unknown op ${String(op)}`);
+    if (this.tokens.get(token) === 'cancelled') throw new ProblemError('invalid-state', 'this flash.mirror was cancelled by the primary');
+    const running = this.perform(request.peerAgentId, params as unknown as PerformParams, request.payload);
+    this.remember(token, running);
+    await running;
+    return { result: { performed: true } };
+  };
+
+  private remember(token: string, value: Promise<boolean> | 'cancelled'): void {
+    this.tokens.set(token, value);
+    if (this.tokens.size > 1024) this.tokens.delete(this.tokens.keys().next().value!);
+  }
+
+  /** The secondary volume of a duplex copy set the requesting primary mirrors here, or a refusal. */
+  private secondaryVolume(pairId: string, from: string): { volume: string; pair: PairRecord } {
+    if (typeof pairId !== 'string') throw new ProblemError('bad-request', 'flash.mirror: pairs name copy sets by id');
+    const pair = this.service.pair(pairId);
+    const session = this.service.session(pair.sessionId);
+    if (this.service.isSource(session) || this.service.otherAgent(session) !== from) {
+      throw new ProblemError('invalid-state', `${pair.localVolume} is not mirrored here from the requesting site`);
+    }
+    if (session.state !== 'prepared' || session.type === 'snapshot-shipping') {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here, not duplex`);
+    }
+    return { volume: pair.localVolume, pair };
+  }
+
+  /**
+   * Tracks the primary sent with the request (its point-in-time content, to
+   * be written over the flash's), checked before anything is changed.
+   */
+  private fixupWrites(
+    pairs: Array<{ target: string }>,
+    fixups: unknown,
+    payload: Buffer | null,
+  ): Array<{ target: string; offset: number; data: Buffer }> {
+    if (fixups === undefined) return [];
+    if (!Array.isArray(fixups)) throw new ProblemError('bad-request', 'flash.mirror: fixups must be a list');
+    const writes: Array<{ target: string; offset: number; data: Buffer }> = [];
+    let at = 0;
+    for (const fixup of fixups as Array<{ pair: unknown; track: unknown }>) {
+      const target = typeof fixup.pair === 'number' ? pairs[fixup.pair]?.target : undefined;
+      const track = fixup.track;
+      if (target === undefined || typeof track !== 'number' || !Number.isSafeInteger(track) || track < 0) {
+        throw new ProblemError('bad-request', 'flash.mirror: a fixup names an unknown pair or track');
+      }
+      const device = this.service.engine.device(target);
+      const offset = track * device.trackSize;
+      const length = Math.min(device.trackSize, device.sizeBytes - offset);
+      if (length <= 0 || !payload || at + length > payload.length) throw new ProblemError('bad-request', 'flash.mirror: fixup data is missing or out of range');
+      writes.push({ target, offset, data: payload.subarray(at, at + length) });
+      at += length;
+    }
+    return writes;
+  }
+
+  private async perform(from: string, params: PerformParams, payload: Buffer | null): Promise<boolean> {
+    if (!Array.isArray(params.pairs) || params.pairs.length === 0) throw new ProblemError('bad-request', 'flash.mirror needs pairs');
+    const session = str(params as unknown as Record<string, unknown>, 'session');
+    const pairs: Array<{ source: string; target: string; remoteTarget?: undefined }> = [];
+    const copySets: string[] = [];
+    for (const entry of params.pairs) {
+      const source = this.secondaryVolume(entry.sourcePair, from);
+      copySets.push(source.pair.id);
+      if (entry.targetPair !== undefined) {
+        const target = this.secondaryVolume(entry.targetPair, from);
+        copySets.push(target.pair.id);
+        pairs.push({ source: source.volume, target: target.volume });
+      } else if (typeof entry.remoteTarget === 'string') {
+        const remote = entry.remoteTarget;
+        this.service.engine.getVolume(remote);
+        if (this.secondaryOf(remote) || this.primaryOf(remote)) {
+          throw new ProblemError('volume-busy', `${remote} is in a copy set; a coordinated flash needs a volume of its own here`);
+        }
+        pairs.push({ source: source.volume, target: remote });
+      } else {
+        throw new ProblemError('bad-request', 'flash.mirror: a pair names targetPair or remoteTarget');
+      }
+    }
+    const fixups = this.fixupWrites(pairs, params.fixups, payload);
+    // Semi-sync writes acknowledged on arrival are applied before the point in time.
+    await this.service.target.settlePairs(copySets);
+    const changed = pairs.map((pair) => (params.kind === 'reverse' ? pair.source : pair.target));
+    for (const volume of changed) {
+      if (this.ordered.has(volume)) throw new ProblemError('conflict', `a flash change of ${volume} is already running`);
+    }
+    for (const volume of changed) this.ordered.add(volume);
+    try {
+      if (params.kind === 'establish') {
+        await this.flash.establish({
+          ...params.options,
+          preserveMirror: false,
+          name: session,
+          pairs,
+          coordinated: false,
+          holdTimeoutMs: 10_000,
+        });
+      } else {
+        const existing = this.flash.get(session);
+        const same = pairs.every((pair) => existing.pairs.some((p) => p.source === pair.source && p.target === pair.target));
+        if (!same || existing.pairs.length !== pairs.length) {
+          throw new ProblemError('invalid-state', `flash ${session} here does not hold the same pairs`);
+        }
+        if (params.kind === 'refresh') await this.flash.refresh(session, { holdTimeoutMs: 10_000 });
+        else await this.flash.reverse(session, { holdTimeoutMs: 10_000 });
+      }
+      for (const write of fixups) await this.service.engine.device(write.target).write(write.offset, write.data);
+      if (fixups.length > 0) await this.service.engine.flush();
+      this.event('info', session, `flash ${session}: performed the primary's ${params.kind}${params.coordinated ? ' (coordinated point in time)' : ''}`);
+      return true;
+    } finally {
+      for (const volume of changed) this.ordered.delete(volume);
+    }
+  }
+}
+
+function str(params: Record<string, unknown>, key: string): string {
+  const value = params[key];
+  if (typeof value !== 'string') throw new ProblemError('bad-request', `flash.mirror: ${key} must be a string`);
+  return value;
+}
+
+/** Connects flash copy and mirroring of one agent: the hooks, and the `flash.mirror` peer request. */
+export function installFlashMirror(service: ReplicationService, flash: FlashService): FlashMirror {
+  const mirror = new FlashMirror(service, flash);
+  flash.setMirrorHooks(mirror);
+  service.target.flashMirror = mirror;
+  return mirror;
+}
