@@ -11,6 +11,7 @@ import { agentEventTypes, type AgentInfo } from '@tandem/contract';
 import { startApiServer, formatHostPort, type ApiServer } from './api/server.ts';
 import type { RunInfo } from './data-dir.ts';
 import { DataDirLock, readIdentity, removeRunInfo, writeRunInfo } from './cli/data-dir-files.ts';
+import { FlashService } from './flash/service.ts';
 import { NbdServer } from './nbd/server.ts';
 import { startReplication } from './replication/runtime.ts';
 import { dataDirPaths } from './data-dir.ts';
@@ -70,6 +71,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       nbdSocket: runInfo.nbdSocket,
       certificateFingerprint: tls.fingerprint,
     });
+    // Flash copy resumes before replication starts and before any host write arrives.
+    const flash = new FlashService({ engine, logger: logger.child({ component: 'flash' }) });
+    flash.start();
+    undo.push(() => flash.close());
     const replication = await startReplication({
       engine,
       identity,
@@ -79,6 +84,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       apiAddress: () => runInfo.apiAddress,
       link: options.link,
       logger,
+      flash,
     });
     undo.push(() => replication.close());
     runInfo.linkAddress = replication.linkAddress;
@@ -86,7 +92,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       host: options.api.host,
       port: options.api.port,
       tls,
-      deps: { engine, authority: tls.authority, agentInfo: info, replication },
+      deps: { engine, authority: tls.authority, agentInfo: info, replication, flash },
       logger: logger.child({ component: 'api' }),
     });
     undo.push(() => api.close());
@@ -120,6 +126,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         await nbd.close().catch((error: unknown) => logger.error({ err: error }, 'closing NBD failed'));
         await api.close().catch((error: unknown) => logger.error({ err: error }, 'closing the API failed'));
         await replication.close().catch((error: unknown) => logger.error({ err: error }, 'closing replication failed'));
+        await flash.close().catch((error: unknown) => logger.error({ err: error }, 'closing flash copy failed'));
         try {
           engine.catalog.recordEvent(agentEventTypes.agentStopped, 'info', identity.site, `agent ${identity.site} stopped`);
         } catch (error) {

@@ -11,6 +11,7 @@ import {
 } from '@tandem/contract';
 import type { AgentIdentity } from '../data-dir.ts';
 import type { ExportCatalog } from '../storage/block-device.ts';
+import type { FlashService } from '../flash/service.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { Authority } from '../tls/authority.ts';
 import { certificateFingerprint } from '../tls/fingerprint.ts';
@@ -46,6 +47,8 @@ export async function startReplication(options: {
   apiAddress: () => string;
   link: { host: string; port: number };
   logger: Logger;
+  /** Flash copy: a second tap source of the splitter (and where mirror hooks are installed). */
+  flash?: FlashService;
 }): Promise<ReplicationRuntime> {
   const { engine, identity, logger } = options;
   const credentials = await PeerRegistry.linkCredentials(options.tlsDir, options.authority, options.serverTls);
@@ -85,7 +88,7 @@ export async function startReplication(options: {
     service,
     peers,
     clusters,
-    exports: splitterExports(engine.exports, [service]),
+    exports: splitterExports(engine.exports, options.flash ? [options.flash, service] : [service]),
     linkAddress,
     async pairWith(apiAddress, token, fingerprint) {
       const { body, serverCertificate } = await postAccept(apiAddress, ourRequest(token));
