@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ProblemError, type SessionType } from '@tandem/contract';
+import { RunningCopySets } from './running-copy-sets.ts';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 
@@ -43,8 +44,11 @@ export class CopySets {
     if (service.localSite(session) !== 'h1') {
       throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s H1 site, where it was defined`);
     }
-    if (session.state !== 'defined') {
-      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; copy sets are added while defined`);
+    if (session.state !== 'defined' && !RunningCopySets.handles(session)) {
+      throw new ProblemError(
+        'invalid-state',
+        `session ${session.name} is ${session.state}; copy sets are added while it is defined, preparing, prepared or suspended`,
+      );
     }
     const local = service.engine.getVolume(h1Volume);
     for (const pair of service.pairs.values()) {
@@ -69,6 +73,8 @@ export class CopySets {
       targetChangedBitmap: null,
       createdAt: new Date().toISOString(),
     };
+    // A session that was started tracks and copies the new copy set at once, leaving the others as they are.
+    if (session.state !== 'defined') return service.running.add(session, pair);
     await service.link(session).call('pair.put', { pair: { ...pair, localVolume: h2Volume, localSite: 'h2' } });
     service.store.savePair(pair);
     service.pairs.set(pair.id, pair);
@@ -80,11 +86,15 @@ export class CopySets {
   async removePair(sessionName: string, h1Volume: string): Promise<void> {
     const service = this.service;
     const session = service.session(sessionName);
-    if (session.state !== 'defined') {
-      throw new ProblemError('invalid-state', `terminate session ${session.name} before removing copy sets`);
+    if (session.state !== 'defined' && !RunningCopySets.handles(session)) {
+      throw new ProblemError(
+        'invalid-state',
+        `session ${session.name} is ${session.state}; copy sets are removed while it is defined, preparing, prepared or suspended`,
+      );
     }
     const pair = service.pairsOf(session).find((p) => p.h1Volume === h1Volume);
     if (!pair) throw new ProblemError('not-found', `${h1Volume} is not in session ${session.name}`);
+    if (session.state !== 'defined') return service.running.remove(session, pair);
     await service.link(session).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
     this.forgetPair(pair);
   }
@@ -99,6 +109,14 @@ export class CopySets {
     service.store.deletePair(pair.id);
     service.pairs.delete(pair.id);
     service.refreshTaps();
+    const session = service.sessions.get(pair.sessionId);
+    service.engine.catalog.recordEvent(
+      'pair.removed',
+      'info',
+      session?.name ?? pair.sessionId,
+      `copy set ${pair.h1Volume} -> ${pair.h2Volume} removed from session ${session?.name ?? pair.sessionId}; ${pair.localVolume} is no longer mirrored`,
+      { pair: pair.id, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume, sessionState: session?.state ?? null },
+    );
   }
 
   /** Makes a session record the other site sent (session.put). */

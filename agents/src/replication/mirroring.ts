@@ -78,6 +78,8 @@ export class Mirroring {
 
   checkPrepared(session: SessionRecord): void {
     if (session.state !== 'preparing') return;
+    // Copy sets added while the session ran join first (see running-copy-sets.ts).
+    if (this.service.running.settle(session)) return;
     const all = this.service.pairsOf(session).every((pair) => {
       const source = this.sources.get(pair.id);
       return source && source.mirroring && !source.isResyncing;
@@ -90,6 +92,8 @@ export class Mirroring {
     if (session.type === 'snapshot-shipping') return this.service.shipping.run(session);
     const engine = this.service.engine;
     const mode = session.type === 'semi-sync' ? 'semi-sync' : session.type === 'async' ? 'async' : 'sync';
+    // A resume or resync copies every copy set as one: copy sets that were joining are plain members again.
+    this.service.running.forgetJoining(session);
     const sources = this.service.pairsOf(session).map((pair) => this.ensureSource(session, pair));
     if (mode === 'async') {
       const shipper = this.shipperFor(session, sources);
@@ -127,7 +131,8 @@ export class Mirroring {
     if (!shipper) {
       shipper = new ConsistencyGroupShipper(session.id, this.service.link(session), {
         onApplied: (group) => {
-          for (const source of sources) source.groupApplied(group.tracks.get(source.record.id) ?? new Set());
+          // The session's copy sets now (one may have been added or removed since the shipper was made).
+          for (const pair of this.service.pairsOf(session)) this.sources.get(pair.id)?.groupApplied(group.tracks.get(pair.id) ?? new Set());
         },
         onFailure: (error) => void this.suspendForError(session, sources[0], error),
       });

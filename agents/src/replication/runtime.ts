@@ -19,6 +19,7 @@ import { ClusterManager } from './clusters/manager.ts';
 import { PeerLinkServer } from './link/peer-link.ts';
 import { PeerRegistry } from './peers.ts';
 import { ReplicationService } from './service.ts';
+import { installFlashMirror } from './flash-mirror.ts';
 import { splitterExports } from './splitter.ts';
 import { consumePairingToken } from '../tls/pairing.ts';
 
@@ -66,6 +67,8 @@ export async function startReplication(options: {
   peers.onChange((records) => server.updatePeers(records));
   const bound = await server.listen(options.link.host, options.link.port);
   const linkAddress = `${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`;
+  // Flash copy of mirrored volumes: marks, preserve mirror, coordinated points in time (flash.mirror).
+  if (options.flash) installFlashMirror(service, options.flash);
   service.start();
   const clusters = await ClusterManager.open({
     service,

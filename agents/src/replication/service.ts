@@ -17,6 +17,7 @@ import { problemMessage, type PairSource } from './pair-source.ts';
 import type { PeerRegistry } from './peers.ts';
 import { SessionActions } from './session-actions.ts';
 import { SessionFailback } from './session-failback.ts';
+import { RunningCopySets } from './running-copy-sets.ts';
 import { SessionReports } from './session-reports.ts';
 import { SessionStore, type PairRecord, type SessionRecord } from './session-store.ts';
 import { SessionVerifier } from './session-verify.ts';
@@ -61,6 +62,8 @@ export class ReplicationService implements TapSource {
   readonly failback: SessionFailback;
   readonly verifier: SessionVerifier;
   readonly reports: SessionReports;
+  /** Copy sets added to or removed from sessions that were started. */
+  readonly running: RunningCopySets;
 
   constructor(
     readonly engine: StorageEngine,
@@ -79,6 +82,7 @@ export class ReplicationService implements TapSource {
     this.failback = new SessionFailback(this);
     this.verifier = new SessionVerifier(this);
     this.reports = new SessionReports(this);
+    this.running = new RunningCopySets(this);
     this.target = new TargetHandlers(this);
     this.applier = new GroupApplier(
       engine,

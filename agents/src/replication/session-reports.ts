@@ -55,10 +55,12 @@ export class SessionReports {
       const time = this.service.isSource(session)
         ? this.service.mirroring.shippers.get(session.id)?.lastApplied?.time
         : this.appliedTimes.get(session.id);
-      if (time !== undefined && session.state === 'prepared') return new Date(time).toISOString();
+      // Copy sets still joining are not members yet: the time covers the members (see running-copy-sets.ts).
+      const members = session.state === 'prepared' || this.service.running.onlyJoining(session);
+      if (time !== undefined && members) return new Date(time).toISOString();
       return session.consistencyTime;
     }
-    return session.state === 'prepared' ? new Date().toISOString() : session.consistencyTime;
+    return session.state === 'prepared' || this.service.running.onlyJoining(session) ? new Date().toISOString() : session.consistencyTime;
   }
 
   private pairInfo(session: SessionRecord, pair: PairRecord): PairInfo {

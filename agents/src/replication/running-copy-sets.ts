@@ -1,0 +1,256 @@
+import { ProblemError } from '@tandem/contract';
+import { VolumeDevice } from '../storage/volume-device.ts';
+import { problemMessage, type MirrorMode, type PairSource } from './pair-source.ts';
+import type { ReplicationService } from './service.ts';
+import type { PairRecord, SessionRecord } from './session-store.ts';
+
+/** States in which copy sets are added to and removed from a session that was started. */
+const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing', 'prepared', 'suspended']);
+/** How long a removal waits for the copy set's changes in flight (mirrored writes, queued groups) to settle. */
+const DRAIN_TIMEOUT_MS = 60_000;
+
+/**
+ * Adding and removing copy sets while a session runs, without disturbing
+ * the other copy sets.
+ *
+ * An added copy set is tracked from the moment it is added (its out-of-sync
+ * bitmap marks every allocated track, then every host write) and copied to
+ * the target, which trims its volume first. While it copies it is *joining*:
+ * not yet a member of the session's consistency group. The session is
+ * Preparing, its consistency time covers the member copy sets only (the
+ * joining one shows `syncing`), and it is Prepared again once the copy set
+ * is duplex. In an async session the joining copy set mirrors synchronously
+ * until duplex and then joins the consistency groups (PairSource.joinGroups),
+ * so no group the target applies claims an image of a volume that is still
+ * being copied. A snapshot-shipping session ships the new copy set's whole
+ * image in its next cycle, cut at one instant with the others.
+ *
+ * A removed copy set stops mirroring (host writes only mark it), its changes
+ * in flight settle, the other site forgets it (dropping its taps and
+ * bitmaps there), then this site does. The other copy sets are not touched.
+ */
+export class RunningCopySets {
+  /** Copy sets added to a running session whose initial copy is not done (not members of the consistency group yet). */
+  readonly joining = new Set<string>();
+  private readonly joiningNow = new Set<string>();
+
+  constructor(private readonly service: ReplicationService) {}
+
+  /** True when copy sets of a session in this state are added and removed by this class (not while defined). */
+  static handles(session: SessionRecord): boolean {
+    return RUNNING_STATES.has(session.state);
+  }
+
+  private checkSource(session: SessionRecord, what: string): void {
+    if (!RUNNING_STATES.has(session.state)) {
+      throw new ProblemError(
+        'invalid-state',
+        `session ${session.name} is ${session.state}; copy sets are ${what} while it is defined, preparing, prepared or suspended`,
+      );
+    }
+    if (!this.service.isSource(session)) {
+      throw new ProblemError('invalid-state', `session ${session.name} runs from the other site now (${session.direction}); copy sets change at its source`);
+    }
+  }
+
+  private modeOf(session: SessionRecord): MirrorMode {
+    // An async copy set copies synchronously until it joins the consistency groups.
+    return session.type === 'semi-sync' ? 'semi-sync' : session.type === 'snapshot-shipping' ? 'snapshot-shipping' : 'sync';
+  }
+
+  /** Adds a copy set to a session that was started (the caller checked names and sizes). */
+  async add(session: SessionRecord, pair: PairRecord): Promise<PairRecord> {
+    const service = this.service;
+    const engine = service.engine;
+    this.checkSource(session, 'added');
+    // The other site adopts it first: its volume refuses host writes and is trimmed (the copy skips unallocated tracks).
+    await service
+      .link(session)
+      .call('pair.attach', { session: session.id, pair: { ...pair, localVolume: pair.h2Volume, localSite: 'h2' } }, null, {
+        waitForLinkMs: 5000,
+        timeoutMs: 120_000,
+      });
+    // Tracked from now: a clear bitmap and the tap first, then every allocated track is marked.
+    pair.outOfSyncBitmap = await engine.bitmaps.create(engine.volumeId(pair.localVolume), 'clear');
+    service.store.savePair(pair);
+    service.pairs.set(pair.id, pair);
+    const running = session.state === 'preparing' || session.state === 'prepared';
+    if (running && session.type !== 'snapshot-shipping') this.joining.add(pair.id);
+    const source = service.mirroring.ensureSource(session, pair);
+    service.refreshTaps();
+    // Host writes that chose their taps before the refresh hold the volume's range lock until their local write is done.
+    const device = engine.device(pair.localVolume);
+    if (device instanceof VolumeDevice) (await device.lock.acquireAll())();
+    let offset = 0;
+    for (const run of device.allocationMap(0, device.sizeBytes)) {
+      if (run.allocated) {
+        const first = Math.floor(offset / device.trackSize);
+        const end = Math.ceil((offset + run.length) / device.trackSize);
+        await engine.bitmaps.set(pair.outOfSyncBitmap, first, end - first);
+      }
+      offset += run.length;
+    }
+    const marked = engine.bitmaps.view(pair.outOfSyncBitmap).setCount;
+    engine.catalog.recordEvent(
+      'pair.added',
+      'info',
+      session.name,
+      `copy set ${pair.h1Volume} -> ${pair.h2Volume} added to ${session.type} session ${session.name} (${session.state}); ${marked} allocated track(s) to copy`,
+      { pair: pair.id, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume, sessionState: session.state, markedTracks: marked },
+    );
+    if (!running) return pair; // suspended: host writes only mark; resume copies it with the others
+    if (session.type !== 'snapshot-shipping' && session.state === 'prepared') {
+      service.setState(session, 'preparing', { detail: `copy set ${pair.h1Volume} -> ${pair.h2Volume} joining: initial copy` });
+    }
+    if (session.type === 'async') source.shipper = null;
+    source.startMirroring(this.modeOf(session));
+    service.refreshTaps();
+    // Snapshot shipping: the next cycle ships its marked tracks with the others'.
+    // Once its copy is done (the resync settled) it joins: see `settle`.
+    if (session.type !== 'snapshot-shipping') void source.resync().then(() => service.mirroring.checkPrepared(session));
+    return pair;
+  }
+
+  /**
+   * Called when a copy set of the session reached duplex: joining copy sets
+   * that are duplex join now. True while some copy set of the session is
+   * still joining (the session is not Prepared yet).
+   */
+  settle(session: SessionRecord): boolean {
+    let pending = false;
+    for (const pair of this.service.pairsOf(session)) {
+      if (!this.joining.has(pair.id)) continue;
+      pending = true;
+      const source = this.service.sourceOf(pair);
+      if (source?.mirroring && !source.isResyncing && !this.joiningNow.has(pair.id)) void this.join(session, pair, source);
+    }
+    return pending;
+  }
+
+  private async join(session: SessionRecord, pair: PairRecord, source: PairSource): Promise<void> {
+    this.joiningNow.add(pair.id);
+    try {
+      if (session.type === 'async') {
+        const shipper = this.service.mirroring.shippers.get(session.id);
+        if (!shipper || !source.mirroring) return;
+        await source.joinGroups(shipper);
+      }
+      if (!this.joining.delete(pair.id)) return;
+      this.service.engine.catalog.recordEvent(
+        'pair.joined',
+        'info',
+        session.name,
+        `copy set ${pair.h1Volume} -> ${pair.h2Volume} finished its initial copy and joined session ${session.name}'s consistency group`,
+        { pair: pair.id, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume },
+      );
+    } catch (error) {
+      this.service.logger.warn({ pair: pair.id, error: problemMessage(error) }, 'copy set could not join');
+    } finally {
+      this.joiningNow.delete(pair.id);
+    }
+    this.service.mirroring.checkPrepared(session);
+  }
+
+  /** A resume or resync runs every copy set of the session as one: nothing is joining any more. */
+  forgetJoining(session: SessionRecord): void {
+    for (const pair of this.service.pairsOf(session)) this.joining.delete(pair.id);
+  }
+
+  /** The session is Preparing only because copy sets are joining; every member copy set is duplex. */
+  onlyJoining(session: SessionRecord): boolean {
+    if (session.state !== 'preparing') return false;
+    let joining = false;
+    for (const pair of this.service.pairsOf(session)) {
+      if (this.joining.has(pair.id)) {
+        joining = true;
+        continue;
+      }
+      const source = this.service.sourceOf(pair);
+      if (this.service.isSource(session) && (!source?.mirroring || source.isResyncing)) return false;
+    }
+    return joining;
+  }
+
+  /** Removes a copy set from a session that was started; the other copy sets keep mirroring. */
+  async remove(session: SessionRecord, pair: PairRecord): Promise<void> {
+    const service = this.service;
+    this.checkSource(session, 'removed');
+    if (service.pairsOf(session).length === 1) {
+      throw new ProblemError(
+        'invalid-state',
+        `${pair.h1Volume} is the last copy set of session ${session.name}, which is ${session.state}; terminate the session first (or add another copy set)`,
+      );
+    }
+    const link = service.link(session);
+    try {
+      await link.ready(5000);
+    } catch (error) {
+      throw new ProblemError('link-down', `the other site must learn of the removal and cannot be reached: ${problemMessage(error)}`);
+    }
+    const source = service.sourceOf(pair);
+    const mirroring = source?.mirroring ?? false;
+    const mode = source?.mode;
+    const shipping = session.type === 'snapshot-shipping' && mirroring;
+    // A shipping cycle in progress may carry its tracks: cycles stop until it is gone (the marks of the others stay).
+    if (shipping) await service.shipping.stop(session);
+    const restore = () => {
+      if (!source || !mirroring || !RUNNING_STATES.has(session.state) || session.state === 'suspended') return;
+      source.startMirroring(mode!);
+      if (shipping) service.shipping.run(session);
+      else void source.resync().then(() => service.mirroring.checkPrepared(session));
+    };
+    try {
+      // From here host writes only mark it; its mirrored writes and queued groups settle.
+      await source?.stopMirroring('being removed from the session');
+      if (source) await this.drain(session, pair, source);
+      await link.call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 });
+    } catch (error) {
+      restore();
+      throw error;
+    }
+    this.joining.delete(pair.id);
+    // Its tap, bitmaps and record go here too (the event `pair.removed` is recorded at both sites).
+    service.copySets.forgetPair(pair);
+    if (shipping && RUNNING_STATES.has(session.state) && session.state !== 'suspended') service.shipping.run(session);
+    service.mirroring.checkPrepared(session);
+  }
+
+  /** Waits until nothing of the copy set is in flight: host changes, resync copies, changes queued in consistency groups. */
+  private async drain(session: SessionRecord, pair: PairRecord, source: PairSource): Promise<void> {
+    const shipper = this.service.mirroring.shippers.get(session.id);
+    const bitmap = pair.outOfSyncBitmap;
+    const busy = () => {
+      if (bitmap === null) return false;
+      const view = this.service.engine.bitmaps.view(bitmap);
+      // Changes in flight and queued changes keep their tracks marked.
+      for (let track = view.nextSet(0); track >= 0; track = view.nextSet(track + 1)) {
+        if (source.isBusy(track) || shipper?.isPending(pair.id, track)) return true;
+      }
+      return false;
+    };
+    const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+    while (busy()) {
+      if (Date.now() > deadline) throw new ProblemError('timeout', `changes of ${pair.h1Volume} are still in flight to the other site`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  /** At the target: adopts a copy set added to a running session; its volume refuses host writes and starts from zeroes. */
+  async attach(sessionId: string, record: PairRecord): Promise<void> {
+    const service = this.service;
+    const session = service.session(sessionId);
+    if (!RUNNING_STATES.has(session.state) || service.isSource(session)) {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; it takes no copy set now`);
+    }
+    service.copySets.adoptPair(record);
+    const device = service.engine.device(record.localVolume);
+    await device.trim(0, device.sizeBytes);
+    service.engine.catalog.recordEvent(
+      'pair.added',
+      'info',
+      session.name,
+      `copy set ${record.h1Volume} -> ${record.h2Volume} added to running session ${session.name} by the other site; ${record.localVolume} is its target`,
+      { pair: record.id, h1Volume: record.h1Volume, h2Volume: record.h2Volume },
+    );
+  }
+}

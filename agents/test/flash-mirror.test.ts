@@ -1,0 +1,276 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { EstablishFlashRequestSchema, type SessionType } from '@tandem/contract';
+import { FlashService } from '../src/flash/service.ts';
+import { installFlashMirror, type FlashMirror } from '../src/replication/flash-mirror.ts';
+import { splitterExports } from '../src/replication/splitter.ts';
+import type { BlockDevice, ExportCatalog } from '../src/storage/block-device.ts';
+import { readAll, startTwoSites, waitFor, type Site, type TwoSites } from './helpers/replication-sites.ts';
+import { SLOTS, StampedWriter, type Stamp } from './helpers/stamped-writer.ts';
+
+const MiB = 1024 * 1024;
+const TRACK = 65536;
+
+/** A site with flash copy: the FlashService, its mirror interplay, and host exports through both taps. */
+interface FlashSite {
+  site: Site;
+  flash: FlashService;
+  mirror: FlashMirror;
+  exports: ExportCatalog;
+}
+
+let sites: TwoSites | null = null;
+const flashes: FlashService[] = [];
+afterEach(async () => {
+  for (const flash of flashes.splice(0)) await flash.close();
+  await sites?.close();
+  sites = null;
+});
+
+function withFlash(site: Site): FlashSite {
+  const flash = new FlashService({ engine: site.engine, logger: pino({ level: 'silent' }) });
+  flash.start();
+  flashes.push(flash);
+  const mirror = installFlashMirror(site.replication.service, flash);
+  return { site, flash, mirror, exports: splitterExports(site.engine.exports, [flash, site.replication.service]) };
+}
+
+async function flashSites(): Promise<{ s: TwoSites; h1: FlashSite; h2: FlashSite }> {
+  sites = await startTwoSites();
+  return { s: sites, h1: withFlash(sites.h1), h2: withFlash(sites.h2) };
+}
+
+/** Writes random data over tracks [first, first+count) in 1 MiB pieces. */
+async function fill(device: BlockDevice, firstTrack: number, count: number): Promise<void> {
+  const end = (firstTrack + count) * TRACK;
+  for (let offset = firstTrack * TRACK; offset < end; offset += MiB) await device.write(offset, randomBytes(Math.min(MiB, end - offset)));
+}
+
+async function mirrored(
+  h1: FlashSite,
+  type: SessionType,
+  pairs: Array<[string, string]>,
+): Promise<void> {
+  const service = h1.site.replication.service;
+  await service.createSession('m', type, 'beta');
+  for (const [local, remote] of pairs) await service.addPair('m', local, remote);
+  await service.act('m', 'start');
+  await waitFor(() => service.session('m').state === 'prepared', 180_000, 'prepared');
+  await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'nothing out of sync');
+}
+
+async function same(a: Site, aVolume: string, b: Site, bVolume: string): Promise<boolean> {
+  return (await readAll(a, aVolume)).equals(await readAll(b, bVolume));
+}
+
+function establish(flash: FlashService, request: Record<string, unknown>) {
+  return flash.establish(EstablishFlashRequestSchema.parse(request));
+}
+
+describe('flash copy onto mirrored primaries', () => {
+  it('preserve mirror: a 256 MiB flash on a sync mirrored pair ships almost nothing, both sites end identical, and a lost withdraw still ends right', async () => {
+    const { s, h1, h2 } = await flashSites();
+    for (const [site, names] of [
+      [s.h1, ['src', 'tgt']],
+      [s.h2, ['src2', 'tgt2']],
+    ] as const) {
+      for (const name of names) await site.engine.createVolume(name, 256 * MiB);
+    }
+    // The source holds 192 MiB, the target 64 MiB of other data: the flash changes every one of its 4096 tracks.
+    await fill(h1.exports.openExport('src'), 0, 3072);
+    await fill(h1.exports.openExport('tgt'), 3072, 1024);
+    await mirrored(h1, 'sync', [
+      ['src', 'src2'],
+      ['tgt', 'tgt2'],
+    ]);
+    const service = s.h1.replication.service;
+
+    const before = s.proxy.forwarded.up;
+    const info = await establish(h1.flash, { name: 'pm', pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, backgroundCopy: false });
+    expect(info.pairs[0].mirror).toBe('preserved');
+    // The secondary made the same flash itself: the session never left duplex and nothing is marked.
+    expect(service.session('m').state).toBe('prepared');
+    await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 10_000, 'marks cleared');
+    const shipped = s.proxy.forwarded.up - before;
+    console.log(`preserve mirror: 256 MiB flash (4096 changed tracks) sent ${shipped} bytes over the link`);
+    expect(shipped).toBeLessThan(256 * 1024);
+    expect(service.session('m').state).toBe('prepared');
+    expect(h2.flash.get('pm').pairs.map((pair) => [pair.source, pair.target])).toEqual([['src2', 'tgt2']]);
+    expect(await same(s.h1, 'tgt', s.h1, 'src')).toBe(true);
+    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
+    expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
+
+    // Host writes after the flash: the source's do not reach the targets, the target's are mirrored.
+    await h1.exports.openExport('src').write(5 * TRACK, randomBytes(TRACK));
+    await h1.exports.openExport('tgt').write(7 * TRACK + 512, randomBytes(4096));
+    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
+    expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
+
+    // A withdraw whose command to the secondary is lost: it changes no content, so both sites stay right.
+    h2.mirror.faults.lose.add('withdraw');
+    const withdrawn = await h1.flash.withdraw('pm', { finishCopy: false });
+    await waitFor(() => h1.mirror.unconfirmedWithdraws === 1, 10_000, 'the withdraw is retried');
+    expect(h2.flash.get('pm').state).not.toBe(withdrawn.state);
+    await h1.exports.openExport('src').write(9 * TRACK, randomBytes(TRACK));
+    await h1.exports.openExport('tgt').write(11 * TRACK, randomBytes(2 * TRACK));
+    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
+    expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
+    // Once it gets through the secondary drops its relationship too.
+    h2.mirror.faults.lose.clear();
+    await waitFor(() => h1.mirror.unconfirmedWithdraws === 0 && h2.flash.get('pm').state === withdrawn.state, 20_000, 'withdrawn at the secondary');
+    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
+    expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
+    expect(service.session('m').state).toBe('prepared');
+  }, 400_000);
+
+  it('without preserve mirror the target tracks are marked out-of-sync and shipped: bytes on the link are the changed tracks', async () => {
+    const { s, h1 } = await flashSites();
+    for (const [site, names] of [
+      [s.h1, ['src', 'tgt']],
+      [s.h2, ['src2', 'tgt2']],
+    ] as const) {
+      for (const name of names) await site.engine.createVolume(name, 256 * MiB);
+    }
+    await fill(h1.exports.openExport('src'), 0, 3072);
+    await fill(h1.exports.openExport('tgt'), 3072, 1024);
+    await mirrored(h1, 'sync', [
+      ['src', 'src2'],
+      ['tgt', 'tgt2'],
+    ]);
+    const service = s.h1.replication.service;
+    const before = s.proxy.forwarded.up;
+    const info = await establish(h1.flash, { name: 'plain', pairs: [{ source: 'src', target: 'tgt' }], backgroundCopy: false });
+    expect(info.pairs[0].mirror).toBe('shipped');
+    await waitFor(() => service.session('m').state === 'prepared', 120_000, 'prepared again');
+    await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'shipped');
+    const shipped = s.proxy.forwarded.up - before;
+    // 3072 tracks take the source's data (a trim suffices for the 1024 that become zeroes).
+    const changedData = 3072 * TRACK;
+    console.log(`no preserve: 256 MiB flash (3072 tracks of data, 1024 to zeroes) sent ${shipped} bytes over the link`);
+    expect(shipped).toBeGreaterThanOrEqual(changedData);
+    expect(shipped).toBeLessThan(changedData * 1.03 + MiB);
+    expect(await same(s.h1, 'tgt', s.h1, 'src')).toBe(true);
+    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
+    expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
+  }, 400_000);
+
+  it('a lost or refused request to the secondary ships the marked tracks, and a secondary volume cannot be flashed behind the mirror', async () => {
+    const { s, h1, h2 } = await flashSites();
+    for (const [site, names] of [
+      [s.h1, ['src', 'tgt']],
+      [s.h2, ['src2', 'tgt2', 'other']],
+    ] as const) {
+      for (const name of names) await site.engine.createVolume(name, 16 * MiB);
+    }
+    await fill(h1.exports.openExport('src'), 0, 200);
+    await mirrored(h1, 'sync', [
+      ['src', 'src2'],
+      ['tgt', 'tgt2'],
+    ]);
+    const service = s.h1.replication.service;
+
+    // An administrator at the secondary may not flash onto a volume the mirror owns.
+    await expect(establish(h2.flash, { name: 'behind', pairs: [{ source: 'other', target: 'tgt2' }] })).rejects.toMatchObject({ problem: 'invalid-state' });
+
+    // Lost on the way: the marks stay and the resync ships them.
+    h2.mirror.faults.lose.add('perform');
+    const lost = await establish(h1.flash, { name: 'one', pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, backgroundCopy: false });
+    expect(lost.pairs[0].mirror).toBe('shipped');
+    h2.mirror.faults.lose.clear();
+    await waitFor(() => service.session('m').state === 'prepared', 60_000, 'prepared again');
+    await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'shipped');
+    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
+    expect(() => h2.flash.get('one')).toThrow();
+    await h1.flash.withdraw('one', { finishCopy: false });
+
+    // Refused: the secondary already has a flash session of that name.
+    await establish(h2.flash, { name: 'two', pairs: [{ source: 'src2', target: 'other' }] });
+    await h1.exports.openExport('src').write(3 * TRACK, randomBytes(TRACK));
+    const refused = await establish(h1.flash, { name: 'two', pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, backgroundCopy: false });
+    expect(refused.pairs[0].mirror).toBe('shipped');
+    await waitFor(() => service.session('m').state === 'prepared', 60_000, 'prepared again');
+    await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'shipped');
+    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
+    expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
+  }, 200_000);
+
+  for (const type of ['sync', 'async'] as const) {
+    it(`coordinated point in time (${type}): the secondary's flash targets equal the primary's, a consistent cut of dependent writes`, async () => {
+      const { s, h1, h2 } = await flashSites();
+      for (const [site, names] of [
+        [s.h1, ['a', 'b', 'ta', 'tb']],
+        [s.h2, ['a2', 'b2', 'ra', 'rb']],
+      ] as const) {
+        for (const name of names) await site.engine.createVolume(name, 16 * MiB);
+      }
+      await fill(h1.exports.openExport('a'), 100, 20);
+      await mirrored(h1, type, [
+        ['a', 'a2'],
+        ['b', 'b2'],
+      ]);
+      // Dependent writes: stamp i goes to a, then (after a's acknowledgement) to b; one track apart so holds matter.
+      const writer = new StampedWriter(TRACK);
+      writer.start({ a: h1.exports.openExport('a'), b: h1.exports.openExport('b') });
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const requested = Date.now();
+      const info = await establish(h1.flash, {
+        name: 'pit',
+        coordinated: true,
+        backgroundCopy: false,
+        pairs: [
+          { source: 'a', target: 'ta', remoteTarget: 'ra' },
+          { source: 'b', target: 'tb', remoteTarget: 'rb' },
+        ],
+      });
+      const answered = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await writer.stop();
+      expect(info.pairs.map((pair) => pair.remoteTarget)).toEqual(['ra', 'rb']);
+      expect(writer.writes.length).toBeGreaterThan(20);
+
+      const local = { a: await writer.stampsOf(s.h1.engine.device('ta')), b: await writer.stampsOf(s.h1.engine.device('tb')) };
+      const remote = { a: await writer.stampsOf(s.h2.engine.device('ra')), b: await writer.stampsOf(s.h2.engine.device('rb')) };
+      // The primary's targets hold one cut of the dependent writes, taken while the command ran.
+      const cut = prefixBetween(writer.writes, requested, answered, local.a, local.b);
+      expect(cut, 'the primary flash targets hold a prefix of the writes').not.toBeNull();
+      expect(cut!).toBeGreaterThan(0);
+      expect(cut!).toBeLessThan(writer.writes.length);
+      // The secondary took exactly that point of the mirror stream.
+      expect(remote).toEqual(local);
+      expect(await same(s.h1, 'ta', s.h2, 'ra')).toBe(true);
+      expect(await same(s.h1, 'tb', s.h2, 'rb')).toBe(true);
+      expect(h2.flash.get('pit').pairs.map((pair) => [pair.source, pair.target])).toEqual([
+        ['a2', 'ra'],
+        ['b2', 'rb'],
+      ]);
+      // Mirroring went on: the secondaries catch up with the sources.
+      const service = s.h1.replication.service;
+      await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'caught up');
+      await waitFor(() => service.session('m').state === 'prepared', 30_000, 'prepared');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await same(s.h1, 'a', s.h2, 'a2')).toBe(true);
+      expect(await same(s.h1, 'b', s.h2, 'b2')).toBe(true);
+    }, 200_000);
+  }
+});
+
+/**
+ * The number of writes whose image the stamps show, when that image is the
+ * result of a prefix of the log cut at some instant in [from, to]: every
+ * write acknowledged before `from` is in it, none issued after `to`.
+ */
+function prefixBetween(writes: Stamp[], from: number, to: number, stampsA: number[], stampsB: number[]): number | null {
+  const lowest = writes.filter((w) => w.ackedAt < from).length;
+  const highest = writes.filter((w) => w.issuedAt <= to).length;
+  const image = { a: new Array<number>(SLOTS).fill(0), b: new Array<number>(SLOTS).fill(0) };
+  for (const write of writes.slice(0, lowest)) image[write.volume][write.slot] = write.stamp;
+  for (let count = lowest; count <= highest; count++) {
+    if (count > lowest) {
+      const write = writes[count - 1];
+      image[write.volume][write.slot] = write.stamp;
+    }
+    if (image.a.every((v, i) => v === stampsA[i]) && image.b.every((v, i) => v === stampsB[i])) return count;
+  }
+  return null;
+}

@@ -1,0 +1,322 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readAll, startTwoSites, waitFor, type TwoSites } from './helpers/replication-sites.ts';
+import { StampedWriter } from './helpers/stamped-writer.ts';
+
+const TRACK = 65536;
+const MiB = 1024 * 1024;
+const BLOCK = 4096;
+
+let sites: TwoSites | null = null;
+afterEach(async () => {
+  await sites?.close();
+  sites = null;
+});
+
+/** The export as hosts see it: behind the splitter. */
+const host = (s: TwoSites, site: 'h1' | 'h2', volume: string) => s[site].replication.exports.openExport(volume);
+
+/** Random writes to a volume until stopped; counts them. */
+function writeLoop(s: TwoSites, volume: string, sizeBytes: number) {
+  let running = true;
+  let count = 0;
+  const done = (async () => {
+    while (running) {
+      const data = randomBytes(4096 + (count % 5) * 8192);
+      const offset = Math.floor(Math.random() * ((sizeBytes - data.length) / 512)) * 512;
+      await host(s, 'h1', volume).write(offset, data);
+      count++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  })();
+  return {
+    get count() {
+      return count;
+    },
+    async stop() {
+      running = false;
+      await done;
+    },
+  };
+}
+
+const eventsOf = (s: TwoSites, site: 'h1' | 'h2', type: string) =>
+  s[site].engine.catalog.listEvents(0, 5000).filter((event) => event.type === type);
+
+describe('copy sets added to and removed from running sessions', () => {
+  it('adds a copy set to a Prepared sync session under writes: it reaches duplex with identical bytes, the other never leaves duplex', async () => {
+    sites = await startTwoSites();
+    const s = sites;
+    const service = s.h1.replication.service;
+    for (const [site, names] of [
+      [s.h1, ['prod', 'prod2']],
+      [s.h2, ['copy', 'copy2']],
+    ] as const) {
+      for (const name of names) await site.engine.createVolume(name, 16 * MiB);
+    }
+    await service.createSession('s1', 'sync', 'beta');
+    await service.addPair('s1', 'prod', 'copy');
+    await service.act('s1', 'start');
+    await waitFor(() => service.session('s1').state === 'prepared', 20_000, 'prepared');
+
+    // The new primary holds data already (5 tracks); its secondary holds stale data the add must remove.
+    const early = randomBytes(5 * TRACK);
+    await host(s, 'h1', 'prod2').write(40 * TRACK, early);
+    await s.h2.engine.device('copy2').write(200 * TRACK, Buffer.alloc(TRACK, 7));
+    const sizeOf = (name: string) => s.h1.engine.getVolume(name).sizeBytes;
+    expect(sizeOf('prod2')).toBe(16 * MiB);
+
+    // Watch the existing pair the whole time: it must stay duplex with nothing out of sync.
+    const seen = { states: new Set<string>(), maxOutOfSync: 0, samples: 0, consistencyNull: 0 };
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const info = service.info(service.session('s1'));
+        const old = info.pairs.find((pair) => pair.h1Volume === 'prod')!;
+        seen.states.add(old.state);
+        seen.maxOutOfSync = Math.max(seen.maxOutOfSync, old.outOfSyncTracks);
+        if (info.consistencyTime === null) seen.consistencyNull++;
+        seen.samples++;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+    const oldWriter = writeLoop(s, 'prod', 16 * MiB);
+    // The new volume is written in its first 4 MiB only: the initial copy must skip the unallocated rest.
+    const newWriter = writeLoop(s, 'prod2', 4 * MiB);
+    await waitFor(() => oldWriter.count > 20 && newWriter.count > 20, 20_000, 'writers running');
+
+    await service.addPair('s1', 'prod2', 'copy2');
+    const added = service.info(service.session('s1'));
+    expect(added.pairs).toHaveLength(2);
+    expect(['preparing', 'prepared']).toContain(added.state);
+    await waitFor(
+      () => service.session('s1').state === 'prepared' && service.info(service.session('s1')).pairs.every((pair) => pair.state === 'duplex'),
+      30_000,
+      'prepared again with both pairs duplex',
+    );
+    const afterAdd = { old: oldWriter.count, new: newWriter.count };
+    // Writes keep mirroring to both pairs once the new one is duplex.
+    await waitFor(() => oldWriter.count > afterAdd.old + 20 && newWriter.count > afterAdd.new + 20, 20_000, 'more writes');
+    await Promise.all([oldWriter.stop(), newWriter.stop()]);
+    watching = false;
+    await watcher;
+
+    expect(seen.samples).toBeGreaterThan(20);
+    expect([...seen.states], 'the existing pair never left duplex').toEqual(['duplex']);
+    expect(seen.maxOutOfSync, 'the existing pair never had a track out of sync').toBe(0);
+    expect(seen.consistencyNull, 'the members stayed consistent: the consistency time was never withdrawn').toBe(0);
+    expect((await readAll(s.h1, 'prod')).equals(await readAll(s.h2, 'copy'))).toBe(true);
+    expect((await readAll(s.h1, 'prod2')).equals(await readAll(s.h2, 'copy2'))).toBe(true);
+    // The secondary of the new pair refuses host writes like the other one.
+    await expect(host(s, 'h2', 'copy2').write(0, Buffer.alloc(512))).rejects.toMatchObject({ problem: 'read-only' });
+    const addedEvents = eventsOf(s, 'h1', 'pair.added').filter((event) => event.message.includes('prod2'));
+    // The initial copy marked the allocated tracks (the first 64 and tracks 40..44), not the 256 of the volume.
+    const marked = Number(addedEvents[0].data?.markedTracks);
+    expect(marked).toBeGreaterThanOrEqual(5);
+    expect(marked).toBeLessThanOrEqual(64);
+    expect(addedEvents.some((event) => /prepared/.test(event.message))).toBe(true);
+    expect(eventsOf(s, 'h2', 'pair.added').some((event) => event.message.includes('copy2'))).toBe(true);
+    expect(eventsOf(s, 'h1', 'pair.joined').some((event) => event.message.includes('prod2'))).toBe(true);
+    // Both sites know the pair.
+    expect(s.h2.replication.service.info(s.h2.replication.service.session('s1')).pairs.map((pair) => pair.h2Volume).sort()).toEqual([
+      'copy',
+      'copy2',
+    ]);
+  }, 120_000);
+
+  it('adds a copy set to a Prepared async session: it copies, then joins the consistency groups; the image stays consistent', async () => {
+    sites = await startTwoSites();
+    const s = sites;
+    const service = s.h1.replication.service;
+    for (const [site, names] of [
+      [s.h1, ['a', 'b', 'c', 'n']],
+      [s.h2, ['a2', 'b2', 'c2', 'n2']],
+    ] as const) {
+      for (const name of names) await site.engine.createVolume(name, 16 * MiB);
+    }
+    await host(s, 'h1', 'n').write(3 * MiB, randomBytes(MiB));
+    await service.createSession('cg', 'async', 'beta');
+    for (const name of ['a', 'b', 'c']) await service.addPair('cg', name, `${name}2`);
+    await service.act('cg', 'start');
+    await waitFor(() => service.session('cg').state === 'prepared', 30_000, 'prepared');
+
+    // Dependent writes across members a and b, and across member c and the new volume n.
+    const members = new StampedWriter(BLOCK);
+    members.start({ a: host(s, 'h1', 'a'), b: host(s, 'h1', 'b') });
+    const joining = new StampedWriter(BLOCK);
+    joining.start({ a: host(s, 'h1', 'c'), b: host(s, 'h1', 'n') });
+    await waitFor(() => members.writes.length > 50 && joining.writes.length > 50, 20_000, 'writes');
+    await service.addPair('cg', 'n', 'n2');
+
+    // The secondary, frozen between applies, is a prefix image at the reported time: of a and b always,
+    // of c and n once n joined the consistency groups (its image is never claimed before).
+    const sessionAtH2 = s.h2.replication.service.session('cg');
+    const device = (name: string) => s.h2.engine.device(name);
+    let samples = 0;
+    let joinedSamples = 0;
+    let joinedAt = 0;
+    let preparedAt = 0;
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      if (!joinedAt) {
+        const joined = eventsOf(s, 'h1', 'pair.joined').find((event) => event.message.includes('n -> n2'));
+        if (joined) joinedAt = Date.parse(joined.time);
+      }
+      const release = await s.h2.replication.service.applier.freeze(sessionAtH2.id);
+      try {
+        const reported = s.h2.replication.service.consistencyTime(sessionAtH2);
+        if (!reported) continue;
+        const cut = Date.parse(reported);
+        const check = async (writer: StampedWriter, a: string, b: string) => {
+          const [stampsA, stampsB] = await Promise.all([writer.stampsOf(device(a)), writer.stampsOf(device(b))]);
+          const { match, lowest, highest } = writer.matchesCut(cut, stampsA, stampsB);
+          expect(match, `${a}+${b} at ${reported} is the primary's image after ${lowest}..${highest} writes`).toBe(true);
+        };
+        await check(members, 'a2', 'b2');
+        samples++;
+        if (joinedAt && cut > joinedAt) {
+          await check(joining, 'c2', 'n2');
+          joinedSamples++;
+        }
+      } finally {
+        release();
+      }
+      if (service.session('cg').state === 'prepared' && !preparedAt) preparedAt = Date.now();
+      if (preparedAt && joinedSamples >= 10) break;
+    }
+    expect(joinedAt, 'n joined the consistency groups').toBeGreaterThan(0);
+    expect(preparedAt, 'prepared again after the new copy set joined').toBeGreaterThan(0);
+    expect(samples).toBeGreaterThan(5);
+    expect(joinedSamples).toBeGreaterThanOrEqual(10);
+    await Promise.all([members.stop(), joining.stop()]);
+    const last = Date.now();
+    await waitFor(() => Date.parse(service.consistencyTime(service.session('cg')) ?? '0') > last, 15_000, 'caught up');
+    for (const name of ['a', 'b', 'c', 'n']) {
+      expect((await readAll(s.h1, name)).equals(await readAll(s.h2, `${name}2`)), `${name} = ${name}2`).toBe(true);
+    }
+    await waitFor(() => service.info(service.session('cg')).pairs.every((pair) => pair.outOfSyncTracks === 0), 10_000, 'marks cleared');
+  }, 120_000);
+
+  it('removes a copy set from a running async session under writes: the others stay consistent, the removed one is no longer mirrored', async () => {
+    sites = await startTwoSites();
+    const s = sites;
+    const service = s.h1.replication.service;
+    for (const [site, names] of [
+      [s.h1, ['a', 'b', 'c']],
+      [s.h2, ['a2', 'b2', 'c2']],
+    ] as const) {
+      for (const name of names) await site.engine.createVolume(name, 16 * MiB);
+    }
+    await service.createSession('cg', 'async', 'beta');
+    await service.addPair('cg', 'a', 'a2');
+    await service.addPair('cg', 'b', 'b2');
+    await service.addPair('cg', 'c', 'c2');
+    await service.act('cg', 'start');
+    await waitFor(() => service.session('cg').state === 'prepared', 30_000, 'prepared');
+    const removed = service.pairsOf(service.session('cg')).find((pair) => pair.h1Volume === 'c')!;
+    const removedAtH2 = s.h2.replication.service.pairsOf(s.h2.replication.service.session('cg')).find((pair) => pair.h2Volume === 'c2')!;
+    const bitmapAtH1 = removed.outOfSyncBitmap!;
+
+    const writer = new StampedWriter(BLOCK);
+    writer.start({ a: host(s, 'h1', 'a'), b: host(s, 'h1', 'b') });
+    const cWriter = writeLoop(s, 'c', 16 * MiB);
+    const sessionAtH2 = s.h2.replication.service.session('cg');
+    const sample = async () => {
+      const release = await s.h2.replication.service.applier.freeze(sessionAtH2.id);
+      try {
+        const reported = s.h2.replication.service.consistencyTime(sessionAtH2);
+        if (!reported) return false;
+        const [stampsA, stampsB] = await Promise.all([writer.stampsOf(s.h2.engine.device('a2')), writer.stampsOf(s.h2.engine.device('b2'))]);
+        const { match, lowest, highest } = writer.matchesCut(Date.parse(reported), stampsA, stampsB);
+        expect(match, `secondary at ${reported} is the primary's image after ${lowest}..${highest} writes`).toBe(true);
+        return true;
+      } finally {
+        release();
+      }
+    };
+    await waitFor(() => writer.writes.length > 50 && cWriter.count > 50, 20_000, 'writes');
+    let sampling = true;
+    let samples = 0;
+    const sampler = (async () => {
+      while (sampling) {
+        if (await sample()) samples++;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+
+    await waitFor(() => samples >= 5, 20_000, 'samples before the removal');
+    await service.removePair('cg', 'c');
+    const samplesAtRemoval = samples;
+    await cWriter.stop();
+    // Never mirrored again: a write after the removal stays at the primary.
+    const marker = Buffer.alloc(TRACK, 0x5a);
+    await host(s, 'h1', 'c').write(7 * TRACK, marker);
+    const writesAtRemoval = writer.writes.length;
+    await waitFor(() => writer.writes.length > writesAtRemoval + 100 && samples >= samplesAtRemoval + 5, 20_000, 'writes and samples after the removal');
+    sampling = false;
+    await sampler;
+    await writer.stop();
+
+    expect(service.session('cg').state).toBe('prepared');
+    const info = service.info(service.session('cg'));
+    expect(info.pairs.map((pair) => pair.h1Volume).sort()).toEqual(['a', 'b']);
+    expect(info.pairs.every((pair) => pair.state === 'duplex')).toBe(true);
+    const last = Date.now();
+    await waitFor(() => Date.parse(service.consistencyTime(service.session('cg')) ?? '0') > last, 15_000, 'caught up');
+    expect((await readAll(s.h1, 'a')).equals(await readAll(s.h2, 'a2'))).toBe(true);
+    expect((await readAll(s.h1, 'b')).equals(await readAll(s.h2, 'b2'))).toBe(true);
+    const there = Buffer.alloc(TRACK);
+    await s.h2.engine.device('c2').readInto(7 * TRACK, there);
+    expect(there.equals(marker), 'the write after removal did not reach the secondary').toBe(false);
+
+    // Both sites forgot it: records, bitmaps, taps (c2 takes host writes again), events.
+    expect(s.h2.replication.service.pairsOf(sessionAtH2).map((pair) => pair.h2Volume).sort()).toEqual(['a2', 'b2']);
+    await waitFor(() => {
+      try {
+        s.h1.engine.bitmaps.view(bitmapAtH1);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 5000, 'bitmap dropped at h1');
+    expect(removedAtH2.outOfSyncBitmap).toBeNull();
+    await host(s, 'h2', 'c2').write(0, Buffer.alloc(512, 1));
+    expect(eventsOf(s, 'h1', 'pair.removed').some((event) => event.message.includes('c -> c2'))).toBe(true);
+    expect(eventsOf(s, 'h2', 'pair.removed').some((event) => event.message.includes('c -> c2'))).toBe(true);
+  }, 120_000);
+
+  it('refuses bad input with stable problem codes and changes nothing', async () => {
+    sites = await startTwoSites();
+    const s = sites;
+    const service = s.h1.replication.service;
+    await s.h1.engine.createVolume('p', 8 * MiB);
+    await s.h1.engine.createVolume('q', 8 * MiB);
+    await s.h1.engine.createVolume('big', 16 * MiB);
+    await s.h2.engine.createVolume('p2', 8 * MiB);
+    await s.h2.engine.createVolume('q2', 8 * MiB);
+    await service.createSession('s', 'sync', 'beta');
+    await service.createSession('other', 'sync', 'beta');
+    await service.addPair('s', 'p', 'p2');
+    await service.act('s', 'start');
+    await waitFor(() => service.session('s').state === 'prepared', 20_000, 'prepared');
+
+    await expect(service.addPair('s', 'missing', 'q2')).rejects.toMatchObject({ problem: 'not-found' });
+    await expect(service.addPair('s', 'q', 'missing2')).rejects.toMatchObject({ problem: 'not-found' });
+    await expect(service.addPair('s', 'big', 'q2')).rejects.toMatchObject({ problem: 'invalid-size' });
+    await expect(service.addPair('s', 'p', 'q2')).rejects.toMatchObject({ problem: 'volume-busy' });
+    // q2 is the secondary of a copy set of another session: the other site refuses it.
+    await service.addPair('other', 'q', 'q2');
+    await s.h1.engine.createVolume('r', 8 * MiB);
+    await expect(service.addPair('s', 'r', 'q2')).rejects.toMatchObject({ problem: 'volume-busy' });
+    await expect(service.removePair('s', 'p')).rejects.toMatchObject({ problem: 'invalid-state' });
+    await expect(service.removePair('s', 'q')).rejects.toMatchObject({ problem: 'not-found' });
+
+    const info = service.info(service.session('s'));
+    expect(info.state).toBe('prepared');
+    expect(info.pairs.map((pair) => pair.h1Volume)).toEqual(['p']);
+    expect(s.h2.replication.service.pairsOf(s.h2.replication.service.session('s'))).toHaveLength(1);
+    // A rejected add left no tap behind: r is not mirrored or tracked.
+    expect(service.tapsFor('r')).toHaveLength(0);
+  }, 60_000);
+});
