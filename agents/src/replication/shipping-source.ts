@@ -78,8 +78,29 @@ export class SnapshotShipper {
     private readonly link: PeerLinkClient,
     private readonly sources: () => PairSource[],
     private readonly hooks: ShippingHooks,
-    readonly intervalMs: number = DEFAULT_SHIP_INTERVAL_MS,
+    private interval: number = DEFAULT_SHIP_INTERVAL_MS,
   ) {}
+
+  /** Time between cycles, ms. */
+  get intervalMs(): number {
+    return this.interval;
+  }
+
+  /** Changes the time between cycles; a running shipper counts the new interval from now. */
+  setIntervalMs(intervalMs: number): void {
+    this.interval = intervalMs;
+    if (!this.timer) return;
+    clearInterval(this.timer);
+    this.timer = null;
+    this.startTimer();
+  }
+
+  private startTimer(): void {
+    this.timer = setInterval(() => {
+      if (!this.running) void this.shipNow().catch(() => {});
+    }, this.interval);
+    this.timer.unref();
+  }
 
   get active(): boolean {
     return !this.stopped;
@@ -90,12 +111,7 @@ export class SnapshotShipper {
     this.stopped = false;
     this.removeLeftovers();
     void this.shipNow().catch(() => {});
-    if (!this.timer) {
-      this.timer = setInterval(() => {
-        if (!this.running) void this.shipNow().catch(() => {});
-      }, this.intervalMs);
-      this.timer.unref();
-    }
+    if (!this.timer) this.startTimer();
   }
 
   /** Stops cycling; a cycle in progress is abandoned at its next step (its marks stay). */
