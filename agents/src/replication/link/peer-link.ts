@@ -183,8 +183,12 @@ export class PeerLinkClient extends EventEmitter {
     };
     socket.once('error', fail);
     socket.once('close', () => fail(new Error('connection closed during the handshake')));
+    // A handshake that never completes (a black-holed path) must not hold the link down forever.
+    socket.setTimeout(DEAD_AFTER_MS, () => fail(new Error(`no TLS handshake in ${DEAD_AFTER_MS} ms`)));
     socket.once('secureConnect', () => {
       settled = true;
+      socket.setTimeout(0);
+      socket.removeAllListeners('timeout');
       socket.removeAllListeners('error');
       socket.removeAllListeners('close');
       this.backoffMs = 100;
