@@ -9,6 +9,7 @@ import path from 'node:path';
  *   pool/extent-N.dat  extent files holding track data
  *   meta/checkpoint    binary metadata checkpoint (VTTs, refcounts)
  *   meta/wal-N.log     metadata write-ahead log segments
+ *   meta/activity-log  regions of out-of-sync bitmaps with writes in progress (storage/activity-log.ts)
  *   tls/               CA, API server certificate, local admin client certificate
  *   mds/NAME.log       master data set of cluster NAME (clusters/mds-store.ts)
  *   run.json           written by a running agent: pid and listening addresses

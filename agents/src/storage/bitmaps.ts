@@ -1,4 +1,5 @@
 import { ProblemError } from '@tandem/contract';
+import { ActivityLog, activityLogOptions, type ActivityLogOptions } from './activity-log.ts';
 import type { MetadataJournal } from './journal.ts';
 import { bitIsSet, CHUNK_TRACKS, NO_EXTENT, type BitmapMeta } from './metadata.ts';
 import { RecordType } from './wal.ts';
@@ -23,6 +24,10 @@ export interface BitmapView {
 export class TrackBitmaps {
   private readonly journal: MetadataJournal;
   private nextId = 1;
+  /** Regions where `cover`ed bits may not be durable yet (see activity-log.ts); null until opened. */
+  activity: ActivityLog | null = null;
+  /** What the activity log held at open: regions and the tracks they added to the bitmaps. */
+  activityRecovery = { regions: 0, markedTracks: 0 };
 
   constructor(journal: MetadataJournal) {
     this.journal = journal;
@@ -85,6 +90,61 @@ export class TrackBitmaps {
       }
     }
     return Promise.resolve();
+  }
+
+  /**
+   * Sets bits for host writes about to start: at once in memory, durable
+   * with a later commit. Settles when a crash can no longer lose them: their
+   * regions are durably in the activity log (at once when they already
+   * are), so a restart counts those regions' tracks as set. Costs no I/O for
+   * a region written recently.
+   */
+  cover(id: number, track: number, count: number): Promise<void> {
+    const bitmap = this.meta(id);
+    for (let t = track; t < track + count; t++) {
+      if (!bitIsSet(bitmap, t)) {
+        this.journal.log({ type: RecordType.SetBits, bitmap: id, track, count });
+        break;
+      }
+    }
+    // Covered even when the bits were set already: they may still wait for their commit.
+    return this.activity?.cover(id, track, track + count) ?? this.journal.commit();
+  }
+
+  /**
+   * Opens the activity log in `metaDir`. Every track of the regions it
+   * holds may differ (writes were going on there when the agent stopped):
+   * their bits are set and committed before the log is emptied, and before
+   * anyone reads a bitmap.
+   */
+  async openActivityLog(metaDir: string, options?: ActivityLogOptions): Promise<void> {
+    const previous = await ActivityLog.read(metaDir);
+    let marked = 0;
+    for (const { bitmap: id, region } of previous.regions) {
+      const bitmap = this.journal.state.bitmaps.get(id);
+      if (!bitmap) continue; // deleted since
+      const first = region * previous.regionTracks;
+      const count = Math.min(previous.regionTracks, this.journal.state.volume(bitmap.volume).trackCount - first);
+      if (count <= 0) continue;
+      const before = bitmap.setCount;
+      this.journal.log({ type: RecordType.SetBits, bitmap: id, track: first, count });
+      marked += bitmap.setCount - before; // applied to this same object
+    }
+    if (previous.regions.length > 0) await this.journal.commit();
+    this.activity = await ActivityLog.open(metaDir, previous, options ?? activityLogOptions(this.journal.state.trackSize), () =>
+      this.journal.commit(),
+    );
+    this.activityRecovery = { regions: previous.regions.length, markedTracks: marked };
+  }
+
+  /** Clean shutdown of the activity log: bits committed, log emptied. */
+  async closeActivityLog(): Promise<void> {
+    await this.activity?.close();
+  }
+
+  /** For crash tests: drop the activity log as `kill -9` would. */
+  async abandonActivityLog(): Promise<void> {
+    await this.activity?.abandon();
   }
 
   /** Clears bits (durable with a later commit). */

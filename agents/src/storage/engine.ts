@@ -76,6 +76,8 @@ export class StorageEngine implements Engine {
     const engine = new StorageEngine(paths, identity, journal, catalog);
     await engine.reconcile();
     await engine.codes.load(paths.meta, (id) => journal.state.volumes.has(id));
+    // Before anything reads a bitmap: tracks of regions active at a crash count as out-of-sync.
+    await engine.bitmaps.openActivityLog(paths.meta);
     return engine;
   }
 
@@ -500,6 +502,7 @@ export class StorageEngine implements Engine {
 
   async close(): Promise<void> {
     if (this.usageTimer) clearTimeout(this.usageTimer);
+    await this.bitmaps.closeActivityLog();
     await this.journal.close();
     await this.codes.save(this.paths.meta);
     this.catalog.close();
@@ -509,6 +512,7 @@ export class StorageEngine implements Engine {
   async abandonForCrashTest(keepWalBytes = 0): Promise<void> {
     if (this.usageTimer) clearTimeout(this.usageTimer);
     this.usageTimer = null;
+    await this.bitmaps.abandonActivityLog();
     await this.journal.abandon(keepWalBytes);
     this.catalog.close();
   }
