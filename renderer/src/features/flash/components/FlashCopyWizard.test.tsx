@@ -81,6 +81,7 @@ describe('FlashCopyWizard', () => {
     expect(within(dialog).getByLabelText(/^Preserve mirror/)).toBeDisabled();
 
     // A second pair for the consistent group: its target list excludes what the group already uses.
+    fireEvent.click(button(dialog, 'Add another pair…'));
     fireEvent.change(within(dialog).getByLabelText('Another source'), { target: { value: 'logs' } });
     expect(options(within(dialog).getByLabelText('Its target'))).toEqual(['', 'logs-pit']);
     fireEvent.change(within(dialog).getByLabelText('Its target'), { target: { value: 'logs-pit' } });

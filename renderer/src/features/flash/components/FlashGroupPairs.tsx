@@ -22,6 +22,7 @@ export function FlashGroupPairs({
   extra: FlashPairRequest[];
   onChange: (extra: FlashPairRequest[]) => void;
 }) {
+  const [adding, setAdding] = useState(false);
   const [source, setSource] = useState('');
   const [target, setTarget] = useState('');
   const sources = sourceChoices(volumes, group);
@@ -46,23 +47,37 @@ export function FlashGroupPairs({
           )}
         </Group>
       ))}
-      <Group align="flex-start" grow>
-        <NativeSelect
-          label="Another source"
-          data={[{ value: '', label: sources.length ? 'choose a volume' : 'no volume left' }, ...sources.map((volume) => ({ value: volume.name, label: volumeLabel(volume) }))]}
-          value={source}
-          onChange={(event) => {
-            setSource(event.currentTarget.value);
-            setTarget('');
-          }}
-        />
-        <FlashTargetPicker source={chosenSource} choices={choices} target={target} onChange={setTarget} label="Its target" />
-      </Group>
-      <Group>
-        <Button size="xs" variant="light" disabled={!chosenSource || !choices.offered.some((volume) => volume.name === target)} onClick={add}>
-          Add pair to the group
-        </Button>
-      </Group>
+      {!adding && (
+        <Group>
+          <Button size="xs" variant="default" onClick={() => setAdding(true)}>
+            Add another pair…
+          </Button>
+        </Group>
+      )}
+      {adding && (
+        <Group align="flex-start" grow>
+          <NativeSelect
+            label="Another source"
+            data={[{ value: '', label: sources.length ? 'choose a volume' : 'no volume left' }, ...sources.map((volume) => ({ value: volume.name, label: volumeLabel(volume) }))]}
+            value={source}
+            onChange={(event) => {
+              setSource(event.currentTarget.value);
+              setTarget('');
+            }}
+          />
+          <FlashTargetPicker source={chosenSource} choices={choices} target={target} onChange={setTarget} label="Its target" />
+        </Group>
+      )}
+      {adding && (
+        <Group>
+          <Button size="xs" variant="light" disabled={!chosenSource || !choices.offered.some((volume) => volume.name === target)} onClick={add}>
+            Add pair to the group
+          </Button>
+          <Button size="xs" variant="subtle" onClick={() => setAdding(false)}>
+            Done adding
+          </Button>
+        </Group>
+      )}
     </Stack>
   );
 }

@@ -19,21 +19,23 @@ export function FlashSessionCard({ entry }: { entry: SiteFlashSession }) {
             <Badge variant="light" color="teal">
               flash copy
             </Badge>
-            <Badge variant="outline" color="gray">
+            <Badge variant="outline" color="gray" tt="none">
               at {siteName}
             </Badge>
             {session.pairs.length > 1 && (
-              <Badge variant="outline" color="gray">
+              <Badge variant="outline" color="gray" tt="none">
                 consistent group of {session.pairs.length}
               </Badge>
             )}
           </Group>
-          <Button size="xs" variant="subtle" onClick={() => setMapOpen((open) => !open)} aria-expanded={mapOpen}>
-            {mapOpen ? 'Hide copied tracks' : 'Show copied tracks'}
-          </Button>
+          {!session.withdrawnAt && (
+            <Button size="xs" variant="subtle" onClick={() => setMapOpen((open) => !open)} aria-expanded={mapOpen}>
+              {mapOpen ? 'Hide copied tracks' : 'Show copied tracks'}
+            </Button>
+          )}
         </Group>
         <FlashSessionView siteId={siteId} session={session} />
-        {mapOpen && pair && (
+        {mapOpen && pair && !session.withdrawnAt && (
           <Stack gap="xs">
             {session.pairs.length > 1 && (
               <NativeSelect

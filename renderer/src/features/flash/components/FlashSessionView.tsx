@@ -43,7 +43,7 @@ export function FlashSessionView({ siteId, session }: { siteId: string; session:
       <Group gap="xs">
         <FlashStateBadge state={session.state} testId="flash-state" />
         {session.withdrawnAt && (
-          <Badge color="gray" variant="outline" data-testid="flash-withdrawn">
+          <Badge color="gray" variant="outline" tt="none" data-testid="flash-withdrawn">
             withdrawn {formatTime(session.withdrawnAt)}
           </Badge>
         )}

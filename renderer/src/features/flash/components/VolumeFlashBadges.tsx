@@ -8,7 +8,7 @@ export function VolumeFlashBadges({ roles }: { roles: VolumeFlashRole[] | undefi
     <Group gap={4} wrap="nowrap">
       {roles.map((role) => (
         <Tooltip key={`${role.session}/${role.pair.id}/${role.role}`} label={`flash session ${role.session}: ${flashStateLook[role.pair.state].label}, ${Math.floor(role.pair.percent)} % copied`}>
-          <Badge size="xs" variant="light" color={role.role === 'source' ? 'teal' : 'orange'} data-testid={`flash-role-${role.role}`}>
+          <Badge size="xs" variant="light" tt="none" color={role.role === 'source' ? 'teal' : 'orange'} data-testid={`flash-role-${role.role}`}>
             {role.role === 'source' ? `flash source → ${role.other}` : `flash target ← ${role.other}`}
           </Badge>
         </Tooltip>

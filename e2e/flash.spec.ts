@@ -1,0 +1,175 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { initAgent, pairingToken, startAgent, type RunningAgent } from '../scripts/lib/agents.mjs';
+import { consoleApi, startConsoleBackend, type RunningConsoleBackend } from '../scripts/lib/backend.mjs';
+import { ConsolePage } from './pages/console-page.ts';
+import { FlashPage } from './pages/flash-page.ts';
+import { SessionsPage } from './pages/sessions-page.ts';
+import { expect, screenshot, test } from './support/fixtures.ts';
+
+const execFileAsync = promisify(execFile);
+const mib = 1024 * 1024;
+
+/** Writes through the agent's NBD export with qemu-io, as an application host would. */
+async function qemuIo(agent: RunningAgent, volume: string, ...commands: string[]): Promise<void> {
+  await execFileAsync('qemu-io', ['-f', 'raw', ...commands.flatMap((command) => ['-c', command]), `nbd://${agent.nbdAddress}/${volume}`], { timeout: 60_000 });
+}
+
+/** Reads a whole volume through NBD into a file (what a backup host would do). */
+async function readVolume(agent: RunningAgent, volume: string, file: string): Promise<void> {
+  await execFileAsync('nbdcopy', [`nbd://${agent.nbdAddress}/${volume}`, file], { timeout: 60_000 });
+}
+
+/** `qemu-img compare` of a file and a volume read through NBD: true when every byte is equal. */
+async function sameBytes(file: string, agent: RunningAgent, volume: string): Promise<boolean> {
+  try {
+    await execFileAsync('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', file, `nbd://${agent.nbdAddress}/${volume}`], { timeout: 60_000 });
+    return true;
+  } catch (error) {
+    // Exit 1: the images differ; anything else is a failure of the check itself.
+    if ((error as { code?: number }).code === 1) return false;
+    throw error;
+  }
+}
+
+const session = 'e2e-flash';
+
+/**
+ * Flash copy from the console against a real agent: a volume written over
+ * NBD is flashed onto another through the wizard with a background copy,
+ * written again at once (copy-on-write), and the target ends up with
+ * exactly the source's point-in-time bytes. The spec has its own agent:
+ * flash sessions and volumes would surprise the shared world's specs.
+ */
+test.describe.serial('flash copy: wizard, background copy, point-in-time bytes, reverse and withdraw', () => {
+  let dir: string;
+  let agent: RunningAgent;
+  let backend: RunningConsoleBackend;
+  let pointInTime: string;
+
+  test.beforeAll(async () => {
+    test.setTimeout(120_000);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'tandem-e2e-flash-'));
+    await initAgent({ dataDir: path.join(dir, 'agent'), site: 'primary' });
+    agent = await startAgent({ dataDir: path.join(dir, 'agent') });
+    backend = await startConsoleBackend({ configDir: path.join(dir, 'console') });
+    const { token, certificateFingerprint } = await pairingToken(agent.dataDir);
+    const { id: siteId } = (await consoleApi(backend, 'POST', '/api/sites', { address: agent.apiAddress, token, expectedFingerprint: certificateFingerprint })) as { id: string };
+    // 64 MiB = 1024 tracks of 64 KiB; a volume of another size must not be offered as the target.
+    for (const [name, size] of [
+      ['fc-db', 64 * mib],
+      ['fc-db-pit', 64 * mib],
+      ['fc-small', 32 * mib],
+    ] as const) {
+      await consoleApi(backend, 'POST', `/api/sites/${siteId}/volumes`, { name, sizeBytes: size });
+    }
+    // 20 MiB of source data in three regions, and old data on the target that the flash copy must replace.
+    await qemuIo(agent, 'fc-db', 'write -P 0xaa 0 8M', 'write -P 0x5c 40M 11M', 'write -P 0x11 63M 1M', 'flush');
+    await qemuIo(agent, 'fc-db-pit', 'write -P 0xee 0 16M', 'flush');
+    pointInTime = path.join(dir, 'fc-db-point-in-time.raw');
+    await readVolume(agent, 'fc-db', pointInTime);
+  });
+
+  test.afterAll(async () => {
+    await backend?.stop();
+    await agent?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('the wizard flashes fc-db onto fc-db-pit with a background copy; the copy reaches 100 % and the target holds the point-in-time bytes', async ({ page }, testInfo) => {
+    test.setTimeout(180_000);
+    const tandem = new ConsolePage(page, backend);
+    const flash = new FlashPage(page);
+    await tandem.open();
+    await tandem.openSite('primary');
+    await flash.openFromVolume('fc-db');
+
+    // Started from the volume: the source is chosen; only a compatible target is offered.
+    await expect(flash.targetSelect).toBeVisible();
+    expect(await flash.offeredTargets()).toEqual(['fc-db-pit']);
+    await expect(flash.wizard.getByTestId('flash-target-refused')).toContainText('fc-small (32 MiB, not 64 MiB)');
+    await flash.targetSelect.selectOption('fc-db-pit');
+    const warning = flash.wizard.getByTestId('flash-target-warning');
+    await expect(warning).toContainText('The data on fc-db-pit will be replaced');
+    await expect(warning).toContainText('fc-db-pit holds 16 MiB of data now; it will be gone.');
+    await screenshot(page, testInfo, 'flash-wizard-target');
+
+    await flash.next();
+    // A slow background copy (4 MiB/s for 20 MiB of data) so the copy is seen running.
+    await flash.setOptions({ name: session, rateMiBps: 4 });
+    await screenshot(page, testInfo, 'flash-wizard-options');
+    await flash.next();
+    await expect(flash.wizard.getByTestId('flash-review')).toContainText(`Flash copy ${session} at primary, 1 pair at one point in time`);
+    await expect(flash.wizard.getByTestId('flash-review')).toContainText('Background copy at up to 4 MiB/s');
+    await expect(flash.wizard.getByTestId('flash-review-warning')).toContainText('Replaces all data on fc-db-pit');
+    await screenshot(page, testInfo, 'flash-wizard-review');
+    await flash.wizard.getByRole('button', { name: 'Establish flash copy' }).click();
+
+    // Usable at once: while the copy runs, new writes at the source must not reach the target (copy-on-write).
+    await expect(flash.progress).toBeVisible();
+    await qemuIo(agent, 'fc-db', 'write -P 0x77 0 1M', 'write -P 0x77 63M 1M', 'flush');
+    await expect(flash.progress.getByTestId('flash-state')).toHaveText('Copying');
+    await expect(flash.progress.getByTestId('flash-rate')).toContainText(/[\d.]+ (KiB|MiB)\/s/, { timeout: 30_000 });
+    await expect(flash.progress.getByTestId('flash-eta')).toContainText(/\d+(\.\d)? s|min/);
+    await screenshot(page, testInfo, 'flash-progress-copying');
+
+    await expect(flash.progress.getByTestId('flash-percent')).toHaveText('100 %', { timeout: 90_000 });
+    await expect(flash.progress.getByTestId('flash-state')).toHaveText('Idle / copied');
+    await expect(flash.progress.getByTestId('flash-eta')).toHaveText('done');
+    await expect(flash.progress.getByTestId('flash-pair-fc-db-pit')).toContainText('100 % · 1,024 / 1,024 tracks');
+    await expect(flash.progress.getByTestId('flash-track-totals')).toHaveAttribute('data-copied', '1024');
+    await expect(flash.progress.getByTestId('flash-track-totals')).toHaveAttribute('data-not-copied', '0');
+    await screenshot(page, testInfo, 'flash-progress-done');
+
+    // The bytes: the target is the source as it was at establish; the source has moved on.
+    expect(await sameBytes(pointInTime, agent, 'fc-db-pit')).toBe(true);
+    expect(await sameBytes(pointInTime, agent, 'fc-db')).toBe(false);
+
+    // The volume screen shows the relationship on both volumes.
+    await flash.wizard.getByRole('button', { name: 'Close' }).click();
+    await expect(tandem.volumes.row('fc-db').getByTestId('flash-role-source')).toHaveText('flash source → fc-db-pit');
+    await expect(tandem.volumes.row('fc-db-pit').getByTestId('flash-role-target')).toHaveText('flash target ← fc-db');
+    await tandem.volumes.openTrackMap('fc-db-pit');
+    await expect(page.getByTestId('volume-flash')).toContainText('fc-db-pit is the target of fc-db');
+    await expect(page.getByTestId('volume-flash').getByTestId('flash-track-totals')).toHaveAttribute('data-copied', '1024');
+    // No tooltip of a hovered badge over the picture.
+    await page.mouse.move(1, 790);
+    await screenshot(page, testInfo, 'flash-volume-target');
+  });
+
+  test('on the Sessions screen: reverse restore puts the point-in-time image back on fc-db; withdraw and forget end the relationship', async ({ page }, testInfo) => {
+    test.setTimeout(180_000);
+    const tandem = new ConsolePage(page, backend);
+    const flash = new FlashPage(page);
+    const sessions = new SessionsPage(page);
+    await tandem.open();
+    await sessions.open();
+    const card = flash.card(session);
+    await expect(card.getByTestId('flash-state')).toHaveText('Idle / copied');
+    await expect(card).toContainText('at primary');
+
+    const reverse = await flash.action(card, 'Reverse restore');
+    await expect(reverse.getByTestId('flash-action-consequence')).toContainText('Reverse restore overwrites source fc-db with the point-in-time image in fc-db-pit');
+    await expect(reverse.getByRole('button', { name: 'Reverse restore', exact: true })).toBeDisabled();
+    await screenshot(page, testInfo, 'flash-reverse-confirm');
+    await flash.confirm(reverse, 'Reverse restore');
+    // The restored source reads the image at once (the copy back may still run underneath).
+    await expect.poll(() => sameBytes(pointInTime, agent, 'fc-db'), { timeout: 60_000 }).toBe(true);
+    await expect(card.getByTestId('flash-state')).toHaveText(/Copying|Idle \/ copied/);
+
+    const withdraw = await flash.action(card, 'Withdraw');
+    await expect(withdraw.getByTestId('flash-action-consequence')).toContainText('Withdraw ends the relationship fc-db → fc-db-pit');
+    await flash.confirm(withdraw, 'Withdraw');
+    await expect(card.getByTestId('flash-withdrawn')).toBeVisible({ timeout: 60_000 });
+    await screenshot(page, testInfo, 'flash-withdrawn');
+    expect(await sameBytes(pointInTime, agent, 'fc-db-pit')).toBe(true);
+
+    const forget = await flash.action(card, 'Forget');
+    await flash.confirm(forget, 'Forget');
+    await expect(card).toHaveCount(0);
+    await expect(page.getByTestId('flash-empty')).toBeVisible();
+  });
+});
