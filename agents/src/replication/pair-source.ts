@@ -30,11 +30,17 @@ export interface PairSourceHooks {
  * resync of out-of-sync tracks.
  *
  * The out-of-sync bitmap covers every track that might differ. A host write
- * to a track whose bit is clear first sets it durably (an activity mark,
- * before the local write starts), so a crash of either site at any instant
- * leaves the bitmap covering every difference. Bits are cleared when a track
- * has been quiet for a while with nothing in flight, or when a resync copy
- * of it is acknowledged and no host write touched it meanwhile.
+ * sets its tracks' bits in memory (an activity mark where the bit was clear)
+ * and, before the local write starts, waits until their 4 MiB region is
+ * durably in the activity log (storage/activity-log.ts): no I/O when the
+ * region was written recently, one small synchronous write shared by
+ * concurrent writers when not. The bits themselves become durable with the
+ * next metadata commit; a region leaves the log only after that. A crash of
+ * either site at any instant thus leaves the bitmap, with every track of the
+ * regions in the log added at restart, covering every difference. Bits are
+ * cleared when a track has been quiet for a while with nothing in flight, or
+ * when a resync copy of it is acknowledged and no host write touched it
+ * meanwhile.
  *
  * A bit that was set for a real reason (written while suspended, found
  * differing by verify, a failed semi-sync write) stays a real mark when a
@@ -127,7 +133,8 @@ export class PairSource implements WriteTap {
         this.lastTouched.set(track, now);
       }
     }
-    const marked = this.engine.bitmaps.set(this.bitmap, span.first, span.end - span.first);
+    // Durable enough before the local write: the region is in the activity log (no I/O when it already is).
+    const marked = this.engine.bitmaps.cover(this.bitmap, span.first, span.end - span.first);
     if (this.mode === 'snapshot-shipping' && this.gate) return { beforeLocal: Promise.all([marked, this.gate]).then(() => {}) };
     if (this.joinGate) {
       // The path (sync send or consistency group) is chosen once the join is over.
