@@ -107,9 +107,12 @@ describe('two agents', () => {
     const resync = events.events.filter((e) => e.type === 'session.resync').at(-1)!;
     const synced = events.events.filter((e) => e.type === 'session.synced').at(-1)!;
     const marked = resync.data!.markedTracks;
-    // Only tracks of the 8 MiB region fio wrote can be marked (128 tracks of 64 KiB), never a full copy.
-    expect(marked).toBeGreaterThan(0);
-    expect(marked).toBeLessThanOrEqual(128);
+    // Marks cover whole 4 MiB regions of the activity log: after the crash every track of a region
+    // with writes in progress counts as out-of-sync. fio wrote 32..40 MiB, regions 8 and 9: all their
+    // 128 tracks (64 KiB) are marked. The 3 MiB write at 20 MiB (region 5, 64 tracks) may still have
+    // been in the log (a region leaves once idle about 5 s). Nothing else went through the mirror:
+    // never more, never a full copy.
+    expect([128, 192]).toContain(marked);
     expect(synced.data!.copiedTracks).toBe(marked);
     const after = await runCommand('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('copy')]);
     expect(after.out).toMatch(/Images are identical/);
