@@ -216,6 +216,18 @@ export class FlashMirror implements FlashMirrorHooks {
         }
       }
     }
+    if (Date.now() >= change.deadline) {
+      // The flash gave up waiting (its hold timeout): nothing changes here, so what the
+      // secondary did is undone by shipping the marked tracks and withdrawing there.
+      const agents = new Set(plan.marked.filter((planned) => planned.handling === 'preserved').map((planned) => planned.primary.agent));
+      if (change.coordinated && change.kind === 'establish') for (const pair of change.pairs) {
+        const primary = this.primaryOf(pair.source);
+        if (primary) agents.add(primary.agent);
+      }
+      if (change.kind === 'establish') for (const agent of agents) this.sendWithdraw(agent, change.session, 0);
+      void Promise.all(plan.settling).then(() => this.ship(plan.marked));
+      throw new ProblemError('timeout', `flash ${change.session}: the secondary answered after the hold timeout; nothing was changed here`);
+    }
     this.plans.set(change, plan);
     return handling;
   }
