@@ -83,6 +83,12 @@ export const PairInfoSchema = z.object({
   /** While syncing: share of the tracks to copy that are copied, 0..100. */
   syncedPercent: z.number().nullable(),
   etaSeconds: z.number().nullable(),
+  /**
+   * Multi-primary async sessions: the site whose agent holds the primary
+   * (H1) volume, when it is not the session's H1 site (the master). Absent
+   * for copy sets whose primary is the session's own H1 site.
+   */
+  primarySite: z.string().optional(),
 });
 export type PairInfo = z.infer<typeof PairInfoSchema>;
 
@@ -123,6 +129,14 @@ export type CreateSessionRequest = z.infer<typeof CreateSessionRequestSchema>;
 export const AddPairRequestSchema = z.object({
   h1Volume: VolumeNameSchema,
   h2Volume: VolumeNameSchema,
+  /**
+   * Multi-primary async sessions: the paired agent (site name or agent id)
+   * that owns `h1Volume`, when it is not this agent (the session's master).
+   * That agent must be paired with this one and with the session's
+   * secondary site. Only async sessions take such copy sets (`not-supported`
+   * otherwise).
+   */
+  primaryAgent: z.string().min(1).optional(),
 });
 export type AddPairRequest = z.infer<typeof AddPairRequestSchema>;
 

@@ -37,9 +37,16 @@ export class CopySets {
     return session;
   }
 
-  /** Adds a copy set: a local (H1) volume and a volume of the same size at the other site. */
-  async addPair(sessionName: string, h1Volume: string, h2Volume: string): Promise<PairRecord> {
+  /**
+   * Adds a copy set: a local (H1) volume and a volume of the same size at the
+   * other site. With `primaryAgent` naming another paired agent, the H1
+   * volume is that agent's (a multi-primary async session, see multi-primary.ts).
+   */
+  async addPair(sessionName: string, h1Volume: string, h2Volume: string, options: { primaryAgent?: string } = {}): Promise<PairRecord> {
     const service = this.service;
+    if (options.primaryAgent !== undefined && options.primaryAgent !== service.agentId && options.primaryAgent !== service.site) {
+      return service.multiPrimary.addMemberPair(sessionName, h1Volume, h2Volume, options.primaryAgent);
+    }
     const session = service.session(sessionName);
     if (service.localSite(session) !== 'h1') {
       throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s H1 site, where it was defined`);
@@ -93,6 +100,8 @@ export class CopySets {
       );
     }
     const pair = service.pairsOf(session).find((p) => p.h1Volume === h1Volume);
+    const memberPair = service.multiPrimary.memberPairs(session).find((p) => p.h1Volume === h1Volume);
+    if (!pair && memberPair) return service.multiPrimary.removeMemberPair(session, h1Volume, memberPair.primaryAgentId);
     if (!pair) throw new ProblemError('not-found', `${h1Volume} is not in session ${session.name}`);
     if (session.state !== 'defined') return service.running.remove(session, pair);
     await service.link(session).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});

@@ -43,6 +43,11 @@ export class Mirroring {
 
   /** A pair failed to reach the target: suspend every pair of the session (one consistency group), then acknowledge. */
   suspendForError(session: SessionRecord, pair: PairSource, error: Error): Promise<void> {
+    return this.suspendSession(session, `pair ${pair.record.h1Volume}: ${problemMessage(error)}`, error);
+  }
+
+  /** Suspends every pair of the session after a failure (`detail` says where), keeping out-of-sync marks. */
+  suspendSession(session: SessionRecord, detail: string, error: Error): Promise<void> {
     let pending = this.suspending.get(session.id);
     if (!pending) {
       pending = (async () => {
@@ -50,7 +55,7 @@ export class Mirroring {
         this.service.setState(session, 'suspending', { detail: reason }, false);
         await this.stopSource(session, reason);
         this.service.setState(session, 'suspended', {
-          detail: `pair ${pair.record.h1Volume}: ${reason}`,
+          detail,
           recoverable: true,
           consistencyTime: session.state === 'prepared' && session.type !== 'snapshot-shipping' ? new Date().toISOString() : session.consistencyTime,
         });
@@ -63,11 +68,14 @@ export class Mirroring {
 
   /** After a link failure, resume by itself once the link is back (the admin may suspend to stop it). */
   private watchForLink(session: SessionRecord): void {
-    const link = this.service.link(session);
+    const multi = this.service.multiPrimary;
+    // A multi-primary member is resumed by its master; the master waits for every member's link too.
+    if (multi.isMember(session)) return;
+    const links = multi.isMaster(session) ? multi.links(session) : [this.service.link(session)];
     const retry = async () => {
       if (session.state !== 'suspended' || !session.detail) return;
       try {
-        await link.ready(60_000);
+        await Promise.all(links.map((link) => link.ready(60_000)));
         if (session.state === 'suspended' && session.detail) await this.service.execute(session, 'resume', {});
       } catch {
         setTimeout(() => void retry(), 1000).unref();
@@ -78,6 +86,8 @@ export class Mirroring {
 
   checkPrepared(session: SessionRecord): void {
     if (session.state !== 'preparing') return;
+    // Multi-primary: prepared once every primary agent is duplex and a round after that is committed.
+    if (this.service.multiPrimary.isMaster(session)) return this.service.multiPrimary.checkPrepared(session);
     // Copy sets added while the session ran join first (see running-copy-sets.ts).
     if (this.service.running.settle(session)) return;
     const all = this.service.pairsOf(session).every((pair) => {
@@ -102,6 +112,15 @@ export class Mirroring {
     }
     for (const source of sources) source.startMirroring(mode);
     this.service.refreshTaps();
+    if (this.service.multiPrimary.isMaster(session)) {
+      try {
+        await this.service.multiPrimary.startRun(session);
+      } catch (error) {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        await this.suspendSession(session, `starting the primary agents: ${problemMessage(failure)}`, failure);
+        return;
+      }
+    }
     const marked = sources.reduce((sum, source) => sum + source.outOfSyncTracks, 0);
     engine.catalog.recordEvent('session.resync', 'info', session.name, `session ${session.name}: copying ${marked} marked track(s)`, {
       markedTracks: marked,
@@ -120,6 +139,7 @@ export class Mirroring {
 
   /** Stops mirroring at this site (the source), keeping out-of-sync marks. */
   async stopSource(session: SessionRecord, reason: string | null): Promise<void> {
+    if (this.service.multiPrimary.isMaster(session)) await this.service.multiPrimary.stopRun(session, reason);
     this.shippers.get(session.id)?.stop();
     await this.service.shipping.stop(session);
     await Promise.all(this.service.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(reason)));
@@ -129,13 +149,20 @@ export class Mirroring {
   private shipperFor(session: SessionRecord, sources: PairSource[]): ConsistencyGroupShipper {
     let shipper = this.shippers.get(session.id);
     if (!shipper) {
-      shipper = new ConsistencyGroupShipper(session.id, this.service.link(session), {
-        onApplied: (group) => {
-          // The session's copy sets now (one may have been added or removed since the shipper was made).
-          for (const pair of this.service.pairsOf(session)) this.sources.get(pair.id)?.groupApplied(group.tracks.get(pair.id) ?? new Set());
+      const multi = this.service.multiPrimary;
+      shipper = new ConsistencyGroupShipper(
+        session.id,
+        this.service.link(session),
+        {
+          onApplied: (group) => {
+            // The session's copy sets now (one may have been added or removed since the shipper was made).
+            for (const pair of this.service.pairsOf(session)) this.sources.get(pair.id)?.groupApplied(group.tracks.get(pair.id) ?? new Set());
+          },
+          onFailure: (error) => void this.suspendSession(session, `consistency groups: ${problemMessage(error)}`, error),
         },
-        onFailure: (error) => void this.suspendForError(session, sources[0], error),
-      });
+        // Multi-primary: the master's rounds cut the groups, at every primary agent.
+        multi.isMultiPrimary(session) ? { coordinated: multi.coordinatedOptions() } : {},
+      );
       this.shippers.set(session.id, shipper);
     }
     return shipper;
@@ -153,6 +180,8 @@ export class Mirroring {
   }
 
   close(): void {
+    // Shipping stops first: a group failing on a closing link must not suspend the session.
+    for (const shipper of this.shippers.values()) shipper.stop();
     for (const source of this.sources.values()) source.dispose();
     this.sources.clear();
   }

@@ -13,6 +13,7 @@ import type { StorageEngine } from '../storage/engine.ts';
 import { CopySets } from './copy-sets.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { Mirroring } from './mirroring.ts';
+import { MultiPrimarySessions } from './multi-primary.ts';
 import { problemMessage, type PairSource } from './pair-source.ts';
 import type { PeerRegistry } from './peers.ts';
 import { SessionActions } from './session-actions.ts';
@@ -62,6 +63,8 @@ export class ReplicationService implements TapSource {
   readonly failback: SessionFailback;
   readonly verifier: SessionVerifier;
   readonly reports: SessionReports;
+  /** Async sessions with primary volumes on several agents: master, member and secondary roles. */
+  readonly multiPrimary: MultiPrimarySessions;
   /** Copy sets added to or removed from sessions that were started. */
   readonly running: RunningCopySets;
 
@@ -82,6 +85,7 @@ export class ReplicationService implements TapSource {
     this.failback = new SessionFailback(this);
     this.verifier = new SessionVerifier(this);
     this.reports = new SessionReports(this);
+    this.multiPrimary = new MultiPrimarySessions(this);
     this.running = new RunningCopySets(this);
     this.target = new TargetHandlers(this);
     this.applier = new GroupApplier(
@@ -107,6 +111,8 @@ export class ReplicationService implements TapSource {
       .then((applied) => applied > 0 && this.logger.info({ applied }, 're-applied staged consistency groups'))
       .catch((error) => this.logger.error({ error: problemMessage(error) }, 'staged consistency groups could not be applied'));
     for (const session of this.sessions.values()) {
+      // A multi-primary member waits for its master to run it again.
+      if (this.multiPrimary.isMember(session)) continue;
       if (this.isSource(session) && (session.state === 'preparing' || session.state === 'prepared')) {
         void this.mirroring.runMirroring(session).catch((error) => this.logger.warn({ error: problemMessage(error) }, 'resume failed'));
       }
@@ -132,12 +138,14 @@ export class ReplicationService implements TapSource {
     return [...this.pairs.values()].filter((pair) => pair.sessionId === session.id);
   }
 
+  /** H2 at the session's secondary (its peer), H1 at its master and at the other primary agents of a multi-primary session. */
   localSite(session: SessionRecord): 'h1' | 'h2' {
-    return session.controlAgentId === this.agentId ? 'h1' : 'h2';
+    return session.peerAgentId === this.agentId ? 'h2' : 'h1';
   }
 
+  /** The agent this site mirrors with: the secondary for the master and members, the master for the secondary. */
   otherAgent(session: SessionRecord): string {
-    return session.controlAgentId === this.agentId ? session.peerAgentId : session.controlAgentId;
+    return session.peerAgentId === this.agentId ? session.controlAgentId : session.peerAgentId;
   }
 
   isSource(session: SessionRecord): boolean {
@@ -208,6 +216,8 @@ export class ReplicationService implements TapSource {
   }
 
   private async pushState(session: SessionRecord): Promise<void> {
+    // A multi-primary member's state is its own; the master tells the secondary the session's.
+    if (this.multiPrimary.isMember(session)) return;
     try {
       await this.link(session).call('session.state', { session: session.id, record: session }, null, { waitForLinkMs: 2000 });
     } catch (error) {
@@ -240,8 +250,8 @@ export class ReplicationService implements TapSource {
   }
 
   /** Adds a copy set: a local (H1) volume and a volume of the same size at the other site. */
-  addPair(sessionName: string, h1Volume: string, h2Volume: string): Promise<PairRecord> {
-    return this.copySets.addPair(sessionName, h1Volume, h2Volume);
+  addPair(sessionName: string, h1Volume: string, h2Volume: string, options: { primaryAgent?: string } = {}): Promise<PairRecord> {
+    return this.copySets.addPair(sessionName, h1Volume, h2Volume, options);
   }
 
   removePair(sessionName: string, h1Volume: string): Promise<void> {
@@ -329,6 +339,7 @@ export class ReplicationService implements TapSource {
   }
 
   close(): void {
+    this.multiPrimary.close();
     this.shipping.close();
     this.mirroring.close();
   }

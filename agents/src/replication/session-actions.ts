@@ -31,6 +31,17 @@ export class SessionActions {
     if (!allowed[action].includes(session.state)) {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; ${action} needs ${allowed[action].join(' or ')}`);
     }
+    if (action === 'failback' && service.multiPrimary.isMultiPrimary(session)) {
+      throw new ProblemError('not-supported', `session ${session.name} has primary volumes on several agents; failback is not supported for it yet`);
+    }
+    if (service.multiPrimary.isMember(session)) {
+      // A multi-primary session's state machine runs at its master.
+      await service.peers.link(session.controlAgentId).call('session.action', { session: session.id, action, options }, null, {
+        waitForLinkMs: 3000,
+        timeoutMs: 10 * 60_000,
+      });
+      return service.info(session);
+    }
     const here = service.isSource(session) ? 'source' : 'target';
     if (executingRole(action) === here || action === 'terminate') {
       await this.execute(session, action, options);
@@ -82,6 +93,7 @@ export class SessionActions {
         await service.failback.failbackHere(session, { verifyCodes: options.verifyCodes ?? true, fullCompare: options.fullCompare ?? false });
         return;
       case 'terminate':
+        if (service.multiPrimary.isMaster(session)) await service.multiPrimary.terminateMembers(session);
         await this.terminateHere(session);
         await service
           .link(session)
@@ -102,6 +114,8 @@ export class SessionActions {
       .catch(() => {});
     // An uncommitted shipping cycle is dropped: the volumes keep the last committed image.
     if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
+    // Staged parts of rounds the master never committed are dropped: the volumes keep the last committed round.
+    if (session.type === 'async') await service.applier.discardParts(session.id);
     for (const pair of service.pairsOf(session)) {
       if (pair.targetChangedBitmap === null) {
         pair.targetChangedBitmap = await service.engine.bitmaps.create(service.engine.volumeId(pair.localVolume), 'clear');
@@ -120,6 +134,7 @@ export class SessionActions {
     await service.mirroring.stopSource(session, null);
     service.mirroring.dropSources(session);
     if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
+    if (session.type === 'async') await service.applier.discardParts(session.id);
     for (const pair of service.pairsOf(session)) {
       for (const bitmap of [pair.outOfSyncBitmap, pair.targetChangedBitmap]) {
         if (bitmap !== null) await service.engine.bitmaps.delete(bitmap);

@@ -14,6 +14,8 @@ export class SessionReports {
     const local = service.localSite(session);
     const otherSite = service.peers.get(service.otherAgent(session)).site;
     const pairs = service.pairsOf(session).map((pair) => this.pairInfo(session, pair));
+    // Multi-primary master: the copy sets on the other primary agents, as they last reported.
+    if (service.multiPrimary.isMaster(session)) pairs.push(...service.multiPrimary.memberPairInfos(session));
     const healthy = session.state === 'prepared';
     const health =
       session.state === 'defined'
@@ -52,7 +54,9 @@ export class SessionReports {
   consistencyTime(session: SessionRecord): string | null {
     if (session.type === 'snapshot-shipping') return session.consistencyTime;
     if (session.type === 'async' && (session.state === 'prepared' || session.state === 'preparing')) {
-      const time = this.service.isSource(session)
+      const time = this.service.multiPrimary.isMaster(session)
+        ? this.service.multiPrimary.committedTime(session)
+        : this.service.isSource(session)
         ? this.service.mirroring.shippers.get(session.id)?.lastApplied?.time
         : this.appliedTimes.get(session.id);
       // Copy sets still joining are not members yet: the time covers the members (see running-copy-sets.ts).
@@ -98,7 +102,9 @@ export class SessionReports {
       default:
         state = 'suspended';
     }
+    const primarySite = service.multiPrimary.primarySiteOf(pair);
     return {
+      ...(primarySite ? { primarySite } : {}),
       id: pair.id,
       h1Volume: pair.h1Volume,
       h2Volume: pair.h2Volume,

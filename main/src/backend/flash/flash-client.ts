@@ -2,6 +2,8 @@ import {
   FlashSessionInfoSchema,
   FlashSessionListSchema,
   FlashTrackMapSchema,
+  flashEventTypes,
+  type AgentEvent,
   type EstablishFlashRequest,
   type FlashRefreshRequest,
   type FlashReverseRequest,
@@ -12,6 +14,7 @@ import {
   type TrackMapQuery,
 } from '@tandem/contract';
 import type { AgentClient } from '../agent-client.ts';
+import { eventsAbout } from '../sessions/replication-client.ts';
 
 /** Agent paths for flash copy (contract/PROTOCOL.md, "Flash copy"). */
 const session = (name: string) => `/v1/flash-sessions/${encodeURIComponent(name)}`;
@@ -60,6 +63,11 @@ export class FlashClient {
 
   update(name: string, request: FlashUpdateRequest): Promise<FlashSessionInfo> {
     return this.agent.request('PATCH', flashPaths.session(name), FlashSessionInfoSchema, request);
+  }
+
+  /** The last `limit` flash events about a session, oldest first; the once-a-second copy progress is left out (the session shows it). */
+  sessionEvents(name: string, limit: number): Promise<AgentEvent[]> {
+    return eventsAbout(this.agent, name, (type) => type.startsWith('flash.') && type !== flashEventTypes.copyProgress, limit);
   }
 
   trackMap(name: string, pair: string, query: Partial<TrackMapQuery>): Promise<FlashTrackMap> {

@@ -152,6 +152,18 @@ describe('flash routes', () => {
     ]);
   });
 
+  it("lists a session's flash events from the agent's log, without the copy progress ticks", async () => {
+    const events = [
+      { id: 1, time: 't1', type: 'flash.established', severity: 'info', subject: 'nightly', message: 'established' },
+      { id: 2, time: 't2', type: 'flash.copy-progress', severity: 'info', subject: 'nightly', message: '50 %' },
+      { id: 3, time: 't3', type: 'flash.state', severity: 'info', subject: 'other', message: 'other' },
+      { id: 4, time: 't4', type: 'volume.created', severity: 'info', subject: 'nightly', message: 'a volume' },
+      { id: 5, time: 't5', type: 'flash.state', severity: 'info', subject: 'nightly', message: 'idle-copied' },
+    ];
+    const { call } = setup({ 'GET /v1/events?after=0&limit=1000': { events } });
+    expect((await call('GET', '/api/sites/a/flash-sessions/nightly/events')).body).toEqual({ events: [events[0], events[4]] });
+  });
+
   it('refuses a bad session name and passes the agent’s own problem through', async () => {
     const { call } = setup({ 'POST /v1/flash-sessions/nightly/reverse': () => { throw new ProblemError('invalid-state', 'nightly is not incremental'); } });
     await expect(call('GET', '/api/sites/a/flash-sessions/bad name!')).rejects.toMatchObject({ problem: 'invalid-name' });

@@ -16,10 +16,12 @@ import { FlashClient } from './flash-client.ts';
 const SiteParams = z.object({ siteId: z.string().min(1) });
 const SessionParams = SiteParams.extend({ name: FlashSessionNameSchema });
 const PairParams = SessionParams.extend({ pair: z.string().min(1).max(128) });
+const EventsQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
 
 /**
  * Flash copy routes for the renderer: establish, list, refresh, reverse,
- * withdraw, forget, change the background copy, and a pair's copied-track map.
+ * withdraw, forget, change the background copy, a session's events and a
+ * pair's copied-track map.
  * Thin proxies to the site's agent (flash copy never leaves one agent);
  * bodies are validated here with the contract's schemas before any agent
  * is called, and the agent's answers by the client.
@@ -62,6 +64,11 @@ export function flashRoutes(sites: SiteManager, router: Router): Router {
     .add('POST', '/api/sites/:siteId/flash-sessions/:name/withdraw', async ({ params, body }) => {
       const { siteId, name } = parseInput(SessionParams, params);
       return { body: await flash(siteId).withdraw(name, parseInput(FlashWithdrawRequestSchema, body ?? {})) };
+    })
+    .add('GET', '/api/sites/:siteId/flash-sessions/:name/events', async ({ params, query }) => {
+      const { siteId, name } = parseInput(SessionParams, params);
+      const { limit } = parseInput(EventsQuery, Object.fromEntries(query));
+      return { body: { events: await flash(siteId).sessionEvents(name, limit) } };
     })
     .add('GET', '/api/sites/:siteId/flash-sessions/:name/pairs/:pair/track-map', async ({ params, query }) => {
       const { siteId, name, pair } = parseInput(PairParams, params);

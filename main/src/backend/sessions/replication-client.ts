@@ -110,24 +110,27 @@ export class ReplicationClient {
     return this.agent.request('GET', `${replicationPaths.history(name)}?limit=${limit}`, ClusterHistorySchema);
   }
 
-  /**
-   * The last `limit` events about a session (subject = its name), oldest
-   * first. The agent's event log has no subject filter, so read it page by page.
-   */
-  async sessionEvents(name: string, limit: number): Promise<AgentEvent[]> {
-    const found: AgentEvent[] = [];
-    let after = 0;
-    for (let page = 0; page < maxEventPages; page++) {
-      const { events } = await this.agent.request('GET', `/v1/events?after=${after}&limit=${eventPage}`, EventListSchema);
-      for (const event of events) if (event.subject === name && isSessionEvent(event.type)) found.push(event);
-      if (events.length < eventPage) break;
-      after = events[events.length - 1].id;
-    }
-    return found.slice(-limit);
+  /** The last `limit` events about a session (subject = its name), oldest first. */
+  sessionEvents(name: string, limit: number): Promise<AgentEvent[]> {
+    return eventsAbout(this.agent, name, (type) => sessionFamilies.has(type.split('.')[0]), limit);
   }
 }
 
-const sessionFamilies = new Set(['session', 'pair', 'link', 'cluster', 'peer']);
-function isSessionEvent(type: string): boolean {
-  return sessionFamilies.has(type.split('.')[0]);
+/**
+ * The last `limit` events of an agent about `subject` whose type `wanted`
+ * accepts, oldest first. The agent's event log has no subject filter, so
+ * read it page by page (bounded).
+ */
+export async function eventsAbout(agent: AgentClient, subject: string, wanted: (type: string) => boolean, limit: number): Promise<AgentEvent[]> {
+  const found: AgentEvent[] = [];
+  let after = 0;
+  for (let page = 0; page < maxEventPages; page++) {
+    const { events } = await agent.request('GET', `/v1/events?after=${after}&limit=${eventPage}`, EventListSchema);
+    for (const event of events) if (event.subject === subject && wanted(event.type)) found.push(event);
+    if (events.length < eventPage) break;
+    after = events[events.length - 1].id;
+  }
+  return found.slice(-limit);
 }
+
+const sessionFamilies = new Set(['session', 'pair', 'link', 'cluster', 'peer']);

@@ -8,6 +8,7 @@ import {
   type FlashUpdateRequest,
   type FlashWithdrawRequest,
 } from '@tandem/contract';
+import { SessionEventsSchema, type SessionEvents } from '../../../../../main/src/shared/sessions-api.ts';
 import type { ApiClient } from '../../../lib/api-client.ts';
 
 const base = (siteId: string) => `/api/sites/${encodeURIComponent(siteId)}/flash-sessions`;
@@ -24,6 +25,8 @@ export const flashApi = {
   remove: (api: ApiClient, siteId: string, name: string): Promise<void> => api.perform('DELETE', session(siteId, name)),
   update: (api: ApiClient, siteId: string, name: string, request: FlashUpdateRequest): Promise<FlashSessionInfo> =>
     api.send('PATCH', session(siteId, name), request, FlashSessionInfoSchema),
+  /** The session's recent flash events (without the copy progress ticks). */
+  events: (api: ApiClient, siteId: string, name: string): Promise<SessionEvents> => api.get(`${session(siteId, name)}/events?limit=100`, SessionEventsSchema),
   /** Copied / not-yet-copied tracks of a pair's target, [start, start+count) in at most `buckets` buckets. */
   trackMap: (api: ApiClient, siteId: string, name: string, pair: string, start: number, count: number, buckets: number): Promise<FlashTrackMap> =>
     api.get(`${session(siteId, name)}/pairs/${encodeURIComponent(pair)}/track-map?start=${start}&count=${count}&buckets=${buckets}`, FlashTrackMapSchema),

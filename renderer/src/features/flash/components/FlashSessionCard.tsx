@@ -1,6 +1,7 @@
 import { Badge, Button, Card, Group, NativeSelect, Stack, Title } from '@mantine/core';
 import { useState } from 'react';
 import type { SiteFlashSession } from '../hooks/use-flash.ts';
+import { FlashEventLog } from './FlashEventLog.tsx';
 import { FlashSessionView } from './FlashSessionView.tsx';
 import { FlashTrackMapPanel } from './FlashTrackMapPanel.tsx';
 
@@ -8,6 +9,7 @@ import { FlashTrackMapPanel } from './FlashTrackMapPanel.tsx';
 export function FlashSessionCard({ entry }: { entry: SiteFlashSession }) {
   const { session, siteId, siteName } = entry;
   const [mapOpen, setMapOpen] = useState(false);
+  const [eventsOpen, setEventsOpen] = useState(false);
   const [pairId, setPairId] = useState<string | null>(null);
   const pair = session.pairs.find((each) => each.id === pairId) ?? session.pairs[0];
   return (
@@ -28,11 +30,16 @@ export function FlashSessionCard({ entry }: { entry: SiteFlashSession }) {
               </Badge>
             )}
           </Group>
-          {!session.withdrawnAt && (
-            <Button size="xs" variant="subtle" onClick={() => setMapOpen((open) => !open)} aria-expanded={mapOpen}>
-              {mapOpen ? 'Hide copied tracks' : 'Show copied tracks'}
+          <Group gap={4}>
+            {!session.withdrawnAt && (
+              <Button size="xs" variant="subtle" onClick={() => setMapOpen((open) => !open)} aria-expanded={mapOpen}>
+                {mapOpen ? 'Hide copied tracks' : 'Show copied tracks'}
+              </Button>
+            )}
+            <Button size="xs" variant="subtle" onClick={() => setEventsOpen((open) => !open)} aria-expanded={eventsOpen}>
+              {eventsOpen ? 'Hide events' : 'Show events'}
             </Button>
-          )}
+          </Group>
         </Group>
         <FlashSessionView siteId={siteId} session={session} />
         {mapOpen && pair && !session.withdrawnAt && (
@@ -49,6 +56,7 @@ export function FlashSessionCard({ entry }: { entry: SiteFlashSession }) {
             <FlashTrackMapPanel siteId={siteId} session={session.name} pair={pair} />
           </Stack>
         )}
+        {eventsOpen && <FlashEventLog siteId={siteId} name={session.name} />}
       </Stack>
     </Card>
   );

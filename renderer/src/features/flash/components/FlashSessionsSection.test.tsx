@@ -60,13 +60,18 @@ describe('FlashSessionsSection', () => {
     await expect.poll(() => calls).toContain('POST /api/sites/agent-a/flash-sessions/nightly/withdraw {"finishCopy":false}');
   });
 
-  it('refreshes live when a flash event of the site arrives', async () => {
+  it('refreshes the sessions and the event log live when a flash event of the site arrives', async () => {
     const calls: string[] = [];
-    const { queryClient } = renderWithBackend(<FlashSessionsSection />, routes(), calls);
-    await screen.findByTestId('flash-card-nightly');
-    const before = calls.filter((call) => call === 'GET /api/sites/agent-a/flash-sessions').length;
-    applyConsoleEvent(queryClient, { kind: 'agent-event', siteId: 'agent-a', event: { id: 9, time: 't', type: 'flash.copy-progress', severity: 'info', subject: 'nightly', message: '50 %' } });
+    const established = { id: 8, time: '2026-01-01T00:00:00.000Z', type: 'flash.established', severity: 'info', subject: 'nightly', message: 'flash session nightly established' };
+    const { queryClient } = renderWithBackend(<FlashSessionsSection />, routes({ 'GET /api/sites/agent-a/flash-sessions/nightly/events': [200, { events: [established] }] }), calls);
+    const card = await screen.findByTestId('flash-card-nightly');
+    fireEvent.click(within(card).getByRole('button', { name: 'Show events' }));
+    expect(await within(card).findByTestId('flash-events-nightly')).toHaveTextContent('flash.established');
+    const count = (path: string) => calls.filter((call) => call.startsWith(path)).length;
+    const before = { list: calls.filter((call) => call === 'GET /api/sites/agent-a/flash-sessions').length, events: count('GET /api/sites/agent-a/flash-sessions/nightly/events') };
+    applyConsoleEvent(queryClient, { kind: 'agent-event', siteId: 'agent-a', event: { id: 9, time: 't', type: 'flash.state', severity: 'info', subject: 'nightly', message: 'idle-copied' } });
     expect(queryClient.getQueryState(flashKeys.list('agent-b'))?.isInvalidated).toBe(false);
-    await expect.poll(() => calls.filter((call) => call === 'GET /api/sites/agent-a/flash-sessions').length).toBe(before + 1);
+    await expect.poll(() => calls.filter((call) => call === 'GET /api/sites/agent-a/flash-sessions').length).toBe(before.list + 1);
+    await expect.poll(() => count('GET /api/sites/agent-a/flash-sessions/nightly/events')).toBe(before.events + 1);
   });
 });

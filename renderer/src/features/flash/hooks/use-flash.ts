@@ -115,6 +115,12 @@ export function useUpdateFlash() {
   });
 }
 
+/** A session's recent flash events (refreshed by the same events through the flash invalidation). */
+export function useFlashEvents(siteId: string, name: string) {
+  const api = useApi();
+  return useQuery({ queryKey: flashKeys.events(siteId, name), queryFn: () => flashApi.events(api, siteId, name) });
+}
+
 /** A pair's copied-track map for the view on screen; the previous picture stays while the next loads. */
 export function useFlashTrackMap(siteId: string, session: string, pair: string, view: TrackMapView, buckets: number) {
   const api = useApi();
