@@ -195,6 +195,58 @@ describe('flash copy onto mirrored primaries', () => {
     expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
   }, 200_000);
 
+  for (const type of ['sync', 'semi-sync', 'async'] as const) {
+    it(`preserve mirror under host writes to source and target (${type}): both sites end identical`, async () => {
+      const { s, h1, h2 } = await flashSites();
+      for (const [site, names] of [
+        [s.h1, ['src', 'tgt', 'other']],
+        [s.h2, ['src2', 'tgt2', 'other2']],
+      ] as const) {
+        for (const name of names) await site.engine.createVolume(name, 16 * MiB);
+      }
+      await fill(h1.exports.openExport('src'), 40, 40);
+      await mirrored(h1, type, [
+        ['src', 'src2'],
+        ['tgt', 'tgt2'],
+        ['other', 'other2'],
+      ]);
+      // Dependent writes over src and another volume, and a writer of its own on the target (other offsets).
+      const writer = new StampedWriter(TRACK);
+      writer.start({ a: h1.exports.openExport('src'), b: h1.exports.openExport('other') });
+      let writing = true;
+      const target = h1.exports.openExport('tgt');
+      const targetWriter = (async () => {
+        for (let i = 0; writing; i++) {
+          await new Promise((resolve) => setImmediate(resolve));
+          await target.write((i % 32) * TRACK + 8192, randomBytes(4096));
+        }
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const flashes = [];
+      for (let round = 0; round < 3; round++) {
+        const info = await establish(h1.flash, { name: `pm${round}`, pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, backgroundCopy: false });
+        flashes.push(info.pairs[0].mirror);
+        expect(h2.flash.get(`pm${round}`).pairs[0].target).toBe('tgt2');
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        await h1.flash.withdraw(`pm${round}`, { finishCopy: false });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      writing = false;
+      await Promise.all([writer.stop(), targetWriter]);
+      expect(flashes).toEqual(['preserved', 'preserved', 'preserved']);
+      const service = s.h1.replication.service;
+      await waitFor(() => service.session('m').state === 'prepared', 60_000, 'prepared');
+      await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'nothing out of sync');
+      for (const [local, remote] of [
+        ['src', 'src2'],
+        ['tgt', 'tgt2'],
+        ['other', 'other2'],
+      ]) {
+        expect(await same(s.h1, local, s.h2, remote), `${local} equals ${remote}`).toBe(true);
+      }
+    }, 200_000);
+  }
+
   for (const type of ['sync', 'async'] as const) {
     it(`coordinated point in time (${type}): the secondary's flash targets equal the primary's, a consistent cut of dependent writes`, async () => {
       const { s, h1, h2 } = await flashSites();
