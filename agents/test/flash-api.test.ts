@@ -4,10 +4,11 @@
  * relationship, a write-inhibited target written over NBD. Every refusal
  * has its stable problem code and changes nothing.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlashSessionInfoSchema, FlashSessionListSchema, ProblemSchema, type FlashSessionInfo } from '@tandem/contract';
 import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
-import { compareExport, flashSession, pollSession, qemuIo } from './helpers/flash.ts';
+import { compareExport, fillRandom, flashSession, pollSession, qemuIo } from './helpers/flash.ts';
 import { NbdBlockClient, NbdCommandError } from './helpers/nbd-block-client.ts';
 import { ERR } from './helpers/nbd-raw-client.ts';
 import { run } from './helpers/nbd-harness.ts';
@@ -107,12 +108,19 @@ describe('flash copy refusals through the API', () => {
     expect(chained.status, JSON.stringify(chained.body)).toBeGreaterThanOrEqual(400);
     await refused('POST', '/v1/flash-sessions', { name: 'first', pairs: [{ source: 'two', target: 'two-pit' }] }, 409, 'already-exists', /first/);
     expect(await sessionNames()).toEqual(['first']);
-    // While active, removing the session record is refused; after withdraw it is allowed.
-    await refused('DELETE', '/v1/flash-sessions/first', undefined, 409, 'invalid-state');
+    // Withdrawn, the session is kept (stopped: the no-copy target was never complete) until removed.
     const withdrawn = await agent.api.request('POST', '/v1/flash-sessions/first/withdraw');
     expect(withdrawn.status, JSON.stringify(withdrawn.body)).toBe(200);
+    expect(withdrawn.body).toMatchObject({ name: 'first', state: 'stopped' });
+    expect(await sessionNames()).toEqual(['first']);
     const removed = await agent.api.request('DELETE', '/v1/flash-sessions/first');
     expect(removed.status, JSON.stringify(removed.body)).toBe(204);
+    expect(await sessionNames()).toEqual([]);
+    // The target is free again: a new relationship onto it is accepted; DELETE of an active session withdraws it first.
+    const second = await agent.api.request('POST', '/v1/flash-sessions', { name: 'second', pairs: [{ source: 'two', target: 'one-pit' }], backgroundCopy: false });
+    expect(second.status, JSON.stringify(second.body)).toBe(201);
+    expect((await agent.api.request('DELETE', '/v1/flash-sessions/second')).status).toBe(204);
+    await refused('POST', '/v1/flash-sessions/second/withdraw', {}, 404, 'not-found');
     expect(await sessionNames()).toEqual([]);
   });
 
@@ -144,6 +152,7 @@ describe('flash copy refusals through the API', () => {
     const withdrawn = await agent.api.request('POST', '/v1/flash-sessions/inhibit/withdraw', {});
     expect(withdrawn.status, JSON.stringify(withdrawn.body)).toBe(200);
     await qemuIo(agent.nbdUri('inhibit-tgt'), 'write -P 0xee 0 4k', 'read -P 0xee 0 4k');
+    expect((await agent.api.request('DELETE', '/v1/flash-sessions/inhibit')).status).toBe(204);
   });
 
   it('answers not-found for unknown sessions on every route', async () => {
@@ -158,17 +167,20 @@ describe('flash copy refusals through the API', () => {
 
 describe('tandem-agent flash', () => {
   it('establishes a group, shows it in words and as JSON, lists, updates and withdraws it', async () => {
+    // Every track allocated, so the background copy has 2 x 16 MiB to move at 1 MiB/s: still copying when shown.
+    await fillRandom(agent, 'one', randomBytes(SIZE), 'cli-one');
+    await fillRandom(agent, 'two', randomBytes(SIZE), 'cli-two');
     const created = await agent.cli([
-      'flash', 'establish', '--name', 'cli', '--pair', 'one:one-pit', '--pair', 'two:two-pit', '--rate', '2', '--incremental',
+      'flash', 'establish', '--name', 'cli', '--pair', 'one:one-pit', '--pair', 'two:two-pit', '--rate', '1', '--incremental',
     ]);
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toContain('established flash session cli: one -> one-pit, two -> two-pit');
     expect(created.stdout).toMatch(/state\s+COPYING: the targets show the point in time/);
     expect(created.stdout).toContain('consistent group of 2 pairs');
-    expect(created.stdout).toMatch(/background copy at 2 MiB\/s; incremental/);
+    expect(created.stdout).toMatch(/background copy at 1 MiB\/s; incremental/);
 
     const shown = FlashSessionInfoSchema.parse(await agentCliJson<FlashSessionInfo>(agent, ['flash', 'show', 'cli']));
-    expect(shown).toMatchObject({ name: 'cli', options: { rateMiBps: 2, incremental: true } });
+    expect(shown).toMatchObject({ name: 'cli', options: { rateMiBps: 1, incremental: true } });
     expect(shown.pairs.map((pair) => `${pair.source}>${pair.target}`)).toEqual(['one>one-pit', 'two>two-pit']);
     const fromApi = await flashSession(agent, 'cli');
     expect({ pointInTime: shown.pointInTime, createdAt: shown.createdAt }).toEqual({ pointInTime: fromApi.pointInTime, createdAt: fromApi.createdAt });
@@ -211,6 +223,7 @@ describe('tandem-agent flash', () => {
     const nothing = await agent.cli(['flash', 'update', 'any']);
     expect(nothing.code).toBe(2);
     expect(nothing.stderr).toContain('nothing to change');
-    expect((await agent.cli(['flash', 'list', '--json'])).stdout).toBe(`${JSON.stringify({ sessions: [] }, null, 2)}\n`);
+    const listed = JSON.parse((await agent.cli(['flash', 'list', '--json'])).stdout) as unknown;
+    expect(FlashSessionListSchema.parse(listed).sessions.map((session) => session.name)).toEqual(await sessionNames());
   });
 });

@@ -25,9 +25,12 @@ function collectPair(text: string, previous: FlashPairRequest[] = []): FlashPair
   return [...previous, remoteTarget === undefined ? { source, target } : { source, target, remoteTarget }];
 }
 
-/** `--rate 50` (MiB/s), `--rate 0.5`; `unlimited` (update only) lifts the limit. */
-function parseRate(text: string): number | null {
-  if (text === 'unlimited' || text === 'none') return null;
+/**
+ * `--rate 50` (MiB/s), `--rate 0.5`; `unlimited` lifts the limit. (Commander
+ * turns a parser's null into '', so the lifted limit travels as a word.)
+ */
+function parseRate(text: string): number | 'unlimited' {
+  if (text === 'unlimited' || text === 'none') return 'unlimited';
   const value = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text) || !(value > 0)) {
     throw new InvalidArgumentError(`'${text}' is not a rate in MiB/s above 0 (or 'unlimited')`);
@@ -194,7 +197,7 @@ export function registerFlashCommands(program: Command): void {
           pair: FlashPairRequest[];
           name?: string;
           copy: boolean;
-          rate?: number | null;
+          rate?: number | 'unlimited';
           incremental?: boolean;
           writeInhibit?: boolean;
           preserveMirror?: boolean;
@@ -212,7 +215,7 @@ export function registerFlashCommands(program: Command): void {
             coordinated: options.coordinated === true,
           };
           if (options.name !== undefined) body.name = options.name;
-          if (options.rate !== undefined) body.rateMiBps = options.rate;
+          if (options.rate !== undefined) body.rateMiBps = options.rate === 'unlimited' ? null : options.rate;
           if (options.holdTimeout !== undefined) body.holdTimeoutMs = options.holdTimeout;
           const session = await client.call('POST', '/v1/flash-sessions', FlashSessionInfoSchema, body);
           if (options.json) return printJson(session);
@@ -288,12 +291,12 @@ export function registerFlashCommands(program: Command): void {
     .addOption(dataOption())
     .addOption(jsonOption())
     .action(
-      (name: string, options: AdminOptions & { rate?: number | null; pause?: boolean; resume?: boolean; copy?: boolean; stopCopy?: boolean }) =>
+      (name: string, options: AdminOptions & { rate?: number | 'unlimited'; pause?: boolean; resume?: boolean; copy?: boolean; stopCopy?: boolean }) =>
         withClient(options, async (client) => {
           if (options.pause && options.resume) throw usageError('--pause and --resume contradict each other');
           if (options.copy && options.stopCopy) throw usageError('--copy and --stop-copy contradict each other');
           const body: FlashUpdateRequest = {};
-          if (options.rate !== undefined) body.rateMiBps = options.rate;
+          if (options.rate !== undefined) body.rateMiBps = options.rate === 'unlimited' ? null : options.rate;
           if (options.pause || options.resume) body.paused = options.pause === true;
           if (options.copy || options.stopCopy) body.backgroundCopy = options.copy === true;
           if (Object.keys(body).length === 0) throw usageError('nothing to change: give --rate, --pause, --resume, --copy or --stop-copy');
