@@ -1,0 +1,70 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadServerTls } from '../../src/tls/files.ts';
+import { FaultProxy } from './fault-proxy.ts';
+import { startSite, type Site } from './replication-sites.ts';
+
+/**
+ * Three sites in one test process, every pair of them paired (mutual TLS on
+ * loopback): alpha (the master, a primary agent), bravo (another primary
+ * agent) and charlie (the secondary). Every link to and from bravo goes
+ * through a fault proxy, so a test can take bravo away.
+ */
+export interface ThreeSites {
+  alpha: Site;
+  bravo: Site;
+  charlie: Site;
+  /** Proxies on every link bravo dials or is dialled on. */
+  bravoProxies: FaultProxy[];
+  /** Cuts (or restores) every link of bravo: nothing passes, connections hang. */
+  isolateBravo(on: boolean): void;
+  close(): Promise<void>;
+}
+
+export async function startThreeSites(): Promise<ThreeSites> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'tandem-mp-sites-'));
+  const [alpha, bravo, charlie] = await Promise.all([startSite('alpha', root), startSite('bravo', root), startSite('charlie', root)]);
+  const proxies: FaultProxy[] = [];
+  const proxied = async (to: Site) => {
+    const [host, port] = to.replication.linkAddress.split(':');
+    const proxy = await FaultProxy.start({ host, port: Number(port) });
+    proxies.push(proxy);
+    return proxy.address;
+  };
+  const pair = async (from: Site, to: Site, viaProxy: boolean) => {
+    from.replication.peers.add({
+      agentId: to.engine.identity.agentId,
+      site: to.name,
+      caPem: (await loadServerTls(to.dir)).authority.certificatePem,
+      linkAddress: viaProxy ? await proxied(to) : to.replication.linkAddress,
+      apiAddress: null,
+    });
+  };
+  await pair(alpha, charlie, false);
+  await pair(charlie, alpha, false);
+  await pair(alpha, bravo, true);
+  await pair(bravo, alpha, true);
+  await pair(bravo, charlie, true);
+  await pair(charlie, bravo, true);
+  return {
+    alpha,
+    bravo,
+    charlie,
+    bravoProxies: proxies,
+    isolateBravo(on) {
+      for (const proxy of proxies) {
+        proxy.blackhole(on);
+        if (on) proxy.resetAll();
+      }
+    },
+    async close() {
+      for (const site of [alpha, bravo, charlie]) {
+        await site.replication.close();
+        await site.engine.close();
+      }
+      for (const proxy of proxies) await proxy.close();
+      await fs.rm(root, { recursive: true, force: true });
+    },
+  };
+}
