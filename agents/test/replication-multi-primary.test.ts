@@ -1,0 +1,191 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
+import { readAll, waitFor, type Site } from './helpers/replication-sites.ts';
+import { StampedWriter } from './helpers/stamped-writer.ts';
+
+const MiB = 1024 * 1024;
+const BLOCK = 4096;
+
+let sites: ThreeSites | null = null;
+/** The running writer, stopped after each test even when it failed. */
+let running: StampedWriter | null = null;
+afterEach(async () => {
+  await running?.stop();
+  running = null;
+  await sites?.close();
+  sites = null;
+});
+
+/**
+ * One async session, primaries on two agents: alpha (the master) holds a,
+ * bravo holds b; both mirror to charlie (a2, b2).
+ */
+async function defineSession(s: ThreeSites): Promise<void> {
+  await s.alpha.engine.createVolume('a', 16 * MiB);
+  await s.bravo.engine.createVolume('b', 16 * MiB);
+  for (const name of ['a2', 'b2']) await s.charlie.engine.createVolume(name, 16 * MiB);
+  // Data before the start goes by the initial copy, at both primaries.
+  await s.alpha.replication.exports.openExport('a').write(4 * MiB, randomBytes(MiB));
+  await s.bravo.replication.exports.openExport('b').write(6 * MiB, randomBytes(MiB));
+  const service = s.alpha.replication.service;
+  await service.createSession('mp', 'async', 'charlie');
+  await service.addPair('mp', 'a', 'a2');
+  await service.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+  await service.act('mp', 'start');
+  await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared');
+}
+
+/**
+ * Samples the secondary while writes run: with charlie's applies held, its
+ * volumes must be exactly the image after a prefix of the writer's log that
+ * its reported consistency time allows. Returns how many samples were
+ * checked and how often the consistency time moved forward.
+ */
+async function sampleSecondary(s: ThreeSites, writer: StampedWriter, durationMs: number): Promise<{ samples: number; advancing: number }> {
+  const charlie = s.charlie.replication.service;
+  const master = s.alpha.replication.service;
+  const atCharlie = charlie.session('mp');
+  let samples = 0;
+  let advancing = 0;
+  let lastTime = 0;
+  const deadline = Date.now() + durationMs;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const release = await charlie.applier.freeze(atCharlie.id);
+    try {
+      const reported = charlie.consistencyTime(atCharlie);
+      if (!reported || atCharlie.state !== 'prepared') continue;
+      const cut = Date.parse(reported);
+      const [stampsA, stampsB] = await Promise.all([
+        writer.stampsOf(s.charlie.engine.device('a2')),
+        writer.stampsOf(s.charlie.engine.device('b2')),
+      ]);
+      const { match, lowest, highest } = writer.matchesCut(cut, stampsA, stampsB);
+      expect(match, `secondary at ${reported} is the primaries' image after ${lowest}..${highest} writes`).toBe(true);
+      // The master reports a round only once the secondary applied it.
+      const masterTime = master.consistencyTime(master.session('mp'));
+      if (masterTime && master.session('mp').state === 'prepared') expect(Date.parse(masterTime)).toBeLessThanOrEqual(cut);
+      samples++;
+      if (cut > lastTime) advancing++;
+      lastTime = cut;
+    } finally {
+      release();
+    }
+  }
+  return { samples, advancing };
+}
+
+async function converge(s: ThreeSites, writer: StampedWriter): Promise<void> {
+  const service = s.alpha.replication.service;
+  const last = writer.writes.at(-1)!.ackedAt;
+  await waitFor(() => {
+    const time = service.consistencyTime(service.session('mp'));
+    return service.session('mp').state === 'prepared' && time !== null && Date.parse(time) > last;
+  }, 30_000, 'caught up');
+  expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2').toBe(true);
+  expect((await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
+  // Committed rounds cleared their out-of-sync marks at both primaries.
+  const outOfSync = (site: Site) => site.replication.service.info(site.replication.service.session('mp')).pairs.reduce((sum, p) => sum + p.outOfSyncTracks, 0);
+  await waitFor(() => outOfSync(s.alpha) === 0 && outOfSync(s.bravo) === 0, 10_000, 'marks cleared at both primaries');
+}
+
+describe('async sessions with primaries on two agents', () => {
+  it('cuts each consistency group across both primary agents: the secondary is always their image at the reported consistency time', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    await defineSession(s);
+    const service = s.alpha.replication.service;
+    const info = service.info(service.session('mp'));
+    expect(info.pairs.map((pair) => [pair.h1Volume, pair.primarySite ?? 'alpha'])).toEqual([
+      ['a', 'alpha'],
+      ['b', 'bravo'],
+    ]);
+    expect(s.bravo.replication.service.session('mp').state).toBe('prepared');
+
+    // Stamp i goes to alpha's a, then (after alpha acknowledged it) to bravo's b: a real cross-agent dependency.
+    const writer = (running = new StampedWriter(BLOCK));
+    writer.start({ a: s.alpha.replication.exports.openExport('a'), b: s.bravo.replication.exports.openExport('b') });
+    const { samples, advancing } = await sampleSecondary(s, writer, 5000);
+    await writer.stop();
+    expect(samples).toBeGreaterThan(10);
+    expect(advancing, 'the consistency time moves forward while writes continue').toBeGreaterThan(5);
+    expect(writer.writes.length).toBeGreaterThan(200);
+    const coordinator = service.multiPrimary.coordinatorOf(service.session('mp'))!;
+    expect(coordinator.rounds.complete).toBeGreaterThan(10);
+    const reported = service.info(service.session('mp'));
+    expect(reported.exposureSeconds).not.toBeNull();
+    expect(reported.exposureSeconds!).toBeLessThan(5);
+    await converge(s, writer);
+  }, 120_000);
+
+  it('suspends when a primary agent goes away, keeps tracking at both primaries, resumes incrementally and converges', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    await defineSession(s);
+    const service = s.alpha.replication.service;
+    const firstEvent = s.alpha.engine.catalog.lastEventId();
+    const writer = (running = new StampedWriter(BLOCK * 16)); // slots a track apart: many tracks get marked
+    writer.start({ a: s.alpha.replication.exports.openExport('a'), b: s.bravo.replication.exports.openExport('b') });
+    await sampleSecondary(s, writer, 1000);
+
+    s.isolateBravo(true);
+    await waitFor(() => service.session('mp').state === 'suspended', 30_000, 'suspended at the master');
+    expect(service.session('mp').detail).toMatch(/bravo/);
+    await waitFor(() => s.bravo.replication.service.session('mp').state === 'suspended', 30_000, 'suspended at bravo');
+    // Host writes go on at both primaries; their bitmaps track them.
+    const before = writer.writes.length;
+    await waitFor(() => writer.writes.length > before + 100, 20_000, 'writes while suspended');
+    const marked = (site: Site) => site.replication.service.info(site.replication.service.session('mp')).pairs.reduce((sum, p) => sum + p.outOfSyncTracks, 0);
+    expect(marked(s.alpha)).toBeGreaterThan(0);
+    expect(marked(s.bravo)).toBeGreaterThan(0);
+
+    s.isolateBravo(false);
+    try {
+      await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared again');
+    } catch (error) {
+      for (const site of [s.alpha, s.bravo, s.charlie]) {
+        console.log(site.name, site.replication.service.session('mp').state, JSON.stringify(site.replication.peers.info().map((p) => [p.site, p.link])));
+        console.log(site.engine.catalog.listEvents(firstEvent - 40, 1000).map((e) => `${e.time} ${e.type} ${e.message}`).join('\n'));
+      }
+      throw error;
+    }
+    // Consistent again while the writer runs.
+    const { samples } = await sampleSecondary(s, writer, 2000);
+    expect(samples).toBeGreaterThan(3);
+    await writer.stop();
+    await converge(s, writer);
+
+    // The resume copied only what the bitmaps marked (the writer's 32 slots, a track apart), at both primaries.
+    for (const site of [s.alpha, s.bravo]) {
+      const copied = site.engine.catalog
+        .listEvents(firstEvent, 1000)
+        .filter((event) => event.type === 'session.synced' && event.subject === 'mp')
+        .map((event) => (event.data as { copiedTracks: number }).copiedTracks);
+      expect(copied.length, `${site.name} resynced after the resume`).toBeGreaterThan(0);
+      expect(Math.max(...copied), `${site.name} copied only marked tracks`).toBeLessThanOrEqual(40);
+    }
+
+    // Every transition was an event at the master.
+    const transitions = s.alpha.engine.catalog
+      .listEvents(firstEvent, 1000)
+      .filter((event) => event.type === 'session.state' && event.subject === 'mp')
+      .map((event) => (event.data as { to: string }).to);
+    expect(transitions).toEqual(expect.arrayContaining(['suspending', 'suspended', 'preparing', 'prepared']));
+    expect(transitions.indexOf('suspended')).toBeLessThan(transitions.lastIndexOf('prepared'));
+  }, 180_000);
+
+  it('refuses copy sets on another primary agent for session types other than async', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    await s.bravo.engine.createVolume('b', 16 * MiB);
+    await s.charlie.engine.createVolume('b2', 16 * MiB);
+    const service = s.alpha.replication.service;
+    await service.createSession('sy', 'sync', 'charlie');
+    await expect(service.addPair('sy', 'b', 'b2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'not-supported' });
+    await service.createSession('as', 'async', 'charlie');
+    await expect(service.addPair('as', 'b', 'b2', { primaryAgent: 'nowhere' })).rejects.toMatchObject({ problem: 'not-paired' });
+    await expect(service.addPair('as', 'b', 'b2', { primaryAgent: 'charlie' })).rejects.toMatchObject({ problem: 'bad-request' });
+    expect(service.info(service.session('as')).pairs).toEqual([]);
+  }, 60_000);
+});
