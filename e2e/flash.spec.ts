@@ -164,6 +164,11 @@ test.describe.serial('flash copy: wizard, background copy, point-in-time bytes, 
     await expect(withdraw.getByTestId('flash-action-consequence')).toContainText('Withdraw ends the relationship fc-db → fc-db-pit');
     await flash.confirm(withdraw, 'Withdraw');
     await expect(card.getByTestId('flash-withdrawn')).toBeVisible({ timeout: 60_000 });
+    // The session's events, as the agent recorded them, shown on the card (and refreshed by the same events).
+    await card.getByRole('button', { name: 'Show events' }).click();
+    const events = card.getByTestId(`flash-events-${session}`);
+    for (const type of ['flash.established', 'flash.reversed', 'flash.withdrawn']) await expect(events).toContainText(type);
+    await expect(events).not.toContainText('flash.copy-progress');
     await screenshot(page, testInfo, 'flash-withdrawn');
     expect(await sameBytes(pointInTime, agent, 'fc-db-pit')).toBe(true);
 
