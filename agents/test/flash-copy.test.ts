@@ -84,7 +84,7 @@ describe('flash copy, no background copy', () => {
     expect(await compareExport(agent, 'tgt', expectedTarget, 'nocopy-tgt')).toBeNull();
     expect(await compareExport(agent, 'src', expectedSource, 'nocopy-src')).toBeNull();
     // qemu-io reads the old data back from the target where the source was overwritten.
-    await qemuIo(agent.nbdUri('tgt'), `read -P 0x11 0 ${TRACK}`, `read -P 0x22 ${10 * MiB + 32 * 1024} 8192`, `read -P 0 ${40 * MiB} 2M`);
+    await qemuIo(agent.nbdUri('tgt'), `read -P 0x11 8192 ${TRACK - 8192}`, `read -P 0x22 ${10 * MiB + 32 * 1024} 8192`, `read -P 0 ${40 * MiB} 2M`);
 
     // No background copy: the source writes copied their tracks first, the target writes made theirs its own.
     const info = await flashSession(agent, 'pit');
