@@ -2,9 +2,10 @@ import { Badge, Button, Group, SimpleGrid, Stack, Text } from '@mantine/core';
 import type { FlashSessionInfo } from '@tandem/contract';
 import { useState } from 'react';
 import { formatSeconds, formatTime } from '../../sessions/hooks/session-model.ts';
-import { availableFlashActions, formatRate, isFullyCopied, sessionPercent, type FlashActionPlan } from '../hooks/flash-model.ts';
+import { availableFlashActions, canChangeRate, formatRate, isFullyCopied, sessionPercent, type FlashActionPlan } from '../hooks/flash-model.ts';
 import { FlashActionModal } from './FlashActionModal.tsx';
 import { FlashPairTable } from './FlashPairTable.tsx';
+import { FlashRateModal } from './FlashRateModal.tsx';
 import { FlashStateBadge } from './FlashStateBadge.tsx';
 
 function Fact({ label, value, testId, data }: { label: string; value: string; testId?: string; data?: Record<string, string | number> }) {
@@ -36,6 +37,7 @@ function optionWords(session: FlashSessionInfo): string {
 /** A flash session live: state, point in time, copy progress with rate and ETA, per-pair detail and the actions. */
 export function FlashSessionView({ siteId, session }: { siteId: string; session: FlashSessionInfo }) {
   const [pending, setPending] = useState<FlashActionPlan | null>(null);
+  const [rateOpen, setRateOpen] = useState(false);
   const percent = sessionPercent(session);
   const copying = session.state === 'copying' && !isFullyCopied(session);
   return (
@@ -65,7 +67,13 @@ export function FlashSessionView({ siteId, session }: { siteId: string; session:
             {plan.label}…
           </Button>
         ))}
+        {canChangeRate(session) && (
+          <Button size="xs" variant="default" onClick={() => setRateOpen(true)}>
+            Change rate…
+          </Button>
+        )}
       </Group>
+      {rateOpen && <FlashRateModal siteId={siteId} session={session} onClose={() => setRateOpen(false)} />}
       {pending && <FlashActionModal siteId={siteId} session={session} plan={pending} onClose={() => setPending(null)} />}
     </Stack>
   );

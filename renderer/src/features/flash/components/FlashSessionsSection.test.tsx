@@ -60,6 +60,37 @@ describe('FlashSessionsSection', () => {
     await expect.poll(() => calls).toContain('POST /api/sites/agent-a/flash-sessions/nightly/withdraw {"finishCopy":false}');
   });
 
+  it('changes the background copy rate, and starts the background copy of a no-copy session', async () => {
+    const calls: string[] = [];
+    const noCopy = flashSessionFixture({ name: 'quick', options: { ...flashSessionFixture().options, backgroundCopy: false }, pairs: [flashPairFixture({ id: 'fq', source: 'web', target: 'web-pit' })] });
+    renderWithBackend(
+      <FlashSessionsSection />,
+      routes({
+        'GET /api/sites/agent-b/flash-sessions': [200, { sessions: [noCopy] }],
+        'PATCH /api/sites/agent-a/flash-sessions/nightly': [200, nightly],
+        'PATCH /api/sites/agent-b/flash-sessions/quick': [200, noCopy],
+      }),
+      calls,
+    );
+    const card = await screen.findByTestId('flash-card-nightly');
+    fireEvent.click(within(card).getByRole('button', { name: 'Change rate…' }));
+    const rate = await screen.findByRole('dialog', { name: 'Background copy rate of nightly' });
+    fireEvent.click(within(rate).getByLabelText('Limited, to spare host I/O'));
+    fireEvent.change(within(rate).getByLabelText('Rate (MiB/s)'), { target: { value: '0' } });
+    expect(within(rate).getByRole('button', { name: 'Set rate' })).toBeDisabled();
+    fireEvent.change(within(rate).getByLabelText('Rate (MiB/s)'), { target: { value: '25' } });
+    fireEvent.click(within(rate).getByRole('button', { name: 'Set rate' }));
+    await expect.poll(() => calls).toContain('PATCH /api/sites/agent-a/flash-sessions/nightly {"rateMiBps":25}');
+
+    const quick = await screen.findByTestId('flash-card-quick');
+    expect(within(quick).queryByRole('button', { name: 'Change rate…' })).toBeNull();
+    fireEvent.click(within(quick).getByRole('button', { name: 'Start background copy…' }));
+    const start = await screen.findByRole('dialog', { name: 'Start the background copy of quick?' });
+    expect(within(start).getByTestId('flash-action-consequence')).toHaveTextContent('web-pit no longer depends on web');
+    fireEvent.click(within(start).getByRole('button', { name: 'Start background copy' }));
+    await expect.poll(() => calls).toContain('PATCH /api/sites/agent-b/flash-sessions/quick {"backgroundCopy":true}');
+  });
+
   it('refreshes the sessions and the event log live when a flash event of the site arrives', async () => {
     const calls: string[] = [];
     const established = { id: 8, time: '2026-01-01T00:00:00.000Z', type: 'flash.established', severity: 'info', subject: 'nightly', message: 'flash session nightly established' };

@@ -3,6 +3,7 @@ import { volumeFixture } from '../../../test/fixtures.ts';
 import { sessionFixture } from '../../sessions/hooks/session-fixtures.test-helpers.ts';
 import {
   availableFlashActions,
+  canChangeRate,
   defaultDraft,
   draftProblems,
   establishRequest,
@@ -113,12 +114,22 @@ describe('flash actions', () => {
     expect(flashActionPlan(done, 'withdraw').consequences[1]).toContain('db-pit keeps the full point-in-time image');
   });
 
+  it('lets the rate change only while a background copy has something left to copy', () => {
+    expect(canChangeRate(flashSessionFixture())).toBe(true);
+    expect(canChangeRate(flashSessionFixture({ state: 'suspended' }))).toBe(true);
+    expect(canChangeRate(flashSessionFixture({ options: { ...flashSessionFixture().options, backgroundCopy: false } }))).toBe(false);
+    expect(canChangeRate(flashSessionFixture({ pairs: [flashPairFixture({ copiedTracks: 16384, percent: 100 })] }))).toBe(false);
+    expect(canChangeRate(flashSessionFixture({ withdrawnAt: '2026-01-01T01:00:00.000Z' }))).toBe(false);
+  });
+
   it('offers refresh only for incremental sessions and pause only while copying', () => {
     const labels = (session: Parameters<typeof availableFlashActions>[0]) => availableFlashActions(session).map((plan) => plan.action);
     expect(labels(flashSessionFixture())).toEqual(['pause', 'reverse', 'withdraw']);
     expect(labels(flashSessionFixture({ state: 'suspended', options: { ...flashSessionFixture().options, incremental: true } }))).toEqual(['refresh', 'resume', 'reverse', 'withdraw']);
     expect(labels(flashSessionFixture({ state: 'stopping' }))).toEqual([]);
     expect(labels(flashSessionFixture({ state: 'preparing' }))).toEqual([]);
+    // A no-copy session can start its background copy instead of pausing one.
+    expect(labels(flashSessionFixture({ options: { ...flashSessionFixture().options, backgroundCopy: false } }))).toEqual(['start-copy', 'reverse', 'withdraw']);
     // Withdrawn (kept until forgotten): only forget.
     expect(labels(flashSessionFixture({ state: 'idle-copied', withdrawnAt: '2026-01-01T01:00:00.000Z' }))).toEqual(['forget']);
     expect(labels(flashSessionFixture({ state: 'stopped', withdrawnAt: '2026-01-01T01:00:00.000Z' }))).toEqual(['forget']);

@@ -195,12 +195,17 @@ export function sessionPercent(session: FlashSessionInfo): number {
   return (session.pairs.reduce((sum, pair) => sum + pair.copiedTracks, 0) / total) * 100;
 }
 
+/** The background copy's rate can be changed while it has something left to copy. */
+export function canChangeRate(session: FlashSessionInfo): boolean {
+  return holdsRelationships(session) && session.options.backgroundCopy && !isFullyCopied(session) && ['copying', 'suspended'].includes(session.state);
+}
+
 /** Background copy done: every target holds every track itself. */
 export function isFullyCopied(session: FlashSessionInfo): boolean {
   return session.pairs.every((pair) => pair.copiedTracks >= pair.totalTracks);
 }
 
-export type FlashAction = 'refresh' | 'reverse' | 'withdraw' | 'pause' | 'resume' | 'forget';
+export type FlashAction = 'refresh' | 'start-copy' | 'reverse' | 'withdraw' | 'pause' | 'resume' | 'forget';
 
 /** What an action does, in the session's own volume names, shown before anything happens. */
 export interface FlashActionPlan {
@@ -221,6 +226,7 @@ const allowedStates: Record<FlashAction, FlashState[]> = {
   withdraw: ['idle-copied', 'copying', 'suspended'],
   pause: ['copying'],
   resume: ['suspended'],
+  'start-copy': ['copying', 'suspended', 'idle-copied'],
   forget: ['stopped', 'idle-copied'],
 };
 
@@ -231,6 +237,7 @@ export function isFlashActionAllowed(session: FlashSessionInfo, action: FlashAct
   if (!allowedStates[action].includes(session.state)) return false;
   if (action === 'refresh') return session.options.incremental;
   if (action === 'pause') return session.options.backgroundCopy && !isFullyCopied(session);
+  if (action === 'start-copy') return !session.options.backgroundCopy && !isFullyCopied(session);
   return true;
 }
 
@@ -296,6 +303,19 @@ export function flashActionPlan(session: FlashSessionInfo, action: FlashAction):
         color: 'yellow',
         confirm: 'button',
       };
+    case 'start-copy':
+      return {
+        action,
+        label: 'Start background copy',
+        title: `Start the background copy of ${session.name}?`,
+        consequences: [
+          `Every track ${targets} still read${pairs.length === 1 ? 's' : ''} through the source is copied in the background, as fast as the disks go (set a rate afterwards to spare host I/O).`,
+          `Once done, ${targets} no longer depend${pairs.length === 1 ? 's' : ''} on ${list(pairs.map((pair) => pair.source))}.`,
+        ],
+        warnings: [],
+        color: 'blue',
+        confirm: 'button',
+      };
     case 'forget':
       return {
         action,
@@ -321,6 +341,6 @@ export function flashActionPlan(session: FlashSessionInfo, action: FlashAction):
 
 /** Actions offered on a flash session, in order. */
 export function availableFlashActions(session: FlashSessionInfo): FlashActionPlan[] {
-  const order: FlashAction[] = ['refresh', 'pause', 'resume', 'reverse', 'withdraw', 'forget'];
+  const order: FlashAction[] = ['refresh', 'start-copy', 'pause', 'resume', 'reverse', 'withdraw', 'forget'];
   return order.filter((action) => isFlashActionAllowed(session, action)).map((action) => flashActionPlan(session, action));
 }

@@ -98,6 +98,8 @@ export function useFlashAction() {
           return flashApi.update(api, siteId, name, { paused: true });
         case 'resume':
           return flashApi.update(api, siteId, name, { paused: false });
+        case 'start-copy':
+          return flashApi.update(api, siteId, name, { backgroundCopy: true });
         case 'forget':
           return flashApi.remove(api, siteId, name);
       }
