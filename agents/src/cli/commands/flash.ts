@@ -67,11 +67,16 @@ export function duration(seconds: number): string {
   return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
 }
 
-/** Copied tracks over all pairs, in percent with one decimal (a 100 % means every track of every target). */
+/** Copied tracks over all pairs, in percent. */
 export function sessionPercent(session: FlashSessionInfo): number {
   const total = session.pairs.reduce((sum, pair) => sum + pair.totalTracks, 0);
   const copied = session.pairs.reduce((sum, pair) => sum + pair.copiedTracks, 0);
-  return total === 0 ? 100 : Math.floor((copied / total) * 1000) / 10;
+  return total === 0 ? 100 : (copied / total) * 100;
+}
+
+/** One decimal, rounded down: "100.0" only when every track is copied. */
+function percentText(percent: number): string {
+  return (Math.floor(percent * 10) / 10).toFixed(1);
 }
 
 function optionsText(session: FlashSessionInfo): string {
@@ -90,7 +95,7 @@ function optionsText(session: FlashSessionInfo): string {
 
 /** One line of progress: `42.3 % copied, 120 MiB/s, about 3 min 20 s left`. */
 function progressText(session: FlashSessionInfo): string {
-  const parts = [`${sessionPercent(session).toFixed(1)} % copied`];
+  const parts = [`${percentText(sessionPercent(session))} % copied`];
   if (session.state === 'copying' || session.state === 'stopping') {
     if (session.copyBytesPerSecond > 0) parts.push(`${formatSize(Math.round(session.copyBytesPerSecond))}/s`);
     if (session.etaSeconds !== null) parts.push(`about ${duration(session.etaSeconds)} left`);
@@ -106,9 +111,10 @@ export function flashSessionFields(session: FlashSessionInfo): string {
     ['progress', progressText(session)],
     [
       'point in time',
-      session.pointInTime === null ? '- (not established)' : `${session.pointInTime}${session.holdMs === null ? '' : ` (source writes held ${session.holdMs} ms)`}`,
+      session.pointInTime === null ? '- (not established)' : `${session.pointInTime}${session.holdMs === null ? '' : ` (source writes held ${session.holdMs.toFixed(1)} ms)`}`,
     ],
     ['options', optionsText(session)],
+    ...(session.withdrawnAt ? [['withdrawn', `${session.withdrawnAt} (the relationships are gone; \`flash remove ${session.name}\` forgets the session)`] as [string, string]] : []),
     ['updated', session.updatedAt],
   ]);
   const changed = session.options.incremental;
@@ -118,7 +124,7 @@ export function flashSessionFields(session: FlashSessionInfo): string {
       pair.source,
       pair.remoteTarget ? `${pair.target} (+ ${pair.remoteTarget} at the secondary)` : pair.target,
       pair.state,
-      `${pair.percent.toFixed(1)} %`,
+      `${percentText(pair.percent)} %`,
       `${pair.copiedTracks}/${pair.totalTracks} x ${formatSize(pair.trackSize)}`,
       ...(changed ? [pair.changedTracks ? `${pair.changedTracks.source}/${pair.changedTracks.target}` : '-'] : []),
       pair.mirror,
@@ -136,7 +142,7 @@ function listTable(sessions: FlashSessionInfo[]): string {
       session.name,
       session.state,
       String(session.pairs.length),
-      `${sessionPercent(session).toFixed(1)} %`,
+      `${percentText(sessionPercent(session))} %`,
       session.copyBytesPerSecond > 0 ? `${formatSize(Math.round(session.copyBytesPerSecond))}/s` : '-',
       session.etaSeconds === null ? '-' : duration(session.etaSeconds),
       session.pointInTime ?? '-',
