@@ -63,12 +63,15 @@ test.describe.serial('flash copy: wizard, background copy, point-in-time bytes, 
       ['fc-db', 64 * mib],
       ['fc-db-pit', 64 * mib],
       ['fc-small', 32 * mib],
+      ['fc-log', 16 * mib],
+      ['fc-log-pit', 16 * mib],
     ] as const) {
       await consoleApi(backend, 'POST', `/api/sites/${siteId}/volumes`, { name, sizeBytes: size });
     }
     // 20 MiB of source data in three regions, and old data on the target that the flash copy must replace.
     await qemuIo(agent, 'fc-db', 'write -P 0xaa 0 8M', 'write -P 0x5c 40M 11M', 'write -P 0x11 63M 1M', 'flush');
     await qemuIo(agent, 'fc-db-pit', 'write -P 0xee 0 16M', 'flush');
+    await qemuIo(agent, 'fc-log', 'write -P 0x21 0 4M', 'flush');
     pointInTime = path.join(dir, 'fc-db-point-in-time.raw');
     await readVolume(agent, 'fc-db', pointInTime);
   });
@@ -176,5 +179,53 @@ test.describe.serial('flash copy: wizard, background copy, point-in-time bytes, 
     await flash.confirm(forget, 'Forget');
     await expect(card).toHaveCount(0);
     await expect(page.getByTestId('flash-empty')).toBeVisible();
+  });
+
+  test('from the Sessions screen: an incremental no-copy flash copy, then a refresh takes a new point in time of only the changed tracks', async ({ page }, testInfo) => {
+    test.setTimeout(180_000);
+    const tandem = new ConsolePage(page, backend);
+    const flash = new FlashPage(page);
+    const sessions = new SessionsPage(page);
+    const incremental = 'e2e-incremental';
+    const firstImage = path.join(dir, 'fc-log-1.raw');
+    await readVolume(agent, 'fc-log', firstImage);
+    await tandem.open();
+    await sessions.open();
+    await page.getByRole('button', { name: 'Flash copy…' }).click();
+    await flash.wizard.getByLabel(/^Source volume/).selectOption('fc-log');
+    await flash.next();
+    expect(await flash.offeredTargets()).toEqual(['fc-log-pit']);
+    await flash.targetSelect.selectOption('fc-log-pit');
+    await flash.next();
+    await flash.setOptions({ name: incremental, incremental: true });
+    await flash.wizard.getByLabel(/^Background copy: copy every track/).uncheck();
+    await flash.next();
+    await expect(flash.wizard.getByTestId('flash-review')).toContainText('No-copy: only tracks overwritten at the source are copied; incremental');
+    await flash.wizard.getByRole('button', { name: 'Establish flash copy' }).click();
+    await expect(flash.progress.getByTestId('flash-state')).toHaveText('Copying');
+    await flash.wizard.getByRole('button', { name: 'Close' }).click();
+    expect(await sameBytes(firstImage, agent, 'fc-log-pit')).toBe(true);
+
+    // Two tracks change at the source; the card counts them (no event: the list refreshes while the screen is open).
+    await qemuIo(agent, 'fc-log', 'write -P 0x42 1M 128k', 'flush');
+    const card = flash.card(incremental);
+    await expect(card.getByTestId('flash-pair-changed')).toHaveText('2 / 0', { timeout: 30_000 });
+    expect(await sameBytes(firstImage, agent, 'fc-log-pit')).toBe(true);
+    await screenshot(page, testInfo, 'flash-incremental-changed');
+
+    const refresh = await flash.action(card, 'Refresh');
+    await expect(refresh.getByTestId('flash-action-consequence')).toContainText('Refresh overwrites target fc-log-pit with a new point-in-time image of fc-log, taken now.');
+    await expect(refresh.getByTestId('flash-action-consequence')).toContainText('about 2 tracks');
+    await flash.confirm(refresh, 'Refresh');
+    await expect(card.getByTestId('flash-pair-changed')).toHaveText('0 / 0');
+    const secondImage = path.join(dir, 'fc-log-2.raw');
+    await readVolume(agent, 'fc-log', secondImage);
+    expect(await sameBytes(secondImage, agent, 'fc-log-pit')).toBe(true);
+    expect(await sameBytes(firstImage, agent, 'fc-log-pit')).toBe(false);
+    await card.getByRole('button', { name: 'Show events' }).click();
+    await expect(card.getByTestId(`flash-events-${incremental}`)).toContainText('flash.refreshed');
+    await tandem.toggleTheme();
+    await page.mouse.move(1, 790);
+    await screenshot(page, testInfo, 'flash-incremental-refreshed-dark');
   });
 });

@@ -52,7 +52,7 @@ export function FlashPairTable({ session }: { session: FlashSessionInfo }) {
                       value={percent}
                       size="lg"
                       color={percent >= 100 ? 'green' : 'blue'}
-                      animated={pair.state === 'copying' && percent < 100}
+                      animated={session.options.backgroundCopy && pair.state === 'copying' && percent < 100}
                       aria-label={`${pair.target} copied`}
                     />
                     <Text size="xs" mt={2} data-testid="flash-pair-percent" data-percent={percent}>

@@ -6,7 +6,7 @@ import { FlashSessionCard } from './FlashSessionCard.tsx';
 
 /** Flash copy sessions of every connected site, beside the mirror sessions. */
 export function FlashSessionsSection() {
-  const { sessions, isLoading, error } = useAllFlashSessions();
+  const { sessions, isLoading, error } = useAllFlashSessions({ live: true });
   const openWizard = useFlashUi((state) => state.openWizard);
   return (
     <Stack gap="sm" data-testid="flash-sessions">

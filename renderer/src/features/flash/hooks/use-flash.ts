@@ -10,7 +10,7 @@ import type { TrackMapView } from '../../track-map/hooks/track-map-model.ts';
 import { volumeKeys } from '../../volumes/api/volume-keys.ts';
 import { flashApi } from '../api/flash-api.ts';
 import { flashKeys } from '../api/flash-keys.ts';
-import { mirrorUse, volumeFlashRoles, type FlashAction, type MirrorUse, type VolumeFlashRole } from './flash-model.ts';
+import { holdsRelationships, mirrorUse, volumeFlashRoles, type FlashAction, type MirrorUse, type VolumeFlashRole } from './flash-model.ts';
 
 /** One site's flash sessions. */
 export function useFlashSessions(siteId: string | null, enabled = true) {
@@ -37,11 +37,27 @@ export interface SiteFlashSession {
   session: FlashSessionInfo;
 }
 
+/**
+ * Host writes change an incremental session's changed-track counts without
+ * any event, so while the Sessions screen is mounted (and the window
+ * visible) a site's list refreshes at this low rate as long as it holds an
+ * incremental session, like the mirror sessions' exposure. State changes
+ * and copy progress arrive as events at once.
+ */
+const changedTracksRefreshMs = 5000;
+
 /** Flash sessions of every connected site, by site then name. */
-export function useAllFlashSessions() {
+export function useAllFlashSessions(options: { live?: boolean } = {}) {
   const api = useApi();
   const sites = useConnectedSites();
-  const lists = useQueries({ queries: sites.map((site) => ({ queryKey: flashKeys.list(site.id), queryFn: () => flashApi.list(api, site.id) })) });
+  const lists = useQueries({
+    queries: sites.map((site) => ({
+      queryKey: flashKeys.list(site.id),
+      queryFn: () => flashApi.list(api, site.id),
+      refetchInterval: (query: { state: { data?: FlashSessionInfo[] } }) =>
+        options.live && query.state.data?.some((session) => session.options.incremental && holdsRelationships(session)) ? changedTracksRefreshMs : false,
+    })),
+  });
   const stamp = lists.map((list) => list.dataUpdatedAt).join(',');
   const sessions: SiteFlashSession[] = useMemo(
     () =>
