@@ -68,6 +68,12 @@ export class PairSource implements WriteTap {
   private stopRequested = false;
   /** Progress of the current resync. */
   progress = { total: 0, copied: 0, bytesSent: 0, startedAt: 0 };
+  /**
+   * Marks a flash change set on whole tracks (flash-mirror.ts): an applied
+   * consistency group carries only part of such a track, so it must not
+   * clear the mark; a resync copy or the secondary's own flash does.
+   */
+  private pinned: Uint8Array | null = null;
   /** A flash change holds new host changes before they reach the target (flash-mirror.ts). */
   private barrier: Promise<void> | null = null;
   /** Settles before a resync copies anything (flash-mirror.ts: a lost request is cancelled first). */
@@ -304,7 +310,8 @@ export class PairSource implements WriteTap {
             const track = view.nextSet(cursor);
             if (track < 0) return;
             cursor = track + 1;
-            if (this.lastTouched.has(track) || this.shipper?.isPending(this.record.id, track)) continue;
+            // (A pinned mark is copied even with a queued change: the group carries only part of the track.)
+            if (this.lastTouched.has(track) || (this.shipper?.isPending(this.record.id, track) && !this.isPinned(track))) continue;
             // A real mark on a track with a host change in flight is copied once it settled.
             if (this.copying.has(track) || this.unsettled.has(track)) {
               deferred++;
@@ -347,6 +354,7 @@ export class PairSource implements WriteTap {
       }
       if (this.copying.get(track) === false && !this.unsettled.has(track)) {
         this.engine.bitmaps.clear(this.bitmap, track, 1);
+        this.unpin(track);
       }
       this.progress.copied++;
       this.hooks.onProgress?.(this);
@@ -359,7 +367,7 @@ export class PairSource implements WriteTap {
   groupApplied(tracks: Set<number>): void {
     if (this.record.outOfSyncBitmap === null) return;
     for (const track of tracks) {
-      if (this.copying.has(track) || this.unsettled.has(track)) continue;
+      if (this.copying.has(track) || this.unsettled.has(track) || this.isPinned(track)) continue;
       this.engine.bitmaps.clear(this.record.outOfSyncBitmap, track, 1);
     }
   }
@@ -488,13 +496,28 @@ export class PairSource implements WriteTap {
     return [...this.unsettled.keys()];
   }
 
+  private isPinned(track: number): boolean {
+    return this.pinned !== null && (this.pinned[track >>> 3] & (1 << (track & 7))) !== 0;
+  }
+
+  private unpin(track: number): void {
+    if (this.pinned) this.pinned[track >>> 3] &= ~(1 << (track & 7));
+  }
+
   /**
    * Marks runs of tracks out-of-sync for real before a flash copy changes
    * their content here (durable when settled). Activity marks among them
    * become real marks, so the sweeper cannot clear them.
    */
   async markRuns(runs: Array<{ start: number; count: number }>): Promise<void> {
-    for (const run of runs) for (let track = run.start; track < run.start + run.count; track++) this.lastTouched.delete(track);
+    const trackCount = this.engine.bitmaps.view(this.bitmap).trackCount;
+    this.pinned ??= new Uint8Array(Math.ceil(trackCount / 8));
+    for (const run of runs) {
+      for (let track = run.start; track < Math.min(run.start + run.count, trackCount); track++) {
+        this.lastTouched.delete(track);
+        this.pinned[track >>> 3] |= 1 << (track & 7);
+      }
+    }
     await Promise.all(runs.map((run) => this.engine.bitmaps.set(this.bitmap, run.start, run.count)));
   }
 
@@ -518,12 +541,23 @@ export class PairSource implements WriteTap {
         clearFrom = -1;
       };
       for (let track = run.start; track < run.start + run.count; track++) {
-        const stays =
-          keep.has(track) || !view.isSet(track) || this.copying.has(track) || this.shipper?.isPending(this.record.id, track) === true;
-        const inFlight = !stays && this.unsettled.has(track);
-        if (stays || inFlight) {
+        if (!view.isSet(track)) {
+          this.unpin(track);
           flushRun(track);
-          if (inFlight && this.mirroring && this.mode !== 'async') this.lastTouched.set(track, now);
+          continue;
+        }
+        if (keep.has(track) || this.copying.has(track)) {
+          // Stays pinned: a resync copy clears it.
+          flushRun(track);
+          continue;
+        }
+        this.unpin(track);
+        // A change queued or in flight after the flash reaches the target on its own: its group or the sweeper clears the mark.
+        const queued = this.shipper?.isPending(this.record.id, track) === true;
+        const inFlight = this.unsettled.has(track);
+        if (queued || inFlight) {
+          flushRun(track);
+          if (inFlight && !queued && this.mirroring && this.mode !== 'async') this.lastTouched.set(track, now);
           continue;
         }
         if (clearFrom < 0) clearFrom = track;
