@@ -92,6 +92,25 @@ export const PairInfoSchema = z.object({
 });
 export type PairInfo = z.infer<typeof PairInfoSchema>;
 
+/** Snapshot shipping: the time between cycles, seconds (0.1 s .. 1 day). */
+export const ShipIntervalSecondsSchema = z.number().min(0.1).max(86_400);
+
+/** The last online verify by segment codes the session's source ran (on request, or by itself after a failback). */
+export const LastVerifySchema = z.object({
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  /** `failback`: the agent verified by itself when a failback reached Prepared; `request`: `session verify`. */
+  trigger: z.enum(['failback', 'request']),
+  comparedTracks: z.number(),
+  differingTracks: z.number(),
+  unverifiedTracks: z.number(),
+  /** No track differed and none was left unverified. */
+  ok: z.boolean(),
+  /** Differing tracks were marked and a resync copying them started. */
+  resyncStarted: z.boolean(),
+});
+export type LastVerify = z.infer<typeof LastVerifySchema>;
+
 export const SessionInfoSchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -110,6 +129,10 @@ export const SessionInfoSchema = z.object({
   exposureSeconds: z.number().nullable(),
   detail: z.string().nullable(),
   pairs: z.array(PairInfoSchema),
+  /** Snapshot-shipping sessions: the time between cycles in effect, seconds (null for other types). */
+  shipIntervalSeconds: z.number().nullable().optional(),
+  /** The last online verify (null before the first). */
+  lastVerify: LastVerifySchema.nullable().optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -123,8 +146,31 @@ export const CreateSessionRequestSchema = z.object({
   type: SessionTypeSchema,
   /** The other site: its site name or agent id (it must be paired). */
   peer: z.string().min(1),
+  /** Snapshot-shipping sessions only: the time between cycles (default 30 s, or the agent's TANDEM_SHIP_INTERVAL_MS). */
+  shipIntervalSeconds: ShipIntervalSecondsSchema.optional(),
 });
 export type CreateSessionRequest = z.infer<typeof CreateSessionRequestSchema>;
+
+/** `PATCH /v1/sessions/:name`: settings changeable while the session runs (both sites learn them). */
+export const UpdateSessionRequestSchema = z
+  .object({
+    /** Snapshot-shipping sessions only; a running source counts the new interval from now. */
+    shipIntervalSeconds: ShipIntervalSecondsSchema.optional(),
+  })
+  .strict();
+export type UpdateSessionRequest = z.infer<typeof UpdateSessionRequestSchema>;
+
+/** `POST /v1/sessions/:name/ship-now`: one snapshot-shipping cycle, committed at the target. */
+export const ShipCycleReportSchema = z.object({
+  session: z.string(),
+  cycle: z.number(),
+  /** The cycle's snapshot instant (ISO): the target now holds every copy set's image as of it (the consistency time). */
+  time: z.string(),
+  tracks: z.number(),
+  bytesSent: z.number(),
+  durationMs: z.number(),
+});
+export type ShipCycleReport = z.infer<typeof ShipCycleReportSchema>;
 
 export const AddPairRequestSchema = z.object({
   h1Volume: VolumeNameSchema,

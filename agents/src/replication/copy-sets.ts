@@ -11,6 +11,9 @@ export class CopySets {
   async createSession(name: string, type: SessionType, peer: string, options: { shipIntervalMs?: number } = {}): Promise<SessionRecord> {
     const service = this.service;
     const other = service.peers.get(peer);
+    if (options.shipIntervalMs !== undefined && type !== 'snapshot-shipping') {
+      throw new ProblemError('bad-request', `a ${type} session has no shipping interval; it is for snapshot-shipping sessions`);
+    }
     for (const session of service.sessions.values()) {
       if (session.name === name) throw new ProblemError('already-exists', `a session named ${name} already exists`);
     }
@@ -26,13 +29,14 @@ export class CopySets {
       recoverable: true,
       detail: null,
       consistencyTime: null,
+      shipIntervalMs: options.shipIntervalMs ?? null,
+      lastVerify: null,
       createdAt: now,
       updatedAt: now,
     };
     await service.peers.link(other.agentId).call('session.put', { record: session }, null, { waitForLinkMs: 5000 });
     service.store.saveSession(session);
     service.sessions.set(session.id, session);
-    if (options.shipIntervalMs !== undefined) service.shipping.intervals.set(session.id, options.shipIntervalMs);
     service.engine.catalog.recordEvent('session.created', 'info', name, `created ${type} session ${name} with ${other.site}`);
     return session;
   }

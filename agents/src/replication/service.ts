@@ -237,6 +237,11 @@ export class ReplicationService implements TapSource {
         recoverable: record.recoverable,
         detail: record.detail,
         consistencyTime: record.consistencyTime,
+        // The last verify is recorded at the source: the newer result wins.
+        lastVerify:
+          record.lastVerify && (!session.lastVerify || record.lastVerify.finishedAt > session.lastVerify.finishedAt)
+            ? record.lastVerify
+            : session.lastVerify,
       },
       false,
     );
@@ -303,6 +308,11 @@ export class ReplicationService implements TapSource {
   /** Runs a snapshot-shipping cycle now (at the source; forwarded there from the target). */
   shipNow(sessionName: string): Promise<CycleReport> {
     return this.shipping.shipNow(sessionName);
+  }
+
+  /** Changes the time between cycles of a snapshot-shipping session at both sites. */
+  setShipInterval(sessionName: string, intervalMs: number): Promise<SessionRecord> {
+    return this.shipping.setInterval(sessionName, intervalMs);
   }
 
   /** Shipping statistics of a session at its source (for tests and benchmarks). */

@@ -1,4 +1,5 @@
-import { ProblemError, type FailbackPreflight } from '@tandem/contract';
+import { ProblemError, type AgentEvent, type FailbackPreflight } from '@tandem/contract';
+import { problemMessage } from './pair-source.ts';
 import { planPair, summarizePlans, type PairPlan } from './failback.ts';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
@@ -69,6 +70,36 @@ export class SessionFailback {
       pairs: plans.map((plan) => ({ pair: plan.pair.id, tracks: plan.tracks.length, candidates: plan.candidates.length })),
     });
     void service.mirroring.runMirroring(session);
+    this.verifyWhenPrepared(session);
+  }
+
+  /**
+   * A failback is verified by the agent itself: once it reaches Prepared,
+   * segment codes of every track are compared at both sites (the online
+   * verify, differences marked and copied) and the result is recorded with
+   * the session (`lastVerify`, event `session.verified`). Through a
+   * suspension (link loss) it waits for Prepared; another state ends the wait.
+   */
+  private verifyWhenPrepared(session: SessionRecord): void {
+    const service = this.service;
+    const catalog = service.engine.catalog;
+    if (session.type === 'snapshot-shipping') {
+      catalog.recordEvent('session.verify', 'info', session.name, `session ${session.name}: a snapshot-shipping target lags by design; the failback is not verified by codes`);
+      return;
+    }
+    const waiting = new Set(['preparing', 'suspending', 'suspended']);
+    const listener = (event: AgentEvent) => {
+      if (event.type !== 'session.state' || event.subject !== session.name) return;
+      const to = String(event.data?.to ?? '');
+      if (waiting.has(to)) return;
+      catalog.events.off('event', listener);
+      if (to !== 'prepared') return;
+      // Called while the state change is recorded: the verify is registered before any request can ask for one.
+      service.verifier.verify(session.name, { trigger: 'failback' }).catch((error) => {
+        service.logger.warn({ session: session.name, error: problemMessage(error) }, 'verify after failback failed');
+      });
+    };
+    catalog.events.on('event', listener);
   }
 
   /** The other site took over as source (failback): this site becomes the target. */

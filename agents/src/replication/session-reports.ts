@@ -41,6 +41,8 @@ export class SessionReports {
       exposureSeconds: consistencyTime ? Math.max(0, (Date.now() - Date.parse(consistencyTime)) / 1000) : null,
       detail: session.detail,
       pairs,
+      shipIntervalSeconds: session.type === 'snapshot-shipping' ? service.shipping.intervalOf(session) / 1000 : null,
+      lastVerify: session.lastVerify ?? null,
       createdAt: session.createdAt,
       updatedAt: session.updatedAt,
     };

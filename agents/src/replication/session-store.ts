@@ -1,4 +1,4 @@
-import type { Direction, SessionState, SessionType } from '@tandem/contract';
+import type { Direction, LastVerify, SessionState, SessionType } from '@tandem/contract';
 import type { Catalog } from '../storage/catalog.ts';
 
 /** A session as both sites keep it; the `pairs` rows differ per site (local volume, bitmaps). */
@@ -15,6 +15,10 @@ export interface SessionRecord {
   recoverable: boolean;
   detail: string | null;
   consistencyTime: string | null;
+  /** Snapshot shipping: the time between cycles, ms (null: TANDEM_SHIP_INTERVAL_MS or 30 s). Both sites keep it. */
+  shipIntervalMs?: number | null;
+  /** The last online verify's result (recorded at the source, pushed to the other site with the state). */
+  lastVerify?: LastVerify | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -48,6 +52,8 @@ export class SessionStore {
       recoverable: Number(row.recoverable) === 1,
       detail: row.detail === null ? null : String(row.detail),
       consistencyTime: row.consistency_time === null ? null : String(row.consistency_time),
+      shipIntervalMs: row.ship_interval_ms === null || row.ship_interval_ms === undefined ? null : Number(row.ship_interval_ms),
+      lastVerify: typeof row.last_verify === 'string' ? (JSON.parse(row.last_verify) as LastVerify) : null,
       createdAt: String(row.created_at),
       updatedAt: String(row.updated_at),
     }));
@@ -72,14 +78,20 @@ export class SessionStore {
     this.catalog.db
       .prepare(
         `INSERT INTO sessions (id, name, type, control_agent_id, peer_agent_id, state, direction, recoverable, detail,
-           consistency_time, created_at, updated_at)
+           consistency_time, ship_interval_ms, last_verify, created_at, updated_at)
          VALUES (@id, @name, @type, @controlAgentId, @peerAgentId, @state, @direction, @recoverable, @detail,
-           @consistencyTime, @createdAt, @updatedAt)
+           @consistencyTime, @shipIntervalMs, @lastVerify, @createdAt, @updatedAt)
          ON CONFLICT(id) DO UPDATE SET state = excluded.state, direction = excluded.direction,
            recoverable = excluded.recoverable, detail = excluded.detail,
-           consistency_time = excluded.consistency_time, updated_at = excluded.updated_at`,
+           consistency_time = excluded.consistency_time, ship_interval_ms = excluded.ship_interval_ms,
+           last_verify = excluded.last_verify, updated_at = excluded.updated_at`,
       )
-      .run({ ...session, recoverable: session.recoverable ? 1 : 0 });
+      .run({
+        ...session,
+        recoverable: session.recoverable ? 1 : 0,
+        shipIntervalMs: session.shipIntervalMs ?? null,
+        lastVerify: session.lastVerify ? JSON.stringify(session.lastVerify) : null,
+      });
   }
 
   savePair(pair: PairRecord): void {

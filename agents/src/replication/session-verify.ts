@@ -1,11 +1,17 @@
-import { ProblemError, type VerifyPairReport, type VerifyReport } from '@tandem/contract';
+import { ProblemError, type LastVerify, type VerifyPairReport, type VerifyReport } from '@tandem/contract';
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
+import type { SessionRecord } from './session-store.ts';
 import { verifyPair } from './verify.ts';
 
-/** Online verify of duplex sessions by segment codes. */
+/**
+ * Online verify of duplex sessions by segment codes. One verify runs per
+ * session at a time: a request while one runs (say the console's, right
+ * after the agent began verifying a failback by itself) gets that verify's
+ * report. Every result is recorded with the session (`lastVerify`).
+ */
 export class SessionVerifier {
-  private readonly verifying = new Set<string>();
+  private readonly running = new Map<string, Promise<VerifyReport>>();
 
   constructor(private readonly service: ReplicationService) {}
 
@@ -15,9 +21,11 @@ export class SessionVerifier {
    * out-of-sync and copied by a resync; tracks that differed only because
    * writes were in flight are never reported (see verifyPair).
    */
-  async verify(sessionName: string, options: { forwarded?: boolean } = {}): Promise<VerifyReport> {
+  async verify(sessionName: string, options: { forwarded?: boolean; trigger?: LastVerify['trigger'] } = {}): Promise<VerifyReport> {
     const service = this.service;
     const session = service.session(sessionName);
+    const pending = this.running.get(session.id);
+    if (pending) return pending;
     if (!service.isSource(session)) {
       if (options.forwarded) throw new ProblemError('invalid-state', `neither site is the source of session ${session.name} now`);
       const forwarded = await service.link(session).call('session.verify', { session: session.id }, null, {
@@ -32,8 +40,13 @@ export class SessionVerifier {
     if (session.type === 'snapshot-shipping') {
       throw new ProblemError('not-supported', `session ${session.name} ships snapshots: its target lags by design; verify after a suspend`);
     }
-    if (this.verifying.has(session.id)) throw new ProblemError('conflict', `session ${session.name} is being verified already`);
-    this.verifying.add(session.id);
+    const run = this.run(session, options.trigger ?? 'request').finally(() => this.running.delete(session.id));
+    this.running.set(session.id, run);
+    return run;
+  }
+
+  private async run(session: SessionRecord, trigger: LastVerify['trigger']): Promise<VerifyReport> {
+    const service = this.service;
     const startedAt = new Date().toISOString();
     const engine = service.engine;
     const catalog = engine.catalog;
@@ -71,19 +84,34 @@ export class SessionVerifier {
         unverifiedTracks: sum('unverifiedCount'),
         resyncStarted: false,
       };
-      if (marked > 0 && session.state === 'prepared') {
+      report.resyncStarted = marked > 0 && session.state === 'prepared';
+      const lastVerify: LastVerify = {
+        startedAt,
+        finishedAt: report.finishedAt,
+        trigger,
+        comparedTracks: report.comparedTracks,
+        differingTracks: report.differingTracks,
+        unverifiedTracks: report.unverifiedTracks,
+        ok: report.differingTracks === 0 && report.unverifiedTracks === 0,
+        resyncStarted: report.resyncStarted,
+      };
+      if (report.resyncStarted) {
         // The marked tracks are copied by the resync machinery, as after a resume.
-        service.setState(session, 'preparing', { detail: `verify found ${marked} differing track(s); copying them` });
+        service.setState(session, 'preparing', { detail: `verify found ${marked} differing track(s); copying them`, lastVerify });
         void service.mirroring.runMirroring(session);
-        report.resyncStarted = true;
+      } else {
+        // Recorded here and pushed to the other site with the (unchanged) state.
+        service.setState(session, session.state, { lastVerify });
       }
       catalog.recordEvent(
         'session.verified',
         report.differingTracks > 0 ? 'warning' : 'info',
         session.name,
-        `session ${session.name}: verified ${report.comparedTracks} track(s), ${report.differingTracks} differ` +
+        `session ${session.name}: verified ${report.comparedTracks} track(s)${trigger === 'failback' ? ' after failback' : ''}, ${report.differingTracks} differ` +
           (report.unverifiedTracks ? `, ${report.unverifiedTracks} kept busy by writes` : ''),
         {
+          trigger,
+          ok: lastVerify.ok,
           comparedTracks: report.comparedTracks,
           differingTracks: report.differingTracks,
           unverifiedTracks: report.unverifiedTracks,
@@ -95,8 +123,6 @@ export class SessionVerifier {
     } catch (error) {
       catalog.recordEvent('session.verify-failed', 'warning', session.name, `session ${session.name}: verify stopped: ${problemMessage(error)}`);
       throw error;
-    } finally {
-      this.verifying.delete(session.id);
     }
   }
 }

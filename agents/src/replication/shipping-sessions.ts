@@ -11,8 +11,6 @@ import { DEFAULT_SHIP_INTERVAL_MS, SnapshotShipper, type CycleReport } from './s
 export class ShippingSessions {
   /** Snapshot-shipping sessions this site is the source of: their cycle runners. */
   private readonly shipping = new Map<string, SnapshotShipper>();
-  /** Per snapshot-shipping session: the cycle interval (default TANDEM_SHIP_INTERVAL_MS or 30 s). */
-  readonly intervals = new Map<string, number>();
 
   constructor(private readonly service: ReplicationService) {}
 
@@ -31,7 +29,7 @@ export class ShippingSessions {
     service.refreshTaps();
     let shipper = this.shipping.get(session.id);
     if (!shipper) {
-      const interval = this.intervals.get(session.id) ?? (Number(process.env.TANDEM_SHIP_INTERVAL_MS) || DEFAULT_SHIP_INTERVAL_MS);
+      const interval = this.intervalOf(session);
       shipper = new SnapshotShipper(
         session.id,
         service.engine,
@@ -81,6 +79,44 @@ export class ShippingSessions {
     const report = await shipper.shipNow();
     if (!report) throw new ProblemError('invalid-state', `session ${session.name} stopped shipping`);
     return report;
+  }
+
+  /** The time between cycles in effect, ms: the session's setting, else TANDEM_SHIP_INTERVAL_MS, else 30 s. */
+  intervalOf(session: SessionRecord): number {
+    return session.shipIntervalMs ?? (Number(process.env.TANDEM_SHIP_INTERVAL_MS) || DEFAULT_SHIP_INTERVAL_MS);
+  }
+
+  /**
+   * Changes the time between cycles of a snapshot-shipping session, at both
+   * sites (the other site first: if it cannot be told, nothing changes).
+   * A running source counts the new interval from now.
+   */
+  async setInterval(sessionName: string, intervalMs: number): Promise<SessionRecord> {
+    const service = this.service;
+    const session = service.session(sessionName);
+    if (session.type !== 'snapshot-shipping') {
+      throw new ProblemError('bad-request', `session ${session.name} is ${session.type}; only snapshot-shipping sessions have a shipping interval`);
+    }
+    await service.link(session).call('session.settings', { session: session.id, shipIntervalMs: intervalMs }, null, { waitForLinkMs: 3000 });
+    this.applyInterval(session, intervalMs);
+    return session;
+  }
+
+  /** Records a session's shipping interval here and gives it to the running shipper (the `session.settings` peer request too). */
+  applyInterval(session: SessionRecord, intervalMs: number): void {
+    if (session.type !== 'snapshot-shipping') throw new ProblemError('bad-request', `session ${session.name} is not snapshot-shipping`);
+    const previous = this.intervalOf(session);
+    session.shipIntervalMs = intervalMs;
+    session.updatedAt = new Date().toISOString();
+    this.service.store.saveSession(session);
+    this.shipping.get(session.id)?.setIntervalMs(intervalMs);
+    this.service.engine.catalog.recordEvent(
+      'session.settings',
+      'info',
+      session.name,
+      `session ${session.name}: shipping interval ${previous / 1000} s -> ${intervalMs / 1000} s`,
+      { shipIntervalMs: intervalMs, previousMs: previous },
+    );
   }
 
   /** The cycle runner of a session this site is the source of, if any. */

@@ -83,6 +83,11 @@ export class TargetHandlers {
         await service.execute(session, str(params, 'action') as SessionAction, (params.options ?? {}) as Partial<FailbackOptions>);
         return {};
       }
+      case 'session.settings': {
+        const session = service.session(str(params, 'session'));
+        service.shipping.applyInterval(session, num(params, 'shipIntervalMs'));
+        return {};
+      }
       case 'session.ship-now':
         return { result: await service.shipNow(str(params, 'session')) };
       case 'session.verify':

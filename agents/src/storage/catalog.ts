@@ -124,6 +124,9 @@ const migrations: string[] = [
      remote_target TEXT,
      reason TEXT
    );`,
+  // Session settings kept with the session: the snapshot-shipping interval (null: the default) and the last verify's result (JSON).
+  `ALTER TABLE sessions ADD COLUMN ship_interval_ms INTEGER;
+   ALTER TABLE sessions ADD COLUMN last_verify TEXT;`,
 ];
 
 /**

@@ -15,6 +15,8 @@ import {
   SessionInfoSchema,
   SessionListSchema,
   SessionNameSchema,
+  ShipCycleReportSchema,
+  UpdateSessionRequestSchema,
   VerifyReportSchema,
   VolumeNameSchema,
 } from '@tandem/contract';
@@ -80,7 +82,10 @@ export async function replicationRoutes(fastify: FastifyInstance, deps: ApiDepen
     { schema: { body: CreateSessionRequestSchema, response: { 201: SessionInfoSchema } } },
     async (request, reply) => {
       const service = runtime().service;
-      const session = await service.createSession(request.body.name, request.body.type, request.body.peer);
+      const seconds = request.body.shipIntervalSeconds;
+      const session = await service.createSession(request.body.name, request.body.type, request.body.peer, {
+        shipIntervalMs: seconds === undefined ? undefined : Math.round(seconds * 1000),
+      });
       return reply.code(201).send(service.info(session));
     },
   );
@@ -91,6 +96,37 @@ export async function replicationRoutes(fastify: FastifyInstance, deps: ApiDepen
     async (request) => {
       const service = runtime().service;
       return service.info(service.session(request.params.name));
+    },
+  );
+
+  // Settings changeable while the session runs (both sites learn them).
+  app.patch(
+    '/v1/sessions/:name',
+    { schema: { params: SessionParamsSchema, body: UpdateSessionRequestSchema, response: { 200: SessionInfoSchema } } },
+    async (request) => {
+      const service = runtime().service;
+      const seconds = request.body.shipIntervalSeconds;
+      if (seconds === undefined) throw new ProblemError('bad-request', 'nothing to change: give shipIntervalSeconds');
+      const session = await service.setShipInterval(request.params.name, Math.round(seconds * 1000));
+      return service.info(session);
+    },
+  );
+
+  // Snapshot shipping: one cycle now, answered once the target committed it.
+  app.post(
+    '/v1/sessions/:name/ship-now',
+    { schema: { params: SessionParamsSchema, response: { 200: ShipCycleReportSchema } } },
+    async (request) => {
+      const service = runtime().service;
+      const report = await service.shipNow(request.params.name);
+      return {
+        session: service.session(request.params.name).name,
+        cycle: report.cycle,
+        time: new Date(report.time).toISOString(),
+        tracks: report.tracks,
+        bytesSent: report.bytesSent,
+        durationMs: report.durationMs,
+      };
     },
   );
 
@@ -106,6 +142,7 @@ export async function replicationRoutes(fastify: FastifyInstance, deps: ApiDepen
 
   app.delete(
     '/v1/sessions/:name/pairs/:volume',
+    // Defined sessions, and started ones (preparing, prepared, suspended): the other copy sets keep mirroring.
     { schema: { params: z.object({ name: SessionNameSchema, volume: VolumeNameSchema }) } },
     async (request, reply) => {
       await runtime().service.removePair(request.params.name, request.params.volume);

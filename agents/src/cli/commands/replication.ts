@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import {
   FailbackPreflightSchema,
   PeerInfoSchema,
@@ -7,6 +7,7 @@ import {
   SessionInfoSchema,
   SessionListSchema,
   SessionTypeSchema,
+  ShipCycleReportSchema,
   VerifyReportSchema,
   type FailbackPreflight,
   type SessionInfo,
@@ -18,6 +19,24 @@ import { dataOption, jsonOption } from '../arguments.ts';
 import { formatFields, formatTable, print, printJson, usageError } from '../output.ts';
 import { withClient, type AdminOptions } from './admin.ts';
 
+/** `--interval <seconds>` of snapshot shipping: 0.1 s to a day. */
+function parseInterval(text: string): number {
+  const value = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(value >= 0.1 && value <= 86_400)) {
+    throw new InvalidArgumentError(`'${text}' is not a number of seconds from 0.1 to 86400`);
+  }
+  return value;
+}
+
+function lastVerifyText(session: SessionInfo): string {
+  const last = session.lastVerify;
+  if (!last) return '-';
+  const outcome = last.ok
+    ? 'ok'
+    : `${last.differingTracks} differing${last.unverifiedTracks ? `, ${last.unverifiedTracks} unverified` : ''}${last.resyncStarted ? ' (copied by a resync)' : ''}`;
+  return `${outcome}: ${last.comparedTracks} track(s) compared at ${last.finishedAt}${last.trigger === 'failback' ? ' (after failback)' : ''}`;
+}
+
 function sessionFields(session: SessionInfo): string {
   const fields = formatFields([
     ['session', `${session.name} (${session.type})`],
@@ -25,6 +44,8 @@ function sessionFields(session: SessionInfo): string {
     ['direction', `${session.direction} (H1 ${session.h1Site}, H2 ${session.h2Site}; this agent is ${session.role.toUpperCase()})`],
     ['consistency', session.consistencyTime ?? '-'],
     ['exposure', session.exposureSeconds === null ? '-' : `${session.exposureSeconds.toFixed(1)} s`],
+    ...(session.shipIntervalSeconds != null ? [['interval', `${session.shipIntervalSeconds} s between shipping cycles`] as [string, string]] : []),
+    ['last verify', lastVerifyText(session)],
     ['detail', session.detail ?? '-'],
   ]);
   const pairs = formatTable(
@@ -151,20 +172,29 @@ export function registerReplicationCommands(program: Command): void {
     .description('define a session with a paired site')
     .requiredOption('--type <type>', `session type: ${SessionTypeSchema.options.join(', ')}`)
     .requiredOption('--peer <site>', 'the paired site (name or agent id)')
+    .option('--interval <seconds>', 'snapshot-shipping: seconds between cycles (default 30)', parseInterval)
     .addOption(dataOption())
     .addOption(jsonOption())
-    .action((name: string, options: AdminOptions & { type: string; peer: string }) =>
+    .action((name: string, options: AdminOptions & { type: string; peer: string; interval?: number }) =>
       withClient(options, async (client) => {
         const type = SessionTypeSchema.safeParse(options.type);
         if (!type.success) throw usageError(`--type must be one of ${SessionTypeSchema.options.join(', ')}`);
-        const created = await client.call('POST', '/v1/sessions', SessionInfoSchema, { name, type: type.data, peer: options.peer });
+        if (options.interval !== undefined && type.data !== 'snapshot-shipping') throw usageError('--interval is for --type snapshot-shipping');
+        const created = await client.call('POST', '/v1/sessions', SessionInfoSchema, {
+          name,
+          type: type.data,
+          peer: options.peer,
+          shipIntervalSeconds: options.interval,
+        });
         if (options.json) printJson(created);
         else print(`created ${created.type} session ${created.name} (H1 ${created.h1Site}, H2 ${created.h2Site})`);
       }),
     );
   session
     .command('add <name> <h1-volume> <h2-volume>')
-    .description('add a copy set: a volume here (H1) and one of the same size at the other site (H2)')
+    .description(
+      'add a copy set: a volume here (H1) and one of the same size at the other site (H2); in a started session it is copied at once and the other copy sets keep mirroring',
+    )
     .addOption(dataOption())
     .addOption(jsonOption())
     .action((name: string, h1Volume: string, h2Volume: string, options: AdminOptions) =>
@@ -174,18 +204,22 @@ export function registerReplicationCommands(program: Command): void {
           h2Volume,
         });
         if (options.json) printJson(updated);
-        else print(`added ${h1Volume} -> ${h2Volume} to ${name}`);
+        else if (updated.state === 'defined') print(`added ${h1Volume} -> ${h2Volume} to ${name}`);
+        else print(`added ${h1Volume} -> ${h2Volume} to ${name} (${updated.state}); its initial copy runs now\n\n${sessionFields(updated)}`);
       }),
     );
   session
     .command('remove <name> <h1-volume>')
-    .description('remove a copy set from a defined session')
+    .description(
+      'remove a copy set; in a started session it stops being mirrored and both sites drop its bitmaps (the last copy set of a started session is refused: terminate it)',
+    )
     .addOption(dataOption())
     .addOption(jsonOption())
     .action((name: string, h1Volume: string, options: AdminOptions) =>
       withClient(options, async (client) => {
         await client.call('DELETE', `/v1/sessions/${encodeURIComponent(name)}/pairs/${encodeURIComponent(h1Volume)}`, null);
-        if (options.json) printJson({ removed: h1Volume });
+        const session = await client.call('GET', `/v1/sessions/${encodeURIComponent(name)}`, SessionInfoSchema);
+        if (options.json) printJson({ removed: h1Volume, session });
         else print(`removed ${h1Volume} from ${name}`);
       }),
     );
@@ -245,6 +279,49 @@ export function registerReplicationCommands(program: Command): void {
           const report = await client.call('POST', `/v1/sessions/${encodeURIComponent(name)}/verify`, VerifyReportSchema, {});
           if (options.json) printJson(report);
           else print(verifyFields(report));
+        } finally {
+          client.close();
+        }
+      }),
+    );
+  session
+    .command('set <name>')
+    .description('change settings of a session, also while it runs (both sites learn them)')
+    .option('--interval <seconds>', 'snapshot-shipping: seconds between cycles', parseInterval)
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((name: string, options: AdminOptions & { interval?: number }) =>
+      withClient(options, async (client) => {
+        if (options.interval === undefined) throw usageError('nothing to change: give --interval <seconds>');
+        const updated = await client.call('PATCH', `/v1/sessions/${encodeURIComponent(name)}`, SessionInfoSchema, {
+          shipIntervalSeconds: options.interval,
+        });
+        if (options.json) printJson(updated);
+        else print(`${name}: ${updated.shipIntervalSeconds} s between shipping cycles`);
+      }),
+    );
+  session
+    .command('ship-now <name>')
+    .description('snapshot shipping: run one cycle now; answers once the other site committed it')
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((name: string, options: AdminOptions) =>
+      withClient(options, async (checked) => {
+        // A cycle ships every changed track (minutes for a big first cycle): no 30 s idle limit here.
+        const client = new AgentApiClient(`${checked.host.includes(':') ? `[${checked.host}]` : checked.host}:${checked.port}`, await loadAdminCredentials(options.data), 24 * 3600_000);
+        try {
+          const report = await client.call('POST', `/v1/sessions/${encodeURIComponent(name)}/ship-now`, ShipCycleReportSchema, {});
+          if (options.json) printJson(report);
+          else
+            print(
+              formatFields([
+                ['cycle', String(report.cycle)],
+                ['consistency', report.time],
+                ['tracks', String(report.tracks)],
+                ['bytes sent', String(report.bytesSent)],
+                ['took', `${(report.durationMs / 1000).toFixed(2)} s`],
+              ]),
+            );
         } finally {
           client.close();
         }
