@@ -89,9 +89,18 @@ describe('flash copy refusals through the API', () => {
       'not-found',
       /nowhere/,
     );
-    const self = await agent.api.request('POST', '/v1/flash-sessions', { pairs: [{ source: 'one', target: 'one' }] });
-    expect(self.status).toBeGreaterThanOrEqual(400);
-    expect(self.status).toBeLessThan(500);
+    await refused('POST', '/v1/flash-sessions', { pairs: [{ source: 'one', target: 'one' }] }, 409, 'conflict', /onto itself/);
+    await refused(
+      'POST',
+      '/v1/flash-sessions',
+      { pairs: [{ source: 'one', target: 'one-pit' }, { source: 'two', target: 'one-pit' }] },
+      409,
+      'conflict',
+      /one-pit/,
+    );
+    await agentCliJson(agent, ['snapshot', 'create', 'two', 'two-frozen', '--read-only']);
+    await refused('POST', '/v1/flash-sessions', { pairs: [{ source: 'one', target: 'two-frozen' }] }, 409, 'read-only', /two-frozen/);
+    await refused('POST', '/v1/flash-sessions', { pairs: [{ source: 'one', target: 'one-pit' }], coordinated: true }, 400, 'bad-request', /remoteTarget/);
     expect(await sessionNames()).toEqual([]);
     await targetUntouched();
     await refused('GET', '/v1/flash-sessions/half', undefined, 404, 'not-found');
@@ -104,8 +113,10 @@ describe('flash copy refusals through the API', () => {
     expect(first.state).toBe('copying');
     await refused('POST', '/v1/flash-sessions', { name: 'again', pairs: [{ source: 'two', target: 'one-pit' }] }, 409, 'volume-busy', /one-pit/);
     // A target cannot be the source of another relationship in the same instant either.
-    const chained = await agent.api.request('POST', '/v1/flash-sessions', { name: 'chained', pairs: [{ source: 'one-pit', target: 'two-pit' }] });
-    expect(chained.status, JSON.stringify(chained.body)).toBeGreaterThanOrEqual(400);
+    await refused('POST', '/v1/flash-sessions', { name: 'chained', pairs: [{ source: 'one-pit', target: 'two-pit' }] }, 409, 'volume-busy', /one-pit/);
+    // Nor can a volume in a relationship be deleted or resized.
+    await refused('DELETE', '/v1/volumes/one-pit', undefined, 409, 'volume-busy', /first/);
+    await refused('PATCH', '/v1/volumes/one', { sizeBytes: 2 * SIZE }, 409, 'volume-busy', /first/);
     await refused('POST', '/v1/flash-sessions', { name: 'first', pairs: [{ source: 'two', target: 'two-pit' }] }, 409, 'already-exists', /first/);
     expect(await sessionNames()).toEqual(['first']);
     // Withdrawn, the session is kept (stopped: the no-copy target was never complete) until removed.
@@ -220,6 +231,10 @@ describe('tandem-agent flash', () => {
     const usage = await agent.cli(['flash', 'establish', '--pair', 'nocolon']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/^error: bad-request: .*SOURCE:TARGET/);
+    // The flags reach the agent: a coordinated pair without a remote target is the agent's refusal.
+    const coordinated = await agent.cli(['flash', 'establish', '--coordinated', '--pair', 'one:one-pit']);
+    expect(coordinated.code).toBe(1);
+    expect(coordinated.stderr).toMatch(/^error: bad-request: a coordinated session needs remoteTarget/);
     const nothing = await agent.cli(['flash', 'update', 'any']);
     expect(nothing.code).toBe(2);
     expect(nothing.stderr).toContain('nothing to change');
