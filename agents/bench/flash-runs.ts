@@ -35,10 +35,12 @@ export class FlashApi {
   constructor(private readonly api: ApiClient) {}
 
   /** Establishes one pair; the round trip and, if the agent says, its own time. */
-  async establish(name: string, source: string, target: string, backgroundCopy: boolean): Promise<{ apiMs: number; engineMs: number | null }> {
+  /** Establishes one pair; the round trip, the agent's own time if it says, and how long it held source writes. */
+  async establish(name: string, source: string, target: string, backgroundCopy: boolean): Promise<{ apiMs: number; engineMs: number | null; holdMs: number | null }> {
     const response = await this.api.request('POST', '/v1/flash-sessions', { name, pairs: [{ source, target }], backgroundCopy });
     if (response.status !== 201) throw new Error(`flash establish ${source} -> ${target}: ${response.status} ${JSON.stringify(response.body)}`);
-    return { apiMs: response.ms, engineMs: engineMs(response) };
+    const holdMs = (response.body as { holdMs?: unknown }).holdMs;
+    return { apiMs: response.ms, engineMs: engineMs(response), holdMs: typeof holdMs === 'number' ? holdMs : null };
   }
 
   async get(name: string): Promise<{ state: string; pairs: Array<{ copiedTracks: number; totalTracks: number }> }> {
@@ -95,6 +97,8 @@ export interface EstablishTimes {
   apiMs: Record<SizeLabel, number[]>;
   /** fastify's responseTime for the same requests (agent log), ms. */
   agentMs: Record<SizeLabel, number[]>;
+  /** `holdMs` of the answer: how long the flash service held the source's writes, ms. */
+  holdMs: Record<SizeLabel, number[]>;
   /** GET /v1/agent on the same connection: the API's own share, ms. */
   getMs: number[];
   qemuImgMs: Record<SizeLabel, number[]>;
@@ -119,6 +123,7 @@ export async function timeEstablish(
   const out: EstablishTimes = {
     apiMs: { '1 GiB full': [], '1 TiB sparse': [] },
     agentMs: { '1 GiB full': [], '1 TiB sparse': [] },
+    holdMs: { '1 GiB full': [], '1 TiB sparse': [] },
     getMs: [],
     qemuImgMs: { '1 GiB full': [], '1 TiB sparse': [] },
   };
@@ -136,6 +141,7 @@ export async function timeEstablish(
       posted.push(size);
       out.apiMs[size].push(timing.apiMs);
       if (timing.engineMs !== null) out.agentMs[size].push(timing.engineMs);
+      if (timing.holdMs !== null) out.holdMs[size].push(timing.holdMs);
       await flash!.drop(name);
     }
   }

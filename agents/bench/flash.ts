@@ -107,6 +107,7 @@ function render(est: EstablishTimes, fw: FirstWrites, copy: CopyThroughput, opts
   const establishRows = [
     [`tandem flash establish, API round trip (median of ${opts.samples})`, ...api.map(ms), `≤ ${snapshotCreateMaxMs} ms, flat`, verdict(within)],
     ['tandem, inside the agent (fastify responseTime)', ...agent.map(ms), `≤ ${snapshotCreateMaxMs} ms, flat`, verdict(withinAgent)],
+    ['tandem, source writes held (session holdMs)', ...sizes.map((size) => ms(med(est.holdMs[size]))), '', ''],
     ['tandem, GET /v1/agent round trip (API share)', ms(med(est.getMs)), '', '', ''],
     ['anchor: qemu-img create -f qcow2 -b (whole process)', ...sizes.map((size) => ms(med(est.qemuImgMs[size]))), '15–17 ms', ''],
   ];
