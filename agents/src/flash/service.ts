@@ -328,6 +328,21 @@ export class FlashService implements TapSource {
     });
   }
 
+  /**
+   * Records how the mirror handled a pair once that is known after the
+   * change (an async secondary answers through the mirror stream, after the
+   * writes were released). Unknown sessions or pairs are ignored.
+   */
+  noteMirrorHandling(session: string, pairId: string, mirror: FlashMirrorHandling, reason: string | null = null): void {
+    const record = this.sessions.get(session);
+    const pair = record?.pairs.find((p) => p.id === pairId);
+    if (!record || !pair) return;
+    pair.mirror = mirror;
+    pair.reason = reason;
+    record.updatedAt = new Date().toISOString();
+    this.store.save(record);
+  }
+
   // --- write taps ---
 
   /** Write taps of a volume: a write-inhibited target refuses host writes (order 10). */
