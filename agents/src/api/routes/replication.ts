@@ -135,7 +135,9 @@ export async function replicationRoutes(fastify: FastifyInstance, deps: ApiDepen
     { schema: { params: SessionParamsSchema, body: AddPairRequestSchema, response: { 201: SessionInfoSchema } } },
     async (request, reply) => {
       const service = runtime().service;
-      await service.addPair(request.params.name, request.body.h1Volume, request.body.h2Volume);
+      await service.addPair(request.params.name, request.body.h1Volume, request.body.h2Volume, {
+        primaryAgent: request.body.primaryAgent,
+      });
       return reply.code(201).send(service.info(service.session(request.params.name)));
     },
   );
