@@ -193,6 +193,7 @@ test.describe.serial('flash copy: wizard, background copy, point-in-time bytes, 
     await sessions.open();
     await page.getByRole('button', { name: 'Flash copy…' }).click();
     await flash.wizard.getByLabel(/^Source volume/).selectOption('fc-log');
+    await screenshot(page, testInfo, 'flash-wizard-source');
     await flash.next();
     expect(await flash.offeredTargets()).toEqual(['fc-log-pit']);
     await flash.targetSelect.selectOption('fc-log-pit');
