@@ -11,7 +11,7 @@ import { useEstablishFlash, useFlashSessions, useMirrorUse } from '../hooks/use-
 import { FlashOptionsForm } from './FlashOptionsForm.tsx';
 import { FlashSessionView } from './FlashSessionView.tsx';
 import { FlashTargetPicker, volumeLabel } from './FlashTargetPicker.tsx';
-import { FlashTrackMapPanel } from './FlashTrackMapPanel.tsx';
+import { FlashPairTrackMap } from './FlashPairTrackMap.tsx';
 
 const progressStep = 4;
 
@@ -157,7 +157,7 @@ export function FlashCopyWizard() {
                 Established: the targets hold the point-in-time image now and can be used at once. This follows the agent as it reports.
               </Text>
               <FlashSessionView siteId={siteId} session={live} />
-              {live.pairs[0] && <FlashTrackMapPanel siteId={siteId} session={live.name} pair={live.pairs[0]} />}
+              <FlashPairTrackMap siteId={siteId} session={live} />
             </Stack>
           )}
         </Stepper.Step>
