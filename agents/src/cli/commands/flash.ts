@@ -140,7 +140,7 @@ function listTable(sessions: FlashSessionInfo[]): string {
     ['NAME', 'STATE', 'PAIRS', 'COPIED', 'RATE', 'ETA', 'POINT IN TIME'],
     sessions.map((session) => [
       session.name,
-      session.state,
+      session.withdrawnAt ? `${session.state} (withdrawn)` : session.state,
       String(session.pairs.length),
       `${percentText(sessionPercent(session))} %`,
       session.copyBytesPerSecond > 0 ? `${formatSize(Math.round(session.copyBytesPerSecond))}/s` : '-',
