@@ -9,9 +9,9 @@ import { defaultDraft, draftProblems, establishRequest, overwriteWarning, target
 import { useFlashUi } from '../hooks/flash-ui-store.ts';
 import { useEstablishFlash, useFlashSessions, useMirrorUse } from '../hooks/use-flash.ts';
 import { FlashOptionsForm } from './FlashOptionsForm.tsx';
+import { FlashPairTrackMap } from './FlashPairTrackMap.tsx';
 import { FlashSessionView } from './FlashSessionView.tsx';
 import { FlashTargetPicker, volumeLabel } from './FlashTargetPicker.tsx';
-import { FlashPairTrackMap } from './FlashPairTrackMap.tsx';
 
 const progressStep = 4;
 
