@@ -49,13 +49,13 @@ const usage = `usage: npm run bench:flash -- [options]
   --quick        1 rep, 1 s per fio run, 3 establish samples
   --reps N       interleaved repetitions of the first-write and copy sections (default 3)
   --runtime N    seconds per fio run (default 3)
-  --samples N    establish samples per size (default 9)
+  --samples N    establish samples per size (default 7)
   --dir DIR      scratch directory (default: a new one under /tmp, removed at exit)
   --json FILE    also write the results as JSON
   --keep         keep the scratch directory`;
 
 function parse(argv: string[]): FlashBenchOptions {
-  const options: FlashBenchOptions = { reps: 3, runtime: 3, samples: 9, dir: null, json: null, keep: false };
+  const options: FlashBenchOptions = { reps: 3, runtime: 3, samples: 7, dir: null, json: null, keep: false };
   const whole = (name: string, text: string | undefined): number => {
     const value = Number(text);
     if (!Number.isInteger(value) || value < 1) throw new UsageError(`${name} needs a whole number ≥ 1, got ${text}`);
