@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FlashSessionInfoSchema, FlashSessionListSchema, ProblemSchema, type FlashSessionInfo } from '@tandem/contract';
+import { EventListSchema, FlashSessionInfoSchema, FlashSessionListSchema, ProblemSchema, type FlashSessionInfo } from '@tandem/contract';
 import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
 import { compareExport, fillRandom, flashSession, pollSession, qemuIo } from './helpers/flash.ts';
 import { NbdBlockClient, NbdCommandError } from './helpers/nbd-block-client.ts';
@@ -195,6 +195,10 @@ describe('tandem-agent flash', () => {
     expect(shown.pairs.map((pair) => `${pair.source}>${pair.target}`)).toEqual(['one>one-pit', 'two>two-pit']);
     const fromApi = await flashSession(agent, 'cli');
     expect({ pointInTime: shown.pointInTime, createdAt: shown.createdAt }).toEqual({ pointInTime: fromApi.pointInTime, createdAt: fromApi.createdAt });
+
+    const events = EventListSchema.parse((await agent.api.request('GET', '/v1/events?limit=1000')).body).events;
+    const established = events.find((event) => event.type === 'flash.established' && event.subject === 'cli');
+    expect(established?.message).toMatch(/cli established: 2 pair\(s\)/);
 
     const human = await agent.cli(['flash', 'show', 'cli']);
     expect(human.code).toBe(0);

@@ -106,6 +106,12 @@ describe('flash copy, no background copy', () => {
       for (let t = Math.floor(offset / TRACK); t <= Math.floor((offset + length - 1) / TRACK); t++) expect(copied).toContain(t);
     }
 
+    // A coarser view of the first 64 tracks: 4 buckets of 16, each run counting the copied tracks of its bucket.
+    const coarse = await flashTrackMap(agent, 'pit', pair.id, 'start=0&count=64&buckets=4');
+    expect(coarse).toMatchObject({ start: 0, count: 64, bucketTracks: 16, buckets: 4 });
+    const perBucket = coarse.runs.flatMap(([repeat, count]) => new Array<number>(repeat).fill(count));
+    expect(perBucket).toEqual([0, 1, 2, 3].map((bucket) => copied.filter((t) => t >= bucket * 16 && t < (bucket + 1) * 16).length));
+
     const listed = FlashSessionListSchema.parse((await agent.api.request('GET', '/v1/flash-sessions')).body);
     expect(listed.sessions.map((s) => s.name)).toContain('pit');
 
