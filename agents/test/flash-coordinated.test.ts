@@ -4,7 +4,9 @@
  * `--coordinated --pair src:tgt:remote-tgt`; the secondary flashes its copy
  * at the matching point of the mirror stream. Both targets, read with
  * nbdcopy, equal the primary's image at the flash byte for byte, while the
- * source keeps being written after it.
+ * source keeps being written after it. And `--preserve-mirror` onto a target
+ * that is itself a mirrored primary: the secondary performs the same flash,
+ * the pair stays duplex and both sites hold the image.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlashSessionInfoSchema } from '@tandem/contract';
@@ -75,5 +77,31 @@ describe('coordinated flash copy through the CLI', () => {
     expect(await compareExport(h2, 'copy-pit', pointInTime, 'coord-h2')).toBeNull();
     // The mirror stays duplex and carries the later writes.
     expect(await compareExport(h2, 'copy', applyPatterns(Buffer.from(pointInTime), after), 'coord-copy')).toBeNull();
+  });
+
+  it('--preserve-mirror: a mirrored target stays duplex; the secondary flashes its copy and both sites match', async () => {
+    for (const name of ['db', 'db-pit']) await agentCliJson(h1, ['volume', 'create', name, String(SIZE)]);
+    for (const name of ['db-copy', 'db-pit-copy']) await agentCliJson(h2, ['volume', 'create', name, String(SIZE)]);
+    const before: PatternWrite[] = [[0x41, MiB, 5 * MiB]];
+    await qemuIo(h1.nbdUri('db'), ...patternCommands(before), 'flush');
+    await qemuIo(h1.nbdUri('db-pit'), 'write -P 0x99 0 32M', 'flush');
+    await agentCliJson(h1, ['session', 'create', 'silver', '--type', 'sync', '--peer', 'beta']);
+    await agentCliJson(h1, ['session', 'add', 'silver', 'db', 'db-copy']);
+    await agentCliJson(h1, ['session', 'add', 'silver', 'db-pit', 'db-pit-copy']);
+    await agentCliJson(h1, ['session', 'start', 'silver']);
+    await waitForPrepared('silver');
+
+    const session = FlashSessionInfoSchema.parse(
+      await agentCliJson(h1, ['flash', 'establish', '--name', 'keep', '--preserve-mirror', '--pair', 'db:db-pit']),
+    );
+    expect(session.options.preserveMirror).toBe(true);
+    expect(session.pairs[0].mirror).toBe('preserved');
+    const after: PatternWrite[] = [[0x42, MiB, 4096]];
+    await qemuIo(h1.nbdUri('db'), ...patternCommands(after), 'flush');
+    await waitForPrepared('silver');
+    const pointInTime = applyPatterns(Buffer.alloc(SIZE), before);
+    expect(await compareExport(h1, 'db-pit', pointInTime, 'keep-h1')).toBeNull();
+    expect(await compareExport(h2, 'db-pit-copy', pointInTime, 'keep-h2')).toBeNull();
+    expect(await compareExport(h2, 'db-copy', applyPatterns(Buffer.from(pointInTime), after), 'keep-copy')).toBeNull();
   });
 });
