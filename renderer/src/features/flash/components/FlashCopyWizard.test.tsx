@@ -56,6 +56,9 @@ describe('FlashCopyWizard', () => {
     const dialog = await screen.findByRole('dialog', { name: 'Flash copy' });
     expect(button(dialog, 'Next')).toBeDisabled();
     await within(dialog).findByRole('option', { name: /^db \(1 GiB, 4 MiB written\)/ });
+    // db-pit is the target of nightly: not offered as a source.
+    expect(options(within(dialog).getByLabelText(/^Source volume/))).toEqual(['', 'db', 'spare', 'logs', 'logs-pit', 'big']);
+    expect(within(dialog).getByTestId('flash-source-refused')).toHaveTextContent('db-pit (the target of db in flash session nightly)');
     fireEvent.change(within(dialog).getByLabelText(/^Source volume/), { target: { value: 'db' } });
     fireEvent.click(button(dialog, 'Next'));
 
@@ -121,13 +124,21 @@ describe('FlashCopyWizard', () => {
     expect(await within(progress).findByTestId('flash-track-totals')).toHaveTextContent('8,192 tracks copied, 8,192 not yet copied');
   });
 
+  it('says why a flash target cannot be the source when the wizard starts from it', async () => {
+    useFlashUi.setState({ wizardOpen: true, startSiteId: 'agent-a', startSource: 'db-pit' });
+    renderWithBackend(<FlashWizardHost />, routes());
+    const dialog = await screen.findByRole('dialog', { name: 'Flash copy' });
+    expect(await within(dialog).findByTestId('flash-source-not-allowed')).toHaveTextContent('db-pit cannot be a flash source: it is the target of db in flash session nightly');
+    expect(button(dialog, 'Next')).toBeDisabled();
+  });
+
   it('starts from a volume with its source chosen, and shows a refused establish with its problem code', async () => {
     useFlashUi.setState({ wizardOpen: true, startSiteId: 'agent-a', startSource: 'logs' });
     renderWithBackend(<FlashWizardHost />, routes({ 'POST /api/sites/agent-a/flash-sessions': [409, { problem: 'volume-busy', message: 'logs-pit is already a flash target' }] }));
     const dialog = await screen.findByRole('dialog', { name: 'Flash copy' });
     const target = await within(dialog).findByLabelText('Target volume');
-    // db is a flash source (of nightly), which a target may be; db-pit is a target already.
-    await expect.poll(() => options(target)).toEqual(['', 'db', 'spare', 'logs-pit']);
+    // db is the source of nightly and db-pit its target: neither may be overwritten.
+    await expect.poll(() => options(target)).toEqual(['', 'spare', 'logs-pit']);
     fireEvent.change(target, { target: { value: 'logs-pit' } });
     fireEvent.click(button(dialog, 'Next'));
     fireEvent.click(within(dialog).getByLabelText(/^Background copy: copy every track/));

@@ -5,7 +5,17 @@ import { formatSize } from '../../../lib/format.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { useConnectedSites } from '../../sessions/hooks/use-sessions.ts';
 import { useVolumes } from '../../volumes/hooks/use-volumes.ts';
-import { defaultDraft, draftProblems, establishRequest, overwriteWarning, targetChoices, volumeFlashRoles, type FlashDraft } from '../hooks/flash-model.ts';
+import {
+  defaultDraft,
+  draftProblems,
+  establishRequest,
+  overwriteWarning,
+  sourceChoices,
+  sourceRefusal,
+  targetChoices,
+  volumeFlashRoles,
+  type FlashDraft,
+} from '../hooks/flash-model.ts';
 import { useFlashUi } from '../hooks/flash-ui-store.ts';
 import { useEstablishFlash, useFlashSessions, useMirrorUse } from '../hooks/use-flash.ts';
 import { FlashOptionsForm } from './FlashOptionsForm.tsx';
@@ -39,7 +49,14 @@ export function FlashCopyWizard() {
   const establish = useEstablishFlash();
   const roles = useMemo(() => volumeFlashRoles(flashSessions.data ?? []), [flashSessions.data]);
   const allVolumes = volumes.data?.volumes ?? [];
-  const sourceVolume = allVolumes.find((volume) => volume.name === source);
+  const sources = sourceChoices(allVolumes, roles, []);
+  const notSources = allVolumes.flatMap((volume) => {
+    const reason = sourceRefusal(volume, roles);
+    return reason ? [`${volume.name} (${reason})`] : [];
+  });
+  const sourceVolume = sources.find((volume) => volume.name === source);
+  const chosenVolume = allVolumes.find((volume) => volume.name === source);
+  const refusedSource = chosenVolume ? sourceRefusal(chosenVolume, roles) : null;
   const choices = targetChoices(sourceVolume, allVolumes, roles, mirror, extra);
   const targetOk = choices.offered.some((volume) => volume.name === target);
   const group: FlashPairRequest[] = sourceVolume && targetOk ? [{ source, target }, ...extra] : extra;
@@ -86,10 +103,15 @@ export function FlashCopyWizard() {
             <NativeSelect
               label="Source volume"
               description="The point-in-time image of this volume is what the target will hold."
-              data={[{ value: '', label: allVolumes.length ? 'choose a volume' : 'no volumes at this site' }, ...allVolumes.map((volume) => ({ value: volume.name, label: volumeLabel(volume) }))]}
+              data={[{ value: '', label: sources.length ? 'choose a volume' : 'no volume can be a source here' }, ...sources.map((volume) => ({ value: volume.name, label: volumeLabel(volume) }))]}
               value={sourceVolume ? source : ''}
               onChange={(event) => chooseSource(event.currentTarget.value)}
             />
+            {notSources.length > 0 && (
+              <Text size="xs" c="dimmed" data-testid="flash-source-refused">
+                Not offered: {notSources.join('; ')}. A flash target is not flashed further while its relationship exists.
+              </Text>
+            )}
             {sourceVolume && (roles.get(sourceVolume.name) ?? []).length > 0 && (
               <Text size="sm" c="dimmed">
                 {sourceVolume.name} is already in flash copies: {(roles.get(sourceVolume.name) ?? []).map((role) => `${role.role} of ${role.session}`).join(', ')}.
@@ -100,9 +122,14 @@ export function FlashCopyWizard() {
         <Stepper.Step label="Target">
           <Stack mt="md">
             <Text size="sm">
-              Targets for <b>{source}</b> at {site?.site}: only volumes of exactly its size ({sourceVolume ? formatSize(sourceVolume.sizeBytes) : '–'}) that are not
-              already a copy target.
+              Targets for <b>{source}</b> at {site?.site}: only volumes of exactly its size ({sourceVolume ? formatSize(sourceVolume.sizeBytes) : '–'}) that are in
+              no flash copy yet.
             </Text>
+            {!sourceVolume && source && refusedSource && (
+              <Text size="sm" c="orange" data-testid="flash-source-not-allowed">
+                {source} cannot be a flash source: it is {refusedSource}. Go back and choose another volume.
+              </Text>
+            )}
             <FlashTargetPicker source={sourceVolume} choices={choices} target={target} onChange={setTarget} />
           </Stack>
         </Stepper.Step>

@@ -25,7 +25,7 @@ export function FlashGroupPairs({
   const [adding, setAdding] = useState(false);
   const [source, setSource] = useState('');
   const [target, setTarget] = useState('');
-  const sources = sourceChoices(volumes, group);
+  const sources = sourceChoices(volumes, roles, group);
   const chosenSource = sources.find((volume) => volume.name === source);
   const choices = targetChoices(chosenSource, volumes, roles, mirror, group);
   const add = () => {

@@ -50,8 +50,10 @@ describe('flash copy on the volume screen', () => {
     fireEvent.click(await screen.findByRole('menuitem', { name: 'Flash copy…' }));
     const dialog = await screen.findByRole('dialog', { name: 'Flash copy' });
     const target = await within(dialog).findByLabelText('Target volume');
-    // db-pit is a target already; spare itself is the source.
-    await expect.poll(() => [...(target as HTMLSelectElement).options].map((option) => option.value)).toEqual(['', 'db']);
+    // db and db-pit are in a relationship already; spare itself is the source: nothing is left.
+    await expect.poll(() => within(dialog).queryByTestId('flash-no-target')).not.toBeNull();
+    expect([...(target as HTMLSelectElement).options].map((option) => option.value)).toEqual(['']);
+    expect(within(dialog).getByTestId('flash-target-refused')).toHaveTextContent('db (the source of db-pit in flash session nightly); db-pit (already the target of db in flash session nightly)');
     expect(dialog).toHaveTextContent('Targets for spare at primary');
   });
 });

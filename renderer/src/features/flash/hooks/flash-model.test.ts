@@ -10,6 +10,7 @@ import {
   flashActionPlan,
   mirrorUse,
   sourceChoices,
+  sourceRefusal,
   targetChoices,
   volumeFlashRoles,
 } from './flash-model.ts';
@@ -50,8 +51,17 @@ describe('targetChoices', () => {
     expect(refused.find((each) => each.volume.name === 'db')).toBeUndefined();
     expect(refused.find((each) => each.volume.name === 'spare')?.reason).toBe('already a target in this group');
     expect(refused.find((each) => each.volume.name === 'logs')?.reason).toBe('a source in this group');
-    expect(sourceChoices(volumes, group).map((volume) => volume.name)).not.toContain('spare');
-    expect(sourceChoices(volumes, group).map((volume) => volume.name)).not.toContain('logs');
+    expect(sourceChoices(volumes, new Map(), group).map((volume) => volume.name)).not.toContain('spare');
+    expect(sourceChoices(volumes, new Map(), group).map((volume) => volume.name)).not.toContain('logs');
+  });
+
+  it('follows the agent: a flash source is never a target, a flash target never a source', () => {
+    const roles = volumeFlashRoles([flashSessionFixture()]);
+    const { refused } = targetChoices(volumes[2], volumes, roles, noMirror, []);
+    expect(refused.find((each) => each.volume.name === 'db')?.reason).toBe('the source of db-pit in flash session nightly');
+    expect(sourceRefusal(volumes[1], roles)).toBe('the target of db in flash session nightly');
+    expect(sourceRefusal(volumes[0], roles)).toBeNull();
+    expect(sourceChoices(volumes, roles, []).map((volume) => volume.name)).toEqual(['db', 'spare', 'big', 'db.snap', 'frozen', 'mirror-copy', 'logs']);
   });
 
   it('treats a withdrawn session as holding no relationship', () => {

@@ -73,8 +73,9 @@ export interface TargetChoices {
 /**
  * The volumes a flash copy of `source` may overwrite: same size, same site
  * (the list is one site's), not the source itself, a writable volume (not a
- * snapshot), not already the target of a relationship or of a mirror, and
- * not used by another pair of the group being built.
+ * snapshot), in no flash relationship yet (neither target nor source), not
+ * the copy of a mirror, and not used by another pair of the group being
+ * built.
  */
 export function targetChoices(
   source: VolumeInfo | undefined,
@@ -101,6 +102,9 @@ function refusal(source: VolumeInfo, volume: VolumeInfo, roles: Map<string, Volu
   if (volume.readOnly) return 'read-only';
   const asTarget = roles.get(volume.name)?.find((role) => role.role === 'target');
   if (asTarget) return `already the target of ${asTarget.other} in flash session ${asTarget.session}`;
+  // A source's data must stay what its own targets read: the agent refuses to flash onto it.
+  const asSource = roles.get(volume.name)?.find((role) => role.role === 'source');
+  if (asSource) return `the source of ${asSource.other} in flash session ${asSource.session}`;
   const mirrorSession = mirror.mirrorTargets.get(volume.name);
   if (mirrorSession) return `the mirror copy of session ${mirrorSession}`;
   if (group.some((pair) => pair.target === volume.name)) return 'already a target in this group';
@@ -108,9 +112,15 @@ function refusal(source: VolumeInfo, volume: VolumeInfo, roles: Map<string, Volu
   return null;
 }
 
-/** Sources still free for another pair of the group: not a target in it and not already a source in it. */
-export function sourceChoices(volumes: VolumeInfo[], group: FlashPairRequest[]): VolumeInfo[] {
-  return volumes.filter((volume) => !group.some((pair) => pair.target === volume.name || pair.source === volume.name));
+/** Why a volume cannot be a flash source: it is the target of a relationship (cascades are not offered), or null. */
+export function sourceRefusal(volume: VolumeInfo, roles: Map<string, VolumeFlashRole[]>): string | null {
+  const asTarget = roles.get(volume.name)?.find((role) => role.role === 'target');
+  return asTarget ? `the target of ${asTarget.other} in flash session ${asTarget.session}` : null;
+}
+
+/** Sources for a pair: not the target of a relationship, and for another pair of the group neither a target nor a source in it. */
+export function sourceChoices(volumes: VolumeInfo[], roles: Map<string, VolumeFlashRole[]>, group: FlashPairRequest[]): VolumeInfo[] {
+  return volumes.filter((volume) => !sourceRefusal(volume, roles) && !group.some((pair) => pair.target === volume.name || pair.source === volume.name));
 }
 
 /** The wizard's choices before they become a request. */
