@@ -54,7 +54,7 @@ export class FlashStore {
       pairs: pairs
         .filter((pair) => pair.session === row.name)
         .map((pair) => ({
-          id: String(pair.id),
+          id: String(pair.id).slice(String(row.name).length + 1),
           position: Number(pair.position),
           source: String(pair.source),
           target: String(pair.target),
@@ -93,7 +93,7 @@ export class FlashStore {
       );
       for (const pair of session.pairs) {
         insertPair.run(
-          pair.id,
+          rowId(session.name, pair.id),
           session.name,
           pair.position,
           pair.source,
@@ -131,7 +131,7 @@ export class FlashStore {
         'UPDATE flash_pairs SET state = ?, mirror = ?, reason = ?, source_bitmap = ?, target_bitmap = ? WHERE id = ?',
       );
       for (const pair of session.pairs) {
-        updatePair.run(pair.state, pair.mirror, pair.reason, pair.sourceBitmap, pair.targetBitmap, pair.id);
+        updatePair.run(pair.state, pair.mirror, pair.reason, pair.sourceBitmap, pair.targetBitmap, rowId(session.name, pair.id));
       }
     })();
   }
@@ -139,4 +139,9 @@ export class FlashStore {
   delete(name: string): void {
     this.db.prepare('DELETE FROM flash_sessions WHERE name = ?').run(name);
   }
+}
+
+/** Pair ids are per session (`p1`, `p2`…); the table's key joins them with the session name. */
+function rowId(session: string, pair: string): string {
+  return `${session}/${pair}`;
 }
