@@ -16,9 +16,11 @@ export function VolumeFlashPanel({ siteId, volume }: { siteId: string; volume: V
       <Stack gap="sm">
         <Group justify="space-between">
           <Title order={3}>Flash copy of {volume.name}</Title>
-          <Button size="xs" variant="light" onClick={() => openWizard({ siteId, source: volume.name })}>
-            Flash copy {volume.name}…
-          </Button>
+          {!roles.some((role) => role.role === 'target') && (
+            <Button size="xs" variant="light" onClick={() => openWizard({ siteId, source: volume.name })}>
+              Flash copy {volume.name}…
+            </Button>
+          )}
         </Group>
         {roles.length === 0 && (
           <Text size="sm" c="dimmed">
