@@ -25,6 +25,17 @@ export interface SealedGroup {
   bytes: number;
   /** Pair id -> tracks this group changes. */
   tracks: Map<string, Set<number>>;
+  /** Requests sent in the stream right after this group is applied, before any later group (see `mark`). */
+  after?: StreamMarker[];
+}
+
+/** A request carried in the consistency-group stream (flash-mirror.ts: a flash at the matching point). */
+export interface StreamMarker {
+  method: string;
+  params: Record<string, unknown>;
+  payload: Buffer | null;
+  resolve: (answer: { result: unknown; payload: Buffer | null }) => void;
+  reject: (error: Error) => void;
 }
 
 export interface ShipperHooks {
@@ -70,6 +81,8 @@ export class ConsistencyGroupShipper {
   /** `${pair}:${track}` -> the newest group holding a change of that track. */
   private readonly newest = new Map<string, number>();
   lastApplied: { number: number; time: number } | null = null;
+  /** Stream markers not answered yet (rejected when shipping stops). */
+  private readonly markers = new Set<StreamMarker>();
   private backlog = 0;
   /** Multi-primary: the hold of the master's current round (new host changes wait until it ends). */
   private held: { round: number; epoch: string; gate: Promise<void>; release: () => void; timer: NodeJS.Timeout } | null = null;
@@ -118,6 +131,8 @@ export class ConsistencyGroupShipper {
     this.timer = null;
     this.sealed.length = 0;
     this.staged.length = 0;
+    for (const marker of this.markers) marker.reject(new ProblemError('link-down', 'the session stopped shipping consistency groups'));
+    this.markers.clear();
     this.open = this.newGroup();
     this.newest.clear();
     this.backlog = 0;
@@ -246,6 +261,53 @@ export class ConsistencyGroupShipper {
     }
   }
 
+  /**
+   * Sends a request at this point of the stream: the open group is sealed
+   * (every change queued so far goes before it), the request is sent once
+   * that group is applied at the target and before any later group ships.
+   * Settles with the target's answer; a refusal does not stop shipping.
+   */
+  mark(method: string, params: Record<string, unknown>, payload: Buffer | null = null): Promise<{ result: unknown; payload: Buffer | null }> {
+    if (this.stopped) return Promise.reject(new ProblemError('link-down', 'the session is not shipping consistency groups'));
+    if (this.coordinated) return Promise.reject(new ProblemError('not-supported', 'a multi-primary session carries no stream markers'));
+    return new Promise((resolve, reject) => {
+      const marker: StreamMarker = {
+        method,
+        params,
+        payload,
+        resolve: (answer) => {
+          this.markers.delete(marker);
+          resolve(answer);
+        },
+        reject: (error) => {
+          this.markers.delete(marker);
+          reject(error);
+        },
+      };
+      this.markers.add(marker);
+      // (An empty group too when nothing is queued: the marker then ships in order behind it.)
+      if (this.open.entries.length > 0 || this.sealed.length === 0) {
+        this.open.time = Date.now();
+        this.sealed.push(this.open);
+        this.open = this.newGroup();
+      }
+      (this.sealed.at(-1)!.after ??= []).push(marker);
+      void this.ship();
+    });
+  }
+
+  /** Sends markers in order; their answers (or errors) go to whoever placed them. */
+  private async sendMarkers(markers: StreamMarker[]): Promise<void> {
+    for (const marker of markers) {
+      if (!this.markers.has(marker)) continue;
+      try {
+        marker.resolve(await this.link.call(marker.method, marker.params, marker.payload, { waitForLinkMs: 2000, timeoutMs: 60_000 }));
+      } catch (error) {
+        marker.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+  }
+
   /** Seals the open group (the cut) and ships what is sealed. */
   seal(): void {
     if (this.stopped || this.coordinated) return;
@@ -305,6 +367,7 @@ export class ConsistencyGroupShipper {
         this.forget(group);
         this.lastApplied = { number: group.number, time: group.time };
         this.hooks.onApplied(group);
+        if (group.after) await this.sendMarkers(group.after);
       }
     } catch (error) {
       if (!this.stopped && generation === this.generation) this.hooks.onFailure(error instanceof Error ? error : new Error(String(error)));

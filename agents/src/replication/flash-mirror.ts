@@ -42,7 +42,18 @@ interface MirroredPrimary {
   agent: string;
 }
 
+/** What the secondary did with a `flash.mirror` perform (or what is known of it). */
+interface Outcome {
+  performed: boolean;
+  why: string;
+  /** Set when the answer was lost: the request may still run there. */
+  token?: string;
+  error?: ProblemError;
+}
+
 interface PlannedPair {
+  /** The flash pair's id (FlashPairInfo.id). */
+  pairId: string;
   primary: MirroredPrimary;
   runs: TrackRange[];
   handling: FlashMirrorHandling;
@@ -55,6 +66,8 @@ interface Plan {
   marked: PlannedPair[];
   /** Requests whose answer was lost, being settled (cancelled) before the marked tracks are copied. */
   settling: Array<Promise<void>>;
+  /** Answers still to come through an async session's stream (after the writes are released). */
+  later: Array<Promise<void>>;
 }
 
 /**
@@ -145,7 +158,7 @@ export class FlashMirror implements FlashMirrorHooks {
 
   async beforeTargetChange(change: FlashMirrorChange): Promise<FlashMirrorHandling[]> {
     const handling: FlashMirrorHandling[] = change.pairs.map(() => 'none');
-    const plan: Plan = { marked: [], settling: [] };
+    const plan: Plan = { marked: [], settling: [], later: [] };
     const preserve: Array<{ index: number; planned: PlannedPair; from: MirroredPrimary }> = [];
     const targetChanged: Array<{ bitmap: number; runs: TrackRange[] }> = [];
 
@@ -166,7 +179,7 @@ export class FlashMirror implements FlashMirrorHooks {
       }
       const primary = this.primaryOf(pair.changed);
       if (!primary) return;
-      const planned: PlannedPair = { primary, runs: this.runsOf(pair), handling: 'shipped', keep: new Set() };
+      const planned: PlannedPair = { pairId: pair.id, primary, runs: this.runsOf(pair), handling: 'shipped', keep: new Set() };
       plan.marked.push(planned);
       handling[index] = 'shipped';
       if (!change.options.preserveMirror || change.coordinated) return;
@@ -175,7 +188,11 @@ export class FlashMirror implements FlashMirrorHooks {
     });
 
     // Coordinated point in time: the secondary must agree, or nothing happens anywhere.
-    if (change.coordinated) await this.coordinate(change);
+    if (change.coordinated) {
+      // (Wrapped: an async function returning a promise would wait for it.)
+      const { later } = await this.coordinate(change);
+      if (later) plan.later.push(later);
+    }
 
     // Marks first, durably: whatever happens next, the resync covers every changed track.
     await Promise.all([
@@ -205,14 +222,26 @@ export class FlashMirror implements FlashMirrorHooks {
             return null;
           },
         );
-        if (outcome.performed) {
-          for (const entry of entries) {
-            entry.planned.handling = 'preserved';
-            handling[entry.index] = 'preserved';
+        const settle = (result: Outcome) => {
+          if (result.performed) {
+            for (const entry of entries) entry.planned.handling = 'preserved';
+            return;
           }
+          if (result.token) plan.settling.push(this.settleLost(agent, result.token, entries.map((entry) => entry.planned)));
+          this.event('warning', change.session, `the secondary did not perform flash ${change.session}: ${result.why}; the changed tracks are shipped`);
+        };
+        if (outcome.later) {
+          // Async: the answer comes through the stream once the writes are released; preserved unless it refuses.
+          for (const entry of entries) handling[entry.index] = 'preserved';
+          plan.later.push(
+            outcome.later.then((result) => {
+              settle(result);
+              if (!result.performed) for (const entry of entries) this.flash.noteMirrorHandling(change.session, entry.planned.pairId, 'shipped', `the secondary did not perform it: ${result.why}`);
+            }),
+          );
         } else {
-          if (outcome.token) plan.settling.push(this.settleLost(agent, outcome.token, entries.map((entry) => entry.planned)));
-          this.event('warning', change.session, `the secondary did not perform flash ${change.session}: ${outcome.why}; the changed tracks are shipped`);
+          settle(outcome);
+          if (outcome.performed) for (const entry of entries) handling[entry.index] = 'preserved';
         }
       }
     }
@@ -224,8 +253,11 @@ export class FlashMirror implements FlashMirrorHooks {
         const primary = this.primaryOf(pair.source);
         if (primary) agents.add(primary.agent);
       }
-      if (change.kind === 'establish') for (const agent of agents) this.sendWithdraw(agent, change.session, 0);
-      void Promise.all(plan.settling).then(() => this.ship(plan.marked));
+      void Promise.all(plan.later).then(async () => {
+        if (change.kind === 'establish') for (const agent of agents) this.sendWithdraw(agent, change.session, 0);
+        await Promise.all(plan.settling);
+        this.ship(plan.marked);
+      });
       throw new ProblemError('timeout', `flash ${change.session}: the secondary answered after the hold timeout; nothing was changed here`);
     }
     this.plans.set(change, plan);
@@ -236,6 +268,8 @@ export class FlashMirror implements FlashMirrorHooks {
     const plan = this.plans.get(change);
     this.plans.delete(change);
     if (!plan) return;
+    // Answers of an async secondary arrive through the stream: the establish returns once it answered.
+    await Promise.all(plan.later);
     const shipped: PlannedPair[] = [];
     for (const planned of plan.marked) {
       if (planned.handling !== 'preserved') {
@@ -326,8 +360,8 @@ export class FlashMirror implements FlashMirrorHooks {
    * to one secondary agent, which flashes its secondary volumes to the remote
    * targets at the matching point of the stream. Throws when it cannot.
    */
-  private async coordinate(change: FlashMirrorChange): Promise<void> {
-    if (change.kind !== 'establish') return; // refresh and reverse of a coordinated session stay local
+  private async coordinate(change: FlashMirrorChange): Promise<{ later: Promise<void> | null }> {
+    if (change.kind !== 'establish') return { later: null }; // refresh and reverse of a coordinated session stay local
     const remote: Array<{ primary: MirroredPrimary; remoteTarget: string }> = [];
     for (const pair of change.pairs) {
       if (!pair.remoteTarget) throw new ProblemError('bad-request', `a coordinated flash names a remoteTarget for every pair (${pair.source} has none)`);
@@ -364,8 +398,22 @@ export class FlashMirror implements FlashMirrorHooks {
         return fixups.length > 0 ? { fixups, payload: Buffer.concat(data) } : null;
       },
     );
-    if (outcome.performed) return;
-    if (outcome.token) void this.cancel(agent, outcome.token).then((late) => late && this.event('warning', change.session, `flash ${change.session}: the secondary took its coordinated point in time after the primary gave up; it is not the primary's point in time`));
+    const lost = (result: Outcome) => {
+      if (result.token) void this.cancel(agent, result.token).then((late) => late && this.event('warning', change.session, `flash ${change.session}: the secondary took its coordinated point in time after the primary gave up; it is not the primary's point in time`));
+    };
+    if (outcome.later) {
+      // Async: checked already; the secondary flashes when the stream reaches this point.
+      const later = outcome.later.then((result) => {
+        if (result.performed) return;
+        lost(result);
+        const why = `the secondary did not take the coordinated point in time: ${result.why}`;
+        this.event('warning', change.session, `flash ${change.session}: ${why}`);
+        for (const pair of change.pairs) this.flash.noteMirrorHandling(change.session, pair.id, 'none', why);
+      });
+      return { later };
+    }
+    if (outcome.performed) return { later: null };
+    lost(outcome);
     throw outcome.error ?? new ProblemError('invalid-state', `the secondary did not take the coordinated point in time: ${outcome.why}`);
   }
 
@@ -384,11 +432,15 @@ export class FlashMirror implements FlashMirrorHooks {
     pairs: MirrorPairParams[],
     sources: PairSource[],
     prepare: (stuck: Map<PairSource, number[]>) => Promise<{ fixups: Array<{ pair: number; track: number }>; payload: Buffer } | null>,
-  ): Promise<{ performed: boolean; why: string; token?: string; error?: ProblemError }> {
+  ): Promise<Outcome & { later?: Promise<Outcome> }> {
     const until = change.deadline - DEADLINE_MARGIN_MS;
     const releases = [...new Set(sources)].map((source) => source.holdMirroring());
+    // One async session's stream carries every change of these volumes: the request goes into it.
+    const shippers = new Set(sources.map((source) => (source.mode === 'async' ? source.shipper : null)));
+    const [shipper] = shippers;
+    const inStream = shippers.size === 1 && shipper !== null && shipper !== undefined && !shipper.coordinated;
     try {
-      while (sources.some((source) => source.streamBusy)) {
+      while (!inStream && sources.some((source) => source.streamBusy)) {
         if (Date.now() >= until) {
           return {
             performed: false,
@@ -416,14 +468,27 @@ export class FlashMirror implements FlashMirrorHooks {
       if (timeoutMs < 20) {
         return { performed: false, why: 'no time left in the hold', error: new ProblemError('timeout', 'no time was left in the hold to reach the secondary') };
       }
-      try {
-        await this.service.peers.link(agent).call('flash.mirror', { ...params }, extra?.payload ?? null, { timeoutMs });
-        return { performed: true, why: '' };
-      } catch (error) {
+      const failed = (error: unknown): Outcome => {
         const problem = isProblemError(error) ? error : new ProblemError('internal-error', problemMessage(error));
         // A refusal is certain; a lost request or answer may still run there.
         const lost = problem.problem === 'link-down' || problem.problem === 'timeout';
         return { performed: false, why: problemMessage(error), token: lost ? token : undefined, error: problem };
+      };
+      if (inStream) {
+        // The secondary performs it when the stream reaches this point: right after the group holding
+        // every change queued so far, before any later one. Nothing waits here for the link (it may be
+        // busy with large groups): its answer, or refusal, arrives after the writes are released.
+        const later = shipper.mark('flash.mirror', { ...params }, extra?.payload ?? null).then(
+          (): Outcome => ({ performed: true, why: '' }),
+          failed,
+        );
+        return { performed: true, why: '', later };
+      }
+      try {
+        await this.service.peers.link(agent).call('flash.mirror', { ...params }, extra?.payload ?? null, { timeoutMs });
+        return { performed: true, why: '' };
+      } catch (error) {
+        return failed(error);
       }
     } finally {
       for (const release of releases) release();
@@ -501,6 +566,20 @@ export class FlashMirror implements FlashMirrorHooks {
       if (exists) await this.flash.withdraw(session, { finishCopy: false });
       return { result: { withdrawn: exists } };
     }
+    if (op === 'check') {
+      // The states permit it now (an async primary then sends the perform through the stream).
+      const checked = params as unknown as PerformParams;
+      const { pairs } = this.resolvePairs(request.peerAgentId, checked);
+      const session = str(params, 'session');
+      if (checked.kind === 'establish') {
+        if (this.flash.list().some((existing) => existing.name === session)) {
+          throw new ProblemError('already-exists', `a flash session named ${session} already exists here`);
+        }
+      } else {
+        this.sameSession(session, pairs);
+      }
+      return { result: { ok: true } };
+    }
     if (op !== 'perform') throw new ProblemError('bad-request', `flash.mirror: unknown op ${String(op)}`);
     if (this.tokens.get(token) === 'cancelled') throw new ProblemError('invalid-state', 'this flash.mirror was cancelled by the primary');
     const running = this.perform(request.peerAgentId, params as unknown as PerformParams, request.payload);
@@ -557,10 +636,10 @@ export class FlashMirror implements FlashMirrorHooks {
     return writes;
   }
 
-  private async perform(from: string, params: PerformParams, payload: Buffer | null): Promise<boolean> {
+  /** The request's pairs as local volumes, refused unless the states permit the flash here. */
+  private resolvePairs(from: string, params: PerformParams): { pairs: Array<{ source: string; target: string }>; copySets: string[] } {
     if (!Array.isArray(params.pairs) || params.pairs.length === 0) throw new ProblemError('bad-request', 'flash.mirror needs pairs');
-    const session = str(params as unknown as Record<string, unknown>, 'session');
-    const pairs: Array<{ source: string; target: string; remoteTarget?: undefined }> = [];
+    const pairs: Array<{ source: string; target: string }> = [];
     const copySets: string[] = [];
     for (const entry of params.pairs) {
       const source = this.secondaryVolume(entry.sourcePair, from);
@@ -580,6 +659,21 @@ export class FlashMirror implements FlashMirrorHooks {
         throw new ProblemError('bad-request', 'flash.mirror: a pair names targetPair or remoteTarget');
       }
     }
+    return { pairs, copySets };
+  }
+
+  /** A refresh or reverse needs the session here with the same pairs (made by an earlier preserved establish). */
+  private sameSession(session: string, pairs: Array<{ source: string; target: string }>): void {
+    const existing = this.flash.get(session);
+    const same = pairs.every((pair) => existing.pairs.some((p) => p.source === pair.source && p.target === pair.target));
+    if (!same || existing.pairs.length !== pairs.length) {
+      throw new ProblemError('invalid-state', `flash ${session} here does not hold the same pairs`);
+    }
+  }
+
+  private async perform(from: string, params: PerformParams, payload: Buffer | null): Promise<boolean> {
+    const session = str(params as unknown as Record<string, unknown>, 'session');
+    const { pairs, copySets } = this.resolvePairs(from, params);
     const fixups = this.fixupWrites(pairs, params.fixups, payload);
     // Semi-sync writes acknowledged on arrival are applied before the point in time.
     await this.service.target.settlePairs(copySets);
@@ -599,11 +693,7 @@ export class FlashMirror implements FlashMirrorHooks {
           holdTimeoutMs: 10_000,
         });
       } else {
-        const existing = this.flash.get(session);
-        const same = pairs.every((pair) => existing.pairs.some((p) => p.source === pair.source && p.target === pair.target));
-        if (!same || existing.pairs.length !== pairs.length) {
-          throw new ProblemError('invalid-state', `flash ${session} here does not hold the same pairs`);
-        }
+        this.sameSession(session, pairs);
         if (params.kind === 'refresh') await this.flash.refresh(session, { holdTimeoutMs: 10_000 });
         else await this.flash.reverse(session, { holdTimeoutMs: 10_000 });
       }
