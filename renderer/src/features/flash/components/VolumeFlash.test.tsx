@@ -41,6 +41,8 @@ describe('flash copy on the volume screen', () => {
     expect(panel).toHaveTextContent('Session nightly: db-pit is the target of db');
     expect(within(panel).getByTestId('flash-state')).toHaveTextContent('Copying');
     expect(await within(panel).findByTestId('flash-track-totals')).toHaveTextContent('4,096 tracks copied, 12,288 not yet copied');
+    // A target is not flashed further while its relationship exists.
+    expect(within(panel).queryByRole('button', { name: 'Flash copy db-pit…' })).toBeNull();
   });
 
   it('opens the wizard from a volume’s menu with that volume as the source', async () => {
