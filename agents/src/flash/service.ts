@@ -292,6 +292,9 @@ export class FlashService implements TapSource {
       if (!READY_STATES.has(record.state) && record.state !== 'stopping') {
         throw new ProblemError('invalid-state', `flash session ${name} is ${record.state}`);
       }
+      if (record.state === 'stopping' && request.paused !== undefined) {
+        throw new ProblemError('invalid-state', `flash session ${name} is finishing its copy before the withdraw; it cannot be paused`);
+      }
       if (request.rateMiBps !== undefined) record.options.rateMiBps = request.rateMiBps;
       if (request.backgroundCopy !== undefined) record.options.backgroundCopy = request.backgroundCopy;
       record.updatedAt = new Date().toISOString();
@@ -373,6 +376,7 @@ export class FlashService implements TapSource {
    */
   private async pointInTime(record: FlashSessionRecord, kind: ChangeKind, holdTimeoutMs: number): Promise<void> {
     const previous = record.state;
+    const previousReason = record.reason;
     const volumes = record.pairs.flatMap((pair) => [pair.source, pair.target]);
     const deadline = Date.now() + holdTimeoutMs;
     if (kind !== 'establish') {
@@ -396,7 +400,7 @@ export class FlashService implements TapSource {
         this.invalidateTaps();
         this.stateEvent(record, record.state, null, problem?.message ?? String(error));
       } else {
-        this.transition(record, previous);
+        this.transition(record, previous, previousReason);
         this.resumeCopy(record);
       }
     };
@@ -449,8 +453,9 @@ export class FlashService implements TapSource {
     release();
     record.holdMs = Math.round((performance.now() - heldAt) * 1000) / 1000;
     await this.engine.flush();
-    const next = this.activeState(record);
-    this.transition(record, next);
+    // A paused session stays paused across a new point in time.
+    if (previous === 'suspended') this.transition(record, 'suspended', previousReason);
+    else this.transition(record, this.activeState(record));
     const tracks = change.pairs.reduce((sum, pair) => sum + (pair.tracks === 'all' ? this.engine.volumeMeta(pair.changed).trackCount : pair.tracks.reduce((n, r) => n + r.count, 0)), 0);
     const type = kind === 'establish' ? flashEventTypes.established : kind === 'refresh' ? flashEventTypes.refreshed : flashEventTypes.reversed;
     const verb = kind === 'establish' ? 'established' : kind === 'refresh' ? 'refreshed' : 'reversed (targets restored onto sources)';
