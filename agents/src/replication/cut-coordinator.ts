@@ -11,6 +11,8 @@ export interface MemberStatus {
   outOfSync: Record<string, number>;
   /** Per pair id: syncing progress 0..100 while resyncing, null when not. */
   syncedPercent: Record<string, number | null>;
+  /** Per pair id: the primary volume's track count. */
+  trackCount: Record<string, number>;
 }
 
 /** One primary agent of a multi-primary session, as the master drives it (over the peer link, or this agent itself). */

@@ -303,6 +303,12 @@ export class MultiPrimarySessions {
    * suspend by themselves when the master goes silent.
    */
   async stopRun(session: SessionRecord, reason: string | null): Promise<void> {
+    // The secondary keeps the last committed round: that is the session's consistency time from now.
+    const committed = this.committedTime(session);
+    if (committed !== undefined) {
+      session.consistencyTime = new Date(committed).toISOString();
+      this.service.store.saveSession(session);
+    }
     const coordinator = this.coordinators.get(session.id);
     this.coordinators.delete(session.id);
     await coordinator?.stop();
@@ -390,7 +396,7 @@ export class MultiPrimarySessions {
         reason: state === 'suspended' ? session.detail : null,
         outOfSyncTracks: status?.outOfSync[pair.id] ?? 0,
         targetChangedTracks: 0,
-        trackCount: 0,
+        trackCount: status?.trackCount[pair.id] ?? 0,
         syncedPercent: state === 'syncing' ? (status?.syncedPercent[pair.id] ?? null) : null,
         etaSeconds: null,
         primarySite: this.siteOf(pair.primaryAgentId),
@@ -426,7 +432,9 @@ export class MultiPrimarySessions {
     shipper.hold(round, epoch);
     const outOfSync: Record<string, number> = {};
     const syncedPercent: Record<string, number | null> = {};
+    const trackCount: Record<string, number> = {};
     for (const source of sources) {
+      trackCount[source!.record.id] = service.engine.getVolume(source!.record.localVolume).trackCount;
       outOfSync[source!.record.id] = source!.outOfSyncTracks;
       const { total, copied } = source!.progress;
       syncedPercent[source!.record.id] = source!.isResyncing ? (total === 0 ? 100 : Math.min(100, Math.round((copied / total) * 1000) / 10)) : null;
@@ -436,6 +444,7 @@ export class MultiPrimarySessions {
       stagedThrough: shipper.stagedThrough,
       outOfSync,
       syncedPercent,
+      trackCount,
     };
   }
 
