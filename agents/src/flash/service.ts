@@ -10,7 +10,6 @@ import {
   type FlashPairInfo,
   type FlashState,
   type FlashMirrorHandling,
-  type FlashOptions,
   type FlashRefreshRequest,
   type FlashReverseRequest,
   type FlashSessionInfo,
@@ -22,65 +21,17 @@ import {
 import type { Logger } from 'pino';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { FlashOp } from '../storage/wal.ts';
-import type { HostChange, TapSource, TrackSpan, WriteTap } from '../replication/splitter.ts';
+import type { TapSource, WriteTap } from '../replication/splitter.ts';
 import { BackgroundCopy } from './background-copy.ts';
 import { FlashStore, type FlashPairRecord, type FlashSessionRecord } from './store.ts';
 import { changedRuns, copiedTrackMap, setCount, sharedTracks } from './tracks.ts';
+import type { FlashMirrorChange, FlashMirrorHooks, FlashMirrorPairChange, TrackRange } from './hooks.ts';
+import { noMirrorHooks } from './hooks.ts';
+import { guardVolume, validatePairs } from './rules.ts';
+import { FlashWriteInhibitTap, percentOf, withDeadline } from './write-inhibit-tap.ts';
 
-/** A run of tracks [start, start+count). */
-export interface TrackRange {
-  start: number;
-  count: number;
-}
-
-/** One pair's part of a flash change the mirror hooks are told about. */
-export interface FlashMirrorPairChange {
-  /** Pair id (FlashPairInfo.id). */
-  id: string;
-  source: string;
-  target: string;
-  remoteTarget: string | null;
-  /** The volume whose content changes: the target (establish, refresh) or the source (reverse). */
-  changed: string;
-  /** The volume whose image `changed` receives. */
-  from: string;
-  /** Tracks of `changed` whose content may change, or 'all'. */
-  tracks: TrackRange[] | 'all';
-}
-
-/** A point-in-time change of a flash session, as the mirror hooks see it. */
-export interface FlashMirrorChange {
-  kind: 'establish' | 'refresh' | 'reverse';
-  session: string;
-  options: FlashOptions;
-  coordinated: boolean;
-  pairs: FlashMirrorPairChange[];
-  /** Date.now() by which the held host writes must be released; hooks should finish well before. */
-  deadline: number;
-}
-
-/**
- * What mirroring plugs into flash copy. `beforeTargetChange` runs while the
- * host writes of every source and target of the session are held (queued),
- * after every pair was validated and BEFORE the metadata change that gives
- * the changed volumes their new content is logged, so anything the hook
- * makes durable (out-of-sync marks) is durable no later than the change.
- * It answers per pair (same order) how the mirror handles the change. A
- * throw aborts the change: nothing is changed, the writes are released and
- * the caller sees the hook's problem. `afterTargetChange` runs once the
- * change is durable (writes released). `withdrawn` runs after pairs were
- * withdrawn (relationships gone; the targets keep their images).
- */
-export interface FlashMirrorHooks {
-  beforeTargetChange(change: FlashMirrorChange): Promise<FlashMirrorHandling[]>;
-  afterTargetChange?(change: FlashMirrorChange): Promise<void> | void;
-  withdrawn?(session: string, pairs: Array<{ id: string; source: string; target: string }>): Promise<void> | void;
-}
-
-/** Hooks of an agent without mirror interplay: every pair is `none`. */
-export const noMirrorHooks: FlashMirrorHooks = {
-  beforeTargetChange: async (change) => change.pairs.map(() => 'none' as const),
-};
+export { noMirrorHooks } from './hooks.ts';
+export type { FlashMirrorChange, FlashMirrorHooks, FlashMirrorPairChange, TrackRange } from './hooks.ts';
 
 export interface FlashServiceOptions {
   engine: StorageEngine;
@@ -752,42 +703,11 @@ export class FlashService implements TapSource {
   }
 
   private validatePairs(request: EstablishFlashRequest): void {
-    const sources = new Set(request.pairs.map((pair) => pair.source));
-    const targets = new Set<string>();
-    const active = this.activeSessions();
-    for (const pair of request.pairs) {
-      const source = this.engine.getVolume(pair.source);
-      const target = this.engine.getVolume(pair.target);
-      if (pair.source === pair.target) throw new ProblemError('conflict', `${pair.source} cannot be flashed onto itself`);
-      if (source.sizeBytes !== target.sizeBytes) {
-        throw new ProblemError('invalid-size', `${pair.source} (${source.sizeBytes} bytes) and ${pair.target} (${target.sizeBytes} bytes) differ in size`);
-      }
-      if (target.readOnly) throw new ProblemError('read-only', `${pair.target} is read-only and cannot be a flash copy target`);
-      if (targets.has(pair.target)) throw new ProblemError('conflict', `${pair.target} is the target of two pairs`);
-      targets.add(pair.target);
-      if (sources.has(pair.target)) throw new ProblemError('conflict', `${pair.target} is both a source and a target of this session`);
-      if (request.coordinated && !pair.remoteTarget) {
-        throw new ProblemError('bad-request', `a coordinated session needs remoteTarget for ${pair.source} -> ${pair.target}`);
-      }
-      for (const other of active) {
-        for (const existing of other.pairs) {
-          if (existing.target === pair.target || existing.source === pair.target) {
-            throw new ProblemError('volume-busy', `${pair.target} is already in flash session ${other.name}`);
-          }
-          if (existing.target === pair.source) {
-            throw new ProblemError('volume-busy', `${pair.source} is the target of flash session ${other.name}`);
-          }
-        }
-      }
-    }
+    validatePairs(this.engine, request, this.activeSessions());
   }
 
   private guard(name: string, action: 'delete' | 'resize'): void {
-    for (const record of this.activeSessions()) {
-      if (record.pairs.some((pair) => pair.source === name || pair.target === name)) {
-        throw new ProblemError('volume-busy', `${name} is in flash session ${record.name}; withdraw it before the ${action}`);
-      }
-    }
+    guardVolume(this.activeSessions(), name, action);
   }
 
   private generateName(): string {
@@ -812,36 +732,4 @@ export class FlashService implements TapSource {
     this.queue = run.catch(() => {});
     return run;
   }
-}
-
-/** A write-inhibited flash target: hosts may read it, not write it, while the relationship exists. */
-class FlashWriteInhibitTap implements WriteTap {
-  readonly order = 10;
-
-  constructor(
-    private readonly volume: string,
-    private readonly session: string,
-  ) {}
-
-  admit(_change: HostChange, _span: TrackSpan): void {
-    throw new ProblemError('read-only', `${this.volume} is a write-inhibited target of flash session ${this.session}`);
-  }
-
-  beforeWrite(): void {}
-}
-
-function withDeadline<T>(promise: Promise<T>, deadline: number, session: string, kind: string): Promise<T> {
-  const left = deadline - Date.now();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new ProblemError('timeout', `flash session ${session}: the mirror did not get ready for the ${kind} before the hold timeout`)),
-      Math.max(0, left),
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function percentOf(part: number, total: number): number {
-  return total === 0 ? 100 : Math.floor((part / total) * 10000) / 100;
 }
