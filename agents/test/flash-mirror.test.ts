@@ -195,8 +195,14 @@ describe('flash copy onto mirrored primaries', () => {
     expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
   }, 200_000);
 
-  for (const type of ['sync', 'semi-sync', 'async'] as const) {
-    it(`preserve mirror under host writes to source and target (${type}): both sites end identical`, async () => {
+  for (const [type, preserveMirror] of [
+    ['sync', true],
+    ['semi-sync', true],
+    ['async', true],
+    ['sync', false],
+    ['async', false],
+  ] as const) {
+    it(`${preserveMirror ? 'preserve mirror' : 'shipped'} under host writes to source and target (${type}): both sites end identical`, async () => {
       const { s, h1, h2 } = await flashSites();
       for (const [site, names] of [
         [s.h1, ['src', 'tgt', 'other']],
@@ -224,16 +230,17 @@ describe('flash copy onto mirrored primaries', () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       const flashes = [];
       for (let round = 0; round < 3; round++) {
-        const info = await establish(h1.flash, { name: `pm${round}`, pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, backgroundCopy: false });
+        const info = await establish(h1.flash, { name: `pm${round}`, pairs: [{ source: 'src', target: 'tgt' }], preserveMirror, backgroundCopy: false });
         flashes.push(info.pairs[0].mirror);
-        expect(h2.flash.get(`pm${round}`).pairs[0].target).toBe('tgt2');
+        if (preserveMirror) expect(h2.flash.get(`pm${round}`).pairs[0].target).toBe('tgt2');
+        else expect(h2.flash.list()).toEqual([]);
         await new Promise((resolve) => setTimeout(resolve, 150));
         await h1.flash.withdraw(`pm${round}`, { finishCopy: false });
       }
       await new Promise((resolve) => setTimeout(resolve, 200));
       writing = false;
       await Promise.all([writer.stop(), targetWriter]);
-      expect(flashes).toEqual(['preserved', 'preserved', 'preserved']);
+      expect(flashes).toEqual(new Array(3).fill(preserveMirror ? 'preserved' : 'shipped'));
       const service = s.h1.replication.service;
       await waitFor(() => service.session('m').state === 'prepared', 60_000, 'prepared');
       await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'nothing out of sync');

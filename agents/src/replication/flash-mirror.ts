@@ -59,6 +59,8 @@ interface PlannedPair {
   handling: FlashMirrorHandling;
   /** Tracks that stay marked even when preserved: host changes the secondary already had before its flash. */
   keep: Set<number>;
+  /** Async: the secondary's answer travels in the stream (every earlier group is applied before it). */
+  inStream?: boolean;
 }
 
 /** What beforeTargetChange decided, for afterTargetChange. */
@@ -232,7 +234,10 @@ export class FlashMirror implements FlashMirrorHooks {
         };
         if (outcome.later) {
           // Async: the answer comes through the stream once the writes are released; preserved unless it refuses.
-          for (const entry of entries) handling[entry.index] = 'preserved';
+          for (const entry of entries) {
+            handling[entry.index] = 'preserved';
+            entry.planned.inStream = true;
+          }
           plan.later.push(
             outcome.later.then((result) => {
               settle(result);
@@ -244,6 +249,21 @@ export class FlashMirror implements FlashMirrorHooks {
           if (outcome.performed) for (const entry of entries) handling[entry.index] = 'preserved';
         }
       }
+    }
+    // Async pairs whose tracks ship: groups queued before the flash carry older data of those tracks, so
+    // no resync copy may reach the secondary before they are applied there (a marker tells when).
+    for (const planned of plan.marked) {
+      const source = planned.primary.source;
+      const shipper = source?.mode === 'async' ? source.shipper : null;
+      if (planned.inStream || !source || !shipper || shipper.coordinated) continue;
+      const applied = shipper.mark('flash.mirror', { op: 'sync-point', token: randomUUID() }).then(
+        () => {},
+        () => {}, // stopped: the queue is dropped, the resume's resync copies every mark
+      );
+      const gate = applied.finally(() => {
+        if (source.resyncGate === gate) source.resyncGate = null;
+      });
+      source.resyncGate = gate;
     }
     if (Date.now() >= change.deadline) {
       // The flash gave up waiting (its hold timeout): nothing changes here, so what the
@@ -566,20 +586,7 @@ export class FlashMirror implements FlashMirrorHooks {
       if (exists) await this.flash.withdraw(session, { finishCopy: false });
       return { result: { withdrawn: exists } };
     }
-    if (op === 'check') {
-      // The states permit it now (an async primary then sends the perform through the stream).
-      const checked = params as unknown as PerformParams;
-      const { pairs } = this.resolvePairs(request.peerAgentId, checked);
-      const session = str(params, 'session');
-      if (checked.kind === 'establish') {
-        if (this.flash.list().some((existing) => existing.name === session)) {
-          throw new ProblemError('already-exists', `a flash session named ${session} already exists here`);
-        }
-      } else {
-        this.sameSession(session, pairs);
-      }
-      return { result: { ok: true } };
-    }
+    if (op === 'sync-point') return { result: {} }; // carried in an async stream: every earlier group is applied
     if (op !== 'perform') throw new ProblemError('bad-request', `flash.mirror: unknown op ${String(op)}`);
     if (this.tokens.get(token) === 'cancelled') throw new ProblemError('invalid-state', 'this flash.mirror was cancelled by the primary');
     const running = this.perform(request.peerAgentId, params as unknown as PerformParams, request.payload);
