@@ -15,6 +15,7 @@ import { firstWrite } from './first-write.ts';
 import { median } from './format.ts';
 import { describeRun, progress, rotate } from './interleave.ts';
 import { sleep } from './net.ts';
+import { SnapshotApi } from './snap-api.ts';
 import { run } from './procs.ts';
 import type { TandemAgent } from './tandem.ts';
 
@@ -160,6 +161,8 @@ export async function timeEstablish(
 export interface FirstWrites {
   tandemPlain: FioResult[];
   tandemAfter: FioResult[];
+  /** The same right after a snapshot (redirect-on-write without a flash relationship), for comparison. */
+  tandemAfterSnapshot: FioResult[];
   qcowPlain: FioResult[];
   qcowAfter: FioResult[];
 }
@@ -179,7 +182,7 @@ export async function timeFirstWrites(
   reps: number,
   runtime: number,
 ): Promise<FirstWrites> {
-  const out: FirstWrites = { tandemPlain: [], tandemAfter: [], qcowPlain: [], qcowAfter: [] };
+  const out: FirstWrites = { tandemPlain: [], tandemAfter: [], tandemAfterSnapshot: [], qcowPlain: [], qcowAfter: [] };
   const { source, target } = volumes['1 GiB full'];
   for (let rep = 0; rep < reps; rep++) {
     for (const which of rotate(['tandem', 'qcow2'], rep)) {
@@ -198,9 +201,15 @@ export async function timeFirstWrites(
       await flash.establish(name, source, target, false);
       const after = await runFio(uri, rand4kQd1, { runtime });
       await flash.drop(name);
+      await runFio(uri, jobs[1], { runtime: null });
+      const snapshots = new SnapshotApi(await tandem.api());
+      await snapshots.create(source, `fw-snap${rep}`);
+      const afterSnapshot = await runFio(uri, rand4kQd1, { runtime });
+      await snapshots.delete(`fw-snap${rep}`);
       out.tandemPlain.push(plain);
       out.tandemAfter.push(after);
-      progress(`[first-write ${rep + 1}] ${describeRun('tandem', rand4kQd1, plain)} | after flash ${after.iops.toFixed(0)} IOPS`);
+      out.tandemAfterSnapshot.push(afterSnapshot);
+      progress(`[first-write ${rep + 1}] ${describeRun('tandem', rand4kQd1, plain)} | after flash ${after.iops.toFixed(0)} IOPS | after snapshot ${afterSnapshot.iops.toFixed(0)} IOPS`);
     }
   }
   return out;
