@@ -49,6 +49,10 @@ export function startWriter(device: BlockDevice, options: { workers?: number; ex
       } finally {
         for (let track = first; track <= last; track++) busy.delete(track);
       }
+      // A host's next request arrives by the network, in a later turn of the event loop. A write
+      // that needs no I/O of its own (an overwrite into an active region, while suspended) settles
+      // with microtasks only: without this turn the writers would starve every timer.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   };
   const done = Promise.all(Array.from({ length: options.workers ?? 4 }, worker));
