@@ -84,4 +84,35 @@ describe('flash copy of mirrored volumes between agent processes', () => {
     expect(await identical(h1, 'pit', h1, 'src')).toBe(false);
     expect(await identical(h1, 'src', h2, 'src2')).toBe(true);
   }, 300_000);
+
+  it('the out-of-sync marks of a flash onto a suspended mirrored primary survive kill -9 and ship on resume', async () => {
+    for (const [agent, names] of [
+      [h1, ['ksrc', 'ktgt']],
+      [h2, ['ksrc2', 'ktgt2']],
+    ] as const) {
+      for (const name of names) {
+        const created = await agent.cli(['volume', 'create', name, '64M']);
+        expect(created.code, created.stderr).toBe(0);
+      }
+    }
+    const write = await runCommand('qemu-io', ['-f', 'raw', '-c', 'write -P 0x51 0 24M', h1.nbdUri('ksrc')]);
+    expect(write.code, write.out).toBe(0);
+    await agentCliJson(h1, ['session', 'create', 'k', '--type', 'sync', '--peer', 'beta']);
+    await agentCliJson(h1, ['session', 'add', 'k', 'ksrc', 'ksrc2']);
+    await agentCliJson(h1, ['session', 'add', 'k', 'ktgt', 'ktgt2']);
+    await agentCliJson(h1, ['session', 'start', 'k']);
+    await waitForPrepared('k');
+    await agentCliJson(h1, ['session', 'suspend', 'k']);
+    // Suspended: the flash's changed tracks can only be marked, and the marks are all that remembers them.
+    const shipped = await agentCliJson<FlashSessionInfo>(h1, ['flash', 'establish', '--pair', 'ksrc:ktgt', '--name', 'kf', '--no-copy']);
+    expect(shipped.pairs[0].mirror).toBe('shipped');
+    await h1.kill('SIGKILL');
+    await h1.restart();
+    expect(await identical(h1, 'ktgt', h1, 'ksrc')).toBe(true);
+    expect(await identical(h1, 'ktgt', h2, 'ktgt2')).toBe(false);
+    await agentCliJson(h1, ['session', 'resume', 'k']);
+    await waitForPrepared('k');
+    expect(await identical(h1, 'ktgt', h2, 'ktgt2')).toBe(true);
+    expect(await identical(h1, 'ksrc', h2, 'ksrc2')).toBe(true);
+  }, 300_000);
 });
