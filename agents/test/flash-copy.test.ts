@@ -115,10 +115,14 @@ describe('flash copy, no background copy', () => {
     const listed = FlashSessionListSchema.parse((await agent.api.request('GET', '/v1/flash-sessions')).body);
     expect(listed.sessions.map((s) => s.name)).toContain('pit');
 
-    // Withdraw without finishing: the target is not a full copy; the session says stopped.
+    // Withdraw without finishing: stopped, yet the target keeps its image; later source writes no longer reach it.
     const withdrawn = await agent.api.request('POST', '/v1/flash-sessions/pit/withdraw', { finishCopy: false });
     expect(withdrawn.status).toBe(200);
     expect((withdrawn.body as { state: string }).state).toBe('stopped');
+    const later: PatternWrite[] = [[0x5a, 0, 8 * MiB], [0x5b, 62 * MiB, 2 * MiB]];
+    await qemuIo(agent.nbdUri('src'), ...patternCommands(later), 'flush');
+    expect(await compareExport(agent, 'tgt', expectedTarget, 'nocopy-tgt-withdrawn')).toBeNull();
+    expect(await compareExport(agent, 'src', applyPatterns(Buffer.from(expectedSource), later), 'nocopy-src-withdrawn')).toBeNull();
   });
 });
 

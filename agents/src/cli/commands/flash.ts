@@ -54,7 +54,7 @@ const stateMeaning: Record<FlashState, string> = {
   prepared: 'every pair is ready; the point in time is being taken',
   copying: 'the targets show the point in time now; old source data is copied before it is overwritten',
   stopping: 'withdrawing after the background copy finishes',
-  stopped: 'withdrawn before the copy finished: the targets are not complete copies',
+  stopped: 'withdrawn before the background copy finished: the targets keep their point-in-time image, part of their space still shared with the sources',
   suspended: 'background copy paused; the point-in-time image stays intact',
 };
 
@@ -255,8 +255,8 @@ export function registerFlashCommands(program: Command): void {
 
   flash
     .command('withdraw <name>')
-    .description('end the relationships; without --finish-copy targets not fully copied are left incomplete')
-    .option('--finish-copy', 'finish the background copy first (state stopping until done)')
+    .description('end the relationships (the targets keep their images); --finish-copy first gives every target its own copy of each track')
+    .option('--finish-copy', 'finish the background copy first (state stopping until done), so no space stays shared')
     .addOption(dataOption())
     .addOption(jsonOption())
     .action((name: string, options: AdminOptions & { finishCopy?: boolean }) =>
