@@ -190,10 +190,12 @@ export class FlashService implements TapSource {
       };
       // The row comes first: a crash before the flash record is durable leaves a
       // 'preparing' row that start() drops (its bitmaps never appeared).
-      this.store.insert(record);
+      this.inCatalogTransaction(() => {
+        this.store.insert(record);
+        this.stateEvent(record, null, 'preparing');
+      });
       this.sessions.set(name, record);
       this.invalidateTaps();
-      this.stateEvent(record, null, 'preparing');
       await this.pointInTime(record, 'establish', request.holdTimeoutMs);
       return this.info(record);
     });
@@ -364,8 +366,12 @@ export class FlashService implements TapSource {
     }
     const heldAt = performance.now();
     let change: FlashMirrorChange;
+    // Nothing is written to the catalog while the writes are held: 'prepared'
+    // is kept in memory and its events are recorded after the release.
+    const beforePrepared = { session: record.state, pairs: record.pairs.map((pair) => pair.state) };
     try {
-      this.transition(record, 'prepared');
+      record.state = 'prepared';
+      for (const pair of record.pairs) pair.state = 'prepared';
       change = {
         kind,
         session: record.name,
@@ -404,18 +410,24 @@ export class FlashService implements TapSource {
     release();
     record.holdMs = Math.round((performance.now() - heldAt) * 1000) / 1000;
     await this.engine.flush();
-    // A paused session stays paused across a new point in time.
-    if (previous === 'suspended') this.transition(record, 'suspended', previousReason);
-    else this.transition(record, this.activeState(record));
     const tracks = change.pairs.reduce((sum, pair) => sum + (pair.tracks === 'all' ? this.engine.volumeMeta(pair.changed).trackCount : pair.tracks.reduce((n, r) => n + r.count, 0)), 0);
     const type = kind === 'establish' ? flashEventTypes.established : kind === 'refresh' ? flashEventTypes.refreshed : flashEventTypes.reversed;
     const verb = kind === 'establish' ? 'established' : kind === 'refresh' ? 'refreshed' : 'reversed (targets restored onto sources)';
-    this.engine.catalog.recordEvent(type, 'info', record.name, `flash session ${record.name} ${verb}: ${record.pairs.length} pair(s), writes held ${record.holdMs} ms`, {
-      session: record.name,
-      pairs: record.pairs.map((pair) => ({ id: pair.id, source: pair.source, target: pair.target, mirror: pair.mirror })),
-      holdMs: record.holdMs,
-      tracks,
-      pointInTime: record.pointInTime,
+    this.inCatalogTransaction(() => {
+      this.stateEvent(record, beforePrepared.session, 'prepared');
+      for (const [index, pair] of record.pairs.entries()) {
+        if (beforePrepared.pairs[index] !== 'prepared') this.stateEvent(record, beforePrepared.pairs[index], 'prepared', null, pair);
+      }
+      // A paused session stays paused across a new point in time.
+      if (previous === 'suspended') this.transition(record, 'suspended', previousReason);
+      else this.transition(record, this.activeState(record));
+      this.engine.catalog.recordEvent(type, 'info', record.name, `flash session ${record.name} ${verb}: ${record.pairs.length} pair(s), writes held ${record.holdMs} ms`, {
+        session: record.name,
+        pairs: record.pairs.map((pair) => ({ id: pair.id, source: pair.source, target: pair.target, mirror: pair.mirror })),
+        holdMs: record.holdMs,
+        tracks,
+        pointInTime: record.pointInTime,
+      });
     });
     try {
       await this.hooks.afterTargetChange?.(change);
@@ -569,7 +581,18 @@ export class FlashService implements TapSource {
   }
 
   /** Moves a session (and its pairs) to a state: persisted, with an event per change. */
+  /** One SQLite transaction (one fsync) for several catalog writes. */
+  private inCatalogTransaction(work: () => void): void {
+    const db = this.engine.catalog.db;
+    if (db.inTransaction) work();
+    else db.transaction(work)();
+  }
+
   private transition(record: FlashSessionRecord, to: FlashState, reason: string | null = null): void {
+    this.inCatalogTransaction(() => this.transitionNow(record, to, reason));
+  }
+
+  private transitionNow(record: FlashSessionRecord, to: FlashState, reason: string | null): void {
     const from = record.state;
     record.state = to;
     record.reason = reason;
