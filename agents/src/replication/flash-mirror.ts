@@ -1,46 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { isProblemError, ProblemError, type FlashMirrorHandling, type FlashOptions } from '@tandem/contract';
+import { isProblemError, ProblemError, type FlashMirrorHandling } from '@tandem/contract';
 import type { FlashMirrorChange, FlashMirrorHooks, FlashMirrorPairChange, FlashService, TrackRange } from '../flash/service.ts';
+import { FlashMirrorTarget } from './flash-mirror-target.ts';
+import { isDuplex, primaryOf, secondaryOf, type MirroredPrimary, type MirrorPairParams, type PerformParams } from './flash-mirror-volumes.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { problemMessage, type PairSource } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
-import type { PairRecord, SessionRecord } from './session-store.ts';
+import type { SessionRecord } from './session-store.ts';
 
 /** Time kept back from the flash's hold deadline for the local change after the secondary answered. */
 const DEADLINE_MARGIN_MS = 150;
 /** A withdraw the secondary did not confirm is sent again this often, this many times. */
 const WITHDRAW_RETRY_MS = 1000;
 const WITHDRAW_ATTEMPTS = 120;
-
-/** One `flash.mirror` pair: volumes named by the copy sets both sites know (pair ids are the same at both). */
-interface MirrorPairParams {
-  /** Copy set whose secondary volume is the flash source there. */
-  sourcePair: string;
-  /** Preserve: copy set whose secondary volume is the flash target there. */
-  targetPair?: string;
-  /** Coordinated: the secondary site's own volume that receives the point in time. */
-  remoteTarget?: string;
-}
-
-interface PerformParams {
-  op: 'perform';
-  token: string;
-  kind: FlashMirrorChange['kind'];
-  session: string;
-  options: FlashOptions;
-  coordinated: boolean;
-  pairs: MirrorPairParams[];
-  /** Tracks the secondary writes into a pair's target after its flash, their data in the payload, in order. */
-  fixups?: Array<{ pair: number; track: number }>;
-}
-
-/** A local volume that is the primary of a mirror pair (this site is its session's source). */
-interface MirroredPrimary {
-  session: SessionRecord;
-  pair: PairRecord;
-  source: PairSource | undefined;
-  agent: string;
-}
 
 /** What the secondary did with a `flash.mirror` perform (or what is known of it). */
 interface Outcome {
@@ -73,87 +45,60 @@ interface Plan {
 }
 
 /**
- * Flash copy meets mirroring (DESIGN.md: flash copy, mirror modes).
+ * Flash copy meets mirroring, at the primary (the secondary's side is
+ * flash-mirror-target.ts; PROTOCOL.md "Flash copy of mirrored volumes").
  *
- * At the primary, a flash change whose changed volume (the target; the
- * source for a reverse) is a mirrored primary first marks the tracks it
- * changes out-of-sync, durably, before the change itself is logged. With
+ * A flash change whose changed volume (the target; the source for a
+ * reverse) is a mirrored primary first marks the tracks it changes
+ * out-of-sync, durably, before the change itself is logged. With
  * `preserveMirror`, when the other volume is a primary mirrored to the same
  * secondary agent and both copy sets are duplex, the secondary is asked
- * (`flash.mirror`) to check its volumes' states and perform the same change
- * itself, at the matching point of the mirror stream: the primary holds the
- * host writes of both volumes, waits until every earlier change of them is
- * acknowledged by the secondary (sync), applied there (async: their
- * consistency groups), or settled (semi-sync), and only then asks. Once the
- * secondary confirms and the local change is durable, the marks are cleared
- * and the pair never left duplex; if it refuses or the answer is lost, the
- * marks stay and the resync ships the tracks. A lost answer is settled with
- * a `cancel` (which waits for a request still running there) before those
- * tracks are copied: a secondary that performed late gets every track of the
- * volume copied again.
+ * (`flash.mirror`) to perform the same change itself at the matching point
+ * of the mirror stream. Inside the flash's hold, new host changes of both
+ * volumes are kept from the link; for sync and semi-sync every earlier change
+ * is acknowledged first and the request is answered while the writes are
+ * held; for async the request is a marker in the consistency-group stream,
+ * sent right after the group holding every earlier change is applied there,
+ * and answered after the writes are released. Once the secondary confirmed
+ * and the local change is durable, the marks are cleared and the pair never
+ * left duplex; if it refuses or the answer is lost, the marks stay and the
+ * resync ships the tracks. Changes that reached the secondary before its
+ * flash but whose local write comes after it keep their tracks marked. A lost
+ * answer is settled with a `cancel` (which waits for a request still running
+ * there) before those tracks are copied: a secondary that performed late gets
+ * every track of the volume copied again.
  *
  * A coordinated establish takes the same matching point for each source's
- * secondary volume and flashes it to the named remote target there; a
- * refusal aborts the whole establish. A withdraw is sent the same way; it
- * changes no content (targets keep their images), so a lost withdraw leaves
- * both sites' images identical, and it is retried until the secondary drops
- * its relationship.
- *
- * At the secondary, `flash.mirror` is the only way a flash copy may change
- * a volume that is the secondary of a mirroring session.
+ * secondary volume and flashes it to the named remote target there (tracks
+ * whose change reached the secondary early are sent along as they are at the
+ * primary's point in time). A withdraw changes no content (targets keep their
+ * images), so a lost withdraw leaves both sites' images identical; it is
+ * retried until the secondary drops its relationship.
  */
 export class FlashMirror implements FlashMirrorHooks {
   private readonly plans = new Map<FlashMirrorChange, Plan>();
-  /** Secondary side: volumes a `flash.mirror` from the primary is changing right now. */
-  private readonly ordered = new Set<string>();
-  /** Secondary side: requests by token (running, done or cancelled before they arrived). */
-  private readonly tokens = new Map<string, Promise<boolean> | 'cancelled'>();
   /** Primary side: withdraws not confirmed yet, per `agent:session`. */
   private readonly pendingWithdraws = new Map<string, NodeJS.Timeout>();
-  /**
-   * Test-only fault injection at the receiving site: requests of these ops
-   * are dropped as if lost on the way (`perform`, `withdraw`).
-   */
-  readonly faults = { lose: new Set<string>() };
+  /** The secondary's side: serves `flash.mirror` (flash-mirror-target.ts). */
+  readonly target: FlashMirrorTarget;
 
   constructor(
     private readonly service: ReplicationService,
     private readonly flash: FlashService,
-  ) {}
+  ) {
+    this.target = new FlashMirrorTarget(service, flash);
+  }
 
-  // --- lookups ---
+  /** Test-only fault injection at this site as a secondary (see FlashMirrorTarget.faults). */
+  get faults(): { lose: Set<string> } {
+    return this.target.faults;
+  }
 
-  /** The copy set in which this local volume is the primary (this site the source), if any. */
+  /** Serves the `flash.mirror` peer request (this site as the secondary). */
+  handle = (request: RpcRequest): Promise<RpcResult> => this.target.handle(request);
+
   private primaryOf(volume: string): MirroredPrimary | null {
-    for (const pair of this.service.pairs.values()) {
-      if (pair.localVolume !== volume) continue;
-      const session = this.service.session(pair.sessionId);
-      if (session.state === 'defined' || !this.service.isSource(session)) continue;
-      return { session, pair, source: this.service.sourceOf(pair), agent: this.service.otherAgent(session) };
-    }
-    return null;
-  }
-
-  /** The copy set in which this local volume is the secondary (this site the target), if any. */
-  private secondaryOf(volume: string): { session: SessionRecord; pair: PairRecord } | null {
-    for (const pair of this.service.pairs.values()) {
-      if (pair.localVolume !== volume) continue;
-      const session = this.service.session(pair.sessionId);
-      if (session.state === 'defined' || this.service.isSource(session)) continue;
-      return { session, pair };
-    }
-    return null;
-  }
-
-  /** Duplex: mirroring, nothing left to resync, not snapshot shipping (whose target lags by cycles). */
-  private isDuplex(primary: MirroredPrimary): boolean {
-    return (
-      primary.session.state === 'prepared' &&
-      primary.session.type !== 'snapshot-shipping' &&
-      primary.source !== undefined &&
-      primary.source.mirroring &&
-      !primary.source.isResyncing
-    );
+    return primaryOf(this.service, volume);
   }
 
   // --- the primary: hooks FlashService calls ---
@@ -165,9 +110,9 @@ export class FlashMirror implements FlashMirrorHooks {
     const targetChanged: Array<{ bitmap: number; runs: TrackRange[] }> = [];
 
     change.pairs.forEach((pair, index) => {
-      const secondary = this.secondaryOf(pair.changed);
+      const secondary = secondaryOf(this.service, pair.changed);
       if (secondary) {
-        if (this.ordered.has(pair.changed)) return; // the primary ordered this change (flash.mirror)
+        if (this.target.ordered.has(pair.changed)) return; // the primary ordered this change (flash.mirror)
         if (secondary.session.state === 'target-available' && secondary.pair.targetChangedBitmap !== null) {
           // Production runs here after failover: failback copies what the flash changes.
           targetChanged.push({ bitmap: secondary.pair.targetChangedBitmap, runs: this.runsOf(pair) });
@@ -186,7 +131,7 @@ export class FlashMirror implements FlashMirrorHooks {
       handling[index] = 'shipped';
       if (!change.options.preserveMirror || change.coordinated) return;
       const from = this.primaryOf(pair.from);
-      if (from && from.agent === primary.agent && this.isDuplex(from) && this.isDuplex(primary)) preserve.push({ index, planned, from });
+      if (from && from.agent === primary.agent && isDuplex(from) && isDuplex(primary)) preserve.push({ index, planned, from });
     });
 
     // Coordinated point in time: the secondary must agree, or nothing happens anywhere.
@@ -387,7 +332,7 @@ export class FlashMirror implements FlashMirrorHooks {
       if (!pair.remoteTarget) throw new ProblemError('bad-request', `a coordinated flash names a remoteTarget for every pair (${pair.source} has none)`);
       const primary = this.primaryOf(pair.source);
       if (!primary) throw new ProblemError('invalid-state', `${pair.source} is not the primary of a mirroring session; a coordinated flash needs one`);
-      if (!this.isDuplex(primary)) {
+      if (!isDuplex(primary)) {
         throw new ProblemError('invalid-state', `session ${primary.session.name} is ${primary.session.state}; a coordinated flash needs its copy sets duplex`);
       }
       remote.push({ primary, remoteTarget: pair.remoteTarget });
@@ -559,165 +504,6 @@ export class FlashMirror implements FlashMirrorHooks {
   private event(severity: 'info' | 'warning', subject: string, message: string): void {
     this.service.engine.catalog.recordEvent('flash.mirror', severity, subject, message);
   }
-
-  // --- the secondary: the `flash.mirror` peer request ---
-
-  handle = async (request: RpcRequest): Promise<RpcResult> => {
-    const params = request.params;
-    const op = params.op;
-    if (typeof op === 'string' && this.faults.lose.has(op)) throw new ProblemError('link-down', `test fault: flash.mirror ${op} lost`);
-    const token = str(params, 'token');
-    if (op === 'cancel') {
-      const known = this.tokens.get(token);
-      if (known === undefined) {
-        this.remember(token, 'cancelled');
-        return { result: { performed: false } };
-      }
-      return { result: { performed: known === 'cancelled' ? false : await known.catch(() => false) } };
-    }
-    if (op === 'withdraw') {
-      const session = str(params, 'session');
-      let exists = true;
-      try {
-        this.flash.get(session);
-      } catch {
-        exists = false;
-      }
-      if (exists) await this.flash.withdraw(session, { finishCopy: false });
-      return { result: { withdrawn: exists } };
-    }
-    if (op === 'sync-point') return { result: {} }; // carried in an async stream: every earlier group is applied
-    if (op !== 'perform') throw new ProblemError('bad-request', `flash.mirror: unknown op ${String(op)}`);
-    if (this.tokens.get(token) === 'cancelled') throw new ProblemError('invalid-state', 'this flash.mirror was cancelled by the primary');
-    const running = this.perform(request.peerAgentId, params as unknown as PerformParams, request.payload);
-    this.remember(token, running);
-    await running;
-    return { result: { performed: true } };
-  };
-
-  private remember(token: string, value: Promise<boolean> | 'cancelled'): void {
-    this.tokens.set(token, value);
-    if (this.tokens.size > 1024) this.tokens.delete(this.tokens.keys().next().value!);
-  }
-
-  /** The secondary volume of a duplex copy set the requesting primary mirrors here, or a refusal. */
-  private secondaryVolume(pairId: string, from: string): { volume: string; pair: PairRecord } {
-    if (typeof pairId !== 'string') throw new ProblemError('bad-request', 'flash.mirror: pairs name copy sets by id');
-    const pair = this.service.pair(pairId);
-    const session = this.service.session(pair.sessionId);
-    if (this.service.isSource(session) || this.service.otherAgent(session) !== from) {
-      throw new ProblemError('invalid-state', `${pair.localVolume} is not mirrored here from the requesting site`);
-    }
-    if (session.state !== 'prepared' || session.type === 'snapshot-shipping') {
-      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here, not duplex`);
-    }
-    return { volume: pair.localVolume, pair };
-  }
-
-  /**
-   * Tracks the primary sent with the request (its point-in-time content, to
-   * be written over the flash's), checked before anything is changed.
-   */
-  private fixupWrites(
-    pairs: Array<{ target: string }>,
-    fixups: unknown,
-    payload: Buffer | null,
-  ): Array<{ target: string; offset: number; data: Buffer }> {
-    if (fixups === undefined) return [];
-    if (!Array.isArray(fixups)) throw new ProblemError('bad-request', 'flash.mirror: fixups must be a list');
-    const writes: Array<{ target: string; offset: number; data: Buffer }> = [];
-    let at = 0;
-    for (const fixup of fixups as Array<{ pair: unknown; track: unknown }>) {
-      const target = typeof fixup.pair === 'number' ? pairs[fixup.pair]?.target : undefined;
-      const track = fixup.track;
-      if (target === undefined || typeof track !== 'number' || !Number.isSafeInteger(track) || track < 0) {
-        throw new ProblemError('bad-request', 'flash.mirror: a fixup names an unknown pair or track');
-      }
-      const device = this.service.engine.device(target);
-      const offset = track * device.trackSize;
-      const length = Math.min(device.trackSize, device.sizeBytes - offset);
-      if (length <= 0 || !payload || at + length > payload.length) throw new ProblemError('bad-request', 'flash.mirror: fixup data is missing or out of range');
-      writes.push({ target, offset, data: payload.subarray(at, at + length) });
-      at += length;
-    }
-    return writes;
-  }
-
-  /** The request's pairs as local volumes, refused unless the states permit the flash here. */
-  private resolvePairs(from: string, params: PerformParams): { pairs: Array<{ source: string; target: string }>; copySets: string[] } {
-    if (!Array.isArray(params.pairs) || params.pairs.length === 0) throw new ProblemError('bad-request', 'flash.mirror needs pairs');
-    const pairs: Array<{ source: string; target: string }> = [];
-    const copySets: string[] = [];
-    for (const entry of params.pairs) {
-      const source = this.secondaryVolume(entry.sourcePair, from);
-      copySets.push(source.pair.id);
-      if (entry.targetPair !== undefined) {
-        const target = this.secondaryVolume(entry.targetPair, from);
-        copySets.push(target.pair.id);
-        pairs.push({ source: source.volume, target: target.volume });
-      } else if (typeof entry.remoteTarget === 'string') {
-        const remote = entry.remoteTarget;
-        this.service.engine.getVolume(remote);
-        if (this.secondaryOf(remote) || this.primaryOf(remote)) {
-          throw new ProblemError('volume-busy', `${remote} is in a copy set; a coordinated flash needs a volume of its own here`);
-        }
-        pairs.push({ source: source.volume, target: remote });
-      } else {
-        throw new ProblemError('bad-request', 'flash.mirror: a pair names targetPair or remoteTarget');
-      }
-    }
-    return { pairs, copySets };
-  }
-
-  /** A refresh or reverse needs the session here with the same pairs (made by an earlier preserved establish). */
-  private sameSession(session: string, pairs: Array<{ source: string; target: string }>): void {
-    const existing = this.flash.get(session);
-    const same = pairs.every((pair) => existing.pairs.some((p) => p.source === pair.source && p.target === pair.target));
-    if (!same || existing.pairs.length !== pairs.length) {
-      throw new ProblemError('invalid-state', `flash ${session} here does not hold the same pairs`);
-    }
-  }
-
-  private async perform(from: string, params: PerformParams, payload: Buffer | null): Promise<boolean> {
-    const session = str(params as unknown as Record<string, unknown>, 'session');
-    const { pairs, copySets } = this.resolvePairs(from, params);
-    const fixups = this.fixupWrites(pairs, params.fixups, payload);
-    // Semi-sync writes acknowledged on arrival are applied before the point in time.
-    await this.service.target.settlePairs(copySets);
-    const changed = pairs.map((pair) => (params.kind === 'reverse' ? pair.source : pair.target));
-    for (const volume of changed) {
-      if (this.ordered.has(volume)) throw new ProblemError('conflict', `a flash change of ${volume} is already running`);
-    }
-    for (const volume of changed) this.ordered.add(volume);
-    try {
-      if (params.kind === 'establish') {
-        await this.flash.establish({
-          ...params.options,
-          preserveMirror: false,
-          name: session,
-          pairs,
-          coordinated: false,
-          holdTimeoutMs: 10_000,
-        });
-      } else {
-        this.sameSession(session, pairs);
-        if (params.kind === 'refresh') await this.flash.refresh(session, { holdTimeoutMs: 10_000 });
-        else await this.flash.reverse(session, { holdTimeoutMs: 10_000 });
-      }
-      for (const write of fixups) await this.service.engine.device(write.target).write(write.offset, write.data);
-      if (fixups.length > 0) await this.service.engine.flush();
-      this.event('info', session, `flash ${session}: performed the primary's ${params.kind}${params.coordinated ? ' (coordinated point in time)' : ''}`);
-      return true;
-    } finally {
-      for (const volume of changed) this.ordered.delete(volume);
-    }
-  }
-}
-
-function str(params: Record<string, unknown>, key: string): string {
-  const value = params[key];
-  if (typeof value !== 'string') throw new ProblemError('bad-request', `flash.mirror: ${key} must be a string`);
-  return value;
 }
 
 /** Connects flash copy and mirroring of one agent: the hooks, and the `flash.mirror` peer request. */

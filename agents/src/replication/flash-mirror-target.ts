@@ -1,0 +1,192 @@
+import { ProblemError } from '@tandem/contract';
+import type { FlashService } from '../flash/service.ts';
+import { primaryOf, secondaryOf, type PerformParams } from './flash-mirror-volumes.ts';
+import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import type { ReplicationService } from './service.ts';
+import type { PairRecord } from './session-store.ts';
+
+/**
+ * The secondary's side of flash copy of mirrored volumes: the `flash.mirror`
+ * peer request (see flash-mirror.ts and PROTOCOL.md). It checks that the
+ * named copy sets are mirrored here from the requesting primary and duplex,
+ * then has this site's flash service perform the same change; it is the only
+ * way a flash may change a volume that is the secondary of a mirroring
+ * session (`ordered`).
+ */
+export class FlashMirrorTarget {
+  /** Volumes a `flash.mirror` from the primary is changing right now. */
+  readonly ordered = new Set<string>();
+  /** Requests by token (running, done or cancelled before they arrived). */
+  private readonly tokens = new Map<string, Promise<boolean> | 'cancelled'>();
+  /**
+   * Test-only fault injection: requests of these ops are dropped as if lost
+   * on the way (`perform`, `withdraw`).
+   */
+  readonly faults = { lose: new Set<string>() };
+
+  constructor(
+    private readonly service: ReplicationService,
+    private readonly flash: FlashService,
+  ) {}
+
+  private event(severity: 'info' | 'warning', subject: string, message: string): void {
+    this.service.engine.catalog.recordEvent('flash.mirror', severity, subject, message);
+  }
+
+  handle = async (request: RpcRequest): Promise<RpcResult> => {
+    const params = request.params;
+    const op = params.op;
+    if (typeof op === 'string' && this.faults.lose.has(op)) throw new ProblemError('link-down', `test fault: flash.mirror ${op} lost`);
+    const token = str(params, 'token');
+    if (op === 'cancel') {
+      const known = this.tokens.get(token);
+      if (known === undefined) {
+        this.remember(token, 'cancelled');
+        return { result: { performed: false } };
+      }
+      return { result: { performed: known === 'cancelled' ? false : await known.catch(() => false) } };
+    }
+    if (op === 'withdraw') {
+      const session = str(params, 'session');
+      let exists = true;
+      try {
+        this.flash.get(session);
+      } catch {
+        exists = false;
+      }
+      if (exists) await this.flash.withdraw(session, { finishCopy: false });
+      return { result: { withdrawn: exists } };
+    }
+    if (op === 'sync-point') return { result: {} }; // carried in an async stream: every earlier group is applied
+    if (op !== 'perform') throw new ProblemError('bad-request', `flash.mirror: unknown op ${String(op)}`);
+    if (this.tokens.get(token) === 'cancelled') throw new ProblemError('invalid-state', 'this flash.mirror was cancelled by the primary');
+    const running = this.perform(request.peerAgentId, params as unknown as PerformParams, request.payload);
+    this.remember(token, running);
+    await running;
+    return { result: { performed: true } };
+  };
+
+  private remember(token: string, value: Promise<boolean> | 'cancelled'): void {
+    this.tokens.set(token, value);
+    if (this.tokens.size > 1024) this.tokens.delete(this.tokens.keys().next().value!);
+  }
+
+  /** The secondary volume of a duplex copy set the requesting primary mirrors here, or a refusal. */
+  private secondaryVolume(pairId: string, from: string): { volume: string; pair: PairRecord } {
+    if (typeof pairId !== 'string') throw new ProblemError('bad-request', 'flash.mirror: pairs name copy sets by id');
+    const pair = this.service.pair(pairId);
+    const session = this.service.session(pair.sessionId);
+    if (this.service.isSource(session) || this.service.otherAgent(session) !== from) {
+      throw new ProblemError('invalid-state', `${pair.localVolume} is not mirrored here from the requesting site`);
+    }
+    if (session.state !== 'prepared' || session.type === 'snapshot-shipping') {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here, not duplex`);
+    }
+    return { volume: pair.localVolume, pair };
+  }
+
+  /**
+   * Tracks the primary sent with the request (its point-in-time content, to
+   * be written over the flash's), checked before anything is changed.
+   */
+  private fixupWrites(
+    pairs: Array<{ target: string }>,
+    fixups: unknown,
+    payload: Buffer | null,
+  ): Array<{ target: string; offset: number; data: Buffer }> {
+    if (fixups === undefined) return [];
+    if (!Array.isArray(fixups)) throw new ProblemError('bad-request', 'flash.mirror: fixups must be a list');
+    const writes: Array<{ target: string; offset: number; data: Buffer }> = [];
+    let at = 0;
+    for (const fixup of fixups as Array<{ pair: unknown; track: unknown }>) {
+      const target = typeof fixup.pair === 'number' ? pairs[fixup.pair]?.target : undefined;
+      const track = fixup.track;
+      if (target === undefined || typeof track !== 'number' || !Number.isSafeInteger(track) || track < 0) {
+        throw new ProblemError('bad-request', 'flash.mirror: a fixup names an unknown pair or track');
+      }
+      const device = this.service.engine.device(target);
+      const offset = track * device.trackSize;
+      const length = Math.min(device.trackSize, device.sizeBytes - offset);
+      if (length <= 0 || !payload || at + length > payload.length) throw new ProblemError('bad-request', 'flash.mirror: fixup data is missing or out of range');
+      writes.push({ target, offset, data: payload.subarray(at, at + length) });
+      at += length;
+    }
+    return writes;
+  }
+
+  /** The request's pairs as local volumes, refused unless the states permit the flash here. */
+  private resolvePairs(from: string, params: PerformParams): { pairs: Array<{ source: string; target: string }>; copySets: string[] } {
+    if (!Array.isArray(params.pairs) || params.pairs.length === 0) throw new ProblemError('bad-request', 'flash.mirror needs pairs');
+    const pairs: Array<{ source: string; target: string }> = [];
+    const copySets: string[] = [];
+    for (const entry of params.pairs) {
+      const source = this.secondaryVolume(entry.sourcePair, from);
+      copySets.push(source.pair.id);
+      if (entry.targetPair !== undefined) {
+        const target = this.secondaryVolume(entry.targetPair, from);
+        copySets.push(target.pair.id);
+        pairs.push({ source: source.volume, target: target.volume });
+      } else if (typeof entry.remoteTarget === 'string') {
+        const remote = entry.remoteTarget;
+        this.service.engine.getVolume(remote);
+        if (secondaryOf(this.service, remote) || primaryOf(this.service, remote)) {
+          throw new ProblemError('volume-busy', `${remote} is in a copy set; a coordinated flash needs a volume of its own here`);
+        }
+        pairs.push({ source: source.volume, target: remote });
+      } else {
+        throw new ProblemError('bad-request', 'flash.mirror: a pair names targetPair or remoteTarget');
+      }
+    }
+    return { pairs, copySets };
+  }
+
+  /** A refresh or reverse needs the session here with the same pairs (made by an earlier preserved establish). */
+  private sameSession(session: string, pairs: Array<{ source: string; target: string }>): void {
+    const existing = this.flash.get(session);
+    const same = pairs.every((pair) => existing.pairs.some((p) => p.source === pair.source && p.target === pair.target));
+    if (!same || existing.pairs.length !== pairs.length) {
+      throw new ProblemError('invalid-state', `flash ${session} here does not hold the same pairs`);
+    }
+  }
+
+  private async perform(from: string, params: PerformParams, payload: Buffer | null): Promise<boolean> {
+    const session = str(params as unknown as Record<string, unknown>, 'session');
+    const { pairs, copySets } = this.resolvePairs(from, params);
+    const fixups = this.fixupWrites(pairs, params.fixups, payload);
+    // Semi-sync writes acknowledged on arrival are applied before the point in time.
+    await this.service.target.settlePairs(copySets);
+    const changed = pairs.map((pair) => (params.kind === 'reverse' ? pair.source : pair.target));
+    for (const volume of changed) {
+      if (this.ordered.has(volume)) throw new ProblemError('conflict', `a flash change of ${volume} is already running`);
+    }
+    for (const volume of changed) this.ordered.add(volume);
+    try {
+      if (params.kind === 'establish') {
+        await this.flash.establish({
+          ...params.options,
+          preserveMirror: false,
+          name: session,
+          pairs,
+          coordinated: false,
+          holdTimeoutMs: 10_000,
+        });
+      } else {
+        this.sameSession(session, pairs);
+        if (params.kind === 'refresh') await this.flash.refresh(session, { holdTimeoutMs: 10_000 });
+        else await this.flash.reverse(session, { holdTimeoutMs: 10_000 });
+      }
+      for (const write of fixups) await this.service.engine.device(write.target).write(write.offset, write.data);
+      if (fixups.length > 0) await this.service.engine.flush();
+      this.event('info', session, `flash ${session}: performed the primary's ${params.kind}${params.coordinated ? ' (coordinated point in time)' : ''}`);
+      return true;
+    } finally {
+      for (const volume of changed) this.ordered.delete(volume);
+    }
+  }
+}
+
+function str(params: Record<string, unknown>, key: string): string {
+  const value = params[key];
+  if (typeof value !== 'string') throw new ProblemError('bad-request', `flash.mirror: ${key} must be a string`);
+  return value;
+}
