@@ -286,6 +286,36 @@ describe('copy sets added to and removed from running sessions', () => {
     expect(eventsOf(s, 'h2', 'pair.removed').some((event) => event.message.includes('c -> c2'))).toBe(true);
   }, 120_000);
 
+  it('adds a copy set to a Suspended session: writes while suspended are tracked, resume copies them with the others', async () => {
+    sites = await startTwoSites();
+    const s = sites;
+    const service = s.h1.replication.service;
+    for (const [site, names] of [
+      [s.h1, ['prod', 'prod2']],
+      [s.h2, ['copy', 'copy2']],
+    ] as const) {
+      for (const name of names) await site.engine.createVolume(name, 8 * MiB);
+    }
+    await service.createSession('s1', 'semi-sync', 'beta');
+    await service.addPair('s1', 'prod', 'copy');
+    await service.act('s1', 'start');
+    await waitFor(() => service.session('s1').state === 'prepared', 20_000, 'prepared');
+    await service.act('s1', 'suspend');
+    await host(s, 'h1', 'prod2').write(2 * TRACK, randomBytes(TRACK));
+    await service.addPair('s1', 'prod2', 'copy2');
+    expect(service.session('s1').state).toBe('suspended');
+    // Written after the add while suspended: marked, not sent.
+    await host(s, 'h1', 'prod2').write(9 * TRACK, randomBytes(2 * TRACK));
+    await host(s, 'h1', 'prod').write(4 * TRACK, randomBytes(TRACK));
+    const pairs = service.info(service.session('s1')).pairs;
+    expect(pairs.find((pair) => pair.h1Volume === 'prod2')!.outOfSyncTracks).toBe(3);
+    expect(pairs.find((pair) => pair.h1Volume === 'prod')!.outOfSyncTracks).toBe(1);
+    await service.act('s1', 'resume');
+    await waitFor(() => service.session('s1').state === 'prepared', 20_000, 'prepared after resume');
+    expect((await readAll(s.h1, 'prod')).equals(await readAll(s.h2, 'copy'))).toBe(true);
+    expect((await readAll(s.h1, 'prod2')).equals(await readAll(s.h2, 'copy2'))).toBe(true);
+  }, 60_000);
+
   it('refuses bad input with stable problem codes and changes nothing', async () => {
     sites = await startTwoSites();
     const s = sites;
