@@ -195,6 +195,46 @@ describe('flash copy onto mirrored primaries', () => {
     expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
   }, 200_000);
 
+  it('an incremental refresh and a reverse of a preserved session are performed at the secondary too', async () => {
+    const { s, h1, h2 } = await flashSites();
+    for (const [site, names] of [
+      [s.h1, ['src', 'tgt']],
+      [s.h2, ['src2', 'tgt2']],
+    ] as const) {
+      for (const name of names) await site.engine.createVolume(name, 16 * MiB);
+    }
+    await fill(h1.exports.openExport('src'), 0, 128);
+    await mirrored(h1, 'sync', [
+      ['src', 'src2'],
+      ['tgt', 'tgt2'],
+    ]);
+    const service = s.h1.replication.service;
+    const info = await establish(h1.flash, { name: 'inc', pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, incremental: true, backgroundCopy: false });
+    expect(info.pairs[0].mirror).toBe('preserved');
+    await h1.exports.openExport('src').write(3 * TRACK, randomBytes(2 * TRACK));
+    await h1.exports.openExport('tgt').write(40 * TRACK, randomBytes(TRACK));
+
+    let before = s.proxy.forwarded.up;
+    const refreshed = await h1.flash.refresh('inc', { holdTimeoutMs: 2000 });
+    expect(refreshed.pairs[0].mirror).toBe('preserved');
+    expect(s.proxy.forwarded.up - before).toBeLessThan(16 * 1024);
+    expect(await same(s.h1, 'tgt', s.h1, 'src')).toBe(true);
+    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
+    expect(h2.flash.get('inc').pointInTime).not.toBe(info.pointInTime);
+
+    // Reverse: the target's image goes back onto the source, at both sites.
+    await h1.exports.openExport('src').write(60 * TRACK, randomBytes(TRACK));
+    before = s.proxy.forwarded.up;
+    const reversed = await h1.flash.reverse('inc', { holdTimeoutMs: 2000 });
+    expect(reversed.pairs[0].mirror).toBe('preserved');
+    expect(s.proxy.forwarded.up - before).toBeLessThan(16 * 1024);
+    expect(await same(s.h1, 'src', s.h1, 'tgt')).toBe(true);
+    expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
+    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
+    await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 10_000, 'nothing out of sync');
+    expect(service.session('m').state).toBe('prepared');
+  }, 200_000);
+
   for (const [type, preserveMirror] of [
     ['sync', true],
     ['semi-sync', true],

@@ -154,7 +154,11 @@ export class FlashMirror implements FlashMirrorHooks {
         const outcome = await this.askSecondary(
           agent,
           change,
-          entries.map((entry) => ({ sourcePair: entry.from.pair.id, targetPair: entry.planned.primary.pair.id })),
+          // Named by the flash's roles (a reverse changes the source from the target).
+          entries.map((entry) => {
+            const [source, target] = change.kind === 'reverse' ? [entry.planned.primary, entry.from] : [entry.from, entry.planned.primary];
+            return { sourcePair: source.pair.id, targetPair: target.pair.id };
+          }),
           entries.flatMap((entry) => [entry.from.source!, entry.planned.primary.source!]),
           async (stuck) => {
             // Changes of either volume the secondary got before its flash but this site writes after it:
