@@ -155,45 +155,49 @@ describe('flash copy onto mirrored primaries', () => {
     expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
   }, 400_000);
 
-  it('a lost or refused request to the secondary ships the marked tracks, and a secondary volume cannot be flashed behind the mirror', async () => {
-    const { s, h1, h2 } = await flashSites();
-    for (const [site, names] of [
-      [s.h1, ['src', 'tgt']],
-      [s.h2, ['src2', 'tgt2', 'other']],
-    ] as const) {
-      for (const name of names) await site.engine.createVolume(name, 16 * MiB);
-    }
-    await fill(h1.exports.openExport('src'), 0, 200);
-    await mirrored(h1, 'sync', [
-      ['src', 'src2'],
-      ['tgt', 'tgt2'],
-    ]);
-    const service = s.h1.replication.service;
+  for (const type of ['sync', 'async'] as const) {
+    it(`a lost or refused request to the secondary ships the marked tracks (${type}), and a secondary volume cannot be flashed behind the mirror`, async () => {
+      const { s, h1, h2 } = await flashSites();
+      for (const [site, names] of [
+        [s.h1, ['src', 'tgt']],
+        [s.h2, ['src2', 'tgt2', 'other']],
+      ] as const) {
+        for (const name of names) await site.engine.createVolume(name, 16 * MiB);
+      }
+      await fill(h1.exports.openExport('src'), 0, 200);
+      await mirrored(h1, type, [
+        ['src', 'src2'],
+        ['tgt', 'tgt2'],
+      ]);
+      const service = s.h1.replication.service;
 
-    // An administrator at the secondary may not flash onto a volume the mirror owns.
-    await expect(establish(h2.flash, { name: 'behind', pairs: [{ source: 'other', target: 'tgt2' }] })).rejects.toMatchObject({ problem: 'invalid-state' });
+      // An administrator at the secondary may not flash onto a volume the mirror owns.
+      await expect(establish(h2.flash, { name: 'behind', pairs: [{ source: 'other', target: 'tgt2' }] })).rejects.toMatchObject({ problem: 'invalid-state' });
 
-    // Lost on the way: the marks stay and the resync ships them.
-    h2.mirror.faults.lose.add('perform');
-    const lost = await establish(h1.flash, { name: 'one', pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, backgroundCopy: false });
-    expect(lost.pairs[0].mirror).toBe('shipped');
-    h2.mirror.faults.lose.clear();
-    await waitFor(() => service.session('m').state === 'prepared', 60_000, 'prepared again');
-    await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'shipped');
-    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
-    expect(() => h2.flash.get('one')).toThrow();
-    await h1.flash.withdraw('one', { finishCopy: false });
+      // Lost on the way: the marks stay and the resync ships them.
+      h2.mirror.faults.lose.add('perform');
+      const lost = await establish(h1.flash, { name: 'one', pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, backgroundCopy: false });
+      expect(lost.pairs[0].mirror).toBe('shipped');
+      h2.mirror.faults.lose.clear();
+      await waitFor(() => service.session('m').state === 'prepared', 60_000, 'prepared again');
+      await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'shipped');
+      expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
+      expect(() => h2.flash.get('one')).toThrow();
+      await h1.flash.withdraw('one', { finishCopy: false });
 
-    // Refused: the secondary already has a flash session of that name.
-    await establish(h2.flash, { name: 'two', pairs: [{ source: 'src2', target: 'other' }] });
-    await h1.exports.openExport('src').write(3 * TRACK, randomBytes(TRACK));
-    const refused = await establish(h1.flash, { name: 'two', pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, backgroundCopy: false });
-    expect(refused.pairs[0].mirror).toBe('shipped');
-    await waitFor(() => service.session('m').state === 'prepared', 60_000, 'prepared again');
-    await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'shipped');
-    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
-    expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
-  }, 200_000);
+      // Refused: the secondary already has a flash session of that name.
+      await establish(h2.flash, { name: 'two', pairs: [{ source: 'src2', target: 'other' }] });
+      await h1.exports.openExport('src').write(3 * TRACK, randomBytes(TRACK));
+      const refused = await establish(h1.flash, { name: 'two', pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, backgroundCopy: false });
+      expect(refused.pairs[0].mirror).toBe('shipped');
+      // Async: the refusal came back through the stream after the writes were released, and is recorded.
+      if (type === 'async') expect(refused.pairs[0].reason).toMatch(/already exists/);
+      await waitFor(() => service.session('m').state === 'prepared', 60_000, 'prepared again');
+      await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'shipped');
+      expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
+      expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
+    }, 200_000);
+  }
 
   it('an incremental refresh and a reverse of a preserved session are performed at the secondary too', async () => {
     const { s, h1, h2 } = await flashSites();
