@@ -122,6 +122,13 @@ describe('flash copy onto mirrored primaries', () => {
     expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
     expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
     expect(service.session('m').state).toBe('prepared');
+
+    // The name is free again once forgotten at the primary: the secondary's withdrawn leftover makes way.
+    await h1.flash.remove('pm');
+    const again = await establish(h1.flash, { name: 'pm', pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, backgroundCopy: false });
+    expect(again.pairs[0].mirror).toBe('preserved');
+    expect(h2.flash.get('pm').withdrawnAt ?? null).toBeNull();
+    expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
   }, 400_000);
 
   it('without preserve mirror the target tracks are marked out-of-sync and shipped: bytes on the link are the changed tracks', async () => {

@@ -162,6 +162,9 @@ export class FlashMirrorTarget {
     for (const volume of changed) this.ordered.add(volume);
     try {
       if (params.kind === 'establish') {
+        // A withdrawn session of that name is what an earlier mirrored flash left: the primary reuses the name.
+        const stale = this.flash.list().find((existing) => existing.name === session && existing.withdrawnAt);
+        if (stale) await this.flash.remove(session);
         await this.flash.establish({
           ...params.options,
           preserveMirror: false,
