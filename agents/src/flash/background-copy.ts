@@ -5,6 +5,8 @@ import { nextSharedTrack } from './tracks.ts';
 const MiB = 1024 * 1024;
 /** Bytes copied per step (one range-lock hold of the target). */
 const STEP_BYTES = MiB;
+/** Steps in flight at once when the copy is not rate-limited. */
+const IN_FLIGHT = 4;
 /** Window of the reported throughput. */
 const RATE_WINDOW_MS = 2000;
 
@@ -65,14 +67,10 @@ export class BackgroundCopy {
     for (const pair of this.options.pairs) {
       if (pair.state === 'idle-copied') continue;
       let cursor = 0;
-      for (;;) {
-        if (this.stopped) return;
-        const source = engine.volumeMeta(pair.source);
-        const target = engine.volumeMeta(pair.target);
-        const track = nextSharedTrack(source, target, cursor);
-        if (track < 0) break;
-        const copied = await engine.unshareTracks(pair.target, pair.source, track, track + step);
-        cursor = track + step;
+      // A few steps in flight on disjoint ranges keep the disk busy (each step reads, then writes).
+      const inFlight: Array<Promise<number>> = [];
+      const settleOldest = async () => {
+        const copied = await inFlight.shift()!;
         const bytes = copied * trackSize;
         const now = performance.now();
         this.samples.push({ at: now, bytes });
@@ -91,6 +89,24 @@ export class BackgroundCopy {
           const due = paceStart + (pacedBytes / (rate * MiB)) * 1000;
           if (due > now) await sleep(due - now);
         }
+      };
+      try {
+        for (;;) {
+          if (this.stopped) return;
+          const source = engine.volumeMeta(pair.source);
+          const target = engine.volumeMeta(pair.target);
+          const track = nextSharedTrack(source, target, cursor);
+          if (track < 0) break;
+          cursor = track + step;
+          const running = engine.unshareTracks(pair.target, pair.source, track, track + step);
+          running.catch(() => {}); // observed when settled below
+          inFlight.push(running);
+          // Paced copies run one step at a time; unpaced ones keep a few in flight.
+          if (inFlight.length >= (this.options.rateMiBps() === null ? IN_FLIGHT : 1)) await settleOldest();
+        }
+        while (inFlight.length > 0) await settleOldest();
+      } finally {
+        await Promise.allSettled(inFlight);
       }
       if (this.stopped) return;
       this.options.onPairDone(pair);
