@@ -317,6 +317,8 @@ export class PairSource implements WriteTap {
               deferred++;
               continue;
             }
+            // (Also while running: a flash change may gate the copies anew.)
+            while (this.resyncGate) await this.resyncGate;
             await this.copyTrack(track);
             copied++;
           }
