@@ -238,6 +238,11 @@ export class ActivityLog {
     return wait ?? DONE;
   }
 
+  /** Settles when no transaction is running or queued (for tests). */
+  async settled(): Promise<void> {
+    while (this.running || this.queued) await (this.queued ?? this.running)!.catch(() => {});
+  }
+
   /** One tick of the idle clock; regions untouched for IDLE_TICKS ticks leave the log. */
   async idleSweep(): Promise<void> {
     if (this.closing || this.failure) return;
@@ -299,12 +304,20 @@ export class ActivityLog {
       }
       this.joinable = null;
       const included: Region[] = [];
-      for (const regions of this.regions.values()) for (const region of regions.values()) included.push(region);
+      let activated = false;
+      for (const regions of this.regions.values()) {
+        for (const region of regions.values()) {
+          included.push(region);
+          if (!region.durable) activated = true;
+        }
+      }
       await this.writeSlot(included);
       for (const region of included) {
         region.durable = true;
         region.ready = null;
       }
+      // Activations beyond the limit (nothing durable was left to evict first): evict them next.
+      if (activated && this.count > this.options.maxRegions) void this.requestTransaction().catch(() => {});
     } catch (error) {
       if (!this.closed) this.failure ??= error instanceof Error ? error : new Error(String(error));
       throw error;
