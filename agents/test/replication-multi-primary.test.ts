@@ -175,6 +175,27 @@ describe('async sessions with primaries on two agents', () => {
     expect(transitions.indexOf('suspended')).toBeLessThan(transitions.lastIndexOf('prepared'));
   }, 180_000);
 
+  it('a member that loses only its master suspends by itself; the session resumes and converges', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    await defineSession(s);
+    const service = s.alpha.replication.service;
+    const writer = (running = new StampedWriter(BLOCK * 16));
+    writer.start({ a: s.alpha.replication.exports.openExport('a'), b: s.bravo.replication.exports.openExport('b') });
+    await sampleSecondary(s, writer, 500);
+    s.cutMasterBravo(true);
+    await waitFor(() => service.session('mp').state === 'suspended', 30_000, 'suspended at the master');
+    // Bravo still reaches charlie; it stops because its master went silent.
+    await waitFor(() => s.bravo.replication.service.session('mp').state === 'suspended', 30_000, 'suspended at bravo');
+    expect(s.bravo.replication.service.session('mp').detail).toMatch(/no word from the master alpha/);
+    s.cutMasterBravo(false);
+    await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared again');
+    const { samples } = await sampleSecondary(s, writer, 1500);
+    expect(samples).toBeGreaterThan(3);
+    await writer.stop();
+    await converge(s, writer);
+  }, 180_000);
+
   it('refuses copy sets on another primary agent for session types other than async', async () => {
     sites = await startThreeSites();
     const s = sites;

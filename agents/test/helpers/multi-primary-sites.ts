@@ -19,6 +19,8 @@ export interface ThreeSites {
   bravoProxies: FaultProxy[];
   /** Cuts (or restores) every link of bravo: nothing passes, connections hang. */
   isolateBravo(on: boolean): void;
+  /** Cuts (or restores) only the links between alpha (the master) and bravo; bravo still reaches charlie. */
+  cutMasterBravo(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -54,6 +56,13 @@ export async function startThreeSites(): Promise<ThreeSites> {
     bravoProxies: proxies,
     isolateBravo(on) {
       for (const proxy of proxies) {
+        proxy.blackhole(on);
+        if (on) proxy.resetAll();
+      }
+    },
+    cutMasterBravo(on) {
+      // The first two proxies carry alpha -> bravo and bravo -> alpha.
+      for (const proxy of proxies.slice(0, 2)) {
         proxy.blackhole(on);
         if (on) proxy.resetAll();
       }
