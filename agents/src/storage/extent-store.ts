@@ -28,6 +28,8 @@ export class ExtentStore {
   private readonly dirty = new Set<number>();
   /** No extent at or above this index was ever written: such extents read as zeroes. */
   private writtenBound = 0;
+  /** The track buffer of redirectTrackSync (allocated on first use). */
+  private scratch: Buffer | null = null;
 
   private constructor(dir: string, trackSize: number) {
     this.dir = dir;
@@ -82,6 +84,31 @@ export class ExtentStore {
     const position = (extent % this.perFile) * this.trackSize + within;
     if (syncSmallWrites && data.length <= SMALL_WRITE_BYTES) return writeSmallSync(fd, data, position);
     return pwriteAll(fd, data, position);
+  }
+
+  /**
+   * Redirect-on-write of one track that a write covers only partly, done
+   * synchronously when the track is a small write (as `write` does it):
+   * reads the track of extent `from` (zeroes for null) into a scratch
+   * buffer, lays `data` over it at `within` and writes the whole track into
+   * extent `to`. A 64 KiB track in the page cache is read and written in
+   * microseconds, less than one round trip through the thread pool costs;
+   * and as nothing yields in between, one scratch buffer serves every
+   * write. Returns null when the caller must do it asynchronously (large
+   * tracks, or TANDEM_SYNC_SMALL_WRITES=0). The caller holds a read epoch
+   * over `from` and maps `to` only after the returned promise resolved.
+   */
+  redirectTrackSync(from: number | null, to: number, within: number, data: Buffer): Promise<void> | null {
+    if (!syncSmallWrites || this.trackSize > SMALL_WRITE_BYTES) return null;
+    const scratch = (this.scratch ??= Buffer.allocUnsafe(this.trackSize));
+    try {
+      if (from === null || this.neverWritten(from)) scratch.fill(0);
+      else readSync(this.fdFor(Math.floor(from / this.perFile)), scratch, (from % this.perFile) * this.trackSize);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    data.copy(scratch, within);
+    return this.write(to, 0, scratch);
   }
 
   /** Reads into target from a run of consecutive extents starting at extent (plus `within` bytes). */
@@ -149,6 +176,19 @@ function writeSmallSync(fd: number, data: Buffer, position: number): Promise<voi
     return Promise.resolve();
   } catch (error) {
     return Promise.reject(ioProblem(error as NodeJS.ErrnoException));
+  }
+}
+
+/** A synchronous pread of the whole target (zeroes past the end of a sparse file); see writeSmallSync. */
+function readSync(fd: number, target: Buffer, position: number): void {
+  let done = 0;
+  while (done < target.length) {
+    const read = fs.readSync(fd, target, done, target.length - done, position + done);
+    if (read === 0) {
+      target.fill(0, done);
+      return;
+    }
+    done += read;
   }
 }
 

@@ -454,12 +454,19 @@ export class VolumeDevice implements BlockDevice {
       const runStop = (track + run.count) * trackSize;
       let payload: Buffer;
       let within = 0;
+      let copied: Promise<void> | null;
       if (runStart >= offset && runStop <= end) {
         payload = data.subarray(runStart - offset, runStop - offset);
       } else if (journal.extents.neverWritten(run.start) && this.unallocatedRun(track, run.count)) {
         // A first write into extents never written: the rest of them reads as zeroes already.
         within = Math.max(offset, runStart) - runStart;
         payload = data.subarray(Math.max(offset, runStart) - offset, Math.min(end, runStop) - offset);
+      } else if (run.count === 1 && (copied = this.redirectTrack(track, run.start, offset, data)) !== null) {
+        // One partly written track copied and written without yielding (the common first write after a snapshot).
+        io.push(copied);
+        remaps.push({ track, count: 1, extent: run.start });
+        track += 1;
+        continue;
       } else {
         payload = Buffer.allocUnsafe(run.count * trackSize);
         await this.fillOld(payload, track, run.count, offset, end);
@@ -497,6 +504,25 @@ export class VolumeDevice implements BlockDevice {
       if (this.journal.state.lookup(this.volume, track) !== NO_EXTENT) return false;
     }
     return true;
+  }
+
+  /**
+   * Writes the part of `data` (at volume `offset`) that falls in `track`
+   * over the track's current content into the new extent `to`, synchronously
+   * (see ExtentStore.redirectTrackSync); null when that way is not available.
+   */
+  private redirectTrack(track: number, to: number, offset: number, data: Buffer): Promise<void> | null {
+    const { journal, trackSize } = this;
+    const trackStart = track * trackSize;
+    const from = Math.max(offset, trackStart);
+    const part = data.subarray(from - offset, Math.min(offset + data.length, trackStart + trackSize) - offset);
+    const extent = journal.state.lookup(this.volume, track);
+    const epoch = journal.beginRead();
+    try {
+      return journal.extents.redirectTrackSync(extent === NO_EXTENT ? null : extent, to, from - trackStart, part);
+    } finally {
+      journal.endRead(epoch);
+    }
   }
 
   /**
