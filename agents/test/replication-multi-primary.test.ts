@@ -196,6 +196,46 @@ describe('async sessions with primaries on two agents', () => {
     await converge(s, writer);
   }, 180_000);
 
+  it('a commit stopped after its marker is applied at start, all parts of the round together; later rounds and other epochs are not', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    await defineSession(s);
+    const service = s.alpha.replication.service;
+    await service.act('mp', 'suspend'); // nothing ships now: the parts below are the only ones
+    const charlie = s.charlie.replication.service;
+    const session = charlie.session('mp');
+    const pairOf = (volume: string) => charlie.pairsOf(session).find((pair) => pair.localVolume === volume)!;
+    const block = (byte: number) => Buffer.alloc(BLOCK, byte);
+    const part = (from: string, round: number, epoch: string, volume: string) => ({
+      session: session.id,
+      epoch,
+      from,
+      round,
+      time: Date.now(),
+      entries: [{ pair: pairOf(volume).id, kind: 'write' as const, offset: 0, length: BLOCK, dataOffset: 0 }],
+    });
+    const alphaId = s.alpha.engine.identity.agentId;
+    const bravoId = s.bravo.engine.identity.agentId;
+    await charlie.applier.stagePart(part(alphaId, 1, 'e1', 'a2'), block(0xa1));
+    await charlie.applier.stagePart(part(bravoId, 1, 'e1', 'b2'), block(0xb1));
+    await charlie.applier.stagePart(part(alphaId, 2, 'e1', 'a2'), block(0xa2)); // staged, never committed
+    await charlie.applier.stagePart(part(bravoId, 1, 'old', 'b2'), block(0xee)); // another run of the master
+    const first = async (volume: string) => {
+      const data = Buffer.alloc(BLOCK);
+      await s.charlie.engine.device(volume).readInto(0, data);
+      return data[0];
+    };
+    const [a0, b0] = [await first('a2'), await first('b2')];
+    charlie.applier.faults.failAfterCommitMarker = 1;
+    await expect(charlie.applier.commit(session.id, 'e1', 1, Date.now())).rejects.toMatchObject({ problem: 'internal-error' });
+    expect([await first('a2'), await first('b2')], 'nothing applied before the stop').toEqual([a0, b0]);
+    // At start: round 1 of e1 at both volumes, nothing of round 2 or of the other epoch.
+    expect(await charlie.applier.recover()).toBeGreaterThan(0);
+    expect([await first('a2'), await first('b2')]).toEqual([0xa1, 0xb1]);
+    await charlie.applier.commit(session.id, 'e1', 2, Date.now());
+    expect([await first('a2'), await first('b2')]).toEqual([0xa2, 0xb1]);
+  }, 120_000);
+
   it('refuses copy sets on another primary agent for session types other than async', async () => {
     sites = await startThreeSites();
     const s = sites;

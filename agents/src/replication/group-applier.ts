@@ -47,6 +47,12 @@ export class GroupApplier {
   private readonly queue = new SessionQueue();
   /** Multi-primary: staged parts per session (file name -> part). */
   private readonly parts = new Map<string, Map<string, StagedPart>>();
+  /**
+   * Test-only fault injection: this many multi-primary commits stop right
+   * after their commit marker is durable, as if the agent died there (the
+   * parts stay staged; `recover` applies them).
+   */
+  readonly faults = { failAfterCommitMarker: 0 };
 
   constructor(
     private readonly engine: StorageEngine,
@@ -97,7 +103,8 @@ export class GroupApplier {
   // --- multi-primary sessions: parts staged per primary agent, applied when the master commits ---
 
   private partFile(part: StagedPart): string {
-    return path.join(this.dir, `${part.session}-${String(part.round).padStart(12, '0')}-${part.from}.part`);
+    // The epoch too: a late part of an earlier run of the master never replaces one of this run.
+    return path.join(this.dir, `${part.session}-${part.epoch}-${String(part.round).padStart(12, '0')}-${part.from}.part`);
   }
 
   private markerFile(session: string): string {
@@ -137,6 +144,10 @@ export class GroupApplier {
       await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
       const marker: CommitMarker = { session, epoch, through, time };
       await writeFileDurably(this.markerFile(session), Buffer.from(JSON.stringify(marker)));
+      if (this.faults.failAfterCommitMarker > 0) {
+        this.faults.failAfterCommitMarker--;
+        throw new ProblemError('internal-error', 'injected stop after the commit marker');
+      }
       await this.applyCommitted(marker);
     });
   }
