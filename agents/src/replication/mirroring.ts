@@ -86,10 +86,10 @@ export class Mirroring {
 
   checkPrepared(session: SessionRecord): void {
     if (session.state !== 'preparing') return;
-    // Multi-primary: prepared once every primary agent is duplex and a round after that is committed.
-    if (this.service.multiPrimary.isMaster(session)) return this.service.multiPrimary.checkPrepared(session);
     // Copy sets added while the session ran join first (see running-copy-sets.ts).
     if (this.service.running.settle(session)) return;
+    // Multi-primary: prepared once every primary agent is duplex and a round after that is committed.
+    if (this.service.multiPrimary.isMaster(session)) return this.service.multiPrimary.checkPrepared(session);
     const all = this.service.pairsOf(session).every((pair) => {
       const source = this.sources.get(pair.id);
       return source && source.mirroring && !source.isResyncing;
