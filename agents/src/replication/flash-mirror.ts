@@ -42,7 +42,12 @@ interface Plan {
   settling: Array<Promise<void>>;
   /** Answers still to come through an async session's stream (after the writes are released). */
   later: Array<Promise<void>>;
+  /** Lets the pairs' resync copy again: their marks are settled (the change is logged, the secondary answered). */
+  finish: () => void;
 }
+
+/** How long a flash may leave a pair's resync gated if it never reports back (it failed after the hook). */
+const GATE_SAFETY_MS = 120_000;
 
 /**
  * Flash copy meets mirroring, at the primary (the secondary's side is
@@ -105,7 +110,7 @@ export class FlashMirror implements FlashMirrorHooks {
 
   async beforeTargetChange(change: FlashMirrorChange): Promise<FlashMirrorHandling[]> {
     const handling: FlashMirrorHandling[] = change.pairs.map(() => 'none');
-    const plan: Plan = { marked: [], settling: [], later: [] };
+    const plan: Plan = { marked: [], settling: [], later: [], finish: () => {} };
     const preserve: Array<{ index: number; planned: PlannedPair; from: MirroredPrimary }> = [];
     const targetChanged: Array<{ bitmap: number; runs: TrackRange[] }> = [];
 
@@ -140,6 +145,12 @@ export class FlashMirror implements FlashMirrorHooks {
       const { later } = await this.coordinate(change);
       if (later) plan.later.push(later);
     }
+
+    // No resync copy of these pairs until the marks are settled: a copy could read a track before the
+    // local change (reads are not held) and clear its mark.
+    const finished = new Promise<void>((resolve) => (plan.finish = resolve));
+    setTimeout(plan.finish, GATE_SAFETY_MS).unref();
+    for (const planned of plan.marked) if (planned.primary.source) gateResync(planned.primary.source, finished);
 
     // Marks first, durably: whatever happens next, the resync covers every changed track.
     await Promise.all([
@@ -209,10 +220,7 @@ export class FlashMirror implements FlashMirrorHooks {
         () => {},
         () => {}, // stopped: the queue is dropped, the resume's resync copies every mark
       );
-      const gate = applied.finally(() => {
-        if (source.resyncGate === gate) source.resyncGate = null;
-      });
-      source.resyncGate = gate;
+      gateResync(source, applied);
     }
     if (Date.now() >= change.deadline) {
       // The flash gave up waiting (its hold timeout): nothing changes here, so what the
@@ -225,6 +233,7 @@ export class FlashMirror implements FlashMirrorHooks {
       void Promise.all(plan.later).then(async () => {
         if (change.kind === 'establish') for (const agent of agents) this.sendWithdraw(agent, change.session, 0);
         await Promise.all(plan.settling);
+        plan.finish();
         this.ship(plan.marked);
       });
       throw new ProblemError('timeout', `flash ${change.session}: the secondary answered after the hold timeout; nothing was changed here`);
@@ -249,6 +258,7 @@ export class FlashMirror implements FlashMirrorHooks {
       source?.unmarkRuns(planned.runs, planned.keep);
       if (planned.keep.size > 0 && source?.mirroring) void source.resync();
     }
+    plan.finish();
     const preserved = plan.marked.length - shipped.length;
     if (preserved > 0) this.event('info', change.session, `flash ${change.session}: the secondary made the same change; ${preserved} pair(s) stayed duplex`);
     if (shipped.length === 0) return;
@@ -274,14 +284,7 @@ export class FlashMirror implements FlashMirrorHooks {
         await this.markDurably(planned);
       }
     })().catch((error) => this.service.logger.warn({ error: problemMessage(error) }, 'settling a lost flash.mirror failed'));
-    for (const planned of pairs) {
-      const source = planned.primary.source;
-      if (!source) continue;
-      const gate = settled.finally(() => {
-        if (source.resyncGate === gate) source.resyncGate = null;
-      });
-      source.resyncGate = gate;
-    }
+    for (const planned of pairs) if (planned.primary.source) gateResync(planned.primary.source, settled);
     return settled;
   }
 
@@ -409,7 +412,9 @@ export class FlashMirror implements FlashMirrorHooks {
     const [shipper] = shippers;
     const inStream = shippers.size === 1 && shipper !== null && shipper !== undefined && !shipper.coordinated;
     try {
-      while (!inStream && sources.some((source) => source.streamBusy)) {
+      // A resync copy already on its way (it read the volume before this change) must land before the
+      // secondary's flash; new ones wait for the change (resync gate). Async: queued changes go in the stream.
+      while (inStream ? sources.some((source) => source.copiesInFlight > 0) : sources.some((source) => source.streamBusy)) {
         if (Date.now() >= until) {
           return {
             performed: false,
@@ -508,6 +513,16 @@ export class FlashMirror implements FlashMirrorHooks {
   private event(severity: 'info' | 'warning', subject: string, message: string): void {
     this.service.engine.catalog.recordEvent('flash.mirror', severity, subject, message);
   }
+}
+
+/** Holds a pair's resync copies until `until` settles too (on top of any gate already there). */
+function gateResync(source: PairSource, until: Promise<void>): void {
+  const gate: Promise<void> = Promise.all([source.resyncGate, until])
+    .then(() => {})
+    .finally(() => {
+      if (source.resyncGate === gate) source.resyncGate = null;
+    });
+  source.resyncGate = gate;
 }
 
 /** Connects flash copy and mirroring of one agent: the hooks, and the `flash.mirror` peer request. */

@@ -306,6 +306,8 @@ export class PairSource implements WriteTap {
         let deferred = 0;
         const worker = async () => {
           for (;;) {
+            // (Also while running: a flash change may gate the copies anew; the checks below follow the wait.)
+            while (this.resyncGate) await this.resyncGate;
             if (this.stopRequested || !this.mirroring) return;
             const track = view.nextSet(cursor);
             if (track < 0) return;
@@ -317,8 +319,6 @@ export class PairSource implements WriteTap {
               deferred++;
               continue;
             }
-            // (Also while running: a flash change may gate the copies anew.)
-            while (this.resyncGate) await this.resyncGate;
             await this.copyTrack(track);
             copied++;
           }
@@ -493,6 +493,11 @@ export class PairSource implements WriteTap {
     return false;
   }
 
+  /** Resync copies on their way to the target right now. */
+  get copiesInFlight(): number {
+    return this.copying.size;
+  }
+
   /** Tracks of host changes that passed the mirror step and are not settled (their local write may still be to come). */
   unsettledTracks(): number[] {
     return [...this.unsettled.keys()];
@@ -517,6 +522,8 @@ export class PairSource implements WriteTap {
     for (const run of runs) {
       for (let track = run.start; track < Math.min(run.start + run.count, trackCount); track++) {
         this.lastTouched.delete(track);
+        // A resync copy in flight read the track before this change: it must not clear the new mark.
+        if (this.copying.has(track)) this.copying.set(track, true);
         this.pinned[track >>> 3] |= 1 << (track & 7);
       }
     }
