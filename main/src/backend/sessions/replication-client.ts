@@ -9,6 +9,7 @@ import {
   PeerListSchema,
   SessionInfoSchema,
   SessionListSchema,
+  ShipCycleReportSchema,
   VerifyReportSchema,
   type AddPairRequest,
   type AgentEvent,
@@ -22,6 +23,8 @@ import {
   type PeerInfo,
   type SessionAction,
   type SessionInfo,
+  type ShipCycleReport,
+  type UpdateSessionRequest,
   type VerifyReport,
 } from '@tandem/contract';
 import type { AgentClient } from '../agent-client.ts';
@@ -40,6 +43,7 @@ export const replicationPaths = {
   action: (name: string, action: SessionAction) => `${session(name)}/actions/${action}`,
   preflight: (name: string) => `${session(name)}/failback-preflight`,
   verify: (name: string) => `${session(name)}/verify`,
+  shipNow: (name: string) => `${session(name)}/ship-now`,
   clusters: '/v1/clusters',
   cluster,
   history: (name: string) => `${cluster(name)}/history`,
@@ -83,6 +87,16 @@ export class ReplicationClient {
 
   removePair(name: string, volume: string): Promise<void> {
     return this.agent.perform('DELETE', replicationPaths.pair(name, volume));
+  }
+
+  /** Settings changeable while the session runs (snapshot shipping's interval). */
+  updateSession(name: string, request: UpdateSessionRequest): Promise<SessionInfo> {
+    return this.agent.request('PATCH', replicationPaths.session(name), SessionInfoSchema, request);
+  }
+
+  /** Snapshot shipping: one cycle now, answered once the target committed it. */
+  shipNow(name: string): Promise<ShipCycleReport> {
+    return this.agent.request('POST', replicationPaths.shipNow(name), ShipCycleReportSchema);
   }
 
   act(name: string, action: SessionAction, options?: Partial<FailbackOptions>): Promise<SessionInfo> {

@@ -124,6 +124,36 @@ describe('replication routes', () => {
     ]);
   });
 
+  it('changes the shipping interval and ships now; a bad interval is refused before any agent call', async () => {
+    const shipping = { ...session, type: 'snapshot-shipping', shipIntervalSeconds: 5 };
+    const report = { session: 'orders', cycle: 7, time: '2026-01-01T00:00:05.000Z', tracks: 3, bytesSent: 196608, durationMs: 40 };
+    const { call, calls } = setup({
+      a: {
+        'PATCH /v1/sessions/orders': shipping,
+        'POST /v1/sessions/orders/ship-now': report,
+      },
+    });
+    expect(await call('PATCH', '/api/sites/a/sessions/orders', { shipIntervalSeconds: 5 })).toEqual({ body: shipping });
+    expect(await call('POST', '/api/sites/a/sessions/orders/ship-now')).toEqual({ body: report });
+    await expect(call('PATCH', '/api/sites/a/sessions/orders', { shipIntervalSeconds: 0 })).rejects.toMatchObject({ problem: 'bad-request' });
+    await expect(call('PATCH', '/api/sites/a/sessions/orders', { type: 'sync' })).rejects.toMatchObject({ problem: 'bad-request' });
+    expect(calls.a).toEqual(['PATCH /v1/sessions/orders {"shipIntervalSeconds":5}', 'POST /v1/sessions/orders/ship-now']);
+  });
+
+  it("removes a copy set; the agent's refusal to remove the last one of a running session passes through unchanged", async () => {
+    const { call, calls } = setup({
+      a: {
+        'DELETE /v1/sessions/orders/pairs/log': () => undefined,
+        'DELETE /v1/sessions/orders/pairs/db': () => {
+          throw new ProblemError('invalid-state', 'db is the last copy set of running session orders; terminate the session instead');
+        },
+      },
+    });
+    expect(await call('DELETE', '/api/sites/a/sessions/orders/pairs/log')).toEqual({ status: 204 });
+    await expect(call('DELETE', '/api/sites/a/sessions/orders/pairs/db')).rejects.toMatchObject({ problem: 'invalid-state', message: expect.stringContaining('last copy set') });
+    expect(calls.a).toEqual(['DELETE /v1/sessions/orders/pairs/log', 'DELETE /v1/sessions/orders/pairs/db']);
+  });
+
   it('asks for a preflight with explicit options and rejects an agent answer that breaks the contract', async () => {
     const { call, calls } = setup({ a: { 'GET /v1/sessions/orders/failback-preflight?verifyCodes=false&fullCompare=true': { session: 'orders' } } });
     await expect(call('GET', '/api/sites/a/sessions/orders/failback-preflight?verifyCodes=false&fullCompare=true')).rejects.toThrow();

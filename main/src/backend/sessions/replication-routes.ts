@@ -7,6 +7,7 @@ import {
   ProblemError,
   SessionActionSchema,
   SessionNameSchema,
+  UpdateSessionRequestSchema,
   VolumeNameSchema,
 } from '@tandem/contract';
 import { PairSitesRequestSchema, ReportQuerySchema } from '../../shared/sessions-api.ts';
@@ -60,6 +61,14 @@ export function replicationRoutes(sites: SiteManager, router: Router): Router {
     .add('GET', '/api/sites/:siteId/sessions/:name', async ({ params }) => {
       const { siteId, name } = parseInput(SessionParams, params);
       return { body: await replication(siteId).session(name) };
+    })
+    .add('PATCH', '/api/sites/:siteId/sessions/:name', async ({ params, body }) => {
+      const { siteId, name } = parseInput(SessionParams, params);
+      return { body: await replication(siteId).updateSession(name, parseInput(UpdateSessionRequestSchema, body ?? {})) };
+    })
+    .add('POST', '/api/sites/:siteId/sessions/:name/ship-now', async ({ params }) => {
+      const { siteId, name } = parseInput(SessionParams, params);
+      return { body: await replication(siteId).shipNow(name) };
     })
     .add('POST', '/api/sites/:siteId/sessions/:name/pairs', async ({ params, body }) => {
       const { siteId, name } = parseInput(SessionParams, params);
