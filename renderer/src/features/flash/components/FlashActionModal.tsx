@@ -1,6 +1,7 @@
-import { Alert, Button, Checkbox, Group, List, Modal, Stack, Text } from '@mantine/core';
+import { Checkbox, Modal, Stack, Text } from '@mantine/core';
 import type { FlashSessionInfo } from '@tandem/contract';
 import { useState } from 'react';
+import { ActionButtons, ActionWarnings } from '../../../components/ActionConfirm.tsx';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { isFullyCopied, type FlashActionPlan } from '../hooks/flash-model.ts';
 import { useFlashAction } from '../hooks/use-flash.ts';
@@ -23,15 +24,7 @@ export function FlashActionModal({ siteId, session, plan, onClose }: { siteId: s
             </Text>
           ))}
         </Stack>
-        {plan.warnings.length > 0 && (
-          <Alert color="orange" title="Before you go on">
-            <List size="sm">
-              {plan.warnings.map((warning) => (
-                <List.Item key={warning}>{warning}</List.Item>
-              ))}
-            </List>
-          </Alert>
-        )}
+        <ActionWarnings warnings={plan.warnings} />
         {plan.action === 'withdraw' && unfinished && (
           <Checkbox
             label="Finish the background copy first (the session shows Stopping until every track is copied; the targets become complete, independent volumes)"
@@ -43,19 +36,14 @@ export function FlashActionModal({ siteId, session, plan, onClose }: { siteId: s
           <Checkbox label="I understand which volumes this overwrites or ends" checked={acknowledged} onChange={(event) => setAcknowledged(event.currentTarget.checked)} />
         )}
         {act.error && <ProblemAlert error={act.error} title={`${plan.label} did not happen`} />}
-        <Group justify="flex-end">
-          <Button variant="default" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button
-            color={plan.color}
-            disabled={!ready}
-            loading={act.isPending}
-            onClick={() => act.mutate({ siteId, name: session.name, action: plan.action, finishCopy: plan.action === 'withdraw' ? finishCopy : undefined }, { onSuccess: onClose })}
-          >
-            {plan.label}
-          </Button>
-        </Group>
+        <ActionButtons
+          label={plan.label}
+          color={plan.color}
+          ready={ready}
+          pending={act.isPending}
+          onCancel={onClose}
+          onConfirm={() => act.mutate({ siteId, name: session.name, action: plan.action, finishCopy: plan.action === 'withdraw' ? finishCopy : undefined }, { onSuccess: onClose })}
+        />
       </Stack>
     </Modal>
   );

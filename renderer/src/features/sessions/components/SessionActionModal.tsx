@@ -1,5 +1,6 @@
-import { Alert, Button, Checkbox, Group, List, Modal, Stack, Text, TextInput } from '@mantine/core';
+import { Checkbox, Modal, Stack, Text, TextInput } from '@mantine/core';
 import { useState } from 'react';
+import { ActionButtons, ActionWarnings } from '../../../components/ActionConfirm.tsx';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import type { ActionPlan } from '../hooks/session-actions.ts';
 import type { MergedSession } from '../hooks/session-model.ts';
@@ -18,33 +19,20 @@ export function SessionActionModal({ entry, plan, onClose }: { entry: MergedSess
         <Text size="sm" data-testid="action-consequence">
           {plan.consequence}
         </Text>
-        {plan.warnings.length > 0 && (
-          <Alert color="orange" title="Before you go on">
-            <List size="sm">
-              {plan.warnings.map((warning) => (
-                <List.Item key={warning}>{warning}</List.Item>
-              ))}
-            </List>
-          </Alert>
-        )}
+        <ActionWarnings warnings={plan.warnings} />
         {plan.confirm === 'acknowledge' && (
           <Checkbox label="I understand what this does to both sites" checked={acknowledged} onChange={(event) => setAcknowledged(event.currentTarget.checked)} />
         )}
         {plan.confirm === 'type-name' && <TextInput label={`Type ${name} to confirm`} value={typed} onChange={(event) => setTyped(event.currentTarget.value)} data-autofocus />}
         {act.error && <ProblemAlert error={act.error} title={`${plan.label.replace('…', '')} did not happen`} />}
-        <Group justify="flex-end">
-          <Button variant="default" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button
-            color={plan.color}
-            disabled={!ready}
-            loading={act.isPending}
-            onClick={() => act.mutate({ siteId: entry.siteId, name, action: plan.action }, { onSuccess: onClose })}
-          >
-            {plan.label.replace('…', '')}
-          </Button>
-        </Group>
+        <ActionButtons
+          label={plan.label.replace('…', '')}
+          color={plan.color}
+          ready={ready}
+          pending={act.isPending}
+          onCancel={onClose}
+          onConfirm={() => act.mutate({ siteId: entry.siteId, name, action: plan.action }, { onSuccess: onClose })}
+        />
       </Stack>
     </Modal>
   );
