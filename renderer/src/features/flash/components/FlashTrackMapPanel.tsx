@@ -1,8 +1,9 @@
-import { ActionIcon, Button, Card, Group, Loader, Stack, Text, Title, Tooltip, useComputedColorScheme } from '@mantine/core';
+import { Card, Group, Loader, Stack, Text, Title, useComputedColorScheme } from '@mantine/core';
 import type { FlashPairInfo } from '@tandem/contract';
 import { useMemo, useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { TrackMapCanvas } from '../../track-map/components/TrackMapCanvas.tsx';
+import { TrackMapZoomButtons } from '../../track-map/components/TrackMapZoomButtons.tsx';
 import { bucketsFor, fullView, panView, zoomView, type TrackMapView } from '../../track-map/hooks/track-map-model.ts';
 import { copiedTotals, expandFlashRuns, flashMapColors } from '../hooks/flash-track-map.ts';
 import { useFlashTrackMap } from '../hooks/use-flash.ts';
@@ -47,21 +48,7 @@ function FlashTrackMapFor({ siteId, session, pair }: { siteId: string; session: 
             </Title>
             {map.isFetching && <Loader size="xs" aria-label="loading" />}
           </Group>
-          <Group gap={4}>
-            <Tooltip label="Zoom in (+)">
-              <ActionIcon variant="default" aria-label="Zoom in" onClick={() => zoom(0.5, null)}>
-                +
-              </ActionIcon>
-            </Tooltip>
-            <Tooltip label="Zoom out (-)">
-              <ActionIcon variant="default" aria-label="Zoom out" onClick={() => zoom(2, null)}>
-                −
-              </ActionIcon>
-            </Tooltip>
-            <Button size="xs" variant="default" onClick={() => setView(fullView(pair.totalTracks))}>
-              Whole volume
-            </Button>
-          </Group>
+          <TrackMapZoomButtons onZoom={(factor) => zoom(factor, null)} onWhole={() => setView(fullView(pair.totalTracks))} />
         </Group>
         <Text size="xs" c="dimmed">
           Tracks {view.start.toLocaleString()}–{(view.start + view.count - 1).toLocaleString()}

@@ -1,4 +1,4 @@
-import { ActionIcon, Badge, Button, Card, Group, Loader, Stack, Text, Title, Tooltip } from '@mantine/core';
+import { Badge, Button, Card, Group, Loader, Stack, Text, Title } from '@mantine/core';
 import type { VolumeInfo } from '@tandem/contract';
 import { useQueryClient } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
@@ -11,6 +11,7 @@ import { useTrackMap } from '../hooks/use-track-map.ts';
 import { TrackHoverDetail } from './TrackHoverDetail.tsx';
 import { TrackMapCanvas } from './TrackMapCanvas.tsx';
 import { TrackMapLegend } from './TrackMapLegend.tsx';
+import { TrackMapZoomButtons } from './TrackMapZoomButtons.tsx';
 
 /** Cells drawn at most: the agent is asked for this many region summaries, whatever the volume's size. */
 const maxCells = 8192;
@@ -59,27 +60,14 @@ function TrackMapPanelFor({ siteId, volume }: { siteId: string; volume: VolumeIn
             )}
             {map.isFetching && <Loader size="xs" aria-label="loading" />}
           </Group>
-          <Group gap={4}>
-            <Tooltip label="Zoom in (+)">
-              <ActionIcon variant="default" aria-label="Zoom in" onClick={() => zoom(0.5, null)}>
-                +
-              </ActionIcon>
-            </Tooltip>
-            <Tooltip label="Zoom out (-)">
-              <ActionIcon variant="default" aria-label="Zoom out" onClick={() => zoom(2, null)}>
-                −
-              </ActionIcon>
-            </Tooltip>
-            <Button size="xs" variant="default" onClick={() => setView(fullView(volume.trackCount))}>
-              Whole volume
-            </Button>
+          <TrackMapZoomButtons onZoom={(factor) => zoom(factor, null)} onWhole={() => setView(fullView(volume.trackCount))}>
             <Button size="xs" variant="default" onClick={() => {
                 void queryClient.invalidateQueries({ queryKey: trackMapKeys.volume(siteId, volume.name) });
                 void queryClient.invalidateQueries({ queryKey: volumeKeys.site(siteId) });
               }}>
               Refresh
             </Button>
-          </Group>
+          </TrackMapZoomButtons>
         </Group>
         <Text size="sm" c="dimmed">
           {formatSize(volume.sizeBytes)} in {volume.trackCount.toLocaleString()} tracks of {formatSize(volume.trackSize)}
