@@ -5,6 +5,7 @@ import { CutCoordinator, type CutParticipant, type CutSecondary, type MemberStat
 import type { GroupEntry } from './async-groups.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { problemMessage } from './pair-source.ts';
+import { num, str } from './peer-params.ts';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 
@@ -25,20 +26,6 @@ const HOLD_TIMEOUT_MS = Number(process.env.TANDEM_MP_HOLD_TIMEOUT_MS) || 2000;
 const MASTER_SILENCE_MS = Number(process.env.TANDEM_MP_MASTER_SILENCE_MS) || 5000;
 /** The master's round interval (one consistency group per round). */
 const ROUND_INTERVAL_MS = Number(process.env.TANDEM_MP_ROUND_INTERVAL_MS) || 100;
-
-function str(params: Record<string, unknown>, key: string): string {
-  const value = params[key];
-  if (typeof value !== 'string') throw new ProblemError('bad-request', `peer request: ${key} must be a string`);
-  return value;
-}
-
-function num(params: Record<string, unknown>, key: string): number {
-  const value = params[key];
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new ProblemError('bad-request', `peer request: ${key} must be a non-negative integer`);
-  }
-  return value;
-}
 
 /**
  * Async sessions whose copy sets have their primary volumes on several

@@ -5,6 +5,7 @@ import { handleClusterRequest } from './clusters/peer-requests.ts';
 import { localCodes } from './failback.ts';
 import { MultiPrimarySessions } from './multi-primary.ts';
 import { problemMessage } from './pair-source.ts';
+import { num, str } from './peer-params.ts';
 import type { FlashMirror } from './flash-mirror.ts';
 import type { ReplicationService } from './service.ts';
 import type { ShippedEntry } from './shipping-source.ts';
@@ -12,20 +13,6 @@ import type { PairRecord, SessionRecord } from './session-store.ts';
 
 /** How long `pair.codes` with `settle` waits for acknowledged semi-sync writes of its tracks to be applied. */
 const SETTLE_WAIT_MS = 5000;
-
-function str(params: Record<string, unknown>, key: string): string {
-  const value = params[key];
-  if (typeof value !== 'string') throw new ProblemError('bad-request', `peer request: ${key} must be a string`);
-  return value;
-}
-
-function num(params: Record<string, unknown>, key: string): number {
-  const value = params[key];
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new ProblemError('bad-request', `peer request: ${key} must be a non-negative integer`);
-  }
-  return value;
-}
 
 /**
  * Serves the requests the other site sends over the peer link: session
