@@ -6,6 +6,7 @@ import {
   PeerListSchema,
   SessionInfoSchema,
   SessionListSchema,
+  ShipCycleReportSchema,
   VerifyReportSchema,
   type AddPairRequest,
   type ClusterHistory,
@@ -16,6 +17,8 @@ import {
   type PeerInfo,
   type SessionAction,
   type SessionInfo,
+  type ShipCycleReport,
+  type UpdateSessionRequest,
   type VerifyReport,
 } from '@tandem/contract';
 import { ReportFileSchema, SessionEventsSchema, type ReportFile, type ReportFormat, type SessionEvents } from '../../../../../main/src/shared/sessions-api.ts';
@@ -33,6 +36,12 @@ export const sessionsApi = {
     api.send('POST', `${site(siteId)}/sessions`, request, SessionInfoSchema),
   addPair: (api: ApiClient, siteId: string, name: string, request: AddPairRequest): Promise<SessionInfo> =>
     api.send('POST', `${session(siteId, name)}/pairs`, request, SessionInfoSchema),
+  removePair: (api: ApiClient, siteId: string, name: string, h1Volume: string): Promise<void> =>
+    api.perform('DELETE', `${session(siteId, name)}/pairs/${encodeURIComponent(h1Volume)}`),
+  update: (api: ApiClient, siteId: string, name: string, request: UpdateSessionRequest): Promise<SessionInfo> =>
+    api.send('PATCH', session(siteId, name), request, SessionInfoSchema),
+  shipNow: (api: ApiClient, siteId: string, name: string): Promise<ShipCycleReport> =>
+    api.send('POST', `${session(siteId, name)}/ship-now`, undefined, ShipCycleReportSchema),
   act: (api: ApiClient, siteId: string, name: string, action: SessionAction, options?: FailbackOptions): Promise<SessionInfo> =>
     api.send('POST', `${session(siteId, name)}/actions/${action}`, options ?? {}, SessionInfoSchema),
   preflight: (api: ApiClient, siteId: string, name: string, options: FailbackOptions): Promise<FailbackPreflight> =>

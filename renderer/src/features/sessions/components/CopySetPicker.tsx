@@ -12,17 +12,31 @@ export function matchingVolumes(h1Volume: VolumeInfo | undefined, h2Volumes: Vol
   return h2Volumes.filter((volume) => volume.kind === 'volume' && volume.sizeBytes === h1Volume.sizeBytes && !taken.has(volume.name));
 }
 
-/** Copy sets chosen from the volumes at both sites. */
-export function CopySetPicker({ h1, h2, pairs, onChange }: { h1: SiteSummary; h2: SiteSummary; pairs: AddPairRequest[]; onChange: (pairs: AddPairRequest[]) => void }) {
+/** Copy sets chosen from the volumes at both sites; `taken` volumes (already mirrored by the session) are not offered. */
+export function CopySetPicker({
+  h1,
+  h2,
+  pairs,
+  onChange,
+  taken = { h1: [], h2: [] },
+}: {
+  h1: SiteSummary;
+  h2: SiteSummary;
+  pairs: AddPairRequest[];
+  onChange: (pairs: AddPairRequest[]) => void;
+  taken?: { h1: string[]; h2: string[] };
+}) {
   const h1Volumes = useVolumes(h1.id);
   const h2Volumes = useVolumes(h2.id);
   const [h1Choice, setH1Choice] = useState('');
   const [h2Choice, setH2Choice] = useState('');
   if (h1Volumes.isLoading || h2Volumes.isLoading) return <Loader mt="md" />;
   if (h1Volumes.error || h2Volumes.error) return <ProblemAlert error={h1Volumes.error ?? h2Volumes.error} title="Volumes could not be read" />;
-  const sources = (h1Volumes.data?.volumes ?? []).filter((volume) => volume.kind === 'volume' && !pairs.some((pair) => pair.h1Volume === volume.name));
+  const sources = (h1Volumes.data?.volumes ?? []).filter(
+    (volume) => volume.kind === 'volume' && !taken.h1.includes(volume.name) && !pairs.some((pair) => pair.h1Volume === volume.name),
+  );
   const chosenSource = sources.find((volume) => volume.name === h1Choice);
-  const targets = matchingVolumes(chosenSource, h2Volumes.data?.volumes ?? [], new Set(pairs.map((pair) => pair.h2Volume)));
+  const targets = matchingVolumes(chosenSource, h2Volumes.data?.volumes ?? [], new Set([...taken.h2, ...pairs.map((pair) => pair.h2Volume)]));
 
   const add = () => {
     onChange([...pairs, { h1Volume: h1Choice, h2Volume: h2Choice }]);

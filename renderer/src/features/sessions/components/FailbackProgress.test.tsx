@@ -43,4 +43,18 @@ describe('FailbackProgress result', () => {
       'POST /api/sites/agent-a/sessions/orders/actions/failback {"verifyCodes":true,"fullCompare":false}',
     ]);
   });
+
+  it("shows the agent's own verify of the failback in the result step", async () => {
+    const lastVerify = {
+      startedAt: '2026-01-01T03:11:00.000Z', finishedAt: '2026-01-01T03:12:00.000Z', trigger: 'failback' as const,
+      comparedTracks: 4096, differingTracks: 0, unverifiedTracks: 0, ok: true, resyncStarted: false,
+    };
+    const failedBack = sessionFixture({ direction: 'h2-h1', state: 'prepared', lastVerify });
+    const [entry] = mergeSessions([{ siteId: alpha.id, siteName: 'alpha', sessions: [failedBack] }]);
+    renderWithBackend(<FailbackProgress entry={entry} phase="result" />, { 'POST /api/sites/agent-a/sessions/orders/verify': [200, report] });
+    const shown = await screen.findByTestId('last-verify');
+    expect(shown).toHaveTextContent('Verified by the agent after the failback at');
+    expect(shown).toHaveTextContent('4,096 tracks compared, 0 differ');
+    expect(shown).not.toHaveTextContent('Not verified equal');
+  });
 });

@@ -4,6 +4,7 @@ import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { sourceSite, targetSite, type MergedSession } from '../hooks/session-model.ts';
 import { useSessionAction, useVerify } from '../hooks/use-sessions.ts';
 import { StateBadge } from './HealthBadge.tsx';
+import { LastVerifySummary } from './LastVerifySummary.tsx';
 import { PairTable } from './PairTable.tsx';
 
 /** The live copy (state and per-pair progress, refreshed by the agents' events) and, once Prepared, the verified result. */
@@ -45,6 +46,7 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
     );
   return (
     <Stack mt="md" gap="xs" data-testid="failback-result">
+      <LastVerifySummary session={session} />
       {verify.isPending && (
         <Text size="sm">
           <Loader size="xs" /> Verifying by segment codes…

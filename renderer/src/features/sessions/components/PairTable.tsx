@@ -1,4 +1,4 @@
-import { Progress, Table, Text, Tooltip } from '@mantine/core';
+import { Button, Progress, Table, Text, Tooltip } from '@mantine/core';
 import type { PairInfo } from '@tandem/contract';
 import { formatSeconds } from '../hooks/session-model.ts';
 
@@ -24,8 +24,12 @@ function pairStateText(pair: PairInfo): string {
   return pair.reason ? `${pair.state}: ${pair.reason}` : pair.state;
 }
 
-/** Per-pair detail: state, a sync progress bar, out-of-sync and target-changed counts, ETA. */
-export function PairTable({ pairs, h1Site, h2Site }: { pairs: PairInfo[]; h1Site: string; h2Site: string }) {
+/**
+ * Per-pair detail: state, a sync progress bar, out-of-sync and target-changed
+ * counts, ETA; the primary's site for copy sets whose primary is another
+ * agent (multi-primary async); a Remove action when `onRemove` is given.
+ */
+export function PairTable({ pairs, h1Site, h2Site, onRemove }: { pairs: PairInfo[]; h1Site: string; h2Site: string; onRemove?: (pair: PairInfo) => void }) {
   if (pairs.length === 0) return <Text size="sm" c="dimmed">No copy sets yet.</Text>;
   return (
     <Table striped withTableBorder fz="sm" verticalSpacing={4}>
@@ -39,6 +43,7 @@ export function PairTable({ pairs, h1Site, h2Site }: { pairs: PairInfo[]; h1Site
           <Table.Th ta="right">Out of sync</Table.Th>
           <Table.Th ta="right">Changed at target</Table.Th>
           <Table.Th ta="right">ETA</Table.Th>
+          {onRemove && <Table.Th />}
         </Table.Tr>
       </Table.Thead>
       <Table.Tbody>
@@ -48,6 +53,11 @@ export function PairTable({ pairs, h1Site, h2Site }: { pairs: PairInfo[]; h1Site
             <Table.Tr key={pair.id} data-testid={`pair-row-${pair.h1Volume}`}>
               <Table.Td>
                 {pair.h1Volume} → {pair.h2Volume}
+                {pair.primarySite && (
+                  <Text size="xs" c="dimmed" data-testid="primary-site">
+                    primary at {pair.primarySite}
+                  </Text>
+                )}
               </Table.Td>
               <Table.Td>
                 <Text size="sm" c={pairColours[pair.state]} fw={500}>
@@ -72,6 +82,13 @@ export function PairTable({ pairs, h1Site, h2Site }: { pairs: PairInfo[]; h1Site
                 {pair.targetChangedTracks}
               </Table.Td>
               <Table.Td ta="right">{pair.state === 'syncing' ? formatSeconds(pair.etaSeconds) : '–'}</Table.Td>
+              {onRemove && (
+                <Table.Td ta="right">
+                  <Button size="compact-xs" variant="subtle" color="red" aria-label={`Remove copy set ${pair.h1Volume}`} onClick={() => onRemove(pair)}>
+                    Remove
+                  </Button>
+                </Table.Td>
+              )}
             </Table.Tr>
           );
         })}

@@ -1,14 +1,20 @@
 import { Badge, Button, Card, Group, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import type { PairInfo } from '@tandem/contract';
 import { useState } from 'react';
+import { copySetsEditable } from '../hooks/copy-sets.ts';
 import { availableActions, type ActionPlan } from '../hooks/session-actions.ts';
 import { formatSeconds, formatTime, sourceSite, targetSite, type MergedSession } from '../hooks/session-model.ts';
 import { useSessionsUi } from '../hooks/sessions-ui-store.ts';
+import { AddCopySetModal } from './AddCopySetModal.tsx';
 import { ExposureChart } from './ExposureChart.tsx';
 import { StateBadge } from './HealthBadge.tsx';
+import { LastVerifySummary } from './LastVerifySummary.tsx';
 import { PairTable } from './PairTable.tsx';
+import { RemovePairModal } from './RemovePairModal.tsx';
 import { ReportMenu } from './ReportMenu.tsx';
 import { SessionActionModal } from './SessionActionModal.tsx';
 import { SessionEventLog } from './SessionEventLog.tsx';
+import { ShippingControls } from './ShippingControls.tsx';
 
 function Fact({ label, value, testId }: { label: string; value: string; testId?: string }) {
   return (
@@ -28,6 +34,9 @@ export function SessionCard({ entry }: { entry: MergedSession }) {
   const { session } = entry;
   const [pending, setPending] = useState<ActionPlan | null>(null);
   const [eventsOpen, setEventsOpen] = useState(false);
+  const [adding, setAdding] = useState(false);
+  const [removing, setRemoving] = useState<PairInfo | null>(null);
+  const editable = copySetsEditable(session);
   const openFailback = useSessionsUi((state) => state.openFailback);
   const actions = availableActions(session);
 
@@ -63,9 +72,16 @@ export function SessionCard({ entry }: { entry: MergedSession }) {
           </SimpleGrid>
           <ExposureChart sessionId={session.id} />
         </SimpleGrid>
-        <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} />
+        <ShippingControls entry={entry} />
+        <LastVerifySummary session={session} />
+        <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} onRemove={editable ? setRemoving : undefined} />
         <Group justify="space-between">
           <Group gap="xs">
+            {editable && (
+              <Button size="xs" variant="light" onClick={() => setAdding(true)}>
+                Add copy set…
+              </Button>
+            )}
             {actions.map((plan) => (
               <Button key={plan.action} size="xs" color={plan.color} variant={plan.confirm === 'button' ? 'light' : 'outline'} onClick={() => choose(plan)}>
                 {plan.label}
@@ -90,6 +106,8 @@ export function SessionCard({ entry }: { entry: MergedSession }) {
         )}
       </Stack>
       {pending && <SessionActionModal entry={entry} plan={pending} onClose={() => setPending(null)} />}
+      {adding && <AddCopySetModal entry={entry} onClose={() => setAdding(false)} />}
+      {removing && <RemovePairModal entry={entry} pair={removing} onClose={() => setRemoving(null)} />}
     </Card>
   );
 }

@@ -127,3 +127,42 @@ export function useVerify() {
   const invalidate = useInvalidateAll();
   return useMutation({ mutationFn: ({ siteId, name }: { siteId: string; name: string }) => sessionsApi.verify(api, siteId, name), onSettled: invalidate });
 }
+
+/** Adds copy sets one by one at the session's H1 site (defined or running sessions; the agent checks each pair's sizes). */
+export function useAddPairs() {
+  const api = useApi();
+  const invalidate = useInvalidateAll();
+  return useMutation({
+    mutationFn: async ({ siteId, name, pairs }: { siteId: string; name: string; pairs: AddPairRequest[] }) => {
+      for (const pair of pairs) await sessionsApi.addPair(api, siteId, name, pair);
+    },
+    onSettled: invalidate,
+  });
+}
+
+/** Removes one copy set (by its H1 volume) at the session's H1 site; the others keep mirroring. */
+export function useRemovePair() {
+  const api = useApi();
+  const invalidate = useInvalidateAll();
+  return useMutation({
+    mutationFn: ({ siteId, name, h1Volume }: { siteId: string; name: string; h1Volume: string }) => sessionsApi.removePair(api, siteId, name, h1Volume),
+    onSettled: invalidate,
+  });
+}
+
+/** Snapshot shipping: a new interval, in effect at once at both sites. */
+export function useSetShipInterval() {
+  const api = useApi();
+  const invalidate = useInvalidateAll();
+  return useMutation({
+    mutationFn: ({ siteId, name, seconds }: { siteId: string; name: string; seconds: number }) => sessionsApi.update(api, siteId, name, { shipIntervalSeconds: seconds }),
+    onSettled: invalidate,
+  });
+}
+
+/** Snapshot shipping: one cycle now, answered once the target committed it. */
+export function useShipNow() {
+  const api = useApi();
+  const invalidate = useInvalidateAll();
+  return useMutation({ mutationFn: ({ siteId, name }: { siteId: string; name: string }) => sessionsApi.shipNow(api, siteId, name), onSettled: invalidate });
+}
