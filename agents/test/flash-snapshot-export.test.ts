@@ -12,7 +12,7 @@ import { VolumeInfoSchema } from '@tandem/contract';
 import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
 import { GroupStampWriter, NbdBlockClient, NbdCommandError, stampBlock } from './helpers/nbd-block-client.ts';
 import { ERR } from './helpers/nbd-raw-client.ts';
-import { run, runOk } from './helpers/nbd-harness.ts';
+import { qemuIo, run, runOk } from './helpers/nbd-harness.ts';
 import { agentCliJson } from './helpers/run-command.ts';
 
 const MiB = 1024 * 1024;
@@ -28,17 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent?.stop();
 });
-
-async function qemuIo(uri: string, ...commands: string[]): Promise<string> {
-  const args = ['-f', 'raw'];
-  for (const command of commands) args.push('-c', command);
-  args.push(uri);
-  const result = await run('qemu-io', args);
-  if (result.code !== 0 || /Pattern verification failed|failed|error/i.test(result.stdout + result.stderr)) {
-    throw new Error(`qemu-io ${commands.join(' ; ')} on ${uri}: exit ${result.code}\n${result.stdout}\n${result.stderr}`);
-  }
-  return result.stdout;
-}
 
 /** The qemu-io patterns written before the snapshot, outside the writer's slots (first 2 MiB). */
 const patterns: Array<[number, number, number]> = [

@@ -2,7 +2,7 @@ import { createHash, randomFillSync } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MiB, run, runOk, startNbdHarness, type NbdHarness } from './helpers/nbd-harness.ts';
+import { MiB, qemuIo, run, runOk, startNbdHarness, type NbdHarness } from './helpers/nbd-harness.ts';
 
 /**
  * Real NBD clients from the distribution (qemu-io, qemu-img, nbdcopy,
@@ -18,18 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await harness?.close();
 });
-
-async function qemuIo(uri: string, ...commands: string[]): Promise<string> {
-  const args = ['-f', 'raw'];
-  for (const command of commands) args.push('-c', command);
-  args.push(uri);
-  const result = await run('qemu-io', args);
-  // qemu-io exits 0 even when a pattern check fails, so look at its words too.
-  if (result.code !== 0 || /Pattern verification failed|failed|error/i.test(result.stdout + result.stderr)) {
-    throw new Error(`qemu-io ${commands.join(' ; ')} on ${uri}: exit ${result.code}\n${result.stdout}\n${result.stderr}`);
-  }
-  return result.stdout;
-}
 
 interface MapEntry {
   offset: number;

@@ -9,17 +9,7 @@ import { FlashSessionInfoSchema, FlashTrackMapSchema, type EstablishFlashRequest
 import type { AgentProcess } from './agent-process.ts';
 import { run, runOk } from './nbd-harness.ts';
 
-/** Runs qemu-io commands on an NBD URI; throws on failure (qemu-io exits 0 on some failures, so its words are read too). */
-export async function qemuIo(uri: string, ...commands: string[]): Promise<string> {
-  const args = ['-f', 'raw'];
-  for (const command of commands) args.push('-c', command);
-  args.push(uri);
-  const result = await run('qemu-io', args);
-  if (result.code !== 0 || /Pattern verification failed|failed|error/i.test(result.stdout + result.stderr)) {
-    throw new Error(`qemu-io ${commands.join(' ; ')} on ${uri}: exit ${result.code}\n${result.stdout}\n${result.stderr}`);
-  }
-  return result.stdout;
-}
+export { qemuIo } from './nbd-harness.ts';
 
 /** A qemu-io pattern write `write -P byte offset length`, kept so the expected image can be built. */
 export type PatternWrite = [byte: number, offset: number, length: number];

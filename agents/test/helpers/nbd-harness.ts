@@ -85,4 +85,16 @@ export async function runOk(command: string, args: string[], timeoutMs = 60_000)
   return result.stdout;
 }
 
+/** Runs qemu-io commands on an NBD URI; throws on failure (qemu-io exits 0 even when a pattern check fails, so its words are read too). */
+export async function qemuIo(uri: string, ...commands: string[]): Promise<string> {
+  const args = ['-f', 'raw'];
+  for (const command of commands) args.push('-c', command);
+  args.push(uri);
+  const result = await run('qemu-io', args);
+  if (result.code !== 0 || /Pattern verification failed|failed|error/i.test(result.stdout + result.stderr)) {
+    throw new Error(`qemu-io ${commands.join(' ; ')} on ${uri}: exit ${result.code}\n${result.stdout}\n${result.stderr}`);
+  }
+  return result.stdout;
+}
+
 export const MiB = 1024 * 1024;
