@@ -267,7 +267,7 @@ export class VolumeDevice implements BlockDevice {
       const last = Math.floor((end - 1) / trackSize) + 1;
       const hold: RangeHold = this.lock.tryAcquire(first, last) ?? (await this.lock.acquire(first, last));
       try {
-        const marking = this.markChanges(first, last);
+        const marking = this.commitMarksBeforeInPlace(first, last);
         if (marking) await marking;
         if (noHole) {
           for (let position = offset; position < end; position += ZEROES.length) {
@@ -329,15 +329,16 @@ export class VolumeDevice implements BlockDevice {
 
   /**
    * Marks tracks [first, end) in the change-recording bitmaps before they
-   * change. The mark must be durable no later than the data: a redirected
-   * write is mapped by a record logged after the mark (so the mark is
-   * durable first), but an in-place overwrite has no record, so then the
-   * mark is committed before the data is written (only on a track's first
-   * change since the bitmap was cleared).
+   * change; true when a mark was logged (a track's first change since the
+   * bitmap was cleared). The mark must be durable no later than the data:
+   * a redirected write is mapped by a record logged after the mark, so the
+   * mark is durable first. The write path therefore redirects every track
+   * of a write that logged a mark (see writeLocked) instead of waiting for
+   * a commit; other callers use commitMarksBeforeInPlace.
    */
-  private markChanges(first: number, end: number): Promise<void> | undefined {
+  private markChanges(first: number, end: number): boolean {
     const bitmaps = this.changeBitmaps();
-    if (bitmaps.length === 0) return undefined;
+    if (bitmaps.length === 0) return false;
     const state = this.journal.state;
     let logged = false;
     for (const id of bitmaps) {
@@ -351,7 +352,16 @@ export class VolumeDevice implements BlockDevice {
         }
       }
     }
-    if (!logged) return undefined;
+    return logged;
+  }
+
+  /**
+   * Marks tracks [first, end) (markChanges) for a change that may overwrite
+   * some of them in place, which has no record of its own: then the mark is
+   * committed before the data is written.
+   */
+  private commitMarksBeforeInPlace(first: number, end: number): Promise<void> | undefined {
+    if (!this.markChanges(first, end)) return undefined;
     for (let track = first; track < end; track++) if (this.writesInPlace(track)) return this.journal.commit();
     return undefined;
   }
@@ -421,13 +431,17 @@ export class VolumeDevice implements BlockDevice {
     const end = offset + data.length;
     const first = Math.floor(offset / trackSize);
     const last = Math.floor((end - 1) / trackSize);
-    const marking = this.markChanges(first, last + 1);
-    if (marking) await marking;
+    // A track's first change since a change-recording bitmap was cleared is
+    // redirected (its mark is logged before the MapTrack record, so it is
+    // durable no later than the data) rather than written in place after a
+    // commit of the mark: no fdatasync before the host ack.
+    const redirectAll = this.markChanges(first, last + 1);
+    const inPlace = (t: number): boolean => !redirectAll && this.writesInPlace(t);
     const io: Promise<void>[] = [];
     const remaps: Array<{ track: number; count: number; extent: number }> = [];
     let track = first;
     while (track <= last) {
-      if (this.writesInPlace(track)) {
+      if (inPlace(track)) {
         // In place, as one pwrite over following tracks held in the next extents of the same file.
         const extent = state.lookup(volume, track);
         const limit = journal.extents.runLimit(extent);
@@ -436,7 +450,7 @@ export class VolumeDevice implements BlockDevice {
           track + count <= last &&
           count < limit &&
           state.lookup(volume, track + count) === extent + count &&
-          this.writesInPlace(track + count)
+          inPlace(track + count)
         ) {
           count++;
         }
@@ -448,7 +462,7 @@ export class VolumeDevice implements BlockDevice {
       }
       // Redirect-on-write for a run of tracks: as many as the allocator gives consecutively.
       let runEnd = track + 1;
-      while (runEnd <= last && !this.writesInPlace(runEnd)) runEnd++;
+      while (runEnd <= last && !inPlace(runEnd)) runEnd++;
       const run = journal.allocator.allocateRun(runEnd - track, (e) => journal.extents.runLimit(e));
       const runStart = track * trackSize;
       const runStop = (track + run.count) * trackSize;
