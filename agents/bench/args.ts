@@ -29,7 +29,23 @@ export const usage = `usage: npm run bench:nbd -- [options]
 
 export class UsageError extends Error {}
 
-function positiveInt(name: string, text: string | undefined): number {
+/**
+ * Walks command-line arguments: `handle` gets each option and `value()`, which takes the next
+ * argument as that option's value (a UsageError when there is none). Shared by the bench scripts.
+ */
+export function eachArg(argv: string[], handle: (arg: string, value: () => string) => void): void {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    handle(arg, () => {
+      const next = argv[++i];
+      if (next === undefined) throw new UsageError(`${arg} needs a value`);
+      return next;
+    });
+  }
+}
+
+/** A whole number ≥ 1 given for option `name`, or a UsageError. */
+export function positiveInt(name: string, text: string | undefined): number {
   const value = Number(text);
   if (!Number.isInteger(value) || value < 1) throw new UsageError(`${name} needs a whole number ≥ 1, got ${text}`);
   return value;
@@ -48,13 +64,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     snapSamples: 10,
     keep: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = (): string => {
-      const next = argv[++i];
-      if (next === undefined) throw new UsageError(`${arg} needs a value`);
-      return next;
-    };
+  eachArg(argv, (arg, value) => {
     switch (arg) {
       case '--runtime': options.runtime = positiveInt(arg, value()); break;
       case '--reps': options.reps = positiveInt(arg, value()); break;
@@ -76,6 +86,6 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '-h': case '--help': throw new UsageError('');
       default: throw new UsageError(`unknown option ${arg}`);
     }
-  }
+  });
   return options;
 }

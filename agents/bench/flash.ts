@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from './args.ts';
+import { eachArg, positiveInt, UsageError } from './args.ts';
 import { median, num, ratio, table } from './format.ts';
 import { progress } from './interleave.ts';
 import { installExitHooks } from './procs.ts';
@@ -56,30 +56,19 @@ const usage = `usage: npm run bench:flash -- [options]
 
 function parse(argv: string[]): FlashBenchOptions {
   const options: FlashBenchOptions = { reps: 3, runtime: 3, samples: 7, dir: null, json: null, keep: false };
-  const whole = (name: string, text: string | undefined): number => {
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < 1) throw new UsageError(`${name} needs a whole number ≥ 1, got ${text}`);
-    return value;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = (): string => {
-      const next = argv[++i];
-      if (next === undefined) throw new UsageError(`${arg} needs a value`);
-      return next;
-    };
+  eachArg(argv, (arg, value) => {
     switch (arg) {
       case '--quick': Object.assign(options, { reps: 1, runtime: 1, samples: 3 }); break;
-      case '--reps': options.reps = whole(arg, value()); break;
-      case '--runtime': options.runtime = whole(arg, value()); break;
-      case '--samples': options.samples = whole(arg, value()); break;
+      case '--reps': options.reps = positiveInt(arg, value()); break;
+      case '--runtime': options.runtime = positiveInt(arg, value()); break;
+      case '--samples': options.samples = positiveInt(arg, value()); break;
       case '--dir': options.dir = value(); break;
       case '--json': options.json = value(); break;
       case '--keep': options.keep = true; break;
       case '-h': case '--help': throw new UsageError('');
       default: throw new UsageError(`unknown option ${arg}`);
     }
-  }
+  });
   return options;
 }
 

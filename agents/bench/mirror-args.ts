@@ -1,5 +1,5 @@
 /** Command-line options of `npm run bench:mirror`. */
-import { UsageError } from './args.ts';
+import { eachArg, UsageError } from './args.ts';
 
 export interface MirrorOptions {
   runtime: number;
@@ -58,13 +58,7 @@ export function parseMirrorArgs(argv: string[]): MirrorOptions {
     json: null,
     keep: false,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = (): string => {
-      const next = argv[++i];
-      if (next === undefined) throw new UsageError(`${arg} needs a value`);
-      return next;
-    };
+  eachArg(argv, (arg, value) => {
     switch (arg) {
       case '--quick':
         options.runtime = 1;
@@ -85,6 +79,6 @@ export function parseMirrorArgs(argv: string[]): MirrorOptions {
       case '-h': case '--help': throw new UsageError('');
       default: throw new UsageError(`unknown option ${arg}`);
     }
-  }
+  });
   return options;
 }
