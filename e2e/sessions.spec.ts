@@ -175,4 +175,38 @@ test.describe.serial('mirroring sessions: create, start, fail over, fail back, r
     expect(pdf.subarray(0, 5).toString('latin1')).toBe('%PDF-');
     expect(pdf.toString('latin1')).toContain('e2e-payments');
   });
+
+  test('add a copy set to the running session: it copies and reaches duplex while the other keeps mirroring', async ({ page }, testInfo) => {
+    test.setTimeout(120_000);
+    const { primary: primaryId, secondary: secondaryId } = world.siteIds;
+    await consoleApi(world.backend, 'POST', `/api/sites/${primaryId}/volumes`, { name: 'mir-web', sizeBytes: 16 * mib });
+    await consoleApi(world.backend, 'POST', `/api/sites/${secondaryId}/volumes`, { name: 'mir-web-copy', sizeBytes: 16 * mib });
+    await qemuIo(world.primary.nbdAddress, 'mir-web', 'write -P 0x5e 0 256k');
+    const tandem = new ConsolePage(page, world.backend);
+    const sessions = new SessionsPage(tandem.page);
+    await tandem.open();
+    await sessions.open();
+    await expect(sessions.state(session)).toContainText('Prepared', { timeout: 60_000 });
+    // The failback earlier was verified by the agent itself.
+    await expect(sessions.card(session).getByTestId('last-verify')).toContainText(/tracks compared, 0 differ/);
+
+    await sessions.addCopySets(session, 'primary', 'secondary', [['mir-web', 'mir-web-copy']]);
+    const added = sessions.card(session).getByTestId('pair-row-mir-web');
+    await expect(added).toContainText('duplex', { timeout: 60_000 });
+    await expect(added.getByTestId('out-of-sync')).toHaveText('0');
+    await expect(sessions.card(session).getByTestId('pair-row-mir-db')).toContainText('duplex');
+    await expect(sessions.state(session)).toContainText('Prepared', { timeout: 60_000 });
+    await expect(sessions.card(session).getByRole('button', { name: 'Remove copy set mir-web' })).toBeVisible();
+    await screenshot(tandem.page, testInfo, 'sessions-copy-set-added');
+
+    // Removing it again: the confirmation says what is dropped; the other copy set keeps mirroring.
+    await sessions.card(session).getByRole('button', { name: 'Remove copy set mir-web' }).click();
+    const confirm = tandem.page.getByRole('dialog', { name: `Remove mir-web from ${session}?` });
+    await expect(confirm.getByTestId('remove-consequence')).toContainText('primary:mir-web stops being mirrored to secondary:mir-web-copy');
+    await screenshot(tandem.page, testInfo, 'sessions-remove-copy-set');
+    await confirm.getByRole('button', { name: 'Remove copy set' }).click();
+    await expect(added).toBeHidden({ timeout: 30_000 });
+    await expect(sessions.card(session).getByTestId('pair-row-mir-db')).toContainText('duplex');
+    await expect(sessions.state(session)).toContainText('Prepared');
+  });
 });

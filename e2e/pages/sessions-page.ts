@@ -56,6 +56,19 @@ export class SessionsPage {
     return this.page.getByRole('dialog');
   }
 
+  /** Adds copy sets to an existing (defined or running) session from its card. */
+  async addCopySets(name: string, h1Site: string, h2Site: string, copySets: [string, string][]): Promise<void> {
+    await this.card(name).getByRole('button', { name: 'Add copy set…', exact: true }).click();
+    const dialog = this.page.getByRole('dialog', { name: `Add copy sets to ${name}` });
+    for (const [h1Volume, h2Volume] of copySets) {
+      await dialog.getByLabel(`Volume at ${h1Site}`).selectOption(h1Volume);
+      await dialog.getByLabel(`Copy at ${h2Site}`).selectOption(h2Volume);
+      await dialog.getByRole('button', { name: 'Add copy set', exact: true }).click();
+    }
+    await dialog.getByRole('button', { name: copySets.length > 1 ? `Add ${copySets.length} copy sets to ${name}` : `Add to ${name}` }).click();
+    await dialog.waitFor({ state: 'hidden' });
+  }
+
   async exportReport(kind: 'session' | 'cluster', name: string, format: 'CSV' | 'JSON' | 'PDF'): Promise<Download> {
     await this.page.getByRole('button', { name: `Export ${kind} ${name}` }).click();
     const download = this.page.waitForEvent('download');

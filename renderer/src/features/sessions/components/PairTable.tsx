@@ -40,10 +40,14 @@ export function PairTable({ pairs, h1Site, h2Site, onRemove }: { pairs: PairInfo
           </Table.Th>
           <Table.Th>State</Table.Th>
           <Table.Th w="28%">In sync</Table.Th>
-          <Table.Th ta="right">Out of sync</Table.Th>
-          <Table.Th ta="right">Changed at target</Table.Th>
+          <Table.Th ta="right" style={{ whiteSpace: 'nowrap' }}>
+            Out of sync
+          </Table.Th>
+          <Table.Th ta="right" style={{ whiteSpace: 'nowrap' }}>
+            Changed at target
+          </Table.Th>
           <Table.Th ta="right">ETA</Table.Th>
-          {onRemove && <Table.Th />}
+          {onRemove && <Table.Th w={1} />}
         </Table.Tr>
       </Table.Thead>
       <Table.Tbody>

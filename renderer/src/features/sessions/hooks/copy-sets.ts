@@ -17,7 +17,7 @@ export function h1SiteOf(entry: MergedSession, sites: SiteSummary[]): SiteSummar
 /** What removing a copy set does, said before it happens. */
 export function removeConsequence(session: SessionInfo, pair: PairInfo): string {
   const others = session.pairs.length - 1;
-  const rest = others === 0 ? 'It is the session’s only copy set.' : `The other ${others} copy set${others === 1 ? '' : 's'} keep${others === 1 ? 's' : ''} mirroring.`;
+  const rest = others === 0 ? 'It is the session’s only copy set.' : others === 1 ? 'The other copy set keeps mirroring.' : `The other ${others} copy sets keep mirroring.`;
   if (session.state === 'defined') return `${pair.h1Volume} → ${pair.h2Volume} leaves ${session.name}; nothing was copied yet. ${rest}`;
   return (
     `${session.h1Site}:${pair.h1Volume} stops being mirrored to ${session.h2Site}:${pair.h2Volume}; its out-of-sync tracking at both sites is dropped, ` +
