@@ -52,6 +52,31 @@ export class Model {
   durable(): void {
     for (const volume of this.volumes.values()) volume.versions.clear();
   }
+
+  /**
+   * After a crash: reads every track touched since the last durable point
+   * through `read`, takes what it holds as the track's content and makes
+   * everything durable. Returns one line per track that holds none of the
+   * contents it had since then (empty when the crash lost nothing it may not).
+   */
+  async afterCrash(read: (name: string, offset: number, into: Buffer) => Promise<unknown>): Promise<string[]> {
+    const unmatched: string[] = [];
+    for (const [name, volume] of this.volumes) {
+      for (const [track, versions] of volume.versions) {
+        const start = track * this.trackSize;
+        const length = Math.min(this.trackSize, volume.size - start);
+        const actual = Buffer.alloc(length);
+        await read(name, start, actual);
+        if (!versions.some((v) => v.subarray(0, length).equals(actual))) {
+          unmatched.push(`track ${track} of ${name} after a crash holds none of its ${versions.length} versions`);
+        }
+        if (actual.every((b) => b === 0)) volume.tracks.delete(track);
+        else volume.tracks.set(track, Buffer.concat([actual, Buffer.alloc(this.trackSize - length)]));
+      }
+    }
+    this.durable();
+    return unmatched;
+  }
 }
 
 /** Deterministic pseudo-random bytes. */
