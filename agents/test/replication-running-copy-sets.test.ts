@@ -40,6 +40,27 @@ function writeLoop(s: TwoSites, volume: string, sizeBytes: number) {
   };
 }
 
+/** Creates 'volumes' at each site, all of one size. */
+async function createVolumes(s: TwoSites, h1: string[], h2: string[], size: number): Promise<void> {
+  for (const [site, names] of [
+    [s.h1, h1],
+    [s.h2, h2],
+  ] as const) {
+    for (const name of names) await site.engine.createVolume(name, size);
+  }
+}
+
+type SessionType = Parameters<TwoSites['h1']['replication']['service']['createSession']>[1];
+
+/** Defines a session with these copy sets (h1 volume, h2 volume) at h1, starts it and waits until it is Prepared. */
+async function startPrepared(s: TwoSites, name: string, type: SessionType, pairs: Array<[string, string]>, timeoutMs: number): Promise<void> {
+  const service = s.h1.replication.service;
+  await service.createSession(name, type, 'beta');
+  for (const [h1, h2] of pairs) await service.addPair(name, h1, h2);
+  await service.act(name, 'start');
+  await waitFor(() => service.session(name).state === 'prepared', timeoutMs, 'prepared');
+}
+
 const eventsOf = (s: TwoSites, site: 'h1' | 'h2', type: string) =>
   s[site].engine.catalog.listEvents(0, 5000).filter((event) => event.type === type);
 
@@ -48,16 +69,8 @@ describe('copy sets added to and removed from running sessions', () => {
     sites = await startTwoSites();
     const s = sites;
     const service = s.h1.replication.service;
-    for (const [site, names] of [
-      [s.h1, ['prod', 'prod2']],
-      [s.h2, ['copy', 'copy2']],
-    ] as const) {
-      for (const name of names) await site.engine.createVolume(name, 16 * MiB);
-    }
-    await service.createSession('s1', 'sync', 'beta');
-    await service.addPair('s1', 'prod', 'copy');
-    await service.act('s1', 'start');
-    await waitFor(() => service.session('s1').state === 'prepared', 20_000, 'prepared');
+    await createVolumes(s, ['prod', 'prod2'], ['copy', 'copy2'], 16 * MiB);
+    await startPrepared(s, 's1', 'sync', [['prod', 'copy']], 20_000);
 
     // The new primary holds data already (5 tracks); its secondary holds stale data the add must remove.
     const early = randomBytes(5 * TRACK);
@@ -128,17 +141,9 @@ describe('copy sets added to and removed from running sessions', () => {
     sites = await startTwoSites();
     const s = sites;
     const service = s.h1.replication.service;
-    for (const [site, names] of [
-      [s.h1, ['a', 'b', 'c', 'n']],
-      [s.h2, ['a2', 'b2', 'c2', 'n2']],
-    ] as const) {
-      for (const name of names) await site.engine.createVolume(name, 16 * MiB);
-    }
+    await createVolumes(s, ['a', 'b', 'c', 'n'], ['a2', 'b2', 'c2', 'n2'], 16 * MiB);
     await host(s, 'h1', 'n').write(3 * MiB, randomBytes(MiB));
-    await service.createSession('cg', 'async', 'beta');
-    for (const name of ['a', 'b', 'c']) await service.addPair('cg', name, `${name}2`);
-    await service.act('cg', 'start');
-    await waitFor(() => service.session('cg').state === 'prepared', 30_000, 'prepared');
+    await startPrepared(s, 'cg', 'async', [['a', 'a2'], ['b', 'b2'], ['c', 'c2']], 30_000);
 
     // Dependent writes across members a and b, and across member c and the new volume n.
     const members = new StampedWriter(BLOCK);
@@ -202,18 +207,8 @@ describe('copy sets added to and removed from running sessions', () => {
     sites = await startTwoSites();
     const s = sites;
     const service = s.h1.replication.service;
-    for (const [site, names] of [
-      [s.h1, ['a', 'b', 'c']],
-      [s.h2, ['a2', 'b2', 'c2']],
-    ] as const) {
-      for (const name of names) await site.engine.createVolume(name, 16 * MiB);
-    }
-    await service.createSession('cg', 'async', 'beta');
-    await service.addPair('cg', 'a', 'a2');
-    await service.addPair('cg', 'b', 'b2');
-    await service.addPair('cg', 'c', 'c2');
-    await service.act('cg', 'start');
-    await waitFor(() => service.session('cg').state === 'prepared', 30_000, 'prepared');
+    await createVolumes(s, ['a', 'b', 'c'], ['a2', 'b2', 'c2'], 16 * MiB);
+    await startPrepared(s, 'cg', 'async', [['a', 'a2'], ['b', 'b2'], ['c', 'c2']], 30_000);
     const removed = service.pairsOf(service.session('cg')).find((pair) => pair.h1Volume === 'c')!;
     const removedAtH2 = s.h2.replication.service.pairsOf(s.h2.replication.service.session('cg')).find((pair) => pair.h2Volume === 'c2')!;
     const bitmapAtH1 = removed.outOfSyncBitmap!;
@@ -290,16 +285,8 @@ describe('copy sets added to and removed from running sessions', () => {
     sites = await startTwoSites();
     const s = sites;
     const service = s.h1.replication.service;
-    for (const [site, names] of [
-      [s.h1, ['prod', 'prod2']],
-      [s.h2, ['copy', 'copy2']],
-    ] as const) {
-      for (const name of names) await site.engine.createVolume(name, 8 * MiB);
-    }
-    await service.createSession('s1', 'semi-sync', 'beta');
-    await service.addPair('s1', 'prod', 'copy');
-    await service.act('s1', 'start');
-    await waitFor(() => service.session('s1').state === 'prepared', 20_000, 'prepared');
+    await createVolumes(s, ['prod', 'prod2'], ['copy', 'copy2'], 8 * MiB);
+    await startPrepared(s, 's1', 'semi-sync', [['prod', 'copy']], 20_000);
     await service.act('s1', 'suspend');
     await host(s, 'h1', 'prod2').write(2 * TRACK, randomBytes(TRACK));
     await service.addPair('s1', 'prod2', 'copy2');
