@@ -41,6 +41,19 @@ export class Mirroring {
     }
   }
 
+  /** Deletes every copy set's out-of-sync and target-changed bitmaps and saves the pairs without them (nothing is tracked here any more). */
+  async dropBitmaps(session: SessionRecord): Promise<void> {
+    const service = this.service;
+    for (const pair of service.pairsOf(session)) {
+      for (const bitmap of [pair.outOfSyncBitmap, pair.targetChangedBitmap]) {
+        if (bitmap !== null) await service.engine.bitmaps.delete(bitmap);
+      }
+      pair.outOfSyncBitmap = null;
+      pair.targetChangedBitmap = null;
+      service.store.savePair(pair);
+    }
+  }
+
   /** A pair failed to reach the target: suspend every pair of the session (one consistency group), then acknowledge. */
   suspendForError(session: SessionRecord, pair: PairSource, error: Error): Promise<void> {
     return this.suspendSession(session, `pair ${pair.record.h1Volume}: ${problemMessage(error)}`, error);

@@ -135,14 +135,7 @@ export class SessionActions {
     service.mirroring.dropSources(session);
     if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
     if (session.type === 'async') await service.applier.discardParts(session.id);
-    for (const pair of service.pairsOf(session)) {
-      for (const bitmap of [pair.outOfSyncBitmap, pair.targetChangedBitmap]) {
-        if (bitmap !== null) await service.engine.bitmaps.delete(bitmap);
-      }
-      pair.outOfSyncBitmap = null;
-      pair.targetChangedBitmap = null;
-      service.store.savePair(pair);
-    }
+    await service.mirroring.dropBitmaps(session);
     service.setState(session, 'defined', { detail: null, consistencyTime: null }, false);
   }
 }

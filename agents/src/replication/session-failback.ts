@@ -107,14 +107,7 @@ export class SessionFailback {
     const service = this.service;
     await service.mirroring.stopSource(session, null);
     service.mirroring.dropSources(session);
-    for (const pair of service.pairsOf(session)) {
-      for (const bitmap of [pair.outOfSyncBitmap, pair.targetChangedBitmap]) {
-        if (bitmap !== null) await service.engine.bitmaps.delete(bitmap);
-      }
-      pair.outOfSyncBitmap = null;
-      pair.targetChangedBitmap = null;
-      service.store.savePair(pair);
-    }
+    await service.mirroring.dropBitmaps(session);
     service.setState(session, 'preparing', { direction }, false);
   }
 }
