@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ProblemError, type SessionType } from '@tandem/contract';
 import { RunningCopySets } from './running-copy-sets.ts';
 import type { ReplicationService } from './service.ts';
-import type { PairRecord, SessionRecord } from './session-store.ts';
+import { atSecondary, newPairRecord, type PairRecord, type SessionRecord } from './session-store.ts';
 
 /** Defining sessions and their copy sets at both sites. */
 export class CopySets {
@@ -73,20 +73,10 @@ export class CopySets {
         `${h1Volume} is ${local.sizeBytes} bytes but ${h2Volume} at the other site is ${remoteSize}; a copy set needs equal sizes`,
       );
     }
-    const pair: PairRecord = {
-      id: randomUUID(),
-      sessionId: session.id,
-      h1Volume,
-      h2Volume,
-      localVolume: h1Volume,
-      localSite: 'h1',
-      outOfSyncBitmap: null,
-      targetChangedBitmap: null,
-      createdAt: new Date().toISOString(),
-    };
+    const pair = newPairRecord(session.id, h1Volume, h2Volume, randomUUID(), new Date().toISOString());
     // A session that was started tracks and copies the new copy set at once, leaving the others as they are.
     if (session.state !== 'defined') return service.running.add(session, pair);
-    await service.link(session).call('pair.put', { pair: { ...pair, localVolume: h2Volume, localSite: 'h2' } });
+    await service.link(session).call('pair.put', { pair: atSecondary(pair) });
     service.store.savePair(pair);
     service.pairs.set(pair.id, pair);
     service.refreshTaps();

@@ -7,7 +7,7 @@ import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { problemMessage } from './pair-source.ts';
 import { num, str } from './peer-params.ts';
 import type { ReplicationService } from './service.ts';
-import type { PairRecord, SessionRecord } from './session-store.ts';
+import { atSecondary, newPairRecord, type PairRecord, type SessionRecord } from './session-store.ts';
 
 /** A copy set of a multi-primary session whose primary volume lives on another agent than the master. */
 export interface MemberPairRecord {
@@ -159,20 +159,10 @@ export class MultiPrimarySessions {
     }
     const now = new Date().toISOString();
     const record: MemberPairRecord = { id: randomUUID(), sessionId: session.id, primaryAgentId: member.agentId, h1Volume, h2Volume, createdAt: now };
-    const pair: PairRecord = {
-      id: record.id,
-      sessionId: session.id,
-      h1Volume,
-      h2Volume,
-      localVolume: h1Volume,
-      localSite: 'h1',
-      outOfSyncBitmap: null,
-      targetChangedBitmap: null,
-      createdAt: now,
-    };
+    const pair = newPairRecord(session.id, h1Volume, h2Volume, record.id, now);
     await memberLink.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
     try {
-      await service.link(session).call('mp.secondary-pair', { pair: { ...pair, localVolume: h2Volume, localSite: 'h2' }, member: record });
+      await service.link(session).call('mp.secondary-pair', { pair: atSecondary(pair), member: record });
     } catch (error) {
       await memberLink.call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
       throw error;

@@ -2,7 +2,7 @@ import { ProblemError } from '@tandem/contract';
 import { VolumeDevice } from '../storage/volume-device.ts';
 import { problemMessage, type MirrorMode, type PairSource } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
-import type { PairRecord, SessionRecord } from './session-store.ts';
+import { atSecondary, type PairRecord, type SessionRecord } from './session-store.ts';
 
 /** States in which copy sets are added to and removed from a session that was started. */
 const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing', 'prepared', 'suspended']);
@@ -66,7 +66,7 @@ export class RunningCopySets {
     // The other site adopts it first: its volume refuses host writes and is trimmed (the copy skips unallocated tracks).
     await service
       .link(session)
-      .call('pair.attach', { session: session.id, pair: { ...pair, localVolume: pair.h2Volume, localSite: 'h2' } }, null, {
+      .call('pair.attach', { session: session.id, pair: atSecondary(pair) }, null, {
         waitForLinkMs: 5000,
         timeoutMs: 120_000,
       });

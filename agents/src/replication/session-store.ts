@@ -35,6 +35,16 @@ export interface PairRecord {
   createdAt: string;
 }
 
+/** A copy set as its H1 site first holds it: no bitmaps yet. */
+export function newPairRecord(sessionId: string, h1Volume: string, h2Volume: string, id: string, createdAt: string): PairRecord {
+  return { id, sessionId, h1Volume, h2Volume, localVolume: h1Volume, localSite: 'h1', outOfSyncBitmap: null, targetChangedBitmap: null, createdAt };
+}
+
+/** The same copy set as the H2 site holds it (what the H1 site sends it). */
+export function atSecondary(pair: PairRecord): PairRecord {
+  return { ...pair, localVolume: pair.h2Volume, localSite: 'h2' };
+}
+
 /** Sessions and pairs in the SQLite catalog. */
 export class SessionStore {
   constructor(private readonly catalog: Catalog) {}
