@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import type { z } from 'zod';
 import {
   FailbackPreflightSchema,
   PeerInfoSchema,
@@ -18,6 +19,19 @@ import { AgentApiClient } from '../api-client.ts';
 import { dataOption, jsonOption } from '../arguments.ts';
 import { formatFields, formatTable, print, printJson, usageError } from '../output.ts';
 import { withClient, type AdminOptions } from './admin.ts';
+
+/**
+ * POSTs a request the agent answers only once the work is done (minutes on big volumes), through a
+ * client of the same agent without the 30 s idle limit; `checked` is the client withClient made.
+ */
+async function postUntilDone<S extends z.ZodType>(checked: AgentApiClient, options: AdminOptions, path: string, schema: S): Promise<z.output<S>> {
+  const client = new AgentApiClient(`${checked.host.includes(':') ? `[${checked.host}]` : checked.host}:${checked.port}`, await loadAdminCredentials(options.data), 24 * 3600_000);
+  try {
+    return await client.call('POST', path, schema, {});
+  } finally {
+    client.close();
+  }
+}
 
 /** `--interval <seconds>` of snapshot shipping: 0.1 s to a day. */
 function parseInterval(text: string): number {
@@ -276,15 +290,10 @@ export function registerReplicationCommands(program: Command): void {
     .addOption(jsonOption())
     .action((name: string, options: AdminOptions) =>
       withClient(options, async (checked) => {
-        // The agent answers once every track is compared (minutes on big volumes): no 30 s idle limit here.
-        const client = new AgentApiClient(`${checked.host.includes(':') ? `[${checked.host}]` : checked.host}:${checked.port}`, await loadAdminCredentials(options.data), 24 * 3600_000);
-        try {
-          const report = await client.call('POST', `/v1/sessions/${encodeURIComponent(name)}/verify`, VerifyReportSchema, {});
-          if (options.json) printJson(report);
-          else print(verifyFields(report));
-        } finally {
-          client.close();
-        }
+        // The agent answers once every track is compared (minutes on big volumes).
+        const report = await postUntilDone(checked, options, `/v1/sessions/${encodeURIComponent(name)}/verify`, VerifyReportSchema);
+        if (options.json) printJson(report);
+        else print(verifyFields(report));
       }),
     );
   session
@@ -310,24 +319,19 @@ export function registerReplicationCommands(program: Command): void {
     .addOption(jsonOption())
     .action((name: string, options: AdminOptions) =>
       withClient(options, async (checked) => {
-        // A cycle ships every changed track (minutes for a big first cycle): no 30 s idle limit here.
-        const client = new AgentApiClient(`${checked.host.includes(':') ? `[${checked.host}]` : checked.host}:${checked.port}`, await loadAdminCredentials(options.data), 24 * 3600_000);
-        try {
-          const report = await client.call('POST', `/v1/sessions/${encodeURIComponent(name)}/ship-now`, ShipCycleReportSchema, {});
-          if (options.json) printJson(report);
-          else
-            print(
-              formatFields([
-                ['cycle', String(report.cycle)],
-                ['consistency', report.time],
-                ['tracks', String(report.tracks)],
-                ['bytes sent', String(report.bytesSent)],
-                ['took', `${(report.durationMs / 1000).toFixed(2)} s`],
-              ]),
-            );
-        } finally {
-          client.close();
-        }
+        // A cycle ships every changed track (minutes for a big first cycle).
+        const report = await postUntilDone(checked, options, `/v1/sessions/${encodeURIComponent(name)}/ship-now`, ShipCycleReportSchema);
+        if (options.json) printJson(report);
+        else
+          print(
+            formatFields([
+              ['cycle', String(report.cycle)],
+              ['consistency', report.time],
+              ['tracks', String(report.tracks)],
+              ['bytes sent', String(report.bytesSent)],
+              ['took', `${(report.durationMs / 1000).toFixed(2)} s`],
+            ]),
+          );
       }),
     );
   session
