@@ -23,12 +23,12 @@ export const overwrite = (uri: string): Promise<FioResult> => runFio(uri, jobs[1
  * on a track not written since the snapshot/flash (a time-based run at
  * 10-30k IOPS would mostly rewrite tracks already copied and overstate the
  * ratio). The plain and qcow2 runs use the same count, so ratios compare like
- * with like. `runtime` stays in the signatures for the callers' CLI options.
+ * with like.
  */
 export const FIRST_WRITES = { runtime: null, extra: ['--io_size=8M'] } as const;
 export const firstWrites = (uri: string): Promise<FioResult> => runFio(uri, rand4kQd1, { ...FIRST_WRITES, extra: [...FIRST_WRITES.extra] });
 
-async function tandemRep(tandem: TandemAgent, snaps: SnapshotApi, volume: string, rep: number, runtime: number, out: FirstWrite): Promise<void> {
+async function tandemRep(tandem: TandemAgent, snaps: SnapshotApi, volume: string, rep: number, out: FirstWrite): Promise<void> {
   const uri = tandem.endpoint(volume).uri;
   await overwrite(uri);
   const plain = await firstWrites(uri);
@@ -42,7 +42,7 @@ async function tandemRep(tandem: TandemAgent, snaps: SnapshotApi, volume: string
   progress(`[first-write ${rep + 1}] ${describeRun('tandem', rand4kQd1, plain)} | after snapshot ${after.iops.toFixed(0)} IOPS`);
 }
 
-async function qcowRep(base: string, dir: string, logDir: string, rep: number, runtime: number, out: FirstWrite): Promise<void> {
+async function qcowRep(base: string, dir: string, logDir: string, rep: number, out: FirstWrite): Promise<void> {
   const raw = await startQemuNbd(base, logDir, 'base', 'raw', 'qemu-nbd-base');
   let plain: FioResult;
   try {
@@ -74,14 +74,13 @@ export async function firstWrite(
   dir: string,
   logDir: string,
   reps: number,
-  runtime: number,
 ): Promise<FirstWrite> {
   const out: FirstWrite = { tandemPlain: [], tandemAfter: [], qcowPlain: [], qcowAfter: [] };
   for (let rep = 0; rep < reps; rep++) {
     for (const which of rotate([0, 1], rep)) {
       if (which === 0) {
-        if (tandem && snaps) await tandemRep(tandem, snaps, volume, rep, runtime, out);
-      } else await qcowRep(base, dir, logDir, rep, runtime, out);
+        if (tandem && snaps) await tandemRep(tandem, snaps, volume, rep, out);
+      } else await qcowRep(base, dir, logDir, rep, out);
     }
   }
   return out;

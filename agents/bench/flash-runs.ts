@@ -180,14 +180,13 @@ export async function timeFirstWrites(
   dir: string,
   logDir: string,
   reps: number,
-  runtime: number,
 ): Promise<FirstWrites> {
   const out: FirstWrites = { tandemPlain: [], tandemAfter: [], tandemAfterSnapshot: [], qcowPlain: [], qcowAfter: [] };
   const { source, target } = volumes['1 GiB full'];
   for (let rep = 0; rep < reps; rep++) {
     for (const which of rotate(['tandem', 'qcow2'], rep)) {
       if (which === 'qcow2') {
-        const anchor = await firstWrite(null, null, source, base, dir, logDir, 1, runtime);
+        const anchor = await firstWrite(null, null, source, base, dir, logDir, 1);
         out.qcowPlain.push(...anchor.qcowPlain);
         out.qcowAfter.push(...anchor.qcowAfter);
         continue;

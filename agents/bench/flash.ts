@@ -8,7 +8,7 @@
  *
  *     npm run bench:flash                       # default: ~2-3 min
  *     npm run bench:flash -- --quick            # 1 rep, 1 s fio runs, 3 establish samples
- *     npm run bench:flash -- --reps 5 --runtime 5 --samples 15 --json /tmp/flash.json
+ *     npm run bench:flash -- --reps 5 --samples 15 --json /tmp/flash.json
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,7 +38,6 @@ const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 
 interface FlashBenchOptions {
   reps: number;
-  runtime: number;
   samples: number;
   dir: string | null;
   json: string | null;
@@ -46,21 +45,19 @@ interface FlashBenchOptions {
 }
 
 const usage = `usage: npm run bench:flash -- [options]
-  --quick        1 rep, 1 s per fio run, 3 establish samples
+  --quick        1 rep, 3 establish samples
   --reps N       interleaved repetitions of the first-write and copy sections (default 3)
-  --runtime N    seconds per fio run (default 3)
   --samples N    establish samples per size (default 7)
   --dir DIR      scratch directory (default: a new one under /tmp, removed at exit)
   --json FILE    also write the results as JSON
   --keep         keep the scratch directory`;
 
 function parse(argv: string[]): FlashBenchOptions {
-  const options: FlashBenchOptions = { reps: 3, runtime: 3, samples: 7, dir: null, json: null, keep: false };
+  const options: FlashBenchOptions = { reps: 3, samples: 7, dir: null, json: null, keep: false };
   eachArg(argv, (arg, value) => {
     switch (arg) {
-      case '--quick': Object.assign(options, { reps: 1, runtime: 1, samples: 3 }); break;
+      case '--quick': Object.assign(options, { reps: 1, samples: 3 }); break;
       case '--reps': options.reps = positiveInt(arg, value()); break;
-      case '--runtime': options.runtime = positiveInt(arg, value()); break;
       case '--samples': options.samples = positiveInt(arg, value()); break;
       case '--dir': options.dir = value(); break;
       case '--json': options.json = value(); break;
@@ -120,7 +117,7 @@ function render(est: EstablishTimes, fw: FirstWrites, copy: CopyThroughput, opts
     `## Flash copy establish (no-copy, one pair; 1 TiB source thin with 64 MiB written)`,
     table(['establish', ...sizes, 'target', ''], establishRows),
     '',
-    `## First source writes after establish, fio 4K rand qd1 over NBD, ${opts.runtime} s, median of ${opts.reps} interleaved reps`,
+    `## First source writes after establish, fio 4K rand qd1 over NBD, 2048 writes (8 MiB, ~94 % onto not-yet-copied tracks), median of ${opts.reps} interleaved reps`,
     table(['first write (IOPS, medians)', 'plain', 'first write', 'ratio per rep', 'median ratio', 'target', ''], firstRows),
     '',
     `## Background copy throughput, median of ${opts.reps}`,
@@ -163,7 +160,7 @@ async function main(): Promise<void> {
     progress('anchors: 1 GiB raw file of data, 1 TiB sparse');
     const bases = await makeBases(dir);
     const establish = await timeEstablish(flash, flash ? tandem : null, bases, opts.samples, dir);
-    const firstWrites = await timeFirstWrites(flash, flash ? tandem : null, bases['1 GiB full'], dir, logDir, opts.reps, opts.runtime);
+    const firstWrites = await timeFirstWrites(flash, flash ? tandem : null, bases['1 GiB full'], dir, logDir, opts.reps);
     const copy = await timeBackgroundCopy(flash, dir, opts.reps);
     const loadAfter = load();
     console.log(['', render(establish, firstWrites, copy, opts, tandemError), '', `load average before ${loadBefore}, after ${loadAfter} (2 shared cores: expect ±40 %)`].join('\n'));

@@ -52,7 +52,7 @@ async function main(): Promise<void> {
       rows.push(...summarize([fresh], {}, ' fresh thin'));
     }
     let snapshots: SnapshotResults | null = null;
-    if (opts.snapshots) snapshots = await snapshotSection(bench, opts.snapSamples, opts.reps, opts.runtime);
+    if (opts.snapshots) snapshots = await snapshotSection(bench, opts.snapSamples, opts.reps);
 
     const lines = [
       '',

@@ -30,7 +30,7 @@ function makeBases(dir: string): Record<(typeof sizes)[number], string> {
   return { '1 GiB full': full, '1 TiB sparse': sparse };
 }
 
-export async function snapshotSection(bench: Bench, samples: number, reps: number, runtime: number): Promise<SnapshotResults> {
+export async function snapshotSection(bench: Bench, samples: number, reps: number): Promise<SnapshotResults> {
   const bases = makeBases(bench.dir);
   let snaps: SnapshotApi | null = null;
   let tandemError: string | null = null;
@@ -50,7 +50,7 @@ export async function snapshotSection(bench: Bench, samples: number, reps: numbe
   }
   const tandem = snaps ? bench.tandem : null;
   const create = await timeCreates(snaps, tandem, sources, bases, samples, bench.dir);
-  const fw = await firstWrite(tandem, snaps, volumeName, bases['1 GiB full'], bench.dir, bench.logDir, reps, runtime);
+  const fw = await firstWrite(tandem, snaps, volumeName, bases['1 GiB full'], bench.dir, bench.logDir, reps);
   return { create, firstWrite: fw, tandemError };
 }
 
@@ -80,7 +80,7 @@ export function renderSnapshots(r: SnapshotResults, samples: number): string {
   return [
     table(['snapshot establish', ...sizes, 'target', ''], createRows),
     '',
-    table(['first write, 4K rand qd1 (IOPS)', 'plain', 'first write', 'ratio', 'target', ''], fwRows),
+    table(['first write, 4K rand qd1, 2048 writes (IOPS)', 'plain', 'first write', 'ratio', 'target', ''], fwRows),
     ...(r.tandemError ? ['', `tandem snapshot part skipped: ${r.tandemError}`] : []),
   ].join('\n');
 }
