@@ -23,8 +23,13 @@ export class WriteInhibitTap implements WriteTap {
 
 /**
  * A target made writable by Recover (failover): every host write marks its
- * tracks in the target-changed bitmap, durably before the local write, so
- * failback knows what production changed here.
+ * tracks in the target-changed bitmap so failback knows what production
+ * changed here. As with the out-of-sync bitmap at a source (pair-source.ts),
+ * the bits are set in memory and durable with the next metadata commit; the
+ * local write waits only until their region is durably in the activity log
+ * (storage/activity-log.ts; no I/O when it already is). After a crash every
+ * track of the logged regions is set when the engine opens, before failback
+ * reads the bitmap, so it marks more tracks than were written, never fewer.
  */
 export class TargetChangedTap implements WriteTap {
   readonly order = 20;
@@ -35,6 +40,7 @@ export class TargetChangedTap implements WriteTap {
   ) {}
 
   beforeWrite(_change: HostChange, span: TrackSpan): TapWork {
-    return { beforeLocal: this.engine.bitmaps.set(this.bitmap, span.first, span.end - span.first) };
+    // Durable enough before the local write: the region is in the activity log.
+    return { beforeLocal: this.engine.bitmaps.cover(this.bitmap, span.first, span.end - span.first) };
   }
 }
