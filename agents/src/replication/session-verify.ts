@@ -1,4 +1,4 @@
-import { ProblemError, type LastVerify, type VerifyPairReport, type VerifyReport } from '@tandem/contract';
+import { ProblemError, type AgentEvent, type LastVerify, type VerifyPairReport, type VerifyReport } from '@tandem/contract';
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
@@ -8,10 +8,16 @@ import { verifyPair } from './verify.ts';
  * Online verify of duplex sessions by segment codes. One verify runs per
  * session at a time: a request while one runs (say the console's, right
  * after the agent began verifying a failback by itself) gets that verify's
- * report. Every result is recorded with the session (`lastVerify`).
+ * report. A request while the session is Preparing only because the last
+ * verify's own repair resync copies what it found gets that verify's report
+ * too (it answers "is it verified?": N tracks differed and are being copied);
+ * any other Preparing (initial copy, resume, failback copy) is invalid-state.
+ * Every result is recorded with the session (`lastVerify`).
  */
 export class SessionVerifier {
   private readonly running = new Map<string, Promise<VerifyReport>>();
+  /** Sessions in Preparing for a verify's repair resync, with that verify's report; dropped at the next state change. */
+  private readonly repairing = new Map<string, VerifyReport>();
 
   constructor(private readonly service: ReplicationService) {}
 
@@ -34,6 +40,8 @@ export class SessionVerifier {
       });
       return forwarded.result as VerifyReport;
     }
+    const repair = this.repairing.get(session.id);
+    if (repair && session.state === 'preparing') return repair;
     if (session.state !== 'prepared') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; verify needs prepared (duplex)`);
     }
@@ -43,6 +51,20 @@ export class SessionVerifier {
     const run = this.run(session, options.trigger ?? 'request').finally(() => this.running.delete(session.id));
     this.running.set(session.id, run);
     return run;
+  }
+
+  /** Remembers the report while the session stays in the Preparing of its repair resync (any state change ends it). */
+  private holdRepair(session: SessionRecord, report: VerifyReport): void {
+    const events = this.service.engine.catalog.events;
+    const previous = this.repairing.get(session.id);
+    this.repairing.set(session.id, report);
+    if (previous) return; // its listener is still there and drops this one at the next change
+    const listener = (event: AgentEvent) => {
+      if (event.type !== 'session.state' || event.subject !== session.name) return;
+      events.off('event', listener);
+      this.repairing.delete(session.id);
+    };
+    events.on('event', listener);
   }
 
   private async run(session: SessionRecord, trigger: LastVerify['trigger']): Promise<VerifyReport> {
@@ -98,6 +120,7 @@ export class SessionVerifier {
       if (report.resyncStarted) {
         // The marked tracks are copied by the resync machinery, as after a resume.
         service.setState(session, 'preparing', { detail: `verify found ${marked} differing track(s); copying them`, lastVerify });
+        this.holdRepair(session, report);
         void service.mirroring.runMirroring(session);
       } else {
         // Recorded here and pushed to the other site with the (unchanged) state.
