@@ -181,13 +181,21 @@ describe('async sessions with primaries on two agents', () => {
     await defineSession(s);
     const service = s.alpha.replication.service;
     const writer = (running = new StampedWriter(BLOCK * 16));
-    writer.start({ a: s.alpha.replication.exports.openExport('a'), b: s.bravo.replication.exports.openExport('b') });
+    // Paced: at most 500 blocks a second at bravo (~2 MiB/s), so while the
+    // master is cut off bravo's async backlog stays far below its cap
+    // (256 MiB) until the master-silence watchdog (5 s) fires, on a fast or
+    // a slow machine; unpaced, a fast machine overflows the backlog first and
+    // bravo suspends for that reason instead.
+    writer.start({ a: s.alpha.replication.exports.openExport('a'), b: s.bravo.replication.exports.openExport('b') }, { stampIntervalMs: 2 });
     await sampleSecondary(s, writer, 500);
+    const writesBeforeCut = writer.writes.length;
     s.cutMasterBravo(true);
     await waitFor(() => service.session('mp').state === 'suspended', 30_000, 'suspended at the master');
     // Bravo still reaches charlie; it stops because its master went silent.
     await waitFor(() => s.bravo.replication.service.session('mp').state === 'suspended', 30_000, 'suspended at bravo');
     expect(s.bravo.replication.service.session('mp').detail).toMatch(/no word from the master alpha/);
+    // The host kept writing at bravo while its master was silent.
+    expect(writer.writes.filter((w, i) => i >= writesBeforeCut && w.volume === 'b').length).toBeGreaterThan(0);
     s.cutMasterBravo(false);
     await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared again');
     const { samples } = await sampleSecondary(s, writer, 1500);

@@ -27,12 +27,23 @@ export class StampedWriter {
   /** `spacing`: bytes between slots (a block, or a track to spread writes over tracks). */
   constructor(private readonly spacing: number) {}
 
-  start(devices: { a: BlockDevice; b: BlockDevice }): void {
+  /**
+   * `stampIntervalMs` (optional) bounds the write rate: stamp i is not issued
+   * before start + (i - 1) * stampIntervalMs, so by any time t at most
+   * t / stampIntervalMs + 1 stamps (one block per volume each) were issued,
+   * however fast the machine. Without it the writer writes as fast as it can.
+   */
+  start(devices: { a: BlockDevice; b: BlockDevice }, options: { stampIntervalMs?: number } = {}): void {
     this.writing = true;
+    const startedAt = Date.now();
+    const interval = options.stampIntervalMs ?? 0;
     this.running = (async () => {
       for (let stamp = 1; this.writing; stamp++) {
         // Writes can complete without leaving the microtask queue (page cache): let timers run.
         await new Promise((resolve) => setImmediate(resolve));
+        const wait = startedAt + (stamp - 1) * interval - Date.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        if (!this.writing) break;
         for (const volume of ['a', 'b'] as const) {
           const slot = (stamp * 7 + (volume === 'a' ? 0 : 3)) % SLOTS;
           const issuedAt = Date.now();
