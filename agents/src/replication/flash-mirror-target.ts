@@ -2,6 +2,7 @@ import { ProblemError } from '@tandem/contract';
 import type { FlashService } from '../flash/service.ts';
 import { primaryOf, secondaryOf, type PerformParams } from './flash-mirror-volumes.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import { str } from './peer-params.ts';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord } from './session-store.ts';
 
@@ -186,10 +187,4 @@ export class FlashMirrorTarget {
       for (const volume of changed) this.ordered.delete(volume);
     }
   }
-}
-
-function str(params: Record<string, unknown>, key: string): string {
-  const value = params[key];
-  if (typeof value !== 'string') throw new ProblemError('bad-request', `flash.mirror: ${key} must be a string`);
-  return value;
 }
