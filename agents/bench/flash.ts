@@ -18,6 +18,7 @@ import { eachArg, positiveInt, UsageError } from './args.ts';
 import { median, num, ratio, table } from './format.ts';
 import { progress } from './interleave.ts';
 import { installExitHooks } from './procs.ts';
+import { loadAverage, loadLine, parseOrExit, runBench, writeJsonReport } from './run.ts';
 import { TandemAgent } from './tandem.ts';
 import { firstWriteMinRatio, snapshotCreateMaxMs, verdict } from './targets.ts';
 import {
@@ -34,8 +35,6 @@ import {
 } from './flash-runs.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-
 interface FlashBenchOptions {
   reps: number;
   samples: number;
@@ -70,14 +69,7 @@ function parse(argv: string[]): FlashBenchOptions {
 }
 
 function options(): FlashBenchOptions {
-  try {
-    return parse(process.argv.slice(2));
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    if (error.message) console.error(error.message);
-    console.error(usage);
-    process.exit(error.message ? 2 : 0);
-  }
+  return parseOrExit(parse, usage);
 }
 
 const med = (values: number[]): number | null => (values.length ? median(values) : null);
@@ -139,7 +131,7 @@ async function main(): Promise<void> {
   };
   installExitHooks(teardown);
   const startedAt = new Date().toISOString();
-  const loadBefore = load();
+  const loadBefore = loadAverage();
   try {
     progress(`scratch dir ${dir}; load average ${loadBefore}`);
     progress('tandem: init, run; volumes src1g (written), src1t (1 TiB, 64 MiB written), targets tgt1g, tgt1t');
@@ -162,18 +154,12 @@ async function main(): Promise<void> {
     const establish = await timeEstablish(flash, flash ? tandem : null, bases, opts.samples, dir);
     const firstWrites = await timeFirstWrites(flash, flash ? tandem : null, bases['1 GiB full'], dir, logDir, opts.reps);
     const copy = await timeBackgroundCopy(flash, dir, opts.reps);
-    const loadAfter = load();
-    console.log(['', render(establish, firstWrites, copy, opts, tandemError), '', `load average before ${loadBefore}, after ${loadAfter} (2 shared cores: expect ±40 %)`].join('\n'));
-    if (opts.json) {
-      fs.writeFileSync(opts.json, `${JSON.stringify({ startedAt, loadBefore, loadAfter, options: opts, tandemError, establish, firstWrites, copy }, null, 2)}\n`);
-      progress(`wrote ${opts.json}`);
-    }
+    const loadAfter = loadAverage();
+    console.log(['', render(establish, firstWrites, copy, opts, tandemError), '', loadLine(loadBefore, loadAfter)].join('\n'));
+    writeJsonReport(opts.json, { startedAt, loadBefore, loadAfter, options: opts, tandemError, establish, firstWrites, copy });
   } finally {
     await teardown();
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(`bench:flash failed: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
-});
+runBench('flash', main);

@@ -10,26 +10,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from './args.ts';
 import { progress } from './interleave.ts';
 import { mirrorUsage, parseMirrorArgs, type MirrorOptions } from './mirror-args.ts';
 import { modesSection, renderModes, type ModeCell } from './mirror-modes.ts';
 import { prepareResync, preflightSection, renderPreflight, renderResync, resyncSection, type PreflightResults, type ResyncTrial } from './mirror-resync.ts';
 import { startSites, stopSites, type MirrorSites } from './mirror-sites.ts';
 import { installExitHooks } from './procs.ts';
+import { loadAverage, loadLine, parseOrExit, runBench, writeJsonReport } from './run.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-
 function options(): MirrorOptions {
-  try {
-    return parseMirrorArgs(process.argv.slice(2));
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    if (error.message) console.error(error.message);
-    console.error(mirrorUsage);
-    process.exit(error.message ? 2 : 0);
-  }
+  return parseOrExit(parseMirrorArgs, mirrorUsage);
 }
 
 async function main(): Promise<void> {
@@ -46,7 +37,7 @@ async function main(): Promise<void> {
   };
   installExitHooks(teardown);
   const startedAt = new Date().toISOString();
-  const loadBefore = load();
+  const loadBefore = loadAverage();
   try {
     progress(`scratch dir ${dir}; load average ${loadBefore}`);
     sites = await startSites(repoRoot, dir, logDir);
@@ -79,28 +70,13 @@ async function main(): Promise<void> {
         lines.push('## Failback preflight', renderPreflight(preflight), '');
       }
     }
-    const loadAfter = load();
-    lines.push(`load average before ${loadBefore}, after ${loadAfter} (2 shared cores: expect ±40 %)`);
+    const loadAfter = loadAverage();
+    lines.push(loadLine(loadBefore, loadAfter));
     console.log(lines.join('\n'));
-    if (opts.json) {
-      const json = {
-        startedAt,
-        loadBefore,
-        loadAfter,
-        options: opts,
-        modes: modes ? [...modes.values()] : null,
-        resync,
-        preflight,
-      };
-      fs.writeFileSync(opts.json, `${JSON.stringify(json, null, 2)}\n`);
-      progress(`wrote ${opts.json}`);
-    }
+    writeJsonReport(opts.json, { startedAt, loadBefore, loadAfter, options: opts, modes: modes ? [...modes.values()] : null, resync, preflight });
   } finally {
     await teardown();
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(`bench:mirror failed: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
-});
+runBench('mirror', main);

@@ -4,15 +4,14 @@
  * first-write-after-snapshot. Prints medians, ratios and the targets of
  * ../shared/BENCHMARKS.md. See args.ts for the options.
  */
-import fs from 'node:fs';
-import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, usage, UsageError, type BenchOptions } from './args.ts';
+import { parseArgs, usage, type BenchOptions } from './args.ts';
 import { jobs as allJobs } from './fio.ts';
 import { freshRow } from './fresh.ts';
 import { interleave, progress } from './interleave.ts';
 import { installExitHooks } from './procs.ts';
 import { makeScratch, prefill, startAll, teardown, type Bench } from './setup.ts';
+import { loadAverage, loadLine, parseOrExit, runBench, writeJsonReport } from './run.ts';
 import { renderSnapshots, snapshotSection, type SnapshotResults } from './snapshots.ts';
 import { renderSummaries, summarize, type JobSummary } from './summary.ts';
 import { exportTargets } from './targets.ts';
@@ -20,17 +19,8 @@ import { exportTargets } from './targets.ts';
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 function options(): BenchOptions {
-  try {
-    return parseArgs(process.argv.slice(2));
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    if (error.message) console.error(error.message);
-    console.error(usage);
-    process.exit(error.message ? 2 : 0);
-  }
+  return parseOrExit(parseArgs, usage);
 }
-
-const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 
 async function main(): Promise<void> {
   const opts = options();
@@ -38,7 +28,7 @@ async function main(): Promise<void> {
   const bench: Bench = makeScratch(opts);
   installExitHooks(() => teardown(bench, opts.keep));
   const startedAt = new Date().toISOString();
-  const loadBefore = load();
+  const loadBefore = loadAverage();
   try {
     progress(`scratch dir ${bench.dir}; load average ${loadBefore}`);
     await startAll(bench, opts, repoRoot);
@@ -67,20 +57,13 @@ async function main(): Promise<void> {
       renderSummaries(rows),
     ];
     if (snapshots) lines.push('', '## Snapshots', renderSnapshots(snapshots, opts.snapSamples));
-    const loadAfter = load();
-    lines.push('', `load average before ${loadBefore}, after ${loadAfter} (2 shared cores: expect ±40 %)`);
+    const loadAfter = loadAverage();
+    lines.push('', loadLine(loadBefore, loadAfter));
     console.log(lines.join('\n'));
-    if (opts.json) {
-      const json = { startedAt, loadBefore, loadAfter, options: opts, servers: names, tandemSkipped: bench.tandemSkipped, prefillMiBps, rows, snapshots };
-      fs.writeFileSync(opts.json, `${JSON.stringify(json, null, 2)}\n`);
-      progress(`wrote ${opts.json}`);
-    }
+    writeJsonReport(opts.json, { startedAt, loadBefore, loadAfter, options: opts, servers: names, tandemSkipped: bench.tandemSkipped, prefillMiBps, rows, snapshots });
   } finally {
     await teardown(bench, opts.keep);
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(`bench:nbd failed: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
-});
+runBench('nbd', main);
