@@ -1,7 +1,7 @@
 import { ProblemError } from '@tandem/contract';
 import { ActivityLog, activityLogOptions, type ActivityLogOptions } from './activity-log.ts';
 import type { MetadataJournal } from './journal.ts';
-import { bitIsSet, CHUNK_TRACKS, NO_EXTENT, type BitmapMeta } from './metadata.ts';
+import { allBitsSet, bitIsSet, CHUNK_TRACKS, NO_EXTENT, type BitmapMeta } from './metadata.ts';
 import { RecordType } from './wal.ts';
 
 /** What callers may read of a bitmap. */
@@ -82,14 +82,9 @@ export class TrackBitmaps {
 
   /** Sets bits; settles once they are durable. Costs nothing when they already are set. */
   set(id: number, track: number, count: number): Promise<void> {
-    const bitmap = this.meta(id);
-    for (let t = track; t < track + count; t++) {
-      if (!bitIsSet(bitmap, t)) {
-        this.journal.log({ type: RecordType.SetBits, bitmap: id, track, count });
-        return this.journal.commit();
-      }
-    }
-    return Promise.resolve();
+    if (allBitsSet(this.meta(id), track, track + count)) return Promise.resolve();
+    this.journal.log({ type: RecordType.SetBits, bitmap: id, track, count });
+    return this.journal.commit();
   }
 
   /**
@@ -100,13 +95,7 @@ export class TrackBitmaps {
    * a region written recently.
    */
   cover(id: number, track: number, count: number): Promise<void> {
-    const bitmap = this.meta(id);
-    for (let t = track; t < track + count; t++) {
-      if (!bitIsSet(bitmap, t)) {
-        this.journal.log({ type: RecordType.SetBits, bitmap: id, track, count });
-        break;
-      }
-    }
+    if (!allBitsSet(this.meta(id), track, track + count)) this.journal.log({ type: RecordType.SetBits, bitmap: id, track, count });
     // Covered even when the bits were set already: they may still wait for their commit.
     return this.activity?.cover(id, track, track + count) ?? this.journal.commit();
   }

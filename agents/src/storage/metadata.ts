@@ -405,6 +405,12 @@ export function bitIsSet(bitmap: BitmapMeta, track: number): boolean {
   return (bitmap.bits[track >>> 3] & (1 << (track & 7))) !== 0;
 }
 
+/** Whether every track in [first, end) is set (a SetBits record over them would change nothing). */
+export function allBitsSet(bitmap: BitmapMeta, first: number, end: number): boolean {
+  for (let track = first; track < end; track++) if (!bitIsSet(bitmap, track)) return false;
+  return true;
+}
+
 function chunkHasAllocation(chunk: Chunk, from: number, to: number): boolean {
   if (chunk.allocated === 0) return false;
   for (let slot = from; slot < to; slot++) if (chunk.entries[slot] !== NO_EXTENT) return true;

@@ -1,7 +1,7 @@
 import { ProblemError } from '@tandem/contract';
 import type { AllocationRun, BlockDevice, IoOptions, WriteZeroesOptions } from './block-device.ts';
 import type { MetadataJournal } from './journal.ts';
-import { bitIsSet, CHUNK_TRACKS, NO_EXTENT, type VolumeMeta } from './metadata.ts';
+import { allBitsSet, CHUNK_TRACKS, NO_EXTENT, type VolumeMeta } from './metadata.ts';
 import { RangeLock, type RangeHold } from './range-lock.ts';
 import { SegmentCodes } from './segment-codes.ts';
 import { RecordType } from './wal.ts';
@@ -343,14 +343,9 @@ export class VolumeDevice implements BlockDevice {
     let logged = false;
     for (const id of bitmaps) {
       const bitmap = state.bitmaps.get(id);
-      if (!bitmap) continue;
-      for (let track = first; track < end; track++) {
-        if (!bitIsSet(bitmap, track)) {
-          this.journal.log({ type: RecordType.SetBits, bitmap: id, track: first, count: end - first });
-          logged = true;
-          break;
-        }
-      }
+      if (!bitmap || allBitsSet(bitmap, first, end)) continue;
+      this.journal.log({ type: RecordType.SetBits, bitmap: id, track: first, count: end - first });
+      logged = true;
     }
     return logged;
   }
