@@ -580,7 +580,6 @@ export class FlashService implements TapSource {
     return this.uncopiedTracks(record) === 0 ? 'idle-copied' : 'copying';
   }
 
-  /** Moves a session (and its pairs) to a state: persisted, with an event per change. */
   /** One SQLite transaction (one fsync) for several catalog writes. */
   private inCatalogTransaction(work: () => void): void {
     const db = this.engine.catalog.db;
@@ -588,6 +587,7 @@ export class FlashService implements TapSource {
     else db.transaction(work)();
   }
 
+  /** Moves a session (and its pairs) to a state: persisted, with an event per change. */
   private transition(record: FlashSessionRecord, to: FlashState, reason: string | null = null): void {
     this.inCatalogTransaction(() => this.transitionNow(record, to, reason));
   }
