@@ -41,6 +41,27 @@ async function flashSites(): Promise<{ s: TwoSites; h1: FlashSite; h2: FlashSite
   return { s: sites, h1: withFlash(sites.h1), h2: withFlash(sites.h2) };
 }
 
+/** Creates the named volumes, all of `size` bytes, at h1 and at h2. */
+async function volumes(s: TwoSites, size: number, atH1: readonly string[], atH2: readonly string[]): Promise<void> {
+  for (const name of atH1) await s.h1.engine.createVolume(name, size);
+  for (const name of atH2) await s.h2.engine.createVolume(name, size);
+}
+
+/**
+ * The 256 MiB scenario: src/tgt at h1 sync mirrored to src2/tgt2; the source
+ * holds 192 MiB, the target 64 MiB of other data, so a flash src -> tgt
+ * changes every one of its 4096 tracks.
+ */
+async function syncMirrored256(s: TwoSites, h1: FlashSite): Promise<void> {
+  await volumes(s, 256 * MiB, ['src', 'tgt'], ['src2', 'tgt2']);
+  await fill(h1.exports.openExport('src'), 0, 3072);
+  await fill(h1.exports.openExport('tgt'), 3072, 1024);
+  await mirrored(h1, 'sync', [
+    ['src', 'src2'],
+    ['tgt', 'tgt2'],
+  ]);
+}
+
 /** Writes random data over tracks [first, first+count) in 1 MiB pieces. */
 async function fill(device: BlockDevice, firstTrack: number, count: number): Promise<void> {
   const end = (firstTrack + count) * TRACK;
@@ -71,19 +92,7 @@ function establish(flash: FlashService, request: Record<string, unknown>) {
 describe('flash copy onto mirrored primaries', () => {
   it('preserve mirror: a 256 MiB flash on a sync mirrored pair ships almost nothing, both sites end identical, and a lost withdraw still ends right', async () => {
     const { s, h1, h2 } = await flashSites();
-    for (const [site, names] of [
-      [s.h1, ['src', 'tgt']],
-      [s.h2, ['src2', 'tgt2']],
-    ] as const) {
-      for (const name of names) await site.engine.createVolume(name, 256 * MiB);
-    }
-    // The source holds 192 MiB, the target 64 MiB of other data: the flash changes every one of its 4096 tracks.
-    await fill(h1.exports.openExport('src'), 0, 3072);
-    await fill(h1.exports.openExport('tgt'), 3072, 1024);
-    await mirrored(h1, 'sync', [
-      ['src', 'src2'],
-      ['tgt', 'tgt2'],
-    ]);
+    await syncMirrored256(s, h1);
     const service = s.h1.replication.service;
 
     const before = s.proxy.forwarded.up;
@@ -133,18 +142,7 @@ describe('flash copy onto mirrored primaries', () => {
 
   it('without preserve mirror the target tracks are marked out-of-sync and shipped: bytes on the link are the changed tracks', async () => {
     const { s, h1 } = await flashSites();
-    for (const [site, names] of [
-      [s.h1, ['src', 'tgt']],
-      [s.h2, ['src2', 'tgt2']],
-    ] as const) {
-      for (const name of names) await site.engine.createVolume(name, 256 * MiB);
-    }
-    await fill(h1.exports.openExport('src'), 0, 3072);
-    await fill(h1.exports.openExport('tgt'), 3072, 1024);
-    await mirrored(h1, 'sync', [
-      ['src', 'src2'],
-      ['tgt', 'tgt2'],
-    ]);
+    await syncMirrored256(s, h1);
     const service = s.h1.replication.service;
     const before = s.proxy.forwarded.up;
     const info = await establish(h1.flash, { name: 'plain', pairs: [{ source: 'src', target: 'tgt' }], backgroundCopy: false });
@@ -165,12 +163,7 @@ describe('flash copy onto mirrored primaries', () => {
   for (const type of ['sync', 'async'] as const) {
     it(`a lost or refused request to the secondary ships the marked tracks (${type}), and a secondary volume cannot be flashed behind the mirror`, async () => {
       const { s, h1, h2 } = await flashSites();
-      for (const [site, names] of [
-        [s.h1, ['src', 'tgt']],
-        [s.h2, ['src2', 'tgt2', 'other']],
-      ] as const) {
-        for (const name of names) await site.engine.createVolume(name, 16 * MiB);
-      }
+      await volumes(s, 16 * MiB, ['src', 'tgt'], ['src2', 'tgt2', 'other']);
       await fill(h1.exports.openExport('src'), 0, 200);
       await mirrored(h1, type, [
         ['src', 'src2'],
@@ -208,12 +201,7 @@ describe('flash copy onto mirrored primaries', () => {
 
   it('an incremental refresh and a reverse of a preserved session are performed at the secondary too', async () => {
     const { s, h1, h2 } = await flashSites();
-    for (const [site, names] of [
-      [s.h1, ['src', 'tgt']],
-      [s.h2, ['src2', 'tgt2']],
-    ] as const) {
-      for (const name of names) await site.engine.createVolume(name, 16 * MiB);
-    }
+    await volumes(s, 16 * MiB, ['src', 'tgt'], ['src2', 'tgt2']);
     await fill(h1.exports.openExport('src'), 0, 128);
     await mirrored(h1, 'sync', [
       ['src', 'src2'],
@@ -255,12 +243,7 @@ describe('flash copy onto mirrored primaries', () => {
   ] as const) {
     it(`${preserveMirror ? 'preserve mirror' : 'shipped'} under host writes to source and target (${type}): both sites end identical`, async () => {
       const { s, h1, h2 } = await flashSites();
-      for (const [site, names] of [
-        [s.h1, ['src', 'tgt', 'other']],
-        [s.h2, ['src2', 'tgt2', 'other2']],
-      ] as const) {
-        for (const name of names) await site.engine.createVolume(name, 16 * MiB);
-      }
+      await volumes(s, 16 * MiB, ['src', 'tgt', 'other'], ['src2', 'tgt2', 'other2']);
       await fill(h1.exports.openExport('src'), 40, 40);
       await mirrored(h1, type, [
         ['src', 'src2'],
@@ -308,12 +291,7 @@ describe('flash copy onto mirrored primaries', () => {
   for (const type of ['sync', 'semi-sync', 'async'] as const) {
     it(`coordinated point in time (${type}): the secondary's flash targets equal the primary's, a consistent cut of dependent writes`, async () => {
       const { s, h1, h2 } = await flashSites();
-      for (const [site, names] of [
-        [s.h1, ['a', 'b', 'ta', 'tb']],
-        [s.h2, ['a2', 'b2', 'ra', 'rb']],
-      ] as const) {
-        for (const name of names) await site.engine.createVolume(name, 16 * MiB);
-      }
+      await volumes(s, 16 * MiB, ['a', 'b', 'ta', 'tb'], ['a2', 'b2', 'ra', 'rb']);
       await fill(h1.exports.openExport('a'), 100, 20);
       await mirrored(h1, type, [
         ['a', 'a2'],
