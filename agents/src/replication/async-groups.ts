@@ -56,6 +56,12 @@ export interface CoordinatedOptions {
   agentId: string;
   /** How long a hold may last before this agent releases it on its own (the round is then not cut here). */
   holdTimeoutMs: number;
+  /**
+   * Stages a sealed part at the session's secondaries (default: `cg.stage`
+   * over the shipper's link). A session whose targets live on several agents
+   * (multi-primary after failback) splits the part per target agent here.
+   */
+  stage?: (part: { epoch: string; from: string; round: number; time: number; entries: GroupEntry[] }, payload: Buffer) => Promise<void>;
 }
 const DEFAULT_MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
 
@@ -334,19 +340,9 @@ export class ConsistencyGroupShipper {
         const coordinated = this.options.coordinated;
         if (coordinated) {
           // Staged only: the secondary applies it when the master commits its round everywhere.
-          await this.link.call(
-            'cg.stage',
-            {
-              session: this.sessionId,
-              epoch: this.masterEpoch,
-              from: coordinated.agentId,
-              round: group.round,
-              time: group.time,
-              entries: group.entries,
-            },
-            payload,
-            { waitForLinkMs: 2000, timeoutMs: 60_000 },
-          );
+          const part = { epoch: this.masterEpoch, from: coordinated.agentId, round: group.round, time: group.time, entries: group.entries };
+          if (coordinated.stage) await coordinated.stage(part, payload);
+          else await this.link.call('cg.stage', { session: this.sessionId, ...part }, payload, { waitForLinkMs: 2000, timeoutMs: 60_000 });
           if (this.stopped || generation !== this.generation) return;
           this.sealed.shift();
           this.backlog -= group.bytes;
