@@ -32,6 +32,8 @@ export interface PairRecord {
   localSite: 'h1' | 'h2';
   outOfSyncBitmap: number | null;
   targetChangedBitmap: number | null;
+  /** At the source: added to a running session and not a member of its consistency group yet (see running-copy-sets.ts). */
+  joining?: boolean;
   createdAt: string;
 }
 
@@ -80,6 +82,7 @@ export class SessionStore {
       localSite: row.local_site as 'h1' | 'h2',
       outOfSyncBitmap: row.out_of_sync_bitmap === null ? null : Number(row.out_of_sync_bitmap),
       targetChangedBitmap: row.target_changed_bitmap === null ? null : Number(row.target_changed_bitmap),
+      joining: Number(row.joining) === 1,
       createdAt: String(row.created_at),
     }));
   }
@@ -108,13 +111,13 @@ export class SessionStore {
     this.catalog.db
       .prepare(
         `INSERT INTO pairs (id, session_id, h1_volume, h2_volume, local_volume, local_site, out_of_sync_bitmap,
-           target_changed_bitmap, created_at)
+           target_changed_bitmap, joining, created_at)
          VALUES (@id, @sessionId, @h1Volume, @h2Volume, @localVolume, @localSite, @outOfSyncBitmap,
-           @targetChangedBitmap, @createdAt)
+           @targetChangedBitmap, @joining, @createdAt)
          ON CONFLICT(id) DO UPDATE SET out_of_sync_bitmap = excluded.out_of_sync_bitmap,
-           target_changed_bitmap = excluded.target_changed_bitmap`,
+           target_changed_bitmap = excluded.target_changed_bitmap, joining = excluded.joining`,
       )
-      .run(pair);
+      .run({ ...pair, joining: pair.joining ? 1 : 0 });
   }
 
   deletePair(id: string): void {

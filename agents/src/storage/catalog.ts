@@ -127,6 +127,9 @@ const migrations: string[] = [
   // Session settings kept with the session: the snapshot-shipping interval (null: the default) and the last verify's result (JSON).
   `ALTER TABLE sessions ADD COLUMN ship_interval_ms INTEGER;
    ALTER TABLE sessions ADD COLUMN last_verify TEXT;`,
+  // A copy set added to a running session is joining until its initial copy is done and it joined the consistency
+  // group (running-copy-sets.ts); kept so an agent restarted meanwhile resumes the copy and joins afterwards.
+  `ALTER TABLE pairs ADD COLUMN joining INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /**
