@@ -388,25 +388,13 @@ export class VolumeDevice implements BlockDevice {
           const run = journal.allocator.allocateRun(runEnd - track, (e) => journal.extents.runLimit(e));
           const payload = Buffer.allocUnsafe(run.count * trackSize);
           try {
-            const epoch = journal.beginRead();
-            try {
-              const reads: Promise<void>[] = [];
-              for (let k = 0; k < run.count; k++) {
-                const extent = state.lookup(volume, track + k);
-                reads.push(journal.extents.read(extent, 0, payload.subarray(k * trackSize, (k + 1) * trackSize)));
-              }
-              await Promise.all(reads);
-            } finally {
-              journal.endRead(epoch);
-            }
+            await this.readTracks(payload, track, Array.from({ length: run.count }, (_, k) => track + k));
             await journal.extents.write(run.start, 0, payload);
           } catch (error) {
-            for (let k = 0; k < run.count; k++) journal.allocator.release(run.start + k);
+            this.releaseExtents(run.start, run.count);
             throw error;
           }
-          for (let k = 0; k < run.count; k++) {
-            journal.log({ type: RecordType.MapTrack, volume: volume.id, track: track + k, extent: run.start + k });
-          }
+          this.mapTracks(track, run.start, run.count);
           track += run.count;
           copied += run.count;
         }
@@ -491,15 +479,23 @@ export class VolumeDevice implements BlockDevice {
     this.codes.invalidate(volume.id, first, last + 1);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
-      for (const remap of remaps) for (let i = 0; i < remap.count; i++) journal.allocator.release(remap.extent + i);
+      for (const remap of remaps) this.releaseExtents(remap.extent, remap.count);
       throw failed.reason;
     }
-    for (const remap of remaps) {
-      for (let i = 0; i < remap.count; i++) {
-        journal.log({ type: RecordType.MapTrack, volume: volume.id, track: remap.track + i, extent: remap.extent + i });
-      }
-    }
+    for (const remap of remaps) this.mapTracks(remap.track, remap.extent, remap.count);
     if (remaps.length > 0) this.allocationChanged(volume.id);
+  }
+
+  /** Gives back `count` newly allocated extents from `start` that a failed write did not map. */
+  private releaseExtents(start: number, count: number): void {
+    for (let i = 0; i < count; i++) this.journal.allocator.release(start + i);
+  }
+
+  /** Logs the mapping of tracks [track, track+count) to the new extents from `extent`. */
+  private mapTracks(track: number, extent: number, count: number): void {
+    for (let i = 0; i < count; i++) {
+      this.journal.log({ type: RecordType.MapTrack, volume: this.volume.id, track: track + i, extent: extent + i });
+    }
   }
 
   /** Whether this track's part of a write goes in place: the extent is the volume's alone. */
@@ -540,12 +536,19 @@ export class VolumeDevice implements BlockDevice {
    */
   private async fillOld(payload: Buffer, firstTrack: number, count: number, offset: number, end: number): Promise<void> {
     const { trackSize } = this;
-    const reads: Promise<void>[] = [];
     const edges = new Set<number>([firstTrack, firstTrack + count - 1]);
-    for (const track of edges) {
-      const trackStart = track * trackSize;
-      const covered = trackStart >= offset && trackStart + trackSize <= end;
-      if (covered) continue;
+    const partial = [...edges].filter((track) => !(track * trackSize >= offset && (track + 1) * trackSize <= end));
+    await this.readTracks(payload, firstTrack, partial);
+  }
+
+  /**
+   * Reads the current content of `tracks` (zeroes when unallocated) into
+   * their slots of `payload`, which holds the tracks from `firstTrack` on.
+   */
+  private async readTracks(payload: Buffer, firstTrack: number, tracks: Iterable<number>): Promise<void> {
+    const { trackSize } = this;
+    const reads: Promise<void>[] = [];
+    for (const track of tracks) {
       const slot = payload.subarray((track - firstTrack) * trackSize, (track - firstTrack + 1) * trackSize);
       const extent = this.journal.state.lookup(this.volume, track);
       if (extent === NO_EXTENT) slot.fill(0);
