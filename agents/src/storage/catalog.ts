@@ -13,6 +13,15 @@ export interface VolumeRow {
   createdAt: string;
 }
 
+/** Which events `listEvents` answers: about one subject, of some types or families (`flash.*`), not of others. */
+export interface EventFilter {
+  subject?: string;
+  type?: string[];
+  excludeType?: string[];
+  /** The newest matches instead of the oldest (still answered oldest first). */
+  newest?: boolean;
+}
+
 /** Events kept in the catalog; older ones are pruned. */
 const EVENT_RETENTION = 100_000;
 
@@ -205,10 +214,30 @@ export class Catalog {
     return event;
   }
 
-  listEvents(after: number, limit: number): AgentEvent[] {
+  /**
+   * Events with an id above `after`, oldest first, at most `limit`: the
+   * oldest matches, or with `newest` the newest ones. The filter narrows by
+   * subject (exact) and by type, each entry an exact type or a family
+   * (`session.*`).
+   */
+  listEvents(after: number, limit: number, filter: EventFilter = {}): AgentEvent[] {
+    const where = ['id > ?'];
+    const values: unknown[] = [after];
+    if (filter.subject !== undefined) {
+      where.push('subject = ?');
+      values.push(filter.subject);
+    }
+    const typeMatch = (types: string[]) => {
+      values.push(...types.map((type) => (type.endsWith('.*') ? type : type.replace(/[*?[]/g, '[$&]'))));
+      return `(${types.map(() => 'type GLOB ?').join(' OR ')})`;
+    };
+    if (filter.type?.length) where.push(typeMatch(filter.type));
+    if (filter.excludeType?.length) where.push(`NOT ${typeMatch(filter.excludeType)}`);
+    const newest = filter.newest ?? false;
     const rows = this.db
-      .prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?')
-      .all(after, limit) as Array<Record<string, unknown>>;
+      .prepare(`SELECT * FROM events WHERE ${where.join(' AND ')} ORDER BY id ${newest ? 'DESC' : ''} LIMIT ?`)
+      .all(...values, limit) as Array<Record<string, unknown>>;
+    if (newest) rows.reverse();
     return rows.map((row) => {
       const event: AgentEvent = {
         id: Number(row.id),
