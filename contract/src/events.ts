@@ -36,10 +36,33 @@ export const AgentEventSchema = z.object({
 });
 export type AgentEvent = z.infer<typeof AgentEventSchema>;
 
+/** An event type (`session.state`) or a whole family of types (`session.*`). */
+const eventTypePattern = /^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*(\.\*)?$/;
+
+/** A comma-separated list of event types and families (`session.*,pair.*`), at most 20. */
+const EventTypeListSchema = z
+  .string()
+  .transform((text) => text.split(','))
+  .pipe(
+    z
+      .array(z.string().regex(eventTypePattern, 'each entry is an event type (flash.state) or a family (flash.*)'))
+      .min(1)
+      .max(20, 'at most 20 event types or families'),
+  );
+
 export const EventListQuerySchema = z.object({
   after: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(200),
+  /** Only events about this subject (exact match: a volume, session, flash session, cluster, site or client name). */
+  subject: z.string().min(1).max(256).optional(),
+  /** Only events of these types or families. */
+  type: EventTypeListSchema.optional(),
+  /** Leave out events of these types or families. */
+  excludeType: EventTypeListSchema.optional(),
+  /** `true`: the newest `limit` matching events above `after` instead of the oldest (still answered oldest first). */
+  newest: z.enum(['true', 'false']).transform((value) => value === 'true').default(false),
 });
+export type EventListQuery = z.output<typeof EventListQuerySchema>;
 export const EventListSchema = z.object({ events: z.array(AgentEventSchema) });
 export type EventList = z.infer<typeof EventListSchema>;
 

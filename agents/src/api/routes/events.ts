@@ -15,7 +15,7 @@ const StreamQuerySchema = z.object({ after: z.coerce.number().int().min(0).optio
 const maxBufferedBytes = 8 * 1024 * 1024;
 const replayLimit = 1000;
 
-/** `GET /v1/events?after&limit` and the WebSocket `GET /v1/events/stream[?after=N]`. */
+/** `GET /v1/events?after&limit[&subject&type&excludeType&newest]` and the WebSocket `GET /v1/events/stream[?after=N]`. */
 export async function eventRoutes(fastify: FastifyInstance, deps: ApiDependencies): Promise<void> {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const catalog = deps.engine.catalog;
@@ -31,7 +31,10 @@ export async function eventRoutes(fastify: FastifyInstance, deps: ApiDependencie
   app.get(
     '/v1/events',
     { schema: { querystring: EventListQuerySchema, response: { 200: EventListSchema } } },
-    async (request) => ({ events: catalog.listEvents(request.query.after, request.query.limit) }),
+    async (request) => {
+      const { after, limit, ...filter } = request.query;
+      return { events: catalog.listEvents(after, limit, filter) };
+    },
   );
 
   app.get('/v1/events/stream', { websocket: true, schema: { querystring: StreamQuerySchema } }, (socket, request) => {
