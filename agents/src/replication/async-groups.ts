@@ -7,11 +7,14 @@ import type { HostChange, TrackSpan } from './splitter.ts';
 /** One change inside a consistency group, as shipped. */
 export interface GroupEntry {
   pair: string;
-  kind: 'write' | 'trim' | 'zeroes';
+  /** `marker`: a multi-primary stream marker at this point of the part (its data, if any, at dataOffset). */
+  kind: 'write' | 'trim' | 'zeroes' | 'marker';
   offset: number;
   length: number;
-  /** Where the entry's data starts in the group's payload (writes only). */
+  /** Where the entry's data starts in the group's payload (writes and markers). */
   dataOffset: number;
+  /** The request a `marker` entry carries, performed by the secondary when it applies the part up to here. */
+  marker?: { method: string; params: Record<string, unknown> };
 }
 
 export interface SealedGroup {
@@ -27,6 +30,8 @@ export interface SealedGroup {
   tracks: Map<string, Set<number>>;
   /** Requests sent in the stream right after this group is applied, before any later group (see `mark`). */
   after?: StreamMarker[];
+  /** Multi-primary: markers inside this part (`marker` entries), settled once the master committed its round. */
+  markers?: StreamMarker[];
 }
 
 /** A request carried in the consistency-group stream (flash-mirror.ts: a flash at the matching point). */
@@ -253,6 +258,8 @@ export class ConsistencyGroupShipper {
       this.forget(group);
       this.lastApplied = { number: group.round, time: group.time };
       this.hooks.onApplied(group);
+      // The secondary applied the part, so it ran the part's markers at their place (it keeps their outcome).
+      for (const marker of group.markers ?? []) marker.resolve({ result: { round: group.round }, payload: null });
     }
   }
 
@@ -272,10 +279,23 @@ export class ConsistencyGroupShipper {
    * (every change queued so far goes before it), the request is sent once
    * that group is applied at the target and before any later group ships.
    * Settles with the target's answer; a refusal does not stop shipping.
+   *
+   * Multi-primary (coordinated): the request becomes a `marker` entry of
+   * this agent's open part, after every change queued so far and before any
+   * later one (a change waiting for the master's hold goes after it). The
+   * secondary runs it while applying the committed round, between the
+   * part's entries before and after it. It settles (with `{round}`, not the
+   * target's answer) once the master committed that round: whoever placed
+   * it asks the secondary for the outcome. `pair` names the copy set the
+   * marker belongs to.
    */
-  mark(method: string, params: Record<string, unknown>, payload: Buffer | null = null): Promise<{ result: unknown; payload: Buffer | null }> {
+  mark(
+    method: string,
+    params: Record<string, unknown>,
+    payload: Buffer | null = null,
+    pair = '',
+  ): Promise<{ result: unknown; payload: Buffer | null }> {
     if (this.stopped) return Promise.reject(new ProblemError('link-down', 'the session is not shipping consistency groups'));
-    if (this.coordinated) return Promise.reject(new ProblemError('not-supported', 'a multi-primary session carries no stream markers'));
     return new Promise((resolve, reject) => {
       const marker: StreamMarker = {
         method,
@@ -291,6 +311,18 @@ export class ConsistencyGroupShipper {
         },
       };
       this.markers.add(marker);
+      if (this.coordinated) {
+        const group = this.open;
+        const length = payload?.length ?? 0;
+        group.entries.push({ pair, kind: 'marker', offset: 0, length, dataOffset: group.bytes, marker: { method, params } });
+        if (payload && length > 0) {
+          group.payload.push(Buffer.from(payload));
+          group.bytes += length;
+          this.backlog += length;
+        }
+        (group.markers ??= []).push(marker);
+        return;
+      }
       // (An empty group too when nothing is queued: the marker then ships in order behind it.)
       if (this.open.entries.length > 0 || this.sealed.length === 0) {
         this.open.time = Date.now();

@@ -53,6 +53,13 @@ export class GroupApplier {
    * parts stay staged; `recover` applies them).
    */
   readonly faults = { failAfterCommitMarker: 0 };
+  /**
+   * Runs a multi-primary stream marker (flash-mirror.ts: a flash at the
+   * primary's point in time) while a committed part is applied, between the
+   * part's entries before and after it. Its outcome is the handler's to keep
+   * (the primary asks for it); a refusal never stops the round.
+   */
+  onMarker: ((session: string, from: string, marker: { method: string; params: Record<string, unknown> }, payload: Buffer | null) => Promise<void>) | null = null;
 
   constructor(
     private readonly engine: StorageEngine,
@@ -86,10 +93,18 @@ export class GroupApplier {
     this.onApplied(staged.session, staged.time);
   }
 
-  /** Writes a group's (or part's) changes to the target volumes; returns how many entries it wrote. */
-  private async writeEntries(session: string, group: number, entries: GroupEntry[], payload: Buffer): Promise<number> {
+  /**
+   * Writes a group's (or part's) changes to the target volumes; returns how
+   * many entries it wrote. A part's `marker` entries run in their place
+   * (`from`: the primary agent that cut the part); a group carries none.
+   */
+  private async writeEntries(session: string, group: number, entries: GroupEntry[], payload: Buffer, from?: string): Promise<number> {
     const pairs = new Map(this.pairsOf(session).map((pair) => [pair.id, pair]));
     for (const entry of entries) {
+      if (entry.kind === 'marker') {
+        if (from !== undefined) await this.runMarker(session, from, entry, payload);
+        continue;
+      }
       const pair = pairs.get(entry.pair);
       if (!pair) throw new ProblemError('not-found', `consistency group ${group} names an unknown pair ${entry.pair}`);
       const device = this.engine.device(pair.localVolume);
@@ -98,6 +113,16 @@ export class GroupApplier {
       else await device.trim(entry.offset, entry.length);
     }
     return entries.length;
+  }
+
+  private async runMarker(session: string, from: string, entry: GroupEntry, payload: Buffer): Promise<void> {
+    if (!entry.marker || !this.onMarker) return; // nobody serves it here: the primary learns it did not run
+    const data = entry.length > 0 ? payload.subarray(entry.dataOffset, entry.dataOffset + entry.length) : null;
+    try {
+      await this.onMarker(session, from, entry.marker, data);
+    } catch {
+      // Refused: the handler kept the outcome for the primary; the round is applied all the same.
+    }
   }
 
   // --- multi-primary sessions: parts staged per primary agent, applied when the master commits ---
@@ -160,7 +185,7 @@ export class GroupApplier {
     for (const [file, part] of due) {
       const data = await fsp.readFile(file);
       const headerLength = data.readUInt32BE(0);
-      touched += await this.writeEntries(marker.session, part.round, part.entries, data.subarray(4 + headerLength));
+      touched += await this.writeEntries(marker.session, part.round, part.entries, data.subarray(4 + headerLength), part.from);
     }
     if (touched > 0) await this.engine.flush();
     for (const [file, part] of [...staged]) {
