@@ -2,6 +2,7 @@ import { ProblemError } from '@tandem/contract';
 import type { FlashService } from '../flash/service.ts';
 import { primaryOf, secondaryOf, type PerformParams } from './flash-mirror-volumes.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import { problemMessage } from './pair-source.ts';
 import { str } from './peer-params.ts';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord } from './session-store.ts';
@@ -45,7 +46,9 @@ export class FlashMirrorTarget {
         this.remember(token, 'cancelled');
         return { result: { performed: false } };
       }
-      return { result: { performed: known === 'cancelled' ? false : await known.catch(() => false) } };
+      if (known === 'cancelled') return { result: { performed: false } };
+      // Also the outcome of a multi-primary stream marker, which the primary asks for once its round is committed.
+      return { result: await known.then((performed) => ({ performed }), (error: unknown) => ({ performed: false, why: problemMessage(error) })) };
     }
     if (op === 'withdraw') {
       const session = str(params, 'session');
@@ -67,6 +70,19 @@ export class FlashMirrorTarget {
     return { result: { performed: true } };
   };
 
+  /**
+   * A `flash.mirror` marker of a multi-primary part, run by the group
+   * applier at its place in a committed round (`from`: the primary agent
+   * that cut the part). Its outcome is kept by token like a request's; the
+   * primary asks for it with `cancel` once the round is committed.
+   */
+  runMarker = async (from: string, marker: { method: string; params: Record<string, unknown> }, payload: Buffer | null): Promise<void> => {
+    if (marker.method !== 'flash.mirror') throw new ProblemError('bad-request', `a stream marker carries flash.mirror, not ${marker.method}`);
+    const op = marker.params.op;
+    if (op !== 'perform' && op !== 'sync-point') throw new ProblemError('bad-request', `a stream marker carries perform or sync-point, not ${String(op)}`);
+    await this.handle({ method: marker.method, params: marker.params, payload, peerAgentId: from });
+  };
+
   private remember(token: string, value: Promise<boolean> | 'cancelled'): void {
     this.tokens.set(token, value);
     if (this.tokens.size > 1024) this.tokens.delete(this.tokens.keys().next().value!);
@@ -77,7 +93,9 @@ export class FlashMirrorTarget {
     if (typeof pairId !== 'string') throw new ProblemError('bad-request', 'flash.mirror: pairs name copy sets by id');
     const pair = this.service.pair(pairId);
     const session = this.service.session(pair.sessionId);
-    if (this.service.isSource(session) || this.service.otherAgent(session) !== from) {
+    // A multi-primary copy set is mirrored here from the member agent holding its primary.
+    const primaryAgent = this.service.multiPrimary.memberPairs(session).find((member) => member.id === pair.id)?.primaryAgentId ?? this.service.otherAgent(session);
+    if (this.service.isSource(session) || primaryAgent !== from) {
       throw new ProblemError('invalid-state', `${pair.localVolume} is not mirrored here from the requesting site`);
     }
     if (session.state !== 'prepared' || session.type === 'snapshot-shipping') {

@@ -64,7 +64,11 @@ const GATE_SAFETY_MS = 120_000;
  * is acknowledged first and the request is answered while the writes are
  * held; for async the request is a marker in the consistency-group stream,
  * sent right after the group holding every earlier change is applied there,
- * and answered after the writes are released. Once the secondary confirmed
+ * and answered after the writes are released. In a multi-primary session
+ * the marker is an entry of this agent's part of the current round, after
+ * every change queued here before it: the secondary runs it while applying
+ * the committed round, and the primary asks for its outcome (`cancel`) once
+ * the master reports that round committed. Once the secondary confirmed
  * and the local change is durable, the marks are cleared and the pair never
  * left duplex; if it refuses or the answer is lost, the marks stay and the
  * resync ships the tracks. Changes that reached the secondary before its
@@ -215,8 +219,8 @@ export class FlashMirror implements FlashMirrorHooks {
     for (const planned of plan.marked) {
       const source = planned.primary.source;
       const shipper = source?.mode === 'async' ? source.shipper : null;
-      if (planned.inStream || !source || !shipper || shipper.coordinated) continue;
-      const applied = shipper.mark('flash.mirror', { op: 'sync-point', token: randomUUID() }).then(
+      if (planned.inStream || !source || !shipper) continue;
+      const applied = shipper.mark('flash.mirror', { op: 'sync-point', token: randomUUID() }, null, source.record.id).then(
         () => {},
         () => {}, // stopped: the queue is dropped, the resume's resync copies every mark
       );
@@ -407,10 +411,11 @@ export class FlashMirror implements FlashMirrorHooks {
   ): Promise<Outcome & { later?: Promise<Outcome> }> {
     const until = change.deadline - DEADLINE_MARGIN_MS;
     const releases = [...new Set(sources)].map((source) => source.holdMirroring());
-    // One async session's stream carries every change of these volumes: the request goes into it.
+    // One async session's stream carries every change of these volumes: the request goes into it
+    // (multi-primary: into this agent's part of the current round).
     const shippers = new Set(sources.map((source) => (source.mode === 'async' ? source.shipper : null)));
     const [shipper] = shippers;
-    const inStream = shippers.size === 1 && shipper !== null && shipper !== undefined && !shipper.coordinated;
+    const inStream = shippers.size === 1 && shipper !== null && shipper !== undefined;
     try {
       // A resync copy already on its way (it read the volume before this change) must land before the
       // secondary's flash; new ones wait for the change (resync gate). Async: queued changes go in the stream.
@@ -452,10 +457,12 @@ export class FlashMirror implements FlashMirrorHooks {
         // The secondary performs it when the stream reaches this point: right after the group holding
         // every change queued so far, before any later one. Nothing waits here for the link (it may be
         // busy with large groups): its answer, or refusal, arrives after the writes are released.
-        const later = shipper.mark('flash.mirror', { ...params }, extra?.payload ?? null).then(
-          (): Outcome => ({ performed: true, why: '' }),
-          failed,
-        );
+        const placed = shipper.mark('flash.mirror', { ...params }, extra?.payload ?? null, sources[0].record.id);
+        // Multi-primary: the marker settles when its round is committed (the secondary ran it while
+        // applying the round, between the part's changes before and after it); its outcome is asked there.
+        const later = shipper.coordinated
+          ? placed.then(() => this.markerOutcome(agent, token), failed)
+          : placed.then((): Outcome => ({ performed: true, why: '' }), failed);
         return { performed: true, why: '', later };
       }
       try {
@@ -467,6 +474,28 @@ export class FlashMirror implements FlashMirrorHooks {
     } finally {
       for (const release of releases) release();
     }
+  }
+
+  /**
+   * The outcome of a multi-primary marker whose round is committed: the
+   * secondary ran it (or refused, or never had it: then the `cancel` makes
+   * sure it never runs later). Unanswered, it counts as lost (`token`), and
+   * is settled like a lost request.
+   */
+  private async markerOutcome(agent: string, token: string): Promise<Outcome> {
+    let why = '';
+    for (let attempt = 0; attempt < 10; attempt++) {
+      try {
+        const answer = await this.service.peers.link(agent).call('flash.mirror', { op: 'cancel', token }, null, { waitForLinkMs: 5000, timeoutMs: 60_000 });
+        const result = answer.result as { performed?: boolean; why?: string } | null;
+        if (result?.performed === true) return { performed: true, why: '' };
+        return { performed: false, why: result?.why ?? 'the secondary did not run the stream marker' };
+      } catch (error) {
+        why = problemMessage(error);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+    return { performed: false, why: `the outcome of the stream marker is unknown: ${why}`, token };
   }
 
   /** Settles a request whose answer was lost: true when the secondary performed it (maybe late). */
@@ -530,5 +559,7 @@ export function installFlashMirror(service: ReplicationService, flash: FlashServ
   const mirror = new FlashMirror(service, flash);
   flash.setMirrorHooks(mirror);
   service.target.flashMirror = mirror;
+  // Multi-primary parts carry flash.mirror markers: the secondary runs them where the round is applied.
+  service.applier.onMarker = (_session, from, marker, payload) => mirror.target.runMarker(from, marker, payload);
   return mirror;
 }
