@@ -13,6 +13,8 @@ export interface MemberStatus {
   syncedPercent: Record<string, number | null>;
   /** Per pair id: the primary volume's track count. */
   trackCount: Record<string, number>;
+  /** Pair ids added while the session ran that have not joined the consistency group yet (left out of `duplex`). */
+  joining?: string[];
 }
 
 /** One primary agent of a multi-primary session, as the master drives it (over the peer link, or this agent itself). */

@@ -115,15 +115,15 @@ export class Mirroring {
     if (session.type === 'snapshot-shipping') return this.service.shipping.run(session);
     const engine = this.service.engine;
     const mode = session.type === 'semi-sync' ? 'semi-sync' : session.type === 'async' ? 'async' : 'sync';
-    // A resume or resync copies every copy set as one: copy sets that were joining are plain members again.
-    this.service.running.forgetJoining(session);
+    // Copy sets still joining (added while the session ran, kept across restarts) copy in their joining mode, then join.
+    const joining = this.service.running.resumeJoining(session);
     const sources = this.service.pairsOf(session).map((pair) => this.ensureSource(session, pair));
     if (mode === 'async') {
       const shipper = this.shipperFor(session, sources);
-      for (const source of sources) source.shipper = shipper;
+      for (const source of sources) source.shipper = joining.has(source.record.id) ? null : shipper;
       shipper.start();
     }
-    for (const source of sources) source.startMirroring(mode);
+    for (const source of sources) source.startMirroring(joining.has(source.record.id) ? this.service.running.modeOf(session) : mode);
     this.service.refreshTaps();
     if (this.service.multiPrimary.isMaster(session)) {
       try {

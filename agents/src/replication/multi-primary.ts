@@ -7,6 +7,7 @@ import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { problemMessage } from './pair-source.ts';
 import { num, str } from './peer-params.ts';
 import type { ReplicationService } from './service.ts';
+import { MultiPrimaryRunning } from './multi-primary-running.ts';
 import { atSecondary, newPairRecord, type PairRecord, type SessionRecord } from './session-store.ts';
 
 /** A copy set of a multi-primary session whose primary volume lives on another agent than the master. */
@@ -132,8 +133,11 @@ export class MultiPrimarySessions {
         `session ${session.name} is ${session.type}; copy sets with their primary on another agent need an async session`,
       );
     }
-    if (session.state !== 'defined') {
-      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; copy sets are added while defined`);
+    if (session.state !== 'defined' && !MultiPrimaryRunning.handles(session)) {
+      throw new ProblemError(
+        'invalid-state',
+        `session ${session.name} is ${session.state}; copy sets are added while it is defined, preparing, prepared or suspended`,
+      );
     }
     const member = service.peers.get(primaryAgent);
     if (member.agentId === session.peerAgentId) {
@@ -160,6 +164,11 @@ export class MultiPrimarySessions {
     const now = new Date().toISOString();
     const record: MemberPairRecord = { id: randomUUID(), sessionId: session.id, primaryAgentId: member.agentId, h1Volume, h2Volume, createdAt: now };
     const pair = newPairRecord(session.id, h1Volume, h2Volume, record.id, now);
+    // A session that was started: the member tracks and copies it, then it joins the rounds (multi-primary-running.ts).
+    if (session.state !== 'defined') {
+      await service.running.multiPrimary.add(session, record, pair, () => this.saveMemberPair(record));
+      return pair;
+    }
     await memberLink.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
     try {
       await service.link(session).call('mp.secondary-pair', { pair: atSecondary(pair), member: record });
@@ -178,11 +187,12 @@ export class MultiPrimarySessions {
     return pair;
   }
 
-  /** Master: removes a copy set of another primary agent (session defined). */
+  /** Master: removes a copy set of another primary agent (a session that was started: see multi-primary-running.ts). */
   async removeMemberPair(session: SessionRecord, h1Volume: string, primaryAgent: string): Promise<void> {
     const member = this.service.peers.get(primaryAgent);
     const pair = this.memberPairs(session).find((p) => p.primaryAgentId === member.agentId && p.h1Volume === h1Volume);
     if (!pair) throw new ProblemError('not-found', `${member.site}:${h1Volume} is not in session ${session.name}`);
+    if (session.state !== 'defined') return this.service.running.multiPrimary.remove(session, pair);
     await this.service.peers.link(member.agentId).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
     await this.service.link(session).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
     this.service.engine.catalog.db.prepare('DELETE FROM multi_primary_pairs WHERE id = ?').run(pair.id);
@@ -240,7 +250,7 @@ export class MultiPrimarySessions {
     );
   }
 
-  private siteOf(agentId: string): string {
+  siteOf(agentId: string): string {
     if (agentId === this.service.agentId) return this.service.site;
     try {
       return this.service.peers.get(agentId).site;
@@ -318,6 +328,8 @@ export class MultiPrimarySessions {
    */
   checkPrepared(session: SessionRecord): void {
     if (session.state !== 'preparing') return;
+    // Copy sets added while the session ran join first, here or at a member (multi-primary-running.ts).
+    if (this.service.running.multiPrimary.joiningAnywhere(session)) return;
     const coordinator = this.coordinators.get(session.id);
     if (!coordinator || coordinator.firstConsistentRound === null) return;
     if ((coordinator.committed?.round ?? 0) < coordinator.firstConsistentRound) return;
@@ -398,7 +410,10 @@ export class MultiPrimarySessions {
     const service = this.service;
     this.heard.set(session.id, Date.now());
     const shipper = this.shipperOf(session);
-    const sources = service.pairsOf(session).map((pair) => service.sourceOf(pair));
+    // A copy set being removed is no member any more; a joining one is reported as joining, not as out of duplex.
+    const running = service.running;
+    const pairs = service.pairsOf(session).filter((pair) => !running.isRemoving(pair));
+    const sources = pairs.map((pair) => service.sourceOf(pair));
     if (!shipper || sources.some((source) => !source?.mirroring)) {
       throw new ProblemError(
         'pair-suspended',
@@ -417,7 +432,8 @@ export class MultiPrimarySessions {
       syncedPercent[source!.record.id] = source!.isResyncing ? (total === 0 ? 100 : Math.min(100, Math.round((copied / total) * 1000) / 10)) : null;
     }
     return {
-      duplex: sources.every((source) => source!.mirroring && !source!.isResyncing),
+      duplex: sources.every((source) => source!.mirroring && (!source!.isResyncing || running.isJoining(source!.record))),
+      joining: pairs.filter((pair) => running.isJoining(pair)).map((pair) => pair.id),
       stagedThrough: shipper.stagedThrough,
       outOfSync,
       syncedPercent,
@@ -530,6 +546,11 @@ export class MultiPrimarySessions {
         } else await service.mirroring.stopSource(session, reason);
         return {};
       }
+      case 'mp.add':
+      case 'mp.remove':
+      case 'mp.pair-removed':
+        // Copy sets added to and removed from a running session (multi-primary-running.ts).
+        return service.running.multiPrimary.handle(request);
       case 'cg.stage': {
         // At the secondary: one primary agent's part of a round, staged until the master commits the round.
         const session = this.secondarySession(params);
@@ -559,7 +580,7 @@ export class MultiPrimarySessions {
   }
 
   /** The session of a member request, refusing requests about sessions this agent is not a member of. */
-  private memberSession(params: Record<string, unknown>): SessionRecord {
+  memberSession(params: Record<string, unknown>): SessionRecord {
     const session = this.service.session(str(params, 'session'));
     if (session.controlAgentId === this.service.agentId || session.peerAgentId === this.service.agentId) {
       throw new ProblemError('bad-request', `this agent is not a member (primary agent) of session ${session.name}`);

@@ -1,6 +1,7 @@
 import { ProblemError } from '@tandem/contract';
 import { VolumeDevice } from '../storage/volume-device.ts';
 import { problemMessage, type MirrorMode, type PairSource } from './pair-source.ts';
+import { MultiPrimaryRunning } from './multi-primary-running.ts';
 import type { ReplicationService } from './service.ts';
 import { atSecondary, type PairRecord, type SessionRecord } from './session-store.ts';
 
@@ -28,13 +29,39 @@ const DRAIN_TIMEOUT_MS = 60_000;
  * A removed copy set stops mirroring (host writes only mark it), its changes
  * in flight settle, the other site forgets it (dropping its taps and
  * bitmaps there), then this site does. The other copy sets are not touched.
+ *
+ * Joining is kept with the copy set (`pairs.joining`): an agent restarted
+ * (or a session resumed) while a copy set joins copies what its bitmap still
+ * marks, synchronously, and joins afterwards. Multi-primary sessions use the
+ * same mechanism at the primary agent that holds the copy set; the master's
+ * side (the rounds, the session state) is multi-primary-running.ts.
  */
 export class RunningCopySets {
-  /** Copy sets added to a running session whose initial copy is not done (not members of the consistency group yet). */
-  readonly joining = new Set<string>();
   private readonly joiningNow = new Set<string>();
+  /** Copy sets being removed: not a member of the consistency group any more (a multi-primary hold skips them). */
+  private readonly removing = new Set<string>();
+  /** Adding and removing member copy sets of running multi-primary sessions. */
+  readonly multiPrimary: MultiPrimaryRunning;
 
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: ReplicationService) {
+    this.multiPrimary = new MultiPrimaryRunning(service, this);
+  }
+
+  /** The copy set was added to a running session and has not joined its consistency group yet. */
+  isJoining(pair: PairRecord): boolean {
+    return pair.joining === true;
+  }
+
+  /** The copy set is being removed (its changes in flight settle). */
+  isRemoving(pair: PairRecord): boolean {
+    return this.removing.has(pair.id);
+  }
+
+  private setJoining(pair: PairRecord, joining: boolean): void {
+    if ((pair.joining ?? false) === joining) return;
+    pair.joining = joining;
+    if (this.service.pairs.has(pair.id)) this.service.store.savePair(pair);
+  }
 
   /** True when copy sets of a session in this state are added and removed by this class (not while defined). */
   static handles(session: SessionRecord): boolean {
@@ -53,29 +80,36 @@ export class RunningCopySets {
     }
   }
 
-  private modeOf(session: SessionRecord): MirrorMode {
+  /** How a joining copy set mirrors until it joined. */
+  modeOf(session: SessionRecord): MirrorMode {
     // An async copy set copies synchronously until it joins the consistency groups.
     return session.type === 'semi-sync' ? 'semi-sync' : session.type === 'snapshot-shipping' ? 'snapshot-shipping' : 'sync';
   }
 
-  /** Adds a copy set to a session that was started (the caller checked names and sizes). */
-  async add(session: SessionRecord, pair: PairRecord): Promise<PairRecord> {
+  /**
+   * Adds a copy set to a session that was started (the caller checked names
+   * and sizes). `attached`: the other site adopted it already (a member of a
+   * multi-primary session, whose master had the secondary attach it).
+   */
+  async add(session: SessionRecord, pair: PairRecord, options: { attached?: boolean } = {}): Promise<PairRecord> {
     const service = this.service;
     const engine = service.engine;
     this.checkSource(session, 'added');
     // The other site adopts it first: its volume refuses host writes and is trimmed (the copy skips unallocated tracks).
-    await service
-      .link(session)
-      .call('pair.attach', { session: session.id, pair: atSecondary(pair) }, null, {
-        waitForLinkMs: 5000,
-        timeoutMs: 120_000,
-      });
+    if (!options.attached) {
+      await service
+        .link(session)
+        .call('pair.attach', { session: session.id, pair: atSecondary(pair) }, null, {
+          waitForLinkMs: 5000,
+          timeoutMs: 120_000,
+        });
+    }
     // Tracked from now: a clear bitmap and the tap first, then every allocated track is marked.
     pair.outOfSyncBitmap = await engine.bitmaps.create(engine.volumeId(pair.localVolume), 'clear');
+    const running = session.state === 'preparing' || session.state === 'prepared';
+    pair.joining = running && session.type !== 'snapshot-shipping';
     service.store.savePair(pair);
     service.pairs.set(pair.id, pair);
-    const running = session.state === 'preparing' || session.state === 'prepared';
-    if (running && session.type !== 'snapshot-shipping') this.joining.add(pair.id);
     const source = service.mirroring.ensureSource(session, pair);
     service.refreshTaps();
     // Host writes that chose their taps before the refresh hold the volume's range lock until their local write is done.
@@ -119,7 +153,7 @@ export class RunningCopySets {
   settle(session: SessionRecord): boolean {
     let pending = false;
     for (const pair of this.service.pairsOf(session)) {
-      if (!this.joining.has(pair.id)) continue;
+      if (!this.isJoining(pair)) continue;
       pending = true;
       const source = this.service.sourceOf(pair);
       if (source?.mirroring && !source.isResyncing && !this.joiningNow.has(pair.id)) void this.join(session, pair, source);
@@ -135,7 +169,8 @@ export class RunningCopySets {
         if (!shipper || !source.mirroring) return;
         await source.joinGroups(shipper);
       }
-      if (!this.joining.delete(pair.id)) return;
+      if (!this.isJoining(pair) || !this.service.pairs.has(pair.id)) return;
+      this.setJoining(pair, false);
       this.service.engine.catalog.recordEvent(
         'pair.joined',
         'info',
@@ -151,9 +186,35 @@ export class RunningCopySets {
     this.service.mirroring.checkPrepared(session);
   }
 
-  /** A resume or resync runs every copy set of the session as one: nothing is joining any more. */
-  forgetJoining(session: SessionRecord): void {
-    for (const pair of this.service.pairsOf(session)) this.joining.delete(pair.id);
+  /**
+   * Mirroring (re)starts at this site (a start, a resume, a restart of the
+   * agent): the copy sets still joining copy what their bitmaps mark, in the
+   * joining mode, and join afterwards (see `settle`). Their ids.
+   */
+  resumeJoining(session: SessionRecord): Set<string> {
+    const joining = new Set<string>();
+    for (const pair of this.service.pairsOf(session)) {
+      if (!this.isJoining(pair)) continue;
+      if (session.type === 'snapshot-shipping') {
+        this.setJoining(pair, false);
+        continue;
+      }
+      joining.add(pair.id);
+      const marked = pair.outOfSyncBitmap === null ? 0 : this.service.engine.bitmaps.view(pair.outOfSyncBitmap).setCount;
+      this.service.engine.catalog.recordEvent(
+        'pair.joining',
+        'info',
+        session.name,
+        `copy set ${pair.h1Volume} -> ${pair.h2Volume} resumes its initial copy: ${marked} track(s) still to copy, then it joins session ${session.name}'s consistency group`,
+        { pair: pair.id, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume, markedTracks: marked },
+      );
+    }
+    return joining;
+  }
+
+  /** Some copy set of the session is joining at this site. */
+  joiningHere(session: SessionRecord): boolean {
+    return this.service.pairsOf(session).some((pair) => this.isJoining(pair));
   }
 
   /** The session is Preparing only because copy sets are joining; every member copy set is duplex. */
@@ -161,21 +222,29 @@ export class RunningCopySets {
     if (session.state !== 'preparing') return false;
     let joining = false;
     for (const pair of this.service.pairsOf(session)) {
-      if (this.joining.has(pair.id)) {
+      if (this.isJoining(pair)) {
         joining = true;
         continue;
       }
       const source = this.service.sourceOf(pair);
       if (this.service.isSource(session) && (!source?.mirroring || source.isResyncing)) return false;
     }
-    return joining;
+    // Multi-primary master: copy sets joining at member agents, the members' own copy sets duplex.
+    const members = this.multiPrimary.membersJoining(session);
+    if (members === null) return false;
+    return joining || members;
   }
 
-  /** Removes a copy set from a session that was started; the other copy sets keep mirroring. */
-  async remove(session: SessionRecord, pair: PairRecord): Promise<void> {
+  /**
+   * Removes a copy set from a session that was started; the other copy sets
+   * keep mirroring. `lastHere`: a member agent of a multi-primary session may
+   * give up its last copy set (the session has others at other agents).
+   */
+  async remove(session: SessionRecord, pair: PairRecord, options: { lastHere?: boolean } = {}): Promise<void> {
     const service = this.service;
     this.checkSource(session, 'removed');
-    if (service.pairsOf(session).length === 1) {
+    const copySets = service.pairsOf(session).length + service.multiPrimary.memberPairs(session).length;
+    if (copySets === 1 && !options.lastHere) {
       throw new ProblemError(
         'invalid-state',
         `${pair.h1Volume} is the last copy set of session ${session.name}, which is ${session.state}; terminate the session first (or add another copy set)`,
@@ -199,16 +268,19 @@ export class RunningCopySets {
       if (shipping) service.shipping.run(session);
       else void source.resync().then(() => service.mirroring.checkPrepared(session));
     };
+    // Multi-primary: the rounds' holds skip it from now (its last part settles with a committed round).
+    this.removing.add(pair.id);
     try {
       // From here host writes only mark it; its mirrored writes and queued groups settle.
       await source?.stopMirroring('being removed from the session');
       if (source) await this.drain(session, pair, source);
       await link.call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 });
     } catch (error) {
+      this.removing.delete(pair.id);
       restore();
       throw error;
     }
-    this.joining.delete(pair.id);
+    this.removing.delete(pair.id);
     // Its tap, bitmaps and record go here too (the event `pair.removed` is recorded at both sites).
     service.copySets.forgetPair(pair);
     if (shipping && RUNNING_STATES.has(session.state) && session.state !== 'suspended') service.shipping.run(session);

@@ -1,0 +1,249 @@
+import { ProblemError } from '@tandem/contract';
+import type { MemberStatus } from './cut-coordinator.ts';
+import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import type { MemberPairRecord } from './multi-primary.ts';
+import { problemMessage } from './pair-source.ts';
+import { str } from './peer-params.ts';
+import type { RunningCopySets } from './running-copy-sets.ts';
+import type { ReplicationService } from './service.ts';
+import { atSecondary, type PairRecord, type SessionRecord } from './session-store.ts';
+
+/** States in which member copy sets are added to and removed from a multi-primary session that was started. */
+const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing', 'prepared', 'suspended']);
+
+/**
+ * Member copy sets (primary volume on another agent than the master) added
+ * to and removed from a running multi-primary async session, with the
+ * mechanism of running-copy-sets.ts at the member:
+ *
+ * - add: the secondary attaches the copy set (trimmed, refusing host writes),
+ *   then the member adds it like any running copy set (`running.add`, marked
+ *   `attached`): tracked from that instant, copied synchronously while it is
+ *   joining, then it joins the member's coordinated shipper, so its writes
+ *   enter the member's parts of the master's rounds only once it is duplex.
+ *   The member reports its joining copy sets with every hold
+ *   (`MemberStatus.joining`, its `duplex` leaves them out); the master keeps
+ *   the session Preparing until no copy set joins anywhere, and its
+ *   consistency time covers the members only.
+ * - remove: the member removes it like any running copy set
+ *   (`running.remove`): the holds skip it, its changes in flight settle with
+ *   a committed round (a round boundary), the secondary forgets it, then the
+ *   member and the master do.
+ *
+ * A member agent without any copy set of the session takes its first one
+ * while the session is defined or suspended (the next resume runs it).
+ */
+export class MultiPrimaryRunning {
+  /** Master: member copy sets added while the session ran that their member has not reported joined yet. */
+  private readonly pending = new Map<string, MemberPairRecord>();
+
+  constructor(
+    private readonly service: ReplicationService,
+    private readonly running: RunningCopySets,
+  ) {}
+
+  static serves(method: string): boolean {
+    return method === 'mp.add' || method === 'mp.remove' || method === 'mp.pair-removed';
+  }
+
+  /** True when member copy sets of a session in this state are added and removed here (not while defined). */
+  static handles(session: SessionRecord): boolean {
+    return RUNNING_STATES.has(session.state);
+  }
+
+  private checkMaster(session: SessionRecord, what: string): void {
+    if (!RUNNING_STATES.has(session.state)) {
+      throw new ProblemError(
+        'invalid-state',
+        `session ${session.name} is ${session.state}; copy sets are ${what} while it is defined, preparing, prepared or suspended`,
+      );
+    }
+    if (session.direction !== 'h1-h2') {
+      throw new ProblemError('invalid-state', `session ${session.name} runs from the secondary site now (${session.direction}); copy sets change while it runs H1->H2`);
+    }
+  }
+
+  /**
+   * Master: adds a member copy set (sizes checked by the caller) to a session
+   * that was started. `save` keeps the master's row once every site took it.
+   */
+  async add(session: SessionRecord, record: MemberPairRecord, pair: PairRecord, save: () => void): Promise<void> {
+    const service = this.service;
+    this.checkMaster(session, 'added');
+    const multi = service.multiPrimary;
+    const site = multi.siteOf(record.primaryAgentId);
+    if (session.state !== 'suspended' && !multi.memberAgents(session).includes(record.primaryAgentId)) {
+      throw new ProblemError(
+        'invalid-state',
+        `${site} holds no copy set of ${session.name} yet and is not one of its running primary agents; add its first copy set while the session is defined or suspended`,
+      );
+    }
+    const memberLink = service.peers.link(record.primaryAgentId);
+    const secondaryLink = service.link(session);
+    // The secondary first: its volume refuses host writes and is trimmed (the copy skips unallocated tracks).
+    await secondaryLink.call('pair.attach', { session: session.id, pair: atSecondary(pair) }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
+    const undo = async () => {
+      await memberLink.call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
+      await secondaryLink.call('mp.pair-removed', { session: session.id, pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
+    };
+    try {
+      await secondaryLink.call('mp.secondary-pair', { pair: atSecondary(pair), member: record }, null, { waitForLinkMs: 5000 });
+      // The member learns the copy set (and the session, when suspended and new to it), then tracks and copies it.
+      await memberLink.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
+      await memberLink.call('mp.add', { session: session.id, pair: pair.id }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
+    } catch (error) {
+      await undo();
+      throw error;
+    }
+    save();
+    const running = session.state === 'preparing' || session.state === 'prepared';
+    if (running) this.pending.set(pair.id, record);
+    service.engine.catalog.recordEvent(
+      'pair.added',
+      'info',
+      session.name,
+      `copy set ${site}:${record.h1Volume} -> ${record.h2Volume} added to ${session.name} (${session.state}; primary at ${site})` +
+        (running ? '; it joins the consistency group once its initial copy is done' : ''),
+      { pair: pair.id, h1Volume: record.h1Volume, h2Volume: record.h2Volume, primarySite: site, sessionState: session.state },
+    );
+    if (running && session.state === 'prepared') {
+      service.setState(session, 'preparing', { detail: `copy set ${site}:${record.h1Volume} -> ${record.h2Volume} joining: initial copy` });
+    }
+  }
+
+  /** Master: removes a member copy set from a session that was started; the other copy sets keep mirroring. */
+  async remove(session: SessionRecord, record: MemberPairRecord): Promise<void> {
+    const service = this.service;
+    this.checkMaster(session, 'removed');
+    const multi = service.multiPrimary;
+    if (service.pairsOf(session).length + multi.memberPairs(session).length === 1) {
+      throw new ProblemError(
+        'invalid-state',
+        `${record.h1Volume} is the last copy set of session ${session.name}, which is ${session.state}; terminate the session first (or add another copy set)`,
+      );
+    }
+    const site = multi.siteOf(record.primaryAgentId);
+    const last = multi.memberPairs(session).filter((row) => row.primaryAgentId === record.primaryAgentId).length === 1;
+    if (last && session.state !== 'suspended') {
+      // Its agent would leave the rounds: that is done while the session is suspended (the next resume runs without it).
+      throw new ProblemError(
+        'invalid-state',
+        `${site}:${record.h1Volume} is ${site}'s last copy set of ${session.name}; suspend the session to remove it (the resume runs without ${site})`,
+      );
+    }
+    // The member stops mirroring it, waits for its last part to be committed, and has the secondary forget it.
+    try {
+      await service.peers
+        .link(record.primaryAgentId)
+        .call('mp.remove', { session: session.id, pair: record.id, last }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
+    } catch (error) {
+      throw new ProblemError('link-down', `${site} could not remove ${record.h1Volume}: ${problemMessage(error)}`);
+    }
+    await service
+      .link(session)
+      .call('mp.pair-removed', { session: session.id, pair: record.id }, null, { waitForLinkMs: 5000 })
+      .catch((error) => service.logger.warn({ pair: record.id, error: problemMessage(error) }, 'the secondary could not forget a removed copy set'));
+    this.forgetRow(record.id);
+    this.pending.delete(record.id);
+    service.engine.catalog.recordEvent(
+      'pair.removed',
+      'info',
+      session.name,
+      `copy set ${site}:${record.h1Volume} -> ${record.h2Volume} removed from session ${session.name} (${session.state}); ${site}:${record.h1Volume} is no longer mirrored`,
+      { pair: record.id, h1Volume: record.h1Volume, h2Volume: record.h2Volume, primarySite: site, sessionState: session.state },
+    );
+    service.mirroring.checkPrepared(session);
+  }
+
+  private forgetRow(id: string): void {
+    this.service.engine.catalog.db.prepare('DELETE FROM multi_primary_pairs WHERE id = ?').run(id);
+  }
+
+  /**
+   * Master: whether member copy sets are joining, from the members' last
+   * holds (a copy set just added counts until its member reports it joined);
+   * null while some member's other copy sets are not duplex. Records
+   * `pair.joined` here for those that joined since.
+   */
+  membersJoining(session: SessionRecord): boolean | null {
+    const multi = this.service.multiPrimary;
+    if (!multi.isMaster(session)) return false;
+    const statuses = multi.coordinatorOf(session)?.statuses;
+    let joining = false;
+    let duplex = true;
+    for (const [agentId, status] of statuses ?? []) {
+      if (agentId === this.service.agentId) continue;
+      if (!status.duplex) duplex = false;
+      if ((status.joining ?? []).length > 0) joining = true;
+    }
+    for (const [id, record] of this.pending) {
+      if (record.sessionId !== session.id) continue;
+      const status: MemberStatus | undefined = statuses?.get(record.primaryAgentId);
+      // Joined: its member reports it (it knows the copy set) and not as joining.
+      if (status && id in status.trackCount && !(status.joining ?? []).includes(id)) {
+        this.pending.delete(id);
+        const site = multi.siteOf(record.primaryAgentId);
+        this.service.engine.catalog.recordEvent(
+          'pair.joined',
+          'info',
+          session.name,
+          `copy set ${site}:${record.h1Volume} -> ${record.h2Volume} finished its initial copy and joined session ${session.name}'s consistency group`,
+          { pair: id, h1Volume: record.h1Volume, h2Volume: record.h2Volume, primarySite: site },
+        );
+      } else joining = true;
+    }
+    return duplex ? joining : null;
+  }
+
+  /** Master: some copy set of the session joins, here or at a member (the session is not Prepared yet). */
+  joiningAnywhere(session: SessionRecord): boolean {
+    const here = this.running.settle(session);
+    return this.membersJoining(session) !== false || here;
+  }
+
+  /** Member: the copy sets of the session here that are joining (reported with every hold). */
+  joiningIds(session: SessionRecord): string[] {
+    return this.service
+      .pairsOf(session)
+      .filter((pair) => this.running.isJoining(pair))
+      .map((pair) => pair.id);
+  }
+
+  // --- peer requests ---
+
+  async handle(request: RpcRequest): Promise<RpcResult> {
+    const { method, params } = request;
+    const service = this.service;
+    switch (method) {
+      case 'mp.add': {
+        // At a member: the master added a copy set here (mp.join adopted it); track and copy it, then it joins.
+        const session = service.multiPrimary.memberSession(params);
+        if (request.peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master adds copy sets');
+        const pair = service.pair(str(params, 'pair'));
+        if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
+        await this.running.add(session, pair, { attached: true });
+        return {};
+      }
+      case 'mp.remove': {
+        const session = service.multiPrimary.memberSession(params);
+        if (request.peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master removes copy sets');
+        const pair = service.pair(str(params, 'pair'));
+        if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
+        await this.running.remove(session, pair, { lastHere: params.last === true });
+        return {};
+      }
+      case 'mp.pair-removed': {
+        // At the secondary: a member copy set is gone (its member had it forget the pair already, or the add was undone).
+        const session = service.session(str(params, 'session'));
+        if (request.peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master removes copy sets');
+        const id = str(params, 'pair');
+        const pair = service.pairs.get(id);
+        if (pair) service.forgetPair(pair);
+        this.forgetRow(id);
+        return {};
+      }
+      default:
+        throw new ProblemError('not-supported', `unknown peer request ${method}`);
+    }
+  }
+}
