@@ -4,6 +4,8 @@
  * filters are refused with `bad-request`. A volume and a flash session share
  * the name `nightly`, so subject alone does not tell them apart: type does.
  */
+import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventListSchema, ProblemSchema, type AgentEvent } from '@tandem/contract';
 import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
@@ -84,6 +86,18 @@ describe('filtering the event log', () => {
     expect(await events('subject=nightly&limit=2&newest=false')).toEqual(about.slice(0, 2));
     expect(await events(`subject=nightly&after=${about[1].id}&limit=1000`)).toEqual(about.slice(2));
     expect(await events(`subject=nightly&after=${about.at(-2)!.id}&limit=5&newest=true`)).toEqual(about.slice(-1));
+  });
+
+  it("finds a subject's events through the catalog's (subject, id) index, not by scanning the log", () => {
+    const db = new Database(path.join(agent.dataDir, 'catalog.db'), { readonly: true });
+    try {
+      const plan = db
+        .prepare("EXPLAIN QUERY PLAN SELECT * FROM events WHERE id > 0 AND subject = 'nightly' AND (type GLOB 'flash.*') ORDER BY id DESC LIMIT 100")
+        .all() as Array<{ detail: string }>;
+      expect(plan.map((step) => step.detail).join('; ')).toMatch(/USING INDEX events_subject/);
+    } finally {
+      db.close();
+    }
   });
 
   it.each([
