@@ -1,0 +1,177 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { EstablishFlashRequestSchema } from '@tandem/contract';
+import { FlashService } from '../src/flash/service.ts';
+import { installFlashMirror, type FlashMirror } from '../src/replication/flash-mirror.ts';
+import { splitterExports } from '../src/replication/splitter.ts';
+import type { BlockDevice, ExportCatalog } from '../src/storage/block-device.ts';
+import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
+import { readAll, waitFor, type Site } from './helpers/replication-sites.ts';
+import { StampedWriter } from './helpers/stamped-writer.ts';
+
+const MiB = 1024 * 1024;
+const TRACK = 65536;
+
+/**
+ * Flash copy of mirrored volumes in an async session with primaries on two
+ * agents (alpha the master, bravo a member, charlie the secondary; every
+ * link of bravo through a byte-counting proxy): the flash goes as a marker
+ * in the flashing agent's part of the current round, and charlie performs
+ * it while applying that round. Host writes go on at both primaries.
+ */
+
+interface FlashSite {
+  site: Site;
+  flash: FlashService;
+  mirror: FlashMirror;
+  exports: ExportCatalog;
+}
+
+let sites: ThreeSites | null = null;
+let writer: StampedWriter | null = null;
+const flashes: FlashService[] = [];
+afterEach(async () => {
+  await writer?.stop();
+  writer = null;
+  for (const flash of flashes.splice(0)) await flash.close();
+  await sites?.close();
+  sites = null;
+});
+
+function withFlash(site: Site): FlashSite {
+  const flash = new FlashService({ engine: site.engine, logger: pino({ level: 'silent' }) });
+  flash.start();
+  flashes.push(flash);
+  const mirror = installFlashMirror(site.replication.service, flash);
+  return { site, flash, mirror, exports: splitterExports(site.engine.exports, [flash, site.replication.service]) };
+}
+
+function establish(flash: FlashService, request: Record<string, unknown>) {
+  return flash.establish(EstablishFlashRequestSchema.parse(request));
+}
+
+async function fill(device: BlockDevice, firstTrack: number, count: number): Promise<void> {
+  const end = (firstTrack + count) * TRACK;
+  for (let offset = firstTrack * TRACK; offset < end; offset += MiB) await device.write(offset, randomBytes(Math.min(MiB, end - offset)));
+}
+
+async function same(a: Site, aVolume: string, b: Site, bVolume: string): Promise<boolean> {
+  return (await readAll(a, aVolume)).equals(await readAll(b, bVolume));
+}
+
+/** Bytes through every proxy of bravo's links, both ways. */
+function bravoBytes(s: ThreeSites): number {
+  return s.bravoProxies.reduce((sum, proxy) => sum + proxy.forwarded.up + proxy.forwarded.down, 0);
+}
+
+describe('flash copy of mirrored volumes in a multi-primary async session', () => {
+  it('preserve mirror at a member and coordinated points in time at the master and the member go as markers in the round: the secondary equals the primaries, nothing is shipped, host writes are not held for the stream', async () => {
+    const s = (sites = await startThreeSites());
+    const [alpha, bravo, charlie] = [withFlash(s.alpha), withFlash(s.bravo), withFlash(s.charlie)];
+    for (const name of ['a', 'at']) await s.alpha.engine.createVolume(name, 64 * MiB);
+    for (const name of ['b', 'bt', 'bl', 'bp']) await s.bravo.engine.createVolume(name, 64 * MiB);
+    for (const name of ['a2', 'b2', 'bt2', 'bl2', 'ra', 'rb']) await s.charlie.engine.createVolume(name, 64 * MiB);
+    // 40 MiB in b past the stamps' tracks: a flash b -> bt that shipped its changes would send them all.
+    await fill(bravo.exports.openExport('b'), 64, 640);
+    const master = s.alpha.replication.service;
+    await master.createSession('mp', 'async', 'charlie');
+    await master.addPair('mp', 'a', 'a2');
+    for (const [h1, h2] of [
+      ['b', 'b2'],
+      ['bt', 'bt2'],
+      ['bl', 'bl2'],
+    ]) {
+      await master.addPair('mp', h1, h2, { primaryAgent: 'bravo' });
+    }
+    await master.act('mp', 'start');
+    const atCharlie = () => s.charlie.replication.service.session('mp');
+    await waitFor(() => master.session('mp').state === 'prepared' && atCharlie().state === 'prepared', 120_000, 'prepared');
+    const outOfSync = (site: Site) => site.replication.service.info(site.replication.service.session('mp')).pairs.reduce((sum, p) => sum + p.outOfSyncTracks, 0);
+    await waitFor(() => outOfSync(s.bravo) === 0 && outOfSync(s.alpha) === 0, 60_000, 'initial copy done');
+
+    // Dependent host writes at both primaries (stamp i to alpha's a, then after its acknowledgement to bravo's b).
+    const stamps = (writer = new StampedWriter(TRACK));
+    stamps.start({ a: alpha.exports.openExport('a'), b: bravo.exports.openExport('b') }, { stampIntervalMs: 2 });
+    await waitFor(() => stamps.writes.length > 40, 20_000, 'writes going on');
+
+    // Preserve mirror at bravo while charlie applies nothing: the flash's hold must not wait for the stream.
+    const bytesBefore = bravoBytes(s);
+    const writesBefore = stamps.writes.length;
+    const release = await s.charlie.replication.service.applier.freeze(atCharlie().id);
+    let frozen = true;
+    const unfreeze = () => {
+      if (frozen) release();
+      frozen = false;
+    };
+    let preserved;
+    try {
+      const establishing = establish(bravo.flash, { name: 'pm', pairs: [{ source: 'b', target: 'bt' }], preserveMirror: true, backgroundCopy: false, holdTimeoutMs: 10_000 });
+      establishing.catch(() => {});
+      const started = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      // Host writes to the flashed volume went on while the secondary applied no round.
+      const during = stamps.writes.filter((w) => w.volume === 'b' && w.ackedAt > started + 200).length;
+      expect(during, 'host writes at bravo during the frozen stream').toBeGreaterThan(20);
+      unfreeze();
+      preserved = await establishing;
+    } finally {
+      unfreeze();
+    }
+    expect(preserved.pairs[0].mirror).toBe('preserved');
+    console.log(`multi-primary preserve mirror: writes held ${preserved.holdMs} ms while the secondary's applies were frozen 1500 ms`);
+    expect(preserved.holdMs!).toBeLessThan(1000);
+    expect(charlie.flash.get('pm').pairs.map((pair) => [pair.source, pair.target])).toEqual([['b2', 'bt2']]);
+    // (b is being written: its marks come and go with the rounds; bt is not written.)
+    const marksOf = (volume: string) => s.bravo.replication.service.info(s.bravo.replication.service.session('mp')).pairs.find((p) => p.h1Volume === volume)!.outOfSyncTracks;
+    await waitFor(() => marksOf('bt') === 0, 30_000, "bt's marks cleared");
+    expect(await same(s.bravo, 'bt', s.charlie, 'bt2'), "charlie's flash target equals bravo's").toBe(true);
+    const shipped = bravoBytes(s) - bytesBefore;
+    const written = stamps.writes.slice(writesBefore).filter((w) => w.volume === 'b').length * 4096;
+    console.log(`multi-primary preserve mirror: ${shipped} bytes on bravo's links (host writes to b meanwhile: ${written} bytes)`);
+    // 40 MiB of b stayed home: what crossed is the host writes, the rounds' requests and the marker.
+    expect(shipped).toBeLessThan(written + 8 * MiB);
+
+    // Coordinated points in time at the master and at the member, at once, writes still going on.
+    const [pitA, pitB] = await Promise.all([
+      establish(alpha.flash, { name: 'pa', coordinated: true, backgroundCopy: false, pairs: [{ source: 'a', target: 'at', remoteTarget: 'ra' }] }),
+      establish(bravo.flash, { name: 'pb', coordinated: true, backgroundCopy: false, pairs: [{ source: 'b', target: 'bp', remoteTarget: 'rb' }] }),
+    ]);
+    expect(pitA.pairs[0].reason ?? null).toBeNull();
+    expect(pitB.pairs[0].reason ?? null).toBeNull();
+    expect(alpha.flash.get('pa').pairs[0].reason ?? null).toBeNull();
+    expect(bravo.flash.get('pb').pairs[0].reason ?? null).toBeNull();
+    expect(charlie.flash.get('pa').pairs.map((pair) => [pair.source, pair.target])).toEqual([['a2', 'ra']]);
+    expect(charlie.flash.get('pb').pairs.map((pair) => [pair.source, pair.target])).toEqual([['b2', 'rb']]);
+    // The stamps each target holds are one point of the writes, and the remote target holds the same.
+    expect(await stamps.stampsOf(s.charlie.engine.device('ra'))).toEqual(await stamps.stampsOf(s.alpha.engine.device('at')));
+    expect(await stamps.stampsOf(s.charlie.engine.device('rb'))).toEqual(await stamps.stampsOf(s.bravo.engine.device('bp')));
+    expect(await same(s.alpha, 'at', s.charlie, 'ra'), 'ra equals alpha at').toBe(true);
+    expect(await same(s.bravo, 'bp', s.charlie, 'rb'), 'rb equals bravo bp').toBe(true);
+    expect(await same(s.bravo, 'bp', s.bravo, 'b')).toBe(false); // b moved on after the point in time
+
+    // A marker the secondary loses: the marks stay and the resync ships them.
+    charlie.mirror.faults.lose.add('perform');
+    const lost = await establish(bravo.flash, { name: 'pl', pairs: [{ source: 'b', target: 'bl' }], preserveMirror: true, backgroundCopy: false });
+    expect(bravo.flash.get('pl').pairs[0].mirror).toBe('shipped');
+    expect(lost.pairs.length).toBe(1);
+    charlie.mirror.faults.lose.clear();
+
+    await writer.stop();
+    const last = stamps.writes.at(-1)!.ackedAt;
+    await waitFor(() => {
+      const time = master.consistencyTime(master.session('mp'));
+      return master.session('mp').state === 'prepared' && time !== null && Date.parse(time) > last;
+    }, 60_000, 'caught up');
+    await waitFor(() => outOfSync(s.bravo) === 0 && outOfSync(s.alpha) === 0, 60_000, 'marks cleared at both primaries');
+    for (const [primary, volume, secondary] of [
+      [s.alpha, 'a', 'a2'],
+      [s.bravo, 'b', 'b2'],
+      [s.bravo, 'bt', 'bt2'],
+      [s.bravo, 'bl', 'bl2'],
+    ] as const) {
+      expect(await same(primary, volume, s.charlie, secondary), `${volume} equals ${secondary}`).toBe(true);
+    }
+    expect(await same(s.bravo, 'bl', s.bravo, 'bt')).toBe(false); // two points in time of b
+  }, 300_000);
+});
