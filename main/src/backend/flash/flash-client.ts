@@ -67,7 +67,7 @@ export class FlashClient {
 
   /** The last `limit` flash events about a session, oldest first; the once-a-second copy progress is left out (the session shows it). */
   sessionEvents(name: string, limit: number): Promise<AgentEvent[]> {
-    return eventsAbout(this.agent, name, (type) => type.startsWith('flash.') && type !== flashEventTypes.copyProgress, limit);
+    return eventsAbout(this.agent, name, { type: ['flash.*'], excludeType: [flashEventTypes.copyProgress] }, limit);
   }
 
   trackMap(name: string, pair: string, query: Partial<TrackMapQuery>): Promise<FlashTrackMap> {

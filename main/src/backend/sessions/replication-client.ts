@@ -49,10 +49,6 @@ export const replicationPaths = {
   history: (name: string) => `${cluster(name)}/history`,
 } as const;
 
-const eventPage = 1000;
-/** How far back a session's event log reaches: enough pages for a busy demo, bounded for a long-lived agent. */
-const maxEventPages = 50;
-
 /** Mirroring calls on one paired agent; every answer validated with the contract. */
 export class ReplicationClient {
   constructor(private readonly agent: AgentClient) {}
@@ -126,25 +122,27 @@ export class ReplicationClient {
 
   /** The last `limit` events about a session (subject = its name), oldest first. */
   sessionEvents(name: string, limit: number): Promise<AgentEvent[]> {
-    return eventsAbout(this.agent, name, (type) => sessionFamilies.has(type.split('.')[0]), limit);
+    return eventsAbout(this.agent, name, { type: sessionFamilies }, limit);
   }
+}
+
+/** Which events of a subject a view lists: types or families (`session.*`) to keep, and to leave out. */
+export interface EventKinds {
+  type: readonly string[];
+  excludeType?: readonly string[];
 }
 
 /**
- * The last `limit` events of an agent about `subject` whose type `wanted`
- * accepts, oldest first. The agent's event log has no subject filter, so
- * read it page by page (bounded).
+ * The last `limit` events of an agent about `subject` of the `kinds` asked
+ * for, oldest first: one request, filtered by the agent
+ * (`GET /v1/events?subject&type&excludeType&newest`).
  */
-export async function eventsAbout(agent: AgentClient, subject: string, wanted: (type: string) => boolean, limit: number): Promise<AgentEvent[]> {
-  const found: AgentEvent[] = [];
-  let after = 0;
-  for (let page = 0; page < maxEventPages; page++) {
-    const { events } = await agent.request('GET', `/v1/events?after=${after}&limit=${eventPage}`, EventListSchema);
-    for (const event of events) if (event.subject === subject && wanted(event.type)) found.push(event);
-    if (events.length < eventPage) break;
-    after = events[events.length - 1].id;
-  }
-  return found.slice(-limit);
+export async function eventsAbout(agent: AgentClient, subject: string, kinds: EventKinds, limit: number): Promise<AgentEvent[]> {
+  const query = new URLSearchParams({ subject, type: kinds.type.join(','), newest: 'true', limit: String(limit) });
+  if (kinds.excludeType?.length) query.set('excludeType', kinds.excludeType.join(','));
+  const { events } = await agent.request('GET', `/v1/events?${query}`, EventListSchema);
+  return events;
 }
 
-const sessionFamilies = new Set(['session', 'pair', 'link', 'cluster', 'peer']);
+/** The event families of a mirroring session's view. */
+const sessionFamilies = ['session.*', 'pair.*', 'link.*', 'cluster.*', 'peer.*'];
