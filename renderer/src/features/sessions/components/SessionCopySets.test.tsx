@@ -112,6 +112,37 @@ describe('SessionCard copy sets', () => {
     expect(within(card).queryByRole('button', { name: /Remove copy set/ })).toBeNull();
   });
 
+  it('adds a copy set whose primary is at another site to a running async session, sent to the H1 site with primaryAgent', async () => {
+    const calls: string[] = [];
+    const gamma = { ...alpha, id: 'agent-g', site: 'gamma', address: '127.0.0.1:7003' };
+    const running = sessionFixture({ type: 'async', state: 'prepared', pairs: [pairFixture(), { ...log, primarySite: 'gamma' }] });
+    const card = renderCard(
+      running,
+      {
+        'GET /api/sites': [200, { sites: [alpha, beta, gamma] }],
+        'GET /api/sites/agent-g/volumes': [200, { volumes: [volumeFixture('log', { sizeBytes: gib }), volumeFixture('web', { sizeBytes: gib })] }],
+        'POST /api/sites/agent-a/sessions/orders/pairs': [201, running],
+      },
+      calls,
+    );
+    fireEvent.click(within(card).getByRole('button', { name: 'Add copy set…' }));
+    const dialog = await screen.findByRole('dialog');
+    const primary = (await within(dialog).findByLabelText(/Primary site/)) as HTMLSelectElement;
+    expect([...primary.options].map((option) => option.value)).toEqual(['alpha', 'gamma']);
+    fireEvent.change(primary, { target: { value: 'gamma' } });
+    // gamma's log is in the session already: only web is offered there.
+    const source = (await within(dialog).findByLabelText('Volume at gamma')) as HTMLSelectElement;
+    expect([...source.options].map((option) => option.value)).toEqual(['', 'web']);
+    fireEvent.change(source, { target: { value: 'web' } });
+    fireEvent.change(within(dialog).getByLabelText('Copy at beta'), { target: { value: 'web-copy' } });
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Add copy set' }));
+    expect(within(dialog).getByTestId('add-copy-set-consequence')).toHaveTextContent('every allocated track of the gamma volume');
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Add to orders' }));
+    await expect
+      .poll(() => posts(calls))
+      .toEqual(['POST /api/sites/agent-a/sessions/orders/pairs {"h1Volume":"web","h2Volume":"web-copy","primaryAgent":"gamma"}']);
+  });
+
   it("shows each pair's primary site when another agent holds the primary", () => {
     const card = renderCard(sessionFixture({ type: 'async', pairs: [pairFixture(), { ...log, primarySite: 'gamma' }] }));
     expect(within(within(card).getByTestId('pair-row-log')).getByTestId('primary-site')).toHaveTextContent('primary at gamma');
