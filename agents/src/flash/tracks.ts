@@ -15,16 +15,9 @@ import type { TrackRange } from './service.ts';
 export function sharedTracks(source: VolumeMeta, target: VolumeMeta): number {
   let shared = 0;
   for (const [index, chunk] of target.chunks) {
-    const other = source.chunks.get(index);
-    if (!other) continue;
-    if (other === chunk) {
-      shared += chunk.allocated;
-      continue;
-    }
-    if (chunk.allocated === 0 || other.allocated === 0) continue;
-    const a = chunk.entries;
-    const b = other.entries;
-    for (let slot = 0; slot < CHUNK_TRACKS; slot++) if (a[slot] === b[slot] && a[slot] !== NO_EXTENT) shared++;
+    // A chunk both volumes still hold as one object shares all its tracks.
+    if (source.chunks.get(index) === chunk) shared += chunk.allocated;
+    else shared += sharedIn(source, target, index * CHUNK_TRACKS, (index + 1) * CHUNK_TRACKS);
   }
   return shared;
 }
@@ -32,41 +25,48 @@ export function sharedTracks(source: VolumeMeta, target: VolumeMeta): number {
 /** Shared tracks in [start, end) (a bucket of the track map). */
 function sharedIn(source: VolumeMeta, target: VolumeMeta, start: number, end: number): number {
   let shared = 0;
-  for (let track = start; track < end; ) {
-    const index = Math.floor(track / CHUNK_TRACKS);
-    const stop = Math.min(end, (index + 1) * CHUNK_TRACKS);
-    const chunk = target.chunks.get(index);
-    const other = source.chunks.get(index);
-    if (chunk && other) {
-      for (let t = track; t < stop; t++) {
-        const slot = t - index * CHUNK_TRACKS;
-        const extent = chunk.entries[slot];
-        if (extent !== NO_EXTENT && extent === other.entries[slot]) shared++;
-      }
-    }
-    track = stop;
-  }
+  visitShared(source, target, start, end, () => {
+    shared++;
+  });
   return shared;
 }
 
 /** The first track at or after `from` that `target` still shares with `source`, or -1. */
 export function nextSharedTrack(source: VolumeMeta, target: VolumeMeta, from: number): number {
-  const end = Math.min(source.trackCount, target.trackCount);
-  const lastIndex = Math.floor((end - 1) / CHUNK_TRACKS);
-  for (let index = Math.floor(from / CHUNK_TRACKS); index <= lastIndex; index++) {
-    const chunk = target.chunks.get(index);
-    if (!chunk || chunk.allocated === 0) continue;
-    const other = source.chunks.get(index);
-    if (!other) continue;
-    const start = Math.max(from, index * CHUNK_TRACKS);
+  let found = -1;
+  visitShared(source, target, from, Math.min(source.trackCount, target.trackCount), (track) => {
+    found = track;
+    return true;
+  });
+  return found;
+}
+
+/**
+ * Calls `visit` with each track in [start, end) that `target` still shares
+ * with `source`, in order, a chunk at a time (chunks that either volume
+ * lacks or holds empty have none); stops when `visit` returns true.
+ */
+function visitShared(
+  source: VolumeMeta,
+  target: VolumeMeta,
+  start: number,
+  end: number,
+  visit: (track: number) => boolean | void,
+): void {
+  for (let track = start; track < end; ) {
+    const index = Math.floor(track / CHUNK_TRACKS);
     const stop = Math.min(end, (index + 1) * CHUNK_TRACKS);
-    for (let track = start; track < stop; track++) {
-      const slot = track - index * CHUNK_TRACKS;
-      const extent = chunk.entries[slot];
-      if (extent !== NO_EXTENT && extent === other.entries[slot]) return track;
+    const chunk = target.chunks.get(index);
+    const other = source.chunks.get(index);
+    if (chunk && other && chunk.allocated > 0 && other.allocated > 0) {
+      const base = index * CHUNK_TRACKS;
+      for (let t = track; t < stop; t++) {
+        const extent = chunk.entries[t - base];
+        if (extent !== NO_EXTENT && extent === other.entries[t - base] && visit(t)) return;
+      }
     }
+    track = stop;
   }
-  return -1;
 }
 
 /**
