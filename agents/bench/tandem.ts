@@ -55,7 +55,9 @@ export class TandemAgent {
   async start(timeoutMs = 60_000): Promise<void> {
     const runJson = path.join(this.dataDir, 'run.json');
     fs.rmSync(runJson, { force: true });
-    const args = [this.bin, 'run', '--data', this.dataDir, '--api', '127.0.0.1:0', '--nbd', '127.0.0.1:0', '--link', '127.0.0.1:0'];
+    // TANDEM_BENCH_AGENT_NODE_ARGS: node options for the agents only (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
+    const nodeArgs = (process.env.TANDEM_BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const args = [...nodeArgs, this.bin, 'run', '--data', this.dataDir, '--api', '127.0.0.1:0', '--nbd', '127.0.0.1:0', '--link', '127.0.0.1:0'];
     this.server = startServer(process.execPath, args, this.logFile, this.repoRoot);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {

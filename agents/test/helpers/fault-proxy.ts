@@ -55,6 +55,9 @@ export class FaultProxy {
 
   private accept(client: net.Socket): void {
     const upstream = net.connect(this.target.port, this.target.host);
+    // Forward each chunk as it comes: Nagle would hold a short tail behind an unacknowledged segment.
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
     this.sockets.add(client);
     this.sockets.add(upstream);
     const forward = (from: net.Socket, to: net.Socket, direction: 'up' | 'down') => {
@@ -62,20 +65,20 @@ export class FaultProxy {
       const queue: Array<{ chunk: Buffer; due: number }> = [];
       let timer: NodeJS.Timeout | null = null;
       let draining = false;
+      const pass = (chunk: Buffer) => {
+        if (!to.destroyed && !to.write(chunk) && !draining) {
+          draining = true;
+          from.pause();
+          to.once('drain', () => {
+            draining = false;
+            from.resume();
+          });
+        }
+      };
       const deliver = () => {
         timer = null;
         const now = Date.now();
-        while (queue.length > 0 && queue[0].due <= now) {
-          const { chunk } = queue.shift()!;
-          if (!to.destroyed && !to.write(chunk) && !draining) {
-            draining = true;
-            from.pause();
-            to.once('drain', () => {
-              draining = false;
-              from.resume();
-            });
-          }
-        }
+        while (queue.length > 0 && queue[0].due <= now) pass(queue.shift()!.chunk);
         if (queue.length > 0) timer = setTimeout(deliver, queue[0].due - now);
       };
       from.on('data', (chunk: Buffer) => {
@@ -91,6 +94,10 @@ export class FaultProxy {
           }
         }
         const latency = this.latencyMs[direction];
+        if (latency === 0 && queue.length === 0) {
+          pass(chunk); // nothing to wait out: forward at once (no queue entry, no clock read)
+          return;
+        }
         queue.push({ chunk, due: Date.now() + latency });
         if (latency === 0 || queue[0].due <= Date.now()) deliver();
         else if (!timer) timer = setTimeout(deliver, queue[0].due - Date.now());
