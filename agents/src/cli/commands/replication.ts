@@ -209,7 +209,10 @@ export function registerReplicationCommands(program: Command): void {
     .description(
       'add a copy set: a volume here (H1) and one of the same size at the other site (H2); in a started session it is copied at once and the other copy sets keep mirroring',
     )
-    .option('--primary-agent <site>', 'async sessions: the paired site whose agent owns the H1 volume (default: this agent, the master)')
+    .option(
+      '--primary-agent <site>',
+      'async sessions: the paired site whose agent owns the H1 volume (default: this agent, the master); a started session takes it at an agent that already holds one of its copy sets (any paired agent while suspended)',
+    )
     .addOption(dataOption())
     .addOption(jsonOption())
     .action((name: string, h1Volume: string, h2Volume: string, options: AdminOptions & { primaryAgent?: string }) =>
@@ -220,7 +223,12 @@ export function registerReplicationCommands(program: Command): void {
           ...(options.primaryAgent ? { primaryAgent: options.primaryAgent } : {}),
         });
         if (options.json) printJson(updated);
-        else if (options.primaryAgent) print(`added ${options.primaryAgent}:${h1Volume} -> ${h2Volume} to ${name}`);
+        else if (options.primaryAgent && updated.state === 'defined') print(`added ${options.primaryAgent}:${h1Volume} -> ${h2Volume} to ${name}`);
+        else if (options.primaryAgent) {
+          print(
+            `added ${options.primaryAgent}:${h1Volume} -> ${h2Volume} to ${name} (${updated.state}); its initial copy runs now at ${options.primaryAgent}, then it joins the consistency group\n\n${sessionFields(updated)}`,
+          );
+        }
         else if (updated.state === 'defined') print(`added ${h1Volume} -> ${h2Volume} to ${name}`);
         else print(`added ${h1Volume} -> ${h2Volume} to ${name} (${updated.state}); its initial copy runs now\n\n${sessionFields(updated)}`);
       }),
