@@ -205,6 +205,14 @@ export const FailbackPreflightSchema = z.object({
       differingTracks: z.number().nullable(),
       /** Codes that had to be computed (invalid ones) to answer. */
       codesComputed: z.number(),
+      /** The copy set's H1 volume. */
+      h1Volume: z.string().optional(),
+      /** Multi-primary sessions: the site holding the copy set's H1 volume when it is not the session's H1 site. */
+      primarySite: z.string().optional(),
+      /** What this copy set's failback copies: tracks, bytes and estimated seconds. */
+      tracksToCopy: z.number().optional(),
+      bytesToCopy: z.number().optional(),
+      estimatedSeconds: z.number().optional(),
     }),
   ),
   tracksToCopy: z.number(),

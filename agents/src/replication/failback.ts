@@ -109,29 +109,49 @@ export async function localCodes(
   return { codes: out, computed };
 }
 
+/** A plan's counts (what a multi-primary member reports of its copy sets; no track lists). */
+export type PlanSummary = FailbackPreflight['pairs'][number] & { tracksToCopy: number };
+
+/** The counts of a plan; `primarySite` names the agent holding the copy set's H1 volume (multi-primary sessions). */
+export function planSummary(plan: PairPlan, primarySite?: string): PlanSummary {
+  return {
+    pair: plan.pair.id,
+    h1Volume: plan.pair.h1Volume,
+    ...(primarySite ? { primarySite } : {}),
+    targetChangedTracks: plan.targetChangedTracks,
+    outOfSyncTracks: plan.outOfSyncTracks,
+    candidateTracks: plan.candidates.length,
+    differingTracks: plan.differingTracks,
+    codesComputed: plan.codesComputed,
+    tracksToCopy: plan.tracks.length,
+  };
+}
+
+/** Seconds to move `bytes`: a conservative 200 MiB/s across the link until measured figures exist. */
+function estimateSeconds(bytes: number): number {
+  return Math.round((bytes / (200 * 1024 * 1024)) * 10) / 10;
+}
+
 export function summarizePlans(
   session: string,
-  plans: PairPlan[],
+  plans: Array<PairPlan | PlanSummary>,
   trackSize: number,
   options: { verifyCodes: boolean; fullCompare: boolean },
 ): FailbackPreflight {
-  const tracksToCopy = plans.reduce((sum, plan) => sum + plan.tracks.length, 0);
+  const summaries = plans.map((plan) => ('candidates' in plan ? planSummary(plan) : plan));
+  const tracksToCopy = summaries.reduce((sum, plan) => sum + plan.tracksToCopy, 0);
   const bytesToCopy = tracksToCopy * trackSize;
-  // A conservative 200 MiB/s across the link until measured figures exist.
-  const estimatedSeconds = Math.round((bytesToCopy / (200 * 1024 * 1024)) * 10) / 10;
   return {
     session,
-    pairs: plans.map((plan) => ({
-      pair: plan.pair.id,
-      targetChangedTracks: plan.targetChangedTracks,
-      outOfSyncTracks: plan.outOfSyncTracks,
-      candidateTracks: plan.candidates.length,
-      differingTracks: plan.differingTracks,
-      codesComputed: plan.codesComputed,
+    pairs: summaries.map(({ tracksToCopy: tracks, ...pair }) => ({
+      ...pair,
+      tracksToCopy: tracks,
+      bytesToCopy: tracks * trackSize,
+      estimatedSeconds: estimateSeconds(tracks * trackSize),
     })),
     tracksToCopy,
     bytesToCopy,
-    estimatedSeconds,
+    estimatedSeconds: estimateSeconds(bytesToCopy),
     verifyCodes: options.verifyCodes,
     fullCompare: options.fullCompare,
   };

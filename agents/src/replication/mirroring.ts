@@ -22,7 +22,7 @@ export class Mirroring {
   ensureSource(session: SessionRecord, pair: PairRecord): PairSource {
     let source = this.sources.get(pair.id);
     if (!source) {
-      source = new PairSource(pair, this.service.engine, this.service.link(session), {
+      source = new PairSource(pair, this.service.engine, this.service.pairLink(session, pair), {
         onLinkFailure: (failed, error) => this.suspendForError(session, failed, error),
         onDuplex: () => this.checkPrepared(session),
       });
@@ -84,7 +84,7 @@ export class Mirroring {
     const multi = this.service.multiPrimary;
     // A multi-primary member is resumed by its master; the master waits for every member's link too.
     if (multi.isMember(session)) return;
-    const links = multi.isMaster(session) ? multi.links(session) : [this.service.link(session)];
+    const links = multi.drivesRounds(session) ? multi.links(session) : [this.service.link(session)];
     const retry = async () => {
       if (session.state !== 'suspended' || !session.detail) return;
       try {
@@ -102,7 +102,7 @@ export class Mirroring {
     // Copy sets added while the session ran join first (see running-copy-sets.ts).
     if (this.service.running.settle(session)) return;
     // Multi-primary: prepared once every primary agent is duplex and a round after that is committed.
-    if (this.service.multiPrimary.isMaster(session)) return this.service.multiPrimary.checkPrepared(session);
+    if (this.service.multiPrimary.drivesRounds(session)) return this.service.multiPrimary.checkPrepared(session);
     const all = this.service.pairsOf(session).every((pair) => {
       const source = this.sources.get(pair.id);
       return source && source.mirroring && !source.isResyncing;
@@ -125,7 +125,7 @@ export class Mirroring {
     }
     for (const source of sources) source.startMirroring(joining.has(source.record.id) ? this.service.running.modeOf(session) : mode);
     this.service.refreshTaps();
-    if (this.service.multiPrimary.isMaster(session)) {
+    if (this.service.multiPrimary.drivesRounds(session)) {
       try {
         await this.service.multiPrimary.startRun(session);
       } catch (error) {
@@ -152,7 +152,7 @@ export class Mirroring {
 
   /** Stops mirroring at this site (the source), keeping out-of-sync marks. */
   async stopSource(session: SessionRecord, reason: string | null): Promise<void> {
-    if (this.service.multiPrimary.isMaster(session)) await this.service.multiPrimary.stopRun(session, reason);
+    if (this.service.multiPrimary.drivesRounds(session)) await this.service.multiPrimary.stopRun(session, reason);
     this.shippers.get(session.id)?.stop();
     await this.service.shipping.stop(session);
     await Promise.all(this.service.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(reason)));
@@ -174,7 +174,7 @@ export class Mirroring {
           onFailure: (error) => void this.suspendSession(session, `consistency groups: ${problemMessage(error)}`, error),
         },
         // Multi-primary: the master's rounds cut the groups, at every primary agent.
-        multi.isMultiPrimary(session) ? { coordinated: multi.coordinatedOptions() } : {},
+        multi.isMultiPrimary(session) ? { coordinated: multi.coordinatedOptions(session) } : {},
       );
       this.shippers.set(session.id, shipper);
     }

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { ProblemError, type PairInfo } from '@tandem/contract';
-import { ConsistencyGroupShipper } from './async-groups.ts';
+import { ConsistencyGroupShipper, type CoordinatedOptions } from './async-groups.ts';
 import { CutCoordinator, type CutParticipant, type CutSecondary, type MemberStatus } from './cut-coordinator.ts';
 import type { GroupEntry } from './async-groups.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { problemMessage } from './pair-source.ts';
 import { num, str } from './peer-params.ts';
 import type { ReplicationService } from './service.ts';
+import { MultiPrimaryFailback } from './multi-primary-failback.ts';
 import { MultiPrimaryRunning } from './multi-primary-running.ts';
 import { atSecondary, newPairRecord, type PairRecord, type SessionRecord } from './session-store.ts';
 
@@ -44,6 +45,12 @@ const ROUND_INTERVAL_MS = Number(process.env.TANDEM_MP_ROUND_INTERVAL_MS) || 100
  *   parts and applies all of them through a round when the master commits it.
  * The master must be paired with every member and with the secondary; every
  * member must be paired with the secondary.
+ *
+ * After a failback (direction H2->H1) the roles turn around: the secondary
+ * site is the only source and drives the rounds (`drivesRounds`), with
+ * itself as the one participant and every H1 agent (master and members) as
+ * a secondary that stages its copy sets' parts and applies them when a round
+ * is committed at all of them (see multi-primary-failback.ts).
  */
 export class MultiPrimarySessions {
   /** Master: the running coordinator per session. */
@@ -52,7 +59,11 @@ export class MultiPrimarySessions {
   private readonly heard = new Map<string, number>();
   private watchdog: NodeJS.Timeout | null = null;
 
+  /** The H2->H1 direction and failback across several H1 agents. */
+  readonly failback: MultiPrimaryFailback;
+
   constructor(private readonly service: ReplicationService) {
+    this.failback = new MultiPrimaryFailback(service, this);
     service.engine.catalog.db.exec(
       `CREATE TABLE IF NOT EXISTS multi_primary_pairs (
          id TEXT PRIMARY KEY,
@@ -106,14 +117,47 @@ export class MultiPrimarySessions {
     return this.isMember(session) || this.memberPairs(session).length > 0;
   }
 
+  /** The agent that forms the session's consistency groups in its current direction: the master (H1->H2) or the secondary site (H2->H1). */
+  roundMaster(session: SessionRecord): string {
+    return session.direction === 'h1-h2' ? session.controlAgentId : session.peerAgentId;
+  }
+
+  /** This agent forms the consistency groups of a multi-primary session in its current direction. */
+  drivesRounds(session: SessionRecord): boolean {
+    return this.roundMaster(session) === this.service.agentId && this.memberPairs(session).length > 0;
+  }
+
+  /**
+   * The agent holding the other volume of a copy set, seen from here: at the
+   * secondary site the copy set's primary agent (the master or a member), at
+   * a primary agent the secondary site.
+   */
+  pairAgent(session: SessionRecord, pair: PairRecord): string {
+    if (session.peerAgentId !== this.service.agentId) return session.peerAgentId;
+    return this.memberPairs(session).find((row) => row.id === pair.id)?.primaryAgentId ?? session.controlAgentId;
+  }
+
+  /** Every agent this one exchanges the session with (master: secondary and members; secondary: master and members; member: secondary). */
+  otherAgents(session: SessionRecord): string[] {
+    const agents = [this.service.otherAgent(session), ...this.memberAgents(session)];
+    return [...new Set(agents)].filter((agent) => agent !== this.service.agentId);
+  }
+
+  /** The agents told of this site's state changes: every H1 agent when the secondary site is the source, else the other site (a member tells nobody). */
+  stateAgents(session: SessionRecord): string[] {
+    if (this.isMember(session)) return [];
+    if (session.peerAgentId === this.service.agentId && session.direction === 'h2-h1') return this.otherAgents(session);
+    return [this.service.otherAgent(session)];
+  }
+
   /** Master: the member agents (primary agents other than the master). */
   memberAgents(session: SessionRecord): string[] {
     return [...new Set(this.memberPairs(session).map((pair) => pair.primaryAgentId))];
   }
 
-  /** Every link the master needs for the session: the secondary's and every member's. */
+  /** Every link the agent driving the rounds needs: every other agent's of the session. */
   links(session: SessionRecord) {
-    return [this.service.link(session), ...this.memberAgents(session).map((agent) => this.service.peers.link(agent))];
+    return this.otherAgents(session).map((agent) => this.service.peers.link(agent));
   }
 
   /**
@@ -209,7 +253,9 @@ export class MultiPrimarySessions {
     const service = this.service;
     await this.coordinators.get(session.id)?.stop();
     this.coordinators.delete(session.id);
-    const members = this.memberAgents(session);
+    // H1->H2: every primary agent cuts, the secondary site applies. H2->H1: the secondary site alone cuts, every H1 agent applies.
+    const reverse = session.direction === 'h2-h1';
+    const members = reverse ? [] : this.memberAgents(session);
     await Promise.all(
       members.map((agent) =>
         service.peers.link(agent).call('mp.run', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 30_000 }),
@@ -217,15 +263,15 @@ export class MultiPrimarySessions {
     );
     const participants: CutParticipant[] = members.map((agent) => this.remoteParticipant(session, agent));
     if (service.pairsOf(session).length > 0) participants.unshift(this.localParticipant(session));
-    const secondaryLink = service.link(session);
-    const secondaries: CutSecondary[] = [
-      {
-        agentId: session.peerAgentId,
+    const secondaries: CutSecondary[] = (reverse ? this.otherAgents(session) : [session.peerAgentId]).map((agentId) => {
+      const link = service.peers.link(agentId);
+      return {
+        agentId,
         commit: async (epoch, through, time) => {
-          await secondaryLink.call('mp.commit', { session: session.id, epoch, through, time }, null, { waitForLinkMs: 1000, timeoutMs: 30_000 });
+          await link.call('mp.commit', { session: session.id, epoch, through, time }, null, { waitForLinkMs: 1000, timeoutMs: 30_000 });
         },
-      },
-    ];
+      };
+    });
     const coordinator = new CutCoordinator(
       participants,
       secondaries,
@@ -245,8 +291,12 @@ export class MultiPrimarySessions {
       'session.coordinator',
       'info',
       session.name,
-      `session ${session.name}: consistency groups formed across ${participants.length} primary agent(s) every ${ROUND_INTERVAL_MS} ms`,
-      { primaries: participants.map((participant) => this.siteOf(participant.agentId)), epoch: coordinator.epoch },
+      `session ${session.name}: consistency groups formed across ${participants.length} primary agent(s), committed at ${secondaries.length} secondary agent(s), every ${ROUND_INTERVAL_MS} ms`,
+      {
+        primaries: participants.map((participant) => this.siteOf(participant.agentId)),
+        secondaries: secondaries.map((secondary) => this.siteOf(secondary.agentId)),
+        epoch: coordinator.epoch,
+      },
     );
   }
 
@@ -299,8 +349,10 @@ export class MultiPrimarySessions {
     const coordinator = this.coordinators.get(session.id);
     this.coordinators.delete(session.id);
     await coordinator?.stop();
+    // H2->H1: the H1 agents are secondaries; nothing runs there.
+    const members = session.direction === 'h1-h2' ? this.memberAgents(session) : [];
     await Promise.all(
-      this.memberAgents(session).map((agent) =>
+      members.map((agent) =>
         this.service.peers
           .link(agent)
           .call('mp.stop', { session: session.id, reason }, null, { waitForLinkMs: 500, timeoutMs: 10_000 })
@@ -344,9 +396,13 @@ export class MultiPrimarySessions {
     return coordinator.committed.time;
   }
 
-  /** The coordinated shipper's options for a multi-primary session at this agent. */
-  coordinatedOptions() {
-    return { agentId: this.service.agentId, holdTimeoutMs: HOLD_TIMEOUT_MS };
+  /** The coordinated shipper's options for a multi-primary session at this agent (H2->H1: parts split per H1 agent). */
+  coordinatedOptions(session: SessionRecord): CoordinatedOptions {
+    const options: CoordinatedOptions = { agentId: this.service.agentId, holdTimeoutMs: HOLD_TIMEOUT_MS };
+    if (this.drivesRounds(session) && session.direction === 'h2-h1') {
+      options.stage = (part, payload) => this.failback.stageAtTargets(session, part, payload);
+    }
+    return options;
   }
 
   /** Master: round statistics of a running session (tests, benchmarks). */
@@ -366,7 +422,9 @@ export class MultiPrimarySessions {
           break;
         case 'preparing':
         case 'prepared':
-          if (!coordinator) state = 'connecting';
+          // H2->H1: the member's copy set is a target here like the master's own.
+          if (session.direction === 'h2-h1') state = session.state === 'prepared' ? 'duplex' : 'syncing';
+          else if (!coordinator) state = 'connecting';
           else if (!status) state = 'connecting';
           else state = status.syncedPercent[pair.id] !== null && status.syncedPercent[pair.id] !== undefined ? 'syncing' : 'duplex';
           break;
@@ -471,6 +529,8 @@ export class MultiPrimarySessions {
     this.watchdog = setInterval(() => {
       for (const session of this.service.sessions.values()) {
         if (!this.isMember(session) || (session.state !== 'preparing' && session.state !== 'prepared')) continue;
+        // H2->H1 the member is a target: the secondary site drives the rounds, the master says nothing.
+        if (session.direction !== 'h1-h2') continue;
         const heard = this.heard.get(session.id) ?? 0;
         if (Date.now() - heard < MASTER_SILENCE_MS) continue;
         const reason = `no word from the master ${this.siteOf(session.controlAgentId)} for ${MASTER_SILENCE_MS} ms`;
@@ -570,11 +630,14 @@ export class MultiPrimarySessions {
       }
       case 'mp.commit': {
         const session = this.secondarySession(params);
-        if (session.controlAgentId !== request.peerAgentId) throw new ProblemError('access-denied', 'only the session master commits rounds');
+        if (this.roundMaster(session) !== request.peerAgentId) {
+          throw new ProblemError('access-denied', 'only the agent forming the session\'s consistency groups commits rounds');
+        }
         await service.applier.commit(session.id, str(params, 'epoch'), num(params, 'through'), num(params, 'time'));
         return {};
       }
       default:
+        if (MultiPrimaryFailback.serves(method)) return this.failback.handle(request);
         throw new ProblemError('not-supported', `unknown peer request ${method}`);
     }
   }

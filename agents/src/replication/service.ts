@@ -157,6 +157,11 @@ export class ReplicationService implements TapSource {
     return this.peers.link(this.otherAgent(session));
   }
 
+  /** The link to the agent holding a copy set's other volume (differs per copy set at a multi-primary session's secondary site). */
+  pairLink(session: SessionRecord, pair: PairRecord) {
+    return this.peers.link(this.multiPrimary.pairAgent(session, pair));
+  }
+
   sourceOf(pair: PairRecord): PairSource | undefined {
     return this.mirroring.sources.get(pair.id);
   }
@@ -216,13 +221,16 @@ export class ReplicationService implements TapSource {
   }
 
   private async pushState(session: SessionRecord): Promise<void> {
-    // A multi-primary member's state is its own; the master tells the secondary the session's.
-    if (this.multiPrimary.isMember(session)) return;
-    try {
-      await this.link(session).call('session.state', { session: session.id, record: session }, null, { waitForLinkMs: 2000 });
-    } catch (error) {
-      this.logger.debug({ session: session.name, error: problemMessage(error) }, 'could not tell the other site');
-    }
+    // A multi-primary member's state is its own; the master tells the secondary the session's, the secondary site (H2->H1) every H1 agent.
+    await Promise.all(
+      this.multiPrimary.stateAgents(session).map(async (agent) => {
+        try {
+          await this.peers.link(agent).call('session.state', { session: session.id, record: session }, null, { waitForLinkMs: 2000 });
+        } catch (error) {
+          this.logger.debug({ session: session.name, error: problemMessage(error) }, 'could not tell the other site');
+        }
+      }),
+    );
   }
 
   /** Applies a state the other site reports (its view of a transition it executed). */

@@ -31,12 +31,12 @@ export class SessionActions {
     if (!allowed[action].includes(session.state)) {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; ${action} needs ${allowed[action].join(' or ')}`);
     }
-    if (action === 'failback' && service.multiPrimary.isMultiPrimary(session)) {
-      throw new ProblemError('not-supported', `session ${session.name} has primary volumes on several agents; failback is not supported for it yet`);
-    }
     if (service.multiPrimary.isMember(session)) {
-      // A multi-primary session's state machine runs at its master.
-      await service.peers.link(session.controlAgentId).call('session.action', { session: session.id, action, options }, null, {
+      // A multi-primary session's state machine runs at its master (terminate) or at the site that must act:
+      // the source of the current direction (master H1->H2, secondary site H2->H1), or its target.
+      const atSource = executingRole(action) === 'source' === (session.direction === 'h1-h2');
+      const executor = action === 'terminate' || atSource ? session.controlAgentId : session.peerAgentId;
+      await service.peers.link(executor).call('session.action', { session: session.id, action, options }, null, {
         waitForLinkMs: 3000,
         timeoutMs: 10 * 60_000,
       });
@@ -93,7 +93,8 @@ export class SessionActions {
         await service.failback.failbackHere(session, { verifyCodes: options.verifyCodes ?? true, fullCompare: options.fullCompare ?? false });
         return;
       case 'terminate':
-        if (service.multiPrimary.isMaster(session)) await service.multiPrimary.terminateMembers(session);
+        // Every other primary agent of a multi-primary session (told by its master or by its secondary site).
+        if (service.multiPrimary.isMultiPrimary(session)) await service.multiPrimary.terminateMembers(session);
         await this.terminateHere(session);
         await service
           .link(session)
@@ -122,6 +123,8 @@ export class SessionActions {
         service.store.savePair(pair);
       }
     }
+    // A multi-primary session recovered at its H1 side (H2->H1): every member's volumes become writable too.
+    if (service.multiPrimary.isMaster(session)) await service.multiPrimary.failback.recoverMembers(session);
     service.setState(session, 'target-available', {
       detail: null,
       consistencyTime: session.consistencyTime ?? new Date().toISOString(),

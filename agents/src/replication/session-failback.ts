@@ -1,6 +1,6 @@
 import { ProblemError, type AgentEvent, type FailbackPreflight } from '@tandem/contract';
 import { problemMessage } from './pair-source.ts';
-import { planPair, summarizePlans, type PairPlan } from './failback.ts';
+import { planSummary, summarizePlans, type PairPlan, type PlanSummary } from './failback.ts';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
 
@@ -20,34 +20,41 @@ export class SessionFailback {
     if (session.state !== 'target-available') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; failback needs target-available`);
     }
-    if (service.isSource(session)) {
-      const forwarded = await service.link(session).call('session.preflight', { session: session.id, options }, null, {
+    // Executed where the failback runs: the target of the current direction (a multi-primary member asks its master).
+    const multi = service.multiPrimary;
+    if (service.isSource(session) || multi.isMember(session)) {
+      const to = multi.isMember(session) ? service.peers.link(session.controlAgentId) : service.link(session);
+      const forwarded = await to.call('session.preflight', { session: session.id, options }, null, {
         waitForLinkMs: 3000,
         timeoutMs: 10 * 60_000,
       });
       return forwarded.result as FailbackPreflight;
     }
-    const plans = await this.plan(session, options);
-    return summarizePlans(session.name, plans, service.engine.trackSize, options);
-  }
-
-  private async plan(session: SessionRecord, options: FailbackPlanOptions): Promise<PairPlan[]> {
-    const link = this.service.link(session);
-    await link.ready(3000);
-    const plans: PairPlan[] = [];
-    for (const pair of this.service.pairsOf(session)) plans.push(await planPair(this.service.engine, link, pair, options));
-    return plans;
+    const { summaries } = await this.plan(session, options, false);
+    return summarizePlans(session.name, summaries, service.engine.trackSize, options);
   }
 
   /**
-   * Failback, executed at the production site (the current target): plan the
-   * copy, make this site the source with exactly the planned tracks marked,
-   * make the other site the target, and resync.
+   * Plans every copy set of the session: this site's against the agent
+   * holding each one's other volume, and (a multi-primary master on the way
+   * back to H1->H2) the members' own, which with `apply` also mark them.
    */
-  async failbackHere(session: SessionRecord, options: FailbackPlanOptions): Promise<void> {
+  private async plan(
+    session: SessionRecord,
+    options: FailbackPlanOptions,
+    apply: boolean,
+  ): Promise<{ plans: PairPlan[]; summaries: PlanSummary[] }> {
+    const multi = this.service.multiPrimary;
+    const plans = await multi.failback.planLocal(session, options);
+    const summaries = plans.map((plan) => planSummary(plan, multi.primarySiteOf(plan.pair)));
+    if (multi.isMaster(session)) summaries.push(...(await multi.failback.memberPlans(session, options, apply)));
+    return { plans, summaries };
+  }
+
+  /** Makes exactly the planned tracks of these copy sets out-of-sync here (the site becomes their source); target-changed tracking ends. */
+  async adoptPlans(plans: PairPlan[]): Promise<void> {
     const service = this.service;
     const engine = service.engine;
-    const plans = await this.plan(session, options);
     for (const plan of plans) {
       const pair = plan.pair;
       const bitmap = await engine.bitmaps.create(engine.volumeId(pair.localVolume), 'clear');
@@ -58,16 +65,39 @@ export class SessionFailback {
       pair.targetChangedBitmap = null;
       service.store.savePair(pair);
     }
+  }
+
+  /**
+   * Failback, executed at the production site (the current target): plan the
+   * copy, make this site the source with exactly the planned tracks marked,
+   * make the other site the target, and resync.
+   */
+  async failbackHere(session: SessionRecord, options: FailbackPlanOptions): Promise<void> {
+    const service = this.service;
+    const engine = service.engine;
+    const multi = service.multiPrimary;
     const direction = session.direction === 'h1-h2' ? 'h2-h1' : 'h1-h2';
-    const copied = plans.reduce((sum, plan) => sum + plan.tracks.length, 0);
-    await service.link(session).call('session.become-target', { session: session.id, direction }, null, { waitForLinkMs: 3000 });
+    // A multi-primary master's members plan and mark their own copy sets (the way back to H1->H2).
+    const { plans, summaries } = await this.plan(session, options, true);
+    await this.adoptPlans(plans);
+    const copied = summaries.reduce((sum, plan) => sum + plan.tracksToCopy, 0);
+    // The other side of every copy set becomes the target: the H1 agents of a multi-primary session from its secondary site.
+    const targets = multi.isMaster(session) ? [session.peerAgentId] : multi.otherAgents(session);
+    for (const agent of targets) {
+      await service.peers.link(agent).call('session.become-target', { session: session.id, direction }, null, { waitForLinkMs: 3000 });
+    }
     service.setState(session, 'preparing', {
       direction,
       detail: `failback: copying ${copied} track(s)`,
     });
     engine.catalog.recordEvent('session.failback', 'info', session.name, `failback of ${session.name} copies ${copied} track(s)`, {
       tracks: copied,
-      pairs: plans.map((plan) => ({ pair: plan.pair.id, tracks: plan.tracks.length, candidates: plan.candidates.length })),
+      pairs: summaries.map((plan) => ({
+        pair: plan.pair,
+        ...(plan.primarySite ? { primarySite: plan.primarySite } : {}),
+        tracks: plan.tracksToCopy,
+        candidates: plan.candidateTracks,
+      })),
     });
     void service.mirroring.runMirroring(session);
     this.verifyWhenPrepared(session);

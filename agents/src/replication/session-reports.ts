@@ -56,7 +56,7 @@ export class SessionReports {
   consistencyTime(session: SessionRecord): string | null {
     if (session.type === 'snapshot-shipping') return session.consistencyTime;
     if (session.type === 'async' && (session.state === 'prepared' || session.state === 'preparing')) {
-      const time = this.service.multiPrimary.isMaster(session)
+      const time = this.service.multiPrimary.drivesRounds(session)
         ? this.service.multiPrimary.committedTime(session)
         : this.service.isSource(session)
         ? this.service.mirroring.shippers.get(session.id)?.lastApplied?.time
@@ -87,7 +87,7 @@ export class SessionReports {
       case 'prepared':
         if (!service.isSource(session)) state = session.state === 'prepared' ? 'duplex' : 'syncing';
         else if (!source || source.reason) state = 'suspended';
-        else if (service.link(session).state !== 'connected') state = 'connecting';
+        else if (service.pairLink(session, pair).state !== 'connected') state = 'connecting';
         else if (source.isResyncing || (session.type === 'snapshot-shipping' && session.state === 'preparing')) {
           // A shipping session is preparing until its first cycle (the initial copy) is committed.
           state = 'syncing';

@@ -79,7 +79,6 @@ export class SessionVerifier {
       tracks,
     });
     try {
-      const link = service.link(session);
       const reports: VerifyPairReport[] = [];
       let marked = 0;
       for (const pair of pairs) {
@@ -90,7 +89,8 @@ export class SessionVerifier {
           }
         };
         check();
-        const { report, differing } = await verifyPair(engine, link, pair, source!, check);
+        // The agent holding the copy set's other volume (one per copy set at a multi-primary session's secondary site).
+        const { report, differing } = await verifyPair(engine, service.pairLink(session, pair), pair, source!, check);
         if (differing.length > 0) await source!.mark(differing);
         marked += differing.length;
         reports.push(report);

@@ -1,0 +1,179 @@
+import { ProblemError, type FailbackOptions } from '@tandem/contract';
+import type { GroupEntry } from './async-groups.ts';
+import { planPair, planSummary, type PairPlan, type PlanSummary } from './failback.ts';
+import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import type { MultiPrimarySessions } from './multi-primary.ts';
+import type { ReplicationService } from './service.ts';
+import type { SessionRecord } from './session-store.ts';
+
+type FailbackPlanOptions = Pick<FailbackOptions, 'verifyCodes' | 'fullCompare'>;
+
+/**
+ * Failover and failback of multi-primary async sessions: copy sets whose H1
+ * volumes live on several agents (the master and members), one secondary
+ * site H2.
+ *
+ * Roles per direction:
+ * - H1->H2 (as defined): the master drives the rounds; every primary agent
+ *   (master and members) cuts its part; the secondary site stages and applies.
+ * - H2->H1 (after failback): the secondary site is the only source and
+ *   drives the rounds with itself as the only participant; every H1 agent
+ *   (master and members) is a secondary of the cut coordinator: each stages
+ *   the part of its own copy sets (`stageAtTargets` splits every sealed part
+ *   per agent) and a round is committed only once every H1 agent staged it,
+ *   so the H1 sites together move from one consistent image to the next.
+ *
+ * What each agent keeps (so that a restart of any agent resumes): the session
+ * record with its direction (every agent), the copy sets' bitmaps (the source
+ * side: out-of-sync; the recovered side: target-changed), the table
+ * `multi_primary_pairs` at the master and at the secondary site (which agent
+ * holds each copy set's H1 volume). The agent driving the rounds in the
+ * session's direction resumes mirroring at its start; the others are targets
+ * (or, H1->H2, members run again by the master).
+ *
+ * Actions: Recover and Start H2->H1 run at the secondary site when it is the
+ * target (H1->H2): the failback plans every copy set against the agent that
+ * holds its H1 volume and makes every H1 agent a target (`session.become-target`).
+ * The way back (H2->H1 suspended or recovered at H1, then Start H1->H2) runs
+ * at the master: members recover (`mp.recover`) and plan their own copy sets
+ * against the secondary site (`mp.failback-plan`), then the master resumes
+ * the H1->H2 run (`mp.run` at every member).
+ */
+export class MultiPrimaryFailback {
+  constructor(
+    private readonly service: ReplicationService,
+    private readonly multi: MultiPrimarySessions,
+  ) {}
+
+  /** Whether this module serves a peer request method. */
+  static serves(method: string): boolean {
+    return method === 'mp.failback-plan' || method === 'mp.recover';
+  }
+
+  /**
+   * H2->H1 at the secondary site: stages a sealed part at every H1 agent,
+   * each getting the entries of the copy sets whose H1 volume it holds (agents
+   * without changes in the part get nothing: a commit applies what is staged).
+   */
+  async stageAtTargets(
+    session: SessionRecord,
+    part: { epoch: string; from: string; round: number; time: number; entries: GroupEntry[] },
+    payload: Buffer,
+  ): Promise<void> {
+    const service = this.service;
+    const pairs = new Map(service.pairsOf(session).map((pair) => [pair.id, pair]));
+    const byAgent = new Map<string, { entries: GroupEntry[]; chunks: Buffer[]; bytes: number }>();
+    for (const entry of part.entries) {
+      const pair = pairs.get(entry.pair);
+      if (!pair) throw new ProblemError('not-found', `a consistency group of ${session.name} names an unknown pair ${entry.pair}`);
+      const agent = this.multi.pairAgent(session, pair);
+      let bucket = byAgent.get(agent);
+      if (!bucket) {
+        bucket = { entries: [], chunks: [], bytes: 0 };
+        byAgent.set(agent, bucket);
+      }
+      bucket.entries.push({ ...entry, dataOffset: bucket.bytes });
+      if (entry.kind === 'write') {
+        bucket.chunks.push(payload.subarray(entry.dataOffset, entry.dataOffset + entry.length));
+        bucket.bytes += entry.length;
+      }
+    }
+    await Promise.all(
+      [...byAgent].map(([agent, bucket]) =>
+        service.peers
+          .link(agent)
+          .call('cg.stage', { session: session.id, ...part, entries: bucket.entries }, Buffer.concat(bucket.chunks, bucket.bytes), {
+            waitForLinkMs: 2000,
+            timeoutMs: 60_000,
+          }),
+      ),
+    );
+  }
+
+  /**
+   * Master, H2->H1 recovered here: every member recovers too (staged parts
+   * dropped, target-changed tracking on, writable). A member that cannot be
+   * reached fails the recover: it would stay write-inhibited.
+   */
+  async recoverMembers(session: SessionRecord): Promise<void> {
+    await Promise.all(
+      this.multi.memberAgents(session).map((agent) =>
+        this.service.peers.link(agent).call('mp.recover', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 30_000 }),
+      ),
+    );
+  }
+
+  /**
+   * Master, the way back (Start H1->H2 from H2->H1): every member plans its
+   * copy sets against the secondary site; with `apply` it also marks exactly
+   * the planned tracks out-of-sync and takes the H1->H2 direction (the master
+   * then runs it with `mp.run`).
+   */
+  async memberPlans(session: SessionRecord, options: FailbackPlanOptions, apply: boolean): Promise<PlanSummary[]> {
+    const answers = await Promise.all(
+      this.multi.memberAgents(session).map((agent) =>
+        this.service.peers
+          .link(agent)
+          .call('mp.failback-plan', { session: session.id, options, apply }, null, { waitForLinkMs: 3000, timeoutMs: 10 * 60_000 }),
+      ),
+    );
+    return answers.flatMap((answer) => (answer.result as { plans: PlanSummary[] }).plans);
+  }
+
+  /** Plans this agent's copy sets of a session against the agents holding their other volumes. */
+  async planLocal(session: SessionRecord, options: FailbackPlanOptions): Promise<PairPlan[]> {
+    const service = this.service;
+    const plans: PairPlan[] = [];
+    for (const pair of service.pairsOf(session)) {
+      const link = service.pairLink(session, pair);
+      await link.ready(3000);
+      plans.push(await planPair(service.engine, link, pair, options));
+    }
+    return plans;
+  }
+
+  async handle(request: RpcRequest): Promise<RpcResult> {
+    const { method, params } = request;
+    const service = this.service;
+    const session = this.multi.memberSession(params);
+    if (request.peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', `only the master of ${session.name} asks this`);
+    switch (method) {
+      case 'mp.recover': {
+        // The secondary site was the source (H2->H1); this member's volumes become writable.
+        if (session.direction !== 'h2-h1') {
+          throw new ProblemError('invalid-state', `session ${session.name} runs H1->H2; recover it at its secondary site`);
+        }
+        if (session.state !== 'target-available') {
+          service.setState(session, 'recovering', {}, false);
+          await service.applier.discardParts(session.id);
+          for (const pair of service.pairsOf(session)) {
+            if (pair.targetChangedBitmap === null) {
+              pair.targetChangedBitmap = await service.engine.bitmaps.create(service.engine.volumeId(pair.localVolume), 'clear');
+              service.store.savePair(pair);
+            }
+          }
+          service.setState(session, 'target-available', { detail: null }, false);
+        }
+        return {};
+      }
+      case 'mp.failback-plan': {
+        if (session.state !== 'target-available' || session.direction !== 'h2-h1') {
+          throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} (${session.direction}) at ${service.site}; failback needs target-available`);
+        }
+        const options = (params.options ?? {}) as FailbackPlanOptions;
+        const plans = await this.planLocal(session, { verifyCodes: options.verifyCodes !== false, fullCompare: options.fullCompare === true });
+        if (params.apply === true) {
+          await service.failback.adoptPlans(plans);
+          // Source again: host writes mark out-of-sync from now until the master runs the copy sets (mp.run).
+          service.setState(session, 'suspended', { direction: 'h1-h2', detail: 'failback: waiting for the master to start', recoverable: true }, false);
+          service.mirroring.dropSources(session);
+          for (const pair of service.pairsOf(session)) service.mirroring.ensureSource(session, pair);
+          service.refreshTaps();
+        }
+        return { result: { plans: plans.map((plan) => planSummary(plan, service.multiPrimary.siteOf(service.agentId))) } };
+      }
+      default:
+        throw new ProblemError('not-supported', `unknown peer request ${method}`);
+    }
+  }
+}
