@@ -1,210 +1,292 @@
-import { describe, expect, it } from 'vitest';
-import { ProblemError, type PairInfo, type SessionInfo } from '@tandem/contract';
-import type { z } from 'zod';
-import { ReportFileSchema } from '../../shared/sessions-api.ts';
-import type { AgentClient } from '../agent-client.ts';
-import { Router } from '../router.ts';
-import type { SiteManager } from '../site-manager.ts';
-import { replicationRoutes } from './replication-routes.ts';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import Papa from 'papaparse';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ClusterInfoSchema,
+  FailbackPreflightSchema,
+  PeerListSchema,
+  SessionInfoSchema,
+  SessionListSchema,
+  ShipCycleReportSchema,
+  type AgentEvent,
+  type SessionInfo,
+} from '@tandem/contract';
+import { agentCli, initAgent, pairingToken, startAgent, type RunningAgent } from '../../../../scripts/lib/agents.mjs';
+import { ReportDocumentSchema, ReportFileSchema, type ReportDocument } from '../../shared/sessions-api.ts';
+import { startBackend, type RunningBackend } from '../backend.ts';
+import { renderReport } from '../reports/report-formats.ts';
 
-const pair: PairInfo = {
-  id: 'p1',
-  h1Volume: 'db',
-  h2Volume: 'db-copy',
-  state: 'duplex',
-  reason: null,
-  outOfSyncTracks: 3,
-  targetChangedTracks: 0,
-  trackCount: 16,
-  syncedPercent: null,
-  etaSeconds: null,
-};
-const session: SessionInfo = {
-  id: 's1',
-  name: 'orders',
-  type: 'sync',
-  state: 'prepared',
-  health: 'normal',
-  direction: 'h1-h2',
-  recoverable: true,
-  role: 'h1',
-  h1Site: 'alpha',
-  h2Site: 'beta',
-  consistencyTime: '2026-01-01T00:00:00.000Z',
-  exposureSeconds: 0,
-  detail: null,
-  pairs: [pair],
-  createdAt: '2026-01-01T00:00:00.000Z',
-  updatedAt: '2026-01-01T00:00:00.000Z',
-};
+const mib = 1024 * 1024;
+const execFileAsync = promisify(execFile);
+const qemuIo = (uri: string, command: string) => execFileAsync('qemu-io', ['-f', 'raw', '-c', command, uri]);
 
-type Answer = unknown | (() => unknown);
+/**
+ * The mirroring routes of the console backend against two real agents on
+ * loopback, both connected to one backend: pairing the sites, session
+ * create / copy sets / actions, shipping settings and ship-now, copy-set
+ * removal and the agent's refusal of the last one, failover and a failback
+ * whose options change what it copies, the failback preflight, a session's
+ * events, session and cluster reports. Bodies the backend refuses never
+ * reach an agent; the agents' refusals keep their problem codes.
+ */
+describe('mirroring through the backend with two real agents', () => {
+  let dir: string;
+  let primary: RunningAgent;
+  let secondary: RunningAgent;
+  let backend: RunningBackend;
+  const ids = { primary: '', secondary: '' };
+  const site = (which: keyof typeof ids) => `/api/sites/${ids[which]}`;
 
-/** An agent client whose answers come from a table `METHOD /path` and are validated like the real one. */
-function fakeAgent(answers: Record<string, Answer>, calls: string[]): AgentClient {
-  const answer = (method: string, path: string, body?: unknown) => {
-    calls.push(body === undefined ? `${method} ${path}` : `${method} ${path} ${JSON.stringify(body)}`);
-    const found = answers[`${method} ${path}`];
-    if (found === undefined) throw new ProblemError('not-found', `no fake for ${method} ${path}`);
-    return typeof found === 'function' ? (found as () => unknown)() : found;
+  const call = async (method: string, route: string, body?: unknown) => {
+    const response = await fetch(`${backend.url}${route}`, {
+      method,
+      headers: { authorization: `Bearer ${backend.token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: (text ? JSON.parse(text) : undefined) as Record<string, unknown> };
   };
-  return {
-    request: async <T extends z.ZodType>(method: string, path: string, schema: T, body?: unknown) => schema.parse(answer(method, path, body)),
-    perform: async (method: string, path: string, body?: unknown) => void answer(method, path, body),
-  } as unknown as AgentClient;
-}
-
-function setup(perSite: Record<string, Record<string, Answer>>) {
-  const calls: Record<string, string[]> = {};
-  const summaries = Object.keys(perSite).map((id) => ({
-    id,
-    site: id === 'a' ? 'alpha' : 'beta',
-    address: `127.0.0.1:${id === 'a' ? 7001 : 7002}`,
-    connection: { state: 'connected' },
-    agent: { apiAddress: `127.0.0.1:${id === 'a' ? 7001 : 7002}` },
-  }));
-  const sites = {
-    list: () => summaries,
-    get: (id: string) => {
-      const found = summaries.find((site) => site.id === id);
-      if (!found) throw new ProblemError('not-found', `no site ${id}`);
-      return found;
-    },
-    client: (id: string) => fakeAgent(perSite[id] ?? {}, (calls[id] ??= [])),
-  } as unknown as SiteManager;
-  const router = replicationRoutes(sites, new Router());
-  const call = async (method: string, url: string, body?: unknown) => {
-    const parsed = new URL(url, 'http://x');
-    const match = router.match(method, parsed.pathname);
-    if (!match || match === 'wrong-method') throw new Error(`no route ${method} ${url}`);
-    return match.handler({ params: match.params, query: parsed.searchParams, body });
+  const ok = async (method: string, route: string, body?: unknown, status = 200) => {
+    const answer = await call(method, route, body);
+    expect(answer.status, `${method} ${route}: ${JSON.stringify(answer.body)}`).toBe(status);
+    return answer.body;
   };
-  return { call, calls };
-}
+  const session = async (which: keyof typeof ids, name: string): Promise<SessionInfo> => SessionInfoSchema.parse(await ok('GET', `${site(which)}/sessions/${name}`));
+  const waitFor = async <T>(probe: () => Promise<T | false | null | undefined>, what: string, timeoutMs = 90_000): Promise<T> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = await probe();
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+  };
+  const waitForState = (which: keyof typeof ids, name: string, state: string) =>
+    waitFor(async () => {
+      const info = await session(which, name);
+      return info.state === state && info;
+    }, `${name} ${state} at ${which}`);
+  /** An agent's whole event log, read with the real client page by page (no filter). */
+  const agentLog = async (which: keyof typeof ids): Promise<AgentEvent[]> => {
+    const all: AgentEvent[] = [];
+    for (;;) {
+      const { events } = await backend.sites.client(ids[which]).events(all.at(-1)?.id ?? 0, 1000);
+      all.push(...events);
+      if (events.length < 1000) return all;
+    }
+  };
+  const sessionFamilies = new Set(['session', 'pair', 'link', 'cluster', 'peer']);
+  const aboutSession = (log: AgentEvent[], name: string) => log.filter((event) => event.subject === name && sessionFamilies.has(event.type.split('.')[0]));
 
-describe('replication routes', () => {
-  it('pairs two sites: mints a token at the other site, then the site pairs with it, pinning its fingerprint', async () => {
-    const peer = { agentId: 'b', site: 'beta', linkAddress: '127.0.0.1:7452', apiAddress: '127.0.0.1:7002', caFingerprint: 'CA', pairedAt: 'now', link: 'connecting' };
-    const { call, calls } = setup({
-      a: { 'POST /v1/peers': peer },
-      b: { 'POST /v1/pairing-tokens': { token: 'tdm_x', expiresAt: '2026-01-01T00:15:00Z', certificateFingerprint: 'FP:B' } },
-    });
-    const result = await call('POST', '/api/sites/a/peers', { otherSiteId: 'b' });
-    expect(result).toEqual({ status: 201, body: peer });
-    expect(calls.b).toEqual(['POST /v1/pairing-tokens']);
-    expect(calls.a).toEqual([`POST /v1/peers ${JSON.stringify({ apiAddress: '127.0.0.1:7002', token: 'tdm_x', fingerprint: 'FP:B' })}`]);
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'tandem-mirror-backend-'));
+    await initAgent({ dataDir: path.join(dir, 'primary'), site: 'primary' });
+    await initAgent({ dataDir: path.join(dir, 'secondary'), site: 'secondary' });
+    [primary, secondary] = await Promise.all([startAgent({ dataDir: path.join(dir, 'primary') }), startAgent({ dataDir: path.join(dir, 'secondary') })]);
+    backend = await startBackend({ configDir: path.join(dir, 'console'), rendererDir: path.join(dir, 'none'), backoff: { initialMs: 100, maxMs: 500, factor: 2 } });
+    for (const [which, agent] of [
+      ['primary', primary],
+      ['secondary', secondary],
+    ] as const) {
+      const { token, certificateFingerprint } = await pairingToken(agent.dataDir);
+      ids[which] = String((await ok('POST', '/api/sites', { address: agent.apiAddress, token, expectedFingerprint: certificateFingerprint }, 201)).id);
+    }
+    await waitFor(async () => backend.sites.list().every((each) => each.connection.state === 'connected'), 'both sites connected');
+    for (const [which, name] of [
+      ['primary', 'db'],
+      ['primary', 'log'],
+      ['primary', 'ship'],
+      ['primary', 'ledger-copy'],
+      // A volume with the session's name: its events are not the session's.
+      ['primary', 'orders'],
+      ['secondary', 'db-copy'],
+      ['secondary', 'log-copy'],
+      ['secondary', 'ship-copy'],
+      ['secondary', 'ledger'],
+    ] as const) {
+      await ok('POST', `${site(which)}/volumes`, { name, sizeBytes: 16 * mib }, 201);
+    }
+    await qemuIo(`nbd://${primary.nbdAddress}/db`, 'write -P 0x41 0 1M');
+  }, 180_000);
+
+  afterAll(async () => {
+    await backend?.close();
+    await Promise.allSettled([primary?.stop(), secondary?.stop()]);
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('refuses to pair a site with itself and validates bodies before calling an agent', async () => {
-    const { call, calls } = setup({ a: {} });
-    await expect(call('POST', '/api/sites/a/peers', { otherSiteId: 'a' })).rejects.toMatchObject({ problem: 'bad-request' });
-    await expect(call('POST', '/api/sites/a/sessions', { name: 'x', type: 'mirror', peer: 'b' })).rejects.toMatchObject({ problem: 'bad-request' });
-    await expect(call('POST', '/api/sites/a/sessions/orders/actions/explode')).rejects.toMatchObject({ problem: 'bad-request' });
-    expect(calls.a ?? []).toEqual([]);
+  it('refuses pairing a site with itself and bad bodies in the backend; neither agent gets a peer or a session', async () => {
+    expect((await call('POST', `${site('primary')}/peers`, { otherSiteId: ids.primary })).body).toMatchObject({ problem: 'bad-request' });
+    expect((await call('POST', `${site('primary')}/peers`, { otherSiteId: 'no-such-site' })).body).toMatchObject({ problem: 'not-found' });
+    expect((await call('POST', `${site('primary')}/sessions`, { name: 'x', type: 'mirror', peer: 'secondary' })).body).toMatchObject({ problem: 'bad-request' });
+    expect((await call('POST', `${site('primary')}/sessions/orders/actions/explode`)).body).toMatchObject({ problem: 'bad-request' });
+    expect((await call('POST', `${site('primary')}/sessions/bad name!/actions/start`)).body).toMatchObject({ problem: 'invalid-name' });
+    for (const which of ['primary', 'secondary'] as const) {
+      expect(PeerListSchema.parse(await ok('GET', `${site(which)}/peers`)).peers).toEqual([]);
+      expect(SessionListSchema.parse(await ok('GET', `${site(which)}/sessions`)).sessions).toEqual([]);
+    }
   });
 
-  it('proxies session create, pairs and actions; failback carries its options', async () => {
-    const { call, calls } = setup({
-      a: {
-        'POST /v1/sessions': session,
-        'POST /v1/sessions/orders/pairs': session,
-        'POST /v1/sessions/orders/actions/start': session,
-        'POST /v1/sessions/orders/actions/failback': session,
-      },
-    });
-    await call('POST', '/api/sites/a/sessions', { name: 'orders', type: 'sync', peer: 'beta' });
-    await call('POST', '/api/sites/a/sessions/orders/pairs', { h1Volume: 'db', h2Volume: 'db-copy' });
-    expect((await call('POST', '/api/sites/a/sessions/orders/actions/start')).body).toEqual(session);
-    await call('POST', '/api/sites/a/sessions/orders/actions/failback', { verifyCodes: true, fullCompare: true });
-    expect(calls.a).toEqual([
-      'POST /v1/sessions {"name":"orders","type":"sync","peer":"beta"}',
-      'POST /v1/sessions/orders/pairs {"h1Volume":"db","h2Volume":"db-copy"}',
-      'POST /v1/sessions/orders/actions/start {}',
-      'POST /v1/sessions/orders/actions/failback {"verifyCodes":true,"fullCompare":true}',
-    ]);
+  it('pairs two sites: a token minted at the other site, its certificate pinned; both agents list each other', async () => {
+    const peer = await ok('POST', `${site('primary')}/peers`, { otherSiteId: ids.secondary }, 201);
+    expect(peer).toMatchObject({ site: 'secondary', apiAddress: secondary.apiAddress });
+    const secondaryInfo = backend.sites.get(ids.secondary);
+    expect(peer.agentId).toBe(secondaryInfo.agent?.agentId);
+    expect(PeerListSchema.parse(await ok('GET', `${site('primary')}/peers`)).peers.map((each) => each.site)).toEqual(['secondary']);
+    expect(PeerListSchema.parse(await ok('GET', `${site('secondary')}/peers`)).peers.map((each) => each.site)).toEqual(['primary']);
   });
 
-  it('changes the shipping interval and ships now; a bad interval is refused before any agent call', async () => {
-    const shipping = { ...session, type: 'snapshot-shipping', shipIntervalSeconds: 5 };
-    const report = { session: 'orders', cycle: 7, time: '2026-01-01T00:00:05.000Z', tracks: 3, bytesSent: 196608, durationMs: 40 };
-    const { call, calls } = setup({
-      a: {
-        'PATCH /v1/sessions/orders': shipping,
-        'POST /v1/sessions/orders/ship-now': report,
-      },
-    });
-    expect(await call('PATCH', '/api/sites/a/sessions/orders', { shipIntervalSeconds: 5 })).toEqual({ body: shipping });
-    expect(await call('POST', '/api/sites/a/sessions/orders/ship-now')).toEqual({ body: report });
-    await expect(call('PATCH', '/api/sites/a/sessions/orders', { shipIntervalSeconds: 0 })).rejects.toMatchObject({ problem: 'bad-request' });
-    await expect(call('PATCH', '/api/sites/a/sessions/orders', { type: 'sync' })).rejects.toMatchObject({ problem: 'bad-request' });
-    expect(calls.a).toEqual(['PATCH /v1/sessions/orders {"shipIntervalSeconds":5}', 'POST /v1/sessions/orders/ship-now']);
+  it('creates a session, adds copy sets and starts it; removes a copy set, and the agent refuses removing the last one', async () => {
+    const created = SessionInfoSchema.parse(await ok('POST', `${site('primary')}/sessions`, { name: 'orders', type: 'sync', peer: 'secondary' }, 201));
+    expect(created).toMatchObject({ name: 'orders', type: 'sync', state: 'defined', role: 'h1', h1Site: 'primary', h2Site: 'secondary', pairs: [] });
+    await ok('POST', `${site('primary')}/sessions/orders/pairs`, { h1Volume: 'db', h2Volume: 'db-copy' }, 201);
+    const two = SessionInfoSchema.parse(await ok('POST', `${site('primary')}/sessions/orders/pairs`, { h1Volume: 'log', h2Volume: 'log-copy' }, 201));
+    expect(two.pairs.map((pair) => `${pair.h1Volume}->${pair.h2Volume}`)).toEqual(['db->db-copy', 'log->log-copy']);
+    // The agent's refusals pass through: a volume already in a copy set, a volume the other site lacks.
+    expect((await call('POST', `${site('primary')}/sessions/orders/pairs`, { h1Volume: 'db', h2Volume: 'ledger' })).body).toMatchObject({ problem: 'volume-busy' });
+    expect((await call('POST', `${site('primary')}/sessions/orders/pairs`, { h1Volume: 'orders', h2Volume: 'nowhere' })).body).toMatchObject({ problem: 'not-found' });
+    const started = SessionInfoSchema.parse(await ok('POST', `${site('primary')}/sessions/orders/actions/start`));
+    expect(started.state).toBe('preparing');
+    await waitForState('primary', 'orders', 'prepared');
+    expect((await session('secondary', 'orders')).role).toBe('h2');
+
+    expect(await call('DELETE', `${site('primary')}/sessions/orders/pairs/log`)).toEqual({ status: 204, body: undefined });
+    const last = await call('DELETE', `${site('primary')}/sessions/orders/pairs/db`);
+    expect(last.status).toBe(409);
+    expect(last.body).toMatchObject({ problem: 'invalid-state', message: expect.stringContaining('last copy set') });
+    expect((await session('primary', 'orders')).pairs.map((pair) => pair.h1Volume)).toEqual(['db']);
   });
 
-  it("removes a copy set; the agent's refusal to remove the last one of a running session passes through unchanged", async () => {
-    const { call, calls } = setup({
-      a: {
-        'DELETE /v1/sessions/orders/pairs/log': () => undefined,
-        'DELETE /v1/sessions/orders/pairs/db': () => {
-          throw new ProblemError('invalid-state', 'db is the last copy set of running session orders; terminate the session instead');
-        },
-      },
-    });
-    expect(await call('DELETE', '/api/sites/a/sessions/orders/pairs/log')).toEqual({ status: 204 });
-    await expect(call('DELETE', '/api/sites/a/sessions/orders/pairs/db')).rejects.toMatchObject({ problem: 'invalid-state', message: expect.stringContaining('last copy set') });
-    expect(calls.a).toEqual(['DELETE /v1/sessions/orders/pairs/log', 'DELETE /v1/sessions/orders/pairs/db']);
+  it("lists a session's events from the agent: only those about the session, the newest up to the limit", async () => {
+    const listed = (await ok('GET', `${site('primary')}/sessions/orders/events`)).events as AgentEvent[];
+    const log = await agentLog('primary');
+    expect(log.some((event) => event.type === 'volume.created' && event.subject === 'orders')).toBe(true);
+    const expected = aboutSession(log, 'orders').filter((event) => event.id <= listed.at(-1)!.id);
+    expect(listed.map((event) => event.type)).toEqual(expect.arrayContaining(['session.created', 'pair.added', 'session.state']));
+    expect(listed).toEqual(expected.slice(-100));
+    expect((await ok('GET', `${site('primary')}/sessions/orders/events?limit=2`)).events).toEqual(aboutSession(await agentLog('primary'), 'orders').slice(-2));
+    expect((await call('GET', `${site('primary')}/sessions/orders/events?limit=5000`)).body).toMatchObject({ problem: 'bad-request' });
   });
 
-  it('asks for a preflight with explicit options and rejects an agent answer that breaks the contract', async () => {
-    const { call, calls } = setup({ a: { 'GET /v1/sessions/orders/failback-preflight?verifyCodes=false&fullCompare=true': { session: 'orders' } } });
-    await expect(call('GET', '/api/sites/a/sessions/orders/failback-preflight?verifyCodes=false&fullCompare=true')).rejects.toThrow();
-    expect(calls.a).toEqual(['GET /v1/sessions/orders/failback-preflight?verifyCodes=false&fullCompare=true']);
-  });
+  it('builds session reports as CSV, JSON and PDF from the live session and its events', async () => {
+    const json = ReportFileSchema.parse(await ok('GET', `${site('primary')}/sessions/orders/report?format=json`));
+    expect(json.fileName).toMatch(/^tandem-session-orders-.*\.json$/);
+    const document = ReportDocumentSchema.parse(JSON.parse(json.content));
+    expect(document).toMatchObject({ kind: 'session', sessions: [{ site: 'primary', session: { name: 'orders', state: 'prepared' } }] });
+    const events = document.sessions[0].events;
+    expect(events.length).toBeGreaterThan(2);
+    expect(events).toEqual(aboutSession(await agentLog('primary'), 'orders').filter((event) => event.id <= events.at(-1)!.id).slice(-50));
 
-  it("lists a session's events from the agent's log, only those about the session", async () => {
-    const events = [
-      { id: 1, time: 't1', type: 'volume.created', severity: 'info', subject: 'orders', message: 'volume' },
-      { id: 2, time: 't2', type: 'session.state', severity: 'info', subject: 'orders', message: 'orders is preparing' },
-      { id: 3, time: 't3', type: 'session.state', severity: 'info', subject: 'other', message: 'other' },
-    ];
-    const { call } = setup({ a: { 'GET /v1/events?after=0&limit=1000': { events } } });
-    const result = await call('GET', '/api/sites/a/sessions/orders/events');
-    expect(result.body).toEqual({ events: [events[1]] });
-  });
-
-  it('builds session reports as CSV, JSON and PDF', async () => {
-    const events = [{ id: 2, time: 't2', type: 'session.state', severity: 'info', subject: 'orders', message: 'orders is prepared, "duplex"' }];
-    const { call } = setup({ a: { 'GET /v1/sessions/orders': session, 'GET /v1/events?after=0&limit=1000': { events } } });
-    const csv = ReportFileSchema.parse((await call('GET', '/api/sites/a/sessions/orders/report?format=csv')).body);
+    const csv = ReportFileSchema.parse(await ok('GET', `${site('primary')}/sessions/orders/report?format=csv`));
     expect(csv.fileName).toMatch(/^tandem-session-orders-.*\.csv$/);
-    const lines = csv.content.split(/\r?\n/);
-    expect(lines[0]).toMatch(/^record,site,session,type,state,health/);
-    expect(lines[1]).toContain('copy-set,alpha,orders,sync,prepared,normal,h1-h2,2026-01-01T00:00:00.000Z,0,p1,db,db-copy,duplex,,3,0,16');
-    expect(lines[2]).toContain('"orders is prepared, ""duplex"""');
-    const json = ReportFileSchema.parse((await call('GET', '/api/sites/a/sessions/orders/report?format=json')).body);
-    expect(JSON.parse(json.content)).toMatchObject({ kind: 'session', sessions: [{ site: 'alpha', session: { name: 'orders' }, events }] });
-    const pdf = ReportFileSchema.parse((await call('GET', '/api/sites/a/sessions/orders/report?format=pdf')).body);
+    const rows = Papa.parse<Record<string, string>>(csv.content.trim(), { header: true }).data;
+    const pair = document.sessions[0].session.pairs[0];
+    expect(rows[0]).toMatchObject({
+      record: 'copy-set', site: 'primary', session: 'orders', type: 'sync', state: 'prepared', health: 'normal', direction: 'h1-h2',
+      copy_set: pair.id, h1_volume: 'db', h2_volume: 'db-copy', pair_state: 'duplex', out_of_sync_tracks: '0', track_count: '256',
+    });
+    const eventRows = rows.filter((row) => row.record === 'event');
+    expect(eventRows.map((row) => row.event_type).slice(0, 3)).toEqual(events.slice(0, 3).map((event) => event.type));
+    expect(eventRows[0].message).toBe(events[0].message);
+
+    const pdf = ReportFileSchema.parse(await ok('GET', `${site('primary')}/sessions/orders/report?format=pdf`));
     expect(pdf.encoding).toBe('base64');
     expect(Buffer.from(pdf.content, 'base64').subarray(0, 5).toString('latin1')).toBe('%PDF-');
-    await expect(call('GET', '/api/sites/a/sessions/orders/report?format=docx')).rejects.toMatchObject({ problem: 'bad-request' });
+    expect((await call('GET', `${site('primary')}/sessions/orders/report?format=docx`)).body).toMatchObject({ problem: 'bad-request' });
+    expect((await call('GET', `${site('primary')}/sessions/nobody/report?format=json`)).body).toMatchObject({ problem: 'not-found' });
   });
 
-  it('builds a cluster report with members from both sites', async () => {
-    const member = (name: string, site: string, local: boolean) => ({
-      session: name, sessionId: name, site, agentId: site, local, status: 'reporting', state: 'prepared', health: 'normal',
-      consistencyTime: null, exposureSeconds: 1, reportedAt: 'now', detail: null,
-    });
-    const cluster = {
-      name: 'payments', processorSite: 'alpha', intervalSeconds: 2, timeoutSeconds: 6, health: 'normal', consistencyTime: null, exposureSeconds: 1,
-      members: [member('orders', 'alpha', true), member('ledger', 'beta', false)], consolidatedAt: 'now',
-      masterDataSet: { lastSequence: 4, records: 4, bytes: 400 }, createdAt: 'then',
+  it('builds a cluster report with member sessions read from both sites', async () => {
+    await ok('POST', `${site('secondary')}/sessions`, { name: 'ledger', type: 'sync', peer: 'primary' }, 201);
+    await ok('POST', `${site('secondary')}/sessions/ledger/pairs`, { h1Volume: 'ledger', h2Volume: 'ledger-copy' }, 201);
+    await agentCli(['cluster', 'create', 'payments', '--data', primary.dataDir, '--json']);
+    await agentCli(['cluster', 'add', 'payments', 'orders', '--data', primary.dataDir, '--json']);
+    await agentCli(['cluster', 'add', 'payments', 'ledger', '--agent', 'secondary', '--data', primary.dataDir, '--json']);
+    const cluster = ClusterInfoSchema.parse(await ok('GET', `${site('primary')}/clusters/payments`));
+    expect(cluster.members.map((member) => `${member.site}/${member.session}/${member.local}`)).toEqual(['primary/orders/true', 'secondary/ledger/false']);
+
+    const json = ReportFileSchema.parse(await ok('GET', `${site('primary')}/clusters/payments/report?format=json`));
+    const document = ReportDocumentSchema.parse(JSON.parse(json.content));
+    expect(document).toMatchObject({ kind: 'cluster', cluster: { name: 'payments' } });
+    expect(document.sessions.map((each) => `${each.site}/${each.session.name}/${each.session.role}`)).toEqual(['primary/orders/h1', 'secondary/ledger/h1']);
+    // The remote member's events are the secondary's own.
+    expect(document.sessions[1].events.map((event) => event.type)).toContain('session.created');
+    expect(document.sessions[1].events).toEqual(aboutSession(await agentLog('secondary'), 'ledger').filter((event) => event.id <= document.sessions[1].events.at(-1)!.id).slice(-50));
+  });
+
+  it('changes the shipping interval and ships now; bad settings are refused in the backend and change nothing', async () => {
+    await ok('POST', `${site('primary')}/sessions`, { name: 'shipping', type: 'snapshot-shipping', peer: 'secondary', shipIntervalSeconds: 300 }, 201);
+    await ok('POST', `${site('primary')}/sessions/shipping/pairs`, { h1Volume: 'ship', h2Volume: 'ship-copy' }, 201);
+    await ok('POST', `${site('primary')}/sessions/shipping/actions/start`);
+    await waitForState('primary', 'shipping', 'prepared');
+
+    expect((await call('PATCH', `${site('primary')}/sessions/shipping`, { shipIntervalSeconds: 0 })).body).toMatchObject({ problem: 'bad-request' });
+    expect((await call('PATCH', `${site('primary')}/sessions/shipping`, { type: 'sync' })).body).toMatchObject({ problem: 'bad-request' });
+    expect((await session('primary', 'shipping')).shipIntervalSeconds).toBe(300);
+    const changed = SessionInfoSchema.parse(await ok('PATCH', `${site('primary')}/sessions/shipping`, { shipIntervalSeconds: 5 }));
+    expect(changed.shipIntervalSeconds).toBe(5);
+    await waitFor(async () => (await session('secondary', 'shipping')).shipIntervalSeconds === 5, 'the interval at the secondary');
+
+    await qemuIo(`nbd://${primary.nbdAddress}/ship`, 'write -P 0x53 0 256k');
+    const report = ShipCycleReportSchema.parse(await ok('POST', `${site('primary')}/sessions/shipping/ship-now`));
+    expect(report.session).toBe('shipping');
+    expect(report.cycle).toBeGreaterThanOrEqual(1);
+    expect(report.tracks).toBeGreaterThanOrEqual(4);
+    // A sync session has no shipping: the agent refuses.
+    expect((await call('POST', `${site('primary')}/sessions/orders/ship-now`)).body).toMatchObject({ problem: expect.stringMatching(/invalid-state|not-supported/) });
+  });
+
+  it('fails over, asks for a preflight with explicit options, and fails back with the options given', async () => {
+    // Not yet failed over: the agent refuses a preflight.
+    expect((await call('GET', `${site('secondary')}/sessions/orders/failback-preflight`)).body).toMatchObject({ problem: 'invalid-state' });
+    const recovered = SessionInfoSchema.parse(await ok('POST', `${site('secondary')}/sessions/orders/actions/recover`));
+    expect(recovered.state).toBe('target-available');
+    // The production site rewrites what the copy already holds: the tracks count as changed, their codes still match.
+    await qemuIo(`nbd://${secondary.nbdAddress}/db-copy`, 'write -P 0x41 0 1M');
+
+    const preflight = async (query: string) => FailbackPreflightSchema.parse(await ok('GET', `${site('secondary')}/sessions/orders/failback-preflight${query}`));
+    const byCodes = await preflight('');
+    expect(byCodes).toMatchObject({ session: 'orders', verifyCodes: true, fullCompare: false, tracksToCopy: 0 });
+    expect(byCodes.pairs[0]).toMatchObject({ candidateTracks: 16, differingTracks: 0 });
+    const byBitmaps = await preflight('?verifyCodes=false&fullCompare=false');
+    expect(byBitmaps).toMatchObject({ verifyCodes: false, fullCompare: false, tracksToCopy: 16 });
+    expect(byBitmaps.pairs[0].differingTracks).toBeNull();
+    const full = await preflight('?verifyCodes=false&fullCompare=true');
+    expect(full).toMatchObject({ verifyCodes: false, fullCompare: true, tracksToCopy: 0 });
+    expect((await call('GET', `${site('secondary')}/sessions/orders/failback-preflight?fullCompare=yes`)).body).toMatchObject({ problem: 'bad-request' });
+
+    // Failback by bitmaps copies the 16 changed tracks; with the default (codes) it would copy none.
+    const failedBack = SessionInfoSchema.parse(await ok('POST', `${site('secondary')}/sessions/orders/actions/failback`, { verifyCodes: false, fullCompare: false }));
+    expect(failedBack.direction).toBe('h2-h1');
+    const failback = (await agentLog('secondary')).filter((event) => event.type === 'session.failback' && event.subject === 'orders');
+    expect(failback.map((event) => event.data?.tracks)).toEqual([16]);
+    await waitForState('secondary', 'orders', 'prepared');
+  });
+});
+
+describe('session report CSV', () => {
+  it('quotes messages holding commas and quotes', async () => {
+    const document: ReportDocument = {
+      kind: 'session',
+      title: 'Session orders',
+      generatedAt: '2026-01-01T00:00:00.000Z',
+      cluster: null,
+      sessions: [
+        {
+          site: 'alpha',
+          session: SessionInfoSchema.parse({
+            id: 's1', name: 'orders', type: 'sync', state: 'prepared', health: 'normal', direction: 'h1-h2', recoverable: true, role: 'h1',
+            h1Site: 'alpha', h2Site: 'beta', consistencyTime: null, exposureSeconds: 0, detail: null, pairs: [], createdAt: 'then', updatedAt: 'then',
+          }),
+          events: [{ id: 2, time: 't2', type: 'session.state', severity: 'info', subject: 'orders', message: 'orders is prepared, "duplex"' }],
+        },
+      ],
     };
-    const { call, calls } = setup({
-      a: { 'GET /v1/clusters/payments': cluster, 'GET /v1/sessions/orders': session, 'GET /v1/events?after=0&limit=1000': { events: [] } },
-      b: { 'GET /v1/sessions/ledger': { ...session, name: 'ledger', id: 's2' }, 'GET /v1/events?after=0&limit=1000': { events: [] } },
-    });
-    const json = ReportFileSchema.parse((await call('GET', '/api/sites/a/clusters/payments/report?format=json')).body);
-    const document = JSON.parse(json.content) as { sessions: { site: string; session: { name: string } }[] };
-    expect(document.sessions.map((each) => `${each.site}/${each.session.name}`)).toEqual(['alpha/orders', 'beta/ledger']);
-    expect(calls.b).toContain('GET /v1/sessions/ledger');
+    const csv = await renderReport(document, 'csv');
+    expect(csv.content.split(/\r?\n/)[1]).toContain('"orders is prepared, ""duplex"""');
   });
 });
