@@ -22,13 +22,14 @@ import type { Logger } from 'pino';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { FlashOp } from '../storage/wal.ts';
 import type { TapSource, WriteTap } from '../replication/splitter.ts';
+import { withTimeout } from '../timeout.ts';
 import { BackgroundCopy } from './background-copy.ts';
 import { FlashStore, type FlashPairRecord, type FlashSessionRecord } from './store.ts';
-import { changedRuns, copiedTrackMap, setCount, sharedTracks } from './tracks.ts';
+import { changedRuns, copiedTrackMap, percentOf, setCount, sharedTracks } from './tracks.ts';
 import type { FlashMirrorChange, FlashMirrorHooks, FlashMirrorPairChange, TrackRange } from './hooks.ts';
 import { noMirrorHooks } from './hooks.ts';
 import { guardVolume, validatePairs } from './rules.ts';
-import { FlashWriteInhibitTap, percentOf, withDeadline } from './write-inhibit-tap.ts';
+import { FlashWriteInhibitTap } from './write-inhibit-tap.ts';
 
 export { noMirrorHooks } from './hooks.ts';
 export type { FlashMirrorChange, FlashMirrorHooks, FlashMirrorPairChange, TrackRange } from './hooks.ts';
@@ -380,7 +381,11 @@ export class FlashService implements TapSource {
         pairs: record.pairs.map((pair) => this.pairChange(record, pair, kind)),
         deadline,
       };
-      const handling = await withDeadline(this.hooks.beforeTargetChange(change), deadline, record.name, kind);
+      const handling = await withTimeout(
+        this.hooks.beforeTargetChange(change),
+        deadline - Date.now(),
+        () => new ProblemError('timeout', `flash session ${record.name}: the mirror did not get ready for the ${kind} before the hold timeout`),
+      );
       const ops: FlashOp[] = [];
       for (const [index, pair] of record.pairs.entries()) {
         const part = change.pairs[index];

@@ -103,6 +103,11 @@ export function changedRuns(bitmaps: Array<BitmapMeta | undefined>, trackCount: 
   return runs;
 }
 
+/** `part` of `total` (tracks) in percent, rounded down to hundredths; 100 when there is nothing to copy. */
+export function percentOf(part: number, total: number): number {
+  return total === 0 ? 100 : Math.floor((part / total) * 10000) / 100;
+}
+
 /** Tracks set in a bitmap (0 when it is gone). */
 export function setCount(bitmap: BitmapMeta | undefined): number {
   return bitmap?.setCount ?? 0;

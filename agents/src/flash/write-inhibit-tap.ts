@@ -16,19 +16,3 @@ export class FlashWriteInhibitTap implements WriteTap {
 
   beforeWrite(): void {}
 }
-
-export function withDeadline<T>(promise: Promise<T>, deadline: number, session: string, kind: string): Promise<T> {
-  const left = deadline - Date.now();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new ProblemError('timeout', `flash session ${session}: the mirror did not get ready for the ${kind} before the hold timeout`)),
-      Math.max(0, left),
-    );
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-export function percentOf(part: number, total: number): number {
-  return total === 0 ? 100 : Math.floor((part / total) * 10000) / 100;
-}
