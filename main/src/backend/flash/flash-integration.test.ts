@@ -21,7 +21,7 @@ const execFileAsync = promisify(execFile);
  * the agent's refusals keep their problem codes; flash events reach the
  * console's event fan-in.
  */
-describe('flash copy through the backend with a real agent', () => {
+describe('flash copy through the backend with a real agent', { timeout: 120_000 }, () => {
   let dir: string;
   let agent: RunningAgent;
   let backend: RunningBackend;

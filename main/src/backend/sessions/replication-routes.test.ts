@@ -33,7 +33,7 @@ const qemuIo = (uri: string, command: string) => execFileAsync('qemu-io', ['-f',
  * events, session and cluster reports. Bodies the backend refuses never
  * reach an agent; the agents' refusals keep their problem codes.
  */
-describe('mirroring through the backend with two real agents', () => {
+describe('mirroring through the backend with two real agents', { timeout: 120_000 }, () => {
   let dir: string;
   let primary: RunningAgent;
   let secondary: RunningAgent;
