@@ -197,6 +197,19 @@ export class GroupApplier {
     this.onApplied(marker.session, marker.time);
   }
 
+  /**
+   * The last commit of a multi-primary session made here (after any commit
+   * in progress): its epoch, round and cut time; null when none was.
+   */
+  lastCommit(session: string): Promise<{ epoch: string; through: number; time: number } | null> {
+    return this.queue.run(session, async () => {
+      const text = await fsp.readFile(this.markerFile(session), 'utf8').catch(() => null);
+      if (text === null) return null;
+      const marker = JSON.parse(text) as CommitMarker;
+      return { epoch: marker.epoch, through: marker.through, time: marker.time };
+    });
+  }
+
   /** Drops every staged, uncommitted part of a session (it stopped; its primaries keep the tracks marked). */
   async discardParts(session: string): Promise<void> {
     await this.queue.run(session, async () => {
