@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isProblemError } from '@tandem/contract';
+import { withTimeout } from '../timeout.ts';
 
 /** What a primary agent reports with every hold: the master's view of it. */
 export interface MemberStatus {
@@ -145,7 +146,7 @@ export class CutCoordinator {
     this.rounds.run++;
     const committed = this.committed?.round ?? 0;
     const holds = await Promise.allSettled(
-      this.participants.map((participant) => withTimeout(participant.hold(round, this.epoch, committed), CALL_TIMEOUT_MS, `hold of round ${round}`)),
+      this.participants.map((participant) => answerIn(participant.hold(round, this.epoch, committed), CALL_TIMEOUT_MS, `hold of round ${round}`)),
     );
     const refused = holds.findIndex((outcome) => outcome.status === 'rejected');
     if (refused >= 0) {
@@ -168,7 +169,7 @@ export class CutCoordinator {
     }
     this.hooks.onStatus(this.statuses);
     const cuts = await Promise.allSettled(
-      this.participants.map((participant) => withTimeout(participant.cut(round, time), CALL_TIMEOUT_MS, `cut of round ${round}`)),
+      this.participants.map((participant) => answerIn(participant.cut(round, time), CALL_TIMEOUT_MS, `cut of round ${round}`)),
     );
     let cutEverywhere = true;
     for (const [index, outcome] of cuts.entries()) {
@@ -195,7 +196,7 @@ export class CutCoordinator {
     if (through === 0) return;
     const time = this.complete.get(through)!;
     const outcomes = await Promise.allSettled(
-      this.secondaries.map((secondary) => withTimeout(secondary.commit(this.epoch, through, time), CALL_TIMEOUT_MS * 6, `commit of round ${through}`)),
+      this.secondaries.map((secondary) => answerIn(secondary.commit(this.epoch, through, time), CALL_TIMEOUT_MS * 6, `commit of round ${through}`)),
     );
     const refused = outcomes.findIndex((outcome) => outcome.status === 'rejected');
     if (refused >= 0) {
@@ -208,10 +209,6 @@ export class CutCoordinator {
   }
 }
 
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer!: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} got no answer in ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+function answerIn<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  return withTimeout(work, ms, () => new Error(`${what} got no answer in ${ms} ms`));
 }
