@@ -11,6 +11,8 @@ export interface MirrorOptions {
   /** Percent of tracks changed per resync trial. */
   percents: number[];
   modes: boolean;
+  /** Mirror modes of the modes section (plain always runs: it is the anchor). */
+  only: string[];
   resync: boolean;
   preflight: boolean;
   dir: string | null;
@@ -25,6 +27,7 @@ export const mirrorUsage = `usage: npm run bench:mirror -- [options]
   --rtt LIST         added round trips in ms through the proxy (default 0,1,5)
   --resync-size MiB  resync / preflight volume size (default 1024)
   --percents LIST    changed percentages for the resync section (default 0.1,1,10)
+  --only LIST        mirror modes of the modes section: async,semi-sync,sync,shipping (default all; plain always runs)
   --no-modes | --no-resync | --no-preflight   skip a section
   --dir DIR          scratch directory (default: a new one under /tmp, removed at exit)
   --json FILE        also write the results as JSON
@@ -52,6 +55,7 @@ export function parseMirrorArgs(argv: string[]): MirrorOptions {
     resyncMiB: 1024,
     percents: [0.1, 1, 10],
     modes: true,
+    only: ['async', 'semi-sync', 'sync', 'shipping'],
     resync: true,
     preflight: true,
     dir: null,
@@ -70,6 +74,12 @@ export function parseMirrorArgs(argv: string[]): MirrorOptions {
       case '--rtt': options.rtts = list(arg, value(), true); break;
       case '--resync-size': options.resyncMiB = Math.round(positive(arg, value())); break;
       case '--percents': options.percents = list(arg, value(), false); break;
+      case '--only': {
+        const known = ['async', 'semi-sync', 'sync', 'shipping'];
+        options.only = value().split(',').filter((mode) => mode && mode !== 'plain');
+        for (const mode of options.only) if (!known.includes(mode)) throw new UsageError(`--only: unknown mode ${mode}`);
+        break;
+      }
       case '--no-modes': options.modes = false; break;
       case '--no-resync': options.resync = false; break;
       case '--no-preflight': options.preflight = false; break;

@@ -25,9 +25,15 @@ export interface ModeCell {
 
 const key = (rtt: number, job: string, mode: Mode) => `${rtt}|${job}|${mode}`;
 
-export async function modesSection(sites: MirrorSites, rtts: number[], reps: number, runtime: number): Promise<Map<string, ModeCell>> {
+/** The modes to run: plain (the anchor) and those of `only`. */
+export function selectModes(only: readonly string[]): Mode[] {
+  return modes.filter((mode) => mode === 'plain' || only.includes(mode));
+}
+
+export async function modesSection(sites: MirrorSites, rtts: number[], reps: number, runtime: number, only: readonly string[]): Promise<Map<string, ModeCell>> {
   const prefill = jobs[1];
-  for (const mode of modes) {
+  const selected = selectModes(only);
+  for (const mode of selected) {
     await sites.alpha.createVolume(`m-${mode}`, REGION);
     await runFio(exportUri(sites.alpha, `m-${mode}`), prefill, { runtime: null, size: REGION });
     if (mode === 'plain') continue;
@@ -41,7 +47,7 @@ export async function modesSection(sites: MirrorSites, rtts: number[], reps: num
     for (let rep = 0; rep < reps; rep++) {
       for (let j = 0; j < modeJobs.length; j++) {
         const job = modeJobs[j];
-        for (const mode of rotate([...modes], rep + j + rtt)) {
+        for (const mode of rotate([...selected], rep + j + rtt)) {
           if (mode !== 'plain') await waitForState(sites.alphaApi, `mir-${mode}`, 'prepared', 120_000, 50);
           const result = await runFio(exportUri(sites.alpha, `m-${mode}`), job, { runtime, size: REGION });
           let cell = cells.get(key(rtt, job.id, mode));
@@ -69,7 +75,7 @@ interface Row {
 }
 
 /** Tables: per added RTT, each mode's medians, ratios to plain and the BENCHMARKS.md targets. */
-export function renderModes(cells: Map<string, ModeCell>, rtts: number[]): string {
+export function renderModes(cells: Map<string, ModeCell>, rtts: number[], only: readonly string[]): string {
   const out: string[] = [];
   const get = (rtt: number, job: string, mode: Mode) => cells.get(key(rtt, job, mode));
   const iops = (cell: ModeCell | undefined) => (cell ? median(cell.samples.map((s) => s.iops)) : Number.NaN);
@@ -79,7 +85,7 @@ export function renderModes(cells: Map<string, ModeCell>, rtts: number[]): strin
   for (const rtt of rtts) {
     const plain4k = get(rtt, 'rand4k-qd1', 'plain');
     const plain1m = get(rtt, 'seq1m-qd16', 'plain');
-    for (const mode of modes) {
+    for (const mode of selectModes(only)) {
       const c4 = get(rtt, 'rand4k-qd1', mode);
       const c1 = get(rtt, 'seq1m-qd16', mode);
       const added = p50(c4) - p50(plain4k);

@@ -47,7 +47,7 @@ async function main(): Promise<void> {
     let resync: ResyncTrial[] | null = null;
     let preflight: PreflightResults | null = null;
     if (opts.modes) {
-      modes = await modesSection(sites, opts.rtts, opts.reps, opts.runtime);
+      modes = await modesSection(sites, opts.rtts, opts.reps, opts.runtime, opts.only);
       lines.push(
         `## Mirror modes: fio --ioengine=nbd on alpha, ${opts.runtime} s per run, median of ${opts.reps} interleaved reps, 256 MiB prefilled region`,
         'added RTT = delay the proxy adds to alpha -> beta traffic (once per round trip); Δp50 = p50 − plain p50 at that RTT.',
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
         'sync throughput ≥ 0.9 × min(local disk, link) is judged at +0 ms against the plain export (the link is not measured apart).',
         'shipping = snapshot-shipping session (30 s cycles): host writes only mark tracks; first writes after a cycle\'s snapshot redirect.',
         '',
-        renderModes(modes, opts.rtts),
+        renderModes(modes, opts.rtts, opts.only),
         '',
       );
     }
