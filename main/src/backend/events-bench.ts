@@ -51,16 +51,16 @@ async function main(): Promise<void> {
       const base = `/api/sites/${String(site.id)}`;
       const measure = async (route: string) => {
         const times: number[] = [];
-        let count = 0;
+        let listed: Array<{ id: number }> = [];
         for (let round = 0; round < rounds + 2; round++) {
           const started = performance.now();
           const answer = await call('GET', route);
           if (round >= 2) times.push(performance.now() - started); // two warm-up rounds
-          count = (answer.events as unknown[]).length;
+          listed = answer.events as Array<{ id: number }>;
         }
         times.sort((a, b) => a - b);
         const median = times[Math.floor(times.length / 2)];
-        console.log(`${route}: ${count} events, median ${median.toFixed(1)} ms, min ${times[0].toFixed(1)} ms, max ${times.at(-1)!.toFixed(1)} ms (${rounds} rounds, ${total} events in the log)`);
+        console.log(`${route}: ${listed.length} events (newest id ${listed.at(-1)?.id ?? '-'}), median ${median.toFixed(1)} ms, min ${times[0].toFixed(1)} ms, max ${times.at(-1)!.toFixed(1)} ms (${rounds} rounds, ${total} events in the log)`);
       };
       await measure(`${base}/sessions/orders/events`);
       await measure(`${base}/flash-sessions/nightly/events`);
