@@ -89,15 +89,15 @@ export const AddClusterMemberRequestSchema = z.object({
 export type AddClusterMemberRequest = z.infer<typeof AddClusterMemberRequestSchema>;
 
 /** A member as a master data set record keeps it. */
-export const MdsMemberSchema = z.object({
-  session: z.string(),
-  site: z.string(),
-  status: z.enum(['reporting', 'unknown']),
-  state: MemberStateSchema,
-  health: MemberHealthSchema,
-  consistencyTime: z.string().nullable(),
-  exposureSeconds: z.number().nullable(),
-  reportedAt: z.string().nullable(),
+export const MdsMemberSchema = ClusterMemberSchema.pick({
+  session: true,
+  site: true,
+  status: true,
+  state: true,
+  health: true,
+  consistencyTime: true,
+  exposureSeconds: true,
+  reportedAt: true,
 });
 export type MdsMember = z.infer<typeof MdsMemberSchema>;
 
