@@ -7,6 +7,8 @@ import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
 
 type FailbackPlanOptions = Pick<FailbackOptions, 'verifyCodes' | 'fullCompare'>;
+/** A commit of the secondary site's rounds at an H1 agent (H2->H1). */
+type Commit = { epoch: string; through: number; time: number };
 
 /**
  * Failover and failback of multi-primary async sessions: copy sets whose H1
@@ -47,7 +49,7 @@ export class MultiPrimaryFailback {
 
   /** Whether this module serves a peer request method. */
   static serves(method: string): boolean {
-    return method === 'mp.failback-plan' || method === 'mp.recover';
+    return method === 'mp.failback-plan' || method === 'mp.recover' || method === 'mp.last-commit';
   }
 
   /**
@@ -91,14 +93,54 @@ export class MultiPrimaryFailback {
   }
 
   /**
-   * Master, H2->H1 recovered here: every member recovers too (staged parts
-   * dropped, target-changed tracking on, writable). A member that cannot be
-   * reached fails the recover: it would stay write-inhibited.
+   * Master, H2->H1 recovered here, before staged parts are dropped: the
+   * newest round committed at any H1 agent is committed here too. The
+   * secondary site commits a round at every H1 agent only once all of them
+   * staged it, but its commits reach them one by one: if it stopped in
+   * between (or one agent refused), some applied the round and others hold
+   * it staged. Rolling every agent forward to the newest commit leaves the
+   * H1 volumes together the image of one cut. Returns that commit (null: none).
    */
-  async recoverMembers(session: SessionRecord): Promise<void> {
+  async rollForward(session: SessionRecord): Promise<Commit | null> {
+    const service = this.service;
+    const answers = await Promise.all(
+      this.multi.memberAgents(session).map(async (agent) => {
+        const answer = await service.peers.link(agent).call('mp.last-commit', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 30_000 });
+        return answer.result as Commit | null;
+      }),
+    );
+    const commits = [await service.applier.lastCommit(session.id), ...answers].filter((commit): commit is Commit => commit !== null);
+    if (commits.length === 0) return null;
+    const newest = commits.reduce((best, commit) => (commit.time > best.time ? commit : best));
+    await this.commitIfBehind(session, newest);
+    return newest;
+  }
+
+  /** Applies `commit` here unless this agent's last commit is it (or newer). */
+  private async commitIfBehind(session: SessionRecord, commit: Commit): Promise<void> {
+    const service = this.service;
+    const mine = await service.applier.lastCommit(session.id);
+    if (mine && (mine.time > commit.time || (mine.epoch === commit.epoch && mine.through >= commit.through))) return;
+    await service.applier.commit(session.id, commit.epoch, commit.through, commit.time);
+    service.engine.catalog.recordEvent(
+      'session.rolled-forward',
+      'info',
+      session.name,
+      `session ${session.name}: round ${commit.through} committed at another H1 agent is applied at ${service.site} too`,
+      { epoch: commit.epoch, through: commit.through, time: new Date(commit.time).toISOString() },
+    );
+  }
+
+  /**
+   * Master, H2->H1 recovered here: every member recovers too (rolled forward
+   * to `commit`, staged parts dropped, target-changed tracking on,
+   * writable). A member that cannot be reached fails the recover: it would
+   * stay write-inhibited.
+   */
+  async recoverMembers(session: SessionRecord, commit: Commit | null): Promise<void> {
     await Promise.all(
       this.multi.memberAgents(session).map((agent) =>
-        this.service.peers.link(agent).call('mp.recover', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 30_000 }),
+        this.service.peers.link(agent).call('mp.recover', { session: session.id, commit }, null, { waitForLinkMs: 3000, timeoutMs: 30_000 }),
       ),
     );
   }
@@ -145,6 +187,8 @@ export class MultiPrimaryFailback {
         }
         if (session.state !== 'target-available') {
           service.setState(session, 'recovering', {}, false);
+          const commit = params.commit as Commit | null | undefined;
+          if (commit) await this.commitIfBehind(session, commit);
           await service.applier.discardParts(session.id);
           for (const pair of service.pairsOf(session)) {
             if (pair.targetChangedBitmap === null) {
@@ -156,6 +200,8 @@ export class MultiPrimaryFailback {
         }
         return {};
       }
+      case 'mp.last-commit':
+        return { result: await service.applier.lastCommit(session.id) };
       case 'mp.failback-plan': {
         if (session.state !== 'target-available' || session.direction !== 'h2-h1') {
           throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} (${session.direction}) at ${service.site}; failback needs target-available`);

@@ -115,6 +115,9 @@ export class SessionActions {
       .catch(() => {});
     // An uncommitted shipping cycle is dropped: the volumes keep the last committed image.
     if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
+    // A multi-primary session recovered at its H1 side (H2->H1): every H1 agent first applies the newest round committed at any of them.
+    const multi = service.multiPrimary;
+    const commit = multi.isMaster(session) ? await multi.failback.rollForward(session) : null;
     // Staged parts of rounds the master never committed are dropped: the volumes keep the last committed round.
     if (session.type === 'async') await service.applier.discardParts(session.id);
     for (const pair of service.pairsOf(session)) {
@@ -124,7 +127,7 @@ export class SessionActions {
       }
     }
     // A multi-primary session recovered at its H1 side (H2->H1): every member's volumes become writable too.
-    if (service.multiPrimary.isMaster(session)) await service.multiPrimary.failback.recoverMembers(session);
+    if (multi.isMaster(session)) await multi.failback.recoverMembers(session, commit);
     service.setState(session, 'target-available', {
       detail: null,
       consistencyTime: session.consistencyTime ?? new Date().toISOString(),
