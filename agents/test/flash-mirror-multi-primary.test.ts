@@ -71,7 +71,7 @@ describe('flash copy of mirrored volumes in a multi-primary async session', () =
     const [alpha, bravo, charlie] = [withFlash(s.alpha), withFlash(s.bravo), withFlash(s.charlie)];
     for (const name of ['a', 'at']) await s.alpha.engine.createVolume(name, 64 * MiB);
     for (const name of ['b', 'bt', 'bl', 'bp']) await s.bravo.engine.createVolume(name, 64 * MiB);
-    for (const name of ['a2', 'b2', 'bt2', 'bl2', 'ra', 'rb']) await s.charlie.engine.createVolume(name, 64 * MiB);
+    for (const name of ['a2', 'b2', 'bt2', 'bl2', 'ra', 'rb', 'spare', 'spare2']) await s.charlie.engine.createVolume(name, 64 * MiB);
     // 40 MiB in b past the stamps' tracks: a flash b -> bt that shipped its changes would send them all.
     await fill(bravo.exports.openExport('b'), 64, 640);
     const master = s.alpha.replication.service;
@@ -150,12 +150,21 @@ describe('flash copy of mirrored volumes in a multi-primary async session', () =
     expect(await same(s.bravo, 'bp', s.charlie, 'rb'), 'rb equals bravo bp').toBe(true);
     expect(await same(s.bravo, 'bp', s.bravo, 'b')).toBe(false); // b moved on after the point in time
 
-    // A marker the secondary loses: the marks stay and the resync ships them.
+    // A marker the secondary loses: it is never run there, the marks stay and the resync ships them.
     charlie.mirror.faults.lose.add('perform');
     const lost = await establish(bravo.flash, { name: 'pl', pairs: [{ source: 'b', target: 'bl' }], preserveMirror: true, backgroundCopy: false });
     expect(bravo.flash.get('pl').pairs[0].mirror).toBe('shipped');
     expect(lost.pairs.length).toBe(1);
     charlie.mirror.faults.lose.clear();
+    await bravo.flash.withdraw('pl', { finishCopy: false });
+    // The shipped tracks are copied; bravo's copy sets are duplex again (a preserved flash needs them so).
+    await waitFor(() => s.bravo.replication.service.session('mp').state === 'prepared' && marksOf('bl') === 0, 60_000, 'bl shipped, duplex again');
+    // A marker the secondary refuses (a flash session of that name exists there): the reason is recorded, the marks ship.
+    await establish(charlie.flash, { name: 'px', pairs: [{ source: 'spare', target: 'spare2' }], backgroundCopy: false });
+    await establish(bravo.flash, { name: 'px', pairs: [{ source: 'b', target: 'bl' }], preserveMirror: true, backgroundCopy: false });
+    expect(bravo.flash.get('px').pairs[0].mirror).toBe('shipped');
+    expect(bravo.flash.get('px').pairs[0].reason).toMatch(/already exists/);
+    expect(charlie.flash.get('px').pairs.map((pair) => pair.target)).toEqual(['spare2']);
 
     await writer.stop();
     const last = stamps.writes.at(-1)!.ackedAt;

@@ -460,8 +460,13 @@ export class FlashMirror implements FlashMirrorHooks {
         const placed = shipper.mark('flash.mirror', { ...params }, extra?.payload ?? null, sources[0].record.id);
         // Multi-primary: the marker settles when its round is committed (the secondary ran it while
         // applying the round, between the part's changes before and after it); its outcome is asked there.
+        // A marker runs at its place or never (the cancel makes sure), so even when the part was dropped
+        // (the session stopped) the secondary's answer is final: performed means at the right point.
         const later = shipper.coordinated
-          ? placed.then(() => this.markerOutcome(agent, token), failed)
+          ? placed.then(
+              () => this.markerOutcome(agent, token, 10, 'the secondary did not run the stream marker'),
+              (error) => this.markerOutcome(agent, token, 1, problemMessage(error)),
+            )
           : placed.then((): Outcome => ({ performed: true, why: '' }), failed);
         return { performed: true, why: '', later };
       }
@@ -477,25 +482,26 @@ export class FlashMirror implements FlashMirrorHooks {
   }
 
   /**
-   * The outcome of a multi-primary marker whose round is committed: the
-   * secondary ran it (or refused, or never had it: then the `cancel` makes
-   * sure it never runs later). Unanswered, it counts as lost (`token`), and
-   * is settled like a lost request.
+   * The outcome of a multi-primary marker, asked once its round is committed
+   * (or its part was dropped): the secondary ran it, at its place in the
+   * stream, or refused it, or never had it (then the `cancel` makes sure it
+   * never runs later; `notRun` says why). Unanswered after `attempts`, it
+   * counts as lost (`token`) and is settled like a lost request.
    */
-  private async markerOutcome(agent: string, token: string): Promise<Outcome> {
+  private async markerOutcome(agent: string, token: string, attempts: number, notRun: string): Promise<Outcome> {
     let why = '';
-    for (let attempt = 0; attempt < 10; attempt++) {
+    for (let attempt = 0; attempt < attempts; attempt++) {
       try {
         const answer = await this.service.peers.link(agent).call('flash.mirror', { op: 'cancel', token }, null, { waitForLinkMs: 5000, timeoutMs: 60_000 });
         const result = answer.result as { performed?: boolean; why?: string } | null;
         if (result?.performed === true) return { performed: true, why: '' };
-        return { performed: false, why: result?.why ?? 'the secondary did not run the stream marker' };
+        return { performed: false, why: result?.why ?? notRun };
       } catch (error) {
         why = problemMessage(error);
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        if (attempt + 1 < attempts) await new Promise((resolve) => setTimeout(resolve, 500));
       }
     }
-    return { performed: false, why: `the outcome of the stream marker is unknown: ${why}`, token };
+    return { performed: false, why: `${notRun}; its outcome is unknown: ${why}`, token };
   }
 
   /** Settles a request whose answer was lost: true when the secondary performed it (maybe late). */
