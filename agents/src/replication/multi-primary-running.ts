@@ -229,7 +229,7 @@ export class MultiPrimaryRunning {
         if (request.peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master removes copy sets');
         const pair = service.pair(str(params, 'pair'));
         if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
-        await this.running.remove(session, pair, { lastHere: params.last === true });
+        await this.running.remove(session, pair, { lastHere: params.last === true, fromMaster: true });
         return {};
       }
       case 'mp.pair-removed': {

@@ -68,7 +68,10 @@ export class RunningCopySets {
     return RUNNING_STATES.has(session.state);
   }
 
-  private checkSource(session: SessionRecord, what: string): void {
+  private checkSource(session: SessionRecord, what: string, fromMaster = false): void {
+    if (!fromMaster && this.service.multiPrimary.isMember(session)) {
+      throw new ProblemError('invalid-state', `copy sets of ${session.name} are ${what} at its master, the agent where it was defined`);
+    }
     if (!RUNNING_STATES.has(session.state)) {
       throw new ProblemError(
         'invalid-state',
@@ -89,12 +92,13 @@ export class RunningCopySets {
   /**
    * Adds a copy set to a session that was started (the caller checked names
    * and sizes). `attached`: the other site adopted it already (a member of a
-   * multi-primary session, whose master had the secondary attach it).
+   * multi-primary session, whose master had the secondary attach it and asks
+   * the member to add it).
    */
   async add(session: SessionRecord, pair: PairRecord, options: { attached?: boolean } = {}): Promise<PairRecord> {
     const service = this.service;
     const engine = service.engine;
-    this.checkSource(session, 'added');
+    this.checkSource(session, 'added', options.attached);
     // The other site adopts it first: its volume refuses host writes and is trimmed (the copy skips unallocated tracks).
     if (!options.attached) {
       await service
@@ -237,12 +241,13 @@ export class RunningCopySets {
 
   /**
    * Removes a copy set from a session that was started; the other copy sets
-   * keep mirroring. `lastHere`: a member agent of a multi-primary session may
-   * give up its last copy set (the session has others at other agents).
+   * keep mirroring. `fromMaster`: the master of a multi-primary session asks
+   * a member to remove it; `lastHere`: that member may give up its last copy
+   * set (the session has others at other agents).
    */
-  async remove(session: SessionRecord, pair: PairRecord, options: { lastHere?: boolean } = {}): Promise<void> {
+  async remove(session: SessionRecord, pair: PairRecord, options: { lastHere?: boolean; fromMaster?: boolean } = {}): Promise<void> {
     const service = this.service;
-    this.checkSource(session, 'removed');
+    this.checkSource(session, 'removed', options.fromMaster);
     const copySets = service.pairsOf(session).length + service.multiPrimary.memberPairs(session).length;
     if (copySets === 1 && !options.lastHere) {
       throw new ProblemError(
