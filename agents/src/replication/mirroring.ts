@@ -50,6 +50,8 @@ export class Mirroring {
       }
       pair.outOfSyncBitmap = null;
       pair.targetChangedBitmap = null;
+      // Nothing is tracked: a copy set that was joining starts over with the others (terminate, or the way back after a failback).
+      pair.joining = false;
       service.store.savePair(pair);
     }
   }
