@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { EstablishFlashRequestSchema } from '@tandem/contract';
+import { EstablishFlashRequestSchema, ProblemError } from '@tandem/contract';
 import { FlashService } from '../src/flash/service.ts';
 import { installFlashMirror, type FlashMirror } from '../src/replication/flash-mirror.ts';
 import { splitterExports } from '../src/replication/splitter.ts';
@@ -182,5 +182,52 @@ describe('flash copy of mirrored volumes in a multi-primary async session', () =
       expect(await same(primary, volume, s.charlie, secondary), `${volume} equals ${secondary}`).toBe(true);
     }
     expect(await same(s.bravo, 'bl', s.bravo, 'bt')).toBe(false); // two points in time of b
+  }, 300_000);
+
+  it('a marker whose part is dropped (the member suspends before the round is cut) is never performed at the secondary; the marks ship on resume', async () => {
+    const s = (sites = await startThreeSites());
+    const [, bravo, charlie] = [withFlash(s.alpha), withFlash(s.bravo), withFlash(s.charlie)];
+    await s.alpha.engine.createVolume('a', 16 * MiB);
+    for (const name of ['b', 'bt']) await s.bravo.engine.createVolume(name, 16 * MiB);
+    for (const name of ['a2', 'b2', 'bt2']) await s.charlie.engine.createVolume(name, 16 * MiB);
+    await fill(bravo.exports.openExport('b'), 0, 128);
+    const master = s.alpha.replication.service;
+    await master.createSession('mp', 'async', 'charlie');
+    await master.addPair('mp', 'a', 'a2');
+    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await master.addPair('mp', 'bt', 'bt2', { primaryAgent: 'bravo' });
+    await master.act('mp', 'start');
+    const member = s.bravo.replication.service;
+    const marks = () => member.info(member.session('mp')).pairs.reduce((sum, p) => sum + p.outOfSyncTracks, 0);
+    await waitFor(() => master.session('mp').state === 'prepared' && s.charlie.replication.service.session('mp').state === 'prepared', 120_000, 'prepared');
+    await waitFor(() => marks() === 0, 60_000, 'initial copy done');
+
+    // Charlie applies nothing, so the master cuts no further round: the marker stays in bravo's open part.
+    const release = await s.charlie.replication.service.applier.freeze(s.charlie.replication.service.session('mp').id);
+    let frozen = true;
+    try {
+      const establishing = establish(bravo.flash, { name: 'pd', pairs: [{ source: 'b', target: 'bt' }], preserveMirror: true, backgroundCopy: false });
+      establishing.catch(() => {});
+      await waitFor(() => bravo.flash.list().some((info) => info.name === 'pd' && info.holdMs !== null), 20_000, 'the flash done at bravo');
+      await bravo.exports.openExport('b').write(3 * TRACK, randomBytes(TRACK));
+      // bravo stops mirroring: its open part (with the marker) is dropped.
+      await member.mirroring.suspendSession(member.session('mp'), 'test: bravo stops', new ProblemError('link-down', 'test: bravo stops'));
+      const info = await establishing;
+      expect(info.pairs[0].mirror).toBe('shipped');
+      expect(bravo.flash.get('pd').pairs[0].mirror).toBe('shipped');
+      release();
+      frozen = false;
+    } finally {
+      if (frozen) release();
+    }
+    // The marker never reached charlie, and the primary's cancel makes sure no late copy of it would run.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(charlie.flash.list().map((info) => info.name)).not.toContain('pd');
+    expect(marks()).toBeGreaterThan(0);
+    // The master suspends (bravo refuses its hold) and resumes by itself; the resync ships bt's marked tracks.
+    await waitFor(() => master.session('mp').state === 'prepared' && member.session('mp').state === 'prepared' && marks() === 0, 120_000, 'resumed and shipped');
+    expect(await same(s.bravo, 'bt', s.charlie, 'bt2'), 'bt equals bt2').toBe(true);
+    expect(await same(s.bravo, 'b', s.charlie, 'b2'), 'b equals b2').toBe(true);
+    expect(await same(s.bravo, 'bt', s.bravo, 'b')).toBe(false);
   }, 300_000);
 });
