@@ -232,6 +232,18 @@ describe('failover and failback of a session with primaries on two agents', () =
     await expectIdentical(alpha, 'a', charlie, 'a2');
     await expectIdentical(bravo, 'b', charlie, 'b2');
 
+    // Restarts resume H2->H1: a member (a target now) and the secondary site (the source, forming the rounds).
+    await bravo.restart({ samePorts: true });
+    await waitUntil(charlie, 'mp', (info) => info.state === 'prepared', 'prepared after bravo restarted');
+    await charlie.restart({ samePorts: true });
+    await waitUntil(charlie, 'mp', (info) => info.state === 'prepared' && info.direction === 'h2-h1', 'prepared after charlie restarted');
+    await qemuWrite(charlie, 'b2', 'write -P 0x65 14M 512K');
+    await qemuWrite(charlie, 'a2', 'write -P 0x66 15M 512K');
+    const afterRestarts = Date.now();
+    await waitUntil(charlie, 'mp', (info) => info.consistencyTime !== null && Date.parse(info.consistencyTime) > afterRestarts, 'caught up after the restarts');
+    await expectIdentical(alpha, 'a', charlie, 'a2');
+    await expectIdentical(bravo, 'b', charlie, 'b2');
+
     // --- the way back: recover at the H1 side, write there, Start H1->H2 ---
     const recoveredAtH1 = await agentCliJson<SessionJson>(alpha, ['session', 'recover', 'mp']);
     expect(recoveredAtH1.state).toBe('target-available');
