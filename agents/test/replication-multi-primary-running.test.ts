@@ -171,6 +171,16 @@ describe('copy sets of a running multi-primary session', () => {
     await expect(s.bravo.replication.service.addPair('mp', 'extra', 'x2')).rejects.toMatchObject({ problem: 'invalid-state' });
     await expect(s.bravo.replication.service.removePair('mp', 'b')).rejects.toMatchObject({ problem: 'invalid-state' });
 
+    // A session started with primaries at alpha only cuts its groups alone: bravo's copy sets wait for a new start.
+    await s.alpha.engine.createVolume('solo', 8 * MiB);
+    await s.charlie.engine.createVolume('solo2', 8 * MiB);
+    await master.createSession('single', 'async', 'charlie');
+    await master.addPair('single', 'solo', 'solo2');
+    await master.act('single', 'start');
+    await waitFor(() => master.session('single').state === 'prepared', 60_000, 'single prepared');
+    await expect(master.addPair('single', 'extra', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'invalid-state' });
+    expect(master.info(master.session('single')).pairs.map((pair) => pair.h1Volume)).toEqual(['solo']);
+
     const info = master.info(master.session('mp'));
     expect(info.state).toBe('prepared');
     expect(info.pairs.map((pair) => pair.h1Volume)).toEqual(['a', 'b']);

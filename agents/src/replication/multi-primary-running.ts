@@ -31,7 +31,9 @@ const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing'
  *   member and the master do.
  *
  * A member agent without any copy set of the session takes its first one
- * while the session is defined or suspended (the next resume runs it).
+ * while the session is defined or suspended (the next resume runs it); a
+ * session started with primaries at the master only takes copy sets at
+ * other agents only while defined.
  */
 export class MultiPrimaryRunning {
   /** Master: member copy sets added while the session ran that their member has not reported joined yet. */
@@ -72,6 +74,13 @@ export class MultiPrimaryRunning {
     this.checkMaster(session, 'added');
     const multi = service.multiPrimary;
     const site = multi.siteOf(record.primaryAgentId);
+    if (multi.memberPairs(session).length === 0) {
+      // Started with primaries here only, it cuts its consistency groups alone; the rounds across agents begin at a start.
+      throw new ProblemError(
+        'invalid-state',
+        `session ${session.name} was started with its primary volumes at ${service.site} only; copy sets at ${site} are added while it is defined (terminate it, add them, start it again)`,
+      );
+    }
     if (session.state !== 'suspended' && !multi.memberAgents(session).includes(record.primaryAgentId)) {
       throw new ProblemError(
         'invalid-state',

@@ -474,11 +474,13 @@ export class MultiPrimarySessions {
     const service = this.service;
     this.heard.set(session.id, Date.now());
     const shipper = this.shipperOf(session);
-    // A copy set being removed is no member any more; a joining one is reported as joining, not as out of duplex.
+    // A copy set being removed is no member any more; one just adopted (no bitmap yet) is not one yet; a joining one
+    // is reported as joining (copying in its own mode), not as out of duplex.
     const running = service.running;
-    const pairs = service.pairsOf(session).filter((pair) => !running.isRemoving(pair));
+    const pairs = service.pairsOf(session).filter((pair) => !running.isRemoving(pair) && pair.outOfSyncBitmap !== null);
     const sources = pairs.map((pair) => service.sourceOf(pair));
-    if (!shipper || sources.some((source) => !source?.mirroring)) {
+    const members = pairs.filter((pair) => !running.isJoining(pair)).map((pair) => service.sourceOf(pair));
+    if (!shipper || members.some((source) => !source?.mirroring) || sources.some((source) => !source)) {
       throw new ProblemError(
         'pair-suspended',
         `session ${session.name} does not mirror at ${service.site} (${session.state}${session.detail ? `: ${session.detail}` : ''})`,
@@ -496,7 +498,7 @@ export class MultiPrimarySessions {
       syncedPercent[source!.record.id] = source!.isResyncing ? (total === 0 ? 100 : Math.min(100, Math.round((copied / total) * 1000) / 10)) : null;
     }
     return {
-      duplex: sources.every((source) => source!.mirroring && (!source!.isResyncing || running.isJoining(source!.record))),
+      duplex: members.every((source) => source!.mirroring && !source!.isResyncing),
       joining: pairs.filter((pair) => running.isJoining(pair)).map((pair) => pair.id),
       stagedThrough: shipper.stagedThrough,
       outOfSync,
