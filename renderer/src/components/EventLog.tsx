@@ -45,7 +45,7 @@ export function EventLog({
                   {event.type}
                 </Text>
               </Table.Td>
-              <Table.Td>{event.message}</Table.Td>
+              <Table.Td style={{ minWidth: '12rem' }}>{event.message}</Table.Td>
             </Table.Tr>
           ))}
         </Table.Tbody>

@@ -32,71 +32,74 @@ function pairStateText(pair: PairInfo): string {
 export function PairTable({ pairs, h1Site, h2Site, onRemove }: { pairs: PairInfo[]; h1Site: string; h2Site: string; onRemove?: (pair: PairInfo) => void }) {
   if (pairs.length === 0) return <Text size="sm" c="dimmed">No copy sets yet.</Text>;
   return (
-    <Table striped withTableBorder fz="sm" verticalSpacing={4}>
-      <Table.Thead>
-        <Table.Tr>
-          <Table.Th>
-            Copy set (H1 {h1Site} → H2 {h2Site})
-          </Table.Th>
-          <Table.Th>State</Table.Th>
-          <Table.Th w="28%">In sync</Table.Th>
-          <Table.Th ta="right" style={{ whiteSpace: 'nowrap' }}>
-            Out of sync
-          </Table.Th>
-          <Table.Th ta="right" style={{ whiteSpace: 'nowrap' }}>
-            Changed at target
-          </Table.Th>
-          <Table.Th ta="right">ETA</Table.Th>
-          {onRemove && <Table.Th w={1} />}
-        </Table.Tr>
-      </Table.Thead>
-      <Table.Tbody>
-        {pairs.map((pair) => {
-          const share = syncedShare(pair);
-          return (
-            <Table.Tr key={pair.id} data-testid={`pair-row-${pair.h1Volume}`}>
-              <Table.Td>
-                {pair.h1Volume} → {pair.h2Volume}
-                {pair.primarySite && (
-                  <Text size="xs" c="dimmed" data-testid="primary-site">
-                    primary at {pair.primarySite}
-                  </Text>
-                )}
-              </Table.Td>
-              <Table.Td>
-                <Text size="sm" c={pairColours[pair.state]} fw={500}>
-                  {pairStateText(pair)}
-                </Text>
-              </Table.Td>
-              <Table.Td>
-                {pair.state === 'defined' ? (
-                  <Text size="sm" c="dimmed">
-                    not started
-                  </Text>
-                ) : (
-                  <Tooltip label={`${share.toFixed(1)} % of ${pair.trackCount} tracks in sync`}>
-                    <Progress value={share} color={pairColours[pair.state]} size="lg" animated={pair.state === 'syncing'} aria-label={`${pair.h1Volume} in sync`} />
-                  </Tooltip>
-                )}
-              </Table.Td>
-              <Table.Td ta="right" data-testid="out-of-sync">
-                {pair.outOfSyncTracks}
-              </Table.Td>
-              <Table.Td ta="right" data-testid="target-changed">
-                {pair.targetChangedTracks}
-              </Table.Td>
-              <Table.Td ta="right">{pair.state === 'syncing' ? formatSeconds(pair.etaSeconds) : '–'}</Table.Td>
-              {onRemove && (
-                <Table.Td ta="right">
-                  <Button size="compact-xs" variant="subtle" color="red" aria-label={`Remove copy set ${pair.h1Volume}`} onClick={() => onRemove(pair)}>
-                    Remove
-                  </Button>
+    // A narrow window scrolls the table sideways rather than squeezing the volume names into a letter-wide column.
+    <Table.ScrollContainer minWidth={600} type="native">
+      <Table striped withTableBorder fz="sm" verticalSpacing={4}>
+        <Table.Thead>
+          <Table.Tr>
+            <Table.Th style={{ minWidth: '10rem' }}>
+              Copy set (H1 {h1Site} → H2 {h2Site})
+            </Table.Th>
+            <Table.Th>State</Table.Th>
+            <Table.Th w="28%">In sync</Table.Th>
+            <Table.Th ta="right" style={{ whiteSpace: 'nowrap' }}>
+              Out of sync
+            </Table.Th>
+            <Table.Th ta="right" style={{ whiteSpace: 'nowrap' }}>
+              Changed at target
+            </Table.Th>
+            <Table.Th ta="right">ETA</Table.Th>
+            {onRemove && <Table.Th w={1} />}
+          </Table.Tr>
+        </Table.Thead>
+        <Table.Tbody>
+          {pairs.map((pair) => {
+            const share = syncedShare(pair);
+            return (
+              <Table.Tr key={pair.id} data-testid={`pair-row-${pair.h1Volume}`}>
+                <Table.Td>
+                  {pair.h1Volume} → {pair.h2Volume}
+                  {pair.primarySite && (
+                    <Text size="xs" c="dimmed" data-testid="primary-site">
+                      primary at {pair.primarySite}
+                    </Text>
+                  )}
                 </Table.Td>
-              )}
-            </Table.Tr>
-          );
-        })}
-      </Table.Tbody>
-    </Table>
+                <Table.Td>
+                  <Text size="sm" c={pairColours[pair.state]} fw={500}>
+                    {pairStateText(pair)}
+                  </Text>
+                </Table.Td>
+                <Table.Td>
+                  {pair.state === 'defined' ? (
+                    <Text size="sm" c="dimmed">
+                      not started
+                    </Text>
+                  ) : (
+                    <Tooltip label={`${share.toFixed(1)} % of ${pair.trackCount} tracks in sync`}>
+                      <Progress value={share} color={pairColours[pair.state]} size="lg" animated={pair.state === 'syncing'} aria-label={`${pair.h1Volume} in sync`} />
+                    </Tooltip>
+                  )}
+                </Table.Td>
+                <Table.Td ta="right" data-testid="out-of-sync">
+                  {pair.outOfSyncTracks}
+                </Table.Td>
+                <Table.Td ta="right" data-testid="target-changed">
+                  {pair.targetChangedTracks}
+                </Table.Td>
+                <Table.Td ta="right">{pair.state === 'syncing' ? formatSeconds(pair.etaSeconds) : '–'}</Table.Td>
+                {onRemove && (
+                  <Table.Td ta="right">
+                    <Button size="compact-xs" variant="subtle" color="red" aria-label={`Remove copy set ${pair.h1Volume}`} onClick={() => onRemove(pair)}>
+                      Remove
+                    </Button>
+                  </Table.Td>
+                )}
+              </Table.Tr>
+            );
+          })}
+        </Table.Tbody>
+      </Table>
+    </Table.ScrollContainer>
   );
 }

@@ -93,7 +93,7 @@ export function SessionCard({ entry }: { entry: MergedSession }) {
           </Button>
         </Group>
         {eventsOpen && (
-            <SimpleGrid cols={{ base: 1, md: entry.views.length }}>
+            <SimpleGrid cols={{ base: 1, lg: entry.views.length }}>
               {entry.views.map((view) => (
                 <Stack key={view.siteId} gap={4}>
                   <Text size="xs" fw={600}>
