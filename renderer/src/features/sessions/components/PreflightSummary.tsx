@@ -22,6 +22,8 @@ export function PreflightSummary({ preflight, pairs }: { preflight: FailbackPref
     const pair = pairs.find((each) => each.id === id);
     return pair ? `${pair.h1Volume} ⇄ ${pair.h2Volume}` : id;
   };
+  // Multi-primary sessions: the site holding the copy set's H1 volume, when it is not the session's H1 site.
+  const primaryOf = (pair: FailbackPreflight['pairs'][number]) => pair.primarySite ?? pairs.find((each) => each.id === pair.pair)?.primarySite;
   const sum = (pick: (pair: FailbackPreflight['pairs'][number]) => number | null) => preflight.pairs.reduce((total, pair) => total + (pick(pair) ?? 0), 0);
   const byBitmap = sum((pair) => pair.candidateTracks);
   return (
@@ -53,7 +55,15 @@ export function PreflightSummary({ preflight, pairs }: { preflight: FailbackPref
         <Table.Tbody>
           {preflight.pairs.map((pair) => (
             <Table.Tr key={pair.pair} data-testid={`preflight-pair-${pair.pair}`}>
-              <Table.Td>{pairName(pair.pair)}</Table.Td>
+              <Table.Td>
+                {pairName(pair.pair)}
+                {primaryOf(pair) && (
+                  <Text span size="xs" c="dimmed" data-testid="preflight-primary-site">
+                    {' '}
+                    (primary at {primaryOf(pair)})
+                  </Text>
+                )}
+              </Table.Td>
               <Table.Td ta="right">{pair.targetChangedTracks}</Table.Td>
               <Table.Td ta="right">{pair.outOfSyncTracks}</Table.Td>
               <Table.Td ta="right">{pair.candidateTracks}</Table.Td>
