@@ -1,4 +1,5 @@
 import { crc32c } from '@node-rs/crc32';
+import { xxh64 } from '@node-rs/xxhash';
 
 /**
  * Peer link framing (documented in contract/PROTOCOL.md, "Peer link"):
@@ -9,8 +10,9 @@ import { crc32c } from '@node-rs/crc32';
  *   u16 reserved   0
  *   u32 id         request id, echoed by its response
  *   u32 metaLength bytes of UTF-8 JSON metadata that follow the header
- *   u32 checksum   crc32c of meta and payload, verified on arrival
- *   u32 reserved   0
+ *   u32 checksum   crc32c of meta, verified on arrival
+ *   u32 payload    low 32 bits of xxh64 of the payload (0 without one), verified on arrival
+ *                  (xxh64: ~4x crc32c's speed on track-sized payloads, the hot path of mirroring)
  *   meta JSON, then the binary payload (the rest of the frame)
  *
  * All integers big endian, like NBD. A frame over MAX_FRAME_BYTES, an
@@ -52,10 +54,8 @@ export function encodeFrame(kind: FrameKind, id: number, meta: unknown, payload:
   head.writeUInt16BE(0, 6);
   head.writeUInt32BE(id >>> 0, 8);
   head.writeUInt32BE(metaBytes.length, 12);
-  let checksum = crc32c(metaBytes);
-  if (payload && payload.length > 0) checksum = crc32c(payload, checksum);
-  head.writeUInt32BE(checksum >>> 0, 16);
-  head.writeUInt32BE(0, 20);
+  head.writeUInt32BE(crc32c(metaBytes) >>> 0, 16);
+  head.writeUInt32BE(payloadChecksum(payload), 20);
   metaBytes.copy(head, HEADER_BYTES);
   return payload && payload.length > 0 ? [head, payload] : [head];
 }
@@ -115,9 +115,9 @@ function decode(frame: Buffer): Frame {
   if (HEADER_BYTES + metaLength > frame.length) throw new FrameError('frame metadata runs past the frame');
   const metaBytes = frame.subarray(HEADER_BYTES, HEADER_BYTES + metaLength);
   const payload = frame.length > HEADER_BYTES + metaLength ? frame.subarray(HEADER_BYTES + metaLength) : null;
-  let checksum = crc32c(metaBytes);
-  if (payload) checksum = crc32c(payload, checksum);
-  if (checksum >>> 0 !== frame.readUInt32BE(16)) throw new FrameError('frame checksum mismatch');
+  if (crc32c(metaBytes) >>> 0 !== frame.readUInt32BE(16) || payloadChecksum(payload) !== frame.readUInt32BE(20)) {
+    throw new FrameError('frame checksum mismatch');
+  }
   let meta: unknown;
   try {
     meta = metaLength > 0 ? JSON.parse(metaBytes.toString('utf8')) : undefined;
@@ -125,4 +125,10 @@ function decode(frame: Buffer): Frame {
     throw new FrameError('frame metadata is not JSON');
   }
   return { kind: kind as FrameKind, flags, id, meta, payload };
+}
+
+/** The payload's checksum field: the low 32 bits of its xxh64, 0 without a payload. */
+function payloadChecksum(payload: Buffer | null): number {
+  if (!payload || payload.length === 0) return 0;
+  return Number(BigInt.asUintN(32, xxh64(payload)));
 }

@@ -74,6 +74,11 @@ describe('peer link', () => {
     );
     expect(order).toEqual([10, 150, 300]);
     await expect(client.call('nope', {})).rejects.toMatchObject({ problem: 'internal-error' });
+    // A call past its timeout fails with 'timeout' (within the connection's sweep), the link stays up for the next.
+    const started = Date.now();
+    await expect(client.call('slow', { ms: 3000 }, null, { timeoutMs: 200 })).rejects.toMatchObject({ problem: 'timeout' });
+    expect(Date.now() - started).toBeLessThan(2500);
+    await expect(client.call('echo', { after: 'timeout' })).resolves.toMatchObject({ result: { after: 'timeout' } });
   });
 
   it('refuses a client whose certificate is not from a paired site, and reports it', async () => {
@@ -127,6 +132,10 @@ describe('peer link frames', () => {
     const corrupt = Buffer.from(payload);
     corrupt[50] ^= 0xff;
     expect(() => reader.push(Buffer.concat([head, corrupt]))).toThrow(FrameError);
+    // The metadata has its own checksum: a flipped bit there is refused as well.
+    const badMeta = Buffer.from(head);
+    badMeta[badMeta.length - 3] ^= 0x01;
+    expect(() => new FrameReader((frame) => frames.push(frame)).push(Buffer.concat([badMeta, payload]))).toThrow(/checksum/);
     expect(frames).toHaveLength(0);
     const clean = new FrameReader((frame) => frames.push(frame));
     const whole = Buffer.concat(encodeFrame(FrameKind.Request, 8, { m: 'x', p: {} }, Buffer.alloc(100, 1)));

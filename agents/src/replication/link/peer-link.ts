@@ -240,14 +240,16 @@ export class PeerLinkClient extends EventEmitter {
     return this.connection;
   }
 
-  async call(
+  call(
     method: string,
     params: Record<string, unknown>,
     payload: Buffer | null = null,
     options: { timeoutMs?: number; waitForLinkMs?: number } = {},
   ): Promise<{ result: unknown; payload: Buffer | null }> {
-    const connection = await this.ready(options.waitForLinkMs ?? 0);
-    return connection.call(method, params, payload, options.timeoutMs ?? 30_000);
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    // Link up (the hot path): send in this tick, no wait for readiness.
+    if (this.connection?.isOpen) return this.connection.call(method, params, payload, timeoutMs);
+    return this.ready(options.waitForLinkMs ?? 0).then((connection) => connection.call(method, params, payload, timeoutMs));
   }
 
   close(): void {

@@ -21,8 +21,14 @@ export type RpcHandler = (request: RpcRequest) => Promise<RpcResult> | RpcResult
 interface Pending {
   resolve: (value: { result: unknown; payload: Buffer | null }) => void;
   reject: (error: Error) => void;
-  timer: NodeJS.Timeout | null;
+  /** When the call times out (Date.now() ms; Infinity without a timeout), checked by the connection's sweep. */
+  deadline: number;
+  method: string;
+  timeoutMs: number;
 }
+
+/** How often a connection looks for calls past their timeout (a call fails within this much after it). */
+const TIMEOUT_SWEEP_MS = 250;
 
 export interface RpcConnectionOptions {
   peerAgentId: string;
@@ -80,6 +86,8 @@ export class RpcConnection {
         }
       }, Math.max(100, Math.floor(options.deadAfterMs / 4))),
     );
+    // Call timeouts: one sweep per connection rather than a timer armed and cleared per call (the hot path).
+    this.timers.push(setInterval(() => this.expire(), TIMEOUT_SWEEP_MS));
     for (const timer of this.timers) timer.unref();
   }
 
@@ -91,28 +99,47 @@ export class RpcConnection {
     return this.pending.size;
   }
 
-  /** Sends a request and waits for its response. */
-  async call(
+  /** Sends a request and waits for its response (failing with `timeout` after `timeoutMs`, 0 for never). */
+  call(
     method: string,
     params: Record<string, unknown>,
     payload: Buffer | null = null,
     timeoutMs = 30_000,
   ): Promise<{ result: unknown; payload: Buffer | null }> {
-    if (this.closed) throw new ProblemError('link-down', `the link to ${this.options.peerAgentId} is down`);
+    if (this.closed) return Promise.reject(new ProblemError('link-down', `the link to ${this.options.peerAgentId} is down`));
     const id = this.nextId;
     this.nextId = (this.nextId + 1) >>> 0 || 1;
+    const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY;
     const promise = new Promise<{ result: unknown; payload: Buffer | null }>((resolve, reject) => {
-      const timer =
-        timeoutMs > 0
-          ? setTimeout(() => {
-              this.pending.delete(id);
-              reject(new ProblemError('timeout', `${method} to ${this.options.peerAgentId} took over ${timeoutMs} ms`));
-            }, timeoutMs)
-          : null;
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, deadline, method, timeoutMs });
     });
-    await this.sendWhenWritable(FrameKind.Request, id, { m: method, p: params }, payload);
+    const meta = { m: method, p: params };
+    // The common case sends at once, in this tick; only a full socket buffer makes the request wait for drain.
+    try {
+      if (this.socket.writableNeedDrain) void this.sendWhenWritable(FrameKind.Request, id, meta, payload).catch((error: Error) => this.fail(id, error));
+      else this.send(FrameKind.Request, id, meta, payload);
+    } catch (error) {
+      this.fail(id, error as Error); // e.g. parameters that are not JSON
+    }
     return promise;
+  }
+
+  private fail(id: number, error: Error): void {
+    const pending = this.pending.get(id);
+    if (!pending) return;
+    this.pending.delete(id);
+    pending.reject(error);
+  }
+
+  /** Fails the calls past their timeout. */
+  private expire(): void {
+    if (this.pending.size === 0) return;
+    const now = Date.now();
+    for (const [id, pending] of this.pending) {
+      if (pending.deadline > now) continue;
+      this.pending.delete(id);
+      pending.reject(new ProblemError('timeout', `${pending.method} to ${this.options.peerAgentId} took over ${pending.timeoutMs} ms`));
+    }
   }
 
   private async sendWhenWritable(kind: FrameKind, id: number, meta: unknown, payload: Buffer | null, flags = 0): Promise<void> {
@@ -145,7 +172,6 @@ export class RpcConnection {
         const pending = this.pending.get(frame.id);
         if (!pending) return; // timed out already
         this.pending.delete(frame.id);
-        if (pending.timer) clearTimeout(pending.timer);
         const meta = (frame.meta ?? {}) as { r?: unknown; e?: { problem?: string; message?: string } };
         if (frame.flags & FLAG_ERROR) {
           const problem = (meta.e?.problem ?? 'internal-error') as ProblemCode;
@@ -173,7 +199,8 @@ export class RpcConnection {
         payload: frame.payload,
         peerAgentId: this.options.peerAgentId,
       });
-      await this.sendWhenWritable(FrameKind.Response, frame.id, { r: answer.result ?? null }, answer.payload ?? null);
+      if (this.socket.writableNeedDrain) await this.sendWhenWritable(FrameKind.Response, frame.id, { r: answer.result ?? null }, answer.payload ?? null);
+      else this.send(FrameKind.Response, frame.id, { r: answer.result ?? null }, answer.payload ?? null);
     } catch (error) {
       const problem = isProblemError(error)
         ? { problem: error.problem, message: error.message }
@@ -190,10 +217,7 @@ export class RpcConnection {
       : new ProblemError('link-down', `the link to ${this.options.peerAgentId} failed: ${cause.message}`);
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
-    for (const [, pending] of this.pending) {
-      if (pending.timer) clearTimeout(pending.timer);
-      pending.reject(reason);
-    }
+    for (const [, pending] of this.pending) pending.reject(reason);
     this.pending.clear();
     for (const wake of this.drainWaiters) wake();
     this.drainWaiters = [];
