@@ -26,6 +26,38 @@ export interface StagedPart {
   entries: GroupEntry[];
 }
 
+/**
+ * Payloads of staged parts kept in memory (copies), at most this many bytes
+ * in all: a commit applies those without reading their files back. The
+ * files stay the durable copy (`recover` reads them after a crash).
+ */
+const KEPT_PAYLOAD_BYTES = 64 * 1024 * 1024;
+
+/** A staged part and, when kept in memory, its payload. */
+interface StagedPartEntry {
+  part: StagedPart;
+  payload: Buffer | undefined;
+}
+
+/**
+ * The staged file format (groups and parts): the header's length (4 bytes,
+ * big-endian), the header as JSON, then the payload.
+ */
+function encodeStaged(header: StagedGroup | StagedPart, payload: Buffer | null): Buffer[] {
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(json.length, 0);
+  return payload ? [length, json, payload] : [length, json];
+}
+
+function decodeStaged<T extends StagedGroup | StagedPart>(data: Buffer): { header: T; payload: Buffer } {
+  const headerLength = data.readUInt32BE(0);
+  return {
+    header: JSON.parse(data.subarray(4, 4 + headerLength).toString('utf8')) as T,
+    payload: data.subarray(4 + headerLength),
+  };
+}
+
 /** The master's last commit of a multi-primary session here: every staged part of `epoch` up to `through` is applied. */
 interface CommitMarker {
   session: string;
@@ -46,7 +78,9 @@ export class GroupApplier {
   private readonly dir: string;
   private readonly queue = new SessionQueue();
   /** Multi-primary: staged parts per session (file name -> part). */
-  private readonly parts = new Map<string, Map<string, StagedPart>>();
+  private readonly parts = new Map<string, Map<string, StagedPartEntry>>();
+  /** Bytes of the payloads kept in `parts` (KEPT_PAYLOAD_BYTES at most). */
+  private keptBytes = 0;
   /**
    * Test-only fault injection: this many multi-primary commits stop right
    * after their commit marker is durable, as if the agent died there (the
@@ -75,15 +109,17 @@ export class GroupApplier {
 
   apply(staged: StagedGroup, payload: Buffer | null): Promise<void> {
     return this.queue.run(staged.session, async () => {
-      await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
-      const header = Buffer.from(JSON.stringify(staged));
-      const length = Buffer.alloc(4);
-      length.writeUInt32BE(header.length, 0);
       const target = this.file(staged.session, staged.group);
-      await writeFileDurably(target, payload ? [length, header, payload] : [length, header]);
+      await this.writeStaged(target, staged, payload);
       await this.applyStaged(staged, payload ?? Buffer.alloc(0));
       await fsp.unlink(target);
     });
+  }
+
+  /** Stages a group or part durably (fsync'd, then renamed into place). */
+  private async writeStaged(file: string, header: StagedGroup | StagedPart, payload: Buffer | null): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await writeFileDurably(file, encodeStaged(header, payload));
   }
 
   private async applyStaged(staged: StagedGroup, payload: Buffer): Promise<void> {
@@ -141,18 +177,27 @@ export class GroupApplier {
    * the target volumes change only when the master commits the round.
    */
   async stagePart(part: StagedPart, payload: Buffer | null): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const header = Buffer.from(JSON.stringify(part));
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(header.length, 0);
     const file = this.partFile(part);
-    await writeFileDurably(file, payload ? [length, header, payload] : [length, header]);
+    await this.writeStaged(file, part, payload);
+    this.remember(file, part, payload ?? Buffer.alloc(0));
+  }
+
+  /** Notes a durably staged part (its payload too while KEPT_PAYLOAD_BYTES allow; a copy). */
+  private remember(file: string, part: StagedPart, payload: Buffer): void {
     let staged = this.parts.get(part.session);
     if (!staged) {
       staged = new Map();
       this.parts.set(part.session, staged);
     }
-    staged.set(file, part);
+    this.forget(staged, file);
+    const keep = this.keptBytes + payload.length <= KEPT_PAYLOAD_BYTES;
+    if (keep) this.keptBytes += payload.length;
+    staged.set(file, { part, payload: keep ? Buffer.from(payload) : undefined });
+  }
+
+  private forget(staged: Map<string, StagedPartEntry>, file: string): void {
+    this.keptBytes -= staged.get(file)?.payload?.length ?? 0;
+    staged.delete(file);
   }
 
   /**
@@ -178,20 +223,19 @@ export class GroupApplier {
   }
 
   private async applyCommitted(marker: CommitMarker): Promise<void> {
-    const staged = this.parts.get(marker.session) ?? new Map<string, StagedPart>();
-    const due = [...staged].filter(([, part]) => part.epoch === marker.epoch && part.round <= marker.through);
-    due.sort((x, y) => x[1].round - y[1].round || x[1].from.localeCompare(y[1].from));
+    const staged = this.parts.get(marker.session) ?? new Map<string, StagedPartEntry>();
+    const due = [...staged].filter(([, { part }]) => part.epoch === marker.epoch && part.round <= marker.through);
+    due.sort(([, x], [, y]) => x.part.round - y.part.round || x.part.from.localeCompare(y.part.from));
     let touched = 0;
-    for (const [file, part] of due) {
-      const data = await fsp.readFile(file);
-      const headerLength = data.readUInt32BE(0);
-      touched += await this.writeEntries(marker.session, part.round, part.entries, data.subarray(4 + headerLength), part.from);
+    for (const [file, { part, payload }] of due) {
+      const data = payload ?? decodeStaged<StagedPart>(await fsp.readFile(file)).payload;
+      touched += await this.writeEntries(marker.session, part.round, part.entries, data, part.from);
     }
     if (touched > 0) await this.engine.flush();
-    for (const [file, part] of [...staged]) {
+    for (const [file, { part }] of [...staged]) {
       if (part.epoch !== marker.epoch || part.round <= marker.through) {
         await fsp.unlink(file).catch(() => {});
-        staged.delete(file);
+        this.forget(staged, file);
       }
     }
     this.onApplied(marker.session, marker.time);
@@ -215,7 +259,10 @@ export class GroupApplier {
     await this.queue.run(session, async () => {
       const staged = this.parts.get(session);
       if (!staged) return;
-      for (const file of staged.keys()) await fsp.unlink(file).catch(() => {});
+      for (const file of [...staged.keys()]) {
+        await fsp.unlink(file).catch(() => {});
+        this.forget(staged, file);
+      }
       this.parts.delete(session);
     });
   }
@@ -232,14 +279,8 @@ export class GroupApplier {
         continue;
       }
       if (name.endsWith('.part')) {
-        const data = await fsp.readFile(file);
-        const part = JSON.parse(data.subarray(4, 4 + data.readUInt32BE(0)).toString('utf8')) as StagedPart;
-        let staged = this.parts.get(part.session);
-        if (!staged) {
-          staged = new Map();
-          this.parts.set(part.session, staged);
-        }
-        staged.set(file, part);
+        const { header: part, payload } = decodeStaged<StagedPart>(await fsp.readFile(file));
+        this.remember(file, part, payload);
         continue;
       }
       if (name.endsWith('.tmp')) {
@@ -247,16 +288,14 @@ export class GroupApplier {
         continue;
       }
       if (!name.endsWith('.grp')) continue;
-      const data = await fsp.readFile(file);
-      const headerLength = data.readUInt32BE(0);
-      const staged = JSON.parse(data.subarray(4, 4 + headerLength).toString('utf8')) as StagedGroup;
-      await this.queue.run(staged.session, () => this.applyStaged(staged, data.subarray(4 + headerLength)));
+      const { header: staged, payload } = decodeStaged<StagedGroup>(await fsp.readFile(file));
+      await this.queue.run(staged.session, () => this.applyStaged(staged, payload));
       await fsp.unlink(file);
       applied++;
     }
     // A commit interrupted by a crash: its parts are still staged and are applied now.
     for (const marker of markers) {
-      const due = [...(this.parts.get(marker.session)?.values() ?? [])].filter((part) => part.epoch === marker.epoch && part.round <= marker.through);
+      const due = [...(this.parts.get(marker.session)?.values() ?? [])].filter(({ part }) => part.epoch === marker.epoch && part.round <= marker.through);
       if (due.length === 0) continue;
       await this.queue.run(marker.session, () => this.applyCommitted(marker));
       applied++;
