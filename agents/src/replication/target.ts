@@ -26,6 +26,13 @@ export class TargetHandlers {
   /** Semi-sync writes acknowledged on arrival and not applied yet, per `pair:track`. */
   private readonly arriving = new Map<string, number>();
   /**
+   * Semi-sync writes acknowledged on arrival whose local write has not
+   * started yet, in arrival order. They start once their acknowledgement is
+   * on its way (setImmediate), or before the next peer request is served, so
+   * they start in arrival order relative to every later request.
+   */
+  private readonly unstarted: Array<() => void> = [];
+  /**
    * Test-only fault injection: this many semi-sync writes fail here after
    * their arrival was acknowledged. Tests in one process set it; agent
    * processes read TANDEM_TEST_FAIL_ARRIVAL_WRITES at start.
@@ -37,6 +44,7 @@ export class TargetHandlers {
   constructor(private readonly service: ReplicationService) {}
 
   async handle(request: RpcRequest): Promise<RpcResult> {
+    this.startArrived();
     const { method, params, payload } = request;
     const service = this.service;
     // Multi-primary sessions: holds, cuts and commits of the master's rounds, parts staged at the secondary.
@@ -226,7 +234,8 @@ export class TargetHandlers {
     const keys: string[] = [];
     for (let track = first; track < end; track++) keys.push(`${pair.id}:${track}`);
     for (const key of keys) this.arriving.set(key, (this.arriving.get(key) ?? 0) + 1);
-    void (async () => {
+    // The local write starts after the acknowledgement is sent: it is no longer on the host's path.
+    this.deferStart(async () => {
       try {
         if (this.faults.failArrivalWrites > 0) {
           this.faults.failArrivalWrites--;
@@ -242,8 +251,19 @@ export class TargetHandlers {
           else this.arriving.set(key, left);
         }
       }
-    })();
+    });
     return {};
+  }
+
+  private deferStart(start: () => Promise<void>): void {
+    this.unstarted.push(() => void start());
+    if (this.unstarted.length === 1) setImmediate(() => this.startArrived());
+  }
+
+  /** Starts the local writes of semi-sync writes acknowledged on arrival, in arrival order. */
+  private startArrived(): void {
+    if (this.unstarted.length === 0) return;
+    for (const start of this.unstarted.splice(0)) start();
   }
 
   /** Waits (bounded) until no semi-sync write acknowledged on arrival, nor its repair, is pending for these copy sets. */
