@@ -343,6 +343,7 @@ describe('copy sets added to and removed from a running multi-primary session (t
     // not copied again; what it did in the last moments may be.
     const context = `still marked after the restart (copy at ${percent} % when bravo was killed, ${durablePercent} % ${DURABLE_WITHIN_MS} ms before)`;
     expect(durablePercent).toBeGreaterThan(1);
+    console.info(`${context}: ${remaining} of ${initial} track(s)`);
     expect(remaining, context).toBeLessThan(initial);
     expect(remaining, context).toBeLessThanOrEqual(Math.ceil(initial * (1 - durablePercent / 100)) + 16);
     expect(remaining, context).toBeGreaterThan(0);
@@ -383,6 +384,7 @@ describe('copy sets added to and removed from a running multi-primary session (t
     const remaining = Number(resumed[0].data?.markedTracks);
     const context = `still marked after the restart (copy at ${percent} % when alpha was killed, ${durablePercent} % ${DURABLE_WITHIN_MS} ms before)`;
     expect(durablePercent).toBeGreaterThan(1);
+    console.info(`${context}: ${remaining} of ${initial} track(s)`);
     expect(remaining, context).toBeLessThan(initial);
     expect(remaining, context).toBeLessThanOrEqual(Math.ceil(initial * (1 - durablePercent / 100)) + 16);
     expect(remaining, context).toBeGreaterThan(0);
