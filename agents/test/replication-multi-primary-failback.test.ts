@@ -26,7 +26,7 @@ interface SessionJson {
   direction: string;
   consistencyTime: string | null;
   pairs: PairJson[];
-  lastVerify: { trigger: string; comparedTracks: number; differingTracks: number; ok: boolean } | null;
+  lastVerify: { trigger: string; finishedAt: string; comparedTracks: number; differingTracks: number; ok: boolean } | null;
 }
 
 interface PreflightJson {
@@ -265,12 +265,19 @@ describe('failover and failback of a session with primaries on two agents', () =
     expect(back.tracksToCopy).toBe(4);
 
     const [alphaMark, bravoMark] = await Promise.all([lastEventId(alpha), lastEventId(bravo)]);
+    const wayBackAt = new Date().toISOString();
     const returned = await agentCliJson<SessionJson>(bravo, ['session', 'failback', 'mp']);
     expect(returned.direction).toBe('h1-h2');
     expect((await syncedAfter(alpha, alphaMark)).data?.copiedTracks).toBe(3);
     expect((await syncedAfter(bravo, bravoMark)).data?.copiedTracks).toBe(1);
     await waitUntil(alpha, 'mp', (info) => info.state === 'prepared' && info.direction === 'h1-h2', 'prepared H1->H2 again');
     await waitUntil(charlie, 'mp', (info) => info.state === 'prepared' && info.direction === 'h1-h2', 'prepared H1->H2 at charlie', 20_000);
+    // Each primary agent verified its own copy sets by codes after the failback.
+    const verifiedSince = (info: SessionJson) => info.lastVerify?.trigger === 'failback' && info.lastVerify.finishedAt > wayBackAt;
+    const verifiedAlpha = await waitUntil(alpha, 'mp', verifiedSince, 'verified at alpha');
+    expect(verifiedAlpha.lastVerify).toMatchObject({ ok: true, differingTracks: 0, comparedTracks: 256 });
+    const verifiedBravo = await waitUntil(bravo, 'mp', verifiedSince, 'verified at bravo');
+    expect(verifiedBravo.lastVerify).toMatchObject({ ok: true, differingTracks: 0, comparedTracks: 256 });
     await expectIdentical(alpha, 'a', charlie, 'a2');
     await expectIdentical(bravo, 'b', charlie, 'b2');
     // Mirroring H1->H2 again from both primary agents.

@@ -1,8 +1,9 @@
-import { ProblemError, type FailbackOptions } from '@tandem/contract';
+import { ProblemError, type FailbackOptions, type VerifyReport } from '@tandem/contract';
 import type { GroupEntry } from './async-groups.ts';
 import { planPair, planSummary, type PairPlan, type PlanSummary } from './failback.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import type { MultiPrimarySessions } from './multi-primary.ts';
+import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
 
@@ -49,7 +50,7 @@ export class MultiPrimaryFailback {
 
   /** Whether this module serves a peer request method. */
   static serves(method: string): boolean {
-    return method === 'mp.failback-plan' || method === 'mp.recover' || method === 'mp.last-commit';
+    return method === 'mp.failback-plan' || method === 'mp.recover' || method === 'mp.last-commit' || method === 'mp.verify';
   }
 
   /**
@@ -162,6 +163,34 @@ export class MultiPrimaryFailback {
     return answers.flatMap((answer) => (answer.result as { plans: PlanSummary[] }).plans);
   }
 
+  /**
+   * Master, back to H1->H2 and prepared: every member verifies its copy sets
+   * by codes against the secondary site (`mp.verify`), as the master does its
+   * own; each records its result (`lastVerify`, `session.verified`) and the
+   * master an event per member.
+   */
+  async verifyMembers(session: SessionRecord): Promise<void> {
+    const service = this.service;
+    await Promise.all(
+      this.multi.memberAgents(session).map(async (agent) => {
+        const site = this.multi.siteOf(agent);
+        try {
+          const answer = await service.peers.link(agent).call('mp.verify', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 60 * 60_000 });
+          const report = answer.result as VerifyReport;
+          service.engine.catalog.recordEvent(
+            'session.member-verified',
+            report.differingTracks > 0 ? 'warning' : 'info',
+            session.name,
+            `session ${session.name}: ${site} verified ${report.comparedTracks} track(s) after failback, ${report.differingTracks} differ`,
+            { site, comparedTracks: report.comparedTracks, differingTracks: report.differingTracks, unverifiedTracks: report.unverifiedTracks },
+          );
+        } catch (error) {
+          service.engine.catalog.recordEvent('session.verify-failed', 'warning', session.name, `session ${session.name}: verify at ${site} failed: ${problemMessage(error)}`);
+        }
+      }),
+    );
+  }
+
   /** Plans this agent's copy sets of a session against the agents holding their other volumes. */
   async planLocal(session: SessionRecord, options: FailbackPlanOptions): Promise<PairPlan[]> {
     const service = this.service;
@@ -199,6 +228,12 @@ export class MultiPrimaryFailback {
           service.setState(session, 'target-available', { detail: null }, false);
         }
         return {};
+      }
+      case 'mp.verify': {
+        // Back to H1->H2 after a failback: this member's own copy sets, once it is duplex.
+        const deadline = Date.now() + 60_000;
+        while (session.state === 'preparing' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+        return { result: await service.verifier.verify(session.name, { forwarded: true, trigger: 'failback' }) };
       }
       case 'mp.last-commit':
         return { result: await service.applier.lastCommit(session.id) };

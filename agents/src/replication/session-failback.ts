@@ -128,6 +128,8 @@ export class SessionFailback {
       service.verifier.verify(session.name, { trigger: 'failback' }).catch((error) => {
         service.logger.warn({ session: session.name, error: problemMessage(error) }, 'verify after failback failed');
       });
+      // A multi-primary master (back to H1->H2): every member verifies its own copy sets the same way.
+      if (service.multiPrimary.isMaster(session)) void service.multiPrimary.failback.verifyMembers(session);
     };
     catalog.events.on('event', listener);
   }
