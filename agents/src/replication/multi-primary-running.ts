@@ -1,4 +1,4 @@
-import { ProblemError } from '@tandem/contract';
+import { isProblemError, ProblemError } from '@tandem/contract';
 import type { MemberStatus } from './cut-coordinator.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import type { MemberPairRecord } from './multi-primary.ts';
@@ -146,6 +146,8 @@ export class MultiPrimaryRunning {
         .link(record.primaryAgentId)
         .call('mp.remove', { session: session.id, pair: record.id, last }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
     } catch (error) {
+      // The member's own refusal keeps its problem code; a member that cannot be reached is link-down.
+      if (isProblemError(error) && error.problem !== 'timeout') throw error;
       throw new ProblemError('link-down', `${site} could not remove ${record.h1Volume}: ${problemMessage(error)}`);
     }
     await service
