@@ -69,6 +69,8 @@ export interface CoordinatedOptions {
   stage?: (part: { epoch: string; from: string; round: number; time: number; entries: GroupEntry[] }, payload: Buffer) => Promise<void>;
 }
 const DEFAULT_MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
+/** Small writes' data is copied into slabs of this size (larger ones into buffers of their own). */
+const SLAB_BYTES = 1024 * 1024;
 
 /**
  * The consistency-group master of an async session (at its source site).
@@ -89,8 +91,15 @@ export class ConsistencyGroupShipper {
   private timer: NodeJS.Timeout | null = null;
   private shipping = false;
   private stopped = false;
-  /** `${pair}:${track}` -> the newest group holding a change of that track. */
-  private readonly newest = new Map<string, number>();
+  /** Pair id -> (track -> the newest group holding a change of that track). */
+  private readonly newest = new Map<string, Map<number, number>>();
+  /**
+   * Where small writes' data is copied (NBD reuses its buffers): a slab
+   * filled front to back, each group's run of it one payload chunk, so a
+   * write costs a copy, not a buffer of its own (the chunk is only read
+   * after the write, so groups share a slab safely).
+   */
+  private fill: { group: SealedGroup; index: number; slab: Buffer; start: number; used: number } | null = null;
   lastApplied: { number: number; time: number } | null = null;
   /** Stream markers not answered yet (rejected when shipping stops). */
   private readonly markers = new Set<StreamMarker>();
@@ -146,6 +155,7 @@ export class ConsistencyGroupShipper {
     this.markers.clear();
     this.open = this.newGroup();
     this.newest.clear();
+    this.fill = null;
     this.backlog = 0;
     this.stagedThrough = 0;
     this.generation++;
@@ -159,7 +169,7 @@ export class ConsistencyGroupShipper {
 
   /** True while a queued group still holds a change of this track (a resync need not copy it). */
   isPending(pair: string, track: number): boolean {
-    return this.newest.has(`${pair}:${track}`);
+    return this.newest.get(pair)?.has(track) === true;
   }
 
   /**
@@ -174,9 +184,9 @@ export class ConsistencyGroupShipper {
     const length = change.kind === 'write' ? change.data.length : change.length;
     const entry: GroupEntry = { pair: pair.id, kind: change.kind, offset: change.offset, length, dataOffset: group.bytes };
     if (change.kind === 'write') {
-      group.payload.push(Buffer.from(change.data));
-      group.bytes += change.data.length;
-      this.backlog += change.data.length;
+      this.copyIn(group, change.data);
+      group.bytes += length;
+      this.backlog += length;
     }
     group.entries.push(entry);
     let tracks = group.tracks.get(pair.id);
@@ -184,13 +194,40 @@ export class ConsistencyGroupShipper {
       tracks = new Set();
       group.tracks.set(pair.id, tracks);
     }
+    let newest = this.newest.get(pair.id);
+    if (!newest) {
+      newest = new Map();
+      this.newest.set(pair.id, newest);
+    }
     for (let track = span.first; track < span.end; track++) {
       tracks.add(track);
-      this.newest.set(`${pair.id}:${track}`, group.number);
+      newest.set(track, group.number);
     }
     if (this.backlog > (this.options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES)) {
       this.hooks.onFailure(new Error(`the async backlog passed ${this.options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES} bytes`));
     }
+  }
+
+  /** Appends a write's data to the group's payload (a copy: the caller's buffer is reused). */
+  private copyIn(group: SealedGroup, data: Buffer): void {
+    if (data.length > SLAB_BYTES / 4) {
+      group.payload.push(Buffer.from(data));
+      return;
+    }
+    let fill = this.fill;
+    if (!fill || fill.slab.length - fill.used < data.length) {
+      fill = this.fill = { group, index: group.payload.length, slab: Buffer.allocUnsafeSlow(SLAB_BYTES), start: 0, used: 0 };
+      group.payload.push(fill.slab.subarray(0, 0));
+    } else if (fill.group !== group || fill.index !== group.payload.length - 1) {
+      // Another group, or another chunk went in after this one: a new chunk from here on.
+      fill.group = group;
+      fill.index = group.payload.length;
+      fill.start = fill.used;
+      group.payload.push(fill.slab.subarray(fill.used, fill.used));
+    }
+    data.copy(fill.slab, fill.used);
+    fill.used += data.length;
+    group.payload[fill.index] = fill.slab.subarray(fill.start, fill.used);
   }
 
   // --- multi-primary: the master's two-phase cut ---
@@ -266,11 +303,12 @@ export class ConsistencyGroupShipper {
   /** Drops a shipped group from the pending-track index (tracks a newer group touches keep their marks). */
   private forget(group: SealedGroup): void {
     for (const [pair, tracks] of group.tracks) {
+      const newest = this.newest.get(pair);
       for (const track of tracks) {
-        const key = `${pair}:${track}`;
-        if (this.newest.get(key) === group.number) this.newest.delete(key);
+        if (newest?.get(track) === group.number) newest.delete(track);
         else tracks.delete(track); // a newer group changes it again: its bit stays set
       }
+      if (newest?.size === 0) this.newest.delete(pair);
     }
   }
 

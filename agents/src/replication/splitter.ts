@@ -130,14 +130,17 @@ export class Splitter implements BlockDevice {
         if (work.beforeLocal) await work.beforeLocal;
       }
       // 4. the local write (5. the device clears the touched tracks' segment codes).
-      const results = await Promise.allSettled([local(), ...acknowledgements]);
-      // 6. acknowledge only when every part is done.
-      for (const result of results) if (result.status === 'rejected') throw result.reason;
-    } finally {
-      if (started.some((tap) => tap.afterWrite)) {
-        await Promise.allSettled(acknowledgements);
-        for (const tap of started) tap.afterWrite?.(change, span);
+      if (acknowledgements.length === 0) {
+        // (No tap waits for anything after the local write: async and suspended pairs, flash copy.)
+        await local();
+      } else {
+        const results = await Promise.allSettled([local(), ...acknowledgements]);
+        // 6. acknowledge only when every part is done.
+        for (const result of results) if (result.status === 'rejected') throw result.reason;
       }
+    } finally {
+      if (acknowledgements.length > 0 && started.some((tap) => tap.afterWrite)) await Promise.allSettled(acknowledgements);
+      for (const tap of started) tap.afterWrite?.(change, span);
     }
   }
 
