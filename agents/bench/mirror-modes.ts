@@ -3,6 +3,7 @@
  * plain export against async, semi-sync and sync copy sets, with round trips
  * added by the proxy, interleaved (rotating order), medians.
  */
+import fs from 'node:fs';
 import { jobs, runFio, type FioJob, type FioResult } from './fio.ts';
 import { median, num, ratio, table } from './format.ts';
 import { progress, rotate } from './interleave.ts';
@@ -19,11 +20,25 @@ export interface ModeCell {
   job: string;
   mode: Mode;
   samples: FioResult[];
+  /** Per run: CPU time (user + system) of alpha and beta per fio I/O, µs (steadier than IOPS on a shared machine). */
+  cpuPerIo: Array<{ alpha: number; beta: number }>;
   /** Runs after which the session was not prepared (fell back to bitmaps). */
   notPrepared: number;
 }
 
 const key = (rtt: number, job: string, mode: Mode) => `${rtt}|${job}|${mode}`;
+
+/** CPU time (user + system) a process used so far, µs; NaN where /proc is not there. */
+function cpuMicros(pid: number | null): number {
+  if (pid === null) return Number.NaN;
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+const CLOCK_TICKS = 100;
 
 /** The modes to run: plain (the anchor) and those of `only`. */
 export function selectModes(only: readonly string[]): Mode[] {
@@ -49,19 +64,23 @@ export async function modesSection(sites: MirrorSites, rtts: number[], reps: num
         const job = modeJobs[j];
         for (const mode of rotate([...selected], rep + j + rtt)) {
           if (mode !== 'plain') await waitForState(sites.alphaApi, `mir-${mode}`, 'prepared', 120_000, 50);
+          const before = [cpuMicros(sites.alpha.pid), cpuMicros(sites.beta.pid)];
           const result = await runFio(exportUri(sites.alpha, `m-${mode}`), job, { runtime, size: REGION });
+          const after = [cpuMicros(sites.alpha.pid), cpuMicros(sites.beta.pid)];
           let cell = cells.get(key(rtt, job.id, mode));
           if (!cell) {
-            cell = { rtt, job: job.id, mode, samples: [], notPrepared: 0 };
+            cell = { rtt, job: job.id, mode, samples: [], cpuPerIo: [], notPrepared: 0 };
             cells.set(key(rtt, job.id, mode), cell);
           }
           cell.samples.push(result);
+          const io = Math.max(result.totalIos, 1);
+          cell.cpuPerIo.push({ alpha: (after[0] - before[0]) / io, beta: (after[1] - before[1]) / io });
           if (mode !== 'plain') {
             const view = (await sites.alphaApi.request('GET', `/v1/sessions/mir-${mode}`)).body as { state: string };
             if (view.state !== 'prepared') cell.notPrepared++;
           }
           const figure = job.metric === 'IOPS' ? `${num(result.iops)} IOPS` : `${num(result.mibps)} MiB/s`;
-          progress(`[rtt +${rtt} ms, rep ${rep + 1}/${reps}] ${job.label.padEnd(12)} ${mode.padEnd(9)} ${figure} p50 ${num(result.clatP50us)} µs`);
+          progress(`[rtt +${rtt} ms, rep ${rep + 1}/${reps}] ${job.label.padEnd(12)} ${mode.padEnd(9)} ${figure} p50 ${num(result.clatP50us)} µs, CPU/IO alpha ${num(cell.cpuPerIo.at(-1)!.alpha)} + beta ${num(cell.cpuPerIo.at(-1)!.beta)} µs`);
         }
       }
     }
@@ -81,6 +100,8 @@ export function renderModes(cells: Map<string, ModeCell>, rtts: number[], only: 
   const iops = (cell: ModeCell | undefined) => (cell ? median(cell.samples.map((s) => s.iops)) : Number.NaN);
   const p50 = (cell: ModeCell | undefined) => (cell ? median(cell.samples.map((s) => s.clatP50us)) : Number.NaN);
   const mibps = (cell: ModeCell | undefined) => (cell ? median(cell.samples.map((s) => s.mibps)) : Number.NaN);
+  const cpu = (cell: ModeCell | undefined) =>
+    cell ? `${num(median(cell.cpuPerIo.map((c) => c.alpha)))} + ${num(median(cell.cpuPerIo.map((c) => c.beta)))}` : '—';
   const rows: Row[] = [];
   for (const rtt of rtts) {
     const plain4k = get(rtt, 'rand4k-qd1', 'plain');
@@ -111,8 +132,10 @@ export function renderModes(cells: Map<string, ModeCell>, rtts: number[], only: 
           num(p50(c4)),
           mode === 'plain' ? '—' : `${added >= 0 ? '+' : ''}${num(added)}`,
           ratio(iops(c4) / iops(plain4k)),
+          cpu(c4),
           num(mibps(c1)),
           ratio(mibps(c1) / mibps(plain1m)),
+          cpu(c1),
           target,
           verdict(pass),
         ],
@@ -121,7 +144,7 @@ export function renderModes(cells: Map<string, ModeCell>, rtts: number[], only: 
   }
   out.push(
     table(
-      ['added RTT', 'mode', '4K qd1 IOPS', 'p50 µs', 'Δp50 µs', 'IOPS / plain', '1M qd16 MiB/s', 'MiB/s / plain', 'target', ''],
+      ['added RTT', 'mode', '4K qd1 IOPS', 'p50 µs', 'Δp50 µs', 'IOPS / plain', 'CPU µs/IO a+b', '1M qd16 MiB/s', 'MiB/s / plain', 'CPU µs/MiB a+b', 'target', ''],
       rows.map((r) => r.cells),
     ),
   );

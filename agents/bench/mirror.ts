@@ -51,6 +51,7 @@ async function main(): Promise<void> {
       lines.push(
         `## Mirror modes: fio --ioengine=nbd on alpha, ${opts.runtime} s per run, median of ${opts.reps} interleaved reps, 256 MiB prefilled region`,
         'added RTT = delay the proxy adds to alpha -> beta traffic (once per round trip); Δp50 = p50 − plain p50 at that RTT.',
+        'CPU a+b = CPU time (user + system) of the alpha and beta agents per fio I/O (1M: per MiB), median: steadier than IOPS on a shared machine.',
         'sync target: added latency ≤ 1.2 × (RTT + remote write), remote write = plain p50 (same disk);',
         'sync throughput ≥ 0.9 × min(local disk, link) is judged at +0 ms against the plain export (the link is not measured apart).',
         'shipping = snapshot-shipping session (30 s cycles): host writes only mark tracks; first writes after a cycle\'s snapshot redirect.',
