@@ -26,7 +26,7 @@ const eventsOf = (s: ThreeSites, site: 'alpha' | 'bravo' | 'charlie', type: stri
  * the member copy sets always and for a new copy set once it joined.
  */
 describe('copy sets of a running multi-primary session', () => {
-  it('adds a copy set at bravo under cross-agent writes: the secondary stays the members\' image, the new one joins, then removals at bravo and at the master leave the rest consistent', async () => {
+  it('adds copy sets at bravo and at the master under cross-agent writes: the secondary stays the members\' image, each new one joins, then removals at bravo and at the master leave the rest consistent', async () => {
     sites = await startThreeSites();
     const s = sites;
     const master = s.alpha.replication.service;
@@ -34,7 +34,9 @@ describe('copy sets of a running multi-primary session', () => {
     await s.alpha.engine.createVolume('c', 16 * MiB);
     await s.bravo.engine.createVolume('b', 16 * MiB);
     await s.bravo.engine.createVolume('n', 16 * MiB);
-    for (const name of ['a2', 'b2', 'c2', 'n2']) await s.charlie.engine.createVolume(name, 16 * MiB);
+    await s.alpha.engine.createVolume('m', 16 * MiB);
+    await s.bravo.engine.createVolume('q', 16 * MiB);
+    for (const name of ['a2', 'b2', 'c2', 'n2', 'm2', 'q2']) await s.charlie.engine.createVolume(name, 16 * MiB);
     // n holds data before it is added (the initial copy moves it); n2 holds stale data the add trims.
     await s.bravo.replication.exports.openExport('n').write(5 * MiB, randomBytes(2 * MiB));
     await s.charlie.engine.device('n2').write(12 * MiB, Buffer.alloc(MiB, 9));
@@ -42,6 +44,7 @@ describe('copy sets of a running multi-primary session', () => {
     await master.addPair('mp', 'a', 'a2');
     await master.addPair('mp', 'c', 'c2');
     await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await master.addPair('mp', 'q', 'q2', { primaryAgent: 'bravo' });
     await master.act('mp', 'start');
     await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
     const open = (site: 'alpha' | 'bravo', volume: string) => s[site].replication.exports.openExport(volume);
@@ -59,6 +62,11 @@ describe('copy sets of a running multi-primary session', () => {
     const device = (name: string) => s.charlie.engine.device(name);
     const stats = { samples: 0, joinedSamples: 0, masterTimeNull: 0, memberStates: new Set<string>(), maxMemberSyncing: 0 };
     let joinedAt = 0;
+    /** The master's own new copy set m, written with bravo's q: checked once m joined. */
+    const local = new StampedWriter(BLOCK);
+    writers.push(local);
+    let localJoinedAt = 0;
+    let localSamples = 0;
     /** One sample: charlie frozen between applies is the writers' image at the cut of the round it applied last. */
     const sample = async (withJoining: boolean) => {
       const release = await charlie.applier.freeze(atCharlie.id);
@@ -75,6 +83,10 @@ describe('copy sets of a running multi-primary session', () => {
         if (withJoining && joinedAt && applied > joinedAt) {
           await check(joining, 'c2', 'n2');
           stats.joinedSamples++;
+        }
+        if (localJoinedAt && applied > localJoinedAt) {
+          await check(local, 'm2', 'q2');
+          localSamples++;
         }
       } finally {
         release();
@@ -110,6 +122,27 @@ describe('copy sets of a running multi-primary session', () => {
     expect(eventsOf(s, 'alpha', 'session.resync')).toHaveLength(1);
     expect(eventsOf(s, 'bravo', 'session.resync')).toHaveLength(1);
 
+    // A copy set at the master itself (m), written together with bravo's q: it joins the master's parts once duplex.
+    local.start({ a: open('alpha', 'm'), b: open('bravo', 'q') });
+    await waitFor(() => local.writes.length > 50, 20_000, 'writes to m and q');
+    await master.addPair('mp', 'm', 'm2');
+    expect(master.session('mp').state, 'Preparing while m joins').toBe('preparing');
+    const localDeadline = Date.now() + 60_000;
+    while (Date.now() < localDeadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      if (!localJoinedAt) {
+        const joined = eventsOf(s, 'alpha', 'pair.joined').find((event) => event.message.includes('m -> m2'));
+        if (joined) localJoinedAt = Date.parse(joined.time);
+      }
+      await sample(true);
+      if (localJoinedAt && master.session('mp').state === 'prepared' && localSamples >= 10) break;
+    }
+    expect(localJoinedAt, 'm joined the consistency group').toBeGreaterThan(0);
+    expect(localSamples).toBeGreaterThanOrEqual(10);
+    expect(master.session('mp').state).toBe('prepared');
+    expect(stats.masterTimeNull, 'the master kept a consistency time while m joined').toBe(0);
+    await local.stop();
+
     // Remove n at bravo (a member copy set) and c at the master while the members' writes go on.
     await joining.stop();
     const removedAtBravo = s.bravo.replication.service.pairsOf(s.bravo.replication.service.session('mp')).find((pair) => pair.h1Volume === 'n')!;
@@ -125,11 +158,11 @@ describe('copy sets of a running multi-primary session', () => {
     }
     await members.stop();
     expect(master.session('mp').state).toBe('prepared');
-    expect(master.info(master.session('mp')).pairs.map((pair) => pair.h1Volume)).toEqual(['a', 'b']);
-    expect(s.bravo.replication.service.pairsOf(s.bravo.replication.service.session('mp')).map((pair) => pair.h1Volume)).toEqual(['b']);
-    expect(charlie.pairsOf(atCharlie).map((pair) => pair.h2Volume).sort()).toEqual(['a2', 'b2']);
-    expect(master.multiPrimary.memberPairs(master.session('mp')).map((pair) => pair.h1Volume)).toEqual(['b']);
-    expect(charlie.multiPrimary.memberPairs(atCharlie).map((pair) => pair.h1Volume)).toEqual(['b']);
+    expect(master.info(master.session('mp')).pairs.map((pair) => pair.h1Volume)).toEqual(['a', 'm', 'b', 'q']);
+    expect(s.bravo.replication.service.pairsOf(s.bravo.replication.service.session('mp')).map((pair) => pair.h1Volume)).toEqual(['b', 'q']);
+    expect(charlie.pairsOf(atCharlie).map((pair) => pair.h2Volume).sort()).toEqual(['a2', 'b2', 'm2', 'q2']);
+    expect(master.multiPrimary.memberPairs(master.session('mp')).map((pair) => pair.h1Volume)).toEqual(['b', 'q']);
+    expect(charlie.multiPrimary.memberPairs(atCharlie).map((pair) => pair.h1Volume)).toEqual(['b', 'q']);
     expect(() => s.bravo.engine.bitmaps.view(removedAtBravo.outOfSyncBitmap!)).toThrow();
     const there = Buffer.alloc(65536);
     await device('n2').readInto(0, there);
@@ -142,6 +175,8 @@ describe('copy sets of a running multi-primary session', () => {
     await waitFor(() => Date.parse(master.consistencyTime(master.session('mp')) ?? '0') > last, 30_000, 'caught up');
     expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2').toBe(true);
     expect((await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
+    expect((await readAll(s.alpha, 'm')).equals(await readAll(s.charlie, 'm2')), 'm == m2').toBe(true);
+    expect((await readAll(s.bravo, 'q')).equals(await readAll(s.charlie, 'q2')), 'q == q2').toBe(true);
     for (const site of ['alpha', 'bravo', 'charlie'] as const) {
       expect(eventsOf(s, site, 'pair.removed').some((event) => event.message.includes('n -> n2')), `pair.removed for n at ${site}`).toBe(true);
     }
