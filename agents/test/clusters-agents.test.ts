@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterHistorySchema, ClusterInfoSchema, ClusterListSchema, ProblemSchema, type ClusterInfo } from '@tandem/contract';
-import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
+import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { agentCliJson } from './helpers/run-command.ts';
 
 let alpha: AgentProcess;
@@ -24,9 +24,7 @@ async function waitForCluster(agent: AgentProcess, check: (info: ClusterInfo) =>
 }
 
 beforeAll(async () => {
-  [alpha, beta] = await Promise.all([startAgentProcess({ site: 'alpha' }), startAgentProcess({ site: 'beta' })]);
-  const token = (await agentCliJson(beta, ['token'])) as { token: string };
-  await agentCliJson(alpha, ['pair', '--with', beta.apiAddress, '--token', token.token]);
+  [alpha, beta] = await startPairedAgents();
   for (const [agent, volume] of [
     [alpha, 'a1'],
     [alpha, 'a2'],

@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FlashSessionInfoSchema } from '@tandem/contract';
-import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
+import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { applyPatterns, compareExport, patternCommands, qemuIo, type PatternWrite } from './helpers/flash.ts';
 import { agentCliJson } from './helpers/run-command.ts';
 
@@ -21,9 +21,7 @@ let h1: AgentProcess;
 let h2: AgentProcess;
 
 beforeAll(async () => {
-  [h1, h2] = await Promise.all([startAgentProcess({ site: 'alpha' }), startAgentProcess({ site: 'beta' })]);
-  const token = await agentCliJson<{ token: string }>(h2, ['token']);
-  await agentCliJson(h1, ['pair', '--with', h2.apiAddress, '--token', token.token]);
+  [h1, h2] = await startPairedAgents();
 }, 120_000);
 
 afterAll(async () => {

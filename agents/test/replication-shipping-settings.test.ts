@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
+import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { readAll, startTwoSites, waitFor, type TwoSites } from './helpers/replication-sites.ts';
 import { agentCliJson, runCommand } from './helpers/run-command.ts';
 
@@ -93,9 +93,7 @@ describe('the CLI on two agent processes', () => {
   let a: AgentProcess;
   let b: AgentProcess;
   beforeAll(async () => {
-    [a, b] = await Promise.all([startAgentProcess({ site: 'alpha' }), startAgentProcess({ site: 'beta' })]);
-    const token = await agentCliJson<{ token: string }>(b, ['token']);
-    await agentCliJson(a, ['pair', '--with', b.apiAddress, '--token', token.token]);
+    [a, b] = await startPairedAgents();
   }, 120_000);
   afterAll(async () => {
     await Promise.allSettled([a?.stop(), b?.stop()]);

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { RunInfo } from '../../src/data-dir.ts';
 import { AgentApiClient, connectHost } from '../../src/cli/api-client.ts';
 import { loadAdminCredentials } from '../../src/tls/files.ts';
+import { agentCliJson } from './run-command.ts';
 
 /** The CLI entry, run with the same Node as the tests. */
 export const agentBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/tandem-agent.cjs');
@@ -266,4 +267,30 @@ export async function startAgentProcess(options: StartAgentOptions = {}): Promis
     },
   };
   return agent;
+}
+
+/** Pairs `from` with `to` through the CLI: a pairing token from `to`, then `pair --with` at `from`. */
+export async function pairAgents(from: AgentProcess, to: AgentProcess): Promise<void> {
+  const token = await agentCliJson<{ token: string }>(to, ['token']);
+  await agentCliJson(from, ['pair', '--with', to.apiAddress, '--token', token.token]);
+}
+
+/**
+ * Agent processes (by default sites alpha and beta), each paired with every
+ * later one in turn (pairAgents: alpha with beta, alpha with charlie, beta
+ * with charlie, …). All are stopped again when a pairing fails.
+ */
+export async function startPairedAgents(
+  agents: StartAgentOptions[] = [{ site: 'alpha' }, { site: 'beta' }],
+): Promise<AgentProcess[]> {
+  const started = await Promise.all(agents.map((options) => startAgentProcess(options)));
+  try {
+    for (const [index, from] of started.entries()) {
+      for (const to of started.slice(index + 1)) await pairAgents(from, to);
+    }
+  } catch (error) {
+    await Promise.allSettled(started.map((agent) => agent.stop()));
+    throw error;
+  }
+  return started;
 }
