@@ -55,6 +55,44 @@ async function stamps(writer: StampedWriter, s: ThreeSites): Promise<{ a: number
 }
 
 describe('a multi-primary session mirrored H2->H1 to several agents', () => {
+  it('refuses a failback while a primary agent cannot be reached and changes nothing; it succeeds once it is back', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    await s.alpha.engine.createVolume('a', 16 * MiB);
+    await s.bravo.engine.createVolume('b', 16 * MiB);
+    for (const name of ['a2', 'b2']) await s.charlie.engine.createVolume(name, 16 * MiB);
+    const master = s.alpha.replication.service;
+    await master.createSession('mp', 'async', 'charlie');
+    await master.addPair('mp', 'a', 'a2');
+    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await master.act('mp', 'start');
+    await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+    const charlie = s.charlie.replication.service;
+    await charlie.act('mp', 'recover');
+    await s.charlie.replication.exports.openExport('b2').write(MiB, randomBytes(3 * 65536));
+    await s.charlie.replication.exports.openExport('a2').write(2 * MiB, randomBytes(2 * 65536));
+    const options = { verifyCodes: true, fullCompare: false };
+    const before = await charlie.preflight('mp', options);
+    expect(before.tracksToCopy).toBe(5);
+
+    s.isolateBravo(true);
+    await expect(charlie.act('mp', 'failback')).rejects.toMatchObject({ problem: 'link-down' });
+    expect(charlie.session('mp').state).toBe('target-available');
+    expect(charlie.session('mp').direction).toBe('h1-h2');
+    expect(master.session('mp').direction).toBe('h1-h2');
+    s.isolateBravo(false);
+    const again = await charlie.preflight('mp', options);
+    expect(again.pairs.map((pair) => [pair.h1Volume, pair.targetChangedTracks, pair.tracksToCopy])).toEqual([
+      ['a', 2, 2],
+      ['b', 3, 3],
+    ]);
+
+    await charlie.act('mp', 'failback');
+    await waitFor(() => charlie.session('mp').state === 'prepared', 60_000, 'prepared H2->H1');
+    expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2').toBe(true);
+    expect((await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
+  }, 120_000);
+
   it('keeps the H1 agents together one cut of the secondary site, sampled while writes run and after a failover between two commits', async () => {
     sites = await startThreeSites();
     const s = sites;

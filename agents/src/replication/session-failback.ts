@@ -78,11 +78,13 @@ export class SessionFailback {
     const multi = service.multiPrimary;
     const direction = session.direction === 'h1-h2' ? 'h2-h1' : 'h1-h2';
     // A multi-primary master's members plan and mark their own copy sets (the way back to H1->H2).
+    // The other side of every copy set becomes the target: the H1 agents of a multi-primary session from its secondary site.
+    const targets = multi.isMaster(session) ? [session.peerAgentId] : multi.otherAgents(session);
+    // Every one of them is reachable before anything is marked or handed over (nothing changes when one is not).
+    await Promise.all(targets.map((agent) => service.peers.link(agent).ready(3000)));
     const { plans, summaries } = await this.plan(session, options, true);
     await this.adoptPlans(plans);
     const copied = summaries.reduce((sum, plan) => sum + plan.tracksToCopy, 0);
-    // The other side of every copy set becomes the target: the H1 agents of a multi-primary session from its secondary site.
-    const targets = multi.isMaster(session) ? [session.peerAgentId] : multi.otherAgents(session);
     for (const agent of targets) {
       await service.peers.link(agent).call('session.become-target', { session: session.id, direction }, null, { waitForLinkMs: 3000 });
     }
