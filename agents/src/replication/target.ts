@@ -13,6 +13,13 @@ import type { PairRecord, SessionRecord } from './session-store.ts';
 
 /** How long `pair.codes` with `settle` waits for acknowledged semi-sync writes of its tracks to be applied. */
 const SETTLE_WAIT_MS = 5000;
+/**
+ * Semi-sync backpressure: while this many bytes acknowledged on arrival are
+ * not written here yet, a further write is acknowledged only once its own
+ * write was attempted (the source then waits like a sync one), so a source
+ * faster than this disk cannot pile up unbounded unapplied data.
+ */
+const ARRIVAL_BACKLOG_BYTES = 32 * 1024 * 1024;
 
 /**
  * Serves the requests the other site sends over the peer link: session
@@ -32,6 +39,8 @@ export class TargetHandlers {
    * they start in arrival order relative to every later request.
    */
   private readonly unstarted: Array<() => void> = [];
+  /** Bytes acknowledged on arrival whose write has not been attempted yet. */
+  private unapplied = 0;
   /**
    * Test-only fault injection: this many semi-sync writes fail here after
    * their arrival was acknowledged. Tests in one process set it; agent
@@ -228,20 +237,30 @@ export class TargetHandlers {
       return {};
     }
     // Semi-sync: acknowledge arrival now; a failed write is repaired here, never reported to the host.
-    const data = Buffer.from(payload);
+    // (The payload is a view of a buffer the link allocated for this frame alone: it may outlive the call.)
+    const data = payload;
     const first = Math.floor(offset / device.trackSize);
     const end = Math.floor((offset + Math.max(data.length, 1) - 1) / device.trackSize) + 1;
     const keys: string[] = [];
     for (let track = first; track < end; track++) keys.push(`${pair.id}:${track}`);
     for (const key of keys) this.arriving.set(key, (this.arriving.get(key) ?? 0) + 1);
+    const backlogged = this.unapplied > ARRIVAL_BACKLOG_BYTES;
+    this.unapplied += data.length;
+    let attempted!: () => void;
+    const written = new Promise<void>((resolve) => (attempted = resolve));
     // The local write starts after the acknowledgement is sent: it is no longer on the host's path.
     this.deferStart(async () => {
       try {
-        if (this.faults.failArrivalWrites > 0) {
-          this.faults.failArrivalWrites--;
-          throw new ProblemError('internal-error', 'injected target write failure');
+        try {
+          if (this.faults.failArrivalWrites > 0) {
+            this.faults.failArrivalWrites--;
+            throw new ProblemError('internal-error', 'injected target write failure');
+          }
+          await device.write(offset, data, { fua });
+        } finally {
+          this.unapplied -= data.length;
+          attempted();
         }
-        await device.write(offset, data, { fua });
       } catch (error) {
         await this.repair(session, pair, first, end, problemMessage(error));
       } finally {
@@ -252,6 +271,11 @@ export class TargetHandlers {
         }
       }
     });
+    if (backlogged) {
+      // Too much unapplied already: this one is acknowledged once written (a failure still goes to repair, not to the host).
+      this.startArrived();
+      await written;
+    }
     return {};
   }
 

@@ -38,7 +38,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function serve(site: Site, peers: PeerRecord[], refusals: string[] = []) {
+async function serve(site: Site, peers: PeerRecord[], refusals: string[] = [], kept: Buffer[] = []) {
   const server = new PeerLinkServer({
     credentials: site.server,
     peers,
@@ -46,6 +46,10 @@ async function serve(site: Site, peers: PeerRecord[], refusals: string[] = []) {
     onRefused: (reason) => refusals.push(reason),
     handler: async ({ method, params, payload, peerAgentId }) => {
       if (method === 'echo') return { result: { ...params, from: peerAgentId }, payload: payload ? Buffer.from(payload) : null };
+      if (method === 'keep') {
+        kept.push(payload!); // no copy: a payload may outlive its call (semi-sync applies it after the answer)
+        return {};
+      }
       if (method === 'slow') {
         await new Promise((resolve) => setTimeout(resolve, Number(params.ms)));
         return { result: { done: params.ms } };
@@ -79,6 +83,21 @@ describe('peer link', () => {
     await expect(client.call('slow', { ms: 3000 }, null, { timeoutMs: 200 })).rejects.toMatchObject({ problem: 'timeout' });
     expect(Date.now() - started).toBeLessThan(2500);
     await expect(client.call('echo', { after: 'timeout' })).resolves.toMatchObject({ result: { after: 'timeout' } });
+  });
+
+  it('hands out payloads a handler may keep: later frames never overwrite them', async () => {
+    const [a, b] = await Promise.all([makeSite('alpha'), makeSite('beta')]);
+    const kept: Buffer[] = [];
+    const { address } = await serve(a, [b.record('unused:1')], [], kept);
+    const client = new PeerLinkClient(a.record(address), b.client, logger);
+    cleanups.push(() => client.close());
+    await client.call('echo', {}, null, { waitForLinkMs: 5000 });
+    const sizes = [4096, 100_000, 1 << 20, 512, 4096 * 3];
+    await Promise.all(Array.from({ length: 60 }, (_, i) => client.call('keep', { i }, Buffer.alloc(sizes[i % sizes.length], i + 1))));
+    expect(kept).toHaveLength(60);
+    const fills = new Set(kept.map((payload) => payload[0]));
+    expect(fills.size).toBe(60);
+    for (const payload of kept) expect(payload.every((byte) => byte === payload[0])).toBe(true);
   });
 
   it('refuses a client whose certificate is not from a paired site, and reports it', async () => {

@@ -192,7 +192,8 @@ export class RpcConnection {
       if (typeof meta.m !== 'string' || typeof meta.p !== 'object' || meta.p === null) {
         throw new ProblemError('bad-request', 'a peer request needs a method name and parameters');
       }
-      // Payloads are views into the socket's buffer: copy what outlives this call.
+      // Payloads are views of the buffer the socket allocated for this read (or of the frame's own
+      // concatenation); Node does not reuse them, so a handler may keep one after the call.
       const answer = await this.options.handler({
         method: meta.m,
         params: meta.p as Record<string, unknown>,
