@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ProblemError } from '@tandem/contract';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
 import { readAll, waitFor, type Site } from './helpers/replication-sites.ts';
@@ -55,7 +56,7 @@ async function stamps(writer: StampedWriter, s: ThreeSites): Promise<{ a: number
 }
 
 describe('a multi-primary session mirrored H2->H1 to several agents', () => {
-  it('refuses a failback while a primary agent cannot be reached and changes nothing; it succeeds once it is back', async () => {
+  it('refuses a failback while a primary agent cannot be reached and changes nothing; one that reached only some agents copies the same tracks when asked again', async () => {
     sites = await startThreeSites();
     const s = sites;
     await s.alpha.engine.createVolume('a', 16 * MiB);
@@ -85,6 +86,23 @@ describe('a multi-primary session mirrored H2->H1 to several agents', () => {
     expect(again.pairs.map((pair) => [pair.h1Volume, pair.targetChangedTracks, pair.tracksToCopy])).toEqual([
       ['a', 2, 2],
       ['b', 3, 3],
+    ]);
+
+    // Handed over to alpha, then bravo fails to take the target role (injected once): charlie keeps every planned track marked.
+    const bravoService = s.bravo.replication.service;
+    const becomeTarget = bravoService.becomeTarget.bind(bravoService);
+    bravoService.becomeTarget = async () => {
+      bravoService.becomeTarget = becomeTarget;
+      throw new ProblemError('internal-error', 'injected: bravo does not take the target role');
+    };
+    await expect(charlie.act('mp', 'failback')).rejects.toThrow(/injected/);
+    expect(master.session('mp').direction).toBe('h2-h1');
+    expect(charlie.session('mp').state).toBe('target-available');
+    // Asked again, the failback still copies those tracks (marked here now, no longer target-changed) and nothing else.
+    const retry = await charlie.preflight('mp', options);
+    expect(retry.pairs.map((pair) => [pair.h1Volume, pair.targetChangedTracks, pair.candidateTracks, pair.tracksToCopy])).toEqual([
+      ['a', 0, 2, 2],
+      ['b', 0, 3, 3],
     ]);
 
     await charlie.act('mp', 'failback');

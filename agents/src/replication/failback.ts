@@ -54,6 +54,13 @@ export async function planPair(
     }
   }
   const targetChangedTracks = bitsToTracks(local, trackCount).length;
+  // Tracks already marked to send from here (a failback handed over to only some agents before it failed) stay candidates.
+  if (pair.outOfSyncBitmap !== null) {
+    const view = engine.bitmaps.view(pair.outOfSyncBitmap);
+    for (let track = view.nextSet(0); track >= 0 && track < trackCount; track = view.nextSet(track + 1)) {
+      local[track >>> 3] |= 1 << (track & 7);
+    }
+  }
   const remote = await link.call('pair.bitmap', { pair: pair.id, which: 'out-of-sync' });
   const remoteBits = remote.payload ? new Uint8Array(remote.payload) : new Uint8Array(0);
   const outOfSyncTracks = bitsToTracks(remoteBits, trackCount).length;
