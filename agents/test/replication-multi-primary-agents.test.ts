@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
+import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { agentCliJson, runCommand } from './helpers/run-command.ts';
 
 /**
@@ -34,19 +34,8 @@ let bravo: AgentProcess;
 let charlie: AgentProcess;
 
 beforeAll(async () => {
-  [alpha, bravo, charlie] = await Promise.all([
-    startAgentProcess({ site: 'alpha' }),
-    startAgentProcess({ site: 'bravo' }),
-    startAgentProcess({ site: 'charlie' }),
-  ]);
-  for (const [from, to] of [
-    [alpha, bravo],
-    [alpha, charlie],
-    [bravo, charlie],
-  ] as const) {
-    const token = await agentCliJson<{ token: string }>(to, ['token']);
-    await agentCliJson(from, ['pair', '--with', to.apiAddress, '--token', token.token]);
-  }
+  // Each paired with every later one: alpha with bravo and charlie, bravo with charlie.
+  [alpha, bravo, charlie] = await startPairedAgents([{ site: 'alpha' }, { site: 'bravo' }, { site: 'charlie' }]);
 }, 180_000);
 
 afterAll(async () => {
