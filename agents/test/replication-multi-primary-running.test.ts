@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
-import { readAll, waitFor } from './helpers/replication-sites.ts';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadServerTls } from '../src/tls/files.ts';
+import { readAll, startSite, waitFor, type Site } from './helpers/replication-sites.ts';
 import { StampedWriter } from './helpers/stamped-writer.ts';
 
 const MiB = 1024 * 1024;
@@ -9,11 +13,40 @@ const BLOCK = 4096;
 
 let sites: ThreeSites | null = null;
 const writers: StampedWriter[] = [];
+/** A fourth site's teardown, when a test made one. */
+let closeDelta: (() => Promise<void>) | null = null;
 afterEach(async () => {
   await Promise.all(writers.splice(0).map((writer) => writer.stop()));
+  await closeDelta?.();
+  closeDelta = null;
   await sites?.close();
   sites = null;
 });
+
+/** A fourth site, delta (another primary agent), paired with alpha (the master) and charlie (the secondary). */
+async function startDelta(s: ThreeSites): Promise<Site> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'tandem-mp-delta-'));
+  const delta = await startSite('delta', root);
+  const pair = async (from: Site, to: Site) => {
+    from.replication.peers.add({
+      agentId: to.engine.identity.agentId,
+      site: to.name,
+      caPem: (await loadServerTls(to.dir)).authority.certificatePem,
+      linkAddress: to.replication.linkAddress,
+      apiAddress: null,
+    });
+  };
+  for (const other of [s.alpha, s.charlie]) {
+    await pair(delta, other);
+    await pair(other, delta);
+  }
+  closeDelta = async () => {
+    await delta.replication.close();
+    await delta.engine.close();
+    await fs.rm(root, { recursive: true, force: true });
+  };
+  return delta;
+}
 
 const eventsOf = (s: ThreeSites, site: 'alpha' | 'bravo' | 'charlie', type: string) =>
   s[site].engine.catalog.listEvents(0, 5000).filter((event) => event.type === type);
@@ -182,6 +215,97 @@ describe('copy sets of a running multi-primary session', () => {
     }
   }, 180_000);
 
+  it('a primary agent new to the running session takes part in the rounds with its first copy set once joined, and leaves them with its last', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    const delta = await startDelta(s);
+    const master = s.alpha.replication.service;
+    await s.alpha.engine.createVolume('a', 16 * MiB);
+    await s.bravo.engine.createVolume('b', 16 * MiB);
+    await s.alpha.engine.createVolume('c', 16 * MiB);
+    await delta.engine.createVolume('d', 16 * MiB);
+    for (const name of ['a2', 'b2', 'c2', 'd2']) await s.charlie.engine.createVolume(name, 16 * MiB);
+    await delta.replication.exports.openExport('d').write(2 * MiB, randomBytes(3 * MiB));
+    await master.createSession('mp', 'async', 'charlie');
+    await master.addPair('mp', 'a', 'a2');
+    await master.addPair('mp', 'c', 'c2');
+    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await master.act('mp', 'start');
+    await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+    const coordinator = () => master.multiPrimary.coordinatorOf(master.session('mp'))!;
+    const ids = { alpha: s.alpha.engine.identity.agentId, bravo: s.bravo.engine.identity.agentId, delta: delta.engine.identity.agentId };
+    expect(coordinator().participantIds.sort()).toEqual([ids.alpha, ids.bravo].sort());
+
+    // Dependent writes across alpha's a and bravo's b, and across alpha's c and delta's new d.
+    const members = new StampedWriter(BLOCK);
+    const newcomer = new StampedWriter(BLOCK);
+    writers.push(members, newcomer);
+    members.start({ a: s.alpha.replication.exports.openExport('a'), b: s.bravo.replication.exports.openExport('b') });
+    newcomer.start({ a: s.alpha.replication.exports.openExport('c'), b: delta.replication.exports.openExport('d') });
+    await waitFor(() => members.writes.length > 50 && newcomer.writes.length > 20, 20_000, 'writes');
+
+    await master.addPair('mp', 'd', 'd2', { primaryAgent: 'delta' });
+    expect(master.session('mp').state, 'Preparing while d joins').toBe('preparing');
+    await waitFor(() => coordinator().participantIds.includes(ids.delta), 10_000, 'delta takes part in the rounds');
+    const charlie = s.charlie.replication.service;
+    const atCharlie = charlie.session('mp');
+    let joinedAt = 0;
+    let samples = 0;
+    let joinedSamples = 0;
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      if (!joinedAt) {
+        const joined = eventsOf(s, 'alpha', 'pair.joined').find((event) => event.message.includes('delta:d -> d2'));
+        if (joined) joinedAt = Date.parse(joined.time);
+      }
+      const release = await charlie.applier.freeze(atCharlie.id);
+      try {
+        const applied = charlie.reports.appliedTimes.get(atCharlie.id);
+        if (applied === undefined) continue;
+        const device = (name: string) => s.charlie.engine.device(name);
+        const [a2, b2] = await Promise.all([members.stampsOf(device('a2')), members.stampsOf(device('b2'))]);
+        expect(members.matchesCut(applied, a2, b2).match, 'a2+b2 are the primaries\' image').toBe(true);
+        samples++;
+        if (joinedAt && applied > joinedAt) {
+          const [c2, d2] = await Promise.all([newcomer.stampsOf(device('c2')), newcomer.stampsOf(device('d2'))]);
+          expect(newcomer.matchesCut(applied, c2, d2).match, 'c2+d2 are the primaries\' image once d joined').toBe(true);
+          joinedSamples++;
+        }
+      } finally {
+        release();
+      }
+      if (joinedAt && master.session('mp').state === 'prepared' && joinedSamples >= 10) break;
+    }
+    expect(joinedAt, 'd joined').toBeGreaterThan(0);
+    expect(joinedSamples).toBeGreaterThanOrEqual(10);
+    expect(samples).toBeGreaterThan(10);
+    expect(master.session('mp').state).toBe('prepared');
+    expect(master.info(master.session('mp')).pairs.map((pair) => `${pair.primarySite ?? 'alpha'}:${pair.h1Volume}`)).toEqual([
+      'alpha:a',
+      'alpha:c',
+      'bravo:b',
+      'delta:d',
+    ]);
+    await newcomer.stop();
+
+    // d is delta's last copy set: delta leaves the rounds and stops; the rest goes on.
+    await master.removePair('mp', 'd');
+    await waitFor(() => !coordinator().participantIds.includes(ids.delta), 10_000, 'delta left the rounds');
+    await waitFor(() => delta.replication.service.session('mp').state === 'suspended', 10_000, 'delta stopped running the session');
+    const rounds = coordinator().rounds.complete;
+    await waitFor(() => coordinator().rounds.complete > rounds + 10, 20_000, 'rounds without delta');
+    expect(master.session('mp').state).toBe('prepared');
+    // bravo's b is now the session's last copy set at another agent: removed only while defined.
+    await expect(master.removePair('mp', 'b')).rejects.toMatchObject({ problem: 'invalid-state' });
+    await members.stop();
+    const last = members.writes.at(-1)!.ackedAt;
+    await waitFor(() => Date.parse(master.consistencyTime(master.session('mp')) ?? '0') > last, 30_000, 'caught up');
+    expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2').toBe(true);
+    expect((await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
+    expect((await readAll(delta, 'd')).equals(await readAll(s.charlie, 'd2')), 'd == d2 (as of its removal; nothing written since)').toBe(true);
+  }, 180_000);
+
   it('refuses what it cannot do while the session runs, with stable problem codes, and changes nothing', async () => {
     sites = await startThreeSites();
     const s = sites;
@@ -200,8 +324,6 @@ describe('copy sets of a running multi-primary session', () => {
     await expect(master.addPair('mp', 'big', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'invalid-size' });
     await expect(master.addPair('mp', 'b', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'volume-busy' });
     await expect(master.addPair('mp', 'missing', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'not-found' });
-    // bravo's last copy set leaves the rounds only while the session is suspended.
-    await expect(master.removePair('mp', 'b')).rejects.toMatchObject({ problem: 'invalid-state' });
     // Only the master adds and removes copy sets.
     await expect(s.bravo.replication.service.addPair('mp', 'extra', 'x2')).rejects.toMatchObject({ problem: 'invalid-state' });
     await expect(s.bravo.replication.service.removePair('mp', 'b')).rejects.toMatchObject({ problem: 'invalid-state' });

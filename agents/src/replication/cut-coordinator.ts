@@ -114,6 +114,30 @@ export class CutCoordinator {
     return this.running;
   }
 
+  /** Changes of the participants, made at the next round boundary (never inside a round). */
+  private readonly changes: Array<() => void> = [];
+
+  /** A primary agent joins the rounds from the next one on (its parts start there). */
+  addParticipant(participant: CutParticipant): void {
+    this.changes.push(() => {
+      if (!this.participants.some((p) => p.agentId === participant.agentId)) this.participants.push(participant);
+    });
+  }
+
+  /** A primary agent leaves the rounds from the next one on. */
+  removeParticipant(agentId: string): void {
+    this.changes.push(() => {
+      const index = this.participants.findIndex((p) => p.agentId === agentId);
+      if (index >= 0) this.participants.splice(index, 1);
+      this.statuses.delete(agentId);
+    });
+  }
+
+  /** The primary agents of the rounds now. */
+  get participantIds(): string[] {
+    return this.participants.map((participant) => participant.agentId);
+  }
+
   private async run(): Promise<void> {
     while (this.running) {
       try {
@@ -142,6 +166,7 @@ export class CutCoordinator {
 
   /** One round: hold everywhere, read the clock, cut everywhere, commit what every agent has staged. */
   private async runRound(): Promise<void> {
+    for (const change of this.changes.splice(0)) change();
     const round = ++this.round;
     this.rounds.run++;
     const committed = this.committed?.round ?? 0;

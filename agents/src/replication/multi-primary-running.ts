@@ -30,10 +30,13 @@ const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing'
  *   a committed round (a round boundary), the secondary forgets it, then the
  *   member and the master do.
  *
- * A member agent without any copy set of the session takes its first one
- * while the session is defined or suspended (the next resume runs it); a
- * session started with primaries at the master only takes copy sets at
- * other agents only while defined.
+ * A primary agent new to the session (its first copy set) runs the session
+ * from then on (`mp.run`) and takes part in the master's rounds from the
+ * next round boundary (CutCoordinator.addParticipant); its parts carry the
+ * copy set's changes only once it joined. A member whose last copy set is
+ * removed leaves the rounds at the next boundary and stops (`mp.stop`). A
+ * session started with primaries at the master only (its groups are cut
+ * without rounds) takes copy sets at other agents only while defined.
  */
 export class MultiPrimaryRunning {
   /** Master: member copy sets added while the session ran that their member has not reported joined yet. */
@@ -81,10 +84,14 @@ export class MultiPrimaryRunning {
         `session ${session.name} was started with its primary volumes at ${service.site} only; copy sets at ${site} are added while it is defined (terminate it, add them, start it again)`,
       );
     }
-    if (session.state !== 'suspended' && !multi.memberAgents(session).includes(record.primaryAgentId)) {
+    const running = session.state === 'preparing' || session.state === 'prepared';
+    // A primary agent new to the session: it runs the session from its first copy set on and joins the rounds.
+    const newcomer = running && !multi.memberAgents(session).includes(record.primaryAgentId);
+    const coordinator = multi.coordinatorOf(session);
+    if (newcomer && !coordinator?.active) {
       throw new ProblemError(
         'invalid-state',
-        `${site} holds no copy set of ${session.name} yet and is not one of its running primary agents; add its first copy set while the session is defined or suspended`,
+        `session ${session.name} forms no consistency groups now (${session.state}${session.detail ? `: ${session.detail}` : ''}); add ${site}'s first copy set once it does, or while it is suspended`,
       );
     }
     const memberLink = service.peers.link(record.primaryAgentId);
@@ -99,13 +106,16 @@ export class MultiPrimaryRunning {
       await secondaryLink.call('mp.secondary-pair', { pair: atSecondary(pair), member: record }, null, { waitForLinkMs: 5000 });
       // The member learns the copy set (and the session, when suspended and new to it), then tracks and copies it.
       await memberLink.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
-      await memberLink.call('mp.add', { session: session.id, pair: pair.id }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
+      await memberLink.call('mp.add', { session: session.id, pair: pair.id, newcomer }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
+      // A newcomer runs the session (its coordinated shipper; the copy set still joining copies on) and takes part in
+      // the rounds from the next one: its parts carry the copy set's changes only once it joined.
+      if (newcomer) await memberLink.call('mp.run', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 30_000 });
     } catch (error) {
       await undo();
       throw error;
     }
     save();
-    const running = session.state === 'preparing' || session.state === 'prepared';
+    if (newcomer) coordinator!.addParticipant(multi.remoteParticipant(session, record.primaryAgentId));
     if (running) this.pending.set(pair.id, record);
     service.engine.catalog.recordEvent(
       'pair.added',
@@ -132,14 +142,15 @@ export class MultiPrimaryRunning {
       );
     }
     const site = multi.siteOf(record.primaryAgentId);
-    const last = multi.memberPairs(session).filter((row) => row.primaryAgentId === record.primaryAgentId).length === 1;
-    if (last && session.state !== 'suspended') {
-      // Its agent would leave the rounds: that is done while the session is suspended (the next resume runs without it).
+    if (multi.memberPairs(session).length === 1) {
+      // Without copy sets at other agents it would no longer cut its groups across agents, as it was started to.
       throw new ProblemError(
         'invalid-state',
-        `${site}:${record.h1Volume} is ${site}'s last copy set of ${session.name}; suspend the session to remove it (the resume runs without ${site})`,
+        `${site}:${record.h1Volume} is the last copy set of ${session.name} at another agent than ${service.site}; it is removed while the session is defined`,
       );
     }
+    // The agent's last copy set: it leaves the rounds once the copy set is gone (the next round boundary).
+    const last = multi.memberPairs(session).filter((row) => row.primaryAgentId === record.primaryAgentId).length === 1;
     // The member stops mirroring it, waits for its last part to be committed, and has the secondary forget it.
     try {
       await service.peers
@@ -156,6 +167,14 @@ export class MultiPrimaryRunning {
       .catch((error) => service.logger.warn({ pair: record.id, error: problemMessage(error) }, 'the secondary could not forget a removed copy set'));
     this.forgetRow(record.id);
     this.pending.delete(record.id);
+    if (last) {
+      multi.coordinatorOf(session)?.removeParticipant(record.primaryAgentId);
+      // It holds nothing of the session any more: it stops running it (best effort; it suspends by itself when no round reaches it).
+      await service.peers
+        .link(record.primaryAgentId)
+        .call('mp.stop', { session: session.id, reason: `its last copy set left session ${session.name}` }, null, { waitForLinkMs: 500, timeoutMs: 10_000 })
+        .catch(() => {});
+    }
     service.engine.catalog.recordEvent(
       'pair.removed',
       'info',
@@ -232,6 +251,10 @@ export class MultiPrimaryRunning {
         if (request.peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master adds copy sets');
         const pair = service.pair(str(params, 'pair'));
         if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
+        // New to the running session (or back after its last copy set left): it runs it from now, this copy set joining.
+        if (params.newcomer === true && session.state !== 'preparing' && session.state !== 'prepared') {
+          service.setState(session, 'preparing', { detail: null }, false);
+        }
         await this.running.add(session, pair, { attached: true });
         return {};
       }

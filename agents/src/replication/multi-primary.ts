@@ -324,7 +324,7 @@ export class MultiPrimarySessions {
     };
   }
 
-  private remoteParticipant(session: SessionRecord, agentId: string): CutParticipant {
+  remoteParticipant(session: SessionRecord, agentId: string): CutParticipant {
     const link = this.service.peers.link(agentId);
     const options = { waitForLinkMs: 0, timeoutMs: 5000 };
     return {
