@@ -4,6 +4,7 @@ import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { syncDirectory } from './durable-file.ts';
 import { pwriteAll } from './extent-store.ts';
+import { SerialRuns } from './serial-runs.ts';
 
 /**
  * The activity log of the out-of-sync bitmaps (DRBD's activity log,
@@ -124,10 +125,19 @@ export class ActivityLog {
   private clock = 0;
   private tick = 0;
   private retireIdle = false;
-  private running: Promise<void> | null = null;
+  /** Transactions: one at a time, activations meanwhile share the next. */
+  private readonly serial = new SerialRuns({
+    run: () => this.transaction(),
+    failure: () => this.failure,
+    started: (run) => {
+      this.joinable = run;
+    },
+    settled: (run) => {
+      if (this.joinable === run) this.joinable = null;
+    },
+  });
   /** The running transaction while it has not taken its snapshot yet: new activations join it. */
   private joinable: Promise<void> | null = null;
-  private queued: Promise<void> | null = null;
   private failure: Error | null = null;
   /** No new activity (shutting down or crashed). */
   private closing = false;
@@ -240,7 +250,8 @@ export class ActivityLog {
 
   /** Settles when no transaction is running or queued (for tests). */
   async settled(): Promise<void> {
-    while (this.running || this.queued) await (this.queued ?? this.running)!.catch(() => {});
+    const { serial } = this;
+    while (serial.running || serial.queued) await (serial.queued ?? serial.running)!.catch(() => {});
   }
 
   /** One tick of the idle clock; regions untouched for IDLE_TICKS ticks leave the log. */
@@ -263,25 +274,7 @@ export class ActivityLog {
   private requestTransaction(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.joinable) return this.joinable;
-    if (this.queued) return this.queued;
-    if (!this.running) return this.start();
-    this.queued = this.running.then(
-      () => this.start(),
-      () => this.start(),
-    );
-    return this.queued;
-  }
-
-  private start(): Promise<void> {
-    this.queued = null;
-    if (this.failure) return Promise.reject(this.failure);
-    const run = this.transaction().finally(() => {
-      if (this.running === run) this.running = null;
-      if (this.joinable === run) this.joinable = null;
-    });
-    this.running = run;
-    this.joinable = run;
-    return run;
+    return this.serial.request();
   }
 
   private async transaction(): Promise<void> {
@@ -368,8 +361,8 @@ export class ActivityLog {
     if (this.closing) return;
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
-    await this.running?.catch(() => {});
-    await this.queued?.catch(() => {});
+    await this.serial.running?.catch(() => {});
+    await this.serial.queued?.catch(() => {});
     if (!this.failure && this.count > 0) {
       await this.persist();
       this.regions.clear();
@@ -387,8 +380,8 @@ export class ActivityLog {
     this.closing = true;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.running?.catch(() => {});
-    await this.queued?.catch(() => {});
+    await this.serial.running?.catch(() => {});
+    await this.serial.queued?.catch(() => {});
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
   }

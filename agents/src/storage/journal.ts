@@ -6,6 +6,7 @@ import { readCheckpoint, serializeCheckpoint, writeCheckpoint } from './checkpoi
 import { syncDirectory } from './durable-file.ts';
 import { ExtentStore, pwriteAll } from './extent-store.ts';
 import { Chunk, MetadataState, type MetadataListener, type VolumeMeta } from './metadata.ts';
+import { SerialRuns } from './serial-runs.ts';
 import {
   applyRecord,
   decodeSegment,
@@ -74,8 +75,15 @@ export class MetadataJournal implements MetadataListener {
   private readonly readsByEpoch = new Map<number, number>();
   private readonly quarantine: Array<{ epoch: number; extents: number[] }> = [];
 
-  private running: Promise<void> | null = null;
-  private queued: Promise<void> | null = null;
+  /** Group commits: one at a time, callers meanwhile share the next. */
+  private readonly commits = new SerialRuns({
+    run: () => {
+      const checkpoint = this.queuedCheckpoint || this.walBytesSinceCheckpoint >= CHECKPOINT_WAL_BYTES;
+      this.queuedCheckpoint = false;
+      return this.runCommit(checkpoint);
+    },
+    failure: () => this.failure,
+  });
   private queuedCheckpoint = false;
   private timer: NodeJS.Timeout | null = null;
   private failure: Error | null = null;
@@ -222,25 +230,7 @@ export class MetadataJournal implements MetadataListener {
   commit(options: { checkpoint?: boolean } = {}): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (options.checkpoint) this.queuedCheckpoint = true;
-    if (this.queued) return this.queued;
-    if (!this.running) return this.start();
-    this.queued = this.running.then(
-      () => this.start(),
-      () => this.start(),
-    );
-    return this.queued;
-  }
-
-  private start(): Promise<void> {
-    this.queued = null;
-    if (this.failure) return Promise.reject(this.failure);
-    const checkpoint = this.queuedCheckpoint || this.walBytesSinceCheckpoint >= CHECKPOINT_WAL_BYTES;
-    this.queuedCheckpoint = false;
-    const run = this.runCommit(checkpoint).finally(() => {
-      if (this.running === run) this.running = null;
-    });
-    this.running = run;
-    return run;
+    return this.commits.request();
   }
 
   private async runCommit(checkpoint: boolean): Promise<void> {
@@ -333,7 +323,7 @@ export class MetadataJournal implements MetadataListener {
     if (this.timer) clearTimeout(this.timer);
     // A commit already handed to the kernel completes, as it would after kill -9
     // (and its file descriptors must not be reused under it).
-    await this.running?.catch(() => {});
+    await this.commits.running?.catch(() => {});
     const keep = Math.min(keepBytes, this.bufferUsed);
     if (keep > 0) fs.writeSync(this.walFd, this.buffer, 0, keep, this.walOffset);
     fs.closeSync(this.walFd);
