@@ -158,8 +158,18 @@ describe('a multi-primary session mirrored H2->H1 to several agents', () => {
     };
     await waitFor(() => applied(s.alpha, id) > applied(s.bravo, id), 20_000, 'a round applied at alpha and not at bravo');
     await writer.stop();
-    const alphaCommit = (await s.alpha.replication.service.applier.lastCommit(id))!;
-    const bravoCommit = (await s.bravo.replication.service.applier.lastCommit(id))!;
+    // A commit that passed bravo's hold before it was set may still be applying there: read the commit
+    // markers until alpha's is ahead (the next commit, held at bravo, reaches alpha).
+    const commits = async () => ({
+      alpha: (await s.alpha.replication.service.applier.lastCommit(id))!,
+      bravo: (await s.bravo.replication.service.applier.lastCommit(id))!,
+    });
+    let split0 = await commits();
+    for (const deadline = Date.now() + 20_000; split0.alpha.through <= split0.bravo.through && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      split0 = await commits();
+    }
+    const { alpha: alphaCommit, bravo: bravoCommit } = split0;
     expect(alphaCommit.through).toBeGreaterThan(bravoCommit.through);
     // As they stand, alpha and bravo are not one cut: the check below can fail.
     const split = await stamps(writer, s);

@@ -76,7 +76,8 @@ export class MultiPrimaryFailback {
         byAgent.set(agent, bucket);
       }
       bucket.entries.push({ ...entry, dataOffset: bucket.bytes });
-      if (entry.kind === 'write') {
+      if (entry.kind === 'write' || (entry.kind === 'marker' && entry.length > 0)) {
+        // A write's data, or a marker's payload (a coordinated flash's fixup data).
         bucket.chunks.push(payload.subarray(entry.dataOffset, entry.dataOffset + entry.length));
         bucket.bytes += entry.length;
       }
