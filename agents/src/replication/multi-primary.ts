@@ -623,6 +623,10 @@ export class MultiPrimarySessions {
         // At the secondary: one primary agent's part of a round, staged until the master commits the round.
         const session = this.secondarySession(params);
         if (!Array.isArray(params.entries)) throw new ProblemError('bad-request', 'cg.stage needs entries');
+        // A part (and the flash markers in it) is staged as the authenticated sender's, never as another agent's.
+        if (str(params, 'from') !== request.peerAgentId) {
+          throw new ProblemError('access-denied', 'a consistency-group part is staged only by the agent it comes from');
+        }
         await service.applier.stagePart(
           {
             session: session.id,
