@@ -237,6 +237,8 @@ export const VerifyPairReportSchema = z.object({
   pair: z.string(),
   h1Volume: z.string(),
   h2Volume: z.string(),
+  /** The site holding the copy set's H1 volume (multi-primary sessions: the master or a member). */
+  primarySite: z.string().optional(),
   trackCount: z.number(),
   /** Tracks whose codes were compared with no write in flight or landing meanwhile. */
   comparedTracks: z.number(),

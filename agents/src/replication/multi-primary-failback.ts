@@ -231,10 +231,11 @@ export class MultiPrimaryFailback {
         return {};
       }
       case 'mp.verify': {
-        // Back to H1->H2 after a failback: this member's own copy sets, once it is duplex.
+        // This member's own copy sets, once it is duplex: back to H1->H2 after a failback, or part of the master's verify.
         const deadline = Date.now() + 60_000;
         while (session.state === 'preparing' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-        return { result: await service.verifier.verify(session.name, { forwarded: true, trigger: 'failback' }) };
+        const trigger = params.trigger === 'request' ? 'request' : 'failback';
+        return { result: await service.verifier.verify(session.name, { forwarded: true, trigger }) };
       }
       case 'mp.last-commit':
         return { result: await service.applier.lastCommit(session.id) };

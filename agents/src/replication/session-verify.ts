@@ -67,6 +67,29 @@ export class SessionVerifier {
     events.on('event', listener);
   }
 
+  /**
+   * The members' parts of a multi-primary master's verify (H1->H2): every
+   * member verifies its own copy sets against the secondary site; its pairs
+   * are reported with its site. A member that fails fails the verify.
+   */
+  private async verifyMembers(session: SessionRecord, trigger: LastVerify['trigger']): Promise<VerifyReport[]> {
+    const service = this.service;
+    const multi = service.multiPrimary;
+    if (!multi.isMaster(session) || session.direction !== 'h1-h2') return [];
+    return Promise.all(
+      multi.memberAgents(session).map(async (agent) => {
+        const site = multi.siteOf(agent);
+        try {
+          const answer = await service.peers.link(agent).call('mp.verify', { session: session.id, trigger }, null, { waitForLinkMs: 3000, timeoutMs: 60 * 60_000 });
+          const report = answer.result as VerifyReport;
+          return { ...report, pairs: report.pairs.map((pair) => ({ ...pair, primarySite: site })) };
+        } catch (error) {
+          throw new ProblemError(error instanceof ProblemError ? error.problem : 'internal-error', `verify at ${site}: ${problemMessage(error)}`);
+        }
+      }),
+    );
+  }
+
   private async run(session: SessionRecord, trigger: LastVerify['trigger']): Promise<VerifyReport> {
     const service = this.service;
     const startedAt = new Date().toISOString();
@@ -81,6 +104,11 @@ export class SessionVerifier {
     try {
       const reports: VerifyPairReport[] = [];
       let marked = 0;
+      // A multi-primary master (H1->H2) verifies every copy set: each member its own, at the same time
+      // (`mp.verify`; differences are marked and copied at the member, the copy set's source).
+      const members = this.verifyMembers(session, trigger);
+      members.catch(() => undefined);
+      const primarySite = service.multiPrimary.isMaster(session) ? service.site : undefined;
       for (const pair of pairs) {
         const source = service.sourceOf(pair);
         const check = () => {
@@ -93,8 +121,10 @@ export class SessionVerifier {
         const { report, differing } = await verifyPair(engine, service.pairLink(session, pair), pair, source!, check);
         if (differing.length > 0) await source!.mark(differing);
         marked += differing.length;
-        reports.push(report);
+        reports.push(primarySite ? { ...report, primarySite } : report);
       }
+      const memberReports = await members;
+      for (const member of memberReports) reports.push(...member.pairs);
       const sum = (key: 'comparedTracks' | 'differingCount' | 'unverifiedCount') => reports.reduce((total, r) => total + r[key], 0);
       const report: VerifyReport = {
         session: session.name,
@@ -106,7 +136,7 @@ export class SessionVerifier {
         unverifiedTracks: sum('unverifiedCount'),
         resyncStarted: false,
       };
-      report.resyncStarted = marked > 0 && session.state === 'prepared';
+      report.resyncStarted = (marked > 0 && session.state === 'prepared') || memberReports.some((member) => member.resyncStarted);
       const lastVerify: LastVerify = {
         startedAt,
         finishedAt: report.finishedAt,
@@ -117,7 +147,7 @@ export class SessionVerifier {
         ok: report.differingTracks === 0 && report.unverifiedTracks === 0,
         resyncStarted: report.resyncStarted,
       };
-      if (report.resyncStarted) {
+      if (marked > 0 && session.state === 'prepared') {
         // The marked tracks are copied by the resync machinery, as after a resume.
         service.setState(session, 'preparing', { detail: `verify found ${marked} differing track(s); copying them`, lastVerify });
         this.holdRepair(session, report);
