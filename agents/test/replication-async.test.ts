@@ -98,4 +98,39 @@ describe('async mirroring with consistency groups', () => {
     await waitFor(() => service.info(service.session('cg')).pairs[0].outOfSyncTracks === 0, 10_000, 'drained');
     expect((await readAll(s.h1, 'a')).equals(await readAll(s.h2, 'a2'))).toBe(true);
   }, 60_000);
+
+  it('seals a group by size too: a burst larger than one link frame allows ships without waiting for the timer', async () => {
+    // The timer would seal only after a minute: what ships before then was sealed by size (16 MiB).
+    process.env.TANDEM_ASYNC_INTERVAL_MS = '60000';
+    try {
+      sites = await startTwoSites();
+      const s = sites;
+      await s.h1.engine.createVolume('a', 48 * MiB);
+      await s.h2.engine.createVolume('a2', 48 * MiB);
+      const service = s.h1.replication.service;
+      await service.createSession('cg', 'async', 'beta');
+      await service.addPair('cg', 'a', 'a2');
+      await service.act('cg', 'start');
+      await waitFor(() => service.session('cg').state === 'prepared', 30_000, 'prepared');
+      const device = s.h1.replication.exports.openExport('a');
+      const burst = randomBytes(40 * MiB);
+      for (let offset = 0; offset < burst.length; offset += MiB) await device.write(offset, burst.subarray(offset, offset + MiB));
+      // Two 16 MiB groups reach the secondary; the last 8 MiB stay in the open group.
+      const secondary = s.h2.engine.device('a2');
+      const landed = Buffer.alloc(32 * MiB);
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        await secondary.readInto(0, landed);
+        if (landed.equals(burst.subarray(0, 32 * MiB))) break;
+        if (Date.now() > deadline) throw new Error('timed out waiting for the first 32 MiB at the secondary');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(service.session('cg').state).toBe('prepared');
+      const tail = Buffer.alloc(8 * MiB);
+      await secondary.readInto(32 * MiB, tail);
+      expect(tail.equals(burst.subarray(32 * MiB)), 'the rest waits for the next cut').toBe(false);
+    } finally {
+      delete process.env.TANDEM_ASYNC_INTERVAL_MS;
+    }
+  }, 90_000);
 });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ProblemError } from '@tandem/contract';
+import { MAX_FRAME_BYTES } from './link/frames.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairRecord } from './session-store.ts';
 import type { HostChange, TrackSpan } from './splitter.ts';
@@ -50,7 +51,10 @@ export interface ShipperHooks {
   onFailure(error: Error): void;
 }
 
+/** How often an async session's open group is sealed (TANDEM_ASYNC_INTERVAL_MS changes it). */
 const DEFAULT_INTERVAL_MS = 100;
+/** The open group is sealed early once it holds this much data: a group goes in one peer-link frame. */
+const MAX_GROUP_BYTES = MAX_FRAME_BYTES / 4;
 
 /**
  * A multi-primary session's part of the cut: this agent's share of a group
@@ -140,7 +144,8 @@ export class ConsistencyGroupShipper {
     this.stopped = false;
     // A coordinated shipper seals only when the master cuts.
     if (this.timer || this.coordinated) return;
-    this.timer = setInterval(() => this.seal(), this.options.intervalMs ?? DEFAULT_INTERVAL_MS);
+    const interval = this.options.intervalMs ?? (Number(process.env.TANDEM_ASYNC_INTERVAL_MS) || DEFAULT_INTERVAL_MS);
+    this.timer = setInterval(() => this.seal(), interval);
     this.timer.unref();
   }
 
@@ -205,6 +210,9 @@ export class ConsistencyGroupShipper {
     }
     if (this.backlog > (this.options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES)) {
       this.hooks.onFailure(new Error(`the async backlog passed ${this.options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES} bytes`));
+    } else if (group.bytes >= MAX_GROUP_BYTES && !this.coordinated) {
+      // Sealed early, a cut like the timer's: every change acknowledged before now is in this group or an earlier one.
+      this.seal();
     }
   }
 
