@@ -12,20 +12,28 @@ export function matchingVolumes(h1Volume: VolumeInfo | undefined, h2Volumes: Vol
   return h2Volumes.filter((volume) => volume.kind === 'volume' && volume.sizeBytes === h1Volume.sizeBytes && !taken.has(volume.name));
 }
 
-/** Copy sets chosen from the volumes at both sites; `taken` volumes (already mirrored by the session) are not offered. */
+/**
+ * Copy sets chosen from the volumes at both sites; `taken` volumes (already mirrored by the session) are not offered.
+ * `h1` is the site whose volumes are offered as primaries. In a multi-primary async session that may be another site than
+ * the session's H1 site (`masterSite`): the copy sets added then name it as their `primaryAgent`, and `pairs` may hold
+ * copy sets of several primary sites, each listed with its own site.
+ */
 export function CopySetPicker({
   h1,
   h2,
   pairs,
   onChange,
   taken = { h1: [], h2: [] },
+  masterSite = h1.site,
 }: {
   h1: SiteSummary;
   h2: SiteSummary;
   pairs: AddPairRequest[];
   onChange: (pairs: AddPairRequest[]) => void;
   taken?: { h1: string[]; h2: string[] };
+  masterSite?: string;
 }) {
+  const siteOf = (pair: AddPairRequest) => pair.primaryAgent ?? masterSite;
   const h1Volumes = useVolumes(h1.id);
   const h2Volumes = useVolumes(h2.id);
   const [h1Choice, setH1Choice] = useState('');
@@ -33,13 +41,13 @@ export function CopySetPicker({
   if (h1Volumes.isLoading || h2Volumes.isLoading) return <Loader mt="md" />;
   if (h1Volumes.error || h2Volumes.error) return <ProblemAlert error={h1Volumes.error ?? h2Volumes.error} title="Volumes could not be read" />;
   const sources = (h1Volumes.data?.volumes ?? []).filter(
-    (volume) => volume.kind === 'volume' && !taken.h1.includes(volume.name) && !pairs.some((pair) => pair.h1Volume === volume.name),
+    (volume) => volume.kind === 'volume' && !taken.h1.includes(volume.name) && !pairs.some((pair) => siteOf(pair) === h1.site && pair.h1Volume === volume.name),
   );
   const chosenSource = sources.find((volume) => volume.name === h1Choice);
   const targets = matchingVolumes(chosenSource, h2Volumes.data?.volumes ?? [], new Set([...taken.h2, ...pairs.map((pair) => pair.h2Volume)]));
 
   const add = () => {
-    onChange([...pairs, { h1Volume: h1Choice, h2Volume: h2Choice }]);
+    onChange([...pairs, h1.site === masterSite ? { h1Volume: h1Choice, h2Volume: h2Choice } : { h1Volume: h1Choice, h2Volume: h2Choice, primaryAgent: h1.site }]);
     setH1Choice('');
     setH2Choice('');
   };
@@ -47,9 +55,9 @@ export function CopySetPicker({
   return (
     <Stack mt="md">
       {pairs.map((pair) => (
-        <Group key={pair.h1Volume} justify="space-between" data-testid={`copy-set-${pair.h1Volume}`}>
+        <Group key={`${siteOf(pair)}:${pair.h1Volume}`} justify="space-between" data-testid={`copy-set-${pair.h1Volume}`}>
           <Text size="sm">
-            {h1.site}:{pair.h1Volume} → {h2.site}:{pair.h2Volume}
+            {siteOf(pair)}:{pair.h1Volume} → {h2.site}:{pair.h2Volume}
           </Text>
           <ActionIcon variant="subtle" color="red" aria-label={`Remove copy set ${pair.h1Volume}`} onClick={() => onChange(pairs.filter((each) => each !== pair))}>
             ✕

@@ -63,4 +63,53 @@ describe('CreateSessionWizard', () => {
       'POST /api/sites/agent-a/sessions/orders/pairs {"h1Volume":"db","h2Volume":"db-copy"}',
     ]);
   });
+
+  it('async: a copy set may take its primary at another site paired with H1; volumes of that site, matching size at H2; the review names each primary site', async () => {
+    const calls: string[] = [];
+    const gamma = { ...alpha, id: 'agent-g', site: 'gamma', address: '127.0.0.1:7003' };
+    const gammaPeer = { ...peer, agentId: 'agent-g', site: 'gamma' };
+    renderWithBackend(
+      <CreateSessionWizard onClose={() => {}} />,
+      routes([peer, gammaPeer], {
+        'GET /api/sites': [200, { sites: [alpha, beta, gamma] }],
+        'GET /api/sites/agent-g/volumes': [200, { volumes: [volumeFixture('ledger', { sizeBytes: 2 * gib }), volumeFixture('db', { sizeBytes: gib })] }],
+        'GET /api/sites/agent-b/volumes': [200, { volumes: [volumeFixture('db-copy', { sizeBytes: gib }), volumeFixture('ledger-copy', { sizeBytes: 2 * gib }), volumeFixture('big', { sizeBytes: 4 * gib })] }],
+      }),
+      calls,
+    );
+    const dialog = await screen.findByRole('dialog');
+    fireEvent.change(within(dialog).getByLabelText('Session name'), { target: { value: 'orders' } });
+    fireEvent.click(within(dialog).getByLabelText(/^Async/));
+    next(dialog);
+    await within(dialog).findByTestId('sites-paired');
+    next(dialog);
+    fireEvent.change(await within(dialog).findByLabelText('Volume at alpha'), { target: { value: 'db' } });
+    fireEvent.change(within(dialog).getByLabelText('Copy at beta'), { target: { value: 'db-copy' } });
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Add copy set' }));
+    // The secondary is not offered as a primary site.
+    const primarySelect = (await within(dialog).findByLabelText(/^Primary site/)) as HTMLSelectElement;
+    expect([...primarySelect.options].map((option) => option.value)).toEqual(['alpha', 'gamma']);
+    fireEvent.change(primarySelect, { target: { value: 'gamma' } });
+    // gamma's own db is offered (alpha's db is taken only at alpha); the copy must match ledger's size at beta.
+    const source = (await within(dialog).findByLabelText('Volume at gamma')) as HTMLSelectElement;
+    expect([...source.options].map((option) => option.value)).toEqual(['', 'ledger', 'db']);
+    fireEvent.change(source, { target: { value: 'ledger' } });
+    const copy = within(dialog).getByLabelText('Copy at beta') as HTMLSelectElement;
+    expect([...copy.options].map((option) => option.value)).toEqual(['', 'ledger-copy']);
+    fireEvent.change(copy, { target: { value: 'ledger-copy' } });
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Add copy set' }));
+    expect(within(dialog).getByTestId('copy-set-db')).toHaveTextContent('alpha:db → beta:db-copy');
+    expect(within(dialog).getByTestId('copy-set-ledger')).toHaveTextContent('gamma:ledger → beta:ledger-copy');
+    next(dialog);
+    const review = within(dialog).getByTestId('create-session-review');
+    expect(review).toHaveTextContent('from alpha, gamma (H1, sources) to beta (H2, target), 2 copy sets');
+    expect(within(review).getByTestId('review-copy-set-ledger')).toHaveTextContent('gamma:ledger → beta:ledger-copy (primary site gamma)');
+    expect(within(review).getByTestId('review-copy-set-db')).toHaveTextContent('(primary site alpha)');
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Create session' }));
+    await expect.poll(() => calls.filter((call) => call.startsWith('POST'))).toEqual([
+      'POST /api/sites/agent-a/sessions {"name":"orders","type":"async","peer":"beta"}',
+      'POST /api/sites/agent-a/sessions/orders/pairs {"h1Volume":"db","h2Volume":"db-copy"}',
+      'POST /api/sites/agent-a/sessions/orders/pairs {"h1Volume":"ledger","h2Volume":"ledger-copy","primaryAgent":"gamma"}',
+    ]);
+  });
 });

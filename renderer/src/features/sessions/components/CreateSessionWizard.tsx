@@ -1,8 +1,8 @@
-import { Button, Group, Modal, Radio, Stack, Stepper, Text, TextInput } from '@mantine/core';
+import { Button, Group, Modal, NativeSelect, Radio, Stack, Stepper, Text, TextInput } from '@mantine/core';
 import { SessionNameSchema, type AddPairRequest, type SessionType } from '@tandem/contract';
 import { useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
-import { useConnectedSites, useCreateSession } from '../hooks/use-sessions.ts';
+import { useConnectedSites, useCreateSession, usePeers } from '../hooks/use-sessions.ts';
 import { CopySetPicker } from './CopySetPicker.tsx';
 import { SitePairPicker } from './SitePairPicker.tsx';
 
@@ -27,11 +27,19 @@ export function CreateSessionWizard({ onClose }: { onClose: () => void }) {
   const [paired, setPaired] = useState(false);
   const [pairs, setPairs] = useState<AddPairRequest[]>([]);
   const create = useCreateSession();
+  // Async sessions: each copy set's primary volume may be at another connected site paired with H1 (a multi-primary session).
+  const [chosenPrimary, setPrimarySite] = useState<string | null>(null);
+  const h1Peers = usePeers(type === 'async' ? h1SiteId : null);
 
   const nameCheck = SessionNameSchema.safeParse(name);
   const h1 = sites.find((site) => site.id === h1SiteId);
   const h2 = sites.find((site) => site.id === h2SiteId);
   const canNext = [nameCheck.success, Boolean(h1 && h2 && paired), pairs.length > 0, true][step];
+  const pairedWithH1 = (site: { id: string; site: string }) => Boolean(h1Peers.data?.some((peer) => peer.agentId === site.id || peer.site === site.site));
+  const primaryChoices = type === 'async' && h1 && h2 ? [h1, ...sites.filter((site) => site.id !== h1.id && site.id !== h2.id && pairedWithH1(site))] : [];
+  const primary = primaryChoices.find((site) => site.site === chosenPrimary) ?? h1;
+  const primaryOf = (pair: AddPairRequest) => pair.primaryAgent ?? h1?.site;
+  const reviewSources = [...new Set([h1?.site, ...pairs.map(primaryOf)])];
 
   const submit = () => {
     if (!h1 || !h2) return;
@@ -50,7 +58,18 @@ export function CreateSessionWizard({ onClose }: { onClose: () => void }) {
               error={name && !nameCheck.success ? nameCheck.error.issues[0]?.message : undefined}
               data-autofocus
             />
-            <Radio.Group label="Mirror mode" value={type} onChange={(value) => setType(value as SessionType)}>
+            <Radio.Group
+              label="Mirror mode"
+              value={type}
+              onChange={(value) => {
+                setType(value as SessionType);
+                // Only async sessions take copy sets whose primary is at another site.
+                if (value !== 'async') {
+                  setPairs((staged) => staged.filter((pair) => !pair.primaryAgent));
+                  setPrimarySite(null);
+                }
+              }}
+            >
               <Stack gap="xs" mt={4}>
                 {types.map((option) => (
                   <Radio key={option.value} value={option.value} label={option.label} description={option.description} />
@@ -68,22 +87,39 @@ export function CreateSessionWizard({ onClose }: { onClose: () => void }) {
               setH1SiteId(nextH1);
               setH2SiteId(nextH2);
               setPairs([]);
+              setPrimarySite(null);
             }}
             onPaired={setPaired}
           />
         </Stepper.Step>
         <Stepper.Step label="Copy sets">
-          {h1 && h2 && <CopySetPicker h1={h1} h2={h2} pairs={pairs} onChange={setPairs} />}
+          {primaryChoices.length > 1 && (
+            <NativeSelect
+              mt="md"
+              label="Primary site"
+              description={`Where the primary volumes of the next copy set are: ${h1?.site} or another site paired with it (a multi-primary session; that site must be paired with ${h2?.site} too)`}
+              data={primaryChoices.map((site) => site.site)}
+              value={primary?.site ?? ''}
+              onChange={(event) => setPrimarySite(event.currentTarget.value)}
+            />
+          )}
+          {h1 && h2 && primary && <CopySetPicker key={primary.id} h1={primary} h2={h2} pairs={pairs} onChange={setPairs} masterSite={h1.site} />}
         </Stepper.Step>
         <Stepper.Step label="Review">
           <Stack mt="md" gap="xs" data-testid="create-session-review">
             <Text size="sm">
-              Session <b>{name}</b> ({type}) from <b>{h1?.site}</b> (H1, source) to <b>{h2?.site}</b> (H2, target), {pairs.length} copy set
+              Session <b>{name}</b> ({type}) from <b>{reviewSources.join(', ')}</b> (H1, source{reviewSources.length > 1 ? 's' : ''}) to <b>{h2?.site}</b> (H2, target), {pairs.length} copy set
               {pairs.length === 1 ? '' : 's'}:
             </Text>
             {pairs.map((pair) => (
-              <Text key={pair.h1Volume} size="sm">
-                {h1?.site}:{pair.h1Volume} → {h2?.site}:{pair.h2Volume}
+              <Text key={`${primaryOf(pair)}:${pair.h1Volume}`} size="sm" data-testid={`review-copy-set-${pair.h1Volume}`}>
+                {primaryOf(pair)}:{pair.h1Volume} → {h2?.site}:{pair.h2Volume}
+                {new Set(pairs.map(primaryOf)).size > 1 && (
+                  <Text span size="xs" c="dimmed">
+                    {' '}
+                    (primary site {primaryOf(pair)})
+                  </Text>
+                )}
               </Text>
             ))}
             <Text size="sm" c="dimmed">

@@ -1,7 +1,7 @@
 import { Alert, Button, Checkbox, Loader, Stack, Text } from '@mantine/core';
 import { useEffect, useRef, useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
-import { sourceSite, targetSite, type MergedSession } from '../hooks/session-model.ts';
+import { receivingSites, sourceSite, type MergedSession } from '../hooks/session-model.ts';
 import { useSessionAction, useVerify } from '../hooks/use-sessions.ts';
 import { StateBadge } from './HealthBadge.tsx';
 import { LastVerifySummary } from './LastVerifySummary.tsx';
@@ -30,7 +30,7 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
       <Stack mt="md" gap="xs" data-testid="failback-progress">
         <StateBadge state={session.state} health={session.health} />
         <Text size="sm">
-          Copying from {sourceSite(session)} to {targetSite(session)}. {session.state === 'prepared' ? 'Done: the sites are in sync. Go on to verify.' : 'This follows the agents as they report.'}
+          Copying from {sourceSite(session)} to {receivingSites(session).join(', ')}. {session.state === 'prepared' ? 'Done: the sites are in sync. Go on to verify.' : 'This follows the agents as they report.'}
         </Text>
         <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} />
       </Stack>

@@ -2,7 +2,7 @@ import { Alert, Button, Checkbox, Group, Loader, Modal, NativeSelect, Stack, Ste
 import type { FailbackOptions } from '@tandem/contract';
 import { useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
-import { sourceSite, targetSite, type MergedSession } from '../hooks/session-model.ts';
+import { primarySites, targetSite, type MergedSession } from '../hooks/session-model.ts';
 import { useSessionsUi } from '../hooks/sessions-ui-store.ts';
 import { usePreflight, useSessionAction } from '../hooks/use-sessions.ts';
 import { FailbackProgress } from './FailbackProgress.tsx';
@@ -30,7 +30,8 @@ export function FailbackWizard({ sessions }: { sessions: MergedSession[] }) {
   const failback = useSessionAction();
   // The production site now (the target of the failed-over session) and where data goes back to.
   const production = entry ? targetSite(entry.session) : '';
-  const original = entry ? sourceSite(entry.session) : '';
+  // Multi-primary sessions go back to every site holding primary volumes.
+  const original = entry ? primarySites(entry.session).join(', ') : '';
 
   const canNext = [Boolean(entry && inTargetAvailable), Boolean(firstPreflight.data), true][step] ?? false;
 
@@ -55,7 +56,7 @@ export function FailbackWizard({ sessions }: { sessions: MergedSession[] }) {
             </Text>
             {firstPreflight.isLoading && <Loader size="sm" />}
             {firstPreflight.error && <ProblemAlert error={firstPreflight.error} title="The preflight failed" />}
-            {firstPreflight.data && <PreflightSummary preflight={firstPreflight.data} pairs={entry?.session.pairs ?? []} />}
+            {firstPreflight.data && <PreflightSummary preflight={firstPreflight.data} pairs={entry?.session.pairs ?? []} h1Site={entry?.session.h1Site} />}
           </Stack>
         </Stepper.Step>
         <Stepper.Step label="Options">
@@ -82,7 +83,7 @@ export function FailbackWizard({ sessions }: { sessions: MergedSession[] }) {
               </Text>
             </Alert>
             {chosenPreflight.isLoading && <Loader size="sm" />}
-            {chosenPreflight.data && <PreflightSummary preflight={chosenPreflight.data} pairs={entry?.session.pairs ?? []} />}
+            {chosenPreflight.data && <PreflightSummary preflight={chosenPreflight.data} pairs={entry?.session.pairs ?? []} h1Site={entry?.session.h1Site} />}
             {failback.error && <ProblemAlert error={failback.error} title="Failback did not start" />}
           </Stack>
         </Stepper.Step>

@@ -31,6 +31,9 @@ function pairStateText(pair: PairInfo): string {
  */
 export function PairTable({ pairs, h1Site, h2Site, onRemove }: { pairs: PairInfo[]; h1Site: string; h2Site: string; onRemove?: (pair: PairInfo) => void }) {
   if (pairs.length === 0) return <Text size="sm" c="dimmed">No copy sets yet.</Text>;
+  // Multi-primary: every copy set names its primary's site, the H1 site's own too.
+  const primaries = [...new Set([h1Site, ...pairs.map((pair) => pair.primarySite ?? h1Site)])];
+  const multiPrimary = primaries.length > 1;
   return (
     // A narrow window scrolls the table sideways rather than squeezing the volume names into a letter-wide column.
     <Table.ScrollContainer minWidth={600} type="native">
@@ -38,7 +41,7 @@ export function PairTable({ pairs, h1Site, h2Site, onRemove }: { pairs: PairInfo
         <Table.Thead>
           <Table.Tr>
             <Table.Th style={{ minWidth: '10rem' }}>
-              Copy set (H1 {h1Site} → H2 {h2Site})
+              Copy set (H1 {primaries.join(', ')} → H2 {h2Site})
             </Table.Th>
             <Table.Th>State</Table.Th>
             <Table.Th w="28%">In sync</Table.Th>
@@ -59,9 +62,9 @@ export function PairTable({ pairs, h1Site, h2Site, onRemove }: { pairs: PairInfo
               <Table.Tr key={pair.id} data-testid={`pair-row-${pair.h1Volume}`}>
                 <Table.Td>
                   {pair.h1Volume} → {pair.h2Volume}
-                  {pair.primarySite && (
+                  {multiPrimary && (
                     <Text size="xs" c="dimmed" data-testid="primary-site">
-                      primary at {pair.primarySite}
+                      primary at {pair.primarySite ?? h1Site}
                     </Text>
                   )}
                 </Table.Td>

@@ -3,7 +3,7 @@ import type { PairInfo } from '@tandem/contract';
 import { useState } from 'react';
 import { copySetsEditable } from '../hooks/copy-sets.ts';
 import { availableActions, type ActionPlan } from '../hooks/session-actions.ts';
-import { formatSeconds, formatTime, sourceSite, targetSite, type MergedSession } from '../hooks/session-model.ts';
+import { directionText, formatSeconds, formatTime, primarySites, receivingSites, type MergedSession } from '../hooks/session-model.ts';
 import { useSessionsUi } from '../hooks/sessions-ui-store.ts';
 import { AddCopySetModal } from './AddCopySetModal.tsx';
 import { ExposureChart } from './ExposureChart.tsx';
@@ -51,10 +51,16 @@ export function SessionCard({ entry }: { entry: MergedSession }) {
               <Title order={4}>{session.name}</Title>
               <Badge variant="light">{session.type}</Badge>
               <Badge variant="outline" color="gray" data-testid="session-direction">
-                {sourceSite(session)} → {targetSite(session)}
+                {directionText(session)}
               </Badge>
             </Group>
             <StateBadge state={session.state} health={session.health} testId="session-state" />
+            {session.direction === 'h2-h1' && (
+              <Text size="sm" data-testid="production-site">
+                Production runs at <b>{session.h2Site}</b> (the old secondary) since the failback; {receivingSites(session).join(', ')}{' '}
+                {receivingSites(session).length === 1 ? 'receives' : 'receive'} its writes.
+              </Text>
+            )}
             {session.detail && (
               <Text size="xs" c="dimmed">
                 {session.detail}
@@ -67,7 +73,7 @@ export function SessionCard({ entry }: { entry: MergedSession }) {
           <SimpleGrid cols={2} spacing="xs" verticalSpacing="xs">
             <Fact label="Consistency time" value={formatTime(session.consistencyTime)} testId="consistency-time" />
             <Fact label="Exposure" value={formatSeconds(session.exposureSeconds)} testId="exposure" />
-            <Fact label="Sites" value={`H1 ${session.h1Site} · H2 ${session.h2Site}`} />
+            <Fact label="Sites" value={`H1 ${primarySites(session).join(', ')} · H2 ${session.h2Site}`} testId="session-sites" />
             <Fact label="Recoverable" value={session.recoverable ? 'yes' : 'no'} />
           </SimpleGrid>
           <ExposureChart sessionId={session.id} />

@@ -146,7 +146,16 @@ describe('SessionCard copy sets', () => {
   it("shows each pair's primary site when another agent holds the primary", () => {
     const card = renderCard(sessionFixture({ type: 'async', pairs: [pairFixture(), { ...log, primarySite: 'gamma' }] }));
     expect(within(within(card).getByTestId('pair-row-log')).getByTestId('primary-site')).toHaveTextContent('primary at gamma');
-    expect(within(within(card).getByTestId('pair-row-db')).queryByTestId('primary-site')).toBeNull();
+    expect(within(within(card).getByTestId('pair-row-db')).getByTestId('primary-site')).toHaveTextContent('primary at alpha');
+    expect(within(card).getByTestId('session-sites')).toHaveTextContent('H1 alpha, gamma · H2 beta');
+    expect(within(card).getByTestId('session-direction')).toHaveTextContent('alpha, gamma → beta');
+    expect(within(card).queryByTestId('production-site')).toBeNull();
+  });
+
+  it('after a failback of a multi-primary session: production at the old secondary, every primary site receives', () => {
+    const card = renderCard(sessionFixture({ type: 'async', direction: 'h2-h1', role: 'h2', pairs: [pairFixture(), { ...log, primarySite: 'gamma' }] }));
+    expect(within(card).getByTestId('session-direction')).toHaveTextContent('beta → alpha, gamma');
+    expect(within(card).getByTestId('production-site')).toHaveTextContent('Production runs at beta (the old secondary) since the failback; alpha, gamma receive its writes.');
   });
 });
 

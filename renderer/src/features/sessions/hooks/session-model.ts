@@ -21,8 +21,43 @@ export function targetSite(session: SessionInfo): string {
   return session.direction === 'h1-h2' ? session.h2Site : session.h1Site;
 }
 
+/**
+ * The sites holding the session's H1 volumes: the H1 site (the master) and,
+ * in a multi-primary async session, every other site named as a copy set's
+ * primary, in the order the copy sets list them.
+ */
+export function primarySites(session: SessionInfo): string[] {
+  return [...new Set([session.h1Site, ...session.pairs.map((pair) => pair.primarySite ?? session.h1Site)])];
+}
+
+/** Copy sets' primaries are on more than one site. */
+export function isMultiPrimary(session: SessionInfo): boolean {
+  return primarySites(session).length > 1;
+}
+
+/** The sites that currently receive: the H2 site, or every H1 site after a failback reversed the direction. */
+export function receivingSites(session: SessionInfo): string[] {
+  return session.direction === 'h1-h2' ? [session.h2Site] : primarySites(session);
+}
+
+/** Where data flows now: `alpha, bravo → charlie`, or `charlie → alpha, bravo` after a failback. */
+export function directionText(session: SessionInfo): string {
+  const sending = session.direction === 'h1-h2' ? primarySites(session) : [session.h2Site];
+  return `${sending.join(', ')} → ${receivingSites(session).join(', ')}`;
+}
+
 function isSourceView(session: SessionInfo): boolean {
   return (session.direction === 'h1-h2') === (session.role === 'h1');
+}
+
+/**
+ * Which view to show: a source's over a target's; of a multi-primary
+ * session's H1 agents, the master's (the H1 site, which knows every copy
+ * set) over a member's.
+ */
+function viewRank(session: SessionInfo, siteName: string): number {
+  if (!isSourceView(session)) return 0;
+  return session.role === 'h1' && siteName !== session.h1Site ? 1 : 2;
 }
 
 /**
@@ -41,7 +76,7 @@ export function mergeSessions(perSite: { siteId: string; siteName: string; sessi
         continue;
       }
       known.views.push(view);
-      if (isSourceView(session) && !isSourceView(known.session)) Object.assign(known, { session, siteId, siteName });
+      if (viewRank(session, siteName) > viewRank(known.session, known.siteName)) Object.assign(known, { session, siteId, siteName });
     }
   }
   const merged = [...byId.values()].map((entry) => ({ ...entry, session: { ...entry.session, pairs: entry.session.pairs.map((pair) => mergePair(pair, entry.views)) } }));
