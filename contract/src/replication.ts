@@ -186,6 +186,17 @@ export const AddPairRequestSchema = z.object({
 });
 export type AddPairRequest = z.infer<typeof AddPairRequestSchema>;
 
+/** Query of `DELETE /v1/sessions/:name/pairs/:volume`. */
+export const RemovePairQuerySchema = z.object({
+  /**
+   * Multi-primary sessions: the site (or agent id) holding the H1 volume of
+   * the copy set to remove. Needed when volumes of that name at several
+   * primary agents are copy sets of the session (`conflict` without it).
+   */
+  primaryAgent: z.string().min(1).optional(),
+});
+export type RemovePairQuery = z.infer<typeof RemovePairQuerySchema>;
+
 export const SessionActionSchema = z.enum(['start', 'suspend', 'resume', 'recover', 'failback', 'terminate']);
 export type SessionAction = z.infer<typeof SessionActionSchema>;
 

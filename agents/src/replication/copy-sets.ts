@@ -84,7 +84,13 @@ export class CopySets {
     return pair;
   }
 
-  async removePair(sessionName: string, h1Volume: string): Promise<void> {
+  /**
+   * Removes a copy set named by its H1 volume. In a multi-primary session two
+   * primary agents may hold volumes of the same name: `primaryAgent` (site
+   * name or agent id; this agent for the master's own) picks one; a name held
+   * by several without it is a `conflict` naming their sites.
+   */
+  async removePair(sessionName: string, h1Volume: string, options: { primaryAgent?: string } = {}): Promise<void> {
     const service = this.service;
     const session = service.session(sessionName);
     if (session.state !== 'defined' && !RunningCopySets.handles(session)) {
@@ -93,10 +99,22 @@ export class CopySets {
         `session ${session.name} is ${session.state}; copy sets are removed while it is defined, preparing, prepared or suspended`,
       );
     }
+    const here = options.primaryAgent === undefined || options.primaryAgent === service.agentId || options.primaryAgent === service.site;
+    if (!here) return service.multiPrimary.removeMemberPair(session, h1Volume, options.primaryAgent!);
     const pair = service.pairsOf(session).find((p) => p.h1Volume === h1Volume);
-    const memberPair = service.multiPrimary.memberPairs(session).find((p) => p.h1Volume === h1Volume);
-    if (!pair && memberPair) return service.multiPrimary.removeMemberPair(session, h1Volume, memberPair.primaryAgentId);
-    if (!pair) throw new ProblemError('not-found', `${h1Volume} is not in session ${session.name}`);
+    const memberPairs = service.multiPrimary.memberPairs(session).filter((p) => p.h1Volume === h1Volume);
+    if (options.primaryAgent === undefined && memberPairs.length + (pair ? 1 : 0) > 1) {
+      const sites = [...(pair ? [service.site] : []), ...memberPairs.map((p) => service.multiPrimary.siteOf(p.primaryAgentId))];
+      throw new ProblemError(
+        'conflict',
+        `${h1Volume} names copy sets of session ${session.name} at ${sites.join(', ')}; name the site holding the one to remove (primaryAgent)`,
+        { sites },
+      );
+    }
+    if (!pair && memberPairs.length === 1 && options.primaryAgent === undefined) {
+      return service.multiPrimary.removeMemberPair(session, h1Volume, memberPairs[0]!.primaryAgentId);
+    }
+    if (!pair) throw new ProblemError('not-found', `${h1Volume} is not in session ${session.name}${options.primaryAgent ? ` at ${service.site}` : ''}`);
     if (session.state !== 'defined') return service.running.remove(session, pair);
     await service.link(session).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
     this.forgetPair(pair);

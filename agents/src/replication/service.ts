@@ -267,8 +267,8 @@ export class ReplicationService implements TapSource {
     return this.copySets.addPair(sessionName, h1Volume, h2Volume, options);
   }
 
-  removePair(sessionName: string, h1Volume: string): Promise<void> {
-    return this.copySets.removePair(sessionName, h1Volume);
+  removePair(sessionName: string, h1Volume: string, options: { primaryAgent?: string } = {}): Promise<void> {
+    return this.copySets.removePair(sessionName, h1Volume, options);
   }
 
   forgetPair(pair: PairRecord): void {

@@ -11,6 +11,7 @@ import {
   PeerInfoSchema,
   PeerListSchema,
   ProblemError,
+  RemovePairQuerySchema,
   SessionActionSchema,
   SessionInfoSchema,
   SessionListSchema,
@@ -145,9 +146,9 @@ export async function replicationRoutes(fastify: FastifyInstance, deps: ApiDepen
   app.delete(
     '/v1/sessions/:name/pairs/:volume',
     // Defined sessions, and started ones (preparing, prepared, suspended): the other copy sets keep mirroring.
-    { schema: { params: z.object({ name: SessionNameSchema, volume: VolumeNameSchema }) } },
+    { schema: { params: z.object({ name: SessionNameSchema, volume: VolumeNameSchema }), querystring: RemovePairQuerySchema } },
     async (request, reply) => {
-      await runtime().service.removePair(request.params.name, request.params.volume);
+      await runtime().service.removePair(request.params.name, request.params.volume, { primaryAgent: request.query.primaryAgent });
       return reply.code(204).send();
     },
   );

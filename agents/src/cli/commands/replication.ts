@@ -238,14 +238,17 @@ export function registerReplicationCommands(program: Command): void {
     .description(
       'remove a copy set; in a started session it stops being mirrored and both sites drop its bitmaps (the last copy set of a started session is refused: terminate it)',
     )
+    .option('--primary-agent <site>', 'multi-primary sessions: the site holding the H1 volume (needed when several primary agents have copy sets of that volume name)')
     .addOption(dataOption())
     .addOption(jsonOption())
-    .action((name: string, h1Volume: string, options: AdminOptions) =>
+    .action((name: string, h1Volume: string, options: AdminOptions & { primaryAgent?: string }) =>
       withClient(options, async (client) => {
-        await client.call('DELETE', `/v1/sessions/${encodeURIComponent(name)}/pairs/${encodeURIComponent(h1Volume)}`, null);
+        const query = options.primaryAgent ? `?primaryAgent=${encodeURIComponent(options.primaryAgent)}` : '';
+        await client.call('DELETE', `/v1/sessions/${encodeURIComponent(name)}/pairs/${encodeURIComponent(h1Volume)}${query}`, null);
         const session = await client.call('GET', `/v1/sessions/${encodeURIComponent(name)}`, SessionInfoSchema);
-        if (options.json) printJson({ removed: h1Volume, session });
-        else print(`removed ${h1Volume} from ${name}`);
+        const removed = options.primaryAgent ? `${options.primaryAgent}:${h1Volume}` : h1Volume;
+        if (options.json) printJson({ removed: h1Volume, ...(options.primaryAgent ? { primaryAgent: options.primaryAgent } : {}), session });
+        else print(`removed ${removed} from ${name}`);
       }),
     );
   for (const action of SessionActionSchema.options) {
