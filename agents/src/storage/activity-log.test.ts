@@ -247,6 +247,105 @@ describe('activity log of the out-of-sync bitmaps', () => {
     }
   });
 
+  describe('close and abandon wait for every transaction running or queued', () => {
+    /**
+     * The log on its own, with a metadata commit the test holds: transaction 1
+     * writes its slot while transaction 2 is queued; transaction 2 evicts a
+     * region, so it starts with a commit (held until the test lets it go).
+     */
+    async function queuedBehindRunning(persist: () => Promise<void>) {
+      const meta = await fs.mkdtemp(path.join(os.tmpdir(), 'tandem-activity-close-'));
+      roots.push(meta);
+      const log = await ActivityLog.open(meta, await ActivityLog.read(meta), { regionTracks: 1, maxRegions: 3, idleMs: 0 }, persist);
+      await log.cover(0, 0, 2); // regions 0 and 1 durable
+      const first = log.cover(0, 2, 3)!; // transaction 1 starts
+      await null; // it has taken its snapshot: a new activation queues behind it
+      const second = log.cover(0, 3, 4)!; // 4 regions > 3: transaction 2 evicts one, commit first
+      expect(second).not.toBe(first);
+      const state = { first: false, second: false, secondOk: false };
+      void first.then(() => (state.first = true), () => (state.first = true));
+      void second.then(
+        () => ((state.second = true), (state.secondOk = true)),
+        () => (state.second = true),
+      );
+      return { meta, log, state };
+    }
+
+    it('close returns only after the queued transaction ran (its writer got the activation)', async () => {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let commits = 0;
+      const { meta, log, state } = await queuedBehindRunning(async () => {
+        if (++commits === 1) await held; // transaction 2's commit
+      });
+      let closed = false;
+      let secondAtClose = false;
+      const closing = log.close().then(() => {
+        closed = true;
+        secondAtClose = state.second;
+      });
+      while (commits < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+      // Transaction 2 is in its commit: close must not be done (the old close was, with its own commit).
+      await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 500))]);
+      const closedWhileRunning = closed;
+      release();
+      await closing;
+      expect(closedWhileRunning, 'close returned while transaction 2 ran').toBe(false);
+      expect(secondAtClose, 'the queued activation settled before close returned').toBe(true);
+      expect(state.first && state.secondOk).toBe(true);
+      // Close's own commit and empty slot came last.
+      expect(commits).toBe(2);
+      expect((await ActivityLog.read(meta)).regions).toEqual([]);
+    });
+
+    it('abandon returns only once nothing runs: the queued transaction does not start after it (no commit after a crash)', async () => {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let commits = 0;
+      const { meta, log, state } = await queuedBehindRunning(async () => {
+        commits++;
+        await held;
+      });
+      const sequence = () => ActivityLog.read(meta).then((contents) => contents.sequence);
+      await log.abandon();
+      const settledAtAbandon = { ...state };
+      const commitsAtAbandon = commits;
+      const sequenceAtAbandon = await sequence();
+      release();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(settledAtAbandon.first, 'the slot write in progress completed').toBe(true);
+      expect(settledAtAbandon.second, 'the queued activation settled before abandon returned').toBe(true);
+      expect(settledAtAbandon.secondOk, 'and was refused').toBe(false);
+      expect(commitsAtAbandon).toBe(0);
+      expect(commits).toBe(0);
+      expect(await sequence()).toBe(sequenceAtAbandon);
+    });
+
+    it('close called from inside a transaction (its commit) does not wait for that transaction', async () => {
+      let inside: Promise<void> | null = null;
+      const meta = await fs.mkdtemp(path.join(os.tmpdir(), 'tandem-activity-close-'));
+      roots.push(meta);
+      const log: ActivityLog = await ActivityLog.open(
+        meta,
+        await ActivityLog.read(meta),
+        { regionTracks: 1, maxRegions: 3, idleMs: 0 },
+        async () => {
+          if (!inside && log.activeRegions > 3) {
+            inside = log.close();
+            await inside;
+          }
+        },
+      );
+      await log.cover(0, 0, 3);
+      const evicting = log.cover(0, 3, 4)!; // commit first, which closes the log
+      await expect(evicting).rejects.toThrow(/closed/);
+      expect(inside).not.toBeNull();
+      await inside;
+      expect((await ActivityLog.read(meta)).regions).toEqual([]);
+      await expect(log.cover(0, 0, 1)).rejects.toThrow(/closed/);
+    }, 20_000);
+  });
+
   it('reads its configuration from the environment, within limits', () => {
     expect(activityLogOptions(65536, {})).toEqual({ regionTracks: 64, maxRegions: 1024, idleMs: 5000 });
     expect(

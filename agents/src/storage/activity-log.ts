@@ -128,7 +128,7 @@ export class ActivityLog {
   /** Transactions: one at a time, activations meanwhile share the next. */
   private readonly serial = new SerialRuns({
     run: () => this.transaction(),
-    failure: () => this.failure,
+    failure: () => this.failure ?? (this.final ? new Error('the activity log is closed') : null),
     started: (run) => {
       this.joinable = run;
     },
@@ -141,6 +141,10 @@ export class ActivityLog {
   private failure: Error | null = null;
   /** No new activity (shutting down or crashed). */
   private closing = false;
+  /** Close or abandon owns the file: no transaction starts, and one taken over in its commit writes nothing. */
+  private final = false;
+  /** The running transaction is in its metadata commit (the one place it runs code other than its own). */
+  private persisting = false;
   private closed = false;
   private readonly timer: NodeJS.Timeout | null = null;
   /** Slots written (for tests and diagnostics). */
@@ -249,9 +253,8 @@ export class ActivityLog {
   }
 
   /** Settles when no transaction is running or queued (for tests). */
-  async settled(): Promise<void> {
-    const { serial } = this;
-    while (serial.running || serial.queued) await (serial.queued ?? serial.running)!.catch(() => {});
+  settled(): Promise<void> {
+    return this.serial.idle();
   }
 
   /** One tick of the idle clock; regions untouched for IDLE_TICKS ticks leave the log. */
@@ -281,11 +284,17 @@ export class ActivityLog {
     try {
       // Writers arriving in the same turn of the event loop share this transaction.
       await null;
+      this.assertActive();
       const leaving = this.chooseLeaving();
       if (leaving.length > 0) {
         const mark = this.clock;
-        await this.persist();
-        this.assertOpen();
+        this.persisting = true;
+        try {
+          await this.persist();
+        } finally {
+          this.persisting = false;
+        }
+        this.assertActive();
         // A region covered again since the commit started holds bits that commit may lack: it stays.
         for (const region of leaving) {
           const regions = this.regions.get(region.bitmap);
@@ -304,6 +313,7 @@ export class ActivityLog {
           if (!region.durable) activated = true;
         }
       }
+      this.assertActive();
       await this.writeSlot(included);
       for (const region of included) {
         region.durable = true;
@@ -312,7 +322,7 @@ export class ActivityLog {
       // Activations beyond the limit (nothing durable was left to evict first): evict them next.
       if (activated && this.count > this.options.maxRegions) void this.requestTransaction().catch(() => {});
     } catch (error) {
-      if (!this.closed) this.failure ??= error instanceof Error ? error : new Error(String(error));
+      if (!this.final) this.failure ??= error instanceof Error ? error : new Error(String(error));
       throw error;
     }
   }
@@ -356,13 +366,31 @@ export class ActivityLog {
     if (this.closed) throw new Error('the activity log is closed');
   }
 
+  /** For transactions: close or abandon has taken the file over. */
+  private assertActive(): void {
+    if (this.final) throw new Error('the activity log is closed');
+  }
+
+  /**
+   * Waits until no transaction runs or is queued, except one in its metadata
+   * commit: that commit may be what called close or abandon (waiting for it
+   * would wait forever). Once `final` is set, such a transaction stops when
+   * its commit returns and writes nothing (the transaction queued behind it
+   * does not start), so close's own commit and slot write cover its regions.
+   */
+  private quiesce(): Promise<void> {
+    return this.serial.idle(() => this.persisting);
+  }
+
   /** Clean shutdown: commits the bits (data first), then empties the log, so a restart resyncs nothing more. */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
-    await this.serial.running?.catch(() => {});
-    await this.serial.queued?.catch(() => {});
+    // Transactions started or queued before the close complete (their writers get their activation),
+    // except one in its metadata commit (see quiesce).
+    await this.quiesce();
+    this.final = true;
     if (!this.failure && this.count > 0) {
       await this.persist();
       this.regions.clear();
@@ -370,6 +398,8 @@ export class ActivityLog {
       await this.writeSlot([]);
     }
     this.closed = true;
+    // One taken over in its commit has ended by now (commits run in order) unless it is the caller.
+    await this.quiesce();
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
   }
@@ -378,10 +408,11 @@ export class ActivityLog {
   async abandon(): Promise<void> {
     if (this.closed) return;
     this.closing = true;
+    this.final = true;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.serial.running?.catch(() => {});
-    await this.serial.queued?.catch(() => {});
+    // A slot write in progress completes; nothing queued starts.
+    await this.quiesce();
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
   }

@@ -29,6 +29,19 @@ export class SerialRuns {
     return this.next;
   }
 
+  /**
+   * Settles once no run is in progress or queued: a run that starts while
+   * it waits is waited for too. `unless` is asked before each wait; when it
+   * returns true it settles at once (a caller that may be inside the running
+   * run must not wait for it, nor for the run queued behind it).
+   */
+  async idle(unless: () => boolean = () => false): Promise<void> {
+    while (this.current || this.next) {
+      if (unless()) return;
+      await (this.next ?? this.current)!.catch(() => {});
+    }
+  }
+
   request(): Promise<void> {
     if (this.next) return this.next;
     if (!this.current) return this.start();
