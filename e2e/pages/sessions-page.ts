@@ -26,10 +26,22 @@ export class SessionsPage {
   }
 
   /** Walks the create-session wizard; pairs the two sites on the way if they are not paired yet. */
-  async create(options: { name: string; h1Site: string; h1Address: string; h2Site: string; h2Address: string; copySets: [string, string][] }): Promise<void> {
+  /** A copy set's third element names its primary site (async sessions; default the H1 site). */
+  async create(options: {
+    name: string;
+    type?: 'Sync' | 'Semi-sync' | 'Async' | 'Snapshot shipping';
+    h1Site: string;
+    h1Address: string;
+    h2Site: string;
+    h2Address: string;
+    copySets: ([string, string] | [string, string, string])[];
+    /** Checked on the review step before creating. */
+    review?: (review: Locator) => Promise<void>;
+  }): Promise<void> {
     await this.page.getByRole('button', { name: 'Create session…' }).click();
     const wizard = this.createWizard;
     await wizard.getByLabel('Session name').fill(options.name);
+    if (options.type) await wizard.getByRole('radio', { name: options.type, exact: true }).check();
     await wizard.getByRole('button', { name: 'Next' }).click();
     await wizard.getByLabel('H1 site (source)').selectOption({ label: `${options.h1Site} (${options.h1Address})` });
     await wizard.getByLabel('H2 site (target)').selectOption({ label: `${options.h2Site} (${options.h2Address})` });
@@ -39,12 +51,14 @@ export class SessionsPage {
     if (await pairButton.isVisible()) await pairButton.click();
     await paired.waitFor();
     await wizard.getByRole('button', { name: 'Next' }).click();
-    for (const [h1Volume, h2Volume] of options.copySets) {
-      await wizard.getByLabel(`Volume at ${options.h1Site}`).selectOption(h1Volume);
+    for (const [h1Volume, h2Volume, primarySite] of options.copySets) {
+      if (primarySite) await wizard.getByLabel('Primary site').selectOption(primarySite);
+      await wizard.getByLabel(`Volume at ${primarySite ?? options.h1Site}`).selectOption(h1Volume);
       await wizard.getByLabel(`Copy at ${options.h2Site}`).selectOption(h2Volume);
       await wizard.getByRole('button', { name: 'Add copy set' }).click();
     }
     await wizard.getByRole('button', { name: 'Next' }).click();
+    await options.review?.(wizard.getByTestId('create-session-review'));
     await wizard.getByRole('button', { name: 'Create session' }).click();
     await wizard.waitFor({ state: 'hidden' });
     await this.card(options.name).waitFor();

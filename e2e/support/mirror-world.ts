@@ -20,26 +20,39 @@ export interface MirrorWorld {
  * the sessions spec runs against agents of its own.
  */
 export async function startMirrorWorld(): Promise<MirrorWorld> {
+  const world = await startSitesWorld(['primary', 'secondary']);
+  const { primary, secondary } = world.agents;
+  return { dir: world.dir, primary, secondary, backend: world.backend, siteIds: { primary: world.siteIds.primary, secondary: world.siteIds.secondary }, stop: world.stop };
+}
+
+/** Agents of the given site names and a console backend of one spec's own, every site connected to the console (not paired with each other). */
+export interface SitesWorld {
+  dir: string;
+  agents: Record<string, RunningAgent>;
+  backend: RunningConsoleBackend;
+  siteIds: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export async function startSitesWorld(sites: string[]): Promise<SitesWorld> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tandem-e2e-mirror-'));
-  await initAgent({ dataDir: path.join(dir, 'primary'), site: 'primary' });
-  await initAgent({ dataDir: path.join(dir, 'secondary'), site: 'secondary' });
-  const [primary, secondary] = await Promise.all([startAgent({ dataDir: path.join(dir, 'primary') }), startAgent({ dataDir: path.join(dir, 'secondary') })]);
+  for (const site of sites) await initAgent({ dataDir: path.join(dir, site), site });
+  const started = await Promise.all(sites.map((site) => startAgent({ dataDir: path.join(dir, site) })));
+  const agents = Object.fromEntries(sites.map((site, index) => [site, started[index]]));
   const backend = await startConsoleBackend({ configDir: path.join(dir, 'console') });
-  const connect = async (agent: RunningAgent): Promise<string> => {
-    const { token, certificateFingerprint } = await pairingToken(agent.dataDir);
-    const site = (await consoleApi(backend, 'POST', '/api/sites', { address: agent.apiAddress, token, expectedFingerprint: certificateFingerprint })) as { id: string };
-    return site.id;
-  };
-  const siteIds = { primary: await connect(primary), secondary: await connect(secondary) };
+  const siteIds: Record<string, string> = {};
+  for (const site of sites) {
+    const { token, certificateFingerprint } = await pairingToken(agents[site].dataDir);
+    siteIds[site] = ((await consoleApi(backend, 'POST', '/api/sites', { address: agents[site].apiAddress, token, expectedFingerprint: certificateFingerprint })) as { id: string }).id;
+  }
   return {
     dir,
-    primary,
-    secondary,
+    agents,
     backend,
     siteIds,
     async stop() {
       await backend.stop();
-      await Promise.all([primary.stop(), secondary.stop()]);
+      await Promise.all(started.map((agent) => agent.stop()));
       await rm(dir, { recursive: true, force: true });
     },
   };
