@@ -32,7 +32,7 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
         <Text size="sm">
           Copying from {sourceSite(session)} to {receivingSites(session).join(', ')}. {session.state === 'prepared' ? 'Done: the sites are in sync. Go on to verify.' : 'This follows the agents as they report.'}
         </Text>
-        <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} />
+        <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} direction={session.direction} />
       </Stack>
     );
   }

@@ -1,5 +1,5 @@
 import { Button, Progress, Table, Text, Tooltip } from '@mantine/core';
-import type { PairInfo } from '@tandem/contract';
+import type { Direction, PairInfo } from '@tandem/contract';
 import { formatSeconds } from '../hooks/session-model.ts';
 
 const pairColours: Record<PairInfo['state'], string> = {
@@ -29,7 +29,20 @@ function pairStateText(pair: PairInfo): string {
  * counts, ETA; the primary's site for copy sets whose primary is another
  * agent (multi-primary async); a Remove action when `onRemove` is given.
  */
-export function PairTable({ pairs, h1Site, h2Site, onRemove }: { pairs: PairInfo[]; h1Site: string; h2Site: string; onRemove?: (pair: PairInfo) => void }) {
+export function PairTable({
+  pairs,
+  h1Site,
+  h2Site,
+  direction = 'h1-h2',
+  onRemove,
+}: {
+  pairs: PairInfo[];
+  h1Site: string;
+  h2Site: string;
+  /** After a failback (`h2-h1`) data flows from the H2 volumes to the H1 volumes: the arrows say so. */
+  direction?: Direction;
+  onRemove?: (pair: PairInfo) => void;
+}) {
   if (pairs.length === 0) return <Text size="sm" c="dimmed">No copy sets yet.</Text>;
   // Multi-primary: every copy set names its primary's site, the H1 site's own too.
   const primaries = [...new Set([h1Site, ...pairs.map((pair) => pair.primarySite ?? h1Site)])];
@@ -41,7 +54,7 @@ export function PairTable({ pairs, h1Site, h2Site, onRemove }: { pairs: PairInfo
         <Table.Thead>
           <Table.Tr>
             <Table.Th style={{ minWidth: '10rem' }}>
-              Copy set (H1 {primaries.join(', ')} → H2 {h2Site})
+              {direction === 'h1-h2' ? `Copy set (H1 ${primaries.join(', ')} → H2 ${h2Site})` : `Copy set (H2 ${h2Site} → H1 ${primaries.join(', ')})`}
             </Table.Th>
             <Table.Th>State</Table.Th>
             <Table.Th w="28%">In sync</Table.Th>
@@ -61,7 +74,7 @@ export function PairTable({ pairs, h1Site, h2Site, onRemove }: { pairs: PairInfo
             return (
               <Table.Tr key={pair.id} data-testid={`pair-row-${pair.h1Volume}`}>
                 <Table.Td>
-                  {pair.h1Volume} → {pair.h2Volume}
+                  {direction === 'h1-h2' ? `${pair.h1Volume} → ${pair.h2Volume}` : `${pair.h2Volume} → ${pair.h1Volume}`}
                   {multiPrimary && (
                     <Text size="xs" c="dimmed" data-testid="primary-site">
                       primary at {pair.primarySite ?? h1Site}

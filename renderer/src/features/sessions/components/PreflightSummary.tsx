@@ -66,7 +66,7 @@ export function PreflightSummary({ preflight, pairs, h1Site }: { preflight: Fail
           <Table.Tbody>
             {preflight.pairs.map((pair) => (
               <Table.Tr key={pair.pair} data-testid={`preflight-pair-${pair.pair}`}>
-                <Table.Td>{pairName(pair)}</Table.Td>
+                <Table.Td style={{ whiteSpace: 'nowrap' }}>{pairName(pair)}</Table.Td>
                 <Table.Td data-testid="preflight-primary-site">{primaryOf(pair) ?? '–'}</Table.Td>
                 <Table.Td ta="right">{pair.targetChangedTracks}</Table.Td>
                 <Table.Td ta="right">{pair.outOfSyncTracks}</Table.Td>

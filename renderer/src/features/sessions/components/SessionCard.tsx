@@ -80,7 +80,7 @@ export function SessionCard({ entry }: { entry: MergedSession }) {
         </SimpleGrid>
         <ShippingControls entry={entry} />
         <LastVerifySummary session={session} />
-        <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} onRemove={editable ? setRemoving : undefined} />
+        <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} direction={session.direction} onRemove={editable ? setRemoving : undefined} />
         <Group justify="space-between">
           <Group gap="xs">
             {editable && (
