@@ -89,6 +89,13 @@ export const PairInfoSchema = z.object({
    * for copy sets whose primary is the session's own H1 site.
    */
   primarySite: z.string().optional(),
+  /**
+   * At the target (H2) of a copy set whose initial copy (added to a running
+   * session) has not completed, before and after a recover: false, its volume
+   * there is no consistent image (`inconsistentReason` says why). Absent otherwise.
+   */
+  consistent: z.boolean().optional(),
+  inconsistentReason: z.string().optional(),
 });
 export type PairInfo = z.infer<typeof PairInfoSchema>;
 

@@ -199,7 +199,10 @@ export class MultiPrimaryFailback {
     for (const pair of service.pairsOf(session)) {
       const link = service.pairLink(session, pair);
       await link.ready(3000);
-      plans.push(await planPair(service.engine, link, pair, options));
+      // Recovered during its initial copy: every candidate track (not yet copied, or changed here) is copied; equal
+      // codes prove nothing about a volume that was never a consistent image.
+      const whole = service.running.initialCopyPending(pair);
+      plans.push(await planPair(service.engine, link, pair, whole ? { verifyCodes: false, fullCompare: false } : options));
     }
     return plans;
   }

@@ -581,7 +581,8 @@ export class MultiPrimarySessions {
         // At the secondary: a copy set whose primary is a member agent.
         const pair = params.pair as PairRecord;
         const member = params.member as MemberPairRecord;
-        service.copySets.adoptPair(pair);
+        // Attached first when the session runs: it keeps its initial copy pending (see RunningCopySets.attach).
+        service.copySets.adoptPair(service.pairs.get(pair.id)?.joining ? { ...pair, joining: true } : pair);
         this.saveMemberPair(member);
         return {};
       }

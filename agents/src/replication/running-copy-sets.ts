@@ -47,9 +47,35 @@ export class RunningCopySets {
     this.multiPrimary = new MultiPrimaryRunning(service, this);
   }
 
-  /** The copy set was added to a running session and has not joined its consistency group yet. */
+  /**
+   * The copy set was added to a running session and has not joined its
+   * consistency group yet (at its source; at the target the same flag says
+   * that its initial copy has not completed, see `initialCopyPending`).
+   */
   isJoining(pair: PairRecord): boolean {
-    return pair.joining === true;
+    const session = this.service.sessions.get(pair.sessionId);
+    return pair.joining === true && session !== undefined && this.service.isSource(session);
+  }
+
+  /**
+   * At the target (H2) of a copy set: its initial copy (as a copy set added to
+   * a running session) had not completed when last heard of, so its volume
+   * here is no consistent image: set when it is attached, cleared when its
+   * source tells it joined (`pair.joined`) and by a failback that copies it
+   * whole. A recover keeps it (reported `consistent: false`).
+   */
+  initialCopyPending(pair: PairRecord): boolean {
+    const session = this.service.sessions.get(pair.sessionId);
+    return pair.joining === true && session !== undefined && !this.service.isSource(session);
+  }
+
+  /** Target: the source tells that a copy set finished its initial copy and joined (`pair.joined`). */
+  joinedAtSource(pairId: string): void {
+    const pair = this.service.pair(pairId);
+    const session = this.service.session(pair.sessionId);
+    if (this.service.isSource(session) || pair.joining !== true) return;
+    pair.joining = false;
+    this.service.store.savePair(pair);
   }
 
   /** The copy set is being removed (its changes in flight settle). */
@@ -175,6 +201,11 @@ export class RunningCopySets {
       }
       if (!this.isJoining(pair) || !this.service.pairs.has(pair.id)) return;
       this.setJoining(pair, false);
+      // The target learns that its volume holds the whole image now (a recover before this reports it inconsistent).
+      void this.service
+        .link(session)
+        .call('pair.joined', { pair: pair.id }, null, { waitForLinkMs: 2000, timeoutMs: 10_000 })
+        .catch((error) => this.service.logger.warn({ pair: pair.id, error: problemMessage(error) }, 'could not tell the target that the copy set joined'));
       this.service.engine.catalog.recordEvent(
         'pair.joined',
         'info',
@@ -319,7 +350,9 @@ export class RunningCopySets {
     if (!RUNNING_STATES.has(session.state) || service.isSource(session)) {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; it takes no copy set now`);
     }
-    service.copySets.adoptPair(record);
+    // Its initial copy starts now (a copy set added while suspended is copied by the resume, with the others).
+    const joining = session.type !== 'snapshot-shipping' && (session.state === 'preparing' || session.state === 'prepared');
+    service.copySets.adoptPair({ ...record, joining });
     const device = service.engine.device(record.localVolume);
     await device.trim(0, device.sizeBytes);
     service.engine.catalog.recordEvent(

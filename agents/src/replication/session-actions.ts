@@ -128,8 +128,22 @@ export class SessionActions {
     }
     // A multi-primary session recovered at its H1 side (H2->H1): every member's volumes become writable too.
     if (multi.isMaster(session)) await multi.failback.recoverMembers(session, commit);
+    // Copy sets whose initial copy had not completed: their volumes here are no consistent image (reported per copy set).
+    const inconsistent = service.pairsOf(session).filter((pair) => service.running.initialCopyPending(pair));
+    for (const pair of inconsistent) {
+      const site = multi.primarySiteOf(pair);
+      service.engine.catalog.recordEvent(
+        'pair.inconsistent',
+        'warning',
+        session.name,
+        `session ${session.name} recovered while copy set ${site ? `${site}:` : ''}${pair.h1Volume} -> ${pair.h2Volume} was still in its initial copy: ${pair.localVolume} is not a consistent image; a failback copies every track not copied yet`,
+        { pair: pair.id, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume, ...(site ? { primarySite: site } : {}), reason: 'initial-copy-incomplete' },
+      );
+    }
     service.setState(session, 'target-available', {
-      detail: null,
+      detail: inconsistent.length
+        ? `${inconsistent.length} copy set(s) recovered during their initial copy are not consistent: ${inconsistent.map((pair) => pair.h2Volume).join(', ')}`
+        : null,
       consistencyTime: session.consistencyTime ?? new Date().toISOString(),
     });
   }

@@ -63,6 +63,8 @@ export class SessionFailback {
       if (pair.targetChangedBitmap !== null) await engine.bitmaps.delete(pair.targetChangedBitmap);
       pair.outOfSyncBitmap = bitmap;
       pair.targetChangedBitmap = null;
+      // A copy set recovered during its initial copy: the failback copies it whole (planned without the code shortcut).
+      pair.joining = false;
       service.store.savePair(pair);
     }
   }

@@ -105,8 +105,10 @@ export class SessionReports {
         state = 'suspended';
     }
     const primarySite = service.multiPrimary.primarySiteOf(pair);
+    const pending = service.running.initialCopyPending(pair);
     return {
       ...(primarySite ? { primarySite } : {}),
+      ...(pending ? { consistent: false, inconsistentReason: 'initial copy not complete: recovered (or still copying) before it joined the consistency group' } : {}),
       id: pair.id,
       h1Volume: pair.h1Volume,
       h2Volume: pair.h2Volume,

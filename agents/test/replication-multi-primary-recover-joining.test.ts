@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
+import { readAll, waitFor } from './helpers/replication-sites.ts';
+
+const MiB = 1024 * 1024;
+
+let sites: ThreeSites | null = null;
+afterEach(async () => {
+  await sites?.close();
+  sites = null;
+});
+
+/**
+ * A multi-primary async session (alpha the master with a, bravo a member with
+ * b, charlie the secondary) recovered at charlie while bravo's new copy set n
+ * is still in its initial copy: the recover proceeds, n2 is reported
+ * inconsistent, and the failback copies every track of n not copied yet (no
+ * shortcut by equal codes) and makes n the image of n2.
+ */
+describe('recover while a copy set of a multi-primary session joins', () => {
+  it('recovers, reports the joining copy set inconsistent (event, consistent: false) and fails it back whole', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    const master = s.alpha.replication.service;
+    const charlie = s.charlie.replication.service;
+    await s.alpha.engine.createVolume('a', 8 * MiB);
+    await s.bravo.engine.createVolume('b', 8 * MiB);
+    await s.bravo.engine.createVolume('n', 96 * MiB);
+    for (const [name, size] of [['a2', 8], ['b2', 8], ['n2', 96]] as const) await s.charlie.engine.createVolume(name, size * MiB);
+    await s.bravo.replication.exports.openExport('b').write(0, randomBytes(MiB));
+    // n holds 96 MiB of data: its initial copy takes a while.
+    const n = s.bravo.replication.exports.openExport('n');
+    for (let offset = 0; offset < 96 * MiB; offset += 8 * MiB) await n.write(offset, randomBytes(8 * MiB));
+    await master.createSession('mp', 'async', 'charlie');
+    await master.addPair('mp', 'a', 'a2');
+    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await master.act('mp', 'start');
+    await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+    // A joined copy set is consistent at charlie (nothing reported).
+    expect(charlie.info(charlie.session('mp')).pairs.every((pair) => pair.consistent === undefined)).toBe(true);
+
+    // A copy set that finished its initial copy is consistent at charlie again (bravo tells it: pair.joined).
+    await s.bravo.engine.createVolume('j', 4 * MiB);
+    await s.charlie.engine.createVolume('j2', 4 * MiB);
+    await s.bravo.replication.exports.openExport('j').write(0, randomBytes(MiB));
+    await master.addPair('mp', 'j', 'j2', { primaryAgent: 'bravo' });
+    const j = () => charlie.info(charlie.session('mp')).pairs.find((pair) => pair.h1Volume === 'j')!;
+    expect(j().consistent, 'j2 while j copies').toBe(false);
+    await waitFor(() => master.session('mp').state === 'prepared' && j().consistent === undefined, 60_000, 'j joined and consistent at charlie');
+
+    await master.addPair('mp', 'n', 'n2', { primaryAgent: 'bravo' });
+    await charlie.act('mp', 'recover');
+    const joinedEarly = s.bravo.engine.catalog.listEvents(0, 5000).some((event) => event.type === 'pair.joined' && event.data?.h1Volume === 'n');
+    expect(joinedEarly, 'n was still in its initial copy at the recover').toBe(false);
+    expect(charlie.session('mp').state).toBe('target-available');
+
+    const info = charlie.info(charlie.session('mp'));
+    const of = (volume: string) => info.pairs.find((pair) => pair.h1Volume === volume)!;
+    expect(of('n').consistent).toBe(false);
+    expect(of('n').inconsistentReason).toMatch(/initial copy/);
+    expect(of('a').consistent).toBeUndefined();
+    expect(of('b').consistent).toBeUndefined();
+    expect(of('j').consistent).toBeUndefined();
+    expect(info.detail).toMatch(/n2/);
+    const events = s.charlie.engine.catalog.listEvents(0, 5000).filter((event) => event.type === 'pair.inconsistent');
+    expect(events.map((event) => event.data?.h1Volume)).toEqual(['n']);
+    expect(events[0]!.data?.primarySite).toBe('bravo');
+
+    // The failback plans n whole: every candidate track (bravo's not yet copied ones, n2's changed ones) is copied, no codes.
+    await s.charlie.replication.exports.openExport('n2').write(90 * MiB, randomBytes(MiB));
+    const preflight = await charlie.preflight('mp', { verifyCodes: true, fullCompare: false });
+    const planN = preflight.pairs.find((pair) => pair.h1Volume === 'n')!;
+    const bravoN = s.bravo.replication.service.pairsOf(s.bravo.replication.service.session('mp')).find((pair) => pair.h1Volume === 'n')!;
+    const notCopied = s.bravo.engine.bitmaps.view(bravoN.outOfSyncBitmap!).setCount;
+    expect(notCopied, 'tracks of n not copied at the recover').toBeGreaterThan(0);
+    expect(planN.differingTracks).toBeNull();
+    expect(planN.tracksToCopy).toBe(planN.candidateTracks);
+    expect(planN.tracksToCopy).toBeGreaterThanOrEqual(notCopied);
+    // The others keep the code comparison.
+    expect(preflight.pairs.find((pair) => pair.h1Volume === 'b')!.differingTracks).not.toBeNull();
+
+    await charlie.act('mp', 'failback');
+    await waitFor(() => charlie.session('mp').state === 'prepared', 120_000, 'prepared H2->H1');
+    // H2->H1 rounds reach bravo after charlie copied: n becomes n2's image.
+    const same = async () => (await readAll(s.bravo, 'n')).equals(await readAll(s.charlie, 'n2'));
+    const deadline = Date.now() + 60_000;
+    while (!(await same()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(await same(), 'n is the image of n2').toBe(true);
+    expect(charlie.info(charlie.session('mp')).pairs.every((pair) => pair.consistent === undefined)).toBe(true);
+  }, 240_000);
+});
