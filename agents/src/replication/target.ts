@@ -74,6 +74,9 @@ export class TargetHandlers {
       case 'pair.attach':
         await service.running.attach(str(params, 'session'), params.pair as PairRecord);
         return {};
+      case 'pair.joined':
+        service.running.joinedAtSource(str(params, 'pair'));
+        return {};
       case 'volume.size':
         return { result: { sizeBytes: service.engine.getVolume(str(params, 'name')).sizeBytes } };
       case 'session.state':
