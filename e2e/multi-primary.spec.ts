@@ -161,10 +161,14 @@ test.describe.serial('multi-primary session: create with two primary sites, fail
     await expect(wizard.getByRole('button', { name: 'Verify result' })).toBeEnabled({ timeout: 90_000 });
     await wizard.getByRole('button', { name: 'Verify result' }).click();
     await expect(wizard.getByTestId('verify-summary')).toContainText(/\d+ tracks compared, 0 differing, 0 unverified/, { timeout: 90_000 });
+    await expect(wizard.getByTestId('verify-site-alpha')).toHaveText('alpha (1 copy set): 256 tracks compared with charlie, 0 differing');
+    await expect(wizard.getByTestId('verify-site-bravo')).toHaveText('bravo (1 copy set): 256 tracks compared with charlie, 0 differing');
+    await expect(wizard.getByRole('button', { name: 'Return to alpha, bravo → charlie' })).toBeVisible();
     await wizard.screenshot({ path: path.join(shots, 'mp-failback-result.png'), animations: 'disabled' });
     await wizard.getByRole('button', { name: 'Close' }).click();
 
     await expect(card.getByTestId('session-direction')).toHaveText('charlie → alpha, bravo');
+    await expect(card.getByTestId('pair-row-mp-b')).toContainText('mp-b-copy → mp-b');
     await expect(card.getByTestId('production-site')).toHaveText('Production runs at charlie (the old secondary) since the failback; alpha, bravo receive its writes.');
     await expect(sessions.state(session)).toContainText('Prepared');
     await card.screenshot({ path: path.join(shots, 'mp-card-after-failback.png'), animations: 'disabled' });

@@ -1,7 +1,7 @@
 import { fireEvent, screen, within } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import { renderWithBackend } from '../../../test/render.tsx';
-import { alpha, sessionFixture } from '../hooks/session-fixtures.test-helpers.ts';
+import { alpha, pairFixture, sessionFixture } from '../hooks/session-fixtures.test-helpers.ts';
 import { mergeSessions } from '../hooks/session-model.ts';
 import { FailbackProgress } from './FailbackProgress.tsx';
 
@@ -56,5 +56,21 @@ describe('FailbackProgress result', () => {
     expect(shown).toHaveTextContent('Verified by the agent after the failback at');
     expect(shown).toHaveTextContent('4,096 tracks compared, 0 differ');
     expect(shown).not.toHaveTextContent('Not verified equal');
+  });
+
+  it('multi-primary: the verified result per primary site, and the way back names every primary site', async () => {
+    const pairA = pairFixture({ id: 'pa', h1Volume: 'a', h2Volume: 'a2', trackCount: 256 });
+    const pairB = pairFixture({ id: 'pb', h1Volume: 'b', h2Volume: 'b2', trackCount: 256, primarySite: 'gamma' });
+    const failedBack = sessionFixture({ type: 'async', direction: 'h2-h1', state: 'prepared', role: 'h2', pairs: [pairA, pairB] });
+    const [entry] = mergeSessions([{ siteId: alpha.id, siteName: 'beta', sessions: [failedBack] }]);
+    const pairReport = (pair: string, h1Volume: string, differingCount: number) => ({
+      pair, h1Volume, h2Volume: `${h1Volume}2`, trackCount: 256, comparedTracks: 256, differingCount, differingTracks: [], recheckedTracks: 0, unverifiedCount: 0, unverifiedTracks: [], codesComputed: 0,
+    });
+    renderWithBackend(<FailbackProgress entry={entry} phase="result" />, {
+      'POST /api/sites/agent-a/sessions/orders/verify': [200, { ...report, pairs: [pairReport('pa', 'a', 0), pairReport('pb', 'b', 2)], comparedTracks: 512, differingTracks: 2 }],
+    });
+    expect(await screen.findByTestId('verify-site-alpha')).toHaveTextContent('alpha (1 copy set): 256 tracks compared with beta, 0 differing');
+    expect(screen.getByTestId('verify-site-gamma')).toHaveTextContent('gamma (1 copy set): 256 tracks compared with beta, 2 differing');
+    expect(screen.getByRole('button', { name: 'Return to alpha, gamma → beta' })).toBeDisabled();
   });
 });

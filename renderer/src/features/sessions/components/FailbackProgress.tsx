@@ -1,7 +1,7 @@
 import { Alert, Button, Checkbox, Loader, Stack, Text } from '@mantine/core';
 import { useEffect, useRef, useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
-import { receivingSites, sourceSite, type MergedSession } from '../hooks/session-model.ts';
+import { isMultiPrimary, primarySites, receivingSites, sourceSite, type MergedSession } from '../hooks/session-model.ts';
 import { useSessionAction, useVerify } from '../hooks/use-sessions.ts';
 import { StateBadge } from './HealthBadge.tsx';
 import { LastVerifySummary } from './LastVerifySummary.tsx';
@@ -38,7 +38,21 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
   }
 
   const report = verify.data;
-  const originalSource = session.h1Site;
+  // Multi-primary sessions: every site holding primary volumes is a source again on the way back.
+  const originalSource = primarySites(session).join(', ');
+  // The verify per primary site: each copy set's report goes to the site holding its H1 volume.
+  const perSite = report && isMultiPrimary(session)
+    ? primarySites(session).map((site) => {
+        const mine = report.pairs.filter((each) => (session.pairs.find((pair) => pair.id === each.pair || pair.h1Volume === each.h1Volume)?.primarySite ?? session.h1Site) === site);
+        return {
+          site,
+          copySets: mine.length,
+          compared: mine.reduce((sum, each) => sum + each.comparedTracks, 0),
+          differing: mine.reduce((sum, each) => sum + each.differingCount, 0),
+          unverified: mine.reduce((sum, each) => sum + each.unverifiedCount, 0),
+        };
+      })
+    : null;
   const returnToOriginal = () =>
     back.mutate(
       { siteId: entry.siteId, name: session.name, action: 'recover' },
@@ -60,6 +74,16 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
             {report.resyncStarted ? '; the differing tracks are being copied again.' : '.'}
           </Text>
         </Alert>
+      )}
+      {perSite && (
+        <Stack gap={2} data-testid="verify-per-site">
+          {perSite.map((each) => (
+            <Text key={each.site} size="sm" data-testid={`verify-site-${each.site}`}>
+              {each.site} ({each.copySets} copy set{each.copySets === 1 ? '' : 's'}): {each.compared} tracks compared with {session.h2Site}, {each.differing} differing
+              {each.unverified > 0 ? `, ${each.unverified} unverified` : ''}
+            </Text>
+          ))}
+        </Stack>
       )}
       {report && returnOffered && (
         <Stack gap={4}>
