@@ -18,6 +18,14 @@ import {
   type VolumeInfo,
 } from '@tandem/contract';
 import { readRunInfo } from './data-dir-files.ts';
+
+/** Filters of `GET /v1/events` as the query carries them. */
+export interface EventFilter {
+  subject?: string;
+  type?: string;
+  excludeType?: string;
+  newest?: boolean;
+}
 import { loadAdminCredentials, type ClientCredentials } from '../tls/files.ts';
 
 /** A raw answer: status and parsed JSON body (undefined when empty). */
@@ -184,8 +192,14 @@ export class AgentApiClient {
   trackDetail(name: string, track: number) {
     return this.call('GET', `/v1/volumes/${encodeURIComponent(name)}/tracks/${track}`, TrackDetailSchema);
   }
-  async events(after = 0, limit = 200): Promise<AgentEvent[]> {
-    return (await this.call('GET', `/v1/events?after=${after}&limit=${limit}`, EventListSchema)).events;
+  /** `GET /v1/events`; `filter` narrows the answer at the agent (EventListQuery: `type` and `excludeType` comma-separated). */
+  async events(after = 0, limit = 200, filter: EventFilter = {}): Promise<AgentEvent[]> {
+    const query = new URLSearchParams({ after: String(after), limit: String(limit) });
+    if (filter.subject !== undefined) query.set('subject', filter.subject);
+    if (filter.type !== undefined) query.set('type', filter.type);
+    if (filter.excludeType !== undefined) query.set('excludeType', filter.excludeType);
+    if (filter.newest) query.set('newest', 'true');
+    return (await this.call('GET', `/v1/events?${query}`, EventListSchema)).events;
   }
 
   /** Opens the event WebSocket; frames are EventStreamMessage JSON. `after` replays older events first. */

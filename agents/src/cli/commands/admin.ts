@@ -1,6 +1,6 @@
-import type { Command } from 'commander';
-import type { AgentEvent, EventStreamMessage, PoolStats, VolumeInfo } from '@tandem/contract';
-import { AgentApiClient } from '../api-client.ts';
+import { InvalidArgumentError, type Command } from 'commander';
+import { EventListQuerySchema, type AgentEvent, type EventStreamMessage, type PoolStats, type VolumeInfo } from '@tandem/contract';
+import { AgentApiClient, type EventFilter } from '../api-client.ts';
 import { dataOption, jsonOption, parseCount, parseSizeArgument } from '../arguments.ts';
 import { formatFields, formatTable, print, printJson, size } from '../output.ts';
 
@@ -211,21 +211,46 @@ export function registerAdminCommands(program: Command): void {
 
   program
     .command('events')
-    .description('list recent events; --follow keeps printing new ones')
+    .description('list recent events (oldest first); --follow keeps printing new ones')
     .addOption(dataOption())
     .option('--after <id>', 'only events after this id', parseCount, 0)
     .option('--limit <count>', 'at most this many (1..1000)', parseCount, 200)
-    .option('--follow', 'keep printing new events until interrupted')
+    .option('--subject <name>', 'only events about this subject (exact: a volume, session, flash session, cluster, site or client name)', parseEventSubject)
+    .option('--type <list>', 'only these event types or families, comma-separated (session.state,flash.*), at most 20', parseEventTypes)
+    .option('--exclude-type <list>', 'leave out these event types or families (same form)', parseEventTypes)
+    .option('--newest', 'the newest --limit matching events instead of the oldest (still printed oldest first)')
+    .option('--follow', 'keep printing new events until interrupted (not with --subject, --type or --exclude-type)')
     .addOption(jsonOption())
-    .action((options: AdminOptions & { after: number; limit: number; follow?: boolean }) =>
-      withClient(options, async (client) => {
-        const events = await client.events(options.after, options.limit);
+    .action((options: AdminOptions & EventFilter & { after: number; limit: number; follow?: boolean }, command: Command) => {
+      if (options.follow && (options.subject !== undefined || options.type !== undefined || options.excludeType !== undefined)) {
+        // The event stream is not filtered: followed events would not match what was asked for.
+        command.error('error: --follow does not take --subject, --type or --exclude-type', { exitCode: 2 });
+      }
+      return withClient(options, async (client) => {
+        const { subject, type, excludeType, newest } = options;
+        const events = await client.events(options.after, options.limit, { subject, type, excludeType, newest });
         if (options.json) {
           if (options.follow) for (const event of events) process.stdout.write(`${JSON.stringify(event)}\n`);
           else printJson({ events });
         } else if (events.length) print(formatTable(eventHeaders, events.map(eventLine), [0]));
         else if (!options.follow) print('no events');
         if (options.follow) await followEvents(client, events.at(-1)?.id ?? options.after, options.json ?? false);
-      }),
-    );
+      });
+    });
+}
+
+/** `--subject`: as EventListQuery takes it (1 to 256 characters). */
+function parseEventSubject(text: string): string {
+  const parsed = EventListQuerySchema.shape.subject.safeParse(text);
+  if (!parsed.success) throw new InvalidArgumentError(`'${text}' is not a subject; use 1 to 256 characters`);
+  return text;
+}
+
+/** `--type`, `--exclude-type`: as EventListQuery takes them (checked here, sent as given). */
+function parseEventTypes(text: string): string {
+  const parsed = EventListQuerySchema.shape.type.safeParse(text);
+  if (!parsed.success) {
+    throw new InvalidArgumentError(`'${text}' is not a list of event types: ${parsed.error.issues[0]?.message ?? 'malformed'}`);
+  }
+  return text;
 }
