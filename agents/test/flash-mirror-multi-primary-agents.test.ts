@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FlashSessionInfo } from '@tandem/contract';
-import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
+import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { FaultProxy } from './helpers/fault-proxy.ts';
 import { GroupStampWriter, NbdBlockClient } from './helpers/nbd-block-client.ts';
 import { agentCliJson, runCommand } from './helpers/run-command.ts';
@@ -23,19 +23,7 @@ let charlie: AgentProcess;
 let proxy: FaultProxy;
 
 beforeAll(async () => {
-  [alpha, bravo, charlie] = await Promise.all([
-    startAgentProcess({ site: 'alpha' }),
-    startAgentProcess({ site: 'bravo' }),
-    startAgentProcess({ site: 'charlie' }),
-  ]);
-  for (const [from, to] of [
-    [alpha, bravo],
-    [alpha, charlie],
-    [bravo, charlie],
-  ] as const) {
-    const token = await agentCliJson<{ token: string }>(to, ['token']);
-    await agentCliJson(from, ['pair', '--with', to.apiAddress, '--token', token.token]);
-  }
+  [alpha, bravo, charlie] = await startPairedAgents([{ site: 'alpha' }, { site: 'bravo' }, { site: 'charlie' }]);
   const [host, port] = charlie.runInfo.linkAddress!.split(':');
   proxy = await FaultProxy.start({ host, port: Number(port) });
   await agentCliJson(bravo, ['peers', 'set-link', 'charlie', proxy.address]);

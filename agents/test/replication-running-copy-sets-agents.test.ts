@@ -1,6 +1,6 @@
 import type { AgentEvent } from '@tandem/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
+import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { FaultProxy } from './helpers/fault-proxy.ts';
 import { agentCliJson, runCommand } from './helpers/run-command.ts';
 
@@ -161,20 +161,12 @@ let bravo: AgentProcess;
 let charlie: AgentProcess;
 
 beforeAll(async () => {
-  [alpha, bravo, charlie] = await Promise.all([
+  [alpha, bravo, charlie] = await startPairedAgents([
     // Activity-log regions leave soon after they go idle, so after a crash only tracks marked in the last moments come back.
-    startAgentProcess({ site: 'alpha', env: { TANDEM_ACTIVITY_IDLE_MS: '500' } }),
-    startAgentProcess({ site: 'bravo', env: { TANDEM_ACTIVITY_IDLE_MS: '500' } }),
-    startAgentProcess({ site: 'charlie', env: { TANDEM_ACTIVITY_IDLE_MS: '500' } }),
+    { site: 'alpha', env: { TANDEM_ACTIVITY_IDLE_MS: '500' } },
+    { site: 'bravo', env: { TANDEM_ACTIVITY_IDLE_MS: '500' } },
+    { site: 'charlie', env: { TANDEM_ACTIVITY_IDLE_MS: '500' } },
   ]);
-  for (const [from, to] of [
-    [alpha, bravo],
-    [alpha, charlie],
-    [bravo, charlie],
-  ] as const) {
-    const token = await agentCliJson<{ token: string }>(to, ['token']);
-    await agentCliJson(from, ['pair', '--with', to.apiAddress, '--token', token.token]);
-  }
 }, 180_000);
 
 afterAll(async () => {
