@@ -161,6 +161,7 @@ test.describe.serial('multi-primary session: create with two primary sites, fail
     await expect(wizard.getByRole('button', { name: 'Verify result' })).toBeEnabled({ timeout: 90_000 });
     await wizard.getByRole('button', { name: 'Verify result' }).click();
     await expect(wizard.getByTestId('verify-summary')).toContainText(/\d+ tracks compared, 0 differing, 0 unverified/, { timeout: 90_000 });
+    await expect(wizard.getByText('Verified: charlie and alpha, bravo hold the same data')).toBeVisible();
     await expect(wizard.getByTestId('verify-site-alpha')).toHaveText('alpha (1 copy set): 256 tracks compared with charlie, 0 differing');
     await expect(wizard.getByTestId('verify-site-bravo')).toHaveText('bravo (1 copy set): 256 tracks compared with charlie, 0 differing');
     await expect(wizard.getByRole('button', { name: 'Return to alpha, bravo → charlie' })).toBeVisible();

@@ -71,6 +71,7 @@ describe('FailbackProgress result', () => {
     });
     expect(await screen.findByTestId('verify-site-alpha')).toHaveTextContent('alpha (1 copy set): 256 tracks compared with beta, 0 differing');
     expect(screen.getByTestId('verify-site-gamma')).toHaveTextContent('gamma (1 copy set): 256 tracks compared with beta, 2 differing');
+    expect(screen.getByText('Differences found')).toBeInTheDocument();
     expect(screen.getByRole('button', { name: 'Return to alpha, gamma → beta' })).toBeDisabled();
   });
 });

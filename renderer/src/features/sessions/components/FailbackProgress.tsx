@@ -68,7 +68,7 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
       )}
       {verify.error && <ProblemAlert error={verify.error} title="Verify did not finish" />}
       {report && (
-        <Alert color={report.differingTracks === 0 && report.unverifiedTracks === 0 ? 'green' : 'orange'} title={report.differingTracks === 0 ? 'Verified: both sites hold the same data' : 'Differences found'}>
+        <Alert color={report.differingTracks === 0 && report.unverifiedTracks === 0 ? 'green' : 'orange'} title={report.differingTracks === 0 ? (perSite ? `Verified: ${session.h2Site} and ${originalSource} hold the same data` : 'Verified: both sites hold the same data') : 'Differences found'}>
           <Text size="sm" data-testid="verify-summary">
             {report.comparedTracks} tracks compared, {report.differingTracks} differing, {report.unverifiedTracks} unverified (busy with writes)
             {report.resyncStarted ? '; the differing tracks are being copied again.' : '.'}
