@@ -8,6 +8,8 @@ import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
 
 type FailbackPlanOptions = Pick<FailbackOptions, 'verifyCodes' | 'fullCompare'>;
+/** A member's detail between marking its failback plan and the master's `mp.run` (the way back to H1->H2). */
+const WAITING_FOR_MASTER = 'failback: waiting for the master to start';
 /** A commit of the secondary site's rounds at an H1 agent (H2->H1). */
 type Commit = { epoch: string; through: number; time: number };
 
@@ -243,15 +245,21 @@ export class MultiPrimaryFailback {
       case 'mp.last-commit':
         return { result: await service.applier.lastCommit(session.id) };
       case 'mp.failback-plan': {
-        if (session.state !== 'target-available' || session.direction !== 'h2-h1') {
+        // Asked again after a failback that marked here but could not make the secondary site the target: plan again.
+        const marked = session.state === 'suspended' && session.direction === 'h1-h2' && session.detail === WAITING_FOR_MASTER;
+        if (!marked && (session.state !== 'target-available' || session.direction !== 'h2-h1')) {
           throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} (${session.direction}) at ${service.site}; failback needs target-available`);
         }
         const options = (params.options ?? {}) as FailbackPlanOptions;
         const plans = await this.planLocal(session, { verifyCodes: options.verifyCodes !== false, fullCompare: options.fullCompare === true });
-        if (params.apply === true) {
+        if (params.apply === true && marked) {
+          // Already the source: its out-of-sync bitmaps hold the first plan's tracks and every host write since; the
+          // new plan's tracks are added (nothing is dropped: a write landing while this planned stays marked).
+          for (const plan of plans) await service.sourceOf(plan.pair)?.mark(plan.tracks);
+        } else if (params.apply === true) {
           await service.failback.adoptPlans(plans);
           // Source again: host writes mark out-of-sync from now until the master runs the copy sets (mp.run).
-          service.setState(session, 'suspended', { direction: 'h1-h2', detail: 'failback: waiting for the master to start', recoverable: true }, false);
+          service.setState(session, 'suspended', { direction: 'h1-h2', detail: WAITING_FOR_MASTER, recoverable: true }, false);
           service.mirroring.dropSources(session);
           for (const pair of service.pairsOf(session)) service.mirroring.ensureSource(session, pair);
           service.refreshTaps();

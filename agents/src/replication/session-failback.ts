@@ -87,8 +87,22 @@ export class SessionFailback {
     const { plans, summaries } = await this.plan(session, options, true);
     await this.adoptPlans(plans);
     const copied = summaries.reduce((sum, plan) => sum + plan.tracksToCopy, 0);
-    for (const agent of targets) {
-      await service.peers.link(agent).call('session.become-target', { session: session.id, direction }, null, { waitForLinkMs: 3000 });
+    try {
+      for (const agent of targets) {
+        await service.peers.link(agent).call('session.become-target', { session: session.id, direction }, null, { waitForLinkMs: 3000 });
+      }
+    } catch (error) {
+      // Still target-available here: host writes are tracked again (the planned tracks stay marked out-of-sync and
+      // are candidates of the next plan with them), so asking again plans everything that changed.
+      for (const plan of plans) {
+        const pair = plan.pair;
+        if (pair.targetChangedBitmap === null && service.pairs.has(pair.id)) {
+          pair.targetChangedBitmap = await engine.bitmaps.create(engine.volumeId(pair.localVolume), 'clear');
+          service.store.savePair(pair);
+        }
+      }
+      service.refreshTaps();
+      throw error;
     }
     service.setState(session, 'preparing', {
       direction,
