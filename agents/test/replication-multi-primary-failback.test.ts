@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
+import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { agentCliJson, runCommand } from './helpers/run-command.ts';
 
 /**
@@ -109,19 +109,11 @@ let bravo: AgentProcess;
 let charlie: AgentProcess;
 
 beforeAll(async () => {
-  [alpha, bravo, charlie] = await Promise.all([
-    startAgentProcess({ site: 'alpha', trackSize: '64K' }),
-    startAgentProcess({ site: 'bravo', trackSize: '64K' }),
-    startAgentProcess({ site: 'charlie', trackSize: '64K' }),
+  [alpha, bravo, charlie] = await startPairedAgents([
+    { site: 'alpha', trackSize: '64K' },
+    { site: 'bravo', trackSize: '64K' },
+    { site: 'charlie', trackSize: '64K' },
   ]);
-  for (const [from, to] of [
-    [alpha, bravo],
-    [alpha, charlie],
-    [bravo, charlie],
-  ] as const) {
-    const token = await agentCliJson<{ token: string }>(to, ['token']);
-    await agentCliJson(from, ['pair', '--with', to.apiAddress, '--token', token.token]);
-  }
 }, 180_000);
 
 afterAll(async () => {
