@@ -1,5 +1,5 @@
 import type { SessionAction, SessionInfo, SessionState } from '@tandem/contract';
-import { sourceSite, targetSite } from './session-model.ts';
+import { primarySites, receivingSites, sourceSite } from './session-model.ts';
 
 /** What an action button does, in words shown before anything happens. */
 export interface ActionPlan {
@@ -30,8 +30,9 @@ export function isAllowed(session: SessionInfo, action: SessionAction): boolean 
 
 /** The plan of one action for a session (the words depend on its current direction). */
 export function actionPlan(session: SessionInfo, action: SessionAction): ActionPlan {
-  const source = sourceSite(session);
-  const target = targetSite(session);
+  // Multi-primary sessions: every site holding primary volumes sends (H1->H2) or receives (after a failback).
+  const source = session.direction === 'h1-h2' ? primarySites(session).join(', ') : sourceSite(session);
+  const target = receivingSites(session).join(', ');
   const copies = `${session.pairs.length} copy set${session.pairs.length === 1 ? '' : 's'}`;
   switch (action) {
     case 'start':

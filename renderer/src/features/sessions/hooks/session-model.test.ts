@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { actionPlan, availableActions } from './session-actions.ts';
 import { clusterFixture, pairFixture, sessionFixture } from './session-fixtures.test-helpers.ts';
-import { formatSeconds, groupByCluster, mergeSessions } from './session-model.ts';
+import { directionText, formatSeconds, groupByCluster, mergeSessions, primarySites, receivingSites } from './session-model.ts';
 
 describe('mergeSessions', () => {
   it("shows a session once, from its source's view, with target-changed counts from the target", () => {
@@ -23,6 +23,34 @@ describe('mergeSessions', () => {
       { siteId: 'agent-b', siteName: 'beta', sessions: [sessionFixture({ role: 'h2', direction: 'h2-h1' })] },
     ]);
     expect(merged[0].siteName).toBe('beta');
+  });
+});
+
+describe('multi-primary sessions', () => {
+  const multi = (overrides: Parameters<typeof sessionFixture>[0] = {}) =>
+    sessionFixture({ type: 'async', h2Site: 'charlie', pairs: [pairFixture({ id: 'pa', h1Volume: 'a' }), pairFixture({ id: 'pb', h1Volume: 'b', primarySite: 'bravo' })], ...overrides });
+
+  it("shows the master's view (the H1 site knows every copy set), not a member's", () => {
+    const atMember = multi({ pairs: [pairFixture({ id: 'pb', h1Volume: 'b' })], state: 'suspended' });
+    const merged = mergeSessions([
+      { siteId: 'agent-b', siteName: 'bravo', sessions: [atMember] },
+      { siteId: 'agent-a', siteName: 'alpha', sessions: [multi()] },
+      { siteId: 'agent-c', siteName: 'charlie', sessions: [multi({ role: 'h2' })] },
+    ]);
+    expect(merged[0].siteName).toBe('alpha');
+    expect(merged[0].session.pairs.map((pair) => pair.h1Volume)).toEqual(['a', 'b']);
+  });
+
+  it('names every primary site as a source, and as receivers after a failback', () => {
+    expect(primarySites(multi())).toEqual(['alpha', 'bravo']);
+    expect(directionText(multi())).toBe('alpha, bravo → charlie');
+    expect(receivingSites(multi())).toEqual(['charlie']);
+    const failedBack = multi({ direction: 'h2-h1', role: 'h2' });
+    expect(directionText(failedBack)).toBe('charlie → alpha, bravo');
+    expect(receivingSites(failedBack)).toEqual(['alpha', 'bravo']);
+    expect(directionText(sessionFixture())).toBe('alpha → beta');
+    expect(actionPlan(multi(), 'recover').consequence).toContain("writable at charlie; alpha, bravo's changes after now");
+    expect(actionPlan(failedBack, 'recover').consequence).toContain('writable at alpha, bravo;');
   });
 });
 
