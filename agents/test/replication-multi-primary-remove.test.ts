@@ -58,7 +58,7 @@ describe('removing a copy set of a multi-primary session', () => {
   }, 120_000);
 });
 
-describe('session remove --primary-agent (real agents, CLI and API)', () => {
+describe('session remove --primary-agent and session verify (real agents, CLI and API)', () => {
   const agents: AgentProcess[] = [];
   afterEach(async () => {
     await Promise.allSettled(agents.splice(0).map((agent) => agent.stop()));
@@ -102,5 +102,22 @@ describe('session remove --primary-agent (real agents, CLI and API)', () => {
     const plain = await alpha!.cli(['session', 'remove', 'mp', 'v']);
     expect(plain.code, plain.stderr).toBe(0);
     expect(plain.stdout).toMatch(/removed v from mp/);
+
+    // Both back, started: `session verify` at the master covers both, each named by its primary site.
+    await agentCliJson(alpha!, ['session', 'add', 'mp', 'v', 'va2']);
+    await agentCliJson(alpha!, ['session', 'add', 'mp', 'v', 'vb2', '--primary-agent', 'bravo']);
+    await agentCliJson(alpha!, ['session', 'start', 'mp']);
+    const deadline = Date.now() + 90_000;
+    while ((await agentCliJson<{ state: string }>(alpha!, ['session', 'show', 'mp'])).state !== 'prepared') {
+      if (Date.now() > deadline) throw new Error('never prepared');
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    const verified = await alpha!.cli(['session', 'verify', 'mp']);
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(verified.stdout).toMatch(/alpha:v\s+va2/);
+    expect(verified.stdout).toMatch(/bravo:v\s+vb2/);
+    const report = await agentCliJson<{ pairs: Array<{ primarySite?: string; trackCount: number }>; comparedTracks: number }>(alpha!, ['session', 'verify', 'mp']);
+    expect(report.pairs.map((pair) => pair.primarySite).sort()).toEqual(['alpha', 'bravo']);
+    expect(report.comparedTracks).toBe(report.pairs.reduce((sum, pair) => sum + pair.trackCount, 0));
   }, 180_000);
 });

@@ -71,7 +71,7 @@ function sessionFields(session: SessionInfo): string {
       String(pair.outOfSyncTracks),
       String(pair.targetChangedTracks),
       pair.syncedPercent === null ? '-' : `${pair.syncedPercent}%`,
-      pair.reason ?? '-',
+      pair.reason ?? (pair.consistent === false ? `not consistent: ${pair.inconsistentReason ?? 'initial copy not complete'}` : '-'),
     ]),
     [3, 4, 5],
   );
@@ -108,7 +108,8 @@ function verifyFields(report: VerifyReport): string {
     formatTable(
       ['H1 VOLUME', 'H2 VOLUME', 'COMPARED', 'DIFFER', 'RECHECKED', 'UNVERIFIED', 'DIFFERING TRACKS'],
       report.pairs.map((pair) => [
-        pair.h1Volume,
+        // Multi-primary sessions: the site holding the H1 volume.
+        pair.primarySite ? `${pair.primarySite}:${pair.h1Volume}` : pair.h1Volume,
         pair.h2Volume,
         String(pair.comparedTracks),
         String(pair.differingCount),
