@@ -73,6 +73,74 @@ export interface CoordinatedOptions {
   stage?: (part: { epoch: string; from: string; round: number; time: number; entries: GroupEntry[] }, payload: Buffer) => Promise<void>;
 }
 const DEFAULT_MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
+
+/** A multi-primary part's fields besides its entries, as `cg.stage` sends them. */
+export interface PartHeader {
+  session: string;
+  epoch: string;
+  from: string;
+  round: number;
+  time: number;
+}
+
+/** One `cg.stage` request's share of a part: whole entries, their data at most MAX_PIECE_BYTES (see `splitPart`). */
+export interface PartPiece {
+  entries: GroupEntry[];
+  payload: Buffer;
+}
+
+/** A part's piece carries at most this much data (one entry larger than that, up to the NBD max request of 32 MiB, goes alone). */
+export const MAX_PIECE_BYTES = MAX_GROUP_BYTES;
+/** ... and at most this many entries (their JSON stays far below the frame limit). */
+const MAX_PIECE_ENTRIES = 65_536;
+
+/** Whether a part's entry carries data in the payload (a write's, or a marker's payload). */
+function carriesData(entry: GroupEntry): boolean {
+  return entry.kind === 'write' || (entry.kind === 'marker' && entry.length > 0);
+}
+
+/**
+ * Splits a multi-primary part into the pieces `cg.stage` sends one by one:
+ * at entry boundaries (entries are never split), each piece's data at most
+ * MAX_PIECE_BYTES, its entries' dataOffsets rebased to its own payload.
+ * `entries` may be any subset of the entries of `payload` in order (H2->H1
+ * splits a part per H1 agent). A part without entries is one empty piece.
+ */
+export function splitPart(entries: GroupEntry[], payload: Buffer): PartPiece[] {
+  const pieces: PartPiece[] = [];
+  let current: { entries: GroupEntry[]; chunks: Buffer[]; bytes: number } = { entries: [], chunks: [], bytes: 0 };
+  const close = (): void => {
+    pieces.push({ entries: current.entries, payload: current.chunks.length === 1 ? current.chunks[0] : Buffer.concat(current.chunks, current.bytes) });
+    current = { entries: [], chunks: [], bytes: 0 };
+  };
+  for (const entry of entries) {
+    const bytes = carriesData(entry) ? entry.length : 0;
+    if (current.entries.length > 0 && (current.bytes + bytes > MAX_PIECE_BYTES || current.entries.length >= MAX_PIECE_ENTRIES)) close();
+    current.entries.push({ ...entry, dataOffset: current.bytes });
+    if (bytes > 0) {
+      current.chunks.push(payload.subarray(entry.dataOffset, entry.dataOffset + bytes));
+      current.bytes += bytes;
+    }
+  }
+  if (current.entries.length > 0 || pieces.length === 0) close();
+  return pieces;
+}
+
+/**
+ * Stages a part at a secondary agent as one `cg.stage` per piece, in order,
+ * each staged durably before the next is sent (`piece` from 0, `last` on the
+ * final one): a part of any size goes in frames far below the peer link's
+ * 64 MiB limit. The part counts as staged once its last piece is.
+ */
+export async function stagePart(link: PeerLinkClient, header: PartHeader, entries: GroupEntry[], payload: Buffer): Promise<void> {
+  const pieces = splitPart(entries, payload);
+  for (const [index, piece] of pieces.entries()) {
+    await link.call('cg.stage', { ...header, piece: index, last: index === pieces.length - 1, entries: piece.entries }, piece.payload, {
+      waitForLinkMs: 2000,
+      timeoutMs: 60_000,
+    });
+  }
+}
 /** Small writes' data is copied into slabs of this size (larger ones into buffers of their own). */
 const SLAB_BYTES = 1024 * 1024;
 
@@ -420,7 +488,10 @@ export class ConsistencyGroupShipper {
           // Staged only: the secondary applies it when the master commits its round everywhere.
           const part = { epoch: this.masterEpoch, from: coordinated.agentId, round: group.round, time: group.time, entries: group.entries };
           if (coordinated.stage) await coordinated.stage(part, payload);
-          else await this.link.call('cg.stage', { session: this.sessionId, ...part }, payload, { waitForLinkMs: 2000, timeoutMs: 60_000 });
+          else {
+            const header = { session: this.sessionId, epoch: part.epoch, from: part.from, round: part.round, time: part.time };
+            await stagePart(this.link, header, group.entries, payload);
+          }
           if (this.stopped || generation !== this.generation) return;
           this.sealed.shift();
           this.backlog -= group.bytes;

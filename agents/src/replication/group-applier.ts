@@ -24,6 +24,18 @@ export interface StagedPart {
   round: number;
   time: number;
   entries: GroupEntry[];
+  /**
+   * A part larger than one request allows travels in pieces (`cg.stage` each,
+   * in order): this piece's number from 0, and whether it is the last. Absent:
+   * the part is one piece. A commit applies a part only once all its pieces are staged.
+   */
+  piece?: number;
+  last?: boolean;
+}
+
+/** Which part a staged piece belongs to. */
+function partKey(part: StagedPart): string {
+  return `${part.epoch}/${part.round}/${part.from}`;
 }
 
 /**
@@ -165,7 +177,8 @@ export class GroupApplier {
 
   private partFile(part: StagedPart): string {
     // The epoch too: a late part of an earlier run of the master never replaces one of this run.
-    return path.join(this.dir, `${part.session}-${part.epoch}-${String(part.round).padStart(12, '0')}-${part.from}.part`);
+    const piece = part.piece ? `.${String(part.piece).padStart(6, '0')}` : '';
+    return path.join(this.dir, `${part.session}-${part.epoch}-${String(part.round).padStart(12, '0')}-${part.from}${piece}.part`);
   }
 
   private markerFile(session: string): string {
@@ -177,9 +190,47 @@ export class GroupApplier {
    * the target volumes change only when the master commits the round.
    */
   async stagePart(part: StagedPart, payload: Buffer | null): Promise<void> {
+    const piece = part.piece ?? 0;
+    const staged = [...(this.parts.get(part.session) ?? [])].filter(([, entry]) => partKey(entry.part) === partKey(part));
+    if (piece === 0) {
+      // A part staged afresh: pieces of an earlier try of it go.
+      for (const [file] of staged) {
+        await fsp.unlink(file).catch(() => {});
+        this.forget(this.parts.get(part.session)!, file);
+      }
+    } else if (!staged.some(([, entry]) => (entry.part.piece ?? 0) === piece - 1)) {
+      throw new ProblemError('invalid-state', `piece ${piece} of round ${part.round}'s part from ${part.from} came without piece ${piece - 1}; the part is not staged`);
+    }
     const file = this.partFile(part);
     await this.writeStaged(file, part, payload);
     this.remember(file, part, payload ?? Buffer.alloc(0));
+  }
+
+  /**
+   * The staged parts of `epoch` through round `through`, each as its pieces in
+   * order: `complete` those whose pieces 0..last are all staged, `incomplete`
+   * the keys of those still missing some.
+   */
+  private dueParts(session: string, epoch: string, through: number): { complete: Array<Array<[string, StagedPartEntry]>>; incomplete: string[] } {
+    const byPart = new Map<string, Array<[string, StagedPartEntry]>>();
+    for (const item of this.parts.get(session) ?? []) {
+      const { part } = item[1];
+      if (part.epoch !== epoch || part.round > through) continue;
+      const key = partKey(part);
+      const pieces = byPart.get(key) ?? [];
+      pieces.push(item);
+      byPart.set(key, pieces);
+    }
+    const complete: Array<Array<[string, StagedPartEntry]>> = [];
+    const incomplete: string[] = [];
+    for (const [key, pieces] of byPart) {
+      pieces.sort(([, x], [, y]) => (x.part.piece ?? 0) - (y.part.piece ?? 0));
+      const whole = pieces.every(([, { part }], index) => (part.piece ?? 0) === index) && pieces.at(-1)![1].part.last !== false;
+      if (whole) complete.push(pieces);
+      else incomplete.push(key);
+    }
+    complete.sort((x, y) => x[0][1].part.round - y[0][1].part.round || x[0][1].part.from.localeCompare(y[0][1].part.from));
+    return { complete, incomplete };
   }
 
   /** Notes a durably staged part (its payload too while KEPT_PAYLOAD_BYTES allow; a copy). */
@@ -211,6 +262,12 @@ export class GroupApplier {
    */
   commit(session: string, epoch: string, through: number, time: number): Promise<void> {
     return this.queue.run(session, async () => {
+      // A part the primary still sends in pieces is not staged: the master commits no round of it (the primary
+      // reports a part staged only once its last piece is), so this refuses a commit that would apply part of a part.
+      const { incomplete } = this.dueParts(session, epoch, through);
+      if (incomplete.length > 0) {
+        throw new ProblemError('invalid-state', `round ${through} cannot be committed: part ${incomplete[0]} is staged only in part (pieces missing)`);
+      }
       await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
       const marker: CommitMarker = { session, epoch, through, time };
       await writeFileDurably(this.markerFile(session), Buffer.from(JSON.stringify(marker)));
@@ -224,8 +281,8 @@ export class GroupApplier {
 
   private async applyCommitted(marker: CommitMarker): Promise<void> {
     const staged = this.parts.get(marker.session) ?? new Map<string, StagedPartEntry>();
-    const due = [...staged].filter(([, { part }]) => part.epoch === marker.epoch && part.round <= marker.through);
-    due.sort(([, x], [, y]) => x.part.round - y.part.round || x.part.from.localeCompare(y.part.from));
+    // Complete parts only (`commit` refused any other); their pieces in order are the part's entries in order.
+    const due = this.dueParts(marker.session, marker.epoch, marker.through).complete.flat();
     let touched = 0;
     for (const [file, { part, payload }] of due) {
       const data = payload ?? decodeStaged<StagedPart>(await fsp.readFile(file)).payload;

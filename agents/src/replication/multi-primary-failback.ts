@@ -1,5 +1,5 @@
 import { ProblemError, type FailbackOptions, type VerifyReport } from '@tandem/contract';
-import type { GroupEntry } from './async-groups.ts';
+import { stagePart, type GroupEntry } from './async-groups.ts';
 import { planPair, planSummary, type PairPlan, type PlanSummary } from './failback.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import type { MultiPrimarySessions } from './multi-primary.ts';
@@ -67,33 +67,21 @@ export class MultiPrimaryFailback {
   ): Promise<void> {
     const service = this.service;
     const pairs = new Map(service.pairsOf(session).map((pair) => [pair.id, pair]));
-    const byAgent = new Map<string, { entries: GroupEntry[]; chunks: Buffer[]; bytes: number }>();
+    const byAgent = new Map<string, GroupEntry[]>();
     for (const entry of part.entries) {
       const pair = pairs.get(entry.pair);
       if (!pair) throw new ProblemError('not-found', `a consistency group of ${session.name} names an unknown pair ${entry.pair}`);
       const agent = this.multi.pairAgent(session, pair);
-      let bucket = byAgent.get(agent);
-      if (!bucket) {
-        bucket = { entries: [], chunks: [], bytes: 0 };
-        byAgent.set(agent, bucket);
+      let entries = byAgent.get(agent);
+      if (!entries) {
+        entries = [];
+        byAgent.set(agent, entries);
       }
-      bucket.entries.push({ ...entry, dataOffset: bucket.bytes });
-      if (entry.kind === 'write' || (entry.kind === 'marker' && entry.length > 0)) {
-        // A write's data, or a marker's payload (a coordinated flash's fixup data).
-        bucket.chunks.push(payload.subarray(entry.dataOffset, entry.dataOffset + entry.length));
-        bucket.bytes += entry.length;
-      }
+      entries.push(entry);
     }
-    await Promise.all(
-      [...byAgent].map(([agent, bucket]) =>
-        service.peers
-          .link(agent)
-          .call('cg.stage', { session: session.id, ...part, entries: bucket.entries }, Buffer.concat(bucket.chunks, bucket.bytes), {
-            waitForLinkMs: 2000,
-            timeoutMs: 60_000,
-          }),
-      ),
-    );
+    // Each agent's share goes in pieces (a write's data, or a marker's payload: a coordinated flash's fixup data).
+    const header = { session: session.id, epoch: part.epoch, from: part.from, round: part.round, time: part.time };
+    await Promise.all([...byAgent].map(([agent, entries]) => stagePart(service.peers.link(agent), header, entries, payload)));
   }
 
   /**

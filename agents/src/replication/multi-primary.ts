@@ -636,6 +636,9 @@ export class MultiPrimarySessions {
             round: num(params, 'round'),
             time: num(params, 'time'),
             entries: params.entries as GroupEntry[],
+            // A part in pieces (group-applier.ts): absent, the part is one piece.
+            ...(params.piece === undefined ? {} : { piece: num(params, 'piece') }),
+            ...(params.last === undefined ? {} : { last: params.last === true }),
           },
           payload,
         );

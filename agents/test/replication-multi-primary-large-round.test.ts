@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
+import { readAll, waitFor } from './helpers/replication-sites.ts';
+
+// Long rounds (read when multi-primary.ts loads): a burst of host writes lands in one round's part.
+vi.hoisted(() => {
+  process.env.TANDEM_MP_ROUND_INTERVAL_MS = '5000';
+  process.env.TANDEM_MP_MASTER_SILENCE_MS = '60000'; // members hear the master once a round
+});
+
+const MiB = 1024 * 1024;
+
+let sites: ThreeSites | null = null;
+afterEach(async () => {
+  await sites?.close();
+  sites = null;
+});
+
+describe('multi-primary rounds larger than one peer-link frame', () => {
+  it('stages a part of 80 MiB in pieces: the session stays prepared and the secondary converges', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    await s.alpha.engine.createVolume('a', 16 * MiB);
+    await s.bravo.engine.createVolume('b', 96 * MiB);
+    await s.charlie.engine.createVolume('a2', 16 * MiB);
+    await s.charlie.engine.createVolume('b2', 96 * MiB);
+    const service = s.alpha.replication.service;
+    await service.createSession('mp', 'async', 'charlie');
+    await service.addPair('mp', 'a', 'a2');
+    await service.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await service.act('mp', 'start');
+    await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared');
+    const coordinator = service.multiPrimary.coordinatorOf(service.session('mp'))!;
+    const firstEvent = s.alpha.engine.catalog.lastEventId();
+    const firstEventBravo = s.bravo.engine.catalog.lastEventId();
+
+    // 80 MiB at bravo between two round starts: one part, more than the 64 MiB a single cg.stage frame may carry.
+    const b = s.bravo.replication.exports.openExport('b');
+    const a = s.alpha.replication.exports.openExport('a');
+    let oneRound = false;
+    for (let attempt = 0; attempt < 5 && !oneRound; attempt++) {
+      const before = coordinator.rounds.run;
+      const burst = randomBytes(80 * MiB);
+      for (let offset = 0; offset < burst.length; offset += MiB) await b.write(offset, burst.subarray(offset, offset + MiB));
+      await a.write(MiB, randomBytes(MiB)); // the other primary's part of the same round
+      oneRound = coordinator.rounds.run === before;
+    }
+    expect(oneRound, 'an 80 MiB burst fell within one round').toBe(true);
+    const end = Date.now();
+
+    await waitFor(() => {
+      const time = service.consistencyTime(service.session('mp'));
+      return service.session('mp').state === 'prepared' && time !== null && Date.parse(time) > end;
+    }, 90_000, 'the round holding the burst committed');
+    const events = [
+      ...s.alpha.engine.catalog.listEvents(firstEvent, 1000),
+      ...s.bravo.engine.catalog.listEvents(firstEventBravo, 1000),
+    ].map((event) => `${event.type} ${event.message}`);
+    // Never suspended on the way (a suspended session resumes by itself once the link is back, and a resync would converge too).
+    expect(events.filter((event) => event.startsWith('session.state') && /suspend/.test(event)), events.join('\n')).toEqual([]);
+    expect(service.multiPrimary.coordinatorOf(service.session('mp')), 'the same run of the master').toBe(coordinator);
+    expect(service.session('mp').state).toBe('prepared');
+    expect(s.bravo.replication.service.session('mp').state).toBe('prepared');
+    expect(coordinator.rounds.incomplete).toBe(0);
+    expect((await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
+    expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2').toBe(true);
+    // The part's pieces were applied and unstaged at the secondary (none of the committed rounds is left).
+    const committed = await s.charlie.replication.service.applier.lastCommit(s.charlie.replication.service.session('mp').id);
+    expect(committed!.time).toBeGreaterThan(end);
+    const dir = path.join(s.charlie.engine.paths.root, 'staging');
+    const rounds: number[] = [];
+    for (const name of (await fsp.readdir(dir)).filter((file) => file.endsWith('.part'))) {
+      const data = await fsp.readFile(path.join(dir, name)).catch(() => null); // committed since
+      if (data) rounds.push((JSON.parse(data.subarray(4, 4 + data.readUInt32BE(0)).toString('utf8')) as { round: number }).round);
+    }
+    expect(rounds.filter((round) => round <= committed!.through)).toEqual([]);
+  }, 180_000);
+});
