@@ -87,6 +87,7 @@ test.describe.serial('multi-primary session: create with two primary sites, fail
         await expect(review).toContainText('from alpha, bravo (H1, sources) to charlie (H2, target), 2 copy sets');
         await expect(review.getByTestId('review-copy-set-mp-b')).toHaveText('bravo:mp-b → charlie:mp-b-copy (primary site bravo)');
         await expect(review.getByTestId('review-copy-set-mp-a')).toHaveText('alpha:mp-a → charlie:mp-a-copy (primary site alpha)');
+        await sessions.createWizard.screenshot({ path: path.join(shots, 'mp-create-review.png'), animations: 'disabled' });
       },
     });
     const card = sessions.card(session);
