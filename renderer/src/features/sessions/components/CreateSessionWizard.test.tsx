@@ -72,6 +72,7 @@ describe('CreateSessionWizard', () => {
       <CreateSessionWizard onClose={() => {}} />,
       routes([peer, gammaPeer], {
         'GET /api/sites': [200, { sites: [alpha, beta, gamma] }],
+        'GET /api/sites/agent-g/peers': [200, { peers: [{ ...peer, agentId: 'agent-a', site: 'alpha' }] }],
         'GET /api/sites/agent-g/volumes': [200, { volumes: [volumeFixture('ledger', { sizeBytes: 2 * gib }), volumeFixture('db', { sizeBytes: gib })] }],
         'GET /api/sites/agent-b/volumes': [200, { volumes: [volumeFixture('db-copy', { sizeBytes: gib }), volumeFixture('ledger-copy', { sizeBytes: 2 * gib }), volumeFixture('big', { sizeBytes: 4 * gib })] }],
       }),
@@ -90,6 +91,8 @@ describe('CreateSessionWizard', () => {
     const primarySelect = (await within(dialog).findByLabelText(/^Primary site/)) as HTMLSelectElement;
     expect([...primarySelect.options].map((option) => option.value)).toEqual(['alpha', 'gamma']);
     fireEvent.change(primarySelect, { target: { value: 'gamma' } });
+    // gamma is not paired with beta: the wizard says so before the agent would refuse.
+    expect(await within(dialog).findByTestId('primary-not-paired')).toHaveTextContent('gamma is not paired with beta');
     // gamma's own db is offered (alpha's db is taken only at alpha); the copy must match ledger's size at beta.
     const source = (await within(dialog).findByLabelText('Volume at gamma')) as HTMLSelectElement;
     expect([...source.options].map((option) => option.value)).toEqual(['', 'ledger', 'db']);

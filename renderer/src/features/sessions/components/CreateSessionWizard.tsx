@@ -39,6 +39,9 @@ export function CreateSessionWizard({ onClose }: { onClose: () => void }) {
   const primaryChoices = type === 'async' && h1 && h2 ? [h1, ...sites.filter((site) => site.id !== h1.id && site.id !== h2.id && pairedWithH1(site))] : [];
   const primary = primaryChoices.find((site) => site.site === chosenPrimary) ?? h1;
   const primaryOf = (pair: AddPairRequest) => pair.primaryAgent ?? h1?.site;
+  // A primary site other than H1 must be paired with the secondary too (the agent refuses the copy set otherwise).
+  const primaryPeers = usePeers(primary && h1 && primary.id !== h1.id ? primary.id : null);
+  const primaryUnpaired = Boolean(primary && h2 && primaryPeers.data && !primaryPeers.data.some((peer) => peer.agentId === h2.id || peer.site === h2.site));
   const reviewSources = [...new Set([h1?.site, ...pairs.map(primaryOf)])];
 
   const submit = () => {
@@ -102,6 +105,11 @@ export function CreateSessionWizard({ onClose }: { onClose: () => void }) {
               value={primary?.site ?? ''}
               onChange={(event) => setPrimarySite(event.currentTarget.value)}
             />
+          )}
+          {primaryUnpaired && (
+            <Text size="sm" c="orange" mt="xs" data-testid="primary-not-paired">
+              {primary?.site} is not paired with {h2?.site}: pair them (Sites) before adding its copy sets, or the agent refuses them.
+            </Text>
           )}
           {h1 && h2 && primary && <CopySetPicker key={primary.id} h1={primary} h2={h2} pairs={pairs} onChange={setPairs} masterSite={h1.site} />}
         </Stepper.Step>
