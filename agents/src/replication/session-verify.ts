@@ -75,7 +75,8 @@ export class SessionVerifier {
   private async verifyMembers(session: SessionRecord, trigger: LastVerify['trigger']): Promise<VerifyReport[]> {
     const service = this.service;
     const multi = service.multiPrimary;
-    if (!multi.isMaster(session) || session.direction !== 'h1-h2') return [];
+    // After a failback each primary agent verifies its own (the master asks the members itself: verifyMembers in multi-primary-failback.ts).
+    if (trigger !== 'request' || !multi.isMaster(session) || session.direction !== 'h1-h2') return [];
     return Promise.all(
       multi.memberAgents(session).map(async (agent) => {
         const site = multi.siteOf(agent);
@@ -104,7 +105,7 @@ export class SessionVerifier {
     try {
       const reports: VerifyPairReport[] = [];
       let marked = 0;
-      // A multi-primary master (H1->H2) verifies every copy set: each member its own, at the same time
+      // A multi-primary master (H1->H2) asked to verify covers every copy set: each member its own, at the same time
       // (`mp.verify`; differences are marked and copied at the member, the copy set's source).
       const members = this.verifyMembers(session, trigger);
       members.catch(() => undefined);
