@@ -13,7 +13,12 @@ const execFileAsync = promisify(execFile);
 
 /** Writes through an agent's NBD export with qemu-io, as an application host would. */
 async function qemuIo(nbdAddress: string, volume: string, command: string): Promise<void> {
-  await execFileAsync('qemu-io', ['-f', 'raw', '-c', command, `nbd://${nbdAddress}/${volume}`], { timeout: 60_000 });
+  try {
+    await execFileAsync('qemu-io', ['-f', 'raw', '-c', command, `nbd://${nbdAddress}/${volume}`], { timeout: 60_000 });
+  } catch (error) {
+    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+    throw new Error(`qemu-io ${command} on ${volume} failed: ${stderr ?? ''} ${stdout ?? ''}`);
+  }
 }
 
 /** qemu-img compare of two NBD exports: true when byte-identical. */
