@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
 import { readAll, waitFor } from './helpers/replication-sites.ts';
+import { GroupApplier } from '../src/replication/group-applier.ts';
 
 // Long rounds (read when multi-primary.ts loads): a burst of host writes lands in one round's part.
 vi.hoisted(() => {
@@ -78,4 +79,52 @@ describe('multi-primary rounds larger than one peer-link frame', () => {
     }
     expect(rounds.filter((round) => round <= committed!.through)).toEqual([]);
   }, 180_000);
+
+  it('a commit applies only complete parts: half a part staged before a restart is refused until its last piece arrives', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    await s.alpha.engine.createVolume('a', 16 * MiB);
+    await s.charlie.engine.createVolume('a2', 16 * MiB);
+    const service = s.alpha.replication.service;
+    await service.createSession('mp', 'async', 'charlie');
+    await service.addPair('mp', 'a', 'a2');
+    await service.act('mp', 'start');
+    await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared');
+    await service.act('mp', 'suspend'); // nothing ships now: the pieces below are the only ones
+    const charlie = s.charlie.replication.service;
+    const session = charlie.session('mp');
+    const pair = charlie.pairsOf(session).find((p) => p.localVolume === 'a2')!;
+    const BLOCK = 4096;
+    const from = s.alpha.engine.identity.agentId;
+    const piece = (index: number, last: boolean, offsets: number[]) => ({
+      session: session.id,
+      epoch: 'e1',
+      from,
+      round: 1,
+      time: Date.now(),
+      piece: index,
+      last,
+      entries: offsets.map((offset, n) => ({ pair: pair.id, kind: 'write' as const, offset, length: BLOCK, dataOffset: n * BLOCK })),
+    });
+    const read = async () => {
+      const data = Buffer.alloc(2 * BLOCK);
+      await s.charlie.engine.device('a2').readInto(0, data);
+      return [data[0], data[BLOCK]];
+    };
+    const before = await read();
+    await charlie.applier.stagePart(piece(0, false, [0]), Buffer.alloc(BLOCK, 0x11));
+    // A restart: the staged piece is read back from its file.
+    const restarted = new GroupApplier(s.charlie.engine, (id) => charlie.pairsOf(charlie.session(id)), () => {});
+    await restarted.recover();
+    await expect(restarted.stagePart(piece(2, true, [0]), Buffer.alloc(BLOCK, 0x99))).rejects.toMatchObject({ problem: 'invalid-state' });
+    await expect(restarted.commit(session.id, 'e1', 1, Date.now())).rejects.toMatchObject({ problem: 'invalid-state' });
+    expect(await read(), 'nothing of a part missing its last piece is applied').toEqual(before);
+    expect(await restarted.lastCommit(session.id), 'no commit marker for the refused round').toBeNull();
+    // The rest arrives: the part applies whole, its pieces in order (piece 1 writes block 0 after piece 0).
+    await restarted.stagePart(piece(1, true, [0, BLOCK]), Buffer.concat([Buffer.alloc(BLOCK, 0x22), Buffer.alloc(BLOCK, 0x33)]));
+    await restarted.commit(session.id, 'e1', 1, Date.now());
+    expect(await read()).toEqual([0x22, 0x33]);
+    const dir = path.join(s.charlie.engine.paths.root, 'staging');
+    expect((await fsp.readdir(dir)).filter((name) => name.endsWith('.part')), 'the pieces are unstaged').toEqual([]);
+  }, 120_000);
 });
