@@ -40,7 +40,10 @@ describe('recover while a copy set of a multi-primary session joins', () => {
     // A joined copy set is consistent at charlie (nothing reported).
     expect(charlie.info(charlie.session('mp')).pairs.every((pair) => pair.consistent === undefined)).toBe(true);
 
-    // A copy set that finished its initial copy is consistent at charlie again (bravo tells it: pair.joined).
+    // A copy set that finished its initial copy is consistent at charlie again (bravo tells it: pair.joined; should
+    // that be lost, the master's prepared tells it too: charlie ignores pair.joined for j here).
+    const joinedAtSource = charlie.running.joinedAtSource.bind(charlie.running);
+    charlie.running.joinedAtSource = () => undefined;
     await s.bravo.engine.createVolume('j', 4 * MiB);
     await s.charlie.engine.createVolume('j2', 4 * MiB);
     await s.bravo.replication.exports.openExport('j').write(0, randomBytes(MiB));
@@ -48,6 +51,7 @@ describe('recover while a copy set of a multi-primary session joins', () => {
     const j = () => charlie.info(charlie.session('mp')).pairs.find((pair) => pair.h1Volume === 'j')!;
     expect(j().consistent, 'j2 while j copies').toBe(false);
     await waitFor(() => master.session('mp').state === 'prepared' && j().consistent === undefined, 60_000, 'j joined and consistent at charlie');
+    charlie.running.joinedAtSource = joinedAtSource;
 
     await master.addPair('mp', 'n', 'n2', { primaryAgent: 'bravo' });
     await charlie.act('mp', 'recover');

@@ -69,6 +69,16 @@ export class RunningCopySets {
     return pair.joining === true && session !== undefined && !this.service.isSource(session);
   }
 
+  /** Target: the source reports the session prepared (no copy set joins): every initial copy here completed. */
+  initialCopiesDone(session: SessionRecord): void {
+    if (this.service.isSource(session)) return;
+    for (const pair of this.service.pairsOf(session)) {
+      if (pair.joining !== true) continue;
+      pair.joining = false;
+      this.service.store.savePair(pair);
+    }
+  }
+
   /** Target: the source tells that a copy set finished its initial copy and joined (`pair.joined`). */
   joinedAtSource(pairId: string): void {
     const pair = this.service.pair(pairId);
