@@ -254,6 +254,8 @@ export class ReplicationService implements TapSource {
       false,
     );
     if (wasSource && !this.isSource(session)) this.mirroring.dropSources(session);
+    // Prepared is reported only once no copy set joins: every initial copy completed (a lost pair.joined too).
+    if (record.state === 'prepared') this.running.initialCopiesDone(session);
   }
 
   // --- commands (API and CLI), delegated to the parts ---
