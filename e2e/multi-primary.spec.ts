@@ -124,6 +124,11 @@ test.describe.serial('multi-primary session: create with two primary sites, fail
         throw error;
       });
 
+    // The card shows the master's view; writes are taken by charlie's own.
+    const stateAt = async (site: string) =>
+      ((await consoleApi(world.backend, 'GET', `/api/sites/${world.siteIds[site]}/sessions`)) as { sessions: { name: string; state: string }[] }).sessions.find((each) => each.name === session)?.state;
+    await expect.poll(() => stateAt('charlie'), { timeout: 30_000 }).toBe('target-available');
+
     // Production at charlie: mp-a-copy tracks 0..2 (new data); mp-b-copy tracks 16..20 (new data) and track 64 rewritten
     // with the bytes it already holds (0xbb, mirrored from bravo): a bitmap marks it, the codes find it equal.
     await qemuIo(world.agents.charlie.nbdAddress, 'mp-a-copy', 'write -P 0xc1 0 192k');
