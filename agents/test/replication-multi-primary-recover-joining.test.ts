@@ -1,14 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
-import { readAll, waitFor } from './helpers/replication-sites.ts';
+import { readAll, startTwoSites, waitFor, type TwoSites } from './helpers/replication-sites.ts';
 
 const MiB = 1024 * 1024;
 
 let sites: ThreeSites | null = null;
+let two: TwoSites | null = null;
 afterEach(async () => {
   await sites?.close();
   sites = null;
+  await two?.close();
+  two = null;
 });
 
 /**
@@ -92,5 +95,42 @@ describe('recover while a copy set of a multi-primary session joins', () => {
     while (!(await same()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
     expect(await same(), 'n is the image of n2').toBe(true);
     expect(charlie.info(charlie.session('mp')).pairs.every((pair) => pair.consistent === undefined)).toBe(true);
+  }, 240_000);
+
+  it('the same for a single-primary async session: recovered at the target while a copy set joins, it is reported inconsistent and failed back whole', async () => {
+    two = await startTwoSites();
+    const s = two;
+    const h1 = s.h1.replication.service;
+    const h2 = s.h2.replication.service;
+    await s.h1.engine.createVolume('a', 8 * MiB);
+    await s.h1.engine.createVolume('n', 96 * MiB);
+    await s.h2.engine.createVolume('a2', 8 * MiB);
+    await s.h2.engine.createVolume('n2', 96 * MiB);
+    const n = s.h1.replication.exports.openExport('n');
+    for (let offset = 0; offset < 96 * MiB; offset += 8 * MiB) await n.write(offset, randomBytes(8 * MiB));
+    await h1.createSession('gold', 'async', 'beta');
+    await h1.addPair('gold', 'a', 'a2');
+    await h1.act('gold', 'start');
+    await waitFor(() => h1.session('gold').state === 'prepared', 60_000, 'prepared');
+
+    await h1.addPair('gold', 'n', 'n2');
+    await h2.act('gold', 'recover');
+    expect(s.h1.engine.catalog.listEvents(0, 5000).some((event) => event.type === 'pair.joined'), 'n still copying at the recover').toBe(false);
+    const info = h2.info(h2.session('gold'));
+    expect(info.pairs.find((pair) => pair.h1Volume === 'n')!.consistent).toBe(false);
+    expect(info.pairs.find((pair) => pair.h1Volume === 'a')!.consistent).toBeUndefined();
+    expect(s.h2.engine.catalog.listEvents(0, 5000).filter((event) => event.type === 'pair.inconsistent').map((event) => event.data?.h1Volume)).toEqual(['n']);
+
+    const preflight = await h2.preflight('gold', { verifyCodes: true, fullCompare: false });
+    const planN = preflight.pairs.find((pair) => pair.pair === info.pairs.find((p) => p.h1Volume === 'n')!.id)!;
+    expect(planN.differingTracks).toBeNull();
+    expect(planN.tracksToCopy).toBe(planN.candidateTracks);
+    expect(planN.tracksToCopy).toBeGreaterThan(0);
+    await h2.act('gold', 'failback');
+    await waitFor(() => h2.session('gold').state === 'prepared', 120_000, 'prepared H2->H1');
+    const same = async () => (await readAll(s.h1, 'n')).equals(await readAll(s.h2, 'n2'));
+    const deadline = Date.now() + 60_000;
+    while (!(await same()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(await same(), 'n is the image of n2').toBe(true);
   }, 240_000);
 });
