@@ -1,5 +1,5 @@
 import type { SessionAction, SessionInfo, SessionState } from '@tandem/contract';
-import { primarySites, receivingSites, sourceSite } from './session-model.ts';
+import { copyingPairs, primarySites, receivingSites, sourceSite } from './session-model.ts';
 
 /** What an action button does, in words shown before anything happens. */
 export interface ActionPlan {
@@ -74,6 +74,12 @@ export function actionPlan(session: SessionInfo, action: SessionAction): ActionP
         warnings: [
           `Stop the applications writing at ${source} first: writes there after now do not reach ${target}.`,
           ...(session.state === 'preparing' ? [`The initial copy is not finished: the volumes at ${target} are not yet a consistent image.`] : []),
+          // A copy set still joining (its initial copy runs: state syncing, or reported not consistent at the target) fails over with the others, unusable.
+          ...copyingPairs(session).map(
+            (pair) =>
+              `Copy set ${pair.h1Volume} → ${pair.h2Volume} is still ${pair.state === 'syncing' ? `syncing${pair.syncedPercent !== null ? ` (${Math.floor(pair.syncedPercent)} % copied)` : ''}` : 'in its initial copy'}: ` +
+              `after the failover its target ${target}:${pair.h2Volume} is not a consistent image. Wait until it is duplex if you can.`,
+          ),
           ...(session.consistencyTime ? [] : [`${target} has no consistency time yet.`]),
         ],
         color: 'red',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { actionPlan, availableActions } from './session-actions.ts';
 import { clusterFixture, pairFixture, sessionFixture } from './session-fixtures.test-helpers.ts';
-import { directionText, formatSeconds, groupByCluster, mergeSessions, primarySites, receivingSites } from './session-model.ts';
+import { copyingPairs, directionText, formatSeconds, groupByCluster, inconsistentPairs, mergeSessions, primarySites, receivingSites } from './session-model.ts';
 
 describe('mergeSessions', () => {
   it("shows a session once, from its source's view, with target-changed counts from the target", () => {
@@ -15,6 +15,24 @@ describe('mergeSessions', () => {
     expect(merged[0].siteName).toBe('alpha');
     expect(merged[0].views.map((view) => view.siteName)).toEqual(['beta', 'alpha']);
     expect(merged[0].session.pairs[0]).toMatchObject({ outOfSyncTracks: 4, targetChangedTracks: 7 });
+  });
+
+  it("carries a copy set's 'not consistent' from the target's view into the source's view shown", () => {
+    const reason = 'initial copy not complete: recovered (or still copying) before it joined the consistency group';
+    const log = pairFixture({ id: 'p2', h1Volume: 'log', h2Volume: 'log-copy', state: 'target-available' });
+    const atSource = sessionFixture({ role: 'h1', state: 'target-available', pairs: [pairFixture({ state: 'target-available' }), log] });
+    const atTarget = sessionFixture({ role: 'h2', state: 'target-available', pairs: [pairFixture({ state: 'target-available' }), { ...log, consistent: false, inconsistentReason: reason }] });
+    const [merged] = mergeSessions([
+      { siteId: 'agent-b', siteName: 'beta', sessions: [atTarget] },
+      { siteId: 'agent-a', siteName: 'alpha', sessions: [atSource] },
+    ]);
+    expect(merged.siteName).toBe('alpha');
+    expect(merged.session.pairs[0].consistent).toBeUndefined();
+    expect(merged.session.pairs[1]).toMatchObject({ consistent: false, inconsistentReason: reason });
+    expect(inconsistentPairs(merged.session).map((pair) => pair.id)).toEqual(['p2']);
+    // The source alone says nothing about it.
+    const [sourceOnly] = mergeSessions([{ siteId: 'agent-a', siteName: 'alpha', sessions: [atSource] }]);
+    expect(inconsistentPairs(sourceOnly.session)).toEqual([]);
   });
 
   it('after a failback the H2 view is the source view', () => {
@@ -81,6 +99,24 @@ describe('actions', () => {
     const reversed = actionPlan(sessionFixture({ direction: 'h2-h1' }), 'recover');
     expect(reversed.consequence).toContain('writable at alpha');
     expect(actionPlan(sessionFixture({ state: 'preparing' }), 'recover').warnings.join(' ')).toContain('not yet a consistent image');
+  });
+
+  it('warns before a failover about each copy set still joining (syncing, or not consistent at the target)', () => {
+    const joining = sessionFixture({
+      state: 'preparing',
+      detail: 'copy set log -> log-copy joining',
+      pairs: [
+        pairFixture(),
+        pairFixture({ id: 'p2', h1Volume: 'log', h2Volume: 'log-copy', state: 'syncing', syncedPercent: 42.7, consistent: false, inconsistentReason: 'initial copy not complete' }),
+        pairFixture({ id: 'p3', h1Volume: 'web', h2Volume: 'web-copy', state: 'duplex', consistent: false }),
+      ],
+    });
+    expect(copyingPairs(joining).map((pair) => pair.id)).toEqual(['p2', 'p3']);
+    const warnings = actionPlan(joining, 'recover').warnings;
+    expect(warnings).toContain('Copy set log → log-copy is still syncing (42 % copied): after the failover its target beta:log-copy is not a consistent image. Wait until it is duplex if you can.');
+    expect(warnings).toContain('Copy set web → web-copy is still in its initial copy: after the failover its target beta:web-copy is not a consistent image. Wait until it is duplex if you can.');
+    expect(warnings.join(' ')).not.toContain('db → db-copy');
+    expect(actionPlan(sessionFixture(), 'recover').warnings.join(' ')).not.toContain('Copy set');
   });
 
   it('formats exposure for people', () => {

@@ -85,11 +85,31 @@ export function mergeSessions(perSite: { siteId: string; siteName: string; sessi
 
 function mergePair(pair: PairInfo, views: MergedSession['views']): PairInfo {
   let targetChanged = pair.targetChangedTracks;
+  // Only the target (H2) knows a copy set whose initial copy never completed: its word wins over the source's silence.
+  let inconsistent = pair.consistent === false ? pair : undefined;
   for (const view of views) {
     const other = view.session.pairs.find((each) => each.id === pair.id);
-    if (other) targetChanged = Math.max(targetChanged, other.targetChangedTracks);
+    if (!other) continue;
+    targetChanged = Math.max(targetChanged, other.targetChangedTracks);
+    if (!inconsistent && other.consistent === false) inconsistent = other;
   }
-  return { ...pair, targetChangedTracks: targetChanged };
+  const merged = { ...pair, targetChangedTracks: targetChanged };
+  return inconsistent ? { ...merged, consistent: false, inconsistentReason: inconsistent.inconsistentReason } : merged;
+}
+
+/** The copy sets whose target volume is no consistent image (the initial copy had not completed). */
+export function inconsistentPairs(session: SessionInfo): PairInfo[] {
+  return session.pairs.filter((pair) => pair.consistent === false);
+}
+
+/** Why the copy set's target is no consistent image, as the agent says it. */
+export function inconsistentReasonText(pair: PairInfo): string {
+  return pair.inconsistentReason ?? 'initial copy not complete';
+}
+
+/** Copy sets still in their initial copy (joining) or otherwise copying: a failover now leaves their targets inconsistent. */
+export function copyingPairs(session: SessionInfo): PairInfo[] {
+  return session.pairs.filter((pair) => pair.consistent === false || pair.state === 'syncing');
 }
 
 export interface SessionGroup {
