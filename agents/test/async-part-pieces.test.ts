@@ -67,5 +67,9 @@ describe('multi-primary parts in pieces (splitPart)', () => {
     expect(pieces).toHaveLength(2); // 20 MiB of b: 16 + 4
     expect(same(replay(pieces), replay([{ entries: share, payload }]))).toBe(true);
     expect(splitPart([], Buffer.alloc(0))).toEqual([{ entries: [], payload: Buffer.alloc(0) }]);
+    // Contiguous data (a whole part as the shipper cuts it) is a view of the payload, not a copy.
+    const small = splitPart(entries.slice(0, 8), payload);
+    expect(small).toHaveLength(1);
+    expect(small[0].payload.buffer).toBe(payload.buffer);
   });
 });

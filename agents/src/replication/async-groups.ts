@@ -108,17 +108,27 @@ function carriesData(entry: GroupEntry): boolean {
  */
 export function splitPart(entries: GroupEntry[], payload: Buffer): PartPiece[] {
   const pieces: PartPiece[] = [];
-  let current: { entries: GroupEntry[]; chunks: Buffer[]; bytes: number } = { entries: [], chunks: [], bytes: 0 };
+  // Data contiguous in `payload` (the usual case) stays one view of it: no copy.
+  let current: { entries: GroupEntry[]; chunks: Buffer[]; bytes: number; run: { start: number; end: number } | null } = { entries: [], chunks: [], bytes: 0, run: null };
+  const endRun = (): void => {
+    if (current.run) current.chunks.push(payload.subarray(current.run.start, current.run.end));
+    current.run = null;
+  };
   const close = (): void => {
+    endRun();
     pieces.push({ entries: current.entries, payload: current.chunks.length === 1 ? current.chunks[0] : Buffer.concat(current.chunks, current.bytes) });
-    current = { entries: [], chunks: [], bytes: 0 };
+    current = { entries: [], chunks: [], bytes: 0, run: null };
   };
   for (const entry of entries) {
     const bytes = carriesData(entry) ? entry.length : 0;
     if (current.entries.length > 0 && (current.bytes + bytes > MAX_PIECE_BYTES || current.entries.length >= MAX_PIECE_ENTRIES)) close();
     current.entries.push({ ...entry, dataOffset: current.bytes });
     if (bytes > 0) {
-      current.chunks.push(payload.subarray(entry.dataOffset, entry.dataOffset + bytes));
+      if (current.run?.end === entry.dataOffset) current.run.end += bytes;
+      else {
+        endRun();
+        current.run = { start: entry.dataOffset, end: entry.dataOffset + bytes };
+      }
       current.bytes += bytes;
     }
   }
