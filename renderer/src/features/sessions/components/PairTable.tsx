@@ -1,6 +1,6 @@
-import { Button, Progress, Table, Text, Tooltip } from '@mantine/core';
+import { Badge, Button, Progress, Table, Text, Tooltip } from '@mantine/core';
 import type { Direction, PairInfo } from '@tandem/contract';
-import { formatSeconds } from '../hooks/session-model.ts';
+import { formatSeconds, inconsistentReasonText } from '../hooks/session-model.ts';
 
 const pairColours: Record<PairInfo['state'], string> = {
   defined: 'gray',
@@ -27,7 +27,9 @@ function pairStateText(pair: PairInfo): string {
 /**
  * Per-pair detail: state, a sync progress bar, out-of-sync and target-changed
  * counts, ETA; the primary's site for copy sets whose primary is another
- * agent (multi-primary async); a Remove action when `onRemove` is given.
+ * agent (multi-primary async); a "not consistent" badge with the agent's
+ * reason for a copy set whose target holds no consistent image (its initial
+ * copy had not completed); a Remove action when `onRemove` is given.
  */
 export function PairTable({
   pairs,
@@ -85,6 +87,17 @@ export function PairTable({
                   <Text size="sm" c={pairColours[pair.state]} fw={500}>
                     {pairStateText(pair)}
                   </Text>
+                  {pair.consistent === false && (
+                    // The target volume is no usable image: said in words, not only on hover.
+                    <div data-testid="pair-inconsistent">
+                      <Badge color="red" variant="filled" size="sm">
+                        not consistent
+                      </Badge>
+                      <Text size="xs" c="red">
+                        {inconsistentReasonText(pair)}
+                      </Text>
+                    </div>
+                  )}
                 </Table.Td>
                 <Table.Td>
                   {pair.state === 'defined' ? (

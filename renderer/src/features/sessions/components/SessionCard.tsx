@@ -1,9 +1,9 @@
-import { Badge, Button, Card, Group, SimpleGrid, Stack, Text, Title } from '@mantine/core';
+import { Alert, Badge, Button, Card, Group, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import type { PairInfo } from '@tandem/contract';
 import { useState } from 'react';
 import { copySetsEditable } from '../hooks/copy-sets.ts';
 import { availableActions, type ActionPlan } from '../hooks/session-actions.ts';
-import { directionText, formatSeconds, formatTime, primarySites, receivingSites, type MergedSession } from '../hooks/session-model.ts';
+import { directionText, formatSeconds, formatTime, inconsistentPairs, inconsistentReasonText, primarySites, receivingSites, type MergedSession } from '../hooks/session-model.ts';
 import { useSessionsUi } from '../hooks/sessions-ui-store.ts';
 import { AddCopySetModal } from './AddCopySetModal.tsx';
 import { ExposureChart } from './ExposureChart.tsx';
@@ -78,6 +78,16 @@ export function SessionCard({ entry }: { entry: MergedSession }) {
           </SimpleGrid>
           <ExposureChart sessionId={session.id} />
         </SimpleGrid>
+        {session.state === 'target-available' && inconsistentPairs(session).length > 0 && (
+          <Alert color="red" p="xs" title="Not every copy is usable" data-testid="inconsistent-warning">
+            {inconsistentPairs(session).map((pair) => (
+              <Text key={pair.id} size="sm">
+                {`Copy set ${pair.h1Volume} → ${pair.h2Volume} at ${session.h2Site}${pair.primarySite ? ` (primary at ${pair.primarySite})` : ''} was still in its initial copy when you failed over: ` +
+                  `its target ${session.h2Site}:${pair.h2Volume} is not a consistent image (${inconsistentReasonText(pair)}). Do not rely on its data; a failback copies every track it may lack, without comparing codes.`}
+              </Text>
+            ))}
+          </Alert>
+        )}
         <ShippingControls entry={entry} />
         <LastVerifySummary session={session} />
         <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} direction={session.direction} onRemove={editable ? setRemoving : undefined} />
