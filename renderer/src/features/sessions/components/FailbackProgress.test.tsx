@@ -74,4 +74,28 @@ describe('FailbackProgress result', () => {
     expect(screen.getByText('Differences found')).toBeInTheDocument();
     expect(screen.getByRole('button', { name: 'Return to alpha, gamma → beta' })).toBeDisabled();
   });
+
+  it("multi-primary: each verified copy set names the primary site the verify reports (even one the session's view does not list)", async () => {
+    const pairA = pairFixture({ id: 'pa', h1Volume: 'a', h2Volume: 'a2', trackCount: 256 });
+    const pairB = pairFixture({ id: 'pb', h1Volume: 'b', h2Volume: 'b2', trackCount: 256 });
+    const failedBack = sessionFixture({ type: 'async', direction: 'h2-h1', state: 'prepared', role: 'h2', pairs: [pairA, pairB] });
+    const [entry] = mergeSessions([{ siteId: alpha.id, siteName: 'beta', sessions: [failedBack] }]);
+    const pairReport = (pair: string, h1Volume: string, differingCount: number, primarySite?: string) => ({
+      pair, h1Volume, h2Volume: `${h1Volume}2`, ...(primarySite ? { primarySite } : {}), trackCount: 256, comparedTracks: 256, differingCount, differingTracks: [], recheckedTracks: 0, unverifiedCount: 1, unverifiedTracks: [7], codesComputed: 0,
+    });
+    renderWithBackend(<FailbackProgress entry={entry} phase="result" />, {
+      'POST /api/sites/agent-a/sessions/orders/verify': [200, { ...report, pairs: [pairReport('pa', 'a', 0, 'alpha'), pairReport('pb', 'b', 2, 'gamma')], comparedTracks: 512, differingTracks: 2 }],
+    });
+    expect(await screen.findByTestId('verify-copy-set-a')).toHaveTextContent('a ⇄ a2, primary at alpha: 256 compared, 0 differing, 1 unverified');
+    expect(screen.getByTestId('verify-copy-set-b')).toHaveTextContent('b ⇄ b2, primary at gamma: 256 compared, 2 differing, 1 unverified');
+  });
+
+  it('a verify without primary sites lists no per-copy-set primaries', async () => {
+    const failedBack = sessionFixture({ direction: 'h2-h1', state: 'prepared' });
+    const [entry] = mergeSessions([{ siteId: alpha.id, siteName: 'alpha', sessions: [failedBack] }]);
+    const pair = { pair: 'p1', h1Volume: 'db', h2Volume: 'db-copy', trackCount: 160, comparedTracks: 160, differingCount: 0, differingTracks: [], recheckedTracks: 0, unverifiedCount: 0, unverifiedTracks: [], codesComputed: 0 };
+    renderWithBackend(<FailbackProgress entry={entry} phase="result" />, { 'POST /api/sites/agent-a/sessions/orders/verify': [200, { ...report, pairs: [pair] }] });
+    expect(await screen.findByTestId('verify-summary')).toHaveTextContent('160 tracks compared');
+    expect(screen.queryByTestId('verify-per-copy-set')).toBeNull();
+  });
 });

@@ -1,4 +1,5 @@
 import { Alert, Button, Checkbox, Loader, Stack, Text } from '@mantine/core';
+import type { VerifyPairReport } from '@tandem/contract';
 import { useEffect, useRef, useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { isMultiPrimary, primarySites, receivingSites, sourceSite, type MergedSession } from '../hooks/session-model.ts';
@@ -40,10 +41,13 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
   const report = verify.data;
   // Multi-primary sessions: every site holding primary volumes is a source again on the way back.
   const originalSource = primarySites(session).join(', ');
+  // The site holding a verified copy set's H1 volume: as the verify reports it, else as the session lists it.
+  const primaryOf = (each: VerifyPairReport) =>
+    each.primarySite ?? session.pairs.find((pair) => pair.id === each.pair || pair.h1Volume === each.h1Volume)?.primarySite ?? session.h1Site;
   // The verify per primary site: each copy set's report goes to the site holding its H1 volume.
   const perSite = report && isMultiPrimary(session)
     ? primarySites(session).map((site) => {
-        const mine = report.pairs.filter((each) => (session.pairs.find((pair) => pair.id === each.pair || pair.h1Volume === each.h1Volume)?.primarySite ?? session.h1Site) === site);
+        const mine = report.pairs.filter((each) => primaryOf(each) === site);
         return {
           site,
           copySets: mine.length,
@@ -81,6 +85,16 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
             <Text key={each.site} size="sm" data-testid={`verify-site-${each.site}`}>
               {each.site} ({each.copySets} copy set{each.copySets === 1 ? '' : 's'}): {each.compared} tracks compared with {session.h2Site}, {each.differing} differing
               {each.unverified > 0 ? `, ${each.unverified} unverified` : ''}
+            </Text>
+          ))}
+        </Stack>
+      )}
+      {report && report.pairs.some((each) => each.primarySite) && (
+        <Stack gap={2} data-testid="verify-per-copy-set">
+          {report.pairs.map((each) => (
+            <Text key={each.pair} size="sm" data-testid={`verify-copy-set-${each.h1Volume}`}>
+              {each.h1Volume} ⇄ {each.h2Volume}, primary at {primaryOf(each)}: {each.comparedTracks} compared, {each.differingCount} differing
+              {each.unverifiedCount > 0 ? `, ${each.unverifiedCount} unverified` : ''}
             </Text>
           ))}
         </Stack>
