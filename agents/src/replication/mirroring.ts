@@ -61,8 +61,15 @@ export class Mirroring {
     return this.suspendSession(session, `pair ${pair.record.h1Volume}: ${problemMessage(error)}`, error);
   }
 
+  /** Resolves once a suspend in progress (after a failure) has completed. */
+  async suspended(session: SessionRecord): Promise<void> {
+    await this.suspending.get(session.id);
+  }
+
   /** Suspends every pair of the session after a failure (`detail` says where), keeping out-of-sync marks. */
   suspendSession(session: SessionRecord, detail: string, error: Error): Promise<void> {
+    // The target is being (or was) recovered: mirroring just stops; the session stays recovering / target-available.
+    if (session.state === 'recovering' || session.state === 'target-available') return this.stopSource(session, detail);
     let pending = this.suspending.get(session.id);
     if (!pending) {
       pending = (async () => {

@@ -149,10 +149,15 @@ export class MultiPrimarySessions {
     return [...new Set(agents)].filter((agent) => agent !== this.service.agentId);
   }
 
-  /** The agents told of this site's state changes: every H1 agent when the secondary site is the source, else the other site (a member tells nobody). */
+  /**
+   * The agents told of this site's state changes: the secondary site tells
+   * every H1 agent (the source H2->H1; H1->H2 it changes the session's state
+   * only when recovered, and every site then shows target-available), the
+   * master tells the secondary, a member tells nobody.
+   */
   stateAgents(session: SessionRecord): string[] {
     if (this.isMember(session)) return [];
-    if (session.peerAgentId === this.service.agentId && session.direction === 'h2-h1') return this.otherAgents(session);
+    if (session.peerAgentId === this.service.agentId) return this.otherAgents(session);
     return [this.service.otherAgent(session)];
   }
 

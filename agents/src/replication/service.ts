@@ -220,7 +220,8 @@ export class ReplicationService implements TapSource {
     if (notify) void this.pushState(session);
   }
 
-  private async pushState(session: SessionRecord): Promise<void> {
+  /** Tells the agents that follow this site's state (see MultiPrimarySessions.stateAgents); an agent not reached is skipped. */
+  async pushState(session: SessionRecord): Promise<void> {
     // A multi-primary member's state is its own; the master tells the secondary the session's, the secondary site (H2->H1) every H1 agent.
     await Promise.all(
       this.multiPrimary.stateAgents(session).map(async (agent) => {
@@ -237,6 +238,12 @@ export class ReplicationService implements TapSource {
   applyRemoteState(record: SessionRecord): void {
     const session = this.session(record.id);
     const wasSource = this.isSource(session);
+    // A target being recovered keeps its state until the recover completes: a late report of the old source
+    // (a suspend after a failed round, say) must not make it a target again.
+    if (!wasSource && session.state === 'recovering' && record.direction === session.direction && record.state !== 'target-available') {
+      this.logger.debug({ session: session.name, state: record.state }, 'recovering: the source\'s state report is ignored');
+      return;
+    }
     this.setState(
       session,
       record.state,
@@ -254,6 +261,11 @@ export class ReplicationService implements TapSource {
       false,
     );
     if (wasSource && !this.isSource(session)) this.mirroring.dropSources(session);
+    // A multi-primary member told by the secondary that it was recovered: its copy sets stop shipping (if the master
+    // could not stop them) and keep marking what changes here for the failback.
+    if (record.state === 'target-available' && wasSource && this.multiPrimary.isMember(session)) {
+      void this.mirroring.stopSource(session, 'the target was recovered');
+    }
     // Prepared is reported only once no copy set joins: every initial copy completed (a lost pair.joined too).
     if (record.state === 'prepared') this.running.initialCopiesDone(session);
   }

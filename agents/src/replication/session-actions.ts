@@ -140,12 +140,20 @@ export class SessionActions {
         { pair: pair.id, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume, ...(site ? { primarySite: site } : {}), reason: 'initial-copy-incomplete' },
       );
     }
-    service.setState(session, 'target-available', {
-      detail: inconsistent.length
-        ? `${inconsistent.length} copy set(s) recovered during their initial copy are not consistent: ${inconsistent.map((pair) => pair.h2Volume).join(', ')}`
-        : null,
-      consistencyTime: session.consistencyTime ?? new Date().toISOString(),
-    });
+    // Writable here from this state on (the taps follow it); the recover completes once the other sites were told
+    // (every primary agent of a multi-primary session), so every reachable site shows target-available when it returns.
+    service.setState(
+      session,
+      'target-available',
+      {
+        detail: inconsistent.length
+          ? `${inconsistent.length} copy set(s) recovered during their initial copy are not consistent: ${inconsistent.map((pair) => pair.h2Volume).join(', ')}`
+          : null,
+        consistencyTime: session.consistencyTime ?? new Date().toISOString(),
+      },
+      false,
+    );
+    await service.pushState(session);
   }
 
   /** Terminate at this site: mirroring stops, bitmaps are dropped, the session is defined again. */

@@ -44,9 +44,13 @@ export class TargetHandlers {
   /**
    * Test-only fault injection: this many semi-sync writes fail here after
    * their arrival was acknowledged. Tests in one process set it; agent
-   * processes read TANDEM_TEST_FAIL_ARRIVAL_WRITES at start.
+   * processes read TANDEM_TEST_FAIL_ARRIVAL_WRITES at start. `holdStopSource`
+   * (tests in one process): the source stops for a recover only once it resolves.
    */
-  readonly faults = { failArrivalWrites: Number(process.env.TANDEM_TEST_FAIL_ARRIVAL_WRITES ?? 0) };
+  readonly faults: { failArrivalWrites: number; holdStopSource: Promise<void> | null } = {
+    failArrivalWrites: Number(process.env.TANDEM_TEST_FAIL_ARRIVAL_WRITES ?? 0),
+    holdStopSource: null,
+  };
   /** Flash copy's mirror interplay (flash-mirror.ts), once installed: serves `flash.mirror`. */
   flashMirror: FlashMirror | null = null;
 
@@ -106,7 +110,14 @@ export class TargetHandlers {
         return {};
       }
       case 'session.stop-source': {
+        // The target is being recovered: this site (the source) stops and keeps marking. Its state is recovering, as
+        // at the target, so neither a suspend in flight nor the resume after a link failure makes it mirror again.
+        if (this.faults.holdStopSource) await this.faults.holdStopSource;
         const session = service.session(str(params, 'session'));
+        await service.mirroring.suspended(session);
+        if (service.isSource(session) && session.state !== 'defined' && session.state !== 'target-available') {
+          service.setState(session, 'recovering', {}, false);
+        }
         await service.stopSource(session, 'the target was recovered');
         return {};
       }

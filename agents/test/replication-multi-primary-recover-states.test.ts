@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
+import { readAll, waitFor } from './helpers/replication-sites.ts';
+import { StampedWriter } from './helpers/stamped-writer.ts';
+
+const MiB = 1024 * 1024;
+const TRACK = 65536;
+
+let sites: ThreeSites | null = null;
+let writer: StampedWriter | null = null;
+let releaseCommits: (() => void) | null = null;
+afterEach(async () => {
+  releaseCommits?.();
+  releaseCommits = null;
+  await writer?.stop();
+  writer = null;
+  await sites?.close();
+  sites = null;
+});
+
+/** A multi-primary async session mp (alpha: a, bravo: b, both to charlie: a2, b2), started and prepared. */
+async function prepared(s: ThreeSites): Promise<void> {
+  await s.alpha.engine.createVolume('a', 16 * MiB);
+  await s.bravo.engine.createVolume('b', 16 * MiB);
+  for (const name of ['a2', 'b2']) await s.charlie.engine.createVolume(name, 16 * MiB);
+  await s.alpha.replication.exports.openExport('a').write(4 * MiB, randomBytes(MiB));
+  await s.bravo.replication.exports.openExport('b').write(6 * MiB, randomBytes(MiB));
+  const master = s.alpha.replication.service;
+  await master.createSession('mp', 'async', 'charlie');
+  await master.addPair('mp', 'a', 'a2');
+  await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+  await master.act('mp', 'start');
+  await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+}
+
+function states(s: ThreeSites): Record<string, string> {
+  return Object.fromEntries((['alpha', 'bravo', 'charlie'] as const).map((site) => [site, s[site].replication.service.session('mp').state]));
+}
+
+describe('recover (failover) of a multi-primary session at its secondary site', () => {
+  it('every site shows target-available once the recover returns: charlie is writable, the member stops shipping and keeps marking', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    await prepared(s);
+    const charlie = s.charlie.replication.service;
+    await charlie.act('mp', 'recover');
+    expect(states(s)).toEqual({ alpha: 'target-available', bravo: 'target-available', charlie: 'target-available' });
+    for (const site of ['alpha', 'bravo'] as const) expect(s[site].replication.service.session('mp').direction).toBe('h1-h2');
+
+    // Writable at charlie at once (no wait after the recover returned).
+    const written = randomBytes(2 * TRACK);
+    await s.charlie.replication.exports.openExport('b2').write(MiB, written);
+    expect((await readAll(s.charlie, 'b2')).subarray(MiB, MiB + written.length).equals(written)).toBe(true);
+
+    // The member: no shipping to charlie any more, what changes at bravo is marked for the failback.
+    const bravo = s.bravo.replication.service;
+    const pair = bravo.pairsOf(bravo.session('mp'))[0];
+    const source = bravo.sourceOf(pair)!;
+    expect(source.mirroring).toBe(false);
+    const marked = source.outOfSyncTracks;
+    const b2Before = await readAll(s.charlie, 'b2');
+    await s.bravo.replication.exports.openExport('b').write(8 * MiB, randomBytes(3 * TRACK));
+    expect(source.outOfSyncTracks).toBe(marked + 3);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await readAll(s.charlie, 'b2')).equals(b2Before)).toBe(true);
+
+    // The console lists the member's own view: target-available, its copy set too.
+    const info = bravo.info(bravo.session('mp'));
+    expect(info.state).toBe('target-available');
+    // And it stays so (no late report of another site changes it).
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(states(s)).toEqual({ alpha: 'target-available', bravo: 'target-available', charlie: 'target-available' });
+  }, 120_000);
+
+  it('rounds failing at charlie while it recovers (their parts refused) neither make it a target again nor resume mirroring', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    await prepared(s);
+    writer = new StampedWriter(TRACK);
+    writer.start({ a: s.alpha.engine.device('a'), b: s.bravo.engine.device('b') }, { stampIntervalMs: 5 });
+    const charlie = s.charlie.replication.service;
+    const alpha = s.alpha.replication.service;
+    // The master learns of the recover late: meanwhile charlie (recovering) refuses the primary agents' parts, their
+    // rounds fail, and the master suspends and would resume once the links are up.
+    s.alpha.replication.service.target.faults.holdStopSource = new Promise<void>((resolve) => (releaseCommits = resolve));
+    const since = new Date().toISOString();
+    const recover = charlie.act('mp', 'recover');
+    await waitFor(() => charlie.session('mp').state !== 'prepared', 30_000, 'recovering at charlie');
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    releaseCommits!();
+    releaseCommits = null;
+    await recover;
+    const recovered = new Date().toISOString();
+    expect(states(s)).toEqual({ alpha: 'target-available', bravo: 'target-available', charlie: 'target-available' });
+    // Nothing resumes mirroring afterwards (a suspend for the failed round would resume once the link is back).
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(states(s)).toEqual({ alpha: 'target-available', bravo: 'target-available', charlie: 'target-available' });
+    const transitions = (site: 'alpha' | 'bravo' | 'charlie', after: string) =>
+      s[site].engine.catalog
+        .listEvents(0, 5000, { subject: 'mp' })
+        .filter((event) => event.type === 'session.state' && event.time > after)
+        .map((event) => / -> ([a-z-]+)/.exec(event.message)![1]);
+    // Charlie went straight from prepared to recovering to target-available: the master's reports meanwhile (it
+    // suspended and resumed, not knowing of the recover yet) did not make it a target again.
+    expect(transitions('charlie', since)).toEqual(['recovering', 'target-available']);
+    // Once recovered nothing runs again anywhere.
+    for (const site of ['alpha', 'bravo', 'charlie'] as const) expect({ site, after: transitions(site, recovered) }).toEqual({ site, after: [] });
+    await s.charlie.replication.exports.openExport('a2').write(0, randomBytes(TRACK));
+    await writer.stop();
+    writer = null;
+    const pair = alpha.pairsOf(alpha.session('mp'))[0];
+    expect(alpha.sourceOf(pair)!.mirroring).toBe(false);
+  }, 120_000);
+});
