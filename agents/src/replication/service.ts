@@ -263,7 +263,8 @@ export class ReplicationService implements TapSource {
     if (wasSource && !this.isSource(session)) this.mirroring.dropSources(session);
     // A multi-primary member told by the secondary that it was recovered: its copy sets stop shipping (if the master
     // could not stop them) and keep marking what changes here for the failback.
-    if (record.state === 'target-available' && wasSource && this.multiPrimary.isMember(session)) {
+    const mirroring = this.pairsOf(session).some((pair) => this.sourceOf(pair)?.mirroring);
+    if (record.state === 'target-available' && wasSource && mirroring && this.multiPrimary.isMember(session)) {
       void this.mirroring.stopSource(session, 'the target was recovered');
     }
     // Prepared is reported only once no copy set joins: every initial copy completed (a lost pair.joined too).
