@@ -39,7 +39,8 @@ describe('recover while a copy set of a multi-primary session joins', () => {
     await master.addPair('mp', 'a', 'a2');
     await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
     await master.act('mp', 'start');
-    await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+    // Prepared reaches charlie by the master's state report: every initial copy there completed from then.
+    await waitFor(() => master.session('mp').state === 'prepared' && charlie.session('mp').state === 'prepared', 60_000, 'prepared at the master and charlie');
     // A joined copy set is consistent at charlie (nothing reported).
     expect(charlie.info(charlie.session('mp')).pairs.every((pair) => pair.consistent === undefined)).toBe(true);
 
@@ -111,7 +112,7 @@ describe('recover while a copy set of a multi-primary session joins', () => {
     await h1.createSession('gold', 'async', 'beta');
     await h1.addPair('gold', 'a', 'a2');
     await h1.act('gold', 'start');
-    await waitFor(() => h1.session('gold').state === 'prepared', 60_000, 'prepared');
+    await waitFor(() => h1.session('gold').state === 'prepared' && h2.session('gold').state === 'prepared', 60_000, 'prepared at both sites');
 
     await h1.addPair('gold', 'n', 'n2');
     await h2.act('gold', 'recover');

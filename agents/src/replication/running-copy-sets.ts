@@ -58,8 +58,9 @@ export class RunningCopySets {
   }
 
   /**
-   * At the target (H2) of a copy set: its initial copy (as a copy set added to
-   * a running session) had not completed when last heard of, so its volume
+   * At the target (H2) of a copy set: its initial copy (the session's first,
+   * from its start, or as a copy set added to a running session) had not
+   * completed when last heard of, so its volume
    * here is no consistent image: set when it is attached, cleared when its
    * source tells it joined (`pair.joined`) and by a failback that copies it
    * whole. A recover keeps it (reported `consistent: false`).
@@ -67,6 +68,21 @@ export class RunningCopySets {
   initialCopyPending(pair: PairRecord): boolean {
     const session = this.service.sessions.get(pair.sessionId);
     return pair.joining === true && session !== undefined && !this.service.isSource(session);
+  }
+
+  /**
+   * Target: the session was started (`session.prepare-target`): the initial
+   * copy of every copy set begins, so each is pending as a joining one is
+   * (cleared by `initialCopiesDone`; a recover before that reports it
+   * inconsistent and the failback copies it whole).
+   */
+  initialCopiesStart(session: SessionRecord): void {
+    if (this.service.isSource(session)) return;
+    for (const pair of this.service.pairsOf(session)) {
+      if (pair.joining === true) continue;
+      pair.joining = true;
+      this.service.store.savePair(pair);
+    }
   }
 
   /** Target: the source reports the session prepared (no copy set joins): every initial copy here completed. */

@@ -106,6 +106,8 @@ export class TargetHandlers {
           const device = service.engine.device(pair.localVolume);
           await device.trim(0, device.sizeBytes);
         }
+        // Every copy set's initial copy starts now: until the source reports the session prepared, a recover reports it inconsistent.
+        service.running.initialCopiesStart(session);
         service.setState(session, 'preparing', {}, false);
         return {};
       }
