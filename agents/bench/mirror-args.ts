@@ -11,6 +11,8 @@ export interface MirrorOptions {
   /** Percent of tracks changed per resync trial. */
   percents: number[];
   modes: boolean;
+  /** Also run the modes at +0 ms with alpha's link dialing beta directly (no proxy), so the proxy's own cost shows. */
+  direct: boolean;
   /** Mirror modes of the modes section (plain always runs: it is the anchor). */
   only: string[];
   resync: boolean;
@@ -28,6 +30,7 @@ export const mirrorUsage = `usage: npm run bench:mirror -- [options]
   --resync-size MiB  resync / preflight volume size (default 1024)
   --percents LIST    changed percentages for the resync section (default 0.1,1,10)
   --only LIST        mirror modes of the modes section: async,semi-sync,sync,shipping (default all; plain always runs)
+  --no-direct        skip the modes at +0 ms without the proxy (alpha's link dialing beta directly)
   --no-modes | --no-resync | --no-preflight   skip a section
   --dir DIR          scratch directory (default: a new one under /tmp, removed at exit)
   --json FILE        also write the results as JSON
@@ -55,6 +58,7 @@ export function parseMirrorArgs(argv: string[]): MirrorOptions {
     resyncMiB: 1024,
     percents: [0.1, 1, 10],
     modes: true,
+    direct: true,
     only: ['async', 'semi-sync', 'sync', 'shipping'],
     resync: true,
     preflight: true,
@@ -81,6 +85,7 @@ export function parseMirrorArgs(argv: string[]): MirrorOptions {
         break;
       }
       case '--no-modes': options.modes = false; break;
+      case '--no-direct': options.direct = false; break;
       case '--no-resync': options.resync = false; break;
       case '--no-preflight': options.preflight = false; break;
       case '--dir': options.dir = value(); break;

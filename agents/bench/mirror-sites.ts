@@ -15,6 +15,8 @@ export interface MirrorSites {
   alpha: TandemAgent;
   beta: TandemAgent;
   proxy: FaultProxy;
+  /** Beta's own peer-link address (the proxy forwards to it). */
+  betaLink: string;
   alphaApi: ApiClient;
   betaApi: ApiClient;
 }
@@ -35,7 +37,7 @@ export async function startSites(repoRoot: string, dir: string, logDir: string):
   const [host, port] = beta.addresses.link!.split(':');
   const proxy = await FaultProxy.start({ host, port: Number(port) });
   await alpha.cli(['peers', 'set-link', 'beta', proxy.address, '--json']);
-  return { alpha, beta, proxy, alphaApi: await alpha.api(), betaApi: await beta.api() };
+  return { alpha, beta, proxy, betaLink: beta.addresses.link!, alphaApi: await alpha.api(), betaApi: await beta.api() };
 }
 
 export function exportUri(agent: TandemAgent, volume: string): string {

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { progress } from './interleave.ts';
 import { mirrorUsage, parseMirrorArgs, type MirrorOptions } from './mirror-args.ts';
-import { modesSection, renderModes, type ModeCell } from './mirror-modes.ts';
+import { measureLinkRtts, type LinkRtts } from './mirror-link.ts';
+import { modeLegs, modesSection, renderModes, type ModeCell } from './mirror-modes.ts';
 import { prepareResync, preflightSection, renderPreflight, renderResync, resyncSection, type PreflightResults, type ResyncTrial } from './mirror-resync.ts';
 import { startSites, stopSites, type MirrorSites } from './mirror-sites.ts';
 import { installExitHooks } from './procs.ts';
@@ -44,19 +45,27 @@ async function main(): Promise<void> {
     progress(`agents alpha and beta paired; alpha -> beta through the proxy ${sites.proxy.address}`);
     const lines: string[] = [''];
     let modes: Map<string, ModeCell> | null = null;
+    let linkRtts: LinkRtts | null = null;
     let resync: ResyncTrial[] | null = null;
     let preflight: PreflightResults | null = null;
     if (opts.modes) {
-      modes = await modesSection(sites, opts.rtts, opts.reps, opts.runtime, opts.only);
+      const legs = modeLegs(opts.rtts, opts.direct);
+      progress('link round trip: 4K qd1 over a bench:link peer link, direct and through a proxy child at each added RTT');
+      linkRtts = await measureLinkRtts(opts.rtts, opts.reps, 1);
+      modes = await modesSection(sites, legs, opts.reps, opts.runtime, opts.only);
       lines.push(
         `## Mirror modes: fio --ioengine=nbd on alpha, ${opts.runtime} s per run, median of ${opts.reps} interleaved reps, 256 MiB prefilled region`,
-        'added RTT = delay the proxy adds to alpha -> beta traffic (once per round trip); Δp50 = p50 − plain p50 at that RTT.',
+        'leg: "+N ms proxy" = alpha\'s peer link through the FaultProxy, which delays alpha -> beta traffic by N ms (once per round trip);',
+        '"+0 ms direct" = alpha\'s link dialing beta itself (no proxy): the proxy\'s own cost is the difference to "+0 ms proxy". Δp50 = p50 − plain p50 of that leg.',
+        'link RTT = measured 4K round trip p50 of a peer link (mutual TLS, framing, checksums; bench:link\'s, a server process answering at once)',
+        'on the same path: directly, or through a FaultProxy process with the same added delay; median of 1 s runs, one per rep.',
         'CPU a+b = CPU time (user + system) of the alpha and beta agents per fio I/O (1M: per MiB), median: steadier than IOPS on a shared machine.',
-        'sync target: added latency ≤ 1.2 × (RTT + remote write), remote write = plain p50 (same disk);',
+        'sync target: added latency ≤ 1.2 × (RTT + remote write), remote write = plain 4K p50 of the leg (same disk and engine; it includes',
+        'the NBD round trip, so it overstates the remote write). Old bound: RTT = the added delay (0 at +0 ms). Verdict: RTT = the measured link RTT.',
         'sync throughput ≥ 0.9 × min(local disk, link) is judged at +0 ms against the plain export (the link is not measured apart).',
         'shipping = snapshot-shipping session (30 s cycles): host writes only mark tracks; first writes after a cycle\'s snapshot redirect.',
         '',
-        renderModes(modes, opts.rtts, opts.only),
+        renderModes(modes, legs, opts.only, linkRtts),
         '',
       );
     }
@@ -74,7 +83,7 @@ async function main(): Promise<void> {
     const loadAfter = loadAverage();
     lines.push(loadLine(loadBefore, loadAfter));
     console.log(lines.join('\n'));
-    writeJsonReport(opts.json, { startedAt, loadBefore, loadAfter, options: opts, modes: modes ? [...modes.values()] : null, resync, preflight });
+    writeJsonReport(opts.json, { startedAt, loadBefore, loadAfter, options: opts, linkRtts, modes: modes ? [...modes.values()] : null, resync, preflight });
   } finally {
     await teardown();
   }
