@@ -82,12 +82,15 @@ export class MetadataJournal implements MetadataListener {
       this.queuedCheckpoint = false;
       return this.runCommit(checkpoint);
     },
-    failure: () => this.failure,
+    failure: () => this.failure ?? (this.final ? new Error('the metadata journal is closed') : null),
   });
   private queuedCheckpoint = false;
   private timer: NodeJS.Timeout | null = null;
   private failure: Error | null = null;
+  /** No new records (closing, closed or abandoned). */
   private closed = false;
+  /** Close or abandon owns the files: no commit starts any more (one due to start rejects). */
+  private final = false;
 
   private constructor(
     metaDir: string,
@@ -302,12 +305,31 @@ export class MetadataJournal implements MetadataListener {
     if (this.closed) throw new Error('the metadata journal is closed');
   }
 
-  /** Commits with a checkpoint and closes every file. */
+  /**
+   * Waits until no commit runs or is queued (one that starts meanwhile is
+   * waited for too). A commit runs only the journal's own file I/O, never a
+   * caller's code, so close or abandon cannot be called from inside one; a
+   * caller continuing after a commit settled runs once that commit has left
+   * `running` (SerialRuns clears it first), so it does not wait for itself.
+   */
+  private quiesce(): Promise<void> {
+    return this.commits.idle();
+  }
+
+  /**
+   * Commits with a checkpoint and closes every file. Records logged before
+   * the call are in the checkpoint; logging after it throws. Commits
+   * requested before it complete; one requested later may be refused.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.commit({ checkpoint: true });
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    await this.commit({ checkpoint: true });
+    // No commit starts from now on; one requested meanwhile that already started completes
+    // before the files close (it would otherwise write to a closed, perhaps reused, descriptor).
+    this.final = true;
+    await this.quiesce();
     fs.closeSync(this.walFd);
     this.extents.close();
   }
@@ -320,10 +342,12 @@ export class MetadataJournal implements MetadataListener {
    */
   async abandon(keepBytes = 0): Promise<void> {
     this.closed = true;
+    this.final = true;
     if (this.timer) clearTimeout(this.timer);
     // A commit already handed to the kernel completes, as it would after kill -9
-    // (and its file descriptors must not be reused under it).
-    await this.commits.running?.catch(() => {});
+    // (and its file descriptors must not be reused under it); one queued behind
+    // it does not start (it rejects): nothing reaches the disk after the crash.
+    await this.quiesce();
     const keep = Math.min(keepBytes, this.bufferUsed);
     if (keep > 0) fs.writeSync(this.walFd, this.buffer, 0, keep, this.walOffset);
     fs.closeSync(this.walFd);
