@@ -62,7 +62,7 @@ async function main(): Promise<void> {
         'CPU a+b = CPU time (user + system) of the alpha and beta agents per fio I/O (1M: per MiB), median: steadier than IOPS on a shared machine.',
         'sync target: added latency ≤ 1.2 × (RTT + remote write), remote write = plain 4K p50 of the leg (same disk and engine; it includes',
         'the NBD round trip, so it overstates the remote write). Old bound: RTT = the added delay (0 at +0 ms). Verdict: RTT = the measured link RTT.',
-        'sync throughput ≥ 0.9 × min(local disk, link) is judged at +0 ms against the plain export (bench:link measures the link'\'s MiB/s apart).',
+        'sync throughput ≥ 0.9 × min(local disk, link) is judged at +0 ms against the plain export (bench:link measures the link MiB/s apart).',
         'shipping = snapshot-shipping session (30 s cycles): host writes only mark tracks; first writes after a cycle\'s snapshot redirect.',
         '',
         renderModes(modes, legs, opts.only, linkRtts),
