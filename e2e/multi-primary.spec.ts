@@ -124,10 +124,13 @@ test.describe.serial('multi-primary session: create with two primary sites, fail
         throw error;
       });
 
-    // The card shows the master's view; writes are taken by charlie's own.
+    // The card shows the master's view. Charlie is writable before it tells the primary sites (in parallel; the
+    // recover completes once they know): every site of the session shows the same state, the member bravo too.
     const stateAt = async (site: string) =>
       ((await consoleApi(world.backend, 'GET', `/api/sites/${world.siteIds[site]}/sessions`)) as { sessions: { name: string; state: string }[] }).sessions.find((each) => each.name === session)?.state;
-    await expect.poll(() => stateAt('charlie'), { timeout: 30_000 }).toBe('target-available');
+    for (const site of ['alpha', 'bravo', 'charlie']) {
+      await expect.poll(async () => `${site}: ${await stateAt(site)}`, { timeout: 10_000 }).toBe(`${site}: target-available`);
+    }
 
     // Production at charlie: mp-a-copy tracks 0..2 (new data); mp-b-copy tracks 16..20 (new data) and track 64 rewritten
     // with the bytes it already holds (0xbb, mirrored from bravo): a bitmap marks it, the codes find it equal.
