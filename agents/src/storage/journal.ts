@@ -91,6 +91,7 @@ export class MetadataJournal implements MetadataListener {
   private closed = false;
   /** Close or abandon owns the files: no commit starts any more (one due to start rejects). */
   private final = false;
+  private closing: Promise<void> | null = null;
 
   private constructor(
     metaDir: string,
@@ -319,10 +320,15 @@ export class MetadataJournal implements MetadataListener {
   /**
    * Commits with a checkpoint and closes every file. Records logged before
    * the call are in the checkpoint; logging after it throws. Commits
-   * requested before it complete; one requested later may be refused.
+   * requested before it complete; one requested later may be refused. A
+   * second call settles with the first (after an abandon: at once).
    */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    this.closing ??= this.closed ? Promise.resolve() : this.closeFiles();
+    return this.closing;
+  }
+
+  private async closeFiles(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.commit({ checkpoint: true });
