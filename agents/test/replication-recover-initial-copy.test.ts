@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { SessionSyncedSchema } from '@tandem/contract';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
 import { readAll, startTwoSites, waitFor, type Site, type TwoSites } from './helpers/replication-sites.ts';
@@ -114,5 +115,23 @@ describe('recover during the first initial copy', () => {
     expect(await sameSoon(s.alpha, 'a', s.charlie, 'a2'), 'a is the image of a2').toBe(true);
     expect(await sameSoon(s.bravo, 'b', s.charlie, 'b2'), 'b is the image of b2').toBe(true);
     expect(charlie.info(charlie.session('mp')).pairs.every((pair) => pair.consistent === undefined)).toBe(true);
+    // The failback's result per copy set (session.synced at charlie): each copied exactly its planned tracks, named by its primary site.
+    const synced = SessionSyncedSchema.parse(s.charlie.engine.catalog.listEvents(0, 5000).filter((e) => e.type === 'session.synced').at(-1)!.data);
+    for (const [volume, site] of [['a', 'alpha'], ['b', 'bravo']] as const) {
+      const pair = synced.pairs!.find((each) => each.h1Volume === volume)!;
+      expect(pair.primarySite).toBe(site);
+      expect(pair.copiedTracks).toBe(preflight.pairs.find((plan) => plan.h1Volume === volume)!.tracksToCopy);
+      // Tracks unallocated at charlie (never copied there before the recover) go back as trims: no bytes.
+      expect(pair.bytesSent).toBeLessThanOrEqual(pair.copiedTracks * 65536);
+    }
+    expect(synced.pairs!.reduce((sum, pair) => sum + pair.copiedTracks, 0)).toBe(synced.copiedTracks);
+    expect(synced.pairs!.reduce((sum, pair) => sum + pair.bytesSent, 0)).toBe(synced.bytesSent);
+    // The verify after the failback (at charlie, the source now) per copy set with its primary site.
+    await waitFor(() => charlie.session('mp').lastVerify?.trigger === 'failback', 60_000, 'verified after failback');
+    const last = charlie.session('mp').lastVerify!;
+    expect(last.pairs!.map((pair) => [pair.h1Volume, pair.primarySite, pair.comparedTracks]).sort()).toEqual([
+      ['a', 'alpha', (64 * MiB) / 65536],
+      ['b', 'bravo', (64 * MiB) / 65536],
+    ]);
   }, 240_000);
 });

@@ -102,6 +102,19 @@ export type PairInfo = z.infer<typeof PairInfoSchema>;
 /** Snapshot shipping: the time between cycles, seconds (0.1 s .. 1 day). */
 export const ShipIntervalSecondsSchema = z.number().min(0.1).max(86_400);
 
+/** One copy set's part of the last verify (`LastVerify.pairs`). */
+export const LastVerifyPairSchema = z.object({
+  pair: z.string(),
+  h1Volume: z.string(),
+  h2Volume: z.string(),
+  /** The site holding the copy set's H1 volume (multi-primary sessions: the master or a member). */
+  primarySite: z.string().optional(),
+  comparedTracks: z.number(),
+  differingTracks: z.number(),
+  unverifiedTracks: z.number(),
+});
+export type LastVerifyPair = z.infer<typeof LastVerifyPairSchema>;
+
 /** The last online verify by segment codes the session's source ran (on request, or by itself after a failback). */
 export const LastVerifySchema = z.object({
   startedAt: z.string(),
@@ -115,6 +128,8 @@ export const LastVerifySchema = z.object({
   ok: z.boolean(),
   /** Differing tracks were marked and a resync copying them started. */
   resyncStarted: z.boolean(),
+  /** Per copy set (absent in results recorded before agents reported it). */
+  pairs: z.array(LastVerifyPairSchema).optional(),
 });
 export type LastVerify = z.infer<typeof LastVerifySchema>;
 
@@ -287,3 +302,28 @@ export const VerifyReportSchema = z.object({
   resyncStarted: z.boolean(),
 });
 export type VerifyReport = z.infer<typeof VerifyReportSchema>;
+
+/** One copy set's part of a `session.synced` event: what its resync (after a start, resume or failback) copied. */
+export const SessionSyncedPairSchema = z.object({
+  pair: z.string(),
+  h1Volume: z.string(),
+  h2Volume: z.string(),
+  /** The site holding the copy set's H1 volume (multi-primary sessions: the master or a member). */
+  primarySite: z.string().optional(),
+  copiedTracks: z.number(),
+  bytesSent: z.number(),
+});
+export type SessionSyncedPair = z.infer<typeof SessionSyncedPairSchema>;
+
+/**
+ * The data of the event `session.synced`: the resync of the session's copy
+ * sets at the recording site completed (a failback's copy, a resume, a
+ * start). Totals, and per copy set (`pairs`, absent for a snapshot-shipping
+ * session's first cycle and in events of older agents).
+ */
+export const SessionSyncedSchema = z.object({
+  copiedTracks: z.number(),
+  bytesSent: z.number(),
+  pairs: z.array(SessionSyncedPairSchema).optional(),
+});
+export type SessionSynced = z.infer<typeof SessionSyncedSchema>;

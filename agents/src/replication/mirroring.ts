@@ -1,7 +1,8 @@
-import { ProblemError } from '@tandem/contract';
+import { ProblemError, type SessionSynced, type SessionSyncedPair } from '@tandem/contract';
 import { ConsistencyGroupShipper } from './async-groups.ts';
 import { PairSource, problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
+import { primarySiteFor } from './session-reports.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 
 /**
@@ -151,10 +152,21 @@ export class Mirroring {
     if (sources.every((source) => source.mirroring)) {
       const copied = sources.reduce((sum, source) => sum + source.progress.copied, 0);
       const bytes = sources.reduce((sum, source) => sum + source.progress.bytesSent, 0);
-      engine.catalog.recordEvent('session.synced', 'info', session.name, `session ${session.name}: copied ${copied} track(s)`, {
-        copiedTracks: copied,
-        bytesSent: bytes,
+      // Per copy set too (its primary site for a multi-primary session): SessionSyncedSchema.
+      const pairs: SessionSyncedPair[] = sources.map((source) => {
+        const pair = source.record;
+        const site = primarySiteFor(this.service, session, pair);
+        return {
+          pair: pair.id,
+          h1Volume: pair.h1Volume,
+          h2Volume: pair.h2Volume,
+          ...(site ? { primarySite: site } : {}),
+          copiedTracks: source.progress.copied,
+          bytesSent: source.progress.bytesSent,
+        };
       });
+      const synced: SessionSynced = { copiedTracks: copied, bytesSent: bytes, pairs };
+      engine.catalog.recordEvent('session.synced', 'info', session.name, `session ${session.name}: copied ${copied} track(s)`, synced);
     }
     setTimeout(() => this.checkPrepared(session), 0);
   }

@@ -2,6 +2,16 @@ import type { PairInfo, SessionInfo } from '@tandem/contract';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 
+/**
+ * The site holding a copy set's H1 volume, for a multi-primary session (the
+ * master's own copy sets included); undefined for a single-primary session.
+ */
+export function primarySiteFor(service: ReplicationService, session: SessionRecord, pair: PairRecord): string | undefined {
+  const multi = service.multiPrimary;
+  if (!multi.isMultiPrimary(session)) return undefined;
+  return multi.primarySiteOf(pair) ?? multi.siteOf(multi.isMember(session) ? service.agentId : session.controlAgentId);
+}
+
 /** What the API and the CLI show of sessions: state, health, consistency time and per-pair detail. */
 export class SessionReports {
   /** Async sessions this site is the target of: the applied groups' cut times. */

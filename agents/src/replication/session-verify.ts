@@ -2,6 +2,7 @@ import { ProblemError, type AgentEvent, type LastVerify, type VerifyPairReport, 
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
+import { primarySiteFor } from './session-reports.ts';
 import { verifyPair } from './verify.ts';
 
 /**
@@ -109,7 +110,6 @@ export class SessionVerifier {
       // (`mp.verify`; differences are marked and copied at the member, the copy set's source).
       const members = this.verifyMembers(session, trigger);
       members.catch(() => undefined);
-      const primarySite = service.multiPrimary.isMaster(session) ? service.site : undefined;
       for (const pair of pairs) {
         const source = service.sourceOf(pair);
         const check = () => {
@@ -122,6 +122,8 @@ export class SessionVerifier {
         const { report, differing } = await verifyPair(engine, service.pairLink(session, pair), pair, source!, check);
         if (differing.length > 0) await source!.mark(differing);
         marked += differing.length;
+        // The site holding its H1 volume (multi-primary: the master's, a member's, also when verified at the secondary site).
+        const primarySite = primarySiteFor(service, session, pair);
         reports.push(primarySite ? { ...report, primarySite } : report);
       }
       const memberReports = await members;
@@ -147,6 +149,15 @@ export class SessionVerifier {
         unverifiedTracks: report.unverifiedTracks,
         ok: report.differingTracks === 0 && report.unverifiedTracks === 0,
         resyncStarted: report.resyncStarted,
+        pairs: reports.map((r) => ({
+          pair: r.pair,
+          h1Volume: r.h1Volume,
+          h2Volume: r.h2Volume,
+          ...(r.primarySite ? { primarySite: r.primarySite } : {}),
+          comparedTracks: r.comparedTracks,
+          differingTracks: r.differingCount,
+          unverifiedTracks: r.unverifiedCount,
+        })),
       };
       if (marked > 0 && session.state === 'prepared') {
         // The marked tracks are copied by the resync machinery, as after a resume.
