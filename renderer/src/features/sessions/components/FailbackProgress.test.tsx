@@ -98,4 +98,57 @@ describe('FailbackProgress result', () => {
     expect(await screen.findByTestId('verify-summary')).toHaveTextContent('160 tracks compared');
     expect(screen.queryByTestId('verify-per-copy-set')).toBeNull();
   });
+
+  it("multi-primary: the result shows what the failback copied per site and per copy set (the source's last session.synced), and the last verify per copy set with its primary site", async () => {
+    const pairA = pairFixture({ id: 'pa', h1Volume: 'a', h2Volume: 'a2', trackCount: 256 });
+    const pairB = pairFixture({ id: 'pb', h1Volume: 'b', h2Volume: 'b2', trackCount: 256, primarySite: 'gamma' });
+    const lastVerify = {
+      startedAt: '2026-01-01T03:11:00.000Z', finishedAt: '2026-01-01T03:12:00.000Z', trigger: 'failback' as const,
+      comparedTracks: 512, differingTracks: 1, unverifiedTracks: 0, ok: false, resyncStarted: true,
+      pairs: [
+        { pair: 'pa', h1Volume: 'a', h2Volume: 'a2', primarySite: 'alpha', comparedTracks: 256, differingTracks: 0, unverifiedTracks: 0 },
+        { pair: 'pb', h1Volume: 'b', h2Volume: 'b2', primarySite: 'gamma', comparedTracks: 256, differingTracks: 1, unverifiedTracks: 0 },
+      ],
+    };
+    const failedBack = sessionFixture({ type: 'async', direction: 'h2-h1', state: 'prepared', role: 'h2', pairs: [pairA, pairB], lastVerify });
+    const [entry] = mergeSessions([{ siteId: alpha.id, siteName: 'beta', sessions: [failedBack] }]);
+    const synced = (id: number, a: number, b: number) => ({
+      id, time: 't', type: 'session.synced', severity: 'info', subject: 'orders', message: 'copied',
+      data: {
+        copiedTracks: a + b, bytesSent: (a + b) * 65536,
+        pairs: [
+          { pair: 'pa', h1Volume: 'a', h2Volume: 'a2', primarySite: 'alpha', copiedTracks: a, bytesSent: a * 65536 },
+          { pair: 'pb', h1Volume: 'b', h2Volume: 'b2', primarySite: 'gamma', copiedTracks: b, bytesSent: b * 65536 },
+        ],
+      },
+    });
+    renderWithBackend(<FailbackProgress entry={entry} phase="result" />, {
+      'POST /api/sites/agent-a/sessions/orders/verify': [200, report],
+      // The newest session.synced counts (an older one of the first start is listed too).
+      'GET /api/sites/agent-a/sessions/orders/events': [200, { events: [synced(9, 5, 7), synced(3, 256, 256)] }],
+    });
+    expect(await screen.findByTestId('copied-summary')).toHaveTextContent('The failback copied 12 tracks from beta.');
+    expect(screen.getByTestId('copied-site-alpha')).toHaveTextContent('to alpha (1 copy set): 5 tracks copied');
+    expect(screen.getByTestId('copied-site-gamma')).toHaveTextContent('to gamma (1 copy set): 7 tracks copied');
+    expect(screen.getByTestId('copied-copy-set-b')).toHaveTextContent('b ⇄ b2, primary at gamma: 7 tracks copied (458,752 bytes)');
+    expect(screen.getByTestId('last-verify-copy-set-a')).toHaveTextContent('a ⇄ a2, primary at alpha: 256 compared, 0 differ');
+    expect(screen.getByTestId('last-verify-copy-set-b')).toHaveTextContent('b ⇄ b2, primary at gamma: 256 compared, 1 differ');
+  });
+
+  it('shows no copy result while the source recorded no session.synced, and no per copy set last verify without primary sites', async () => {
+    const lastVerify = {
+      startedAt: '2026-01-01T03:11:00.000Z', finishedAt: '2026-01-01T03:12:00.000Z', trigger: 'failback' as const,
+      comparedTracks: 256, differingTracks: 0, unverifiedTracks: 0, ok: true, resyncStarted: false,
+      pairs: [{ pair: 'p1', h1Volume: 'db', h2Volume: 'db-copy', comparedTracks: 256, differingTracks: 0, unverifiedTracks: 0 }],
+    };
+    const failedBack = sessionFixture({ direction: 'h2-h1', state: 'prepared', lastVerify });
+    const [entry] = mergeSessions([{ siteId: alpha.id, siteName: 'alpha', sessions: [failedBack] }]);
+    renderWithBackend(<FailbackProgress entry={entry} phase="result" />, {
+      'POST /api/sites/agent-a/sessions/orders/verify': [200, report],
+      'GET /api/sites/agent-a/sessions/orders/events': [200, { events: [] }],
+    });
+    expect(await screen.findByTestId('verify-summary')).toHaveTextContent('160 tracks compared');
+    expect(screen.queryByTestId('failback-copied')).toBeNull();
+    expect(screen.queryByTestId('last-verify-copy-set-db')).toBeNull();
+  });
 });

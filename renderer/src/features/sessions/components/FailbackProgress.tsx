@@ -1,12 +1,19 @@
 import { Alert, Button, Checkbox, Loader, Stack, Text } from '@mantine/core';
-import type { VerifyPairReport } from '@tandem/contract';
+import { SessionSyncedSchema, type SessionSynced, type VerifyPairReport } from '@tandem/contract';
 import { useEffect, useRef, useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { isMultiPrimary, primarySites, receivingSites, sourceSite, type MergedSession } from '../hooks/session-model.ts';
-import { useSessionAction, useVerify } from '../hooks/use-sessions.ts';
+import { useSessionAction, useSessionEvents, useVerify } from '../hooks/use-sessions.ts';
 import { StateBadge } from './HealthBadge.tsx';
 import { LastVerifySummary } from './LastVerifySummary.tsx';
 import { PairTable } from './PairTable.tsx';
+
+/** The newest `session.synced` among the events (what the last resync copied, per copy set), if its data is as the contract says. */
+export function lastSynced(events: { type: string; id: number; data?: Record<string, unknown> }[] | undefined): SessionSynced | null {
+  const newest = (events ?? []).filter((event) => event.type === 'session.synced').sort((a, b) => b.id - a.id)[0];
+  const parsed = newest ? SessionSyncedSchema.safeParse(newest.data) : null;
+  return parsed?.success ? parsed.data : null;
+}
 
 /** The live copy (state and per-pair progress, refreshed by the agents' events) and, once Prepared, the verified result. */
 export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase: 'progress' | 'result' }) {
@@ -18,6 +25,9 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
   // Decided once, when the result shows: the offer stays (with its outcome) while the session turns around.
   const [returnOffered] = useState(() => session.direction === 'h2-h1');
   const [stoppedAtProduction, setStoppedAtProduction] = useState(false);
+  // What the failback copied, per copy set: the source's (the production site's) last `session.synced`.
+  const sourceView = entry.views.find((view) => view.siteName === sourceSite(session)) ?? entry;
+  const synced = lastSynced(useSessionEvents(sourceView.siteId, session.name).data?.events);
 
   // The result step verifies once: codes compared at both sites while writes may go on.
   useEffect(() => {
@@ -57,6 +67,13 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
         };
       })
     : null;
+  // The copy per primary site (multi-primary sessions): each copy set's tracks go to the site holding its H1 volume.
+  const copiedPerSite = synced?.pairs && isMultiPrimary(session)
+    ? primarySites(session).map((site) => {
+        const mine = synced.pairs!.filter((each) => (each.primarySite ?? session.pairs.find((pair) => pair.id === each.pair)?.primarySite ?? session.h1Site) === site);
+        return { site, copySets: mine.length, tracks: mine.reduce((sum, each) => sum + each.copiedTracks, 0) };
+      })
+    : null;
   const returnToOriginal = () =>
     back.mutate(
       { siteId: entry.siteId, name: session.name, action: 'recover' },
@@ -65,6 +82,24 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
   return (
     <Stack mt="md" gap="xs" data-testid="failback-result">
       <LastVerifySummary session={session} />
+      {synced && (
+        <Stack gap={2} data-testid="failback-copied">
+          <Text size="sm" data-testid="copied-summary">
+            The failback copied {synced.copiedTracks.toLocaleString('en-US')} track{synced.copiedTracks === 1 ? '' : 's'} from {sourceSite(session)}.
+          </Text>
+          {copiedPerSite?.map((each) => (
+            <Text key={each.site} size="sm" data-testid={`copied-site-${each.site}`}>
+              to {each.site} ({each.copySets} copy set{each.copySets === 1 ? '' : 's'}): {each.tracks.toLocaleString('en-US')} tracks copied
+            </Text>
+          ))}
+          {synced.pairs?.map((each) => (
+            <Text key={each.pair} size="sm" data-testid={`copied-copy-set-${each.h1Volume}`}>
+              {each.h1Volume} ⇄ {each.h2Volume}
+              {each.primarySite ? `, primary at ${each.primarySite}` : ''}: {each.copiedTracks.toLocaleString('en-US')} tracks copied ({each.bytesSent.toLocaleString('en-US')} bytes)
+            </Text>
+          ))}
+        </Stack>
+      )}
       {verify.isPending && (
         <Text size="sm">
           <Loader size="xs" /> Verifying by segment codes…

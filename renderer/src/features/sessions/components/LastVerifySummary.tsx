@@ -14,6 +14,15 @@ export function LastVerifySummary({ session }: { session: SessionInfo }) {
           {explanation}
         </Text>
       )}
+      {/* Multi-primary sessions: each copy set with the site holding its H1 volume, as the agent recorded it. */}
+      {session.lastVerify.pairs?.some((each) => each.primarySite) &&
+        session.lastVerify.pairs.map((each) => (
+          <Text key={each.pair} size="xs" mt={2} data-testid={`last-verify-copy-set-${each.h1Volume}`}>
+            {each.h1Volume} ⇄ {each.h2Volume}
+            {each.primarySite ? `, primary at ${each.primarySite}` : ''}: {each.comparedTracks.toLocaleString('en-US')} compared, {each.differingTracks.toLocaleString('en-US')} differ
+            {each.unverifiedTracks > 0 ? `, ${each.unverifiedTracks.toLocaleString('en-US')} unverified` : ''}
+          </Text>
+        ))}
     </Alert>
   );
 }
