@@ -213,10 +213,12 @@ export class Mirroring {
     return false;
   }
 
-  close(): void {
+  /** Stops mirroring and waits for a resync in progress to end. */
+  async close(): Promise<void> {
     // Shipping stops first: a group failing on a closing link must not suspend the session.
     for (const shipper of this.shippers.values()) shipper.stop();
-    for (const source of this.sources.values()) source.dispose();
+    const sources = [...this.sources.values()];
     this.sources.clear();
+    await Promise.all(sources.map((source) => source.close()));
   }
 }

@@ -681,10 +681,12 @@ export class MultiPrimarySessions {
     return session;
   }
 
-  close(): void {
+  /** Stops the cut rounds and waits for a round in progress to end. */
+  async close(): Promise<void> {
     if (this.watchdog) clearInterval(this.watchdog);
     this.watchdog = null;
-    for (const coordinator of this.coordinators.values()) void coordinator.stop();
+    const coordinators = [...this.coordinators.values()];
     this.coordinators.clear();
+    await Promise.all(coordinators.map((coordinator) => coordinator.stop()));
   }
 }

@@ -583,6 +583,12 @@ export class PairSource implements WriteTap {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
   }
+
+  /** Disposes and waits for a resync in progress to end (at agent shutdown, before the engine closes). */
+  async close(): Promise<void> {
+    this.dispose();
+    await this.resyncing?.catch(() => {});
+  }
 }
 
 export function problemMessage(error: unknown): string {

@@ -135,7 +135,7 @@ export async function startReplication(options: {
     },
     async close() {
       await clusters.close();
-      service.close();
+      await service.close();
       peers.close();
       await server.close();
     },

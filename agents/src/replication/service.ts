@@ -371,9 +371,10 @@ export class ReplicationService implements TapSource {
     return this.reports.list();
   }
 
-  close(): void {
-    this.multiPrimary.close();
-    this.shipping.close();
-    this.mirroring.close();
+  /** Stops every cut round, shipping cycle and resync, and waits for them: nothing reaches the engine after this. */
+  async close(): Promise<void> {
+    await this.multiPrimary.close();
+    await this.shipping.close();
+    await this.mirroring.close();
   }
 }

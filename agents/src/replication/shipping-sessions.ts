@@ -136,7 +136,8 @@ export class ShippingSessions {
     this.shipping.delete(session.id);
   }
 
-  close(): void {
-    for (const shipper of this.shipping.values()) void shipper.stop();
+  /** Stops every session's cycles and waits for a cycle in progress to end. */
+  async close(): Promise<void> {
+    await Promise.all([...this.shipping.values()].map((shipper) => shipper.stop()));
   }
 }
