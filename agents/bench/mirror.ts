@@ -24,8 +24,20 @@ function options(): MirrorOptions {
   return parseOrExit(parseMirrorArgs, mirrorUsage);
 }
 
+/** The tools the chosen sections run, missing from PATH (checked up front: a late ENOENT would lose the earlier sections). */
+function missingTools(opts: MirrorOptions): string[] {
+  const tools = new Set<string>();
+  if (opts.modes) tools.add('fio');
+  if (opts.resync) tools.add('rsync');
+  if (opts.resync || opts.preflight) for (const tool of ['fio', 'qemu-img', 'qemu-io']) tools.add(tool);
+  const dirs = (process.env.PATH ?? '').split(path.delimiter).filter(Boolean);
+  return [...tools].filter((tool) => !dirs.some((dir) => fs.existsSync(path.join(dir, tool))));
+}
+
 async function main(): Promise<void> {
   const opts = options();
+  const missing = missingTools(opts);
+  if (missing.length) throw new Error(`not on PATH: ${missing.join(', ')} (see Needs in agents/bench/README.md)`);
   const ownDir = opts.dir === null;
   const dir = opts.dir ? path.resolve(opts.dir) : fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-bench-mirror-'));
   const logDir = path.join(dir, 'logs');
@@ -68,12 +80,16 @@ async function main(): Promise<void> {
         renderModes(modes, legs, opts.only, linkRtts),
         '',
       );
+      // Each section's table is printed as soon as it is done (and again in the summary at the end).
+      console.error(lines.join('\n'));
     }
     if (opts.resync || opts.preflight) {
       const context = await prepareResync(sites, dir, opts.resyncMiB);
       if (opts.resync) {
         resync = await resyncSection(sites, context, dir, opts.percents, opts.reps);
-        lines.push(`## Incremental resync vs rsync, median of ${opts.reps} interleaved reps`, renderResync(resync, opts.resyncMiB), '');
+        const section = [`## Incremental resync vs rsync, median of ${opts.reps} interleaved reps`, renderResync(resync, opts.resyncMiB), ''];
+        lines.push(...section);
+        console.error(section.join('\n'));
       }
       if (opts.preflight) {
         preflight = await preflightSection(sites, context, dir, opts.resyncMiB, Math.max(opts.reps, 3));
