@@ -63,14 +63,14 @@ async function main(): Promise<void> {
     if (opts.modes) {
       const legs = modeLegs(opts.rtts, opts.direct);
       progress('link round trip: 4K qd1 over a bench:link peer link, direct and through a proxy child at each added RTT');
-      linkRtts = await measureLinkRtts(opts.rtts, opts.reps, 1);
+      linkRtts = await measureLinkRtts(opts.rtts, Math.max(opts.reps, 3), 1);
       modes = await modesSection(sites, legs, opts.reps, opts.runtime, opts.only);
       lines.push(
         `## Mirror modes: fio --ioengine=nbd on alpha, ${opts.runtime} s per run, median of ${opts.reps} interleaved reps, 256 MiB prefilled region`,
         'leg: "+N ms proxy" = alpha\'s peer link through the FaultProxy, which delays alpha -> beta traffic by N ms (once per round trip);',
         '"+0 ms direct" = alpha\'s link dialing beta itself (no proxy): the proxy\'s own cost is the difference to "+0 ms proxy". Δp50 = p50 − plain p50 of that leg.',
         'link RTT = measured 4K round trip p50 of a peer link (mutual TLS, framing, checksums; bench:link\'s, a server process answering at once)',
-        'on the same path: directly, or through a FaultProxy process with the same added delay; median of 1 s runs, one per rep.',
+        'on the same path: directly, or through a FaultProxy process with the same added delay; median of 1 s runs, one per rep (at least 3).',
         'CPU a+b = CPU time (user + system) of the alpha and beta agents per fio I/O (1M: per MiB), median: steadier than IOPS on a shared machine.',
         'sync target: added latency ≤ 1.2 × (RTT + remote write), remote write = plain 4K p50 of the leg (same disk and engine; it includes',
         'the NBD round trip, so it overstates the remote write). Old bound: RTT = the added delay (0 at +0 ms). Verdict: RTT = the measured link RTT.',
