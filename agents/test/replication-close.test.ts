@@ -61,4 +61,43 @@ describe('replication close', () => {
     expect((await checkDataDir(s.h1.dir)).problems).toEqual([]);
     expect(rejections).toEqual([]);
   }, 90_000);
+
+  it('waits for a running snapshot-shipping cycle to end before the engine closes; the data dir checks clean and reopens', async () => {
+    process.on('unhandledRejection', onRejection);
+    sites = await startTwoSites();
+    const s = sites;
+    const size = 32 * MiB;
+    await s.h1.engine.createVolume('prod', size);
+    await s.h2.engine.createVolume('copy', size);
+    await s.h1.replication.exports.openExport('prod').write(0, randomBytes(size));
+    const service = s.h1.replication.service;
+    await service.createSession('s1', 'snapshot-shipping', 'beta', { shipIntervalMs: 60 * 60_000 });
+    await service.addPair('s1', 'prod', 'copy');
+    // A slow link keeps the first cycle (512 tracks) running while the site closes.
+    s.proxy.setLatency(40);
+    await service.act('s1', 'start');
+    const pair = service.pairsOf(service.session('s1'))[0];
+    await waitFor(() => (service.sourceOf(pair)?.progress.copied ?? 0) > 0, 30_000, 'the first cycle shipping');
+    const source = service.sourceOf(pair)!;
+    // Queued behind the cycle in progress: it settles once that cycle ended (with null: the shipper stopped).
+    let cycleEnded = false;
+    const queued = service.shippingOf('s1')!.shipNow().finally(() => (cycleEnded = true));
+
+    await service.close();
+    expect(cycleEnded, 'the cycle in progress ended before close returned').toBe(true);
+    expect(await queued).toBeNull();
+    const copiedAtClose = source.progress.copied;
+    expect(copiedAtClose).toBeLessThan(size / TRACK);
+    await s.h1.replication.close();
+    await s.h1.engine.close();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(source.progress.copied, 'no cycle step ran after close').toBe(copiedAtClose);
+
+    expect((await checkDataDir(s.h1.dir)).problems).toEqual([]);
+    const reopened = await StorageEngine.open(s.h1.dir);
+    expect(reopened.device('prod').sizeBytes).toBe(size);
+    await reopened.close();
+    expect((await checkDataDir(s.h1.dir)).problems).toEqual([]);
+    expect(rejections).toEqual([]);
+  }, 90_000);
 });
