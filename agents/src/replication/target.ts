@@ -253,7 +253,7 @@ export class TargetHandlers {
       return {};
     }
     // Semi-sync: acknowledge arrival now; a failed write is repaired here, never reported to the host.
-    // (The payload is a view of a buffer the link allocated for this frame alone: it may outlive the call.)
+    // (The payload is a view of a socket chunk the link never reuses, so it may outlive the call; it may share that chunk with neighbouring frames.)
     const data = payload;
     const first = Math.floor(offset / device.trackSize);
     const end = Math.floor((offset + Math.max(data.length, 1) - 1) / device.trackSize) + 1;
