@@ -18,6 +18,7 @@ import {
   type VolumeInfo,
 } from '@tandem/contract';
 import { readRunInfo } from './data-dir-files.ts';
+import { loadAdminCredentials, type ClientCredentials } from '../tls/files.ts';
 
 /** Filters of `GET /v1/events` as the query carries them. */
 export interface EventFilter {
@@ -26,7 +27,6 @@ export interface EventFilter {
   excludeType?: string;
   newest?: boolean;
 }
-import { loadAdminCredentials, type ClientCredentials } from '../tls/files.ts';
 
 /** A raw answer: status and parsed JSON body (undefined when empty). */
 export interface ApiResponse {
