@@ -47,10 +47,6 @@ export class MultiPrimaryRunning {
     private readonly running: RunningCopySets,
   ) {}
 
-  static serves(method: string): boolean {
-    return method === 'mp.add' || method === 'mp.remove' || method === 'mp.pair-removed';
-  }
-
   /** True when member copy sets of a session in this state are added and removed here (not while defined). */
   static handles(session: SessionRecord): boolean {
     return RUNNING_STATES.has(session.state);
@@ -229,14 +225,6 @@ export class MultiPrimaryRunning {
   joiningAnywhere(session: SessionRecord): boolean {
     const here = this.running.settle(session);
     return this.membersJoining(session) !== false || here;
-  }
-
-  /** Member: the copy sets of the session here that are joining (reported with every hold). */
-  joiningIds(session: SessionRecord): string[] {
-    return this.service
-      .pairsOf(session)
-      .filter((pair) => this.running.isJoining(pair))
-      .map((pair) => pair.id);
   }
 
   // --- peer requests ---

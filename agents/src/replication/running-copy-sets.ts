@@ -273,11 +273,6 @@ export class RunningCopySets {
     return joining;
   }
 
-  /** Some copy set of the session is joining at this site. */
-  joiningHere(session: SessionRecord): boolean {
-    return this.service.pairsOf(session).some((pair) => this.isJoining(pair));
-  }
-
   /** The session is Preparing only because copy sets are joining; every member copy set is duplex. */
   onlyJoining(session: SessionRecord): boolean {
     if (session.state !== 'preparing') return false;
