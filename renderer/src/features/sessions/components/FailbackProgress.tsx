@@ -2,7 +2,7 @@ import { Alert, Button, Checkbox, Loader, Stack, Text } from '@mantine/core';
 import { SessionSyncedSchema, type SessionSynced, type VerifyPairReport } from '@tandem/contract';
 import { useEffect, useRef, useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
-import { isMultiPrimary, primarySites, receivingSites, sourceSite, type MergedSession } from '../hooks/session-model.ts';
+import { isMultiPrimary, primarySiteOf, primarySites, receivingSites, sourceSite, type MergedSession } from '../hooks/session-model.ts';
 import { useSessionAction, useSessionEvents, useVerify } from '../hooks/use-sessions.ts';
 import { StateBadge } from './HealthBadge.tsx';
 import { LastVerifySummary } from './LastVerifySummary.tsx';
@@ -52,8 +52,7 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
   // Multi-primary sessions: every site holding primary volumes is a source again on the way back.
   const originalSource = primarySites(session).join(', ');
   // The site holding a verified copy set's H1 volume: as the verify reports it, else as the session lists it.
-  const primaryOf = (each: VerifyPairReport) =>
-    each.primarySite ?? session.pairs.find((pair) => pair.id === each.pair || pair.h1Volume === each.h1Volume)?.primarySite ?? session.h1Site;
+  const primaryOf = (each: VerifyPairReport) => each.primarySite ?? primarySiteOf(session, each.pair);
   // The verify per primary site: each copy set's report goes to the site holding its H1 volume.
   const perSite = report && isMultiPrimary(session)
     ? primarySites(session).map((site) => {
@@ -70,7 +69,7 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
   // The copy per primary site (multi-primary sessions): each copy set's tracks go to the site holding its H1 volume.
   const copiedPerSite = synced?.pairs && isMultiPrimary(session)
     ? primarySites(session).map((site) => {
-        const mine = synced.pairs!.filter((each) => (each.primarySite ?? session.pairs.find((pair) => pair.id === each.pair)?.primarySite ?? session.h1Site) === site);
+        const mine = synced.pairs!.filter((each) => (each.primarySite ?? primarySiteOf(session, each.pair)) === site);
         return { site, copySets: mine.length, tracks: mine.reduce((sum, each) => sum + each.copiedTracks, 0) };
       })
     : null;

@@ -26,6 +26,11 @@ export function targetSite(session: SessionInfo): string {
  * in a multi-primary async session, every other site named as a copy set's
  * primary, in the order the copy sets list them.
  */
+/** The site holding a copy set's H1 volume (by pair id; names may repeat across sites): its own primary site, else H1. */
+export function primarySiteOf(session: SessionInfo, pairId: string): string {
+  return session.pairs.find((pair) => pair.id === pairId)?.primarySite ?? session.h1Site;
+}
+
 export function primarySites(session: SessionInfo): string[] {
   return [...new Set([session.h1Site, ...session.pairs.map((pair) => pair.primarySite ?? session.h1Site)])];
 }
