@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(qemu-utils libnbd-bin nbdkit fio chromium python3 make g++ openssl)
+apt_packages=(qemu-utils libnbd-bin nbdkit fio chromium python3 make g++ openssl rsync)  # rsync: the anchor of bench:mirror's resync section
 
 missing=()
 if [[ "${1:-}" != "--no-apt" ]]; then
