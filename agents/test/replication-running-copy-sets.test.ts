@@ -110,6 +110,8 @@ describe('copy sets added to and removed from running sessions', () => {
     const afterAdd = { old: oldWriter.count, new: newWriter.count };
     // Writes keep mirroring to both pairs once the new one is duplex.
     await waitFor(() => oldWriter.count > afterAdd.old + 20 && newWriter.count > afterAdd.new + 20, 20_000, 'more writes');
+    // A quick add on a loaded machine can be over before the 5 ms watcher sampled much: keep writing until it did.
+    await waitFor(() => seen.samples > 20, 20_000, 'the watcher sampled the existing pair');
     await Promise.all([oldWriter.stop(), newWriter.stop()]);
     watching = false;
     await watcher;
