@@ -161,7 +161,7 @@ export class MultiPrimaryRunning {
       .link(session)
       .call('mp.pair-removed', { session: session.id, pair: record.id }, null, { waitForLinkMs: 5000 })
       .catch((error) => service.logger.warn({ pair: record.id, error: problemMessage(error) }, 'the secondary could not forget a removed copy set'));
-    this.forgetRow(record.id);
+    multi.forgetMemberPair(record.id);
     this.pending.delete(record.id);
     if (last) {
       multi.coordinatorOf(session)?.removeParticipant(record.primaryAgentId);
@@ -179,10 +179,6 @@ export class MultiPrimaryRunning {
       { pair: record.id, h1Volume: record.h1Volume, h2Volume: record.h2Volume, primarySite: site, sessionState: session.state },
     );
     service.mirroring.checkPrepared(session);
-  }
-
-  private forgetRow(id: string): void {
-    this.service.engine.catalog.db.prepare('DELETE FROM multi_primary_pairs WHERE id = ?').run(id);
   }
 
   /**
@@ -261,7 +257,7 @@ export class MultiPrimaryRunning {
         const id = str(params, 'pair');
         const pair = service.pairs.get(id);
         if (pair) service.forgetPair(pair);
-        this.forgetRow(id);
+        service.multiPrimary.forgetMemberPair(id);
         return {};
       }
       default:

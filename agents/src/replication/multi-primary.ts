@@ -108,6 +108,11 @@ export class MultiPrimarySessions {
       .run(pair.id, pair.sessionId, pair.primaryAgentId, pair.h1Volume, pair.h2Volume, pair.createdAt);
   }
 
+  /** Forgets a member copy set's row (master and secondary). */
+  forgetMemberPair(id: string): void {
+    this.service.engine.catalog.db.prepare('DELETE FROM multi_primary_pairs WHERE id = ?').run(id);
+  }
+
   /** This agent is a primary agent of the session but neither its master nor its secondary. */
   isMember(session: SessionRecord): boolean {
     return session.controlAgentId !== this.service.agentId && session.peerAgentId !== this.service.agentId;
@@ -250,7 +255,7 @@ export class MultiPrimarySessions {
     if (session.state !== 'defined') return this.service.running.multiPrimary.remove(session, pair);
     await this.service.peers.link(member.agentId).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
     await this.service.link(session).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
-    this.service.engine.catalog.db.prepare('DELETE FROM multi_primary_pairs WHERE id = ?').run(pair.id);
+    this.forgetMemberPair(pair.id);
   }
 
   // --- master: running the session ---
