@@ -139,13 +139,13 @@ function estimateSeconds(bytes: number): number {
   return Math.round((bytes / (200 * 1024 * 1024)) * 10) / 10;
 }
 
+/** The preflight of a failback from its plans' counts (`planSummary`). */
 export function summarizePlans(
   session: string,
-  plans: Array<PairPlan | PlanSummary>,
+  summaries: PlanSummary[],
   trackSize: number,
   options: { verifyCodes: boolean; fullCompare: boolean },
 ): FailbackPreflight {
-  const summaries = plans.map((plan) => ('candidates' in plan ? planSummary(plan) : plan));
   const tracksToCopy = summaries.reduce((sum, plan) => sum + plan.tracksToCopy, 0);
   const bytesToCopy = tracksToCopy * trackSize;
   return {
