@@ -111,24 +111,11 @@ export class ExtentStore {
     return this.write(to, 0, scratch);
   }
 
-  /**
-   * Reads into target from a run of consecutive extents starting at extent
-   * (plus `within` bytes); a small read (≤ 64 KiB) is a synchronous pread,
-   * as small writes are (TANDEM_SYNC_SMALL_WRITES=0 sends it to the thread pool).
-   */
+  /** Reads into target from a run of consecutive extents starting at extent (plus `within` bytes). */
   read(extent: number, within: number, target: Buffer): Promise<void> {
     const fileIndex = Math.floor(extent / this.perFile);
     const fd = this.fdFor(fileIndex);
-    const position = (extent % this.perFile) * this.trackSize + within;
-    if (syncSmallWrites && target.length <= SMALL_WRITE_BYTES) {
-      try {
-        readSync(fd, target, position);
-        return Promise.resolve();
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    }
-    return preadAll(fd, target, position);
+    return preadAll(fd, target, (extent % this.perFile) * this.trackSize + within);
   }
 
   /** True when the extent (and all after it) was never written, so it reads as zeroes. */
