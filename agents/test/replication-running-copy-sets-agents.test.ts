@@ -306,8 +306,8 @@ describe('copy sets added to and removed from a running multi-primary session (t
     const filled = await runCommand('qemu-io', ['-f', 'raw', '-c', 'write -P 0x44 0 320M', bravo.nbdUri('big')], 300_000);
     expect(filled.code, filled.out).toBe(0);
     await waitUntil(alpha, 'orders', (info) => info.state === 'prepared', 'prepared');
-    // bravo's link to charlie is a slow WAN: the initial copy takes long enough to kill bravo midway.
-    const wan = await slowLink(bravo, charlie, 'bravo', 'charlie', 10);
+    // bravo's link to charlie is a slow WAN (20 ms each way; at 10 ms a quiet machine copied 90 % in 7 s): the initial copy takes long enough to kill bravo midway.
+    const wan = await slowLink(bravo, charlie, 'bravo', 'charlie', 20);
     const added = await alpha.cli(['session', 'add', 'orders', 'big', 'bigx', '--primary-agent', 'bravo']);
     expect(added.code, added.stderr).toBe(0);
     const { percent, durablePercent } = await waitJoiningMidway(bravo, 'orders', 'big');
@@ -355,7 +355,7 @@ describe('copy sets added to and removed from a running multi-primary session (t
     await waitUntil(alpha, 'solo', (info) => info.state === 'prepared', 'prepared');
     const filled = await runCommand('qemu-io', ['-f', 'raw', '-c', 'write -P 0x66 0 320M', alpha.nbdUri('solo2')], 300_000);
     expect(filled.code, filled.out).toBe(0);
-    const wan = await slowLink(alpha, charlie, 'alpha', 'charlie', 10);
+    const wan = await slowLink(alpha, charlie, 'alpha', 'charlie', 20);
     const added = await alpha.cli(['session', 'add', 'solo', 'solo2', 'solo2x']);
     expect(added.code, added.stderr).toBe(0);
     const { percent, durablePercent } = await waitJoiningMidway(alpha, 'solo', 'solo2');
