@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
+import { preparedMultiPrimary as prepared, startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
 import { readAll, waitFor } from './helpers/replication-sites.ts';
 import { StampedWriter } from './helpers/stamped-writer.ts';
 
@@ -18,21 +18,6 @@ afterEach(async () => {
   await sites?.close();
   sites = null;
 });
-
-/** A multi-primary async session mp (alpha: a, bravo: b, both to charlie: a2, b2), started and prepared. */
-async function prepared(s: ThreeSites): Promise<void> {
-  await s.alpha.engine.createVolume('a', 16 * MiB);
-  await s.bravo.engine.createVolume('b', 16 * MiB);
-  for (const name of ['a2', 'b2']) await s.charlie.engine.createVolume(name, 16 * MiB);
-  await s.alpha.replication.exports.openExport('a').write(4 * MiB, randomBytes(MiB));
-  await s.bravo.replication.exports.openExport('b').write(6 * MiB, randomBytes(MiB));
-  const master = s.alpha.replication.service;
-  await master.createSession('mp', 'async', 'charlie');
-  await master.addPair('mp', 'a', 'a2');
-  await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-  await master.act('mp', 'start');
-  await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
-}
 
 function states(s: ThreeSites): Record<string, string> {
   return Object.fromEntries((['alpha', 'bravo', 'charlie'] as const).map((site) => [site, s[site].replication.service.session('mp').state]));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ProblemError } from '@tandem/contract';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
+import { failedBackMultiPrimary, startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
 import { readAll, waitFor } from './helpers/replication-sites.ts';
 
 const MiB = 1024 * 1024;
@@ -26,20 +26,7 @@ describe('the way back of a multi-primary session, asked again', () => {
     const master = s.alpha.replication.service;
     const charlie = s.charlie.replication.service;
     const bravo = s.bravo.replication.service;
-    await s.alpha.engine.createVolume('a', 16 * MiB);
-    await s.bravo.engine.createVolume('b', 16 * MiB);
-    for (const name of ['a2', 'b2']) await s.charlie.engine.createVolume(name, 16 * MiB);
-    await s.alpha.replication.exports.openExport('a').write(4 * MiB, randomBytes(MiB));
-    await s.bravo.replication.exports.openExport('b').write(6 * MiB, randomBytes(MiB));
-    await master.createSession('mp', 'async', 'charlie');
-    await master.addPair('mp', 'a', 'a2');
-    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-    await master.act('mp', 'start');
-    await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
-    await charlie.act('mp', 'recover');
-    await s.charlie.replication.exports.openExport('b2').write(MiB, randomBytes(MiB));
-    await charlie.act('mp', 'failback');
-    await waitFor(() => charlie.session('mp').state === 'prepared', 60_000, 'prepared H2->H1');
+    await failedBackMultiPrimary(s);
 
     // Back at H1: recovered at alpha, production writes at both primary agents.
     await master.act('mp', 'recover');

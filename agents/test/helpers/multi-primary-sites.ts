@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadServerTls } from '../../src/tls/files.ts';
 import { FaultProxy } from './fault-proxy.ts';
-import { startSite, type Site } from './replication-sites.ts';
+import { startSite, waitFor, type Site } from './replication-sites.ts';
 
 /**
  * Three sites in one test process, every pair of them paired (mutual TLS on
@@ -76,4 +77,34 @@ export async function startThreeSites(): Promise<ThreeSites> {
       await fs.rm(root, { recursive: true, force: true });
     },
   };
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * A multi-primary async session `mp` on three sites (alpha: a, bravo: b, both
+ * 16 MiB with 1 MiB of data, mirrored to charlie: a2, b2), started and Prepared.
+ */
+export async function preparedMultiPrimary(s: ThreeSites): Promise<void> {
+  await s.alpha.engine.createVolume('a', 16 * MiB);
+  await s.bravo.engine.createVolume('b', 16 * MiB);
+  for (const name of ['a2', 'b2']) await s.charlie.engine.createVolume(name, 16 * MiB);
+  await s.alpha.replication.exports.openExport('a').write(4 * MiB, randomBytes(MiB));
+  await s.bravo.replication.exports.openExport('b').write(6 * MiB, randomBytes(MiB));
+  const master = s.alpha.replication.service;
+  await master.createSession('mp', 'async', 'charlie');
+  await master.addPair('mp', 'a', 'a2');
+  await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+  await master.act('mp', 'start');
+  await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+}
+
+/** `preparedMultiPrimary`, then failed over to charlie (1 MiB written to b2 there) and failed back: charlie mirrors H2->H1. */
+export async function failedBackMultiPrimary(s: ThreeSites): Promise<void> {
+  await preparedMultiPrimary(s);
+  const charlie = s.charlie.replication.service;
+  await charlie.act('mp', 'recover');
+  await s.charlie.replication.exports.openExport('b2').write(MiB, randomBytes(MiB));
+  await charlie.act('mp', 'failback');
+  await waitFor(() => charlie.session('mp').state === 'prepared', 60_000, 'prepared H2->H1');
 }
