@@ -194,6 +194,31 @@ export const ShipCycleReportSchema = z.object({
 });
 export type ShipCycleReport = z.infer<typeof ShipCycleReportSchema>;
 
+/**
+ * `GET /v1/sessions/:name/pairs/:pair/bitmap?which=out-of-sync|target-changed`:
+ * the raw track bitmap a copy set keeps at this site, exact (one run per
+ * stretch of set bits). The out-of-sync bitmap is kept at the copy set's
+ * source: every set track may differ from the other site; a track not set
+ * holds, durably at the other site, what it holds here (PROTOCOL.md, "No
+ * write left behind"). It also counts tracks set only because a change of
+ * them is on its way (`markedTracks` >= the pair's `outOfSyncTracks`).
+ */
+export const PairBitmapSchema = z.object({
+  session: z.string(),
+  pair: z.string(),
+  h1Volume: z.string(),
+  h2Volume: z.string(),
+  which: z.enum(['out-of-sync', 'target-changed']),
+  /** False when this site keeps no such bitmap for the copy set (defined session, or not its source). */
+  kept: z.boolean(),
+  trackCount: z.number(),
+  markedTracks: z.number(),
+  /** `[firstTrack, count]` per run of set bits, ascending. */
+  runs: z.array(z.tuple([z.number(), z.number()])),
+});
+export type PairBitmap = z.infer<typeof PairBitmapSchema>;
+export const PairBitmapQuerySchema = z.object({ which: z.enum(['out-of-sync', 'target-changed']).default('out-of-sync') });
+
 export const AddPairRequestSchema = z.object({
   h1Volume: VolumeNameSchema,
   h2Volume: VolumeNameSchema,

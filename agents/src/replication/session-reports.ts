@@ -1,4 +1,4 @@
-import type { PairInfo, SessionInfo } from '@tandem/contract';
+import { ProblemError, type PairBitmap, type PairInfo, type SessionInfo } from '@tandem/contract';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 
@@ -134,5 +134,38 @@ export class SessionReports {
 
   list(): SessionInfo[] {
     return [...this.service.sessions.values()].map((session) => this.info(session));
+  }
+
+  /** A copy set's raw bitmap here (`pair`: its id, or its volume here or at the other site), as runs of set tracks. */
+  pairBitmap(sessionName: string, pairRef: string, which: PairBitmap['which']): PairBitmap {
+    const service = this.service;
+    const session = service.session(sessionName);
+    const pair = service
+      .pairsOf(session)
+      .find((p) => p.id === pairRef || p.localVolume === pairRef || p.h1Volume === pairRef || p.h2Volume === pairRef);
+    if (!pair) throw new ProblemError('not-found', `session ${session.name} has no copy set ${pairRef} at this site`);
+    const id = which === 'target-changed' ? pair.targetChangedBitmap : pair.outOfSyncBitmap;
+    const trackCount = service.engine.getVolume(pair.localVolume).trackCount;
+    const answer: PairBitmap = {
+      session: session.name,
+      pair: pair.id,
+      h1Volume: pair.h1Volume,
+      h2Volume: pair.h2Volume,
+      which,
+      kept: id !== null,
+      trackCount,
+      markedTracks: 0,
+      runs: [],
+    };
+    if (id === null) return answer;
+    const view = service.engine.bitmaps.view(id);
+    for (let track = view.nextSet(0); track >= 0; ) {
+      let end = track + 1;
+      while (end < trackCount && view.isSet(end)) end++;
+      answer.runs.push([track, end - track]);
+      answer.markedTracks += end - track;
+      track = end < trackCount ? view.nextSet(end) : -1;
+    }
+    return answer;
   }
 }

@@ -5,6 +5,8 @@ import {
   CreateSessionRequestSchema,
   FailbackOptionsSchema,
   FailbackPreflightSchema,
+  PairBitmapQuerySchema,
+  PairBitmapSchema,
   PairSiteRequestSchema,
   PeerAcceptRequestSchema,
   PeerAcceptResponseSchema,
@@ -151,6 +153,19 @@ export async function replicationRoutes(fastify: FastifyInstance, deps: ApiDepen
       await runtime().service.removePair(request.params.name, request.params.volume, { primaryAgent: request.query.primaryAgent });
       return reply.code(204).send();
     },
+  );
+
+  // The raw out-of-sync (or target-changed) bitmap of a copy set at this site, as runs: what may differ, exactly.
+  app.get(
+    '/v1/sessions/:name/pairs/:pair/bitmap',
+    {
+      schema: {
+        params: z.object({ name: SessionNameSchema, pair: z.string().min(1).max(200) }),
+        querystring: PairBitmapQuerySchema,
+        response: { 200: PairBitmapSchema },
+      },
+    },
+    async (request) => runtime().service.reports.pairBitmap(request.params.name, request.params.pair, request.query.which),
   );
 
   app.post(

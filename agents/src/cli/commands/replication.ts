@@ -1,7 +1,8 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { z } from 'zod';
 import {
   FailbackPreflightSchema,
+  PairBitmapSchema,
   PeerInfoSchema,
   PeerListSchema,
   SessionActionSchema,
@@ -356,6 +357,25 @@ export function registerReplicationCommands(program: Command): void {
         const found = await client.call('GET', `/v1/sessions/${encodeURIComponent(name)}`, SessionInfoSchema);
         if (options.json) printJson(found);
         else print(sessionFields(found));
+      }),
+    );
+  session
+    .command('bitmap <name> <copy-set>')
+    .description('the out-of-sync tracks of a copy set at this site, exactly (copy set: its id or a volume name)')
+    .addOption(new Option('--which <bitmap>', 'out-of-sync (at the source) or target-changed (after a recover)').choices(['out-of-sync', 'target-changed']).default('out-of-sync'))
+    .addOption(dataOption())
+    .addOption(jsonOption())
+    .action((name: string, copySet: string, options: AdminOptions & { which: string }) =>
+      withClient(options, async (client) => {
+        const query = `which=${encodeURIComponent(options.which)}`;
+        const found = await client.call('GET', `/v1/sessions/${encodeURIComponent(name)}/pairs/${encodeURIComponent(copySet)}/bitmap?${query}`, PairBitmapSchema);
+        if (options.json) return printJson(found);
+        if (!found.kept) return print(`${found.h1Volume} -> ${found.h2Volume}: this site keeps no ${found.which} bitmap for it`);
+        const shown = found.runs.slice(0, 50).map(([start, count]) => (count === 1 ? String(start) : `${start}-${start + count - 1}`));
+        print(
+          `${found.h1Volume} -> ${found.h2Volume}: ${found.markedTracks} of ${found.trackCount} track(s) ${found.which}` +
+            (shown.length ? `\n  ${shown.join(', ')}${found.runs.length > 50 ? `, ... (${found.runs.length - 50} more runs)` : ''}` : ''),
+        );
       }),
     );
   session
