@@ -45,7 +45,7 @@ describe('fault campaign (short form)', () => {
           `(${stats.differingAtChecks} differing, ${stats.uncoveredTracks} unmarked); after the drain ${stats.tracksDiffering} of ${stats.tracksCompared} tracks differ; ` +
           `verify ${stats.verifyDifferingTracks}; qemu-img identical ${stats.qemuImgIdentical}`,
       );
-      if (stats.failures.length > 0) console.log(`${lines.join('\n')}\n${stats.diagnostics}`);
+      console.log(lines.join('\n') + (stats.failures.length > 0 ? `\n${stats.diagnostics}` : ''));
 
       expect(stats.failures, stats.failures.join('\n')).toEqual([]);
       expect(stats.tracksDiffering).toBe(0);

@@ -524,6 +524,7 @@ class Campaign {
       const copySets = this.copySets.filter((c) => c.inSession);
       let differing = 0;
       let uncovered = 0;
+      const seen: string[] = [];
       for (const copySet of copySets) {
         const [h1, h2] = await Promise.all([this.readVolume(copySet.primary, copySet.h1), this.readVolume(this.topology.secondary, copySet.h2)]);
         const bitmap = await this.api<PairBitmap>(this.agent(copySet.primary), 'GET', `/v1/sessions/${SESSION}/pairs/${copySet.h1}/bitmap`);
@@ -532,6 +533,7 @@ class Campaign {
         const missed = diff.filter((track) => !marked.has(track));
         differing += diff.length;
         uncovered += missed.length;
+        if (diff.length > 0) seen.push(`${copySet.h1}: ${bitmap.markedTracks} marked, differing ${listTracks(diff, 12)}`);
         this.checkLedger(copySet, h1, label);
         if (!bitmap.kept && diff.length > 0) this.fail(`${label}: ${copySet.h1} keeps no out-of-sync bitmap while ${diff.length} track(s) differ`);
         if (missed.length > 0) {
@@ -542,7 +544,7 @@ class Campaign {
       this.stats.coverageChecks++;
       this.stats.differingAtChecks += differing;
       this.stats.uncoveredTracks += uncovered;
-      this.note(`coverage check ${label}: ${differing} track(s) differ, ${uncovered} not marked`);
+      this.note(`coverage check ${label}: ${differing} track(s) differ, ${uncovered} not marked${seen.length ? ` (${seen.join('; ')})` : ''}`);
     } finally {
       for (const proxy of this.proxies.values()) proxy.blackhole(false);
     }
@@ -562,7 +564,7 @@ class Campaign {
   /** Check b) and the end of c). */
   private async finalChecks(): Promise<void> {
     await this.drain();
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 10_000;
     let images: Array<{ copySet: CopySet; h1: Buffer; h2: Buffer; diff: number[] }>;
     for (;;) {
       images = [];
@@ -588,22 +590,23 @@ class Campaign {
     }
     this.note(`after the drain: ${this.stats.tracksDiffering} of ${this.stats.tracksCompared} track(s) differ`);
 
-    if (this.topology.type !== 'snapshot-shipping') {
-      const report = await agentCliJson<VerifyReport>(this.master, ['session', 'verify', SESSION]);
-      this.stats.verifyDifferingTracks = report.differingTracks;
-      if (report.differingTracks > 0) this.fail(`session verify found ${report.differingTracks} differing track(s): ${JSON.stringify(report.pairs)}`);
-      this.note(`session verify: ${report.differingTracks} of ${report.comparedTracks} track(s) differ, ${report.unverifiedTracks} unverified`);
-    }
+    // qemu-img first: a verify that finds differences copies them.
     let identical = true;
     for (const copySet of this.copySets) {
       const primary = this.agent(copySet.primary);
       const compare = await runCommand('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', primary.nbdUri(copySet.h1), this.agent(this.topology.secondary).nbdUri(copySet.h2)]);
       if (!/Images are identical/.test(compare.out)) {
         identical = false;
-        this.fail(`qemu-img compare ${copySet.h1} ${copySet.h2}: ${compare.out.trim()}`);
+        this.fail(`qemu-img compare ${copySet.h1} ${copySet.h2}: ${compare.out.trim().slice(0, 500)}`);
       }
     }
     this.stats.qemuImgIdentical = identical;
+    if (this.topology.type !== 'snapshot-shipping') {
+      const report = await agentCliJson<VerifyReport>(this.master, ['session', 'verify', SESSION]);
+      this.stats.verifyDifferingTracks = report.differingTracks;
+      if (report.differingTracks > 0) this.fail(`session verify found ${report.differingTracks} differing track(s): ${JSON.stringify(report.pairs)}`);
+      this.note(`session verify: ${report.differingTracks} of ${report.comparedTracks} track(s) differ, ${report.unverifiedTracks} unverified`);
+    }
   }
 
   /** Links healed; waits until the session is Prepared by itself with nothing left to send (shipping: one cycle after the writers stopped). */
@@ -796,8 +799,8 @@ function markedSet(bitmap: PairBitmap): Set<number> {
   return marked;
 }
 
-function listTracks(tracks: number[]): string {
-  return tracks.slice(0, 40).join(', ') + (tracks.length > 40 ? `, … (${tracks.length - 40} more)` : '');
+function listTracks(tracks: number[], most = 40): string {
+  return tracks.slice(0, most).join(', ') + (tracks.length > most ? `, … (${tracks.length - most} more)` : '');
 }
 
 function describeBlock(data: Buffer): string {
