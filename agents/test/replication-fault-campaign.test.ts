@@ -36,6 +36,9 @@ describe('fault campaign (short form)', () => {
         stallMs: [1000, 4000],
         // The holding stall always resets the senders midway: their bytes reach the target late, after the new connection's.
         abandonSenders: 1,
+        // A coverage check right after the holding stall too (its late bytes may undo a resync), and at the end.
+        checkAfter: ['stall-hold'],
+        drainTimeoutMs: 90_000,
         log: (line) => lines.push(line),
       });
       console.log(

@@ -42,8 +42,8 @@
  * Nothing else waits a fixed time: states are polled with deadlines.
  *
  * Checks.
- * a) Coverage, at quiescent moments (after every `checkEvery` faults and at
- *    the end): writers stopped, every proxy reset and swallowing everything
+ * a) Coverage, at quiescent moments (after every `checkEvery` faults, after
+ *    every fault of a kind in `checkAfter`, and at the end): writers stopped, every proxy reset and swallowing everything
  *    (nothing crosses a link), then both sites' volumes are read whole and
  *    each copy set's out-of-sync bitmap is read at its primary agent
  *    (`GET /v1/sessions/:name/pairs/:pair/bitmap`, as `session bitmap`).
@@ -52,7 +52,9 @@
  *    not name is one that would never be repaired ("uncovered"). H1 cannot
  *    change while frozen (no writes, no acknowledgements reach it); H2 may
  *    still apply what it staged, which only moves it towards H1 on tracks
- *    that stay marked until H1 hears about them.
+ *    that stay marked until H1 hears about them; a track found unmarked is
+ *    judged again once H2's image stopped changing (semi-sync applies what it
+ *    acknowledged on arrival a moment later).
  * b) Drain: links healed; once the session is Prepared again by itself,
  *    every copy set duplex with 0 out-of-sync tracks, every bitmap empty and
  *    (async, shipping) the consistency time past the writers' stop
@@ -157,6 +159,11 @@ export interface CampaignOptions {
   abandonSenders?: number;
   /** A coverage check after every this many faults (0: only at the end). */
   checkEvery?: number;
+  /**
+   * A coverage check right after every fault of these kinds too (default: holding stalls, whose late
+   * bytes may undo what a resync copied; later faults and writes can hide that again before the end).
+   */
+  checkAfter?: FaultKind[];
   /** Longest wait for the session to drain after the faults, ms. */
   drainTimeoutMs?: number;
   /** Shipping interval of a snapshot-shipping session, seconds. */
@@ -395,6 +402,7 @@ class Campaign {
     const schedule = this.rng.shuffle(faultKinds.flatMap((kind) => Array.from({ length: this.options.faults[kind] }, () => kind)));
     const gap = this.options.gapMs ?? [500, 2500];
     const checkEvery = this.options.checkEvery ?? 0;
+    const checkAfter = this.options.checkAfter ?? ['stall-hold'];
     const joining = this.copySets.find((c) => c.joinsLater);
     const joinAt = joining ? Math.floor(schedule.length / 3) : -1;
     let joined: Promise<void> | null = null;
@@ -403,7 +411,9 @@ class Campaign {
       await sleep(this.rng.int(gap[0], gap[1]));
       if (index === joinAt && joining) joined = this.join(joining);
       await this.inject(kind, index + 1, schedule.length);
-      if (checkEvery > 0 && (index + 1) % checkEvery === 0 && index + 1 < schedule.length) await this.coverageCheck(`after fault ${index + 1}`, true);
+      const last = index + 1 === schedule.length;
+      const due = (checkEvery > 0 && (index + 1) % checkEvery === 0) || checkAfter.includes(kind);
+      if (due && !last) await this.coverageCheck(`after fault ${index + 1} (${kind})`, true);
     }
     await sleep(this.rng.int(gap[0], gap[1]));
     if (joining) await (joined ?? this.join(joining));
@@ -526,10 +536,16 @@ class Campaign {
       let uncovered = 0;
       const seen: string[] = [];
       for (const copySet of copySets) {
-        const [h1, h2] = await Promise.all([this.readVolume(copySet.primary, copySet.h1), this.readVolume(this.topology.secondary, copySet.h2)]);
+        const h1 = await this.readVolume(copySet.primary, copySet.h1);
+        let h2 = await this.readVolume(this.topology.secondary, copySet.h2);
         const bitmap = await this.api<PairBitmap>(this.agent(copySet.primary), 'GET', `/v1/sessions/${SESSION}/pairs/${copySet.h1}/bitmap`);
         const marked = markedSet(bitmap);
-        const diff = differingTracks(h1, h2);
+        let diff = differingTracks(h1, h2);
+        if (diff.some((track) => !marked.has(track))) {
+          // H2 may still be applying what it acknowledged (semi-sync arrival, a staged group): judge its image once it is still.
+          h2 = await this.settledVolume(this.topology.secondary, copySet.h2, h2);
+          diff = differingTracks(h1, h2);
+        }
         const missed = diff.filter((track) => !marked.has(track));
         differing += diff.length;
         uncovered += missed.length;
@@ -733,6 +749,21 @@ class Campaign {
     const response = await agent.api.request(method, path, body);
     if (response.status >= 400) throw new Error(`${method} ${path}: ${response.status} ${JSON.stringify(response.body)}`);
     return response.body as T;
+  }
+
+  /** Reads a volume again until two reads in a row are equal (it stopped changing), at most 10 s. */
+  private async settledVolume(site: string, volume: string, first: Buffer): Promise<Buffer> {
+    const deadline = Date.now() + 10_000;
+    let previous = first;
+    for (;;) {
+      await sleep(500);
+      const next = await this.readVolume(site, volume);
+      if (next.equals(previous) || Date.now() > deadline) {
+        if (!next.equals(first)) this.note(`${volume} at ${site} was still changing during the check (${differingTracks(first, next).length} track(s)); judged once still`);
+        return next;
+      }
+      previous = next;
+    }
   }
 
   private async readVolume(site: string, volume: string): Promise<Buffer> {
