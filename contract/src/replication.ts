@@ -336,6 +336,8 @@ export const SessionSyncedPairSchema = z.object({
   /** The site holding the copy set's H1 volume (multi-primary sessions: the master or a member). */
   primarySite: z.string().optional(),
   copiedTracks: z.number(),
+  /** Of `copiedTracks`, copies made again because a host write changed the track while it was being copied. */
+  recopiedTracks: z.number().optional(),
   bytesSent: z.number(),
 });
 export type SessionSyncedPair = z.infer<typeof SessionSyncedPairSchema>;
@@ -348,6 +350,8 @@ export type SessionSyncedPair = z.infer<typeof SessionSyncedPairSchema>;
  */
 export const SessionSyncedSchema = z.object({
   copiedTracks: z.number(),
+  /** Of `copiedTracks`, copies made again because a host write changed the track while it was being copied. */
+  recopiedTracks: z.number().optional(),
   bytesSent: z.number(),
   pairs: z.array(SessionSyncedPairSchema).optional(),
 });

@@ -70,13 +70,15 @@ export interface CoordinatedOptions {
    * over the shipper's link). A session whose targets live on several agents
    * (multi-primary after failback) splits the part per target agent here.
    */
-  stage?: (part: { epoch: string; from: string; round: number; time: number; entries: GroupEntry[] }, payload: Buffer) => Promise<void>;
+  stage?: (part: { run: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[] }, payload: Buffer) => Promise<void>;
 }
 const DEFAULT_MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
 
 /** A multi-primary part's fields besides its entries, as `cg.stage` sends them. */
 export interface PartHeader {
   session: string;
+  /** The sending agent's mirroring run (see stream-fence.ts). */
+  run: string;
   epoch: string;
   from: string;
   round: number;
@@ -167,6 +169,8 @@ const SLAB_BYTES = 1024 * 1024;
  */
 export class ConsistencyGroupShipper {
   readonly epoch = randomUUID();
+  /** The mirroring run the groups ship in (every `cg.apply` / `cg.stage` names it; see stream-fence.ts). */
+  private run = '';
   private open: SealedGroup;
   private readonly sealed: SealedGroup[] = [];
   private nextNumber = 1;
@@ -218,7 +222,9 @@ export class ConsistencyGroupShipper {
     return this.options.coordinated !== undefined;
   }
 
-  start(): void {
+  /** Ships from now on as part of mirroring run `run` (the targets were fenced for it). */
+  start(run: string): void {
+    this.run = run;
     this.stopped = false;
     // A coordinated shipper seals only when the master cuts.
     if (this.timer || this.coordinated) return;
@@ -496,10 +502,10 @@ export class ConsistencyGroupShipper {
         const coordinated = this.options.coordinated;
         if (coordinated) {
           // Staged only: the secondary applies it when the master commits its round everywhere.
-          const part = { epoch: this.masterEpoch, from: coordinated.agentId, round: group.round, time: group.time, entries: group.entries };
+          const part = { run: this.run, epoch: this.masterEpoch, from: coordinated.agentId, round: group.round, time: group.time, entries: group.entries };
           if (coordinated.stage) await coordinated.stage(part, payload);
           else {
-            const header = { session: this.sessionId, epoch: part.epoch, from: part.from, round: part.round, time: part.time };
+            const header = { session: this.sessionId, run: part.run, epoch: part.epoch, from: part.from, round: part.round, time: part.time };
             await stagePart(this.link, header, group.entries, payload);
           }
           if (this.stopped || generation !== this.generation) return;
@@ -512,7 +518,7 @@ export class ConsistencyGroupShipper {
         }
         await this.link.call(
           'cg.apply',
-          { session: this.sessionId, epoch: this.epoch, group: group.number, time: group.time, entries: group.entries },
+          { session: this.sessionId, run: this.run, epoch: this.epoch, group: group.number, time: group.time, entries: group.entries },
           payload,
           { waitForLinkMs: 2000, timeoutMs: 60_000 },
         );

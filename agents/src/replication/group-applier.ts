@@ -311,6 +311,24 @@ export class GroupApplier {
     });
   }
 
+  /**
+   * Drops the staged, uncommitted parts one primary agent sent of a session
+   * (of every epoch), once the commit in progress (if any) is over: that
+   * agent starts a new mirroring run and resyncs every track they held
+   * (`stream.fence`), so no later commit may apply them over its copies.
+   */
+  async dropParts(session: string, from: string): Promise<void> {
+    await this.queue.run(session, async () => {
+      const staged = this.parts.get(session);
+      if (!staged) return;
+      for (const [file, { part }] of [...staged]) {
+        if (part.from !== from) continue;
+        await fsp.unlink(file).catch(() => {});
+        this.forget(staged, file);
+      }
+    });
+  }
+
   /** Drops every staged, uncommitted part of a session (it stopped; its primaries keep the tracks marked). */
   async discardParts(session: string): Promise<void> {
     await this.queue.run(session, async () => {

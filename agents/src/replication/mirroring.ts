@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { ProblemError, type SessionSynced, type SessionSyncedPair } from '@tandem/contract';
 import { ConsistencyGroupShipper } from './async-groups.ts';
 import { PairSource, problemMessage } from './pair-source.ts';
@@ -16,6 +17,8 @@ export class Mirroring {
   /** Async sessions this site is the source of: their consistency-group masters. */
   readonly shippers = new Map<string, ConsistencyGroupShipper>();
   private readonly suspending = new Map<string, Promise<void>>();
+  /** Per session: the mirroring run this site's targets were fenced for last (see stream-fence.ts). */
+  private readonly runs = new Map<string, string>();
 
   constructor(private readonly service: ReplicationService) {}
 
@@ -120,9 +123,55 @@ export class Mirroring {
     if (all) this.service.setState(session, 'prepared', { detail: null, consistencyTime: null });
   }
 
-  /** Mirrors host writes and resyncs every pair until duplex. */
-  async runMirroring(session: SessionRecord): Promise<void> {
-    if (session.type === 'snapshot-shipping') return this.service.shipping.run(session);
+  /**
+   * Starts a new mirroring run of the session: every agent holding a target
+   * volume of this site's copy sets is told (`stream.fence`), refuses the
+   * requests of earlier runs from then on and has settled what they left
+   * when this resolves. Every request of the run names it.
+   */
+  async fenceTargets(session: SessionRecord): Promise<string> {
+    const service = this.service;
+    const run = randomUUID();
+    const agents = new Set(service.pairsOf(session).map((pair) => service.multiPrimary.pairAgent(session, pair)));
+    await Promise.all(
+      [...agents].map((agent) =>
+        service.peers.link(agent).call('stream.fence', { session: session.id, run }, null, { waitForLinkMs: 5000, timeoutMs: 60_000 }),
+      ),
+    );
+    this.runs.set(session.id, run);
+    return run;
+  }
+
+  /** The session's current mirroring run here ('' before the first: every stream request is then refused). */
+  runOf(session: SessionRecord): string {
+    return this.runs.get(session.id) ?? '';
+  }
+
+  /**
+   * Mirrors host writes and resyncs every pair until duplex, as a new run
+   * (its targets fenced first, unless the caller did: `run`).
+   */
+  async runMirroring(session: SessionRecord, fenced?: string): Promise<void> {
+    // Tracked meanwhile: a host write now marks its tracks (for real) while the targets are fenced.
+    for (const pair of this.service.pairsOf(session)) this.ensureSource(session, pair);
+    this.service.refreshTaps();
+    let run = fenced;
+    // Already mirroring (a verify's repair resyncs what it marked): the run goes on.
+    const current = this.runs.get(session.id);
+    const pairs = this.service.pairsOf(session);
+    if (run === undefined && current !== undefined && pairs.length > 0 && pairs.every((pair) => this.sources.get(pair.id)?.mirroring)) run = current;
+    if (run === undefined) {
+      try {
+        run = await this.fenceTargets(session);
+      } catch (error) {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        await this.suspendSession(session, `starting a mirroring run: ${problemMessage(failure)}`, failure);
+        return;
+      }
+    }
+    // Suspended or stopped while the targets were fenced.
+    if (session.state !== 'preparing' && session.state !== 'prepared') return;
+    if (session.type === 'snapshot-shipping') return this.service.shipping.run(session, run);
     const engine = this.service.engine;
     const mode = session.type === 'semi-sync' ? 'semi-sync' : session.type === 'async' ? 'async' : 'sync';
     // Copy sets still joining (added while the session ran, kept across restarts) copy in their joining mode, then join.
@@ -131,9 +180,9 @@ export class Mirroring {
     if (mode === 'async') {
       const shipper = this.shipperFor(session, sources);
       for (const source of sources) source.shipper = joining.has(source.record.id) ? null : shipper;
-      shipper.start();
+      shipper.start(run);
     }
-    for (const source of sources) source.startMirroring(joining.has(source.record.id) ? this.service.running.modeOf(session) : mode);
+    for (const source of sources) source.startMirroring(joining.has(source.record.id) ? this.service.running.modeOf(session) : mode, run);
     this.service.refreshTaps();
     if (this.service.multiPrimary.drivesRounds(session)) {
       try {
@@ -151,6 +200,7 @@ export class Mirroring {
     await Promise.all(sources.map((source) => source.resync()));
     if (sources.every((source) => source.mirroring)) {
       const copied = sources.reduce((sum, source) => sum + source.progress.copied, 0);
+      const recopied = sources.reduce((sum, source) => sum + source.progress.recopied, 0);
       const bytes = sources.reduce((sum, source) => sum + source.progress.bytesSent, 0);
       // Per copy set too (its primary site for a multi-primary session): SessionSyncedSchema.
       const pairs: SessionSyncedPair[] = sources.map((source) => {
@@ -162,11 +212,13 @@ export class Mirroring {
           h2Volume: pair.h2Volume,
           ...(site ? { primarySite: site } : {}),
           copiedTracks: source.progress.copied,
+          recopiedTracks: source.progress.recopied,
           bytesSent: source.progress.bytesSent,
         };
       });
-      const synced: SessionSynced = { copiedTracks: copied, bytesSent: bytes, pairs };
-      engine.catalog.recordEvent('session.synced', 'info', session.name, `session ${session.name}: copied ${copied} track(s)`, synced);
+      const synced: SessionSynced = { copiedTracks: copied, recopiedTracks: recopied, bytesSent: bytes, pairs };
+      const again = recopied > 0 ? ` (${recopied} again: written while being copied)` : '';
+      engine.catalog.recordEvent('session.synced', 'info', session.name, `session ${session.name}: copied ${copied} track(s)${again}`, synced);
     }
     setTimeout(() => this.checkPrepared(session), 0);
   }

@@ -62,7 +62,7 @@ export class MultiPrimaryFailback {
    */
   async stageAtTargets(
     session: SessionRecord,
-    part: { epoch: string; from: string; round: number; time: number; entries: GroupEntry[] },
+    part: { run: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[] },
     payload: Buffer,
   ): Promise<void> {
     const service = this.service;
@@ -80,7 +80,7 @@ export class MultiPrimaryFailback {
       entries.push(entry);
     }
     // Each agent's share goes in pieces (a write's data, or a marker's payload: a coordinated flash's fixup data).
-    const header = { session: session.id, epoch: part.epoch, from: part.from, round: part.round, time: part.time };
+    const header = { session: session.id, run: part.run, epoch: part.epoch, from: part.from, round: part.round, time: part.time };
     await Promise.all([...byAgent].map(([agent, entries]) => stagePart(service.peers.link(agent), header, entries, payload)));
   }
 

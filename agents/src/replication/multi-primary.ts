@@ -537,7 +537,16 @@ export class MultiPrimarySessions {
     await service.mirroring.stopSource(session, null);
     this.heard.set(session.id, Date.now());
     service.setState(session, 'preparing', { detail: null }, false);
-    void service.mirroring.runMirroring(session);
+    // The secondary is fenced for this run before the master is answered (its first hold finds this agent mirroring).
+    let run: string;
+    try {
+      run = await service.mirroring.fenceTargets(session);
+    } catch (error) {
+      const reason = `starting a mirroring run: ${problemMessage(error)}`;
+      service.setState(session, 'suspended', { detail: reason, recoverable: true }, false);
+      throw error;
+    }
+    void service.mirroring.runMirroring(session, run);
     this.watch();
   }
 

@@ -8,8 +8,12 @@ import type { HostChange, TapWork, TrackSpan, WriteTap } from './splitter.ts';
 
 /** How long a track must be quiet before its out-of-sync bit (set as an activity mark) is cleared. */
 const ACTIVITY_QUIET_MS = 2000;
+/** How often the sweeper looks for activity marks to clear (each time it clears some, the target flushes once). */
+const SWEEP_MS = 1000;
 /** Resync copies in flight per pair. */
 const RESYNC_WINDOW = 16;
+/** Resync copies made durable at the target by one `pair.flush` before their marks are cleared. */
+const RESYNC_FLUSH_TRACKS = 256;
 /** A mirrored write waits this long for a link that is redialling before the pair suspends. */
 const WRITE_LINK_WAIT_MS = 1000;
 const RESYNC_LINK_WAIT_MS = 5000;
@@ -38,14 +42,33 @@ export interface PairSourceHooks {
  * next metadata commit; a region leaves the log only after that. A crash of
  * either site at any instant thus leaves the bitmap, with every track of the
  * regions in the log added at restart, covering every difference. Bits are
- * cleared when a track has been quiet for a while with nothing in flight, or
- * when a resync copy of it is acknowledged and no host write touched it
- * meanwhile.
+ * cleared as the kinds of marks below say.
  *
  * A bit that was set for a real reason (written while suspended, found
  * differing by verify, a failed semi-sync write) stays a real mark when a
  * mirrored write touches the track again: only the resync clears it, by
  * copying the track, so the sweeper never forgets a difference.
+ *
+ * The invariant (PROTOCOL.md, "No write left behind"): a track leaves the
+ * bitmap only once the target holds durably what this site held when it was
+ * marked. So every mark is one of three kinds:
+ * - a real mark: set while not mirroring, at start (every bit set when
+ *   mirroring begins is real: nothing of it is known to be on its way), by
+ *   verify or repair, by a flash change. Cleared only by a resync copy the
+ *   target made durable (`pair.flush` after a batch of copies), and only when
+ *   no host change touched the track meanwhile;
+ * - an activity mark (sync, semi-sync): set by a mirrored write on a track
+ *   whose bit was clear; the write's send covers it. Cleared by the sweeper
+ *   once the track was quiet for a while, after the target flushed;
+ * - a stream mark (async): set by a change queued in a consistency group on
+ *   a track whose bit was clear; cleared when the newest group holding a
+ *   change of it is applied at the target (applied groups are flushed there).
+ *   A real mark stays real when a change is queued on its track: the group
+ *   carries only part of the track, the rest is what the resync must copy.
+ * Stopping (a suspend, a failure) turns every mark real: what was on its way
+ * may never arrive. Every request of the stream carries the session's run
+ * (`stream.fence`): a target that restarted or fenced a newer run refuses it,
+ * so nothing sent before a suspend is applied after the resync that follows.
  */
 export class PairSource implements WriteTap {
   readonly order = 20;
@@ -56,18 +79,33 @@ export class PairSource implements WriteTap {
   mirroring = false;
   /** Why the pair is suspended or failed (null when healthy). */
   reason: string | null = null;
+  /** The mirroring run this pair's requests belong to (the target refuses others: see `stream.fence`). */
+  run = '';
   /** Host changes per track from the splitter's `beforeWrite` until the local write and the mirror both settled. */
   private readonly unsettled = new Map<number, number>();
   /** Online verify's watches: every track a host change or a resync copy touches is added. */
   private readonly watchers = new Set<Set<number>>();
   /** Tracks being copied by the resync; true once a host write touched them meanwhile. */
   private readonly copying = new Map<number, boolean>();
+  /** Activity marks (sync, semi-sync): track -> when last written by a mirrored write. */
   private readonly lastTouched = new Map<number, number>();
+  /** Stream marks (async): tracks marked only because changes of them are queued in consistency groups. */
+  private readonly streamMarks = new Set<number>();
+  /**
+   * Resync copies the target answered, not yet made durable there by a
+   * flush: track -> true once the copy is void (a flash change or a real
+   * mark came after its read). `settling`: the batches being flushed.
+   */
+  private unflushed = new Map<number, boolean>();
+  private readonly settling = new Set<Map<number, boolean>>();
+  /** Tracks the current resync copied at least once (a further copy counts as `progress.recopied`). */
+  private copiedOnce = new Set<number>();
   private sweeper: NodeJS.Timeout | null = null;
+  private sweeping = false;
   private resyncing: Promise<void> | null = null;
   private stopRequested = false;
   /** Progress of the current resync. */
-  progress = { total: 0, copied: 0, bytesSent: 0, startedAt: 0 };
+  progress = { total: 0, copied: 0, recopied: 0, bytesSent: 0, startedAt: 0 };
   /**
    * Marks a flash change set on whole tracks (flash-mirror.ts): an applied
    * consistency group carries only part of such a track, so it must not
@@ -129,15 +167,15 @@ export class PairSource implements WriteTap {
   private mirrorWrite(change: HostChange, span: TrackSpan): TapWork {
     const view = this.engine.bitmaps.view(this.bitmap);
     const now = Date.now();
+    const queued = this.mirroring && this.mode === 'async';
     for (let track = span.first; track < span.end; track++) {
       if (this.copying.has(track)) this.copying.set(track, true);
       for (const watch of this.watchers) watch.add(track);
       this.unsettled.set(track, (this.unsettled.get(track) ?? 0) + 1);
-      // An activity mark only where the bit is clear or already one; a real mark stays real.
-      // (Async marks are cleared when their consistency group is applied, not by the sweeper.)
-      if (this.mirroring && this.mode !== 'async' && (!view.isSet(track) || this.lastTouched.has(track))) {
-        this.lastTouched.set(track, now);
-      }
+      if (!this.mirroring || (view.isSet(track) && !this.lastTouched.has(track) && !this.streamMarks.has(track))) continue;
+      // A mark of this write only where the bit is clear or already one of that kind; a real mark stays real.
+      if (queued) this.streamMarks.add(track);
+      else if (this.mode !== 'snapshot-shipping') this.lastTouched.set(track, now);
     }
     // Durable enough before the local write: the region is in the activity log (no I/O when it already is).
     const marked = this.engine.bitmaps.cover(this.bitmap, span.first, span.end - span.first);
@@ -155,12 +193,17 @@ export class PairSource implements WriteTap {
   private route(change: HostChange, span: TrackSpan, marked: Promise<void>): TapWork {
     if (!this.mirroring || this.mode === 'snapshot-shipping') return { beforeLocal: marked };
     if (this.mode === 'async' && this.shipper) {
+      // Joined while this change waited (joinGroups): its activity marks become stream marks, its group covers them.
+      for (let track = span.first; track < span.end; track++) {
+        if (this.lastTouched.delete(track)) this.streamMarks.add(track);
+      }
       // Queued in the open consistency group before the local write, so before the host's acknowledgement.
       const shipper = this.shipper;
       return { beforeLocal: marked.then(() => shipper.enqueue(this.record, change, span)) };
     }
     this.sending++;
-    const acknowledged = marked.then(() => this.send(change)).finally(() => this.sending--);
+    const run = this.run;
+    const acknowledged = marked.then(() => this.send(change, run)).finally(() => this.sending--);
     return { beforeLocal: marked, acknowledged };
   }
 
@@ -172,35 +215,52 @@ export class PairSource implements WriteTap {
     }
   }
 
-  private async send(change: HostChange): Promise<void> {
-    if (!this.mirroring) return; // suspended while waiting: the mark stays set
+  private async send(change: HostChange, run: string): Promise<void> {
+    if (!this.mirroring || run !== this.run) return; // suspended while waiting: the mark stays set (a real one now)
     const pair = this.record.id;
     const ack = this.mode === 'semi-sync' ? 'arrival' : 'durable';
     try {
       if (change.kind === 'write') {
-        await this.link.call('pair.write', { pair, offset: change.offset, ack, fua: change.options?.fua ?? false }, change.data, {
+        await this.link.call('pair.write', { pair, run, offset: change.offset, ack, fua: change.options?.fua ?? false }, change.data, {
           waitForLinkMs: WRITE_LINK_WAIT_MS,
         });
       } else {
         await this.link.call(
           'pair.trim',
-          { pair, offset: change.offset, length: change.length, zeroes: change.kind === 'zeroes' },
+          { pair, run, offset: change.offset, length: change.length, zeroes: change.kind === 'zeroes' },
           null,
           { waitForLinkMs: WRITE_LINK_WAIT_MS },
         );
       }
     } catch (error) {
-      await this.failed(error);
+      // A send of an earlier run failing late (refused as stale, say) changes nothing: its mark turned real when that run stopped.
+      if (run === this.run) await this.failed(error);
     }
   }
 
+  /** The host asked for a flush: the target makes everything it acknowledged of this pair durable. */
   async flush(): Promise<void> {
     if (!this.mirroring) return;
+    const run = this.run;
     try {
-      await this.link.call('pair.flush', { pair: this.record.id }, null, { waitForLinkMs: WRITE_LINK_WAIT_MS });
+      await this.flushTarget(WRITE_LINK_WAIT_MS);
     } catch (error) {
-      await this.failed(error);
+      if (run === this.run) await this.failed(error);
     }
+  }
+
+  /**
+   * `pair.flush` at the target: every write it acknowledged of this pair
+   * (durable or on arrival) and every resync copy it answered is durable
+   * there when this settles, except the tracks it returns: writes of them
+   * acknowledged on arrival failed there and are being repaired (their marks
+   * stay; the repair marks them for real). Refused when the target restarted
+   * meanwhile (the run is unknown there): what it had acknowledged may be lost.
+   */
+  private async flushTarget(waitForLinkMs: number): Promise<Set<number>> {
+    const answer = await this.link.call('pair.flush', { pair: this.record.id, run: this.run }, null, { waitForLinkMs, timeoutMs: 60_000 });
+    const repairing = (answer.result as { repairing?: unknown } | null)?.repairing;
+    return new Set(Array.isArray(repairing) ? repairing.filter((track): track is number => Number.isSafeInteger(track)) : []);
   }
 
   private async failed(error: unknown): Promise<void> {
@@ -211,14 +271,24 @@ export class PairSource implements WriteTap {
 
   // --- state ---
 
-  /** Mirror host writes from now on (the caller then runs `resync`). */
-  startMirroring(mode: MirrorMode): void {
+  /**
+   * Mirror host writes from now on (the caller then runs `resync`), as part
+   * of `run`, the session's mirroring run the target was fenced for. Every
+   * mark set now is a real one.
+   */
+  startMirroring(mode: MirrorMode, run: string): void {
+    // A new run: nothing of an earlier one is on its way any more (stopping made its marks real already).
+    if (run !== this.run || !this.mirroring) {
+      this.lastTouched.clear();
+      this.streamMarks.clear();
+    }
     this.mode = mode;
+    this.run = run;
     this.mirroring = true;
     this.reason = null;
     this.stopRequested = false;
     if (!this.sweeper) {
-      this.sweeper = setInterval(() => this.sweep(), 500);
+      this.sweeper = setInterval(() => void this.sweep(), SWEEP_MS);
       this.sweeper.unref();
     }
   }
@@ -238,11 +308,8 @@ export class PairSource implements WriteTap {
     this.joinGate = gate;
     try {
       while (this.sending > 0) await new Promise((resolve) => setTimeout(resolve, 2));
-      // Activity marks of acknowledged sends are in sync; async marks are cleared by applied groups, not the sweeper.
-      for (const track of this.lastTouched.keys()) {
-        if (!this.unsettled.has(track) && this.record.outOfSyncBitmap !== null) this.engine.bitmaps.clear(this.record.outOfSyncBitmap, track, 1);
-      }
-      this.lastTouched.clear();
+      // Activity marks of acknowledged sends stay until the sweeper cleared them (after the target flushed);
+      // those of changes waiting at the gate become stream marks when queued (see `route`).
       this.shipper = shipper;
       this.mode = 'async';
     } finally {
@@ -256,8 +323,9 @@ export class PairSource implements WriteTap {
     this.mirroring = false;
     this.reason = reason;
     this.stopRequested = true;
-    // Activity marks become real out-of-sync marks: a later write may not reach the target.
+    // Activity and stream marks become real out-of-sync marks: what was on its way may never arrive.
     this.lastTouched.clear();
+    this.streamMarks.clear();
     if (this.sweeper) {
       clearInterval(this.sweeper);
       this.sweeper = null;
@@ -265,14 +333,46 @@ export class PairSource implements WriteTap {
     await this.resyncing?.catch(() => {});
   }
 
-  /** Clears activity marks of tracks quiet long enough, when nothing of them is in flight. */
-  private sweep(): void {
-    if (!this.mirroring || this.isResyncing) return;
+  /**
+   * Clears activity marks of tracks quiet long enough with nothing of them
+   * in flight, once the target flushed (their writes were acknowledged, not
+   * necessarily durable there); and stream marks nothing is queued for any
+   * more (their groups were applied, and flushed, at the target).
+   */
+  private async sweep(): Promise<void> {
+    if (!this.mirroring || this.isResyncing || this.sweeping || this.record.outOfSyncBitmap === null) return;
+    const bitmap = this.record.outOfSyncBitmap;
+    const idle = (track: number) => !this.unsettled.has(track) && !this.copying.has(track) && !this.shipper?.isPending(this.record.id, track);
+    for (const track of this.streamMarks) {
+      if (!idle(track)) continue;
+      this.streamMarks.delete(track);
+      if (!this.isPinned(track)) this.engine.bitmaps.clear(bitmap, track, 1);
+    }
     const now = Date.now();
+    const quiet = new Map<number, number>();
     for (const [track, touched] of this.lastTouched) {
-      if (now - touched < ACTIVITY_QUIET_MS || this.unsettled.has(track) || this.copying.has(track)) continue;
+      if (now - touched >= ACTIVITY_QUIET_MS && idle(track)) quiet.set(track, touched);
+    }
+    if (quiet.size === 0) return;
+    this.sweeping = true;
+    const run = this.run;
+    let repairing: Set<number>;
+    try {
+      repairing = await this.flushTarget(WRITE_LINK_WAIT_MS);
+    } catch (error) {
+      this.sweeping = false;
+      // The target may have lost what it acknowledged (it restarted, or the link died): the marks stay and turn real.
+      if (run === this.run && this.mirroring) await this.failed(error);
+      return;
+    }
+    this.sweeping = false;
+    if (run !== this.run || !this.mirroring) return;
+    for (const [track, touched] of quiet) {
+      // Written again since (a newer time), or turned real: not this sweep's to clear.
+      if (this.lastTouched.get(track) !== touched || !idle(track)) continue;
       this.lastTouched.delete(track);
-      this.engine.bitmaps.clear(this.bitmap, track, 1);
+      // Not held there: a real mark until the repair (or the resync) copied it.
+      if (!repairing.has(track)) this.engine.bitmaps.clear(bitmap, track, 1);
     }
   }
 
@@ -296,7 +396,7 @@ export class PairSource implements WriteTap {
     // A flash change the target may still perform late is settled before any track is copied.
     while (this.resyncGate) await this.resyncGate;
     const view = this.engine.bitmaps.view(this.bitmap);
-    this.progress = { total: this.outOfSyncTracks, copied: 0, bytesSent: 0, startedAt: Date.now() };
+    this.progress = { total: this.outOfSyncTracks, copied: 0, recopied: 0, bytesSent: 0, startedAt: Date.now() };
     try {
       // Passes over the bitmap until one finds nothing to copy. Tracks marked by
       // mirrored host writes (activity marks) are in sync and are skipped.
@@ -304,27 +404,37 @@ export class PairSource implements WriteTap {
         let cursor = 0;
         let copied = 0;
         let deferred = 0;
+        let failure: { error: unknown } | null = null;
         const worker = async () => {
           for (;;) {
             // (Also while running: a flash change may gate the copies anew; the checks below follow the wait.)
             while (this.resyncGate) await this.resyncGate;
-            if (this.stopRequested || !this.mirroring) return;
+            if (this.stopRequested || !this.mirroring || failure) return;
             const track = view.nextSet(cursor);
             if (track < 0) return;
             cursor = track + 1;
-            // (A pinned mark is copied even with a queued change: the group carries only part of the track.)
-            if (this.lastTouched.has(track) || (this.shipper?.isPending(this.record.id, track) && !this.isPinned(track))) continue;
+            // Activity and stream marks are on their way; a real mark is copied even with a change queued
+            // (the group carries only part of the track).
+            if (this.lastTouched.has(track) || (this.streamMarks.has(track) && this.shipper?.isPending(this.record.id, track))) continue;
             // A real mark on a track with a host change in flight is copied once it settled.
             if (this.copying.has(track) || this.unsettled.has(track)) {
               deferred++;
               continue;
             }
-            await this.copyTrack(track);
+            try {
+              await this.copyTrack(track);
+            } catch (error) {
+              failure ??= { error };
+              return;
+            }
             copied++;
           }
         };
+        // Every worker ends before the pass does (none still copies once the resync returned).
         await Promise.all(Array.from({ length: RESYNC_WINDOW }, worker));
+        if (failure) throw (failure as { error: unknown }).error;
         if (this.stopRequested || !this.mirroring) return;
+        await this.settleCopies();
         if (copied === 0 && deferred === 0) {
           this.hooks.onDuplex(this);
           return;
@@ -334,6 +444,10 @@ export class PairSource implements WriteTap {
     } catch (error) {
       // Not awaited: suspending waits for this resync to end.
       void this.failed(error);
+    } finally {
+      // Copies not made durable at the target keep their marks.
+      this.unflushed = new Map();
+      this.copiedOnce = new Set();
     }
   }
 
@@ -341,35 +455,86 @@ export class PairSource implements WriteTap {
     const device = this.device;
     const offset = track * device.trackSize;
     const length = Math.min(device.trackSize, device.sizeBytes - offset);
+    let raced: boolean;
     this.copying.set(track, false);
     for (const watch of this.watchers) watch.add(track);
     try {
       const runs = device.allocationMap(offset, length);
       const pair = this.record.id;
+      const run = this.run;
       if (runs.length === 1 && !runs[0].allocated) {
-        await this.link.call('pair.trim', { pair, offset, length, zeroes: false }, null, { waitForLinkMs: RESYNC_LINK_WAIT_MS });
+        await this.link.call('pair.trim', { pair, run, offset, length, zeroes: false }, null, { waitForLinkMs: RESYNC_LINK_WAIT_MS });
       } else {
         const data = Buffer.allocUnsafe(length);
         await device.readInto(offset, data);
-        await this.link.call('pair.write', { pair, offset, ack: 'durable', fua: false }, data, { waitForLinkMs: RESYNC_LINK_WAIT_MS });
+        await this.link.call('pair.write', { pair, run, offset, ack: 'durable', fua: false }, data, { waitForLinkMs: RESYNC_LINK_WAIT_MS });
         this.progress.bytesSent += length;
       }
-      if (this.copying.get(track) === false && !this.unsettled.has(track)) {
-        this.engine.bitmaps.clear(this.bitmap, track, 1);
-        this.unpin(track);
-      }
-      this.progress.copied++;
-      this.hooks.onProgress?.(this);
     } finally {
+      // A host change between the read and the answer may reach the target before or after the copy: the copy is void.
+      raced = this.copying.get(track) !== false;
       this.copying.delete(track);
+    }
+    // Its mark goes once the target made it durable (`settleCopies`); a void copy is made again.
+    if (!raced) this.unflushed.set(track, false);
+    if (this.copiedOnce.has(track)) this.progress.recopied++;
+    else this.copiedOnce.add(track);
+    this.progress.copied++;
+    this.hooks.onProgress?.(this);
+    if (this.unflushed.size >= RESYNC_FLUSH_TRACKS) await this.settleCopies();
+  }
+
+  /** A flash change or a real mark came after a copy's read: the copy no longer clears the track's mark. */
+  private voidCopy(track: number): void {
+    for (const batch of [this.unflushed, ...this.settling]) if (batch.has(track)) batch.set(track, true);
+  }
+
+  /**
+   * Makes the copies answered so far durable at the target (one
+   * `pair.flush`), then lets their real marks go. A host change of a copied
+   * track after the copy's answer reached the target after the copy (a
+   * mirrored send or a queued group), so the track is in sync once that
+   * change is: it keeps its mark as that change's kind (an activity mark
+   * when sent, a stream mark while queued in a group, which holds only part
+   * of the track) when the change had not settled when the flush was sent,
+   * came during the flush, or is still queued; otherwise the mark goes.
+   */
+  private async settleCopies(): Promise<void> {
+    const batch = this.unflushed;
+    if (batch.size === 0) return;
+    this.unflushed = new Map();
+    this.settling.add(batch);
+    const busy = new Set(this.unsettled.keys());
+    const touched = this.watch();
+    try {
+      await this.flushTarget(RESYNC_LINK_WAIT_MS);
+      if (!this.mirroring) return;
+      const now = Date.now();
+      for (const [track, voided] of batch) {
+        if (voided) continue;
+        this.unpin(track);
+        const queued = this.shipper !== null && this.mode === 'async' && this.shipper.isPending(this.record.id, track);
+        if (queued || busy.has(track) || touched.has(track)) {
+          if (this.mode === 'async' && this.shipper) this.streamMarks.add(track);
+          else this.lastTouched.set(track, now);
+        } else this.engine.bitmaps.clear(this.bitmap, track, 1);
+      }
+    } finally {
+      this.unwatch(touched);
+      this.settling.delete(batch);
     }
   }
 
-  /** A consistency group holding these tracks was applied at the target: their marks can go. */
+  /**
+   * A consistency group holding these tracks (each the newest group with a
+   * change of it) was applied at the target, and flushed there: their stream
+   * marks go. Real marks stay (the resync copies them).
+   */
   groupApplied(tracks: Set<number>): void {
     if (this.record.outOfSyncBitmap === null) return;
     for (const track of tracks) {
-      if (this.copying.has(track) || this.unsettled.has(track) || this.isPinned(track)) continue;
+      if (!this.streamMarks.has(track) || this.copying.has(track) || this.unsettled.has(track) || this.isPinned(track)) continue;
+      this.streamMarks.delete(track);
       this.engine.bitmaps.clear(this.record.outOfSyncBitmap, track, 1);
     }
   }
@@ -430,20 +595,22 @@ export class PairSource implements WriteTap {
     this.watchers.delete(touched);
   }
 
-  /** A host change or a resync copy of the track has not settled yet. */
+  /** A host change or a resync copy of the track has not settled yet, or a change of it is queued in a consistency group. */
   isBusy(track: number): boolean {
-    return this.unsettled.has(track) || this.copying.has(track);
+    return this.unsettled.has(track) || this.copying.has(track) || (this.streamMarks.has(track) && this.shipper?.isPending(this.record.id, track) === true);
   }
 
-  /** A real out-of-sync mark (not an activity mark of mirrored writes) is set on the track. */
+  /** A real out-of-sync mark (not an activity or stream mark of mirrored changes) is set on the track. */
   isMarked(track: number): boolean {
-    return this.engine.bitmaps.view(this.bitmap).isSet(track) && !this.lastTouched.has(track);
+    return this.engine.bitmaps.view(this.bitmap).isSet(track) && !this.lastTouched.has(track) && !this.streamMarks.has(track);
   }
 
   /** Marks tracks out-of-sync for real (durable when settled): the next resync copies them. */
   async mark(tracks: number[]): Promise<void> {
     for (const track of tracks) {
       this.lastTouched.delete(track);
+      this.streamMarks.delete(track);
+      this.voidCopy(track);
       await this.engine.bitmaps.set(this.bitmap, track, 1);
     }
   }
@@ -522,8 +689,10 @@ export class PairSource implements WriteTap {
     for (const run of runs) {
       for (let track = run.start; track < Math.min(run.start + run.count, trackCount); track++) {
         this.lastTouched.delete(track);
-        // A resync copy in flight read the track before this change: it must not clear the new mark.
+        this.streamMarks.delete(track);
+        // A resync copy in flight (or answered, not flushed yet) read the track before this change: it must not clear the new mark.
         if (this.copying.has(track)) this.copying.set(track, true);
+        this.voidCopy(track);
         this.pinned[track >>> 3] |= 1 << (track & 7);
       }
     }
@@ -566,7 +735,9 @@ export class PairSource implements WriteTap {
         const inFlight = this.unsettled.has(track);
         if (queued || inFlight) {
           flushRun(track);
-          if (inFlight && !queued && this.mirroring && this.mode !== 'async') this.lastTouched.set(track, now);
+          // The queued group brings the target up to date (a stream mark); a mirrored send is an activity mark.
+          if (queued) this.streamMarks.add(track);
+          else if (this.mirroring && this.mode !== 'async') this.lastTouched.set(track, now);
           continue;
         }
         if (clearFrom < 0) clearFrom = track;

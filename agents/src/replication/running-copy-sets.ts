@@ -193,7 +193,9 @@ export class RunningCopySets {
       service.setState(session, 'preparing', { detail: `copy set ${pair.h1Volume} -> ${pair.h2Volume} joining: initial copy` });
     }
     if (session.type === 'async') source.shipper = null;
-    source.startMirroring(this.modeOf(session));
+    // The session's run here, or a first one (a primary agent new to a running multi-primary session fences the secondary now).
+    const run = service.mirroring.runOf(session) || (await service.mirroring.fenceTargets(session));
+    source.startMirroring(this.modeOf(session), run);
     service.refreshTaps();
     // Snapshot shipping: the next cycle ships its marked tracks with the others'.
     // Once its copy is done (the resync settled) it joins: see `settle`.
@@ -321,8 +323,8 @@ export class RunningCopySets {
     if (shipping) await service.shipping.stop(session);
     const restore = () => {
       if (!source || !mirroring || !RUNNING_STATES.has(session.state) || session.state === 'suspended') return;
-      source.startMirroring(mode!);
-      if (shipping) service.shipping.run(session);
+      source.startMirroring(mode!, service.mirroring.runOf(session));
+      if (shipping) service.shipping.run(session, service.mirroring.runOf(session));
       else void source.resync().then(() => service.mirroring.checkPrepared(session));
     };
     // Multi-primary: the rounds' holds skip it from now (its last part settles with a committed round).
@@ -340,7 +342,7 @@ export class RunningCopySets {
     this.removing.delete(pair.id);
     // Its tap, bitmaps and record go here too (the event `pair.removed` is recorded at both sites).
     service.copySets.forgetPair(pair);
-    if (shipping && RUNNING_STATES.has(session.state) && session.state !== 'suspended') service.shipping.run(session);
+    if (shipping && RUNNING_STATES.has(session.state) && session.state !== 'suspended') service.shipping.run(session, service.mirroring.runOf(session));
     service.mirroring.checkPrepared(session);
   }
 

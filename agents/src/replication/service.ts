@@ -63,6 +63,13 @@ export class ReplicationService implements TapSource {
   readonly failback: SessionFailback;
   readonly verifier: SessionVerifier;
   readonly reports: SessionReports;
+  /**
+   * Settles once what was staged or committed here before a restart (async
+   * groups and parts, shipping cycles) is applied: peer requests wait for it,
+   * as anything they bring is newer.
+   */
+  readonly recovered: Promise<void>;
+  private markRecovered!: () => void;
   /** Async sessions with primary volumes on several agents: master, member and secondary roles. */
   readonly multiPrimary: MultiPrimarySessions;
   /** Copy sets added to or removed from sessions that were started. */
@@ -75,6 +82,7 @@ export class ReplicationService implements TapSource {
     readonly site: string,
     readonly logger: Logger,
   ) {
+    this.recovered = new Promise<void>((resolve) => (this.markRecovered = resolve));
     this.store = new SessionStore(engine.catalog);
     for (const session of this.store.sessions()) this.sessions.set(session.id, session);
     for (const pair of this.store.pairs()) this.pairs.set(pair.id, pair);
@@ -102,14 +110,15 @@ export class ReplicationService implements TapSource {
 
   /** Resumes what was running before a restart: mirroring sessions resync what their bitmaps mark. */
   start(): void {
-    void this.receiver
+    const cycles = this.receiver
       .recover()
       .then((applied) => applied > 0 && this.logger.info({ applied }, 're-applied committed shipping cycles'))
       .catch((error) => this.logger.error({ error: problemMessage(error) }, 'committed shipping cycles could not be applied'));
-    void this.applier
+    const groups = this.applier
       .recover()
       .then((applied) => applied > 0 && this.logger.info({ applied }, 're-applied staged consistency groups'))
       .catch((error) => this.logger.error({ error: problemMessage(error) }, 'staged consistency groups could not be applied'));
+    void Promise.all([cycles, groups]).then(() => this.markRecovered());
     for (const session of this.sessions.values()) {
       // A multi-primary member waits for its master to run it again.
       if (this.multiPrimary.isMember(session)) continue;
@@ -184,7 +193,8 @@ export class ReplicationService implements TapSource {
       const session = this.sessions.get(pair.sessionId)!;
       if (session.state === 'defined') continue;
       if (this.isSource(session)) {
-        const source = this.mirroring.sources.get(pair.id);
+        // Not mirroring (suspended, stopped for a recover, or not resumed yet after a restart), host writes still mark.
+        const source = this.mirroring.sources.get(pair.id) ?? (pair.outOfSyncBitmap !== null ? this.mirroring.ensureSource(session, pair) : undefined);
         if (source) taps.push(source);
       } else if (session.state === 'target-available' && pair.targetChangedBitmap !== null) {
         taps.push(new TargetChangedTap(this.engine, pair.targetChangedBitmap));

@@ -20,12 +20,12 @@ export class ShippingSessions {
     this.service.store.saveSession(session);
   }
 
-  /** Snapshot shipping: host writes only mark tracks; cycles ship the marked tracks from snapshots. */
-  run(session: SessionRecord): void {
+  /** Snapshot shipping, as mirroring run `run`: host writes only mark tracks; cycles ship the marked tracks from snapshots. */
+  run(session: SessionRecord, run: string): void {
     const service = this.service;
     const mirroring = service.mirroring;
     const sources = service.pairsOf(session).map((pair) => mirroring.ensureSource(session, pair));
-    for (const source of sources) source.startMirroring('snapshot-shipping');
+    for (const source of sources) source.startMirroring('snapshot-shipping', run);
     service.refreshTaps();
     let shipper = this.shipping.get(session.id);
     if (!shipper) {
@@ -51,7 +51,7 @@ export class ShippingSessions {
       `session ${session.name}: shipping ${marked} marked track(s) every ${shipper.intervalMs / 1000} s`,
       { markedTracks: marked },
     );
-    shipper.start();
+    shipper.start(run);
   }
 
   private cycleShipped(session: SessionRecord, report: CycleReport): void {

@@ -63,6 +63,8 @@ function snapshotName(pairId: string, epoch: string, cycle: number): string {
  */
 export class SnapshotShipper {
   readonly epoch = randomUUID();
+  /** The mirroring run the cycles ship in (every `ship.*` request names it; see stream-fence.ts). */
+  private run = '';
   private cycle = 0;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<CycleReport | null> | null = null;
@@ -106,8 +108,9 @@ export class SnapshotShipper {
     return !this.stopped;
   }
 
-  /** Starts cycling: one cycle now (the initial copy or resync), then one every interval. */
-  start(): void {
+  /** Starts cycling as part of mirroring run `run`: one cycle now (the initial copy or resync), then one every interval. */
+  start(run: string): void {
+    this.run = run;
     this.stopped = false;
     this.removeLeftovers();
     void this.shipNow().catch(() => {});
@@ -171,7 +174,7 @@ export class SnapshotShipper {
         time = Date.now();
         for (const source of sources) {
           const tracks = source.beginCycle();
-          source.progress = { total: tracks.length, copied: 0, bytesSent: 0, startedAt: started };
+          source.progress = { total: tracks.length, copied: 0, recopied: 0, bytesSent: 0, startedAt: started };
           plans.push({ source, tracks, snapshot: snapshotName(source.record.id, this.epoch, cycle) });
         }
         for (const plan of plans) {
@@ -183,13 +186,14 @@ export class SnapshotShipper {
       }
       // 2. Convey the marked tracks from the snapshots.
       const tracks = plans.reduce((sum, plan) => sum + plan.tracks.length, 0);
-      await this.link.call('ship.begin', { session: this.sessionId, epoch: this.epoch, cycle, time }, null, { waitForLinkMs: 2000 });
+      const run = this.run;
+      await this.link.call('ship.begin', { session: this.sessionId, run, epoch: this.epoch, cycle, time }, null, { waitForLinkMs: 2000 });
       let bytes = 0;
       const inFlight = new Set<Promise<void>>();
       let failure: unknown = null;
       const send = async (entries: ShippedEntry[], payload: Buffer[]) => {
         const data = payload.length === 1 ? payload[0] : Buffer.concat(payload);
-        await this.link.call('ship.chunk', { session: this.sessionId, epoch: this.epoch, cycle, entries }, data.length > 0 ? data : null, {
+        await this.link.call('ship.chunk', { session: this.sessionId, run, epoch: this.epoch, cycle, entries }, data.length > 0 ? data : null, {
           waitForLinkMs: 2000,
           timeoutMs: 60_000,
         });
@@ -245,7 +249,7 @@ export class SnapshotShipper {
       if (failure) throw failure;
       if (this.stopped) throw new Error('shipping stopped');
       // 3. All-or-nothing at the target.
-      await this.link.call('ship.commit', { session: this.sessionId, epoch: this.epoch, cycle, time }, null, {
+      await this.link.call('ship.commit', { session: this.sessionId, run, epoch: this.epoch, cycle, time }, null, {
         waitForLinkMs: 2000,
         timeoutMs: 10 * 60_000,
       });

@@ -10,6 +10,7 @@ import type { FlashMirror } from './flash-mirror.ts';
 import type { ReplicationService } from './service.ts';
 import type { ShippedEntry } from './shipping-source.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
+import { STREAM_METHODS, StreamFences } from './stream-fence.ts';
 
 /** How long `pair.codes` with `settle` waits for acknowledged semi-sync writes of its tracks to be applied. */
 const SETTLE_WAIT_MS = 5000;
@@ -32,6 +33,10 @@ export class TargetHandlers {
   repaired = 0;
   /** Semi-sync writes acknowledged on arrival and not applied yet, per `pair:track`. */
   private readonly arriving = new Map<string, number>();
+  /** Per pair: the write attempts of semi-sync writes acknowledged on arrival that have not ended (true: written). */
+  private readonly attempts = new Map<string, Set<Promise<boolean>>>();
+  /** The runs of the mirroring streams this site receives (see stream-fence.ts). */
+  readonly fences = new StreamFences();
   /**
    * Semi-sync writes acknowledged on arrival whose local write has not
    * started yet, in arrival order. They start once their acknowledgement is
@@ -58,6 +63,48 @@ export class TargetHandlers {
 
   async handle(request: RpcRequest): Promise<RpcResult> {
     this.startArrived();
+    // Nothing is served before what was staged or committed before a restart is applied (it is older than anything to come).
+    await this.service.recovered;
+    if (STREAM_METHODS.has(request.method)) {
+      const session = this.streamSession(request.method, request.params);
+      return this.fences.admit(session.id, session.name, request.peerAgentId, request.params.run, () => this.serve(request));
+    }
+    if (request.method === 'stream.fence') return this.fence(request);
+    return this.serve(request);
+  }
+
+  /** The session a stream request belongs to. */
+  private streamSession(method: string, params: Record<string, unknown>): SessionRecord {
+    const service = this.service;
+    if (method.startsWith('pair.')) return service.session(service.pair(str(params, 'pair')).sessionId);
+    return service.session(str(params, 'session'));
+  }
+
+  /**
+   * `stream.fence` `{session, run}`: the sending agent starts mirroring run
+   * `run` of the session toward this site. Requests of its earlier runs are
+   * refused from now; those being served end first, then what they left is
+   * settled: writes acknowledged on arrival are attempted, its staged parts
+   * of multi-primary rounds and an uncommitted shipping cycle are dropped
+   * (it resyncs everything it had not seen applied).
+   */
+  private async fence(request: RpcRequest): Promise<RpcResult> {
+    const service = this.service;
+    const session = service.session(str(request.params, 'session'));
+    const run = str(request.params, 'run');
+    if (service.isSource(session)) {
+      throw new ProblemError('invalid-state', `this site is the source of session ${session.name} (${session.direction}); it receives no stream`);
+    }
+    const pairs = service.pairsOf(session).map((pair) => pair.id);
+    await this.fences.fence(session.id, request.peerAgentId, run, async () => {
+      await Promise.all(pairs.map((pair) => this.attempted(pair)));
+      if (session.type === 'async') await service.applier.dropParts(session.id, request.peerAgentId);
+      if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
+    });
+    return {};
+  }
+
+  private async serve(request: RpcRequest): Promise<RpcResult> {
     const { method, params, payload } = request;
     const service = this.service;
     // Multi-primary sessions: holds, cuts and commits of the master's rounds, parts staged at the secondary.
@@ -176,9 +223,13 @@ export class TargetHandlers {
         return {};
       }
       case 'pair.flush': {
-        const { device } = this.targetPair(params);
+        // Writes acknowledged on arrival are attempted first; tracks whose attempt failed are being repaired (not durable here).
+        const { pair, device } = this.targetPair(params);
+        await this.attempted(pair.id);
         await device.flush();
-        return {};
+        const prefix = `${pair.id}:`;
+        const repairing = [...this.repairing].filter((key) => key.startsWith(prefix)).map((key) => Number(key.slice(prefix.length)));
+        return { result: { repairing } };
       }
       case 'pair.bitmap': {
         const pair = service.pair(str(params, 'pair'));
@@ -264,6 +315,19 @@ export class TargetHandlers {
     this.unapplied += data.length;
     let attempted!: () => void;
     const written = new Promise<void>((resolve) => (attempted = resolve));
+    let attemptEnded!: (ok: boolean) => void;
+    const attempt = new Promise<boolean>((resolve) => (attemptEnded = resolve));
+    let attempts = this.attempts.get(pair.id);
+    if (!attempts) {
+      attempts = new Set();
+      this.attempts.set(pair.id, attempts);
+    }
+    const pending = attempts;
+    pending.add(attempt);
+    void attempt.then(() => {
+      pending.delete(attempt);
+      if (pending.size === 0 && this.attempts.get(pair.id) === pending) this.attempts.delete(pair.id);
+    });
     // The local write starts after the acknowledgement is sent: it is no longer on the host's path.
     this.deferStart(async () => {
       try {
@@ -273,12 +337,16 @@ export class TargetHandlers {
             throw new ProblemError('internal-error', 'injected target write failure');
           }
           await device.write(offset, data, { fua });
+          attemptEnded(true);
         } finally {
           this.unapplied -= data.length;
           attempted();
         }
       } catch (error) {
-        await this.repair(session, pair, first, end, problemMessage(error));
+        // Listed as repairing before the attempt counts as ended: a flush waiting for it reports these tracks.
+        const repair = this.repair(session, pair, first, end, problemMessage(error));
+        attemptEnded(false);
+        await repair;
       } finally {
         for (const key of keys) {
           const left = this.arriving.get(key)! - 1;
@@ -293,6 +361,14 @@ export class TargetHandlers {
       await written;
     }
     return {};
+  }
+
+  /** Waits until every write of the pair acknowledged on arrival so far was attempted (written, or failed and handed to repair). */
+  private async attempted(pair: string): Promise<void> {
+    const pending = this.attempts.get(pair);
+    if (!pending || pending.size === 0) return;
+    this.startArrived();
+    await Promise.all([...pending]);
   }
 
   private deferStart(start: () => Promise<void>): void {

@@ -1,0 +1,121 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PairBitmapSchema, SessionInfoSchema, type SessionInfo } from '@tandem/contract';
+import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
+import { runCommand } from './helpers/run-command.ts';
+
+/**
+ * No write left behind (PROTOCOL.md), with real agent processes: a track
+ * leaves the out-of-sync bitmap only once the secondary holds it durably, so
+ * a kill -9 of the secondary right after writes or a resync loses nothing;
+ * and a primary agent restarted while its session is suspended still marks
+ * what hosts write (fio and qemu-io over NBD, compared with qemu-img).
+ */
+
+let alpha: AgentProcess;
+let beta: AgentProcess;
+
+beforeAll(async () => {
+  [alpha, beta] = await startPairedAgents([{ site: 'alpha' }, { site: 'beta' }]);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.allSettled([alpha?.stop(), beta?.stop()]);
+});
+
+const sessionPath = (name: string) => `/v1/sessions/${encodeURIComponent(name)}`;
+
+async function show(name: string): Promise<SessionInfo> {
+  return alpha.api.call('GET', sessionPath(name), SessionInfoSchema);
+}
+
+async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => null);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Prepared, with the raw out-of-sync bitmap of the copy set empty at alpha (nothing marked, nothing on its way). */
+async function drained(name: string, volume: string): Promise<void> {
+  await until(`${name} prepared with nothing marked`, async () => {
+    const session = await show(name);
+    if (session.state !== 'prepared') return false;
+    const bitmap = await alpha.api.call('GET', `${sessionPath(name)}/pairs/${volume}/bitmap`, PairBitmapSchema);
+    return bitmap.markedTracks === 0;
+  });
+}
+
+async function startSession(name: string, type: 'sync' | 'semi-sync' | 'async', volume: string, copy: string): Promise<void> {
+  await alpha.api.call('POST', '/v1/volumes', null, { name: volume, sizeBytes: 64 * 1024 * 1024 });
+  await beta.api.call('POST', '/v1/volumes', null, { name: copy, sizeBytes: 64 * 1024 * 1024 });
+  await alpha.api.call('POST', '/v1/sessions', null, { name, type, peer: 'beta' });
+  await alpha.api.call('POST', `${sessionPath(name)}/pairs`, null, { h1Volume: volume, h2Volume: copy });
+  await alpha.api.call('POST', `${sessionPath(name)}/actions/start`, null, {});
+  await drained(name, volume);
+}
+
+/** qemu-io writes of 4 KiB (no FUA) into `count` different tracks spread over the volume (qemu flushes when it closes the image). */
+async function writeTracks(volume: string, count: number, pattern: number, from = 0): Promise<void> {
+  const commands = Array.from({ length: count }, (_, i) => ['-c', `write -P ${pattern} ${(from + i * 7) * 65536 + 4096} 4k`]).flat();
+  const written = await runCommand('qemu-io', ['-f', 'raw', ...commands, alpha.nbdUri(volume)]);
+  expect(written.code, written.out).toBe(0);
+}
+
+/** fio (libnbd engine) writes 4 KiB at the start of `count` consecutive tracks, without FUA and without any flush. */
+async function writeTracksUnflushed(volume: string, count: number): Promise<void> {
+  const args = ['--name=unflushed', '--ioengine=nbd', `--uri=${alpha.nbdUri(volume)}`, '--rw=write:60k', '--bs=4k', `--io_size=${count * 4096}`, '--size=64M'];
+  const written = await runCommand('fio', args);
+  expect(written.code, written.out).toBe(0);
+}
+
+async function expectIdentical(volume: string, copy: string): Promise<void> {
+  const compare = await runCommand('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', alpha.nbdUri(volume), beta.nbdUri(copy)]);
+  expect(compare.out).toMatch(/Images are identical/);
+}
+
+describe('marks leave only what the secondary holds durably', () => {
+  for (const type of ['sync', 'semi-sync'] as const) {
+    it(`${type}: kill -9 of the secondary right after acknowledged writes; after its restart the writes are there`, async () => {
+      const name = `kill-${type}`;
+      await startSession(name, type, `p-${type}`, `c-${type}`);
+      // Acknowledged (sync: written there; semi-sync: arrived there), never flushed: the secondary's metadata of
+      // these first writes into its tracks is not durable yet when it dies.
+      await writeTracksUnflushed(`p-${type}`, 48);
+      await beta.kill('SIGKILL');
+      await beta.restart({ samePorts: true });
+      await drained(name, `p-${type}`);
+      await expectIdentical(`p-${type}`, `c-${type}`);
+    }, 180_000);
+  }
+
+  it('sync: kill -9 of the secondary right after a resync; the tracks it copied are there after the restart', async () => {
+    const name = 'resync';
+    await startSession(name, 'sync', 'p-resync', 'c-resync');
+    await alpha.api.call('POST', `${sessionPath(name)}/actions/suspend`, null, {});
+    await writeTracksUnflushed('p-resync', 60);
+    expect((await show(name)).pairs[0].outOfSyncTracks).toBe(60);
+    await alpha.api.call('POST', `${sessionPath(name)}/actions/resume`, null, {});
+    await drained(name, 'p-resync');
+    await beta.kill('SIGKILL');
+    await beta.restart({ samePorts: true });
+    await drained(name, 'p-resync');
+    await expectIdentical('p-resync', 'c-resync');
+  }, 180_000);
+
+  it('a primary agent restarted while its session is suspended marks what hosts write; the resume copies it', async () => {
+    const name = 'restart';
+    await startSession(name, 'async', 'p-restart', 'c-restart');
+    await alpha.api.call('POST', `${sessionPath(name)}/actions/suspend`, null, {});
+    await alpha.restart({ samePorts: true });
+    await writeTracks('p-restart', 24, 0x77, 3);
+    const suspended = await show(name);
+    expect(suspended.state).toBe('suspended');
+    expect(suspended.pairs[0].outOfSyncTracks).toBe(24);
+    await alpha.api.call('POST', `${sessionPath(name)}/actions/resume`, null, {});
+    await drained(name, 'p-restart');
+    await expectIdentical('p-restart', 'c-restart');
+  }, 180_000);
+});
