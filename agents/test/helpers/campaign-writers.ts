@@ -39,8 +39,6 @@ export class CampaignWriters {
   private readonly hot = new Map<VolumeLedger, number[]>();
   private running = false;
   private done: Promise<void> = Promise.resolve();
-  /** Errors other than lost connections and error answers (bugs of the writer itself). */
-  failure: Error | null = null;
 
   constructor(
     private readonly targets: WriteTarget[],
@@ -69,7 +67,6 @@ export class CampaignWriters {
   async stop(): Promise<void> {
     this.running = false;
     await this.done;
-    if (this.failure) throw this.failure;
   }
 
   /** Waits until no connection to `agent` is alive (after it was killed, its last answers read). */
