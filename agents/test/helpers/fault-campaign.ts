@@ -231,6 +231,8 @@ export function faultMix(linkFaults: number, kills: number, rng: Rng): FaultCoun
 const MiB = 1024 * 1024;
 const TRACK = 64 * 1024;
 const SESSION = 'campaign';
+/** A session suspended this long after the faults ended (links healed) did not resume by itself (link backoff is at most 5 s). */
+const STUCK_SUSPENDED_MS = 30_000;
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignStats> {
   const campaign = new Campaign(options);
@@ -625,7 +627,13 @@ class Campaign {
     }
   }
 
-  /** Links healed; waits until the session is Prepared by itself with nothing left to send (shipping: one cycle after the writers stopped). */
+  /**
+   * Links healed; waits until the session is Prepared by itself with nothing
+   * left to send (shipping: one cycle after the writers stopped). A session
+   * still suspended STUCK_SUSPENDED_MS after the faults ended did not resume
+   * by itself: that is a failure, and it is resumed by hand so the other
+   * checks still run.
+   */
   private async drain(): Promise<void> {
     for (const proxy of this.proxies.values()) {
       proxy.blackhole(false);
@@ -633,8 +641,18 @@ class Campaign {
     }
     const timeout = this.options.drainTimeoutMs ?? 180_000;
     const began = Date.now();
+    let nudged = false;
+    const show = async () => {
+      const info = await this.show();
+      if (info.state === 'suspended' && !nudged && Date.now() - began > STUCK_SUSPENDED_MS) {
+        nudged = true;
+        this.fail(`the session stayed suspended for ${STUCK_SUSPENDED_MS / 1000} s after the faults ended, links up (detail: ${info.detail}): it did not resume by itself; resuming it by hand to go on`);
+        await this.api(this.master, 'POST', `/v1/sessions/${SESSION}/actions/resume`, {}).catch((error) => this.note(`resume by hand failed: ${String(error)}`));
+      }
+      return info;
+    };
     if (this.topology.type === 'snapshot-shipping') {
-      await this.until('the session is prepared again', async () => (await this.show()).state === 'prepared', timeout);
+      await this.until('the session is prepared again', async () => (await show()).state === 'prepared', timeout);
       const report = await this.retry('ship-now', () => this.api<ShipCycleReport>(this.master, 'POST', `/v1/sessions/${SESSION}/ship-now`), timeout);
       this.note(`ship-now: cycle ${report.cycle}, ${report.tracks} track(s)`);
     }
@@ -643,7 +661,7 @@ class Campaign {
     await this.until(
       'the session drains (prepared, every copy set duplex and nothing marked)',
       async () => {
-        const info = await this.show();
+        const info = await show();
         last = JSON.stringify({ state: info.state, detail: info.detail, consistencyTime: info.consistencyTime, pairs: info.pairs.map((p) => [p.h1Volume, p.state, p.outOfSyncTracks]) });
         if (info.state !== 'prepared') return false;
         if (info.pairs.length !== this.copySets.length) return false;
