@@ -15,8 +15,8 @@ import path from 'node:path';
 import { eachArg, positiveInt, UsageError } from './args.ts';
 import { parseOrExit, writeJsonReport } from './run.ts';
 import { formatTable } from '../src/cli/output.ts';
-import { Rng, freshSeed } from '../test/helpers/campaign-rng.ts';
-import { campaignModes, faultMix, runCampaign, type CampaignMode, type CampaignStats } from '../test/helpers/fault-campaign.ts';
+import { freshSeed } from '../test/helpers/campaign-rng.ts';
+import { campaignModes, runCampaign, type CampaignMode, type CampaignStats } from '../test/helpers/fault-campaign.ts';
 
 interface SoakOptions {
   modes: CampaignMode[];
@@ -115,20 +115,19 @@ function row(stats: CampaignStats): string[] {
 
 async function main(): Promise<void> {
   const options = parseOrExit(parseSoakArgs, usage);
-  const mixRng = new Rng(options.seed);
   console.error(
     `soak: modes ${options.modes.join(', ')}; ${options.linkFaults} link faults and ${options.kills} kills per mode; seed ${options.seed} ` +
       `(replay: npm run soak -- --seed ${options.seed} --modes ${options.modes.join(',')} --link-faults ${options.linkFaults} --kills ${options.kills})`,
   );
   const results: CampaignStats[] = [];
-  // Every mode's fault mix is drawn from the seed up front, so a mode's mix does not depend on which modes ran before it.
-  const mixes = new Map(campaignModes.map((mode) => [mode, faultMix(options.linkFaults, options.kills, mixRng.fork())]));
   for (const mode of options.modes) {
     const seed = (options.seed + campaignModes.indexOf(mode)) >>> 0;
     const stats = await runCampaign({
       mode,
       seed,
-      faults: mixes.get(mode)!,
+      // The split of link faults and kills into kinds comes from the mode's seed.
+      linkFaults: options.linkFaults,
+      kills: options.kills,
       volumeMiB: options.volumeMiB,
       connections: options.connections,
       queueDepth: options.queueDepth,

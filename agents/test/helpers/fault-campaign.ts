@@ -142,8 +142,10 @@ export const TOPOLOGIES: Record<CampaignMode, Topology> = {
 export interface CampaignOptions {
   mode: CampaignMode;
   seed: number;
-  /** Faults to inject, per kind (see `faultMix` for a random split of totals). */
-  faults: FaultCounts;
+  /** Faults to inject, per kind; or, without it, `linkFaults` and `kills` split at random by the seed (`faultMix`). */
+  faults?: FaultCounts;
+  linkFaults?: number;
+  kills?: number;
   /** Size of every volume, MiB. */
   volumeMiB?: number;
   /** NBD connections writing (spread over the primary volumes) and writes in flight on each. */
@@ -253,6 +255,8 @@ interface TimelineEntry {
 class Campaign {
   private readonly topology: Topology;
   private readonly rng: Rng;
+  /** The faults this campaign injects, per kind. */
+  private readonly faults: FaultCounts;
   private readonly agents = new Map<string, AgentProcess>();
   /** One proxy per primary site, on its link to the secondary. */
   private readonly proxies = new Map<string, FaultProxy>();
@@ -268,6 +272,7 @@ class Campaign {
   constructor(private readonly options: CampaignOptions) {
     this.topology = TOPOLOGIES[options.mode];
     this.rng = new Rng(options.seed);
+    this.faults = options.faults ?? faultMix(options.linkFaults ?? 0, options.kills ?? 0, this.rng.fork());
     this.volumeBytes = (options.volumeMiB ?? 64) * MiB;
     this.copySets = this.topology.copySets.map((spec, index) => ({
       ...spec,
@@ -298,7 +303,7 @@ class Campaign {
   }
 
   async run(): Promise<CampaignStats> {
-    this.note(`mode ${this.options.mode}, seed ${this.options.seed}, faults ${JSON.stringify(this.options.faults)}`);
+    this.note(`mode ${this.options.mode}, seed ${this.options.seed}, faults ${JSON.stringify(this.faults)}`);
     let failed = false;
     try {
       await this.setUp();
@@ -401,7 +406,7 @@ class Campaign {
   // ---- the campaign ---------------------------------------------------
 
   private async campaign(): Promise<void> {
-    const schedule = this.rng.shuffle(faultKinds.flatMap((kind) => Array.from({ length: this.options.faults[kind] }, () => kind)));
+    const schedule = this.rng.shuffle(faultKinds.flatMap((kind) => Array.from({ length: this.faults[kind] }, () => kind)));
     const gap = this.options.gapMs ?? [500, 2500];
     const checkEvery = this.options.checkEvery ?? 0;
     const checkAfter = this.options.checkAfter ?? ['stall-hold'];
