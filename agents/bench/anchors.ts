@@ -7,20 +7,24 @@ import { startServer, stopServer, type Server } from './procs.ts';
 export interface Endpoint {
   name: string;
   uri: string;
+  /** The serving process, for its CPU time per operation. */
+  pid?: number;
+  /** The files holding the export's data (the cold-read leg drops them from the page cache). */
+  dataFiles?: () => string[];
   stop(): Promise<void>;
 }
 
-function endpoint(name: string, server: Server, port: number, exportName: string): Endpoint {
-  return { name, uri: nbdUri(port, exportName), stop: () => stopServer(server) };
+function endpoint(name: string, server: Server, port: number, exportName: string, file: string): Endpoint {
+  return { name, uri: nbdUri(port, exportName), pid: server.child.pid, dataFiles: () => [file], stop: () => stopServer(server) };
 }
 
-/** qemu-nbd with its default cache mode, kept up across connections. */
+/** qemu-nbd with its default cache mode, kept up across connections, serving up to 8 at once (its default is 1). */
 export async function startQemuNbd(file: string, logDir: string, exportName = 'bench', format = 'raw', tag = 'qemu-nbd'): Promise<Endpoint> {
   const port = await freePort();
-  const args = ['-f', format, '-x', exportName, '-p', String(port), '-b', '127.0.0.1', '-t', '--persistent', file];
+  const args = ['-f', format, '-x', exportName, '-p', String(port), '-b', '127.0.0.1', '-t', '--persistent', '--shared=8', file];
   const server = startServer('qemu-nbd', args, path.join(logDir, `${tag}.log`));
   await waitForPort(server, tag, '127.0.0.1', port);
-  return endpoint(tag, server, port, exportName);
+  return endpoint(tag, server, port, exportName, file);
 }
 
 /** nbdkit's file plugin, in the foreground, dying with us if we die hard. */
@@ -29,5 +33,5 @@ export async function startNbdkit(file: string, logDir: string, exportName = 'be
   const args = ['-f', '--exit-with-parent', '-p', String(port), '-i', '127.0.0.1', '-e', exportName, 'file', file];
   const server = startServer('nbdkit', args, path.join(logDir, `${tag}.log`));
   await waitForPort(server, tag, '127.0.0.1', port);
-  return endpoint(tag, server, port, exportName);
+  return endpoint(tag, server, port, exportName, file);
 }

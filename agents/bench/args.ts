@@ -10,6 +10,10 @@ export interface BenchOptions {
   snapshots: boolean;
   snapSamples: number;
   keep: boolean;
+  cold: boolean;
+  multiConn: boolean;
+  connections: number[];
+  tls: boolean;
 }
 
 export const serverNames = ['tandem', 'qemu-nbd', 'nbdkit'] as const;
@@ -21,7 +25,12 @@ export const usage = `usage: npm run bench:nbd -- [options]
   --dir DIR          scratch directory (default: a new one under /tmp, removed at exit)
   --json FILE        also write the results as JSON
   --servers LIST     comma list of tandem,qemu-nbd,nbdkit (default: all)
-  --jobs LIST        comma list of job ids (seq1m-qd1,seq1m-qd16,rand4k-qd1,rand4k-qd32,rand4k-qd1-flush)
+  --jobs LIST        comma list of job ids (seq1m-qd1,seq1m-qd16,rand4k-qd1,rand4k-qd32,rand4k-qd1-flush,
+                     seq1m-qd1-read,seq1m-qd16-read,rand4k-qd1-read,rand4k-qd32-read); none: --jobs none
+  --no-cold          skip the cold-read leg
+  --no-multi-conn    skip the multi-connection leg
+  --connections LIST connection counts of the multi-connection leg (default 1,2,4)
+  --no-tls           skip the TLS leg
   --no-fresh         skip the "fresh thin" 4K row
   --no-snapshots     skip the snapshot section
   --snap-samples N   snapshot creations timed per size (default 10)
@@ -63,6 +72,10 @@ export function parseArgs(argv: string[]): BenchOptions {
     snapshots: true,
     snapSamples: 10,
     keep: false,
+    cold: true,
+    multiConn: true,
+    connections: [1, 2, 4],
+    tls: true,
   };
   eachArg(argv, (arg, value) => {
     switch (arg) {
@@ -83,6 +96,10 @@ export function parseArgs(argv: string[]): BenchOptions {
       case '--no-fresh': options.fresh = false; break;
       case '--no-snapshots': options.snapshots = false; break;
       case '--keep': options.keep = true; break;
+      case '--no-cold': options.cold = false; break;
+      case '--no-multi-conn': options.multiConn = false; break;
+      case '--no-tls': options.tls = false; break;
+      case '--connections': options.connections = value().split(',').filter(Boolean).map((n) => positiveInt('--connections', n)); break;
       case '-h': case '--help': throw new UsageError('');
       default: throw new UsageError(`unknown option ${arg}`);
     }

@@ -7,6 +7,8 @@ export interface FioJob {
   /** What the table shows for it. */
   metric: 'MiB/s' | 'IOPS';
   args: string[];
+  /** The direction the job measures (default write). */
+  direction?: 'read' | 'write';
 }
 
 export const jobs: FioJob[] = [
@@ -22,38 +24,58 @@ export const jobs: FioJob[] = [
   },
 ];
 
+/** The read twins of the first four jobs (issue 15: reads and writes). */
+export const readJobs: FioJob[] = [
+  { id: 'seq1m-qd1-read', label: 'seq 1M qd1 read', metric: 'MiB/s', direction: 'read', args: ['--rw=read', '--bs=1M', '--iodepth=1'] },
+  { id: 'seq1m-qd16-read', label: 'seq 1M qd16 read', metric: 'MiB/s', direction: 'read', args: ['--rw=read', '--bs=1M', '--iodepth=16'] },
+  { id: 'rand4k-qd1-read', label: '4K rand qd1 read', metric: 'IOPS', direction: 'read', args: ['--rw=randread', '--bs=4k', '--iodepth=1'] },
+  { id: 'rand4k-qd32-read', label: '4K rand qd32 read', metric: 'IOPS', direction: 'read', args: ['--rw=randread', '--bs=4k', '--iodepth=32'] },
+];
+
+export const allJobs: FioJob[] = [...jobs, ...readJobs];
+
 export const rand4kQd1 = jobs[2];
 
-/** What one fio run measured (write direction). */
+/** What one fio run measured (in the job's direction). */
 export interface FioResult {
   mibps: number;
   iops: number;
-  /** Write completion latency p50, µs. */
+  /** Completion latency p50, µs. */
   clatP50us: number;
+  /** Completion latency p99, µs. */
+  clatP99us: number;
   /** Flush latency p50, µs (jobs with --fsync), else null. */
   syncP50us: number | null;
   /** Per-operation p50: write clat + flush p50 when flushing. */
   p50us: number;
   totalIos: number;
   runtimeMs: number;
+  /** CPU time the server process spent during the run per operation (per MiB for MiB/s jobs), µs; when known. */
+  serverCpuUs?: number;
 }
 
 export function nbdUri(port: number, exportName: string, host = '127.0.0.1'): string {
   return `nbd://${host}:${port}/${encodeURIComponent(exportName)}`;
 }
 
-interface FioJson {
-  jobs: Array<{
-    error: number;
-    write: {
-      bw_bytes: number;
-      iops: number;
-      runtime: number;
-      total_ios: number;
-      clat_ns: { percentile?: Record<string, number> };
-    };
-    sync?: { total_ios: number; lat_ns: { percentile?: Record<string, number> } };
-  }>;
+interface FioDirection {
+  bw_bytes: number;
+  iops: number;
+  runtime: number;
+  total_ios: number;
+  clat_ns: { percentile?: Record<string, number> };
+}
+
+export interface FioJobJson {
+  jobname: string;
+  error: number;
+  read: FioDirection;
+  write: FioDirection;
+  sync?: { total_ios: number; lat_ns: { percentile?: Record<string, number> } };
+}
+
+export interface FioJson {
+  jobs: FioJobJson[];
 }
 
 /** fio's nbd engine prints "fio: connected to NBD server" before the JSON. */
@@ -79,23 +101,33 @@ export async function runFio(uri: string, job: FioJob, options: FioRunOptions): 
     ...job.args,
     ...(options.runtime === null ? [] : ['--time_based', `--runtime=${options.runtime}`]),
     ...(options.extra ?? []),
-    '--output-format=json',
   ];
   const timeoutMs = options.runtime === null ? 600_000 : (options.runtime + 60) * 1000;
-  const result = await run('fio', args, { timeoutMs });
+  const parsed = await runFioArgs(args, timeoutMs, `fio ${job.id} on ${uri}`);
+  return resultOf(parsed.jobs[0], job.direction ?? 'write', `fio ${job.id} on ${uri}`);
+}
+
+/** Runs fio with these arguments (JSON output added) and returns its parsed report. */
+export async function runFioArgs(args: string[], timeoutMs: number, what: string): Promise<FioJson> {
+  const result = await run('fio', [...args, '--output-format=json'], { timeoutMs });
   if (result.code !== 0) {
-    throw new Error(`fio ${job.id} on ${uri} failed (exit ${result.code}):\n${result.stderr.trim() || result.stdout.slice(-2000)}`);
+    throw new Error(`${what} failed (exit ${result.code}):\n${result.stderr.trim() || result.stdout.slice(-2000)}`);
   }
-  const parsed = parseFio(result.stdout);
-  const one = parsed.jobs[0];
-  if (!one || one.error !== 0) throw new Error(`fio ${job.id} on ${uri} reported error ${one?.error}`);
-  const w = one.write;
+  return parseFio(result.stdout);
+}
+
+/** One job of a fio report, in one direction. */
+export function resultOf(one: FioJobJson | undefined, direction: 'read' | 'write', what: string): FioResult {
+  if (!one || one.error !== 0) throw new Error(`${what} reported error ${one?.error}`);
+  const w = direction === 'read' ? one.read : one.write;
   const clat = (w.clat_ns.percentile?.['50.000000'] ?? 0) / 1000;
+  const clat99 = (w.clat_ns.percentile?.['99.000000'] ?? 0) / 1000;
   const sync = one.sync && one.sync.total_ios > 0 ? (one.sync.lat_ns.percentile?.['50.000000'] ?? 0) / 1000 : null;
   return {
     mibps: w.bw_bytes / 1024 / 1024,
     iops: w.iops,
     clatP50us: clat,
+    clatP99us: clat99,
     syncP50us: sync,
     p50us: clat + (sync ?? 0),
     totalIos: w.total_ios,

@@ -6,7 +6,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs, usage, type BenchOptions } from './args.ts';
-import { jobs as allJobs } from './fio.ts';
+import { allJobs } from './fio.ts';
+import { coldSection, renderCold, type ColdResults } from './cold.ts';
+import { multiConnSection, renderMultiConn, type MultiConnResults } from './multiconn.ts';
 import { freshRow } from './fresh.ts';
 import { interleave, progress } from './interleave.ts';
 import { installExitHooks } from './procs.ts';
@@ -35,12 +37,16 @@ async function main(): Promise<void> {
     if (bench.tandemSkipped) progress(`tandem skipped: ${bench.tandemSkipped}`);
     const names = bench.endpoints.map((e) => e.name);
     const prefillMiBps = await prefill(bench);
-    const main = await interleave(bench.endpoints, jobs, opts.reps, opts.runtime);
+    const main = jobs.length ? await interleave(bench.endpoints, jobs, opts.reps, opts.runtime) : [];
     const rows: JobSummary[] = summarize(main, exportTargets);
     if (opts.fresh) {
       const fresh = await freshRow(names, opts.reps, opts.runtime, bench.dir, bench.logDir, bench.tandem);
       rows.push(...summarize([fresh], {}, ' fresh thin'));
     }
+    let cold: ColdResults | null = null;
+    if (opts.cold) cold = await coldSection(bench.endpoints, opts.reps, opts.runtime);
+    let multiConn: MultiConnResults | null = null;
+    if (opts.multiConn) multiConn = await multiConnSection(bench.endpoints, opts.connections, opts.reps, opts.runtime);
     let snapshots: SnapshotResults | null = null;
     if (opts.snapshots) snapshots = await snapshotSection(bench, opts.snapSamples, opts.reps);
 
@@ -52,15 +58,22 @@ async function main(): Promise<void> {
       'allocated data (Tandem: allocated tracks; qemu-nbd and nbdkit share one raw file written by that pass).',
       `prefill pass MiB/s: ${Object.entries(prefillMiBps).map(([n, v]) => `${n} ${v.toFixed(0)}`).join(', ')}`,
       '"fresh thin" = 4K qd1 into a new thin volume / new sparse raw file per rep (first write allocates).',
-      'p50 = fio clat p50; for "+ flush each" it is write p50 + flush p50.',
+      'p50 = fio clat p50; for "+ flush each" it is write p50 + flush p50. Server CPU = CPU time of the serving',
+      'process during the run per IO (per MiB for MiB/s rows): steadier than throughput on shared cores.',
       '',
       renderSummaries(rows),
     ];
+    if (cold) {
+      lines.push('', '## Cold reads: a second client beside a reader of data not in the page cache (median of reps)', renderCold(cold));
+    }
+    if (multiConn) {
+      lines.push('', `## Several connections to one export, ${opts.runtime} s per run, median of ${opts.reps}`, renderMultiConn(multiConn, opts.connections, names));
+    }
     if (snapshots) lines.push('', '## Snapshots', renderSnapshots(snapshots, opts.snapSamples));
     const loadAfter = loadAverage();
     lines.push('', loadLine(loadBefore, loadAfter));
     console.log(lines.join('\n'));
-    writeJsonReport(opts.json, { startedAt, loadBefore, loadAfter, options: opts, servers: names, tandemSkipped: bench.tandemSkipped, prefillMiBps, rows, snapshots });
+    writeJsonReport(opts.json, { startedAt, loadBefore, loadAfter, options: opts, servers: names, tandemSkipped: bench.tandemSkipped, prefillMiBps, rows, cold, multiConn, snapshots });
   } finally {
     await teardown(bench, opts.keep);
   }

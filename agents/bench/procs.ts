@@ -111,3 +111,20 @@ export function installExitHooks(teardown: () => Promise<void>): void {
     });
   }
 }
+
+/** CPU time (user + system) a process has used so far, ms; null when it is gone or not Linux. */
+export function processCpuMs(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / clockTicksPerSecond;
+  } catch {
+    return null;
+  }
+}
+
+/** USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK). */
+const clockTicksPerSecond = 100;

@@ -93,7 +93,14 @@ export class TandemAgent {
   }
 
   endpoint(volume: string): Endpoint {
-    return { name: 'tandem', uri: nbdUri(this.nbdPort(), volume), stop: async () => {} };
+    const pool = path.join(this.dataDir, 'pool');
+    return {
+      name: 'tandem',
+      uri: nbdUri(this.nbdPort(), volume),
+      pid: this.pid ?? undefined,
+      dataFiles: () => fs.readdirSync(pool).filter((f) => f.endsWith('.dat')).map((f) => path.join(pool, f)),
+      stop: async () => {},
+    };
   }
 
   async createVolume(name: string, size: string): Promise<void> {
