@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { BlockDevice, IoOptions, WriteZeroesOptions } from '../storage/block-device.ts';
+import { dataBuffers } from './buffer-pool.ts';
 import { clientMessage, isExpectedRefusal, nbdErrorFor } from './errors.ts';
 import {
   DATA_CHUNK_PREFIX_BYTES,
@@ -31,8 +32,8 @@ import {
 
 /** Where a command's reply goes, and who hears that it finished. */
 export interface CommandHost {
-  /** Queues one complete reply on the socket. */
-  send(reply: Buffer): void;
+  /** Queues one complete reply on the socket; `sent` runs once the socket is done with it. */
+  send(reply: Buffer, sent?: () => void): void;
   /** The request holding `bytes` of payload has been answered. */
   settle(bytes: number): void;
 }
@@ -66,39 +67,51 @@ export class Commands {
     this.host.settle(data.length);
   }
 
+  /**
+   * Reads land in a pooled reply buffer (see buffer-pool.ts), given back once
+   * the socket has sent it; replies with holes have their own.
+   */
   async read(high: number, low: number, offset: number, length: number, flags: number): Promise<void> {
-    let reply: Buffer;
+    let pooled: Buffer | null = null;
     try {
+      let reply: Buffer;
       if (this.structured) {
-        reply = await this.structuredRead(high, low, offset, length, flags);
+        const plan = this.planRead(high, low, offset, length, flags);
+        if (plan === null) {
+          reply = pooled = dataBuffers.take(DATA_CHUNK_PREFIX_BYTES + length);
+          writeChunkHeader(reply, 0, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, high, low, 8 + length);
+          writeUInt64(reply, offset, STRUCTURED_CHUNK_HEADER_BYTES);
+          await this.device.readInto(offset, reply.subarray(DATA_CHUNK_PREFIX_BYTES));
+        } else {
+          reply = await this.readPlanned(plan);
+        }
       } else {
-        reply = Buffer.allocUnsafe(SIMPLE_REPLY_BYTES + length);
+        reply = pooled = dataBuffers.take(SIMPLE_REPLY_BYTES + length);
         writeSimpleReplyHeader(reply, 0, 0, high, low);
         await this.device.readInto(offset, reply.subarray(SIMPLE_REPLY_BYTES));
       }
-      this.host.send(reply);
+      const sent = pooled;
+      this.host.send(reply, sent ? () => dataBuffers.give(sent) : undefined);
     } catch (error) {
+      // A failed read's buffer is not given back: another part of it may still be in flight.
       // Simple replies: error header only, no payload, as the spec requires.
       this.replyFailure(high, low, error, false, NBD_CMD_READ);
     }
     this.host.settle(length);
   }
 
-  /** Builds the structured reply for a read: holes as OFFSET_HOLE, data read in place. */
-  private async structuredRead(high: number, low: number, offset: number, length: number, flags: number): Promise<Buffer> {
-    let plan: ReadPlan | null = null;
+  /** The structured reply plan for a read with holes; null when one data chunk answers it. */
+  private planRead(high: number, low: number, offset: number, length: number, flags: number): ReadPlan | null {
     try {
-      plan = buildReadReplyPlan(this.device.allocationMap(offset, length), offset, length, (flags & NBD_CMD_FLAG_DF) !== 0, high, low);
+      return buildReadReplyPlan(this.device.allocationMap(offset, length), offset, length, (flags & NBD_CMD_FLAG_DF) !== 0, high, low);
     } catch (error) {
       this.logger.debug({ err: error }, 'nbd allocation map failed; reading as data');
+      return null;
     }
-    if (plan === null) {
-      const reply = Buffer.allocUnsafe(DATA_CHUNK_PREFIX_BYTES + length);
-      writeChunkHeader(reply, 0, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, high, low, 8 + length);
-      writeUInt64(reply, offset, STRUCTURED_CHUNK_HEADER_BYTES);
-      await this.device.readInto(offset, reply.subarray(DATA_CHUNK_PREFIX_BYTES));
-      return reply;
-    }
+  }
+
+  /** Fills a planned reply: holes as OFFSET_HOLE chunks, data read in place. */
+  private async readPlanned(plan: ReadPlan): Promise<Buffer> {
     const { reply, reads } = plan;
     if (reads.length === 1) {
       await this.device.readInto(reads[0].offset, reply.subarray(reads[0].at, reads[0].at + reads[0].length));

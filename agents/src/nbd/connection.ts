@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { BlockDevice, ExportCatalog } from '../storage/block-device.ts';
 import { greeting } from './framing.ts';
+import { readIntoChosenBuffers } from './socket-reads.ts';
 import { Handshake, type HandshakeLimits, type NegotiatedExport } from './handshake.ts';
 import { Transmission, type TransmissionLimits } from './transmission.ts';
 
@@ -18,6 +19,8 @@ export interface ConnectionContext {
 
 /** How long a connection we ended may linger before it is destroyed. */
 const LINGER_MS = 2_000;
+/** The connection's own read buffer (socket-reads.ts), used between WRITE payloads. */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 /**
  * One client connection: greets, runs option haggling, then hands the socket
@@ -37,6 +40,8 @@ export class NbdConnection {
   private finished = false;
   private readonly startedAt = Date.now();
   private optionsAtLastProgress = 0;
+  /** Set when the socket reads into buffers we choose (socket-reads.ts); null with 'data' events. */
+  private readBuffer: Buffer | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -46,7 +51,13 @@ export class NbdConnection {
       this.resolveDone = resolve;
     });
     this.handshake = new Handshake(context.exports, this.sendHandshake, context.logger, context.handshakeLimits);
-    socket.on('data', this.onData);
+    // The listener accepted the socket paused, so nothing was read yet.
+    this.readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    if (!readIntoChosenBuffers(socket, this.nextReadTarget, this.onRead)) {
+      this.readBuffer = null;
+      socket.on('data', this.onData);
+    }
+    if (socket.isPaused()) socket.resume();
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
     this.handshakeTimer = setTimeout(this.onHandshakeTimeout, context.handshakeTimeoutMs);
@@ -73,12 +84,24 @@ export class NbdConnection {
     if (!this.socketClosed) this.socket.write(bytes);
   };
 
-  private readonly onData = (chunk: Buffer): void => {
+  private readonly nextReadTarget = (): Buffer => this.transmission?.nextReadTarget() ?? this.readBuffer!;
+
+  /** A read into a buffer nextReadTarget chose: ours (bytes to parse) or a payload's (already in place). */
+  private readonly onRead = (bytes: number, buffer: Buffer): void => {
+    if (buffer !== this.readBuffer) {
+      this.transmission?.fedDirectly(bytes);
+      return;
+    }
+    this.onData(buffer.subarray(0, bytes), true);
+  };
+
+  private readonly onData = (chunk: Buffer, transient = false): void => {
     try {
       if (this.phase === 'transmission') {
-        this.transmission!.feed(chunk);
+        this.transmission!.feed(chunk, transient);
       } else if (this.phase === 'handshake') {
-        this.onHandshakeData(chunk);
+        // The handshake keeps unparsed bytes, so it gets its own copy.
+        this.onHandshakeData(transient ? Buffer.from(chunk) : chunk);
       }
     } catch (error) {
       // Never let a parsing bug escape into the event loop and take the agent down.

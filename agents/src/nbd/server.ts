@@ -109,7 +109,8 @@ export class NbdServer {
   }
 
   private createListener(tcp: boolean): net.Server {
-    return net.createServer({ noDelay: tcp }, (socket) => this.accept(socket, tcp));
+    // Accepted paused: the connection chooses how the socket reads before the first byte arrives.
+    return net.createServer({ noDelay: tcp, pauseOnConnect: true }, (socket) => this.accept(socket, tcp));
   }
 
   private accept(socket: net.Socket, tcp: boolean): void {

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { BlockDevice } from '../storage/block-device.ts';
+import { dataBuffers } from './buffer-pool.ts';
 import { Commands, type CommandHost } from './commands.ts';
 import { readUInt64 } from './framing.ts';
 import type { NegotiatedExport } from './handshake.ts';
@@ -51,6 +52,8 @@ const READ_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_DF;
 const WRITE_FLAGS = NBD_CMD_FLAG_FUA;
 const ZERO_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_FAST_ZERO;
 const STATUS_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_REQ_ONE;
+/** A payload with at least this much still to come is read straight into its buffer (see nextReadTarget). */
+const DIRECT_READ_MIN_BYTES = 16 * 1024;
 
 /**
  * The transmission phase of one connection: parses pipelined requests out of
@@ -58,41 +61,6 @@ const STATUS_FLAGS = NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_REQ_ONE;
  * with one socket write as it completes (so replies come out of order).
  * Reading pauses while too much is in flight or queued for the client.
  */
-/**
- * Reuses WRITE payload buffers of the common sizes: a fresh 1 MiB buffer per
- * request is garbage the collector must chase, and it showed (16 % of the
- * agent's time in GC under sequential 1 MiB writes).
- */
-class PayloadPool {
-  private readonly free = new Map<number, Buffer[]>();
-  private pooledBytes = 0;
-  private static readonly maxBytes = 64 * 1024 * 1024;
-
-  take(length: number): Buffer {
-    const list = this.free.get(length);
-    const buffer = list?.pop();
-    if (buffer) {
-      this.pooledBytes -= length;
-      return buffer;
-    }
-    return Buffer.allocUnsafeSlow(length);
-  }
-
-  give(buffer: Buffer): void {
-    if (this.pooledBytes + buffer.length > PayloadPool.maxBytes) return;
-    let list = this.free.get(buffer.length);
-    if (!list) {
-      if (this.free.size >= 16) return; // only a few distinct sizes are worth keeping
-      list = [];
-      this.free.set(buffer.length, list);
-    }
-    list.push(buffer);
-    this.pooledBytes += buffer.length;
-  }
-}
-
-const payloadPool = new PayloadPool();
-
 export class Transmission {
   private readonly device: BlockDevice;
   private readonly sizeBytes: number;
@@ -115,6 +83,8 @@ export class Transmission {
   private discardRemaining = 0;
   /** Unparsed input held back while reading is paused. */
   private stash: Buffer | null = null;
+  /** The chunk being parsed will be overwritten by the next socket read. */
+  private transient = false;
 
   private inFlight = 0;
   private inFlightBytes = 0;
@@ -163,20 +133,50 @@ export class Transmission {
     this.payload = null;
   }
 
-  feed(input: Buffer): void {
+  /**
+   * Parses bytes from the socket. `transient` input lives in a buffer the
+   * socket reads into again (see socket-reads.ts): whatever must outlive
+   * this call is copied.
+   */
+  feed(input: Buffer, transient = false): void {
     if (this.stopped) return;
     let chunk = input;
     if (this.stash !== null) {
       chunk = Buffer.concat([this.stash, input]);
       this.stash = null;
+      transient = false;
     }
     this.feeding = true;
+    this.transient = transient;
     try {
       this.parse(chunk);
     } finally {
       this.feeding = false;
+      this.transient = false;
     }
     if (!this.paused && !this.stopped && this.socket.isPaused()) this.socket.resume();
+  }
+
+  /**
+   * Where the next socket read should land: the rest of a WRITE payload
+   * being gathered, when much of it is still to come (the kernel then
+   * copies it into place once); null for the connection's read buffer.
+   */
+  nextReadTarget(): Buffer | null {
+    const payload = this.payload;
+    if (payload === null || this.stopped || payload.length - this.payloadFill < DIRECT_READ_MIN_BYTES) return null;
+    return payload.subarray(this.payloadFill);
+  }
+
+  /** `bytes` were read into the target nextReadTarget() gave. */
+  fedDirectly(bytes: number): void {
+    const payload = this.payload;
+    if (this.stopped || payload === null) return;
+    this.payloadFill += bytes;
+    if (this.payloadFill === payload.length) {
+      this.payload = null;
+      this.write(payload, true);
+    }
   }
 
   private parse(chunk: Buffer): void {
@@ -198,13 +198,13 @@ export class Transmission {
       if (this.payloadExpected > 0) {
         const length = this.payloadExpected;
         this.payloadExpected = 0;
-        if (end - at >= length) {
+        if (end - at >= length && !this.transient) {
           // The whole payload is in this chunk: hand the device a view, no copy.
           const data = chunk.subarray(at, at + length);
           at += length;
           this.write(data);
         } else {
-          this.payload = payloadPool.take(length);
+          this.payload = dataBuffers.take(length);
           this.payloadFill = 0;
         }
         continue;
@@ -216,7 +216,7 @@ export class Transmission {
         continue;
       }
       if (this.paused) {
-        this.stash = chunk.subarray(at);
+        this.stash = this.transient ? Buffer.from(chunk.subarray(at)) : chunk.subarray(at);
         return;
       }
       if (this.headerFill === 0 && end - at >= REQUEST_HEADER_BYTES) {
@@ -394,21 +394,28 @@ export class Transmission {
     this.admit(data.length);
     const done = this.commands.runWrite(this.writeHandleHigh, this.writeHandleLow, this.writeOffset, data, this.writeFlags);
     // The device is done with `data` once the write settles (BlockDevice.write's contract).
-    if (pooled) void done.finally(() => payloadPool.give(data));
+    if (pooled) void done.finally(() => dataBuffers.give(data));
     else void done;
   }
 
   // ---- replies and flow control ----------------------------------------
 
-  /** One socket write per reply; replies finishing in the same tick share one writev. */
-  private readonly send = (reply: Buffer): void => {
-    if (this.socketClosed || !this.socket.writable) return;
+  /**
+   * One socket write per reply; replies finishing in the same tick share one
+   * writev. `sent` runs once the socket no longer needs `reply`.
+   */
+  private readonly send = (reply: Buffer, sent?: () => void): void => {
+    if (this.socketClosed || !this.socket.writable) {
+      sent?.();
+      return;
+    }
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
       setImmediate(this.uncork);
     }
-    this.socket.write(reply);
+    if (sent) this.socket.write(reply, () => sent());
+    else this.socket.write(reply);
     if (!this.paused && this.socket.writableLength > this.limits.maxQueuedReplyBytes) this.pause();
   };
 
