@@ -41,6 +41,21 @@ if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json
   ELECTRON_SKIP_BINARY_DOWNLOAD=1 npm ci --no-audit --no-fund
 fi
 
+# The agent's small native addon (agents/native: reads that never wait for the
+# disk). Optional: without it the agent reads through the thread pool, so a
+# failed build only warns. Node's own headers are used when they are
+# installed beside it (no download).
+native=agents/native
+if [[ ! -f "$native/build/Release/tandem_nowait_io.node" || "$native/nowait-io.c" -nt "$native/build/Release/tandem_nowait_io.node" ]]; then
+  echo "setup: building the agent's native addon (node-gyp)"
+  node_prefix=$(dirname "$(dirname "$(command -v node)")")
+  nodedir_arg=()
+  [[ -f "$node_prefix/include/node/node_api.h" ]] && nodedir_arg=(--nodedir="$node_prefix")
+  if ! npx --no-install node-gyp rebuild --directory="$PWD/$native" "${nodedir_arg[@]}" >"$native/build.log" 2>&1; then
+    echo "setup: warning: the native addon did not build (see $native/build.log); the agent falls back to thread-pool reads" >&2
+  fi
+fi
+
 echo "setup: building the console (electron-vite build)"
 npx --no-install electron-vite build >/dev/null
 echo "setup: ready"

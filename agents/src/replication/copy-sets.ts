@@ -4,9 +4,54 @@ import { RunningCopySets } from './running-copy-sets.ts';
 import type { ReplicationService } from './service.ts';
 import { atSecondary, newPairRecord, type PairRecord, type SessionRecord } from './session-store.ts';
 
+/** A session's copy set that uses a volume, as a delete or resize refusal names it. */
+export interface CopySetDependent {
+  kind: 'copy-set';
+  session: string;
+  sessionState: SessionRecord['state'];
+  /** Which side of the copy set the volume is here. */
+  role: 'h1' | 'h2';
+  h1Volume: string;
+  h2Volume: string;
+  /** What the administrator does first, as a command. */
+  action: string;
+}
+
 /** Defining sessions and their copy sets at both sites. */
 export class CopySets {
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: ReplicationService) {
+    // A volume in a copy set is neither deleted nor resized here while the copy set exists (its other side would be lost or differ in size).
+    service.engine.addVolumeGuard((name, action) => this.guardVolume(name, action));
+  }
+
+  /** The copy sets of any session (any state, either role) whose volume here is `name`. */
+  dependents(name: string): CopySetDependent[] {
+    const service = this.service;
+    const found: CopySetDependent[] = [];
+    for (const pair of service.pairs.values()) {
+      if (pair.localVolume !== name) continue;
+      const session = service.sessions.get(pair.sessionId);
+      if (!session) continue;
+      const started = session.state !== 'defined';
+      const remove = `tandem-agent session remove ${session.name} ${pair.h1Volume}`;
+      const action = started ? `${remove} (at the session's H1 site), or tandem-agent session terminate ${session.name}` : `${remove} (at the session's H1 site)`;
+      found.push({ kind: 'copy-set', session: session.name, sessionState: session.state, role: pair.localSite, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume, action });
+    }
+    return found;
+  }
+
+  private guardVolume(name: string, action: 'delete' | 'resize'): void {
+    const [first, ...more] = this.dependents(name);
+    if (!first) return;
+    const role = first.role === 'h1' ? 'primary (H1)' : 'secondary (H2)';
+    const then = action === 'delete' ? 'delete it' : 'resize it (both volumes of a copy set keep one size)';
+    throw new ProblemError(
+      'volume-busy',
+      `${name} is the ${role} volume of copy set ${first.h1Volume} -> ${first.h2Volume} in session ${first.session} (${first.sessionState})` +
+        `${more.length > 0 ? ` and of ${more.length} more copy set(s)` : ''}; remove it from session ${first.session} first (${first.action}), then ${then}`,
+      { dependents: [first, ...more] },
+    );
+  }
 
   async createSession(name: string, type: SessionType, peer: string, options: { shipIntervalMs?: number } = {}): Promise<SessionRecord> {
     const service = this.service;

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ProblemError } from '@tandem/contract';
+import { nowaitRead } from './nowait-io.ts';
 
 /**
  * The pool's extent files. Extent e lives in file floor(e / perFile) at
@@ -82,7 +83,9 @@ export class ExtentStore {
     const fd = this.fdFor(fileIndex);
     this.dirty.add(fileIndex);
     const position = (extent % this.perFile) * this.trackSize + within;
-    if (syncSmallWrites && data.length <= SMALL_WRITE_BYTES) return writeSmallSync(fd, data, position);
+    if (syncSmallWrites && data.length <= SMALL_WRITE_BYTES && position % PAGE === 0 && data.length % PAGE === 0) {
+      return writeSmallSync(fd, data, position);
+    }
     return pwriteAll(fd, data, position);
   }
 
@@ -94,28 +97,41 @@ export class ExtentStore {
    * extent `to`. A 64 KiB track in the page cache is read and written in
    * microseconds, less than one round trip through the thread pool costs;
    * and as nothing yields in between, one scratch buffer serves every
-   * write. Returns null when the caller must do it asynchronously (large
-   * tracks, or TANDEM_SYNC_SMALL_WRITES=0). The caller holds a read epoch
-   * over `from` and maps `to` only after the returned promise resolved.
+   * write. The old track is read only from the page cache (nowait-io.ts):
+   * a read that would wait for the disk must not stall the event loop.
+   * Returns null when the caller must do it asynchronously (large tracks,
+   * the old track not cached, no nowait reads, or
+   * TANDEM_SYNC_SMALL_WRITES=0). The caller holds a read epoch over `from`
+   * and maps `to` only after the returned promise resolved.
    */
   redirectTrackSync(from: number | null, to: number, within: number, data: Buffer): Promise<void> | null {
     if (!syncSmallWrites || this.trackSize > SMALL_WRITE_BYTES) return null;
     const scratch = (this.scratch ??= Buffer.allocUnsafe(this.trackSize));
-    try {
-      if (from === null || this.neverWritten(from)) scratch.fill(0);
-      else readSync(this.fdFor(Math.floor(from / this.perFile)), scratch, (from % this.perFile) * this.trackSize);
-    } catch (error) {
-      return Promise.reject(error);
+    if (from === null || this.neverWritten(from)) scratch.fill(0);
+    else {
+      const fd = this.fdFor(Math.floor(from / this.perFile));
+      if (nowaitRead === null || nowaitRead(fd, scratch, (from % this.perFile) * this.trackSize) !== scratch.length) return null;
     }
     data.copy(scratch, within);
     return this.write(to, 0, scratch);
   }
 
-  /** Reads into target from a run of consecutive extents starting at extent (plus `within` bytes). */
+  /**
+   * Reads into target from a run of consecutive extents starting at extent
+   * (plus `within` bytes). What the page cache holds is copied at once
+   * (nowait-io.ts: no thread-pool round trip, never a wait for the disk);
+   * the rest, or all of it without the addon, is read by the thread pool.
+   */
   read(extent: number, within: number, target: Buffer): Promise<void> {
     const fileIndex = Math.floor(extent / this.perFile);
     const fd = this.fdFor(fileIndex);
-    return preadAll(fd, target, (extent % this.perFile) * this.trackSize + within);
+    const position = (extent % this.perFile) * this.trackSize + within;
+    if (nowaitRead !== null && target.length <= NOWAIT_READ_MAX_BYTES) {
+      const done = nowaitRead(fd, target, position);
+      if (done === target.length) return RESOLVED;
+      return preadAll(fd, target.subarray(done), position + done);
+    }
+    return preadAll(fd, target, position);
   }
 
   /** True when the extent (and all after it) was never written, so it reads as zeroes. */
@@ -164,10 +180,16 @@ function ioProblem(error: NodeJS.ErrnoException): Error {
 const SMALL_WRITE_BYTES = 64 * 1024;
 /** TANDEM_SYNC_SMALL_WRITES=0 sends every write through the thread pool instead. */
 const syncSmallWrites = process.env.TANDEM_SYNC_SMALL_WRITES !== '0';
+/** Reads up to this size try the page cache first (larger ones overlap better in the thread pool). */
+const NOWAIT_READ_MAX_BYTES = Number(process.env.TANDEM_NOWAIT_READ_MAX_BYTES ?? 256 * 1024);
+const RESOLVED = Promise.resolve();
+const PAGE = 4096;
 
 /**
- * A deliberate synchronous write: a small write lands in the page cache in
- * microseconds, less than a round trip through the thread pool costs.
+ * A deliberate synchronous write: a small write of whole pages lands in the
+ * page cache in microseconds, less than a round trip through the thread
+ * pool costs. (A write of part of a page that is not cached would make the
+ * kernel read that page first, so such writes take the thread pool.)
  */
 function writeSmallSync(fd: number, data: Buffer, position: number): Promise<void> {
   try {
@@ -176,19 +198,6 @@ function writeSmallSync(fd: number, data: Buffer, position: number): Promise<voi
     return Promise.resolve();
   } catch (error) {
     return Promise.reject(ioProblem(error as NodeJS.ErrnoException));
-  }
-}
-
-/** A synchronous pread of the whole target (zeroes past the end of a sparse file); see writeSmallSync. */
-function readSync(fd: number, target: Buffer, position: number): void {
-  let done = 0;
-  while (done < target.length) {
-    const read = fs.readSync(fd, target, done, target.length - done, position + done);
-    if (read === 0) {
-      target.fill(0, done);
-      return;
-    }
-    done += read;
   }
 }
 
