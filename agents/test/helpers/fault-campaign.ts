@@ -193,6 +193,8 @@ export interface CampaignStats {
     staleConnections: number;
     sendersAbandoned: number;
   };
+  /** Link resets that found connections to reset (a reset while the link is down hits nothing). */
+  linkResetsHit: number;
   /** Agent restarts after kill -9, per site. */
   restarts: Record<string, number>;
   writes: WriterStats;
@@ -285,6 +287,7 @@ class Campaign {
       durationMs: 0,
       faults: { 'link-reset': 0, 'stall-drop': 0, 'stall-hold': 0, 'kill-h1': 0, 'kill-h2': 0 },
       proxy: { resets: 0, socketsReset: 0, connections: 0, bytesDropped: 0, bytesHeld: 0, staleBytesDelivered: 0, staleConnections: 0, sendersAbandoned: 0 },
+      linkResetsHit: 0,
       restarts: {},
       writes: { issued: 0, acked: 0, ackedFua: 0, unknown: 0, errors: 0, reconnects: 0 },
       ackedWritesChecked: 0,
@@ -432,8 +435,10 @@ class Campaign {
     switch (kind) {
       case 'link-reset': {
         const proxies = this.pickProxies();
-        this.note(`${label}: link reset (${this.proxyNames(proxies)})`);
+        const open = proxies.reduce((sum, proxy) => sum + proxy.openConnections, 0);
+        this.note(`${label}: link reset (${this.proxyNames(proxies)}, ${open} connection(s))`);
         for (const proxy of proxies) proxy.resetAll();
+        if (open > 0) this.stats.linkResetsHit++;
         break;
       }
       case 'stall-drop':
