@@ -70,8 +70,11 @@
  *    (NBD promises durability only for FUA/FLUSH; a kill -9 may lose an
  *    acknowledged non-FUA write, never a FUA one). With b), H2 then holds
  *    every acknowledged write too.
+ * d) Resumption: from the first fault to the end of the drain the session
+ *    must come back by itself; one that stays suspended with no transition
+ *    for 30 s is a failure (then resumed by hand, so the campaign goes on).
  * A campaign passes when no track differs after the drain, no track was
- * uncovered, no block broke c), verify and qemu-img agree.
+ * uncovered, no block broke c), verify and qemu-img agree, nothing got stuck.
  */
 import type { AgentEvent, PairBitmap, SessionInfo, SessionType, ShipCycleReport, VerifyReport } from '@tandem/contract';
 import { startPairedAgents, type AgentProcess, type StartAgentOptions } from './agent-process.ts';
@@ -193,6 +196,8 @@ export interface CampaignStats {
     staleConnections: number;
     sendersAbandoned: number;
   };
+  /** Times the session stayed suspended with no transition for 30 s (it did not resume by itself) and was resumed by hand. */
+  stuckSuspensions: number;
   /** Link resets that found connections to reset (a reset while the link is down hits nothing). */
   linkResetsHit: number;
   /** Agent restarts after kill -9, per site. */
@@ -235,7 +240,7 @@ export function faultMix(linkFaults: number, kills: number, rng: Rng): FaultCoun
 const MiB = 1024 * 1024;
 const TRACK = 64 * 1024;
 const SESSION = 'campaign';
-/** A session suspended this long after the faults ended (links healed) did not resume by itself (link backoff is at most 5 s). */
+/** A session suspended this long with no transition did not resume by itself (link redial backoff is at most 5 s). */
 const STUCK_SUSPENDED_MS = 30_000;
 
 export async function runCampaign(options: CampaignOptions): Promise<CampaignStats> {
@@ -288,6 +293,7 @@ class Campaign {
       faults: { 'link-reset': 0, 'stall-drop': 0, 'stall-hold': 0, 'kill-h1': 0, 'kill-h2': 0 },
       proxy: { resets: 0, socketsReset: 0, connections: 0, bytesDropped: 0, bytesHeld: 0, staleBytesDelivered: 0, staleConnections: 0, sendersAbandoned: 0 },
       linkResetsHit: 0,
+      stuckSuspensions: 0,
       restarts: {},
       writes: { issued: 0, acked: 0, ackedFua: 0, unknown: 0, errors: 0, reconnects: 0 },
       ackedWritesChecked: 0,
@@ -310,7 +316,13 @@ class Campaign {
     let failed = false;
     try {
       await this.setUp();
-      await this.campaign();
+      const stopWatching = this.watchSuspensions();
+      try {
+        await this.campaign();
+        await this.drain();
+      } finally {
+        await stopWatching();
+      }
       await this.finalChecks();
     } catch (error) {
       this.fail(`campaign aborted: ${(error as Error).stack ?? String(error)}`);
@@ -531,6 +543,45 @@ class Campaign {
   // ---- checks -----------------------------------------------------------
 
   /**
+   * Watches the session from the first fault to the end of the drain: one
+   * that stays suspended with no transition for STUCK_SUSPENDED_MS did not
+   * resume by itself (links come back within seconds: stalls last at most 8 s,
+   * a restarted agent is ready in a few). That is a failure; the session is
+   * then resumed by hand so the campaign goes on exercising mirroring.
+   */
+  private watchSuspensions(): () => Promise<void> {
+    let stopped = false;
+    // Typed through a cast: the loop below assigns it, which TypeScript's narrowing of `= null` does not follow.
+    let seen = null as { key: string; since: number } | null;
+    const loop = (async () => {
+      while (!stopped) {
+        try {
+          const info = await this.show();
+          const key = `${info.state}|${info.updatedAt}`;
+          if (info.state !== 'suspended') seen = null;
+          else if (seen?.key !== key) seen = { key, since: Date.now() };
+          else if (Date.now() - seen.since > STUCK_SUSPENDED_MS) {
+            this.stats.stuckSuspensions++;
+            this.fail(
+              `the session stayed suspended with no transition for ${Math.round((Date.now() - seen.since) / 1000)} s since ${info.updatedAt} (detail: ${info.detail}): ` +
+                'it did not resume by itself; resuming it by hand to go on',
+            );
+            seen = null;
+            await this.api(this.master, 'POST', `/v1/sessions/${SESSION}/actions/resume`, {}).catch((error) => this.note(`resume by hand failed: ${String(error)}`));
+          }
+        } catch {
+          // The master is being restarted: keep what was seen.
+        }
+        await sleep(1000);
+      }
+    })();
+    return async () => {
+      stopped = true;
+      await loop;
+    };
+  }
+
+  /**
    * Check a): writers stopped, every link frozen (reset, then everything
    * swallowed), both sites read whole, the source bitmaps read; every
    * differing track must be marked. Also check c) on the primaries' images.
@@ -591,7 +642,6 @@ class Campaign {
 
   /** Check b) and the end of c). */
   private async finalChecks(): Promise<void> {
-    await this.drain();
     const deadline = Date.now() + 10_000;
     let images: Array<{ copySet: CopySet; h1: Buffer; h2: Buffer; diff: number[] }>;
     for (;;) {
@@ -637,13 +687,7 @@ class Campaign {
     }
   }
 
-  /**
-   * Links healed; waits until the session is Prepared by itself with nothing
-   * left to send (shipping: one cycle after the writers stopped). A session
-   * still suspended STUCK_SUSPENDED_MS after the faults ended did not resume
-   * by itself: that is a failure, and it is resumed by hand so the other
-   * checks still run.
-   */
+  /** Links healed; waits until the session is Prepared by itself with nothing left to send (shipping: one cycle after the writers stopped). */
   private async drain(): Promise<void> {
     for (const proxy of this.proxies.values()) {
       proxy.blackhole(false);
@@ -651,18 +695,8 @@ class Campaign {
     }
     const timeout = this.options.drainTimeoutMs ?? 180_000;
     const began = Date.now();
-    let nudged = false;
-    const show = async () => {
-      const info = await this.show();
-      if (info.state === 'suspended' && !nudged && Date.now() - began > STUCK_SUSPENDED_MS) {
-        nudged = true;
-        this.fail(`the session stayed suspended for ${STUCK_SUSPENDED_MS / 1000} s after the faults ended, links up (detail: ${info.detail}): it did not resume by itself; resuming it by hand to go on`);
-        await this.api(this.master, 'POST', `/v1/sessions/${SESSION}/actions/resume`, {}).catch((error) => this.note(`resume by hand failed: ${String(error)}`));
-      }
-      return info;
-    };
     if (this.topology.type === 'snapshot-shipping') {
-      await this.until('the session is prepared again', async () => (await show()).state === 'prepared', timeout);
+      await this.until('the session is prepared again', async () => (await this.show()).state === 'prepared', timeout);
       const report = await this.retry('ship-now', () => this.api<ShipCycleReport>(this.master, 'POST', `/v1/sessions/${SESSION}/ship-now`), timeout);
       this.note(`ship-now: cycle ${report.cycle}, ${report.tracks} track(s)`);
     }
@@ -671,7 +705,7 @@ class Campaign {
     await this.until(
       'the session drains (prepared, every copy set duplex and nothing marked)',
       async () => {
-        const info = await show();
+        const info = await this.show();
         last = JSON.stringify({ state: info.state, detail: info.detail, consistencyTime: info.consistencyTime, pairs: info.pairs.map((p) => [p.h1Volume, p.state, p.outOfSyncTracks]) });
         if (info.state !== 'prepared') return false;
         if (info.pairs.length !== this.copySets.length) return false;
