@@ -93,7 +93,7 @@ function parseSoakArgs(argv: string[]): SoakOptions {
   return options;
 }
 
-const header = ['MODE', 'SEED', 'RESETS', 'DROP STALLS', 'HOLD STALLS', 'KILL H1', 'KILL H2', 'ACKED WRITES CHECKED', 'TRACKS COMPARED', 'DIFFERING', 'UNCOVERED', 'RESULT', 'TIME'];
+const header = ['MODE', 'SEED', 'RESETS', 'DROP STALLS', 'HOLD STALLS', 'KILL H1', 'KILL H2', 'ACKED WRITES CHECKED', 'TRACKS COMPARED', 'DIFFERING', 'UNCOVERED', 'STUCK', 'RESULT', 'TIME'];
 
 function row(stats: CampaignStats): string[] {
   return [
@@ -108,6 +108,7 @@ function row(stats: CampaignStats): string[] {
     String(stats.tracksCompared),
     String(stats.tracksDiffering),
     String(stats.uncoveredTracks),
+    String(stats.stuckSuspensions),
     stats.failures.length === 0 ? 'pass' : `FAIL (${stats.failures.length})`,
     `${Math.round(stats.durationMs / 1000)} s`,
   ];
