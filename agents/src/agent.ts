@@ -13,6 +13,8 @@ import type { RunInfo } from './data-dir.ts';
 import { DataDirLock, readIdentity, removeRunInfo, writeRunInfo } from './cli/data-dir-files.ts';
 import { FlashService } from './flash/service.ts';
 import { NbdServer } from './nbd/server.ts';
+import { NbdTls } from './nbd/tls.ts';
+import { NbdClientRegistry, nbdClientsFile } from './nbd/tls-clients.ts';
 import { startReplication } from './replication/runtime.ts';
 import { dataDirPaths } from './data-dir.ts';
 import { StorageEngine } from './storage/engine.ts';
@@ -32,6 +34,12 @@ export interface AgentOptions {
   nbd: HostPort | null;
   /** NBD over a Unix socket; null for none. */
   nbdSocket: string | null;
+  /**
+   * NBD over TCP requires TLS (NBD_OPT_STARTTLS with a client certificate
+   * from this agent's CA or a PSK identity, see `tandem-agent nbd-client`).
+   * Without it the NBD TCP listener must be on a loopback address.
+   */
+  nbdTls?: boolean;
   /** The peer link listener (mirroring between sites). */
   link: HostPort;
   logger?: Logger;
@@ -48,6 +56,15 @@ export interface RunningAgent {
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const logger = options.logger ?? pino({ level: 'silent' });
   const { dataDir } = options;
+  if (options.nbd && !options.nbdTls && !isLoopback(options.nbd.host)) {
+    throw Object.assign(
+      new Error(
+        `NBD on ${options.nbd.host} would serve volumes unencrypted and without client authentication to the network: ` +
+          'add --tls (clients then need a certificate or PSK key from `tandem-agent nbd-client add`), or listen on a loopback address',
+      ),
+      { code: 'ERR_NBD_TLS_REQUIRED' },
+    );
+  }
   const identity = await readIdentity(dataDir);
   const lock = DataDirLock.acquireSync(dataDir);
   const undo: Array<() => Promise<void> | void> = [() => lock.release()];
@@ -98,7 +115,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     undo.push(() => api.close());
     runInfo.apiAddress = api.address;
     // Hosts reach volumes through the splitter: every write passes the replication taps.
-    const nbd = new NbdServer({ exports: replication.exports, logger: logger.child({ component: 'nbd' }) });
+    const nbdTls = options.nbdTls
+      ? new NbdTls({
+          certificatePem: tls.certificatePem,
+          keyPem: tls.keyPem,
+          caPem: tls.caPem,
+          clients: new NbdClientRegistry(nbdClientsFile(dataDirPaths(dataDir).tls)),
+        })
+      : null;
+    const nbd = new NbdServer({ exports: replication.exports, logger: logger.child({ component: 'nbd' }), tls: nbdTls });
     undo.push(() => nbd.close());
     if (options.nbd) {
       const bound = await nbd.listenTcp(options.nbd.host, options.nbd.port);
@@ -171,6 +196,12 @@ export function closeOnSignals(agent: RunningAgent, logger: Logger, timeoutMs = 
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+}
+
+/** Whether a listen address reaches this machine only (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '');
+  return bare === 'localhost' || bare === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare) || /^::ffff:127\./.test(bare);
 }
 
 export { formatHostPort, DataDirLock, readIdentity };

@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from './commands/admin.ts';
 import { registerClusterCommands } from './commands/clusters.ts';
 import { registerFlashCommands } from './commands/flash.ts';
+import { registerNbdClientCommands } from './commands/nbd-clients.ts';
 import { registerReplicationCommands } from './commands/replication.ts';
 import { registerSetupCommands } from './commands/setup.ts';
 import { reportError } from './output.ts';
@@ -25,6 +26,7 @@ export async function main(argv: string[]): Promise<number> {
   registerReplicationCommands(program);
   registerClusterCommands(program);
   registerFlashCommands(program);
+  registerNbdClientCommands(program);
   for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import type { BlockDevice, ExportCatalog } from '../storage/block-device.ts';
 import { greeting } from './framing.ts';
 import { readIntoChosenBuffers } from './socket-reads.ts';
-import { Handshake, type HandshakeLimits, type NegotiatedExport } from './handshake.ts';
+import { Handshake, OPEN_POLICY, type HandshakeLimits, type NegotiatedExport } from './handshake.ts';
+import type { NbdTls } from './tls.ts';
+import { allowsExport } from './tls-clients.ts';
 import { Transmission, type TransmissionLimits } from './transmission.ts';
 
 export interface ConnectionContext {
@@ -15,6 +17,8 @@ export interface ConnectionContext {
   handshakeTimeoutMs: number;
   /** After this long, option progress no longer extends the handshake deadline. */
   handshakeTotalMs: number;
+  /** TLS on this listener: offered, and required before any export is served. Null: plaintext. */
+  tls: NbdTls | null;
 }
 
 /** How long a connection we ended may linger before it is destroyed. */
@@ -31,8 +35,8 @@ export class NbdConnection {
   /** Settles when the socket is closed and the export released. */
   readonly done: Promise<void>;
   private resolveDone!: () => void;
-  private phase: 'handshake' | 'transmission' | 'ending' = 'handshake';
-  private readonly handshake: Handshake;
+  private phase: 'handshake' | 'tls' | 'transmission' | 'ending' = 'handshake';
+  private handshake: Handshake;
   private transmission: Transmission | null = null;
   private device: BlockDevice | null = null;
   private handshakeTimer: NodeJS.Timeout | null;
@@ -43,17 +47,25 @@ export class NbdConnection {
   /** Set when the socket reads into buffers we choose (socket-reads.ts); null with 'data' events. */
   private readBuffer: Buffer | null = null;
 
+  /** The client's socket: the TCP or Unix socket, or the TLS socket over it after STARTTLS. */
+  private socket: Socket;
+
   constructor(
-    private readonly socket: Socket,
+    socket: Socket,
     private readonly context: ConnectionContext,
   ) {
+    this.socket = socket;
     this.done = new Promise<void>((resolve) => {
       this.resolveDone = resolve;
     });
-    this.handshake = new Handshake(context.exports, this.sendHandshake, context.logger, context.handshakeLimits);
-    // The listener accepted the socket paused, so nothing was read yet.
+    const policy = context.tls
+      ? { tlsAvailable: true, tlsRequired: true, tlsActive: false, allowed: null, refusal: null }
+      : OPEN_POLICY;
+    this.handshake = new Handshake(context.exports, this.sendHandshake, context.logger, context.handshakeLimits, policy);
+    // The listener accepted the socket paused, so nothing was read yet. A
+    // socket that may turn into TLS keeps 'data' events (TLS wraps it).
     this.readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-    if (!readIntoChosenBuffers(socket, this.nextReadTarget, this.onRead)) {
+    if (context.tls || !readIntoChosenBuffers(socket, this.nextReadTarget, this.onRead)) {
       this.readBuffer = null;
       socket.on('data', this.onData);
     }
@@ -127,7 +139,71 @@ export class NbdConnection {
       this.endGently();
       return;
     }
+    if (outcome.kind === 'starttls') {
+      this.startTls(outcome.rest);
+      return;
+    }
     this.startTransmission(outcome.negotiated, outcome.rest);
+  }
+
+  /**
+   * STARTTLS was acknowledged: once the ACK has left, the TLS handshake runs
+   * on the socket, then option haggling starts afresh over TLS (the
+   * protocol resets what was negotiated before), for the client the
+   * certificate or PSK identity names, with its export allow-list.
+   */
+  private startTls(rest: Buffer): void {
+    const tls = this.context.tls!;
+    if (rest.length > 0) {
+      // The client must wait for the ACK before its TLS handshake: bytes already here are not TLS we can use.
+      this.context.logger.warn({ bytes: rest.length }, 'nbd client sent data after STARTTLS before the ACK; disconnecting');
+      this.phase = 'ending';
+      this.socket.destroy();
+      return;
+    }
+    this.phase = 'tls';
+    const raw = this.socket;
+    raw.off('data', this.onData);
+    raw.pause();
+    raw.write(Buffer.alloc(0), () => {
+      if (this.phase !== 'tls' || this.socketClosed) return;
+      raw.off('error', this.onError);
+      raw.off('close', this.onClose);
+      raw.on('error', () => {}); // reported by the TLS socket
+      tls.upgrade(raw, this.context.handshakeTimeoutMs).then(
+        (session) => {
+          if (this.phase !== 'tls') {
+            session.socket.destroy();
+            return;
+          }
+          this.socket = session.socket;
+          session.socket.on('data', this.onData);
+          session.socket.on('error', this.onError);
+          session.socket.on('close', this.onClose);
+          const client = session.client;
+          if (client) this.context.logger.info({ client: client.name, kind: client.kind }, 'nbd tls client');
+          else this.context.logger.warn({ reason: session.refusal }, 'nbd tls client refused');
+          this.handshake = new Handshake(this.context.exports, this.sendHandshake, this.context.logger, this.context.handshakeLimits, {
+            tlsAvailable: true,
+            tlsRequired: true,
+            tlsActive: true,
+            allowed: client ? (name: string) => allowsExport(client, name) : null,
+            refusal: client ? null : `TLS client refused: ${session.refusal}`,
+          }, { noZeroes: this.handshake.clientNoZeroes });
+          this.phase = 'handshake';
+          // Option haggling over TLS gets its own deadline.
+          this.clearHandshakeTimer();
+          this.handshakeTimer = setTimeout(this.onHandshakeTimeout, this.context.handshakeTimeoutMs);
+          this.handshakeTimer.unref();
+        },
+        (error: unknown) => {
+          this.context.logger.warn({ err: error }, 'nbd tls handshake failed');
+          this.phase = 'ending';
+          raw.destroy();
+          this.onClose();
+        },
+      );
+    });
   }
 
   private startTransmission(negotiated: NegotiatedExport, rest: Buffer): void {
@@ -185,6 +261,7 @@ export class NbdConnection {
   };
 
   private readonly onClose = (): void => {
+    if (this.socketClosed) return;
     this.socketClosed = true;
     this.clearHandshakeTimer();
     this.transmission?.socketGone();

@@ -28,12 +28,15 @@ import {
   NBD_OPT_LIST,
   NBD_OPT_LIST_META_CONTEXT,
   NBD_OPT_SET_META_CONTEXT,
+  NBD_OPT_STARTTLS,
   NBD_OPT_STRUCTURED_REPLY,
   NBD_OPTS_MAGIC_HIGH,
   NBD_OPTS_MAGIC_LOW,
   NBD_REP_ACK,
   NBD_REP_ERR_INVALID,
+  NBD_REP_ERR_POLICY,
   NBD_REP_ERR_SHUTDOWN,
+  NBD_REP_ERR_TLS_REQD,
   NBD_REP_ERR_TOO_BIG,
   NBD_REP_ERR_UNKNOWN,
   NBD_REP_ERR_UNSUP,
@@ -59,7 +62,26 @@ export interface NegotiatedExport {
 export type HandshakeOutcome =
   | { kind: 'need-more' }
   | { kind: 'transmission'; negotiated: NegotiatedExport; rest: Buffer }
+  /** STARTTLS was acknowledged: the TLS handshake follows; `rest` must be empty (the client waits for the ACK). */
+  | { kind: 'starttls'; rest: Buffer }
   | { kind: 'close'; reason: string; violation: boolean };
+
+/** What this connection may do: TLS (NBD_OPT_STARTTLS) and which exports its client may open. */
+export interface HandshakePolicy {
+  /** STARTTLS is offered on this listener. */
+  tlsAvailable: boolean;
+  /** Until TLS is up every option but STARTTLS and ABORT is refused with NBD_REP_ERR_TLS_REQD. */
+  tlsRequired: boolean;
+  /** TLS is up: a second STARTTLS is invalid. */
+  tlsActive: boolean;
+  /** The exports this client may list and open; null for every export. */
+  allowed: ((exportName: string) => boolean) | null;
+  /** TLS is up but the client is not one we know: every option is refused (NBD_REP_ERR_POLICY) with this. */
+  refusal: string | null;
+}
+
+/** Plaintext, every export: the Unix socket, and TCP listeners without TLS. */
+export const OPEN_POLICY: HandshakePolicy = Object.freeze({ tlsAvailable: false, tlsRequired: false, tlsActive: false, allowed: null, refusal: null });
 
 export interface HandshakeLimits {
   /** Largest option payload accepted; larger ones end the connection. */
@@ -99,7 +121,20 @@ export class Handshake {
     private readonly send: (bytes: Buffer) => void,
     private readonly logger: Logger,
     private readonly limits: HandshakeLimits,
-  ) {}
+    private readonly policy: HandshakePolicy = OPEN_POLICY,
+    /** After STARTTLS: haggling goes on with options (the client flags came before), NO_ZEROES as negotiated then. */
+    resumed?: { noZeroes: boolean },
+  ) {
+    if (resumed) {
+      this.stage = 'option-header';
+      this.noZeroes = resumed.noZeroes;
+    }
+  }
+
+  /** The client asked for no zero padding (kept across STARTTLS). */
+  get clientNoZeroes(): boolean {
+    return this.noZeroes;
+  }
 
   /** Options received so far (the connection restarts its idle timer on progress). */
   get optionCount(): number {
@@ -179,6 +214,20 @@ export class Handshake {
       this.send(optionError(option, NBD_REP_ERR_SHUTDOWN, 'server is shutting down'));
       return null;
     }
+    if (option === NBD_OPT_STARTTLS) return this.startTls(data);
+    if (option !== NBD_OPT_ABORT) {
+      const { refusal, tlsRequired, tlsActive } = this.policy;
+      if (refusal !== null) {
+        if (option === NBD_OPT_EXPORT_NAME) return close(`EXPORT_NAME refused: ${refusal}`, false);
+        this.send(optionError(option, NBD_REP_ERR_POLICY, refusal));
+        return null;
+      }
+      if (tlsRequired && !tlsActive) {
+        if (option === NBD_OPT_EXPORT_NAME) return close('EXPORT_NAME without TLS on a listener that requires it', false);
+        this.send(optionError(option, NBD_REP_ERR_TLS_REQD, 'this server requires TLS: negotiate NBD_OPT_STARTTLS first'));
+        return null;
+      }
+    }
     switch (option) {
       case NBD_OPT_EXPORT_NAME:
         return this.exportName(data);
@@ -210,12 +259,41 @@ export class Handshake {
     }
   }
 
+  private startTls(data: Buffer): HandshakeOutcome | null {
+    if (!this.policy.tlsAvailable) {
+      this.send(optionError(NBD_OPT_STARTTLS, NBD_REP_ERR_UNSUP, 'TLS is not offered on this listener (see tandem-agent run --tls)'));
+      return null;
+    }
+    if (this.policy.tlsActive) {
+      this.send(optionError(NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, 'TLS is already active'));
+      return null;
+    }
+    if (data.length !== 0) {
+      this.send(optionError(NBD_OPT_STARTTLS, NBD_REP_ERR_INVALID, 'STARTTLS takes no data'));
+      return null;
+    }
+    this.send(optionReply(NBD_OPT_STARTTLS, NBD_REP_ACK));
+    const rest = this.buffered;
+    this.buffered = Buffer.alloc(0);
+    return { kind: 'starttls', rest };
+  }
+
+  /** Whether this connection's client may see and open `name`. */
+  private permits(name: string): boolean {
+    return this.policy.allowed === null || this.policy.allowed(name);
+  }
+
+  private refuseExport(option: number, name: string): void {
+    this.send(optionError(option, NBD_REP_ERR_POLICY, `this client may not open export ${JSON.stringify(name)}`));
+  }
+
   private list(data: Buffer): void {
     if (data.length !== 0) {
       this.send(optionError(NBD_OPT_LIST, NBD_REP_ERR_INVALID, 'LIST takes no data'));
       return;
     }
     for (const entry of this.exports.listExports()) {
+      if (!this.permits(entry.name)) continue;
       const name = Buffer.from(entry.name, 'utf8');
       const description = Buffer.from(entry.description ?? '', 'utf8');
       const payload = Buffer.allocUnsafe(4 + name.length + description.length);
@@ -229,6 +307,7 @@ export class Handshake {
 
   private exportName(data: Buffer): HandshakeOutcome {
     const name = data.toString('utf8');
+    if (!this.permits(name)) return close(`EXPORT_NAME of ${JSON.stringify(name)}, not on this client's allow-list`, false);
     const device = this.open(name);
     if (!device) return close(`EXPORT_NAME of unknown export ${JSON.stringify(name)}`, false);
     const negotiated = this.negotiated(name, device);
@@ -258,6 +337,10 @@ export class Handshake {
     const requested = new Set<number>();
     for (let index = 0; index < count; index++) requested.add(data.readUInt16BE(4 + nameLength + 2 + 2 * index));
 
+    if (!this.permits(name)) {
+      this.refuseExport(option, name);
+      return null;
+    }
     const device = this.open(name);
     if (!device) {
       this.send(optionError(option, NBD_REP_ERR_UNKNOWN, `no export named ${JSON.stringify(name)}`));
@@ -305,6 +388,10 @@ export class Handshake {
       return;
     }
     const { exportName, queries } = parsed.request;
+    if (!this.permits(exportName)) {
+      this.refuseExport(option, exportName);
+      return;
+    }
     if (!this.open(exportName)) {
       this.send(optionError(option, NBD_REP_ERR_UNKNOWN, `no export named ${JSON.stringify(exportName)}`));
       return;

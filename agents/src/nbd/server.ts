@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { ExportCatalog } from '../storage/block-device.ts';
 import { NbdConnection, type ConnectionContext } from './connection.ts';
+import type { NbdTls } from './tls.ts';
 
 export interface NbdServerOptions {
   exports: ExportCatalog;
@@ -15,6 +16,12 @@ export interface NbdServerOptions {
   handshakeTotalMs?: number;
   /** Time close() waits for in-flight requests before destroying connections; default 10 s. */
   closeTimeoutMs?: number;
+  /**
+   * TLS for TCP listeners: NBD_OPT_STARTTLS is offered and required before
+   * any export is served (the Unix socket, reachable by the agent's user
+   * only, stays plaintext). Null: no TLS.
+   */
+  tls?: NbdTls | null;
 }
 
 const MiB = 1024 * 1024;
@@ -29,6 +36,7 @@ export class NbdServer {
   private readonly listeners: net.Server[] = [];
   private readonly connections = new Set<NbdConnection>();
   private readonly context: ConnectionContext;
+  private readonly tls: NbdTls | null;
   private readonly closeTimeoutMs: number;
   private readonly logger: Logger;
   private nextConnectionId = 1;
@@ -40,12 +48,14 @@ export class NbdServer {
       throw new RangeError(`maxRequestBytes must be an integer from 4096 to 2^31-1, got ${maxRequestBytes}`);
     }
     this.logger = options.logger;
+    this.tls = options.tls ?? null;
     this.closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
     this.context = {
       exports: options.exports,
       logger: options.logger,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
       handshakeTotalMs: options.handshakeTotalMs ?? 60_000,
+      tls: null,
       handshakeLimits: { maxOptionBytes: 64 * 1024, maxOptions: 4096, maxHandshakeBytes: MiB, maxRequestBytes },
       transmissionLimits: {
         maxRequestBytes,
@@ -66,7 +76,7 @@ export class NbdServer {
     await listen(server, { host, port }, this.logger);
     this.listeners.push(server);
     const address = server.address() as net.AddressInfo;
-    this.logger.info({ host: address.address, port: address.port }, 'nbd listening on tcp');
+    this.logger.info({ host: address.address, port: address.port, tls: this.tls !== null }, 'nbd listening on tcp');
     return { host: address.address, port: address.port };
   }
 
@@ -122,7 +132,7 @@ export class NbdServer {
     const id = this.nextConnectionId++;
     const logger = this.logger.child({ nbdConnection: id, remote: tcp ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix' });
     logger.debug('nbd connection accepted');
-    const connection = new NbdConnection(socket, { ...this.context, logger });
+    const connection = new NbdConnection(socket, { ...this.context, logger, tls: tcp ? this.tls : null });
     this.connections.add(connection);
     void connection.done.then(() => this.connections.delete(connection));
   }

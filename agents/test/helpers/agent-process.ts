@@ -82,6 +82,8 @@ export interface StartAgentOptions {
   env?: NodeJS.ProcessEnv;
   /** Milliseconds to wait for `ready` (default 60 s). */
   startTimeoutMs?: number;
+  /** More `run` options, like `--tls`. */
+  extraArgs?: string[];
 }
 
 export interface AgentProcess {
@@ -135,6 +137,7 @@ async function spawnAgent(
 ): Promise<Running> {
   const args = ['run', '--data', dataDir, '--api', `127.0.0.1:${ports.api}`, '--nbd', `127.0.0.1:${ports.nbd}`, '--link', `127.0.0.1:${ports.link}`];
   if (nbdSocket) args.push('--nbd-socket', nbdSocket);
+  if (options.extraArgs) args.push(...options.extraArgs);
   const child = spawn(process.execPath, [agentBin, ...args], {
     env: { UV_THREADPOOL_SIZE: '16', TANDEM_LOG_LEVEL: 'info', ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -53,6 +53,7 @@ interface RunOptions {
   api: { host: string; port: number };
   nbd: { host: string; port: number } | false;
   nbdSocket?: string;
+  tls?: boolean;
   link: { host: string; port: number };
   logLevel: string;
 }
@@ -67,11 +68,13 @@ async function run(options: RunOptions): Promise<void> {
       api: options.api,
       nbd: options.nbd === false ? null : options.nbd,
       nbdSocket: options.nbdSocket ?? null,
+      nbdTls: options.tls ?? false,
       link: options.link,
       logger,
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ERR_NBD_TLS_REQUIRED') throw new CliError((error as Error).message, 2, 'bad-request');
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       const { address, port } = error as { address?: string; port?: number };
       const where = port === undefined ? (address ?? '') : `${address}:${port}`;
@@ -85,7 +88,7 @@ async function run(options: RunOptions): Promise<void> {
     ['site', `${info.site} (agent ${info.agentId}, version ${info.version})`],
     ['api', `https://${info.apiAddress}`],
   ];
-  if (info.nbdAddress) fields.push(['nbd', `nbd://${info.nbdAddress}`]);
+  if (info.nbdAddress) fields.push(['nbd', options.tls ? `nbds://${info.nbdAddress} (TLS required)` : `nbd://${info.nbdAddress}`]);
   if (info.nbdSocket) fields.push(['nbd socket', info.nbdSocket]);
   if (agent.runInfo.linkAddress) fields.push(['peer link', agent.runInfo.linkAddress]);
   fields.push(['certificate', info.certificateFingerprint]);
@@ -172,6 +175,7 @@ export function registerSetupCommands(program: Command): void {
     .option('--nbd <host:port>', 'NBD TCP address', parseHostPort, { host: '127.0.0.1', port: 10809 })
     .option('--no-nbd', 'no NBD TCP listener')
     .option('--nbd-socket <path>', 'also serve NBD on a Unix socket')
+    .option('--tls', 'NBD over TCP requires TLS (client certificate from this agent\'s CA or PSK key: nbd-client add); needed unless --nbd is a loopback address')
     .option('--link <host:port>', 'peer link address (mirroring between sites)', parseHostPort, { host: '127.0.0.1', port: 7451 })
     .addOption(
       new Option('--log-level <level>', 'log level (JSON logs go to stderr)')
