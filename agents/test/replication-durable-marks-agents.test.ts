@@ -105,6 +105,24 @@ describe('marks leave only what the secondary holds durably', () => {
     await expectIdentical('p-resync', 'c-resync');
   }, 180_000);
 
+  it('a primary agent killed while its session is suspended by a link failure resumes it by itself once the link is back', async () => {
+    const name = 'failed';
+    await startSession(name, 'sync', 'p-failed', 'c-failed');
+    // The link breaks (beta's address now answers nothing); the next write suspends the session with the reason.
+    await alpha.api.call('PATCH', '/v1/peers/beta', null, { linkAddress: '127.0.0.1:9' });
+    await writeTracks('p-failed', 8, 0x21);
+    await until('suspended by the failure', async () => {
+      const session = await show(name);
+      return session.state === 'suspended' && session.detail !== null;
+    });
+    await alpha.kill('SIGKILL');
+    await alpha.restart({ samePorts: true });
+    await writeTracks('p-failed', 8, 0x22, 100);
+    await alpha.api.call('PATCH', '/v1/peers/beta', null, { linkAddress: beta.runInfo.linkAddress });
+    await drained(name, 'p-failed');
+    await expectIdentical('p-failed', 'c-failed');
+  }, 180_000);
+
   it('a primary agent restarted while its session is suspended marks what hosts write; the resume copies it', async () => {
     const name = 'restart';
     await startSession(name, 'async', 'p-restart', 'c-restart');

@@ -92,8 +92,13 @@ export class Mirroring {
     return pending;
   }
 
-  /** After a link failure, resume by itself once the link is back (the admin may suspend to stop it). */
-  private watchForLink(session: SessionRecord): void {
+  /**
+   * After a failure (a session suspended with a reason, not by the admin),
+   * resume by itself once the link is back (the admin may suspend to stop
+   * it). Also at start: a session suspended by a failure before the agent
+   * stopped resumes like one suspended while it runs.
+   */
+  watchForLink(session: SessionRecord): void {
     const multi = this.service.multiPrimary;
     // A multi-primary member is resumed by its master; the master waits for every member's link too.
     if (multi.isMember(session)) return;

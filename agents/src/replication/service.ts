@@ -122,8 +122,14 @@ export class ReplicationService implements TapSource {
     for (const session of this.sessions.values()) {
       // A multi-primary member waits for its master to run it again.
       if (this.multiPrimary.isMember(session)) continue;
-      if (this.isSource(session) && (session.state === 'preparing' || session.state === 'prepared')) {
+      if (!this.isSource(session)) continue;
+      if (session.state === 'preparing' || session.state === 'prepared') {
         void this.mirroring.runMirroring(session).catch((error) => this.logger.warn({ error: problemMessage(error) }, 'resume failed'));
+      } else if (session.state === 'suspended' || session.state === 'suspending') {
+        // A suspend the agent did not finish is over now (nothing mirrors after a restart).
+        if (session.state === 'suspending') this.setState(session, 'suspended', { recoverable: true });
+        // Suspended by a failure, not by the admin: it resumes once its links are up, as it would have without the restart.
+        if (session.detail) this.mirroring.watchForLink(session);
       }
     }
   }
