@@ -93,7 +93,7 @@ function parseSoakArgs(argv: string[]): SoakOptions {
   return options;
 }
 
-const header = ['MODE', 'SEED', 'RESETS', 'DROP STALLS', 'HOLD STALLS', 'KILL H1', 'KILL H2', 'ACKED WRITES CHECKED', 'TRACKS COMPARED', 'DIFFERING', 'UNCOVERED', 'STUCK', 'RESULT', 'TIME'];
+const header = ['MODE', 'SEED', 'RESETS', 'DROP STALLS', 'HOLD STALLS', 'KILL H1', 'KILL H1 CUT', 'KILL H2', 'ACKED WRITES CHECKED', 'TRACKS COMPARED', 'DIFFERING', 'UNCOVERED', 'STUCK', 'RESULT', 'TIME'];
 
 function row(stats: CampaignStats): string[] {
   return [
@@ -103,6 +103,7 @@ function row(stats: CampaignStats): string[] {
     String(stats.faults['stall-drop']),
     String(stats.faults['stall-hold']),
     String(stats.faults['kill-h1']),
+    String(stats.faults['kill-h1-cut']),
     String(stats.faults['kill-h2']),
     String(stats.ackedWritesChecked),
     String(stats.tracksCompared),

@@ -16,7 +16,7 @@ import { campaignModes, runCampaign, type FaultCounts } from './helpers/fault-ca
  * loaded machine still varies). TANDEM_CAMPAIGN_MODES=async,sync runs some modes only.
  */
 
-const faults: FaultCounts = { 'link-reset': 3, 'stall-drop': 1, 'stall-hold': 1, 'kill-h1': 1, 'kill-h2': 1 };
+const faults: FaultCounts = { 'link-reset': 3, 'stall-drop': 1, 'stall-hold': 1, 'kill-h1': 1, 'kill-h2': 1, 'kill-h1-cut': 1 };
 const seed = Number(process.env.TANDEM_CAMPAIGN_SEED) || freshSeed();
 const only = process.env.TANDEM_CAMPAIGN_MODES?.split(',').filter(Boolean) ?? null;
 
@@ -62,7 +62,7 @@ describe('fault campaign (short form)', () => {
       expect(stats.proxy.socketsReset).toBeGreaterThan(0);
       expect(stats.proxy.sendersAbandoned).toBeGreaterThan(0);
       const restartsH1 = Object.entries(stats.restarts).filter(([site]) => site !== (mode === 'async-multi-primary' ? 'charlie' : 'beta'));
-      expect(restartsH1.reduce((sum, [, count]) => sum + count, 0)).toBe(faults['kill-h1']);
+      expect(restartsH1.reduce((sum, [, count]) => sum + count, 0)).toBe(faults['kill-h1'] + faults['kill-h1-cut']);
       expect(stats.restarts[mode === 'async-multi-primary' ? 'charlie' : 'beta']).toBe(faults['kill-h2']);
       expect(stats.writes.acked).toBeGreaterThan(100);
       expect(stats.writes.ackedFua).toBeGreaterThan(0);

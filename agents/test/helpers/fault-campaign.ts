@@ -39,6 +39,11 @@
  * - `kill-h1`: kill -9 of a primary agent (alpha, or bravo in multi-primary),
  *   restart on the same ports, wait until it is ready.
  * - `kill-h2`: kill -9 of the secondary, restart on the same ports.
+ * - `kill-h1-cut`: every link is cut (reset, then dropping) until a primary
+ *   agent's session is suspended there, that agent is killed -9 and
+ *   restarted while the links stay cut, the writers write to it for a
+ *   while, then the links heal: the restarted agent must mark what hosts
+ *   write while it does not mirror, and resume by itself.
  * Nothing else waits a fixed time: states are polled with deadlines.
  *
  * Checks.
@@ -88,7 +93,7 @@ import { agentCliJson, runCommand } from './run-command.ts';
 export const campaignModes = ['sync', 'semi-sync', 'async', 'snapshot-shipping', 'async-multi-primary', 'joining'] as const;
 export type CampaignMode = (typeof campaignModes)[number];
 
-export const faultKinds = ['link-reset', 'stall-drop', 'stall-hold', 'kill-h1', 'kill-h2'] as const;
+export const faultKinds = ['link-reset', 'stall-drop', 'stall-hold', 'kill-h1', 'kill-h2', 'kill-h1-cut'] as const;
 export type FaultKind = (typeof faultKinds)[number];
 export type FaultCounts = Record<FaultKind, number>;
 
@@ -226,14 +231,21 @@ export interface CampaignStats {
   diagnostics: string;
 }
 
-/** A random split of `linkFaults` link faults (resets half, stalls of each flavour a quarter) and `kills` kills (H1 and H2 alike). */
+/**
+ * A random split of `linkFaults` link faults (resets half, stalls of each
+ * flavour a quarter) and `kills` kills (H2 half; H1 a third of the rest
+ * while the links are cut, `kill-h1-cut`, which also counts as a link fault's worth of cut).
+ */
 export function faultMix(linkFaults: number, kills: number, rng: Rng): FaultCounts {
-  const counts: FaultCounts = { 'link-reset': 0, 'stall-drop': 0, 'stall-hold': 0, 'kill-h1': 0, 'kill-h2': 0 };
+  const counts: FaultCounts = { 'link-reset': 0, 'stall-drop': 0, 'stall-hold': 0, 'kill-h1': 0, 'kill-h2': 0, 'kill-h1-cut': 0 };
   for (let i = 0; i < linkFaults; i++) {
     const draw = rng.next();
     counts[draw < 0.5 ? 'link-reset' : draw < 0.75 ? 'stall-drop' : 'stall-hold']++;
   }
-  for (let i = 0; i < kills; i++) counts[rng.chance(0.5) ? 'kill-h1' : 'kill-h2']++;
+  for (let i = 0; i < kills; i++) {
+    const draw = rng.next();
+    counts[draw < 0.5 ? 'kill-h2' : draw < 5 / 6 ? 'kill-h1' : 'kill-h1-cut']++;
+  }
   return counts;
 }
 
@@ -290,7 +302,7 @@ class Campaign {
       mode: options.mode,
       seed: options.seed,
       durationMs: 0,
-      faults: { 'link-reset': 0, 'stall-drop': 0, 'stall-hold': 0, 'kill-h1': 0, 'kill-h2': 0 },
+      faults: { 'link-reset': 0, 'stall-drop': 0, 'stall-hold': 0, 'kill-h1': 0, 'kill-h2': 0, 'kill-h1-cut': 0 },
       proxy: { resets: 0, socketsReset: 0, connections: 0, bytesDropped: 0, bytesHeld: 0, staleBytesDelivered: 0, staleConnections: 0, sendersAbandoned: 0 },
       linkResetsHit: 0,
       stuckSuspensions: 0,
@@ -488,6 +500,22 @@ class Campaign {
       case 'kill-h2':
         await this.killAndRestart(this.topology.secondary, label);
         break;
+      case 'kill-h1-cut': {
+        const site = this.rng.pick(this.topology.primaries);
+        const proxies = [...this.proxies.values()];
+        this.note(`${label}: every link cut (reset, then dropping) until ${site} suspends, then kill -9 ${site} while cut`);
+        for (const proxy of proxies) {
+          proxy.stall('drop');
+          proxy.resetAll();
+        }
+        await this.untilSuspendedAt(site);
+        await this.killAndRestart(site, label);
+        // Host writes to the restarted agent while its session cannot mirror: they must be marked.
+        await sleep(this.rng.int(...(this.options.gapMs ?? [500, 2000])));
+        await Promise.all(proxies.map((proxy) => proxy.endStall({ staleDelayMs: 0 })));
+        this.note(`${label}: links healed`);
+        break;
+      }
     }
     this.stats.faults[kind]++;
   }
@@ -801,6 +829,17 @@ class Campaign {
     const agent = this.agents.get(site);
     if (!agent) throw new Error(`no agent ${site}`);
     return agent;
+  }
+
+  /** Waits (60 s at most) until the session is suspended at a primary agent (its writes only mark from then on). */
+  private async untilSuspendedAt(site: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const info = await this.api<SessionInfo>(this.agent(site), 'GET', `/v1/sessions/${SESSION}`).catch(() => null);
+      if (info?.state === 'suspended') return;
+      if (Date.now() > deadline) throw new Error(`the session never suspended at ${site} with its links cut (${info?.state ?? 'no answer'})`);
+      await sleep(100);
+    }
   }
 
   private show(): Promise<SessionInfo> {
