@@ -80,8 +80,17 @@ export const PairInfoSchema = z.object({
   /** Tracks written at the target since it became writable (after failover). */
   targetChangedTracks: z.number(),
   trackCount: z.number(),
-  /** While syncing: share of the tracks to copy that are copied, 0..100. */
+  /** Bytes per track at this site (tracks shown with bytes: tracks x trackSize). */
+  trackSize: z.number(),
+  /** While syncing: share of the data to copy that is copied, 0..100 (by bytes; unallocated tracks move no data). */
   syncedPercent: z.number().nullable(),
+  /**
+   * While syncing: the data the copy moves (allocated bytes of the tracks it
+   * copies; an unallocated track is a trim) and the bytes moved so far
+   * (tracks copied again because a host write changed them meanwhile count
+   * again). Null otherwise.
+   */
+  copyBytes: z.object({ total: z.number(), done: z.number() }).nullable().optional(),
   etaSeconds: z.number().nullable(),
   /**
    * Multi-primary async sessions: the site whose agent holds the primary
@@ -133,6 +142,24 @@ export const LastVerifySchema = z.object({
 });
 export type LastVerify = z.infer<typeof LastVerifySchema>;
 
+/**
+ * Another agent of the session as the reporting agent sees it over its own
+ * peer link (it dials every agent it shares a started session with, with
+ * heartbeats every second): the other side of the mirror, or a multi-primary
+ * session's other primary agents.
+ */
+export const SessionPeerSchema = z.object({
+  site: z.string(),
+  /** Its part in the session's current direction: it sends data (`source`) or receives it (`target`). */
+  role: z.enum(['source', 'target']),
+  link: z.enum(['connected', 'connecting', 'down']),
+  /** Since when the link is in this state (ISO; null before the first dial). */
+  since: z.string().nullable(),
+  /** Since when it has not been reachable (ISO, the moment the link was last lost); null while connected. */
+  unreachableSince: z.string().nullable(),
+});
+export type SessionPeer = z.infer<typeof SessionPeerSchema>;
+
 export const SessionInfoSchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -157,6 +184,12 @@ export const SessionInfoSchema = z.object({
   lastVerify: LastVerifySchema.nullable().optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  /** When the reporting agent composed this view (its clock): every figure here is as of then. */
+  observedAt: z.string(),
+  /** Which site executed the transition `state` reflects (this one, or the other site that reported it), and when this agent learned it. */
+  stateFrom: z.object({ site: z.string(), at: z.string() }),
+  /** The other agents of the session as this one sees them (reachable or not, since when). */
+  peers: z.array(SessionPeerSchema),
 });
 export type SessionInfo = z.infer<typeof SessionInfoSchema>;
 export const SessionListSchema = z.object({ sessions: z.array(SessionInfoSchema) });

@@ -484,8 +484,8 @@ export class ConsistencyGroupShipper {
     if (group.entries.length > 0) {
       this.sealed.push(group);
       this.open = this.newGroup();
-    } else if (this.sealed.length === 0 && !this.shipping) {
-      // Nothing changed: the target is current as of now.
+    } else if (this.sealed.length === 0 && !this.shipping && this.link.state === 'connected') {
+      // Nothing changed and the target is in touch: it is current as of now (not when it cannot be reached).
       this.lastApplied = { number: this.lastApplied?.number ?? 0, time: group.time };
     }
     void this.ship();

@@ -71,7 +71,7 @@ export class CopySets {
       peerAgentId: other.agentId,
       state: 'defined',
       direction: 'h1-h2',
-      recoverable: true,
+      recoverable: false,
       detail: null,
       consistencyTime: null,
       shipIntervalMs: options.shipIntervalMs ?? null,

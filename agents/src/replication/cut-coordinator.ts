@@ -14,6 +14,8 @@ export interface MemberStatus {
   syncedPercent: Record<string, number | null>;
   /** Per pair id: the primary volume's track count. */
   trackCount: Record<string, number>;
+  /** The member's track size, bytes (absent from older members: the master's is assumed). */
+  trackSize?: number;
   /** Pair ids added while the session ran that have not joined the consistency group yet (left out of `duplex`). */
   joining?: string[];
 }

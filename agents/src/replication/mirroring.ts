@@ -82,7 +82,6 @@ export class Mirroring {
         await this.stopSource(session, reason);
         this.service.setState(session, 'suspended', {
           detail,
-          recoverable: true,
           consistencyTime: session.state === 'prepared' && session.type !== 'snapshot-shipping' ? new Date().toISOString() : session.consistencyTime,
         });
         this.watchForLink(session);

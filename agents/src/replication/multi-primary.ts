@@ -460,6 +460,7 @@ export class MultiPrimarySessions {
         outOfSyncTracks: status?.outOfSync[pair.id] ?? 0,
         targetChangedTracks: 0,
         trackCount: status?.trackCount[pair.id] ?? 0,
+        trackSize: status?.trackSize ?? this.service.engine.trackSize,
         syncedPercent: state === 'syncing' ? (status?.syncedPercent[pair.id] ?? null) : null,
         etaSeconds: null,
         primarySite: this.siteOf(pair.primaryAgentId),
@@ -511,6 +512,7 @@ export class MultiPrimarySessions {
       duplex: members.every((source) => source!.mirroring && !source!.isResyncing),
       joining: pairs.filter((pair) => running.isJoining(pair)).map((pair) => pair.id),
       stagedThrough: shipper.stagedThrough,
+      trackSize: service.engine.trackSize,
       outOfSync,
       syncedPercent,
       trackCount,
@@ -543,7 +545,7 @@ export class MultiPrimarySessions {
       run = await service.mirroring.fenceTargets(session);
     } catch (error) {
       const reason = `starting a mirroring run: ${problemMessage(error)}`;
-      service.setState(session, 'suspended', { detail: reason, recoverable: true }, false);
+      service.setState(session, 'suspended', { detail: reason }, false);
       throw error;
     }
     void service.mirroring.runMirroring(session, run);
@@ -630,7 +632,7 @@ export class MultiPrimarySessions {
         if (session.state === 'preparing' || session.state === 'prepared') {
           service.setState(session, 'suspending', { detail: reason }, false);
           await service.mirroring.stopSource(session, reason);
-          service.setState(session, 'suspended', { detail: reason, recoverable: true }, false);
+          service.setState(session, 'suspended', { detail: reason }, false);
         } else await service.mirroring.stopSource(session, reason);
         return {};
       }

@@ -1,5 +1,6 @@
 import { ProblemError } from '@tandem/contract';
 import type { BlockDevice } from '../storage/block-device.ts';
+import type { BitmapView } from '../storage/bitmaps.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { ConsistencyGroupShipper } from './async-groups.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
@@ -105,7 +106,7 @@ export class PairSource implements WriteTap {
   private resyncing: Promise<void> | null = null;
   private stopRequested = false;
   /** Progress of the current resync. */
-  progress = { total: 0, copied: 0, recopied: 0, bytesSent: 0, startedAt: 0 };
+  progress = { total: 0, copied: 0, recopied: 0, bytesTotal: 0, bytesSent: 0, startedAt: 0 };
   /**
    * Marks a flash change set on whole tracks (flash-mirror.ts): an applied
    * consistency group carries only part of such a track, so it must not
@@ -396,7 +397,7 @@ export class PairSource implements WriteTap {
     // A flash change the target may still perform late is settled before any track is copied.
     while (this.resyncGate) await this.resyncGate;
     const view = this.engine.bitmaps.view(this.bitmap);
-    this.progress = { total: this.outOfSyncTracks, copied: 0, recopied: 0, bytesSent: 0, startedAt: Date.now() };
+    this.progress = { total: this.outOfSyncTracks, copied: 0, recopied: 0, bytesTotal: this.dataToCopy(view), bytesSent: 0, startedAt: Date.now() };
     try {
       // Passes over the bitmap until one finds nothing to copy. Tracks marked by
       // mirrored host writes (activity marks) are in sync and are skipped.
@@ -449,6 +450,18 @@ export class PairSource implements WriteTap {
       this.unflushed = new Map();
       this.copiedOnce = new Set();
     }
+  }
+
+  /** Bytes of data the resync moves: the allocated part of every really marked track (an unallocated one is a trim). */
+  private dataToCopy(view: BitmapView): number {
+    const device = this.device;
+    let bytes = 0;
+    for (let track = view.nextSet(0); track >= 0; track = view.nextSet(track + 1)) {
+      if (this.lastTouched.has(track) || this.streamMarks.has(track)) continue;
+      const offset = track * device.trackSize;
+      for (const run of device.allocationMap(offset, Math.min(device.trackSize, device.sizeBytes - offset))) if (run.allocated) bytes += run.length;
+    }
+    return bytes;
   }
 
   private async copyTrack(track: number): Promise<void> {

@@ -51,6 +51,8 @@ export class ReplicationService implements TapSource {
   /** Every pair record of this site, by id (shared with the parts). */
   readonly pairs = new Map<string, PairRecord>();
   private tapCache = new Map<string, WriteTap[]>();
+  /** Per session: the site that executed the transition its state reflects, and when this site learned it (not kept across restarts). */
+  readonly stateOrigins = new Map<string, { site: string; at: string }>();
   /** Serves the other site's peer-link requests (public for tests' fault injection). */
   readonly target: TargetHandlers;
   readonly applier: GroupApplier;
@@ -120,6 +122,8 @@ export class ReplicationService implements TapSource {
       .catch((error) => this.logger.error({ error: problemMessage(error) }, 'staged consistency groups could not be applied'));
     void Promise.all([cycles, groups]).then(() => this.markRecovered());
     for (const session of this.sessions.values()) {
+      // Every agent sharing a started session is kept dialled (heartbeats): a silent one is noticed and reported.
+      this.watchPeers(session);
       // A multi-primary member waits for its master to run it again.
       if (this.multiPrimary.isMember(session)) continue;
       if (!this.isSource(session)) continue;
@@ -127,9 +131,21 @@ export class ReplicationService implements TapSource {
         void this.mirroring.runMirroring(session).catch((error) => this.logger.warn({ error: problemMessage(error) }, 'resume failed'));
       } else if (session.state === 'suspended' || session.state === 'suspending') {
         // A suspend the agent did not finish is over now (nothing mirrors after a restart).
-        if (session.state === 'suspending') this.setState(session, 'suspended', { recoverable: true });
+        if (session.state === 'suspending') this.setState(session, 'suspended');
         // Suspended by a failure, not by the admin: it resumes once its links are up, as it would have without the restart.
         if (session.detail) this.mirroring.watchForLink(session);
+      }
+    }
+  }
+
+  /** Keeps a peer link (with heartbeats) to every other agent of a started session, so its silence is seen at once. */
+  watchPeers(session: SessionRecord): void {
+    if (session.state === 'defined') return;
+    for (const agent of this.multiPrimary.otherAgents(session)) {
+      try {
+        this.peers.link(agent);
+      } catch {
+        // Not paired (any more): reported as such where it matters.
       }
     }
   }
@@ -219,9 +235,19 @@ export class ReplicationService implements TapSource {
   // --- state ---
 
   /** Changes a session's state here, records the transition and tells the other site. */
-  setState(session: SessionRecord, state: SessionState, changes: Partial<SessionRecord> = {}, notify = true): void {
+  setState(session: SessionRecord, state: SessionState, changes: Partial<SessionRecord> = {}, notify = true, from = this.site): void {
     const previous = session.state;
     Object.assign(session, changes, { state, updatedAt: new Date().toISOString() });
+    // Recoverable: a consistent image exists at the target. Prepared: yes; a resync (preparing) makes it inconsistent until
+    // duplex, unless only copy sets joining copy (the members stay consistent); suspended keeps what held when it stopped.
+    if (changes.recoverable === undefined && from === this.site) {
+      if (state === 'prepared') session.recoverable = true;
+      else if (state === 'defined') session.recoverable = false;
+      // (Snapshot shipping: the target keeps the last committed cycle's image whatever the next cycle does.)
+      else if (state === 'preparing') session.recoverable = session.type === 'snapshot-shipping' ? session.consistencyTime !== null : this.running.onlyJoining(session);
+    }
+    this.stateOrigins.set(session.id, { site: from, at: session.updatedAt });
+    this.watchPeers(session);
     this.store.saveSession(session);
     this.refreshTaps();
     if (previous !== state) {
@@ -250,8 +276,8 @@ export class ReplicationService implements TapSource {
     );
   }
 
-  /** Applies a state the other site reports (its view of a transition it executed). */
-  applyRemoteState(record: SessionRecord): void {
+  /** Applies a state another site reports (its view of a transition it executed); `from`: that site's agent id. */
+  applyRemoteState(record: SessionRecord, from: string): void {
     const session = this.session(record.id);
     const wasSource = this.isSource(session);
     // A target being recovered keeps its state until the recover completes: a late report of the old source
@@ -275,6 +301,7 @@ export class ReplicationService implements TapSource {
             : session.lastVerify,
       },
       false,
+      this.multiPrimary.siteOf(from),
     );
     if (wasSource && !this.isSource(session)) this.mirroring.dropSources(session);
     // A multi-primary member told by the secondary that it was recovered: its copy sets stop shipping (if the master

@@ -81,7 +81,6 @@ export class SessionActions {
         await service.mirroring.stopSource(session, null);
         service.setState(session, 'suspended', {
           detail: null,
-          recoverable: true,
           // A shipping target holds the last committed cycle, not the image of now.
           consistencyTime: session.type === 'snapshot-shipping' ? session.consistencyTime : new Date().toISOString(),
         });

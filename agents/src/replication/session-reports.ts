@@ -1,4 +1,4 @@
-import { ProblemError, type PairBitmap, type PairInfo, type SessionInfo } from '@tandem/contract';
+import { ProblemError, type PairBitmap, type PairInfo, type SessionHealth, type SessionInfo, type SessionPeer } from '@tandem/contract';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 
@@ -12,6 +12,11 @@ export function primarySiteFor(service: ReplicationService, session: SessionReco
   return multi.primarySiteOf(pair) ?? multi.siteOf(multi.isMember(session) ? service.agentId : session.controlAgentId);
 }
 
+/** How long another agent of a started session may be unreachable before the session's health says so. */
+const PEER_SILENCE_WARNING_MS = Number(process.env.TANDEM_PEER_SILENCE_MS) || 5000;
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
 /** What the API and the CLI show of sessions: state, health, consistency time and per-pair detail. */
 export class SessionReports {
   /** Async sessions this site is the target of: the applied groups' cut times. */
@@ -19,23 +24,52 @@ export class SessionReports {
 
   constructor(private readonly service: ReplicationService) {}
 
+  /**
+   * The other agents of the session as this one sees them over its own peer
+   * links: reachable or not, since when. Their part follows the current
+   * direction (the agents holding H1 volumes send H1->H2).
+   */
+  peers(session: SessionRecord): SessionPeer[] {
+    const service = this.service;
+    if (session.state === 'defined') return [];
+    const h1Sends = session.direction === 'h1-h2';
+    return service.multiPrimary.otherAgents(session).map((agent) => {
+      const link = service.peers.link(agent);
+      const holdsH1 = agent !== session.peerAgentId;
+      return {
+        site: service.multiPrimary.siteOf(agent),
+        role: holdsH1 === h1Sends ? 'source' : 'target',
+        link: link.state,
+        since: iso(link.stateSince),
+        unreachableSince: iso(link.unreachableSince),
+      };
+    });
+  }
+
   info(session: SessionRecord): SessionInfo {
     const service = this.service;
+    const now = Date.now();
     const local = service.localSite(session);
     const otherSite = service.peers.get(service.otherAgent(session)).site;
     const pairs = service.pairsOf(session).map((pair) => this.pairInfo(session, pair));
     // Multi-primary master: the copy sets on the other primary agents, as they last reported.
     if (service.multiPrimary.isMaster(session)) pairs.push(...service.multiPrimary.memberPairInfos(session));
-    const healthy = session.state === 'prepared';
-    const health =
+    const peers = this.peers(session);
+    // Another agent silent for a while: what this agent knows of the session is as of then (health at least warning).
+    const silent = peers.filter((peer) => peer.unreachableSince !== null && now - Date.parse(peer.unreachableSince) >= PEER_SILENCE_WARNING_MS);
+    let health: SessionHealth =
       session.state === 'defined'
         ? 'inactive'
         : session.state === 'suspended' && session.detail
           ? 'severe'
-          : healthy
+          : session.state === 'prepared'
             ? 'normal'
             : 'warning';
-    const consistencyTime = this.consistencyTime(session);
+    if (silent.length > 0 && health === 'normal') health = 'warning';
+    const unreachable = silent.map((peer) => `${peer.role === 'source' ? 'primary' : 'secondary'} site ${peer.site} unreachable since ${peer.unreachableSince}`);
+    const detail = unreachable.length > 0 ? `${unreachable.join('; ')} (last known: ${session.state}${session.detail ? `, ${session.detail}` : ''})` : session.detail;
+    const consistencyTime = this.consistencyTime(session, peers);
+    const origin = service.stateOrigins.get(session.id) ?? { site: service.site, at: session.updatedAt };
     return {
       id: session.id,
       name: session.name,
@@ -48,22 +82,26 @@ export class SessionReports {
       h1Site: local === 'h1' ? service.site : otherSite,
       h2Site: local === 'h1' ? otherSite : service.site,
       consistencyTime,
-      exposureSeconds: consistencyTime ? Math.max(0, (Date.now() - Date.parse(consistencyTime)) / 1000) : null,
-      detail: session.detail,
+      exposureSeconds: consistencyTime ? Math.max(0, (now - Date.parse(consistencyTime)) / 1000) : null,
+      detail,
       pairs,
       shipIntervalSeconds: session.type === 'snapshot-shipping' ? service.shipping.intervalOf(session) / 1000 : null,
       lastVerify: session.lastVerify ?? null,
       createdAt: session.createdAt,
       updatedAt: session.updatedAt,
+      observedAt: new Date(now).toISOString(),
+      stateFrom: origin,
+      peers,
     };
   }
 
   /**
    * The instant the targets hold a consistent image of: now for a prepared
-   * sync session, the last applied group's cut for an async one, the
-   * suspension time otherwise.
+   * sync session (no later than the moment the other side of the mirror
+   * became unreachable: nothing after it is known to be there), the last
+   * applied group's cut for an async one, the suspension time otherwise.
    */
-  consistencyTime(session: SessionRecord): string | null {
+  consistencyTime(session: SessionRecord, peers: SessionPeer[] = this.peers(session)): string | null {
     if (session.type === 'snapshot-shipping') return session.consistencyTime;
     if (session.type === 'async' && (session.state === 'prepared' || session.state === 'preparing')) {
       const time = this.service.multiPrimary.drivesRounds(session)
@@ -76,7 +114,9 @@ export class SessionReports {
       if (time !== undefined && members) return new Date(time).toISOString();
       return session.consistencyTime;
     }
-    return session.state === 'prepared' || this.service.running.onlyJoining(session) ? new Date().toISOString() : session.consistencyTime;
+    if (!(session.state === 'prepared' || this.service.running.onlyJoining(session))) return session.consistencyTime;
+    const lost = peers.map((peer) => peer.unreachableSince).filter((since): since is string => since !== null).sort()[0];
+    return lost ?? new Date().toISOString();
   }
 
   private pairInfo(session: SessionRecord, pair: PairRecord): PairInfo {
@@ -84,6 +124,7 @@ export class SessionReports {
     const engine = service.engine;
     const source = service.sourceOf(pair);
     const trackCount = engine.getVolume(pair.localVolume).trackCount;
+    let copyBytes: PairInfo['copyBytes'] = null;
     const outOfSync = source ? source.outOfSyncTracks : pair.outOfSyncBitmap !== null ? engine.bitmaps.view(pair.outOfSyncBitmap).setCount : 0;
     const targetChanged = pair.targetChangedBitmap !== null ? engine.bitmaps.view(pair.targetChangedBitmap).setCount : 0;
     let state: PairInfo['state'];
@@ -101,10 +142,13 @@ export class SessionReports {
         else if (source.isResyncing || (session.type === 'snapshot-shipping' && session.state === 'preparing')) {
           // A shipping session is preparing until its first cycle (the initial copy) is committed.
           state = 'syncing';
-          const { total, copied, startedAt } = source.progress;
-          syncedPercent = total === 0 ? 100 : Math.min(100, Math.round((copied / total) * 1000) / 10);
+          // By the data that moves (an unallocated track is a trim); by tracks when none is allocated.
+          const { total, copied, bytesTotal, bytesSent, startedAt } = source.progress;
+          const [done, whole] = bytesTotal > 0 ? [Math.min(bytesSent, bytesTotal), bytesTotal] : [Math.min(copied, total), total];
+          syncedPercent = whole === 0 ? 100 : Math.min(100, Math.round((done / whole) * 1000) / 10);
+          copyBytes = { total: bytesTotal, done: bytesSent };
           const elapsed = (Date.now() - startedAt) / 1000;
-          etaSeconds = copied > 0 ? Math.round(((total - copied) * elapsed) / copied) : null;
+          etaSeconds = done > 0 ? Math.round(((whole - done) * elapsed) / done) : null;
         } else state = 'duplex';
         break;
       case 'target-available':
@@ -127,7 +171,9 @@ export class SessionReports {
       outOfSyncTracks: outOfSync,
       targetChangedTracks: targetChanged,
       trackCount,
+      trackSize: engine.trackSize,
       syncedPercent,
+      copyBytes,
       etaSeconds,
     };
   }

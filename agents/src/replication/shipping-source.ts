@@ -174,7 +174,7 @@ export class SnapshotShipper {
         time = Date.now();
         for (const source of sources) {
           const tracks = source.beginCycle();
-          source.progress = { total: tracks.length, copied: 0, recopied: 0, bytesSent: 0, startedAt: started };
+          source.progress = { total: tracks.length, copied: 0, recopied: 0, bytesTotal: 0, bytesSent: 0, startedAt: started };
           plans.push({ source, tracks, snapshot: snapshotName(source.record.id, this.epoch, cycle) });
         }
         for (const plan of plans) {

@@ -131,7 +131,7 @@ export class TargetHandlers {
       case 'volume.size':
         return { result: { sizeBytes: service.engine.getVolume(str(params, 'name')).sizeBytes } };
       case 'session.state':
-        service.applyRemoteState(params.record as SessionRecord);
+        service.applyRemoteState(params.record as SessionRecord, request.peerAgentId);
         return {};
       case 'session.action': {
         const session = service.session(str(params, 'session'));

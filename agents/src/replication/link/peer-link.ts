@@ -129,6 +129,10 @@ export type LinkState = 'connecting' | 'connected' | 'down';
 export class PeerLinkClient extends EventEmitter {
   private connection: RpcConnection | null = null;
   private linkState: LinkState = 'connecting';
+  /** When the link entered its state (Date.now()). */
+  stateSince = Date.now();
+  /** Since when the peer has not been reachable (it never was yet, or the link was lost then); null while connected. */
+  unreachableSince: number | null = Date.now();
   private backoffMs = 100;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -158,6 +162,9 @@ export class PeerLinkClient extends EventEmitter {
   private setState(state: LinkState, detail?: string): void {
     if (this.linkState === state) return;
     this.linkState = state;
+    this.stateSince = Date.now();
+    if (state === 'connected') this.unreachableSince = null;
+    else this.unreachableSince ??= this.stateSince;
     this.emit('state', state, detail);
   }
 

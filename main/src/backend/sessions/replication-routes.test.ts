@@ -281,6 +281,7 @@ describe('session report CSV', () => {
           session: SessionInfoSchema.parse({
             id: 's1', name: 'orders', type: 'sync', state: 'prepared', health: 'normal', direction: 'h1-h2', recoverable: true, role: 'h1',
             h1Site: 'alpha', h2Site: 'beta', consistencyTime: null, exposureSeconds: 0, detail: null, pairs: [], createdAt: 'then', updatedAt: 'then',
+            observedAt: 'then', stateFrom: { site: 'alpha', at: 'then' }, peers: [],
           }),
           events: [{ id: 2, time: 't2', type: 'session.state', severity: 'info', subject: 'orders', message: 'orders is prepared, "duplex"' }],
         },

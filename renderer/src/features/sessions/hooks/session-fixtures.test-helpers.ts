@@ -14,6 +14,7 @@ export function pairFixture(overrides: Partial<PairInfo> = {}): PairInfo {
     outOfSyncTracks: 0,
     targetChangedTracks: 0,
     trackCount: 160,
+    trackSize: 65536,
     syncedPercent: null,
     etaSeconds: null,
     ...overrides,
@@ -38,6 +39,9 @@ export function sessionFixture(overrides: Partial<SessionInfo> = {}): SessionInf
     pairs: [pairFixture()],
     createdAt: '2026-01-01T00:00:00.000Z',
     updatedAt: '2026-01-01T00:00:00.000Z',
+    observedAt: '2026-01-01T00:00:00.000Z',
+    stateFrom: { site: 'alpha', at: '2026-01-01T00:00:00.000Z' },
+    peers: [{ site: 'beta', role: 'target', link: 'connected', since: '2026-01-01T00:00:00.000Z', unreachableSince: null }],
     ...overrides,
   };
 }
