@@ -33,8 +33,8 @@ export class TargetHandlers {
   repaired = 0;
   /** Semi-sync writes acknowledged on arrival and not applied yet, per `pair:track`. */
   private readonly arriving = new Map<string, number>();
-  /** Per pair: the write attempts of semi-sync writes acknowledged on arrival that have not ended (true: written). */
-  private readonly attempts = new Map<string, Set<Promise<boolean>>>();
+  /** Per pair: the write attempts of semi-sync writes acknowledged on arrival that have not ended. */
+  private readonly attempts = new Map<string, Set<Promise<void>>>();
   /** The runs of the mirroring streams this site receives (see stream-fence.ts). */
   readonly fences = new StreamFences();
   /**
@@ -313,10 +313,9 @@ export class TargetHandlers {
     for (const key of keys) this.arriving.set(key, (this.arriving.get(key) ?? 0) + 1);
     const backlogged = this.unapplied > ARRIVAL_BACKLOG_BYTES;
     this.unapplied += data.length;
-    let attempted!: () => void;
-    const written = new Promise<void>((resolve) => (attempted = resolve));
-    let attemptEnded!: (ok: boolean) => void;
-    const attempt = new Promise<boolean>((resolve) => (attemptEnded = resolve));
+    // Settles once the write was attempted: written, or failed with its tracks listed as repairing (a flush then reports them).
+    let attemptEnded!: () => void;
+    const attempt = new Promise<void>((resolve) => (attemptEnded = resolve));
     let attempts = this.attempts.get(pair.id);
     if (!attempts) {
       attempts = new Set();
@@ -337,17 +336,15 @@ export class TargetHandlers {
             throw new ProblemError('internal-error', 'injected target write failure');
           }
           await device.write(offset, data, { fua });
-          attemptEnded(true);
         } finally {
           this.unapplied -= data.length;
-          attempted();
         }
       } catch (error) {
-        // Listed as repairing before the attempt counts as ended: a flush waiting for it reports these tracks.
         const repair = this.repair(session, pair, first, end, problemMessage(error));
-        attemptEnded(false);
+        attemptEnded();
         await repair;
       } finally {
+        attemptEnded();
         for (const key of keys) {
           const left = this.arriving.get(key)! - 1;
           if (left === 0) this.arriving.delete(key);
@@ -358,7 +355,7 @@ export class TargetHandlers {
     if (backlogged) {
       // Too much unapplied already: this one is acknowledged once written (a failure still goes to repair, not to the host).
       this.startArrived();
-      await written;
+      await attempt;
     }
     return {};
   }
