@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PairBitmapSchema, SessionInfoSchema, type SessionInfo } from '@tandem/contract';
 import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { runCommand } from './helpers/run-command.ts';
+import { sessionPath, showSession, startOneCopySet, until, untilDrained } from './helpers/session-api.ts';
 
 /**
  * No write left behind (PROTOCOL.md), with real agent processes: a track
@@ -22,38 +22,11 @@ afterAll(async () => {
   await Promise.allSettled([alpha?.stop(), beta?.stop()]);
 });
 
-const sessionPath = (name: string) => `/v1/sessions/${encodeURIComponent(name)}`;
-
-async function show(name: string): Promise<SessionInfo> {
-  return alpha.api.call('GET', sessionPath(name), SessionInfoSchema);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-/** Prepared, with the raw out-of-sync bitmap of the copy set empty at alpha (nothing marked, nothing on its way). */
-async function drained(name: string, volume: string): Promise<void> {
-  await until(`${name} prepared with nothing marked`, async () => {
-    const session = await show(name);
-    if (session.state !== 'prepared') return false;
-    const bitmap = await alpha.api.call('GET', `${sessionPath(name)}/pairs/${volume}/bitmap`, PairBitmapSchema);
-    return bitmap.markedTracks === 0;
-  });
-}
+const show = (name: string) => showSession(alpha, name);
+const drained = (name: string, volume: string) => untilDrained(alpha, name, volume);
 
 async function startSession(name: string, type: 'sync' | 'semi-sync' | 'async', volume: string, copy: string): Promise<void> {
-  await alpha.api.call('POST', '/v1/volumes', null, { name: volume, sizeBytes: 64 * 1024 * 1024 });
-  await beta.api.call('POST', '/v1/volumes', null, { name: copy, sizeBytes: 64 * 1024 * 1024 });
-  await alpha.api.call('POST', '/v1/sessions', null, { name, type, peer: 'beta' });
-  await alpha.api.call('POST', `${sessionPath(name)}/pairs`, null, { h1Volume: volume, h2Volume: copy });
-  await alpha.api.call('POST', `${sessionPath(name)}/actions/start`, null, {});
+  await startOneCopySet(alpha, beta, { name, type, h2Site: 'beta', volume, copy });
   await drained(name, volume);
 }
 

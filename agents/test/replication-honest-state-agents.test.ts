@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SessionInfoSchema, type SessionInfo } from '@tandem/contract';
 import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { FaultProxy } from './helpers/fault-proxy.ts';
 import { runCommand } from './helpers/run-command.ts';
+import { sessionPath, showSession, startOneCopySet, until } from './helpers/session-api.ts';
 
 /**
  * State an administrator can trust, with real agent processes: every
@@ -24,28 +24,11 @@ afterAll(async () => {
   await Promise.allSettled([alpha?.stop(), beta?.stop()]);
 });
 
-const path = (name: string) => `/v1/sessions/${encodeURIComponent(name)}`;
+const path = sessionPath;
+const show = showSession;
 
-function show(agent: AgentProcess, name: string): Promise<SessionInfo> {
-  return agent.api.call('GET', path(name), SessionInfoSchema);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function preparedSession(name: string, type: 'sync' | 'async', volume: string, copy: string, size = 64): Promise<void> {
-  await alpha.api.call('POST', '/v1/volumes', null, { name: volume, sizeBytes: size * 1024 * 1024 });
-  await beta.api.call('POST', '/v1/volumes', null, { name: copy, sizeBytes: size * 1024 * 1024 });
-  await alpha.api.call('POST', '/v1/sessions', null, { name, type, peer: 'beta' });
-  await alpha.api.call('POST', `${path(name)}/pairs`, null, { h1Volume: volume, h2Volume: copy });
-  await alpha.api.call('POST', `${path(name)}/actions/start`, null, {});
+async function preparedSession(name: string, type: 'sync' | 'async', volume: string, copy: string): Promise<void> {
+  await startOneCopySet(alpha, beta, { name, type, h2Site: 'beta', volume, copy });
   await until(`${name} prepared`, async () => (await show(alpha, name)).state === 'prepared');
 }
 
