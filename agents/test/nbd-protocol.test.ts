@@ -266,6 +266,88 @@ describe('NBD transmission', () => {
     client.destroy();
   });
 
+  it('serves 600 pipelined writes of mixed sizes past the in-flight limits (reading pauses and resumes mid-stream); every byte lands', async () => {
+    // Small payloads are parsed out of the connection's read buffer (and copied, since that buffer is read into
+    // again); large ones are read straight into their payload buffers; 600 requests exceed the 256 in flight,
+    // so the server stops reading with unparsed input held back, and resumes.
+    await harness.engine.createVolume('pipelined-mixed', 128 * MiB);
+    const client = await RawNbdClient.connect(tcp);
+    await client.negotiate('pipelined-mixed');
+    const sizes = [4096, 517, 100_000, 1024 * 1024 + 3, 20_000, 65_536];
+    let next = 0;
+    const writes = Array.from({ length: 600 }, (_, index) => {
+      const length = sizes[index % sizes.length];
+      const offset = next + (index % 5) * 333; // unaligned, never overlapping (concurrent writes have no order)
+      next = offset + length;
+      return { offset, data: randomBytes(length) };
+    });
+    const burst: Buffer[] = [];
+    const capture = client.write.bind(client);
+    client.write = (bytes: Buffer) => void burst.push(bytes);
+    writes.forEach((w, index) => client.sendRequest(CMD.WRITE, 0, 1 + index, w.offset, w.data.length, w.data));
+    client.write = capture;
+    const all = Buffer.concat(burst);
+    for (let at = 0; at < all.length; at += 3 * MiB) client.write(all.subarray(at, at + 3 * MiB));
+    const seen = new Set<number>();
+    for (let count = 0; count < writes.length; count++) {
+      const reply = await client.readReply(30_000);
+      expect(RawNbdClient.errorOf(reply)).toBe(0);
+      seen.add(reply.handle);
+    }
+    expect(seen.size).toBe(writes.length);
+    const model = Buffer.alloc(128 * MiB);
+    for (const w of writes) w.data.copy(model, w.offset);
+    for (let offset = 0; offset < 128 * MiB; offset += 8 * MiB) {
+      const { data } = await client.structuredRead(9000 + offset / MiB, offset, 8 * MiB);
+      expect(data.equals(model.subarray(offset, offset + 8 * MiB))).toBe(true);
+    }
+    client.destroy();
+  });
+
+  it('keeps replies whole on the wire when large reads and small requests are pipelined together', async () => {
+    // Large replies leave one at a time; anything answered meanwhile must queue behind them, never inside them.
+    await harness.engine.createVolume('pipelined-reads', 64 * MiB);
+    const content = randomBytes(64 * MiB);
+    const client = await RawNbdClient.connect(tcp);
+    await client.negotiate('pipelined-reads');
+    for (let offset = 0; offset < content.length; offset += 8 * MiB) {
+      client.sendRequest(CMD.WRITE, 0, 1, offset, 8 * MiB, content.subarray(offset, offset + 8 * MiB));
+      expect(RawNbdClient.errorOf(await client.readReply())).toBe(0);
+    }
+    // Large reads first; the client then reads nothing for a while, so a large reply is still being written
+    // when the small requests arrive and are answered.
+    const reads = new Map<number, { offset: number; length: number }>();
+    for (let index = 0; index < 16; index++) {
+      const large = { offset: (index * 1_300_000) % (60 * MiB), length: 2 * MiB + 28 };
+      reads.set(100 + 3 * index, large);
+      client.sendRequest(CMD.READ, 0, 100 + 3 * index, large.offset, large.length);
+    }
+    await delay(300);
+    for (let index = 0; index < 16; index++) {
+      const small = { offset: (index * 77_777) % (60 * MiB), length: 4096 };
+      reads.set(101 + 3 * index, small);
+      client.sendRequest(CMD.READ, 0, 101 + 3 * index, small.offset, small.length);
+      client.sendRequest(CMD.BLOCK_STATUS, 0, 102 + 3 * index, 0, 64 * MiB);
+    }
+    const data = new Map<number, Buffer[]>();
+    let done = 0;
+    while (done < 16 * 3) {
+      const reply = await client.readReply(30_000);
+      expect(reply.kind).toBe('chunk');
+      if (reply.kind !== 'chunk') break;
+      expect(reply.type === CHUNK.OFFSET_DATA || reply.type === CHUNK.BLOCK_STATUS || reply.type === CHUNK.NONE).toBe(true);
+      if (reply.type === CHUNK.OFFSET_DATA) (data.get(reply.handle) ?? data.set(reply.handle, []).get(reply.handle)!).push(reply.payload);
+      if (reply.flags & 1) done++;
+    }
+    for (const [handle, read] of reads) {
+      const chunks = data.get(handle) ?? [];
+      const assembled = Buffer.alloc(read.length);
+      for (const chunk of chunks) chunk.copy(assembled, Number(chunk.readBigUInt64BE(0)) - read.offset, 8);
+      expect(assembled.equals(content.subarray(read.offset, read.offset + read.length))).toBe(true);
+    }
+    client.destroy();
+  });
+
   it('write-zeroes: FAST_ZERO releases tracks, FAST_ZERO with NO_HOLE fails fast with ENOTSUP', async () => {
     await harness.engine.createVolume('zeroes', 2 * MiB);
     const client = await RawNbdClient.connect(tcp);
