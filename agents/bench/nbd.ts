@@ -9,6 +9,7 @@ import { parseArgs, usage, type BenchOptions } from './args.ts';
 import { allJobs } from './fio.ts';
 import { coldSection, renderCold, type ColdResults } from './cold.ts';
 import { multiConnSection, renderMultiConn, type MultiConnResults } from './multiconn.ts';
+import { tlsSection } from './tls.ts';
 import { freshRow } from './fresh.ts';
 import { interleave, progress } from './interleave.ts';
 import { installExitHooks } from './procs.ts';
@@ -50,6 +51,18 @@ async function main(): Promise<void> {
     let snapshots: SnapshotResults | null = null;
     if (opts.snapshots) snapshots = await snapshotSection(bench, opts.snapSamples, opts.reps);
 
+    // Last: the agent restarts with --tls for it.
+    let tlsRows: JobSummary[] = [];
+    let tlsError: string | null = null;
+    if (opts.tls) {
+      try {
+        tlsRows = summarize(await tlsSection(bench, opts.reps, opts.runtime, names), {});
+      } catch (error) {
+        tlsError = (error as Error).message;
+        progress(`TLS leg failed: ${tlsError}`);
+      }
+    }
+
     const lines = [
       '',
       `## NBD export, fio --ioengine=nbd, ${opts.runtime} s per run, median of ${opts.reps} interleaved reps`,
@@ -70,10 +83,19 @@ async function main(): Promise<void> {
       lines.push('', `## Several connections to one export, ${opts.runtime} s per run, median of ${opts.reps}`, renderMultiConn(multiConn, opts.connections, names));
     }
     if (snapshots) lines.push('', '## Snapshots', renderSnapshots(snapshots, opts.snapSamples));
+    if (tlsRows.length) {
+      lines.push(
+        '',
+        `## NBD over TLS (x509 client certificates; qemu-nbd and nbdkit with TLS), nbdcopy timed per run, median of ${opts.reps}`,
+        '(p50 column: mean time per request; no target in BENCHMARKS.md or issue 15 beyond running it beside qemu-nbd)',
+        renderSummaries(tlsRows),
+      );
+    }
+    if (tlsError) lines.push('', `TLS leg failed: ${tlsError}`);
     const loadAfter = loadAverage();
     lines.push('', loadLine(loadBefore, loadAfter));
     console.log(lines.join('\n'));
-    writeJsonReport(opts.json, { startedAt, loadBefore, loadAfter, options: opts, servers: names, tandemSkipped: bench.tandemSkipped, prefillMiBps, rows, cold, multiConn, snapshots });
+    writeJsonReport(opts.json, { startedAt, loadBefore, loadAfter, options: opts, servers: names, tandemSkipped: bench.tandemSkipped, prefillMiBps, rows, cold, multiConn, snapshots, tls: tlsRows, tlsError });
   } finally {
     await teardown(bench, opts.keep);
   }

@@ -52,12 +52,13 @@ export class TandemAgent {
     return { api: this.info.apiAddress, nbd: this.info.nbdAddress ?? '', link: this.info.linkAddress ?? null };
   }
 
-  async start(timeoutMs = 60_000): Promise<void> {
+  /** Starts `run` (again); `extraArgs` like `--tls` are added to its command line. */
+  async start(timeoutMs = 60_000, extraArgs: string[] = []): Promise<void> {
     const runJson = path.join(this.dataDir, 'run.json');
     fs.rmSync(runJson, { force: true });
     // TANDEM_BENCH_AGENT_NODE_ARGS: node options for the agents only (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
     const nodeArgs = (process.env.TANDEM_BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const args = [...nodeArgs, this.bin, 'run', '--data', this.dataDir, '--api', '127.0.0.1:0', '--nbd', '127.0.0.1:0', '--link', '127.0.0.1:0'];
+    const args = [...nodeArgs, this.bin, 'run', '--data', this.dataDir, '--api', '127.0.0.1:0', '--nbd', '127.0.0.1:0', '--link', '127.0.0.1:0', ...extraArgs];
     this.server = startServer(process.execPath, args, this.logFile, this.repoRoot);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
@@ -90,6 +91,11 @@ export class TandemAgent {
     const match = /:(\d+)\/?$/.exec(this.info?.nbdAddress ?? '');
     if (!match) throw new Error(`cannot read the agent's NBD address ${this.info?.nbdAddress}`);
     return Number(match[1]);
+  }
+
+  /** The NBD port (after start). */
+  get nbdPortNumber(): number {
+    return this.nbdPort();
   }
 
   endpoint(volume: string): Endpoint {
