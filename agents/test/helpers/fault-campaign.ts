@@ -287,6 +287,9 @@ class Campaign {
   private readonly startedAt = Date.now();
   private readonly stats: CampaignStats;
   private writersStoppedAt = 0;
+  /** Faults and frozen-link checks running now, and when the last one ended (see `disturbing`). */
+  private disturbances = 0;
+  private calmSince = Date.now();
 
   constructor(private readonly options: CampaignOptions) {
     this.topology = TOPOLOGIES[options.mode];
@@ -444,10 +447,10 @@ class Campaign {
     for (const [index, kind] of schedule.entries()) {
       await sleep(this.rng.int(gap[0], gap[1]));
       if (index === joinAt && joining) joined = this.join(joining);
-      await this.inject(kind, index + 1, schedule.length);
+      await this.disturbing(() => this.inject(kind, index + 1, schedule.length));
       const last = index + 1 === schedule.length;
       const due = (checkEvery > 0 && (index + 1) % checkEvery === 0) || checkAfter.includes(kind);
-      if (due && !last) await this.coverageCheck(`after fault ${index + 1} (${kind})`, true);
+      if (due && !last) await this.disturbing(() => this.coverageCheck(`after fault ${index + 1} (${kind})`, true));
     }
     await sleep(this.rng.int(gap[0], gap[1]));
     if (joining) await (joined ?? this.join(joining));
@@ -570,12 +573,25 @@ class Campaign {
 
   // ---- checks -----------------------------------------------------------
 
+  /** Runs a fault or a coverage check (links frozen): until it ends and for STUCK_SUSPENDED_MS after, no suspension counts as stuck. */
+  private async disturbing<T>(work: () => Promise<T>): Promise<T> {
+    this.disturbances++;
+    try {
+      return await work();
+    } finally {
+      this.disturbances--;
+      this.calmSince = Date.now();
+    }
+  }
+
   /**
    * Watches the session from the first fault to the end of the drain: one
-   * that stays suspended with no transition for STUCK_SUSPENDED_MS did not
-   * resume by itself (links come back within seconds: stalls last at most 8 s,
-   * a restarted agent is ready in a few). That is a failure; the session is
-   * then resumed by hand so the campaign goes on exercising mirroring.
+   * that stays suspended with no transition for STUCK_SUSPENDED_MS while
+   * nothing disturbs it (no fault or frozen-link check running or just over:
+   * links healed, agents up) did not resume by itself (a link comes back
+   * within seconds: a TLS handshake times out after 5 s, redial backoff is
+   * at most 5 s). That is a failure; the session is then resumed by hand so
+   * the campaign goes on exercising mirroring.
    */
   private watchSuspensions(): () => Promise<void> {
     let stopped = false;
@@ -588,10 +604,11 @@ class Campaign {
           const key = `${info.state}|${info.updatedAt}`;
           if (info.state !== 'suspended') seen = null;
           else if (seen?.key !== key) seen = { key, since: Date.now() };
-          else if (Date.now() - seen.since > STUCK_SUSPENDED_MS) {
+          else if (this.disturbances === 0 && Date.now() - Math.max(seen.since, this.calmSince) > STUCK_SUSPENDED_MS) {
             this.stats.stuckSuspensions++;
             this.fail(
-              `the session stayed suspended with no transition for ${Math.round((Date.now() - seen.since) / 1000)} s since ${info.updatedAt} (detail: ${info.detail}): ` +
+              `the session stayed suspended with no transition for ${Math.round((Date.now() - seen.since) / 1000)} s since ${info.updatedAt}, ` +
+                `${Math.round((Date.now() - this.calmSince) / 1000)} s of them with every link healed and every agent up (detail: ${info.detail}): ` +
                 'it did not resume by itself; resuming it by hand to go on',
             );
             seen = null;
