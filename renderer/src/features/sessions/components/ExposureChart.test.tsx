@@ -67,7 +67,7 @@ describe('ExposureChart: the agents’ history, not the browser’s', () => {
       calls,
     );
     const chart = screen.getByTestId('exposure-chart-orders');
-    await waitFor(() => expect(within(chart).getByTestId('exposure-site-alpha')).toHaveTextContent(/at alpha · no samples .* \(agent not running\)/));
+    await waitFor(() => expect(within(chart).getByTestId('exposure-site-alpha')).toHaveTextContent(/sampled at alpha · no samples .* \(agent not running\)/));
     await waitFor(() => expect(within(chart).getByTestId('exposure-site-beta')).toHaveTextContent('no history from beta: cannot reach the agent at 127.0.0.1:7002'));
     expect(asked(calls, alpha.id)).toEqual([{ seconds: 3600, maxPoints: 720 }]);
     expect(asked(calls, beta.id)).toEqual([{ seconds: 3600, maxPoints: 720 }]);
@@ -85,10 +85,21 @@ describe('ExposureChart: the agents’ history, not the browser’s', () => {
     expect(useExposureStore.getState().ranges.s1).toBe('7d');
   });
 
-  it('names a site of the session the console is not connected to', async () => {
+  it('names a site of the session the console does not reach, with since when', async () => {
     const [onlyAlpha] = mergeSessions([{ siteId: alpha.id, siteName: 'alpha', sessions: [sessionFixture()] }]);
-    renderWithBackend(<ExposureChart entry={onlyAlpha} />, { [history(alpha.id)]: [200, historyAt('alpha')] });
+    const since = '2026-03-01T11:58:00.000Z';
+    const reconnecting = { ...beta, connection: { state: 'reconnecting' as const, since, lastProblem: { problem: 'agent-unreachable' as const, message: 'connection refused' }, nextAttemptAt: null } };
+    renderWithBackend(<ExposureChart entry={onlyAlpha} />, { [history(alpha.id)]: [200, historyAt('alpha')], 'GET /api/sites': [200, { sites: [alpha, reconnecting] }] });
+    await waitFor(() =>
+      expect(screen.getByTestId('exposure-site-beta')).toHaveTextContent(`no history from beta: not reachable, reconnecting since ${new Date(since).toLocaleString()} (connection refused)`),
+    );
+    await waitFor(() => expect(screen.getByTestId('exposure-site-alpha')).toHaveTextContent('sampled at alpha'));
+  });
+
+  it('names a site of the session that is not connected to this console at all', async () => {
+    const [onlyAlpha] = mergeSessions([{ siteId: alpha.id, siteName: 'alpha', sessions: [sessionFixture()] }]);
+    renderWithBackend(<ExposureChart entry={onlyAlpha} />, { [history(alpha.id)]: [200, historyAt('alpha')], 'GET /api/sites': [200, { sites: [alpha] }] });
     expect(await screen.findByTestId('exposure-site-beta')).toHaveTextContent('no history from beta: not connected to this console');
-    await waitFor(() => expect(screen.getByTestId('exposure-site-alpha')).toHaveTextContent('at alpha'));
+    await waitFor(() => expect(screen.getByTestId('exposure-site-alpha')).toHaveTextContent('sampled at alpha'));
   });
 });

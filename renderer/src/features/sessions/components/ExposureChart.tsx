@@ -13,11 +13,18 @@ import {
   type ExposureRange,
 } from '../hooks/exposure-history.ts';
 import { useExposureStore } from '../hooks/exposure-store.ts';
-import { formatTime, type MergedSession } from '../hooks/session-model.ts';
+import type { MergedSession } from '../hooks/session-model.ts';
 
 /** Line colours per site, in the order of the session's views. */
 const siteColours = ['#4c6ef5', '#f76707', '#2f9e44', '#ae3ec9'];
-const gapFill = 'rgba(134,142,150,0.18)';
+/** Alpha (hex) of a gap's tint. */
+const gapAlpha = '2e';
+/** y tick steps per unit, in seconds. */
+const tickSteps: Record<string, number[]> = {
+  s: [1, 2, 5, 10, 15, 20, 30, 60],
+  min: [60, 120, 300, 600, 900, 1200, 1800, 3600],
+  h: [3600, 7200, 10_800, 21_600, 43_200, 86_400, 172_800],
+};
 const chartHeight = 170;
 
 /** `16:04` for an hour or a day, `03-14 16:04` for a week: short enough for ticks 70 px apart. */
@@ -28,9 +35,16 @@ function timeTick(seconds: number, range: ExposureRange): string {
   return `${String(date.getMonth() + 1).padStart(2, '0')}-${String(date.getDate()).padStart(2, '0')} ${time}`;
 }
 
-/** `no samples 14:02 – 14:09` (the last three spans; how many more). */
+/** `14:02:10`, with the date when not today. */
+function clock(iso: string): string {
+  const date = new Date(iso);
+  const time = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  return date.toDateString() === new Date().toDateString() ? time : `${date.toLocaleDateString()} ${time}`;
+}
+
+/** `no samples 14:02:10–14:09:40` (the last three spans; how many more). */
 function gapsText(gaps: Array<{ from: string; to: string }>): string {
-  const shown = gaps.slice(-3).map((gap) => `${formatTime(gap.from)} – ${formatTime(gap.to)}`);
+  const shown = gaps.slice(-3).map((gap) => `${clock(gap.from)}–${clock(gap.to)}`);
   return `no samples ${shown.join(', ')}${gaps.length > 3 ? ` and ${gaps.length - 3} earlier` : ''} (agent not running)`;
 }
 
@@ -59,10 +73,10 @@ function chartOptions(model: ExposureChartModel, range: ExposureRange, window: {
       },
       {
         stroke: '#868e96',
-        size: 56,
-        label: 'exposure',
-        labelSize: 14,
-        labelFont: '11px sans-serif',
+        // Wide enough for the longest tick label ("120 min").
+        size: (_self, values) => 16 + 7 * Math.max(4, ...(values ?? []).map((value) => String(value).length)),
+        // Whole steps of the unit (30 s, 5 min, 2 h), never 8.3 min.
+        incrs: tickSteps[unit.label],
         grid: { stroke: 'rgba(134,142,150,0.15)' },
         values: (_self, ticks) => ticks.map((tick) => formatExposureTick(tick, unit)),
       },
@@ -72,7 +86,9 @@ function chartOptions(model: ExposureChartModel, range: ExposureRange, window: {
       ...model.sites.map((site, index) => ({
         label: `at ${site}`,
         stroke: siteColours[index % siteColours.length],
-        width: 1.5,
+        // Sites usually agree: the later lines dashed, so an earlier one stays visible beneath.
+        width: index === 0 ? 2 : 1.5,
+        dash: index === 0 ? undefined : [5, 4],
         points: { show: false },
         spanGaps: false,
         // Another site's times leave nulls in this series: bridged. Only this site's own gaps break the line.
@@ -91,10 +107,11 @@ function chartOptions(model: ExposureChartModel, range: ExposureRange, window: {
         (u: uPlot) => {
           const context = u.ctx;
           context.save();
-          context.fillStyle = gapFill;
           for (const gap of model.gaps) {
             const left = Math.max(u.bbox.left, u.valToPos(gap.from, 'x', true));
             const right = Math.min(u.bbox.left + u.bbox.width, u.valToPos(gap.to, 'x', true));
+            // Tinted with the site's colour: whose agent took no samples there.
+            context.fillStyle = `${siteColours[(gap.seriesIndex - 1) % siteColours.length]}${gapAlpha}`;
             if (right > left) context.fillRect(left, u.bbox.top, right - left, u.bbox.height);
           }
           context.restore();
@@ -151,9 +168,9 @@ export function ExposureChart({ entry }: { entry: MergedSession }) {
   const last = histories.flatMap((history) => history.points.slice(-1).map((point) => ({ site: history.site, point })));
   return (
     <Stack gap={4} data-testid={`exposure-chart-${entry.session.name}`} aria-label={`Exposure of ${entry.session.name} over time`} style={{ minWidth: 0 }}>
-      <Group justify="space-between" gap="xs" wrap="nowrap">
+      <Group justify="space-between" gap={4}>
         <Text size="xs" c="dimmed">
-          Exposure as sampled by the agents{resolution ? ` · a point per ${resolution < 60 ? `${resolution} s` : `${Math.round(resolution / 60)} min`}` : ''}
+          Exposure{resolution ? ` · a point per ${resolution < 60 ? `${resolution} s` : `${Math.round(resolution / 60)} min`}` : ''}
         </Text>
         <SegmentedControl
           size="xs"
@@ -175,12 +192,21 @@ export function ExposureChart({ entry }: { entry: MergedSession }) {
               : `no samples in the last ${exposureRanges[range].label}`}
         </Text>
       )}
-      <Group gap="md" data-testid="exposure-legend">
+      <Stack gap={0} data-testid="exposure-legend">
         {sites.map((site) => (
           <Text key={site.site} size="xs" c={site.history ? undefined : 'red'} data-testid={`exposure-site-${site.site}`}>
             {site.history ? (
               <>
-                <span style={{ color: siteColours[model.sites.indexOf(site.site) % siteColours.length], fontWeight: 700 }}>━</span> at {site.site}
+                <span
+                  aria-hidden
+                  style={{
+                    display: 'inline-block',
+                    width: 14,
+                    verticalAlign: 'middle',
+                    borderTop: `2px ${model.sites.indexOf(site.site) === 0 ? 'solid' : 'dashed'} ${siteColours[model.sites.indexOf(site.site) % siteColours.length]}`,
+                  }}
+                />{' '}
+                sampled at {site.site}
                 {site.history.gaps.length > 0 && ` · ${gapsText(site.history.gaps)}`}
               </>
             ) : site.isLoading ? (
@@ -190,7 +216,7 @@ export function ExposureChart({ entry }: { entry: MergedSession }) {
             )}
           </Text>
         ))}
-      </Group>
+      </Stack>
     </Stack>
   );
 }

@@ -1,6 +1,7 @@
 import { useQueries } from '@tanstack/react-query';
 import type { SessionHistory } from '@tandem/contract';
 import { useApi } from '../../../app/api-context.tsx';
+import { useSites } from '../../sites/hooks/use-sites.ts';
 import { sessionKeys } from '../api/session-keys.ts';
 import { sessionsApi } from '../api/sessions-api.ts';
 import { primarySites, type MergedSession } from './session-model.ts';
@@ -57,10 +58,17 @@ export function useSessionHistories(entry: MergedSession, range: ExposureRange):
     };
   });
   const known = new Set(entry.views.map((view) => view.siteName));
+  const consoleSites = useSites().data?.sites ?? [];
   const session = entry.session;
   const missing = [...primarySites(session), session.h2Site]
     .filter((site, index, all) => all.indexOf(site) === index && !known.has(site))
-    .map((site) => ({ site, history: null, problem: 'not connected to this console', isLoading: false }));
+    .map((site) => {
+      const summary = consoleSites.find((each) => each.site === site);
+      const problem = !summary
+        ? 'not connected to this console'
+        : `not reachable, ${summary.connection.state} since ${new Date(summary.connection.since).toLocaleString()}${summary.connection.lastProblem ? ` (${summary.connection.lastProblem.message})` : ''}`;
+      return { site, history: null, problem, isLoading: false };
+    });
   return [...reached, ...missing];
 }
 
