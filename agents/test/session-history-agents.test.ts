@@ -44,8 +44,11 @@ function show(agent: AgentProcess) {
   return agent.api.call('GET', '/v1/sessions/hist', SessionInfoSchema);
 }
 
+/** The history at full resolution unless the query asks for fewer points (a loaded machine may make a test long). */
 function history(agent: AgentProcess, query = ''): Promise<SessionHistory> {
-  return agent.api.call('GET', `/v1/sessions/hist/history${query}`, SessionHistorySchema);
+  const search = new URLSearchParams(query.replace(/^\?/, ''));
+  if (!search.has('maxPoints')) search.set('maxPoints', '10000');
+  return agent.api.call('GET', `/v1/sessions/hist/history?${search}`, SessionHistorySchema);
 }
 
 async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
