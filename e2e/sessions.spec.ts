@@ -123,26 +123,62 @@ test.describe.serial('mirroring sessions: create, start, fail over, fail back, r
     expect(csvFile.suggestedFilename()).toMatch(/\.csv$/);
     const csv = Papa.parse<Record<string, string>>(await readFile((await csvFile.path())!, 'utf8'), { header: true, skipEmptyLines: true });
     expect(csv.errors).toEqual([]);
+    const summary = csv.data.find((row) => row.record === 'session');
+    expect(summary).toMatchObject({ session, state: 'prepared', direction: 'h1-h2' });
+    expect(summary?.consistency_time).not.toBe('');
+    // Copy sets by site and volume names, with the verify the failback ran.
     const copySet = csv.data.find((row) => row.record === 'copy-set');
-    expect(copySet).toMatchObject({ session, h1_volume: 'mir-db', h2_volume: 'mir-db-copy', state: 'prepared', direction: 'h1-h2', out_of_sync_tracks: '0', track_count: '256' });
-    expect(copySet?.consistency_time).not.toBe('');
-    expect(csv.data.filter((row) => row.record === 'event').map((row) => row.event_type)).toContain('session.failback');
+    expect(copySet).toMatchObject({ session, copy_set: 'primary:mir-db -> secondary:mir-db-copy', h1_site: 'primary', h2_site: 'secondary', pair_state: 'duplex', out_of_sync_tracks: '0', track_count: '256' });
+    expect(copySet?.last_verify_at).not.toBe('');
+    // Both sites' events and both sites' exposure history.
+    const events = csv.data.filter((row) => row.record === 'event');
+    expect(events.map((row) => row.event_type)).toContain('session.failback');
+    expect(new Set(events.map((row) => row.site))).toEqual(new Set(['primary', 'secondary']));
+    expect(new Set(csv.data.filter((row) => row.record === 'history').map((row) => row.site))).toEqual(new Set(['primary', 'secondary']));
+    expect(csv.data.filter((row) => row.record === 'site').map((row) => `${row.site}:${row.reachable}`)).toEqual(['primary:true', 'secondary:true']);
 
     const jsonFile = await sessions.exportReport('session', session, 'JSON');
     const report = JSON.parse(await readFile((await jsonFile.path())!, 'utf8')) as {
       kind: string;
-      sessions: { session: { name: string; state: string; pairs: { h1Volume: string }[] }; events: { type: string }[] }[];
+      sessions: { session: { name: string; state: string; pairs: { h1Volume: string }[] }; events: { type: string; site: string }[]; history: { site: string; points: unknown[] }[] }[];
     };
     expect(report.kind).toBe('session');
     expect(report.sessions[0].session).toMatchObject({ name: session, state: 'prepared' });
     expect(report.sessions[0].session.pairs.map((pair) => pair.h1Volume)).toEqual(['mir-db']);
     expect(report.sessions[0].events.length).toBeGreaterThan(0);
+    expect(report.sessions[0].history.map((history) => history.site)).toEqual(['primary', 'secondary']);
+    expect(report.sessions[0].history.every((history) => history.points.length > 0)).toBe(true);
 
     const pdfFile = await sessions.exportReport('session', session, 'PDF');
     const pdf = await readFile((await pdfFile.path())!);
     expect(pdf.subarray(0, 5).toString('latin1')).toBe('%PDF-');
     expect(pdf.toString('latin1')).toContain(session);
     await screenshot(tandem.page, testInfo, 'sessions-after-export');
+  });
+
+  test("the exposure chart draws the agents' history of both sites, survives a reload, and switches its range", async ({ page }, testInfo) => {
+    const tandem = new ConsolePage(page, world.backend);
+    const sessions = new SessionsPage(tandem.page);
+    await tandem.open();
+    await sessions.open();
+    const chart = sessions.card(session).getByTestId(`exposure-chart-${session}`);
+    await expect(chart.getByTestId('exposure-site-primary')).toContainText('sampled at primary', { timeout: 30_000 });
+    await expect(chart.getByTestId('exposure-site-secondary')).toContainText('sampled at secondary');
+    await expect(chart.getByTestId('exposure-plot').locator('canvas').first()).toBeVisible();
+    await expect(chart).toContainText('a point per 10 s');
+    // The samples are the agents': a reload shows them again at once.
+    await page.reload();
+    await sessions.open();
+    await expect(chart.getByTestId('exposure-plot').locator('canvas').first()).toBeVisible({ timeout: 30_000 });
+    await chart.getByText('24 h', { exact: true }).click();
+    await expect(chart.getByRole('radio', { name: '24 h' })).toBeChecked();
+    await expect(chart.getByTestId('exposure-plot').locator('canvas').first()).toBeVisible();
+    await page.setViewportSize({ width: 1024, height: 768 });
+    // It fits a 1024 px window: nothing wider than the page.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1024);
+    const box = (await chart.boundingBox())!;
+    expect(box.x + box.width).toBeLessThanOrEqual(1024);
+    await screenshot(tandem.page, testInfo, 'sessions-exposure-chart-1024');
   });
 
   test('a cluster groups its sessions, and exports as a whole', async ({ page }, testInfo) => {
@@ -170,6 +206,8 @@ test.describe.serial('mirroring sessions: create, start, fail over, fail back, r
     const csvFile = await sessions.exportReport('cluster', 'e2e-payments', 'CSV');
     const csv = Papa.parse<Record<string, string>>(await readFile((await csvFile.path())!, 'utf8'), { header: true, skipEmptyLines: true });
     expect(csv.data.filter((row) => row.record === 'copy-set').map((row) => row.session)).toEqual([session]);
+    // The master data set's history: records the processor wrote (every 0.5 s).
+    expect(csv.data.filter((row) => row.record === 'mds-record').length).toBeGreaterThan(0);
     const pdfFile = await sessions.exportReport('cluster', 'e2e-payments', 'PDF');
     const pdf = await readFile((await pdfFile.path())!);
     expect(pdf.subarray(0, 5).toString('latin1')).toBe('%PDF-');

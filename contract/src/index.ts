@@ -11,3 +11,4 @@ export * from './agent.ts';
 export * from './replication.ts';
 export * from './clusters.ts';
 export * from './flash.ts';
+export * from './history.ts';

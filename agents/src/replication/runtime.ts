@@ -16,6 +16,7 @@ import type { StorageEngine } from '../storage/engine.ts';
 import type { Authority } from '../tls/authority.ts';
 import { certificateFingerprint } from '../tls/fingerprint.ts';
 import { ClusterManager } from './clusters/manager.ts';
+import { SessionHistoryRecorder } from './history/session-history.ts';
 import { PeerLinkServer } from './link/peer-link.ts';
 import { PeerRegistry } from './peers.ts';
 import { ReplicationService } from './service.ts';
@@ -28,6 +29,8 @@ export interface ReplicationRuntime {
   peers: PeerRegistry;
   /** Clusters of sessions defined here, their processors and master data sets. */
   clusters: ClusterManager;
+  /** Every session's history, sampled here and kept in the catalog. */
+  history: SessionHistoryRecorder;
   /** NBD exports: every volume behind the splitter. */
   exports: ExportCatalog;
   linkAddress: string;
@@ -77,6 +80,8 @@ export async function startReplication(options: {
     dataDir: engine.paths.root,
     logger: logger.child({ component: 'clusters' }),
   });
+  const history = new SessionHistoryRecorder(service, engine.catalog, logger.child({ component: 'history' }));
+  history.start();
 
   const ourRequest = (token: string): PeerAcceptRequest => ({
     token,
@@ -91,6 +96,7 @@ export async function startReplication(options: {
     service,
     peers,
     clusters,
+    history,
     exports: splitterExports(engine.exports, options.flash ? [options.flash, service] : [service]),
     linkAddress,
     async pairWith(apiAddress, token, fingerprint) {
@@ -134,6 +140,7 @@ export async function startReplication(options: {
       };
     },
     async close() {
+      history.close();
       await clusters.close();
       await service.close();
       peers.close();

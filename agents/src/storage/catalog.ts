@@ -141,7 +141,33 @@ const migrations: string[] = [
   `ALTER TABLE pairs ADD COLUMN joining INTEGER NOT NULL DEFAULT 0;`,
   // One subject's events (GET /v1/events?subject=) without scanning the whole log.
   `CREATE INDEX events_subject ON events (subject, id);`,
+  // Session history (replication/history/history-store.ts): every session's samples as runs of equal samples, by session id.
+  `CREATE TABLE session_history (
+     id INTEGER PRIMARY KEY,
+     session_id TEXT NOT NULL,
+     start_ms INTEGER NOT NULL,
+     end_ms INTEGER NOT NULL,
+     samples INTEGER NOT NULL,
+     trend TEXT NOT NULL CHECK (trend IN ('single', 'frozen', 'steady')),
+     state TEXT NOT NULL,
+     health TEXT NOT NULL,
+     consistency_ms INTEGER,
+     exposure_ms INTEGER,
+     out_of_sync_tracks INTEGER NOT NULL,
+     out_of_sync_bytes INTEGER NOT NULL,
+     peers TEXT NOT NULL,
+     detail TEXT
+   );
+   CREATE INDEX session_history_by_end ON session_history (session_id, end_ms);`,
 ];
+
+/** The catalog's schema version: how many migrations an up-to-date catalog has run (its `user_version`). */
+export const CATALOG_VERSION = migrations.length;
+
+/** The schema of an older release, for tests that open a catalog as that release left it. */
+export function catalogMigrationsUpTo(version: number): string[] {
+  return migrations.slice(0, version);
+}
 
 /**
  * The agent's SQLite catalog. Opened by the daemon and, briefly, by admin

@@ -15,6 +15,8 @@ import {
   ProblemError,
   RemovePairQuerySchema,
   SessionActionSchema,
+  SessionHistoryQuerySchema,
+  SessionHistorySchema,
   SessionInfoSchema,
   SessionListSchema,
   SessionNameSchema,
@@ -113,6 +115,13 @@ export async function replicationRoutes(fastify: FastifyInstance, deps: ApiDepen
       const session = await service.setShipInterval(request.params.name, Math.round(seconds * 1000));
       return service.info(session);
     },
+  );
+
+  // The agent's own samples of the session (state, health, consistency time, exposure, peer links), with gaps where it took none.
+  app.get(
+    '/v1/sessions/:name/history',
+    { schema: { params: SessionParamsSchema, querystring: SessionHistoryQuerySchema, response: { 200: SessionHistorySchema } } },
+    async (request) => runtime().history.history(request.params.name, request.query),
   );
 
   // Snapshot shipping: one cycle now, answered once the target committed it.

@@ -20,6 +20,7 @@ import { AgentApiClient } from '../api-client.ts';
 import { dataOption, jsonOption } from '../arguments.ts';
 import { formatFields, formatTable, print, printJson, usageError } from '../output.ts';
 import { withClient, type AdminOptions } from './admin.ts';
+import { registerSessionHistoryCommand } from './session-history.ts';
 
 /**
  * POSTs a request the agent answers only once the work is done (minutes on big volumes), through a
@@ -359,6 +360,7 @@ export function registerReplicationCommands(program: Command): void {
         else print(sessionFields(found));
       }),
     );
+  registerSessionHistoryCommand(session);
   session
     .command('bitmap <name> <copy-set>')
     .description('the out-of-sync tracks of a copy set at this site, exactly (copy set: its id or a volume name)')

@@ -1,8 +1,15 @@
 import Papa from 'papaparse';
 import type { ReportDocument, ReportFile, ReportFormat } from '../../shared/sessions-api.ts';
 import { reportPdf } from './report-pdf.ts';
+import { peersText } from './report-text.ts';
 
-/** Columns of the CSV report: one row per copy set, then one row per recent event (`record` tells them apart). */
+/**
+ * Columns of the CSV report. One row per fact, `record` says which kind:
+ * `site` (reached or not, since when), `cluster`, `cluster-member`,
+ * `mds-record` (master data set history), `missing` (a member not read),
+ * `session`, `copy-set`, `event`, `history` (one exposure point), `gap`
+ * (no samples at a site), `flash` (one pair of a flash copy session).
+ */
 export const csvColumns = [
   'record',
   'site',
@@ -13,56 +20,169 @@ export const csvColumns = [
   'direction',
   'consistency_time',
   'exposure_seconds',
+  'observed_at',
+  'reachable',
+  'unreachable_since',
+  'problem',
   'copy_set',
+  'h1_site',
   'h1_volume',
+  'h2_site',
   'h2_volume',
   'pair_state',
   'reason',
   'out_of_sync_tracks',
+  'out_of_sync_bytes',
   'target_changed_tracks',
   'track_count',
   'synced_percent',
-  'event_time',
+  'last_verify_at',
+  'last_verify_compared',
+  'last_verify_differing',
+  'last_verify_unverified',
+  'time',
+  'until',
+  'samples',
+  'peers',
   'event_type',
   'severity',
   'message',
+  'flash_session',
+  'flash_state',
+  'point_in_time',
+  'source',
+  'target',
+  'copied_percent',
+  'cluster',
+  'sequence',
 ] as const;
 
-type CsvRow = Partial<Record<(typeof csvColumns)[number], string | number | null>>;
+export type CsvColumn = (typeof csvColumns)[number];
+type CsvRow = Partial<Record<CsvColumn, string | number | boolean | null>>;
 
-export function reportCsv(document: ReportDocument): string {
+export function reportRows(document: ReportDocument): CsvRow[] {
   const rows: CsvRow[] = [];
-  for (const { site, session, events } of document.sessions) {
-    const common = {
-      site,
-      session: session.name,
+  for (const site of document.sites) {
+    rows.push({ record: 'site', site: site.site, reachable: site.reachable, time: site.checkedAt, unreachable_since: site.unreachableSince, problem: site.problem });
+  }
+  const cluster = document.cluster;
+  if (cluster) {
+    rows.push({ record: 'cluster', cluster: cluster.name, site: cluster.processorSite, health: cluster.health, consistency_time: cluster.consistencyTime, exposure_seconds: cluster.exposureSeconds, time: cluster.consolidatedAt });
+    for (const member of cluster.members) {
+      rows.push({
+        record: 'cluster-member',
+        cluster: cluster.name,
+        session: member.session,
+        site: member.site,
+        state: member.state,
+        health: member.health,
+        consistency_time: member.consistencyTime,
+        exposure_seconds: member.exposureSeconds,
+        time: member.reportedAt,
+        reason: member.status === 'unknown' ? `unknown: ${member.detail ?? 'not reporting'}` : member.detail,
+      });
+    }
+  }
+  for (const record of document.clusterHistory?.records ?? []) {
+    rows.push({
+      record: 'mds-record',
+      cluster: record.cluster,
+      site: document.clusterHistory!.site,
+      sequence: record.sequence,
+      time: record.time,
+      health: record.health,
+      consistency_time: record.consistencyTime,
+      exposure_seconds: record.exposureSeconds,
+      message: record.members.map((member) => `${member.site}/${member.session} ${member.status} ${member.state} ${member.health}`).join('; '),
+    });
+  }
+  for (const member of document.missing) rows.push({ record: 'missing', session: member.session, site: member.site, reason: member.reason });
+  for (const report of document.sessions) {
+    const { session } = report;
+    const name = session.name;
+    rows.push({
+      record: 'session',
+      site: report.site,
+      session: name,
       type: session.type,
       state: session.state,
       health: session.health,
       direction: session.direction,
       consistency_time: session.consistencyTime,
       exposure_seconds: session.exposureSeconds,
-    };
-    for (const pair of session.pairs) {
+      observed_at: session.observedAt,
+      reason: session.detail,
+    });
+    for (const set of report.copySets) {
       rows.push({
         record: 'copy-set',
-        ...common,
-        copy_set: pair.id,
-        h1_volume: pair.h1Volume,
-        h2_volume: pair.h2Volume,
-        pair_state: pair.state,
-        reason: pair.reason,
-        out_of_sync_tracks: pair.outOfSyncTracks,
-        target_changed_tracks: pair.targetChangedTracks,
-        track_count: pair.trackCount,
-        synced_percent: pair.syncedPercent,
+        site: report.site,
+        session: name,
+        copy_set: set.name,
+        h1_site: set.h1Site,
+        h1_volume: set.h1Volume,
+        h2_site: set.h2Site,
+        h2_volume: set.h2Volume,
+        pair_state: set.state,
+        reason: set.reason,
+        out_of_sync_tracks: set.outOfSyncTracks,
+        out_of_sync_bytes: set.outOfSyncBytes,
+        target_changed_tracks: set.targetChangedTracks,
+        track_count: set.trackCount,
+        synced_percent: set.syncedPercent,
+        last_verify_at: set.lastVerify?.finishedAt,
+        last_verify_compared: set.lastVerify?.comparedTracks,
+        last_verify_differing: set.lastVerify?.differingTracks,
+        last_verify_unverified: set.lastVerify?.unverifiedTracks,
       });
     }
-    for (const event of events) {
-      rows.push({ record: 'event', site, session: session.name, event_time: event.time, event_type: event.type, severity: event.severity, message: event.message });
+    for (const event of report.events) {
+      rows.push({ record: 'event', site: event.site, session: name, time: event.time, event_type: event.type, severity: event.severity, message: event.message });
+    }
+    for (const history of report.history) {
+      for (const point of history.points) {
+        rows.push({
+          record: 'history',
+          site: history.site,
+          session: name,
+          time: point.time,
+          samples: point.samples,
+          state: point.state,
+          health: point.health,
+          consistency_time: point.consistencyTime,
+          exposure_seconds: point.exposureSeconds,
+          out_of_sync_tracks: point.outOfSyncTracks,
+          out_of_sync_bytes: point.outOfSyncBytes,
+          peers: peersText(point),
+          reason: point.detail,
+        });
+      }
+      for (const gap of history.gaps) rows.push({ record: 'gap', site: history.site, session: name, time: gap.from, until: gap.to, message: 'no samples: the agent was not running' });
+    }
+    for (const flash of report.flashSessions) {
+      for (const pair of flash.pairs) {
+        rows.push({
+          record: 'flash',
+          site: flash.site,
+          session: name,
+          flash_session: flash.name,
+          flash_state: flash.state,
+          point_in_time: flash.pointInTime,
+          until: flash.withdrawnAt,
+          source: pair.source,
+          target: pair.target,
+          pair_state: pair.state,
+          copied_percent: pair.percent,
+        });
+      }
     }
   }
-  return Papa.unparse({ fields: [...csvColumns], data: rows.map((row) => csvColumns.map((column) => row[column] ?? '')) });
+  return rows;
+}
+
+export function reportCsv(document: ReportDocument): string {
+  const cell = (value: string | number | boolean | null | undefined) => (value === null || value === undefined ? '' : String(value));
+  return Papa.unparse({ fields: [...csvColumns], data: reportRows(document).map((row) => csvColumns.map((column) => cell(row[column]))) });
 }
 
 function fileStem(document: ReportDocument): string {

@@ -1,5 +1,8 @@
 import { createRequire } from 'node:module';
-import type { ReportDocument, SessionReport } from '../../shared/sessions-api.ts';
+import { formatSize, type HistoryGap, type HistoryPoint, type SessionHistory } from '@tandem/contract';
+import type { ReportDocument, ReportSite, SessionReport } from '../../shared/sessions-api.ts';
+import { exposureChartSvg } from './report-chart.ts';
+import { peersText } from './report-text.ts';
 
 /** The few pdfmake 0.3 calls used here (it ships no types). */
 interface PdfMake {
@@ -9,7 +12,7 @@ interface PdfMake {
   createPdf(definition: unknown): { getBuffer(): Promise<Buffer> };
 }
 
-type Cell = string | { text: string; style?: string; bold?: boolean; color?: string };
+type Cell = string | { text: string; style?: string; bold?: boolean; color?: string; italics?: boolean };
 
 const healthColours: Record<string, string> = { normal: '#2f9e44', warning: '#f08c00', severe: '#e03131', inactive: '#868e96', unknown: '#868e96' };
 
@@ -29,64 +32,201 @@ function pdfmake(): PdfMake {
   return instance;
 }
 
-const dash = (value: string | number | null | undefined) => (value === null || value === undefined ? '–' : String(value));
-const seconds = (value: number | null) => (value === null ? '–' : `${value.toFixed(1)} s`);
+const dash = (value: string | number | null | undefined) => (value === null || value === undefined || value === '' ? '-' : String(value));
+const seconds = (value: number | null) => (value === null ? '-' : `${value.toFixed(1)} s`);
 
 function table(header: string[], rows: Cell[][], widths?: (string | number)[]) {
   return {
     table: { headerRows: 1, widths: widths ?? header.map(() => 'auto'), body: [header.map((text) => ({ text, bold: true })), ...rows] },
     layout: 'lightHorizontalLines',
-    fontSize: 8,
+    fontSize: 7.5,
     margin: [0, 4, 0, 10],
   };
 }
 
-function sessionSection({ site, session, events }: SessionReport): unknown[] {
+const none = (what: string) => ({ text: what, italics: true, color: '#868e96', margin: [0, 2, 0, 10] });
+
+function siteRows(sites: ReportSite[]): Cell[][] {
+  return sites.map((site) => [
+    site.site,
+    site.reachable
+      ? { text: `reached at ${site.checkedAt}`, color: '#2f9e44' }
+      : { text: `UNREACHABLE since ${dash(site.unreachableSince)} (checked ${site.checkedAt}): ${dash(site.problem)}`, color: '#e03131', bold: true },
+  ]);
+}
+
+/** Consecutive points alike but for their exposure (same state, health, out of sync, peers, detail), or a span without samples. */
+export type HistoryStretch =
+  | { kind: 'points'; first: HistoryPoint; last: HistoryPoint; points: number; samples: number; minExposure: number | null; maxExposure: number | null }
+  | { kind: 'gap'; gap: HistoryGap };
+
+const alike = (a: HistoryPoint, b: HistoryPoint) =>
+  a.state === b.state && a.health === b.health && a.outOfSyncTracks === b.outOfSyncTracks && a.outOfSyncBytes === b.outOfSyncBytes && a.detail === b.detail && peersText(a) === peersText(b);
+
+/** A site's history as stretches: the PDF's compact table (every point falls in exactly one stretch). */
+export function historyStretches(history: SessionHistory): HistoryStretch[] {
+  const out: HistoryStretch[] = [];
+  const gaps = [...history.gaps];
+  let current: Extract<HistoryStretch, { kind: 'points' }> | null = null;
+  for (const point of history.points) {
+    while (gaps.length > 0 && Date.parse(gaps[0].to) <= Date.parse(point.time)) {
+      out.push({ kind: 'gap', gap: gaps.shift()! });
+      current = null;
+    }
+    const exposure = point.exposureSeconds;
+    if (current && alike(current.last, point)) {
+      current.last = point;
+      current.points++;
+      current.samples += point.samples;
+      if (exposure !== null) {
+        current.minExposure = current.minExposure === null ? exposure : Math.min(current.minExposure, exposure);
+        current.maxExposure = current.maxExposure === null ? exposure : Math.max(current.maxExposure, exposure);
+      }
+      continue;
+    }
+    current = { kind: 'points', first: point, last: point, points: 1, samples: point.samples, minExposure: exposure, maxExposure: exposure };
+    out.push(current);
+  }
+  for (const gap of gaps) out.push({ kind: 'gap', gap });
+  return out;
+}
+
+function historySection(report: SessionReport, range: { from: string; to: string }): unknown[] {
+  const unreachable = report.sites.filter((site) => !site.reachable).map((site) => site.site);
+  const content: unknown[] = [{ text: `Exposure history ${range.from} to ${range.to}`, bold: true }];
+  if (unreachable.length > 0) content.push({ text: `No history from ${unreachable.join(', ')}: not reachable when the report was built.`, color: '#e03131' });
+  if (report.history.length === 0) return [...content, none('no site could be asked')];
+  content.push({ svg: exposureChartSvg(report.history, range), margin: [0, 4, 0, 4] });
+  for (const history of report.history) {
+    const resolution = history.resolutionSeconds > history.sampleIntervalSeconds ? `; a point per ${history.resolutionSeconds} s, the worst sample of each` : '';
+    content.push({ text: `As sampled at ${history.site} (every ${history.sampleIntervalSeconds} s${resolution}): ${history.points.length} points`, margin: [0, 4, 0, 0] });
+    const rows: Cell[][] = historyStretches(history).map((stretch) =>
+      stretch.kind === 'gap'
+        ? [stretch.gap.from, stretch.gap.to, '0', { text: 'no samples', color: '#e03131' }, '-', '-', '-', '-', { text: 'the agent was not running: nothing known from this site', italics: true }]
+        : [
+            stretch.first.time,
+            stretch.last.time,
+            `${stretch.points} / ${stretch.samples}`,
+            stretch.last.state,
+            { text: stretch.last.health, color: healthColours[stretch.last.health] },
+            stretch.minExposure === stretch.maxExposure ? seconds(stretch.maxExposure) : `${seconds(stretch.minExposure)} .. ${seconds(stretch.maxExposure)}`,
+            `${stretch.last.outOfSyncTracks} (${formatSize(stretch.last.outOfSyncBytes)})`,
+            dash(peersText(stretch.last)),
+            dash(stretch.last.detail),
+          ],
+    );
+    content.push(
+      rows.length === 0
+        ? none('no samples in this range')
+        : table(['From', 'To', 'Points / samples', 'State', 'Health', 'Exposure', 'Out of sync', 'Peers', 'Detail'], rows, ['auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', 'auto', '*']),
+    );
+  }
+  return content;
+}
+
+function sessionSection(report: SessionReport, range: { from: string; to: string }): unknown[] {
+  const { session } = report;
   return [
-    { text: `Session ${session.name}`, style: 'heading' },
+    { text: `Session ${session.name}`, style: 'heading', pageBreak: 'before' },
     {
       text: [
-        `${session.type} · ${session.direction} · at ${site} (${session.role}) · `,
+        `${session.type} · ${session.direction} (H1 ${session.h1Site}, H2 ${session.h2Site}) · as ${report.site} saw it at ${session.observedAt} · `,
         { text: `${session.state} / ${session.health}`, color: healthColours[session.health], bold: true },
       ],
     },
-    { text: `Consistency time ${dash(session.consistencyTime)} · exposure ${seconds(session.exposureSeconds)}`, margin: [0, 2, 0, 2] },
-    table(
-      ['Copy set', 'H1 volume', 'H2 volume', 'State', 'Out of sync', 'Target changed', 'Tracks', 'Synced'],
-      session.pairs.map((pair) => [
-        pair.id,
-        pair.h1Volume,
-        pair.h2Volume,
-        pair.reason ? `${pair.state} (${pair.reason})` : pair.state,
-        String(pair.outOfSyncTracks),
-        String(pair.targetChangedTracks),
-        String(pair.trackCount),
-        pair.syncedPercent === null ? '–' : `${Math.round(pair.syncedPercent)} %`,
-      ]),
-    ),
-    { text: 'Recent events', bold: true },
-    events.length === 0
-      ? { text: 'none', italics: true, margin: [0, 2, 0, 10] }
-      : table(['Time', 'Type', 'Severity', 'Message'], events.map((event) => [event.time, event.type, event.severity, event.message]), ['auto', 'auto', 'auto', '*']),
+    { text: `Consistency time ${dash(session.consistencyTime)} · exposure ${seconds(session.exposureSeconds)} · recoverable ${session.recoverable ? 'yes' : 'no'}`, margin: [0, 2, 0, 2] },
+    ...(session.detail ? [{ text: session.detail, italics: true }] : []),
+    table(['Site', 'Reached'], siteRows(report.sites), ['auto', '*']),
+    { text: 'Copy sets', bold: true },
+    report.copySets.length === 0
+      ? none('no copy sets')
+      : table(
+          ['Copy set', 'State', 'Out of sync', 'Target changed', 'Tracks', 'Synced', 'Last verify'],
+          report.copySets.map((set) => [
+            set.name,
+            set.reason ? `${set.state} (${set.reason})` : set.state,
+            `${set.outOfSyncTracks} (${formatSize(set.outOfSyncBytes)})`,
+            String(set.targetChangedTracks),
+            String(set.trackCount),
+            set.syncedPercent === null ? '-' : `${set.syncedPercent} %`,
+            set.lastVerify
+              ? `${set.lastVerify.ok ? 'ok' : 'DIFFERENCES'}: ${set.lastVerify.comparedTracks} compared, ${set.lastVerify.differingTracks} differing, ${set.lastVerify.unverifiedTracks} unverified at ${set.lastVerify.finishedAt}`
+              : 'never verified',
+          ]),
+          ['*', 'auto', 'auto', 'auto', 'auto', 'auto', '*'],
+        ),
+    ...historySection(report, range),
+    { text: 'Flash copies of these volumes', bold: true },
+    report.flashSessions.length === 0
+      ? none('none')
+      : table(
+          ['Site', 'Flash session', 'State', 'Point in time', 'Withdrawn', 'Pairs'],
+          report.flashSessions.map((flash) => [
+            flash.site,
+            flash.name,
+            flash.state,
+            dash(flash.pointInTime),
+            dash(flash.withdrawnAt),
+            flash.pairs.map((pair) => `${pair.source} -> ${pair.target} ${pair.state} ${pair.percent} %`).join('\n'),
+          ]),
+          ['auto', 'auto', 'auto', 'auto', 'auto', '*'],
+        ),
+    { text: 'Events at every reached site', bold: true },
+    report.events.length === 0
+      ? none('none')
+      : table(['Time', 'Site', 'Type', 'Severity', 'Message'], report.events.map((event) => [event.time, event.site, event.type, event.severity, event.message]), ['auto', 'auto', 'auto', 'auto', '*']),
   ];
 }
 
 function clusterSection(document: ReportDocument): unknown[] {
   const cluster = document.cluster;
   if (!cluster) return [];
+  const history = document.clusterHistory;
   return [
-    { text: `Processor at ${cluster.processorSite} · health `, margin: [0, 0, 0, 2] },
-    { text: cluster.health, color: healthColours[cluster.health], bold: true },
-    { text: `Cluster consistency time ${dash(cluster.consistencyTime)} · exposure ${seconds(cluster.exposureSeconds)}` },
+    {
+      text: [`Processor at ${cluster.processorSite} · health `, { text: cluster.health, color: healthColours[cluster.health], bold: true }],
+      margin: [0, 0, 0, 2],
+    },
+    { text: `Cluster consistency time ${dash(cluster.consistencyTime)} · exposure ${seconds(cluster.exposureSeconds)} · consolidated ${dash(cluster.consolidatedAt)}` },
     table(
-      ['Member', 'Site', 'Status', 'State', 'Health', 'Consistency time', 'Exposure'],
-      cluster.members.map((member) => [member.session, member.site, member.status, member.state, member.health, dash(member.consistencyTime), seconds(member.exposureSeconds)]),
+      ['Member', 'Site', 'Status', 'State', 'Health', 'Consistency time', 'Exposure', 'Reported'],
+      cluster.members.map((member) => [member.session, member.site, member.status, member.state, member.health, dash(member.consistencyTime), seconds(member.exposureSeconds), dash(member.reportedAt)]),
     ),
+    ...(document.missing.length > 0
+      ? [
+          { text: 'Members not in this report', bold: true, color: '#e03131' },
+          table(['Member', 'Site', 'Why'], document.missing.map((member) => [member.session, member.site, member.reason]), ['auto', 'auto', '*']),
+        ]
+      : []),
+    { text: `Master data set history${history ? ` at ${history.site}` : ''}`, bold: true },
+    !history || history.records.length === 0
+      ? none('no records')
+      : table(
+          ['Sequence', 'Time', 'Health', 'Consistency time', 'Exposure', 'Members'],
+          history.records.map((record) => [
+            String(record.sequence),
+            record.time,
+            record.health,
+            dash(record.consistencyTime),
+            seconds(record.exposureSeconds),
+            record.members.map((member) => `${member.site}/${member.session} ${member.status} ${member.state} ${member.health}`).join('; '),
+          ]),
+          ['auto', 'auto', 'auto', 'auto', 'auto', '*'],
+        ),
+    ...(history?.damage ? [{ text: `Master data set: ${history.damage}`, color: '#e03131' }] : []),
   ];
 }
 
-/** The report as a PDF: title, cluster summary (for a cluster), then each session's copy sets and recent events. */
+/**
+ * The report as a PDF with the same content as the JSON and the CSV: the
+ * sites asked (unreachable ones named, with since when), the cluster with its
+ * master data set history, then per session its copy sets by name with their
+ * last verify, the exposure history (a chart and every point, as stretches of
+ * alike points), the flash copies of its volumes and the events of every
+ * reached site.
+ */
 export async function reportPdf(document: ReportDocument): Promise<Buffer> {
+  const range = { from: document.historyFrom, to: document.historyTo };
   const definition = {
     // ASCII metadata: the title stays readable in the file (tools and tests find the session's name without a PDF parser).
     info: { title: `Tandem report: ${document.title}`, subject: document.sessions.map((each) => each.session.name).join(', '), creator: 'Tandem console' },
@@ -96,10 +236,12 @@ export async function reportPdf(document: ReportDocument): Promise<Buffer> {
     defaultStyle: { font: 'Helvetica', fontSize: 9 },
     styles: { title: { fontSize: 16, bold: true }, heading: { fontSize: 12, bold: true, margin: [0, 10, 0, 2] } },
     content: [
-      { text: `Tandem — ${document.title}`, style: 'title' },
-      { text: `Generated ${document.generatedAt}`, color: '#868e96', margin: [0, 0, 0, 8] },
+      { text: `Tandem - ${document.title}`, style: 'title' },
+      { text: `Generated ${document.generatedAt} · exposure history ${document.historyFrom} to ${document.historyTo}`, color: '#868e96', margin: [0, 0, 0, 8] },
+      { text: 'Sites', bold: true },
+      table(['Site', 'Reached'], siteRows(document.sites), ['auto', '*']),
       ...clusterSection(document),
-      ...document.sessions.flatMap(sessionSection),
+      ...document.sessions.flatMap((report) => sessionSection(report, range)),
     ],
   };
   return pdfmake().createPdf(definition).getBuffer();

@@ -7,6 +7,7 @@ import {
   PairingTokenSchema,
   PeerInfoSchema,
   PeerListSchema,
+  SessionHistorySchema,
   SessionInfoSchema,
   SessionListSchema,
   ShipCycleReportSchema,
@@ -22,6 +23,8 @@ import {
   type PairSiteRequest,
   type PeerInfo,
   type SessionAction,
+  type SessionHistory,
+  type SessionHistoryQuery,
   type SessionInfo,
   type ShipCycleReport,
   type UpdateSessionRequest,
@@ -44,6 +47,7 @@ export const replicationPaths = {
   preflight: (name: string) => `${session(name)}/failback-preflight`,
   verify: (name: string) => `${session(name)}/verify`,
   shipNow: (name: string) => `${session(name)}/ship-now`,
+  sessionHistory: (name: string) => `${session(name)}/history`,
   clusters: '/v1/clusters',
   cluster,
   history: (name: string) => `${cluster(name)}/history`,
@@ -106,6 +110,14 @@ export class ReplicationClient {
 
   verify(name: string): Promise<VerifyReport> {
     return this.agent.request('POST', replicationPaths.verify(name), VerifyReportSchema);
+  }
+
+  /** The agent's own samples of the session over [from, to] (at most maxPoints points; gaps where it took none). */
+  sessionHistory(name: string, query: Partial<SessionHistoryQuery>): Promise<SessionHistory> {
+    const search = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) if (value !== undefined) search.set(key, String(value));
+    const suffix = search.size > 0 ? `?${search}` : '';
+    return this.agent.request('GET', `${replicationPaths.sessionHistory(name)}${suffix}`, SessionHistorySchema);
   }
 
   clusters(): Promise<ClusterInfo[]> {

@@ -6,12 +6,14 @@ import {
   FailbackOptionsSchema,
   ProblemError,
   SessionActionSchema,
+  SessionHistoryQuerySchema,
   SessionNameSchema,
   UpdateSessionRequestSchema,
   VolumeNameSchema,
 } from '@tandem/contract';
 import { PairSitesRequestSchema, ReportQuerySchema } from '../../shared/sessions-api.ts';
-import { buildClusterReport, buildSessionReport } from '../reports/report-builder.ts';
+import { FlashClient } from '../flash/flash-client.ts';
+import { buildClusterReport, buildSessionReport, type ReportOptions, type SiteAccess } from '../reports/report-builder.ts';
 import { renderReport } from '../reports/report-formats.ts';
 import { parseInput, type Router } from '../router.ts';
 import type { SiteManager } from '../site-manager.ts';
@@ -27,8 +29,27 @@ const PreflightQuery = z.object({ verifyCodes: booleanText.default(true), fullCo
 const HistoryQuery = z.object({ limit: z.coerce.number().int().min(1).max(10_000).default(100) });
 const EventsQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
 
-/** How many recent events a report lists per session. */
-const reportEventLimit = 50;
+/** How many recent events a report lists per session and site. */
+const reportEventLimit = 100;
+/** Points of exposure history per site in a report (the worst sample of each stretch when the range holds more). */
+const reportHistoryPoints = 288;
+
+/** The report's way to every site the console knows, by site name: connected ones with clients, others with since when and why not. */
+function siteAccess(sites: SiteManager): SiteAccess {
+  return {
+    reach(siteName) {
+      const known = sites.list().find((site) => site.site === siteName);
+      if (!known) return { site: siteName, since: new Date().toISOString(), problem: 'not connected to this console' };
+      if (known.connection.state !== 'connected') {
+        const why = known.connection.lastProblem ? `${known.connection.lastProblem.problem}: ${known.connection.lastProblem.message}` : 'no answer';
+        return { site: siteName, since: known.connection.since, problem: `${known.connection.state} (${why})` };
+      }
+      const agent = sites.client(known.id);
+      return { site: siteName, replication: new ReplicationClient(agent), flash: new FlashClient(agent) };
+    },
+    connected: () => sites.list().filter((site) => site.connection.state === 'connected').map((site) => site.site),
+  };
+}
 
 /**
  * Mirroring routes for the renderer: peers, sessions and their actions,
@@ -97,10 +118,15 @@ export function replicationRoutes(sites: SiteManager, router: Router): Router {
       const { limit } = parseInput(EventsQuery, Object.fromEntries(query));
       return { body: { events: await replication(siteId).sessionEvents(name, limit) } };
     })
+    .add('GET', '/api/sites/:siteId/sessions/:name/history', async ({ params, query }) => {
+      const { siteId, name } = parseInput(SessionParams, params);
+      return { body: await replication(siteId).sessionHistory(name, parseInput(SessionHistoryQuerySchema, Object.fromEntries(query))) };
+    })
     .add('GET', '/api/sites/:siteId/sessions/:name/report', async ({ params, query }) => {
       const { siteId, name } = parseInput(SessionParams, params);
-      const { format } = parseInput(ReportQuerySchema, Object.fromEntries(query));
-      const document = await buildSessionReport(sites.get(siteId).site, replication(siteId), name, reportEventLimit);
+      const { format, historySeconds } = parseInput(ReportQuerySchema, Object.fromEntries(query));
+      const options: ReportOptions = { eventLimit: reportEventLimit, historySeconds, historyPoints: reportHistoryPoints };
+      const document = await buildSessionReport(siteAccess(sites), sites.get(siteId).site, name, options);
       return { body: await renderReport(document, format) };
     })
     .add('GET', '/api/sites/:siteId/clusters', async ({ params }) => ({ body: { clusters: await replication(siteOf(params)).clusters() } }))
@@ -114,12 +140,9 @@ export function replicationRoutes(sites: SiteManager, router: Router): Router {
     })
     .add('GET', '/api/sites/:siteId/clusters/:name/report', async ({ params, query }) => {
       const { siteId, name } = parseInput(ClusterParams, params);
-      const { format } = parseInput(ReportQuerySchema, Object.fromEntries(query));
-      const siteClient = (siteName: string) => {
-        const known = sites.list().find((site) => site.site === siteName && site.connection.state === 'connected');
-        return known ? { site: known.site, client: replication(known.id) } : null;
-      };
-      const document = await buildClusterReport(sites.get(siteId).site, replication(siteId), name, siteClient, reportEventLimit);
+      const { format, historySeconds } = parseInput(ReportQuerySchema, Object.fromEntries(query));
+      const options: ReportOptions = { eventLimit: reportEventLimit, historySeconds, historyPoints: reportHistoryPoints };
+      const document = await buildClusterReport(siteAccess(sites), sites.get(siteId).site, name, options);
       return { body: await renderReport(document, format) };
     });
 }

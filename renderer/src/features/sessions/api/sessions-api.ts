@@ -4,6 +4,7 @@ import {
   FailbackPreflightSchema,
   PeerInfoSchema,
   PeerListSchema,
+  SessionHistorySchema,
   SessionInfoSchema,
   SessionListSchema,
   ShipCycleReportSchema,
@@ -16,6 +17,7 @@ import {
   type FailbackPreflight,
   type PeerInfo,
   type SessionAction,
+  type SessionHistory,
   type SessionInfo,
   type ShipCycleReport,
   type UpdateSessionRequest,
@@ -47,6 +49,8 @@ export const sessionsApi = {
   preflight: (api: ApiClient, siteId: string, name: string, options: FailbackOptions): Promise<FailbackPreflight> =>
     api.get(`${session(siteId, name)}/failback-preflight?verifyCodes=${options.verifyCodes}&fullCompare=${options.fullCompare}`, FailbackPreflightSchema),
   verify: (api: ApiClient, siteId: string, name: string): Promise<VerifyReport> => api.send('POST', `${session(siteId, name)}/verify`, undefined, VerifyReportSchema),
+  history: (api: ApiClient, siteId: string, name: string, query: { from: string; to: string; maxPoints: number }): Promise<SessionHistory> =>
+    api.get(`${session(siteId, name)}/history?${new URLSearchParams({ from: query.from, to: query.to, maxPoints: String(query.maxPoints) })}`, SessionHistorySchema),
   events: (api: ApiClient, siteId: string, name: string): Promise<SessionEvents> => api.get(`${session(siteId, name)}/events?limit=100`, SessionEventsSchema),
   clusters: (api: ApiClient, siteId: string): Promise<ClusterInfo[]> => api.get(`${site(siteId)}/clusters`, ClusterListSchema).then((list) => list.clusters),
   clusterHistory: (api: ApiClient, siteId: string, name: string): Promise<ClusterHistory> => api.get(`${cluster(siteId, name)}/history?limit=100`, ClusterHistorySchema),

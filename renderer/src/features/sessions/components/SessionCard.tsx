@@ -76,7 +76,7 @@ export function SessionCard({ entry }: { entry: MergedSession }) {
             <Fact label="Sites" value={`H1 ${primarySites(session).join(', ')} · H2 ${session.h2Site}`} testId="session-sites" />
             <Fact label="Recoverable" value={session.recoverable ? 'yes' : 'no'} />
           </SimpleGrid>
-          <ExposureChart sessionId={session.id} />
+          <ExposureChart entry={entry} />
         </SimpleGrid>
         {session.state === 'target-available' && inconsistentPairs(session).length > 0 && (
           <Alert color="red" p="xs" title="Not every copy is usable" data-testid="inconsistent-warning">

@@ -1,31 +1,17 @@
 import { create } from 'zustand';
-
-/** Seconds since the epoch, exposure in seconds. */
-export interface ExposureSample {
-  time: number;
-  exposure: number;
-}
-
-const maxSamples = 720;
+import type { ExposureRange } from './exposure-history.ts';
 
 /**
- * Exposure seen per session while this console runs, for the live chart.
- * Samples come from session info updates (events and the low-rate refresh);
- * they are what the UI has shown, not server state of their own.
+ * UI state of the exposure charts: the range each session's chart shows
+ * (1 h unless chosen otherwise). The samples themselves are server state:
+ * the agents keep them (GET .../sessions/:name/history, TanStack Query).
  */
-interface ExposureState {
-  samples: Record<string, ExposureSample[]>;
-  record(sessionId: string, time: number, exposure: number): void;
+interface ExposureChartState {
+  ranges: Record<string, ExposureRange>;
+  setRange(sessionId: string, range: ExposureRange): void;
 }
 
-export const useExposureStore = create<ExposureState>()((set) => ({
-  samples: {},
-  record: (sessionId, time, exposure) =>
-    set((state) => {
-      const list = state.samples[sessionId] ?? [];
-      const last = list[list.length - 1];
-      // Two renders of the same answer land within a moment of each other: keep one.
-      if (last && time - last.time < 0.5) return state;
-      return { samples: { ...state.samples, [sessionId]: [...list, { time, exposure }].slice(-maxSamples) } };
-    }),
+export const useExposureStore = create<ExposureChartState>()((set) => ({
+  ranges: {},
+  setRange: (sessionId, range) => set((state) => ({ ranges: { ...state.ranges, [sessionId]: range } })),
 }));

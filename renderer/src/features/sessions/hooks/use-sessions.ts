@@ -1,12 +1,11 @@
 import { useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { AddPairRequest, ClusterInfo, CreateSessionRequest, FailbackOptions, SessionAction } from '@tandem/contract';
-import { useEffect, useMemo } from 'react';
+import { useMemo } from 'react';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { useApi } from '../../../app/api-context.tsx';
 import { useSites } from '../../sites/hooks/use-sites.ts';
 import { sessionKeys } from '../api/session-keys.ts';
 import { sessionsApi } from '../api/sessions-api.ts';
-import { useExposureStore } from './exposure-store.ts';
 import { mergeSessions, type MergedSession } from './session-model.ts';
 
 /**
@@ -50,11 +49,6 @@ export function useAllSessions(options: { live?: boolean } = {}) {
     [sites, stamp],
   );
   const clusters: ClusterInfo[] = clusterLists.flatMap((list) => list.data ?? []);
-  const record = useExposureStore((state) => state.record);
-  useEffect(() => {
-    const now = Date.now() / 1000;
-    for (const { session } of sessions) if (session.exposureSeconds !== null) record(session.id, now, session.exposureSeconds);
-  }, [sessions, record]);
   return {
     sessions,
     clusters,
