@@ -68,3 +68,8 @@ export function formatAge(milliseconds: number): string {
   if (hours < 48) return `${hours} h ago`;
   return `${Math.floor(hours / 24)} days ago`;
 }
+
+/** An agent's words with its ISO instants shown as clock times (`… unreachable since 14:02:03 …`). */
+export function withClockTimes(text: string, now = Date.now()): string {
+  return text.replace(/\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z\b/g, (iso) => formatClock(iso, now));
+}

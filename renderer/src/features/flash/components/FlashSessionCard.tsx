@@ -50,7 +50,7 @@ export function FlashSessionCard({ entry }: { entry: SiteFlashSession }) {
         </Group>
         {reach.live ? (
           <Text size="xs" c="dimmed" data-testid="flash-source">
-            from {siteName}, {formatAge(now - entry.receivedAt)}
+            from {siteName}, read {formatAge(now - entry.receivedAt)}; kept current by its events
           </Text>
         ) : (
           <Text size="sm" c="orange" fw={500} data-testid="flash-unknown">

@@ -19,7 +19,7 @@ export function FlashSessionsSection() {
       </Group>
       {error && <ProblemAlert error={error} title="Some flash sessions could not be read" />}
       {sites.map(({ site, reach, receivedAt, count }) => (
-        <SiteGapNotice key={site.id} site={site} reach={reach} count={count} receivedAt={receivedAt} noun="flash copies" testId={`flash-gap-${site.site}`} />
+        <SiteGapNotice key={site.id} site={site} reach={reach} count={count} receivedAt={receivedAt} noun="flash copies" testId={`flash-gap-${site.site}`} brief />
       ))}
       {isLoading && <Loader size="sm" />}
       {!isLoading && sessions.length === 0 && (

@@ -75,15 +75,18 @@ export function PairTable({
   const multiPrimary = primaries.length > 1;
   return (
     // A narrow window scrolls the table sideways rather than squeezing the volume names into a letter-wide column.
-    <Table.ScrollContainer minWidth={600} type="native">
+    <Table.ScrollContainer minWidth={540} type="native">
       <Table striped withTableBorder fz="sm" verticalSpacing={4}>
         <Table.Thead>
           <Table.Tr>
-            <Table.Th style={{ minWidth: '10rem' }}>
-              {direction === 'h1-h2' ? `Copy set (H1 ${primaries.join(', ')} → H2 ${h2Site})` : `Copy set (H2 ${h2Site} → H1 ${primaries.join(', ')})`}
+            <Table.Th style={{ minWidth: '9rem' }}>
+              Copy set
+              <Text size="xs" c="dimmed" fw={400}>
+                {direction === 'h1-h2' ? `H1 ${primaries.join(', ')} → H2 ${h2Site}` : `H2 ${h2Site} → H1 ${primaries.join(', ')}`}
+              </Text>
             </Table.Th>
             <Table.Th>State</Table.Th>
-            <Table.Th w="28%">Copy</Table.Th>
+            <Table.Th w="24%">Copy</Table.Th>
             <Table.Th ta="right" style={{ whiteSpace: 'nowrap' }}>
               Out of sync
             </Table.Th>

@@ -1,7 +1,7 @@
 import { Alert, Badge, Button, Card, Group, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import type { PairInfo } from '@tandem/contract';
 import { useEffect, useRef, useState } from 'react';
-import { formatAge } from '../../../lib/site-reach.ts';
+import { formatAge, withClockTimes } from '../../../lib/site-reach.ts';
 import { useNow } from '../../../lib/use-now.ts';
 import { copySetsEditable } from '../hooks/copy-sets.ts';
 import { availableActions, type ActionPlan } from '../hooks/session-actions.ts';
@@ -118,8 +118,8 @@ export function SessionCard({
               </Text>
             )}
             {session.detail && (
-              <Text size="xs" c="dimmed">
-                {session.detail}
+              <Text size="xs" c="dimmed" data-testid="session-detail">
+                {withClockTimes(session.detail)}
               </Text>
             )}
           </Stack>

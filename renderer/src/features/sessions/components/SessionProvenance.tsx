@@ -48,19 +48,31 @@ export function SessionProvenance({ entry, trust }: { entry: MergedSession; trus
           {trust.healthNote}.
         </Text>
       )}
-      {session.peers.length > 0 && (
-        <Group gap="md" data-testid="session-peers">
-          <Text size="xs" c="dimmed">
-            {trust.from} sees:
-          </Text>
-          {session.peers.map((peer) => (
-            <Text key={peer.site} size="xs" c={peer.unreachableSince ? 'red' : 'dimmed'} fw={peer.unreachableSince ? 600 : undefined} data-testid={`session-peer-${peer.site}`}>
-              {peerText(peer)}
-              {peer.unreachableSince ? ` (${formatAge(Date.parse(trust.observedAt) - Date.parse(peer.unreachableSince) + (now - trust.receivedAt)).replace(' ago', '')})` : ''}
+      {[entry.shown, ...entry.views.filter((view) => view !== entry.shown && view.reach.live)].map((view) => {
+        const shown = view === entry.shown;
+        const peers = shown ? session.peers : view.session.peers;
+        if (peers.length === 0) return null;
+        const seenAgo = now - view.receivedAt;
+        return (
+          <Group key={view.siteId} gap="md" data-testid={shown ? 'session-peers' : `session-peers-from-${view.siteName}`}>
+            <Text size="xs" c="dimmed">
+              {view.siteName} sees:
             </Text>
-          ))}
-        </Group>
-      )}
+            {peers.map((peer) => (
+              <Text
+                key={peer.site}
+                size="xs"
+                c={peer.unreachableSince ? 'red' : 'dimmed'}
+                fw={peer.unreachableSince ? 600 : undefined}
+                data-testid={shown ? `session-peer-${peer.site}` : `session-peer-${peer.site}-from-${view.siteName}`}
+              >
+                {peerText(peer)}
+                {peer.unreachableSince ? ` (${formatAge(Date.parse(view.session.observedAt) - Date.parse(peer.unreachableSince) + seenAgo).replace(' ago', '')})` : ''}
+              </Text>
+            ))}
+          </Group>
+        );
+      })}
     </Stack>
   );
 }

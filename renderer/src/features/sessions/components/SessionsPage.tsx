@@ -52,7 +52,7 @@ export function SessionsPage() {
           <SiteGapNotice site={site} reach={reach} count={count} receivedAt={receivedAt} noun="sessions" testId={`session-gap-${site.site}`} />
         </Alert>
       ))}
-      {sites.length < 2 && (
+      {known.length < 2 && !isLoading && (
         <Alert color="blue" title="Two sites are needed">
           <Text size="sm">Mirroring runs between two connected sites. Connect another site to create a session.</Text>
         </Alert>
@@ -67,7 +67,7 @@ export function SessionsPage() {
       {unreachable.length > 0 && (
         <Stack gap={2} data-testid="cluster-gaps">
           {unreachable.map(({ site, reach, receivedAt, clusters: count }) => (
-            <SiteGapNotice key={site.id} site={site} reach={reach} count={count} receivedAt={receivedAt} noun="clusters" testId={`cluster-gap-${site.site}`} />
+            <SiteGapNotice key={site.id} site={site} reach={reach} count={count} receivedAt={receivedAt} noun="clusters" testId={`cluster-gap-${site.site}`} brief />
           ))}
         </Stack>
       )}

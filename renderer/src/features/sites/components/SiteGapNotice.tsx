@@ -15,6 +15,7 @@ export function SiteGapNotice({
   receivedAt,
   noun,
   testId,
+  brief = false,
 }: {
   site: SiteSummary;
   reach: SiteReach;
@@ -24,10 +25,12 @@ export function SiteGapNotice({
   /** Plural noun: `clusters`, `flash copies`, `sessions`. */
   noun: string;
   testId?: string;
+  /** Leave out why the site is unreachable (said once, above, already). */
+  brief?: boolean;
 }) {
   const now = useNow();
   if (reach.live) return null;
-  const since = `${site.site} unreachable since ${formatClock(reach.unknownSince)}${reach.reason ? ` (${reach.reason})` : ''}`;
+  const since = `${site.site} unreachable since ${formatClock(reach.unknownSince)}${reach.reason && !brief ? ` (${reach.reason})` : ''}`;
   const known =
     count === null || receivedAt === 0
       ? `its ${noun} are not known (nothing read from it since this console started)`
