@@ -85,17 +85,31 @@ test.describe.serial('mirroring sessions: create, start, fail over, fail back, r
     await expect(wizard.getByTestId('preflight-bitmap-tracks')).toHaveText('3');
     await expect(wizard.getByTestId('preflight-code-tracks')).toHaveText('3');
     await expect(wizard.getByTestId('preflight-bytes')).toHaveText('192 KiB');
-    await expect(wizard.getByTestId('preflight-tracks-to-copy')).toContainText('3 tracks to copy');
+    await expect(wizard.getByTestId('preflight-tracks-to-copy')).toContainText('3 tracks to copy (192 KiB)');
+    await expect(wizard.getByTestId('preflight-age')).toContainText('Computed by');
     await screenshot(tandem.page, testInfo, 'failback-preflight');
+    // Production goes on at site 2 while the wizard is open: one more track. No event says so; the wizard notices and says the preflight is stale.
+    await qemuIo(world.secondary.nbdAddress, 'mir-db-copy', 'write -P 0xcd 4M 64k');
+    await expect(wizard.getByTestId('preflight-stale')).toContainText('4 tracks changed now, 3 when computed', { timeout: 30_000 });
+    await screenshot(tandem.page, testInfo, 'failback-preflight-stale');
+    await wizard.getByRole('button', { name: 'Refresh' }).click();
+    await expect(wizard.getByTestId('preflight-bitmap-tracks')).toHaveText('4');
+    await expect(wizard.getByTestId('preflight-stale')).toBeHidden();
     await wizard.getByRole('button', { name: 'Next' }).click();
     await expect(wizard.getByLabel(/^Verify by segment codes/)).toBeChecked();
     await wizard.getByRole('button', { name: 'Next' }).click();
     await expect(wizard.getByTestId('failback-consequence')).toContainText("copies secondary's changes back to primary");
+    // The confirm step: what the failback copies, computed again on the way in.
+    await expect(wizard.getByTestId('preflight-tracks-to-copy')).toContainText('4 tracks to copy (256 KiB)');
+    await screenshot(tandem.page, testInfo, 'failback-confirm');
     await wizard.getByRole('button', { name: 'Start failback' }).click();
     await expect(wizard.getByTestId('failback-progress')).toBeVisible();
     await expect(wizard.getByRole('button', { name: 'Verify result' })).toBeEnabled({ timeout: 60_000 });
     await wizard.getByRole('button', { name: 'Verify result' }).click();
     await expect(wizard.getByTestId('verify-summary')).toContainText(/\d+ tracks compared, 0 differing/, { timeout: 60_000 });
+    // What was copied is what the confirm step showed.
+    await expect(wizard.getByTestId('copied-summary')).toContainText('The failback copied 4 tracks');
+    await expect(wizard.getByTestId('copied-vs-preflight')).toContainText('said 4 tracks (256 KiB): as copied.');
     await expect(wizard.getByRole('button', { name: 'Return to primary → secondary' })).toBeVisible();
     await screenshot(tandem.page, testInfo, 'failback-verified');
     await expect(sessions.card(session).getByTestId('session-direction')).toHaveText('secondary → primary');

@@ -89,4 +89,58 @@ export class SessionsPage {
     await this.page.getByRole('menuitem', { name: format }).click();
     return download;
   }
+
+  /** What the card says of a site whose view is only last known. */
+  unknownView(name: string, site: string): Locator {
+    return this.card(name).getByTestId(`session-view-unknown-${site}`);
+  }
+
+  /** Another agent of the session as the reporting agent sees it. */
+  peer(name: string, site: string): Locator {
+    return this.card(name).getByTestId(`session-peer-${site}`);
+  }
+
+  /** The notice that a site does not answer the console. */
+  unreachable(site: string): Locator {
+    return this.page.getByTestId(`site-unreachable-${site}`);
+  }
+
+  cluster(name: string): Locator {
+    return this.page.getByTestId(`cluster-${name}`);
+  }
+
+  /** Creates a cluster in its dialog: processor site by its option label, members by their labels. */
+  async createCluster(name: string, processor: string, members: string[]): Promise<void> {
+    await this.page.getByRole('button', { name: 'Create cluster…' }).click();
+    const dialog = this.page.getByRole('dialog', { name: 'Create a cluster' });
+    await dialog.getByLabel('Cluster name').fill(name);
+    await dialog.getByLabel(/^Processor site/).selectOption({ label: processor });
+    for (const member of members) await dialog.getByLabel(member).check();
+    await dialog.getByRole('button', { name: 'Create cluster' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+  }
+
+  async leaveCluster(session: string, cluster: string): Promise<void> {
+    await this.card(session).getByRole('button', { name: `Leave cluster ${cluster}…` }).click();
+    const dialog = this.page.getByRole('dialog', { name: `Remove ${session} from cluster ${cluster}?` });
+    await dialog.getByRole('button', { name: `Remove from ${cluster}` }).click();
+    await dialog.waitFor({ state: 'hidden' });
+  }
+
+  async joinCluster(session: string, cluster: string, processorSite: string): Promise<void> {
+    await this.card(session).getByRole('button', { name: 'Add to cluster…' }).click();
+    const dialog = this.page.getByRole('dialog', { name: `Add ${session} to a cluster` });
+    await dialog.getByLabel('Cluster', { exact: true }).selectOption({ label: `${cluster} (processor at ${processorSite})` });
+    await dialog.getByRole('button', { name: `Add to ${cluster}` }).click();
+    await dialog.waitFor({ state: 'hidden' });
+  }
+
+  /** Opens Verify on a card, runs it and returns the dialog with its result. */
+  async verify(name: string): Promise<Locator> {
+    await this.card(name).getByRole('button', { name: 'Verify…' }).click();
+    const dialog = this.page.getByRole('dialog', { name: `Verify ${name}` });
+    await dialog.getByRole('button', { name: 'Verify now' }).click();
+    await dialog.getByTestId('verify-summary').waitFor();
+    return dialog;
+  }
 }

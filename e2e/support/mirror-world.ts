@@ -19,8 +19,8 @@ export interface MirrorWorld {
  * the shared worker world's specs (sites, volumes) expect to find empty; so
  * the sessions spec runs against agents of its own.
  */
-export async function startMirrorWorld(): Promise<MirrorWorld> {
-  const world = await startSitesWorld(['primary', 'secondary']);
+export async function startMirrorWorld(options: SitesWorldOptions = {}): Promise<MirrorWorld> {
+  const world = await startSitesWorld(['primary', 'secondary'], options);
   const { primary, secondary } = world.agents;
   return { dir: world.dir, primary, secondary, backend: world.backend, siteIds: { primary: world.siteIds.primary, secondary: world.siteIds.secondary }, stop: world.stop };
 }
@@ -34,12 +34,17 @@ export interface SitesWorld {
   stop(): Promise<void>;
 }
 
-export async function startSitesWorld(sites: string[]): Promise<SitesWorld> {
+export interface SitesWorldOptions {
+  /** The backend's longest wait between reconnects to an agent (ms): specs that restart agents see the console recover sooner. */
+  reconnectMaxMs?: number;
+}
+
+export async function startSitesWorld(sites: string[], options: SitesWorldOptions = {}): Promise<SitesWorld> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tandem-e2e-mirror-'));
   for (const site of sites) await initAgent({ dataDir: path.join(dir, site), site });
   const started = await Promise.all(sites.map((site) => startAgent({ dataDir: path.join(dir, site) })));
   const agents = Object.fromEntries(sites.map((site, index) => [site, started[index]]));
-  const backend = await startConsoleBackend({ configDir: path.join(dir, 'console') });
+  const backend = await startConsoleBackend({ configDir: path.join(dir, 'console'), reconnectMaxMs: options.reconnectMaxMs });
   const siteIds: Record<string, string> = {};
   for (const site of sites) {
     const { token, certificateFingerprint } = await pairingToken(agents[site].dataDir);

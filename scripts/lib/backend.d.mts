@@ -7,5 +7,5 @@ export interface RunningConsoleBackend {
   process: ChildProcess;
   stop(): Promise<void>;
 }
-export declare function startConsoleBackend(options: { configDir: string; rendererDir?: string; port?: number; onLog?: (text: string) => void }): Promise<RunningConsoleBackend>;
+export declare function startConsoleBackend(options: { configDir: string; rendererDir?: string; port?: number; reconnectMaxMs?: number; onLog?: (text: string) => void }): Promise<RunningConsoleBackend>;
 export declare function consoleApi(backend: { url: string; token: string }, method: string, route: string, body?: unknown): Promise<any>;

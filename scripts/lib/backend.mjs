@@ -5,10 +5,21 @@ import path from 'node:path';
 import { repoRoot } from './agents.mjs';
 
 /** Starts main/src/backend/serve.ts and resolves with `{url, token, stop()}` once it listens. */
-export async function startConsoleBackend({ configDir, rendererDir = path.join(repoRoot, 'out/renderer'), port = 0, onLog }) {
+export async function startConsoleBackend({ configDir, rendererDir = path.join(repoRoot, 'out/renderer'), port = 0, reconnectMaxMs, onLog }) {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(repoRoot, 'main/src/backend/serve.ts'), '--config-dir', configDir, '--renderer-dir', rendererDir, '--port', String(port)],
+    [
+      '--import',
+      'tsx',
+      path.join(repoRoot, 'main/src/backend/serve.ts'),
+      '--config-dir',
+      configDir,
+      '--renderer-dir',
+      rendererDir,
+      '--port',
+      String(port),
+      ...(reconnectMaxMs ? ['--reconnect-max-ms', String(reconnectMaxMs)] : []),
+    ],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   child.stderr.on('data', (chunk) => onLog?.(chunk.toString()));

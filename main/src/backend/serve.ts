@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startBackend } from './backend.ts';
+import { defaultBackoff } from './backoff.ts';
 import { defaultConfigDir } from './config-dir.ts';
 
 /**
@@ -13,6 +14,8 @@ const { values } = parseArgs({
     'config-dir': { type: 'string' },
     'renderer-dir': { type: 'string' },
     port: { type: 'string' },
+    /** Longest wait between reconnect attempts to an agent, ms (default 30 s; e2e shortens it to see recoveries sooner). */
+    'reconnect-max-ms': { type: 'string' },
   },
 });
 
@@ -21,6 +24,7 @@ const backend = await startBackend({
   configDir: values['config-dir'] ? path.resolve(values['config-dir']) : defaultConfigDir(),
   rendererDir: path.resolve(values['renderer-dir'] ?? path.join(__dirname, '../../../out/renderer')),
   port: values.port ? Number(values.port) : 0,
+  backoff: values['reconnect-max-ms'] ? { ...defaultBackoff, maxMs: Number(values['reconnect-max-ms']) } : undefined,
   log: (message) => console.error(message),
 });
 process.stdout.write(`${JSON.stringify({ url: backend.url, token: backend.token })}\n`);

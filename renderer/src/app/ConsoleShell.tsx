@@ -1,29 +1,37 @@
 import { ActionIcon, Alert, AppShell, Group, NavLink, ScrollArea, Text, Title, Tooltip, useMantineColorScheme } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
-import { useEffect, useState } from 'react';
+import { useEffect, useState, type MouseEvent } from 'react';
 import type { BackendEndpoint } from '../../../main/src/shared/console-api.ts';
 import { ConnectionBadge } from '../features/sites/components/ConnectionBadge.tsx';
 import { ConnectSiteWizard } from '../features/sites/components/ConnectSiteWizard.tsx';
 import { SessionsPage } from '../features/sessions/components/SessionsPage.tsx';
-import { useSessionsUi } from '../features/sessions/hooks/sessions-ui-store.ts';
 import { SitesPage } from '../features/sites/components/SitesPage.tsx';
 import { useSites } from '../features/sites/hooks/use-sites.ts';
 import { VolumesPage } from '../features/volumes/components/VolumesPage.tsx';
 import { connectConsoleEvents, type BackendLink } from './console-events.ts';
+import { overview, routeHash } from './routes.ts';
 import { useUiStore } from './ui-store.ts';
+
+/** A navigation link that is a real link (its screen's URL) and navigates in place when clicked. */
+function linkTo(hash: string, go: () => void) {
+  return {
+    component: 'a' as const,
+    href: hash,
+    onClick: (event: MouseEvent) => {
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+      event.preventDefault();
+      go();
+    },
+  };
+}
 
 /** The frame: header, site navigation, the page of the selected site (or the overview). */
 export function ConsoleShell({ endpoint }: { endpoint: BackendEndpoint | null }) {
   const queryClient = useQueryClient();
   const [link, setLink] = useState<BackendLink>('connecting');
   const sites = useSites();
-  const { selectedSiteId, selectSite, connectWizardOpen, setConnectWizardOpen } = useUiStore();
+  const { selectedSiteId, selectSite, sessionsOpen, showSessions, connectWizardOpen, setConnectWizardOpen } = useUiStore();
   const { colorScheme, toggleColorScheme } = useMantineColorScheme();
-  const { sessionsOpen, showSessions } = useSessionsUi();
-  const openSite = (siteId: string | null) => {
-    showSessions(false);
-    selectSite(siteId);
-  };
 
   useEffect(() => (endpoint ? connectConsoleEvents(endpoint, queryClient, setLink) : undefined), [endpoint, queryClient]);
 
@@ -43,15 +51,15 @@ export function ConsoleShell({ endpoint }: { endpoint: BackendEndpoint | null })
       </AppShell.Header>
       <AppShell.Navbar p="xs">
         <ScrollArea>
-          <NavLink label="All sites" active={!selected && !sessionsOpen} onClick={() => openSite(null)} />
-          <NavLink label="Sessions" active={sessionsOpen} onClick={() => showSessions(true)} />
+          <NavLink label="All sites" active={!selected && !sessionsOpen} {...linkTo(routeHash(overview), () => selectSite(null))} />
+          <NavLink label="Sessions" active={sessionsOpen} {...linkTo(routeHash({ ...overview, sessionsOpen: true }), () => showSessions(true))} />
           {sites.data?.sites.map((site) => (
             <NavLink
               key={site.id}
               label={site.site}
               description={site.address}
               active={!sessionsOpen && site.id === selectedSiteId}
-              onClick={() => openSite(site.id)}
+              {...linkTo(routeHash({ ...overview, selectedSiteId: site.id }), () => selectSite(site.id))}
               rightSection={<ConnectionBadge connection={site.connection} />}
             />
           ))}
@@ -64,7 +72,17 @@ export function ConsoleShell({ endpoint }: { endpoint: BackendEndpoint | null })
             <Text size="sm">The connection to the console backend was lost; reconnecting. Is `npm start` still running?</Text>
           </Alert>
         )}
-        {sessionsOpen ? <SessionsPage /> : selected ? <VolumesPage site={selected} /> : <SitesPage />}
+        {sessionsOpen ? (
+          <SessionsPage />
+        ) : selected ? (
+          <VolumesPage site={selected} />
+        ) : selectedSiteId && sites.data ? (
+          <Alert color="yellow" title="No such site" data-testid="unknown-site">
+            <Text size="sm">This console knows no site with the id {selectedSiteId} (it may have been removed). Choose a site on the left.</Text>
+          </Alert>
+        ) : (
+          <SitesPage />
+        )}
         <ConnectSiteWizard opened={connectWizardOpen} onClose={() => setConnectWizardOpen(false)} />
       </AppShell.Main>
     </AppShell>

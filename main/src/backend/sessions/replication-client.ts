@@ -12,10 +12,12 @@ import {
   SessionListSchema,
   ShipCycleReportSchema,
   VerifyReportSchema,
+  type AddClusterMemberRequest,
   type AddPairRequest,
   type AgentEvent,
   type ClusterHistory,
   type ClusterInfo,
+  type CreateClusterRequest,
   type CreateSessionRequest,
   type FailbackOptions,
   type FailbackPreflight,
@@ -51,6 +53,8 @@ export const replicationPaths = {
   clusters: '/v1/clusters',
   cluster,
   history: (name: string) => `${cluster(name)}/history`,
+  members: (name: string) => `${cluster(name)}/members`,
+  member: (name: string, session: string) => `${cluster(name)}/members/${encodeURIComponent(session)}`,
 } as const;
 
 /** Mirroring calls on one paired agent; every answer validated with the contract. */
@@ -126,6 +130,26 @@ export class ReplicationClient {
 
   cluster(name: string): Promise<ClusterInfo> {
     return this.agent.request('GET', replicationPaths.cluster(name), ClusterInfoSchema);
+  }
+
+  /** Defines a cluster at this agent: it runs the processor and keeps the master data set. */
+  createCluster(request: CreateClusterRequest): Promise<ClusterInfo> {
+    return this.agent.request('POST', replicationPaths.clusters, ClusterInfoSchema, request);
+  }
+
+  deleteCluster(name: string): Promise<void> {
+    return this.agent.perform('DELETE', replicationPaths.cluster(name));
+  }
+
+  /** A session joins the cluster (asked at the processor's agent; `site` names the paired site reporting the session, when not this one). */
+  addClusterMember(name: string, request: AddClusterMemberRequest): Promise<ClusterInfo> {
+    return this.agent.request('POST', replicationPaths.members(name), ClusterInfoSchema, request);
+  }
+
+  /** A session leaves the cluster (`site`: which member, when sessions of that name at several sites are members). */
+  removeClusterMember(name: string, session: string, site?: string): Promise<ClusterInfo> {
+    const query = site ? `?${new URLSearchParams({ site })}` : '';
+    return this.agent.request('DELETE', `${replicationPaths.member(name, session)}${query}`, ClusterInfoSchema);
   }
 
   clusterHistory(name: string, limit: number): Promise<ClusterHistory> {

@@ -149,4 +149,21 @@ describe('FlashCopyWizard', () => {
     expect(await within(dialog).findByTestId('problem')).toHaveTextContent('volume-busy');
     expect(within(dialog).getByTestId('problem')).toHaveTextContent('logs-pit is already a flash target');
   });
+
+  it('creates a target of the source size at its site when none fits, and chooses it', async () => {
+    useFlashUi.setState({ wizardOpen: true, startSiteId: 'agent-a', startSource: 'big' });
+    const calls: string[] = [];
+    const fake = routes({ 'POST /api/sites/agent-a/volumes': [201, volumeFixture('big-pit', { sizeBytes: 2 * gib })] });
+    renderWithBackend(<FlashWizardHost />, fake, calls);
+    const dialog = await screen.findByRole('dialog', { name: 'Flash copy' });
+    expect(await within(dialog).findByTestId('flash-no-target')).toHaveTextContent('No volume here can take a flash copy of big');
+    fireEvent.click(button(dialog, 'Create a volume of 2 GiB at alpha…'));
+    const volumes = fake['GET /api/sites/agent-a/volumes'][1] as { volumes: unknown[] };
+    fake['GET /api/sites/agent-a/volumes'] = [200, { volumes: [...volumes.volumes, volumeFixture('big-pit', { sizeBytes: 2 * gib })] }];
+    fireEvent.click(button(dialog, 'Create big-pit'));
+    await expect.poll(() => calls).toContain(`POST /api/sites/agent-a/volumes {"name":"big-pit","sizeBytes":${2 * gib}}`);
+    await expect.poll(() => (within(dialog).getByLabelText('Target volume') as HTMLSelectElement).value).toBe('big-pit');
+    expect(button(dialog, 'Next')).not.toBeDisabled();
+    expect(button(dialog, 'Cancel')).toBeInTheDocument();
+  });
 });

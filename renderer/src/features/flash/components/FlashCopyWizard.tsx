@@ -130,7 +130,13 @@ export function FlashCopyWizard() {
                 {source} cannot be a flash source: it is {refusedSource}. Go back and choose another volume.
               </Text>
             )}
-            <FlashTargetPicker source={sourceVolume} choices={choices} target={target} onChange={setTarget} />
+            <FlashTargetPicker
+              source={sourceVolume}
+              choices={choices}
+              target={target}
+              onChange={setTarget}
+              createAt={site ? { siteId: site.id, siteName: site.site, taken: allVolumes.map((volume) => volume.name) } : undefined}
+            />
           </Stack>
         </Stepper.Step>
         <Stepper.Step label="Options">
@@ -190,19 +196,26 @@ export function FlashCopyWizard() {
         </Stepper.Step>
       </Stepper>
       <Group justify="space-between" mt="lg">
-        <Button variant="default" onClick={step === 0 || step === progressStep ? closeWizard : () => setStep(step - 1)}>
-          {step === 0 ? 'Cancel' : step === progressStep ? 'Close' : 'Back'}
+        <Button variant="default" onClick={closeWizard}>
+          {step === progressStep ? 'Close' : 'Cancel'}
         </Button>
-        {step < 3 && (
-          <Button disabled={!canNext} onClick={() => setStep(step + 1)}>
-            Next
-          </Button>
-        )}
-        {step === 3 && (
-          <Button color="red" loading={establish.isPending} disabled={group.length === 0 || Object.keys(problems).length > 0} onClick={submit}>
-            Establish flash copy
-          </Button>
-        )}
+        <Group gap="xs">
+          {step > 0 && step < progressStep && (
+            <Button variant="default" onClick={() => setStep(step - 1)}>
+              Back
+            </Button>
+          )}
+          {step < 3 && (
+            <Button disabled={!canNext} onClick={() => setStep(step + 1)}>
+              Next
+            </Button>
+          )}
+          {step === 3 && (
+            <Button color="red" loading={establish.isPending} disabled={group.length === 0 || Object.keys(problems).length > 0} onClick={submit}>
+              Establish flash copy
+            </Button>
+          )}
+        </Group>
       </Group>
     </Modal>
   );

@@ -34,8 +34,8 @@ function optionWords(session: FlashSessionInfo): string {
     .join(' · ');
 }
 
-/** A flash session live: state, point in time, copy progress with rate and ETA, per-pair detail and the actions. */
-export function FlashSessionView({ siteId, session }: { siteId: string; session: FlashSessionInfo }) {
+/** A flash session live: state, point in time, copy progress with rate and ETA, per-pair detail and the actions (none when `readOnly`: a last-known view). */
+export function FlashSessionView({ siteId, session, readOnly = false }: { siteId: string; session: FlashSessionInfo; readOnly?: boolean }) {
   const [pending, setPending] = useState<FlashActionPlan | null>(null);
   const [rateOpen, setRateOpen] = useState(false);
   const percent = sessionPercent(session);
@@ -61,18 +61,20 @@ export function FlashSessionView({ siteId, session }: { siteId: string; session:
         <Fact label="Source writes held" value={session.holdMs === null ? '–' : `${session.holdMs.toFixed(session.holdMs < 10 ? 1 : 0)} ms`} />
       </SimpleGrid>
       <FlashPairTable session={session} />
-      <Group gap="xs">
-        {availableFlashActions(session).map((plan) => (
-          <Button key={plan.action} size="xs" color={plan.color} variant={plan.confirm === 'button' ? 'light' : 'outline'} onClick={() => setPending(plan)}>
-            {plan.label}…
-          </Button>
-        ))}
-        {canChangeRate(session) && (
-          <Button size="xs" variant="default" onClick={() => setRateOpen(true)}>
-            Change rate…
-          </Button>
-        )}
-      </Group>
+      {!readOnly && (
+        <Group gap="xs">
+          {availableFlashActions(session).map((plan) => (
+            <Button key={plan.action} size="xs" color={plan.color} variant={plan.confirm === 'button' ? 'light' : 'outline'} onClick={() => setPending(plan)}>
+              {plan.label}…
+            </Button>
+          ))}
+          {canChangeRate(session) && (
+            <Button size="xs" variant="default" onClick={() => setRateOpen(true)}>
+              Change rate…
+            </Button>
+          )}
+        </Group>
+      )}
       {rateOpen && <FlashRateModal siteId={siteId} session={session} onClose={() => setRateOpen(false)} />}
       {pending && <FlashActionModal siteId={siteId} session={session} plan={pending} onClose={() => setPending(null)} />}
     </Stack>

@@ -1,12 +1,13 @@
 import { Button, Group, Loader, Stack, Text, Title } from '@mantine/core';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { SiteGapNotice } from '../../sites/components/SiteGapNotice.tsx';
 import { useFlashUi } from '../hooks/flash-ui-store.ts';
 import { useAllFlashSessions } from '../hooks/use-flash.ts';
 import { FlashSessionCard } from './FlashSessionCard.tsx';
 
-/** Flash copy sessions of every connected site, beside the mirror sessions. */
+/** Flash copy sessions of every site, beside the mirror sessions; an unreachable site's are kept as last known, and the section says so. */
 export function FlashSessionsSection() {
-  const { sessions, isLoading, error } = useAllFlashSessions({ live: true });
+  const { sessions, sites, isLoading, error } = useAllFlashSessions({ live: true });
   const openWizard = useFlashUi((state) => state.openWizard);
   return (
     <Stack gap="sm" data-testid="flash-sessions">
@@ -17,6 +18,9 @@ export function FlashSessionsSection() {
         </Button>
       </Group>
       {error && <ProblemAlert error={error} title="Some flash sessions could not be read" />}
+      {sites.map(({ site, reach, receivedAt, count }) => (
+        <SiteGapNotice key={site.id} site={site} reach={reach} count={count} receivedAt={receivedAt} noun="flash copies" testId={`flash-gap-${site.site}`} brief />
+      ))}
       {isLoading && <Loader size="sm" />}
       {!isLoading && sessions.length === 0 && (
         <Text c="dimmed" size="sm" data-testid="flash-empty">

@@ -1,23 +1,30 @@
 import { Alert, NativeSelect, Stack, Text } from '@mantine/core';
 import type { VolumeInfo } from '@tandem/contract';
 import { formatSize } from '../../../lib/format.ts';
+import { CreateTargetVolume } from '../../volumes/components/CreateTargetVolume.tsx';
 import { overwriteWarning, type TargetChoices } from '../hooks/flash-model.ts';
 
 const volumeLabel = (volume: VolumeInfo) => `${volume.name} (${formatSize(volume.sizeBytes)}${volume.allocatedBytes > 0 ? `, ${formatSize(volume.allocatedBytes)} written` : ', empty'})`;
 
-/** The compatible targets of a source, why the others are not offered, and the overwrite warning naming the chosen one. */
+/**
+ * The compatible targets of a source, why the others are not offered, the
+ * overwrite warning naming the chosen one, and (with `createAt`) a new
+ * volume of the source's size at its site, chosen once created.
+ */
 export function FlashTargetPicker({
   source,
   choices,
   target,
   onChange,
   label = 'Target volume',
+  createAt,
 }: {
   source: VolumeInfo | undefined;
   choices: TargetChoices;
   target: string;
   onChange: (target: string) => void;
   label?: string;
+  createAt?: { siteId: string; siteName: string; taken: string[] };
 }) {
   const chosen = choices.offered.find((volume) => volume.name === target);
   return (
@@ -37,6 +44,18 @@ export function FlashTargetPicker({
           No volume here can take a flash copy of {source.name}: a target has exactly its size ({formatSize(source.sizeBytes)}), is writable and is not already a
           copy target. Create one first.
         </Text>
+      )}
+      {source && createAt && (
+        <CreateTargetVolume
+          key={source.name}
+          siteId={createAt.siteId}
+          siteName={createAt.siteName}
+          sizeBytes={source.sizeBytes}
+          suggestedName={`${source.name}-pit`}
+          taken={createAt.taken}
+          purpose={`the flash target of ${source.name}`}
+          onCreated={onChange}
+        />
       )}
       {source && choices.refused.length > 0 && (
         <Text size="xs" c="dimmed" data-testid="flash-target-refused">

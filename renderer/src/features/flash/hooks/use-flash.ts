@@ -1,10 +1,11 @@
-import { keepPreviousData, useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { EstablishFlashRequest, FlashSessionInfo, FlashUpdateRequest } from '@tandem/contract';
 import { useMemo } from 'react';
 import { useApi } from '../../../app/api-context.tsx';
 import { sessionKeys } from '../../sessions/api/session-keys.ts';
 import { sessionsApi } from '../../sessions/api/sessions-api.ts';
-import { useConnectedSites } from '../../sessions/hooks/use-sessions.ts';
+import type { SiteReach } from '../../../lib/site-reach.ts';
+import { useSiteLists } from '../../sites/hooks/use-site-lists.ts';
 import { trackMapKeys } from '../../track-map/api/track-map-keys.ts';
 import type { TrackMapView } from '../../track-map/hooks/track-map-model.ts';
 import { volumeKeys } from '../../volumes/api/volume-keys.ts';
@@ -35,6 +36,10 @@ export interface SiteFlashSession {
   siteId: string;
   siteName: string;
   session: FlashSessionInfo;
+  /** Whether the site is live; a last-known session of an unreachable site stays, marked. */
+  reach: SiteReach;
+  /** When the console received it (console clock, ms). */
+  receivedAt: number;
 }
 
 /**
@@ -46,28 +51,31 @@ export interface SiteFlashSession {
  */
 const changedTracksRefreshMs = 5000;
 
-/** Flash sessions of every connected site, by site then name. */
+/**
+ * Flash sessions of every site the console knows, by site then name. An
+ * unreachable site's last answer stays, marked not live; `sites` says per
+ * site how live its list is (for the section's "unknown since" notices).
+ */
 export function useAllFlashSessions(options: { live?: boolean } = {}) {
   const api = useApi();
-  const sites = useConnectedSites();
-  const lists = useQueries({
-    queries: sites.map((site) => ({
-      queryKey: flashKeys.list(site.id),
-      queryFn: () => flashApi.list(api, site.id),
-      refetchInterval: (query: { state: { data?: FlashSessionInfo[] } }) =>
-        options.live && query.state.data?.some((session) => session.options.incremental && holdsRelationships(session)) ? changedTracksRefreshMs : false,
-    })),
+  const lists = useSiteLists({
+    key: flashKeys.list,
+    fetch: (siteId) => flashApi.list(api, siteId),
+    refetchInterval: (data) => (options.live && data?.some((session) => session.options.incremental && holdsRelationships(session)) ? changedTracksRefreshMs : false),
   });
-  const stamp = lists.map((list) => list.dataUpdatedAt).join(',');
   const sessions: SiteFlashSession[] = useMemo(
     () =>
-      sites.flatMap((site, index) =>
-        (lists[index]?.data ?? []).map((session) => ({ siteId: site.id, siteName: site.site, session })).sort((a, b) => a.session.name.localeCompare(b.session.name)),
+      lists.flatMap(({ site, data, reach, receivedAt }) =>
+        (data ?? []).map((session) => ({ siteId: site.id, siteName: site.site, session, reach, receivedAt })).sort((a, b) => a.session.name.localeCompare(b.session.name)),
       ),
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- `stamp` changes exactly when a list's data does
-    [sites, stamp],
+    [lists],
   );
-  return { sessions, isLoading: lists.some((list) => list.isLoading), error: lists.find((list) => list.error)?.error ?? null };
+  return {
+    sessions,
+    sites: lists.map(({ site, data, reach, receivedAt }) => ({ site, reach, receivedAt, count: data?.length ?? null })),
+    isLoading: lists.some((list) => list.isLoading),
+    error: lists.find((list) => list.error && !list.data)?.error ?? null,
+  };
 }
 
 /** After a change we made: the site's flash sessions, volumes and maps moved (the agent's events do the same for other consoles). */

@@ -1,5 +1,6 @@
 import {
   ClusterHistorySchema,
+  ClusterInfoSchema,
   ClusterListSchema,
   FailbackPreflightSchema,
   PeerInfoSchema,
@@ -9,9 +10,11 @@ import {
   SessionListSchema,
   ShipCycleReportSchema,
   VerifyReportSchema,
+  type AddClusterMemberRequest,
   type AddPairRequest,
   type ClusterHistory,
   type ClusterInfo,
+  type CreateClusterRequest,
   type CreateSessionRequest,
   type FailbackOptions,
   type FailbackPreflight,
@@ -53,6 +56,13 @@ export const sessionsApi = {
     api.get(`${session(siteId, name)}/history?${new URLSearchParams({ from: query.from, to: query.to, maxPoints: String(query.maxPoints) })}`, SessionHistorySchema),
   events: (api: ApiClient, siteId: string, name: string): Promise<SessionEvents> => api.get(`${session(siteId, name)}/events?limit=100`, SessionEventsSchema),
   clusters: (api: ApiClient, siteId: string): Promise<ClusterInfo[]> => api.get(`${site(siteId)}/clusters`, ClusterListSchema).then((list) => list.clusters),
+  createCluster: (api: ApiClient, siteId: string, request: CreateClusterRequest): Promise<ClusterInfo> =>
+    api.send('POST', `${site(siteId)}/clusters`, request, ClusterInfoSchema),
+  deleteCluster: (api: ApiClient, siteId: string, name: string): Promise<void> => api.perform('DELETE', cluster(siteId, name)),
+  addClusterMember: (api: ApiClient, siteId: string, name: string, request: AddClusterMemberRequest): Promise<ClusterInfo> =>
+    api.send('POST', `${cluster(siteId, name)}/members`, request, ClusterInfoSchema),
+  removeClusterMember: (api: ApiClient, siteId: string, name: string, session: string, memberSite?: string): Promise<ClusterInfo> =>
+    api.send('DELETE', `${cluster(siteId, name)}/members/${encodeURIComponent(session)}${memberSite ? `?site=${encodeURIComponent(memberSite)}` : ''}`, undefined, ClusterInfoSchema),
   clusterHistory: (api: ApiClient, siteId: string, name: string): Promise<ClusterHistory> => api.get(`${cluster(siteId, name)}/history?limit=100`, ClusterHistorySchema),
   sessionReport: (api: ApiClient, siteId: string, name: string, format: ReportFormat): Promise<ReportFile> =>
     api.get(`${session(siteId, name)}/report?format=${format}`, ReportFileSchema),

@@ -4,6 +4,7 @@ import { useState } from 'react';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { formatSize } from '../../../lib/format.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { CreateTargetVolume } from '../../volumes/components/CreateTargetVolume.tsx';
 import { useVolumes } from '../../volumes/hooks/use-volumes.ts';
 
 /** Volumes (not snapshots) at each site; an H2 volume qualifies only with exactly the H1 volume's size. */
@@ -87,8 +88,20 @@ export function CopySetPicker({
       </Group>
       {chosenSource && targets.length === 0 && (
         <Text size="sm" c="orange">
-          {h2.site} has no free volume of exactly {formatSize(chosenSource.sizeBytes)}; create one there first.
+          {h2.site} has no free volume of exactly {formatSize(chosenSource.sizeBytes)}: create one there.
         </Text>
+      )}
+      {chosenSource && (
+        <CreateTargetVolume
+          key={`${h1.site}:${chosenSource.name}`}
+          siteId={h2.id}
+          siteName={h2.site}
+          sizeBytes={chosenSource.sizeBytes}
+          suggestedName={`${chosenSource.name}-copy`}
+          taken={(h2Volumes.data?.volumes ?? []).map((volume) => volume.name)}
+          purpose={`the copy of ${h1.site}:${chosenSource.name}`}
+          onCreated={setH2Choice}
+        />
       )}
       <Group>
         <Button size="xs" variant="light" disabled={!h1Choice || !h2Choice} onClick={add}>

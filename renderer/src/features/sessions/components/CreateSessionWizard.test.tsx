@@ -116,3 +116,28 @@ describe('CreateSessionWizard', () => {
     ]);
   });
 });
+
+describe('CreateSessionWizard: a copy the H2 site lacks', () => {
+  it('creates a volume of exactly the source size at the H2 site and takes it as the copy; Cancel on every step', async () => {
+    const calls: string[] = [];
+    const fake = routes([peer], { 'POST /api/sites/agent-b/volumes': [201, volumeFixture('logs-copy', { sizeBytes: 2 * gib })] });
+    renderWithBackend(<CreateSessionWizard onClose={() => {}} />, fake, calls);
+    const dialog = await screen.findByRole('dialog');
+    expect(within(dialog).getByRole('button', { name: 'Cancel' })).toBeInTheDocument();
+    fireEvent.change(within(dialog).getByLabelText('Session name'), { target: { value: 'orders' } });
+    next(dialog);
+    await within(dialog).findByTestId('sites-paired');
+    expect(within(dialog).getByRole('button', { name: 'Cancel' })).toBeInTheDocument();
+    next(dialog);
+    fireEvent.change(await within(dialog).findByLabelText('Volume at alpha'), { target: { value: 'logs' } });
+    // beta has no 2 GiB volume: the wizard offers to make one there.
+    expect(within(dialog).getByText(/beta has no free volume of exactly 2 GiB/)).toBeInTheDocument();
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Create a volume of 2 GiB at beta…' }));
+    expect((within(dialog).getByLabelText('New volume name') as HTMLInputElement).value).toBe('logs-copy');
+    fake['GET /api/sites/agent-b/volumes'] = [200, { volumes: [volumeFixture('db-copy', { sizeBytes: gib }), volumeFixture('logs-copy', { sizeBytes: 2 * gib })] }];
+    fireEvent.click(within(dialog).getByRole('button', { name: 'Create logs-copy' }));
+    await expect.poll(() => calls).toContain(`POST /api/sites/agent-b/volumes {"name":"logs-copy","sizeBytes":${2 * gib}}`);
+    await expect.poll(() => (within(dialog).getByLabelText('Copy at beta') as HTMLSelectElement).value).toBe('logs-copy');
+    expect(within(dialog).getByRole('button', { name: 'Cancel' })).toBeInTheDocument();
+  });
+});

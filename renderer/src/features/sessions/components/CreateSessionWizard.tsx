@@ -50,7 +50,7 @@ export function CreateSessionWizard({ onClose }: { onClose: () => void }) {
   };
 
   return (
-    <Modal opened onClose={onClose} title="Create a session" size="xl">
+    <Modal opened onClose={onClose} title="Create a session" size="xl" closeOnClickOutside={false}>
       <Stepper active={step} size="sm">
         <Stepper.Step label="Type">
           <Stack mt="md">
@@ -138,18 +138,25 @@ export function CreateSessionWizard({ onClose }: { onClose: () => void }) {
         </Stepper.Step>
       </Stepper>
       <Group justify="space-between" mt="lg">
-        <Button variant="default" onClick={step === 0 ? onClose : () => setStep(step - 1)}>
-          {step === 0 ? 'Cancel' : 'Back'}
+        <Button variant="default" onClick={onClose}>
+          Cancel
         </Button>
-        {step < 3 ? (
-          <Button disabled={!canNext} onClick={() => setStep(step + 1)}>
-            Next
-          </Button>
-        ) : (
-          <Button loading={create.isPending} onClick={submit}>
-            Create session
-          </Button>
-        )}
+        <Group gap="xs">
+          {step > 0 && (
+            <Button variant="default" onClick={() => setStep(step - 1)}>
+              Back
+            </Button>
+          )}
+          {step < 3 ? (
+            <Button disabled={!canNext} onClick={() => setStep(step + 1)}>
+              Next
+            </Button>
+          ) : (
+            <Button loading={create.isPending} onClick={submit}>
+              Create session
+            </Button>
+          )}
+        </Group>
       </Group>
     </Modal>
   );

@@ -127,7 +127,7 @@ describe('FailbackProgress result', () => {
       // The newest session.synced counts (an older one of the first start is listed too).
       'GET /api/sites/agent-a/sessions/orders/events': [200, { events: [synced(9, 5, 7), synced(3, 256, 256)] }],
     });
-    expect(await screen.findByTestId('copied-summary')).toHaveTextContent('The failback copied 12 tracks from beta.');
+    expect(await screen.findByTestId('copied-summary')).toHaveTextContent('The failback copied 12 tracks (768 KiB sent) from beta.');
     expect(screen.getByTestId('copied-site-alpha')).toHaveTextContent('to alpha (1 copy set): 5 tracks copied');
     expect(screen.getByTestId('copied-site-gamma')).toHaveTextContent('to gamma (1 copy set): 7 tracks copied');
     expect(screen.getByTestId('copied-copy-set-b')).toHaveTextContent('b ⇄ b2, primary at gamma: 7 tracks copied (458,752 bytes)');
@@ -150,5 +150,39 @@ describe('FailbackProgress result', () => {
     expect(await screen.findByTestId('verify-summary')).toHaveTextContent('160 tracks compared');
     expect(screen.queryByTestId('failback-copied')).toBeNull();
     expect(screen.queryByTestId('last-verify-copy-set-db')).toBeNull();
+  });
+});
+
+describe('FailbackProgress: what moves and what moved', () => {
+  it('counts progress by the bytes the copy moves, never by tracks', () => {
+    const copying = sessionFixture({
+      direction: 'h2-h1',
+      state: 'preparing',
+      pairs: [pairFixture({ state: 'syncing', syncedPercent: 50, trackCount: 4096, outOfSyncTracks: 3000, copyBytes: { total: 8 * 1024 * 1024, done: 2 * 1024 * 1024 } })],
+    });
+    const [entry] = mergeSessions([{ siteId: alpha.id, siteName: 'alpha', sessions: [copying] }]);
+    renderWithBackend(<FailbackProgress entry={entry} phase="progress" />, { 'GET /api/sites/agent-a/sessions/orders/events': [200, { events: [] }] });
+    expect(screen.getByTestId('failback-moved')).toHaveTextContent('2 MiB of 8 MiB copied');
+    const row = screen.getByTestId('pair-row-db');
+    // 2 of 8 MiB is 25 %, whatever the share of tracks: the agent's bytes decide.
+    expect(within(row).getByRole('progressbar').getAttribute('aria-valuenow')).toBe('25');
+    expect(row).toHaveTextContent('syncing 25 %');
+    expect(within(row).getByTestId('out-of-sync')).toHaveTextContent('3,000 (187.5 MiB)');
+  });
+
+  it('sets what was copied beside what the confirmed preflight said', async () => {
+    const failedBack = sessionFixture({ direction: 'h2-h1', state: 'prepared' });
+    const [entry] = mergeSessions([{ siteId: alpha.id, siteName: 'alpha', sessions: [failedBack] }]);
+    const synced = { id: 4, time: 't', type: 'session.synced', severity: 'info', subject: 'orders', message: 'copied', data: { copiedTracks: 12, recopiedTracks: 2, bytesSent: 12 * 65536 } };
+    renderWithBackend(
+      <FailbackProgress
+        entry={entry}
+        phase="result"
+        preflight={{ session: 'orders', pairs: [], tracksToCopy: 10, bytesToCopy: 10 * 65536, estimatedSeconds: 1, verifyCodes: true, fullCompare: false }}
+      />,
+      { 'POST /api/sites/agent-a/sessions/orders/verify': [200, report], 'GET /api/sites/agent-a/sessions/orders/events': [200, { events: [synced] }] },
+    );
+    expect(await screen.findByTestId('copied-vs-preflight')).toHaveTextContent('said 10 tracks (640 KiB); 2 more were copied');
+    expect(screen.getByTestId('copied-vs-preflight')).toHaveTextContent('2 recopied');
   });
 });

@@ -1,5 +1,6 @@
 import { Alert, Button, Checkbox, Loader, Stack, Text } from '@mantine/core';
-import { SessionSyncedSchema, type SessionSynced, type VerifyPairReport } from '@tandem/contract';
+import { SessionSyncedSchema, type FailbackPreflight, type SessionSynced, type VerifyPairReport } from '@tandem/contract';
+import { formatSize } from '../../../lib/format.ts';
 import { useEffect, useRef, useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { isMultiPrimary, primarySiteOf, primarySites, receivingSites, sourceSite, type MergedSession } from '../hooks/session-model.ts';
@@ -15,8 +16,19 @@ export function lastSynced(events: { type: string; id: number; data?: Record<str
   return parsed?.success ? parsed.data : null;
 }
 
-/** The live copy (state and per-pair progress, refreshed by the agents' events) and, once Prepared, the verified result. */
-export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase: 'progress' | 'result' }) {
+/** The data a session's copy moves and has moved, summed over its copy sets that report it (null when none does). */
+export function copyProgress(pairs: MergedSession['session']['pairs']): { done: number; total: number } | null {
+  const reporting = pairs.filter((pair) => pair.copyBytes);
+  if (reporting.length === 0) return null;
+  return reporting.reduce((sum, pair) => ({ done: sum.done + pair.copyBytes!.done, total: sum.total + pair.copyBytes!.total }), { done: 0, total: 0 });
+}
+
+/**
+ * The live copy (state and per-pair progress by the data it moves,
+ * refreshed by the agents' events) and, once Prepared, the verified result,
+ * beside what the preflight confirmed at the start said it would copy.
+ */
+export function FailbackProgress({ entry, phase, preflight = null }: { entry: MergedSession; phase: 'progress' | 'result'; preflight?: FailbackPreflight | null }) {
   const { session } = entry;
   const verify = useVerify();
   const started = useRef(false);
@@ -37,12 +49,18 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
   }, [phase, session.state, session.name, entry.siteId, verify]);
 
   if (phase === 'progress') {
+    const moved = copyProgress(session.pairs);
     return (
       <Stack mt="md" gap="xs" data-testid="failback-progress">
         <StateBadge state={session.state} health={session.health} />
         <Text size="sm">
           Copying from {sourceSite(session)} to {receivingSites(session).join(', ')}. {session.state === 'prepared' ? 'Done: the sites are in sync. Go on to verify.' : 'This follows the agents as they report.'}
         </Text>
+        {moved && session.state !== 'prepared' && (
+          <Text size="sm" data-testid="failback-moved">
+            {formatSize(moved.done)} of {formatSize(moved.total)} copied (the data the copy moves; unallocated tracks move nothing).
+          </Text>
+        )}
         <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} direction={session.direction} />
       </Stack>
     );
@@ -84,8 +102,19 @@ export function FailbackProgress({ entry, phase }: { entry: MergedSession; phase
       {synced && (
         <Stack gap={2} data-testid="failback-copied">
           <Text size="sm" data-testid="copied-summary">
-            The failback copied {synced.copiedTracks.toLocaleString('en-US')} track{synced.copiedTracks === 1 ? '' : 's'} from {sourceSite(session)}.
+            The failback copied {synced.copiedTracks.toLocaleString('en-US')} track{synced.copiedTracks === 1 ? '' : 's'} ({formatSize(synced.bytesSent)} sent) from {sourceSite(session)}.
           </Text>
+          {preflight && (
+            <Text size="sm" c={preflight.tracksToCopy === synced.copiedTracks ? 'dimmed' : 'orange'} data-testid="copied-vs-preflight">
+              The preflight confirmed at the start said {preflight.tracksToCopy.toLocaleString('en-US')} track{preflight.tracksToCopy === 1 ? '' : 's'} (
+              {formatSize(preflight.bytesToCopy)})
+              {preflight.tracksToCopy === synced.copiedTracks
+                ? ': as copied.'
+                : synced.copiedTracks > preflight.tracksToCopy
+                  ? `; ${(synced.copiedTracks - preflight.tracksToCopy).toLocaleString('en-US')} more were copied (written at ${sourceSite(session)} while it started, or copied again because a write changed them meanwhile${synced.recopiedTracks ? `: ${synced.recopiedTracks} recopied` : ''}).`
+                  : `; ${(preflight.tracksToCopy - synced.copiedTracks).toLocaleString('en-US')} fewer were copied (they held the same data by then).`}
+            </Text>
+          )}
           {copiedPerSite?.map((each) => (
             <Text key={each.site} size="sm" data-testid={`copied-site-${each.site}`}>
               to {each.site} ({each.copySets} copy set{each.copySets === 1 ? '' : 's'}): {each.tracks.toLocaleString('en-US')} tracks copied

@@ -1,5 +1,6 @@
 import { Badge, Button, Progress, Table, Text, Tooltip } from '@mantine/core';
 import type { Direction, PairInfo } from '@tandem/contract';
+import { formatSize } from '../../../lib/format.ts';
 import { formatSeconds, inconsistentReasonText } from '../hooks/session-model.ts';
 
 const pairColours: Record<PairInfo['state'], string> = {
@@ -12,21 +13,44 @@ const pairColours: Record<PairInfo['state'], string> = {
   'target-available': 'grape',
 };
 
-/** Share of the volume in sync: the copy's own progress while syncing, else from the out-of-sync count. */
-function syncedShare(pair: PairInfo): number {
-  if (pair.syncedPercent !== null) return pair.syncedPercent;
-  if (pair.trackCount === 0) return 100;
-  return Math.max(0, 100 - (pair.outOfSyncTracks / pair.trackCount) * 100);
+/**
+ * A copy's progress by the data it moves: bytes copied of the bytes to copy
+ * (an unallocated track moves nothing and counts for nothing), as the agent
+ * reports it; its own percentage when it reports no bytes. Null when nothing
+ * is being copied.
+ */
+export function copyShare(pair: PairInfo): { percent: number; label: string } | null {
+  if (pair.state !== 'syncing') return null;
+  if (pair.copyBytes) {
+    const { done, total } = pair.copyBytes;
+    const percent = total > 0 ? Math.min(100, (done / total) * 100) : 100;
+    return { percent, label: `${formatSize(done)} of ${formatSize(total)} copied` };
+  }
+  if (pair.syncedPercent !== null) return { percent: pair.syncedPercent, label: `${pair.syncedPercent.toFixed(1)} % of the data to copy` };
+  return null;
 }
 
 function pairStateText(pair: PairInfo): string {
-  if (pair.state === 'syncing' && pair.syncedPercent !== null) return `syncing ${Math.floor(pair.syncedPercent)} %`;
+  const share = copyShare(pair);
+  if (share) return `syncing ${Math.floor(share.percent)} %`;
   return pair.reason ? `${pair.state}: ${pair.reason}` : pair.state;
 }
 
+/** Tracks with their bytes: `12 (768 KiB)`. */
+function tracksText(tracks: number, trackSize: number): string {
+  return tracks === 0 ? '0' : `${tracks.toLocaleString('en-US')} (${formatSize(tracks * trackSize)})`;
+}
+
+/** What the in-sync column says outside a copy: in sync, or how much is marked to copy. */
+function syncText(pair: PairInfo): string {
+  if (pair.state === 'duplex') return 'in sync';
+  if (pair.outOfSyncTracks > 0) return `${formatSize(pair.outOfSyncTracks * pair.trackSize)} at most to copy`;
+  return pair.state === 'target-available' ? 'failed over' : '–';
+}
+
 /**
- * Per-pair detail: state, a sync progress bar, out-of-sync and target-changed
- * counts, ETA; the primary's site for copy sets whose primary is another
+ * Per-pair detail: state, a copy progress bar by the data moved (while
+ * copying), out-of-sync and target-changed tracks with their bytes, ETA; the primary's site for copy sets whose primary is another
  * agent (multi-primary async); a "not consistent" badge with the agent's
  * reason for a copy set whose target holds no consistent image (its initial
  * copy had not completed); a Remove action when `onRemove` is given.
@@ -51,15 +75,18 @@ export function PairTable({
   const multiPrimary = primaries.length > 1;
   return (
     // A narrow window scrolls the table sideways rather than squeezing the volume names into a letter-wide column.
-    <Table.ScrollContainer minWidth={600} type="native">
+    <Table.ScrollContainer minWidth={540} type="native">
       <Table striped withTableBorder fz="sm" verticalSpacing={4}>
         <Table.Thead>
           <Table.Tr>
-            <Table.Th style={{ minWidth: '10rem' }}>
-              {direction === 'h1-h2' ? `Copy set (H1 ${primaries.join(', ')} → H2 ${h2Site})` : `Copy set (H2 ${h2Site} → H1 ${primaries.join(', ')})`}
+            <Table.Th style={{ minWidth: '9rem' }}>
+              Copy set
+              <Text size="xs" c="dimmed" fw={400}>
+                {direction === 'h1-h2' ? `H1 ${primaries.join(', ')} → H2 ${h2Site}` : `H2 ${h2Site} → H1 ${primaries.join(', ')}`}
+              </Text>
             </Table.Th>
             <Table.Th>State</Table.Th>
-            <Table.Th w="28%">In sync</Table.Th>
+            <Table.Th w="24%">Copy</Table.Th>
             <Table.Th ta="right" style={{ whiteSpace: 'nowrap' }}>
               Out of sync
             </Table.Th>
@@ -72,7 +99,7 @@ export function PairTable({
         </Table.Thead>
         <Table.Tbody>
           {pairs.map((pair) => {
-            const share = syncedShare(pair);
+            const share = copyShare(pair);
             return (
               <Table.Tr key={pair.id} data-testid={`pair-row-${pair.h1Volume}`}>
                 <Table.Td>
@@ -104,19 +131,30 @@ export function PairTable({
                     <Text size="sm" c="dimmed">
                       not started
                     </Text>
-                  ) : (
-                    <Tooltip label={`${share.toFixed(1)} % of ${pair.trackCount} tracks in sync`}>
-                      <Progress value={share} color={pairColours[pair.state]} size="lg" animated={pair.state === 'syncing'} aria-label={`${pair.h1Volume} in sync`} />
+                  ) : share ? (
+                    <Tooltip label={share.label}>
+                      <div data-testid="copy-progress">
+                        <Progress value={share.percent} color={pairColours[pair.state]} size="lg" animated aria-label={`${pair.h1Volume} copy progress`} />
+                        <Text size="xs" c="dimmed">
+                          {share.label}
+                        </Text>
+                      </div>
                     </Tooltip>
+                  ) : (
+                    <Text size="sm" c={pair.state === 'duplex' ? 'green' : 'dimmed'} data-testid="copy-status">
+                      {syncText(pair)}
+                    </Text>
                   )}
                 </Table.Td>
-                <Table.Td ta="right" data-testid="out-of-sync">
-                  {pair.outOfSyncTracks}
+                <Table.Td ta="right" data-testid="out-of-sync" data-tracks={pair.outOfSyncTracks} style={{ whiteSpace: 'nowrap' }}>
+                  {tracksText(pair.outOfSyncTracks, pair.trackSize)}
                 </Table.Td>
-                <Table.Td ta="right" data-testid="target-changed">
-                  {pair.targetChangedTracks}
+                <Table.Td ta="right" data-testid="target-changed" data-tracks={pair.targetChangedTracks} style={{ whiteSpace: 'nowrap' }}>
+                  {tracksText(pair.targetChangedTracks, pair.trackSize)}
                 </Table.Td>
-                <Table.Td ta="right">{pair.state === 'syncing' ? formatSeconds(pair.etaSeconds) : '–'}</Table.Td>
+                <Table.Td ta="right" style={{ whiteSpace: 'nowrap' }}>
+                  {pair.state === 'syncing' ? formatSeconds(pair.etaSeconds) : '–'}
+                </Table.Td>
                 {onRemove && (
                   <Table.Td ta="right">
                     <Button size="compact-xs" variant="subtle" color="red" aria-label={`Remove copy set ${pair.h1Volume}`} onClick={() => onRemove(pair)}>

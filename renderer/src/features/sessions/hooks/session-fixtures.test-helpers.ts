@@ -1,4 +1,6 @@
 import type { ClusterInfo, PairInfo, SessionInfo } from '@tandem/contract';
+import { liveReach, type SiteReach } from '../../../lib/site-reach.ts';
+import type { SiteCluster } from './session-model.ts';
 import { siteFixture } from '../../../test/fixtures.ts';
 
 export const alpha = siteFixture({ id: 'agent-a', site: 'alpha', address: '127.0.0.1:7001' });
@@ -74,4 +76,9 @@ export function clusterFixture(name: string, sessions: SessionInfo[], overrides:
     createdAt: '2026-01-01T00:00:00.000Z',
     ...overrides,
   };
+}
+
+/** A cluster as read from its processor's site (alpha, live unless `reach` says otherwise). */
+export function siteClusterFixture(cluster: ClusterInfo, reach: SiteReach = liveReach, receivedAt = Date.now()): SiteCluster {
+  return { cluster, siteId: 'agent-a', siteName: cluster.processorSite, receivedAt, reach };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { actionPlan, availableActions } from './session-actions.ts';
-import { clusterFixture, pairFixture, sessionFixture } from './session-fixtures.test-helpers.ts';
+import { clusterFixture, pairFixture, sessionFixture, siteClusterFixture } from './session-fixtures.test-helpers.ts';
 import { copyingPairs, directionText, formatSeconds, groupByCluster, inconsistentPairs, mergeSessions, primarySites, receivingSites } from './session-model.ts';
 
 describe('mergeSessions', () => {
@@ -77,8 +77,8 @@ describe('groupByCluster', () => {
     const orders = sessionFixture();
     const ledger = sessionFixture({ id: 's2', name: 'ledger' });
     const sessions = mergeSessions([{ siteId: 'agent-a', siteName: 'alpha', sessions: [orders, ledger] }]);
-    const groups = groupByCluster(sessions, [clusterFixture('payments', [orders])]);
-    expect(groups.map((group) => [group.cluster?.name ?? null, group.sessions.map((entry) => entry.session.name)])).toEqual([
+    const groups = groupByCluster(sessions, [siteClusterFixture(clusterFixture('payments', [orders]))]);
+    expect(groups.map((group) => [group.cluster?.cluster.name ?? null, group.sessions.map((entry) => entry.session.name)])).toEqual([
       ['payments', ['orders']],
       [null, ['ledger']],
     ]);

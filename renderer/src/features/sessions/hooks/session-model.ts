@@ -1,15 +1,39 @@
 import type { ClusterInfo, PairInfo, SessionHealth, SessionInfo } from '@tandem/contract';
+import { liveReach, type SiteReach } from '../../../lib/site-reach.ts';
 
-/** One session as the console shows it, merged from the views of every connected site that holds it. */
+/** One site's view of a session: what its agent reported, when the console got it, and whether that site is still live. */
+export interface SessionView {
+  siteId: string;
+  siteName: string;
+  session: SessionInfo;
+  /** When the console received this view (console clock, ms). */
+  receivedAt: number;
+  reach: SiteReach;
+}
+
+/** One session as the console shows it, merged from the views of every site that holds it (live or last known). */
 export interface MergedSession {
   id: string;
-  /** The view shown: the current source's when the console reaches it. */
+  /** The view shown: a live one over a last-known one; of those, the current source's. */
   session: SessionInfo;
   /** The console site to send actions to (any site holding the session; the agent forwards). */
   siteId: string;
   siteName: string;
-  /** Every site's view, for the event log of each side. */
-  views: { siteId: string; siteName: string; session: SessionInfo }[];
+  /** Every site's view, for the event log of each side and for what is unknown. */
+  views: SessionView[];
+  /** The view `session` is (its receipt time and reach). */
+  shown: SessionView;
+}
+
+/** One site's sessions as read by the console. */
+export interface SiteSessions {
+  siteId: string;
+  siteName: string;
+  sessions: SessionInfo[];
+  /** Console clock, ms (default: now). */
+  receivedAt?: number;
+  /** Default: live. */
+  reach?: SiteReach;
 }
 
 /** The site that currently sends data: H1 for h1-h2, H2 after a failback reversed it. */
@@ -56,32 +80,37 @@ function isSourceView(session: SessionInfo): boolean {
 }
 
 /**
- * Which view to show: a source's over a target's; of a multi-primary
- * session's H1 agents, the master's (the H1 site, which knows every copy
- * set) over a member's.
+ * Which view to show: a live one over one only last known (an unreachable
+ * site's); then a source's over a target's; of a multi-primary session's H1
+ * agents, the master's (the H1 site, which knows every copy set) over a
+ * member's.
  */
-function viewRank(session: SessionInfo, siteName: string): number {
-  if (!isSourceView(session)) return 0;
-  return session.role === 'h1' && siteName !== session.h1Site ? 1 : 2;
+function viewRank(view: SessionView): number {
+  const { session, siteName } = view;
+  const live = view.reach.live ? 10 : 0;
+  if (!isSourceView(session)) return live;
+  return live + (session.role === 'h1' && siteName !== session.h1Site ? 1 : 2);
 }
 
 /**
- * Merges per-site session lists by session id. The source's view is shown
- * (it knows the out-of-sync counts); target-changed counts are known at the
- * target, so each pair takes the largest any view reports.
+ * Merges per-site session lists by session id. A live view is shown before
+ * a last-known one, and the source's before the target's (it knows the
+ * out-of-sync counts); target-changed counts are known at the target, so
+ * each pair takes the largest any view reports.
  */
-export function mergeSessions(perSite: { siteId: string; siteName: string; sessions: SessionInfo[] }[]): MergedSession[] {
+export function mergeSessions(perSite: SiteSessions[]): MergedSession[] {
   const byId = new Map<string, MergedSession>();
-  for (const { siteId, siteName, sessions } of perSite) {
+  const now = Date.now();
+  for (const { siteId, siteName, sessions, receivedAt = now, reach = liveReach } of perSite) {
     for (const session of sessions) {
       const known = byId.get(session.id);
-      const view = { siteId, siteName, session };
+      const view: SessionView = { siteId, siteName, session, receivedAt, reach };
       if (!known) {
-        byId.set(session.id, { id: session.id, session, siteId, siteName, views: [view] });
+        byId.set(session.id, { id: session.id, session, siteId, siteName, views: [view], shown: view });
         continue;
       }
       known.views.push(view);
-      if (viewRank(session, siteName) > viewRank(known.session, known.siteName)) Object.assign(known, { session, siteId, siteName });
+      if (viewRank(view) > viewRank(known.shown)) Object.assign(known, { session, siteId, siteName, shown: view });
     }
   }
   const merged = [...byId.values()].map((entry) => ({ ...entry, session: { ...entry.session, pairs: entry.session.pairs.map((pair) => mergePair(pair, entry.views)) } }));
@@ -117,23 +146,39 @@ export function copyingPairs(session: SessionInfo): PairInfo[] {
   return session.pairs.filter((pair) => pair.consistent === false || pair.state === 'syncing');
 }
 
+/** A cluster as read from the site running its processor, with how live that read is. */
+export interface SiteCluster {
+  cluster: ClusterInfo;
+  siteId: string;
+  siteName: string;
+  /** Console clock, ms. */
+  receivedAt: number;
+  reach: SiteReach;
+}
+
 export interface SessionGroup {
   key: string;
   /** null: the sessions in no cluster. */
-  cluster: ClusterInfo | null;
+  cluster: SiteCluster | null;
   sessions: MergedSession[];
 }
 
 /** Sessions grouped by the cluster (master data set) they belong to, clusters by name, then "no cluster". */
-export function groupByCluster(sessions: MergedSession[], clusters: ClusterInfo[]): SessionGroup[] {
+export function groupByCluster(sessions: MergedSession[], clusters: SiteCluster[]): SessionGroup[] {
   const seen = new Set<string>();
   const groups: SessionGroup[] = [];
-  const unique = [...new Map(clusters.map((cluster) => [`${cluster.processorSite}/${cluster.name}`, cluster])).values()].sort((a, b) => a.name.localeCompare(b.name));
-  for (const cluster of unique) {
-    const ids = new Set(cluster.members.map((member) => member.sessionId));
+  const byKey = new Map<string, SiteCluster>();
+  for (const entry of clusters) {
+    const key = `${entry.cluster.processorSite}/${entry.cluster.name}`;
+    const known = byKey.get(key);
+    if (!known || (entry.reach.live && !known.reach.live)) byKey.set(key, entry);
+  }
+  const unique = [...byKey.values()].sort((a, b) => a.cluster.name.localeCompare(b.cluster.name));
+  for (const entry of unique) {
+    const ids = new Set(entry.cluster.members.map((member) => member.sessionId));
     const members = sessions.filter((session) => ids.has(session.id));
     for (const member of members) seen.add(member.id);
-    groups.push({ key: `${cluster.processorSite}/${cluster.name}`, cluster, sessions: members });
+    groups.push({ key: `${entry.cluster.processorSite}/${entry.cluster.name}`, cluster: entry, sessions: members });
   }
   const rest = sessions.filter((session) => !seen.has(session.id));
   if (rest.length > 0 || groups.length === 0) groups.push({ key: 'no-cluster', cluster: null, sessions: rest });

@@ -1,12 +1,13 @@
-import { useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
-import type { AddPairRequest, ClusterInfo, CreateSessionRequest, FailbackOptions, SessionAction } from '@tandem/contract';
-import { useMemo } from 'react';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import type { AddClusterMemberRequest, AddPairRequest, CreateClusterRequest, CreateSessionRequest, FailbackOptions, SessionAction } from '@tandem/contract';
+import { useEffect, useMemo } from 'react';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { useApi } from '../../../app/api-context.tsx';
+import { useSiteLists } from '../../sites/hooks/use-site-lists.ts';
 import { useSites } from '../../sites/hooks/use-sites.ts';
 import { sessionKeys } from '../api/session-keys.ts';
 import { sessionsApi } from '../api/sessions-api.ts';
-import { mergeSessions, type MergedSession } from './session-model.ts';
+import { mergeSessions, type MergedSession, type SiteCluster } from './session-model.ts';
 
 /**
  * Exposure grows between transitions without any event (an async session's
@@ -22,38 +23,77 @@ export function useConnectedSites(): SiteSummary[] {
   return useMemo(() => (sites.data?.sites ?? []).filter((site) => site.connection.state === 'connected'), [sites.data]);
 }
 
-/** Every session at every connected site, merged by id, and the clusters they belong to. */
+/**
+ * An agent turns a session's health to warning once another agent of the
+ * session has been silent this long (agents' PEER_SILENCE_WARNING_MS); a
+ * view that shows a peer lost for less is read again just after that.
+ */
+const peerSilenceWarningMs = 5000;
+
+/**
+ * Every session at every site the console knows, merged by id, and the
+ * clusters they belong to. Connected sites are read (and re-read on their
+ * events, and every few seconds while `live`); a site the console cannot
+ * reach keeps its last answer, marked not live, so its sessions and
+ * clusters never vanish and never pass for current.
+ */
 export function useAllSessions(options: { live?: boolean } = {}) {
   const api = useApi();
-  const sites = useConnectedSites();
-  const lists = useQueries({
-    queries: sites.map((site) => ({
-      queryKey: sessionKeys.list(site.id),
-      queryFn: () => sessionsApi.list(api, site.id),
-      refetchInterval: options.live ? exposureRefreshMs : false,
-    })),
+  const queryClient = useQueryClient();
+  const lists = useSiteLists({
+    key: sessionKeys.list,
+    fetch: (siteId) => sessionsApi.list(api, siteId),
+    refetchInterval: () => (options.live ? exposureRefreshMs : false),
   });
-  const clusterLists = useQueries({
-    queries: sites.map((site) => ({ queryKey: sessionKeys.clusters(site.id), queryFn: () => sessionsApi.clusters(api, site.id) })),
+  // A cluster's consistency time and exposure move with every consolidation, without an event: refreshed like the sessions.
+  const clusterLists = useSiteLists({
+    key: sessionKeys.clusters,
+    fetch: (siteId) => sessionsApi.clusters(api, siteId),
+    refetchInterval: () => (options.live ? exposureRefreshMs : false),
   });
-  const stamp = lists.map((list) => list.dataUpdatedAt).join(',');
   const sessions: MergedSession[] = useMemo(
     () =>
       mergeSessions(
-        sites.flatMap((site, index) => {
-          const data = lists[index]?.data;
-          return data ? [{ siteId: site.id, siteName: site.site, sessions: data }] : [];
-        }),
+        lists.flatMap(({ site, data, receivedAt, reach }) => (data ? [{ siteId: site.id, siteName: site.site, sessions: data, receivedAt, reach }] : [])),
       ),
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- `stamp` changes exactly when a list's data does
-    [sites, stamp],
+    [lists],
   );
-  const clusters: ClusterInfo[] = clusterLists.flatMap((list) => list.data ?? []);
+  const clusters: SiteCluster[] = useMemo(
+    () =>
+      clusterLists.flatMap(({ site, data, receivedAt, reach }) => (data ?? []).map((cluster) => ({ cluster, siteId: site.id, siteName: site.site, receivedAt, reach }))),
+    [clusterLists],
+  );
+  // A peer just lost: the agent says so in its health a few seconds later, without an event; read that site again right then.
+  useEffect(() => {
+    if (!options.live) return;
+    const timers: ReturnType<typeof setTimeout>[] = [];
+    for (const { site, data, reach } of lists) {
+      if (!data || !reach.live) continue;
+      const waits = data.flatMap((session) =>
+        session.health === 'normal'
+          ? session.peers.flatMap((peer) => {
+              const silentFor = peer.unreachableSince ? Date.parse(session.observedAt) - Date.parse(peer.unreachableSince) : NaN;
+              return silentFor >= 0 && silentFor < peerSilenceWarningMs ? [peerSilenceWarningMs - silentFor + 500] : [];
+            })
+          : [],
+      );
+      if (waits.length > 0) timers.push(setTimeout(() => void queryClient.invalidateQueries({ queryKey: sessionKeys.list(site.id) }), Math.min(...waits)));
+    }
+    return () => timers.forEach(clearTimeout);
+  }, [lists, options.live, queryClient]);
   return {
     sessions,
     clusters,
+    /** Every known site with how live its sessions and clusters are (for "unknown since" notices). */
+    sites: lists.map(({ site, data, receivedAt, reach }, index) => ({
+      site,
+      reach,
+      receivedAt,
+      sessions: data?.length ?? null,
+      clusters: clusterLists[index]?.data?.length ?? null,
+    })),
     isLoading: lists.some((list) => list.isLoading),
-    error: lists.find((list) => list.error)?.error ?? clusterLists.find((list) => list.error)?.error ?? null,
+    error: lists.find((list) => list.error && !list.data)?.error ?? clusterLists.find((list) => list.error && !list.data)?.error ?? null,
   };
 }
 
@@ -159,4 +199,42 @@ export function useShipNow() {
   const api = useApi();
   const invalidate = useInvalidateAll();
   return useMutation({ mutationFn: ({ siteId, name }: { siteId: string; name: string }) => sessionsApi.shipNow(api, siteId, name), onSettled: invalidate });
+}
+
+/** Defines a cluster at a site: its agent runs the processor and keeps the master data set. */
+export function useCreateCluster() {
+  const api = useApi();
+  const invalidate = useInvalidateAll();
+  return useMutation({
+    mutationFn: ({ siteId, request }: { siteId: string; request: CreateClusterRequest }) => sessionsApi.createCluster(api, siteId, request),
+    onSettled: invalidate,
+  });
+}
+
+/** A session joins a cluster: asked at the processor's site (`request.site`: the site reporting the session, when another). */
+export function useJoinCluster() {
+  const api = useApi();
+  const invalidate = useInvalidateAll();
+  return useMutation({
+    mutationFn: ({ siteId, cluster, request }: { siteId: string; cluster: string; request: AddClusterMemberRequest }) => sessionsApi.addClusterMember(api, siteId, cluster, request),
+    onSettled: invalidate,
+  });
+}
+
+/** A session leaves its cluster (at the processor's site). */
+export function useLeaveCluster() {
+  const api = useApi();
+  const invalidate = useInvalidateAll();
+  return useMutation({
+    mutationFn: ({ siteId, cluster, session, memberSite }: { siteId: string; cluster: string; session: string; memberSite?: string }) =>
+      sessionsApi.removeClusterMember(api, siteId, cluster, session, memberSite),
+    onSettled: invalidate,
+  });
+}
+
+/** Deletes a cluster and its master data set (the sessions go on). */
+export function useDeleteCluster() {
+  const api = useApi();
+  const invalidate = useInvalidateAll();
+  return useMutation({ mutationFn: ({ siteId, cluster }: { siteId: string; cluster: string }) => sessionsApi.deleteCluster(api, siteId, cluster), onSettled: invalidate });
 }

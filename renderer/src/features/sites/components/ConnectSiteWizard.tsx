@@ -113,6 +113,9 @@ export function ConnectSiteWizard({ opened, onClose }: { opened: boolean; onClos
               {probe.alreadyConnected && <Text c="orange" size="sm">This agent is already connected.</Text>}
               {connecting.error && <ProblemAlert error={connecting.error} title="The site was not connected" />}
               <Group justify="flex-end">
+                <Button variant="default" onClick={close}>
+                  Cancel
+                </Button>
                 <Button variant="default" onClick={() => setStep(0)}>
                   Back
                 </Button>

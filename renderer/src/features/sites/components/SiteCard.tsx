@@ -4,6 +4,7 @@ import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts'
 import { useUiStore } from '../../../app/ui-store.ts';
 import { formatPercent, formatSize } from '../../../lib/format.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { formatClock } from '../../../lib/site-reach.ts';
 import { useRemoveSite, useSitePool } from '../hooks/use-sites.ts';
 import { ConnectionBadge } from './ConnectionBadge.tsx';
 
@@ -35,6 +36,11 @@ export function SiteCard({ site }: { site: SiteSummary }) {
               Pool: {formatSize(pool.data.usedBytes)} used of {formatSize(pool.data.provisionedBytes)} provisioned · {pool.data.volumes} volumes,{' '}
               {pool.data.snapshots} snapshots
             </Text>
+            {!connected && (
+              <Text size="xs" c="orange" data-testid="pool-last-known">
+                Last known, as of {formatClock(new Date(pool.dataUpdatedAt).toISOString())}: the site does not answer since {formatClock(site.connection.since)}.
+              </Text>
+            )}
             <Progress value={capacity > 0 ? (used / capacity) * 100 : 0} aria-label={`pool ${formatPercent(used, capacity)} full`} />
           </>
         )}

@@ -4,6 +4,7 @@ import { useMemo, useState } from 'react';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { useUiStore } from '../../../app/ui-store.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { formatClock } from '../../../lib/site-reach.ts';
 import { FlashWizardHost } from '../../flash/components/FlashWizardHost.tsx';
 import { VolumeFlashPanel } from '../../flash/components/VolumeFlashPanel.tsx';
 import { useFlashUi } from '../../flash/hooks/flash-ui-store.ts';
@@ -11,6 +12,7 @@ import { useVolumeFlashRoles } from '../../flash/hooks/use-flash.ts';
 import { ConnectionBadge } from '../../sites/components/ConnectionBadge.tsx';
 import { TrackMapPanel } from '../../track-map/components/TrackMapPanel.tsx';
 import { orderByLineage } from '../hooks/lineage.ts';
+import { useVolumeMirrorRoles } from '../hooks/use-volume-mirror-roles.ts';
 import { useVolumes } from '../hooks/use-volumes.ts';
 import { CreateVolumeModal } from './CreateVolumeModal.tsx';
 import { DeleteVolumeModal } from './DeleteVolumeModal.tsx';
@@ -27,6 +29,7 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
   const [creating, setCreating] = useState(false);
   const [action, setAction] = useState<{ kind: VolumeAction; volume: VolumeInfo } | null>(null);
   const flashRoles = useVolumeFlashRoles(site.id, connected);
+  const mirrorRoles = useVolumeMirrorRoles(site, connected);
   const openFlashWizard = useFlashUi((state) => state.openWizard);
   const onAction = (kind: VolumeAction, volume: VolumeInfo) => (kind === 'flash' ? openFlashWizard({ siteId: site.id, source: volume.name }) : setAction({ kind, volume }));
   const rows = useMemo(() => orderByLineage(volumes.data?.volumes ?? []), [volumes.data]);
@@ -49,8 +52,11 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
         </Group>
       </Group>
       {!connected && (
-        <Text c="dimmed" size="sm">
-          The console is not connected to this site’s agent right now ({site.connection.lastProblem?.message ?? 'connecting'}); volumes show once it answers.
+        <Text c="orange" size="sm" data-testid="volumes-unknown">
+          The console is not connected to this site’s agent since {formatClock(site.connection.since)} ({site.connection.lastProblem?.message ?? site.connection.state});{' '}
+          {volumes.data
+            ? `below is the last known list, as of ${formatClock(new Date(volumes.dataUpdatedAt).toISOString())}: what happened since is unknown.`
+            : 'volumes show once it answers.'}
         </Text>
       )}
       {volumes.error && <ProblemAlert error={volumes.error} title="Volumes could not be loaded" />}
@@ -60,13 +66,29 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
       {volumes.data && rows.length === 0 && (
         <Text data-testid="volumes-empty">No volumes yet. Choose “Create volume” to make one; it is thin, so its size costs nothing until data is written.</Text>
       )}
-      {rows.length > 0 && <VolumesTable rows={rows} selected={selected} onSelect={selectVolume} onAction={onAction} flashRoles={flashRoles} />}
+      {rows.length > 0 && <VolumesTable rows={rows} selected={selected} onSelect={selectVolume} onAction={onAction} flashRoles={flashRoles} mirrorRoles={mirrorRoles} />}
       {selectedVolume && <TrackMapPanel siteId={site.id} volume={selectedVolume} />}
       {selectedVolume && flashRoles.has(selectedVolume.name) && <VolumeFlashPanel siteId={site.id} volume={selectedVolume} />}
       <FlashWizardHost />
       <CreateVolumeModal siteId={site.id} opened={creating} onClose={() => setCreating(false)} />
-      {action?.kind === 'resize' && <ResizeVolumeModal siteId={site.id} volume={action.volume} onClose={() => setAction(null)} />}
-      {action?.kind === 'delete' && <DeleteVolumeModal siteId={site.id} volume={action.volume} onClose={() => setAction(null)} />}
+      {action?.kind === 'resize' && (
+        <ResizeVolumeModal
+          siteId={site.id}
+          volume={action.volume}
+          mirror={mirrorRoles.get(action.volume.name)}
+          flash={flashRoles.get(action.volume.name)}
+          onClose={() => setAction(null)}
+        />
+      )}
+      {action?.kind === 'delete' && (
+        <DeleteVolumeModal
+          siteId={site.id}
+          volume={action.volume}
+          mirror={mirrorRoles.get(action.volume.name)}
+          flash={flashRoles.get(action.volume.name)}
+          onClose={() => setAction(null)}
+        />
+      )}
       {action?.kind === 'snapshot' && <SnapshotVolumeModal siteId={site.id} volume={action.volume} onClose={() => setAction(null)} />}
     </Stack>
   );

@@ -6,6 +6,8 @@ import { formatSize } from '../../../lib/format.ts';
 import { VolumeFlashBadges } from '../../flash/components/VolumeFlashBadges.tsx';
 import type { VolumeFlashRole } from '../../flash/hooks/flash-model.ts';
 import type { VolumeRow } from '../hooks/lineage.ts';
+import type { VolumeMirrorRole } from '../hooks/volume-dependents.ts';
+import { VolumeMirrorBadges } from './VolumeMirrorBadges.tsx';
 import classes from './VolumesTable.module.css';
 
 export type VolumeAction = 'resize' | 'delete' | 'snapshot' | 'flash';
@@ -24,6 +26,8 @@ export function VolumesTable(props: {
   onAction: (action: VolumeAction, volume: VolumeInfo) => void;
   /** Flash copy roles per volume name (source / target badges). */
   flashRoles?: Map<string, VolumeFlashRole[]>;
+  /** Mirror roles per volume name (H1 / H2 of a session's copy set). */
+  mirrorRoles?: Map<string, VolumeMirrorRole[]>;
 }) {
   const scroller = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({
@@ -76,6 +80,7 @@ export function VolumesTable(props: {
                         read-only
                       </Badge>
                     )}
+                    <VolumeMirrorBadges roles={props.mirrorRoles?.get(volume.name)} />
                     <VolumeFlashBadges roles={props.flashRoles?.get(volume.name)} />
                   </Group>
                 </UnstyledButton>
