@@ -73,8 +73,15 @@ export const PairInfoSchema = z.object({
   h1Volume: z.string(),
   h2Volume: z.string(),
   state: PairStateSchema,
-  /** Why the pair is suspended or failed. */
+  /**
+   * Why the pair is suspended or failed. `failed`: the copy set is broken,
+   * its volume at one site deleted (perhaps made again under its name, which
+   * is then another volume: copy sets hold volumes by id); it mirrors nothing
+   * until removed from the session (PROTOCOL.md, *Copy sets hold volumes by id*).
+   */
   reason: z.string().nullable(),
+  /** A broken (`failed`) copy set: since when this agent knows it (ISO). */
+  brokenSince: z.string().nullable().optional(),
   /** Tracks that may differ, as the source knows them. */
   outOfSyncTracks: z.number(),
   /** Tracks written at the target since it became writable (after failover). */
