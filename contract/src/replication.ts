@@ -82,6 +82,12 @@ export const PairInfoSchema = z.object({
   reason: z.string().nullable(),
   /** A broken (`failed`) copy set: since when this agent knows it (ISO). */
   brokenSince: z.string().nullable().optional(),
+  /**
+   * The id (`VolumeInfo.id`) of the copy set's volume at the reporting site:
+   * copy sets hold volumes by this immutable id, never by name alone. Null for
+   * a copy set whose volume was already gone when its catalog learned ids.
+   */
+  localVolumeId: z.number().int().nullable().optional(),
   /** Tracks that may differ, as the source knows them. */
   outOfSyncTracks: z.number(),
   /** Tracks written at the target since it became writable (after failover). */
