@@ -73,8 +73,21 @@ export const PairInfoSchema = z.object({
   h1Volume: z.string(),
   h2Volume: z.string(),
   state: PairStateSchema,
-  /** Why the pair is suspended or failed. */
+  /**
+   * Why the pair is suspended or failed. `failed`: the copy set is broken,
+   * its volume at one site deleted (perhaps made again under its name, which
+   * is then another volume: copy sets hold volumes by id); it mirrors nothing
+   * until removed from the session (PROTOCOL.md, *Copy sets hold volumes by id*).
+   */
   reason: z.string().nullable(),
+  /** A broken (`failed`) copy set: since when this agent knows it (ISO). */
+  brokenSince: z.string().nullable().optional(),
+  /**
+   * The id (`VolumeInfo.id`) of the copy set's volume at the reporting site:
+   * copy sets hold volumes by this immutable id, never by name alone. Null for
+   * a copy set whose volume was already gone when its catalog learned ids.
+   */
+  localVolumeId: z.number().int().nullable().optional(),
   /** Tracks that may differ, as the source knows them. */
   outOfSyncTracks: z.number(),
   /** Tracks written at the target since it became writable (after failover). */

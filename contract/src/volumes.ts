@@ -40,6 +40,36 @@ export const VolumeInfoSchema = z.object({
 });
 export type VolumeInfo = z.infer<typeof VolumeInfoSchema>;
 
+/**
+ * Something a volume or snapshot is needed by, so deleting it (or resizing
+ * it) is refused with `volume-busy`: the answer's `detail.dependents` lists
+ * every one (`VolumeBusyDetailSchema`), its message names the first and the
+ * step to take first. `step` says that step in words ("remove it from session
+ * gold"), `action` how (a command, or what to do where no command does it).
+ */
+const DependentBase = { step: z.string(), action: z.string() };
+export const VolumeDependentSchema = z.discriminatedUnion('kind', [
+  /** A copy set of a mirroring session, in any state; `role`: the volume's side of it at this site. */
+  z.object({
+    kind: z.literal('copy-set'),
+    session: z.string(),
+    sessionState: z.string(),
+    role: z.enum(['h1', 'h2']),
+    h1Volume: z.string(),
+    h2Volume: z.string(),
+    ...DependentBase,
+  }),
+  /** A flash copy relationship that is not withdrawn, the volume its source or target. */
+  z.object({ kind: z.literal('flash-copy'), session: z.string(), sessionState: z.string(), role: z.enum(['source', 'target']), ...DependentBase }),
+  /** NBD clients have it open (delete only). */
+  z.object({ kind: z.literal('nbd-export'), connections: z.number().int(), ...DependentBase }),
+  /** A snapshot a snapshot-shipping session keeps: the source-side image of its last shipped cycle, or one it ships now. */
+  z.object({ kind: z.literal('shipping-snapshot'), session: z.string(), sessionState: z.string(), ...DependentBase }),
+]);
+export type VolumeDependent = z.infer<typeof VolumeDependentSchema>;
+export const VolumeBusyDetailSchema = z.object({ dependents: z.array(VolumeDependentSchema).min(1) });
+export type VolumeBusyDetail = z.infer<typeof VolumeBusyDetailSchema>;
+
 export const VolumeListSchema = z.object({ volumes: z.array(VolumeInfoSchema) });
 export type VolumeList = z.infer<typeof VolumeListSchema>;
 

@@ -1,4 +1,4 @@
-import { ProblemError, type EstablishFlashRequest } from '@tandem/contract';
+import { ProblemError, type EstablishFlashRequest, type VolumeDependent } from '@tandem/contract';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { FlashSessionRecord } from './store.ts';
 
@@ -37,11 +37,22 @@ export function validatePairs(engine: StorageEngine, request: EstablishFlashRequ
   }
 }
 
-/** Refuses deleting or resizing a volume of a live relationship. */
-export function guardVolume(active: FlashSessionRecord[], name: string, action: 'delete' | 'resize'): void {
+/** What keeps a volume from being deleted or resized: the live (not withdrawn) relationships it is in. */
+export function volumeDependents(active: FlashSessionRecord[], name: string): VolumeDependent[] {
+  const found: VolumeDependent[] = [];
   for (const record of active) {
-    if (record.pairs.some((pair) => pair.source === name || pair.target === name)) {
-      throw new ProblemError('volume-busy', `${name} is in flash session ${record.name}; withdraw it before the ${action}`);
+    for (const pair of record.pairs) {
+      if (pair.source !== name && pair.target !== name) continue;
+      found.push({
+        kind: 'flash-copy',
+        session: record.name,
+        sessionState: record.state,
+        role: pair.source === name ? 'source' : 'target',
+        step: `withdraw flash copy session ${record.name}`,
+        action: `tandem-agent flash withdraw ${record.name}`,
+      });
+      break;
     }
   }
+  return found;
 }

@@ -16,6 +16,7 @@ import {
   type FlashTrackMap,
   type FlashUpdateRequest,
   type FlashWithdrawRequest,
+  type VolumeDependent,
   type TrackMapQuery,
 } from '@tandem/contract';
 import type { Logger } from 'pino';
@@ -28,7 +29,7 @@ import { FlashStore, type FlashPairRecord, type FlashSessionRecord } from './sto
 import { changedRuns, copiedTrackMap, percentOf, setCount, sharedTracks } from './tracks.ts';
 import type { FlashMirrorChange, FlashMirrorHooks, FlashMirrorPairChange, TrackRange } from './hooks.ts';
 import { noMirrorHooks } from './hooks.ts';
-import { guardVolume, validatePairs } from './rules.ts';
+import { validatePairs, volumeDependents } from './rules.ts';
 import { FlashWriteInhibitTap } from './write-inhibit-tap.ts';
 
 export { noMirrorHooks } from './hooks.ts';
@@ -81,7 +82,7 @@ export class FlashService implements TapSource {
     this.logger = options.logger;
     this.hooks = options.hooks ?? noMirrorHooks;
     this.store = new FlashStore(options.engine.catalog.db);
-    this.engine.addVolumeGuard((name, action) => this.guard(name, action));
+    this.engine.addVolumeGuard((name) => this.guard(name));
   }
 
   /** Installs the mirror interplay (replaces the no-op default). */
@@ -734,8 +735,8 @@ export class FlashService implements TapSource {
     validatePairs(this.engine, request, this.activeSessions());
   }
 
-  private guard(name: string, action: 'delete' | 'resize'): void {
-    guardVolume(this.activeSessions(), name, action);
+  private guard(name: string): VolumeDependent[] {
+    return volumeDependents(this.activeSessions(), name);
   }
 
   private generateName(): string {

@@ -1,56 +1,47 @@
 import { randomUUID } from 'node:crypto';
-import { ProblemError, type SessionType } from '@tandem/contract';
+import { ProblemError, type SessionType, type VolumeDependent } from '@tandem/contract';
 import { RunningCopySets } from './running-copy-sets.ts';
 import type { ReplicationService } from './service.ts';
 import { atSecondary, newPairRecord, type PairRecord, type SessionRecord } from './session-store.ts';
 
-/** A session's copy set that uses a volume, as a delete or resize refusal names it. */
-export interface CopySetDependent {
-  kind: 'copy-set';
-  session: string;
-  sessionState: SessionRecord['state'];
-  /** Which side of the copy set the volume is here. */
-  role: 'h1' | 'h2';
-  h1Volume: string;
-  h2Volume: string;
-  /** What the administrator does first, as a command. */
-  action: string;
-}
+/** A session's copy set that uses a volume, as a delete or resize refusal names it (VolumeDependentSchema `copy-set`). */
+export type CopySetDependent = Extract<VolumeDependent, { kind: 'copy-set' }>;
 
 /** Defining sessions and their copy sets at both sites. */
 export class CopySets {
   constructor(private readonly service: ReplicationService) {
     // A volume in a copy set is neither deleted nor resized here while the copy set exists (its other side would be lost or differ in size).
-    service.engine.addVolumeGuard((name, action) => this.guardVolume(name, action));
+    service.engine.addVolumeGuard((name) => this.dependents(name));
   }
 
-  /** The copy sets of any session (any state, either role) whose volume here is `name`. */
+  /**
+   * The copy sets of any session (any state, either role) whose volume here
+   * is `name`: the volume of that name now, by id (a broken copy set's old
+   * volume is gone; one made again under its name is not the copy set's).
+   */
   dependents(name: string): CopySetDependent[] {
     const service = this.service;
+    const id = service.engine.volumeIdOrNull(name);
     const found: CopySetDependent[] = [];
     for (const pair of service.pairs.values()) {
-      if (pair.localVolume !== name) continue;
+      if (pair.localVolume !== name || pair.localVolumeId !== id || pair.broken) continue;
       const session = service.sessions.get(pair.sessionId);
       if (!session) continue;
       const started = session.state !== 'defined';
       const remove = `tandem-agent session remove ${session.name} ${pair.h1Volume}`;
       const action = started ? `${remove} (at the session's H1 site), or tandem-agent session terminate ${session.name}` : `${remove} (at the session's H1 site)`;
-      found.push({ kind: 'copy-set', session: session.name, sessionState: session.state, role: pair.localSite, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume, action });
+      found.push({
+        kind: 'copy-set',
+        session: session.name,
+        sessionState: session.state,
+        role: pair.localSite,
+        h1Volume: pair.h1Volume,
+        h2Volume: pair.h2Volume,
+        step: `remove it from session ${session.name}`,
+        action,
+      });
     }
     return found;
-  }
-
-  private guardVolume(name: string, action: 'delete' | 'resize'): void {
-    const [first, ...more] = this.dependents(name);
-    if (!first) return;
-    const role = first.role === 'h1' ? 'primary (H1)' : 'secondary (H2)';
-    const then = action === 'delete' ? 'delete it' : 'resize it (both volumes of a copy set keep one size)';
-    throw new ProblemError(
-      'volume-busy',
-      `${name} is the ${role} volume of copy set ${first.h1Volume} -> ${first.h2Volume} in session ${first.session} (${first.sessionState})` +
-        `${more.length > 0 ? ` and of ${more.length} more copy set(s)` : ''}; remove it from session ${first.session} first (${first.action}), then ${then}`,
-      { dependents: [first, ...more] },
-    );
   }
 
   async createSession(name: string, type: SessionType, peer: string, options: { shipIntervalMs?: number } = {}): Promise<SessionRecord> {
@@ -108,7 +99,7 @@ export class CopySets {
     }
     const local = service.engine.getVolume(h1Volume);
     for (const pair of service.pairs.values()) {
-      if (pair.localVolume === h1Volume) throw new ProblemError('volume-busy', `${h1Volume} is already in a copy set`);
+      if (pair.localVolumeId === local.id && !pair.broken) throw new ProblemError('volume-busy', `${h1Volume} is already in a copy set`);
     }
     const remote = await service.link(session).call('volume.size', { name: h2Volume }, null, { waitForLinkMs: 5000 });
     const remoteSize = (remote.result as { sizeBytes: number }).sizeBytes;
@@ -118,7 +109,7 @@ export class CopySets {
         `${h1Volume} is ${local.sizeBytes} bytes but ${h2Volume} at the other site is ${remoteSize}; a copy set needs equal sizes`,
       );
     }
-    const pair = newPairRecord(session.id, h1Volume, h2Volume, randomUUID(), new Date().toISOString());
+    const pair = newPairRecord(session.id, h1Volume, h2Volume, randomUUID(), new Date().toISOString(), local.id);
     // A session that was started tracks and copies the new copy set at once, leaving the others as they are.
     if (session.state !== 'defined') return service.running.add(session, pair);
     await service.link(session).call('pair.put', { pair: atSecondary(pair) });
@@ -199,16 +190,28 @@ export class CopySets {
     service.engine.catalog.recordEvent('session.created', 'info', session.name, `session ${session.name} defined by the other site`);
   }
 
-  adoptPair(record: PairRecord): void {
+  /**
+   * Takes a copy set the other site defined (`pair.put`, `pair.attach`,
+   * multi-primary joins): its volume here by this site's own id for it. A
+   * copy set known already keeps the volume it holds (and a broken one stays broken).
+   */
+  adoptPair(incoming: PairRecord): PairRecord {
     const service = this.service;
-    service.engine.getVolume(record.localVolume);
+    const local = service.engine.getVolume(incoming.localVolume);
+    const known = service.pairs.get(incoming.id);
     for (const pair of service.pairs.values()) {
-      if (pair.localVolume === record.localVolume && pair.id !== record.id) {
-        throw new ProblemError('volume-busy', `${record.localVolume} is already in a copy set`);
+      if (pair.localVolumeId === local.id && !pair.broken && pair.id !== incoming.id) {
+        throw new ProblemError('volume-busy', `${incoming.localVolume} is already in a copy set`);
       }
     }
+    const record: PairRecord = {
+      ...incoming,
+      localVolumeId: known ? known.localVolumeId : local.id,
+      broken: known?.broken ?? null,
+    };
     service.store.savePair(record);
     service.pairs.set(record.id, record);
     service.refreshTaps();
+    return record;
   }
 }

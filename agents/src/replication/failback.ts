@@ -2,6 +2,7 @@ import type { FailbackPreflight } from '@tandem/contract';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairRecord } from './session-store.ts';
+import { localVolumeName } from './copy-set-volumes.ts';
 
 /** Codes are asked for and compared this many tracks at a time. */
 const CODE_BATCH = 4096;
@@ -45,7 +46,7 @@ export async function planPair(
   pair: PairRecord,
   options: { verifyCodes: boolean; fullCompare: boolean },
 ): Promise<PairPlan> {
-  const trackCount = engine.getVolume(pair.localVolume).trackCount;
+  const trackCount = engine.getVolume(localVolumeName(engine, pair)).trackCount;
   const local = new Uint8Array(Math.ceil(trackCount / 8));
   if (pair.targetChangedBitmap !== null) {
     const view = engine.bitmaps.view(pair.targetChangedBitmap);
@@ -76,7 +77,7 @@ export async function planPair(
   for (let start = 0; start < compare.length; start += CODE_BATCH) {
     const batch = compare.slice(start, start + CODE_BATCH);
     const [mine, theirs] = await Promise.all([
-      localCodes(engine, pair.localVolume, batch),
+      localCodes(engine, localVolumeName(engine, pair), batch),
       link.call('pair.codes', { pair: pair.id, tracks: batch }),
     ]);
     const remoteCodes = new BigUint64Array(

@@ -6,6 +6,7 @@ import { problemMessage } from './pair-source.ts';
 import { str } from './peer-params.ts';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord } from './session-store.ts';
+import { localVolumeName } from './copy-set-volumes.ts';
 
 /**
  * The secondary's side of flash copy of mirrored volumes: the `flash.mirror`
@@ -101,7 +102,7 @@ export class FlashMirrorTarget {
     if (session.state !== 'prepared' || session.type === 'snapshot-shipping') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here, not duplex`);
     }
-    return { volume: pair.localVolume, pair };
+    return { volume: localVolumeName(this.service.engine, pair), pair };
   }
 
   /**

@@ -38,8 +38,10 @@ export interface MirroredPrimary {
 
 /** The copy set in which this local volume is the primary (this site the source), if any. */
 export function primaryOf(service: ReplicationService, volume: string): MirroredPrimary | null {
+  const id = service.engine.volumeIdOrNull(volume);
   for (const pair of service.pairs.values()) {
-    if (pair.localVolume !== volume) continue;
+    // By id: a volume made again under a broken copy set's name is not its volume.
+    if (pair.localVolume !== volume || pair.localVolumeId !== id || pair.broken) continue;
     const session = service.session(pair.sessionId);
     if (session.state === 'defined' || !service.isSource(session)) continue;
     return { session, pair, source: service.sourceOf(pair), agent: service.otherAgent(session) };
@@ -49,8 +51,9 @@ export function primaryOf(service: ReplicationService, volume: string): Mirrored
 
 /** The copy set in which this local volume is the secondary (this site the target), if any. */
 export function secondaryOf(service: ReplicationService, volume: string): { session: SessionRecord; pair: PairRecord } | null {
+  const id = service.engine.volumeIdOrNull(volume);
   for (const pair of service.pairs.values()) {
-    if (pair.localVolume !== volume) continue;
+    if (pair.localVolume !== volume || pair.localVolumeId !== id || pair.broken) continue;
     const session = service.session(pair.sessionId);
     if (session.state === 'defined' || service.isSource(session)) continue;
     return { session, pair };

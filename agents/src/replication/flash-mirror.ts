@@ -7,6 +7,7 @@ import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { problemMessage, type PairSource } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
+import { localVolumeName } from './copy-set-volumes.ts';
 
 /** Time kept back from the flash's hold deadline for the local change after the secondary answered. */
 const DEADLINE_MARGIN_MS = 150;
@@ -283,7 +284,7 @@ export class FlashMirror implements FlashMirrorHooks {
       if (!late) return;
       this.event('warning', agent, 'the secondary performed a flash change after the primary gave up waiting; the changed volumes are copied whole');
       for (const planned of pairs) {
-        const device = this.service.engine.device(planned.primary.pair.localVolume);
+        const device = this.service.engine.device(localVolumeName(this.service.engine, planned.primary.pair));
         planned.runs = [{ start: 0, count: Math.ceil(device.sizeBytes / device.trackSize) }];
         await this.markDurably(planned);
       }
@@ -362,7 +363,7 @@ export class FlashMirror implements FlashMirrorHooks {
         const fixups: Array<{ pair: number; track: number }> = [];
         const data: Buffer[] = [];
         for (const [index, entry] of remote.entries()) {
-          const device = this.service.engine.device(entry.primary.pair.localVolume);
+          const device = this.service.engine.device(localVolumeName(this.service.engine, entry.primary.pair));
           for (const track of stuck.get(entry.primary.source!) ?? []) {
             const offset = track * device.trackSize;
             const buffer = Buffer.allocUnsafe(Math.min(device.trackSize, device.sizeBytes - offset));

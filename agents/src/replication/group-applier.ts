@@ -6,6 +6,7 @@ import type { StorageEngine } from '../storage/engine.ts';
 import type { GroupEntry } from './async-groups.ts';
 import type { PairRecord } from './session-store.ts';
 import { SessionQueue } from './session-queue.ts';
+import { localVolumeName } from './copy-set-volumes.ts';
 
 interface StagedGroup {
   session: string;
@@ -155,7 +156,7 @@ export class GroupApplier {
       }
       const pair = pairs.get(entry.pair);
       if (!pair) throw new ProblemError('not-found', `consistency group ${group} names an unknown pair ${entry.pair}`);
-      const device = this.engine.device(pair.localVolume);
+      const device = this.engine.device(localVolumeName(this.engine, pair));
       if (entry.kind === 'write') await device.write(entry.offset, payload.subarray(entry.dataOffset, entry.dataOffset + entry.length));
       else if (entry.kind === 'zeroes') await device.writeZeroes(entry.offset, entry.length);
       else await device.trim(entry.offset, entry.length);

@@ -72,6 +72,9 @@ export class Mirroring {
 
   /** Suspends every pair of the session after a failure (`detail` says where), keeping out-of-sync marks. */
   suspendSession(session: SessionRecord, detail: string, error: Error): Promise<void> {
+    // The other site refused a copy set whose volume there is gone (`pair-broken`): recorded here too, and the session
+    // then stays suspended (watchForLink does not resume it) until the copy set is removed.
+    if (this.service.copySetVolumes.learn(error)) detail = error.message;
     // The target is being (or was) recovered: mirroring just stops; the session stays recovering / target-available.
     if (session.state === 'recovering' || session.state === 'target-available') return this.stopSource(session, detail);
     let pending = this.suspending.get(session.id);
@@ -104,6 +107,8 @@ export class Mirroring {
     const links = multi.drivesRounds(session) ? multi.links(session) : [this.service.link(session)];
     const retry = async () => {
       if (session.state !== 'suspended' || !session.detail) return;
+      // Not a failure that ends by itself: a broken copy set stays broken until it is removed (then resume by hand).
+      if (this.service.copySetVolumes.brokenOf(session).length > 0) return;
       try {
         await Promise.all(links.map((link) => link.ready(60_000)));
         if (session.state === 'suspended' && session.detail) await this.service.execute(session, 'resume', {});
@@ -156,6 +161,12 @@ export class Mirroring {
    * (its targets fenced first, unless the caller did: `run`).
    */
   async runMirroring(session: SessionRecord, fenced?: string): Promise<void> {
+    // A copy set without its volume cannot be part of the image: the session stays suspended until it is removed.
+    const broken = this.service.copySetVolumes.refusal(session);
+    if (broken) {
+      await this.suspendSession(session, broken.message, broken);
+      return;
+    }
     // Tracked meanwhile: a host write now marks its tracks (for real) while the targets are fenced.
     for (const pair of this.service.pairsOf(session)) this.ensureSource(session, pair);
     this.service.refreshTaps();

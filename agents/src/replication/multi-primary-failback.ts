@@ -6,6 +6,7 @@ import type { MultiPrimarySessions } from './multi-primary.ts';
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
+import { localVolumeId } from './copy-set-volumes.ts';
 
 type FailbackPlanOptions = Pick<FailbackOptions, 'verifyCodes' | 'fullCompare'>;
 /** A member's detail between marking its failback plan and the master's `mp.run` (the way back to H1->H2). */
@@ -215,7 +216,7 @@ export class MultiPrimaryFailback {
           await service.applier.discardParts(session.id);
           for (const pair of service.pairsOf(session)) {
             if (pair.targetChangedBitmap === null) {
-              pair.targetChangedBitmap = await service.engine.bitmaps.create(service.engine.volumeId(pair.localVolume), 'clear');
+              pair.targetChangedBitmap = await service.engine.bitmaps.create(localVolumeId(service.engine, pair), 'clear');
               service.store.savePair(pair);
             }
           }

@@ -10,6 +10,7 @@ import type { ReplicationService } from './service.ts';
 import { MultiPrimaryFailback } from './multi-primary-failback.ts';
 import { MultiPrimaryRunning } from './multi-primary-running.ts';
 import { atSecondary, newPairRecord, type PairRecord, type SessionRecord } from './session-store.ts';
+import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
 
 /** A copy set of a multi-primary session whose primary volume lives on another agent than the master. */
 export interface MemberPairRecord {
@@ -223,7 +224,8 @@ export class MultiPrimarySessions {
     }
     const now = new Date().toISOString();
     const record: MemberPairRecord = { id: randomUUID(), sessionId: session.id, primaryAgentId: member.agentId, h1Volume, h2Volume, createdAt: now };
-    const pair = newPairRecord(session.id, h1Volume, h2Volume, record.id, now);
+    // Its volume's id is the member's own (it adopts the copy set with `mp.join`).
+    const pair = newPairRecord(session.id, h1Volume, h2Volume, record.id, now, null);
     // A session that was started: the member tracks and copies it, then it joins the rounds (multi-primary-running.ts).
     if (session.state !== 'defined') {
       await service.running.multiPrimary.add(session, record, pair, () => this.saveMemberPair(record));
@@ -503,7 +505,7 @@ export class MultiPrimarySessions {
     const syncedPercent: Record<string, number | null> = {};
     const trackCount: Record<string, number> = {};
     for (const source of sources) {
-      trackCount[source!.record.id] = service.engine.getVolume(source!.record.localVolume).trackCount;
+      trackCount[source!.record.id] = service.engine.getVolume(localVolumeName(service.engine, source!.record)).trackCount;
       outOfSync[source!.record.id] = source!.outOfSyncTracks;
       const { total, copied } = source!.progress;
       syncedPercent[source!.record.id] = source!.isResyncing ? (total === 0 ? 100 : Math.min(100, Math.round((copied / total) * 1000) / 10)) : null;
@@ -532,7 +534,7 @@ export class MultiPrimarySessions {
     const engine = service.engine;
     for (const pair of service.pairsOf(session)) {
       if (pair.outOfSyncBitmap === null) {
-        pair.outOfSyncBitmap = await engine.bitmaps.create(engine.volumeId(pair.localVolume), 'allocated');
+        pair.outOfSyncBitmap = await engine.bitmaps.create(localVolumeId(engine, pair), 'allocated');
         service.store.savePair(pair);
       }
     }

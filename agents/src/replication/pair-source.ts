@@ -6,6 +6,7 @@ import type { ConsistencyGroupShipper } from './async-groups.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairRecord } from './session-store.ts';
 import type { HostChange, TapWork, TrackSpan, WriteTap } from './splitter.ts';
+import { localVolumeName } from './copy-set-volumes.ts';
 
 /** How long a track must be quiet before its out-of-sync bit (set as an activity mark) is cleared. */
 const ACTIVITY_QUIET_MS = 2000;
@@ -137,7 +138,7 @@ export class PairSource implements WriteTap {
   }
 
   private get device(): BlockDevice {
-    return this.engine.device(this.record.localVolume);
+    return this.engine.device(localVolumeName(this.engine, this.record));
   }
 
   /** Tracks that may differ: set bits, less activity marks of acknowledged mirrored writes. */

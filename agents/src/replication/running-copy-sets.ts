@@ -2,6 +2,7 @@ import { ProblemError } from '@tandem/contract';
 import { VolumeDevice } from '../storage/volume-device.ts';
 import { problemMessage, type MirrorMode, type PairSource } from './pair-source.ts';
 import { MultiPrimaryRunning } from './multi-primary-running.ts';
+import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
 import type { ReplicationService } from './service.ts';
 import { atSecondary, type PairRecord, type SessionRecord } from './session-store.ts';
 
@@ -161,7 +162,7 @@ export class RunningCopySets {
         });
     }
     // Tracked from now: a clear bitmap and the tap first, then every allocated track is marked.
-    pair.outOfSyncBitmap = await engine.bitmaps.create(engine.volumeId(pair.localVolume), 'clear');
+    pair.outOfSyncBitmap = await engine.bitmaps.create(localVolumeId(engine, pair), 'clear');
     const running = session.state === 'preparing' || session.state === 'prepared';
     pair.joining = running && session.type !== 'snapshot-shipping';
     service.store.savePair(pair);
@@ -169,7 +170,7 @@ export class RunningCopySets {
     const source = service.mirroring.ensureSource(session, pair);
     service.refreshTaps();
     // Host writes that chose their taps before the refresh hold the volume's range lock until their local write is done.
-    const device = engine.device(pair.localVolume);
+    const device = engine.device(localVolumeName(engine, pair));
     if (device instanceof VolumeDevice) (await device.lock.acquireAll())();
     let offset = 0;
     for (const run of device.allocationMap(0, device.sizeBytes)) {
@@ -375,8 +376,8 @@ export class RunningCopySets {
     }
     // Its initial copy starts now (a copy set added while suspended is copied by the resume, with the others).
     const joining = session.type !== 'snapshot-shipping' && (session.state === 'preparing' || session.state === 'prepared');
-    service.copySets.adoptPair({ ...record, joining });
-    const device = service.engine.device(record.localVolume);
+    const adopted = service.copySets.adoptPair({ ...record, joining });
+    const device = service.engine.device(localVolumeName(service.engine, adopted));
     await device.trim(0, device.sizeBytes);
     service.engine.catalog.recordEvent(
       'pair.added',

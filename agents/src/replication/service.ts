@@ -11,6 +11,7 @@ import {
 } from '@tandem/contract';
 import type { StorageEngine } from '../storage/engine.ts';
 import { CopySets } from './copy-sets.ts';
+import { CopySetVolumes } from './copy-set-volumes.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { Mirroring } from './mirroring.ts';
 import { MultiPrimarySessions } from './multi-primary.ts';
@@ -76,6 +77,8 @@ export class ReplicationService implements TapSource {
   readonly multiPrimary: MultiPrimarySessions;
   /** Copy sets added to or removed from sessions that were started. */
   readonly running: RunningCopySets;
+  /** Copy sets hold their volumes by id: broken ones (volume gone or another one) are found, recorded and reported. */
+  readonly copySetVolumes: CopySetVolumes;
 
   constructor(
     readonly engine: StorageEngine,
@@ -97,6 +100,7 @@ export class ReplicationService implements TapSource {
     this.reports = new SessionReports(this);
     this.multiPrimary = new MultiPrimarySessions(this);
     this.running = new RunningCopySets(this);
+    this.copySetVolumes = new CopySetVolumes(this);
     this.target = new TargetHandlers(this);
     this.applier = new GroupApplier(
       engine,
@@ -121,6 +125,8 @@ export class ReplicationService implements TapSource {
       .then((applied) => applied > 0 && this.logger.info({ applied }, 're-applied staged consistency groups'))
       .catch((error) => this.logger.error({ error: problemMessage(error) }, 'staged consistency groups could not be applied'));
     void Promise.all([cycles, groups]).then(() => this.markRecovered());
+    // Copy sets whose volume went while the agent was stopped are broken: recorded once, their sessions stopped (below).
+    this.copySetVolumes.check();
     for (const session of this.sessions.values()) {
       // Every agent sharing a started session is kept dialled (heartbeats): a silent one is noticed and reported.
       this.watchPeers(session);
@@ -210,8 +216,10 @@ export class ReplicationService implements TapSource {
 
   private computeTaps(volume: string): WriteTap[] {
     const taps: WriteTap[] = [];
+    const id = this.engine.volumeIdOrNull(volume);
     for (const pair of this.pairs.values()) {
-      if (pair.localVolume !== volume) continue;
+      // A volume made again under a copy set's volume name is another volume: no tap of that copy set (it is broken).
+      if (pair.localVolume !== volume || pair.localVolumeId !== id || pair.broken) continue;
       const session = this.sessions.get(pair.sessionId)!;
       if (session.state === 'defined') continue;
       if (this.isSource(session)) {
@@ -395,8 +403,8 @@ export class ReplicationService implements TapSource {
     this.copySets.adoptSession(record);
   }
 
-  adoptPair(record: PairRecord): void {
-    this.copySets.adoptPair(record);
+  adoptPair(record: PairRecord): PairRecord {
+    return this.copySets.adoptPair(record);
   }
 
   // --- reports ---

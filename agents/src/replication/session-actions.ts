@@ -1,6 +1,7 @@
 import { ProblemError, type FailbackOptions, type SessionAction, type SessionInfo, type SessionState } from '@tandem/contract';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
+import { localVolumeId } from './copy-set-volumes.ts';
 
 /** Which site executes an action: the source of the current direction, or its target. */
 function executingRole(action: SessionAction): 'source' | 'target' {
@@ -31,6 +32,19 @@ export class SessionActions {
     if (!allowed[action].includes(session.state)) {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; ${action} needs ${allowed[action].join(' or ')}`);
     }
+    // Every copy set takes part in these: a broken one (its volume gone) is removed first. A recover and a terminate still proceed.
+    if (action === 'start' || action === 'resume' || action === 'failback') service.copySetVolumes.refuseIfBroken(session);
+    try {
+      return await this.dispatch(session, action, options);
+    } catch (error) {
+      // The other site refused a copy set whose volume there is gone: recorded here too.
+      service.copySetVolumes.learn(error);
+      throw error;
+    }
+  }
+
+  private async dispatch(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<SessionInfo> {
+    const service = this.service;
     if (service.multiPrimary.isMember(session)) {
       // A multi-primary session's state machine runs at its master (terminate) or at the site that must act:
       // the source of the current direction (master H1->H2, secondary site H2->H1), or its target.
@@ -58,11 +72,13 @@ export class SessionActions {
   async execute(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<void> {
     const service = this.service;
     const engine = service.engine;
+    // (Also when the other site forwarded it: it may not know the copy set broke here.)
+    if (action === 'start' || action === 'resume' || action === 'failback') service.copySetVolumes.refuseIfBroken(session);
     switch (action) {
       case 'start': {
         for (const pair of service.pairsOf(session)) {
           if (pair.outOfSyncBitmap === null) {
-            pair.outOfSyncBitmap = await engine.bitmaps.create(engine.volumeId(pair.localVolume), 'allocated');
+            pair.outOfSyncBitmap = await engine.bitmaps.create(localVolumeId(engine, pair), 'allocated');
             service.store.savePair(pair);
           }
         }
@@ -120,8 +136,10 @@ export class SessionActions {
     // Staged parts of rounds the master never committed are dropped: the volumes keep the last committed round.
     if (session.type === 'async') await service.applier.discardParts(session.id);
     for (const pair of service.pairsOf(session)) {
+      // A broken copy set has no volume here to track: reported as failed, the others recover.
+      if (service.copySetVolumes.isBroken(pair)) continue;
       if (pair.targetChangedBitmap === null) {
-        pair.targetChangedBitmap = await service.engine.bitmaps.create(service.engine.volumeId(pair.localVolume), 'clear');
+        pair.targetChangedBitmap = await service.engine.bitmaps.create(localVolumeId(service.engine, pair), 'clear');
         service.store.savePair(pair);
       }
     }

@@ -3,6 +3,7 @@ import { problemMessage } from './pair-source.ts';
 import { planSummary, summarizePlans, type PairPlan, type PlanSummary } from './failback.ts';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
+import { localVolumeId } from './copy-set-volumes.ts';
 
 type FailbackPlanOptions = { verifyCodes: boolean; fullCompare: boolean };
 
@@ -57,7 +58,7 @@ export class SessionFailback {
     const engine = service.engine;
     for (const plan of plans) {
       const pair = plan.pair;
-      const bitmap = await engine.bitmaps.create(engine.volumeId(pair.localVolume), 'clear');
+      const bitmap = await engine.bitmaps.create(localVolumeId(engine, pair), 'clear');
       for (const track of plan.tracks) await engine.bitmaps.set(bitmap, track, 1);
       if (pair.outOfSyncBitmap !== null) await engine.bitmaps.delete(pair.outOfSyncBitmap);
       if (pair.targetChangedBitmap !== null) await engine.bitmaps.delete(pair.targetChangedBitmap);
@@ -97,7 +98,7 @@ export class SessionFailback {
       for (const plan of plans) {
         const pair = plan.pair;
         if (pair.targetChangedBitmap === null && service.pairs.has(pair.id)) {
-          pair.targetChangedBitmap = await engine.bitmaps.create(engine.volumeId(pair.localVolume), 'clear');
+          pair.targetChangedBitmap = await engine.bitmaps.create(localVolumeId(engine, pair), 'clear');
           service.store.savePair(pair);
         }
       }

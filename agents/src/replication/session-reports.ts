@@ -1,4 +1,5 @@
 import { ProblemError, type PairBitmap, type PairInfo, type SessionHealth, type SessionInfo, type SessionPeer } from '@tandem/contract';
+import { localVolumeName } from './copy-set-volumes.ts';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 
@@ -52,6 +53,8 @@ export class SessionReports {
     const local = service.localSite(session);
     const otherSite = service.peers.get(service.otherAgent(session)).site;
     const pairs = service.pairsOf(session).map((pair) => this.pairInfo(session, pair));
+    // Copy sets whose volume is gone (here or at the other site): the session mirrors nothing until they are removed.
+    const broken = pairs.filter((pair) => pair.state === 'failed');
     // Multi-primary master: the copy sets on the other primary agents, as they last reported.
     if (service.multiPrimary.isMaster(session)) pairs.push(...service.multiPrimary.memberPairInfos(session));
     const peers = this.peers(session);
@@ -66,8 +69,16 @@ export class SessionReports {
             ? 'normal'
             : 'warning';
     if (silent.length > 0 && health === 'normal') health = 'warning';
+    if (broken.length > 0) health = 'severe';
     const unreachable = silent.map((peer) => `${peer.role === 'source' ? 'primary' : 'secondary'} site ${peer.site} unreachable since ${peer.unreachableSince}`);
-    const detail = unreachable.length > 0 ? `${unreachable.join('; ')} (last known: ${session.state}${session.detail ? `, ${session.detail}` : ''})` : session.detail;
+    // Broken copy sets first (they need the administrator), then unreachable agents, then the state's own detail.
+    const said = session.detail ?? '';
+    const mentioned = (pair: PairInfo) => said.includes(`copy set ${pair.h1Volume} -> ${pair.h2Volume} `);
+    const lead: string[] = broken.some(mentioned) ? [said] : [];
+    for (const pair of broken) if (!mentioned(pair)) lead.push(`copy set ${pair.h1Volume} -> ${pair.h2Volume} broken: ${pair.reason}`);
+    const own = lead.includes(said) ? null : session.detail;
+    const rest = unreachable.length > 0 ? `${unreachable.join('; ')} (last known: ${session.state}${own ? `, ${own}` : ''})` : own;
+    const detail = [...lead, ...(rest ? [rest] : [])].join('; ') || null;
     const consistencyTime = this.consistencyTime(session, peers);
     const origin = service.stateOrigins.get(session.id) ?? { site: service.site, at: session.updatedAt };
     return {
@@ -122,6 +133,8 @@ export class SessionReports {
   private pairInfo(session: SessionRecord, pair: PairRecord): PairInfo {
     const service = this.service;
     const engine = service.engine;
+    const brokenReason = service.copySetVolumes.reasonOf(pair);
+    if (brokenReason !== null) return this.brokenPairInfo(session, pair, brokenReason);
     const source = service.sourceOf(pair);
     const trackCount = engine.getVolume(pair.localVolume).trackCount;
     let copyBytes: PairInfo['copyBytes'] = null;
@@ -166,6 +179,7 @@ export class SessionReports {
       id: pair.id,
       h1Volume: pair.h1Volume,
       h2Volume: pair.h2Volume,
+      localVolumeId: pair.localVolumeId,
       state,
       reason: source?.reason ?? (state === 'suspended' ? session.detail : null),
       outOfSyncTracks: outOfSync,
@@ -178,8 +192,84 @@ export class SessionReports {
     };
   }
 
+  /** A broken copy set (its volume gone, or another one under its name): failed, with why; nothing of its volume here is read. */
+  private brokenPairInfo(session: SessionRecord, pair: PairRecord, reason: string): PairInfo {
+    const service = this.service;
+    const primarySite = service.multiPrimary.primarySiteOf(pair);
+    // Its bitmap here may have gone with its volume.
+    let outOfSync: { setCount: number; trackCount: number } | null = null;
+    try {
+      if (pair.outOfSyncBitmap !== null) {
+        const view = service.engine.bitmaps.view(pair.outOfSyncBitmap);
+        outOfSync = { setCount: view.setCount, trackCount: view.trackCount };
+      }
+    } catch {
+      outOfSync = null;
+    }
+    return {
+      ...(primarySite ? { primarySite } : {}),
+      id: pair.id,
+      h1Volume: pair.h1Volume,
+      h2Volume: pair.h2Volume,
+      state: 'failed',
+      reason,
+      brokenSince: pair.broken?.since ?? null,
+      localVolumeId: pair.localVolumeId,
+      outOfSyncTracks: outOfSync?.setCount ?? 0,
+      targetChangedTracks: 0,
+      trackCount: outOfSync?.trackCount ?? 0,
+      trackSize: service.engine.trackSize,
+      syncedPercent: null,
+      copyBytes: null,
+      etaSeconds: null,
+      consistent: false,
+      inconsistentReason: `the copy set is broken: ${reason}`,
+    };
+  }
+
+  /** Every session here; one that cannot be reported (a bug) is listed as such rather than failing the whole list. */
   list(): SessionInfo[] {
-    return [...this.service.sessions.values()].map((session) => this.info(session));
+    return [...this.service.sessions.values()].map((session) => {
+      try {
+        return this.info(session);
+      } catch (error) {
+        this.service.logger.error({ session: session.name, error: error instanceof Error ? error.stack : String(error) }, 'session could not be reported');
+        return this.unreportable(session, error);
+      }
+    });
+  }
+
+  private unreportable(session: SessionRecord, error: unknown): SessionInfo {
+    const service = this.service;
+    const local = service.localSite(session);
+    let otherSite = service.otherAgent(session);
+    try {
+      otherSite = service.peers.get(otherSite).site;
+    } catch {
+      // Not paired any more: the agent id stands in.
+    }
+    const now = new Date().toISOString();
+    return {
+      id: session.id,
+      name: session.name,
+      type: session.type,
+      state: session.state,
+      health: 'severe',
+      direction: session.direction,
+      recoverable: session.recoverable,
+      role: local,
+      h1Site: local === 'h1' ? service.site : otherSite,
+      h2Site: local === 'h1' ? otherSite : service.site,
+      consistencyTime: session.consistencyTime,
+      exposureSeconds: null,
+      detail: `this agent could not report the session (${error instanceof Error ? error.message : String(error)}); see its log`,
+      pairs: [],
+      createdAt: session.createdAt,
+      updatedAt: session.updatedAt,
+      observedAt: now,
+      stateFrom: service.stateOrigins.get(session.id) ?? { site: service.site, at: session.updatedAt },
+      peers: [],
+    };
   }
 
   /** A copy set's raw bitmap here (`pair`: its id, or its volume here or at the other site), as runs of set tracks. */
@@ -191,7 +281,7 @@ export class SessionReports {
       .find((p) => p.id === pairRef || p.localVolume === pairRef || p.h1Volume === pairRef || p.h2Volume === pairRef);
     if (!pair) throw new ProblemError('not-found', `session ${session.name} has no copy set ${pairRef} at this site`);
     const id = which === 'target-changed' ? pair.targetChangedBitmap : pair.outOfSyncBitmap;
-    const trackCount = service.engine.getVolume(pair.localVolume).trackCount;
+    const trackCount = service.engine.getVolume(localVolumeName(service.engine, pair)).trackCount;
     const answer: PairBitmap = {
       session: session.name,
       pair: pair.id,

@@ -28,23 +28,52 @@ export interface PairRecord {
   sessionId: string;
   h1Volume: string;
   h2Volume: string;
+  /** The copy set's volume at this site, by name (what commands and the other site call it). */
   localVolume: string;
+  /**
+   * ...and by its immutable id here (engine volume ids are never reused): a
+   * volume deleted and made again under the name is another volume, never
+   * taken for this copy set's. Null only for a copy set migrated from a
+   * catalog that named volumes by name only whose volume was already gone.
+   */
+  localVolumeId: number | null;
   localSite: 'h1' | 'h2';
   outOfSyncBitmap: number | null;
   targetChangedBitmap: number | null;
   /** At the source: added to a running session and not a member of its consistency group yet (see running-copy-sets.ts). */
   joining?: boolean;
+  /** The copy set is broken: its volume here (or at the other site) is gone or another one; why and since when (copy-set-volumes.ts). */
+  broken?: { reason: string; since: string } | null;
   createdAt: string;
 }
 
-/** A copy set as its H1 site first holds it: no bitmaps yet. */
-export function newPairRecord(sessionId: string, h1Volume: string, h2Volume: string, id: string, createdAt: string): PairRecord {
-  return { id, sessionId, h1Volume, h2Volume, localVolume: h1Volume, localSite: 'h1', outOfSyncBitmap: null, targetChangedBitmap: null, createdAt };
+/** A copy set as its H1 site first holds it: no bitmaps yet. `localVolumeId`: the H1 volume's id where it lives (null where it does not). */
+export function newPairRecord(
+  sessionId: string,
+  h1Volume: string,
+  h2Volume: string,
+  id: string,
+  createdAt: string,
+  localVolumeId: number | null,
+): PairRecord {
+  return {
+    id,
+    sessionId,
+    h1Volume,
+    h2Volume,
+    localVolume: h1Volume,
+    localVolumeId,
+    localSite: 'h1',
+    outOfSyncBitmap: null,
+    targetChangedBitmap: null,
+    broken: null,
+    createdAt,
+  };
 }
 
-/** The same copy set as the H2 site holds it (what the H1 site sends it). */
+/** The same copy set as the H2 site holds it (what the H1 site sends it; the receiver takes its own volume's id). */
 export function atSecondary(pair: PairRecord): PairRecord {
-  return { ...pair, localVolume: pair.h2Volume, localSite: 'h2' };
+  return { ...pair, localVolume: pair.h2Volume, localVolumeId: null, localSite: 'h2', broken: null };
 }
 
 /** Sessions and pairs in the SQLite catalog. */
@@ -79,10 +108,12 @@ export class SessionStore {
       h1Volume: String(row.h1_volume),
       h2Volume: String(row.h2_volume),
       localVolume: String(row.local_volume),
+      localVolumeId: row.local_volume_id === null || row.local_volume_id === undefined ? null : Number(row.local_volume_id),
       localSite: row.local_site as 'h1' | 'h2',
       outOfSyncBitmap: row.out_of_sync_bitmap === null ? null : Number(row.out_of_sync_bitmap),
       targetChangedBitmap: row.target_changed_bitmap === null ? null : Number(row.target_changed_bitmap),
       joining: Number(row.joining) === 1,
+      broken: typeof row.broken_reason === 'string' ? { reason: row.broken_reason, since: String(row.broken_at) } : null,
       createdAt: String(row.created_at),
     }));
   }
@@ -110,14 +141,29 @@ export class SessionStore {
   savePair(pair: PairRecord): void {
     this.catalog.db
       .prepare(
-        `INSERT INTO pairs (id, session_id, h1_volume, h2_volume, local_volume, local_site, out_of_sync_bitmap,
-           target_changed_bitmap, joining, created_at)
-         VALUES (@id, @sessionId, @h1Volume, @h2Volume, @localVolume, @localSite, @outOfSyncBitmap,
-           @targetChangedBitmap, @joining, @createdAt)
+        `INSERT INTO pairs (id, session_id, h1_volume, h2_volume, local_volume, local_volume_id, local_site, out_of_sync_bitmap,
+           target_changed_bitmap, joining, broken_reason, broken_at, created_at)
+         VALUES (@id, @sessionId, @h1Volume, @h2Volume, @localVolume, @localVolumeId, @localSite, @outOfSyncBitmap,
+           @targetChangedBitmap, @joining, @brokenReason, @brokenAt, @createdAt)
          ON CONFLICT(id) DO UPDATE SET out_of_sync_bitmap = excluded.out_of_sync_bitmap,
-           target_changed_bitmap = excluded.target_changed_bitmap, joining = excluded.joining`,
+           target_changed_bitmap = excluded.target_changed_bitmap, joining = excluded.joining,
+           broken_reason = excluded.broken_reason, broken_at = excluded.broken_at`,
       )
-      .run({ ...pair, joining: pair.joining ? 1 : 0 });
+      .run({
+        id: pair.id,
+        sessionId: pair.sessionId,
+        h1Volume: pair.h1Volume,
+        h2Volume: pair.h2Volume,
+        localVolume: pair.localVolume,
+        localVolumeId: pair.localVolumeId,
+        localSite: pair.localSite,
+        outOfSyncBitmap: pair.outOfSyncBitmap,
+        targetChangedBitmap: pair.targetChangedBitmap,
+        joining: pair.joining ? 1 : 0,
+        brokenReason: pair.broken?.reason ?? null,
+        brokenAt: pair.broken?.since ?? null,
+        createdAt: pair.createdAt,
+      });
   }
 
   deletePair(id: string): void {

@@ -4,6 +4,7 @@ import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
 import { primarySiteFor } from './session-reports.ts';
 import { verifyPair } from './verify.ts';
+import { localVolumeName } from './copy-set-volumes.ts';
 
 /**
  * Online verify of duplex sessions by segment codes. One verify runs per
@@ -98,7 +99,7 @@ export class SessionVerifier {
     const engine = service.engine;
     const catalog = engine.catalog;
     const pairs = service.pairsOf(session);
-    const tracks = pairs.reduce((sum, pair) => sum + engine.getVolume(pair.localVolume).trackCount, 0);
+    const tracks = pairs.reduce((sum, pair) => sum + engine.getVolume(localVolumeName(engine, pair)).trackCount, 0);
     catalog.recordEvent('session.verify', 'info', session.name, `session ${session.name}: verifying ${tracks} track(s) of ${pairs.length} copy set(s) by segment codes`, {
       pairs: pairs.length,
       tracks,

@@ -1,4 +1,4 @@
-import { ProblemError } from '@tandem/contract';
+import { ProblemError, type VolumeDependent } from '@tandem/contract';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
 import { DEFAULT_SHIP_INTERVAL_MS, SnapshotShipper, type CycleReport } from './shipping-source.ts';
@@ -12,7 +12,28 @@ export class ShippingSessions {
   /** Snapshot-shipping sessions this site is the source of: their cycle runners. */
   private readonly shipping = new Map<string, SnapshotShipper>();
 
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: ReplicationService) {
+    // The snapshots a shipper keeps (the last shipped cycle's image here) or ships from now are not deleted under it.
+    service.engine.addVolumeGuard((name) => this.dependents(name));
+  }
+
+  /** The shipping sessions holding snapshot `name` (none for any other volume). */
+  private dependents(name: string): VolumeDependent[] {
+    const found: VolumeDependent[] = [];
+    for (const [sessionId, shipper] of this.shipping) {
+      if (!shipper.holds(name)) continue;
+      const session = this.service.sessions.get(sessionId);
+      const sessionName = session?.name ?? sessionId;
+      found.push({
+        kind: 'shipping-snapshot',
+        session: sessionName,
+        sessionState: session?.state ?? 'unknown',
+        step: `let session ${sessionName} let go of it (its next shipped cycle replaces and deletes it; terminating the session deletes it now)`,
+        action: `tandem-agent session ship-now ${sessionName}, or tandem-agent session terminate ${sessionName}`,
+      });
+    }
+    return found;
+  }
 
   /** A shipping cycle with this snapshot instant is complete at the target: the session's consistency time. */
   recordShippedTime(session: SessionRecord, time: number): void {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairSource } from './pair-source.ts';
+import { localVolumeName } from './copy-set-volumes.ts';
 
 /** One change of a shipped cycle: a track's data (`length` bytes at `dataOffset` of the chunk) or a trim. */
 export interface ShippedEntry {
@@ -71,6 +72,8 @@ export class SnapshotShipper {
   private stopped = true;
   /** Snapshots of the last committed cycle (the source-side twin of the target image). */
   private kept: string[] = [];
+  /** Snapshots of the cycle being shipped. */
+  private shipping: string[] = [];
   last: CycleReport | null = null;
   bytesSent = 0;
 
@@ -125,11 +128,17 @@ export class SnapshotShipper {
     await this.running?.catch(() => null);
   }
 
+  /** This shipper keeps or ships from the snapshot now (it may not be deleted by anyone else). */
+  holds(name: string): boolean {
+    return this.kept.includes(name) || this.shipping.includes(name);
+  }
+
   /** Deletes this session's shipping snapshots (at stop, terminate, or becoming the target). */
   async dispose(): Promise<void> {
     await this.stop();
-    await this.deleteSnapshots(this.kept);
+    const kept = this.kept;
     this.kept = [];
+    await this.deleteSnapshots(kept);
     this.removeLeftovers();
   }
 
@@ -164,7 +173,9 @@ export class SnapshotShipper {
     const sources = this.sources();
     const cycle = ++this.cycle;
     const started = Date.now();
+    // Held from creation to the next cycle's commit (or this one's failure): the guard refuses deleting them meanwhile.
     const snapshots: string[] = [];
+    this.shipping = snapshots;
     const plans: Array<{ source: PairSource; tracks: number[]; snapshot: string }> = [];
     let time = 0;
     try {
@@ -178,7 +189,7 @@ export class SnapshotShipper {
           plans.push({ source, tracks, snapshot: snapshotName(source.record.id, this.epoch, cycle) });
         }
         for (const plan of plans) {
-          await this.engine.createSnapshot(plan.source.record.localVolume, plan.snapshot, { readOnly: true });
+          await this.engine.createSnapshot(localVolumeName(this.engine, plan.source.record), plan.snapshot, { readOnly: true });
           snapshots.push(plan.snapshot);
         }
       } finally {
@@ -256,6 +267,7 @@ export class SnapshotShipper {
       for (const plan of plans) plan.source.endCycle(true);
       const previous = this.kept;
       this.kept = snapshots;
+      this.shipping = [];
       await this.deleteSnapshots(previous);
       const report: CycleReport = { cycle, time, tracks, bytesSent: bytes, durationMs: Date.now() - started };
       this.last = report;
@@ -263,6 +275,7 @@ export class SnapshotShipper {
       return report;
     } catch (error) {
       for (const plan of plans) plan.source.endCycle(false);
+      if (this.shipping === snapshots) this.shipping = [];
       await this.deleteSnapshots(snapshots);
       if (!this.stopped) this.hooks.onFailure(error instanceof Error ? error : new Error(String(error)));
       throw error;

@@ -6,6 +6,7 @@ import type { StorageEngine } from '../storage/engine.ts';
 import type { PairRecord } from './session-store.ts';
 import type { ShippedEntry } from './shipping-source.ts';
 import { SessionQueue } from './session-queue.ts';
+import { localVolumeName } from './copy-set-volumes.ts';
 
 interface OpenCycle {
   epoch: string;
@@ -110,7 +111,7 @@ export class ShippingReceiver {
       for (const entry of manifest.entries) {
         const pair = pairs.get(entry.pair);
         if (!pair) throw new ProblemError('not-found', `shipping cycle ${manifest.cycle} names an unknown pair ${entry.pair}`);
-        const device = this.engine.device(pair.localVolume);
+        const device = this.engine.device(localVolumeName(this.engine, pair));
         if (entry.kind === 'trim') {
           await device.trim(entry.offset, entry.length);
           continue;

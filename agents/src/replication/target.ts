@@ -11,6 +11,7 @@ import type { ReplicationService } from './service.ts';
 import type { ShippedEntry } from './shipping-source.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 import { STREAM_METHODS, StreamFences } from './stream-fence.ts';
+import { localVolumeName } from './copy-set-volumes.ts';
 
 /** How long `pair.codes` with `settle` waits for acknowledged semi-sync writes of its tracks to be applied. */
 const SETTLE_WAIT_MS = 5000;
@@ -67,6 +68,8 @@ export class TargetHandlers {
     await this.service.recovered;
     if (STREAM_METHODS.has(request.method)) {
       const session = this.streamSession(request.method, request.params);
+      // A session with a broken copy set here receives nothing (the source records it and stays suspended).
+      this.service.copySetVolumes.refuseIfBroken(session);
       return this.fences.admit(session.id, session.name, request.peerAgentId, request.params.run, () => this.serve(request));
     }
     if (request.method === 'stream.fence') return this.fence(request);
@@ -95,6 +98,7 @@ export class TargetHandlers {
     if (service.isSource(session)) {
       throw new ProblemError('invalid-state', `this site is the source of session ${session.name} (${session.direction}); it receives no stream`);
     }
+    service.copySetVolumes.refuseIfBroken(session);
     const pairs = service.pairsOf(session).map((pair) => pair.id);
     await this.fences.fence(session.id, request.peerAgentId, run, async () => {
       await Promise.all(pairs.map((pair) => this.attempted(pair)));
@@ -121,6 +125,10 @@ export class TargetHandlers {
         return {};
       case 'pair.remove':
         service.forgetPair(service.pair(str(params, 'pair')));
+        return {};
+      case 'pair.broken':
+        // The other site found the copy set's volume there gone: recorded here too (a source stops mirroring the session).
+        service.copySetVolumes.markBroken(service.pair(str(params, 'pair')), str(params, 'reason'), { tell: false });
         return {};
       case 'pair.attach':
         await service.running.attach(str(params, 'session'), params.pair as PairRecord);
@@ -150,7 +158,7 @@ export class TargetHandlers {
       case 'session.prepare-target': {
         const session = service.session(str(params, 'session'));
         for (const pair of service.pairsOf(session)) {
-          const device = service.engine.device(pair.localVolume);
+          const device = service.engine.device(localVolumeName(service.engine, pair));
           await device.trim(0, device.sizeBytes);
         }
         // Every copy set's initial copy starts now: until the source reports the session prepared, a recover reports it inconsistent.
@@ -248,7 +256,7 @@ export class TargetHandlers {
         }
         // Online verify: semi-sync writes acknowledged on arrival are applied first; tracks still pending are reported busy.
         const busy = params.settle === true ? await this.settle(pair.id, tracks as number[]) : [];
-        const { codes, computed } = await localCodes(service.engine, pair.localVolume, tracks as number[]);
+        const { codes, computed } = await localCodes(service.engine, localVolumeName(service.engine, pair), tracks as number[]);
         return { result: { computed, busy }, payload: Buffer.from(codes.buffer) };
       }
       case 'pair.repair': {
@@ -262,7 +270,7 @@ export class TargetHandlers {
       }
       case 'pair.read-track': {
         const pair = service.pair(str(params, 'pair'));
-        const device = service.engine.device(pair.localVolume);
+        const device = service.engine.device(localVolumeName(service.engine, pair));
         const track = num(params, 'track');
         const offset = track * device.trackSize;
         if (offset >= device.sizeBytes) throw new ProblemError('out-of-range', `no track ${track}`);
@@ -291,7 +299,7 @@ export class TargetHandlers {
     if (session.state === 'target-available' || session.state === 'recovering' || session.state === 'defined') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; mirrored writes are refused`);
     }
-    return { pair, session, device: this.service.engine.device(pair.localVolume) };
+    return { pair, session, device: this.service.engine.device(localVolumeName(this.service.engine, pair)) };
   }
 
   private async write(params: Record<string, unknown>, payload: Buffer | null): Promise<RpcResult> {

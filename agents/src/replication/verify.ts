@@ -4,6 +4,7 @@ import { localCodes } from './failback.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairSource } from './pair-source.ts';
 import type { PairRecord } from './session-store.ts';
+import { localVolumeName } from './copy-set-volumes.ts';
 
 /** Tracks compared per round trip (small: computing codes holds writes to the batch's tracks back briefly). */
 const VERIFY_BATCH = 128;
@@ -38,7 +39,7 @@ export async function verifyPair(
   source: PairSource,
   check: () => void,
 ): Promise<{ report: VerifyPairReport; differing: number[] }> {
-  const trackCount = engine.getVolume(pair.localVolume).trackCount;
+  const trackCount = engine.getVolume(localVolumeName(engine, pair)).trackCount;
   const differing: number[] = [];
   const unverified: number[] = [];
   let compared = 0;
@@ -51,7 +52,7 @@ export async function verifyPair(
     try {
       const busyAtStart = new Set(tracks.filter((track) => source.isBusy(track) || source.isMarked(track)));
       const [mine, theirs] = await Promise.all([
-        localCodes(engine, pair.localVolume, tracks),
+        localCodes(engine, localVolumeName(engine, pair), tracks),
         link.call('pair.codes', { pair: pair.id, tracks, settle: true }, null, { waitForLinkMs: 2000, timeoutMs: 60_000 }),
       ]);
       check();

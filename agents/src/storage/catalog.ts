@@ -25,7 +25,10 @@ export interface EventFilter {
 /** Events kept in the catalog; older ones are pruned. */
 const EVENT_RETENTION = 100_000;
 
-const migrations: string[] = [
+/** A schema step: SQL, or a function for a step that needs more than SQL (run in the same transaction). */
+type Migration = string | ((db: Database.Database) => void);
+
+const migrations: Migration[] = [
   `CREATE TABLE volumes (
      id INTEGER PRIMARY KEY,
      name TEXT NOT NULL UNIQUE,
@@ -141,6 +144,16 @@ const migrations: string[] = [
   `ALTER TABLE pairs ADD COLUMN joining INTEGER NOT NULL DEFAULT 0;`,
   // One subject's events (GET /v1/events?subject=) without scanning the whole log.
   `CREATE INDEX events_subject ON events (subject, id);`,
+  // Copy sets name their volume here by its immutable id (volume names can be reused), and a copy set whose volume
+  // is gone keeps why (reported once, see replication/copy-set-volumes.ts). Volume ids are never reused.
+  (db) => {
+    db.exec(`ALTER TABLE pairs ADD COLUMN local_volume_id INTEGER;
+      ALTER TABLE pairs ADD COLUMN broken_reason TEXT;
+      ALTER TABLE pairs ADD COLUMN broken_at TEXT;
+      CREATE TABLE volume_ids (next_id INTEGER NOT NULL);
+      INSERT INTO volume_ids (next_id) SELECT COALESCE(MAX(id), 0) + 1 FROM volumes;`);
+    fillPairVolumeIds(db);
+  },
   // Session history (replication/history/history-store.ts): every session's samples as runs of equal samples, by session id.
   `CREATE TABLE session_history (
      id INTEGER PRIMARY KEY,
@@ -164,9 +177,47 @@ const migrations: string[] = [
 /** The catalog's schema version: how many migrations an up-to-date catalog has run (its `user_version`). */
 export const CATALOG_VERSION = migrations.length;
 
-/** The schema of an older release, for tests that open a catalog as that release left it. */
-export function catalogMigrationsUpTo(version: number): string[] {
-  return migrations.slice(0, version);
+/** Brings a bare database to the schema of an older release (`version` migrations), for tests that open a catalog as that release left it. */
+export function migrateCatalogTo(db: Database.Database, version: number): void {
+  for (let index = 0; index < version; index++) {
+    const migration = migrations[index];
+    if (typeof migration === 'string') db.exec(migration);
+    else migration(db);
+    db.pragma(`user_version = ${index + 1}`);
+  }
+}
+
+/**
+ * Migration 8: the id of each copy set's volume, for catalogs whose copy
+ * sets named volumes by name only. The volume of that name now is taken,
+ * unless this site's own event log shows it was created after the copy set
+ * was known here (deleted and created again under the copy set, which agents
+ * before the guard allowed): then, as when no volume has that name, the id
+ * stays null and the copy set is reported broken. "Known here" is the
+ * copy set's `pair.added` event, else the session's first state change (a
+ * copy set added while the session was defined exists before its start);
+ * comparing event ids, never clocks. Without such an event (a session never
+ * started here) the volume of that name is taken: nothing was copied yet.
+ */
+function fillPairVolumeIds(db: Database.Database): void {
+  const pairs = db.prepare('SELECT p.id, p.local_volume, s.name AS session FROM pairs p JOIN sessions s ON s.id = p.session_id').all() as Array<{
+    id: string;
+    local_volume: string;
+    session: string;
+  }>;
+  const volume = db.prepare('SELECT id FROM volumes WHERE name = ?');
+  const added = db.prepare("SELECT MIN(id) AS id FROM events WHERE type = 'pair.added' AND json_extract(data, '$.pair') = ?");
+  const started = db.prepare("SELECT MIN(id) AS id FROM events WHERE type = 'session.state' AND subject = ?");
+  const created = db.prepare("SELECT MAX(id) AS id FROM events WHERE type IN ('volume.created', 'snapshot.created') AND subject = ?");
+  const update = db.prepare('UPDATE pairs SET local_volume_id = ? WHERE id = ?');
+  for (const pair of pairs) {
+    const row = volume.get(pair.local_volume) as { id: number } | undefined;
+    if (!row) continue;
+    const known = ((added.get(pair.id) as { id: number | null }).id ?? (started.get(pair.session) as { id: number | null }).id) as number | null;
+    const newest = (created.get(pair.local_volume) as { id: number | null }).id;
+    if (known !== null && newest !== null && newest > known) continue;
+    update.run(row.id, pair.id);
+  }
 }
 
 /**
@@ -192,7 +243,9 @@ export class Catalog {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     for (let index = version; index < migrations.length; index++) {
       this.db.transaction(() => {
-        this.db.exec(migrations[index]);
+        const migration = migrations[index];
+        if (typeof migration === 'string') this.db.exec(migration);
+        else migration(this.db);
         this.db.pragma(`user_version = ${index + 1}`);
       })();
     }
@@ -204,11 +257,20 @@ export class Catalog {
   }
 
   insertVolume(row: VolumeRow): void {
-    this.db
-      .prepare(
-        'INSERT INTO volumes (id, name, kind, source_id, size_bytes, read_only, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(row.id, row.name, row.kind, row.sourceId, row.sizeBytes, row.readOnly ? 1 : 0, row.createdAt);
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          'INSERT INTO volumes (id, name, kind, source_id, size_bytes, read_only, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(row.id, row.name, row.kind, row.sourceId, row.sizeBytes, row.readOnly ? 1 : 0, row.createdAt);
+      this.db.prepare('UPDATE volume_ids SET next_id = MAX(next_id, ?)').run(row.id + 1);
+    })();
+  }
+
+  /** The lowest id no volume or snapshot ever had here (ids are never reused: copy sets name volumes by id). */
+  nextVolumeId(): number {
+    const row = this.db.prepare('SELECT next_id FROM volume_ids').get() as { next_id: number } | undefined;
+    return row?.next_id ?? 1;
   }
 
   updateVolumeSize(id: number, sizeBytes: number): void {

@@ -5,6 +5,7 @@ import {
   VolumeNameSchema,
   VolumeSizeSchema,
   formatSize,
+  type VolumeDependent,
   type PoolStats,
   type TrackDetail,
   type TrackMap,
@@ -20,12 +21,11 @@ import { MetadataJournal, type RecoveryReport } from './journal.ts';
 import { volumeSpace, poolSharedExtents } from './space.ts';
 import { buildTrackMap, describeTrack } from './track-map.ts';
 import { VolumeDevice } from './volume-device.ts';
+import { volumeBusy, type VolumeAction, type VolumeGuard } from './volume-dependents.ts';
 import { SegmentCodes } from './segment-codes.ts';
 import { RecordType, type FlashOp } from './wal.ts';
 import type { MetadataState, VolumeMeta } from './metadata.ts';
 
-/** Asked before a volume is deleted or resized; throws a ProblemError to refuse (flash copy relationships). */
-export type VolumeGuard = (name: string, action: 'delete' | 'resize') => void;
 
 /**
  * The storage engine: thin volumes and snapshots over one pool. Names and
@@ -112,6 +112,8 @@ export class StorageEngine implements Engine {
     if (changed) await this.journal.commit();
     for (const id of state.volumes.keys()) this.nextId = Math.max(this.nextId, id + 1);
     for (const row of this.rows.values()) this.nextId = Math.max(this.nextId, row.id + 1);
+    // Never an id a deleted volume had: copy sets name their volumes by id (a volume made again under a name is another).
+    this.nextId = Math.max(this.nextId, this.catalog.nextVolumeId());
   }
 
   // --- queries ---
@@ -157,9 +159,29 @@ export class StorageEngine implements Engine {
     return this.info(this.row(name));
   }
 
-  /** The internal id of a volume (what bitmaps and WAL records name). */
+  /** The internal id of a volume (what bitmaps and WAL records name). Never reused once the volume is deleted. */
   volumeId(name: string): number {
     return this.row(name).id;
+  }
+
+  /** The id of the volume or snapshot named so now, or null when none is. */
+  volumeIdOrNull(name: string): number | null {
+    return this.rows.get(name)?.id ?? null;
+  }
+
+  /** What depends on the volume (guards of copy sets, flash copy, shipping, and open NBD connections for a delete). */
+  private dependents(row: VolumeRow, action: VolumeAction): VolumeDependent[] {
+    const found = this.guards.flatMap((guard) => guard(row.name, action));
+    const device = this.devices.get(row.id);
+    if (action === 'delete' && device && device.openCount > 0) {
+      found.push({
+        kind: 'nbd-export',
+        connections: device.openCount,
+        step: 'disconnect its NBD clients',
+        action: `stop the NBD clients using export ${row.name} (qemu, nbd-client, fio…)`,
+      });
+    }
+    return found;
   }
 
   // --- changes ---
@@ -208,7 +230,8 @@ export class StorageEngine implements Engine {
   async resizeVolume(name: string, sizeBytes: number): Promise<VolumeInfo> {
     const row = this.row(name);
     this.checkSize(sizeBytes);
-    for (const guard of this.guards) guard(name, 'resize');
+    const dependents = this.dependents(row, 'resize');
+    if (dependents.length > 0) throw volumeBusy(name, 'resize', dependents);
     const meta = this.journal.state.volume(row.id);
     if (sizeBytes < meta.sizeBytes) {
       throw new ProblemError(
@@ -234,11 +257,9 @@ export class StorageEngine implements Engine {
 
   async deleteVolume(name: string): Promise<void> {
     const row = this.row(name);
-    for (const guard of this.guards) guard(name, 'delete');
+    const dependents = this.dependents(row, 'delete');
+    if (dependents.length > 0) throw volumeBusy(name, 'delete', dependents);
     const device = this.devices.get(row.id);
-    if (device && device.openCount > 0) {
-      throw new ProblemError('volume-busy', `${name} is open by ${device.openCount} NBD connection(s); disconnect them first`);
-    }
     const release = device ? await device.lock.acquireAll() : () => {};
     try {
       if (!this.rows.has(name)) throw new ProblemError('not-found', `there is no volume or snapshot named ${name}`);
@@ -325,7 +346,7 @@ export class StorageEngine implements Engine {
 
   // --- flash copy support ---
 
-  /** Adds a check run before every volume delete and resize. */
+  /** Adds a check run before every volume delete and resize: what depends on the volume (see volume-dependents.ts). */
   addVolumeGuard(guard: VolumeGuard): void {
     this.guards.push(guard);
   }

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SessionHealth, SessionState } from '@tandem/contract';
-import { Catalog, CATALOG_VERSION, catalogMigrationsUpTo } from '../../storage/catalog.ts';
+import { Catalog, CATALOG_VERSION, migrateCatalogTo } from '../../storage/catalog.ts';
 import { readHistory } from './history-read.ts';
 import { HistoryStore, type HistorySample } from './history-store.ts';
 
@@ -100,10 +100,7 @@ describe('session history store', () => {
   it('a catalog of the previous release gains the history table and keeps what it held', async () => {
     const file = path.join(dir, 'old.sqlite');
     const old = new Database(file);
-    for (const [index, migration] of catalogMigrationsUpTo(CATALOG_VERSION - 1).entries()) {
-      old.exec(migration);
-      old.pragma(`user_version = ${index + 1}`);
-    }
+    migrateCatalogTo(old, CATALOG_VERSION - 1);
     old.prepare("INSERT INTO volumes (id, name, kind, size_bytes, created_at) VALUES (1, 'prod', 'volume', 1048576, 'then')").run();
     old.prepare("INSERT INTO sessions (id, name, type, control_agent_id, peer_agent_id, state, direction, created_at, updated_at) VALUES ('s1', 'gold', 'sync', 'a', 'b', 'prepared', 'h1-h2', 'then', 'then')").run();
     old.close();

@@ -172,10 +172,11 @@ export class RpcConnection {
         const pending = this.pending.get(frame.id);
         if (!pending) return; // timed out already
         this.pending.delete(frame.id);
-        const meta = (frame.meta ?? {}) as { r?: unknown; e?: { problem?: string; message?: string } };
+        const meta = (frame.meta ?? {}) as { r?: unknown; e?: { problem?: string; message?: string; detail?: unknown } };
         if (frame.flags & FLAG_ERROR) {
           const problem = (meta.e?.problem ?? 'internal-error') as ProblemCode;
-          pending.reject(new ProblemError(problem, meta.e?.message ?? 'the peer refused the request'));
+          const detail = typeof meta.e?.detail === 'object' && meta.e.detail !== null ? (meta.e.detail as Record<string, unknown>) : undefined;
+          pending.reject(new ProblemError(problem, meta.e?.message ?? 'the peer refused the request', detail));
         } else pending.resolve({ result: meta.r, payload: frame.payload });
         return;
       }
@@ -203,8 +204,9 @@ export class RpcConnection {
       if (this.socket.writableNeedDrain) await this.sendWhenWritable(FrameKind.Response, frame.id, { r: answer.result ?? null }, answer.payload ?? null);
       else this.send(FrameKind.Response, frame.id, { r: answer.result ?? null }, answer.payload ?? null);
     } catch (error) {
+      // A refusal's detail travels with it (a `pair-broken` names its copy set).
       const problem = isProblemError(error)
-        ? { problem: error.problem, message: error.message }
+        ? { problem: error.problem, message: error.message, ...(error.detail ? { detail: error.detail } : {}) }
         : { problem: 'internal-error', message: 'the peer failed to serve the request' };
       await this.sendWhenWritable(FrameKind.Response, frame.id, { e: problem }, null, FLAG_ERROR);
     }
