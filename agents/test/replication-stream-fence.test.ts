@@ -149,11 +149,12 @@ describe('no write left behind', () => {
       (error: { problem?: string; message: string }) => error,
     );
     expect(refused?.problem).toBe('stale-stream');
-    const missing = await link.call('pair.flush', { pair }).then(
+    // A stream request naming no run at all is malformed: refused by the peer protocol before the fence.
+    const missing = await link.callUnchecked('pair.flush', { pair }).then(
       () => null,
       (error: { problem?: string }) => error.problem,
     );
-    expect(missing).toBe('stale-stream');
+    expect(missing).toBe('bad-request');
     // Nothing was written.
     const there = Buffer.alloc(4096);
     await s.h2.engine.device('copy').readInto(0, there);

@@ -12,3 +12,4 @@ export * from './replication.ts';
 export * from './clusters.ts';
 export * from './flash.ts';
 export * from './history.ts';
+export * from './peer.ts';

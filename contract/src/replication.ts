@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ProblemSchema } from './problems.ts';
 import { VolumeNameSchema } from './volumes.ts';
 
 /** A paired site as this agent knows it. */
@@ -10,6 +11,8 @@ export const PeerInfoSchema = z.object({
   caFingerprint: z.string(),
   pairedAt: z.string(),
   link: z.enum(['connected', 'connecting', 'down']),
+  /** Why the link is refused (`peer-version`: the sites speak different major versions of the peer protocol), null otherwise. */
+  linkProblem: ProblemSchema.nullable().optional(),
 });
 export type PeerInfo = z.infer<typeof PeerInfoSchema>;
 export const PeerListSchema = z.object({ peers: z.array(PeerInfoSchema) });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ProblemError } from '@tandem/contract';
+import { ProblemError, type PeerParamsIn } from '@tandem/contract';
 import { MAX_FRAME_BYTES } from './link/frames.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairRecord } from './session-store.ts';
@@ -37,8 +37,9 @@ export interface SealedGroup {
 
 /** A request carried in the consistency-group stream (flash-mirror.ts: a flash at the matching point). */
 export interface StreamMarker {
-  method: string;
-  params: Record<string, unknown>;
+  /** Only flash copy's requests travel in a stream today. */
+  method: 'flash.mirror';
+  params: PeerParamsIn<'flash.mirror'>;
   payload: Buffer | null;
   resolve: (answer: { result: unknown; payload: Buffer | null }) => void;
   reject: (error: Error) => void;
@@ -420,8 +421,8 @@ export class ConsistencyGroupShipper {
    * marker belongs to.
    */
   mark(
-    method: string,
-    params: Record<string, unknown>,
+    method: 'flash.mirror',
+    params: PeerParamsIn<'flash.mirror'>,
     payload: Buffer | null = null,
     pair = '',
   ): Promise<{ result: unknown; payload: Buffer | null }> {

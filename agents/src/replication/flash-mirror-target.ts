@@ -1,9 +1,8 @@
 import { ProblemError } from '@tandem/contract';
 import type { FlashService } from '../flash/service.ts';
 import { primaryOf, secondaryOf, type PerformParams } from './flash-mirror-volumes.ts';
-import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import { parsePeerRequest, type PeerAnswer, type PeerCall } from './link/peer-protocol.ts';
 import { problemMessage } from './pair-source.ts';
-import { str } from './peer-params.ts';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord } from './session-store.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
@@ -36,12 +35,12 @@ export class FlashMirrorTarget {
     this.service.engine.catalog.recordEvent('flash.mirror', severity, subject, message);
   }
 
-  handle = async (request: RpcRequest): Promise<RpcResult> => {
-    const params = request.params;
+  handle = async (call: PeerCall<'flash.mirror'>): Promise<PeerAnswer<'flash.mirror'>> => {
+    const params = call.params;
     const op = params.op;
-    if (typeof op === 'string' && this.faults.lose.has(op)) throw new ProblemError('link-down', `test fault: flash.mirror ${op} lost`);
-    const token = str(params, 'token');
-    if (op === 'cancel') {
+    if (this.faults.lose.has(op)) throw new ProblemError('link-down', `test fault: flash.mirror ${op} lost`);
+    const token = params.token;
+    if (params.op === 'cancel') {
       const known = this.tokens.get(token);
       if (known === undefined) {
         this.remember(token, 'cancelled');
@@ -51,8 +50,8 @@ export class FlashMirrorTarget {
       // Also the outcome of a multi-primary stream marker, which the primary asks for once its round is committed.
       return { result: await known.then((performed) => ({ performed }), (error: unknown) => ({ performed: false, why: problemMessage(error) })) };
     }
-    if (op === 'withdraw') {
-      const session = str(params, 'session');
+    if (params.op === 'withdraw') {
+      const session = params.session;
       let exists = true;
       try {
         this.flash.get(session);
@@ -62,10 +61,9 @@ export class FlashMirrorTarget {
       if (exists) await this.flash.withdraw(session, { finishCopy: false });
       return { result: { withdrawn: exists } };
     }
-    if (op === 'sync-point') return { result: {} }; // carried in an async stream: every earlier group is applied
-    if (op !== 'perform') throw new ProblemError('bad-request', `flash.mirror: unknown op ${String(op)}`);
+    if (params.op === 'sync-point') return { result: {} }; // carried in an async stream: every earlier group is applied
     if (this.tokens.get(token) === 'cancelled') throw new ProblemError('invalid-state', 'this flash.mirror was cancelled by the primary');
-    const running = this.perform(request.peerAgentId, params as unknown as PerformParams, request.payload);
+    const running = this.perform(call.peerAgentId, params, call.payload);
     this.remember(token, running);
     await running;
     return { result: { performed: true } };
@@ -75,13 +73,15 @@ export class FlashMirrorTarget {
    * A `flash.mirror` marker of a multi-primary part, run by the group
    * applier at its place in a committed round (`from`: the primary agent
    * that cut the part). Its outcome is kept by token like a request's; the
-   * primary asks for it with `cancel` once the round is committed.
+   * primary asks for it with `cancel` once the round is committed. Its
+   * parameters are parsed like a request's (peer protocol).
    */
   runMarker = async (from: string, marker: { method: string; params: Record<string, unknown> }, payload: Buffer | null): Promise<void> => {
     if (marker.method !== 'flash.mirror') throw new ProblemError('bad-request', `a stream marker carries flash.mirror, not ${marker.method}`);
     const op = marker.params.op;
     if (op !== 'perform' && op !== 'sync-point') throw new ProblemError('bad-request', `a stream marker carries perform or sync-point, not ${String(op)}`);
-    await this.handle({ method: marker.method, params: marker.params, payload, peerAgentId: from });
+    const call = parsePeerRequest({ method: marker.method, params: marker.params, payload, peerAgentId: from }) as PeerCall<'flash.mirror'>;
+    await this.handle(call);
   };
 
   private remember(token: string, value: Promise<boolean> | 'cancelled'): void {
@@ -91,7 +91,6 @@ export class FlashMirrorTarget {
 
   /** The secondary volume of a duplex copy set the requesting primary mirrors here, or a refusal. */
   private secondaryVolume(pairId: string, from: string): { volume: string; pair: PairRecord } {
-    if (typeof pairId !== 'string') throw new ProblemError('bad-request', 'flash.mirror: pairs name copy sets by id');
     const pair = this.service.pair(pairId);
     const session = this.service.session(pair.sessionId);
     // A multi-primary copy set is mirrored here from the member agent holding its primary.
@@ -111,19 +110,16 @@ export class FlashMirrorTarget {
    */
   private fixupWrites(
     pairs: Array<{ target: string }>,
-    fixups: unknown,
+    fixups: PerformParams['fixups'],
     payload: Buffer | null,
   ): Array<{ target: string; offset: number; data: Buffer }> {
     if (fixups === undefined) return [];
-    if (!Array.isArray(fixups)) throw new ProblemError('bad-request', 'flash.mirror: fixups must be a list');
     const writes: Array<{ target: string; offset: number; data: Buffer }> = [];
     let at = 0;
-    for (const fixup of fixups as Array<{ pair: unknown; track: unknown }>) {
-      const target = typeof fixup.pair === 'number' ? pairs[fixup.pair]?.target : undefined;
+    for (const fixup of fixups) {
+      const target = pairs[fixup.pair]?.target;
       const track = fixup.track;
-      if (target === undefined || typeof track !== 'number' || !Number.isSafeInteger(track) || track < 0) {
-        throw new ProblemError('bad-request', 'flash.mirror: a fixup names an unknown pair or track');
-      }
+      if (target === undefined) throw new ProblemError('bad-request', 'flash.mirror: a fixup names an unknown pair');
       const device = this.service.engine.device(target);
       const offset = track * device.trackSize;
       const length = Math.min(device.trackSize, device.sizeBytes - offset);
@@ -136,7 +132,6 @@ export class FlashMirrorTarget {
 
   /** The request's pairs as local volumes, refused unless the states permit the flash here. */
   private resolvePairs(from: string, params: PerformParams): { pairs: Array<{ source: string; target: string }>; copySets: string[] } {
-    if (!Array.isArray(params.pairs) || params.pairs.length === 0) throw new ProblemError('bad-request', 'flash.mirror needs pairs');
     const pairs: Array<{ source: string; target: string }> = [];
     const copySets: string[] = [];
     for (const entry of params.pairs) {
@@ -146,7 +141,7 @@ export class FlashMirrorTarget {
         const target = this.secondaryVolume(entry.targetPair, from);
         copySets.push(target.pair.id);
         pairs.push({ source: source.volume, target: target.volume });
-      } else if (typeof entry.remoteTarget === 'string') {
+      } else if (entry.remoteTarget !== undefined) {
         const remote = entry.remoteTarget;
         this.service.engine.getVolume(remote);
         if (secondaryOf(this.service, remote) || primaryOf(this.service, remote)) {
@@ -170,7 +165,7 @@ export class FlashMirrorTarget {
   }
 
   private async perform(from: string, params: PerformParams, payload: Buffer | null): Promise<boolean> {
-    const session = str(params as unknown as Record<string, unknown>, 'session');
+    const session = params.session;
     const { pairs, copySets } = this.resolvePairs(from, params);
     const fixups = this.fixupWrites(pairs, params.fixups, payload);
     // Semi-sync writes acknowledged on arrival are applied before the point in time.

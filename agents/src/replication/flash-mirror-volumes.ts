@@ -2,31 +2,11 @@ import type { PairSource } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 import type { FlashMirrorChange } from '../flash/service.ts';
-import type { FlashOptions } from '@tandem/contract';
 
 /** Which mirror copy sets a flash's volumes belong to, and the `flash.mirror` request shapes. */
 
-/** One `flash.mirror` pair: volumes named by the copy sets both sites know (pair ids are the same at both). */
-export interface MirrorPairParams {
-  /** Copy set whose secondary volume is the flash source there. */
-  sourcePair: string;
-  /** Preserve: copy set whose secondary volume is the flash target there. */
-  targetPair?: string;
-  /** Coordinated: the secondary site's own volume that receives the point in time. */
-  remoteTarget?: string;
-}
-
-export interface PerformParams {
-  op: 'perform';
-  token: string;
-  kind: FlashMirrorChange['kind'];
-  session: string;
-  options: FlashOptions;
-  coordinated: boolean;
-  pairs: MirrorPairParams[];
-  /** Tracks the secondary writes into a pair's target after its flash, their data in the payload, in order. */
-  fixups?: Array<{ pair: number; track: number }>;
-}
+/** The `flash.mirror` request shapes: the peer protocol's schemas (contract/src/peer.ts). */
+export type { MirrorPairParams, FlashMirrorPerform as PerformParams } from '@tandem/contract';
 
 /** A local volume that is the primary of a mirror pair (this site is its session's source). */
 export interface MirroredPrimary {

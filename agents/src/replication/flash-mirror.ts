@@ -3,7 +3,7 @@ import { isProblemError, ProblemError, type FlashMirrorHandling } from '@tandem/
 import type { FlashMirrorChange, FlashMirrorHooks, FlashMirrorPairChange, FlashService, TrackRange } from '../flash/service.ts';
 import { FlashMirrorTarget } from './flash-mirror-target.ts';
 import { isDuplex, primaryOf, secondaryOf, type MirroredPrimary, type MirrorPairParams, type PerformParams } from './flash-mirror-volumes.ts';
-import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import type { PeerAnswer, PeerCall } from './link/peer-protocol.ts';
 import { problemMessage, type PairSource } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
@@ -105,7 +105,7 @@ export class FlashMirror implements FlashMirrorHooks {
   }
 
   /** Serves the `flash.mirror` peer request (this site as the secondary). */
-  handle = (request: RpcRequest): Promise<RpcResult> => this.target.handle(request);
+  handle = (call: PeerCall<'flash.mirror'>): Promise<PeerAnswer<'flash.mirror'>> => this.target.handle(call);
 
   private primaryOf(volume: string): MirroredPrimary | null {
     return primaryOf(this.service, volume);

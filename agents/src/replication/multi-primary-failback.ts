@@ -1,7 +1,7 @@
 import { ProblemError, type FailbackOptions, type VerifyReport } from '@tandem/contract';
 import { stagePart, type GroupEntry } from './async-groups.ts';
 import { planPair, planSummary, type PairPlan, type PlanSummary } from './failback.ts';
-import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import type { MultiPrimarySessions } from './multi-primary.ts';
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
@@ -50,11 +50,6 @@ export class MultiPrimaryFailback {
     private readonly service: ReplicationService,
     private readonly multi: MultiPrimarySessions,
   ) {}
-
-  /** Whether this module serves a peer request method. */
-  static serves(method: string): boolean {
-    return method === 'mp.failback-plan' || method === 'mp.recover' || method === 'mp.last-commit' || method === 'mp.verify';
-  }
 
   /**
    * H2->H1 at the secondary site: stages a sealed part at every H1 agent,
@@ -198,65 +193,72 @@ export class MultiPrimaryFailback {
     return plans;
   }
 
-  async handle(request: RpcRequest): Promise<RpcResult> {
-    const { method, params } = request;
-    const service = this.service;
+  /** The session of a failback request from its master (only the master of a session asks a member these). */
+  private fromMaster(params: { session: string }, peerAgentId: string): SessionRecord {
     const session = this.multi.memberSession(params);
-    if (request.peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', `only the master of ${session.name} asks this`);
-    switch (method) {
-      case 'mp.recover': {
-        // The secondary site was the source (H2->H1); this member's volumes become writable.
-        if (session.direction !== 'h2-h1') {
-          throw new ProblemError('invalid-state', `session ${session.name} runs H1->H2; recover it at its secondary site`);
-        }
-        if (session.state !== 'target-available') {
-          service.setState(session, 'recovering', {}, false);
-          const commit = params.commit as Commit | null | undefined;
-          if (commit) await this.commitIfBehind(session, commit);
-          await service.applier.discardParts(session.id);
-          for (const pair of service.pairsOf(session)) {
-            if (pair.targetChangedBitmap === null) {
-              pair.targetChangedBitmap = await service.engine.bitmaps.create(localVolumeId(service.engine, pair), 'clear');
-              service.store.savePair(pair);
-            }
-          }
-          service.setState(session, 'target-available', { detail: null }, false);
-        }
-        return {};
-      }
-      case 'mp.verify': {
-        // This member's own copy sets, once it is duplex: back to H1->H2 after a failback, or part of the master's verify.
-        const deadline = Date.now() + 60_000;
-        while (session.state === 'preparing' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-        const trigger = params.trigger === 'request' ? 'request' : 'failback';
-        return { result: await service.verifier.verify(session.name, { forwarded: true, trigger }) };
-      }
-      case 'mp.last-commit':
-        return { result: await service.applier.lastCommit(session.id) };
-      case 'mp.failback-plan': {
-        // Asked again after a failback that marked here but could not make the secondary site the target: plan again.
-        const marked = session.state === 'suspended' && session.direction === 'h1-h2' && session.detail === WAITING_FOR_MASTER;
-        if (!marked && (session.state !== 'target-available' || session.direction !== 'h2-h1')) {
-          throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} (${session.direction}) at ${service.site}; failback needs target-available`);
-        }
-        const options = (params.options ?? {}) as FailbackPlanOptions;
-        const plans = await this.planLocal(session, { verifyCodes: options.verifyCodes !== false, fullCompare: options.fullCompare === true });
-        if (params.apply === true && marked) {
-          // Already the source: its out-of-sync bitmaps hold the first plan's tracks and every host write since; the
-          // new plan's tracks are added (nothing is dropped: a write landing while this planned stays marked).
-          for (const plan of plans) await service.sourceOf(plan.pair)?.mark(plan.tracks);
-        } else if (params.apply === true) {
-          await service.failback.adoptPlans(plans);
-          // Source again: host writes mark out-of-sync from now until the master runs the copy sets (mp.run).
-          service.setState(session, 'suspended', { direction: 'h1-h2', detail: WAITING_FOR_MASTER, recoverable: true }, false);
-          service.mirroring.dropSources(session);
-          for (const pair of service.pairsOf(session)) service.mirroring.ensureSource(session, pair);
-          service.refreshTaps();
-        }
-        return { result: { plans: plans.map((plan) => planSummary(plan, service.multiPrimary.siteOf(service.agentId))) } };
-      }
-      default:
-        throw new ProblemError('not-supported', `unknown peer request ${method}`);
-    }
+    if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', `only the master of ${session.name} asks this`);
+    return session;
   }
+
+  /** Failover and failback at a member: this part's peer requests. */
+  readonly peerHandlers: PeerHandlerTable<'mp.recover' | 'mp.verify' | 'mp.last-commit' | 'mp.failback-plan'> = {
+    'mp.recover': async ({ params, peerAgentId }) => {
+      const service = this.service;
+      const session = this.fromMaster(params, peerAgentId);
+      // The secondary site was the source (H2->H1); this member's volumes become writable.
+      if (session.direction !== 'h2-h1') {
+        throw new ProblemError('invalid-state', `session ${session.name} runs H1->H2; recover it at its secondary site`);
+      }
+      if (session.state !== 'target-available') {
+        service.setState(session, 'recovering', {}, false);
+        const commit = params.commit;
+        if (commit) await this.commitIfBehind(session, commit);
+        await service.applier.discardParts(session.id);
+        for (const pair of service.pairsOf(session)) {
+          if (pair.targetChangedBitmap === null) {
+            pair.targetChangedBitmap = await service.engine.bitmaps.create(localVolumeId(service.engine, pair), 'clear');
+            service.store.savePair(pair);
+          }
+        }
+        service.setState(session, 'target-available', { detail: null }, false);
+      }
+      return {};
+    },
+    'mp.verify': async ({ params, peerAgentId }) => {
+      const session = this.fromMaster(params, peerAgentId);
+      // This member's own copy sets, once it is duplex: back to H1->H2 after a failback, or part of the master's verify.
+      const deadline = Date.now() + 60_000;
+      while (session.state === 'preparing' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      const trigger = params.trigger === 'request' ? 'request' : 'failback';
+      return { result: await this.service.verifier.verify(session.name, { forwarded: true, trigger }) };
+    },
+    'mp.last-commit': async ({ params, peerAgentId }) => {
+      const session = this.fromMaster(params, peerAgentId);
+      return { result: await this.service.applier.lastCommit(session.id) };
+    },
+    'mp.failback-plan': async ({ params, peerAgentId }) => {
+      const service = this.service;
+      const session = this.fromMaster(params, peerAgentId);
+      // Asked again after a failback that marked here but could not make the secondary site the target: plan again.
+      const marked = session.state === 'suspended' && session.direction === 'h1-h2' && session.detail === WAITING_FOR_MASTER;
+      if (!marked && (session.state !== 'target-available' || session.direction !== 'h2-h1')) {
+        throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} (${session.direction}) at ${service.site}; failback needs target-available`);
+      }
+      const options = params.options ?? {};
+      const plans = await this.planLocal(session, { verifyCodes: options.verifyCodes !== false, fullCompare: options.fullCompare === true });
+      if (params.apply === true && marked) {
+        // Already the source: its out-of-sync bitmaps hold the first plan's tracks and every host write since; the
+        // new plan's tracks are added (nothing is dropped: a write landing while this planned stays marked).
+        for (const plan of plans) await service.sourceOf(plan.pair)?.mark(plan.tracks);
+      } else if (params.apply === true) {
+        await service.failback.adoptPlans(plans);
+        // Source again: host writes mark out-of-sync from now until the master runs the copy sets (mp.run).
+        service.setState(session, 'suspended', { direction: 'h1-h2', detail: WAITING_FOR_MASTER, recoverable: true }, false);
+        service.mirroring.dropSources(session);
+        for (const pair of service.pairsOf(session)) service.mirroring.ensureSource(session, pair);
+        service.refreshTaps();
+      }
+      return { result: { plans: plans.map((plan) => planSummary(plan, service.multiPrimary.siteOf(service.agentId))) } };
+    },
+  };
 }

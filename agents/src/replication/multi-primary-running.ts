@@ -1,9 +1,8 @@
 import { isProblemError, ProblemError } from '@tandem/contract';
 import type { MemberStatus } from './cut-coordinator.ts';
-import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import type { MemberPairRecord } from './multi-primary.ts';
 import { problemMessage } from './pair-source.ts';
-import { str } from './peer-params.ts';
 import type { RunningCopySets } from './running-copy-sets.ts';
 import type { ReplicationService } from './service.ts';
 import { atSecondary, type PairRecord, type SessionRecord } from './session-store.ts';
@@ -225,43 +224,40 @@ export class MultiPrimaryRunning {
 
   // --- peer requests ---
 
-  async handle(request: RpcRequest): Promise<RpcResult> {
-    const { method, params } = request;
-    const service = this.service;
-    switch (method) {
-      case 'mp.add': {
-        // At a member: the master added a copy set here (mp.join adopted it); track and copy it, then it joins.
-        const session = service.multiPrimary.memberSession(params);
-        if (request.peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master adds copy sets');
-        const pair = service.pair(str(params, 'pair'));
-        if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
-        // New to the running session (or back after its last copy set left): it runs it from now, this copy set joining.
-        if (params.newcomer === true && session.state !== 'preparing' && session.state !== 'prepared') {
-          service.setState(session, 'preparing', { detail: null }, false);
-        }
-        await this.running.add(session, pair, { attached: true });
-        return {};
+  /** Copy sets added to and removed from a running multi-primary session: this part's peer requests. */
+  readonly peerHandlers: PeerHandlerTable<'mp.add' | 'mp.remove' | 'mp.pair-removed'> = {
+    'mp.add': async ({ params, peerAgentId }) => {
+      // At a member: the master added a copy set here (mp.join adopted it); track and copy it, then it joins.
+      const service = this.service;
+      const session = service.multiPrimary.memberSession(params);
+      if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master adds copy sets');
+      const pair = service.pair(params.pair);
+      if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
+      // New to the running session (or back after its last copy set left): it runs it from now, this copy set joining.
+      if (params.newcomer === true && session.state !== 'preparing' && session.state !== 'prepared') {
+        service.setState(session, 'preparing', { detail: null }, false);
       }
-      case 'mp.remove': {
-        const session = service.multiPrimary.memberSession(params);
-        if (request.peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master removes copy sets');
-        const pair = service.pair(str(params, 'pair'));
-        if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
-        await this.running.remove(session, pair, { lastHere: params.last === true, fromMaster: true });
-        return {};
-      }
-      case 'mp.pair-removed': {
-        // At the secondary: a member copy set is gone (its member had it forget the pair already, or the add was undone).
-        const session = service.session(str(params, 'session'));
-        if (request.peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master removes copy sets');
-        const id = str(params, 'pair');
-        const pair = service.pairs.get(id);
-        if (pair) service.forgetPair(pair);
-        service.multiPrimary.forgetMemberPair(id);
-        return {};
-      }
-      default:
-        throw new ProblemError('not-supported', `unknown peer request ${method}`);
-    }
-  }
+      await this.running.add(session, pair, { attached: true });
+      return {};
+    },
+    'mp.remove': async ({ params, peerAgentId }) => {
+      const service = this.service;
+      const session = service.multiPrimary.memberSession(params);
+      if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master removes copy sets');
+      const pair = service.pair(params.pair);
+      if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
+      await this.running.remove(session, pair, { lastHere: params.last === true, fromMaster: true });
+      return {};
+    },
+    'mp.pair-removed': ({ params, peerAgentId }) => {
+      // At the secondary: a member copy set is gone (its member had it forget the pair already, or the add was undone).
+      const service = this.service;
+      const session = service.session(params.session);
+      if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master removes copy sets');
+      const pair = service.pairs.get(params.pair);
+      if (pair) service.forgetPair(pair);
+      service.multiPrimary.forgetMemberPair(params.pair);
+      return {};
+    },
+  };
 }

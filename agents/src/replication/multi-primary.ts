@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { ProblemError, type PairInfo } from '@tandem/contract';
+import { ProblemError, type MemberPairRecord, type PairInfo } from '@tandem/contract';
 import { ConsistencyGroupShipper, type CoordinatedOptions } from './async-groups.ts';
 import { CutCoordinator, type CutParticipant, type CutSecondary, type MemberStatus } from './cut-coordinator.ts';
 import type { GroupEntry } from './async-groups.ts';
-import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
+import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import { problemMessage } from './pair-source.ts';
-import { num, str } from './peer-params.ts';
 import type { ReplicationService } from './service.ts';
 import { MultiPrimaryFailback } from './multi-primary-failback.ts';
 import { MultiPrimaryRunning } from './multi-primary-running.ts';
@@ -13,15 +12,11 @@ import { atSecondary, newPairRecord, type PairRecord, type SessionRecord } from 
 import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
 
 /** A copy set of a multi-primary session whose primary volume lives on another agent than the master. */
-export interface MemberPairRecord {
-  id: string;
-  sessionId: string;
-  /** The agent owning the primary (H1) volume. */
-  primaryAgentId: string;
-  h1Volume: string;
-  h2Volume: string;
-  createdAt: string;
-}
+/** A copy set whose primary (H1) volume a member agent (`primaryAgentId`) owns; the peer protocol's schema. */
+export type { MemberPairRecord };
+
+/** The multi-primary methods this part serves itself (running changes and failback have their own tables). */
+type MultiPrimaryMethod = `mp.${'join' | 'secondary-pair' | 'run' | 'hold' | 'cut' | 'release' | 'stop' | 'commit'}` | 'cg.stage';
 
 /** How long a primary agent holds host writes for a round before it releases them on its own. */
 const HOLD_TIMEOUT_MS = Number(process.env.TANDEM_MP_HOLD_TIMEOUT_MS) || 2000;
@@ -573,126 +568,108 @@ export class MultiPrimarySessions {
 
   // --- peer requests ---
 
-  /** Whether this module serves a peer request method. */
-  static serves(method: string): boolean {
-    return method.startsWith('mp.') || method === 'cg.stage';
-  }
-
-  async handle(request: RpcRequest): Promise<RpcResult> {
-    const { method, params, payload } = request;
-    const service = this.service;
-    switch (method) {
-      case 'mp.join': {
-        // At a member: the master adds a copy set whose primary volume is here.
-        const record = params.record as SessionRecord;
-        if (record.controlAgentId === service.agentId || record.peerAgentId === service.agentId) {
-          throw new ProblemError('bad-request', 'this agent is the master or the secondary of that session, not a member');
-        }
-        service.peers.get(record.controlAgentId);
-        try {
-          service.peers.get(record.peerAgentId);
-        } catch {
-          throw new ProblemError('not-paired', `this agent (${service.site}) is not paired with the session's secondary site; pair them first`);
-        }
-        const pair = params.pair as PairRecord;
-        service.engine.getVolume(pair.localVolume);
-        service.copySets.adoptSession(record);
-        service.copySets.adoptPair(pair);
-        return {};
+  /** The peer requests of multi-primary sessions this part serves (the target's dispatch table takes them in). */
+  readonly peerHandlers: PeerHandlerTable<MultiPrimaryMethod> = {
+    'mp.join': ({ params }) => {
+      // At a member: the master adds a copy set whose primary volume is here.
+      const service = this.service;
+      const record = params.record;
+      if (record.controlAgentId === service.agentId || record.peerAgentId === service.agentId) {
+        throw new ProblemError('bad-request', 'this agent is the master or the secondary of that session, not a member');
       }
-      case 'mp.secondary-pair': {
-        // At the secondary: a copy set whose primary is a member agent.
-        const pair = params.pair as PairRecord;
-        const member = params.member as MemberPairRecord;
-        // Attached first when the session runs: it keeps its initial copy pending (see RunningCopySets.attach).
-        service.copySets.adoptPair(service.pairs.get(pair.id)?.joining ? { ...pair, joining: true } : pair);
-        this.saveMemberPair(member);
-        return {};
+      service.peers.get(record.controlAgentId);
+      try {
+        service.peers.get(record.peerAgentId);
+      } catch {
+        throw new ProblemError('not-paired', `this agent (${service.site}) is not paired with the session's secondary site; pair them first`);
       }
-      case 'mp.run': {
-        const session = this.memberSession(params);
-        await this.runHere(session);
-        return {};
+      const pair = params.pair;
+      service.engine.getVolume(pair.localVolume);
+      service.copySets.adoptSession(record);
+      service.copySets.adoptPair(pair);
+      return {};
+    },
+    'mp.secondary-pair': ({ params }) => {
+      // At the secondary: a copy set whose primary is a member agent.
+      const service = this.service;
+      const pair = params.pair;
+      // Attached first when the session runs: it keeps its initial copy pending (see RunningCopySets.attach).
+      service.copySets.adoptPair(service.pairs.get(pair.id)?.joining ? { ...pair, joining: true } : pair);
+      this.saveMemberPair(params.member);
+      return {};
+    },
+    'mp.run': async ({ params }) => {
+      await this.runHere(this.memberSession(params));
+      return {};
+    },
+    'mp.hold': ({ params }) => {
+      const session = this.memberSession(params);
+      return { result: this.hold(session, params.round, params.epoch, params.committed) };
+    },
+    'mp.cut': ({ params }) => {
+      this.cut(this.memberSession(params), params.round, params.time);
+      return {};
+    },
+    'mp.release': ({ params }) => {
+      this.shipperOf(this.memberSession(params))?.endHold(params.round);
+      return {};
+    },
+    'mp.stop': async ({ params }) => {
+      const service = this.service;
+      const session = this.memberSession(params);
+      const reason = params.reason ?? null;
+      if (session.state === 'preparing' || session.state === 'prepared') {
+        service.setState(session, 'suspending', { detail: reason }, false);
+        await service.mirroring.stopSource(session, reason);
+        service.setState(session, 'suspended', { detail: reason }, false);
+      } else await service.mirroring.stopSource(session, reason);
+      return {};
+    },
+    'cg.stage': async ({ params, payload, peerAgentId }) => {
+      // At the secondary: one primary agent's part of a round, staged until the master commits the round.
+      const session = this.secondarySession(params);
+      // A part (and the flash markers in it) is staged as the authenticated sender's, never as another agent's.
+      if (params.from !== peerAgentId) {
+        throw new ProblemError('access-denied', 'a consistency-group part is staged only by the agent it comes from');
       }
-      case 'mp.hold': {
-        const session = this.memberSession(params);
-        return { result: this.hold(session, num(params, 'round'), str(params, 'epoch'), num(params, 'committed')) };
+      await this.service.applier.stagePart(
+        {
+          session: session.id,
+          epoch: params.epoch,
+          from: params.from,
+          round: params.round,
+          time: params.time,
+          entries: params.entries,
+          // A part in pieces (group-applier.ts): absent, the part is one piece.
+          ...(params.piece === undefined ? {} : { piece: params.piece }),
+          ...(params.last === undefined ? {} : { last: params.last }),
+        },
+        payload,
+      );
+      return {};
+    },
+    'mp.commit': async ({ params, peerAgentId }) => {
+      if (this.faults.holdCommits) await this.faults.holdCommits;
+      const session = this.secondarySession(params);
+      if (this.roundMaster(session) !== peerAgentId) {
+        throw new ProblemError('access-denied', 'only the agent forming the session\'s consistency groups commits rounds');
       }
-      case 'mp.cut': {
-        const session = this.memberSession(params);
-        this.cut(session, num(params, 'round'), num(params, 'time'));
-        return {};
-      }
-      case 'mp.release': {
-        const session = this.memberSession(params);
-        this.shipperOf(session)?.endHold(num(params, 'round'));
-        return {};
-      }
-      case 'mp.stop': {
-        const session = this.memberSession(params);
-        const reason = typeof params.reason === 'string' ? params.reason : null;
-        if (session.state === 'preparing' || session.state === 'prepared') {
-          service.setState(session, 'suspending', { detail: reason }, false);
-          await service.mirroring.stopSource(session, reason);
-          service.setState(session, 'suspended', { detail: reason }, false);
-        } else await service.mirroring.stopSource(session, reason);
-        return {};
-      }
-      case 'mp.add':
-      case 'mp.remove':
-      case 'mp.pair-removed':
-        // Copy sets added to and removed from a running session (multi-primary-running.ts).
-        return service.running.multiPrimary.handle(request);
-      case 'cg.stage': {
-        // At the secondary: one primary agent's part of a round, staged until the master commits the round.
-        const session = this.secondarySession(params);
-        if (!Array.isArray(params.entries)) throw new ProblemError('bad-request', 'cg.stage needs entries');
-        // A part (and the flash markers in it) is staged as the authenticated sender's, never as another agent's.
-        if (str(params, 'from') !== request.peerAgentId) {
-          throw new ProblemError('access-denied', 'a consistency-group part is staged only by the agent it comes from');
-        }
-        await service.applier.stagePart(
-          {
-            session: session.id,
-            epoch: str(params, 'epoch'),
-            from: str(params, 'from'),
-            round: num(params, 'round'),
-            time: num(params, 'time'),
-            entries: params.entries as GroupEntry[],
-            // A part in pieces (group-applier.ts): absent, the part is one piece.
-            ...(params.piece === undefined ? {} : { piece: num(params, 'piece') }),
-            ...(params.last === undefined ? {} : { last: params.last === true }),
-          },
-          payload,
-        );
-        return {};
-      }
-      case 'mp.commit': {
-        if (this.faults.holdCommits) await this.faults.holdCommits;
-        const session = this.secondarySession(params);
-        if (this.roundMaster(session) !== request.peerAgentId) {
-          throw new ProblemError('access-denied', 'only the agent forming the session\'s consistency groups commits rounds');
-        }
-        await service.applier.commit(session.id, str(params, 'epoch'), num(params, 'through'), num(params, 'time'));
-        return {};
-      }
-      default:
-        if (MultiPrimaryFailback.serves(method)) return this.failback.handle(request);
-        throw new ProblemError('not-supported', `unknown peer request ${method}`);
-    }
-  }
+      await this.service.applier.commit(session.id, params.epoch, params.through, params.time);
+      return {};
+    },
+  };
 
   /** The session of a member request, refusing requests about sessions this agent is not a member of. */
-  memberSession(params: Record<string, unknown>): SessionRecord {
-    const session = this.service.session(str(params, 'session'));
+  memberSession(params: { session: string }): SessionRecord {
+    const session = this.service.session(params.session);
     if (session.controlAgentId === this.service.agentId || session.peerAgentId === this.service.agentId) {
       throw new ProblemError('bad-request', `this agent is not a member (primary agent) of session ${session.name}`);
     }
     return session;
   }
 
-  private secondarySession(params: Record<string, unknown>): SessionRecord {
-    const session = this.service.session(str(params, 'session'));
+  private secondarySession(params: { session: string }): SessionRecord {
+    const session = this.service.session(params.session);
     if (this.service.isSource(session) || session.state === 'target-available' || session.state === 'recovering') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; consistency groups are refused`);
     }

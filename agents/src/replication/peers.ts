@@ -118,6 +118,13 @@ export class PeerRegistry {
           this.catalog.recordEvent('link.down', 'warning', peer.site, `link to ${peer.site} is down: ${detail ?? 'unknown'}`);
         }
       });
+      // Another major version of the peer protocol: recorded once per distinct refusal (the link retries slowly).
+      client.on('refused', (problem: ProblemError) => {
+        this.catalog.recordEvent('link.refused', 'error', peer.site, `link to ${peer.site} refused: ${problem.message}`, {
+          problem: problem.problem,
+          ...problem.detail,
+        });
+      });
       this.clients.set(agentId, client);
     }
     return client;
@@ -142,6 +149,7 @@ export class PeerRegistry {
         caFingerprint: row.caFingerprint,
         pairedAt: row.pairedAt,
         link: client ? client.state : 'down',
+        linkProblem: client?.problem?.toJSON() ?? null,
       };
     });
   }

@@ -1,20 +1,14 @@
 import { ProblemError } from '@tandem/contract';
 
 /**
- * The peer requests that carry a mirroring stream's data to a target: every
- * one names the run it belongs to (`run`), and a target serves it only if
- * that is the run the sending agent fenced last for the session.
+ * The peer requests that carry a mirroring stream's data to a target
+ * (`pair.write`, `pair.trim`, `pair.flush`, `cg.apply`, `cg.stage`,
+ * `ship.*`) are flagged `stream` in the peer protocol's method table
+ * (contract/src/peer.ts; STREAM_METHODS in link/peer-protocol.ts): every one
+ * names the run it belongs to (`run`), and a target serves it only if that
+ * is the run the sending agent fenced last for the session.
  */
-export const STREAM_METHODS: ReadonlySet<string> = new Set([
-  'pair.write',
-  'pair.trim',
-  'pair.flush',
-  'cg.apply',
-  'cg.stage',
-  'ship.begin',
-  'ship.chunk',
-  'ship.commit',
-]);
+export { STREAM_METHODS } from './link/peer-protocol.ts';
 
 /**
  * Runs of mirroring streams at a target (PROTOCOL.md, "No write left behind").

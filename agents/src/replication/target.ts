@@ -1,17 +1,31 @@
-import { ProblemError, type FailbackOptions, type SessionAction } from '@tandem/contract';
-import type { GroupEntry } from './async-groups.ts';
+import { ProblemError, type PeerParams } from '@tandem/contract';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
-import { handleClusterRequest } from './clusters/peer-requests.ts';
+import {
+  dispatchPeerCall,
+  parsePeerRequest,
+  STREAM_METHODS,
+  type PeerAnswer,
+  type PeerCall,
+  type PeerHandlerTable,
+  type ServedPeerMethod,
+} from './link/peer-protocol.ts';
+import { clusterPeerHandlers } from './clusters/peer-requests.ts';
 import { localCodes } from './failback.ts';
-import { MultiPrimarySessions } from './multi-primary.ts';
 import { problemMessage } from './pair-source.ts';
-import { num, str } from './peer-params.ts';
 import type { FlashMirror } from './flash-mirror.ts';
 import type { ReplicationService } from './service.ts';
-import type { ShippedEntry } from './shipping-source.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
-import { STREAM_METHODS, StreamFences } from './stream-fence.ts';
+import { StreamFences } from './stream-fence.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
+
+/** The methods TargetHandlers serves itself (the rest of ServedPeerMethod belongs to the other receiving parts). */
+type TargetMethod =
+  | 'stream.fence'
+  | `session.${'put' | 'state' | 'action' | 'settings' | 'ship-now' | 'verify' | 'prepare-target' | 'stop-source' | 'become-target' | 'terminated' | 'preflight'}`
+  | `pair.${'put' | 'remove' | 'broken' | 'attach' | 'joined' | 'write' | 'trim' | 'flush' | 'bitmap' | 'codes' | 'repair' | 'read-track'}`
+  | 'volume.size'
+  | 'cg.apply'
+  | `ship.${'begin' | 'chunk' | 'commit'}`;
 
 /** How long `pair.codes` with `settle` waits for acknowledged semi-sync writes of its tracks to be applied. */
 const SETTLE_WAIT_MS = 5000;
@@ -62,25 +76,226 @@ export class TargetHandlers {
 
   constructor(private readonly service: ReplicationService) {}
 
+  /**
+   * Serves a request from the other site: parsed against the peer protocol
+   * first (an unknown method or malformed parameters are refused before
+   * anything runs), then the stream fence for stream requests, then the
+   * method's handler from the dispatch table.
+   */
   async handle(request: RpcRequest): Promise<RpcResult> {
+    const call = parsePeerRequest(request);
     this.startArrived();
     // Nothing is served before what was staged or committed before a restart is applied (it is older than anything to come).
     await this.service.recovered;
-    if (STREAM_METHODS.has(request.method)) {
-      const session = this.streamSession(request.method, request.params);
+    if (STREAM_METHODS.has(call.method)) {
+      const params = call.params as { run: string; pair?: string; session?: string };
+      const session = this.streamSession(params);
       // A session with a broken copy set here receives nothing (the source records it and stays suspended).
       this.service.copySetVolumes.refuseIfBroken(session);
-      return this.fences.admit(session.id, session.name, request.peerAgentId, request.params.run, () => this.serve(request));
+      return this.fences.admit(session.id, session.name, call.peerAgentId, params.run, async () => dispatchPeerCall(this.table(), call));
     }
-    if (request.method === 'stream.fence') return this.fence(request);
-    return this.serve(request);
+    return dispatchPeerCall(this.table(), call);
   }
 
   /** The session a stream request belongs to. */
-  private streamSession(method: string, params: Record<string, unknown>): SessionRecord {
+  private streamSession(params: { pair?: string; session?: string }): SessionRecord {
     const service = this.service;
-    if (method.startsWith('pair.')) return service.session(service.pair(str(params, 'pair')).sessionId);
-    return service.session(str(params, 'session'));
+    if (params.pair !== undefined) return service.session(service.pair(params.pair).sessionId);
+    return service.session(params.session!);
+  }
+
+  private handlers: PeerHandlerTable<ServedPeerMethod> | null = null;
+
+  /**
+   * Every method this agent serves: its own, and those of the other
+   * receiving parts (multi-primary sessions, their running changes and
+   * failback, flash copy's mirror, clusters). Built on first use: the parts
+   * exist once the service is.
+   */
+  private table(): PeerHandlerTable<ServedPeerMethod> {
+    if (this.handlers) return this.handlers;
+    const service = this.service;
+    const multi = service.multiPrimary;
+    this.handlers = {
+      ...this.ownHandlers(),
+      ...multi.peerHandlers,
+      ...service.running.multiPrimary.peerHandlers,
+      ...multi.failback.peerHandlers,
+      ...clusterPeerHandlers(service),
+      'flash.mirror': (call) => {
+        if (!this.flashMirror) throw new ProblemError('not-supported', 'flash copy is not running at this site');
+        return this.flashMirror.handle(call);
+      },
+    };
+    return this.handlers;
+  }
+
+  /** This part's methods: session bookkeeping and the target side of mirroring. */
+  private ownHandlers(): PeerHandlerTable<TargetMethod> {
+    const service = this.service;
+    return {
+      'stream.fence': (call) => this.fence(call),
+      'session.put': ({ params }) => {
+        if (params.record.peerAgentId !== service.agentId) throw new ProblemError('bad-request', 'this session names another agent');
+        service.adoptSession(params.record);
+        return {};
+      },
+      'pair.put': ({ params }) => {
+        service.adoptPair(params.pair);
+        return {};
+      },
+      'pair.remove': ({ params }) => {
+        service.forgetPair(service.pair(params.pair));
+        return {};
+      },
+      'pair.broken': ({ params }) => {
+        // The other site found the copy set's volume there gone: recorded here too (a source stops mirroring the session).
+        service.copySetVolumes.markBroken(service.pair(params.pair), params.reason, { tell: false });
+        return {};
+      },
+      'pair.attach': async ({ params }) => {
+        await service.running.attach(params.session, params.pair);
+        return {};
+      },
+      'pair.joined': ({ params }) => {
+        service.running.joinedAtSource(params.pair);
+        return {};
+      },
+      'volume.size': ({ params }) => ({ result: { sizeBytes: service.engine.getVolume(params.name).sizeBytes } }),
+      'session.state': ({ params, peerAgentId }) => {
+        service.applyRemoteState(params.record, peerAgentId);
+        return {};
+      },
+      'session.action': async ({ params }) => {
+        const session = service.session(params.session);
+        await service.execute(session, params.action, params.options ?? {});
+        return {};
+      },
+      'session.settings': ({ params }) => {
+        const session = service.session(params.session);
+        service.shipping.applyInterval(session, params.shipIntervalMs);
+        return {};
+      },
+      'session.ship-now': async ({ params }) => ({ result: await service.shipNow(params.session) }),
+      'session.verify': async ({ params }) => ({ result: await service.verify(params.session, { forwarded: true }) }),
+      'session.prepare-target': async ({ params }) => {
+        const session = service.session(params.session);
+        for (const pair of service.pairsOf(session)) {
+          const device = service.engine.device(localVolumeName(service.engine, pair));
+          await device.trim(0, device.sizeBytes);
+        }
+        // Every copy set's initial copy starts now: until the source reports the session prepared, a recover reports it inconsistent.
+        service.running.initialCopiesStart(session);
+        service.setState(session, 'preparing', {}, false);
+        return {};
+      },
+      'session.stop-source': async ({ params }) => {
+        // The target is being recovered: this site (the source) stops and keeps marking. Its state is recovering, as
+        // at the target, so neither a suspend in flight nor the resume after a link failure makes it mirror again.
+        if (this.faults.holdStopSource) await this.faults.holdStopSource;
+        const session = service.session(params.session);
+        await service.mirroring.suspended(session);
+        if (service.isSource(session) && session.state !== 'defined' && session.state !== 'target-available') {
+          service.setState(session, 'recovering', {}, false);
+        }
+        await service.stopSource(session, 'the target was recovered');
+        return {};
+      },
+      'session.become-target': async ({ params }) => {
+        const session = service.session(params.session);
+        await service.becomeTarget(session, params.direction);
+        return {};
+      },
+      'session.terminated': async ({ params }) => {
+        await service.terminateHere(service.session(params.session));
+        return {};
+      },
+      'session.preflight': async ({ params }) => {
+        const session = service.session(params.session);
+        const options = (params.options ?? {}) as { verifyCodes: boolean; fullCompare: boolean };
+        return { result: await service.preflight(session.name, options) };
+      },
+      'pair.write': ({ params, payload }) => this.write(params, payload!),
+      'cg.apply': async ({ params, payload }) => {
+        const session = service.session(params.session);
+        if (service.isSource(session) || session.state === 'target-available' || session.state === 'recovering') {
+          throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; consistency groups are refused`);
+        }
+        await service.applier.apply({ session: session.id, group: params.group, time: params.time, entries: params.entries }, payload);
+        return {};
+      },
+      'ship.begin': async ({ params }) => {
+        const session = this.shippingSession(params.session);
+        await service.receiver.begin(session.id, params.epoch, params.cycle);
+        return {};
+      },
+      'ship.chunk': async ({ params, payload }) => {
+        const session = this.shippingSession(params.session);
+        await service.receiver.chunk(session.id, params.epoch, params.cycle, params.entries, payload);
+        return {};
+      },
+      'ship.commit': async ({ params }) => {
+        const session = this.shippingSession(params.session);
+        await service.receiver.commit(session.id, params.epoch, params.cycle, params.time);
+        return {};
+      },
+      'pair.trim': async ({ params }) => {
+        const { device } = this.targetPair(params.pair);
+        if (params.zeroes) await device.writeZeroes(params.offset, params.length);
+        else await device.trim(params.offset, params.length);
+        return {};
+      },
+      'pair.flush': async ({ params }) => {
+        // Writes acknowledged on arrival are attempted first; tracks whose attempt failed are being repaired (not durable here).
+        const { pair, device } = this.targetPair(params.pair);
+        await this.attempted(pair.id);
+        await device.flush();
+        const prefix = `${pair.id}:`;
+        const repairing = [...this.repairing].filter((key) => key.startsWith(prefix)).map((key) => Number(key.slice(prefix.length)));
+        return { result: { repairing } };
+      },
+      'pair.bitmap': ({ params }) => {
+        const pair = service.pair(params.pair);
+        const id = params.which === 'target-changed' ? pair.targetChangedBitmap : pair.outOfSyncBitmap;
+        if (id === null) return { payload: null };
+        const view = service.engine.bitmaps.view(id);
+        const bits = new Uint8Array(Math.ceil(view.trackCount / 8));
+        for (let track = view.nextSet(0); track >= 0; track = view.nextSet(track + 1)) bits[track >>> 3] |= 1 << (track & 7);
+        return { payload: Buffer.from(bits.buffer) };
+      },
+      'pair.codes': async ({ params }) => {
+        const pair = service.pair(params.pair);
+        const tracks = params.tracks;
+        // Online verify: semi-sync writes acknowledged on arrival are applied first; tracks still pending are reported busy.
+        const busy = params.settle === true ? await this.settle(pair.id, tracks) : [];
+        const { codes, computed } = await localCodes(service.engine, localVolumeName(service.engine, pair), tracks);
+        return { result: { computed, busy }, payload: Buffer.from(codes.buffer) };
+      },
+      'pair.repair': async ({ params }) => {
+        // At the source: the target failed to apply acknowledged writes; mark the tracks and copy them.
+        const pair = service.pair(params.pair);
+        return { result: { repaired: await service.repairTracks(pair, params.tracks) } };
+      },
+      'pair.read-track': async ({ params }) => {
+        const pair = service.pair(params.pair);
+        const device = service.engine.device(localVolumeName(service.engine, pair));
+        const track = params.track;
+        const offset = track * device.trackSize;
+        if (offset >= device.sizeBytes) throw new ProblemError('out-of-range', `no track ${track}`);
+        const data = Buffer.allocUnsafe(Math.min(device.trackSize, device.sizeBytes - offset));
+        await device.readInto(offset, data);
+        return { payload: data };
+      },
+    };
+  }
+
+  /** A snapshot-shipping session this site receives cycles of, refusing when it is not (anymore). */
+  private shippingSession(id: string): SessionRecord {
+    const session = this.service.session(id);
+    if (this.service.isSource(session) || session.state === 'target-available' || session.state === 'recovering') {
+      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; shipped cycles are refused`);
+    }
+    return session;
   }
 
   /**
@@ -91,207 +306,26 @@ export class TargetHandlers {
    * of multi-primary rounds and an uncommitted shipping cycle are dropped
    * (it resyncs everything it had not seen applied).
    */
-  private async fence(request: RpcRequest): Promise<RpcResult> {
+  private async fence(call: PeerCall<'stream.fence'>): Promise<PeerAnswer<'stream.fence'>> {
     const service = this.service;
-    const session = service.session(str(request.params, 'session'));
-    const run = str(request.params, 'run');
+    const session = service.session(call.params.session);
+    const run = call.params.run;
     if (service.isSource(session)) {
       throw new ProblemError('invalid-state', `this site is the source of session ${session.name} (${session.direction}); it receives no stream`);
     }
     service.copySetVolumes.refuseIfBroken(session);
     const pairs = service.pairsOf(session).map((pair) => pair.id);
-    await this.fences.fence(session.id, request.peerAgentId, run, async () => {
+    await this.fences.fence(session.id, call.peerAgentId, run, async () => {
       await Promise.all(pairs.map((pair) => this.attempted(pair)));
-      if (session.type === 'async') await service.applier.dropParts(session.id, request.peerAgentId);
+      if (session.type === 'async') await service.applier.dropParts(session.id, call.peerAgentId);
       if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
     });
     return {};
   }
 
-  private async serve(request: RpcRequest): Promise<RpcResult> {
-    const { method, params, payload } = request;
-    const service = this.service;
-    // Multi-primary sessions: holds, cuts and commits of the master's rounds, parts staged at the secondary.
-    if (MultiPrimarySessions.serves(method)) return service.multiPrimary.handle(request);
-    switch (method) {
-      case 'session.put': {
-        const record = params.record as SessionRecord;
-        if (record.peerAgentId !== service.agentId) throw new ProblemError('bad-request', 'this session names another agent');
-        service.adoptSession(record);
-        return {};
-      }
-      case 'pair.put':
-        service.adoptPair(params.pair as PairRecord);
-        return {};
-      case 'pair.remove':
-        service.forgetPair(service.pair(str(params, 'pair')));
-        return {};
-      case 'pair.broken':
-        // The other site found the copy set's volume there gone: recorded here too (a source stops mirroring the session).
-        service.copySetVolumes.markBroken(service.pair(str(params, 'pair')), str(params, 'reason'), { tell: false });
-        return {};
-      case 'pair.attach':
-        await service.running.attach(str(params, 'session'), params.pair as PairRecord);
-        return {};
-      case 'pair.joined':
-        service.running.joinedAtSource(str(params, 'pair'));
-        return {};
-      case 'volume.size':
-        return { result: { sizeBytes: service.engine.getVolume(str(params, 'name')).sizeBytes } };
-      case 'session.state':
-        service.applyRemoteState(params.record as SessionRecord, request.peerAgentId);
-        return {};
-      case 'session.action': {
-        const session = service.session(str(params, 'session'));
-        await service.execute(session, str(params, 'action') as SessionAction, (params.options ?? {}) as Partial<FailbackOptions>);
-        return {};
-      }
-      case 'session.settings': {
-        const session = service.session(str(params, 'session'));
-        service.shipping.applyInterval(session, num(params, 'shipIntervalMs'));
-        return {};
-      }
-      case 'session.ship-now':
-        return { result: await service.shipNow(str(params, 'session')) };
-      case 'session.verify':
-        return { result: await service.verify(str(params, 'session'), { forwarded: true }) };
-      case 'session.prepare-target': {
-        const session = service.session(str(params, 'session'));
-        for (const pair of service.pairsOf(session)) {
-          const device = service.engine.device(localVolumeName(service.engine, pair));
-          await device.trim(0, device.sizeBytes);
-        }
-        // Every copy set's initial copy starts now: until the source reports the session prepared, a recover reports it inconsistent.
-        service.running.initialCopiesStart(session);
-        service.setState(session, 'preparing', {}, false);
-        return {};
-      }
-      case 'session.stop-source': {
-        // The target is being recovered: this site (the source) stops and keeps marking. Its state is recovering, as
-        // at the target, so neither a suspend in flight nor the resume after a link failure makes it mirror again.
-        if (this.faults.holdStopSource) await this.faults.holdStopSource;
-        const session = service.session(str(params, 'session'));
-        await service.mirroring.suspended(session);
-        if (service.isSource(session) && session.state !== 'defined' && session.state !== 'target-available') {
-          service.setState(session, 'recovering', {}, false);
-        }
-        await service.stopSource(session, 'the target was recovered');
-        return {};
-      }
-      case 'session.become-target': {
-        const session = service.session(str(params, 'session'));
-        await service.becomeTarget(session, params.direction === 'h2-h1' ? 'h2-h1' : 'h1-h2');
-        return {};
-      }
-      case 'session.terminated':
-        await service.terminateHere(service.session(str(params, 'session')));
-        return {};
-      case 'session.preflight': {
-        const session = service.session(str(params, 'session'));
-        const options = (params.options ?? {}) as { verifyCodes: boolean; fullCompare: boolean };
-        return { result: await service.preflight(session.name, options) };
-      }
-      case 'pair.write':
-        return this.write(params, payload);
-      case 'cg.apply': {
-        const session = service.session(str(params, 'session'));
-        if (service.isSource(session) || session.state === 'target-available' || session.state === 'recovering') {
-          throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; consistency groups are refused`);
-        }
-        if (!Array.isArray(params.entries)) throw new ProblemError('bad-request', 'cg.apply needs entries');
-        await service.applier.apply(
-          { session: session.id, group: num(params, 'group'), time: num(params, 'time'), entries: params.entries as GroupEntry[] },
-          payload,
-        );
-        return {};
-      }
-      case 'ship.begin':
-      case 'ship.chunk':
-      case 'ship.commit': {
-        const session = service.session(str(params, 'session'));
-        if (service.isSource(session) || session.state === 'target-available' || session.state === 'recovering') {
-          throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; shipped cycles are refused`);
-        }
-        const epoch = str(params, 'epoch');
-        const cycle = num(params, 'cycle');
-        if (method === 'ship.begin') await service.receiver.begin(session.id, epoch, cycle);
-        else if (method === 'ship.commit') await service.receiver.commit(session.id, epoch, cycle, num(params, 'time'));
-        else {
-          if (!Array.isArray(params.entries)) throw new ProblemError('bad-request', 'ship.chunk needs entries');
-          await service.receiver.chunk(session.id, epoch, cycle, params.entries as ShippedEntry[], payload);
-        }
-        return {};
-      }
-      case 'pair.trim': {
-        const { device } = this.targetPair(params);
-        const offset = num(params, 'offset');
-        const length = num(params, 'length');
-        if (params.zeroes) await device.writeZeroes(offset, length);
-        else await device.trim(offset, length);
-        return {};
-      }
-      case 'pair.flush': {
-        // Writes acknowledged on arrival are attempted first; tracks whose attempt failed are being repaired (not durable here).
-        const { pair, device } = this.targetPair(params);
-        await this.attempted(pair.id);
-        await device.flush();
-        const prefix = `${pair.id}:`;
-        const repairing = [...this.repairing].filter((key) => key.startsWith(prefix)).map((key) => Number(key.slice(prefix.length)));
-        return { result: { repairing } };
-      }
-      case 'pair.bitmap': {
-        const pair = service.pair(str(params, 'pair'));
-        const id = params.which === 'target-changed' ? pair.targetChangedBitmap : pair.outOfSyncBitmap;
-        if (id === null) return { payload: null };
-        const view = service.engine.bitmaps.view(id);
-        const bits = new Uint8Array(Math.ceil(view.trackCount / 8));
-        for (let track = view.nextSet(0); track >= 0; track = view.nextSet(track + 1)) bits[track >>> 3] |= 1 << (track & 7);
-        return { payload: Buffer.from(bits.buffer) };
-      }
-      case 'pair.codes': {
-        const pair = service.pair(str(params, 'pair'));
-        const tracks = params.tracks;
-        if (!Array.isArray(tracks) || !tracks.every((t) => Number.isSafeInteger(t) && t >= 0)) {
-          throw new ProblemError('bad-request', 'peer request: tracks must be a list of track numbers');
-        }
-        // Online verify: semi-sync writes acknowledged on arrival are applied first; tracks still pending are reported busy.
-        const busy = params.settle === true ? await this.settle(pair.id, tracks as number[]) : [];
-        const { codes, computed } = await localCodes(service.engine, localVolumeName(service.engine, pair), tracks as number[]);
-        return { result: { computed, busy }, payload: Buffer.from(codes.buffer) };
-      }
-      case 'pair.repair': {
-        // At the source: the target failed to apply acknowledged writes; mark the tracks and copy them.
-        const pair = service.pair(str(params, 'pair'));
-        const tracks = params.tracks;
-        if (!Array.isArray(tracks) || !tracks.every((t) => Number.isSafeInteger(t) && t >= 0)) {
-          throw new ProblemError('bad-request', 'peer request: tracks must be a list of track numbers');
-        }
-        return { result: { repaired: await service.repairTracks(pair, tracks as number[]) } };
-      }
-      case 'pair.read-track': {
-        const pair = service.pair(str(params, 'pair'));
-        const device = service.engine.device(localVolumeName(service.engine, pair));
-        const track = num(params, 'track');
-        const offset = track * device.trackSize;
-        if (offset >= device.sizeBytes) throw new ProblemError('out-of-range', `no track ${track}`);
-        const data = Buffer.allocUnsafe(Math.min(device.trackSize, device.sizeBytes - offset));
-        await device.readInto(offset, data);
-        return { payload: data };
-      }
-      case 'flash.mirror':
-        if (!this.flashMirror) throw new ProblemError('not-supported', 'flash copy is not running at this site');
-        return this.flashMirror.handle(request);
-      case 'cluster.report':
-      case 'cluster.history':
-        return handleClusterRequest(service, request);
-      default:
-        throw new ProblemError('not-supported', `unknown peer request ${method}`);
-    }
-  }
-
   /** The local volume of a pair this site is the target of, refusing when it is not (anymore). */
-  private targetPair(params: Record<string, unknown>) {
-    const pair = this.service.pair(str(params, 'pair'));
+  private targetPair(id: string) {
+    const pair = this.service.pair(id);
     const session = this.service.session(pair.sessionId);
     if (this.service.isSource(session)) {
       throw new ProblemError('invalid-state', `this site is the source of session ${session.name}`);
@@ -302,10 +336,9 @@ export class TargetHandlers {
     return { pair, session, device: this.service.engine.device(localVolumeName(this.service.engine, pair)) };
   }
 
-  private async write(params: Record<string, unknown>, payload: Buffer | null): Promise<RpcResult> {
-    const { pair, session, device } = this.targetPair(params);
-    if (!payload) throw new ProblemError('bad-request', 'pair.write carries the data as payload');
-    const offset = num(params, 'offset');
+  private async write(params: PeerParams<'pair.write'>, payload: Buffer): Promise<PeerAnswer<'pair.write'>> {
+    const { pair, session, device } = this.targetPair(params.pair);
+    const offset = params.offset;
     const fua = params.fua === true;
     if (params.ack !== 'arrival') {
       await device.write(offset, payload, { fua });
@@ -430,7 +463,7 @@ export class TargetHandlers {
       for (let attempt = 0; ; attempt++) {
         try {
           const answer = await service.link(session).call('pair.repair', { pair: pair.id, tracks }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
-          const repaired = (answer.result as { repaired?: boolean } | null)?.repaired === true;
+          const repaired = answer.result.repaired === true;
           this.repaired++;
           catalog.recordEvent(
             'pair.repaired',

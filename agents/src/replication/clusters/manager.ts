@@ -9,7 +9,7 @@ import {
   type UpdateClusterRequest,
 } from '@tandem/contract';
 import type { Catalog } from '../../storage/catalog.ts';
-import type { RpcRequest, RpcResult } from '../link/rpc-connection.ts';
+import type { PeerAnswer, PeerCall } from '../link/peer-protocol.ts';
 import type { PeerRegistry } from '../peers.ts';
 import type { ReplicationService } from '../service.ts';
 import type { MemberDefinition } from './consolidate.ts';
@@ -300,10 +300,8 @@ export class ClusterManager {
   }
 
   /** `cluster.history` from a paired site. */
-  async servePeer(request: RpcRequest): Promise<RpcResult> {
-    if (request.method !== 'cluster.history') throw new ProblemError('not-supported', `unknown peer request ${request.method}`);
-    const { cluster, limit } = request.params;
-    if (typeof cluster !== 'string') throw new ProblemError('bad-request', 'peer request: cluster must be a string');
+  async servePeer(call: PeerCall<'cluster.history'>): Promise<PeerAnswer<'cluster.history'>> {
+    const { cluster, limit } = call.params;
     const count = typeof limit === 'number' && Number.isSafeInteger(limit) && limit > 0 ? Math.min(limit, 10_000) : 100;
     return { result: await this.history(cluster, count) };
   }

@@ -1,22 +1,10 @@
-import { ProblemError, type SessionHealth, type SessionState } from '@tandem/contract';
-import type { RpcRequest, RpcResult } from '../link/rpc-connection.ts';
+import { ProblemError, type ClusterSessionReport } from '@tandem/contract';
+import type { PeerAnswer, PeerCall, PeerHandlerTable } from '../link/peer-protocol.ts';
 import { problemMessage } from '../pair-source.ts';
 import type { ReplicationService } from '../service.ts';
 
-/** One member session as its agent reports it to a cluster's processor (`cluster.report`). */
-export type SessionReport =
-  | {
-      key: string;
-      ok: true;
-      sessionId: string;
-      session: string;
-      state: SessionState;
-      health: SessionHealth;
-      consistencyTime: string | null;
-      exposureSeconds: number | null;
-      detail: string | null;
-    }
-  | { key: string; ok: false; error: string };
+/** One member session as its agent reports it to a cluster's processor (`cluster.report`; the contract's schema). */
+export type SessionReport = ClusterSessionReport;
 
 /** Reports sessions of this agent, by name or id, from the replication service. */
 export function reportSessions(service: ReplicationService, keys: string[]): SessionReport[] {
@@ -42,7 +30,7 @@ export function reportSessions(service: ReplicationService, keys: string[]): Ses
 
 /** What the peer link needs from the cluster manager of this agent. */
 export interface ClusterPeerServer {
-  servePeer(request: RpcRequest): Promise<RpcResult>;
+  servePeer(call: PeerCall<'cluster.history'>): Promise<PeerAnswer<'cluster.history'>>;
 }
 
 const servers = new WeakMap<ReplicationService, ClusterPeerServer>();
@@ -53,20 +41,18 @@ export function registerClusterPeerServer(service: ReplicationService, server: C
 }
 
 /**
- * The peer-link requests of clusters, reached from the target's dispatch:
+ * The peer-link requests of clusters, in the target's dispatch table:
  * `cluster.report` (a processor elsewhere gathers member sessions of this
  * agent) and `cluster.history` (a paired site reads a master data set this
  * agent keeps).
  */
-export async function handleClusterRequest(service: ReplicationService, request: RpcRequest): Promise<RpcResult> {
-  if (request.method === 'cluster.report') {
-    const sessions = request.params.sessions;
-    if (!Array.isArray(sessions) || !sessions.every((s) => typeof s === 'string') || sessions.length > 10_000) {
-      throw new ProblemError('bad-request', 'peer request: sessions must be a list of session names or ids');
-    }
-    return { result: { site: service.site, reports: reportSessions(service, sessions as string[]) } };
-  }
-  const server = servers.get(service);
-  if (!server) throw new ProblemError('not-supported', 'this agent keeps no clusters');
-  return server.servePeer(request);
+export function clusterPeerHandlers(service: ReplicationService): PeerHandlerTable<'cluster.report' | 'cluster.history'> {
+  return {
+    'cluster.report': ({ params }) => ({ result: { site: service.site, reports: reportSessions(service, params.sessions) } }),
+    'cluster.history': (call) => {
+      const server = servers.get(service);
+      if (!server) throw new ProblemError('not-supported', 'this agent keeps no clusters');
+      return server.servePeer(call);
+    },
+  };
 }

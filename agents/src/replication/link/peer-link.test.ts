@@ -69,20 +69,20 @@ describe('peer link', () => {
     const client = new PeerLinkClient(a.record(address), b.client, logger);
     cleanups.push(() => client.close());
     const payload = Buffer.alloc(3 * 1024 * 1024, 7);
-    const echoed = await client.call('echo', { x: 1 }, payload, { waitForLinkMs: 5000 });
+    const echoed = await client.callUnchecked('echo', { x: 1 }, payload, { waitForLinkMs: 5000 });
     expect(echoed.result).toEqual({ x: 1, from: 'beta-id' });
     expect(echoed.payload!.equals(payload)).toBe(true);
     const order: number[] = [];
     await Promise.all(
-      [300, 10, 150].map((ms) => client.call('slow', { ms }).then(() => order.push(ms))),
+      [300, 10, 150].map((ms) => client.callUnchecked('slow', { ms }).then(() => order.push(ms))),
     );
     expect(order).toEqual([10, 150, 300]);
-    await expect(client.call('nope', {})).rejects.toMatchObject({ problem: 'internal-error' });
+    await expect(client.callUnchecked('nope', {})).rejects.toMatchObject({ problem: 'internal-error' });
     // A call past its timeout fails with 'timeout' (within the connection's sweep), the link stays up for the next.
     const started = Date.now();
-    await expect(client.call('slow', { ms: 3000 }, null, { timeoutMs: 200 })).rejects.toMatchObject({ problem: 'timeout' });
+    await expect(client.callUnchecked('slow', { ms: 3000 }, null, { timeoutMs: 200 })).rejects.toMatchObject({ problem: 'timeout' });
     expect(Date.now() - started).toBeLessThan(2500);
-    await expect(client.call('echo', { after: 'timeout' })).resolves.toMatchObject({ result: { after: 'timeout' } });
+    await expect(client.callUnchecked('echo', { after: 'timeout' })).resolves.toMatchObject({ result: { after: 'timeout' } });
   });
 
   it('hands out payloads a handler may keep: later frames never overwrite them', async () => {
@@ -91,9 +91,9 @@ describe('peer link', () => {
     const { address } = await serve(a, [b.record('unused:1')], [], kept);
     const client = new PeerLinkClient(a.record(address), b.client, logger);
     cleanups.push(() => client.close());
-    await client.call('echo', {}, null, { waitForLinkMs: 5000 });
+    await client.callUnchecked('echo', {}, null, { waitForLinkMs: 5000 });
     const sizes = [4096, 100_000, 1 << 20, 512, 4096 * 3];
-    await Promise.all(Array.from({ length: 60 }, (_, i) => client.call('keep', { i }, Buffer.alloc(sizes[i % sizes.length], i + 1))));
+    await Promise.all(Array.from({ length: 60 }, (_, i) => client.callUnchecked('keep', { i }, Buffer.alloc(sizes[i % sizes.length], i + 1))));
     expect(kept).toHaveLength(60);
     const fills = new Set(kept.map((payload) => payload[0]));
     expect(fills.size).toBe(60);
@@ -106,7 +106,7 @@ describe('peer link', () => {
     const { address } = await serve(a, [b.record('unused:1')], refusals);
     const client = new PeerLinkClient(a.record(address), intruder.client, logger);
     cleanups.push(() => client.close());
-    await expect(client.call('echo', {}, null, { waitForLinkMs: 1500 })).rejects.toMatchObject({ problem: 'link-down' });
+    await expect(client.callUnchecked('echo', {}, null, { waitForLinkMs: 1500 })).rejects.toMatchObject({ problem: 'link-down' });
     expect(refusals.length).toBeGreaterThan(0);
   });
 
@@ -115,7 +115,7 @@ describe('peer link', () => {
     const { address } = await serve(impostor, [b.record('unused:1')]);
     const client = new PeerLinkClient(a.record(address), b.client, logger);
     cleanups.push(() => client.close());
-    await expect(client.call('echo', {}, null, { waitForLinkMs: 1500 })).rejects.toMatchObject({ problem: 'link-down' });
+    await expect(client.callUnchecked('echo', {}, null, { waitForLinkMs: 1500 })).rejects.toMatchObject({ problem: 'link-down' });
     expect(client.state).not.toBe('connected');
   });
 
@@ -129,17 +129,17 @@ describe('peer link', () => {
     cleanups.push(() => client.close());
     const states: string[] = [];
     client.on('state', (state: string) => states.push(state));
-    await client.call('echo', {}, null, { waitForLinkMs: 5000 });
+    await client.callUnchecked('echo', {}, null, { waitForLinkMs: 5000 });
     proxy.resetAll();
     while (!states.includes('down')) await new Promise((resolve) => setTimeout(resolve, 10));
-    await expect(client.call('echo', { after: 'reset' }, null, { waitForLinkMs: 5000 })).resolves.toBeTruthy();
+    await expect(client.callUnchecked('echo', { after: 'reset' }, null, { waitForLinkMs: 5000 })).resolves.toBeTruthy();
     expect(states).toContain('down');
 
     proxy.blackhole(true);
-    const pending = client.call('echo', { lost: true }, null, { timeoutMs: 60_000 });
+    const pending = client.callUnchecked('echo', { lost: true }, null, { timeoutMs: 60_000 });
     await expect(pending).rejects.toMatchObject({ problem: 'link-down' });
     proxy.blackhole(false);
-    await expect(client.call('echo', { back: true }, null, { waitForLinkMs: 10_000 })).resolves.toBeTruthy();
+    await expect(client.callUnchecked('echo', { back: true }, null, { waitForLinkMs: 10_000 })).resolves.toBeTruthy();
   }, 30_000);
 });
 

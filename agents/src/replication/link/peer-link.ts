@@ -2,8 +2,18 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
-import { ProblemError } from '@tandem/contract';
-import { RpcConnection, type RpcHandler } from './rpc-connection.ts';
+import {
+  isProblemError,
+  PEER_PROTOCOL_VERSION,
+  peerMethods,
+  peerProtocolMajor,
+  ProblemError,
+  type PeerMethod,
+  type PeerParamsIn,
+  type PeerResult,
+} from '@tandem/contract';
+import { parsePeerRequest } from './peer-protocol.ts';
+import { RpcConnection, type RpcHandler, type RpcRequest, type RpcResult } from './rpc-connection.ts';
 
 /** A paired site, pinned by its CA certificate. */
 export interface PeerRecord {
@@ -25,6 +35,26 @@ export interface LinkCredentials {
 
 const HEARTBEAT_MS = 1000;
 const DEAD_AFTER_MS = 5000;
+/** After a `peer-version` refusal the link redials this much later (the other agent must be upgraded first). */
+const REFUSED_RETRY_MS = 30_000;
+
+/**
+ * The peer protocol version this agent speaks (contract PEER_PROTOCOL_VERSION).
+ * TANDEM_TEST_PEER_PROTOCOL_VERSION overrides it, for tests of the refusal only.
+ */
+export function localPeerProtocolVersion(): string {
+  return process.env.TANDEM_TEST_PEER_PROTOCOL_VERSION ?? PEER_PROTOCOL_VERSION;
+}
+
+/** The refusal of a peer speaking another major version (null when the versions go together). */
+export function versionRefusal(local: string, remote: string, remoteSite: string): ProblemError | null {
+  if (peerProtocolMajor(local) === peerProtocolMajor(remote)) return null;
+  return new ProblemError(
+    'peer-version',
+    `${remoteSite} speaks peer protocol ${remote}, this agent speaks ${local}: major versions differ, so the link is refused; upgrade the older agent`,
+    { localVersion: local, remoteVersion: remote },
+  );
+}
 
 export function splitHostPort(address: string): { host: string; port: number } {
   const match = /^\[?([^\]]+)\]?:(\d+)$/.exec(address);
@@ -92,12 +122,53 @@ export class PeerLinkServer {
     }
     const connection = new RpcConnection(socket, {
       peerAgentId: peer.agentId,
-      handler: this.options.handler,
+      handler: this.greeted(peer, remote),
       deadAfterMs: DEAD_AFTER_MS,
       onClose: () => this.connections.delete(connection),
     });
     this.connections.add(connection);
     this.options.logger.debug({ peer: peer.site, remote }, 'peer link accepted');
+  }
+
+  /**
+   * One connection's handler: the first request must be `peer.hello` with a
+   * peer protocol version of this agent's major version; until then every
+   * request is refused `peer-version` (an older agent that does not greet),
+   * and so is a hello of another major version. The connection stays open
+   * (the refusal is the answer); the refusal is logged and reported once.
+   */
+  private greeted(peer: PeerRecord, remote: string): RpcHandler {
+    let greeted = false;
+    let reported = false;
+    const refuse = (problem: ProblemError): never => {
+      if (!reported) {
+        reported = true;
+        this.options.logger.warn({ peer: peer.site, remote, problem: problem.problem }, problem.message);
+        this.options.onRefused(problem.message, remote);
+      }
+      throw problem;
+    };
+    return async (request: RpcRequest): Promise<RpcResult> => {
+      const local = localPeerProtocolVersion();
+      if (request.method === 'peer.hello') {
+        const call = parsePeerRequest(request);
+        const { version } = call.params as { version: string };
+        const refusal = versionRefusal(local, version, peer.site);
+        if (refusal) refuse(refusal);
+        greeted = true;
+        return { result: { version: local } };
+      }
+      if (!greeted) {
+        refuse(
+          new ProblemError(
+            'peer-version',
+            `${peer.site} sent ${String(request.method).slice(0, 100)} without the peer protocol handshake (peer.hello): it speaks an older peer protocol than this agent's ${local}; upgrade it`,
+            { localVersion: local, remoteVersion: null },
+          ),
+        );
+      }
+      return this.options.handler(request);
+    };
   }
 
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
@@ -138,6 +209,10 @@ export class PeerLinkClient extends EventEmitter {
   private closed = false;
   private waiters: Array<() => void> = [];
   private address: string;
+  /** The other agent refused this one's peer protocol version (or this one refused its): why, until a handshake succeeds. */
+  private refusal: ProblemError | null = null;
+  /** The connection whose handshake is under way (not usable for calls yet). */
+  private greeting: RpcConnection | null = null;
 
   constructor(
     readonly peer: PeerRecord,
@@ -153,9 +228,15 @@ export class PeerLinkClient extends EventEmitter {
     return this.linkState;
   }
 
+  /** Why the link is refused (`peer-version`), null unless the last handshake was refused. */
+  get problem(): ProblemError | null {
+    return this.refusal;
+  }
+
   /** Points the link at a new address (the peer moved, or a test proxy) and redials. */
   retarget(address: string): void {
     this.address = address;
+    this.greeting?.close(new ProblemError('link-down', 'redialling a new address'));
     this.connection?.close(new ProblemError('link-down', 'redialling a new address'));
   }
 
@@ -198,21 +279,59 @@ export class PeerLinkClient extends EventEmitter {
       socket.removeAllListeners('timeout');
       socket.removeAllListeners('error');
       socket.removeAllListeners('close');
-      this.backoffMs = 100;
-      this.connection = new RpcConnection(socket, {
+      const connection = new RpcConnection(socket, {
         peerAgentId: this.peer.agentId,
         heartbeatMs: HEARTBEAT_MS,
         deadAfterMs: DEAD_AFTER_MS,
         onClose: (reason) => {
-          this.connection = null;
+          if (this.connection === connection) this.connection = null;
           this.scheduleRedial(reason.message);
         },
       });
-      this.setState('connected');
-      const waiters = this.waiters;
-      this.waiters = [];
-      for (const wake of waiters) wake();
+      void this.hello(connection);
     });
+  }
+
+  /**
+   * The link handshake: `peer.hello` with this agent's peer protocol version
+   * before anything else. Only once the other agent accepts it (and its own
+   * version is of the same major version) is the link up; a refusal is kept
+   * (`problem`), logged and reported, and calls fail with it.
+   */
+  private async hello(connection: RpcConnection): Promise<void> {
+    const local = localPeerProtocolVersion();
+    this.greeting = connection;
+    try {
+      const answer = await connection.call('peer.hello', { version: local }, null, DEAD_AFTER_MS);
+      const parsed = peerMethods['peer.hello'].result.safeParse(answer.result);
+      if (!parsed.success) throw new ProblemError('peer-version', `${this.peer.site} answered the peer protocol handshake with no version`);
+      const refusal = versionRefusal(local, parsed.data.version, this.peer.site);
+      if (refusal) throw refusal;
+    } catch (error) {
+      const problem = isProblemError(error) ? error : new ProblemError('link-down', String(error));
+      if (problem.problem === 'peer-version') {
+        const known = this.refusal?.message === problem.message;
+        this.refusal = problem;
+        this.backoffMs = REFUSED_RETRY_MS;
+        if (!known) {
+          this.logger.warn({ peer: this.peer.site, problem: problem.problem, detail: problem.detail }, problem.message);
+          this.emit('refused', problem);
+        }
+      }
+      connection.close(problem);
+      return;
+    } finally {
+      if (this.greeting === connection) this.greeting = null;
+    }
+    if (this.closed) connection.close();
+    if (!connection.isOpen || this.closed) return;
+    this.refusal = null;
+    this.backoffMs = 100;
+    this.connection = connection;
+    this.setState('connected');
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
   }
 
   private scheduleRedial(reason: string): void {
@@ -232,10 +351,12 @@ export class PeerLinkClient extends EventEmitter {
   async ready(timeoutMs: number): Promise<RpcConnection> {
     if (this.connection?.isOpen) return this.connection;
     if (this.closed) throw new ProblemError('link-down', `the link to ${this.peer.site} is closed`);
+    // Refused for its peer protocol version: waiting would not help (it is retried every REFUSED_RETRY_MS).
+    if (this.refusal) throw this.refusal;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== wake);
-        reject(new ProblemError('link-down', `the link to ${this.peer.site} is down (${this.linkState})`));
+        reject(this.refusal ?? new ProblemError('link-down', `the link to ${this.peer.site} is down (${this.linkState})`));
       }, timeoutMs);
       const wake = () => {
         clearTimeout(timer);
@@ -247,21 +368,44 @@ export class PeerLinkClient extends EventEmitter {
     return this.connection;
   }
 
-  call(
+  /**
+   * Calls a peer method: its parameters and result are typed by the peer
+   * protocol's method table (contract/src/peer.ts). The result is the
+   * other agent's answer as it arrived (typed, not parsed again here).
+   */
+  call<M extends PeerMethod>(
+    method: M,
+    params: PeerParamsIn<M>,
+    payload: Buffer | null = null,
+    options: { timeoutMs?: number; waitForLinkMs?: number } = {},
+  ): Promise<{ result: PeerResult<M>; payload: Buffer | null }> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const wire = params as Record<string, unknown>;
+    // Link up (the hot path): send in this tick, no wait for readiness.
+    if (this.connection?.isOpen) return this.connection.call(method, wire, payload, timeoutMs) as Promise<{ result: PeerResult<M>; payload: Buffer | null }>;
+    return this.ready(options.waitForLinkMs ?? 0).then(
+      (connection) => connection.call(method, wire, payload, timeoutMs) as Promise<{ result: PeerResult<M>; payload: Buffer | null }>,
+    );
+  }
+
+  /**
+   * A call outside the method table's types: for tests and benches of the
+   * link itself (their own methods) and for fuzzing a receiver with
+   * malformed calls. Replication code uses `call`.
+   */
+  callUnchecked(
     method: string,
     params: Record<string, unknown>,
     payload: Buffer | null = null,
     options: { timeoutMs?: number; waitForLinkMs?: number } = {},
   ): Promise<{ result: unknown; payload: Buffer | null }> {
-    const timeoutMs = options.timeoutMs ?? 30_000;
-    // Link up (the hot path): send in this tick, no wait for readiness.
-    if (this.connection?.isOpen) return this.connection.call(method, params, payload, timeoutMs);
-    return this.ready(options.waitForLinkMs ?? 0).then((connection) => connection.call(method, params, payload, timeoutMs));
+    return this.call(method as PeerMethod, params as never, payload, options);
   }
 
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.greeting?.close();
     this.connection?.close();
     this.setState('down', 'closed');
   }
