@@ -308,7 +308,16 @@ export class PeerLinkClient extends EventEmitter {
       const refusal = versionRefusal(local, parsed.data.version, this.peer.site);
       if (refusal) throw refusal;
     } catch (error) {
-      const problem = isProblemError(error) ? error : new ProblemError('link-down', String(error));
+      let problem = isProblemError(error) ? error : new ProblemError('link-down', String(error));
+      // The listener's refusal names the versions from its side: said again from this agent's.
+      const theirs = problem.detail?.localVersion;
+      if (problem.problem === 'peer-version' && typeof theirs === 'string' && problem.detail?.remoteVersion === local) {
+        problem = new ProblemError(
+          'peer-version',
+          `${this.peer.site} refused the link: it speaks peer protocol ${theirs}, this agent speaks ${local}; major versions differ, upgrade the older agent`,
+          { localVersion: local, remoteVersion: theirs },
+        );
+      }
       if (problem.problem === 'peer-version') {
         const known = this.refusal?.message === problem.message;
         this.refusal = problem;
@@ -317,6 +326,10 @@ export class PeerLinkClient extends EventEmitter {
           this.logger.warn({ peer: this.peer.site, problem: problem.problem, detail: problem.detail }, problem.message);
           this.emit('refused', problem);
         }
+        // Calls waiting for the link fail with the refusal now (ready() finds no connection).
+        const waiters = this.waiters;
+        this.waiters = [];
+        for (const wake of waiters) wake();
       }
       connection.close(problem);
       return;
@@ -364,7 +377,7 @@ export class PeerLinkClient extends EventEmitter {
       };
       this.waiters.push(wake);
     });
-    if (!this.connection?.isOpen) throw new ProblemError('link-down', `the link to ${this.peer.site} is down`);
+    if (!this.connection?.isOpen) throw this.refusal ?? new ProblemError('link-down', `the link to ${this.peer.site} is down`);
     return this.connection;
   }
 
