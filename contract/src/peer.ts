@@ -53,6 +53,8 @@ export function peerProtocolMajor(version: string): number {
 
 /** An id, name or run token: a non-empty string (bounded, as everything arriving from the wire). */
 const Id = z.string().min(1).max(1024);
+/** A mirroring run or an epoch: a token its sender made (compared, never looked up; an empty one matches nothing). */
+const Token = z.string().max(1024);
 /** A non-negative safe integer (offsets, lengths, track numbers, rounds, times in ms). */
 const Count = z.int().nonnegative();
 /** A list of track numbers. */
@@ -114,10 +116,13 @@ export const StreamMarkerRequestSchema = z.object({ method: z.string().min(1), p
 /** One change of a consistency group or part; its data (writes, markers) is in the payload at `dataOffset`. */
 export const GroupEntrySchema = z.object({
   pair: Id,
+  /** `marker`: a multi-primary stream marker at this point of the part (its data, if any, at dataOffset). */
   kind: z.enum(['write', 'trim', 'zeroes', 'marker']),
   offset: Count,
   length: Count,
+  /** Where the entry's data starts in the group's payload (writes and markers). */
   dataOffset: Count,
+  /** The request a `marker` entry carries, performed by the secondary when it applies the part up to here. */
   marker: StreamMarkerRequestSchema.optional(),
 });
 export type GroupEntry = z.infer<typeof GroupEntrySchema>;
@@ -128,6 +133,7 @@ export const ShippedEntrySchema = z.object({
   kind: z.enum(['write', 'trim']),
   offset: Count,
   length: Count,
+  /** Where the data starts in the chunk's payload (writes only). */
   dataOffset: Count,
 });
 export type ShippedEntry = z.infer<typeof ShippedEntrySchema>;
@@ -136,18 +142,25 @@ const Entries = <T extends z.ZodType>(entry: T) => z.array(entry).max(1_000_000)
 
 /** A multi-primary member's answer to a hold (agents/src/replication/cut-coordinator.ts). */
 export const MemberStatusSchema = z.object({
+  /** Every copy set of the session there mirrors and none is resyncing. */
   duplex: z.boolean(),
+  /** The last round whose part the secondary acknowledged as staged. */
   stagedThrough: z.number(),
+  /** Out-of-sync tracks per pair id. */
   outOfSync: z.record(z.string(), z.number()),
+  /** Per pair id: syncing progress 0..100 while resyncing, null when not. */
   syncedPercent: z.record(z.string(), z.number().nullable()),
+  /** Per pair id: the primary volume's track count. */
   trackCount: z.record(z.string(), z.number()),
+  /** The member's track size, bytes (absent from older members: the master's is assumed). */
   trackSize: z.number().optional(),
+  /** Pair ids added while the session ran that have not joined the consistency group yet (left out of `duplex`). */
   joining: z.array(z.string()).optional(),
 });
 export type MemberStatus = z.infer<typeof MemberStatusSchema>;
 
 /** A commit of a multi-primary session's rounds at its secondary site. */
-export const RoundCommitSchema = z.object({ epoch: Id, through: Count, time: Count });
+export const RoundCommitSchema = z.object({ epoch: Token, through: Count, time: Count });
 export type RoundCommit = z.infer<typeof RoundCommitSchema>;
 
 /** Failback planning options as they travel (absent: the receiver's defaults). */
@@ -244,7 +257,7 @@ function method<P extends z.ZodType, R extends z.ZodType>(
 
 const session = { session: Id };
 const pair = { pair: Id };
-const streamOf = { run: Id };
+const streamOf = { run: Token };
 
 /**
  * Every peer method: its parameters, its result, its payloads. Keyed by the
@@ -295,7 +308,7 @@ export const peerMethods = {
 
   // Async consistency groups.
   'cg.apply': method(
-    z.object({ ...session, ...streamOf, epoch: Id, group: Count, time: Count, entries: Entries(GroupEntrySchema) }),
+    z.object({ ...session, ...streamOf, epoch: Token, group: Count, time: Count, entries: Entries(GroupEntrySchema) }),
     NoResult,
     { payload: 'optional', stream: true },
   ),
@@ -303,7 +316,7 @@ export const peerMethods = {
     z.object({
       ...session,
       ...streamOf,
-      epoch: Id,
+      epoch: Token,
       from: Id,
       round: Count,
       time: Count,
@@ -316,22 +329,22 @@ export const peerMethods = {
   ),
 
   // Snapshot shipping.
-  'ship.begin': method(z.object({ ...session, ...streamOf, epoch: Id, cycle: Count, time: Count.optional() }), NoResult, { stream: true }),
-  'ship.chunk': method(z.object({ ...session, ...streamOf, epoch: Id, cycle: Count, entries: Entries(ShippedEntrySchema) }), NoResult, {
+  'ship.begin': method(z.object({ ...session, ...streamOf, epoch: Token, cycle: Count, time: Count.optional() }), NoResult, { stream: true }),
+  'ship.chunk': method(z.object({ ...session, ...streamOf, epoch: Token, cycle: Count, entries: Entries(ShippedEntrySchema) }), NoResult, {
     payload: 'optional',
     stream: true,
   }),
-  'ship.commit': method(z.object({ ...session, ...streamOf, epoch: Id, cycle: Count, time: Count }), NoResult, { stream: true }),
+  'ship.commit': method(z.object({ ...session, ...streamOf, epoch: Token, cycle: Count, time: Count }), NoResult, { stream: true }),
 
   // Multi-primary sessions: membership, the master's rounds, running changes, failback.
   'mp.join': method(z.object({ record: PeerSessionRecordSchema, pair: PeerPairRecordSchema }), NoResult),
   'mp.secondary-pair': method(z.object({ pair: PeerPairRecordSchema, member: MemberPairRecordSchema }), NoResult),
   'mp.run': method(z.object(session), NoResult),
-  'mp.hold': method(z.object({ ...session, round: Count, epoch: Id, committed: Count }), MemberStatusSchema),
+  'mp.hold': method(z.object({ ...session, round: Count, epoch: Token, committed: Count }), MemberStatusSchema),
   'mp.cut': method(z.object({ ...session, round: Count, time: Count }), NoResult),
   'mp.release': method(z.object({ ...session, round: Count }), NoResult),
   'mp.stop': method(z.object({ ...session, reason: z.string().max(64 * 1024).nullable().optional() }), NoResult),
-  'mp.commit': method(z.object({ ...session, epoch: Id, through: Count, time: Count }), NoResult),
+  'mp.commit': method(z.object({ ...session, epoch: Token, through: Count, time: Count }), NoResult),
   'mp.add': method(z.object({ ...session, ...pair, newcomer: z.boolean().optional() }), NoResult),
   'mp.remove': method(z.object({ ...session, ...pair, last: z.boolean().optional() }), NoResult),
   'mp.pair-removed': method(z.object({ ...session, ...pair }), NoResult),

@@ -1,22 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { ProblemError, type PeerParamsIn } from '@tandem/contract';
+import { ProblemError, type GroupEntry, type PeerParamsIn } from '@tandem/contract';
 import { MAX_FRAME_BYTES } from './link/frames.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairRecord } from './session-store.ts';
 import type { HostChange, TrackSpan } from './splitter.ts';
 
-/** One change inside a consistency group, as shipped. */
-export interface GroupEntry {
-  pair: string;
-  /** `marker`: a multi-primary stream marker at this point of the part (its data, if any, at dataOffset). */
-  kind: 'write' | 'trim' | 'zeroes' | 'marker';
-  offset: number;
-  length: number;
-  /** Where the entry's data starts in the group's payload (writes and markers). */
-  dataOffset: number;
-  /** The request a `marker` entry carries, performed by the secondary when it applies the part up to here. */
-  marker?: { method: string; params: Record<string, unknown> };
-}
+/** One change inside a consistency group, as shipped (the peer protocol's schema). */
+export type { GroupEntry };
 
 export interface SealedGroup {
   number: number;

@@ -1,24 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { isProblemError } from '@tandem/contract';
+import { isProblemError, type MemberStatus } from '@tandem/contract';
 import { withTimeout } from '../timeout.ts';
 
-/** What a primary agent reports with every hold: the master's view of it. */
-export interface MemberStatus {
-  /** Every copy set of the session there mirrors and none is resyncing. */
-  duplex: boolean;
-  /** The last round whose part the secondary acknowledged as staged. */
-  stagedThrough: number;
-  /** Out-of-sync tracks per pair id. */
-  outOfSync: Record<string, number>;
-  /** Per pair id: syncing progress 0..100 while resyncing, null when not. */
-  syncedPercent: Record<string, number | null>;
-  /** Per pair id: the primary volume's track count. */
-  trackCount: Record<string, number>;
-  /** The member's track size, bytes (absent from older members: the master's is assumed). */
-  trackSize?: number;
-  /** Pair ids added while the session ran that have not joined the consistency group yet (left out of `duplex`). */
-  joining?: string[];
-}
+/** What a primary agent reports with every hold: the master's view of it (the peer protocol's `mp.hold` result). */
+export type { MemberStatus };
 
 /** One primary agent of a multi-primary session, as the master drives it (over the peer link, or this agent itself). */
 export interface CutParticipant {

@@ -1,4 +1,4 @@
-import { ProblemError, type FailbackOptions, type VerifyReport } from '@tandem/contract';
+import { ProblemError, type FailbackOptions, type RoundCommit, type VerifyReport } from '@tandem/contract';
 import { stagePart, type GroupEntry } from './async-groups.ts';
 import { planPair, planSummary, type PairPlan, type PlanSummary } from './failback.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
@@ -12,7 +12,7 @@ type FailbackPlanOptions = Pick<FailbackOptions, 'verifyCodes' | 'fullCompare'>;
 /** A member's detail between marking its failback plan and the master's `mp.run` (the way back to H1->H2). */
 const WAITING_FOR_MASTER = 'failback: waiting for the master to start';
 /** A commit of the secondary site's rounds at an H1 agent (H2->H1). */
-type Commit = { epoch: string; through: number; time: number };
+type Commit = RoundCommit;
 
 /**
  * Failover and failback of multi-primary async sessions: copy sets whose H1

@@ -1,4 +1,4 @@
-import type { Direction, LastVerify, SessionState, SessionType } from '@tandem/contract';
+import type { Direction, LastVerify, PeerPairRecord, PeerSessionRecord, SessionState, SessionType } from '@tandem/contract';
 import type { Catalog } from '../storage/catalog.ts';
 
 /** A session as both sites keep it; the `pairs` rows differ per site (local volume, bitmaps). */
@@ -46,6 +46,16 @@ export interface PairRecord {
   broken?: { reason: string; since: string } | null;
   createdAt: string;
 }
+
+/**
+ * The peer protocol's schemas of these records (contract/src/peer.ts) list
+ * every field: parsing keeps only listed fields, so a field added here and
+ * not there would be dropped on its way to the other site. Checked here at
+ * compile time.
+ */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Assert<T extends true> = T;
+export type RecordsMatchPeerSchemas = [Assert<Same<SessionRecord, PeerSessionRecord>>, Assert<Same<PairRecord, PeerPairRecord>>];
 
 /** A copy set as its H1 site first holds it: no bitmaps yet. `localVolumeId`: the H1 volume's id where it lives (null where it does not). */
 export function newPairRecord(

@@ -1,18 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import type { ShippedEntry } from '@tandem/contract';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairSource } from './pair-source.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 
-/** One change of a shipped cycle: a track's data (`length` bytes at `dataOffset` of the chunk) or a trim. */
-export interface ShippedEntry {
-  pair: string;
-  kind: 'write' | 'trim';
-  offset: number;
-  length: number;
-  /** Where the data starts in the chunk's payload (writes only). */
-  dataOffset: number;
-}
+/** One change of a shipped cycle's chunk (the peer protocol's schema). */
+export type { ShippedEntry };
 
 /** What one completed cycle did. */
 export interface CycleReport {
