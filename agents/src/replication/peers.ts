@@ -110,16 +110,18 @@ export class PeerRegistry {
     let client = this.clients.get(agentId);
     if (!client) {
       const peer = this.get(agentId);
-      client = new PeerLinkClient(peer, this.credentials.client, this.logger.child({ peer: peer.site }));
-      client.on('state', (state: string, detail?: string) => {
+      const created = new PeerLinkClient(peer, this.credentials.client, this.logger.child({ peer: peer.site }));
+      client = created;
+      created.on('state', (state: string, detail?: string) => {
         if (state === 'connected') {
           this.catalog.recordEvent('link.up', 'info', peer.site, `link to ${peer.site} is up`);
-        } else if (state === 'down' && detail !== 'closed') {
+        } else if (state === 'down' && detail !== 'closed' && detail !== created.problem?.message) {
+          // (A refused handshake is recorded once as link.refused below, not at every slow redial.)
           this.catalog.recordEvent('link.down', 'warning', peer.site, `link to ${peer.site} is down: ${detail ?? 'unknown'}`);
         }
       });
       // Another major version of the peer protocol: recorded once per distinct refusal (the link retries slowly).
-      client.on('refused', (problem: ProblemError) => {
+      created.on('refused', (problem: ProblemError) => {
         this.catalog.recordEvent('link.refused', 'error', peer.site, `link to ${peer.site} refused: ${problem.message}`, {
           problem: problem.problem,
           ...problem.detail,
