@@ -1,10 +1,13 @@
+import tls from 'node:tls';
 import pino from 'pino';
+import { PEER_PROTOCOL_VERSION, ProblemError } from '@tandem/contract';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../../../test/helpers/fault-proxy.ts';
 import { createAuthority, issueWithNewKey } from '../../tls/authority.ts';
 import { certificateFingerprint } from '../../tls/fingerprint.ts';
 import { encodeFrame, FrameError, FrameKind, FrameReader } from './frames.ts';
 import { PeerLinkClient, PeerLinkServer, type LinkCredentials, type PeerRecord } from './peer-link.ts';
+import { RpcConnection } from './rpc-connection.ts';
 
 const logger = pino({ level: 'silent' });
 
@@ -140,6 +143,52 @@ describe('peer link', () => {
     await expect(pending).rejects.toMatchObject({ problem: 'link-down' });
     proxy.blackhole(false);
     await expect(client.callUnchecked('echo', { back: true }, null, { waitForLinkMs: 10_000 })).resolves.toBeTruthy();
+  }, 30_000);
+  it('refuses a listener from before the handshake and one of another major version: the link says why, calls fail with it at once', async () => {
+    const [a, b] = await Promise.all([makeSite('alpha'), makeSite('beta')]);
+    // A listener of an agent from before the peer protocol handshake: it answers peer.hello `not-supported`.
+    const old = tls.createServer({ cert: a.server.certificatePem, key: a.server.keyPem, ca: [b.client.caPem], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' });
+    old.on('secureConnection', (socket) => {
+      const connection = new RpcConnection(socket, {
+        peerAgentId: b.agentId,
+        deadAfterMs: 5000,
+        handler: ({ method }) => {
+          throw new ProblemError('not-supported', `unknown peer request ${method}`);
+        },
+        onClose: () => {},
+      });
+      cleanups.push(() => connection.close());
+    });
+    await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => old.close(() => resolve())));
+    const oldAddress = `127.0.0.1:${(old.address() as { port: number }).port}`;
+    const toOld = new PeerLinkClient(a.record(oldAddress), b.client, logger);
+    cleanups.push(() => toOld.close());
+    const refused: ProblemError[] = [];
+    toOld.on('refused', (problem: ProblemError) => refused.push(problem));
+    const started = Date.now();
+    await expect(toOld.callUnchecked('echo', {}, null, { waitForLinkMs: 5000 })).rejects.toMatchObject({ problem: 'peer-version' });
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(toOld.problem?.message).toContain('does not know the peer protocol handshake');
+    expect(toOld.state).not.toBe('connected');
+    expect(refused).toHaveLength(1);
+
+    // A listener of another major version: it refuses the hello, naming both versions; the dialler says it from its side.
+    const refusals: string[] = [];
+    const newer = new PeerLinkServer({ credentials: a.server, peers: [b.record('unused:1')], logger, onRefused: (reason) => refusals.push(reason), handler: () => ({}), protocolVersion: '9.1' });
+    const bound = await newer.listen('127.0.0.1', 0);
+    cleanups.push(() => newer.close());
+    const toNewer = new PeerLinkClient(a.record(`127.0.0.1:${bound.port}`), b.client, logger);
+    cleanups.push(() => toNewer.close());
+    await expect(toNewer.callUnchecked('echo', {}, null, { waitForLinkMs: 5000 })).rejects.toMatchObject({
+      problem: 'peer-version',
+      message: `alpha refused the link: it speaks peer protocol 9.1, this agent speaks ${PEER_PROTOCOL_VERSION}; major versions differ, upgrade the older agent`,
+      detail: { localVersion: PEER_PROTOCOL_VERSION, remoteVersion: '9.1' },
+    });
+    expect(toNewer.problem?.problem).toBe('peer-version');
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toContain('9.1');
+    expect(refusals[0]).toContain(PEER_PROTOCOL_VERSION);
   }, 30_000);
 });
 

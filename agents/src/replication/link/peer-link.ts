@@ -80,6 +80,8 @@ export class PeerLinkServer {
       handler: RpcHandler;
       onRefused: (reason: string, remote: string) => void;
       logger: Logger;
+      /** The peer protocol version this listener speaks (default: localPeerProtocolVersion(); tests of the refusal set another). */
+      protocolVersion?: string;
     },
   ) {
     this.peers = options.peers;
@@ -149,7 +151,7 @@ export class PeerLinkServer {
       throw problem;
     };
     return async (request: RpcRequest): Promise<RpcResult> => {
-      const local = localPeerProtocolVersion();
+      const local = this.options.protocolVersion ?? localPeerProtocolVersion();
       if (request.method === 'peer.hello') {
         const call = parsePeerRequest(request);
         const { version } = call.params as { version: string };
@@ -316,6 +318,14 @@ export class PeerLinkClient extends EventEmitter {
           'peer-version',
           `${this.peer.site} refused the link: it speaks peer protocol ${theirs}, this agent speaks ${local}; major versions differ, upgrade the older agent`,
           { localVersion: local, remoteVersion: theirs },
+        );
+      }
+      // An agent from before the handshake does not know peer.hello: an older peer protocol.
+      if (problem.problem === 'not-supported') {
+        problem = new ProblemError(
+          'peer-version',
+          `${this.peer.site} does not know the peer protocol handshake (peer.hello): it speaks an older peer protocol than this agent's ${local}; upgrade it`,
+          { localVersion: local, remoteVersion: null },
         );
       }
       if (problem.problem === 'peer-version') {
