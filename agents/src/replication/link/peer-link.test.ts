@@ -144,6 +144,7 @@ describe('peer link', () => {
     proxy.blackhole(false);
     await expect(client.callUnchecked('echo', { back: true }, null, { waitForLinkMs: 10_000 })).resolves.toBeTruthy();
   }, 30_000);
+
   it('refuses a listener from before the handshake and one of another major version: the link says why, calls fail with it at once', async () => {
     const [a, b] = await Promise.all([makeSite('alpha'), makeSite('beta')]);
     // A listener of an agent from before the peer protocol handshake: it answers peer.hello `not-supported`.
