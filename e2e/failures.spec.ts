@@ -23,16 +23,21 @@ async function qemuIo(nbdAddress: string, volume: string, command: string): Prom
   await execFileAsync('qemu-io', ['-f', 'raw', '-c', command, `nbd://${nbdAddress}/${volume}`], { timeout: 60_000 });
 }
 
+/** A clean stop (SIGTERM), to start it again differently. */
+async function stopAgent(agent: RunningAgent): Promise<void> {
+  await agent.stop();
+}
+
 /** kill -9, as a crash or a pulled plug would. */
 async function killAgent(agent: RunningAgent): Promise<void> {
   agent.process.kill('SIGKILL');
   await agent.exited;
 }
 
-/** The same agent again, on the same ports (the console and the other site know it by them). */
-function restartAgent(agent: RunningAgent): Promise<RunningAgent> {
+/** The same agent again, on the same ports (the console and the other site know it by them); `env` e.g. to set its clock wrong. */
+function restartAgent(agent: RunningAgent, env?: Record<string, string>): Promise<RunningAgent> {
   const port = (address: string) => Number(address.split(':').at(-1));
-  return startAgent({ dataDir: agent.dataDir, apiPort: port(agent.apiAddress), nbdPort: port(agent.nbdAddress), linkPort: port(agent.linkAddress) });
+  return startAgent({ dataDir: agent.dataDir, apiPort: port(agent.apiAddress), nbdPort: port(agent.nbdAddress), linkPort: port(agent.linkAddress), env });
 }
 
 /** Each expectation gets what is left of the 10 s since the failure, so all of them hold within 10 s of it. */
@@ -197,6 +202,33 @@ test.describe.serial('failures: what the console shows within 10 s, and after re
       await agentCli(['peers', 'set-link', 'primary', primary.linkAddress, '--data', secondary.dataDir]).catch(() => undefined);
       await Promise.all([toSecondary.close(), toPrimary.close()]);
     }
+  });
+
+  test("clock skew between the sites: the secondary's clock set 2 min ahead is said beside the state's age and in the health; set right, it goes", async ({ page }, testInfo) => {
+    test.setTimeout(300_000);
+    const { sessions, card } = await openSessions(page);
+    await expect(card.getByTestId('peer-clock-secondary')).toBeHidden();
+    // The secondary's host clock set 2 minutes ahead (its agent's wall clock only: TANDEM_CLOCK_SKEW_MS).
+    await stopAgent(secondary);
+    secondary = await restartAgent(secondary, { TANDEM_CLOCK_SKEW_MS: '120000' });
+    const skewedAt = Date.now();
+    await expect(card.getByTestId('session-source')).toContainText('from primary', within(skewedAt));
+    await expect(card.getByTestId('peer-clock-secondary')).toHaveText("secondary's clock is 2 min ahead of primary's", within(skewedAt));
+    await expect(sessions.state(session)).toContainText('Warning', within(skewedAt));
+    await expect(card).toContainText(/the clock of secondary is 1[12]\d\.\d s ahead of this agent's .*times are shown in primary's clock/, within(skewedAt));
+    // The times shown stay the primary's: no exposure of 2 minutes, the state's age is the console's own count.
+    await expect(sessions.state(session)).toContainText('Prepared');
+    await expect(sessions.peer(session, 'secondary')).toContainText('secondary (target): connected');
+    // What the secondary sees is in its own clock, and labelled so.
+    await expect(card.getByTestId('session-peers-from-secondary')).toContainText("secondary sees (times in secondary's clock):", within(skewedAt));
+    await screenshot(page, testInfo, 'failures-clock-skew');
+
+    await stopAgent(secondary);
+    secondary = await restartAgent(secondary, { TANDEM_CLOCK_SKEW_MS: '0' });
+    await expectRecovered(page, sessions, card);
+    await expect(card.getByTestId('peer-clock-secondary')).toBeHidden({ timeout: recoveryMs });
+    await expect(card).not.toContainText('the clock of secondary');
+    await screenshot(page, testInfo, 'failures-clock-back');
   });
 
   test('deleting a live target volume: refused, the dependents and the step first are shown; the step taken, the delete goes through', async ({ page }, testInfo) => {
