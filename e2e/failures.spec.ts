@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Locator, Page } from '@playwright/test';
 import { FaultProxy } from '../agents/test/helpers/fault-proxy.ts';
@@ -229,6 +232,70 @@ test.describe.serial('failures: what the console shows within 10 s, and after re
     await expect(card.getByTestId('peer-clock-secondary')).toBeHidden({ timeout: recoveryMs });
     await expect(card).not.toContainText('the clock of secondary');
     await screenshot(page, testInfo, 'failures-clock-back');
+  });
+
+  test("the secondary's pool full while mirroring: the session suspends saying where and how full, within 10 s; room made and resumed, Prepared with the same bytes", async ({ page }, testInfo) => {
+    test.skip(process.getuid?.() !== 0, "mounting a small file system on the secondary's pool needs root");
+    test.setTimeout(300_000);
+    const pool = path.join(secondary.dataDir, 'pool');
+    const api = (method: string, route: string, body?: unknown) => consoleApi(world.backend, method, route, body);
+    // The secondary's pool on a file system of its own with 4 MiB to spare (what it holds copied over).
+    await stopAgent(secondary);
+    const used = Number((await execFileAsync('du', ['-s', '-B1', pool])).stdout.split(/\s/)[0]);
+    const aside = await mkdtemp(path.join(os.tmpdir(), 'tandem-e2e-pool-'));
+    await execFileAsync('cp', ['-a', '--sparse=always', `${pool}/.`, aside]);
+    await execFileAsync('mount', ['-t', 'tmpfs', '-o', `size=${used + 4 * mib},mode=0700`, 'tandem-e2e-pool', pool]);
+    try {
+      await execFileAsync('cp', ['-a', '--sparse=always', `${aside}/.`, pool]);
+      secondary = await restartAgent(secondary);
+      // The primary learns of the restart at its next mirrored write (the secondary's mirroring run is gone), suspends
+      // and resumes by itself: one write, then Prepared with nothing marked, so the pool runs full in Prepared.
+      await qemuIo(primary.nbdAddress, 'gold-web', 'write -P 0x44 0 64k');
+      await expect
+        .poll(async () => {
+          const view = (await api('GET', `/api/sites/${world.siteIds.primary}/sessions/${session}`)) as { state: string; pairs: Array<{ outOfSyncTracks: number }> };
+          return view.state === 'prepared' && view.pairs.every((pair) => pair.outOfSyncTracks === 0);
+        }, { timeout: recoveryMs })
+        .toBe(true);
+      const { sessions, card } = await openSessions(page);
+      await api('POST', `/api/sites/${world.siteIds.secondary}/volumes`, { name: 'filler', sizeBytes: 8 * mib });
+      // 3 MiB taken: the next 3 MiB do not fit; once the filler is deleted they do.
+      await qemuIo(secondary.nbdAddress, 'filler', 'write -P 0x11 0 3M');
+
+      const writtenAt = Date.now();
+      await qemuIo(primary.nbdAddress, 'gold-db', 'write -P 0x43 2M 3M');
+      await expect(sessions.state(session)).toContainText('Suspended', within(writtenAt));
+      await expect(sessions.state(session)).toContainText('Severe', within(writtenAt));
+      await expect(card).toContainText(/the pool of secondary is full \(the pool file system is full\): [\d.]+ MiB in use by \d+ volume\(s\) and \d+ snapshot\(s\), [\d.]+ MiB free on the file system holding it/, within(writtenAt));
+      await expect(card).toContainText('make room at secondary (delete volumes or snapshots there, or grow the file system holding its pool), then resume', within(writtenAt));
+      await expect(card.getByTestId('pair-row-gold-db')).toContainText('suspended', within(writtenAt));
+      // Suspended from Prepared: the secondary holds the image of the moment mirroring stopped.
+      await expect(card.getByTestId('recoverable')).toContainText('yes', within(writtenAt));
+      // Tracks the secondary did not take stay marked at the primary (nothing lost): what the console reads.
+      const atPrimary = (await api('GET', `/api/sites/${world.siteIds.primary}/sessions/${session}`)) as { pairs: Array<{ h1Volume: string; outOfSyncTracks: number }> };
+      expect(atPrimary.pairs.find((pair) => pair.h1Volume === 'gold-db')!.outOfSyncTracks).toBeGreaterThan(0);
+      await screenshot(page, testInfo, 'failures-pool-full');
+
+      // Room made at the secondary (the filler deleted), then Resume in the console.
+      await api('DELETE', `/api/sites/${world.siteIds.secondary}/volumes/filler`);
+      await card.getByRole('button', { name: 'Resume' }).click();
+      await page.getByRole('dialog', { name: `Resume ${session}?` }).getByRole('button', { name: 'Resume' }).click();
+      await expectRecovered(page, sessions, card);
+      await expect(card).not.toContainText('is full');
+      await expect(card.getByTestId('pair-row-gold-db')).toContainText('duplex');
+      await execFileAsync('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', `nbd://${primary.nbdAddress}/gold-db`, `nbd://${secondary.nbdAddress}/gold-db-copy`], { timeout: 60_000 });
+      await screenshot(page, testInfo, 'failures-pool-back');
+    } finally {
+      // The pool back on the ordinary file system, as the later tests expect.
+      await stopAgent(secondary);
+      await rm(aside, { recursive: true, force: true });
+      await mkdir(aside);
+      await execFileAsync('cp', ['-a', '--sparse=always', `${pool}/.`, aside]);
+      await execFileAsync('umount', [pool]);
+      await execFileAsync('cp', ['-a', '--sparse=always', `${aside}/.`, pool]);
+      await rm(aside, { recursive: true, force: true });
+      secondary = await restartAgent(secondary);
+    }
   });
 
   test('deleting a live target volume: refused, the dependents and the step first are shown; the step taken, the delete goes through', async ({ page }, testInfo) => {

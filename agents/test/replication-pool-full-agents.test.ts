@@ -64,6 +64,10 @@ describe.skipIf(!isRoot)("the target's pool full while mirroring", () => {
     expect(suspended.detail).toMatch(/nothing is lost.*make room at beta \(delete volumes or snapshots there, or grow the file system holding its pool\), then resume \(tandem-agent session resume pf\)/);
     expect(suspended.pairs[0]).toMatchObject({ state: 'suspended', reason: expect.stringMatching(/^no-space: the pool of beta is full/) });
     expect(suspended.pairs[0].outOfSyncTracks).toBeGreaterThan(0);
+    // Suspended from Prepared: beta holds the image of the moment mirroring stopped (the failed write was never acknowledged).
+    expect(suspended.recoverable).toBe(true);
+    expect(Date.parse(suspended.consistencyTime ?? '')).toBeGreaterThanOrEqual(writtenAt - 1000);
+    expect(suspended.exposureSeconds).not.toBeNull();
     const text = await showSessionText(alpha, 'pf');
     expect(text).toMatch(/state\s+suspended, health severe/);
     expect(text).toMatch(/detail\s+.*the pool of beta is full/);

@@ -92,12 +92,11 @@ export class Mirroring {
     if (!pending) {
       pending = (async () => {
         const reason = problemMessage(error);
+        // Mirrored up to now: the targets hold the image of this moment (read before the state turns suspending).
+        const stoppedAt = session.state === 'prepared' && session.type !== 'snapshot-shipping' ? new Date().toISOString() : null;
         this.service.setState(session, 'suspending', { detail: reason }, false);
         await this.stopSource(session, reason);
-        this.service.setState(session, 'suspended', {
-          detail,
-          consistencyTime: session.state === 'prepared' && session.type !== 'snapshot-shipping' ? new Date().toISOString() : session.consistencyTime,
-        });
+        this.service.setState(session, 'suspended', { detail, consistencyTime: stoppedAt ?? session.consistencyTime });
         this.watchForLink(session);
       })().finally(() => this.suspending.delete(session.id));
       this.suspending.set(session.id, pending);
