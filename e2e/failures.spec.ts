@@ -53,8 +53,9 @@ function within(since: number): { timeout: number } {
  * primary -> secondary in a cluster whose processor is at primary, and a
  * flash copy at primary. For each failure (the primary agent killed, the
  * secondary agent killed, the link between them cut by a fault proxy, the
- * deletion of a live target volume attempted) what the console shows
- * within 10 s of it, and after recovery. Every wait is for a state.
+ * secondary's clock 2 min ahead, the secondary's pool full, the deletion of
+ * a live target volume attempted) what the console shows within 10 s of it,
+ * and after recovery. Every wait is for a state.
  */
 test.describe.serial('failures: what the console shows within 10 s, and after recovery', () => {
   let world: MirrorWorld;
@@ -224,6 +225,8 @@ test.describe.serial('failures: what the console shows within 10 s, and after re
     await expect(sessions.peer(session, 'secondary')).toContainText('secondary (target): connected');
     // What the secondary sees is in its own clock, and labelled so.
     await expect(card.getByTestId('session-peers-from-secondary')).toContainText("secondary sees (times in secondary's clock):", within(skewedAt));
+    // The exposure chart draws the secondary's samples in the console's time (its history is read every 10 s).
+    await expect(card.getByTestId('exposure-site-secondary')).toContainText(/its clock is 1[12]\d s ahead of this console's: drawn in this console's time/, { timeout: 30_000 });
     await screenshot(page, testInfo, 'failures-clock-skew');
 
     await stopAgent(secondary);
