@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PairBitmapSchema, PoolStatsSchema } from '@tandem/contract';
 import { initTempDataDir, pairAgents, startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
 import { runCommand } from './helpers/run-command.ts';
-import { preparedSession, qemuIo, sameBytes, showSession, showSessionText, staysPut, untilSession } from './helpers/session-views.ts';
+import { preparedSession, qemuIo, sameBytes, showSession, showSessionText, staysPut, until, untilSession } from './helpers/session-views.ts';
 
 /**
  * The target's pool full while mirroring, with real agent processes: beta's
@@ -18,7 +18,9 @@ import { preparedSession, qemuIo, sameBytes, showSession, showSessionText, stays
  * stay marked (nothing lost), and the session waits for the administrator
  * rather than failing again and again. Room made at beta (the filler
  * deleted: its extents are used again) and the session resumed, it is
- * Prepared and both copies hold the same bytes.
+ * Prepared and both copies hold the same bytes. The same for an async
+ * session (a consistency group that does not fit), recovered by growing the
+ * file system (tmpfs remounted larger).
  */
 
 const SAID_WITHIN_MS = 10_000;
@@ -104,4 +106,33 @@ describe.skipIf(!isRoot)("the target's pool full while mirroring", () => {
     await qemuIo(beta.nbdUri('c-pf'), 'read -P 0x23 16M 512K');
     expect((await showSession(alpha, 'pf')).state).toBe('prepared');
   }, 180_000);
+
+  it('async: a consistency group that does not fit suspends the session the same way; the file system grown and resumed, the copies are equal', async () => {
+    const pool = path.join(betaDir, 'pool');
+    // What beta's pool holds now plus 1 MiB: the next 4 MiB do not fit.
+    const used = Number((await runCommand('du', ['-s', '-B1', pool])).out.split(/\s/)[0]);
+    const remount = async (bytes: number) => expect((await runCommand('mount', ['-o', `remount,size=${bytes}`, pool])).code).toBe(0);
+    await remount(used + MiB);
+    await preparedSession(alpha, beta, 'pa', 'async', 'p-pa', 'c-pa', 32);
+    const writtenAt = Date.now();
+    await qemuIo(alpha.nbdUri('p-pa'), 'write -P 0x31 0 4M');
+    const suspended = await untilSession(alpha, 'pa', 'alpha suspends', (view) => view.state === 'suspended', 20_000);
+    expect(Date.now() - writtenAt, 'said within 10 s of the write').toBeLessThan(SAID_WITHIN_MS);
+    expect(suspended.health).toBe('severe');
+    expect(suspended.detail).toMatch(/no-space: the pool of beta is full .*make room at beta/);
+    expect(suspended.pairs[0].outOfSyncTracks).toBeGreaterThanOrEqual(64);
+    expect(await showSessionText(alpha, 'pa')).toMatch(/state\s+suspended, health severe/);
+    await qemuIo(alpha.nbdUri('p-pa'), 'read -P 0x31 0 4M');
+
+    // "Grow the file system holding its pool", then resume.
+    await remount(used + 16 * MiB);
+    expect((await alpha.cli(['session', 'resume', 'pa'])).code).toBe(0);
+    await untilSession(alpha, 'pa', 'prepared again', (view) => view.state === 'prepared' && view.health === 'normal' && view.pairs[0].outOfSyncTracks === 0, 90_000);
+    await qemuIo(alpha.nbdUri('p-pa'), 'write -P 0x32 8M 256K');
+    await until('the write applied at beta', async () => {
+      const result = await runCommand('qemu-io', ['-f', 'raw', '-c', 'read -P 0x32 8M 256K', beta.nbdUri('c-pa')]);
+      return result.code === 0 && !/Pattern verification failed/.test(result.out);
+    });
+    await sameBytes(alpha.nbdUri('p-pa'), beta.nbdUri('c-pa'));
+  }, 240_000);
 });
