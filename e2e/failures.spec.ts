@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Locator, Page } from '@playwright/test';
 import { FaultProxy } from '../agents/test/helpers/fault-proxy.ts';
@@ -23,16 +26,21 @@ async function qemuIo(nbdAddress: string, volume: string, command: string): Prom
   await execFileAsync('qemu-io', ['-f', 'raw', '-c', command, `nbd://${nbdAddress}/${volume}`], { timeout: 60_000 });
 }
 
+/** A clean stop (SIGTERM), to start it again differently. */
+async function stopAgent(agent: RunningAgent): Promise<void> {
+  await agent.stop();
+}
+
 /** kill -9, as a crash or a pulled plug would. */
 async function killAgent(agent: RunningAgent): Promise<void> {
   agent.process.kill('SIGKILL');
   await agent.exited;
 }
 
-/** The same agent again, on the same ports (the console and the other site know it by them). */
-function restartAgent(agent: RunningAgent): Promise<RunningAgent> {
+/** The same agent again, on the same ports (the console and the other site know it by them); `env` e.g. to set its clock wrong. */
+function restartAgent(agent: RunningAgent, env?: Record<string, string>): Promise<RunningAgent> {
   const port = (address: string) => Number(address.split(':').at(-1));
-  return startAgent({ dataDir: agent.dataDir, apiPort: port(agent.apiAddress), nbdPort: port(agent.nbdAddress), linkPort: port(agent.linkAddress) });
+  return startAgent({ dataDir: agent.dataDir, apiPort: port(agent.apiAddress), nbdPort: port(agent.nbdAddress), linkPort: port(agent.linkAddress), env });
 }
 
 /** Each expectation gets what is left of the 10 s since the failure, so all of them hold within 10 s of it. */
@@ -45,8 +53,9 @@ function within(since: number): { timeout: number } {
  * primary -> secondary in a cluster whose processor is at primary, and a
  * flash copy at primary. For each failure (the primary agent killed, the
  * secondary agent killed, the link between them cut by a fault proxy, the
- * deletion of a live target volume attempted) what the console shows
- * within 10 s of it, and after recovery. Every wait is for a state.
+ * secondary's clock 2 min ahead, the secondary's pool full, the deletion of
+ * a live target volume attempted) what the console shows within 10 s of it,
+ * and after recovery. Every wait is for a state.
  */
 test.describe.serial('failures: what the console shows within 10 s, and after recovery', () => {
   let world: MirrorWorld;
@@ -196,6 +205,99 @@ test.describe.serial('failures: what the console shows within 10 s, and after re
       await agentCli(['peers', 'set-link', 'secondary', secondary.linkAddress, '--data', primary.dataDir]).catch(() => undefined);
       await agentCli(['peers', 'set-link', 'primary', primary.linkAddress, '--data', secondary.dataDir]).catch(() => undefined);
       await Promise.all([toSecondary.close(), toPrimary.close()]);
+    }
+  });
+
+  test("clock skew between the sites: the secondary's clock set 2 min ahead is said beside the state's age and in the health; set right, it goes", async ({ page }, testInfo) => {
+    test.setTimeout(300_000);
+    const { sessions, card } = await openSessions(page);
+    await expect(card.getByTestId('peer-clock-secondary')).toBeHidden();
+    // The secondary's host clock set 2 minutes ahead (its agent's wall clock only: TANDEM_CLOCK_SKEW_MS).
+    await stopAgent(secondary);
+    secondary = await restartAgent(secondary, { TANDEM_CLOCK_SKEW_MS: '120000' });
+    const skewedAt = Date.now();
+    await expect(card.getByTestId('session-source')).toContainText('from primary', within(skewedAt));
+    await expect(card.getByTestId('peer-clock-secondary')).toHaveText("secondary's clock is 2 min ahead of primary's", within(skewedAt));
+    await expect(sessions.state(session)).toContainText('Warning', within(skewedAt));
+    await expect(card).toContainText(/the clock of secondary is 1[12]\d\.\d s ahead of this agent's .*times are shown in primary's clock/, within(skewedAt));
+    // The times shown stay the primary's: no exposure of 2 minutes, the state's age is the console's own count.
+    await expect(sessions.state(session)).toContainText('Prepared');
+    await expect(sessions.peer(session, 'secondary')).toContainText('secondary (target): connected');
+    // What the secondary sees is in its own clock, and labelled so.
+    await expect(card.getByTestId('session-peers-from-secondary')).toContainText("secondary sees (times in secondary's clock):", within(skewedAt));
+    // The exposure chart draws the secondary's samples in the console's time (its history is read every 10 s).
+    await expect(card.getByTestId('exposure-site-secondary')).toContainText(/its clock is 1[12]\d s ahead of this console's: drawn in this console's time/, { timeout: 30_000 });
+    await screenshot(page, testInfo, 'failures-clock-skew');
+
+    await stopAgent(secondary);
+    secondary = await restartAgent(secondary, { TANDEM_CLOCK_SKEW_MS: '0' });
+    await expectRecovered(page, sessions, card);
+    await expect(card.getByTestId('peer-clock-secondary')).toBeHidden({ timeout: recoveryMs });
+    await expect(card).not.toContainText('the clock of secondary');
+    await screenshot(page, testInfo, 'failures-clock-back');
+  });
+
+  test("the secondary's pool full while mirroring: the session suspends saying where and how full, within 10 s; room made and resumed, Prepared with the same bytes", async ({ page }, testInfo) => {
+    test.skip(process.getuid?.() !== 0, "mounting a small file system on the secondary's pool needs root");
+    test.setTimeout(300_000);
+    const pool = path.join(secondary.dataDir, 'pool');
+    const api = (method: string, route: string, body?: unknown) => consoleApi(world.backend, method, route, body);
+    // The secondary's pool on a file system of its own with 4 MiB to spare (what it holds copied over).
+    await stopAgent(secondary);
+    const used = Number((await execFileAsync('du', ['-s', '-B1', pool])).stdout.split(/\s/)[0]);
+    const aside = await mkdtemp(path.join(os.tmpdir(), 'tandem-e2e-pool-'));
+    await execFileAsync('cp', ['-a', '--sparse=always', `${pool}/.`, aside]);
+    await execFileAsync('mount', ['-t', 'tmpfs', '-o', `size=${used + 4 * mib},mode=0700`, 'tandem-e2e-pool', pool]);
+    try {
+      await execFileAsync('cp', ['-a', '--sparse=always', `${aside}/.`, pool]);
+      secondary = await restartAgent(secondary);
+      // The primary learns of the restart at its next mirrored write (the secondary's mirroring run is gone), suspends
+      // and resumes by itself: one write, then Prepared with nothing marked, so the pool runs full in Prepared.
+      await qemuIo(primary.nbdAddress, 'gold-web', 'write -P 0x44 0 64k');
+      await expect
+        .poll(async () => {
+          const view = (await api('GET', `/api/sites/${world.siteIds.primary}/sessions/${session}`)) as { state: string; pairs: Array<{ outOfSyncTracks: number }> };
+          return view.state === 'prepared' && view.pairs.every((pair) => pair.outOfSyncTracks === 0);
+        }, { timeout: recoveryMs })
+        .toBe(true);
+      const { sessions, card } = await openSessions(page);
+      await api('POST', `/api/sites/${world.siteIds.secondary}/volumes`, { name: 'filler', sizeBytes: 8 * mib });
+      // 3 MiB taken: the next 3 MiB do not fit; once the filler is deleted they do.
+      await qemuIo(secondary.nbdAddress, 'filler', 'write -P 0x11 0 3M');
+
+      const writtenAt = Date.now();
+      await qemuIo(primary.nbdAddress, 'gold-db', 'write -P 0x43 2M 3M');
+      await expect(sessions.state(session)).toContainText('Suspended', within(writtenAt));
+      await expect(sessions.state(session)).toContainText('Severe', within(writtenAt));
+      await expect(card).toContainText(/the pool of secondary is full \(the pool file system is full\): [\d.]+ MiB in use by \d+ volume\(s\) and \d+ snapshot\(s\), [\d.]+ MiB free on the file system holding it/, within(writtenAt));
+      await expect(card).toContainText('make room at secondary (delete volumes or snapshots there, or grow the file system holding its pool), then resume', within(writtenAt));
+      await expect(card.getByTestId('pair-row-gold-db')).toContainText('suspended', within(writtenAt));
+      // Suspended from Prepared: the secondary holds the image of the moment mirroring stopped.
+      await expect(card.getByTestId('recoverable')).toContainText('yes', within(writtenAt));
+      // Tracks the secondary did not take stay marked at the primary (nothing lost): what the console reads.
+      const atPrimary = (await api('GET', `/api/sites/${world.siteIds.primary}/sessions/${session}`)) as { pairs: Array<{ h1Volume: string; outOfSyncTracks: number }> };
+      expect(atPrimary.pairs.find((pair) => pair.h1Volume === 'gold-db')!.outOfSyncTracks).toBeGreaterThan(0);
+      await screenshot(page, testInfo, 'failures-pool-full');
+
+      // Room made at the secondary (the filler deleted), then Resume in the console.
+      await api('DELETE', `/api/sites/${world.siteIds.secondary}/volumes/filler`);
+      await card.getByRole('button', { name: 'Resume' }).click();
+      await page.getByRole('dialog', { name: `Resume ${session}?` }).getByRole('button', { name: 'Resume' }).click();
+      await expectRecovered(page, sessions, card);
+      await expect(card).not.toContainText('is full');
+      await expect(card.getByTestId('pair-row-gold-db')).toContainText('duplex');
+      await execFileAsync('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', `nbd://${primary.nbdAddress}/gold-db`, `nbd://${secondary.nbdAddress}/gold-db-copy`], { timeout: 60_000 });
+      await screenshot(page, testInfo, 'failures-pool-back');
+    } finally {
+      // The pool back on the ordinary file system, as the later tests expect.
+      await stopAgent(secondary);
+      await rm(aside, { recursive: true, force: true });
+      await mkdir(aside);
+      await execFileAsync('cp', ['-a', '--sparse=always', `${pool}/.`, aside]);
+      await execFileAsync('umount', [pool]);
+      await execFileAsync('cp', ['-a', '--sparse=always', `${aside}/.`, pool]);
+      await rm(aside, { recursive: true, force: true });
+      secondary = await restartAgent(secondary);
     }
   });
 

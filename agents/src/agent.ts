@@ -11,6 +11,7 @@ import { agentEventTypes, type AgentInfo } from '@tandem/contract';
 import { startApiServer, formatHostPort, type ApiServer } from './api/server.ts';
 import type { RunInfo } from './data-dir.ts';
 import { DataDirLock, readIdentity, removeRunInfo, writeRunInfo } from './cli/data-dir-files.ts';
+import { applyClockSkew } from './clock.ts';
 import { FlashService } from './flash/service.ts';
 import { NbdServer } from './nbd/server.ts';
 import { NbdTls } from './nbd/tls.ts';
@@ -55,6 +56,9 @@ export interface RunningAgent {
 /** Starts everything; on any failure undoes what was started and rethrows. */
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const logger = options.logger ?? pino({ level: 'silent' });
+  // Tests only: a host clock set wrong (TANDEM_CLOCK_SKEW_MS, see clock.ts).
+  const skew = applyClockSkew();
+  if (skew !== 0) logger.warn({ skewMs: skew }, 'TANDEM_CLOCK_SKEW_MS: this agent\'s wall clock runs off by the given amount (for tests)');
   const { dataDir } = options;
   if (options.nbd && !options.nbdTls && !isLoopback(options.nbd.host)) {
     throw Object.assign(

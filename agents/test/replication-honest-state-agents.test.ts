@@ -50,8 +50,10 @@ describe('honest state', () => {
     expect(Date.now() - killedAt, 'noticed within 10 s').toBeLessThan(10_000);
     expect(noticed.health).toBe('warning');
     expect(noticed.detail).toMatch(/^primary site alpha unreachable since \S+ \(last known: prepared\)/);
+    // Unreachable since it was last heard (heartbeat replies come every second, later under load).
     const silentSince = Date.parse(noticed.peers[0].unreachableSince!);
-    expect(silentSince).toBeGreaterThanOrEqual(killedAt - 1000);
+    expect(silentSince).toBeGreaterThanOrEqual(killedAt - 2500);
+    expect(silentSince).toBeLessThanOrEqual(killedAt + 1000);
     expect(noticed.peers[0].link).not.toBe('connected');
     // Exposure keeps growing from the moment alpha went silent (not "now" any more).
     expect(Date.parse(noticed.consistencyTime!)).toBe(silentSince);

@@ -170,6 +170,8 @@ describe('failover and failback of a session with primaries on two agents', () =
     ]);
 
     // --- preflight (asked at the master, answered by charlie): per copy set and totals ---
+    // The master learns target-available from charlie's state report: asked only once it shows it (never while recovering).
+    await waitUntil(alpha, 'mp', (info) => info.state === 'target-available', 'target-available at the master');
     const preflight = await agentCliJson<PreflightJson>(alpha, ['session', 'preflight', 'mp']);
     const a = byVolume(preflight, 'a');
     expect([a.primarySite, a.targetChangedTracks, a.outOfSyncTracks, a.candidateTracks, a.differingTracks, a.tracksToCopy]).toEqual([
@@ -244,6 +246,8 @@ describe('failover and failback of a session with primaries on two agents', () =
     await qemuWrite(alpha, 'a', 'write -P 0x81 12M 128K'); // tracks 192..193
     await qemuWrite(bravo, 'b', 'write -P 0x82 2M 64K'); // track 32
     await qemuWrite(charlie, 'a2', 'write -P 0x91 14M 64K'); // track 224 at charlie: out-of-sync there, overwritten by alpha's
+    // Charlie learns target-available from alpha's state report: asked only once it shows it.
+    await waitUntil(charlie, 'mp', (info) => info.state === 'target-available', 'target-available at charlie');
     const back = await agentCliJson<PreflightJson>(charlie, ['session', 'preflight', 'mp']);
     const backA = byVolume(back, 'a');
     expect([backA.targetChangedTracks, backA.outOfSyncTracks, backA.candidateTracks, backA.differingTracks]).toEqual([2, 1, 3, 3]);

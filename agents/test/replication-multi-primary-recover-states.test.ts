@@ -72,7 +72,15 @@ describe('recover (failover) of a multi-primary session at its secondary site', 
     const since = new Date().toISOString();
     const recover = charlie.act('mp', 'recover');
     await waitFor(() => charlie.session('mp').state !== 'prepared', 30_000, 'recovering at charlie');
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // The race this test is about: a round failed at charlie and the master suspended for it (a state, not a time).
+    await waitFor(
+      () =>
+        s.alpha.engine.catalog
+          .listEvents(0, 5000, { subject: 'mp' })
+          .some((event) => event.type === 'session.state' && event.time >= since && / -> suspend(ing|ed)/.test(event.message)),
+      30_000,
+      'the master suspended for a round charlie refused',
+    );
     releaseCommits!();
     releaseCommits = null;
     await recover;

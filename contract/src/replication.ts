@@ -2,6 +2,18 @@ import { z } from 'zod';
 import { ProblemSchema } from './problems.ts';
 import { VolumeNameSchema } from './volumes.ts';
 
+/**
+ * Another agent's clock as this one measured it over its peer link
+ * (heartbeats carry both clocks; the sample with the shortest round trip):
+ * `offsetMs` is the other clock minus this agent's (positive: it runs
+ * ahead), right to within `rttMs / 2`; `measuredAt` in this agent's clock.
+ * Times the other agent stamps (cut times, shipped cycles, suspensions) are
+ * read in this agent's clock with it, so consistency times and exposure are
+ * honest across clocks that differ.
+ */
+export const ClockSkewSchema = z.object({ offsetMs: z.number(), rttMs: z.number(), measuredAt: z.string() });
+export type ClockSkew = z.infer<typeof ClockSkewSchema>;
+
 /** A paired site as this agent knows it. */
 export const PeerInfoSchema = z.object({
   agentId: z.string(),
@@ -13,6 +25,8 @@ export const PeerInfoSchema = z.object({
   link: z.enum(['connected', 'connecting', 'down']),
   /** Why the link is refused (`peer-version`: the sites speak different major versions of the peer protocol), null otherwise. */
   linkProblem: ProblemSchema.nullable().optional(),
+  /** The site's clock minus this agent's, ms, as measured over the peer link (`ClockSkewSchema`); null before a measurement. */
+  clock: ClockSkewSchema.nullable().optional(),
 });
 export type PeerInfo = z.infer<typeof PeerInfoSchema>;
 export const PeerListSchema = z.object({ peers: z.array(PeerInfoSchema) });
@@ -164,6 +178,7 @@ export type LastVerify = z.infer<typeof LastVerifySchema>;
  * heartbeats every second): the other side of the mirror, or a multi-primary
  * session's other primary agents.
  */
+
 export const SessionPeerSchema = z.object({
   site: z.string(),
   /** Its part in the session's current direction: it sends data (`source`) or receives it (`target`). */
@@ -173,6 +188,8 @@ export const SessionPeerSchema = z.object({
   since: z.string().nullable(),
   /** Since when it has not been reachable (ISO, the moment the link was last lost); null while connected. */
   unreachableSince: z.string().nullable(),
+  /** Its clock as measured over the link (null before the first measurement; older agents do not report it). */
+  clock: ClockSkewSchema.nullable().optional(),
 });
 export type SessionPeer = z.infer<typeof SessionPeerSchema>;
 

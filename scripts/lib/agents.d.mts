@@ -17,4 +17,4 @@ export interface RunningAgent {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<void>;
 }
-export declare function startAgent(options: { dataDir: string; apiPort?: number; nbdPort?: number; linkPort?: number; onOutput?: (text: string) => void }): Promise<RunningAgent>;
+export declare function startAgent(options: { dataDir: string; apiPort?: number; nbdPort?: number; linkPort?: number; onOutput?: (text: string) => void; env?: Record<string, string> }): Promise<RunningAgent>;

@@ -58,13 +58,15 @@ export async function pairingToken(dataDir) {
  * Starts `tandem-agent run` and resolves once it printed `ready`.
  * Returns the addresses and `stop()` (SIGTERM, then SIGKILL after 10 s).
  */
-export async function startAgent({ dataDir, apiPort, nbdPort, linkPort, onOutput }) {
+export async function startAgent({ dataDir, apiPort, nbdPort, linkPort, onOutput, env }) {
   const api = `127.0.0.1:${apiPort ?? (await freePort())}`;
   const nbd = `127.0.0.1:${nbdPort ?? (await freePort())}`;
   const link = `127.0.0.1:${linkPort ?? (await freePort())}`;
   const args = ['run', '--data', dataDir, '--api', api, '--nbd', nbd, '--link', link, '--log-level', 'warn'];
   const child = spawn(process.execPath, [agentBin, ...args], {
     cwd: repoRoot,
+    // Extra environment, e.g. TANDEM_CLOCK_SKEW_MS for a site whose clock is set wrong (tests).
+    env: env ? { ...process.env, ...env } : process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

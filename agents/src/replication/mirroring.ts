@@ -19,6 +19,8 @@ export class Mirroring {
   private readonly suspending = new Map<string, Promise<void>>();
   /** Per session: the mirroring run this site's targets were fenced for last (see stream-fence.ts). */
   private readonly runs = new Map<string, string>();
+  /** Sessions suspended because a target's pool is full: they wait for the administrator, not for the link (see suspendSession). */
+  private readonly waitingForSpace = new Set<string>();
 
   constructor(private readonly service: ReplicationService) {}
 
@@ -75,18 +77,26 @@ export class Mirroring {
     // The other site refused a copy set whose volume there is gone (`pair-broken`): recorded here too, and the session
     // then stays suspended (watchForLink does not resume it) until the copy set is removed.
     if (this.service.copySetVolumes.learn(error)) detail = error.message;
+    // A target out of space: resuming at once would fail again (and again). The session stays suspended, marking every
+    // host write here, until the administrator made room there and resumes it.
+    if (error instanceof ProblemError && error.problem === 'no-space') {
+      const where = typeof error.detail?.site === 'string' ? error.detail.site : 'the target site';
+      detail =
+        `${detail}; host writes here are marked and kept (nothing is lost) and copied once mirroring resumes: ` +
+        `make room at ${where} (delete volumes or snapshots there, or grow the file system holding its pool), then resume (tandem-agent session resume ${session.name})`;
+      this.waitingForSpace.add(session.id);
+    }
     // The target is being (or was) recovered: mirroring just stops; the session stays recovering / target-available.
     if (session.state === 'recovering' || session.state === 'target-available') return this.stopSource(session, detail);
     let pending = this.suspending.get(session.id);
     if (!pending) {
       pending = (async () => {
         const reason = problemMessage(error);
+        // Mirrored up to now: the targets hold the image of this moment (read before the state turns suspending).
+        const stoppedAt = session.state === 'prepared' && session.type !== 'snapshot-shipping' ? new Date().toISOString() : null;
         this.service.setState(session, 'suspending', { detail: reason }, false);
         await this.stopSource(session, reason);
-        this.service.setState(session, 'suspended', {
-          detail,
-          consistencyTime: session.state === 'prepared' && session.type !== 'snapshot-shipping' ? new Date().toISOString() : session.consistencyTime,
-        });
+        this.service.setState(session, 'suspended', { detail, consistencyTime: stoppedAt ?? session.consistencyTime });
         this.watchForLink(session);
       })().finally(() => this.suspending.delete(session.id));
       this.suspending.set(session.id, pending);
@@ -107,8 +117,9 @@ export class Mirroring {
     const links = multi.drivesRounds(session) ? multi.links(session) : [this.service.link(session)];
     const retry = async () => {
       if (session.state !== 'suspended' || !session.detail) return;
-      // Not a failure that ends by itself: a broken copy set stays broken until it is removed (then resume by hand).
-      if (this.service.copySetVolumes.brokenOf(session).length > 0) return;
+      // Not failures that end by themselves: a broken copy set stays broken until it is removed, a full pool full until
+      // room is made (then resume by hand).
+      if (this.service.copySetVolumes.brokenOf(session).length > 0 || this.waitingForSpace.has(session.id)) return;
       try {
         await Promise.all(links.map((link) => link.ready(60_000)));
         if (session.state === 'suspended' && session.detail) await this.service.execute(session, 'resume', {});
@@ -162,6 +173,7 @@ export class Mirroring {
    */
   async runMirroring(session: SessionRecord, fenced?: string): Promise<void> {
     // A copy set without its volume cannot be part of the image: the session stays suspended until it is removed.
+    this.waitingForSpace.delete(session.id);
     const broken = this.service.copySetVolumes.refusal(session);
     if (broken) {
       await this.suspendSession(session, broken.message, broken);

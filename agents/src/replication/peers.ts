@@ -5,6 +5,7 @@ import { ProblemError, type PeerInfo } from '@tandem/contract';
 import type { Catalog } from '../storage/catalog.ts';
 import { issueWithNewKey, type Authority } from '../tls/authority.ts';
 import { certificateFingerprint } from '../tls/fingerprint.ts';
+import { clockSkewInfo, describeSkew, skewWorthWarning } from './link/clock-offset.ts';
 import { PeerLinkClient, type LinkCredentials, type PeerRecord } from './link/peer-link.ts';
 
 interface PeerRow extends PeerRecord {
@@ -112,6 +113,21 @@ export class PeerRegistry {
       const peer = this.get(agentId);
       const created = new PeerLinkClient(peer, this.credentials.client, this.logger.child({ peer: peer.site }));
       client = created;
+      // A clock far off the other's is said once per link: times it stamps are read in this agent's clock (clock.ts).
+      let skewReported = false;
+      created.clock.onEstimate = (estimate) => {
+        // Said again if it comes back after it was set right.
+        if (!skewWorthWarning(estimate)) skewReported = false;
+        if (skewReported || !skewWorthWarning(estimate)) return;
+        skewReported = true;
+        this.catalog.recordEvent(
+          'link.clock-skew',
+          'warning',
+          peer.site,
+          `${describeSkew(peer.site, estimate)}; times ${peer.site} stamps are read in this agent's clock, but set the hosts' clocks right (NTP)`,
+          { offsetMs: Math.round(estimate.offsetMs), rttMs: estimate.rttMs },
+        );
+      };
       created.on('state', (state: string, detail?: string) => {
         if (state === 'connected') {
           this.catalog.recordEvent('link.up', 'info', peer.site, `link to ${peer.site} is up`);
@@ -152,6 +168,7 @@ export class PeerRegistry {
         pairedAt: row.pairedAt,
         link: client ? client.state : 'down',
         linkProblem: client?.problem?.toJSON() ?? null,
+        clock: clockSkewInfo(client?.clock.estimate ?? null),
       };
     });
   }

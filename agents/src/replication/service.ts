@@ -12,6 +12,7 @@ import {
 import type { StorageEngine } from '../storage/engine.ts';
 import { CopySets } from './copy-sets.ts';
 import { CopySetVolumes } from './copy-set-volumes.ts';
+import type { ClockEstimate } from './link/clock-offset.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { Mirroring } from './mirroring.ts';
 import { MultiPrimarySessions } from './multi-primary.ts';
@@ -102,15 +103,19 @@ export class ReplicationService implements TapSource {
     this.running = new RunningCopySets(this);
     this.copySetVolumes = new CopySetVolumes(this);
     this.target = new TargetHandlers(this);
+    // Cut and cycle times are stamped by the sending site's clock: kept here in this site's (see clock.ts).
     this.applier = new GroupApplier(
       engine,
       (session) => this.pairsOf(this.session(session)),
-      (session, time) => this.reports.appliedTimes.set(session, time),
+      (session, time) => this.reports.appliedTimes.set(session, this.toLocalTime(this.otherAgent(this.session(session)), time)),
     );
     this.receiver = new ShippingReceiver(
       engine,
       (session) => this.pairsOf(this.session(session)),
-      (session, time) => this.shipping.recordShippedTime(this.session(session), time),
+      (session, time) => {
+        const record = this.session(session);
+        this.shipping.recordShippedTime(record, this.toLocalTime(this.otherAgent(record), time));
+      },
     );
   }
 
@@ -154,6 +159,30 @@ export class ReplicationService implements TapSource {
         // Not paired (any more): reported as such where it matters.
       }
     }
+  }
+
+  // --- clocks ---
+
+  /** Another agent's clock as measured over the link to it (null before a measurement, or when not paired). */
+  clockOf(agentId: string): ClockEstimate | null {
+    try {
+      return this.peers.link(agentId).clock.estimate;
+    } catch {
+      return null;
+    }
+  }
+
+  /** A time (ms) another agent stamped with its clock, in this agent's clock (unchanged before its clock was measured). */
+  toLocalTime(agentId: string, time: number): number {
+    const estimate = this.clockOf(agentId);
+    return estimate ? Math.round(time - estimate.offsetMs) : time;
+  }
+
+  /** The same for an ISO time (null stays null). */
+  toLocalIso(agentId: string, time: string | null): string | null {
+    if (time === null) return null;
+    const ms = Date.parse(time);
+    return Number.isFinite(ms) ? new Date(this.toLocalTime(agentId, ms)).toISOString() : time;
   }
 
   // --- lookups ---
@@ -301,7 +330,8 @@ export class ReplicationService implements TapSource {
         direction: record.direction,
         recoverable: record.recoverable,
         detail: record.detail,
-        consistencyTime: record.consistencyTime,
+        // Stamped by the other site's clock (a suspension, a shipped cycle): read in this site's.
+        consistencyTime: this.toLocalIso(from, record.consistencyTime),
         // The last verify is recorded at the source: the newer result wins.
         lastVerify:
           record.lastVerify && (!session.lastVerify || record.lastVerify.finishedAt > session.lastVerify.finishedAt)

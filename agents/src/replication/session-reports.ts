@@ -1,5 +1,6 @@
 import { ProblemError, type PairBitmap, type PairInfo, type SessionHealth, type SessionInfo, type SessionPeer } from '@tandem/contract';
 import { localVolumeName } from './copy-set-volumes.ts';
+import { clockSkewInfo, describeSkew, skewWorthWarning } from './link/clock-offset.ts';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 
@@ -43,6 +44,7 @@ export class SessionReports {
         link: link.state,
         since: iso(link.stateSince),
         unreachableSince: iso(link.unreachableSince),
+        clock: clockSkewInfo(link.clock.estimate),
       };
     });
   }
@@ -68,7 +70,9 @@ export class SessionReports {
           : session.state === 'prepared'
             ? 'normal'
             : 'warning';
-    if (silent.length > 0 && health === 'normal') health = 'warning';
+    // Another agent's clock far off this one's: what it stamps is read in this agent's clock, but the hosts need NTP.
+    const skewed = peers.filter((peer) => skewWorthWarning(peer.clock));
+    if ((silent.length > 0 || skewed.length > 0) && health === 'normal') health = 'warning';
     if (broken.length > 0) health = 'severe';
     const unreachable = silent.map((peer) => `${peer.role === 'source' ? 'primary' : 'secondary'} site ${peer.site} unreachable since ${peer.unreachableSince}`);
     // Broken copy sets first (they need the administrator), then unreachable agents, then the state's own detail.
@@ -78,7 +82,8 @@ export class SessionReports {
     for (const pair of broken) if (!mentioned(pair)) lead.push(`copy set ${pair.h1Volume} -> ${pair.h2Volume} broken: ${pair.reason}`);
     const own = lead.includes(said) ? null : session.detail;
     const rest = unreachable.length > 0 ? `${unreachable.join('; ')} (last known: ${session.state}${own ? `, ${own}` : ''})` : own;
-    const detail = [...lead, ...(rest ? [rest] : [])].join('; ') || null;
+    const clocks = skewed.map((peer) => `${describeSkew(peer.site, peer.clock!)}: times are shown in ${service.site}'s clock; set the hosts' clocks right (NTP)`);
+    const detail = [...lead, ...(rest ? [rest] : []), ...clocks].join('; ') || null;
     const consistencyTime = this.consistencyTime(session, peers);
     const origin = service.stateOrigins.get(session.id) ?? { site: service.site, at: session.updatedAt };
     return {

@@ -83,6 +83,28 @@ export class TargetHandlers {
    * method's handler from the dispatch table.
    */
   async handle(request: RpcRequest): Promise<RpcResult> {
+    try {
+      return await this.handleRequest(request);
+    } catch (error) {
+      // The source tells the administrator where: this site's pool is full (the source marks what did not arrive).
+      if (error instanceof ProblemError && error.problem === 'no-space') {
+        const site = this.service.site;
+        // How full: what the pool holds and what its file system has left (best effort: the failure is said regardless).
+        const pool = await this.service.engine.poolStats().catch(() => null);
+        const mib = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+        const figures = pool
+          ? `: ${mib(pool.usedBytes)} in use by ${pool.volumes} volume(s) and ${pool.snapshots} snapshot(s), ${mib(pool.filesystemFreeBytes)} free on the file system holding it`
+          : '';
+        throw new ProblemError('no-space', `the pool of ${site} is full (${error.message})${figures}`, {
+          site,
+          ...(pool ? { usedBytes: pool.usedBytes, filesystemFreeBytes: pool.filesystemFreeBytes } : {}),
+        });
+      }
+      throw error;
+    }
+  }
+
+  private async handleRequest(request: RpcRequest): Promise<RpcResult> {
     const call = parsePeerRequest(request);
     this.startArrived();
     // Nothing is served before what was staged or committed before a restart is applied (it is older than anything to come).

@@ -54,6 +54,15 @@ export class ExtentAllocator {
     return { start: e, count };
   }
 
+  /**
+   * Searches from the first extent again: after the pool's file system ran
+   * full, extents freed earlier (inside files already written) are used
+   * before new ones past the files' ends, which would need more room.
+   */
+  rewind(): void {
+    this.cursor = 0;
+  }
+
   release(extent: number): void {
     if (extent >= this.capacity) this.grow(extent + 1 - this.capacity);
     if (this.free[extent] === 1) throw new Error(`allocator: extent ${extent} freed twice`);

@@ -407,8 +407,25 @@ export class VolumeDevice implements BlockDevice {
     }
   }
 
-  /** The write path proper; the caller holds the range lock over the touched tracks. */
+  /**
+   * The write path proper; the caller holds the range lock over the touched
+   * tracks. When the pool's file system is full, the write is tried once
+   * more with extents freed earlier (deleted volumes or snapshots: their
+   * room in the files is still there) before `no-space` is returned.
+   */
   private async writeLocked(offset: number, data: Buffer): Promise<void> {
+    const redirected = this.markChanges(Math.floor(offset / this.trackSize), Math.floor((offset + data.length - 1) / this.trackSize) + 1);
+    try {
+      await this.writeLockedOnce(offset, data, redirected);
+    } catch (error) {
+      if (!(error instanceof ProblemError && error.problem === 'no-space')) throw error;
+      this.journal.allocator.rewind();
+      // Its marks are logged already: redirected again if they were the first (see writeLockedOnce).
+      await this.writeLockedOnce(offset, data, redirected);
+    }
+  }
+
+  private async writeLockedOnce(offset: number, data: Buffer, redirectAll: boolean): Promise<void> {
     const { journal, volume, trackSize } = this;
     const state = journal.state;
     const end = offset + data.length;
@@ -417,8 +434,7 @@ export class VolumeDevice implements BlockDevice {
     // A track's first change since a change-recording bitmap was cleared is
     // redirected (its mark is logged before the MapTrack record, so it is
     // durable no later than the data) rather than written in place after a
-    // commit of the mark: no fdatasync before the host ack.
-    const redirectAll = this.markChanges(first, last + 1);
+    // commit of the mark: no fdatasync before the host ack (markChanges, by the caller).
     const inPlace = (t: number): boolean => !redirectAll && this.writesInPlace(t);
     const io: Promise<void>[] = [];
     const remaps: Array<{ track: number; count: number; extent: number }> = [];

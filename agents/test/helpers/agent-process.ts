@@ -107,7 +107,7 @@ export interface AgentProcess {
   /** Sends a signal (default SIGKILL) and waits for the process to exit. */
   kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Starts the agent again on the same data dir (stopping it first with SIGTERM if it runs). `samePorts` reuses the ports. */
-  restart(options?: { samePorts?: boolean }): Promise<void>;
+  restart(options?: { samePorts?: boolean; env?: NodeJS.ProcessEnv }): Promise<void>;
   /** SIGTERM, wait for a clean exit (throws if it was not clean), then delete the temp dir. Idempotent. */
   stop(options?: { keepDataDir?: boolean }): Promise<void>;
   /** `tandem-agent ARGS --data DATA_DIR`. */
@@ -251,7 +251,9 @@ export async function startAgentProcess(options: StartAgentOptions = {}): Promis
             link: last.runInfo.linkAddress ? connectHost(last.runInfo.linkAddress).port : 0,
           }
         : { api: 0, nbd: 0, link: 0 };
-      running = await spawnAgent(dataDir, ports, options, nbdSocket);
+      // New environment from now on (e.g. a clock set right).
+      const spawnOptions = restartOptions.env ? Object.assign(options, { env: { ...options.env, ...restartOptions.env } }) : options;
+      running = await spawnAgent(dataDir, ports, spawnOptions, nbdSocket);
       last = running;
     },
     async stop(stopOptions = {}) {

@@ -53,6 +53,15 @@ function lastVerifyText(session: SessionInfo): string {
   return `${outcome}: ${last.comparedTracks} track(s) compared at ${last.finishedAt}${last.trigger === 'failback' ? ' (after failback)' : ''}`;
 }
 
+/** Another agent of the session: its part, its link, and its clock as measured over the link. */
+function peerText(peer: SessionInfo['peers'][number]): string {
+  const link = peer.unreachableSince ? `${peer.link}, unreachable since ${peer.unreachableSince}` : `${peer.link} since ${peer.since ?? '-'}`;
+  const clock = peer.clock
+    ? `, clock ${peer.clock.offsetMs >= 0 ? '+' : '-'}${(Math.abs(peer.clock.offsetMs) / 1000).toFixed(1)} s (±${Math.ceil(peer.clock.rttMs / 2)} ms)`
+    : '';
+  return `${peer.site} (${peer.role}) ${link}${clock}`;
+}
+
 function sessionFields(session: SessionInfo): string {
   const fields = formatFields([
     ['session', `${session.name} (${session.type})`],
@@ -63,6 +72,8 @@ function sessionFields(session: SessionInfo): string {
     ...(session.shipIntervalSeconds != null ? [['interval', `${session.shipIntervalSeconds} s between shipping cycles`] as [string, string]] : []),
     ['last verify', lastVerifyText(session)],
     ['detail', session.detail ?? '-'],
+    ['observed', `${session.observedAt} by this agent (state from ${session.stateFrom.site}, ${session.stateFrom.at})`],
+    ['peers', session.peers.length ? session.peers.map(peerText).join('; ') : '-'],
   ]);
   const pairs = formatTable(
     ['H1 VOLUME', 'H2 VOLUME', 'STATE', 'OUT OF SYNC', 'TARGET CHANGED', 'SYNCED', 'REASON'],
@@ -165,7 +176,17 @@ export function registerReplicationCommands(program: Command): void {
         if (options.json) return printJson({ peers: list });
         print(
           list.length
-            ? formatTable(['SITE', 'AGENT', 'LINK', 'STATE', 'PAIRED'], list.map((p) => [p.site, p.agentId, p.linkAddress, p.link, p.pairedAt]))
+            ? formatTable(
+                ['SITE', 'AGENT', 'LINK', 'STATE', 'CLOCK', 'PAIRED'],
+                list.map((p) => [
+                  p.site,
+                  p.agentId,
+                  p.linkAddress,
+                  p.link,
+                  p.clock ? `${p.clock.offsetMs >= 0 ? '+' : '-'}${(Math.abs(p.clock.offsetMs) / 1000).toFixed(1)} s` : '-',
+                  p.pairedAt,
+                ]),
+              )
             : 'no paired sites',
         );
       }),

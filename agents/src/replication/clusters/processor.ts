@@ -225,7 +225,9 @@ export class ClusterProcessor {
       const reports = ((answer.result ?? {}) as { reports?: SessionReport[] }).reports ?? [];
       const receivedAt = Date.now();
       for (const view of views) {
-        const report = reports.find((r) => r.key === view.definition.sessionId);
+        const found = reports.find((r) => r.key === view.definition.sessionId);
+        // Its consistency time is in its clock: the cluster's minimum is taken in this agent's (clock.ts).
+        const report = found?.ok ? { ...found, consistencyTime: this.deps.service.toLocalIso(agentId, found.consistencyTime) } : found;
         this.apply(view, report ?? { key: view.definition.sessionId, ok: false, error: 'the site did not report it' }, receivedAt);
       }
     } catch (error) {

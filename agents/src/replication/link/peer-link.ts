@@ -14,6 +14,7 @@ import {
 } from '@tandem/contract';
 import { parsePeerRequest } from './peer-protocol.ts';
 import { RpcConnection, type RpcHandler, type RpcRequest, type RpcResult } from './rpc-connection.ts';
+import { ClockOffset } from './clock-offset.ts';
 
 /** A paired site, pinned by its CA certificate. */
 export interface PeerRecord {
@@ -204,8 +205,17 @@ export class PeerLinkClient extends EventEmitter {
   private linkState: LinkState = 'connecting';
   /** When the link entered its state (Date.now()). */
   stateSince = Date.now();
-  /** Since when the peer has not been reachable (it never was yet, or the link was lost then); null while connected. */
+  /**
+   * Since when the peer has not been reachable: it never was yet, or the
+   * last frame heard from it before the link was lost (a silent path is
+   * declared dead only DEAD_AFTER_MS later; it was silent since then). Null
+   * while connected.
+   */
   unreachableSince: number | null = Date.now();
+  /** When the last connection last heard from the peer (kept once it closed). */
+  private lastHeardAt: number | null = null;
+  /** The other agent's clock as measured by this link's heartbeats (kept across reconnections). */
+  readonly clock = new ClockOffset();
   private backoffMs = 100;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -247,7 +257,7 @@ export class PeerLinkClient extends EventEmitter {
     this.linkState = state;
     this.stateSince = Date.now();
     if (state === 'connected') this.unreachableSince = null;
-    else this.unreachableSince ??= this.stateSince;
+    else this.unreachableSince ??= Math.min(this.stateSince, this.lastHeardAt ?? this.stateSince);
     this.emit('state', state, detail);
   }
 
@@ -281,12 +291,15 @@ export class PeerLinkClient extends EventEmitter {
       socket.removeAllListeners('timeout');
       socket.removeAllListeners('error');
       socket.removeAllListeners('close');
-      const connection = new RpcConnection(socket, {
+      this.clock.reconnected();
+      const connection: RpcConnection = new RpcConnection(socket, {
         peerAgentId: this.peer.agentId,
         heartbeatMs: HEARTBEAT_MS,
+        clock: this.clock,
         deadAfterMs: DEAD_AFTER_MS,
         onClose: (reason) => {
           if (this.connection === connection) this.connection = null;
+          this.lastHeardAt = connection.lastHeardAt;
           this.scheduleRedial(reason.message);
         },
       });

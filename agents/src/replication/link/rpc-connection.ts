@@ -1,5 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import { isProblemError, ProblemError, type ProblemCode } from '@tandem/contract';
+import type { ClockOffset } from './clock-offset.ts';
 import { encodeFrame, FLAG_ERROR, FrameKind, FrameReader, type Frame } from './frames.ts';
 
 /** What a request handler gets and gives back. */
@@ -36,6 +37,8 @@ export interface RpcConnectionOptions {
   handler?: RpcHandler;
   /** Send a heartbeat this often (client side). */
   heartbeatMs?: number;
+  /** Client side: heartbeats carry our clock and replies the other side's; the samples go here (clock-offset.ts). */
+  clock?: ClockOffset;
   /** Declare the connection dead after this long without any frame. */
   deadAfterMs: number;
   onClose: (reason: Error) => void;
@@ -77,7 +80,10 @@ export class RpcConnection {
     socket.on('error', (error) => this.close(error));
     socket.on('close', () => this.close(new ProblemError('link-down', `the link to ${options.peerAgentId} closed`)));
     if (options.heartbeatMs) {
-      this.timers.push(setInterval(() => this.send(FrameKind.Heartbeat, 0, undefined, null), options.heartbeatMs));
+      const beat = () => this.send(FrameKind.Heartbeat, 0, options.clock ? { t: Date.now() } : undefined, null);
+      this.timers.push(setInterval(beat, options.heartbeatMs));
+      // The first at once: the other clock is known a round trip after connecting.
+      if (options.clock) beat();
     }
     this.timers.push(
       setInterval(() => {
@@ -93,6 +99,11 @@ export class RpcConnection {
 
   get isOpen(): boolean {
     return !this.closed;
+  }
+
+  /** When the last bytes from the other side arrived (Date.now()). */
+  get lastHeardAt(): number {
+    return this.lastHeard;
   }
 
   get inFlight(): number {
@@ -163,11 +174,17 @@ export class RpcConnection {
 
   private onFrame(frame: Frame): void {
     switch (frame.kind) {
-      case FrameKind.Heartbeat:
-        this.send(FrameKind.HeartbeatReply, 0, undefined, null);
+      case FrameKind.Heartbeat: {
+        // A heartbeat with the sender's clock gets ours back (older agents send none and get none).
+        const sent = (frame.meta as { t?: unknown } | undefined)?.t;
+        this.send(FrameKind.HeartbeatReply, 0, typeof sent === 'number' ? { t: sent, s: Date.now() } : undefined, null);
         return;
-      case FrameKind.HeartbeatReply:
+      }
+      case FrameKind.HeartbeatReply: {
+        const reply = frame.meta as { t?: unknown; s?: unknown } | undefined;
+        if (this.options.clock && typeof reply?.t === 'number' && typeof reply.s === 'number') this.options.clock.add(reply.t, reply.s, Date.now());
         return;
+      }
       case FrameKind.Response: {
         const pending = this.pending.get(frame.id);
         if (!pending) return; // timed out already

@@ -37,10 +37,11 @@ function historyAt(site: string, gaps: SessionHistory['gaps'] = []): SessionHist
 }
 
 const history = (siteId: string) => `GET /api/sites/${siteId}/sessions/orders/history`;
-const bothSites = () =>
+/** Views composed just now (`observedAt`), by agents whose clocks agree with the console's unless `betaAheadMs`. */
+const bothSites = (betaAheadMs = 0) =>
   mergeSessions([
-    { siteId: alpha.id, siteName: 'alpha', sessions: [sessionFixture()] },
-    { siteId: beta.id, siteName: 'beta', sessions: [sessionFixture({ role: 'h2' })] },
+    { siteId: alpha.id, siteName: 'alpha', sessions: [sessionFixture({ observedAt: new Date().toISOString() })] },
+    { siteId: beta.id, siteName: 'beta', sessions: [sessionFixture({ role: 'h2', observedAt: new Date(Date.now() + betaAheadMs).toISOString() })] },
   ])[0];
 
 /** The `from`..`to` span (seconds) and maxPoints of the history calls made for a site. */
@@ -72,6 +73,17 @@ describe('ExposureChart: the agents’ history, not the browser’s', () => {
     expect(asked(calls, alpha.id)).toEqual([{ seconds: 3600, maxPoints: 720 }]);
     expect(asked(calls, beta.id)).toEqual([{ seconds: 3600, maxPoints: 720 }]);
     expect(within(chart).getByText(/a point per 10 s/)).toBeInTheDocument();
+  });
+
+  it("a site whose clock runs ahead is asked for the range in its clock and drawn in the console's, and the legend says so", async () => {
+    const calls: string[] = [];
+    renderWithBackend(<ExposureChart entry={bothSites(120_000)} />, { [history(alpha.id)]: [200, historyAt('alpha')], [history(beta.id)]: [200, historyAt('beta')] }, calls);
+    const chart = screen.getByTestId('exposure-chart-orders');
+    await waitFor(() => expect(within(chart).getByTestId('exposure-site-beta')).toHaveTextContent(/sampled at beta · its clock is 12\d s ahead of this console's: drawn in this console's time/));
+    expect(within(chart).getByTestId('exposure-site-alpha')).not.toHaveTextContent('clock');
+    const toOf = (siteId: string) => Date.parse(new URLSearchParams(calls.find((call) => call.startsWith(`${history(siteId)}?`))!.split('?')[1]).get('to')!);
+    expect(toOf(beta.id) - toOf(alpha.id)).toBeGreaterThan(110_000);
+    expect(toOf(beta.id) - toOf(alpha.id)).toBeLessThan(130_000);
   });
 
   it('switches to 24 h and 7 d: new questions to the agents, the choice kept for the session', async () => {

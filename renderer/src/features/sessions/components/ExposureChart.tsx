@@ -207,6 +207,8 @@ export function ExposureChart({ entry }: { entry: MergedSession }) {
                   }}
                 />{' '}
                 sampled at {site.site}
+                {site.clockShiftMs !== 0 &&
+                  ` · its clock is ${Math.round(Math.abs(site.clockShiftMs) / 1000)} s ${site.clockShiftMs < 0 ? 'ahead of' : 'behind'} this console's: drawn in this console's time`}
                 {site.history.gaps.length > 0 && ` · ${gapsText(site.history.gaps)}`}
               </>
             ) : site.isLoading ? (

@@ -2,7 +2,7 @@ import { Alert, Group, Stack, Text, Tooltip } from '@mantine/core';
 import { formatAge, formatClock } from '../../../lib/site-reach.ts';
 import { useNow } from '../../../lib/use-now.ts';
 import type { MergedSession } from '../hooks/session-model.ts';
-import { lastKnownText, peerText, stateFromText, type SessionTrust } from '../hooks/session-trust.ts';
+import { lastKnownText, peerClockText, peerText, stateFromText, type SessionTrust } from '../hooks/session-trust.ts';
 
 /**
  * Where the state on a session card comes from and how old it is ("from
@@ -18,11 +18,24 @@ export function SessionProvenance({ entry, trust }: { entry: MergedSession; trus
   return (
     <Stack gap={4}>
       {trust.live ? (
-        <Tooltip label={observed} withinPortal>
-          <Text size="xs" c="dimmed" data-testid="session-source">
-            from {trust.from}, {age} · {stateFromText(session, trust.from)}
-          </Text>
-        </Tooltip>
+        <Group gap="md">
+          <Tooltip label={observed} withinPortal>
+            <Text size="xs" c="dimmed" data-testid="session-source">
+              from {trust.from}, {age} · {stateFromText(session, trust.from)}
+            </Text>
+          </Tooltip>
+          {/* Other agents' clocks as the reporting agent measured them: its times are in its own clock. */}
+          {session.peers.map((peer) => {
+            const text = peerClockText(peer, trust.from);
+            return text ? (
+              <Tooltip key={peer.site} label={`measured over the peer link (±${Math.ceil((peer.clock?.rttMs ?? 0) / 2)} ms); times here are in ${trust.from}'s clock: set the hosts' clocks right (NTP)`} withinPortal>
+                <Text size="xs" c="orange" fw={600} data-testid={`peer-clock-${peer.site}`}>
+                  {text}
+                </Text>
+              </Tooltip>
+            ) : null;
+          })}
+        </Group>
       ) : (
         <Alert color="yellow" p="xs" title={`Unknown since ${formatClock(trust.unknownSince)}`} data-testid="session-unknown">
           <Text size="sm">
@@ -53,10 +66,13 @@ export function SessionProvenance({ entry, trust }: { entry: MergedSession; trus
         const peers = shown ? session.peers : view.session.peers;
         if (peers.length === 0) return null;
         const seenAgo = now - view.receivedAt;
+        // Times a view holds are its agent's clock: said when that clock is off this console's.
+        const viewOffset = view.receivedAt - Date.parse(view.session.observedAt);
+        const clockNote = Number.isFinite(viewOffset) && Math.abs(viewOffset) > 5000 ? ` (times in ${view.siteName}'s clock)` : '';
         return (
           <Group key={view.siteId} gap="md" data-testid={shown ? 'session-peers' : `session-peers-from-${view.siteName}`}>
             <Text size="xs" c="dimmed">
-              {view.siteName} sees:
+              {view.siteName} sees{clockNote}:
             </Text>
             {peers.map((peer) => (
               <Text

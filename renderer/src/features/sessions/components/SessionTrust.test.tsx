@@ -109,4 +109,19 @@ describe('state an administrator can trust', () => {
     expect(within(card).getByTestId('recoverable')).toHaveTextContent('no');
     expect(within(card).getByTestId('recoverable-note')).toHaveTextContent('copying db: the target is not a consistent image until the session is Prepared');
   });
+
+  it("another site's clock as the reporting agent measured it is said beside the state's age, with the agent's warning", async () => {
+    const skewed = sessionFixture({
+      health: 'warning',
+      detail: "the clock of beta is 120.0 s ahead of this agent's (measured over the peer link, ±1 ms): times are shown in alpha's clock; set the hosts' clocks right (NTP)",
+      observedAt: new Date().toISOString(),
+      peers: [{ site: 'beta', role: 'target', link: 'connected', since: '2026-01-01T00:00:00.000Z', unreachableSince: null, clock: { offsetMs: 120_000, rttMs: 2, measuredAt: new Date().toISOString() } }],
+    });
+    renderWithBackend(<SessionsPage />, { ...routes(), 'GET /api/sites/agent-a/sessions': [200, { sessions: [skewed] }] });
+    const card = await screen.findByTestId('session-card-orders');
+    expect(await within(card).findByTestId('peer-clock-beta')).toHaveTextContent("beta's clock is 2 min ahead of alpha's");
+    expect(card).toHaveTextContent('the clock of beta is 120.0 s ahead');
+    // A clock within latency is not worth a word.
+    expect(within(card).queryByTestId('peer-clock-alpha')).toBeNull();
+  });
 });

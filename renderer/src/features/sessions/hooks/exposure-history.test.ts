@@ -1,6 +1,6 @@
 import type { SessionHistory } from '@tandem/contract';
 import { describe, expect, it } from 'vitest';
-import { exposureChartModel, exposureUnit, formatExposureTick } from './exposure-history.ts';
+import { clockShiftOf, exposureChartModel, exposureUnit, formatExposureTick, inConsoleClock } from './exposure-history.ts';
 
 const t0 = Date.parse('2026-03-01T12:00:00Z');
 const at = (seconds: number) => new Date(t0 + seconds * 1000).toISOString();
@@ -53,5 +53,22 @@ describe('exposure chart model', () => {
     expect(formatExposureTick(30, exposureUnit(45))).toBe('30 s');
     expect(formatExposureTick(150, exposureUnit(600))).toBe('2.5 min');
     expect(formatExposureTick(7200, exposureUnit(3 * 3600))).toBe('2 h');
+  });
+});
+
+describe('histories of sites whose clocks differ', () => {
+  it("a site's samples are moved into the console's clock by the offset its views show, latency left alone", () => {
+    // beta's agent composed a view 120 s ahead of the console's clock.
+    expect(clockShiftOf(t0, at(120))).toBe(-120_000);
+    expect(clockShiftOf(t0, at(2))).toBe(0);
+    const beta = inConsoleClock(history('beta', [[110, 1], [120, 2]], [[0, 60]]), -120_000);
+    expect(beta.points.map((point) => point.time)).toEqual([at(-10), at(0)]);
+    expect(beta.gaps).toEqual([{ from: at(-120), to: at(-60) }]);
+    expect(beta.to).toBe(at(-120));
+    // On one axis with alpha's (the console's clock): the samples of one instant line up.
+    const model = exposureChartModel([history('alpha', [[-10, 1], [0, 2]]), beta]);
+    expect(model.data[0]).toContain(s(-10));
+    expect(model.data[0]).toContain(s(0));
+    expect(model.data[0]).not.toContain(s(110));
   });
 });

@@ -23,7 +23,10 @@ export const exposureRanges: Record<ExposureRange, { label: string; seconds: num
 /** One site's part of the chart: its history, or why there is none. */
 export interface SiteHistory {
   site: string;
+  /** In this console's clock (shifted by `clockShiftMs` from the agent's). */
   history: SessionHistory | null;
+  /** This console's clock minus the site agent's, when it is more than a few seconds (its samples are shifted by it); else 0. */
+  clockShiftMs: number;
   /** Why nothing is shown from this site (not connected, or the call failed); null when it answered. */
   problem: string | null;
   isLoading: boolean;
@@ -37,11 +40,13 @@ export interface SiteHistory {
 export function useSessionHistories(entry: MergedSession, range: ExposureRange): SiteHistory[] {
   const api = useApi();
   const { seconds, maxPoints, refreshMs } = exposureRanges[range];
+  // Each agent samples in its own clock: asked for the range in it, drawn in this console's (sites whose clocks differ line up).
+  const shifts = entry.views.map((view) => clockShiftOf(view.receivedAt, view.session.observedAt));
   const results = useQueries({
-    queries: entry.views.map((view) => ({
+    queries: entry.views.map((view, index) => ({
       queryKey: sessionKeys.history(view.siteId, entry.session.name, range),
       queryFn: () => {
-        const to = new Date();
+        const to = new Date(Date.now() - shifts[index]);
         return sessionsApi.history(api, view.siteId, entry.session.name, { from: new Date(to.getTime() - seconds * 1000).toISOString(), to: to.toISOString(), maxPoints });
       },
       refetchInterval: refreshMs,
@@ -52,7 +57,8 @@ export function useSessionHistories(entry: MergedSession, range: ExposureRange):
     const result = results[index];
     return {
       site: view.siteName,
-      history: result?.data ?? null,
+      history: result?.data ? inConsoleClock(result.data, shifts[index]) : null,
+      clockShiftMs: shifts[index],
       problem: result?.error ? (result.error instanceof Error ? result.error.message : String(result.error)) : null,
       isLoading: result?.isLoading ?? true,
     };
@@ -67,9 +73,31 @@ export function useSessionHistories(entry: MergedSession, range: ExposureRange):
       const problem = !summary
         ? 'not connected to this console'
         : `not reachable, ${summary.connection.state} since ${new Date(summary.connection.since).toLocaleString()}${summary.connection.lastProblem ? ` (${summary.connection.lastProblem.message})` : ''}`;
-      return { site, history: null, problem, isLoading: false };
+      return { site, history: null, clockShiftMs: 0, problem, isLoading: false };
     });
   return [...reached, ...missing];
+}
+
+/** A clock difference below this is latency, not worth shifting a chart by. */
+const clockShiftNoticeMs = 5000;
+
+/** This console's clock minus an agent's, from a view it composed (`observedAt`, its clock) and when it arrived (ours); 0 within latency. */
+export function clockShiftOf(receivedAt: number, observedAt: string): number {
+  const shift = receivedAt - Date.parse(observedAt);
+  return Number.isFinite(shift) && Math.abs(shift) > clockShiftNoticeMs ? shift : 0;
+}
+
+/** A history sampled in an agent's clock, in this console's: every time moved by `shiftMs`. */
+export function inConsoleClock(history: SessionHistory, shiftMs: number): SessionHistory {
+  if (shiftMs === 0) return history;
+  const move = (time: string) => new Date(Date.parse(time) + shiftMs).toISOString();
+  return {
+    ...history,
+    from: move(history.from),
+    to: move(history.to),
+    points: history.points.map((point) => ({ ...point, time: move(point.time) })),
+    gaps: history.gaps.map((gap) => ({ ...gap, from: move(gap.from), to: move(gap.to) })),
+  };
 }
 
 /** y axis unit: seconds up to 2 min, minutes up to 2 h, hours beyond. */

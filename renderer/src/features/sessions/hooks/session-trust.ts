@@ -82,6 +82,26 @@ export function peerText(peer: SessionPeer): string {
   return `${who}: ${peer.link}`;
 }
 
+/** Another agent's clock this far off the reporting agent's is shown (the agent warns from 2 s; latency is below). */
+const peerClockNoticeMs = 2000;
+
+/** `2 min`, `45 s`: a clock offset in words. */
+function offsetWords(ms: number): string {
+  const seconds = Math.abs(ms) / 1000;
+  return seconds >= 90 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds)} s`;
+}
+
+/**
+ * `beta's clock is 2 min ahead of alpha's`: another agent's clock as the
+ * reporting agent measured it over the peer link, when it is off by more than
+ * latency (null otherwise). Times on the card are the reporting agent's.
+ */
+export function peerClockText(peer: SessionPeer, reportingSite: string): string | null {
+  const clock = peer.clock;
+  if (!clock || Math.abs(clock.offsetMs) < peerClockNoticeMs) return null;
+  return `${peer.site}'s clock is ${offsetWords(clock.offsetMs)} ${clock.offsetMs > 0 ? 'ahead of' : 'behind'} ${reportingSite}'s`;
+}
+
 /**
  * "Recoverable" as the agent says it, and why not: a failover now brings up
  * a consistent image only when the agent says so.
