@@ -3,6 +3,7 @@ import { EventListSchema, SessionInfoSchema, SessionListSchema, type AgentEvent,
 import { StorageEngine } from '../src/storage/engine.ts';
 import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { runCommand } from './helpers/run-command.ts';
+import { until } from './helpers/session-views.ts';
 
 /**
  * Copy sets hold their volumes by immutable id, with real agent processes.
@@ -34,22 +35,6 @@ const show = (agent: AgentProcess, name: string): Promise<SessionInfo> => agent.
 const list = async (agent: AgentProcess): Promise<SessionInfo[]> => (await agent.api.call('GET', '/v1/sessions', SessionListSchema)).sessions;
 const events = async (agent: AgentProcess, type: string, subject: string): Promise<AgentEvent[]> =>
   (await agent.api.call('GET', `/v1/events?type=${type}&subject=${subject}&limit=1000`, EventListSchema)).events;
-
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-      last = value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 async function preparedSession(name: string, pairs: Array<[string, string]>): Promise<void> {
   for (const [h1, h2] of pairs) {
