@@ -146,6 +146,8 @@ export class PeerLinkClient extends EventEmitter {
   private backoffMs = 100;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** The socket of a dial whose TLS handshake has not completed yet. */
+  private dialing: tls.TLSSocket | null = null;
   private waiters: Array<() => void> = [];
   private address: string;
 
@@ -195,6 +197,7 @@ export class PeerLinkClient extends EventEmitter {
     const fail = (error: Error) => {
       if (settled) return;
       settled = true;
+      if (this.dialing === socket) this.dialing = null;
       socket.destroy();
       this.scheduleRedial(error.message);
     };
@@ -202,8 +205,15 @@ export class PeerLinkClient extends EventEmitter {
     socket.once('close', () => fail(new Error('connection closed during the handshake')));
     // A handshake that never completes (a black-holed path) must not hold the link down forever.
     socket.setTimeout(DEAD_AFTER_MS, () => fail(new Error(`no TLS handshake in ${DEAD_AFTER_MS} ms`)));
+    this.dialing = socket;
     socket.once('secureConnect', () => {
       settled = true;
+      this.dialing = null;
+      // Closed while the handshake ran: no connection for a link nobody keeps.
+      if (this.closed) {
+        socket.destroy();
+        return;
+      }
       socket.setTimeout(0);
       socket.removeAllListeners('timeout');
       socket.removeAllListeners('error');
@@ -276,6 +286,7 @@ export class PeerLinkClient extends EventEmitter {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.dialing?.destroy();
     this.connection?.close();
     this.setState('down', 'closed');
   }
