@@ -1,3 +1,4 @@
+import net from 'node:net';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../../../test/helpers/fault-proxy.ts';
@@ -141,6 +142,25 @@ describe('peer link', () => {
     proxy.blackhole(false);
     await expect(client.call('echo', { back: true }, null, { waitForLinkMs: 10_000 })).resolves.toBeTruthy();
   }, 30_000);
+
+  it('closes at once with a connection still in its TLS handshake, and with a connected peer that stays up', async () => {
+    const [a, b] = await Promise.all([makeSite('alpha'), makeSite('beta')]);
+    const { server, address } = await serve(a, [b.record('unused:1')]);
+    const client = new PeerLinkClient(a.record(address), b.client, logger);
+    cleanups.push(() => client.close());
+    await client.call('echo', {}, null, { waitForLinkMs: 5000 });
+    // A peer that opened TCP but has not sent its hello: Node's server waits for it up to the handshake timeout (120 s).
+    const [host, port] = address.split(':');
+    const raw = net.connect(Number(port), host);
+    cleanups.push(() => raw.destroy());
+    await new Promise<void>((resolve, reject) => raw.once('connect', resolve).once('error', reject));
+    const rawClosed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
+    const started = Date.now();
+    await server.close();
+    expect(Date.now() - started).toBeLessThan(5000);
+    await rawClosed;
+    await expect(client.call('echo', {}, null, { waitForLinkMs: 200 })).rejects.toMatchObject({ problem: 'link-down' });
+  }, 20_000);
 });
 
 describe('peer link frames', () => {

@@ -42,6 +42,9 @@ export function splitHostPort(address: string): { host: string; port: number } {
 export class PeerLinkServer {
   private readonly server: tls.Server;
   private readonly connections = new Set<RpcConnection>();
+  /** Every socket the server holds, handshaking ones included: close() drops them all. */
+  private readonly sockets = new Set<net.Socket>();
+  private closing = false;
   private peers: PeerRecord[];
 
   constructor(
@@ -59,6 +62,14 @@ export class PeerLinkServer {
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.3',
+    });
+    this.server.on('connection', (socket: net.Socket) => {
+      if (this.closing) {
+        socket.destroy();
+        return;
+      }
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
     });
     this.server.on('secureConnection', (socket) => this.accept(socket));
     this.server.on('tlsClientError', (error, socket) => {
@@ -82,6 +93,10 @@ export class PeerLinkServer {
   }
 
   private accept(socket: tls.TLSSocket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const certificate = socket.getPeerCertificate(true);
     const issuer = certificate?.issuerCertificate?.fingerprint256;
@@ -113,9 +128,17 @@ export class PeerLinkServer {
     return { host: address.address, port: address.port };
   }
 
+  /**
+   * Stops listening and drops every connection, those still in their TLS
+   * handshake too: one a peer began while we closed would otherwise hold
+   * server.close() open for as long as the peer keeps it.
+   */
   async close(): Promise<void> {
+    this.closing = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const connection of this.connections) connection.close();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
   }
 }
 
