@@ -152,8 +152,9 @@ test.describe.serial('multi-primary session: create with two primary sites, fail
       [rowB, 'bravo', expected.b],
     ] as const) {
       await expect(row.getByTestId('preflight-primary-site')).toHaveText(site);
-      await expect(row.getByTestId('preflight-pair-bitmap')).toHaveText(String(counts.bitmap));
-      await expect(row.getByTestId('preflight-pair-codes')).toHaveText(String(counts.codes));
+      // Track counts always come with their bytes (the size on a line of its own under the count).
+      await expect(row.getByTestId('preflight-pair-bitmap')).toHaveText(`${counts.bitmap}${(counts.bitmap * track) / 1024} KiB`);
+      await expect(row.getByTestId('preflight-pair-codes')).toHaveText(`${counts.codes}${(counts.codes * track) / 1024} KiB`);
       await expect(row.getByTestId('preflight-pair-to-copy')).toHaveText(String(counts.codes));
       await expect(row.getByTestId('preflight-pair-bytes')).toHaveText(`${(counts.codes * track) / 1024} KiB`);
     }
@@ -162,7 +163,7 @@ test.describe.serial('multi-primary session: create with two primary sites, fail
     await expect(wizard.getByTestId('preflight-bitmap-tracks')).toHaveText(String(totalBitmap));
     await expect(wizard.getByTestId('preflight-code-tracks')).toHaveText(String(totalCodes));
     await expect(wizard.getByTestId('preflight-bytes')).toHaveText(`${(totalCodes * track) / 1024} KiB`);
-    await expect(wizard.getByTestId('preflight-tracks-to-copy')).toHaveText(`${totalCodes} tracks to copy, to 2 sites (alpha, bravo)`);
+    await expect(wizard.getByTestId('preflight-tracks-to-copy')).toHaveText(`${totalCodes} tracks to copy (${(totalCodes * track) / 1024} KiB), to 2 sites (alpha, bravo)`);
     await expect(wizard.getByTestId('preflight-total-to-copy')).toHaveText(String(totalCodes));
     await wizard.screenshot({ path: path.join(shots, 'mp-failback-preflight.png'), animations: 'disabled' });
     await screenshot(tandem.page, testInfo, 'mp-failback-preflight');

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventListSchema, SessionListSchema, VolumeListSchema, type SessionInfo } from '@tandem/contract';
 import { startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
 import { CATALOG_VERSION } from '../src/storage/catalog.ts';
+import { until } from './helpers/session-views.ts';
 
 /**
  * Catalog migration 8 on data dirs written by the code before it
@@ -22,22 +23,6 @@ const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixture
 let root: string;
 let alpha: AgentProcess;
 let beta: AgentProcess;
-
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-      last = value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 const sessions = async (agent: AgentProcess): Promise<Map<string, SessionInfo>> =>
   new Map((await agent.api.call('GET', '/v1/sessions', SessionListSchema)).sessions.map((session) => [session.name, session]));

@@ -110,9 +110,11 @@ describe('two agents', () => {
     // Marks cover whole 4 MiB regions of the activity log: after the crash every track of a region
     // with writes in progress counts as out-of-sync. fio wrote 32..40 MiB, regions 8 and 9: all their
     // 128 tracks (64 KiB) are marked. The 3 MiB write at 20 MiB (region 5, 64 tracks) may still have
-    // been in the log (a region leaves once idle about 5 s). Nothing else went through the mirror:
-    // never more, never a full copy.
-    expect([128, 192]).toContain(marked);
+    // been in the log (a region leaves once idle about 5 s): 64 more; or, on a loaded machine, its
+    // own 48 tracks may still hold their activity marks (cleared once quiet 2 s and flushed at the
+    // target, which the 3 s wait above does not guarantee): 48 more. Nothing else went through the
+    // mirror: never more, never a full copy.
+    expect([128, 128 + 48, 128 + 64]).toContain(marked);
     expect(synced.data!.copiedTracks).toBe(marked);
     const after = await runCommand('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('copy')]);
     expect(after.out).toMatch(/Images are identical/);

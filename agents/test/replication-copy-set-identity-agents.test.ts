@@ -3,6 +3,7 @@ import { EventListSchema, SessionInfoSchema, SessionListSchema, type AgentEvent,
 import { StorageEngine } from '../src/storage/engine.ts';
 import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { runCommand } from './helpers/run-command.ts';
+import { staysPut, until } from './helpers/session-views.ts';
 
 /**
  * Copy sets hold their volumes by immutable id, with real agent processes.
@@ -34,22 +35,6 @@ const show = (agent: AgentProcess, name: string): Promise<SessionInfo> => agent.
 const list = async (agent: AgentProcess): Promise<SessionInfo[]> => (await agent.api.call('GET', '/v1/sessions', SessionListSchema)).sessions;
 const events = async (agent: AgentProcess, type: string, subject: string): Promise<AgentEvent[]> =>
   (await agent.api.call('GET', `/v1/events?type=${type}&subject=${subject}&limit=1000`, EventListSchema)).events;
-
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-      last = value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 async function preparedSession(name: string, pairs: Array<[string, string]>): Promise<void> {
   for (const [h1, h2] of pairs) {
@@ -84,16 +69,6 @@ async function qemuIo(uri: string, command: string): Promise<string> {
 }
 
 /** The session's state and its transitions at `agent` stay as they are for `ms` (a broken copy set does not flap). */
-async function stable(agent: AgentProcess, name: string, ms: number): Promise<void> {
-  const transitions = (await events(agent, 'session.state', name)).length;
-  const state = (await show(agent, name)).state;
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    expect((await show(agent, name)).state).toBe(state);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  expect((await events(agent, 'session.state', name)).length, `${name} at ${agent.runInfo.apiAddress}: no transitions`).toBe(transitions);
-}
 
 describe('copy sets hold their volumes by id', () => {
   it('a secondary volume deleted behind the guard and made again is reported broken once; listing, the other sessions and the removal work', async () => {
@@ -135,8 +110,8 @@ describe('copy sets hold their volumes by id', () => {
     await until('silver prepared at alpha', async () => (await show(alpha, 'silver')).state === 'prepared');
 
     // Once: no flapping between suspended and preparing, one event per site.
-    await stable(alpha, 'gold', 5000);
-    await stable(beta, 'gold', 1000);
+    await staysPut(alpha, 'gold', 5000);
+    await staysPut(beta, 'gold', 1000);
     expect(await events(alpha, 'pair.broken', 'gold')).toHaveLength(1);
     expect(await events(beta, 'pair.broken', 'gold')).toHaveLength(1);
 
@@ -186,7 +161,7 @@ describe('copy sets hold their volumes by id', () => {
     await qemuIo(alpha.nbdUri('p3'), 'write -P 0x72 0 1M');
     const read = await qemuIo(beta.nbdUri('c3'), 'read -P 0x71 0 1M');
     expect(read).not.toMatch(/Pattern verification failed/);
-    await stable(alpha, 'bronze', 3000);
+    await staysPut(alpha, 'bronze', 3000);
     expect(await events(alpha, 'pair.broken', 'bronze')).toHaveLength(1);
     // The other sessions run on (gold lost its broken copy set in the test above).
     await until('gold prepared again', async () => (await show(alpha, 'gold')).state === 'prepared').catch(async (error) => {

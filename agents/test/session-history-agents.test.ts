@@ -9,7 +9,8 @@ import { runCommand } from './helpers/run-command.ts';
 /**
  * Session history with real agent processes sampling every 250 ms: each
  * agent records its own view of a session by itself (nobody watching),
- * across a suspension with writes, a silent peer and restarts; the history
+ * across a suspension with writes, one shorter than the sample interval, a
+ * silent peer and restarts; the history
  * survives a restart, the time the agent was down is a gap, an agent
  * upgraded on an existing data dir adds the history to its catalog, and bad
  * questions get problem codes.
@@ -98,6 +99,17 @@ describe('session history at the agent', () => {
     await alpha.api.call('POST', '/v1/sessions/hist/actions/resume', null, {});
     const resumedAt = Date.now();
     await historyWith(alpha, 'duplex again', (points) => points.some((point) => Date.parse(point.time) > resumedAt && point.state === 'prepared' && point.outOfSyncTracks === 0), start);
+
+    // A suspension shorter than the sample interval (suspended and resumed back to back) is in the history all the same:
+    // each state change is sampled as it happens.
+    const blipFrom = Date.now();
+    await alpha.api.call('POST', '/v1/sessions/hist/actions/suspend', null, {});
+    await alpha.api.call('POST', '/v1/sessions/hist/actions/resume', null, {});
+    const blipTo = Date.now();
+    expect(blipTo - blipFrom).toBeLessThan(INTERVAL_MS * 4);
+    const blip = await historyWith(alpha, 'the short suspension, then duplex', (points) => points.some((point) => Date.parse(point.time) > blipTo && point.state === 'prepared'), blipFrom);
+    const blipped = blip.points.filter((point) => point.state === 'suspended' && Date.parse(point.time) >= blipFrom && Date.parse(point.time) <= blipTo);
+    expect(blipped.length, JSON.stringify(blip.points.map((point) => [point.time, point.state]))).toBeGreaterThan(0);
 
     // beta goes silent: alpha's samples say so (link, since when, health) within seconds.
     const killedAt = Date.now();

@@ -21,6 +21,8 @@ export class Mirroring {
   private readonly runs = new Map<string, string>();
   /** Sessions suspended because a target's pool is full: they wait for the administrator, not for the link (see suspendSession). */
   private readonly waitingForSpace = new Set<string>();
+  /** Per session: the run whose resync is still being awaited (prepared only after its session.synced, see checkPrepared). */
+  private readonly resyncing = new Map<string, symbol>();
 
   constructor(private readonly service: ReplicationService) {}
 
@@ -132,6 +134,8 @@ export class Mirroring {
 
   checkPrepared(session: SessionRecord): void {
     if (session.state !== 'preparing') return;
+    // A run still awaiting its resync says what it copied (session.synced) first; it checks again right after.
+    if (this.resyncing.has(session.id)) return;
     // Copy sets added while the session ran join first (see running-copy-sets.ts).
     if (this.service.running.settle(session)) return;
     // Multi-primary: prepared once every primary agent is duplex and a round after that is committed.
@@ -224,7 +228,14 @@ export class Mirroring {
     engine.catalog.recordEvent('session.resync', 'info', session.name, `session ${session.name}: copying ${marked} marked track(s)`, {
       markedTracks: marked,
     });
-    await Promise.all(sources.map((source) => source.resync()));
+    // The latest run only: one that never ends keeps no later run from reaching prepared.
+    const awaiting = Symbol(run);
+    this.resyncing.set(session.id, awaiting);
+    try {
+      await Promise.all(sources.map((source) => source.resync()));
+    } finally {
+      if (this.resyncing.get(session.id) === awaiting) this.resyncing.delete(session.id);
+    }
     if (sources.every((source) => source.mirroring)) {
       const copied = sources.reduce((sum, source) => sum + source.progress.copied, 0);
       const recopied = sources.reduce((sum, source) => sum + source.progress.recopied, 0);

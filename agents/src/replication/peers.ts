@@ -20,6 +20,8 @@ interface PeerRow extends PeerRecord {
 export class PeerRegistry {
   private readonly rows = new Map<string, PeerRow>();
   private readonly clients = new Map<string, PeerLinkClient>();
+  /** Set by close(): the agent is stopping; links asked for afterwards never dial. */
+  private closed = false;
   private readonly listeners: Array<(peers: PeerRecord[]) => void> = [];
 
   constructor(
@@ -113,6 +115,12 @@ export class PeerRegistry {
       const peer = this.get(agentId);
       const created = new PeerLinkClient(peer, this.credentials.client, this.logger.child({ peer: peer.site }));
       client = created;
+      if (this.closed) {
+        // The agent is stopping (its catalog may be closed already): a link that never comes up and records
+        // nothing; its calls fail with link-down as on any link that is down.
+        created.close();
+        return created;
+      }
       // A clock far off the other's is said once per link: times it stamps are read in this agent's clock (clock.ts).
       let skewReported = false;
       created.clock.onEstimate = (estimate) => {
@@ -174,6 +182,7 @@ export class PeerRegistry {
   }
 
   close(): void {
+    this.closed = true;
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
   }

@@ -12,7 +12,7 @@ import {
 import type { StorageEngine } from '../storage/engine.ts';
 import { CopySets } from './copy-sets.ts';
 import { CopySetVolumes } from './copy-set-volumes.ts';
-import type { ClockEstimate } from './link/clock-offset.ts';
+import { skewToCorrect, type ClockEstimate } from './link/clock-offset.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { Mirroring } from './mirroring.ts';
 import { MultiPrimarySessions } from './multi-primary.ts';
@@ -172,10 +172,13 @@ export class ReplicationService implements TapSource {
     }
   }
 
-  /** A time (ms) another agent stamped with its clock, in this agent's clock (unchanged before its clock was measured). */
+  /**
+   * A time (ms) another agent stamped with its clock, in this agent's clock: unchanged before its clock was
+   * measured, and while the two clocks agree within what the measurement can tell (`skewToCorrect`).
+   */
   toLocalTime(agentId: string, time: number): number {
     const estimate = this.clockOf(agentId);
-    return estimate ? Math.round(time - estimate.offsetMs) : time;
+    return skewToCorrect(estimate) ? Math.round(time - estimate!.offsetMs) : time;
   }
 
   /** The same for an ISO time (null stays null). */

@@ -484,7 +484,10 @@ class Campaign {
         for (const proxy of proxies) proxy.stall(mode);
         if (abandonAt !== null) {
           await sleep(abandonAt);
-          for (const proxy of proxies) proxy.abandonSenders();
+          // A stall that began while the link was down (an agent just killed and restarting, a redial backing off)
+          // holds on until a connection comes that it can abandon, up to 15 s more: the fault happens, not a no-op.
+          const waitUntil = Date.now() + 15_000;
+          while (proxies.reduce((sum, proxy) => sum + proxy.abandonSenders(), 0) === 0 && Date.now() < waitUntil) await sleep(100);
           await sleep(duration - abandonAt);
         } else {
           await sleep(duration);

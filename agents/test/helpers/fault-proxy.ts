@@ -197,14 +197,17 @@ export class FaultProxy {
    * Resets the dialling side of every connection (the sender gives up: it sees
    * its connection die and dials again) while the target side stays open.
    * During a holding stall what that sender had sent stays held and reaches
-   * the target late (see `endStall`).
+   * the target late (see `endStall`). Returns how many senders it reset.
    */
-  abandonSenders(): void {
+  abandonSenders(): number {
+    let abandoned = 0;
     for (const conn of this.conns) {
       if (conn.client.destroyed) continue;
       this.stats.sendersAbandoned++;
+      abandoned++;
       conn.client.resetAndDestroy();
     }
+    return abandoned;
   }
 
   private later(ms: number, run: () => void): void {

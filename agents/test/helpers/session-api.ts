@@ -1,23 +1,15 @@
-import { PairBitmapSchema, SessionInfoSchema, type SessionInfo, type SessionType } from '@tandem/contract';
+import { PairBitmapSchema, type SessionType } from '@tandem/contract';
 import type { AgentProcess } from './agent-process.ts';
+import { sessionPath, showSession, until as pollUntil } from './session-views.ts';
 
 /** Sessions of real agent processes through their control API (faster than the CLI: no process start per call). */
 
-export const sessionPath = (name: string): string => `/v1/sessions/${encodeURIComponent(name)}`;
+// The API views and the polling live in session-views.ts (one copy); these tests wait longer by default (writers under kill -9).
+export { sessionPath, showSession } from './session-views.ts';
 
-export function showSession(agent: AgentProcess, name: string): Promise<SessionInfo> {
-  return agent.api.call('GET', sessionPath(name), SessionInfoSchema);
-}
-
-/** Polls `probe` (an answer that throws counts as not yet) until it returns something truthy; fails after the deadline. */
-export async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+/** Polls `probe` (an answer that throws counts as not yet) until it returns something truthy; fails after the deadline (90 s by default). */
+export function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
+  return pollUntil(what, probe, timeoutMs);
 }
 
 /** Prepared at `source`, with the raw out-of-sync bitmap of the copy set of `volume` empty there (nothing marked, nothing on its way). */

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ProblemError, type SessionHistory, type SessionHistoryQuery, type SessionInfo } from '@tandem/contract';
+import { ProblemError, type AgentEvent, type SessionHistory, type SessionHistoryQuery, type SessionInfo } from '@tandem/contract';
 import type { Catalog } from '../../storage/catalog.ts';
 import type { ReplicationService } from '../service.ts';
 import { readHistory } from './history-read.ts';
@@ -37,9 +37,11 @@ export function sampleOf(info: SessionInfo): HistorySample {
  * The agent's own time series of every session: each interval it takes the
  * view `GET /v1/sessions/:name` would give (state, health, consistency time,
  * exposure, out-of-sync tracks and bytes, the peer links) and records it in
- * the catalog, compacted into runs (history-store.ts). Nobody has to watch
- * for the history to exist, and it survives restarts; while the agent is
- * down there are no samples, which readers see as gaps.
+ * the catalog, compacted into runs (history-store.ts). Each state change
+ * is sampled as it happens too, so a state shorter than the interval (a
+ * suspension resumed within seconds) is in the history all the same. Nobody
+ * has to watch for the history to exist, and it survives restarts; while
+ * the agent is down there are no samples, which readers see as gaps.
  */
 export class SessionHistoryRecorder {
   readonly store: HistoryStore;
@@ -47,10 +49,13 @@ export class SessionHistoryRecorder {
   readonly retentionMs: number;
   private timer: NodeJS.Timeout | null = null;
   private lastPrune = 0;
+  private readonly onEvent = (event: AgentEvent) => {
+    if (event.type === 'session.state' && event.subject !== null) this.sampleSession(event.subject);
+  };
 
   constructor(
     private readonly service: ReplicationService,
-    catalog: Catalog,
+    private readonly catalog: Catalog,
     private readonly logger: Logger,
     options: SessionHistoryOptions = {},
   ) {
@@ -65,6 +70,17 @@ export class SessionHistoryRecorder {
     this.sample();
     this.timer = setInterval(() => this.sample(), this.intervalMs);
     this.timer.unref();
+    this.catalog.events.on('event', this.onEvent);
+  }
+
+  /** Samples one session now (its state just changed); a session gone or not answering is left to the next interval. */
+  private sampleSession(name: string): void {
+    try {
+      const session = this.service.session(name);
+      this.store.record([{ sessionId: session.id, sample: sampleOf(this.service.info(session)) }]);
+    } catch (error) {
+      this.logger.debug({ session: name, error: error instanceof Error ? error.message : String(error) }, 'state change not sampled');
+    }
   }
 
   /** Takes one sample of every session now (one broken session never keeps the others from being sampled). */
@@ -112,6 +128,7 @@ export class SessionHistoryRecorder {
   }
 
   close(): void {
+    this.catalog.events.off('event', this.onEvent);
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClockOffset, describeSkew, skewWorthWarning } from './clock-offset.ts';
+import { ClockOffset, describeSkew, skewToCorrect, skewWorthWarning } from './clock-offset.ts';
 
 describe('ClockOffset: the other clock from heartbeat round trips', () => {
   it('takes the sample with the shortest round trip; a reply held up says little', () => {
@@ -32,5 +32,17 @@ describe('ClockOffset: the other clock from heartbeat round trips', () => {
     expect(skewWorthWarning(null)).toBe(false);
     expect(describeSkew('beta', { offsetMs: 120_000, rttMs: 2 })).toBe("the clock of beta is 120.0 s ahead of this agent's (measured over the peer link, ±1 ms)");
     expect(describeSkew('alpha', { offsetMs: -90_500, rttMs: 3 })).toMatch(/^the clock of alpha is 90\.5 s behind this agent's .*±2 ms/);
+  });
+
+  it('times another site stamped are shifted only by an offset beyond what the measurement can tell (equal clocks measure up to half a round trip off)', () => {
+    // With equal clocks the other side reads its clock between our send and our receipt: the estimate is within rtt / 2.
+    const equal = new ClockOffset();
+    equal.add(1000, 1003, 1006);
+    expect(Math.abs(equal.estimate!.offsetMs)).toBeLessThanOrEqual(equal.estimate!.rttMs / 2);
+    expect(skewToCorrect(equal.estimate)).toBe(false);
+    expect(skewToCorrect({ offsetMs: 40, rttMs: 2 })).toBe(false);
+    expect(skewToCorrect({ offsetMs: -120_000, rttMs: 2 })).toBe(true);
+    expect(skewToCorrect({ offsetMs: 300, rttMs: 600 })).toBe(false);
+    expect(skewToCorrect(null)).toBe(false);
   });
 });

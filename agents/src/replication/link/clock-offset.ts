@@ -19,6 +19,21 @@ export function skewWorthWarning(estimate: ClockEstimate | { offsetMs: number; r
   return !!estimate && Math.abs(estimate.offsetMs) >= CLOCK_SKEW_WARNING_MS && estimate.rttMs <= CLOCK_SKEW_WARNING_MS;
 }
 
+/**
+ * Clocks this close (beyond the measurement's own uncertainty, half its
+ * round trip) count as the same clock: a time another site stamped is then
+ * read exactly as stamped. A cut time names an exact image (every write
+ * acknowledged before it, none after), and shifting it by an estimate that is
+ * itself only good to half a round trip would make it name another one; NTP
+ * keeps hosts within a few ms of each other, far below this.
+ */
+export const CLOCK_ALIGNED_MS = 50;
+
+/** The other clock differs from ours by more than the estimate can be wrong by, plus CLOCK_ALIGNED_MS. */
+export function skewToCorrect(estimate: { offsetMs: number; rttMs: number } | null | undefined): boolean {
+  return !!estimate && Math.abs(estimate.offsetMs) > estimate.rttMs / 2 + CLOCK_ALIGNED_MS;
+}
+
 /** `the clock of beta is 120.0 s ahead of this agent's (±1 ms)`: how the warnings say it. */
 export function describeSkew(site: string, estimate: { offsetMs: number; rttMs: number }): string {
   const seconds = Math.abs(estimate.offsetMs / 1000).toFixed(1);

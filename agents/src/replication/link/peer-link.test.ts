@@ -1,3 +1,4 @@
+import net from 'node:net';
 import tls from 'node:tls';
 import pino from 'pino';
 import { PEER_PROTOCOL_VERSION, ProblemError } from '@tandem/contract';
@@ -191,6 +192,25 @@ describe('peer link', () => {
     expect(refusals[0]).toContain('9.1');
     expect(refusals[0]).toContain(PEER_PROTOCOL_VERSION);
   }, 30_000);
+
+  it('closes at once with a connection still in its TLS handshake, and with a connected peer that stays up', async () => {
+    const [a, b] = await Promise.all([makeSite('alpha'), makeSite('beta')]);
+    const { server, address } = await serve(a, [b.record('unused:1')]);
+    const client = new PeerLinkClient(a.record(address), b.client, logger);
+    cleanups.push(() => client.close());
+    await client.callUnchecked('echo', {}, null, { waitForLinkMs: 5000 });
+    // A peer that opened TCP but has not begun its TLS handshake: Node's server waits for it up to the handshake timeout (120 s).
+    const [host, port] = address.split(':');
+    const raw = net.connect(Number(port), host);
+    cleanups.push(() => raw.destroy());
+    await new Promise<void>((resolve, reject) => raw.once('connect', resolve).once('error', reject));
+    const rawClosed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
+    const started = Date.now();
+    await server.close();
+    expect(Date.now() - started).toBeLessThan(5000);
+    await rawClosed;
+    await expect(client.callUnchecked('echo', {}, null, { waitForLinkMs: 200 })).rejects.toMatchObject({ problem: 'link-down' });
+  }, 20_000);
 });
 
 describe('peer link frames', () => {

@@ -72,6 +72,9 @@ export function splitHostPort(address: string): { host: string; port: number } {
 export class PeerLinkServer {
   private readonly server: tls.Server;
   private readonly connections = new Set<RpcConnection>();
+  /** Every socket the server holds, handshaking ones included: close() drops them all. */
+  private readonly sockets = new Set<net.Socket>();
+  private closing = false;
   private peers: PeerRecord[];
 
   constructor(
@@ -91,6 +94,14 @@ export class PeerLinkServer {
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.3',
+    });
+    this.server.on('connection', (socket: net.Socket) => {
+      if (this.closing) {
+        socket.destroy();
+        return;
+      }
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
     });
     this.server.on('secureConnection', (socket) => this.accept(socket));
     this.server.on('tlsClientError', (error, socket) => {
@@ -114,6 +125,10 @@ export class PeerLinkServer {
   }
 
   private accept(socket: tls.TLSSocket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const certificate = socket.getPeerCertificate(true);
     const issuer = certificate?.issuerCertificate?.fingerprint256;
@@ -186,9 +201,17 @@ export class PeerLinkServer {
     return { host: address.address, port: address.port };
   }
 
+  /**
+   * Stops listening and drops every connection, those still in their TLS
+   * handshake too: one a peer began while we closed would otherwise hold
+   * server.close() open for as long as the peer keeps it.
+   */
   async close(): Promise<void> {
+    this.closing = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const connection of this.connections) connection.close();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
   }
 }
 
@@ -219,6 +242,8 @@ export class PeerLinkClient extends EventEmitter {
   private backoffMs = 100;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** The socket of a dial whose TLS handshake has not completed yet. */
+  private dialing: tls.TLSSocket | null = null;
   private waiters: Array<() => void> = [];
   private address: string;
   /** The other agent refused this one's peer protocol version (or this one refused its): why, until a handshake succeeds. */
@@ -278,6 +303,7 @@ export class PeerLinkClient extends EventEmitter {
     const fail = (error: Error) => {
       if (settled) return;
       settled = true;
+      if (this.dialing === socket) this.dialing = null;
       socket.destroy();
       this.scheduleRedial(error.message);
     };
@@ -285,8 +311,15 @@ export class PeerLinkClient extends EventEmitter {
     socket.once('close', () => fail(new Error('connection closed during the handshake')));
     // A handshake that never completes (a black-holed path) must not hold the link down forever.
     socket.setTimeout(DEAD_AFTER_MS, () => fail(new Error(`no TLS handshake in ${DEAD_AFTER_MS} ms`)));
+    this.dialing = socket;
     socket.once('secureConnect', () => {
       settled = true;
+      this.dialing = null;
+      // Closed while the handshake ran: no connection for a link nobody keeps.
+      if (this.closed) {
+        socket.destroy();
+        return;
+      }
       socket.setTimeout(0);
       socket.removeAllListeners('timeout');
       socket.removeAllListeners('error');
@@ -441,6 +474,7 @@ export class PeerLinkClient extends EventEmitter {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    this.dialing?.destroy();
     this.greeting?.close();
     this.connection?.close();
     this.setState('down', 'closed');

@@ -176,6 +176,11 @@ describe('session and cluster reports with two real agents', { timeout: 180_000 
     await ok('POST', `${site('primary')}/sessions/orders/actions/suspend`);
     await qemuIo(`nbd://${primary.nbdAddress}/db`, 'write -P 0x42 0 192k');
     await waitFor(async () => (await sessionAt('primary')).pairs[0].outOfSyncTracks === 3, 'three tracks marked');
+    // Suspended until a sample shows the marked tracks (a state change is sampled as it happens, its counts at the next interval).
+    await waitFor(async () => {
+      const history = SessionHistorySchema.parse(await ok('GET', `${site('primary')}/sessions/orders/history?maxPoints=10000`));
+      return history.points.some((point) => point.state === 'suspended' && point.outOfSyncTracks === 3);
+    }, 'the marked tracks sampled during the suspension');
     await ok('POST', `${site('primary')}/sessions/orders/actions/resume`);
     await waitFor(async () => (await sessionAt('primary')).state === 'prepared', 'orders prepared again');
     await ok('POST', `${site('primary')}/sessions/orders/verify`);

@@ -111,7 +111,8 @@ export function PairTable({
                   )}
                 </Table.Td>
                 <Table.Td>
-                  <Text size="sm" c={pairColours[pair.state]} fw={500}>
+                  {/* A long reason (a full pool, a failed link) is the session's detail too: two lines here, all of it on hover. */}
+                  <Text size="sm" c={pairColours[pair.state]} fw={500} lineClamp={2} title={pairStateText(pair)}>
                     {pairStateText(pair)}
                   </Text>
                   {pair.consistent === false && (

@@ -118,7 +118,8 @@ export function SessionCard({
               </Text>
             )}
             {session.detail && (
-              <Text size="xs" c="dimmed" data-testid="session-detail">
+              // What went wrong and what to do: in the health's colour while it is not normal, not dimmed away.
+              <Text size="sm" c={trust.health === 'severe' ? 'red' : trust.health === 'warning' ? 'orange' : 'dimmed'} data-testid="session-detail">
                 {withClockTimes(session.detail)}
               </Text>
             )}
