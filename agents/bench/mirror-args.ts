@@ -15,6 +15,8 @@ export interface MirrorOptions {
   direct: boolean;
   /** Mirror modes of the modes section (plain always runs: it is the anchor). */
   only: string[];
+  /** Pin beta to its own CPU and alpha, fio and the proxy to the others (pin.ts). */
+  pin: boolean;
   resync: boolean;
   preflight: boolean;
   dir: string | null;
@@ -31,6 +33,7 @@ export const mirrorUsage = `usage: npm run bench:mirror -- [options]
   --percents LIST    changed percentages for the resync section (default 0.1,1,10)
   --only LIST        mirror modes of the modes section: async,semi-sync,sync,shipping (default all; plain always runs)
   --no-direct        skip the modes at +0 ms without the proxy (alpha's link dialing beta directly)
+  --no-pin           do not pin beta to its own CPU (default: beta on the last CPU, alpha, fio and the proxy on the others)
   --no-modes | --no-resync | --no-preflight   skip a section
   --dir DIR          scratch directory (default: a new one under /tmp, removed at exit)
   --json FILE        also write the results as JSON
@@ -60,6 +63,7 @@ export function parseMirrorArgs(argv: string[]): MirrorOptions {
     modes: true,
     direct: true,
     only: ['async', 'semi-sync', 'sync', 'shipping'],
+    pin: true,
     resync: true,
     preflight: true,
     dir: null,
@@ -86,6 +90,7 @@ export function parseMirrorArgs(argv: string[]): MirrorOptions {
       }
       case '--no-modes': options.modes = false; break;
       case '--no-direct': options.direct = false; break;
+      case '--no-pin': options.pin = false; break;
       case '--no-resync': options.resync = false; break;
       case '--no-preflight': options.preflight = false; break;
       case '--dir': options.dir = value(); break;

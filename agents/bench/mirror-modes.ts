@@ -183,3 +183,45 @@ export function renderModes(cells: Map<string, ModeCell>, legs: Leg[], only: rea
   );
   return out.join('\n');
 }
+
+/**
+ * The write path's cost at the primary against the plain export (issue 12), on the first leg (+0 ms: direct when
+ * run, else through the proxy): async 4K qd1 IOPS ≥ 0.9× plain and the primary's CPU per write ≤ 1.25× plain's;
+ * sync 4K added p50 ≤ 1.2 × (link RTT + remote write); 1M qd16 through sync and async ≥ 0.8× plain.
+ */
+export function renderWritePathTargets(cells: Map<string, ModeCell>, legs: Leg[], only: readonly string[], linkRtts: LinkRtts | null): string {
+  const leg = legs[0];
+  if (!leg) return '(no leg run)';
+  const get = (job: string, mode: Mode) => cells.get(key(leg, job, mode));
+  const med = (cell: ModeCell | undefined, pick: (cell: ModeCell) => number[]) => (cell ? median(pick(cell)) : Number.NaN);
+  const iops = (cell: ModeCell | undefined) => med(cell, (c) => c.samples.map((s) => s.iops));
+  const p50 = (cell: ModeCell | undefined) => med(cell, (c) => c.samples.map((s) => s.clatP50us));
+  const mibps = (cell: ModeCell | undefined) => med(cell, (c) => c.samples.map((s) => s.mibps));
+  const alphaCpu = (cell: ModeCell | undefined) => med(cell, (c) => c.cpuPerIo.map((s) => s.alpha));
+  const plain4k = get('rand4k-qd1', 'plain');
+  const plain1m = get('seq1m-qd16', 'plain');
+  const rows: string[][] = [];
+  const check = (what: string, figure: string, target: string, pass: boolean | null) => rows.push([legLabel(leg), what, figure, target, verdict(pass)]);
+  const judged = (value: number, ok: (value: number) => boolean) => (Number.isNaN(value) ? null : ok(value));
+  if (only.includes('async')) {
+    const async4k = get('rand4k-qd1', 'async');
+    const iopsRatio = iops(async4k) / iops(plain4k);
+    check('async 4K qd1 IOPS / plain', ratio(iopsRatio), '≥ 0.90×', judged(iopsRatio, (v) => v >= 0.9));
+    const cpuRatio = alphaCpu(async4k) / alphaCpu(plain4k);
+    check('async primary CPU µs per 4K write / plain', `${num(alphaCpu(async4k))} / ${num(alphaCpu(plain4k))} = ${ratio(cpuRatio)}`, '≤ 1.25×', judged(cpuRatio, (v) => v <= 1.25));
+  }
+  if (only.includes('sync')) {
+    const sync4k = get('rand4k-qd1', 'sync');
+    const added = p50(sync4k) - p50(plain4k);
+    const bound = 1.2 * (linkRtt(linkRtts, leg.rtt, leg.direct) + p50(plain4k));
+    check('sync 4K added p50 µs', num(added), `≤ 1.2 × (RTT + remote write) = ${num(bound)}`, Number.isNaN(bound) ? null : judged(added, (v) => v <= bound));
+    const syncCpu = alphaCpu(sync4k) / alphaCpu(plain4k);
+    check('sync primary CPU µs per 4K write / plain', `${num(alphaCpu(sync4k))} / ${num(alphaCpu(plain4k))} = ${ratio(syncCpu)}`, '(shown)', null);
+  }
+  for (const mode of ['sync', 'async'] as const) {
+    if (!only.includes(mode)) continue;
+    const value = mibps(get('seq1m-qd16', mode)) / mibps(plain1m);
+    check(`${mode} 1M qd16 MiB/s / plain`, ratio(value), '≥ 0.80×', judged(value, (v) => v >= 0.8));
+  }
+  return table(['leg', 'measure', 'figure', 'target', ''], rows);
+}

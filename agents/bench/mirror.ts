@@ -13,9 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { progress } from './interleave.ts';
 import { mirrorUsage, parseMirrorArgs, type MirrorOptions } from './mirror-args.ts';
 import { measureLinkRtts, type LinkRtts } from './mirror-link.ts';
-import { modeLegs, modesSection, renderModes, type ModeCell } from './mirror-modes.ts';
+import { modeLegs, modesSection, renderModes, renderWritePathTargets, type ModeCell } from './mirror-modes.ts';
 import { prepareResync, preflightSection, renderPreflight, renderResync, resyncSection, type PreflightResults, type ResyncTrial } from './mirror-resync.ts';
 import { startSites, stopSites, type MirrorSites } from './mirror-sites.ts';
+import { pinSites } from './pin.ts';
 import { installExitHooks } from './procs.ts';
 import { loadAverage, loadLine, parseOrExit, runBench, writeJsonReport } from './run.ts';
 
@@ -55,7 +56,9 @@ async function main(): Promise<void> {
     progress(`scratch dir ${dir}; load average ${loadBefore}`);
     sites = await startSites(repoRoot, dir, logDir);
     progress(`agents alpha and beta paired; alpha -> beta through the proxy ${sites.proxy.address}`);
-    const lines: string[] = [''];
+    const pinning = pinSites(opts.pin, sites.alpha.pid, sites.beta.pid);
+    progress(pinning.note);
+    const lines: string[] = ['', `CPUs: ${pinning.note}.`];
     let modes: Map<string, ModeCell> | null = null;
     let linkRtts: LinkRtts | null = null;
     let resync: ResyncTrial[] | null = null;
@@ -79,6 +82,11 @@ async function main(): Promise<void> {
         '',
         renderModes(modes, legs, opts.only, linkRtts),
         '',
+        '## Write path cost at the primary (issue 12 targets; judged on the first leg, +0 ms)',
+        'primary CPU/IO = the alpha agent\'s CPU time per 4K write, median; the plain export\'s is the anchor.',
+        '',
+        renderWritePathTargets(modes, legs, opts.only, linkRtts),
+        '',
       );
       // Each section's table is printed as soon as it is done (and again in the summary at the end).
       console.error(lines.join('\n'));
@@ -99,7 +107,7 @@ async function main(): Promise<void> {
     const loadAfter = loadAverage();
     lines.push(loadLine(loadBefore, loadAfter));
     console.log(lines.join('\n'));
-    writeJsonReport(opts.json, { startedAt, loadBefore, loadAfter, options: opts, linkRtts, modes: modes ? [...modes.values()] : null, resync, preflight });
+    writeJsonReport(opts.json, { startedAt, loadBefore, loadAfter, options: opts, pinning, linkRtts, modes: modes ? [...modes.values()] : null, resync, preflight });
   } finally {
     await teardown();
   }
