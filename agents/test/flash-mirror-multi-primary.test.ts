@@ -4,7 +4,7 @@ import pino from 'pino';
 import { EstablishFlashRequestSchema, ProblemError } from '@tandem/contract';
 import { FlashService } from '../src/flash/service.ts';
 import { installFlashMirror, type FlashMirror } from '../src/replication/flash-mirror.ts';
-import { splitterExports } from '../src/replication/splitter.ts';
+import { splitterExports } from '../src/write-path/splitter.ts';
 import type { BlockDevice, ExportCatalog } from '../src/storage/block-device.ts';
 import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
 import { readAll, waitFor, type Site } from './helpers/replication-sites.ts';

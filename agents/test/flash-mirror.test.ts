@@ -4,7 +4,7 @@ import pino from 'pino';
 import { EstablishFlashRequestSchema, type SessionType } from '@tandem/contract';
 import { FlashService } from '../src/flash/service.ts';
 import { installFlashMirror, type FlashMirror } from '../src/replication/flash-mirror.ts';
-import { splitterExports } from '../src/replication/splitter.ts';
+import { splitterExports } from '../src/write-path/splitter.ts';
 import type { BlockDevice, ExportCatalog } from '../src/storage/block-device.ts';
 import { readAll, startTwoSites, waitFor, type Site, type TwoSites } from './helpers/replication-sites.ts';
 import { SLOTS, StampedWriter, type Stamp } from './helpers/stamped-writer.ts';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProblemError } from '@tandem/contract';
-import { Splitter } from '../replication/splitter.ts';
+import { Splitter } from '../write-path/splitter.ts';
 import { checkDataDir } from '../storage/check.ts';
 import { StorageEngine } from '../storage/engine.ts';
 import { initDataDir } from '../storage/init.ts';

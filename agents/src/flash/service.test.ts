@@ -7,7 +7,7 @@ import { ProblemError } from '@tandem/contract';
 import { checkDataDir } from '../storage/check.ts';
 import { StorageEngine } from '../storage/engine.ts';
 import { initDataDir } from '../storage/init.ts';
-import { Splitter } from '../replication/splitter.ts';
+import { Splitter } from '../write-path/splitter.ts';
 import { FlashService } from './service.ts';
 
 /**

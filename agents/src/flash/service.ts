@@ -22,7 +22,7 @@ import {
 import type { Logger } from 'pino';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { FlashOp } from '../storage/wal.ts';
-import type { TapSource, WriteTap } from '../replication/splitter.ts';
+import type { TapSource, WriteTap } from '../write-path/splitter.ts';
 import { withTimeout } from '../timeout.ts';
 import { BackgroundCopy } from './background-copy.ts';
 import { FlashStore, type FlashPairRecord, type FlashSessionRecord } from './store.ts';

@@ -1,5 +1,5 @@
 import { ProblemError } from '@tandem/contract';
-import type { HostChange, TrackSpan, WriteTap } from '../replication/splitter.ts';
+import type { HostChange, TrackSpan, WriteTap } from '../write-path/splitter.ts';
 
 /** A write-inhibited flash target: hosts may read it, not write it, while the relationship exists. */
 export class FlashWriteInhibitTap implements WriteTap {

@@ -3,7 +3,7 @@ import { ProblemError, type GroupEntry, type PeerParamsIn } from '@tandem/contra
 import { MAX_FRAME_BYTES } from './link/frames.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairRecord } from './session-store.ts';
-import type { HostChange, TrackSpan } from './splitter.ts';
+import type { HostChange, TrackSpan } from '../write-path/splitter.ts';
 
 /** One change inside a consistency group, as shipped (the peer protocol's schema). */
 export type { GroupEntry };

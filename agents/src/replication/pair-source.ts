@@ -5,7 +5,7 @@ import type { StorageEngine } from '../storage/engine.ts';
 import type { ConsistencyGroupShipper } from './async-groups.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairRecord } from './session-store.ts';
-import type { HostChange, TapWork, TrackSpan, WriteTap } from './splitter.ts';
+import type { HostChange, TapWork, TrackSpan, WriteTap } from '../write-path/splitter.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 
 /** How long a track must be quiet before its out-of-sync bit (set as an activity mark) is cleared. */

@@ -21,7 +21,7 @@ import { PeerLinkServer } from './link/peer-link.ts';
 import { PeerRegistry } from './peers.ts';
 import { ReplicationService } from './service.ts';
 import { installFlashMirror } from './flash-mirror.ts';
-import { splitterExports } from './splitter.ts';
+import { splitterExports } from '../write-path/splitter.ts';
 import { consumePairingToken } from '../tls/pairing.ts';
 
 export interface ReplicationRuntime {
