@@ -16,6 +16,7 @@ import { FlashService } from './flash/service.ts';
 import { NbdServer } from './nbd/server.ts';
 import { NbdTls } from './nbd/tls.ts';
 import { NbdClientRegistry, nbdClientsFile } from './nbd/tls-clients.ts';
+import { faultsFromEnv } from './replication/faults.ts';
 import { startReplication } from './replication/runtime.ts';
 import { dataDirPaths } from './data-dir.ts';
 import { StorageEngine } from './storage/engine.ts';
@@ -106,6 +107,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       link: options.link,
       logger,
       flash,
+      faults: faultsFromEnv(),
     });
     undo.push(() => replication.close());
     runInfo.linkAddress = replication.linkAddress;

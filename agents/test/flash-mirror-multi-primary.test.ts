@@ -151,11 +151,11 @@ describe('flash copy of mirrored volumes in a multi-primary async session', () =
     expect(await same(s.bravo, 'bp', s.bravo, 'b')).toBe(false); // b moved on after the point in time
 
     // A marker the secondary loses: it is never run there, the marks stay and the resync ships them.
-    charlie.mirror.faults.lose.add('perform');
+    charlie.site.faults.loseFlashMirror.add('perform');
     const lost = await establish(bravo.flash, { name: 'pl', pairs: [{ source: 'b', target: 'bl' }], preserveMirror: true, backgroundCopy: false });
     expect(bravo.flash.get('pl').pairs[0].mirror).toBe('shipped');
     expect(lost.pairs.length).toBe(1);
-    charlie.mirror.faults.lose.clear();
+    charlie.site.faults.loseFlashMirror.clear();
     await bravo.flash.withdraw('pl', { finishCopy: false });
     // The shipped tracks are copied; bravo's copy sets are duplex again (a preserved flash needs them so).
     await waitFor(() => s.bravo.replication.service.session('mp').state === 'prepared' && marksOf('bl') === 0, 60_000, 'bl shipped, duplex again');

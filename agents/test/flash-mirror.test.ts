@@ -117,7 +117,7 @@ describe('flash copy onto mirrored primaries', () => {
     expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
 
     // A withdraw whose command to the secondary is lost: it changes no content, so both sites stay right.
-    h2.mirror.faults.lose.add('withdraw');
+    h2.site.faults.loseFlashMirror.add('withdraw');
     const withdrawn = await h1.flash.withdraw('pm', { finishCopy: false });
     await waitFor(() => h1.mirror.unconfirmedWithdraws === 1, 10_000, 'the withdraw is retried');
     expect(h2.flash.get('pm').state).not.toBe(withdrawn.state);
@@ -126,7 +126,7 @@ describe('flash copy onto mirrored primaries', () => {
     expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
     expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
     // Once it gets through the secondary drops its relationship too.
-    h2.mirror.faults.lose.clear();
+    h2.site.faults.loseFlashMirror.clear();
     await waitFor(() => h1.mirror.unconfirmedWithdraws === 0 && h2.flash.get('pm').state === withdrawn.state, 20_000, 'withdrawn at the secondary');
     expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);
     expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
@@ -175,10 +175,10 @@ describe('flash copy onto mirrored primaries', () => {
       await expect(establish(h2.flash, { name: 'behind', pairs: [{ source: 'other', target: 'tgt2' }] })).rejects.toMatchObject({ problem: 'invalid-state' });
 
       // Lost on the way: the marks stay and the resync ships them.
-      h2.mirror.faults.lose.add('perform');
+      h2.site.faults.loseFlashMirror.add('perform');
       const lost = await establish(h1.flash, { name: 'one', pairs: [{ source: 'src', target: 'tgt' }], preserveMirror: true, backgroundCopy: false });
       expect(lost.pairs[0].mirror).toBe('shipped');
-      h2.mirror.faults.lose.clear();
+      h2.site.faults.loseFlashMirror.clear();
       await waitFor(() => service.session('m').state === 'prepared', 60_000, 'prepared again');
       await waitFor(() => service.info(service.session('m')).pairs.every((pair) => pair.outOfSyncTracks === 0), 30_000, 'shipped');
       expect(await same(s.h1, 'tgt', s.h2, 'tgt2')).toBe(true);

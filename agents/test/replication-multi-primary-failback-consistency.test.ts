@@ -126,7 +126,7 @@ describe('a multi-primary session mirrored H2->H1 to several agents', () => {
 
     // The next commit reaches alpha but not bravo (held there): charlie fails between its two commits.
     let release!: () => void;
-    const bravoFaults = s.bravo.replication.service.multiPrimary.faults;
+    const bravoFaults = s.bravo.faults;
     bravoFaults.holdCommits = new Promise<void>((resolve) => (release = resolve));
     releaseCommits = () => {
       bravoFaults.holdCommits = null;

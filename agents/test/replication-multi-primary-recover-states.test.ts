@@ -68,7 +68,7 @@ describe('recover (failover) of a multi-primary session at its secondary site', 
     const alpha = s.alpha.replication.service;
     // The master learns of the recover late: meanwhile charlie (recovering) refuses the primary agents' parts, their
     // rounds fail, and the master suspends and would resume once the links are up.
-    s.alpha.replication.service.target.faults.holdStopSource = new Promise<void>((resolve) => (releaseCommits = resolve));
+    s.alpha.faults.holdStopSource = new Promise<void>((resolve) => (releaseCommits = resolve));
     const since = new Date().toISOString();
     const recover = charlie.act('mp', 'recover');
     await waitFor(() => charlie.session('mp').state !== 'prepared', 30_000, 'recovering at charlie');

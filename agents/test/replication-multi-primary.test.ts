@@ -236,7 +236,7 @@ describe('async sessions with primaries on two agents', () => {
       return data[0];
     };
     const [a0, b0] = [await first('a2'), await first('b2')];
-    charlie.applier.faults.failAfterCommitMarker = 1;
+    s.charlie.faults.failAfterCommitMarker = 1;
     await expect(charlie.applier.commit(session.id, 'e1', 1, Date.now())).rejects.toMatchObject({ problem: 'internal-error' });
     expect([await first('a2'), await first('b2')], 'nothing applied before the stop').toEqual([a0, b0]);
     // At start: round 1 of e1 at both volumes, nothing of round 2 or of the other epoch.

@@ -173,10 +173,10 @@ describe('semi-sync', () => {
     const size = 16 * MiB;
     await preparedSession(s, 'semi-sync', size);
     const target = s.h2.replication.service.target;
-    target.faults.failArrivalWrites = 3;
+    s.h2.faults.failArrivalWrites = 3;
 
     const writer = startWriter(host(s, 'h1', 'prod'), { workers: 4 });
-    await waitFor(() => target.faults.failArrivalWrites === 0 && writer.writes > 200, 20_000, 'the injected failures');
+    await waitFor(() => s.h2.faults.failArrivalWrites === 0 && writer.writes > 200, 20_000, 'the injected failures');
     await waitFor(() => events(s, 'h2', 'pair.repaired').length >= 3, 20_000, 'three repairs');
     const written = await writer.stop();
     expect(written.errors, 'no host write saw an error').toEqual([]);

@@ -20,11 +20,6 @@ export class FlashMirrorTarget {
   readonly ordered = new Set<string>();
   /** Requests by token (running, done or cancelled before they arrived). */
   private readonly tokens = new Map<string, Promise<boolean> | 'cancelled'>();
-  /**
-   * Test-only fault injection: requests of these ops are dropped as if lost
-   * on the way (`perform`, `withdraw`).
-   */
-  readonly faults = { lose: new Set<string>() };
 
   constructor(
     private readonly service: ReplicationService,
@@ -38,7 +33,7 @@ export class FlashMirrorTarget {
   handle = async (call: PeerCall<'flash.mirror'>): Promise<PeerAnswer<'flash.mirror'>> => {
     const params = call.params;
     const op = params.op;
-    if (this.faults.lose.has(op)) throw new ProblemError('link-down', `test fault: flash.mirror ${op} lost`);
+    if (this.service.faults.loseFlashMirror.has(op)) throw new ProblemError('link-down', `test fault: flash.mirror ${op} lost`);
     const token = params.token;
     if (params.op === 'cancel') {
       const known = this.tokens.get(token);

@@ -99,10 +99,6 @@ export class FlashMirror implements FlashMirrorHooks {
     this.target = new FlashMirrorTarget(service, flash);
   }
 
-  /** Test-only fault injection at this site as a secondary (see FlashMirrorTarget.faults). */
-  get faults(): { lose: Set<string> } {
-    return this.target.faults;
-  }
 
   /** Serves the `flash.mirror` peer request (this site as the secondary). */
   handle = (call: PeerCall<'flash.mirror'>): Promise<PeerAnswer<'flash.mirror'>> => this.target.handle(call);

@@ -4,6 +4,7 @@ import { ProblemError } from '@tandem/contract';
 import { writeFileDurably } from '../storage/durable-file.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { GroupEntry } from './async-groups.ts';
+import { inertFaults, type ReplicationFaults } from './faults.ts';
 import type { PairRecord } from './session-store.ts';
 import { SessionQueue } from './session-queue.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
@@ -95,12 +96,6 @@ export class GroupApplier {
   /** Bytes of the payloads kept in `parts` (KEPT_PAYLOAD_BYTES at most). */
   private keptBytes = 0;
   /**
-   * Test-only fault injection: this many multi-primary commits stop right
-   * after their commit marker is durable, as if the agent died there (the
-   * parts stay staged; `recover` applies them).
-   */
-  readonly faults = { failAfterCommitMarker: 0 };
-  /**
    * Runs a multi-primary stream marker (flash-mirror.ts: a flash at the
    * primary's point in time) while a committed part is applied, between the
    * part's entries before and after it. Its outcome is the handler's to keep
@@ -112,6 +107,8 @@ export class GroupApplier {
     private readonly engine: StorageEngine,
     private readonly pairsOf: (session: string) => PairRecord[],
     private readonly onApplied: (session: string, time: number) => void,
+    /** Injected by tests (faults.ts): commits that stop after their commit marker. */
+    private readonly faults: Pick<ReplicationFaults, 'failAfterCommitMarker'> = inertFaults(),
   ) {
     this.dir = path.join(engine.paths.root, 'staging');
   }

@@ -51,12 +51,6 @@ const ROUND_INTERVAL_MS = Number(process.env.TANDEM_MP_ROUND_INTERVAL_MS) || 100
 export class MultiPrimarySessions {
   /** Master: the running coordinator per session. */
   private readonly coordinators = new Map<string, CutCoordinator>();
-  /**
-   * Test-only fault injection: while `holdCommits` is set, `mp.commit`
-   * requests here wait for it before anything (a commit the round's master
-   * sent that has not arrived yet), then are checked as usual.
-   */
-  readonly faults: { holdCommits: Promise<void> | null } = { holdCommits: null };
   /** Member: when the master was last heard per session. */
   private readonly heard = new Map<string, number>();
   private watchdog: NodeJS.Timeout | null = null;
@@ -649,7 +643,7 @@ export class MultiPrimarySessions {
       return {};
     },
     'mp.commit': async ({ params, peerAgentId }) => {
-      if (this.faults.holdCommits) await this.faults.holdCommits;
+      if (this.service.faults.holdCommits) await this.service.faults.holdCommits;
       const session = this.secondarySession(params);
       if (this.roundMaster(session) !== peerAgentId) {
         throw new ProblemError('access-denied', 'only the agent forming the session\'s consistency groups commits rounds');

@@ -21,6 +21,7 @@ import { PeerLinkServer } from './link/peer-link.ts';
 import { PeerRegistry } from './peers.ts';
 import { ReplicationService } from './service.ts';
 import { installFlashMirror } from './flash-mirror.ts';
+import type { ReplicationFaults } from './faults.ts';
 import { splitterExports } from '../write-path/splitter.ts';
 import { consumePairingToken } from '../tls/pairing.ts';
 
@@ -53,11 +54,13 @@ export async function startReplication(options: {
   logger: Logger;
   /** Flash copy: a second tap source of the splitter (and where mirror hooks are installed). */
   flash?: FlashService;
+  /** Faults a test injects (faults.ts); an agent passes faultsFromEnv(). */
+  faults?: ReplicationFaults;
 }): Promise<ReplicationRuntime> {
   const { engine, identity, logger } = options;
   const credentials = await PeerRegistry.linkCredentials(options.tlsDir, options.authority, options.serverTls);
   const peers = new PeerRegistry(engine.catalog, credentials, logger.child({ component: 'peers' }));
-  const service = new ReplicationService(engine, peers, identity.agentId, identity.site, logger.child({ component: 'replication' }));
+  const service = new ReplicationService(engine, peers, identity.agentId, identity.site, logger.child({ component: 'replication' }), options.faults);
   const server = new PeerLinkServer({
     credentials: credentials.server,
     peers: peers.records(),

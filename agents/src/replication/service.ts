@@ -24,6 +24,7 @@ import { RunningCopySets } from './running-copy-sets.ts';
 import { SessionReports } from './session-reports.ts';
 import { SessionStore, type PairRecord, type SessionRecord } from './session-store.ts';
 import { SessionVerifier } from './session-verify.ts';
+import { inertFaults, type ReplicationFaults } from './faults.ts';
 import type { TapSource, WriteTap } from '../write-path/splitter.ts';
 import { TargetChangedTap, WriteInhibitTap } from '../write-path/target-taps.ts';
 import { TargetHandlers } from './target.ts';
@@ -87,6 +88,8 @@ export class ReplicationService implements TapSource {
     readonly agentId: string,
     readonly site: string,
     readonly logger: Logger,
+    /** Injected by tests (faults.ts); inert in an agent. */
+    readonly faults: ReplicationFaults = inertFaults(),
   ) {
     this.recovered = new Promise<void>((resolve) => (this.markRecovered = resolve));
     this.store = new SessionStore(engine.catalog);
@@ -108,6 +111,7 @@ export class ReplicationService implements TapSource {
       engine,
       (session) => this.pairsOf(this.session(session)),
       (session, time) => this.reports.appliedTimes.set(session, this.toLocalTime(this.otherAgent(this.session(session)), time)),
+      faults,
     );
     this.receiver = new ShippingReceiver(
       engine,

@@ -14,6 +14,7 @@ import { localCodes } from './failback.ts';
 import { problemMessage } from './pair-source.ts';
 import type { FlashMirror } from './flash-mirror.ts';
 import type { ReplicationService } from './service.ts';
+import type { ReplicationFaults } from './faults.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 import { StreamFences } from './stream-fence.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
@@ -61,16 +62,10 @@ export class TargetHandlers {
   private readonly unstarted: Array<() => void> = [];
   /** Bytes acknowledged on arrival whose write has not been attempted yet. */
   private unapplied = 0;
-  /**
-   * Test-only fault injection: this many semi-sync writes fail here after
-   * their arrival was acknowledged. Tests in one process set it; agent
-   * processes read TANDEM_TEST_FAIL_ARRIVAL_WRITES at start. `holdStopSource`
-   * (tests in one process): the source stops for a recover only once it resolves.
-   */
-  readonly faults: { failArrivalWrites: number; holdStopSource: Promise<void> | null } = {
-    failArrivalWrites: Number(process.env.TANDEM_TEST_FAIL_ARRIVAL_WRITES ?? 0),
-    holdStopSource: null,
-  };
+  /** Injected by tests (faults.ts): failed arrival writes, a held stop-source. */
+  private get faults(): ReplicationFaults {
+    return this.service.faults;
+  }
   /** Flash copy's mirror interplay (flash-mirror.ts), once installed: serves `flash.mirror`. */
   flashMirror: FlashMirror | null = null;
 

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { dataDirPaths } from '../../src/data-dir.ts';
+import { inertFaults, type ReplicationFaults } from '../../src/replication/faults.ts';
 import { startReplication, type ReplicationRuntime } from '../../src/replication/runtime.ts';
 import { StorageEngine } from '../../src/storage/engine.ts';
 import { initDataDir } from '../../src/storage/init.ts';
@@ -20,6 +21,8 @@ export interface Site {
   dir: string;
   engine: StorageEngine;
   replication: ReplicationRuntime;
+  /** Faults injected into this site's replication (see src/replication/faults.ts). */
+  faults: ReplicationFaults;
 }
 
 export interface TwoSites {
@@ -37,6 +40,8 @@ export async function startSite(name: string, root: string): Promise<Site> {
   await initTls(dir, identity);
   const engine = await StorageEngine.open(dir);
   const tls = await loadServerTls(dir);
+  // Faults the test injects (set a field when it wants one).
+  const faults = inertFaults();
   const replication = await startReplication({
     engine,
     identity,
@@ -46,8 +51,9 @@ export async function startSite(name: string, root: string): Promise<Site> {
     apiAddress: () => '127.0.0.1:1',
     link: { host: '127.0.0.1', port: 0 },
     logger: pino({ level: process.env.TANDEM_TEST_LOG ?? 'silent' }),
+    faults,
   });
-  return { name, dir, engine, replication };
+  return { name, dir, engine, replication, faults };
 }
 
 /** Two paired sites; h1 reaches h2 through the proxy. */
