@@ -1,6 +1,6 @@
 import { ProblemError, type AgentEvent } from '@tandem/contract';
 import type { StorageEngine } from '../storage/engine.ts';
-import { problemMessage } from './pair-source.ts';
+import { problemMessage } from './problem-message.ts';
 import type { ReplicationService } from './service.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
 

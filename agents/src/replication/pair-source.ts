@@ -776,7 +776,4 @@ export class PairSource implements WriteTap {
   }
 }
 
-export function problemMessage(error: unknown): string {
-  if (error instanceof ProblemError) return `${error.problem}: ${error.message}`;
-  return error instanceof Error ? error.message : String(error);
-}
+export { problemMessage } from './problem-message.ts';
