@@ -1,0 +1,90 @@
+/**
+ * Import boundaries (issue 12 item 4), checked in CI by agents/test/import-boundaries.test.ts
+ * and by hand with `npm run lint:deps`. Dependencies run one way:
+ *   contract <- storage <- write-path <- nbd, flash <- replication <- api, cli <- agent
+ * and the console's renderer reaches the agents only through the contract and its backend.
+ * Type-only imports are left out of the cycle rule (they vanish at runtime; the replication
+ * service's type cycle is issue 12's next step).
+ */
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-runtime-cycle',
+      severity: 'error',
+      comment: 'A module may not import itself back at runtime, directly or around a loop.',
+      from: { path: '^(agents/src|contract/src|main/src|renderer/src)/' },
+      to: { circular: true, dependencyTypesNot: ['type-only'], viaOnly: { dependencyTypesNot: ['type-only'] } },
+    },
+    {
+      name: 'contract-imports-no-runtime',
+      severity: 'error',
+      comment: 'The contract is shared by the agent, the backend and the renderer: nothing from Node, Electron, React or our code.',
+      from: { path: '^contract/src/', pathNot: '\\.test\\.ts$' },
+      to: { pathNot: '^(contract/src/|node_modules/zod/)' },
+    },
+    {
+      name: 'storage-is-the-bottom',
+      severity: 'error',
+      comment: 'The storage engine knows no data path, flash copy, replication, API or CLI.',
+      from: { path: '^agents/src/storage/' },
+      to: { path: '^agents/src/(write-path|nbd|flash|replication|api|cli)/' },
+    },
+    {
+      name: 'write-path-below-its-taps',
+      severity: 'error',
+      comment: 'The splitter runs taps it is given; it imports none of their owners.',
+      from: { path: '^agents/src/write-path/' },
+      to: { path: '^agents/src/(nbd|flash|replication|api|cli)/' },
+    },
+    {
+      name: 'nbd-without-replication',
+      severity: 'error',
+      comment: 'NBD serves an export catalog: it runs without flash copy or replication.',
+      from: { path: '^agents/src/nbd/' },
+      to: { path: '^agents/src/(flash|replication|api|cli)/' },
+    },
+    {
+      name: 'flash-without-replication',
+      severity: 'error',
+      comment: 'Flash copy works without replication; replication installs its mirror hooks into flash copy.',
+      from: { path: '^agents/src/flash/' },
+      to: { path: '^agents/src/(replication|api|cli|nbd)/' },
+    },
+    {
+      name: 'replication-below-its-surfaces',
+      severity: 'error',
+      comment: 'Replication is driven by the API and the CLI, never the other way.',
+      from: { path: '^agents/src/replication/' },
+      to: { path: '^agents/src/(api|cli|nbd)/' },
+    },
+    {
+      name: 'renderer-sandboxed',
+      severity: 'error',
+      comment: 'The renderer talks to the backend over HTTP/WebSocket: no Node, no backend or agent code (the backend\'s shared API shapes excepted).',
+      from: { path: '^renderer/src/', pathNot: '\\.test\\.tsx?$' },
+      to: { path: '^(agents|preload)/|^main/src/(?!shared/)', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'renderer-no-node',
+      severity: 'error',
+      comment: 'The renderer runs sandboxed: no Node built-in module.',
+      from: { path: '^renderer/src/', pathNot: '\\.test\\.tsx?$' },
+      to: { dependencyTypes: ['core'] },
+    },
+    {
+      name: 'console-shared-is-plain',
+      severity: 'error',
+      comment: 'main/src/shared holds the API shapes the renderer and the backend share: only the contract and zod.',
+      from: { path: '^main/src/shared/', pathNot: '\\.test\\.ts$' },
+      to: { pathNot: '^(main/src/shared/|contract/src/|@tandem/contract$|node_modules/zod/)' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '(^|/)(node_modules|out|dist)/' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.tsx', '.js', '.mjs', '.cjs', '.json'] },
+  },
+};

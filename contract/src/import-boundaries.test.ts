@@ -1,0 +1,60 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+/**
+ * The import boundaries of the whole repository (../../.dependency-cruiser.cjs,
+ * dependency-cruiser): dependencies run one way, no runtime import cycle, the
+ * contract and the renderer stay free of Node and of the agent's code. Run
+ * with the contract suite because it is quick; `npm run lint:deps` runs the
+ * same check by hand.
+ */
+const root = path.resolve(import.meta.dirname, '../..');
+const config = path.join(root, '.dependency-cruiser.cjs');
+const depcruise = process.env.TANDEM_DEPCRUISE ?? path.join(root, 'node_modules/.bin/depcruise');
+
+function cruise(cwd: string, paths: string[]): { code: number | null; output: string } {
+  const result = spawnSync(depcruise, ['--config', config, '--output-type', 'err', ...paths], { cwd, encoding: 'utf8', timeout: 120_000 });
+  return { code: result.status, output: `${result.stdout}${result.stderr}${result.error ? String(result.error) : ''}` };
+}
+
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'tandem-boundaries-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function tree(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(scratch, 'tree-'));
+  for (const [file, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+    writeFileSync(path.join(dir, file), text);
+  }
+  return dir;
+}
+
+describe('import boundaries', () => {
+  it('hold in the repository: no violation of .dependency-cruiser.cjs', () => {
+    const { code, output } = cruise(root, ['agents/src', 'contract/src', 'main/src', 'renderer/src']);
+    expect(output).toMatch(/no dependency violations found/);
+    expect(code, output).toBe(0);
+  }, 120_000);
+
+  it('catch an upward import, a runtime cycle and Node in the renderer (and leave a type-only cycle alone)', () => {
+    const dir = tree({
+      'tsconfig.json': JSON.stringify({ compilerOptions: { module: 'esnext', moduleResolution: 'bundler', allowImportingTsExtensions: true, noEmit: true } }),
+      'agents/src/nbd/server.ts': "import { link } from '../replication/peers.ts';\nexport const serve = link;\n",
+      'agents/src/replication/peers.ts': 'export const link = 1;\n',
+      'agents/src/flash/a.ts': "import { b } from './b.ts';\nexport const a = b + 1;\n",
+      'agents/src/flash/b.ts': "import { a } from './a.ts';\nexport const b = () => a;\n",
+      'agents/src/storage/x.ts': "import type { Y } from './y.ts';\nexport const x = 1; export type X = Y;\n",
+      'agents/src/storage/y.ts': "import { x } from './x.ts';\nexport type Y = typeof x;\n",
+      'renderer/src/app.ts': "import fs from 'node:fs';\nexport const read = fs.readFileSync;\n",
+    });
+    const { code, output } = cruise(dir, ['agents/src', 'renderer/src']);
+    expect(code).not.toBe(0);
+    expect(output).toMatch(/nbd-without-replication: agents\/src\/nbd\/server\.ts → agents\/src\/replication\/peers\.ts/);
+    expect(output).toMatch(/no-runtime-cycle: agents\/src\/flash\/(a|b)\.ts/);
+    expect(output).toMatch(/renderer-no-node: renderer\/src\/app\.ts → (node:)?fs/);
+    expect(output).not.toMatch(/storage\/(x|y)\.ts/);
+  }, 120_000);
+});
