@@ -51,7 +51,7 @@ test.describe.serial('multi-primary session: create with two primary sites, fail
     shots = await mkdtemp(path.join(os.tmpdir(), 'tandem-e2e-mp-shots-'));
     world = await startSitesWorld(['alpha', 'bravo', 'charlie']);
     const { alpha, bravo, charlie } = world.siteIds;
-    // bravo must be paired with the master (alpha) and with the secondary (charlie); alpha-charlie is paired in the wizard.
+    // bravo must be paired with the control agent (alpha) and with the secondary (charlie); alpha-charlie is paired in the wizard.
     await consoleApi(world.backend, 'POST', `/api/sites/${alpha}/peers`, { otherSiteId: bravo });
     await consoleApi(world.backend, 'POST', `/api/sites/${bravo}/peers`, { otherSiteId: charlie });
     // 16 MiB = 256 tracks of 64 KiB; a decoy of another size at charlie must not be offered.
@@ -124,7 +124,7 @@ test.describe.serial('multi-primary session: create with two primary sites, fail
         throw error;
       });
 
-    // The card shows the master's view. Charlie is writable before it tells the primary sites (in parallel; the
+    // The card shows the control agent's view. Charlie is writable before it tells the primary sites (in parallel; the
     // recover completes once they know): every site of the session shows the same state, the member bravo too.
     const stateAt = async (site: string) =>
       ((await consoleApi(world.backend, 'GET', `/api/sites/${world.siteIds[site]}/sessions`)) as { sessions: { name: string; state: string }[] }).sessions.find((each) => each.name === session)?.state;

@@ -7,7 +7,7 @@ import { agentCliJson, runCommand } from './helpers/run-command.ts';
 
 /**
  * Flash copy of mirrored volumes in a multi-primary async session, three
- * real agent processes driven with the CLI: alpha (the master, primary of
+ * real agent processes driven with the CLI: alpha (the control agent, primary of
  * a), bravo (a member, primary of b and bt) and charlie (the secondary);
  * bravo's link to charlie goes through a byte-counting proxy. Dependent
  * writes go on at alpha and bravo over NBD while bravo flashes; the images

@@ -15,7 +15,7 @@ const TRACK = 65536;
 
 /**
  * Flash copy of mirrored volumes in an async session with primaries on two
- * agents (alpha the master, bravo a member, charlie the secondary; every
+ * agents (alpha the control agent, bravo a member, charlie the secondary; every
  * link of bravo through a byte-counting proxy): the flash goes as a marker
  * in the flashing agent's part of the current round, and charlie performs
  * it while applying that round. Host writes go on at both primaries.
@@ -66,7 +66,7 @@ function bravoBytes(s: ThreeSites): number {
 }
 
 describe('flash copy of mirrored volumes in a multi-primary async session', () => {
-  it('preserve mirror at a member and coordinated points in time at the master and the member go as markers in the round: the secondary equals the primaries, nothing is shipped, host writes are not held for the stream', async () => {
+  it('preserve mirror at a member and coordinated points in time at the control agent and the member go as markers in the round: the secondary equals the primaries, nothing is shipped, host writes are not held for the stream', async () => {
     const s = (sites = await startThreeSites());
     const [alpha, bravo, charlie] = [withFlash(s.alpha), withFlash(s.bravo), withFlash(s.charlie)];
     for (const name of ['a', 'at']) await s.alpha.engine.createVolume(name, 64 * MiB);
@@ -74,19 +74,19 @@ describe('flash copy of mirrored volumes in a multi-primary async session', () =
     for (const name of ['a2', 'b2', 'bt2', 'bl2', 'ra', 'rb', 'spare', 'spare2']) await s.charlie.engine.createVolume(name, 64 * MiB);
     // 40 MiB in b past the stamps' tracks: a flash b -> bt that shipped its changes would send them all.
     await fill(bravo.exports.openExport('b'), 64, 640);
-    const master = s.alpha.replication.service;
-    await master.createSession('mp', 'async', 'charlie');
-    await master.addPair('mp', 'a', 'a2');
+    const controlAgent = s.alpha.replication.service;
+    await controlAgent.createSession('mp', 'async', 'charlie');
+    await controlAgent.addPair('mp', 'a', 'a2');
     for (const [h1, h2] of [
       ['b', 'b2'],
       ['bt', 'bt2'],
       ['bl', 'bl2'],
     ]) {
-      await master.addPair('mp', h1, h2, { primaryAgent: 'bravo' });
+      await controlAgent.addPair('mp', h1, h2, { primaryAgent: 'bravo' });
     }
-    await master.act('mp', 'start');
+    await controlAgent.act('mp', 'start');
     const atCharlie = () => s.charlie.replication.service.session('mp');
-    await waitFor(() => master.session('mp').state === 'prepared' && atCharlie().state === 'prepared', 120_000, 'prepared');
+    await waitFor(() => controlAgent.session('mp').state === 'prepared' && atCharlie().state === 'prepared', 120_000, 'prepared');
     const outOfSync = (site: Site) => site.replication.service.info(site.replication.service.session('mp')).pairs.reduce((sum, p) => sum + p.outOfSyncTracks, 0);
     await waitFor(() => outOfSync(s.bravo) === 0 && outOfSync(s.alpha) === 0, 60_000, 'initial copy done');
 
@@ -132,7 +132,7 @@ describe('flash copy of mirrored volumes in a multi-primary async session', () =
     // 40 MiB of b stayed home: what crossed is the host writes, the rounds' requests and the marker.
     expect(shipped).toBeLessThan(written + 8 * MiB);
 
-    // Coordinated points in time at the master and at the member, at once, writes still going on.
+    // Coordinated points in time at the control agent and at the member, at once, writes still going on.
     const [pitA, pitB] = await Promise.all([
       establish(alpha.flash, { name: 'pa', coordinated: true, backgroundCopy: false, pairs: [{ source: 'a', target: 'at', remoteTarget: 'ra' }] }),
       establish(bravo.flash, { name: 'pb', coordinated: true, backgroundCopy: false, pairs: [{ source: 'b', target: 'bp', remoteTarget: 'rb' }] }),
@@ -169,8 +169,8 @@ describe('flash copy of mirrored volumes in a multi-primary async session', () =
     await writer.stop();
     const last = stamps.writes.at(-1)!.ackedAt;
     await waitFor(() => {
-      const time = master.consistencyTime(master.session('mp'));
-      return master.session('mp').state === 'prepared' && time !== null && Date.parse(time) > last;
+      const time = controlAgent.consistencyTime(controlAgent.session('mp'));
+      return controlAgent.session('mp').state === 'prepared' && time !== null && Date.parse(time) > last;
     }, 60_000, 'caught up');
     await waitFor(() => outOfSync(s.bravo) === 0 && outOfSync(s.alpha) === 0, 60_000, 'marks cleared at both primaries');
     for (const [primary, volume, secondary] of [
@@ -191,18 +191,18 @@ describe('flash copy of mirrored volumes in a multi-primary async session', () =
     for (const name of ['b', 'bt']) await s.bravo.engine.createVolume(name, 16 * MiB);
     for (const name of ['a2', 'b2', 'bt2']) await s.charlie.engine.createVolume(name, 16 * MiB);
     await fill(bravo.exports.openExport('b'), 0, 128);
-    const master = s.alpha.replication.service;
-    await master.createSession('mp', 'async', 'charlie');
-    await master.addPair('mp', 'a', 'a2');
-    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-    await master.addPair('mp', 'bt', 'bt2', { primaryAgent: 'bravo' });
-    await master.act('mp', 'start');
+    const controlAgent = s.alpha.replication.service;
+    await controlAgent.createSession('mp', 'async', 'charlie');
+    await controlAgent.addPair('mp', 'a', 'a2');
+    await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await controlAgent.addPair('mp', 'bt', 'bt2', { primaryAgent: 'bravo' });
+    await controlAgent.act('mp', 'start');
     const member = s.bravo.replication.service;
     const marks = () => member.info(member.session('mp')).pairs.reduce((sum, p) => sum + p.outOfSyncTracks, 0);
-    await waitFor(() => master.session('mp').state === 'prepared' && s.charlie.replication.service.session('mp').state === 'prepared', 120_000, 'prepared');
+    await waitFor(() => controlAgent.session('mp').state === 'prepared' && s.charlie.replication.service.session('mp').state === 'prepared', 120_000, 'prepared');
     await waitFor(() => marks() === 0, 60_000, 'initial copy done');
 
-    // Charlie applies nothing, so the master cuts no further round: the marker stays in bravo's open part.
+    // Charlie applies nothing, so the control agent cuts no further round: the marker stays in bravo's open part.
     const release = await s.charlie.replication.service.applier.freeze(s.charlie.replication.service.session('mp').id);
     let frozen = true;
     try {
@@ -224,8 +224,8 @@ describe('flash copy of mirrored volumes in a multi-primary async session', () =
     // The marker never reached charlie, and the primary's cancel makes sure no late copy of it would run.
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(charlie.flash.list().map((info) => info.name)).not.toContain('pd');
-    // The master suspends (bravo refuses its hold) and resumes by itself; the resync ships bt's marked tracks.
-    await waitFor(() => master.session('mp').state === 'prepared' && member.session('mp').state === 'prepared' && marks() === 0, 120_000, 'resumed and shipped');
+    // The control agent suspends (bravo refuses its hold) and resumes by itself; the resync ships bt's marked tracks.
+    await waitFor(() => controlAgent.session('mp').state === 'prepared' && member.session('mp').state === 'prepared' && marks() === 0, 120_000, 'resumed and shipped');
     expect(await same(s.bravo, 'bt', s.charlie, 'bt2'), 'bt equals bt2').toBe(true);
     expect(await same(s.bravo, 'b', s.charlie, 'b2'), 'b equals b2').toBe(true);
     expect(await same(s.bravo, 'bt', s.bravo, 'b')).toBe(false);

@@ -3,7 +3,7 @@ import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts
 import { agentCliJson, runCommand } from './helpers/run-command.ts';
 
 /**
- * Three real agent processes paired through the CLI: alpha (the master,
+ * Three real agent processes paired through the CLI: alpha (the control agent,
  * primary of a), bravo (primary of b) and charlie (the secondary). The
  * session is defined with `session add --primary-agent`, written through
  * NBD with qemu-io at both primaries, and compared with qemu-img.
@@ -97,7 +97,7 @@ describe('three agents, one async session with primaries on two of them', () => 
       expect(compare.out, `${volume} vs ${secondary}`).toMatch(/Images are identical/);
     }
 
-    // Suspend and terminate at the master reach every agent.
+    // Suspend and terminate at the control agent reach every agent.
     await agentCliJson(alpha, ['session', 'suspend', 'orders']);
     await waitUntil(bravo, 'orders', (info) => info.state === 'suspended', 'suspended at bravo', 20_000);
     await agentCliJson(alpha, ['session', 'terminate', 'orders']);

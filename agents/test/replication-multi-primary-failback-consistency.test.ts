@@ -37,12 +37,12 @@ describe('a multi-primary session mirrored H2->H1 to several agents', () => {
     await s.alpha.engine.createVolume('a', 16 * MiB);
     await s.bravo.engine.createVolume('b', 16 * MiB);
     for (const name of ['a2', 'b2']) await s.charlie.engine.createVolume(name, 16 * MiB);
-    const master = s.alpha.replication.service;
-    await master.createSession('mp', 'async', 'charlie');
-    await master.addPair('mp', 'a', 'a2');
-    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-    await master.act('mp', 'start');
-    await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+    const controlAgent = s.alpha.replication.service;
+    await controlAgent.createSession('mp', 'async', 'charlie');
+    await controlAgent.addPair('mp', 'a', 'a2');
+    await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await controlAgent.act('mp', 'start');
+    await waitFor(() => controlAgent.session('mp').state === 'prepared', 60_000, 'prepared');
     const charlie = s.charlie.replication.service;
     await charlie.act('mp', 'recover');
     await s.charlie.replication.exports.openExport('b2').write(MiB, randomBytes(3 * 65536));
@@ -55,7 +55,7 @@ describe('a multi-primary session mirrored H2->H1 to several agents', () => {
     await expect(charlie.act('mp', 'failback')).rejects.toMatchObject({ problem: 'link-down' });
     expect(charlie.session('mp').state).toBe('target-available');
     expect(charlie.session('mp').direction).toBe('h1-h2');
-    expect(master.session('mp').direction).toBe('h1-h2');
+    expect(controlAgent.session('mp').direction).toBe('h1-h2');
     s.isolateBravo(false);
     const again = await charlie.preflight('mp', options);
     expect(again.pairs.map((pair) => [pair.h1Volume, pair.targetChangedTracks, pair.tracksToCopy])).toEqual([
@@ -71,7 +71,7 @@ describe('a multi-primary session mirrored H2->H1 to several agents', () => {
       throw new ProblemError('internal-error', 'injected: bravo does not take the target role');
     };
     await expect(charlie.act('mp', 'failback')).rejects.toThrow(/injected/);
-    expect(master.session('mp').direction).toBe('h2-h1');
+    expect(controlAgent.session('mp').direction).toBe('h2-h1');
     expect(charlie.session('mp').state).toBe('target-available');
     // Asked again, the failback still copies those tracks (marked here now, no longer target-changed) and nothing else.
     const retry = await charlie.preflight('mp', options);
@@ -165,10 +165,10 @@ describe('a multi-primary session mirrored H2->H1 to several agents', () => {
     // The way back: Start H1->H2 from alpha ends identical at every site.
     await s.alpha.replication.service.act('mp', 'failback');
     await waitFor(() => s.alpha.replication.service.session('mp').state === 'prepared', 60_000, 'prepared H1->H2 again');
-    const master = s.alpha.replication.service;
+    const controlAgent = s.alpha.replication.service;
     const written = Date.now();
     await waitFor(() => {
-      const time = master.consistencyTime(master.session('mp'));
+      const time = controlAgent.consistencyTime(controlAgent.session('mp'));
       return time !== null && Date.parse(time) > written;
     }, 30_000, 'a round committed after the failback');
     expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2').toBe(true);

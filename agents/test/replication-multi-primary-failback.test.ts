@@ -4,7 +4,7 @@ import { agentCliJson, runCommand } from './helpers/run-command.ts';
 
 /**
  * Failover and failback of a multi-primary async session between three real
- * agent processes paired through the CLI: alpha (the master, H1 of a), bravo
+ * agent processes paired through the CLI: alpha (the control agent, H1 of a), bravo
  * (a member, H1 of b) and charlie (the secondary site, a2 and b2). Host
  * writes go through NBD with qemu-io; images are compared with qemu-img.
  */
@@ -169,9 +169,9 @@ describe('failover and failback of a session with primaries on two agents', () =
       ['b', 3],
     ]);
 
-    // --- preflight (asked at the master, answered by charlie): per copy set and totals ---
-    // The master learns target-available from charlie's state report: asked only once it shows it (never while recovering).
-    await waitUntil(alpha, 'mp', (info) => info.state === 'target-available', 'target-available at the master');
+    // --- preflight (asked at the control agent, answered by charlie): per copy set and totals ---
+    // The control agent learns target-available from charlie's state report: asked only once it shows it (never while recovering).
+    await waitUntil(alpha, 'mp', (info) => info.state === 'target-available', 'target-available at the control agent');
     const preflight = await agentCliJson<PreflightJson>(alpha, ['session', 'preflight', 'mp']);
     const a = byVolume(preflight, 'a');
     expect([a.primarySite, a.targetChangedTracks, a.outOfSyncTracks, a.candidateTracks, a.differingTracks, a.tracksToCopy]).toEqual([

@@ -9,7 +9,7 @@ import { GroupApplier } from '../src/replication/group-applier.ts';
 // Long rounds (read when multi-primary.ts loads): a burst of host writes lands in one round's part.
 vi.hoisted(() => {
   process.env.TANDEM_MP_ROUND_INTERVAL_MS = '5000';
-  process.env.TANDEM_MP_MASTER_SILENCE_MS = '60000'; // members hear the master once a round
+  process.env.TANDEM_MP_CONTROL_SILENCE_MS = '60000'; // members hear the control agent once a round
 });
 
 const MiB = 1024 * 1024;
@@ -62,7 +62,7 @@ describe('multi-primary rounds larger than one peer-link frame', () => {
     ].map((event) => `${event.type} ${event.message}`);
     // Never suspended on the way (a suspended session resumes by itself once the link is back, and a resync would converge too).
     expect(events.filter((event) => event.startsWith('session.state') && /suspend/.test(event)), events.join('\n')).toEqual([]);
-    expect(service.multiPrimary.coordinatorOf(service.session('mp')), 'the same run of the master').toBe(coordinator);
+    expect(service.multiPrimary.coordinatorOf(service.session('mp')), 'the same run of the control agent').toBe(coordinator);
     expect(service.session('mp').state).toBe('prepared');
     expect(s.bravo.replication.service.session('mp').state).toBe('prepared');
     expect(coordinator.rounds.incomplete).toBe(0);

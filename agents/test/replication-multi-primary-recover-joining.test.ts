@@ -15,7 +15,7 @@ afterEach(async () => {
 });
 
 /**
- * A multi-primary async session (alpha the master with a, bravo a member with
+ * A multi-primary async session (alpha the control agent with a, bravo a member with
  * b, charlie the secondary) recovered at charlie while bravo's new copy set n
  * is still in its initial copy: the recover proceeds, n2 is reported
  * inconsistent, and the failback copies every track of n not copied yet (no
@@ -25,7 +25,7 @@ describe('recover while a copy set of a multi-primary session joins', () => {
   it('recovers, reports the joining copy set inconsistent (event, consistent: false) and fails it back whole', async () => {
     sites = await startThreeSites();
     const s = sites;
-    const master = s.alpha.replication.service;
+    const controlAgent = s.alpha.replication.service;
     const charlie = s.charlie.replication.service;
     await s.alpha.engine.createVolume('a', 8 * MiB);
     await s.bravo.engine.createVolume('b', 8 * MiB);
@@ -35,29 +35,29 @@ describe('recover while a copy set of a multi-primary session joins', () => {
     // n holds 96 MiB of data: its initial copy takes a while.
     const n = s.bravo.replication.exports.openExport('n');
     for (let offset = 0; offset < 96 * MiB; offset += 8 * MiB) await n.write(offset, randomBytes(8 * MiB));
-    await master.createSession('mp', 'async', 'charlie');
-    await master.addPair('mp', 'a', 'a2');
-    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-    await master.act('mp', 'start');
-    // Prepared reaches charlie by the master's state report: every initial copy there completed from then.
-    await waitFor(() => master.session('mp').state === 'prepared' && charlie.session('mp').state === 'prepared', 60_000, 'prepared at the master and charlie');
+    await controlAgent.createSession('mp', 'async', 'charlie');
+    await controlAgent.addPair('mp', 'a', 'a2');
+    await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await controlAgent.act('mp', 'start');
+    // Prepared reaches charlie by the control agent's state report: every initial copy there completed from then.
+    await waitFor(() => controlAgent.session('mp').state === 'prepared' && charlie.session('mp').state === 'prepared', 60_000, 'prepared at the control agent and charlie');
     // A joined copy set is consistent at charlie (nothing reported).
     expect(charlie.info(charlie.session('mp')).pairs.every((pair) => pair.consistent === undefined)).toBe(true);
 
     // A copy set that finished its initial copy is consistent at charlie again (bravo tells it: pair.joined; should
-    // that be lost, the master's prepared tells it too: charlie ignores pair.joined for j here).
+    // that be lost, the control agent's prepared tells it too: charlie ignores pair.joined for j here).
     const joinedAtSource = charlie.running.joinedAtSource.bind(charlie.running);
     charlie.running.joinedAtSource = () => undefined;
     await s.bravo.engine.createVolume('j', 4 * MiB);
     await s.charlie.engine.createVolume('j2', 4 * MiB);
     await s.bravo.replication.exports.openExport('j').write(0, randomBytes(MiB));
-    await master.addPair('mp', 'j', 'j2', { primaryAgent: 'bravo' });
+    await controlAgent.addPair('mp', 'j', 'j2', { primaryAgent: 'bravo' });
     const j = () => charlie.info(charlie.session('mp')).pairs.find((pair) => pair.h1Volume === 'j')!;
     expect(j().consistent, 'j2 while j copies').toBe(false);
-    await waitFor(() => master.session('mp').state === 'prepared' && j().consistent === undefined, 60_000, 'j joined and consistent at charlie');
+    await waitFor(() => controlAgent.session('mp').state === 'prepared' && j().consistent === undefined, 60_000, 'j joined and consistent at charlie');
     charlie.running.joinedAtSource = joinedAtSource;
 
-    await master.addPair('mp', 'n', 'n2', { primaryAgent: 'bravo' });
+    await controlAgent.addPair('mp', 'n', 'n2', { primaryAgent: 'bravo' });
     await charlie.act('mp', 'recover');
     const joinedEarly = s.bravo.engine.catalog.listEvents(0, 5000).some((event) => event.type === 'pair.joined' && event.data?.h1Volume === 'n');
     expect(joinedEarly, 'n was still in its initial copy at the recover').toBe(false);

@@ -66,20 +66,20 @@ describe('recover (failover) of a multi-primary session at its secondary site', 
     writer.start({ a: s.alpha.engine.device('a'), b: s.bravo.engine.device('b') }, { stampIntervalMs: 5 });
     const charlie = s.charlie.replication.service;
     const alpha = s.alpha.replication.service;
-    // The master learns of the recover late: meanwhile charlie (recovering) refuses the primary agents' parts, their
-    // rounds fail, and the master suspends and would resume once the links are up.
+    // The control agent learns of the recover late: meanwhile charlie (recovering) refuses the primary agents' parts, their
+    // rounds fail, and the control agent suspends and would resume once the links are up.
     s.alpha.faults.holdStopSource = new Promise<void>((resolve) => (releaseCommits = resolve));
     const since = new Date().toISOString();
     const recover = charlie.act('mp', 'recover');
     await waitFor(() => charlie.session('mp').state !== 'prepared', 30_000, 'recovering at charlie');
-    // The race this test is about: a round failed at charlie and the master suspended for it (a state, not a time).
+    // The race this test is about: a round failed at charlie and the control agent suspended for it (a state, not a time).
     await waitFor(
       () =>
         s.alpha.engine.catalog
           .listEvents(0, 5000, { subject: 'mp' })
           .some((event) => event.type === 'session.state' && event.time >= since && / -> suspend(ing|ed)/.test(event.message)),
       30_000,
-      'the master suspended for a round charlie refused',
+      'the control agent suspended for a round charlie refused',
     );
     releaseCommits!();
     releaseCommits = null;
@@ -95,7 +95,7 @@ describe('recover (failover) of a multi-primary session at its secondary site', 
         .listEvents(0, 5000, { subject: 'mp' })
         .filter((event) => event.type === 'session.state' && (inclusive ? event.time >= after : event.time > after))
         .map((event) => / -> ([a-z-]+)/.exec(event.message)![1]);
-    // Charlie went straight from prepared to recovering to target-available: the master's reports meanwhile (it
+    // Charlie went straight from prepared to recovering to target-available: the control agent's reports meanwhile (it
     // suspended and resumed, not knowing of the recover yet) did not make it a target again.
     expect(transitions('charlie', since, true)).toEqual(['recovering', 'target-available']);
     // Once recovered nothing runs again anywhere.

@@ -13,30 +13,30 @@ afterEach(async () => {
   sites = null;
 });
 
-/** A copy set of a multi-primary session named by its H1 volume, when alpha (the master) and bravo both have a volume of that name. */
+/** A copy set of a multi-primary session named by its H1 volume, when alpha (the control agent) and bravo both have a volume of that name. */
 describe('removing a copy set of a multi-primary session', () => {
   it('refuses an H1 volume name held by several primary agents (conflict naming the sites) and removes the one primaryAgent names', async () => {
     sites = await startThreeSites();
     const s = sites;
-    const master = s.alpha.replication.service;
+    const controlAgent = s.alpha.replication.service;
     for (const name of ['a', 'v']) await s.alpha.engine.createVolume(name, 4 * MiB);
     for (const name of ['b', 'v']) await s.bravo.engine.createVolume(name, 4 * MiB);
     for (const name of ['a2', 'b2', 'va2', 'vb2']) await s.charlie.engine.createVolume(name, 4 * MiB);
-    await master.createSession('mp', 'async', 'charlie');
-    await master.addPair('mp', 'a', 'a2');
-    await master.addPair('mp', 'v', 'va2');
-    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-    await master.addPair('mp', 'v', 'vb2', { primaryAgent: 'bravo' });
-    await master.act('mp', 'start');
-    await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+    await controlAgent.createSession('mp', 'async', 'charlie');
+    await controlAgent.addPair('mp', 'a', 'a2');
+    await controlAgent.addPair('mp', 'v', 'va2');
+    await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await controlAgent.addPair('mp', 'v', 'vb2', { primaryAgent: 'bravo' });
+    await controlAgent.act('mp', 'start');
+    await waitFor(() => controlAgent.session('mp').state === 'prepared', 60_000, 'prepared');
     const copySets = () =>
-      master
-        .info(master.session('mp'))
+      controlAgent
+        .info(controlAgent.session('mp'))
         .pairs.map((pair) => `${pair.primarySite ?? 'alpha'}:${pair.h1Volume}->${pair.h2Volume}`)
         .sort();
     expect(copySets()).toEqual(['alpha:a->a2', 'alpha:v->va2', 'bravo:b->b2', 'bravo:v->vb2']);
 
-    const ambiguous = await master.removePair('mp', 'v').then(
+    const ambiguous = await controlAgent.removePair('mp', 'v').then(
       () => null,
       (error: unknown) => error,
     );
@@ -45,16 +45,16 @@ describe('removing a copy set of a multi-primary session', () => {
     expect((ambiguous as ProblemError).message).toMatch(/alpha, bravo/);
     expect(copySets(), 'nothing removed').toEqual(['alpha:a->a2', 'alpha:v->va2', 'bravo:b->b2', 'bravo:v->vb2']);
 
-    await master.removePair('mp', 'v', { primaryAgent: 'bravo' });
+    await controlAgent.removePair('mp', 'v', { primaryAgent: 'bravo' });
     await waitFor(() => !copySets().includes('bravo:v->vb2'), 30_000, 'bravo:v removed');
     expect(copySets()).toEqual(['alpha:a->a2', 'alpha:v->va2', 'bravo:b->b2']);
     expect(s.bravo.replication.service.pairsOf(s.bravo.replication.service.session('mp')).map((pair) => pair.h1Volume)).toEqual(['b']);
 
-    // Asking for a site that holds no such copy set is not-found; the master's own is named by its site.
-    await expect(master.removePair('mp', 'v', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'not-found' });
-    await master.removePair('mp', 'v', { primaryAgent: 'alpha' });
+    // Asking for a site that holds no such copy set is not-found; the control agent's own is named by its site.
+    await expect(controlAgent.removePair('mp', 'v', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'not-found' });
+    await controlAgent.removePair('mp', 'v', { primaryAgent: 'alpha' });
     expect(copySets()).toEqual(['alpha:a->a2', 'bravo:b->b2']);
-    expect(master.session('mp').state).toBe('prepared');
+    expect(controlAgent.session('mp').state).toBe('prepared');
   }, 120_000);
 });
 
@@ -103,7 +103,7 @@ describe('session remove --primary-agent and session verify (real agents, CLI an
     expect(plain.code, plain.stderr).toBe(0);
     expect(plain.stdout).toMatch(/removed v from mp/);
 
-    // Both back, started: `session verify` at the master covers both, each named by its primary site.
+    // Both back, started: `session verify` at the control agent covers both, each named by its primary site.
     await agentCliJson(alpha!, ['session', 'add', 'mp', 'v', 'va2']);
     await agentCliJson(alpha!, ['session', 'add', 'mp', 'v', 'vb2', '--primary-agent', 'bravo']);
     await agentCliJson(alpha!, ['session', 'start', 'mp']);

@@ -23,7 +23,7 @@ afterEach(async () => {
   sites = null;
 });
 
-/** A fourth site, delta (another primary agent), paired with alpha (the master) and charlie (the secondary). */
+/** A fourth site, delta (another primary agent), paired with alpha (the control agent) and charlie (the secondary). */
 async function startDelta(s: ThreeSites): Promise<Site> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'tandem-mp-delta-'));
   const delta = await startSite('delta', root);
@@ -53,16 +53,16 @@ const eventsOf = (s: ThreeSites, site: 'alpha' | 'bravo' | 'charlie', type: stri
 
 /**
  * Copy sets added to and removed from a running multi-primary async session
- * (alpha the master, bravo a member, charlie the secondary), checked with
+ * (alpha the control agent, bravo a member, charlie the secondary), checked with
  * dependent writes across agents: charlie, frozen between applies, must be
  * exactly the primaries' image at the cut of the last round it applied, for
  * the member copy sets always and for a new copy set once it joined.
  */
 describe('copy sets of a running multi-primary session', () => {
-  it('adds copy sets at bravo and at the master under cross-agent writes: the secondary stays the members\' image, each new one joins, then removals at bravo and at the master leave the rest consistent', async () => {
+  it('adds copy sets at bravo and at the control agent under cross-agent writes: the secondary stays the members\' image, each new one joins, then removals at bravo and at the control agent leave the rest consistent', async () => {
     sites = await startThreeSites();
     const s = sites;
-    const master = s.alpha.replication.service;
+    const controlAgent = s.alpha.replication.service;
     await s.alpha.engine.createVolume('a', 16 * MiB);
     await s.alpha.engine.createVolume('c', 16 * MiB);
     await s.bravo.engine.createVolume('b', 16 * MiB);
@@ -73,13 +73,13 @@ describe('copy sets of a running multi-primary session', () => {
     // n holds data before it is added (the initial copy moves it); n2 holds stale data the add trims.
     await s.bravo.replication.exports.openExport('n').write(5 * MiB, randomBytes(2 * MiB));
     await s.charlie.engine.device('n2').write(12 * MiB, Buffer.alloc(MiB, 9));
-    await master.createSession('mp', 'async', 'charlie');
-    await master.addPair('mp', 'a', 'a2');
-    await master.addPair('mp', 'c', 'c2');
-    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-    await master.addPair('mp', 'q', 'q2', { primaryAgent: 'bravo' });
-    await master.act('mp', 'start');
-    await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+    await controlAgent.createSession('mp', 'async', 'charlie');
+    await controlAgent.addPair('mp', 'a', 'a2');
+    await controlAgent.addPair('mp', 'c', 'c2');
+    await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await controlAgent.addPair('mp', 'q', 'q2', { primaryAgent: 'bravo' });
+    await controlAgent.act('mp', 'start');
+    await waitFor(() => controlAgent.session('mp').state === 'prepared', 60_000, 'prepared');
     const open = (site: 'alpha' | 'bravo', volume: string) => s[site].replication.exports.openExport(volume);
 
     // Members: stamp i at alpha's a, then at bravo's b. Joining: alpha's c, then bravo's new n.
@@ -93,9 +93,9 @@ describe('copy sets of a running multi-primary session', () => {
     const charlie = s.charlie.replication.service;
     const atCharlie = charlie.session('mp');
     const device = (name: string) => s.charlie.engine.device(name);
-    const stats = { samples: 0, joinedSamples: 0, masterTimeNull: 0, memberStates: new Set<string>(), maxMemberSyncing: 0 };
+    const stats = { samples: 0, joinedSamples: 0, controlAgentTimeNull: 0, memberStates: new Set<string>(), maxMemberSyncing: 0 };
     let joinedAt = 0;
-    /** The master's own new copy set m, written with bravo's q: checked once m joined. */
+    /** The control agent's own new copy set m, written with bravo's q: checked once m joined. */
     const local = new StampedWriter(BLOCK);
     writers.push(local);
     let localJoinedAt = 0;
@@ -124,14 +124,14 @@ describe('copy sets of a running multi-primary session', () => {
       } finally {
         release();
       }
-      const info = master.info(master.session('mp'));
-      if (info.consistencyTime === null) stats.masterTimeNull++;
+      const info = controlAgent.info(controlAgent.session('mp'));
+      if (info.consistencyTime === null) stats.controlAgentTimeNull++;
       for (const pair of info.pairs.filter((p) => p.h1Volume === 'a' || p.h1Volume === 'b')) stats.memberStates.add(pair.state);
     };
 
-    await master.addPair('mp', 'n', 'n2', { primaryAgent: 'bravo' });
-    expect(master.session('mp').state, 'Preparing while n joins').toBe('preparing');
-    expect(master.info(master.session('mp')).pairs.find((pair) => pair.h1Volume === 'n')?.primarySite).toBe('bravo');
+    await controlAgent.addPair('mp', 'n', 'n2', { primaryAgent: 'bravo' });
+    expect(controlAgent.session('mp').state, 'Preparing while n joins').toBe('preparing');
+    expect(controlAgent.info(controlAgent.session('mp')).pairs.find((pair) => pair.h1Volume === 'n')?.primarySite).toBe('bravo');
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -140,13 +140,13 @@ describe('copy sets of a running multi-primary session', () => {
         if (joined) joinedAt = Date.parse(joined.time);
       }
       await sample(true);
-      if (joinedAt && master.session('mp').state === 'prepared' && stats.joinedSamples >= 10) break;
+      if (joinedAt && controlAgent.session('mp').state === 'prepared' && stats.joinedSamples >= 10) break;
     }
-    expect(joinedAt, 'n joined the consistency group (the master recorded it)').toBeGreaterThan(0);
-    expect(master.session('mp').state).toBe('prepared');
+    expect(joinedAt, 'n joined the consistency group (the control agent recorded it)').toBeGreaterThan(0);
+    expect(controlAgent.session('mp').state).toBe('prepared');
     expect(stats.joinedSamples).toBeGreaterThanOrEqual(10);
     expect(stats.samples).toBeGreaterThan(10);
-    expect(stats.masterTimeNull, 'the master kept a consistency time (of the members) while n joined').toBe(0);
+    expect(stats.controlAgentTimeNull, 'the control agent kept a consistency time (of the members) while n joined').toBe(0);
     expect([...stats.memberStates], 'a and b stayed duplex').toEqual(['duplex']);
     // n was copied synchronously while joining, then joined bravo's parts: bravo recorded both.
     expect(Number(eventsOf(s, 'bravo', 'pair.added').find((event) => event.message.includes('n -> n2'))?.data?.markedTracks)).toBeGreaterThanOrEqual(32);
@@ -155,11 +155,11 @@ describe('copy sets of a running multi-primary session', () => {
     expect(eventsOf(s, 'alpha', 'session.resync')).toHaveLength(1);
     expect(eventsOf(s, 'bravo', 'session.resync')).toHaveLength(1);
 
-    // A copy set at the master itself (m), written together with bravo's q: it joins the master's parts once duplex.
+    // A copy set at the control agent itself (m), written together with bravo's q: it joins the control agent's parts once duplex.
     local.start({ a: open('alpha', 'm'), b: open('bravo', 'q') });
     await waitFor(() => local.writes.length > 50, 20_000, 'writes to m and q');
-    await master.addPair('mp', 'm', 'm2');
-    expect(master.session('mp').state, 'Preparing while m joins').toBe('preparing');
+    await controlAgent.addPair('mp', 'm', 'm2');
+    expect(controlAgent.session('mp').state, 'Preparing while m joins').toBe('preparing');
     const localDeadline = Date.now() + 60_000;
     while (Date.now() < localDeadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -168,19 +168,19 @@ describe('copy sets of a running multi-primary session', () => {
         if (joined) localJoinedAt = Date.parse(joined.time);
       }
       await sample(true);
-      if (localJoinedAt && master.session('mp').state === 'prepared' && localSamples >= 10) break;
+      if (localJoinedAt && controlAgent.session('mp').state === 'prepared' && localSamples >= 10) break;
     }
     expect(localJoinedAt, 'm joined the consistency group').toBeGreaterThan(0);
     expect(localSamples).toBeGreaterThanOrEqual(10);
-    expect(master.session('mp').state).toBe('prepared');
-    expect(stats.masterTimeNull, 'the master kept a consistency time while m joined').toBe(0);
+    expect(controlAgent.session('mp').state).toBe('prepared');
+    expect(stats.controlAgentTimeNull, 'the control agent kept a consistency time while m joined').toBe(0);
     await local.stop();
 
-    // Remove n at bravo (a member copy set) and c at the master while the members' writes go on.
+    // Remove n at bravo (a member copy set) and c at the control agent while the members' writes go on.
     await joining.stop();
     const removedAtBravo = s.bravo.replication.service.pairsOf(s.bravo.replication.service.session('mp')).find((pair) => pair.h1Volume === 'n')!;
-    await master.removePair('mp', 'n');
-    await master.removePair('mp', 'c');
+    await controlAgent.removePair('mp', 'n');
+    await controlAgent.removePair('mp', 'c');
     const marker = Buffer.alloc(65536, 0x5a);
     await open('bravo', 'n').write(0, marker);
     const samplesAtRemoval = stats.samples;
@@ -190,11 +190,11 @@ describe('copy sets of a running multi-primary session', () => {
       await sample(false);
     }
     await members.stop();
-    expect(master.session('mp').state).toBe('prepared');
-    expect(master.info(master.session('mp')).pairs.map((pair) => pair.h1Volume)).toEqual(['a', 'm', 'b', 'q']);
+    expect(controlAgent.session('mp').state).toBe('prepared');
+    expect(controlAgent.info(controlAgent.session('mp')).pairs.map((pair) => pair.h1Volume)).toEqual(['a', 'm', 'b', 'q']);
     expect(s.bravo.replication.service.pairsOf(s.bravo.replication.service.session('mp')).map((pair) => pair.h1Volume)).toEqual(['b', 'q']);
     expect(charlie.pairsOf(atCharlie).map((pair) => pair.h2Volume).sort()).toEqual(['a2', 'b2', 'm2', 'q2']);
-    expect(master.multiPrimary.memberPairs(master.session('mp')).map((pair) => pair.h1Volume)).toEqual(['b', 'q']);
+    expect(controlAgent.multiPrimary.memberPairs(controlAgent.session('mp')).map((pair) => pair.h1Volume)).toEqual(['b', 'q']);
     expect(charlie.multiPrimary.memberPairs(atCharlie).map((pair) => pair.h1Volume)).toEqual(['b', 'q']);
     expect(() => s.bravo.engine.bitmaps.view(removedAtBravo.outOfSyncBitmap!)).toThrow();
     const there = Buffer.alloc(65536);
@@ -205,7 +205,7 @@ describe('copy sets of a running multi-primary session', () => {
     await s.charlie.replication.exports.openExport('c2').write(0, Buffer.alloc(512, 1));
 
     const last = members.writes.at(-1)!.ackedAt;
-    await waitFor(() => Date.parse(master.consistencyTime(master.session('mp')) ?? '0') > last, 30_000, 'caught up');
+    await waitFor(() => Date.parse(controlAgent.consistencyTime(controlAgent.session('mp')) ?? '0') > last, 30_000, 'caught up');
     expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2').toBe(true);
     expect((await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
     expect((await readAll(s.alpha, 'm')).equals(await readAll(s.charlie, 'm2')), 'm == m2').toBe(true);
@@ -219,20 +219,20 @@ describe('copy sets of a running multi-primary session', () => {
     sites = await startThreeSites();
     const s = sites;
     const delta = await startDelta(s);
-    const master = s.alpha.replication.service;
+    const controlAgent = s.alpha.replication.service;
     await s.alpha.engine.createVolume('a', 16 * MiB);
     await s.bravo.engine.createVolume('b', 16 * MiB);
     await s.alpha.engine.createVolume('c', 16 * MiB);
     await delta.engine.createVolume('d', 16 * MiB);
     for (const name of ['a2', 'b2', 'c2', 'd2']) await s.charlie.engine.createVolume(name, 16 * MiB);
     await delta.replication.exports.openExport('d').write(2 * MiB, randomBytes(3 * MiB));
-    await master.createSession('mp', 'async', 'charlie');
-    await master.addPair('mp', 'a', 'a2');
-    await master.addPair('mp', 'c', 'c2');
-    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-    await master.act('mp', 'start');
-    await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
-    const coordinator = () => master.multiPrimary.coordinatorOf(master.session('mp'))!;
+    await controlAgent.createSession('mp', 'async', 'charlie');
+    await controlAgent.addPair('mp', 'a', 'a2');
+    await controlAgent.addPair('mp', 'c', 'c2');
+    await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await controlAgent.act('mp', 'start');
+    await waitFor(() => controlAgent.session('mp').state === 'prepared', 60_000, 'prepared');
+    const coordinator = () => controlAgent.multiPrimary.coordinatorOf(controlAgent.session('mp'))!;
     const ids = { alpha: s.alpha.engine.identity.agentId, bravo: s.bravo.engine.identity.agentId, delta: delta.engine.identity.agentId };
     expect(coordinator().participantIds.sort()).toEqual([ids.alpha, ids.bravo].sort());
 
@@ -244,8 +244,8 @@ describe('copy sets of a running multi-primary session', () => {
     newcomer.start({ a: s.alpha.replication.exports.openExport('c'), b: delta.replication.exports.openExport('d') });
     await waitFor(() => members.writes.length > 50 && newcomer.writes.length > 20, 20_000, 'writes');
 
-    await master.addPair('mp', 'd', 'd2', { primaryAgent: 'delta' });
-    expect(master.session('mp').state, 'Preparing while d joins').toBe('preparing');
+    await controlAgent.addPair('mp', 'd', 'd2', { primaryAgent: 'delta' });
+    expect(controlAgent.session('mp').state, 'Preparing while d joins').toBe('preparing');
     await waitFor(() => coordinator().participantIds.includes(ids.delta), 10_000, 'delta takes part in the rounds');
     const charlie = s.charlie.replication.service;
     const atCharlie = charlie.session('mp');
@@ -275,13 +275,13 @@ describe('copy sets of a running multi-primary session', () => {
       } finally {
         release();
       }
-      if (joinedAt && master.session('mp').state === 'prepared' && joinedSamples >= 10) break;
+      if (joinedAt && controlAgent.session('mp').state === 'prepared' && joinedSamples >= 10) break;
     }
     expect(joinedAt, 'd joined').toBeGreaterThan(0);
     expect(joinedSamples).toBeGreaterThanOrEqual(10);
     expect(samples).toBeGreaterThan(10);
-    expect(master.session('mp').state).toBe('prepared');
-    expect(master.info(master.session('mp')).pairs.map((pair) => `${pair.primarySite ?? 'alpha'}:${pair.h1Volume}`)).toEqual([
+    expect(controlAgent.session('mp').state).toBe('prepared');
+    expect(controlAgent.info(controlAgent.session('mp')).pairs.map((pair) => `${pair.primarySite ?? 'alpha'}:${pair.h1Volume}`)).toEqual([
       'alpha:a',
       'alpha:c',
       'bravo:b',
@@ -290,17 +290,17 @@ describe('copy sets of a running multi-primary session', () => {
     await newcomer.stop();
 
     // d is delta's last copy set: delta leaves the rounds and stops; the rest goes on.
-    await master.removePair('mp', 'd');
+    await controlAgent.removePair('mp', 'd');
     await waitFor(() => !coordinator().participantIds.includes(ids.delta), 10_000, 'delta left the rounds');
     await waitFor(() => delta.replication.service.session('mp').state === 'suspended', 10_000, 'delta stopped running the session');
     const rounds = coordinator().rounds.complete;
     await waitFor(() => coordinator().rounds.complete > rounds + 10, 20_000, 'rounds without delta');
-    expect(master.session('mp').state).toBe('prepared');
+    expect(controlAgent.session('mp').state).toBe('prepared');
     // bravo's b is now the session's last copy set at another agent: removed only while defined.
-    await expect(master.removePair('mp', 'b')).rejects.toMatchObject({ problem: 'invalid-state' });
+    await expect(controlAgent.removePair('mp', 'b')).rejects.toMatchObject({ problem: 'invalid-state' });
     await members.stop();
     const last = members.writes.at(-1)!.ackedAt;
-    await waitFor(() => Date.parse(master.consistencyTime(master.session('mp')) ?? '0') > last, 30_000, 'caught up');
+    await waitFor(() => Date.parse(controlAgent.consistencyTime(controlAgent.session('mp')) ?? '0') > last, 30_000, 'caught up');
     expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2').toBe(true);
     expect((await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
     expect((await readAll(delta, 'd')).equals(await readAll(s.charlie, 'd2')), 'd == d2 (as of its removal; nothing written since)').toBe(true);
@@ -309,36 +309,36 @@ describe('copy sets of a running multi-primary session', () => {
   it('refuses what it cannot do while the session runs, with stable problem codes, and changes nothing', async () => {
     sites = await startThreeSites();
     const s = sites;
-    const master = s.alpha.replication.service;
+    const controlAgent = s.alpha.replication.service;
     await s.alpha.engine.createVolume('a', 8 * MiB);
     await s.bravo.engine.createVolume('b', 8 * MiB);
     await s.bravo.engine.createVolume('big', 16 * MiB);
     await s.bravo.engine.createVolume('extra', 8 * MiB);
     for (const name of ['a2', 'b2', 'x2']) await s.charlie.engine.createVolume(name, 8 * MiB);
-    await master.createSession('mp', 'async', 'charlie');
-    await master.addPair('mp', 'a', 'a2');
-    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-    await master.act('mp', 'start');
-    await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+    await controlAgent.createSession('mp', 'async', 'charlie');
+    await controlAgent.addPair('mp', 'a', 'a2');
+    await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await controlAgent.act('mp', 'start');
+    await waitFor(() => controlAgent.session('mp').state === 'prepared', 60_000, 'prepared');
 
-    await expect(master.addPair('mp', 'big', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'invalid-size' });
-    await expect(master.addPair('mp', 'b', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'volume-busy' });
-    await expect(master.addPair('mp', 'missing', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'not-found' });
-    // Only the master adds and removes copy sets.
+    await expect(controlAgent.addPair('mp', 'big', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'invalid-size' });
+    await expect(controlAgent.addPair('mp', 'b', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'volume-busy' });
+    await expect(controlAgent.addPair('mp', 'missing', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'not-found' });
+    // Only the control agent adds and removes copy sets.
     await expect(s.bravo.replication.service.addPair('mp', 'extra', 'x2')).rejects.toMatchObject({ problem: 'invalid-state' });
     await expect(s.bravo.replication.service.removePair('mp', 'b')).rejects.toMatchObject({ problem: 'invalid-state' });
 
     // A session started with primaries at alpha only cuts its groups alone: bravo's copy sets wait for a new start.
     await s.alpha.engine.createVolume('solo', 8 * MiB);
     await s.charlie.engine.createVolume('solo2', 8 * MiB);
-    await master.createSession('single', 'async', 'charlie');
-    await master.addPair('single', 'solo', 'solo2');
-    await master.act('single', 'start');
-    await waitFor(() => master.session('single').state === 'prepared', 60_000, 'single prepared');
-    await expect(master.addPair('single', 'extra', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'invalid-state' });
-    expect(master.info(master.session('single')).pairs.map((pair) => pair.h1Volume)).toEqual(['solo']);
+    await controlAgent.createSession('single', 'async', 'charlie');
+    await controlAgent.addPair('single', 'solo', 'solo2');
+    await controlAgent.act('single', 'start');
+    await waitFor(() => controlAgent.session('single').state === 'prepared', 60_000, 'single prepared');
+    await expect(controlAgent.addPair('single', 'extra', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'invalid-state' });
+    expect(controlAgent.info(controlAgent.session('single')).pairs.map((pair) => pair.h1Volume)).toEqual(['solo']);
 
-    const info = master.info(master.session('mp'));
+    const info = controlAgent.info(controlAgent.session('mp'));
     expect(info.state).toBe('prepared');
     expect(info.pairs.map((pair) => pair.h1Volume)).toEqual(['a', 'b']);
     expect(s.charlie.replication.service.pairsOf(s.charlie.replication.service.session('mp')).map((pair) => pair.h2Volume).sort()).toEqual(['a2', 'b2']);

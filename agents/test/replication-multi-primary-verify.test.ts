@@ -12,37 +12,37 @@ afterEach(async () => {
 });
 
 /**
- * `session verify` of a multi-primary async session (alpha the master with a,
+ * `session verify` of a multi-primary async session (alpha the control agent with a,
  * bravo a member with b, charlie the secondary): every copy set is verified,
  * each reported with its primary site, and a difference is copied from the
  * copy set's source (bravo for b).
  */
 describe('verify of a multi-primary session', () => {
-  it('asked at the master verifies the member copy sets too and repairs them from the member', async () => {
+  it('asked at the control agent verifies the member copy sets too and repairs them from the member', async () => {
     sites = await startThreeSites();
     const s = sites;
-    const master = s.alpha.replication.service;
+    const controlAgent = s.alpha.replication.service;
     await s.alpha.engine.createVolume('a', 8 * MiB);
     await s.bravo.engine.createVolume('b', 8 * MiB);
     await s.charlie.engine.createVolume('a2', 8 * MiB);
     await s.charlie.engine.createVolume('b2', 8 * MiB);
     await s.alpha.replication.exports.openExport('a').write(0, randomBytes(MiB));
     await s.bravo.replication.exports.openExport('b').write(MiB, randomBytes(MiB));
-    await master.createSession('mp', 'async', 'charlie');
-    await master.addPair('mp', 'a', 'a2');
-    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-    await master.act('mp', 'start');
-    await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+    await controlAgent.createSession('mp', 'async', 'charlie');
+    await controlAgent.addPair('mp', 'a', 'a2');
+    await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await controlAgent.act('mp', 'start');
+    await waitFor(() => controlAgent.session('mp').state === 'prepared', 60_000, 'prepared');
     await waitFor(() => s.bravo.replication.service.session('mp').state === 'prepared', 60_000, 'bravo prepared');
 
     // Damage the secondary's copies behind replication's back: one track of a2, two of b2.
-    const clean = await master.verify('mp');
+    const clean = await controlAgent.verify('mp');
     expect(clean.differingTracks).toBe(0);
     await s.charlie.engine.device('a2').write(4 * MiB, Buffer.alloc(4096, 7));
     await s.charlie.engine.device('b2').write(MiB, Buffer.alloc(4096, 7));
     await s.charlie.engine.device('b2').write(6 * MiB, Buffer.alloc(4096, 7));
 
-    const report = await master.verify('mp');
+    const report = await controlAgent.verify('mp');
     expect(report.pairs.map((pair) => `${pair.primarySite}:${pair.h1Volume}`).sort()).toEqual(['alpha:a', 'bravo:b']);
     const of = (volume: string) => report.pairs.find((pair) => pair.h1Volume === volume)!;
     expect(of('a').differingCount).toBe(1);
@@ -52,13 +52,13 @@ describe('verify of a multi-primary session', () => {
     expect(of('b').comparedTracks).toBeGreaterThan(0);
     expect(report.resyncStarted).toBe(true);
     // Copied from each copy set's source: b2 from bravo's b, a2 from alpha's a.
-    await waitFor(() => master.session('mp').state === 'prepared' && s.bravo.replication.service.session('mp').state === 'prepared', 60_000, 'repaired');
+    await waitFor(() => controlAgent.session('mp').state === 'prepared' && s.bravo.replication.service.session('mp').state === 'prepared', 60_000, 'repaired');
     const equal = async () =>
       (await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')) && (await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2'));
     const deadline = Date.now() + 60_000;
     while (!(await equal()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await equal(), 'a2 and b2 are repaired').toBe(true);
-    const again = await master.verify('mp');
+    const again = await controlAgent.verify('mp');
     expect(again.pairs).toHaveLength(2);
     expect(again.differingTracks).toBe(0);
   }, 180_000);

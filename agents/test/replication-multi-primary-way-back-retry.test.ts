@@ -13,7 +13,7 @@ afterEach(async () => {
 });
 
 /**
- * The way back of a multi-primary session (alpha the master with a, bravo a
+ * The way back of a multi-primary session (alpha the control agent with a, bravo a
  * member with b, charlie the secondary, mirrored H2->H1 after a failback,
  * recovered at alpha): a Start H1->H2 that marked the members' tracks but
  * could not make charlie the target is asked again and succeeds; writes at
@@ -23,13 +23,13 @@ describe('the way back of a multi-primary session, asked again', () => {
   it('after charlie refused the target role: members that already marked plan again, the retry runs and every site ends identical', async () => {
     sites = await startThreeSites();
     const s = sites;
-    const master = s.alpha.replication.service;
+    const controlAgent = s.alpha.replication.service;
     const charlie = s.charlie.replication.service;
     const bravo = s.bravo.replication.service;
     await failedBackMultiPrimary(s);
 
     // Back at H1: recovered at alpha, production writes at both primary agents.
-    await master.act('mp', 'recover');
+    await controlAgent.act('mp', 'recover');
     await s.alpha.replication.exports.openExport('a').write(8 * MiB, randomBytes(MiB));
     await s.bravo.replication.exports.openExport('b').write(9 * MiB, randomBytes(MiB));
 
@@ -39,22 +39,22 @@ describe('the way back of a multi-primary session, asked again', () => {
       charlie.becomeTarget = becomeTarget;
       throw new ProblemError('internal-error', 'injected: charlie does not take the target role');
     };
-    await expect(master.act('mp', 'failback')).rejects.toThrow(/injected/);
-    expect(master.session('mp').state).toBe('target-available');
+    await expect(controlAgent.act('mp', 'failback')).rejects.toThrow(/injected/);
+    expect(controlAgent.session('mp').state).toBe('target-available');
     expect([bravo.session('mp').state, bravo.session('mp').direction]).toEqual(['suspended', 'h1-h2']);
 
     // Writes between the attempts, at both agents: tracked and copied by the retry.
     await s.alpha.replication.exports.openExport('a').write(12 * MiB, randomBytes(MiB));
     await s.bravo.replication.exports.openExport('b').write(13 * MiB, randomBytes(MiB));
-    const preflight = await master.preflight('mp', { verifyCodes: true, fullCompare: false });
+    const preflight = await controlAgent.preflight('mp', { verifyCodes: true, fullCompare: false });
     expect(preflight.pairs.map((pair) => pair.h1Volume).sort()).toEqual(['a', 'b']);
     // alpha (still target-available) tracks the write after the failed attempt as changed; its first plan stays marked.
     const planA = preflight.pairs.find((pair) => pair.h1Volume === 'a')!;
     expect(planA.targetChangedTracks, 'alpha tracks writes after the failed attempt').toBe(MiB / s.alpha.engine.trackSize);
     expect(planA.tracksToCopy).toBeGreaterThan(planA.targetChangedTracks);
 
-    await master.act('mp', 'failback');
-    await waitFor(() => master.session('mp').state === 'prepared' && master.session('mp').direction === 'h1-h2', 60_000, 'prepared H1->H2 again');
+    await controlAgent.act('mp', 'failback');
+    await waitFor(() => controlAgent.session('mp').state === 'prepared' && controlAgent.session('mp').direction === 'h1-h2', 60_000, 'prepared H1->H2 again');
     const same = async () =>
       (await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')) && (await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2'));
     const deadline = Date.now() + 60_000;

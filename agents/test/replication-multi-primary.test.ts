@@ -18,7 +18,7 @@ afterEach(async () => {
 });
 
 /**
- * One async session, primaries on two agents: alpha (the master) holds a,
+ * One async session, primaries on two agents: alpha (the control agent) holds a,
  * bravo holds b; both mirror to charlie (a2, b2).
  */
 async function defineSession(s: ThreeSites): Promise<void> {
@@ -44,7 +44,7 @@ async function defineSession(s: ThreeSites): Promise<void> {
  */
 async function sampleSecondary(s: ThreeSites, writer: StampedWriter, durationMs: number): Promise<{ samples: number; advancing: number }> {
   const charlie = s.charlie.replication.service;
-  const master = s.alpha.replication.service;
+  const controlAgent = s.alpha.replication.service;
   const atCharlie = charlie.session('mp');
   let samples = 0;
   let advancing = 0;
@@ -63,9 +63,9 @@ async function sampleSecondary(s: ThreeSites, writer: StampedWriter, durationMs:
       ]);
       const { match, lowest, highest } = writer.matchesCut(cut, stampsA, stampsB);
       expect(match, `secondary at ${reported} is the primaries' image after ${lowest}..${highest} writes`).toBe(true);
-      // The master reports a round only once the secondary applied it.
-      const masterTime = master.consistencyTime(master.session('mp'));
-      if (masterTime && master.session('mp').state === 'prepared') expect(Date.parse(masterTime)).toBeLessThanOrEqual(cut);
+      // The control agent reports a round only once the secondary applied it.
+      const controlAgentTime = controlAgent.consistencyTime(controlAgent.session('mp'));
+      if (controlAgentTime && controlAgent.session('mp').state === 'prepared') expect(Date.parse(controlAgentTime)).toBeLessThanOrEqual(cut);
       samples++;
       if (cut > lastTime) advancing++;
       lastTime = cut;
@@ -130,7 +130,7 @@ describe('async sessions with primaries on two agents', () => {
     await sampleSecondary(s, writer, 1000);
 
     s.isolateBravo(true);
-    await waitFor(() => service.session('mp').state === 'suspended', 30_000, 'suspended at the master');
+    await waitFor(() => service.session('mp').state === 'suspended', 30_000, 'suspended at the control agent');
     expect(service.session('mp').detail).toMatch(/bravo/);
     await waitFor(() => s.bravo.replication.service.session('mp').state === 'suspended', 30_000, 'suspended at bravo');
     // Host writes go on at both primaries; their bitmaps track them.
@@ -168,7 +168,7 @@ describe('async sessions with primaries on two agents', () => {
       expect(Math.max(...copied), `${site.name} copied only marked tracks`).toBeLessThanOrEqual(40);
     }
 
-    // Every transition was an event at the master.
+    // Every transition was an event at the control agent.
     const transitions = s.alpha.engine.catalog
       .listEvents(firstEvent, 1000)
       .filter((event) => event.type === 'session.state' && event.subject === 'mp')
@@ -177,28 +177,28 @@ describe('async sessions with primaries on two agents', () => {
     expect(transitions.indexOf('suspended')).toBeLessThan(transitions.lastIndexOf('prepared'));
   }, 180_000);
 
-  it('a member that loses only its master suspends by itself; the session resumes and converges', async () => {
+  it('a member that loses only its control agent suspends by itself; the session resumes and converges', async () => {
     sites = await startThreeSites();
     const s = sites;
     await defineSession(s);
     const service = s.alpha.replication.service;
     const writer = (running = new StampedWriter(BLOCK * 16));
     // Paced: at most 500 blocks a second at bravo (~2 MiB/s), so while the
-    // master is cut off bravo's async backlog stays far below its cap
-    // (256 MiB) until the master-silence watchdog (5 s) fires, on a fast or
+    // control agent is cut off bravo's async backlog stays far below its cap
+    // (256 MiB) until the control-agent silence watchdog (5 s) fires, on a fast or
     // a slow machine; unpaced, a fast machine overflows the backlog first and
     // bravo suspends for that reason instead.
     writer.start({ a: s.alpha.replication.exports.openExport('a'), b: s.bravo.replication.exports.openExport('b') }, { stampIntervalMs: 2 });
     await sampleSecondary(s, writer, 500);
     const writesBeforeCut = writer.writes.length;
-    s.cutMasterBravo(true);
-    await waitFor(() => service.session('mp').state === 'suspended', 30_000, 'suspended at the master');
-    // Bravo still reaches charlie; it stops because its master went silent.
+    s.cutControlAgentBravo(true);
+    await waitFor(() => service.session('mp').state === 'suspended', 30_000, 'suspended at the control agent');
+    // Bravo still reaches charlie; it stops because its control agent went silent.
     await waitFor(() => s.bravo.replication.service.session('mp').state === 'suspended', 30_000, 'suspended at bravo');
-    expect(s.bravo.replication.service.session('mp').detail).toMatch(/no word from the master alpha/);
-    // The host kept writing at bravo while its master was silent.
+    expect(s.bravo.replication.service.session('mp').detail).toMatch(/no word from the control agent alpha/);
+    // The host kept writing at bravo while its control agent was silent.
     expect(writer.writes.filter((w, i) => i >= writesBeforeCut && w.volume === 'b').length).toBeGreaterThan(0);
-    s.cutMasterBravo(false);
+    s.cutControlAgentBravo(false);
     await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared again');
     const { samples } = await sampleSecondary(s, writer, 1500);
     expect(samples).toBeGreaterThan(3);
@@ -229,7 +229,7 @@ describe('async sessions with primaries on two agents', () => {
     await charlie.applier.stagePart(part(alphaId, 1, 'e1', 'a2'), block(0xa1));
     await charlie.applier.stagePart(part(bravoId, 1, 'e1', 'b2'), block(0xb1));
     await charlie.applier.stagePart(part(alphaId, 2, 'e1', 'a2'), block(0xa2)); // staged, never committed
-    await charlie.applier.stagePart(part(bravoId, 1, 'old', 'b2'), block(0xee)); // another run of the master
+    await charlie.applier.stagePart(part(bravoId, 1, 'old', 'b2'), block(0xee)); // another run of the coordinator
     const first = async (volume: string) => {
       const data = Buffer.alloc(BLOCK);
       await s.charlie.engine.device(volume).readInto(0, data);

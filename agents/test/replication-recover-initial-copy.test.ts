@@ -78,7 +78,7 @@ describe('recover during the first initial copy', () => {
   it('multi-primary: the copy sets of every primary agent still copying are flagged at the recover and failed back whole', async () => {
     sites = await startThreeSites();
     const s = sites;
-    const master = s.alpha.replication.service;
+    const controlAgent = s.alpha.replication.service;
     const charlie = s.charlie.replication.service;
     await s.alpha.engine.createVolume('a', 64 * MiB);
     await s.bravo.engine.createVolume('b', 64 * MiB);
@@ -86,10 +86,10 @@ describe('recover during the first initial copy', () => {
     await s.charlie.engine.createVolume('b2', 64 * MiB);
     await fill(s.alpha, 'a', 64);
     await fill(s.bravo, 'b', 64);
-    await master.createSession('mp', 'async', 'charlie');
-    await master.addPair('mp', 'a', 'a2');
-    await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-    await master.act('mp', 'start');
+    await controlAgent.createSession('mp', 'async', 'charlie');
+    await controlAgent.addPair('mp', 'a', 'a2');
+    await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await controlAgent.act('mp', 'start');
     await charlie.act('mp', 'recover');
     expect(s.alpha.engine.catalog.listEvents(0, 5000).some((e) => e.type === 'session.state' && e.data?.to === 'prepared'), 'never prepared').toBe(false);
     expect(charlie.session('mp').state).toBe('target-available');

@@ -6,7 +6,7 @@ import { agentCliJson, runCommand } from './helpers/run-command.ts';
 
 /**
  * Copy sets added to and removed from running sessions, with three real
- * agent processes paired through the CLI: alpha (the master, primary of a),
+ * agent processes paired through the CLI: alpha (the control agent, primary of a),
  * bravo (another primary agent, b) and charlie (the secondary). Host writes
  * go through NBD with qemu-io at both primaries while copy sets come and go;
  * bytes are compared with qemu-img at both sites. Agents are killed with
@@ -199,7 +199,7 @@ describe('copy sets added to and removed from a running multi-primary session (t
     await waitUntil(alpha, 'orders', (info) => info.state === 'prepared', 'prepared');
     const resyncsBefore = { alpha: (await eventsOf(alpha, 'session.resync')).length, bravo: (await eventsOf(bravo, 'session.resync')).length };
 
-    // Watch the members a and b the whole time at the master: duplex, never resyncing, the consistency time never withdrawn.
+    // Watch the members a and b the whole time at the control agent: duplex, never resyncing, the consistency time never withdrawn.
     const seen = { states: new Set<string>(), samples: 0, consistencyNull: 0, maxOutOfSync: 0, sessionStates: new Set<string>() };
     let watching = true;
     const watcher = (async () => {
@@ -313,7 +313,7 @@ describe('copy sets added to and removed from a running multi-primary session (t
     const { percent, durablePercent } = await waitJoiningMidway(bravo, 'orders', 'big');
     await bravo.kill('SIGKILL');
 
-    // The master suspends the session (bravo does not answer), then resumes it once bravo is back.
+    // The control agent suspends the session (bravo does not answer), then resumes it once bravo is back.
     await waitUntil(alpha, 'orders', (info) => info.state === 'suspended', 'suspended without bravo', 30_000);
     await bravo.restart({ samePorts: true });
     for (const proxy of wan) proxy.setLatency(0);

@@ -152,7 +152,7 @@ export const MemberStatusSchema = z.object({
   syncedPercent: z.record(z.string(), z.number().nullable()),
   /** Per pair id: the primary volume's track count. */
   trackCount: z.record(z.string(), z.number()),
-  /** The member's track size, bytes (absent from older members: the master's is assumed). */
+  /** The member's track size, bytes (absent from older members: the control agent's is assumed). */
   trackSize: z.number().optional(),
   /** Pair ids added while the session ran that have not joined the consistency group yet (left out of `duplex`). */
   joining: z.array(z.string()).optional(),
@@ -336,7 +336,7 @@ export const peerMethods = {
   }),
   'ship.commit': method(z.object({ ...session, ...streamOf, epoch: Token, cycle: Count, time: Count }), NoResult, { stream: true }),
 
-  // Multi-primary sessions: membership, the master's rounds, running changes, failback.
+  // Multi-primary sessions: membership, the control agent's rounds, running changes, failback.
   'mp.join': method(z.object({ record: PeerSessionRecordSchema, pair: PeerPairRecordSchema }), NoResult),
   'mp.secondary-pair': method(z.object({ pair: PeerPairRecordSchema, member: MemberPairRecordSchema }), NoResult),
   'mp.run': method(z.object(session), NoResult),

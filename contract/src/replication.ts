@@ -124,7 +124,7 @@ export const PairInfoSchema = z.object({
   etaSeconds: z.number().nullable(),
   /**
    * Multi-primary async sessions: the site whose agent holds the primary
-   * (H1) volume, when it is not the session's H1 site (the master). Absent
+   * (H1) volume, when it is not the session's H1 site (the control agent). Absent
    * for copy sets whose primary is the session's own H1 site.
    */
   primarySite: z.string().optional(),
@@ -146,7 +146,7 @@ export const LastVerifyPairSchema = z.object({
   pair: z.string(),
   h1Volume: z.string(),
   h2Volume: z.string(),
-  /** The site holding the copy set's H1 volume (multi-primary sessions: the master or a member). */
+  /** The site holding the copy set's H1 volume (multi-primary sessions: the control agent or a member). */
   primarySite: z.string().optional(),
   comparedTracks: z.number(),
   differingTracks: z.number(),
@@ -290,7 +290,7 @@ export const AddPairRequestSchema = z.object({
   h2Volume: VolumeNameSchema,
   /**
    * Multi-primary async sessions: the paired agent (site name or agent id)
-   * that owns `h1Volume`, when it is not this agent (the session's master).
+   * that owns `h1Volume`, when it is not this agent (the session's control agent).
    * That agent must be paired with this one and with the session's
    * secondary site. Only async sessions take such copy sets (`not-supported`
    * otherwise).
@@ -361,7 +361,7 @@ export const VerifyPairReportSchema = z.object({
   pair: z.string(),
   h1Volume: z.string(),
   h2Volume: z.string(),
-  /** The site holding the copy set's H1 volume (multi-primary sessions: the master or a member). */
+  /** The site holding the copy set's H1 volume (multi-primary sessions: the control agent or a member). */
   primarySite: z.string().optional(),
   trackCount: z.number(),
   /** Tracks whose codes were compared with no write in flight or landing meanwhile. */
@@ -399,7 +399,7 @@ export const SessionSyncedPairSchema = z.object({
   pair: z.string(),
   h1Volume: z.string(),
   h2Volume: z.string(),
-  /** The site holding the copy set's H1 volume (multi-primary sessions: the master or a member). */
+  /** The site holding the copy set's H1 volume (multi-primary sessions: the control agent or a member). */
   primarySite: z.string().optional(),
   copiedTracks: z.number(),
   /** Of `copiedTracks`, copies made again because a host write changed the track while it was being copied. */

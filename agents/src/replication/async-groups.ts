@@ -10,7 +10,7 @@ export type { GroupEntry };
 
 export interface SealedGroup {
   number: number;
-  /** Multi-primary sessions: the master's cut round this part belongs to (0 otherwise). */
+  /** Multi-primary sessions: the coordinator's cut round this part belongs to (0 otherwise). */
   round: number;
   /** The cut: every write acknowledged to a host before this instant is in this group or an earlier one. */
   time: number;
@@ -21,7 +21,7 @@ export interface SealedGroup {
   tracks: Map<string, Set<number>>;
   /** Requests sent in the stream right after this group is applied, before any later group (see `mark`). */
   after?: StreamMarker[];
-  /** Multi-primary: markers inside this part (`marker` entries), settled once the master committed its round. */
+  /** Multi-primary: markers inside this part (`marker` entries), settled once the coordinator committed its round. */
   markers?: StreamMarker[];
 }
 
@@ -49,7 +49,7 @@ const MAX_GROUP_BYTES = MAX_FRAME_BYTES / 4;
 
 /**
  * A multi-primary session's part of the cut: this agent's share of a group
- * whose boundary the session's master chooses (see multi-primary.ts).
+ * whose boundary the session's coordinator chooses (see multi-primary.ts).
  */
 export interface CoordinatedOptions {
   /** This agent's id: the secondary stages parts per primary agent. */
@@ -148,7 +148,7 @@ export async function stagePart(link: PeerLinkClient, header: PartHeader, entrie
 const SLAB_BYTES = 1024 * 1024;
 
 /**
- * The consistency-group master of an async session (at its source site).
+ * The consistency-group shipper of an async session (at its source site).
  * Host writes of every copy set of the session go into the open group
  * (copied: NBD reuses its buffers) before the host is acknowledged; every
  * interval the open group is sealed in one synchronous step, which is the
@@ -181,7 +181,7 @@ export class ConsistencyGroupShipper {
   /** Stream markers not answered yet (rejected when shipping stops). */
   private readonly markers = new Set<StreamMarker>();
   private backlog = 0;
-  /** Multi-primary: the hold of the master's current round (new host changes wait until it ends). */
+  /** Multi-primary: the hold of the coordinator's current round (new host changes wait until it ends). */
   private held: { round: number; epoch: string; gate: Promise<void>; release: () => void; timer: NodeJS.Timeout } | null = null;
   /** Multi-primary: parts staged at the secondary and not committed yet, oldest first. */
   private readonly staged: SealedGroup[] = [];
@@ -191,8 +191,8 @@ export class ConsistencyGroupShipper {
   private pendingRound = 0;
   /** Bumped by `stop`: a shipping loop of an earlier run ends instead of touching the new run's groups. */
   private generation = 0;
-  /** Multi-primary: the master's epoch of the current run (parts of other epochs are never committed). */
-  private masterEpoch = '';
+  /** Multi-primary: the coordinator's epoch of the current run (parts of other epochs are never committed). */
+  private coordinatorEpoch = '';
   /** Test-only: holds do nothing (the cut is no longer coordinated); proves the coordinated test can fail. */
   static disableHoldForTests = process.env.TANDEM_TEST_DISABLE_CUT_HOLD === '1';
 
@@ -217,7 +217,7 @@ export class ConsistencyGroupShipper {
   start(run: string): void {
     this.run = run;
     this.stopped = false;
-    // A coordinated shipper seals only when the master cuts.
+    // A coordinated shipper seals only when the coordinator cuts.
     if (this.timer || this.coordinated) return;
     const interval = this.options.intervalMs ?? (Number(process.env.TANDEM_ASYNC_INTERVAL_MS) || DEFAULT_INTERVAL_MS);
     this.timer = setInterval(() => this.seal(), interval);
@@ -254,7 +254,7 @@ export class ConsistencyGroupShipper {
 
   /**
    * Adds a host change to the open group. Call before the host is
-   * acknowledged. While the master holds a round the change waits (it is
+   * acknowledged. While the coordinator holds a round the change waits (it is
    * queued, never failed) and goes into the group after the cut.
    */
   enqueue(pair: PairRecord, change: HostChange, span: TrackSpan): void | Promise<void> {
@@ -313,7 +313,7 @@ export class ConsistencyGroupShipper {
     group.payload[fill.index] = fill.slab.subarray(fill.start, fill.used);
   }
 
-  // --- multi-primary: the master's two-phase cut ---
+  // --- multi-primary: the coordinator's two-phase cut ---
 
   /**
    * Phase one of round `round`: from now on new host changes wait. Bounded:
@@ -325,8 +325,8 @@ export class ConsistencyGroupShipper {
     if (!coordinated) throw new Error('hold needs a coordinated shipper');
     if (this.stopped) throw new ProblemError('invalid-state', 'this copy set is not mirroring');
     this.endHold();
-    if (epoch !== this.masterEpoch) this.stagedThrough = 0; // a new run of the master numbers rounds afresh
-    this.masterEpoch = epoch;
+    if (epoch !== this.coordinatorEpoch) this.stagedThrough = 0; // a new run of the coordinator numbers rounds afresh
+    this.coordinatorEpoch = epoch;
     if (ConsistencyGroupShipper.disableHoldForTests) {
       this.held = null;
       this.pendingRound = round;
@@ -339,7 +339,7 @@ export class ConsistencyGroupShipper {
     this.held = { round, epoch, gate, release, timer };
   }
 
-  /** Ends a hold without a cut (timeout, or the master gave the round up). */
+  /** Ends a hold without a cut (timeout, or the coordinator gave the round up). */
   endHold(round?: number): void {
     const held = this.held;
     if (!held || (round !== undefined && held.round !== round)) return;
@@ -349,7 +349,7 @@ export class ConsistencyGroupShipper {
   }
 
   /**
-   * Phase two: seals this agent's part of round `round` at the master's cut
+   * Phase two: seals this agent's part of round `round` at the coordinator's cut
    * time and releases the held host changes (they go into the next part).
    * Refused when this agent no longer holds that round.
    */
@@ -369,7 +369,7 @@ export class ConsistencyGroupShipper {
   }
 
   /**
-   * The master committed every round through `round` at the secondary: the
+   * The coordinator committed every round through `round` at the secondary: the
    * parts' tracks are in the secondary image and their marks can go.
    */
   committed(round: number): void {
@@ -403,10 +403,10 @@ export class ConsistencyGroupShipper {
    *
    * Multi-primary (coordinated): the request becomes a `marker` entry of
    * this agent's open part, after every change queued so far and before any
-   * later one (a change waiting for the master's hold goes after it). The
+   * later one (a change waiting for the coordinator's hold goes after it). The
    * secondary runs it while applying the committed round, between the
    * part's entries before and after it. It settles (with `{round}`, not the
-   * target's answer) once the master committed that round: whoever placed
+   * target's answer) once the coordinator committed that round: whoever placed
    * it asks the secondary for the outcome. `pair` names the copy set the
    * marker belongs to.
    */
@@ -492,8 +492,8 @@ export class ConsistencyGroupShipper {
         const payload = group.payload.length === 1 ? group.payload[0] : Buffer.concat(group.payload, group.bytes);
         const coordinated = this.options.coordinated;
         if (coordinated) {
-          // Staged only: the secondary applies it when the master commits its round everywhere.
-          const part = { run: this.run, epoch: this.masterEpoch, from: coordinated.agentId, round: group.round, time: group.time, entries: group.entries };
+          // Staged only: the secondary applies it when the coordinator commits its round everywhere.
+          const part = { run: this.run, epoch: this.coordinatorEpoch, from: coordinated.agentId, round: group.round, time: group.time, entries: group.entries };
           if (coordinated.stage) await coordinated.stage(part, payload);
           else {
             const header = { session: this.sessionId, run: part.run, epoch: part.epoch, from: part.from, round: part.round, time: part.time };

@@ -123,7 +123,7 @@ export class CopySets {
   /**
    * Removes a copy set named by its H1 volume. In a multi-primary session two
    * primary agents may hold volumes of the same name: `primaryAgent` (site
-   * name or agent id; this agent for the master's own) picks one; a name held
+   * name or agent id; this agent for the control agent's own) picks one; a name held
    * by several without it is a `conflict` naming their sites.
    */
   async removePair(sessionName: string, h1Volume: string, options: { primaryAgent?: string } = {}): Promise<void> {

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { isProblemError, type MemberStatus } from '@tandem/contract';
 import { withTimeout } from '../timeout.ts';
 
-/** What a primary agent reports with every hold: the master's view of it (the peer protocol's `mp.hold` result). */
+/** What a primary agent reports with every hold: the coordinator's view of it (the peer protocol's `mp.hold` result). */
 export type { MemberStatus };
 
-/** One primary agent of a multi-primary session, as the master drives it (over the peer link, or this agent itself). */
+/** One primary agent of a multi-primary session, as the coordinator drives it (over the peer link, or this agent itself). */
 export interface CutParticipant {
   agentId: string;
   /** Phase one: hold new host writes for round `round`; also tells the agent what is committed. */
@@ -32,18 +32,19 @@ export interface CoordinatorHooks {
 }
 
 const DEFAULT_ROUND_INTERVAL_MS = 100;
-/** How long the master waits for one hold, cut or commit answer. */
+/** How long the coordinator waits for one hold, cut or commit answer. */
 const CALL_TIMEOUT_MS = 5000;
 
 /**
- * The consistency-group master of a multi-primary async session.
+ * The round coordinator of a multi-primary async session (at its control
+ * agent in direction H1->H2, at the secondary site in H2->H1).
  *
  * Every interval it runs one round N, a two-phase cut across all primary
  * agents:
  * 1. hold: every primary agent queues new host writes (they wait before
  *    their local write; none fails) and answers; a hold ends by itself after
  *    a bounded time;
- * 2. when every agent holds, the master reads its clock once: that is the
+ * 2. when every agent holds, the coordinator reads its clock once: that is the
  *    cut time T(N); then every agent seals its open group as its part of N,
  *    stamped T(N), releases the held writes and ships the part to the
  *    secondary, which stages it durably without applying it.
@@ -55,7 +56,7 @@ const CALL_TIMEOUT_MS = 5000;
  * T(N), across agents: a write acknowledged at agent A before a write was
  * issued at agent B is never in a later round than that write.
  *
- * A round is complete when every agent cut its part. The master commits the
+ * A round is complete when every agent cut its part. The coordinator commits the
  * highest complete round R whose parts every agent reports staged: every
  * secondary then applies all staged parts through R (of every agent) in one
  * all-or-nothing step. A round an agent did not cut (its hold expired) is not
@@ -131,7 +132,7 @@ export class CutCoordinator {
         await this.runRound();
       } catch (error) {
         // runRound reports failures through the hooks; this is a bug guard.
-        this.fail('master', error);
+        this.fail('coordinator', error);
       }
       if (!this.running) return;
       await new Promise<void>((resolve) => {

@@ -69,7 +69,7 @@ const GATE_SAFETY_MS = 120_000;
  * the marker is an entry of this agent's part of the current round, after
  * every change queued here before it: the secondary runs it while applying
  * the committed round, and the primary asks for its outcome (`cancel`) once
- * the master reports that round committed. Once the secondary confirmed
+ * the coordinator reports that round committed. Once the secondary confirmed
  * and the local change is durable, the marks are cleared and the pair never
  * left duplex; if it refuses or the answer is lost, the marks stay and the
  * resync ships the tracks. Changes that reached the secondary before its

@@ -16,10 +16,10 @@ interface StagedGroup {
   entries: GroupEntry[];
 }
 
-/** One primary agent's part of a multi-primary session's round, staged until the master commits the round. */
+/** One primary agent's part of a multi-primary session's round, staged until the coordinator commits the round. */
 export interface StagedPart {
   session: string;
-  /** The master's run: parts of another run are never committed. */
+  /** The coordinator's run: parts of another run are never committed. */
   epoch: string;
   /** The primary agent that cut and shipped this part. */
   from: string;
@@ -72,7 +72,7 @@ function decodeStaged<T extends StagedGroup | StagedPart>(data: Buffer): { heade
   };
 }
 
-/** The master's last commit of a multi-primary session here: every staged part of `epoch` up to `through` is applied. */
+/** The coordinator's last commit of a multi-primary session here: every staged part of `epoch` up to `through` is applied. */
 interface CommitMarker {
   session: string;
   epoch: string;
@@ -171,10 +171,10 @@ export class GroupApplier {
     }
   }
 
-  // --- multi-primary sessions: parts staged per primary agent, applied when the master commits ---
+  // --- multi-primary sessions: parts staged per primary agent, applied when the coordinator commits ---
 
   private partFile(part: StagedPart): string {
-    // The epoch too: a late part of an earlier run of the master never replaces one of this run.
+    // The epoch too: a late part of an earlier run of the coordinator never replaces one of this run.
     const piece = part.piece ? `.${String(part.piece).padStart(6, '0')}` : '';
     return path.join(this.dir, `${part.session}-${part.epoch}-${String(part.round).padStart(12, '0')}-${part.from}${piece}.part`);
   }
@@ -185,7 +185,7 @@ export class GroupApplier {
 
   /**
    * Stages one primary agent's part of a round durably. Nothing is applied:
-   * the target volumes change only when the master commits the round.
+   * the target volumes change only when the coordinator commits the round.
    */
   async stagePart(part: StagedPart, payload: Buffer | null): Promise<void> {
     const piece = part.piece ?? 0;
@@ -250,7 +250,7 @@ export class GroupApplier {
   }
 
   /**
-   * The master's commit of every round through `through` (all primary agents'
+   * The coordinator's commit of every round through `through` (all primary agents'
    * parts of it are staged here): the commit marker is made durable first,
    * then every staged part of the epoch up to that round is applied in round
    * order and flushed, and only then unstaged. A crash in between re-applies
@@ -260,7 +260,7 @@ export class GroupApplier {
    */
   commit(session: string, epoch: string, through: number, time: number): Promise<void> {
     return this.queue.run(session, async () => {
-      // A part the primary still sends in pieces is not staged: the master commits no round of it (the primary
+      // A part the primary still sends in pieces is not staged: the coordinator commits no round of it (the primary
       // reports a part staged only once its last piece is), so this refuses a commit that would apply part of a part.
       const { incomplete } = this.dueParts(session, epoch, through);
       if (incomplete.length > 0) {

@@ -8,13 +8,13 @@ import type { PairRecord, SessionRecord } from './session-store.ts';
 
 /**
  * The source side of mirroring: the per-pair runtimes (PairSource), the
- * consistency-group masters of async sessions, resync until duplex, and
+ * consistency-group shippers of async sessions, resync until duplex, and
  * suspension on link failure with resume once the link is back.
  */
 export class Mirroring {
   /** Per pair this site is the source of: its mirroring runtime. */
   readonly sources = new Map<string, PairSource>();
-  /** Async sessions this site is the source of: their consistency-group masters. */
+  /** Async sessions this site is the source of: their consistency-group shippers. */
   readonly shippers = new Map<string, ConsistencyGroupShipper>();
   private readonly suspending = new Map<string, Promise<void>>();
   /** Per session: the mirroring run this site's targets were fenced for last (see stream-fence.ts). */
@@ -114,7 +114,7 @@ export class Mirroring {
    */
   watchForLink(session: SessionRecord): void {
     const multi = this.service.multiPrimary;
-    // A multi-primary member is resumed by its master; the master waits for every member's link too.
+    // A multi-primary member is resumed by its control agent; the control agent waits for every member's link too.
     if (multi.isMember(session)) return;
     const links = multi.drivesRounds(session) ? multi.links(session) : [this.service.link(session)];
     const retry = async () => {
@@ -269,7 +269,7 @@ export class Mirroring {
     await Promise.all(this.service.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(reason)));
   }
 
-  /** The consistency-group master of an async session, made on first use. */
+  /** The consistency-group shipper of an async session, made on first use. */
   private shipperFor(session: SessionRecord, sources: PairSource[]): ConsistencyGroupShipper {
     let shipper = this.shippers.get(session.id);
     if (!shipper) {
@@ -284,7 +284,7 @@ export class Mirroring {
           },
           onFailure: (error) => void this.suspendSession(session, `consistency groups: ${problemMessage(error)}`, error),
         },
-        // Multi-primary: the master's rounds cut the groups, at every primary agent.
+        // Multi-primary: the coordinator's rounds cut the groups, at every primary agent.
         multi.isMultiPrimary(session) ? { coordinated: multi.coordinatedOptions(session) } : {},
       );
       this.shippers.set(session.id, shipper);

@@ -9,22 +9,22 @@ import type { SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
 
 type FailbackPlanOptions = Pick<FailbackOptions, 'verifyCodes' | 'fullCompare'>;
-/** A member's detail between marking its failback plan and the master's `mp.run` (the way back to H1->H2). */
-const WAITING_FOR_MASTER = 'failback: waiting for the master to start';
+/** A member's detail between marking its failback plan and the control agent's `mp.run` (the way back to H1->H2). */
+const WAITING_FOR_CONTROL_AGENT = 'failback: waiting for the control agent to start';
 /** A commit of the secondary site's rounds at an H1 agent (H2->H1). */
 type Commit = RoundCommit;
 
 /**
  * Failover and failback of multi-primary async sessions: copy sets whose H1
- * volumes live on several agents (the master and members), one secondary
+ * volumes live on several agents (the control agent and members), one secondary
  * site H2.
  *
  * Roles per direction:
- * - H1->H2 (as defined): the master drives the rounds; every primary agent
- *   (master and members) cuts its part; the secondary site stages and applies.
+ * - H1->H2 (as defined): the control agent drives the rounds; every primary agent
+ *   (control agent and members) cuts its part; the secondary site stages and applies.
  * - H2->H1 (after failback): the secondary site is the only source and
  *   drives the rounds with itself as the only participant; every H1 agent
- *   (master and members) is a secondary of the cut coordinator: each stages
+ *   (control agent and members) is a secondary of the cut coordinator: each stages
  *   the part of its own copy sets (`stageAtTargets` splits every sealed part
  *   per agent) and a round is committed only once every H1 agent staged it,
  *   so the H1 sites together move from one consistent image to the next.
@@ -32,17 +32,17 @@ type Commit = RoundCommit;
  * What each agent keeps (so that a restart of any agent resumes): the session
  * record with its direction (every agent), the copy sets' bitmaps (the source
  * side: out-of-sync; the recovered side: target-changed), the table
- * `multi_primary_pairs` at the master and at the secondary site (which agent
+ * `multi_primary_pairs` at the control agent and at the secondary site (which agent
  * holds each copy set's H1 volume). The agent driving the rounds in the
  * session's direction resumes mirroring at its start; the others are targets
- * (or, H1->H2, members run again by the master).
+ * (or, H1->H2, members run again by the control agent).
  *
  * Actions: Recover and Start H2->H1 run at the secondary site when it is the
  * target (H1->H2): the failback plans every copy set against the agent that
  * holds its H1 volume and makes every H1 agent a target (`session.become-target`).
  * The way back (H2->H1 suspended or recovered at H1, then Start H1->H2) runs
- * at the master: members recover (`mp.recover`) and plan their own copy sets
- * against the secondary site (`mp.failback-plan`), then the master resumes
+ * at the control agent: members recover (`mp.recover`) and plan their own copy sets
+ * against the secondary site (`mp.failback-plan`), then the control agent resumes
  * the H1->H2 run (`mp.run` at every member).
  */
 export class MultiPrimaryFailback {
@@ -81,7 +81,7 @@ export class MultiPrimaryFailback {
   }
 
   /**
-   * Master, H2->H1 recovered here, before staged parts are dropped: the
+   * Control agent, H2->H1 recovered here, before staged parts are dropped: the
    * newest round committed at any H1 agent is committed here too. The
    * secondary site commits a round at every H1 agent only once all of them
    * staged it, but its commits reach them one by one: if it stopped in
@@ -120,7 +120,7 @@ export class MultiPrimaryFailback {
   }
 
   /**
-   * Master, H2->H1 recovered here: every member recovers too (rolled forward
+   * Control agent, H2->H1 recovered here: every member recovers too (rolled forward
    * to `commit`, staged parts dropped, target-changed tracking on,
    * writable). A member that cannot be reached fails the recover: it would
    * stay write-inhibited.
@@ -134,9 +134,9 @@ export class MultiPrimaryFailback {
   }
 
   /**
-   * Master, the way back (Start H1->H2 from H2->H1): every member plans its
+   * Control agent, the way back (Start H1->H2 from H2->H1): every member plans its
    * copy sets against the secondary site; with `apply` it also marks exactly
-   * the planned tracks out-of-sync and takes the H1->H2 direction (the master
+   * the planned tracks out-of-sync and takes the H1->H2 direction (the control agent
    * then runs it with `mp.run`).
    */
   async memberPlans(session: SessionRecord, options: FailbackPlanOptions, apply: boolean): Promise<PlanSummary[]> {
@@ -151,10 +151,10 @@ export class MultiPrimaryFailback {
   }
 
   /**
-   * Master, back to H1->H2 and prepared: every member verifies its copy sets
-   * by codes against the secondary site (`mp.verify`), as the master does its
+   * Control agent, back to H1->H2 and prepared: every member verifies its copy sets
+   * by codes against the secondary site (`mp.verify`), as the control agent does its
    * own; each records its result (`lastVerify`, `session.verified`) and the
-   * master an event per member.
+   * control agent an event per member.
    */
   async verifyMembers(session: SessionRecord): Promise<void> {
     const service = this.service;
@@ -193,10 +193,10 @@ export class MultiPrimaryFailback {
     return plans;
   }
 
-  /** The session of a failback request from its master (only the master of a session asks a member these). */
-  private fromMaster(params: { session: string }, peerAgentId: string): SessionRecord {
+  /** The session of a failback request from its control agent (only the control agent of a session asks a member these). */
+  private fromControlAgent(params: { session: string }, peerAgentId: string): SessionRecord {
     const session = this.multi.memberSession(params);
-    if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', `only the master of ${session.name} asks this`);
+    if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', `only the control agent of ${session.name} asks this`);
     return session;
   }
 
@@ -204,7 +204,7 @@ export class MultiPrimaryFailback {
   readonly peerHandlers: PeerHandlerTable<'mp.recover' | 'mp.verify' | 'mp.last-commit' | 'mp.failback-plan'> = {
     'mp.recover': async ({ params, peerAgentId }) => {
       const service = this.service;
-      const session = this.fromMaster(params, peerAgentId);
+      const session = this.fromControlAgent(params, peerAgentId);
       // The secondary site was the source (H2->H1); this member's volumes become writable.
       if (session.direction !== 'h2-h1') {
         throw new ProblemError('invalid-state', `session ${session.name} runs H1->H2; recover it at its secondary site`);
@@ -225,22 +225,22 @@ export class MultiPrimaryFailback {
       return {};
     },
     'mp.verify': async ({ params, peerAgentId }) => {
-      const session = this.fromMaster(params, peerAgentId);
-      // This member's own copy sets, once it is duplex: back to H1->H2 after a failback, or part of the master's verify.
+      const session = this.fromControlAgent(params, peerAgentId);
+      // This member's own copy sets, once it is duplex: back to H1->H2 after a failback, or part of the control agent's verify.
       const deadline = Date.now() + 60_000;
       while (session.state === 'preparing' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
       const trigger = params.trigger === 'request' ? 'request' : 'failback';
       return { result: await this.service.verifier.verify(session.name, { forwarded: true, trigger }) };
     },
     'mp.last-commit': async ({ params, peerAgentId }) => {
-      const session = this.fromMaster(params, peerAgentId);
+      const session = this.fromControlAgent(params, peerAgentId);
       return { result: await this.service.applier.lastCommit(session.id) };
     },
     'mp.failback-plan': async ({ params, peerAgentId }) => {
       const service = this.service;
-      const session = this.fromMaster(params, peerAgentId);
+      const session = this.fromControlAgent(params, peerAgentId);
       // Asked again after a failback that marked here but could not make the secondary site the target: plan again.
-      const marked = session.state === 'suspended' && session.direction === 'h1-h2' && session.detail === WAITING_FOR_MASTER;
+      const marked = session.state === 'suspended' && session.direction === 'h1-h2' && session.detail === WAITING_FOR_CONTROL_AGENT;
       if (!marked && (session.state !== 'target-available' || session.direction !== 'h2-h1')) {
         throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} (${session.direction}) at ${service.site}; failback needs target-available`);
       }
@@ -252,8 +252,8 @@ export class MultiPrimaryFailback {
         for (const plan of plans) await service.sourceOf(plan.pair)?.mark(plan.tracks);
       } else if (params.apply === true) {
         await service.failback.adoptPlans(plans);
-        // Source again: host writes mark out-of-sync from now until the master runs the copy sets (mp.run).
-        service.setState(session, 'suspended', { direction: 'h1-h2', detail: WAITING_FOR_MASTER, recoverable: true }, false);
+        // Source again: host writes mark out-of-sync from now until the control agent runs the copy sets (mp.run).
+        service.setState(session, 'suspended', { direction: 'h1-h2', detail: WAITING_FOR_CONTROL_AGENT, recoverable: true }, false);
         service.mirroring.dropSources(session);
         for (const pair of service.pairsOf(session)) service.mirroring.ensureSource(session, pair);
         service.refreshTaps();

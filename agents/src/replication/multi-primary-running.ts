@@ -11,7 +11,7 @@ import { atSecondary, type PairRecord, type SessionRecord } from './session-stor
 const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing', 'prepared', 'suspended']);
 
 /**
- * Member copy sets (primary volume on another agent than the master) added
+ * Member copy sets (primary volume on another agent than the control agent) added
  * to and removed from a running multi-primary async session, with the
  * mechanism of running-copy-sets.ts at the member:
  *
@@ -19,26 +19,26 @@ const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing'
  *   then the member adds it like any running copy set (`running.add`, marked
  *   `attached`): tracked from that instant, copied synchronously while it is
  *   joining, then it joins the member's coordinated shipper, so its writes
- *   enter the member's parts of the master's rounds only once it is duplex.
+ *   enter the member's parts of the control agent's rounds only once it is duplex.
  *   The member reports its joining copy sets with every hold
- *   (`MemberStatus.joining`, its `duplex` leaves them out); the master keeps
+ *   (`MemberStatus.joining`, its `duplex` leaves them out); the control agent keeps
  *   the session Preparing until no copy set joins anywhere, and its
  *   consistency time covers the members only.
  * - remove: the member removes it like any running copy set
  *   (`running.remove`): the holds skip it, its changes in flight settle with
  *   a committed round (a round boundary), the secondary forgets it, then the
- *   member and the master do.
+ *   member and the control agent do.
  *
  * A primary agent new to the session (its first copy set) runs the session
- * from then on (`mp.run`) and takes part in the master's rounds from the
+ * from then on (`mp.run`) and takes part in the control agent's rounds from the
  * next round boundary (CutCoordinator.addParticipant); its parts carry the
  * copy set's changes only once it joined. A member whose last copy set is
  * removed leaves the rounds at the next boundary and stops (`mp.stop`). A
- * session started with primaries at the master only (its groups are cut
+ * session started with primaries at the control agent only (its groups are cut
  * without rounds) takes copy sets at other agents only while defined.
  */
 export class MultiPrimaryRunning {
-  /** Master: member copy sets added while the session ran that their member has not reported joined yet. */
+  /** Control agent: member copy sets added while the session ran that their member has not reported joined yet. */
   private readonly pending = new Map<string, MemberPairRecord>();
 
   constructor(
@@ -51,7 +51,7 @@ export class MultiPrimaryRunning {
     return RUNNING_STATES.has(session.state);
   }
 
-  private checkMaster(session: SessionRecord, what: string): void {
+  private checkControlAgent(session: SessionRecord, what: string): void {
     if (!RUNNING_STATES.has(session.state)) {
       throw new ProblemError(
         'invalid-state',
@@ -64,12 +64,12 @@ export class MultiPrimaryRunning {
   }
 
   /**
-   * Master: adds a member copy set (sizes checked by the caller) to a session
-   * that was started. `save` keeps the master's row once every site took it.
+   * Control agent: adds a member copy set (sizes checked by the caller) to a session
+   * that was started. `save` keeps the control agent's row once every site took it.
    */
   async add(session: SessionRecord, record: MemberPairRecord, pair: PairRecord, save: () => void): Promise<void> {
     const service = this.service;
-    this.checkMaster(session, 'added');
+    this.checkControlAgent(session, 'added');
     const multi = service.multiPrimary;
     const site = multi.siteOf(record.primaryAgentId);
     if (multi.memberPairs(session).length === 0) {
@@ -125,10 +125,10 @@ export class MultiPrimaryRunning {
     }
   }
 
-  /** Master: removes a member copy set from a session that was started; the other copy sets keep mirroring. */
+  /** Control agent: removes a member copy set from a session that was started; the other copy sets keep mirroring. */
   async remove(session: SessionRecord, record: MemberPairRecord): Promise<void> {
     const service = this.service;
-    this.checkMaster(session, 'removed');
+    this.checkControlAgent(session, 'removed');
     const multi = service.multiPrimary;
     if (service.pairsOf(session).length + multi.memberPairs(session).length === 1) {
       throw new ProblemError(
@@ -181,14 +181,14 @@ export class MultiPrimaryRunning {
   }
 
   /**
-   * Master: whether member copy sets are joining, from the members' last
+   * Control agent: whether member copy sets are joining, from the members' last
    * holds (a copy set just added counts until its member reports it joined);
    * null while some member's other copy sets are not duplex. Records
    * `pair.joined` here for those that joined since.
    */
   membersJoining(session: SessionRecord): boolean | null {
     const multi = this.service.multiPrimary;
-    if (!multi.isMaster(session)) return false;
+    if (!multi.isControlAgent(session)) return false;
     const statuses = multi.coordinatorOf(session)?.statuses;
     let joining = false;
     let duplex = true;
@@ -216,7 +216,7 @@ export class MultiPrimaryRunning {
     return duplex ? joining : null;
   }
 
-  /** Master: some copy set of the session joins, here or at a member (the session is not Prepared yet). */
+  /** Control agent: some copy set of the session joins, here or at a member (the session is not Prepared yet). */
   joiningAnywhere(session: SessionRecord): boolean {
     const here = this.running.settle(session);
     return this.membersJoining(session) !== false || here;
@@ -227,10 +227,10 @@ export class MultiPrimaryRunning {
   /** Copy sets added to and removed from a running multi-primary session: this part's peer requests. */
   readonly peerHandlers: PeerHandlerTable<'mp.add' | 'mp.remove' | 'mp.pair-removed'> = {
     'mp.add': async ({ params, peerAgentId }) => {
-      // At a member: the master added a copy set here (mp.join adopted it); track and copy it, then it joins.
+      // At a member: the control agent added a copy set here (mp.join adopted it); track and copy it, then it joins.
       const service = this.service;
       const session = service.multiPrimary.memberSession(params);
-      if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master adds copy sets');
+      if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the control agent of the session adds copy sets');
       const pair = service.pair(params.pair);
       if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
       // New to the running session (or back after its last copy set left): it runs it from now, this copy set joining.
@@ -243,17 +243,17 @@ export class MultiPrimaryRunning {
     'mp.remove': async ({ params, peerAgentId }) => {
       const service = this.service;
       const session = service.multiPrimary.memberSession(params);
-      if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master removes copy sets');
+      if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the control agent of the session removes copy sets');
       const pair = service.pair(params.pair);
       if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
-      await this.running.remove(session, pair, { lastHere: params.last === true, fromMaster: true });
+      await this.running.remove(session, pair, { lastHere: params.last === true, fromControlAgent: true });
       return {};
     },
     'mp.pair-removed': ({ params, peerAgentId }) => {
       // At the secondary: a member copy set is gone (its member had it forget the pair already, or the add was undone).
       const service = this.service;
       const session = service.session(params.session);
-      if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the session master removes copy sets');
+      if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the control agent of the session removes copy sets');
       const pair = service.pairs.get(params.pair);
       if (pair) service.forgetPair(pair);
       service.multiPrimary.forgetMemberPair(params.pair);

@@ -11,7 +11,7 @@ import { MultiPrimaryRunning } from './multi-primary-running.ts';
 import { atSecondary, newPairRecord, type PairRecord, type SessionRecord } from './session-store.ts';
 import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
 
-/** A copy set of a multi-primary session whose primary volume lives on another agent than the master. */
+/** A copy set of a multi-primary session whose primary volume lives on another agent than the control agent. */
 /** A copy set whose primary (H1) volume a member agent (`primaryAgentId`) owns; the peer protocol's schema. */
 export type { MemberPairRecord };
 
@@ -20,38 +20,41 @@ type MultiPrimaryMethod = `mp.${'join' | 'secondary-pair' | 'run' | 'hold' | 'cu
 
 /** How long a primary agent holds host writes for a round before it releases them on its own. */
 const HOLD_TIMEOUT_MS = Number(process.env.TANDEM_MP_HOLD_TIMEOUT_MS) || 2000;
-/** A primary agent that hears nothing from the master for this long while mirroring suspends itself. */
-const MASTER_SILENCE_MS = Number(process.env.TANDEM_MP_MASTER_SILENCE_MS) || 5000;
-/** The master's round interval (one consistency group per round). */
+/**
+ * A primary agent that hears nothing from the control agent for this long while mirroring suspends itself
+ * (`TANDEM_MP_CONTROL_SILENCE_MS`; the earlier name `TANDEM_MP_MASTER_SILENCE_MS` is still read).
+ */
+const CONTROL_SILENCE_MS = Number(process.env.TANDEM_MP_CONTROL_SILENCE_MS ?? process.env.TANDEM_MP_MASTER_SILENCE_MS) || 5000;
+/** The coordinator's round interval (one consistency group per round). */
 const ROUND_INTERVAL_MS = Number(process.env.TANDEM_MP_ROUND_INTERVAL_MS) || 100;
 
 /**
  * Async sessions whose copy sets have their primary volumes on several
  * agents. Roles, per session:
- * - the master: the agent where the session was defined (its H1 site). It
+ * - the control agent: the agent where the session was defined (its H1 site). It
  *   keeps every copy set (its own in `pairs`, the others in
  *   `multi_primary_pairs`), drives the state machine and runs the
  *   CutCoordinator, which forms each consistency group across all primary
  *   agents with a two-phase cut;
  * - members: other primary agents. They run their copy sets' sources (out-of-sync
  *   bitmaps, resync, a coordinated ConsistencyGroupShipper) toward the
- *   secondary, hold and cut when the master says, and suspend by themselves
- *   when the master goes silent;
+ *   secondary, hold and cut when the control agent says, and suspend by themselves
+ *   when the control agent goes silent;
  * - the secondary: the session's H2 site. It stages every primary agent's
- *   parts and applies all of them through a round when the master commits it.
- * The master must be paired with every member and with the secondary; every
+ *   parts and applies all of them through a round when the control agent commits it.
+ * The control agent must be paired with every member and with the secondary; every
  * member must be paired with the secondary.
  *
  * After a failback (direction H2->H1) the roles turn around: the secondary
  * site is the only source and drives the rounds (`drivesRounds`), with
- * itself as the one participant and every H1 agent (master and members) as
+ * itself as the one participant and every H1 agent (control agent and members) as
  * a secondary that stages its copy sets' parts and applies them when a round
  * is committed at all of them (see multi-primary-failback.ts).
  */
 export class MultiPrimarySessions {
-  /** Master: the running coordinator per session. */
+  /** Control agent: the running coordinator per session. */
   private readonly coordinators = new Map<string, CutCoordinator>();
-  /** Member: when the master was last heard per session. */
+  /** Member: when the control agent was last heard per session. */
   private readonly heard = new Map<string, number>();
   private watchdog: NodeJS.Timeout | null = null;
 
@@ -74,7 +77,7 @@ export class MultiPrimarySessions {
 
   // --- the model ---
 
-  /** Copy sets of the session whose primary is on another agent (kept at the master and at the secondary). */
+  /** Copy sets of the session whose primary is on another agent (kept at the control agent and at the secondary). */
   memberPairs(session: SessionRecord): MemberPairRecord[] {
     const rows = this.service.engine.catalog.db
       .prepare('SELECT * FROM multi_primary_pairs WHERE session_id = ? ORDER BY created_at, id')
@@ -98,39 +101,39 @@ export class MultiPrimarySessions {
       .run(pair.id, pair.sessionId, pair.primaryAgentId, pair.h1Volume, pair.h2Volume, pair.createdAt);
   }
 
-  /** Forgets a member copy set's row (master and secondary). */
+  /** Forgets a member copy set's row (control agent and secondary). */
   forgetMemberPair(id: string): void {
     this.service.engine.catalog.db.prepare('DELETE FROM multi_primary_pairs WHERE id = ?').run(id);
   }
 
-  /** This agent is a primary agent of the session but neither its master nor its secondary. */
+  /** This agent is a primary agent of the session but neither its control agent nor its secondary. */
   isMember(session: SessionRecord): boolean {
     return session.controlAgentId !== this.service.agentId && session.peerAgentId !== this.service.agentId;
   }
 
-  /** This agent is the master of a session with copy sets on other primary agents. */
-  isMaster(session: SessionRecord): boolean {
+  /** This agent is the control agent of a session with copy sets on other primary agents. */
+  isControlAgent(session: SessionRecord): boolean {
     return session.controlAgentId === this.service.agentId && this.memberPairs(session).length > 0;
   }
 
-  /** The session has primaries on several agents (as far as this agent knows: master, member or secondary). */
+  /** The session has primaries on several agents (as far as this agent knows: control agent, member or secondary). */
   isMultiPrimary(session: SessionRecord): boolean {
     return this.isMember(session) || this.memberPairs(session).length > 0;
   }
 
-  /** The agent that forms the session's consistency groups in its current direction: the master (H1->H2) or the secondary site (H2->H1). */
-  roundMaster(session: SessionRecord): string {
+  /** The agent that forms the session's consistency groups in its current direction: the control agent (H1->H2) or the secondary site (H2->H1). */
+  roundCoordinator(session: SessionRecord): string {
     return session.direction === 'h1-h2' ? session.controlAgentId : session.peerAgentId;
   }
 
   /** This agent forms the consistency groups of a multi-primary session in its current direction. */
   drivesRounds(session: SessionRecord): boolean {
-    return this.roundMaster(session) === this.service.agentId && this.memberPairs(session).length > 0;
+    return this.roundCoordinator(session) === this.service.agentId && this.memberPairs(session).length > 0;
   }
 
   /**
    * The agent holding the other volume of a copy set, seen from here: at the
-   * secondary site the copy set's primary agent (the master or a member), at
+   * secondary site the copy set's primary agent (the control agent or a member), at
    * a primary agent the secondary site.
    */
   pairAgent(session: SessionRecord, pair: PairRecord): string {
@@ -138,7 +141,7 @@ export class MultiPrimarySessions {
     return this.memberPairs(session).find((row) => row.id === pair.id)?.primaryAgentId ?? session.controlAgentId;
   }
 
-  /** Every agent this one exchanges the session with (master: secondary and members; secondary: master and members; member: secondary). */
+  /** Every agent this one exchanges the session with (control agent: secondary and members; secondary: control agent and members; member: secondary). */
   otherAgents(session: SessionRecord): string[] {
     const agents = [this.service.otherAgent(session), ...this.memberAgents(session)];
     return [...new Set(agents)].filter((agent) => agent !== this.service.agentId);
@@ -148,7 +151,7 @@ export class MultiPrimarySessions {
    * The agents told of this site's state changes: the secondary site tells
    * every H1 agent (the source H2->H1; H1->H2 it changes the session's state
    * only when recovered, and every site then shows target-available), the
-   * master tells the secondary, a member tells nobody.
+   * control agent tells the secondary, a member tells nobody.
    */
   stateAgents(session: SessionRecord): string[] {
     if (this.isMember(session)) return [];
@@ -156,7 +159,7 @@ export class MultiPrimarySessions {
     return [this.service.otherAgent(session)];
   }
 
-  /** Master: the member agents (primary agents other than the master). */
+  /** Control agent: the member agents (primary agents other than the control agent). */
   memberAgents(session: SessionRecord): string[] {
     return [...new Set(this.memberPairs(session).map((pair) => pair.primaryAgentId))];
   }
@@ -167,7 +170,7 @@ export class MultiPrimarySessions {
   }
 
   /**
-   * Master: adds a copy set whose primary volume lives on another paired
+   * Control agent: adds a copy set whose primary volume lives on another paired
    * agent. The member learns the session and its copy set (`mp.join`), the
    * secondary its target copy set (`mp.secondary-pair`).
    */
@@ -175,7 +178,7 @@ export class MultiPrimarySessions {
     const service = this.service;
     const session = service.session(sessionName);
     if (session.controlAgentId !== service.agentId) {
-      throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s master, the agent where it was defined`);
+      throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s control agent, the agent where it was defined`);
     }
     if (session.type !== 'async') {
       throw new ProblemError(
@@ -238,7 +241,7 @@ export class MultiPrimarySessions {
     return pair;
   }
 
-  /** Master: removes a copy set of another primary agent (a session that was started: see multi-primary-running.ts). */
+  /** Control agent: removes a copy set of another primary agent (a session that was started: see multi-primary-running.ts). */
   async removeMemberPair(session: SessionRecord, h1Volume: string, primaryAgent: string): Promise<void> {
     const member = this.service.peers.get(primaryAgent);
     const pair = this.memberPairs(session).find((p) => p.primaryAgentId === member.agentId && p.h1Volume === h1Volume);
@@ -249,11 +252,11 @@ export class MultiPrimarySessions {
     this.forgetMemberPair(pair.id);
   }
 
-  // --- master: running the session ---
+  // --- control agent: running the session ---
 
   /**
-   * Master: starts (or resumes) every member's copy sets and the cut
-   * coordinator. Called by the master's mirroring once its own copy sets
+   * Control agent: starts (or resumes) every member's copy sets and the cut
+   * coordinator. Called by the control agent's mirroring once its own copy sets
    * mirror. `start`: the members make their out-of-sync bitmaps first.
    */
   async startRun(session: SessionRecord): Promise<void> {
@@ -342,9 +345,9 @@ export class MultiPrimarySessions {
   }
 
   /**
-   * Master: stops the coordinator and every member (their bitmaps keep
+   * Control agent: stops the coordinator and every member (their bitmaps keep
    * tracking). Best effort toward members that cannot be reached: they
-   * suspend by themselves when the master goes silent.
+   * suspend by themselves when the control agent goes silent.
    */
   async stopRun(session: SessionRecord, reason: string | null): Promise<void> {
     // The secondary keeps the last committed round: that is the session's consistency time from now.
@@ -368,7 +371,7 @@ export class MultiPrimarySessions {
     );
   }
 
-  /** Master: tells every member the session is terminated (they drop their bitmaps). */
+  /** Control agent: tells every member the session is terminated (they drop their bitmaps). */
   async terminateMembers(session: SessionRecord): Promise<void> {
     await Promise.all(
       this.memberAgents(session).map((agent) =>
@@ -381,7 +384,7 @@ export class MultiPrimarySessions {
   }
 
   /**
-   * Master: the session is prepared (duplex and consistent) once every
+   * Control agent: the session is prepared (duplex and consistent) once every
    * primary agent reported duplex at a round's hold and that round is
    * committed at the secondary: from then on each commit is a consistent image.
    */
@@ -395,7 +398,7 @@ export class MultiPrimarySessions {
     this.service.setState(session, 'prepared', { detail: null, consistencyTime: null });
   }
 
-  /** Master: the cut time of the last round every secondary applied, once the session is consistent. */
+  /** Control agent: the cut time of the last round every secondary applied, once the session is consistent. */
   committedTime(session: SessionRecord): number | undefined {
     const coordinator = this.coordinators.get(session.id);
     if (!coordinator?.committed || coordinator.firstConsistentRound === null) return undefined;
@@ -412,12 +415,12 @@ export class MultiPrimarySessions {
     return options;
   }
 
-  /** Master: round statistics of a running session (tests, benchmarks). */
+  /** Control agent: round statistics of a running session (tests, benchmarks). */
   coordinatorOf(session: SessionRecord): CutCoordinator | undefined {
     return this.coordinators.get(session.id);
   }
 
-  /** Master: the copy sets on member agents, as the members last reported them. */
+  /** Control agent: the copy sets on member agents, as the members last reported them. */
   memberPairInfos(session: SessionRecord): PairInfo[] {
     const coordinator = this.coordinators.get(session.id);
     return this.memberPairs(session).map((pair) => {
@@ -429,7 +432,7 @@ export class MultiPrimarySessions {
           break;
         case 'preparing':
         case 'prepared':
-          // H2->H1: the member's copy set is a target here like the master's own.
+          // H2->H1: the member's copy set is a target here like the control agent's own.
           if (session.direction === 'h2-h1') state = session.state === 'prepared' ? 'duplex' : 'syncing';
           else if (!coordinator) state = 'connecting';
           else if (!status) state = 'connecting';
@@ -459,14 +462,14 @@ export class MultiPrimarySessions {
     });
   }
 
-  /** Master and secondary: the site holding a copy set's primary, when it is not the master. */
+  /** Control agent and secondary: the site holding a copy set's primary, when it is not the control agent. */
   primarySiteOf(pair: PairRecord): string | undefined {
     const session = this.service.session(pair.sessionId);
     const row = this.memberPairs(session).find((p) => p.id === pair.id);
     return row ? this.siteOf(row.primaryAgentId) : undefined;
   }
 
-  // --- member (and the master's own copy sets): hold, cut, status ---
+  // --- member (and the control agent's own copy sets): hold, cut, status ---
 
   private shipperOf(session: SessionRecord): ConsistencyGroupShipper | undefined {
     return this.service.mirroring.shippers.get(session.id);
@@ -517,7 +520,7 @@ export class MultiPrimarySessions {
     shipper.cut(round, time);
   }
 
-  /** Member: the master asked to run the copy sets here (start, or resume with the bitmaps kept). */
+  /** Member: the control agent asked to run the copy sets here (start, or resume with the bitmaps kept). */
   private async runHere(session: SessionRecord): Promise<void> {
     const service = this.service;
     const engine = service.engine;
@@ -530,7 +533,7 @@ export class MultiPrimarySessions {
     await service.mirroring.stopSource(session, null);
     this.heard.set(session.id, Date.now());
     service.setState(session, 'preparing', { detail: null }, false);
-    // The secondary is fenced for this run before the master is answered (its first hold finds this agent mirroring).
+    // The secondary is fenced for this run before the control agent is answered (its first hold finds this agent mirroring).
     let run: string;
     try {
       run = await service.mirroring.fenceTargets(session);
@@ -543,17 +546,17 @@ export class MultiPrimarySessions {
     this.watch();
   }
 
-  /** Member: suspends sessions whose master has been silent too long (their bitmaps keep tracking). */
+  /** Member: suspends sessions whose control agent has been silent too long (their bitmaps keep tracking). */
   private watch(): void {
     if (this.watchdog) return;
     this.watchdog = setInterval(() => {
       for (const session of this.service.sessions.values()) {
         if (!this.isMember(session) || (session.state !== 'preparing' && session.state !== 'prepared')) continue;
-        // H2->H1 the member is a target: the secondary site drives the rounds, the master says nothing.
+        // H2->H1 the member is a target: the secondary site drives the rounds, the control agent says nothing.
         if (session.direction !== 'h1-h2') continue;
         const heard = this.heard.get(session.id) ?? 0;
-        if (Date.now() - heard < MASTER_SILENCE_MS) continue;
-        const reason = `no word from the master ${this.siteOf(session.controlAgentId)} for ${MASTER_SILENCE_MS} ms`;
+        if (Date.now() - heard < CONTROL_SILENCE_MS) continue;
+        const reason = `no word from the control agent ${this.siteOf(session.controlAgentId)} for ${CONTROL_SILENCE_MS} ms`;
         void this.service.mirroring.suspendSession(session, reason, new ProblemError('link-down', reason));
       }
     }, 250);
@@ -565,11 +568,11 @@ export class MultiPrimarySessions {
   /** The peer requests of multi-primary sessions this part serves (the target's dispatch table takes them in). */
   readonly peerHandlers: PeerHandlerTable<MultiPrimaryMethod> = {
     'mp.join': ({ params }) => {
-      // At a member: the master adds a copy set whose primary volume is here.
+      // At a member: the control agent adds a copy set whose primary volume is here.
       const service = this.service;
       const record = params.record;
       if (record.controlAgentId === service.agentId || record.peerAgentId === service.agentId) {
-        throw new ProblemError('bad-request', 'this agent is the master or the secondary of that session, not a member');
+        throw new ProblemError('bad-request', 'this agent is the control agent or the secondary of that session, not a member');
       }
       service.peers.get(record.controlAgentId);
       try {
@@ -620,7 +623,7 @@ export class MultiPrimarySessions {
       return {};
     },
     'cg.stage': async ({ params, payload, peerAgentId }) => {
-      // At the secondary: one primary agent's part of a round, staged until the master commits the round.
+      // At the secondary: one primary agent's part of a round, staged until the coordinator commits the round.
       const session = this.secondarySession(params);
       // A part (and the flash markers in it) is staged as the authenticated sender's, never as another agent's.
       if (params.from !== peerAgentId) {
@@ -645,7 +648,7 @@ export class MultiPrimarySessions {
     'mp.commit': async ({ params, peerAgentId }) => {
       if (this.service.faults.holdCommits) await this.service.faults.holdCommits;
       const session = this.secondarySession(params);
-      if (this.roundMaster(session) !== peerAgentId) {
+      if (this.roundCoordinator(session) !== peerAgentId) {
         throw new ProblemError('access-denied', 'only the agent forming the session\'s consistency groups commits rounds');
       }
       await this.service.applier.commit(session.id, params.epoch, params.through, params.time);

@@ -75,7 +75,7 @@ export interface PairSourceHooks {
 export class PairSource implements WriteTap {
   readonly order = 20;
   mode: MirrorMode = 'sync';
-  /** The session's consistency-group master, for async sessions. */
+  /** The session's consistency-group shipper, for async sessions. */
   shipper: ConsistencyGroupShipper | null = null;
   /** Mirroring host writes (preparing or prepared); else writes only mark tracks. */
   mirroring = false;

@@ -34,7 +34,7 @@ const DRAIN_TIMEOUT_MS = 60_000;
  * Joining is kept with the copy set (`pairs.joining`): an agent restarted
  * (or a session resumed) while a copy set joins copies what its bitmap still
  * marks, synchronously, and joins afterwards. Multi-primary sessions use the
- * same mechanism at the primary agent that holds the copy set; the master's
+ * same mechanism at the primary agent that holds the copy set; the control agent's
  * side (the rounds, the session state) is multi-primary-running.ts.
  */
 export class RunningCopySets {
@@ -121,9 +121,9 @@ export class RunningCopySets {
     return RUNNING_STATES.has(session.state);
   }
 
-  private checkSource(session: SessionRecord, what: string, fromMaster = false): void {
-    if (!fromMaster && this.service.multiPrimary.isMember(session)) {
-      throw new ProblemError('invalid-state', `copy sets of ${session.name} are ${what} at its master, the agent where it was defined`);
+  private checkSource(session: SessionRecord, what: string, fromControlAgent = false): void {
+    if (!fromControlAgent && this.service.multiPrimary.isMember(session)) {
+      throw new ProblemError('invalid-state', `copy sets of ${session.name} are ${what} at its control agent, the agent where it was defined`);
     }
     if (!RUNNING_STATES.has(session.state)) {
       throw new ProblemError(
@@ -145,7 +145,7 @@ export class RunningCopySets {
   /**
    * Adds a copy set to a session that was started (the caller checked names
    * and sizes). `attached`: the other site adopted it already (a member of a
-   * multi-primary session, whose master had the secondary attach it and asks
+   * multi-primary session, whose control agent had the secondary attach it and asks
    * the member to add it).
    */
   async add(session: SessionRecord, pair: PairRecord, options: { attached?: boolean } = {}): Promise<PairRecord> {
@@ -288,7 +288,7 @@ export class RunningCopySets {
       const source = this.service.sourceOf(pair);
       if (this.service.isSource(session) && (!source?.mirroring || source.isResyncing)) return false;
     }
-    // Multi-primary master: copy sets joining at member agents, the members' own copy sets duplex.
+    // Multi-primary control agent: copy sets joining at member agents, the members' own copy sets duplex.
     const members = this.multiPrimary.membersJoining(session);
     if (members === null) return false;
     return joining || members;
@@ -296,13 +296,13 @@ export class RunningCopySets {
 
   /**
    * Removes a copy set from a session that was started; the other copy sets
-   * keep mirroring. `fromMaster`: the master of a multi-primary session asks
+   * keep mirroring. `fromControlAgent`: the control agent of a multi-primary session asks
    * a member to remove it; `lastHere`: that member may give up its last copy
    * set (the session has others at other agents).
    */
-  async remove(session: SessionRecord, pair: PairRecord, options: { lastHere?: boolean; fromMaster?: boolean } = {}): Promise<void> {
+  async remove(session: SessionRecord, pair: PairRecord, options: { lastHere?: boolean; fromControlAgent?: boolean } = {}): Promise<void> {
     const service = this.service;
-    this.checkSource(session, 'removed', options.fromMaster);
+    this.checkSource(session, 'removed', options.fromControlAgent);
     const copySets = service.pairsOf(session).length + service.multiPrimary.memberPairs(session).length;
     if (copySets === 1 && !options.lastHere) {
       throw new ProblemError(

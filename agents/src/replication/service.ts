@@ -75,7 +75,7 @@ export class ReplicationService implements TapSource {
    */
   readonly recovered: Promise<void>;
   private markRecovered!: () => void;
-  /** Async sessions with primary volumes on several agents: master, member and secondary roles. */
+  /** Async sessions with primary volumes on several agents: control agent, member and secondary roles. */
   readonly multiPrimary: MultiPrimarySessions;
   /** Copy sets added to or removed from sessions that were started. */
   readonly running: RunningCopySets;
@@ -139,7 +139,7 @@ export class ReplicationService implements TapSource {
     for (const session of this.sessions.values()) {
       // Every agent sharing a started session is kept dialled (heartbeats): a silent one is noticed and reported.
       this.watchPeers(session);
-      // A multi-primary member waits for its master to run it again.
+      // A multi-primary member waits for its control agent to run it again.
       if (this.multiPrimary.isMember(session)) continue;
       if (!this.isSource(session)) continue;
       if (session.state === 'preparing' || session.state === 'prepared') {
@@ -211,12 +211,12 @@ export class ReplicationService implements TapSource {
     return [...this.pairs.values()].filter((pair) => pair.sessionId === session.id);
   }
 
-  /** H2 at the session's secondary (its peer), H1 at its master and at the other primary agents of a multi-primary session. */
+  /** H2 at the session's secondary (its peer), H1 at its control agent and at the other primary agents of a multi-primary session. */
   localSite(session: SessionRecord): 'h1' | 'h2' {
     return session.peerAgentId === this.agentId ? 'h2' : 'h1';
   }
 
-  /** The agent this site mirrors with: the secondary for the master and members, the master for the secondary. */
+  /** The agent this site mirrors with: the secondary for the control agent and members, the control agent for the secondary. */
   otherAgent(session: SessionRecord): string {
     return session.peerAgentId === this.agentId ? session.controlAgentId : session.peerAgentId;
   }
@@ -308,7 +308,7 @@ export class ReplicationService implements TapSource {
 
   /** Tells the agents that follow this site's state (see MultiPrimarySessions.stateAgents); an agent not reached is skipped. */
   async pushState(session: SessionRecord): Promise<void> {
-    // A multi-primary member's state is its own; the master tells the secondary the session's, the secondary site (H2->H1) every H1 agent.
+    // A multi-primary member's state is its own; the control agent tells the secondary the session's, the secondary site (H2->H1) every H1 agent.
     await Promise.all(
       this.multiPrimary.stateAgents(session).map(async (agent) => {
         try {
@@ -349,7 +349,7 @@ export class ReplicationService implements TapSource {
       this.multiPrimary.siteOf(from),
     );
     if (wasSource && !this.isSource(session)) this.mirroring.dropSources(session);
-    // A multi-primary member told by the secondary that it was recovered: its copy sets stop shipping (if the master
+    // A multi-primary member told by the secondary that it was recovered: its copy sets stop shipping (if the control agent
     // could not stop them) and keep marking what changes here for the failback.
     const mirroring = this.pairsOf(session).some((pair) => this.sourceOf(pair)?.mirroring);
     if (record.state === 'target-available' && wasSource && mirroring && this.multiPrimary.isMember(session)) {

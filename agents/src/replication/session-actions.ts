@@ -46,8 +46,8 @@ export class SessionActions {
   private async dispatch(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<SessionInfo> {
     const service = this.service;
     if (service.multiPrimary.isMember(session)) {
-      // A multi-primary session's state machine runs at its master (terminate) or at the site that must act:
-      // the source of the current direction (master H1->H2, secondary site H2->H1), or its target.
+      // A multi-primary session's state machine runs at its control agent (terminate) or at the site that must act:
+      // the source of the current direction (control agent H1->H2, secondary site H2->H1), or its target.
       const atSource = executingRole(action) === 'source' === (session.direction === 'h1-h2');
       const executor = action === 'terminate' || atSource ? session.controlAgentId : session.peerAgentId;
       await service.peers.link(executor).call('session.action', { session: session.id, action, options }, null, {
@@ -108,7 +108,7 @@ export class SessionActions {
         await service.failback.failbackHere(session, { verifyCodes: options.verifyCodes ?? true, fullCompare: options.fullCompare ?? false });
         return;
       case 'terminate':
-        // Every other primary agent of a multi-primary session (told by its master or by its secondary site).
+        // Every other primary agent of a multi-primary session (told by its control agent or by its secondary site).
         if (service.multiPrimary.isMultiPrimary(session)) await service.multiPrimary.terminateMembers(session);
         await this.terminateHere(session);
         await service
@@ -132,8 +132,8 @@ export class SessionActions {
     if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
     // A multi-primary session recovered at its H1 side (H2->H1): every H1 agent first applies the newest round committed at any of them.
     const multi = service.multiPrimary;
-    const commit = multi.isMaster(session) ? await multi.failback.rollForward(session) : null;
-    // Staged parts of rounds the master never committed are dropped: the volumes keep the last committed round.
+    const commit = multi.isControlAgent(session) ? await multi.failback.rollForward(session) : null;
+    // Staged parts of rounds the coordinator never committed are dropped: the volumes keep the last committed round.
     if (session.type === 'async') await service.applier.discardParts(session.id);
     for (const pair of service.pairsOf(session)) {
       // A broken copy set has no volume here to track: reported as failed, the others recover.
@@ -144,7 +144,7 @@ export class SessionActions {
       }
     }
     // A multi-primary session recovered at its H1 side (H2->H1): every member's volumes become writable too.
-    if (multi.isMaster(session)) await multi.failback.recoverMembers(session, commit);
+    if (multi.isControlAgent(session)) await multi.failback.recoverMembers(session, commit);
     // Copy sets whose initial copy had not completed: their volumes here are no consistent image (reported per copy set).
     const inconsistent = service.pairsOf(session).filter((pair) => service.running.initialCopyPending(pair));
     for (const pair of inconsistent) {

@@ -21,7 +21,7 @@ export class SessionFailback {
     if (session.state !== 'target-available') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; failback needs target-available`);
     }
-    // Executed where the failback runs: the target of the current direction (a multi-primary member asks its master).
+    // Executed where the failback runs: the target of the current direction (a multi-primary member asks its control agent).
     const multi = service.multiPrimary;
     if (service.isSource(session) || multi.isMember(session)) {
       const to = multi.isMember(session) ? service.peers.link(session.controlAgentId) : service.link(session);
@@ -37,7 +37,7 @@ export class SessionFailback {
 
   /**
    * Plans every copy set of the session: this site's against the agent
-   * holding each one's other volume, and (a multi-primary master on the way
+   * holding each one's other volume, and (a multi-primary control agent on the way
    * back to H1->H2) the members' own, which with `apply` also mark them.
    */
   private async plan(
@@ -48,7 +48,7 @@ export class SessionFailback {
     const multi = this.service.multiPrimary;
     const plans = await multi.failback.planLocal(session, options);
     const summaries = plans.map((plan) => planSummary(plan, multi.primarySiteOf(plan.pair)));
-    if (multi.isMaster(session)) summaries.push(...(await multi.failback.memberPlans(session, options, apply)));
+    if (multi.isControlAgent(session)) summaries.push(...(await multi.failback.memberPlans(session, options, apply)));
     return { plans, summaries };
   }
 
@@ -80,9 +80,9 @@ export class SessionFailback {
     const engine = service.engine;
     const multi = service.multiPrimary;
     const direction = session.direction === 'h1-h2' ? 'h2-h1' : 'h1-h2';
-    // A multi-primary master's members plan and mark their own copy sets (the way back to H1->H2).
+    // A multi-primary control agent's members plan and mark their own copy sets (the way back to H1->H2).
     // The other side of every copy set becomes the target: the H1 agents of a multi-primary session from its secondary site.
-    const targets = multi.isMaster(session) ? [session.peerAgentId] : multi.otherAgents(session);
+    const targets = multi.isControlAgent(session) ? [session.peerAgentId] : multi.otherAgents(session);
     // Every one of them is reachable before anything is marked or handed over (nothing changes when one is not).
     await Promise.all(targets.map((agent) => service.peers.link(agent).ready(3000)));
     const { plans, summaries } = await this.plan(session, options, true);
@@ -147,8 +147,8 @@ export class SessionFailback {
       service.verifier.verify(session.name, { trigger: 'failback' }).catch((error) => {
         service.logger.warn({ session: session.name, error: problemMessage(error) }, 'verify after failback failed');
       });
-      // A multi-primary master (back to H1->H2): every member verifies its own copy sets the same way.
-      if (service.multiPrimary.isMaster(session)) void service.multiPrimary.failback.verifyMembers(session);
+      // A multi-primary control agent (back to H1->H2): every member verifies its own copy sets the same way.
+      if (service.multiPrimary.isControlAgent(session)) void service.multiPrimary.failback.verifyMembers(session);
     };
     catalog.events.on('event', listener);
   }

@@ -6,7 +6,7 @@ import type { PairRecord, SessionRecord } from './session-store.ts';
 
 /**
  * The site holding a copy set's H1 volume, for a multi-primary session (the
- * master's own copy sets included); undefined for a single-primary session.
+ * control agent's own copy sets included); undefined for a single-primary session.
  */
 export function primarySiteFor(service: ReplicationService, session: SessionRecord, pair: PairRecord): string | undefined {
   const multi = service.multiPrimary;
@@ -57,8 +57,8 @@ export class SessionReports {
     const pairs = service.pairsOf(session).map((pair) => this.pairInfo(session, pair));
     // Copy sets whose volume is gone (here or at the other site): the session mirrors nothing until they are removed.
     const broken = pairs.filter((pair) => pair.state === 'failed');
-    // Multi-primary master: the copy sets on the other primary agents, as they last reported.
-    if (service.multiPrimary.isMaster(session)) pairs.push(...service.multiPrimary.memberPairInfos(session));
+    // Multi-primary control agent: the copy sets on the other primary agents, as they last reported.
+    if (service.multiPrimary.isControlAgent(session)) pairs.push(...service.multiPrimary.memberPairInfos(session));
     const peers = this.peers(session);
     // Another agent silent for a while: what this agent knows of the session is as of then (health at least warning).
     const silent = peers.filter((peer) => peer.unreachableSince !== null && now - Date.parse(peer.unreachableSince) >= PEER_SILENCE_WARNING_MS);

@@ -70,15 +70,15 @@ export class SessionVerifier {
   }
 
   /**
-   * The members' parts of a multi-primary master's verify (H1->H2): every
+   * The members' parts of a multi-primary control agent's verify (H1->H2): every
    * member verifies its own copy sets against the secondary site; its pairs
    * are reported with its site. A member that fails fails the verify.
    */
   private async verifyMembers(session: SessionRecord, trigger: LastVerify['trigger']): Promise<VerifyReport[]> {
     const service = this.service;
     const multi = service.multiPrimary;
-    // After a failback each primary agent verifies its own (the master asks the members itself: verifyMembers in multi-primary-failback.ts).
-    if (trigger !== 'request' || !multi.isMaster(session) || session.direction !== 'h1-h2') return [];
+    // After a failback each primary agent verifies its own (the control agent asks the members itself: verifyMembers in multi-primary-failback.ts).
+    if (trigger !== 'request' || !multi.isControlAgent(session) || session.direction !== 'h1-h2') return [];
     return Promise.all(
       multi.memberAgents(session).map(async (agent) => {
         const site = multi.siteOf(agent);
@@ -107,7 +107,7 @@ export class SessionVerifier {
     try {
       const reports: VerifyPairReport[] = [];
       let marked = 0;
-      // A multi-primary master (H1->H2) asked to verify covers every copy set: each member its own, at the same time
+      // A multi-primary control agent (H1->H2) asked to verify covers every copy set: each member its own, at the same time
       // (`mp.verify`; differences are marked and copied at the member, the copy set's source).
       const members = this.verifyMembers(session, trigger);
       members.catch(() => undefined);
@@ -123,7 +123,7 @@ export class SessionVerifier {
         const { report, differing } = await verifyPair(engine, service.pairLink(session, pair), pair, source!, check);
         if (differing.length > 0) await source!.mark(differing);
         marked += differing.length;
-        // The site holding its H1 volume (multi-primary: the master's, a member's, also when verified at the secondary site).
+        // The site holding its H1 volume (multi-primary: the control agent's, a member's, also when verified at the secondary site).
         const primarySite = primarySiteFor(service, session, pair);
         reports.push(primarySite ? { ...report, primarySite } : report);
       }

@@ -7,7 +7,7 @@
  * volumes, the copy sets, and whether one joins the running session.
  *
  * Sites. `sync`, `semi-sync`, `async`, `snapshot-shipping`: alpha (H1) ->
- * beta (H2). `async-multi-primary`: alpha (the master, H1 of `a`) and bravo
+ * beta (H2). `async-multi-primary`: alpha (the control agent, H1 of `a`) and bravo
  * (a member, H1 of `b`) -> charlie (H2). `joining`: an async session alpha
  * -> beta with one copy set; a second volume, written from the start, is
  * added to the running session while the faults go on (its initial copy
@@ -108,7 +108,7 @@ interface CopySetSpec {
 
 interface Topology {
   type: SessionType;
-  /** Sites holding primary volumes; the first is where the session is defined (the master). */
+  /** Sites holding primary volumes; the first is where the session is defined (the control agent). */
   primaries: string[];
   secondary: string;
   copySets: CopySetSpec[];
@@ -377,15 +377,15 @@ class Campaign {
       await this.api(this.agent(copySet.primary), 'POST', '/v1/volumes', { name: copySet.h1, sizeBytes: this.volumeBytes });
       await this.api(secondary, 'POST', '/v1/volumes', { name: copySet.h2, sizeBytes: this.volumeBytes });
     }
-    const master = this.master;
-    await this.api(master, 'POST', '/v1/sessions', {
+    const controlAgent = this.controlAgent;
+    await this.api(controlAgent, 'POST', '/v1/sessions', {
       name: SESSION,
       type: this.topology.type,
       peer: this.topology.secondary,
       ...(this.topology.type === 'snapshot-shipping' ? { shipIntervalSeconds: this.options.shipIntervalSeconds ?? 1 } : {}),
     });
     for (const copySet of this.copySets.filter((c) => !c.joinsLater)) await this.addCopySet(copySet);
-    await this.api(master, 'POST', `/v1/sessions/${SESSION}/actions/start`, {});
+    await this.api(controlAgent, 'POST', `/v1/sessions/${SESSION}/actions/start`, {});
     await this.until('the session is prepared after its start', async () => (await this.show()).state === 'prepared', 120_000);
     this.note('session prepared');
 
@@ -406,7 +406,7 @@ class Campaign {
   private async addCopySet(copySet: CopySet): Promise<void> {
     const body: Record<string, string> = { h1Volume: copySet.h1, h2Volume: copySet.h2 };
     if (copySet.primary !== this.topology.primaries[0]) body.primaryAgent = copySet.primary;
-    await this.api(this.master, 'POST', `/v1/sessions/${SESSION}/pairs`, body);
+    await this.api(this.controlAgent, 'POST', `/v1/sessions/${SESSION}/pairs`, body);
     copySet.inSession = true;
   }
 
@@ -615,10 +615,10 @@ class Campaign {
                 'it did not resume by itself; resuming it by hand to go on',
             );
             seen = null;
-            await this.api(this.master, 'POST', `/v1/sessions/${SESSION}/actions/resume`, {}).catch((error) => this.note(`resume by hand failed: ${String(error)}`));
+            await this.api(this.controlAgent, 'POST', `/v1/sessions/${SESSION}/actions/resume`, {}).catch((error) => this.note(`resume by hand failed: ${String(error)}`));
           }
         } catch {
-          // The master is being restarted: keep what was seen.
+          // The control agent is being restarted: keep what was seen.
         }
         await sleep(1000);
       }
@@ -728,7 +728,7 @@ class Campaign {
     }
     this.stats.qemuImgIdentical = identical;
     if (this.topology.type !== 'snapshot-shipping') {
-      const report = await agentCliJson<VerifyReport>(this.master, ['session', 'verify', SESSION]);
+      const report = await agentCliJson<VerifyReport>(this.controlAgent, ['session', 'verify', SESSION]);
       this.stats.verifyDifferingTracks = report.differingTracks;
       if (report.differingTracks > 0) this.fail(`session verify found ${report.differingTracks} differing track(s): ${JSON.stringify(report.pairs)}`);
       this.note(`session verify: ${report.differingTracks} of ${report.comparedTracks} track(s) differ, ${report.unverifiedTracks} unverified`);
@@ -745,7 +745,7 @@ class Campaign {
     const began = Date.now();
     if (this.topology.type === 'snapshot-shipping') {
       await this.until('the session is prepared again', async () => (await this.show()).state === 'prepared', timeout);
-      const report = await this.retry('ship-now', () => this.api<ShipCycleReport>(this.master, 'POST', `/v1/sessions/${SESSION}/ship-now`), timeout);
+      const report = await this.retry('ship-now', () => this.api<ShipCycleReport>(this.controlAgent, 'POST', `/v1/sessions/${SESSION}/ship-now`), timeout);
       this.note(`ship-now: cycle ${report.cycle}, ${report.tracks} track(s)`);
     }
     const timeBound = this.topology.type === 'async' || this.topology.type === 'snapshot-shipping';
@@ -841,7 +841,7 @@ class Campaign {
 
   // ---- plumbing ---------------------------------------------------------
 
-  private get master(): AgentProcess {
+  private get controlAgent(): AgentProcess {
     return this.agent(this.topology.primaries[0]);
   }
 
@@ -863,7 +863,7 @@ class Campaign {
   }
 
   private show(): Promise<SessionInfo> {
-    return this.api<SessionInfo>(this.master, 'GET', `/v1/sessions/${SESSION}`);
+    return this.api<SessionInfo>(this.controlAgent, 'GET', `/v1/sessions/${SESSION}`);
   }
 
   private async api<T = unknown>(agent: AgentProcess, method: string, path: string, body?: unknown): Promise<T> {

@@ -8,7 +8,7 @@ import { startSite, waitFor, type Site } from './replication-sites.ts';
 
 /**
  * Three sites in one test process, every pair of them paired (mutual TLS on
- * loopback): alpha (the master, a primary agent), bravo (another primary
+ * loopback): alpha (the control agent, a primary agent), bravo (another primary
  * agent) and charlie (the secondary). Every link to and from bravo goes
  * through a fault proxy, so a test can take bravo away.
  */
@@ -20,8 +20,8 @@ export interface ThreeSites {
   bravoProxies: FaultProxy[];
   /** Cuts (or restores) every link of bravo: nothing passes, connections hang. */
   isolateBravo(on: boolean): void;
-  /** Cuts (or restores) only the links between alpha (the master) and bravo; bravo still reaches charlie. */
-  cutMasterBravo(on: boolean): void;
+  /** Cuts (or restores) only the links between alpha (the control agent) and bravo; bravo still reaches charlie. */
+  cutControlAgentBravo(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -61,7 +61,7 @@ export async function startThreeSites(): Promise<ThreeSites> {
         if (on) proxy.resetAll();
       }
     },
-    cutMasterBravo(on) {
+    cutControlAgentBravo(on) {
       // The first two proxies carry alpha -> bravo and bravo -> alpha.
       for (const proxy of proxies.slice(0, 2)) {
         proxy.blackhole(on);
@@ -91,12 +91,12 @@ export async function preparedMultiPrimary(s: ThreeSites): Promise<void> {
   for (const name of ['a2', 'b2']) await s.charlie.engine.createVolume(name, 16 * MiB);
   await s.alpha.replication.exports.openExport('a').write(4 * MiB, randomBytes(MiB));
   await s.bravo.replication.exports.openExport('b').write(6 * MiB, randomBytes(MiB));
-  const master = s.alpha.replication.service;
-  await master.createSession('mp', 'async', 'charlie');
-  await master.addPair('mp', 'a', 'a2');
-  await master.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-  await master.act('mp', 'start');
-  await waitFor(() => master.session('mp').state === 'prepared', 60_000, 'prepared');
+  const controlAgent = s.alpha.replication.service;
+  await controlAgent.createSession('mp', 'async', 'charlie');
+  await controlAgent.addPair('mp', 'a', 'a2');
+  await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+  await controlAgent.act('mp', 'start');
+  await waitFor(() => controlAgent.session('mp').state === 'prepared', 60_000, 'prepared');
 }
 
 /** `preparedMultiPrimary`, then failed over to charlie (1 MiB written to b2 there) and failed back: charlie mirrors H2->H1. */

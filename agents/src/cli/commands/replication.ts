@@ -235,7 +235,7 @@ export function registerReplicationCommands(program: Command): void {
     )
     .option(
       '--primary-agent <site>',
-      'async sessions: the paired site whose agent owns the H1 volume (default: this agent, the master); also while the session runs, when it was started with copy sets at other agents',
+      'async sessions: the paired site whose agent owns the H1 volume (default: this agent, the control agent); also while the session runs, when it was started with copy sets at other agents',
     )
     .addOption(dataOption())
     .addOption(jsonOption())

@@ -16,7 +16,7 @@ export function matchingVolumes(h1Volume: VolumeInfo | undefined, h2Volumes: Vol
 /**
  * Copy sets chosen from the volumes at both sites; `taken` volumes (already mirrored by the session) are not offered.
  * `h1` is the site whose volumes are offered as primaries. In a multi-primary async session that may be another site than
- * the session's H1 site (`masterSite`): the copy sets added then name it as their `primaryAgent`, and `pairs` may hold
+ * the session's H1 site (`controlSite`): the copy sets added then name it as their `primaryAgent`, and `pairs` may hold
  * copy sets of several primary sites, each listed with its own site.
  */
 export function CopySetPicker({
@@ -25,16 +25,16 @@ export function CopySetPicker({
   pairs,
   onChange,
   taken = { h1: [], h2: [] },
-  masterSite = h1.site,
+  controlSite = h1.site,
 }: {
   h1: SiteSummary;
   h2: SiteSummary;
   pairs: AddPairRequest[];
   onChange: (pairs: AddPairRequest[]) => void;
   taken?: { h1: string[]; h2: string[] };
-  masterSite?: string;
+  controlSite?: string;
 }) {
-  const siteOf = (pair: AddPairRequest) => pair.primaryAgent ?? masterSite;
+  const siteOf = (pair: AddPairRequest) => pair.primaryAgent ?? controlSite;
   const h1Volumes = useVolumes(h1.id);
   const h2Volumes = useVolumes(h2.id);
   const [h1Choice, setH1Choice] = useState('');
@@ -48,7 +48,7 @@ export function CopySetPicker({
   const targets = matchingVolumes(chosenSource, h2Volumes.data?.volumes ?? [], new Set([...taken.h2, ...pairs.map((pair) => pair.h2Volume)]));
 
   const add = () => {
-    onChange([...pairs, h1.site === masterSite ? { h1Volume: h1Choice, h2Volume: h2Choice } : { h1Volume: h1Choice, h2Volume: h2Choice, primaryAgent: h1.site }]);
+    onChange([...pairs, h1.site === controlSite ? { h1Volume: h1Choice, h2Volume: h2Choice } : { h1Volume: h1Choice, h2Volume: h2Choice, primaryAgent: h1.site }]);
     setH1Choice('');
     setH2Choice('');
   };

@@ -111,7 +111,7 @@ export function CreateSessionWizard({ onClose }: { onClose: () => void }) {
               {primary?.site} is not paired with {h2?.site}: pair them (Sites) before adding its copy sets, or the agent refuses them.
             </Text>
           )}
-          {h1 && h2 && primary && <CopySetPicker key={primary.id} h1={primary} h2={h2} pairs={pairs} onChange={setPairs} masterSite={h1.site} />}
+          {h1 && h2 && primary && <CopySetPicker key={primary.id} h1={primary} h2={h2} pairs={pairs} onChange={setPairs} controlSite={h1.site} />}
         </Stepper.Step>
         <Stepper.Step label="Review">
           <Stack mt="md" gap="xs" data-testid="create-session-review">

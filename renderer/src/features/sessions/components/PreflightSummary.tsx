@@ -42,7 +42,7 @@ type PreflightPair = FailbackPreflight['pairs'][number];
  * What failback would copy, before anything moves: by bitmaps, by code
  * comparison, bytes and time, in total and per copy set. Every copy set names
  * the site holding its primary (H1) volume, the site it is copied back to;
- * `h1Site` is the session's H1 site (the master), which holds the copy sets
+ * `h1Site` is the session's H1 site (the control agent), which holds the copy sets
  * whose `primarySite` is absent.
  */
 export function PreflightSummary({ preflight, pairs, h1Site }: { preflight: FailbackPreflight; pairs: PairInfo[]; h1Site?: string }) {

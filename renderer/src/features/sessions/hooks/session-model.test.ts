@@ -48,7 +48,7 @@ describe('multi-primary sessions', () => {
   const multi = (overrides: Parameters<typeof sessionFixture>[0] = {}) =>
     sessionFixture({ type: 'async', h2Site: 'charlie', pairs: [pairFixture({ id: 'pa', h1Volume: 'a' }), pairFixture({ id: 'pb', h1Volume: 'b', primarySite: 'bravo' })], ...overrides });
 
-  it("shows the master's view (the H1 site knows every copy set), not a member's", () => {
+  it("shows the control agent's view (the H1 site knows every copy set), not a member's", () => {
     const atMember = multi({ pairs: [pairFixture({ id: 'pb', h1Volume: 'b' })], state: 'suspended' });
     const merged = mergeSessions([
       { siteId: 'agent-b', siteName: 'bravo', sessions: [atMember] },

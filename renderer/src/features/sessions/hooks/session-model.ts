@@ -46,7 +46,7 @@ export function targetSite(session: SessionInfo): string {
 }
 
 /**
- * The sites holding the session's H1 volumes: the H1 site (the master) and,
+ * The sites holding the session's H1 volumes: the H1 site (the control agent) and,
  * in a multi-primary async session, every other site named as a copy set's
  * primary, in the order the copy sets list them.
  */
@@ -82,7 +82,7 @@ function isSourceView(session: SessionInfo): boolean {
 /**
  * Which view to show: a live one over one only last known (an unreachable
  * site's); then a source's over a target's; of a multi-primary session's H1
- * agents, the master's (the H1 site, which knows every copy set) over a
+ * agents, the control agent's (the H1 site, which knows every copy set) over a
  * member's.
  */
 function viewRank(view: SessionView): number {

@@ -90,11 +90,11 @@ describe('a volume something depends on', () => {
 });
 
 describe('mirrorRoles', () => {
-  it('a multi-primary master lists only its own primary volumes; a target all its copies', () => {
-    const master = sessionFixture({ type: 'async', h2Site: 'charlie', pairs: [pairFixture({ id: 'pa', h1Volume: 'a', h2Volume: 'a2' }), pairFixture({ id: 'pb', h1Volume: 'b', h2Volume: 'b2', primarySite: 'bravo' })] });
-    expect([...mirrorRoles([master], 'alpha').keys()]).toEqual(['a']);
-    expect(mirrorRoles([master], 'alpha').get('a')?.[0]).toMatchObject({ role: 'h1', otherSite: 'charlie', otherVolume: 'a2' });
-    const target = { ...master, role: 'h2' as const };
+  it('a multi-primary control agent lists only its own primary volumes; a target all its copies', () => {
+    const controlAgent = sessionFixture({ type: 'async', h2Site: 'charlie', pairs: [pairFixture({ id: 'pa', h1Volume: 'a', h2Volume: 'a2' }), pairFixture({ id: 'pb', h1Volume: 'b', h2Volume: 'b2', primarySite: 'bravo' })] });
+    expect([...mirrorRoles([controlAgent], 'alpha').keys()]).toEqual(['a']);
+    expect(mirrorRoles([controlAgent], 'alpha').get('a')?.[0]).toMatchObject({ role: 'h1', otherSite: 'charlie', otherVolume: 'a2' });
+    const target = { ...controlAgent, role: 'h2' as const };
     expect([...mirrorRoles([target], 'charlie').keys()]).toEqual(['a2', 'b2']);
     expect(mirrorRoles([target], 'charlie').get('b2')?.[0]).toMatchObject({ role: 'h2', otherSite: 'bravo', otherVolume: 'b' });
   });
