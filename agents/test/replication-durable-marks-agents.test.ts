@@ -64,6 +64,30 @@ describe('marks leave only what the secondary holds durably', () => {
     }, 180_000);
   }
 
+  for (const type of ['sync', 'async'] as const) {
+    it(`${type}: a secondary that restarted while nothing is written is noticed when the link is back, not at the next write: suspended, resynced, prepared`, async () => {
+      const name = `quiet-${type}`;
+      await startSession(name, type, `p-quiet-${type}`, `c-quiet-${type}`);
+      const last = async () => {
+        const response = await alpha.api.request('GET', `/v1/events?subject=${name}&limit=10&newest=true`);
+        return ((response.body as { events: Array<{ id: number; type: string; data?: { to?: string } }> }).events ?? []).at(-1)?.id ?? 0;
+      };
+      const before = await last();
+      await beta.kill('SIGKILL');
+      await beta.restart({ samePorts: true });
+      // No host write: the source asks the restarted target at once, which knows no run of it (what it had acknowledged
+      // but not made durable may be lost): the session suspends and resyncs what its marks cover, by itself.
+      await until('the restart noticed without a write', async () => {
+        const response = await alpha.api.request('GET', `/v1/events?subject=${name}&after=${before}&limit=1000`);
+        const events = (response.body as { events: Array<{ type: string; data?: { to?: string } }> }).events ?? [];
+        return events.some((event) => event.type === 'session.state' && event.data?.to === 'suspended');
+      }, 30_000);
+      await drained(name, `p-quiet-${type}`);
+      expect((await show(name)).state).toBe('prepared');
+      await expectIdentical(`p-quiet-${type}`, `c-quiet-${type}`);
+    }, 180_000);
+  }
+
   it('sync: kill -9 of the secondary right after a resync; the tracks it copied are there after the restart', async () => {
     const name = 'resync';
     await startSession(name, 'sync', 'p-resync', 'c-resync');

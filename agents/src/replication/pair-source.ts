@@ -103,6 +103,8 @@ export class PairSource implements WriteTap {
   /** Tracks the current resync copied at least once (a further copy counts as `progress.recopied`). */
   private copiedOnce = new Set<number>();
   private sweeper: NodeJS.Timeout | null = null;
+  /** Listening to the link's state (see onLinkState). */
+  private watchingLink = false;
   private sweeping = false;
   private resyncing: Promise<void> | null = null;
   private stopRequested = false;
@@ -293,7 +295,22 @@ export class PairSource implements WriteTap {
       this.sweeper = setInterval(() => void this.sweep(), SWEEP_MS);
       this.sweeper.unref();
     }
+    if (!this.watchingLink) {
+      this.watchingLink = true;
+      this.link.on('state', this.onLinkState);
+    }
   }
+
+  /**
+   * The link came back while mirroring: the target may have restarted meanwhile and lost what it acknowledged
+   * but had not made durable. Asked at once (`pair.flush` of this run), not at the next host write: a target that
+   * restarted knows no run and refuses, so the session suspends and resyncs what the marks cover within seconds,
+   * instead of reading prepared until production writes again.
+   */
+  private readonly onLinkState = (state: string): void => {
+    if (state !== 'connected' || !this.mirroring || this.isResyncing) return;
+    void this.flush();
+  };
 
   /**
    * A copy set added to a running async session copies like a sync pair
@@ -765,6 +782,8 @@ export class PairSource implements WriteTap {
   dispose(): void {
     this.mirroring = false;
     this.stopRequested = true;
+    if (this.watchingLink) this.link.off('state', this.onLinkState);
+    this.watchingLink = false;
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
   }
