@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
  */
 const root = path.resolve(import.meta.dirname, '../..');
 const config = path.join(root, '.dependency-cruiser.cjs');
-const depcruise = process.env.TANDEM_DEPCRUISE ?? path.join(root, 'node_modules/.bin/depcruise');
+const depcruise = path.join(root, 'node_modules/.bin/depcruise');
 
 function cruise(cwd: string, paths: string[]): { code: number | null; output: string } {
   const result = spawnSync(depcruise, ['--config', config, '--output-type', 'err', ...paths], { cwd, encoding: 'utf8', timeout: 120_000 });
