@@ -489,9 +489,9 @@ export class ConsistencyGroupShipper {
     try {
       while (!this.stopped && this.sealed.length > 0) {
         const group = this.sealed[0];
-        const payload = group.payload.length === 1 ? group.payload[0] : Buffer.concat(group.payload, group.bytes);
         const coordinated = this.options.coordinated;
         if (coordinated) {
+          const payload = group.payload.length === 1 ? group.payload[0] : Buffer.concat(group.payload, group.bytes);
           // Staged only: the secondary applies it when the coordinator commits its round everywhere.
           const part = { run: this.run, epoch: this.coordinatorEpoch, from: coordinated.agentId, round: group.round, time: group.time, entries: group.entries };
           if (coordinated.stage) await coordinated.stage(part, payload);
@@ -510,7 +510,7 @@ export class ConsistencyGroupShipper {
         await this.link.call(
           'cg.apply',
           { session: this.sessionId, run: this.run, epoch: this.epoch, group: group.number, time: group.time, entries: group.entries },
-          payload,
+          group.payload, // the slabs as they are: one frame, no copy into one buffer
           { waitForLinkMs: 2000, timeoutMs: 60_000 },
         );
         if (this.stopped || generation !== this.generation) return;

@@ -169,20 +169,21 @@ export class PairSource implements WriteTap {
   }
 
   private mirrorWrite(change: HostChange, span: TrackSpan): TapWork {
-    const view = this.engine.bitmaps.view(this.bitmap);
+    const bitmaps = this.engine.bitmaps;
+    const bitmap = this.bitmap;
     const now = Date.now();
     const queued = this.mirroring && this.mode === 'async';
     for (let track = span.first; track < span.end; track++) {
       if (this.copying.has(track)) this.copying.set(track, true);
       for (const watch of this.watchers) watch.add(track);
       this.unsettled.set(track, (this.unsettled.get(track) ?? 0) + 1);
-      if (!this.mirroring || (view.isSet(track) && !this.lastTouched.has(track) && !this.streamMarks.has(track))) continue;
+      if (!this.mirroring || (bitmaps.isSet(bitmap, track) && !this.lastTouched.has(track) && !this.streamMarks.has(track))) continue;
       // A mark of this write only where the bit is clear or already one of that kind; a real mark stays real.
       if (queued) this.streamMarks.add(track);
       else if (this.mode !== 'snapshot-shipping') this.lastTouched.set(track, now);
     }
     // Durable enough before the local write: the region is in the activity log (no I/O when it already is).
-    const marked = this.engine.bitmaps.cover(this.bitmap, span.first, span.end - span.first);
+    const marked = bitmaps.cover(bitmap, span.first, span.end - span.first);
     if (this.mode === 'snapshot-shipping' && this.gate) return { beforeLocal: Promise.all([marked, this.gate]).then(() => {}) };
     if (this.joinGate) {
       // The path (sync send or consistency group) is chosen once the join is over.
@@ -633,7 +634,7 @@ export class PairSource implements WriteTap {
 
   /** A real out-of-sync mark (not an activity or stream mark of mirrored changes) is set on the track. */
   isMarked(track: number): boolean {
-    return this.engine.bitmaps.view(this.bitmap).isSet(track) && !this.lastTouched.has(track) && !this.streamMarks.has(track);
+    return this.engine.bitmaps.isSet(this.bitmap, track) && !this.lastTouched.has(track) && !this.streamMarks.has(track);
   }
 
   /** Marks tracks out-of-sync for real (durable when settled): the next resync copies them. */

@@ -155,6 +155,11 @@ export class TrackBitmaps {
     await this.journal.commit();
   }
 
+  /** Whether a track's bit is set (the host write path's check: no view object per write). */
+  isSet(id: number, track: number): boolean {
+    return bitIsSet(this.meta(id), track);
+  }
+
   view(id: number): BitmapView {
     const bitmap = this.meta(id);
     const state = this.journal.state;

@@ -53,6 +53,8 @@ export interface TapSource {
   tapsFor(volume: string): WriteTap[];
 }
 
+const NO_TAPS: WriteTap[] = [];
+
 /**
  * The one place every host write passes. Wraps the engine's device for a
  * volume, asks the tap sources which taps apply right now, and runs them in
@@ -95,9 +97,21 @@ export class Splitter implements BlockDevice {
     this.device.release();
   }
 
+  /** The taps of this volume in order. Per host write: no new array unless two sources have taps. */
   private taps(): WriteTap[] {
-    if (this.sources.length === 1) return this.sources[0].tapsFor(this.device.name);
-    return this.sources.flatMap((source) => source.tapsFor(this.device.name)).sort((a, b) => a.order - b.order);
+    const name = this.device.name;
+    let found: WriteTap[] = NO_TAPS;
+    let merged = false;
+    for (const source of this.sources) {
+      const taps = source.tapsFor(name);
+      if (taps.length === 0) continue;
+      if (found.length === 0) found = taps;
+      else {
+        found = [...found, ...taps];
+        merged = true;
+      }
+    }
+    return merged ? found.sort((a, b) => a.order - b.order) : found;
   }
 
   private span(offset: number, length: number): TrackSpan {
@@ -116,21 +130,21 @@ export class Splitter implements BlockDevice {
     for (const tap of taps) tap.admit?.(change, span);
     const sequence = ++Splitter.sequence;
     // 2.-3. taps in order; what must precede the local write is awaited here.
-    const acknowledgements: Array<Promise<void>> = [];
-    const started: WriteTap[] = [];
+    let acknowledgements: Array<Promise<void>> | null = null;
+    let started = 0; // taps[0, started) ran beforeWrite (allocation-free: this runs for every host write)
     try {
       for (const tap of taps) {
-        started.push(tap);
+        started++;
         const work = tap.beforeWrite(change, span, sequence);
         if (!work) continue;
         if (work.acknowledged) {
           work.acknowledged.catch(() => {}); // observed below; an early failure must not go unhandled
-          acknowledgements.push(work.acknowledged);
+          (acknowledgements ??= []).push(work.acknowledged);
         }
         if (work.beforeLocal) await work.beforeLocal;
       }
       // 4. the local write (5. the device clears the touched tracks' segment codes).
-      if (acknowledgements.length === 0) {
+      if (acknowledgements === null) {
         // (No tap waits for anything after the local write: async and suspended pairs, flash copy.)
         await local();
       } else {
@@ -139,8 +153,8 @@ export class Splitter implements BlockDevice {
         for (const result of results) if (result.status === 'rejected') throw result.reason;
       }
     } finally {
-      if (acknowledgements.length > 0 && started.some((tap) => tap.afterWrite)) await Promise.allSettled(acknowledgements);
-      for (const tap of started) tap.afterWrite?.(change, span);
+      if (acknowledgements !== null && taps.some((tap, index) => index < started && tap.afterWrite)) await Promise.allSettled(acknowledgements);
+      for (let index = 0; index < started; index++) taps[index].afterWrite?.(change, span);
     }
   }
 

@@ -1,5 +1,5 @@
 import { crc32c } from '@node-rs/crc32';
-import { xxh64 } from '@node-rs/xxhash';
+import { Xxh64, xxh64 } from '@node-rs/xxhash';
 
 /**
  * Peer link framing (documented in contract/PROTOCOL.md, "Peer link"):
@@ -43,21 +43,44 @@ export interface Frame {
 
 export class FrameError extends Error {}
 
-/** Encodes a frame as the buffers to write (header+meta, payload) without copying the payload. */
-export function encodeFrame(kind: FrameKind, id: number, meta: unknown, payload: Buffer | null, flags = 0): Buffer[] {
+/**
+ * A payload to send: one buffer, or its chunks in order (an async group's
+ * slabs go out as they are, not copied into one buffer first).
+ */
+export type OutgoingPayload = Buffer | readonly Buffer[] | null;
+
+function payloadLength(payload: OutgoingPayload): number {
+  if (payload === null) return 0;
+  if (Buffer.isBuffer(payload)) return payload.length;
+  let length = 0;
+  for (const chunk of payload) length += chunk.length;
+  return length;
+}
+
+/** Encodes a frame as the buffers to write (header+meta, then the payload's chunks) without copying the payload. */
+export function encodeFrame(kind: FrameKind, id: number, meta: unknown, payload: OutgoingPayload, flags = 0): Buffer[] {
   const metaBytes = meta === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(meta), 'utf8');
-  const payloadLength = payload?.length ?? 0;
+  const length = payloadLength(payload);
   const head = Buffer.allocUnsafe(HEADER_BYTES + metaBytes.length);
-  head.writeUInt32BE(HEADER_BYTES - 4 + metaBytes.length + payloadLength, 0);
+  head.writeUInt32BE(HEADER_BYTES - 4 + metaBytes.length + length, 0);
   head.writeUInt8(kind, 4);
   head.writeUInt8(flags, 5);
   head.writeUInt16BE(0, 6);
   head.writeUInt32BE(id >>> 0, 8);
   head.writeUInt32BE(metaBytes.length, 12);
   head.writeUInt32BE(crc32c(metaBytes) >>> 0, 16);
-  head.writeUInt32BE(payloadChecksum(payload), 20);
+  head.writeUInt32BE(length === 0 ? 0 : Buffer.isBuffer(payload) ? payloadChecksum(payload) : chunksChecksum(payload!), 20);
   metaBytes.copy(head, HEADER_BYTES);
-  return payload && payload.length > 0 ? [head, payload] : [head];
+  if (length === 0) return [head];
+  if (Buffer.isBuffer(payload)) return [head, payload];
+  return [head, ...payload!.filter((chunk) => chunk.length > 0)];
+}
+
+/** `payloadChecksum` of the chunks' concatenation, without concatenating them. */
+function chunksChecksum(chunks: readonly Buffer[]): number {
+  const hash = new Xxh64();
+  for (const chunk of chunks) if (chunk.length > 0) hash.update(chunk);
+  return Number(BigInt.asUintN(32, hash.digest()));
 }
 
 /**

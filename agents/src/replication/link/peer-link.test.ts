@@ -232,6 +232,20 @@ describe('peer link frames', () => {
     expect(frames).toHaveLength(1);
   });
 
+  it('sends a payload given as chunks as the same bytes as one buffer (an async group ships its slabs uncopied)', () => {
+    const chunks = [Buffer.alloc(5000, 1), Buffer.alloc(0), Buffer.alloc(3, 2), Buffer.from('tail')];
+    const whole = Buffer.concat(chunks);
+    const asChunks = encodeFrame(FrameKind.Request, 9, { m: 'x', p: {} }, chunks);
+    expect(asChunks.slice(1)).toHaveLength(3); // empty chunks are left out, the rest are the caller's buffers
+    expect(asChunks[1]).toBe(chunks[0]);
+    expect(Buffer.concat(asChunks)).toEqual(Buffer.concat(encodeFrame(FrameKind.Request, 9, { m: 'x', p: {} }, whole)));
+    const frames: Array<{ payload: Buffer | null }> = [];
+    new FrameReader((frame) => frames.push(frame)).push(Buffer.concat(asChunks));
+    expect(frames[0].payload).toEqual(whole);
+    // No chunks, or only empty ones: a frame without a payload.
+    expect(encodeFrame(FrameKind.Request, 10, { m: 'x', p: {} }, [Buffer.alloc(0)])).toHaveLength(1);
+  });
+
   it('rejects absurd frame lengths before buffering them', () => {
     const reader = new FrameReader(() => {});
     const bogus = Buffer.alloc(24);

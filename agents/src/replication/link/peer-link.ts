@@ -13,6 +13,7 @@ import {
   type PeerResult,
 } from '@tandem/contract';
 import { parsePeerRequest } from './peer-protocol.ts';
+import type { OutgoingPayload } from './frames.ts';
 import { RpcConnection, type RpcHandler, type RpcRequest, type RpcResult } from './rpc-connection.ts';
 import { ClockOffset } from './clock-offset.ts';
 
@@ -445,7 +446,7 @@ export class PeerLinkClient extends EventEmitter {
   call<M extends PeerMethod>(
     method: M,
     params: PeerParamsIn<M>,
-    payload: Buffer | null = null,
+    payload: OutgoingPayload = null,
     options: { timeoutMs?: number; waitForLinkMs?: number } = {},
   ): Promise<{ result: PeerResult<M>; payload: Buffer | null }> {
     const timeoutMs = options.timeoutMs ?? 30_000;

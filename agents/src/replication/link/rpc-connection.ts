@@ -1,7 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import { isProblemError, ProblemError, type ProblemCode } from '@tandem/contract';
 import type { ClockOffset } from './clock-offset.ts';
-import { encodeFrame, FLAG_ERROR, FrameKind, FrameReader, type Frame } from './frames.ts';
+import { encodeFrame, FLAG_ERROR, FrameKind, FrameReader, type Frame, type OutgoingPayload } from './frames.ts';
 
 /** What a request handler gets and gives back. */
 export interface RpcRequest {
@@ -114,7 +114,7 @@ export class RpcConnection {
   call(
     method: string,
     params: Record<string, unknown>,
-    payload: Buffer | null = null,
+    payload: OutgoingPayload = null,
     timeoutMs = 30_000,
   ): Promise<{ result: unknown; payload: Buffer | null }> {
     if (this.closed) return Promise.reject(new ProblemError('link-down', `the link to ${this.options.peerAgentId} is down`));
@@ -153,21 +153,20 @@ export class RpcConnection {
     }
   }
 
-  private async sendWhenWritable(kind: FrameKind, id: number, meta: unknown, payload: Buffer | null, flags = 0): Promise<void> {
+  private async sendWhenWritable(kind: FrameKind, id: number, meta: unknown, payload: OutgoingPayload, flags = 0): Promise<void> {
     while (!this.closed && this.socket.writableNeedDrain) {
       await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
     }
     this.send(kind, id, meta, payload, flags);
   }
 
-  private send(kind: FrameKind, id: number, meta: unknown, payload: Buffer | null, flags = 0): void {
+  private send(kind: FrameKind, id: number, meta: unknown, payload: OutgoingPayload, flags = 0): void {
     if (this.closed) return;
     const parts = encodeFrame(kind, id, meta, payload, flags);
     if (parts.length === 1) this.socket.write(parts[0]);
     else {
       this.socket.cork();
-      this.socket.write(parts[0]);
-      this.socket.write(parts[1]);
+      for (const part of parts) this.socket.write(part);
       this.socket.uncork();
     }
   }
