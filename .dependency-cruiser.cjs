@@ -4,7 +4,7 @@
  *   contract <- storage <- write-path <- nbd, flash <- replication <- api, cli <- agent
  * and the console's renderer reaches the agents only through the contract and its backend.
  * Type-only imports are left out of the cycle rule (they vanish at runtime; the replication
- * service's type cycle is issue 12's next step).
+ * service's type cycle is issue 12's next step: clusters and history are out of it).
  */
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -57,6 +57,13 @@ module.exports = {
       comment: 'Replication is driven by the API and the CLI, never the other way.',
       from: { path: '^agents/src/replication/' },
       to: { path: '^agents/src/(api|cli|nbd)/' },
+    },
+    {
+      name: 'clusters-and-history-read-sessions',
+      severity: 'error',
+      comment: 'Clusters and the session history read sessions through SessionReader (session-reader.ts), not the replication service, types included: they sit above it in no cycle.',
+      from: { path: '^agents/src/replication/(clusters|history)/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^agents/src/replication/(service|runtime|mirroring|target|multi-primary[^/]*|session-(actions|failback|reports|verify)|pair-source|running-copy-sets|copy-sets)\\.ts$' },
     },
     {
       name: 'renderer-sandboxed',

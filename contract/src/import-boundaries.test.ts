@@ -39,7 +39,7 @@ describe('import boundaries', () => {
     expect(code, output).toBe(0);
   }, 120_000);
 
-  it('catch an upward import, a runtime cycle and Node in the renderer (and leave a type-only cycle alone)', () => {
+  it('catch an upward import, a runtime cycle, Node in the renderer and the service in clusters (and leave a type-only cycle alone)', () => {
     const dir = tree({
       'tsconfig.json': JSON.stringify({ compilerOptions: { module: 'esnext', moduleResolution: 'bundler', allowImportingTsExtensions: true, noEmit: true } }),
       'agents/src/nbd/server.ts': "import { link } from '../replication/peers.ts';\nexport const serve = link;\n",
@@ -49,12 +49,16 @@ describe('import boundaries', () => {
       'agents/src/storage/x.ts': "import type { Y } from './y.ts';\nexport const x = 1; export type X = Y;\n",
       'agents/src/storage/y.ts': "import { x } from './x.ts';\nexport type Y = typeof x;\n",
       'renderer/src/app.ts': "import fs from 'node:fs';\nexport const read = fs.readFileSync;\n",
+      // Clusters read sessions through SessionReader: even a type import of the service is refused there.
+      'agents/src/replication/service.ts': 'export class ReplicationService {}\n',
+      'agents/src/replication/clusters/manager.ts': "import type { ReplicationService } from '../service.ts';\nexport type M = ReplicationService;\n",
     });
     const { code, output } = cruise(dir, ['agents/src', 'renderer/src']);
     expect(code).not.toBe(0);
     expect(output).toMatch(/nbd-without-replication: agents\/src\/nbd\/server\.ts → agents\/src\/replication\/peers\.ts/);
     expect(output).toMatch(/no-runtime-cycle: agents\/src\/flash\/(a|b)\.ts/);
     expect(output).toMatch(/renderer-no-node: renderer\/src\/app\.ts → (node:)?fs/);
+    expect(output).toMatch(/clusters-and-history-read-sessions: agents\/src\/replication\/clusters\/manager\.ts → agents\/src\/replication\/service\.ts/);
     expect(output).not.toMatch(/storage\/(x|y)\.ts/);
   }, 120_000);
 });

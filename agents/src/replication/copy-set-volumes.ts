@@ -166,7 +166,7 @@ export class CopySetVolumes {
         .call('pair.broken', { pair: pair.id, reason }, null, { waitForLinkMs: 2000, timeoutMs: 10_000 })
         .catch((error) => service.logger.debug({ pair: pair.id, error: problemMessage(error) }, 'could not tell the other site of a broken copy set'));
     }
-    if (!service.isSource(session)) return;
+    if (!service.role(session).source) return;
     const refusal = pairBroken(pair, session.name, reason);
     // Suspended already (a link failure, say): it stays suspended for this reason now, and says so.
     if (session.state === 'suspended') service.setState(session, 'suspended', { detail: refusal.message });

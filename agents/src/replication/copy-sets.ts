@@ -88,7 +88,7 @@ export class CopySets {
       return service.multiPrimary.addMemberPair(sessionName, h1Volume, h2Volume, options.primaryAgent);
     }
     const session = service.session(sessionName);
-    if (service.localSite(session) !== 'h1') {
+    if (service.role(session).site !== 'h1') {
       throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s H1 site, where it was defined`);
     }
     if (session.state !== 'defined' && !RunningCopySets.handles(session)) {

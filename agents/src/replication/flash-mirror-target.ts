@@ -89,8 +89,8 @@ export class FlashMirrorTarget {
     const pair = this.service.pair(pairId);
     const session = this.service.session(pair.sessionId);
     // A multi-primary copy set is mirrored here from the member agent holding its primary.
-    const primaryAgent = this.service.multiPrimary.memberPairs(session).find((member) => member.id === pair.id)?.primaryAgentId ?? this.service.otherAgent(session);
-    if (this.service.isSource(session) || primaryAgent !== from) {
+    const primaryAgent = this.service.multiPrimary.memberPairs(session).find((member) => member.id === pair.id)?.primaryAgentId ?? this.service.role(session).otherAgent;
+    if (this.service.role(session).source || primaryAgent !== from) {
       throw new ProblemError('invalid-state', `${pair.localVolume} is not mirrored here from the requesting site`);
     }
     if (session.state !== 'prepared' || session.type === 'snapshot-shipping') {

@@ -23,8 +23,8 @@ export function primaryOf(service: ReplicationService, volume: string): Mirrored
     // By id: a volume made again under a broken copy set's name is not its volume.
     if (pair.localVolume !== volume || pair.localVolumeId !== id || pair.broken) continue;
     const session = service.session(pair.sessionId);
-    if (session.state === 'defined' || !service.isSource(session)) continue;
-    return { session, pair, source: service.sourceOf(pair), agent: service.otherAgent(session) };
+    if (session.state === 'defined' || !service.role(session).source) continue;
+    return { session, pair, source: service.sourceOf(pair), agent: service.role(session).otherAgent };
   }
   return null;
 }
@@ -35,7 +35,7 @@ export function secondaryOf(service: ReplicationService, volume: string): { sess
   for (const pair of service.pairs.values()) {
     if (pair.localVolume !== volume || pair.localVolumeId !== id || pair.broken) continue;
     const session = service.session(pair.sessionId);
-    if (session.state === 'defined' || service.isSource(session)) continue;
+    if (session.state === 'defined' || service.role(session).source) continue;
     return { session, pair };
   }
   return null;

@@ -152,7 +152,7 @@ export class GroupApplier {
         continue;
       }
       const pair = pairs.get(entry.pair);
-      if (!pair) throw new ProblemError('not-found', `consistency group ${group} names an unknown pair ${entry.pair}`);
+      if (!pair) throw new ProblemError('not-found', `consistency group ${group} names an unknown copy set ${entry.pair}`);
       const device = this.engine.device(localVolumeName(this.engine, pair));
       if (entry.kind === 'write') await device.write(entry.offset, payload.subarray(entry.dataOffset, entry.dataOffset + entry.length));
       else if (entry.kind === 'zeroes') await device.writeZeroes(entry.offset, entry.length);

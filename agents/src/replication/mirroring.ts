@@ -115,8 +115,8 @@ export class Mirroring {
   watchForLink(session: SessionRecord): void {
     const multi = this.service.multiPrimary;
     // A multi-primary member is resumed by its control agent; the control agent waits for every member's link too.
-    if (multi.isMember(session)) return;
-    const links = multi.drivesRounds(session) ? multi.links(session) : [this.service.link(session)];
+    if (this.service.role(session).member) return;
+    const links = this.service.role(session).drivesRounds ? multi.links(session) : [this.service.link(session)];
     const retry = async () => {
       if (session.state !== 'suspended' || !session.detail) return;
       // Not failures that end by themselves: a broken copy set stays broken until it is removed, a full pool full until
@@ -139,7 +139,7 @@ export class Mirroring {
     // Copy sets added while the session ran join first (see running-copy-sets.ts).
     if (this.service.running.settle(session)) return;
     // Multi-primary: prepared once every primary agent is duplex and a round after that is committed.
-    if (this.service.multiPrimary.drivesRounds(session)) return this.service.multiPrimary.checkPrepared(session);
+    if (this.service.role(session).drivesRounds) return this.service.multiPrimary.checkPrepared(session);
     const all = this.service.pairsOf(session).every((pair) => {
       const source = this.sources.get(pair.id);
       return source && source.mirroring && !source.isResyncing;
@@ -215,7 +215,7 @@ export class Mirroring {
     }
     for (const source of sources) source.startMirroring(joining.has(source.record.id) ? this.service.running.modeOf(session) : mode, run);
     this.service.refreshTaps();
-    if (this.service.multiPrimary.drivesRounds(session)) {
+    if (this.service.role(session).drivesRounds) {
       try {
         await this.service.multiPrimary.startRun(session);
       } catch (error) {
@@ -263,7 +263,7 @@ export class Mirroring {
 
   /** Stops mirroring at this site (the source), keeping out-of-sync marks. */
   async stopSource(session: SessionRecord, reason: string | null): Promise<void> {
-    if (this.service.multiPrimary.drivesRounds(session)) await this.service.multiPrimary.stopRun(session, reason);
+    if (this.service.role(session).drivesRounds) await this.service.multiPrimary.stopRun(session, reason);
     this.shippers.get(session.id)?.stop();
     await this.service.shipping.stop(session);
     await Promise.all(this.service.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(reason)));
@@ -285,7 +285,7 @@ export class Mirroring {
           onFailure: (error) => void this.suspendSession(session, `consistency groups: ${problemMessage(error)}`, error),
         },
         // Multi-primary: the coordinator's rounds cut the groups, at every primary agent.
-        multi.isMultiPrimary(session) ? { coordinated: multi.coordinatedOptions(session) } : {},
+        this.service.role(session).multiPrimary ? { coordinated: multi.coordinatedOptions(session) } : {},
       );
       this.shippers.set(session.id, shipper);
     }
@@ -295,7 +295,7 @@ export class Mirroring {
   /** The target failed to apply acknowledged writes (semi-sync): mark the tracks here and copy them. */
   async repairTracks(pair: PairRecord, tracks: number[]): Promise<boolean> {
     const session = this.service.session(pair.sessionId);
-    if (!this.service.isSource(session)) throw new ProblemError('invalid-state', `this site is not the source of session ${session.name}`);
+    if (!this.service.role(session).source) throw new ProblemError('invalid-state', `this site is not the source of session ${session.name}`);
     const source = this.sources.get(pair.id);
     if (source) return source.repair(tracks);
     if (pair.outOfSyncBitmap === null) throw new ProblemError('invalid-state', `session ${session.name} keeps no out-of-sync bitmap`);

@@ -66,7 +66,7 @@ export class MultiPrimaryFailback {
     const byAgent = new Map<string, GroupEntry[]>();
     for (const entry of part.entries) {
       const pair = pairs.get(entry.pair);
-      if (!pair) throw new ProblemError('not-found', `a consistency group of ${session.name} names an unknown pair ${entry.pair}`);
+      if (!pair) throw new ProblemError('not-found', `a consistency group of ${session.name} names an unknown copy set ${entry.pair}`);
       const agent = this.multi.pairAgent(session, pair);
       let entries = byAgent.get(agent);
       if (!entries) {

@@ -188,7 +188,7 @@ export class MultiPrimaryRunning {
    */
   membersJoining(session: SessionRecord): boolean | null {
     const multi = this.service.multiPrimary;
-    if (!multi.isControlAgent(session)) return false;
+    if (!this.service.role(session).controlsMembers) return false;
     const statuses = multi.coordinatorOf(session)?.statuses;
     let joining = false;
     let duplex = true;
@@ -232,7 +232,7 @@ export class MultiPrimaryRunning {
       const session = service.multiPrimary.memberSession(params);
       if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the control agent of the session adds copy sets');
       const pair = service.pair(params.pair);
-      if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
+      if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `copy set ${pair.id} is not in session ${session.name}`);
       // New to the running session (or back after its last copy set left): it runs it from now, this copy set joining.
       if (params.newcomer === true && session.state !== 'preparing' && session.state !== 'prepared') {
         service.setState(session, 'preparing', { detail: null }, false);
@@ -245,7 +245,7 @@ export class MultiPrimaryRunning {
       const session = service.multiPrimary.memberSession(params);
       if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the control agent of the session removes copy sets');
       const pair = service.pair(params.pair);
-      if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `pair ${pair.id} is not in session ${session.name}`);
+      if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `copy set ${pair.id} is not in session ${session.name}`);
       await this.running.remove(session, pair, { lastHere: params.last === true, fromControlAgent: true });
       return {};
     },

@@ -106,44 +106,19 @@ export class MultiPrimarySessions {
     this.service.engine.catalog.db.prepare('DELETE FROM multi_primary_pairs WHERE id = ?').run(id);
   }
 
-  /** This agent is a primary agent of the session but neither its control agent nor its secondary. */
-  isMember(session: SessionRecord): boolean {
-    return session.controlAgentId !== this.service.agentId && session.peerAgentId !== this.service.agentId;
-  }
-
-  /** This agent is the control agent of a session with copy sets on other primary agents. */
-  isControlAgent(session: SessionRecord): boolean {
-    return session.controlAgentId === this.service.agentId && this.memberPairs(session).length > 0;
-  }
-
-  /** The session has primaries on several agents (as far as this agent knows: control agent, member or secondary). */
-  isMultiPrimary(session: SessionRecord): boolean {
-    return this.isMember(session) || this.memberPairs(session).length > 0;
-  }
-
-  /** The agent that forms the session's consistency groups in its current direction: the control agent (H1->H2) or the secondary site (H2->H1). */
-  roundCoordinator(session: SessionRecord): string {
-    return session.direction === 'h1-h2' ? session.controlAgentId : session.peerAgentId;
-  }
-
-  /** This agent forms the consistency groups of a multi-primary session in its current direction. */
-  drivesRounds(session: SessionRecord): boolean {
-    return this.roundCoordinator(session) === this.service.agentId && this.memberPairs(session).length > 0;
-  }
-
   /**
    * The agent holding the other volume of a copy set, seen from here: at the
    * secondary site the copy set's primary agent (the control agent or a member), at
    * a primary agent the secondary site.
    */
   pairAgent(session: SessionRecord, pair: PairRecord): string {
-    if (session.peerAgentId !== this.service.agentId) return session.peerAgentId;
+    if (!this.service.role(session).secondary) return session.peerAgentId;
     return this.memberPairs(session).find((row) => row.id === pair.id)?.primaryAgentId ?? session.controlAgentId;
   }
 
   /** Every agent this one exchanges the session with (control agent: secondary and members; secondary: control agent and members; member: secondary). */
   otherAgents(session: SessionRecord): string[] {
-    const agents = [this.service.otherAgent(session), ...this.memberAgents(session)];
+    const agents = [this.service.role(session).otherAgent, ...this.memberAgents(session)];
     return [...new Set(agents)].filter((agent) => agent !== this.service.agentId);
   }
 
@@ -154,9 +129,9 @@ export class MultiPrimarySessions {
    * control agent tells the secondary, a member tells nobody.
    */
   stateAgents(session: SessionRecord): string[] {
-    if (this.isMember(session)) return [];
-    if (session.peerAgentId === this.service.agentId) return this.otherAgents(session);
-    return [this.service.otherAgent(session)];
+    if (this.service.role(session).member) return [];
+    if (this.service.role(session).secondary) return this.otherAgents(session);
+    return [this.service.role(session).otherAgent];
   }
 
   /** Control agent: the member agents (primary agents other than the control agent). */
@@ -177,7 +152,7 @@ export class MultiPrimarySessions {
   async addMemberPair(sessionName: string, h1Volume: string, h2Volume: string, primaryAgent: string): Promise<PairRecord> {
     const service = this.service;
     const session = service.session(sessionName);
-    if (session.controlAgentId !== service.agentId) {
+    if (!service.role(session).control) {
       throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s control agent, the agent where it was defined`);
     }
     if (session.type !== 'async') {
@@ -409,7 +384,7 @@ export class MultiPrimarySessions {
   /** The coordinated shipper's options for a multi-primary session at this agent (H2->H1: parts split per H1 agent). */
   coordinatedOptions(session: SessionRecord): CoordinatedOptions {
     const options: CoordinatedOptions = { agentId: this.service.agentId, holdTimeoutMs: HOLD_TIMEOUT_MS };
-    if (this.drivesRounds(session) && session.direction === 'h2-h1') {
+    if (this.service.role(session).drivesRounds && session.direction === 'h2-h1') {
       options.stage = (part, payload) => this.failback.stageAtTargets(session, part, payload);
     }
     return options;
@@ -551,7 +526,7 @@ export class MultiPrimarySessions {
     if (this.watchdog) return;
     this.watchdog = setInterval(() => {
       for (const session of this.service.sessions.values()) {
-        if (!this.isMember(session) || (session.state !== 'preparing' && session.state !== 'prepared')) continue;
+        if (!this.service.role(session).member || (session.state !== 'preparing' && session.state !== 'prepared')) continue;
         // H2->H1 the member is a target: the secondary site drives the rounds, the control agent says nothing.
         if (session.direction !== 'h1-h2') continue;
         const heard = this.heard.get(session.id) ?? 0;
@@ -571,7 +546,7 @@ export class MultiPrimarySessions {
       // At a member: the control agent adds a copy set whose primary volume is here.
       const service = this.service;
       const record = params.record;
-      if (record.controlAgentId === service.agentId || record.peerAgentId === service.agentId) {
+      if (!service.role(record).member) {
         throw new ProblemError('bad-request', 'this agent is the control agent or the secondary of that session, not a member');
       }
       service.peers.get(record.controlAgentId);
@@ -648,7 +623,7 @@ export class MultiPrimarySessions {
     'mp.commit': async ({ params, peerAgentId }) => {
       if (this.service.faults.holdCommits) await this.service.faults.holdCommits;
       const session = this.secondarySession(params);
-      if (this.roundCoordinator(session) !== peerAgentId) {
+      if (this.service.role(session).coordinator !== peerAgentId) {
         throw new ProblemError('access-denied', 'only the agent forming the session\'s consistency groups commits rounds');
       }
       await this.service.applier.commit(session.id, params.epoch, params.through, params.time);
@@ -659,7 +634,7 @@ export class MultiPrimarySessions {
   /** The session of a member request, refusing requests about sessions this agent is not a member of. */
   memberSession(params: { session: string }): SessionRecord {
     const session = this.service.session(params.session);
-    if (session.controlAgentId === this.service.agentId || session.peerAgentId === this.service.agentId) {
+    if (!this.service.role(session).member) {
       throw new ProblemError('bad-request', `this agent is not a member (primary agent) of session ${session.name}`);
     }
     return session;
@@ -667,7 +642,7 @@ export class MultiPrimarySessions {
 
   private secondarySession(params: { session: string }): SessionRecord {
     const session = this.service.session(params.session);
-    if (this.service.isSource(session) || session.state === 'target-available' || session.state === 'recovering') {
+    if (this.service.role(session).source || session.state === 'target-available' || session.state === 'recovering') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; consistency groups are refused`);
     }
     return session;

@@ -55,7 +55,7 @@ export class RunningCopySets {
    */
   isJoining(pair: PairRecord): boolean {
     const session = this.service.sessions.get(pair.sessionId);
-    return pair.joining === true && session !== undefined && this.service.isSource(session);
+    return pair.joining === true && session !== undefined && this.service.role(session).source;
   }
 
   /**
@@ -68,7 +68,7 @@ export class RunningCopySets {
    */
   initialCopyPending(pair: PairRecord): boolean {
     const session = this.service.sessions.get(pair.sessionId);
-    return pair.joining === true && session !== undefined && !this.service.isSource(session);
+    return pair.joining === true && session !== undefined && !this.service.role(session).source;
   }
 
   /**
@@ -78,7 +78,7 @@ export class RunningCopySets {
    * inconsistent and the failback copies it whole).
    */
   initialCopiesStart(session: SessionRecord): void {
-    if (this.service.isSource(session)) return;
+    if (this.service.role(session).source) return;
     for (const pair of this.service.pairsOf(session)) {
       if (pair.joining === true) continue;
       pair.joining = true;
@@ -88,7 +88,7 @@ export class RunningCopySets {
 
   /** Target: the source reports the session prepared (no copy set joins): every initial copy here completed. */
   initialCopiesDone(session: SessionRecord): void {
-    if (this.service.isSource(session)) return;
+    if (this.service.role(session).source) return;
     for (const pair of this.service.pairsOf(session)) {
       if (pair.joining !== true) continue;
       pair.joining = false;
@@ -100,7 +100,7 @@ export class RunningCopySets {
   joinedAtSource(pairId: string): void {
     const pair = this.service.pair(pairId);
     const session = this.service.session(pair.sessionId);
-    if (this.service.isSource(session) || pair.joining !== true) return;
+    if (this.service.role(session).source || pair.joining !== true) return;
     pair.joining = false;
     this.service.store.savePair(pair);
   }
@@ -122,7 +122,7 @@ export class RunningCopySets {
   }
 
   private checkSource(session: SessionRecord, what: string, fromControlAgent = false): void {
-    if (!fromControlAgent && this.service.multiPrimary.isMember(session)) {
+    if (!fromControlAgent && this.service.role(session).member) {
       throw new ProblemError('invalid-state', `copy sets of ${session.name} are ${what} at its control agent, the agent where it was defined`);
     }
     if (!RUNNING_STATES.has(session.state)) {
@@ -131,7 +131,7 @@ export class RunningCopySets {
         `session ${session.name} is ${session.state}; copy sets are ${what} while it is defined, preparing, prepared or suspended`,
       );
     }
-    if (!this.service.isSource(session)) {
+    if (!this.service.role(session).source) {
       throw new ProblemError('invalid-state', `session ${session.name} runs from the other site now (${session.direction}); copy sets change at its source`);
     }
   }
@@ -286,7 +286,7 @@ export class RunningCopySets {
         continue;
       }
       const source = this.service.sourceOf(pair);
-      if (this.service.isSource(session) && (!source?.mirroring || source.isResyncing)) return false;
+      if (this.service.role(session).source && (!source?.mirroring || source.isResyncing)) return false;
     }
     // Multi-primary control agent: copy sets joining at member agents, the members' own copy sets duplex.
     const members = this.multiPrimary.membersJoining(session);
@@ -371,7 +371,7 @@ export class RunningCopySets {
   async attach(sessionId: string, record: PairRecord): Promise<void> {
     const service = this.service;
     const session = service.session(sessionId);
-    if (!RUNNING_STATES.has(session.state) || service.isSource(session)) {
+    if (!RUNNING_STATES.has(session.state) || service.role(session).source) {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; it takes no copy set now`);
     }
     // Its initial copy starts now (a copy set added while suspended is copied by the resume, with the others).

@@ -23,6 +23,7 @@ import { SessionFailback } from './session-failback.ts';
 import { RunningCopySets } from './running-copy-sets.ts';
 import { SessionReports } from './session-reports.ts';
 import { SessionStore, type PairRecord, type SessionRecord } from './session-store.ts';
+import { sessionRole, type SessionRole } from './role.ts';
 import { SessionVerifier } from './session-verify.ts';
 import { inertFaults, type ReplicationFaults } from './faults.ts';
 import type { TapSource, WriteTap } from '../write-path/splitter.ts';
@@ -110,7 +111,7 @@ export class ReplicationService implements TapSource {
     this.applier = new GroupApplier(
       engine,
       (session) => this.pairsOf(this.session(session)),
-      (session, time) => this.reports.appliedTimes.set(session, this.toLocalTime(this.otherAgent(this.session(session)), time)),
+      (session, time) => this.reports.appliedTimes.set(session, this.toLocalTime(this.role(this.session(session)).otherAgent, time)),
       faults,
     );
     this.receiver = new ShippingReceiver(
@@ -118,7 +119,7 @@ export class ReplicationService implements TapSource {
       (session) => this.pairsOf(this.session(session)),
       (session, time) => {
         const record = this.session(session);
-        this.shipping.recordShippedTime(record, this.toLocalTime(this.otherAgent(record), time));
+        this.shipping.recordShippedTime(record, this.toLocalTime(this.role(record).otherAgent, time));
       },
     );
   }
@@ -140,8 +141,8 @@ export class ReplicationService implements TapSource {
       // Every agent sharing a started session is kept dialled (heartbeats): a silent one is noticed and reported.
       this.watchPeers(session);
       // A multi-primary member waits for its control agent to run it again.
-      if (this.multiPrimary.isMember(session)) continue;
-      if (!this.isSource(session)) continue;
+      if (this.role(session).member) continue;
+      if (!this.role(session).source) continue;
       if (session.state === 'preparing' || session.state === 'prepared') {
         void this.mirroring.runMirroring(session).catch((error) => this.logger.warn({ error: problemMessage(error) }, 'resume failed'));
       } else if (session.state === 'suspended' || session.state === 'suspending') {
@@ -203,7 +204,7 @@ export class ReplicationService implements TapSource {
 
   pair(id: string): PairRecord {
     const pair = this.pairs.get(id);
-    if (!pair) throw new ProblemError('not-found', `there is no pair ${id}`);
+    if (!pair) throw new ProblemError('not-found', `there is no copy set ${id}`);
     return pair;
   }
 
@@ -211,23 +212,13 @@ export class ReplicationService implements TapSource {
     return [...this.pairs.values()].filter((pair) => pair.sessionId === session.id);
   }
 
-  /** H2 at the session's secondary (its peer), H1 at its control agent and at the other primary agents of a multi-primary session. */
-  localSite(session: SessionRecord): 'h1' | 'h2' {
-    return session.peerAgentId === this.agentId ? 'h2' : 'h1';
-  }
-
-  /** The agent this site mirrors with: the secondary for the control agent and members, the control agent for the secondary. */
-  otherAgent(session: SessionRecord): string {
-    return session.peerAgentId === this.agentId ? session.controlAgentId : session.peerAgentId;
-  }
-
-  isSource(session: SessionRecord): boolean {
-    const sourceSite = session.direction === 'h1-h2' ? 'h1' : 'h2';
-    return this.localSite(session) === sourceSite;
+  /** What this agent is in `session` (role.ts): the one place the session's agent ids are compared with this agent's. */
+  role(session: SessionRecord): SessionRole {
+    return sessionRole(session, this.agentId, () => this.multiPrimary.memberPairs(session).length);
   }
 
   link(session: SessionRecord) {
-    return this.peers.link(this.otherAgent(session));
+    return this.peers.link(this.role(session).otherAgent);
   }
 
   /** The link to the agent holding a copy set's other volume (differs per copy set at a multi-primary session's secondary site). */
@@ -258,7 +249,7 @@ export class ReplicationService implements TapSource {
       if (pair.localVolume !== volume || pair.localVolumeId !== id || pair.broken) continue;
       const session = this.sessions.get(pair.sessionId)!;
       if (session.state === 'defined') continue;
-      if (this.isSource(session)) {
+      if (this.role(session).source) {
         // Not mirroring (suspended, stopped for a recover, or not resumed yet after a restart), host writes still mark.
         const source = this.mirroring.sources.get(pair.id) ?? (pair.outOfSyncBitmap !== null ? this.mirroring.ensureSource(session, pair) : undefined);
         if (source) taps.push(source);
@@ -323,7 +314,7 @@ export class ReplicationService implements TapSource {
   /** Applies a state another site reports (its view of a transition it executed); `from`: that site's agent id. */
   applyRemoteState(record: SessionRecord, from: string): void {
     const session = this.session(record.id);
-    const wasSource = this.isSource(session);
+    const wasSource = this.role(session).source;
     // A target being recovered keeps its state until the recover completes: a late report of the old source
     // (a suspend after a failed round, say) must not make it a target again.
     if (!wasSource && session.state === 'recovering' && record.direction === session.direction && record.state !== 'target-available') {
@@ -348,11 +339,11 @@ export class ReplicationService implements TapSource {
       false,
       this.multiPrimary.siteOf(from),
     );
-    if (wasSource && !this.isSource(session)) this.mirroring.dropSources(session);
+    if (wasSource && !this.role(session).source) this.mirroring.dropSources(session);
     // A multi-primary member told by the secondary that it was recovered: its copy sets stop shipping (if the control agent
     // could not stop them) and keep marking what changes here for the failback.
     const mirroring = this.pairsOf(session).some((pair) => this.sourceOf(pair)?.mirroring);
-    if (record.state === 'target-available' && wasSource && mirroring && this.multiPrimary.isMember(session)) {
+    if (record.state === 'target-available' && wasSource && mirroring && this.role(session).member) {
       void this.mirroring.stopSource(session, 'the target was recovered');
     }
     // Prepared is reported only once no copy set joins: every initial copy completed (a lost pair.joined too).

@@ -45,7 +45,7 @@ export class SessionActions {
 
   private async dispatch(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<SessionInfo> {
     const service = this.service;
-    if (service.multiPrimary.isMember(session)) {
+    if (service.role(session).member) {
       // A multi-primary session's state machine runs at its control agent (terminate) or at the site that must act:
       // the source of the current direction (control agent H1->H2, secondary site H2->H1), or its target.
       const atSource = executingRole(action) === 'source' === (session.direction === 'h1-h2');
@@ -56,7 +56,7 @@ export class SessionActions {
       });
       return service.info(session);
     }
-    const here = service.isSource(session) ? 'source' : 'target';
+    const here = service.role(session).source ? 'source' : 'target';
     if (executingRole(action) === here || action === 'terminate') {
       await this.execute(session, action, options);
     } else {
@@ -109,7 +109,7 @@ export class SessionActions {
         return;
       case 'terminate':
         // Every other primary agent of a multi-primary session (told by its control agent or by its secondary site).
-        if (service.multiPrimary.isMultiPrimary(session)) await service.multiPrimary.terminateMembers(session);
+        if (service.role(session).multiPrimary) await service.multiPrimary.terminateMembers(session);
         await this.terminateHere(session);
         await service
           .link(session)
@@ -132,7 +132,7 @@ export class SessionActions {
     if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
     // A multi-primary session recovered at its H1 side (H2->H1): every H1 agent first applies the newest round committed at any of them.
     const multi = service.multiPrimary;
-    const commit = multi.isControlAgent(session) ? await multi.failback.rollForward(session) : null;
+    const commit = service.role(session).controlsMembers ? await multi.failback.rollForward(session) : null;
     // Staged parts of rounds the coordinator never committed are dropped: the volumes keep the last committed round.
     if (session.type === 'async') await service.applier.discardParts(session.id);
     for (const pair of service.pairsOf(session)) {
@@ -144,7 +144,7 @@ export class SessionActions {
       }
     }
     // A multi-primary session recovered at its H1 side (H2->H1): every member's volumes become writable too.
-    if (multi.isControlAgent(session)) await multi.failback.recoverMembers(session, commit);
+    if (service.role(session).controlsMembers) await multi.failback.recoverMembers(session, commit);
     // Copy sets whose initial copy had not completed: their volumes here are no consistent image (reported per copy set).
     const inconsistent = service.pairsOf(session).filter((pair) => service.running.initialCopyPending(pair));
     for (const pair of inconsistent) {

@@ -23,8 +23,8 @@ export class SessionFailback {
     }
     // Executed where the failback runs: the target of the current direction (a multi-primary member asks its control agent).
     const multi = service.multiPrimary;
-    if (service.isSource(session) || multi.isMember(session)) {
-      const to = multi.isMember(session) ? service.peers.link(session.controlAgentId) : service.link(session);
+    if (service.role(session).source || service.role(session).member) {
+      const to = service.role(session).member ? service.peers.link(session.controlAgentId) : service.link(session);
       const forwarded = await to.call('session.preflight', { session: session.id, options }, null, {
         waitForLinkMs: 3000,
         timeoutMs: 10 * 60_000,
@@ -48,7 +48,7 @@ export class SessionFailback {
     const multi = this.service.multiPrimary;
     const plans = await multi.failback.planLocal(session, options);
     const summaries = plans.map((plan) => planSummary(plan, multi.primarySiteOf(plan.pair)));
-    if (multi.isControlAgent(session)) summaries.push(...(await multi.failback.memberPlans(session, options, apply)));
+    if (this.service.role(session).controlsMembers) summaries.push(...(await multi.failback.memberPlans(session, options, apply)));
     return { plans, summaries };
   }
 
@@ -82,7 +82,7 @@ export class SessionFailback {
     const direction = session.direction === 'h1-h2' ? 'h2-h1' : 'h1-h2';
     // A multi-primary control agent's members plan and mark their own copy sets (the way back to H1->H2).
     // The other side of every copy set becomes the target: the H1 agents of a multi-primary session from its secondary site.
-    const targets = multi.isControlAgent(session) ? [session.peerAgentId] : multi.otherAgents(session);
+    const targets = service.role(session).controlsMembers ? [session.peerAgentId] : multi.otherAgents(session);
     // Every one of them is reachable before anything is marked or handed over (nothing changes when one is not).
     await Promise.all(targets.map((agent) => service.peers.link(agent).ready(3000)));
     const { plans, summaries } = await this.plan(session, options, true);
@@ -148,7 +148,7 @@ export class SessionFailback {
         service.logger.warn({ session: session.name, error: problemMessage(error) }, 'verify after failback failed');
       });
       // A multi-primary control agent (back to H1->H2): every member verifies its own copy sets the same way.
-      if (service.multiPrimary.isControlAgent(session)) void service.multiPrimary.failback.verifyMembers(session);
+      if (service.role(session).controlsMembers) void service.multiPrimary.failback.verifyMembers(session);
     };
     catalog.events.on('event', listener);
   }

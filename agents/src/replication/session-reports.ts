@@ -10,8 +10,8 @@ import type { PairRecord, SessionRecord } from './session-store.ts';
  */
 export function primarySiteFor(service: ReplicationService, session: SessionRecord, pair: PairRecord): string | undefined {
   const multi = service.multiPrimary;
-  if (!multi.isMultiPrimary(session)) return undefined;
-  return multi.primarySiteOf(pair) ?? multi.siteOf(multi.isMember(session) ? service.agentId : session.controlAgentId);
+  if (!service.role(session).multiPrimary) return undefined;
+  return multi.primarySiteOf(pair) ?? multi.siteOf(service.role(session).member ? service.agentId : session.controlAgentId);
 }
 
 /** How long another agent of a started session may be unreachable before the session's health says so. */
@@ -52,13 +52,13 @@ export class SessionReports {
   info(session: SessionRecord): SessionInfo {
     const service = this.service;
     const now = Date.now();
-    const local = service.localSite(session);
-    const otherSite = service.peers.get(service.otherAgent(session)).site;
+    const local = service.role(session).site;
+    const otherSite = service.peers.get(service.role(session).otherAgent).site;
     const pairs = service.pairsOf(session).map((pair) => this.pairInfo(session, pair));
     // Copy sets whose volume is gone (here or at the other site): the session mirrors nothing until they are removed.
     const broken = pairs.filter((pair) => pair.state === 'failed');
     // Multi-primary control agent: the copy sets on the other primary agents, as they last reported.
-    if (service.multiPrimary.isControlAgent(session)) pairs.push(...service.multiPrimary.memberPairInfos(session));
+    if (service.role(session).controlsMembers) pairs.push(...service.multiPrimary.memberPairInfos(session));
     const peers = this.peers(session);
     // Another agent silent for a while: what this agent knows of the session is as of then (health at least warning).
     const silent = peers.filter((peer) => peer.unreachableSince !== null && now - Date.parse(peer.unreachableSince) >= PEER_SILENCE_WARNING_MS);
@@ -120,9 +120,9 @@ export class SessionReports {
   consistencyTime(session: SessionRecord, peers: SessionPeer[] = this.peers(session)): string | null {
     if (session.type === 'snapshot-shipping') return session.consistencyTime;
     if (session.type === 'async' && (session.state === 'prepared' || session.state === 'preparing')) {
-      const time = this.service.multiPrimary.drivesRounds(session)
+      const time = this.service.role(session).drivesRounds
         ? this.service.multiPrimary.committedTime(session)
-        : this.service.isSource(session)
+        : this.service.role(session).source
         ? this.service.mirroring.shippers.get(session.id)?.lastApplied?.time
         : this.appliedTimes.get(session.id);
       // Copy sets still joining are not members yet: the time covers the members (see running-copy-sets.ts).
@@ -154,7 +154,7 @@ export class SessionReports {
         break;
       case 'preparing':
       case 'prepared':
-        if (!service.isSource(session)) state = session.state === 'prepared' ? 'duplex' : 'syncing';
+        if (!service.role(session).source) state = session.state === 'prepared' ? 'duplex' : 'syncing';
         else if (!source || source.reason) state = 'suspended';
         else if (service.pairLink(session, pair).state !== 'connected') state = 'connecting';
         else if (source.isResyncing || (session.type === 'snapshot-shipping' && session.state === 'preparing')) {
@@ -246,8 +246,8 @@ export class SessionReports {
 
   private unreportable(session: SessionRecord, error: unknown): SessionInfo {
     const service = this.service;
-    const local = service.localSite(session);
-    let otherSite = service.otherAgent(session);
+    const local = service.role(session).site;
+    let otherSite = service.role(session).otherAgent;
     try {
       otherSite = service.peers.get(otherSite).site;
     } catch {

@@ -34,7 +34,7 @@ export class SessionVerifier {
     const session = service.session(sessionName);
     const pending = this.running.get(session.id);
     if (pending) return pending;
-    if (!service.isSource(session)) {
+    if (!service.role(session).source) {
       if (options.forwarded) throw new ProblemError('invalid-state', `neither site is the source of session ${session.name} now`);
       const forwarded = await service.link(session).call('session.verify', { session: session.id }, null, {
         waitForLinkMs: 3000,
@@ -78,7 +78,7 @@ export class SessionVerifier {
     const service = this.service;
     const multi = service.multiPrimary;
     // After a failback each primary agent verifies its own (the control agent asks the members itself: verifyMembers in multi-primary-failback.ts).
-    if (trigger !== 'request' || !multi.isControlAgent(session) || session.direction !== 'h1-h2') return [];
+    if (trigger !== 'request' || !service.role(session).controlsMembers || session.direction !== 'h1-h2') return [];
     return Promise.all(
       multi.memberAgents(session).map(async (agent) => {
         const site = multi.siteOf(agent);

@@ -91,7 +91,7 @@ export class ShippingSessions {
     const service = this.service;
     const session = service.session(sessionName);
     if (session.type !== 'snapshot-shipping') throw new ProblemError('invalid-state', `session ${session.name} is ${session.type}, not snapshot-shipping`);
-    if (!service.isSource(session)) {
+    if (!service.role(session).source) {
       const forwarded = await service.link(session).call('session.ship-now', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 60 * 60_000 });
       return forwarded.result as CycleReport;
     }

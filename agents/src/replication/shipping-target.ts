@@ -110,7 +110,7 @@ export class ShippingReceiver {
     try {
       for (const entry of manifest.entries) {
         const pair = pairs.get(entry.pair);
-        if (!pair) throw new ProblemError('not-found', `shipping cycle ${manifest.cycle} names an unknown pair ${entry.pair}`);
+        if (!pair) throw new ProblemError('not-found', `shipping cycle ${manifest.cycle} names an unknown copy set ${entry.pair}`);
         const device = this.engine.device(localVolumeName(this.engine, pair));
         if (entry.kind === 'trim') {
           await device.trim(entry.offset, entry.length);

@@ -153,7 +153,7 @@ export class TargetHandlers {
     return {
       'stream.fence': (call) => this.fence(call),
       'session.put': ({ params }) => {
-        if (params.record.peerAgentId !== service.agentId) throw new ProblemError('bad-request', 'this session names another agent');
+        if (!service.role(params.record).secondary) throw new ProblemError('bad-request', 'this session names another agent');
         service.adoptSession(params.record);
         return {};
       },
@@ -212,7 +212,7 @@ export class TargetHandlers {
         if (this.faults.holdStopSource) await this.faults.holdStopSource;
         const session = service.session(params.session);
         await service.mirroring.suspended(session);
-        if (service.isSource(session) && session.state !== 'defined' && session.state !== 'target-available') {
+        if (service.role(session).source && session.state !== 'defined' && session.state !== 'target-available') {
           service.setState(session, 'recovering', {}, false);
         }
         await service.stopSource(session, 'the target was recovered');
@@ -235,7 +235,7 @@ export class TargetHandlers {
       'pair.write': ({ params, payload }) => this.write(params, payload!),
       'cg.apply': async ({ params, payload }) => {
         const session = service.session(params.session);
-        if (service.isSource(session) || session.state === 'target-available' || session.state === 'recovering') {
+        if (service.role(session).source || session.state === 'target-available' || session.state === 'recovering') {
           throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; consistency groups are refused`);
         }
         await service.applier.apply({ session: session.id, group: params.group, time: params.time, entries: params.entries }, payload);
@@ -309,7 +309,7 @@ export class TargetHandlers {
   /** A snapshot-shipping session this site receives cycles of, refusing when it is not (anymore). */
   private shippingSession(id: string): SessionRecord {
     const session = this.service.session(id);
-    if (this.service.isSource(session) || session.state === 'target-available' || session.state === 'recovering') {
+    if (this.service.role(session).source || session.state === 'target-available' || session.state === 'recovering') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; shipped cycles are refused`);
     }
     return session;
@@ -327,7 +327,7 @@ export class TargetHandlers {
     const service = this.service;
     const session = service.session(call.params.session);
     const run = call.params.run;
-    if (service.isSource(session)) {
+    if (service.role(session).source) {
       throw new ProblemError('invalid-state', `this site is the source of session ${session.name} (${session.direction}); it receives no stream`);
     }
     service.copySetVolumes.refuseIfBroken(session);
@@ -344,7 +344,7 @@ export class TargetHandlers {
   private targetPair(id: string) {
     const pair = this.service.pair(id);
     const session = this.service.session(pair.sessionId);
-    if (this.service.isSource(session)) {
+    if (this.service.role(session).source) {
       throw new ProblemError('invalid-state', `this site is the source of session ${session.name}`);
     }
     if (session.state === 'target-available' || session.state === 'recovering' || session.state === 'defined') {

@@ -192,7 +192,7 @@ export function registerFlashCommands(program: Command): void {
     .option('--rate <MiB/s>', 'background copy rate limit in MiB/s', parseRate)
     .option('--incremental', 'record changes so refresh and reverse copy only changed tracks')
     .option('--write-inhibit', 'targets refuse host writes while the relationship exists')
-    .option('--preserve-mirror', 'when targets are mirrored primaries, flash at the secondary too so pairs stay duplex')
+    .option('--preserve-mirror', 'when targets are mirrored primaries, flash at the secondary too so their copy sets stay duplex')
     .option('--hold-timeout <ms>', 'longest time source writes may be held while the group is established (10..60000)', parseCount)
     .option('--coordinated', 'also flash at the mirror secondary at the matching point (needs SOURCE:TARGET:REMOTE-TARGET)')
     .addOption(dataOption())

@@ -11,7 +11,7 @@ import {
 import type { Catalog } from '../../storage/catalog.ts';
 import type { PeerAnswer, PeerCall } from '../link/peer-protocol.ts';
 import type { PeerRegistry } from '../peers.ts';
-import type { ReplicationService } from '../service.ts';
+import type { SessionReader } from '../session-reader.ts';
 import type { MemberDefinition } from './consolidate.ts';
 import { MasterDataSet, type MdsOptions } from './mds-store.ts';
 import { registerClusterPeerServer, reportSessions, type SessionReport } from './peer-requests.ts';
@@ -20,7 +20,7 @@ import { ClusterProcessor, memberLabel, reportToView, type ClusterDefinition } f
 export const DEFAULT_INTERVAL_MS = 2000;
 
 export interface ClusterManagerOptions {
-  service: ReplicationService;
+  service: SessionReader;
   peers: PeerRegistry;
   catalog: Catalog;
   /** The agent's data dir: master data sets live in `mds/` under it. */

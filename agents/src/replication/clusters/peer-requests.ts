@@ -1,13 +1,13 @@
 import { ProblemError, type ClusterSessionReport } from '@tandem/contract';
 import type { PeerAnswer, PeerCall, PeerHandlerTable } from '../link/peer-protocol.ts';
-import { problemMessage } from '../pair-source.ts';
-import type { ReplicationService } from '../service.ts';
+import { problemMessage } from '../problem-message.ts';
+import type { SessionReader } from '../session-reader.ts';
 
 /** One member session as its agent reports it to a cluster's processor (`cluster.report`; the contract's schema). */
 export type SessionReport = ClusterSessionReport;
 
 /** Reports sessions of this agent, by name or id, from the replication service. */
-export function reportSessions(service: ReplicationService, keys: string[]): SessionReport[] {
+export function reportSessions(service: SessionReader, keys: string[]): SessionReport[] {
   return keys.map((key): SessionReport => {
     try {
       const info = service.info(service.session(key));
@@ -33,9 +33,9 @@ export interface ClusterPeerServer {
   servePeer(call: PeerCall<'cluster.history'>): Promise<PeerAnswer<'cluster.history'>>;
 }
 
-const servers = new WeakMap<ReplicationService, ClusterPeerServer>();
+const servers = new WeakMap<SessionReader, ClusterPeerServer>();
 
-export function registerClusterPeerServer(service: ReplicationService, server: ClusterPeerServer | null): void {
+export function registerClusterPeerServer(service: SessionReader, server: ClusterPeerServer | null): void {
   if (server) servers.set(service, server);
   else servers.delete(service);
 }
@@ -46,7 +46,7 @@ export function registerClusterPeerServer(service: ReplicationService, server: C
  * agent) and `cluster.history` (a paired site reads a master data set this
  * agent keeps).
  */
-export function clusterPeerHandlers(service: ReplicationService): PeerHandlerTable<'cluster.report' | 'cluster.history'> {
+export function clusterPeerHandlers(service: SessionReader): PeerHandlerTable<'cluster.report' | 'cluster.history'> {
   return {
     'cluster.report': ({ params }) => ({ result: { site: service.site, reports: reportSessions(service, params.sessions) } }),
     'cluster.history': (call) => {

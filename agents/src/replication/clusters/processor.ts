@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import type { ClusterMember, SessionHealth, Severity } from '@tandem/contract';
 import type { Catalog } from '../../storage/catalog.ts';
-import { problemMessage } from '../pair-source.ts';
+import { problemMessage } from '../problem-message.ts';
 import type { PeerRegistry } from '../peers.ts';
-import type { ReplicationService } from '../service.ts';
+import type { SessionReader } from '../session-reader.ts';
 import { consolidate, type Consolidated, type MemberDefinition, type MemberReport, type MemberView } from './consolidate.ts';
 import type { MasterDataSet } from './mds-store.ts';
 import { reportSessions, type SessionReport } from './peer-requests.ts';
@@ -19,7 +19,7 @@ export interface ClusterDefinition {
 }
 
 export interface ProcessorDeps {
-  service: ReplicationService;
+  service: SessionReader;
   peers: PeerRegistry;
   catalog: Catalog;
   agentId: string;

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { ProblemError, type AgentEvent, type SessionHistory, type SessionHistoryQuery, type SessionInfo } from '@tandem/contract';
 import type { Catalog } from '../../storage/catalog.ts';
-import type { ReplicationService } from '../service.ts';
+import type { SessionReader } from '../session-reader.ts';
 import { readHistory } from './history-read.ts';
 import { HistoryStore, type HistorySample } from './history-store.ts';
 
@@ -54,7 +54,7 @@ export class SessionHistoryRecorder {
   };
 
   constructor(
-    private readonly service: ReplicationService,
+    private readonly service: SessionReader,
     private readonly catalog: Catalog,
     private readonly logger: Logger,
     options: SessionHistoryOptions = {},

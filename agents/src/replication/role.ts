@@ -1,0 +1,74 @@
+import type { SessionRecord } from './session-store.ts';
+
+/**
+ * What this agent is in a session: worked out in one place from the
+ * session's agents and direction, instead of id comparisons at every
+ * caller (issue 12, "one role(me)"). Vocabulary: contract/GLOSSARY.md.
+ *
+ * A session has one secondary agent (`peerAgentId`, site H2) and one or
+ * more primary agents at H1: the control agent (`controlAgentId`, where the
+ * session was defined and its actions run) and, in a multi-primary session,
+ * member agents holding further copy sets' primary volumes.
+ */
+export interface SessionRole {
+  /** This agent's id. */
+  readonly me: string;
+  /** The site this agent is at for the session: H2 for the secondary agent, H1 for every primary agent. */
+  readonly site: 'h1' | 'h2';
+  /** This agent sends in the session's current direction (H1 when H1->H2, H2 when H2->H1). */
+  readonly source: boolean;
+  /** This agent holds the session's H2 volumes. */
+  readonly secondary: boolean;
+  /** This agent is the session's control agent. */
+  readonly control: boolean;
+  /** This agent is a primary agent other than the control agent (a multi-primary member). */
+  readonly member: boolean;
+  /** The agent this one mirrors with by default: the secondary for every primary agent, the control agent for the secondary. */
+  readonly otherAgent: string;
+  /** The agent that cuts the consistency rounds in the current direction: the control agent (H1->H2) or the secondary (H2->H1). */
+  readonly coordinator: string;
+  /** The session has copy sets on several primary agents, as far as this agent knows (read on first use). */
+  readonly multiPrimary: boolean;
+  /** This agent is the control agent of a multi-primary session. */
+  readonly controlsMembers: boolean;
+  /** This agent cuts the rounds of a multi-primary session in its current direction. */
+  readonly drivesRounds: boolean;
+}
+
+/**
+ * The role of agent `me` in `session`. `memberCopySets` counts the copy sets
+ * on member agents this agent knows of (the control agent and the secondary
+ * keep them); it is called only when a multi-primary answer is asked for.
+ */
+export function sessionRole(
+  session: Pick<SessionRecord, 'controlAgentId' | 'peerAgentId' | 'direction'>,
+  me: string,
+  memberCopySets: () => number,
+): SessionRole {
+  const secondary = session.peerAgentId === me;
+  const control = !secondary && session.controlAgentId === me;
+  const member = !secondary && !control;
+  const site = secondary ? 'h2' : 'h1';
+  const coordinator = session.direction === 'h1-h2' ? session.controlAgentId : session.peerAgentId;
+  let multiPrimary: boolean | undefined;
+  const isMultiPrimary = () => (multiPrimary ??= member || memberCopySets() > 0);
+  return {
+    me,
+    site,
+    source: site === (session.direction === 'h1-h2' ? 'h1' : 'h2'),
+    secondary,
+    control,
+    member,
+    otherAgent: secondary ? session.controlAgentId : session.peerAgentId,
+    coordinator,
+    get multiPrimary() {
+      return isMultiPrimary();
+    },
+    get controlsMembers() {
+      return control && isMultiPrimary();
+    },
+    get drivesRounds() {
+      return coordinator === me && isMultiPrimary();
+    },
+  };
+}
