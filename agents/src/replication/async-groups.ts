@@ -3,6 +3,7 @@ import { ProblemError, type GroupEntry, type PeerParamsIn } from '@tandem/contra
 import { MAX_FRAME_BYTES } from './link/frames.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairRecord } from './session-store.ts';
+import { SlabPool, type Slab } from './slabs.ts';
 import type { HostChange, TrackSpan } from '../write-path/splitter.ts';
 
 /** One change inside a consistency group, as shipped (the peer protocol's schema). */
@@ -19,6 +20,8 @@ export interface SealedGroup {
   bytes: number;
   /** Pair id -> tracks this group changes. */
   tracks: Map<string, Set<number>>;
+  /** The slabs holding its payload's chunks (given back once the group shipped; see slabs.ts). */
+  slabs?: Slab[];
   /** Requests sent in the stream right after this group is applied, before any later group (see `mark`). */
   after?: StreamMarker[];
   /** Multi-primary: markers inside this part (`marker` entries), settled once the coordinator committed its round. */
@@ -144,8 +147,10 @@ export async function stagePart(link: PeerLinkClient, header: PartHeader, entrie
     });
   }
 }
-/** Small writes' data is copied into slabs of this size (larger ones into buffers of their own). */
-const SLAB_BYTES = 1024 * 1024;
+/** Writes' data is copied into slabs of this size (writes over a quarter of it into buffers of their own). */
+const SLAB_BYTES = 4 * 1024 * 1024;
+/** Free slabs kept for reuse per shipper. */
+const KEPT_SLABS = 4;
 
 /**
  * The consistency-group shipper of an async session (at its source site).
@@ -176,7 +181,8 @@ export class ConsistencyGroupShipper {
    * write costs a copy, not a buffer of its own (the chunk is only read
    * after the write, so groups share a slab safely).
    */
-  private fill: { group: SealedGroup; index: number; slab: Buffer; start: number; used: number } | null = null;
+  private fill: { group: SealedGroup; index: number; slab: Slab; start: number } | null = null;
+  private readonly slabs = new SlabPool(SLAB_BYTES, KEPT_SLABS);
   lastApplied: { number: number; time: number } | null = null;
   /** Stream markers not answered yet (rejected when shipping stops). */
   private readonly markers = new Set<StreamMarker>();
@@ -298,19 +304,37 @@ export class ConsistencyGroupShipper {
       return;
     }
     let fill = this.fill;
-    if (!fill || fill.slab.length - fill.used < data.length) {
-      fill = this.fill = { group, index: group.payload.length, slab: Buffer.allocUnsafeSlow(SLAB_BYTES), start: 0, used: 0 };
-      group.payload.push(fill.slab.subarray(0, 0));
+    if (!fill || fill.slab.buffer.length - fill.slab.used < data.length) {
+      if (fill) this.slabs.doneFilling(fill.slab);
+      fill = this.fill = { group, index: group.payload.length, slab: this.slabs.take(), start: 0 };
+      group.payload.push(fill.slab.buffer.subarray(0, 0));
+      this.holdSlab(group, fill.slab);
     } else if (fill.group !== group || fill.index !== group.payload.length - 1) {
       // Another group, or another chunk went in after this one: a new chunk from here on.
       fill.group = group;
       fill.index = group.payload.length;
-      fill.start = fill.used;
-      group.payload.push(fill.slab.subarray(fill.used, fill.used));
+      fill.start = fill.slab.used;
+      group.payload.push(fill.slab.buffer.subarray(fill.start, fill.start));
+      this.holdSlab(group, fill.slab);
     }
-    data.copy(fill.slab, fill.used);
-    fill.used += data.length;
-    group.payload[fill.index] = fill.slab.subarray(fill.start, fill.used);
+    const slab = fill.slab;
+    data.copy(slab.buffer, slab.used);
+    slab.used += data.length;
+    group.payload[fill.index] = slab.buffer.subarray(fill.start, slab.used);
+  }
+
+  /** `group` has a chunk in `slab`: the slab is not reused before the group shipped. */
+  private holdSlab(group: SealedGroup, slab: Slab): void {
+    const held = (group.slabs ??= []);
+    if (held.includes(slab)) return;
+    held.push(slab);
+    slab.refs++;
+  }
+
+  /** The group shipped and was answered: its slabs may be reused. */
+  private releaseSlabs(group: SealedGroup): void {
+    if (group.slabs) this.slabs.release(group.slabs);
+    group.slabs = undefined;
   }
 
   // --- multi-primary: the coordinator's two-phase cut ---
@@ -503,6 +527,7 @@ export class ConsistencyGroupShipper {
           this.sealed.shift();
           this.backlog -= group.bytes;
           group.payload = [];
+          this.releaseSlabs(group);
           this.staged.push(group);
           this.stagedThrough = group.round;
           continue;
@@ -516,6 +541,8 @@ export class ConsistencyGroupShipper {
         if (this.stopped || generation !== this.generation) return;
         this.sealed.shift();
         this.backlog -= group.bytes;
+        group.payload = [];
+        this.releaseSlabs(group);
         this.forget(group);
         this.lastApplied = { number: group.number, time: group.time };
         this.hooks.onApplied(group);
