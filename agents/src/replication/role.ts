@@ -39,36 +39,50 @@ export interface SessionRole {
  * The role of agent `me` in `session`. `memberCopySets` counts the copy sets
  * on member agents this agent knows of (the control agent and the secondary
  * keep them); it is called only when a multi-primary answer is asked for.
+ * (A class, not an object literal with getters: this runs for every request
+ * a target serves, so it is kept to one small allocation.)
  */
 export function sessionRole(
   session: Pick<SessionRecord, 'controlAgentId' | 'peerAgentId' | 'direction'>,
   me: string,
   memberCopySets: () => number,
 ): SessionRole {
-  const secondary = session.peerAgentId === me;
-  const control = !secondary && session.controlAgentId === me;
-  const member = !secondary && !control;
-  const site = secondary ? 'h2' : 'h1';
-  const coordinator = session.direction === 'h1-h2' ? session.controlAgentId : session.peerAgentId;
-  let multiPrimary: boolean | undefined;
-  const isMultiPrimary = () => (multiPrimary ??= member || memberCopySets() > 0);
-  return {
-    me,
-    site,
-    source: site === (session.direction === 'h1-h2' ? 'h1' : 'h2'),
-    secondary,
-    control,
-    member,
-    otherAgent: secondary ? session.controlAgentId : session.peerAgentId,
-    coordinator,
-    get multiPrimary() {
-      return isMultiPrimary();
-    },
-    get controlsMembers() {
-      return control && isMultiPrimary();
-    },
-    get drivesRounds() {
-      return coordinator === me && isMultiPrimary();
-    },
-  };
+  return new Role(session, me, memberCopySets);
+}
+
+class Role implements SessionRole {
+  readonly site: 'h1' | 'h2';
+  readonly source: boolean;
+  readonly secondary: boolean;
+  readonly control: boolean;
+  readonly member: boolean;
+  readonly otherAgent: string;
+  readonly coordinator: string;
+  private multi: boolean | undefined;
+
+  constructor(
+    session: Pick<SessionRecord, 'controlAgentId' | 'peerAgentId' | 'direction'>,
+    readonly me: string,
+    private readonly memberCopySets: () => number,
+  ) {
+    this.secondary = session.peerAgentId === me;
+    this.control = !this.secondary && session.controlAgentId === me;
+    this.member = !this.secondary && !this.control;
+    this.site = this.secondary ? 'h2' : 'h1';
+    this.source = this.site === (session.direction === 'h1-h2' ? 'h1' : 'h2');
+    this.otherAgent = this.secondary ? session.controlAgentId : session.peerAgentId;
+    this.coordinator = session.direction === 'h1-h2' ? session.controlAgentId : session.peerAgentId;
+  }
+
+  get multiPrimary(): boolean {
+    return (this.multi ??= this.member || this.memberCopySets() > 0);
+  }
+
+  get controlsMembers(): boolean {
+    return this.control && this.multiPrimary;
+  }
+
+  get drivesRounds(): boolean {
+    return this.coordinator === this.me && this.multiPrimary;
+  }
 }
