@@ -52,13 +52,14 @@ export class SessionReports {
   info(session: SessionRecord): SessionInfo {
     const service = this.service;
     const now = Date.now();
-    const local = service.role(session).site;
-    const otherSite = service.peers.get(service.role(session).otherAgent).site;
+    const role = service.role(session);
+    const local = role.site;
+    const otherSite = service.peers.get(role.otherAgent).site;
     const pairs = service.pairsOf(session).map((pair) => this.pairInfo(session, pair));
     // Copy sets whose volume is gone (here or at the other site): the session mirrors nothing until they are removed.
     const broken = pairs.filter((pair) => pair.state === 'failed');
     // Multi-primary control agent: the copy sets on the other primary agents, as they last reported.
-    if (service.role(session).controlsMembers) pairs.push(...service.multiPrimary.memberPairInfos(session));
+    if (role.controlsMembers) pairs.push(...service.multiPrimary.memberPairInfos(session));
     const peers = this.peers(session);
     // Another agent silent for a while: what this agent knows of the session is as of then (health at least warning).
     const silent = peers.filter((peer) => peer.unreachableSince !== null && now - Date.parse(peer.unreachableSince) >= PEER_SILENCE_WARNING_MS);
@@ -120,9 +121,10 @@ export class SessionReports {
   consistencyTime(session: SessionRecord, peers: SessionPeer[] = this.peers(session)): string | null {
     if (session.type === 'snapshot-shipping') return session.consistencyTime;
     if (session.type === 'async' && (session.state === 'prepared' || session.state === 'preparing')) {
-      const time = this.service.role(session).drivesRounds
+      const role = this.service.role(session);
+      const time = role.drivesRounds
         ? this.service.multiPrimary.committedTime(session)
-        : this.service.role(session).source
+        : role.source
         ? this.service.mirroring.shippers.get(session.id)?.lastApplied?.time
         : this.appliedTimes.get(session.id);
       // Copy sets still joining are not members yet: the time covers the members (see running-copy-sets.ts).
