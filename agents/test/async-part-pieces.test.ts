@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MAX_PIECE_BYTES, splitPart, type GroupEntry } from '../src/replication/async-groups.ts';
+import type { GroupEntry } from '../src/replication/async-groups.ts';
+import { MAX_PIECE_BYTES, splitPart } from '../src/replication/parts.ts';
 import { MAX_FRAME_BYTES } from '../src/replication/link/frames.ts';
 
 const MiB = 1024 * 1024;

@@ -3,6 +3,7 @@ import { ProblemError, type GroupEntry, type PeerParamsIn } from '@tandem/contra
 import { MAX_FRAME_BYTES } from './link/frames.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairRecord } from './session-store.ts';
+import { stagePart } from './parts.ts';
 import { SlabPool, type Slab } from './slabs.ts';
 import type { HostChange, TrackSpan } from '../write-path/splitter.ts';
 
@@ -68,85 +69,6 @@ export interface CoordinatedOptions {
 }
 const DEFAULT_MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
 
-/** A multi-primary part's fields besides its entries, as `cg.stage` sends them. */
-export interface PartHeader {
-  session: string;
-  /** The sending agent's mirroring run (see stream-fence.ts). */
-  run: string;
-  epoch: string;
-  from: string;
-  round: number;
-  time: number;
-}
-
-/** One `cg.stage` request's share of a part: whole entries, their data at most MAX_PIECE_BYTES (see `splitPart`). */
-export interface PartPiece {
-  entries: GroupEntry[];
-  payload: Buffer;
-}
-
-/** A part's piece carries at most this much data (one entry larger than that, up to the NBD max request of 32 MiB, goes alone). */
-export const MAX_PIECE_BYTES = MAX_GROUP_BYTES;
-/** ... and at most this many entries (their JSON stays far below the frame limit). */
-const MAX_PIECE_ENTRIES = 65_536;
-
-/** Whether a part's entry carries data in the payload (a write's, or a marker's payload). */
-function carriesData(entry: GroupEntry): boolean {
-  return entry.kind === 'write' || (entry.kind === 'marker' && entry.length > 0);
-}
-
-/**
- * Splits a multi-primary part into the pieces `cg.stage` sends one by one:
- * at entry boundaries (entries are never split), each piece's data at most
- * MAX_PIECE_BYTES, its entries' dataOffsets rebased to its own payload.
- * `entries` may be any subset of the entries of `payload` in order (H2->H1
- * splits a part per H1 agent). A part without entries is one empty piece.
- */
-export function splitPart(entries: GroupEntry[], payload: Buffer): PartPiece[] {
-  const pieces: PartPiece[] = [];
-  // Data contiguous in `payload` (the usual case) stays one view of it: no copy.
-  let current: { entries: GroupEntry[]; chunks: Buffer[]; bytes: number; run: { start: number; end: number } | null } = { entries: [], chunks: [], bytes: 0, run: null };
-  const endRun = (): void => {
-    if (current.run) current.chunks.push(payload.subarray(current.run.start, current.run.end));
-    current.run = null;
-  };
-  const close = (): void => {
-    endRun();
-    pieces.push({ entries: current.entries, payload: current.chunks.length === 1 ? current.chunks[0] : Buffer.concat(current.chunks, current.bytes) });
-    current = { entries: [], chunks: [], bytes: 0, run: null };
-  };
-  for (const entry of entries) {
-    const bytes = carriesData(entry) ? entry.length : 0;
-    if (current.entries.length > 0 && (current.bytes + bytes > MAX_PIECE_BYTES || current.entries.length >= MAX_PIECE_ENTRIES)) close();
-    current.entries.push({ ...entry, dataOffset: current.bytes });
-    if (bytes > 0) {
-      if (current.run?.end === entry.dataOffset) current.run.end += bytes;
-      else {
-        endRun();
-        current.run = { start: entry.dataOffset, end: entry.dataOffset + bytes };
-      }
-      current.bytes += bytes;
-    }
-  }
-  if (current.entries.length > 0 || pieces.length === 0) close();
-  return pieces;
-}
-
-/**
- * Stages a part at a secondary agent as one `cg.stage` per piece, in order,
- * each staged durably before the next is sent (`piece` from 0, `last` on the
- * final one): a part of any size goes in frames far below the peer link's
- * 64 MiB limit. The part counts as staged once its last piece is.
- */
-export async function stagePart(link: PeerLinkClient, header: PartHeader, entries: GroupEntry[], payload: Buffer): Promise<void> {
-  const pieces = splitPart(entries, payload);
-  for (const [index, piece] of pieces.entries()) {
-    await link.call('cg.stage', { ...header, piece: index, last: index === pieces.length - 1, entries: piece.entries }, piece.payload, {
-      waitForLinkMs: 2000,
-      timeoutMs: 60_000,
-    });
-  }
-}
 /** Writes' data is copied into slabs of this size (writes over a quarter of it into buffers of their own). */
 const SLAB_BYTES = 4 * 1024 * 1024;
 /** Free slabs kept for reuse per shipper. */

@@ -1,5 +1,6 @@
 import { ProblemError, type FailbackOptions, type RoundCommit, type VerifyReport } from '@tandem/contract';
-import { stagePart, type GroupEntry } from './async-groups.ts';
+import type { GroupEntry } from './async-groups.ts';
+import { stagePart } from './parts.ts';
 import { planPair, planSummary, type PairPlan, type PlanSummary } from './failback.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import type { MultiPrimarySessions } from './multi-primary.ts';
