@@ -1,14 +1,27 @@
+import type { StorageEngine } from '../storage/engine.ts';
 import type { PairSource } from './pair-source.ts';
-import type { ReplicationService } from './service.ts';
+import type { SessionRole } from './role.ts';
 import type { PairRecord, SessionRecord } from './session-store.ts';
-import type { FlashMirrorChange } from '../flash/service.ts';
 
 /** Which mirror copy sets a flash's volumes belong to, and the `flash.mirror` request shapes. */
 
 /** The `flash.mirror` request shapes: the peer protocol's schemas (contract/src/peer.ts). */
 export type { MirrorPairParams, FlashMirrorPerform as PerformParams } from '@tandem/contract';
 
-/** A local volume that is the primary of a mirror pair (this site is its session's source). */
+/**
+ * What finding a volume's copy set reads (the replication service provides
+ * it): the copy sets, their sessions, this agent's role in them and the
+ * mirroring sources.
+ */
+export interface CopySetLookup {
+  readonly engine: Pick<StorageEngine, 'volumeIdOrNull'>;
+  readonly pairs: ReadonlyMap<string, PairRecord>;
+  session(nameOrId: string): SessionRecord;
+  role(session: SessionRecord): SessionRole;
+  sourceOf(pair: PairRecord): PairSource | undefined;
+}
+
+/** A local volume that is the primary volume of a copy set (this site is its session's source). */
 export interface MirroredPrimary {
   session: SessionRecord;
   pair: PairRecord;
@@ -17,7 +30,7 @@ export interface MirroredPrimary {
 }
 
 /** The copy set in which this local volume is the primary (this site the source), if any. */
-export function primaryOf(service: ReplicationService, volume: string): MirroredPrimary | null {
+export function primaryOf(service: CopySetLookup, volume: string): MirroredPrimary | null {
   const id = service.engine.volumeIdOrNull(volume);
   for (const pair of service.pairs.values()) {
     // By id: a volume made again under a broken copy set's name is not its volume.
@@ -30,7 +43,7 @@ export function primaryOf(service: ReplicationService, volume: string): Mirrored
 }
 
 /** The copy set in which this local volume is the secondary (this site the target), if any. */
-export function secondaryOf(service: ReplicationService, volume: string): { session: SessionRecord; pair: PairRecord } | null {
+export function secondaryOf(service: CopySetLookup, volume: string): { session: SessionRecord; pair: PairRecord } | null {
   const id = service.engine.volumeIdOrNull(volume);
   for (const pair of service.pairs.values()) {
     if (pair.localVolume !== volume || pair.localVolumeId !== id || pair.broken) continue;
