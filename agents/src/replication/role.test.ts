@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { sessionRole } from './role.ts';
+import { SessionRole } from './role.ts';
 
 const session = (direction: 'h1-h2' | 'h2-h1') => ({ controlAgentId: 'ctl', peerAgentId: 'sec', direction });
 
-describe('sessionRole', () => {
+describe('SessionRole', () => {
   it('names each agent of a session once: control agent and members at H1, the secondary at H2, the source by direction', () => {
     const rows = [];
     for (const direction of ['h1-h2', 'h2-h1'] as const) {
       for (const me of ['ctl', 'sec', 'mem']) {
         for (const members of [0, 2]) {
-          const role = sessionRole(session(direction), me, () => members);
+          const role = new SessionRole(session(direction), me, () => members);
           rows.push([direction, me, members, role.site, role.source, role.control, role.secondary, role.member, role.otherAgent, role.coordinator, role.multiPrimary, role.controlsMembers, role.drivesRounds].join(' '));
         }
       }
@@ -34,7 +34,7 @@ describe('sessionRole', () => {
 
   it('reads the member copy sets only when a multi-primary answer is asked for, and once', () => {
     let reads = 0;
-    const role = sessionRole(session('h1-h2'), 'ctl', () => {
+    const role = new SessionRole(session('h1-h2'), 'ctl', () => {
       reads++;
       return 1;
     });

@@ -9,10 +9,11 @@ import type { SessionRecord } from './session-store.ts';
  * more primary agents at H1: the control agent (`controlAgentId`, where the
  * session was defined and its actions run) and, in a multi-primary session,
  * member agents holding further copy sets' primary volumes.
+ *
+ * A small class rather than an object literal with getters: a target asks
+ * for it on every request it serves, so it is kept to one allocation.
  */
-export interface SessionRole {
-  /** This agent's id. */
-  readonly me: string;
+export class SessionRole {
   /** The site this agent is at for the session: H2 for the secondary agent, H1 for every primary agent. */
   readonly site: 'h1' | 'h2';
   /** This agent sends in the session's current direction (H1 when H1->H2, H2 when H2->H1). */
@@ -27,41 +28,17 @@ export interface SessionRole {
   readonly otherAgent: string;
   /** The agent that cuts the consistency rounds in the current direction: the control agent (H1->H2) or the secondary (H2->H1). */
   readonly coordinator: string;
-  /** The session has copy sets on several primary agents, as far as this agent knows (read on first use). */
-  readonly multiPrimary: boolean;
-  /** This agent is the control agent of a multi-primary session. */
-  readonly controlsMembers: boolean;
-  /** This agent cuts the rounds of a multi-primary session in its current direction. */
-  readonly drivesRounds: boolean;
-}
-
-/**
- * The role of agent `me` in `session`. `memberCopySets` counts the copy sets
- * on member agents this agent knows of (the control agent and the secondary
- * keep them); it is called only when a multi-primary answer is asked for.
- * (A class, not an object literal with getters: this runs for every request
- * a target serves, so it is kept to one small allocation.)
- */
-export function sessionRole(
-  session: Pick<SessionRecord, 'controlAgentId' | 'peerAgentId' | 'direction'>,
-  me: string,
-  memberCopySets: () => number,
-): SessionRole {
-  return new Role(session, me, memberCopySets);
-}
-
-class Role implements SessionRole {
-  readonly site: 'h1' | 'h2';
-  readonly source: boolean;
-  readonly secondary: boolean;
-  readonly control: boolean;
-  readonly member: boolean;
-  readonly otherAgent: string;
-  readonly coordinator: string;
   private multi: boolean | undefined;
 
+  /**
+   * The role of agent `me` in `session`. `memberCopySets` counts the copy
+   * sets on member agents this agent knows of (the control agent and the
+   * secondary keep them); it is called only when a multi-primary answer is
+   * asked for, and once.
+   */
   constructor(
     session: Pick<SessionRecord, 'controlAgentId' | 'peerAgentId' | 'direction'>,
+    /** This agent's id. */
     readonly me: string,
     private readonly memberCopySets: () => number,
   ) {
@@ -74,14 +51,17 @@ class Role implements SessionRole {
     this.coordinator = session.direction === 'h1-h2' ? session.controlAgentId : session.peerAgentId;
   }
 
+  /** The session has copy sets on several primary agents, as far as this agent knows. */
   get multiPrimary(): boolean {
     return (this.multi ??= this.member || this.memberCopySets() > 0);
   }
 
+  /** This agent is the control agent of a multi-primary session. */
   get controlsMembers(): boolean {
     return this.control && this.multiPrimary;
   }
 
+  /** This agent cuts the rounds of a multi-primary session in its current direction. */
   get drivesRounds(): boolean {
     return this.coordinator === this.me && this.multiPrimary;
   }

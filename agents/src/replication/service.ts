@@ -23,7 +23,7 @@ import { SessionFailback } from './session-failback.ts';
 import { RunningCopySets } from './running-copy-sets.ts';
 import { SessionReports } from './session-reports.ts';
 import { SessionStore, type PairRecord, type SessionRecord } from './session-store.ts';
-import { sessionRole, type SessionRole } from './role.ts';
+import { SessionRole } from './role.ts';
 import { SessionVerifier } from './session-verify.ts';
 import { inertFaults, type ReplicationFaults } from './faults.ts';
 import type { TapSource, WriteTap } from '../write-path/splitter.ts';
@@ -214,7 +214,7 @@ export class ReplicationService implements TapSource {
 
   /** What this agent is in `session` (role.ts): the one place the session's agent ids are compared with this agent's. */
   role(session: SessionRecord): SessionRole {
-    return sessionRole(session, this.agentId, () => this.multiPrimary.memberPairs(session).length);
+    return new SessionRole(session, this.agentId, () => this.multiPrimary.memberPairs(session).length);
   }
 
   link(session: SessionRecord) {
