@@ -43,7 +43,7 @@ function catalogRows(dataDir: string): { version: number; pairs: Array<{ local_v
   try {
     return {
       version: db.pragma('user_version', { simple: true }) as number,
-      pairs: db.prepare('SELECT local_volume, local_volume_id FROM pairs ORDER BY local_volume').all() as Array<{ local_volume: string; local_volume_id: number | null }>,
+      pairs: db.prepare('SELECT local_volume, local_volume_id FROM copy_sets ORDER BY local_volume').all() as Array<{ local_volume: string; local_volume_id: number | null }>,
     };
   } finally {
     db.close();

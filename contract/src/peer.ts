@@ -40,7 +40,7 @@ import {
  * version only adds optional fields or methods an older agent answers
  * `not-supported`.
  */
-export const PEER_PROTOCOL_VERSION = '1.0';
+export const PEER_PROTOCOL_VERSION = '1.1';
 
 export const PeerProtocolVersionSchema = z.string().regex(/^\d{1,6}\.\d{1,6}$/, 'a peer protocol version is major.minor');
 
@@ -82,10 +82,15 @@ export const PeerSessionRecordSchema = z.object({
 });
 export type PeerSessionRecord = z.infer<typeof PeerSessionRecordSchema>;
 
-/** A copy set as the sending site describes it to the other (its `local*` fields are the receiver's). */
+/**
+ * A copy set as the sending site describes it to the other (its `local*` fields are the receiver's). Its agents (the
+ * holders of its H1 and H2 volumes) since protocol 1.1; a receiver takes them from the session when they are missing.
+ */
 export const PeerPairRecordSchema = z.object({
   id: Id,
   sessionId: Id,
+  primaryAgentId: Id.optional(),
+  secondaryAgentId: Id.optional(),
   h1Volume: z.string().min(1),
   h2Volume: z.string().min(1),
   localVolume: z.string().min(1),

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ProblemError, type GroupEntry, type PeerParamsIn } from '@tandem/contract';
 import { MAX_FRAME_BYTES } from './link/frames.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
-import type { PairRecord } from './session-store.ts';
+import type { HeldCopySet } from './session-store.ts';
 import { stagePart } from './parts.ts';
 import { SlabPool, type Slab } from './slabs.ts';
 import type { HostChange, TrackSpan } from '../write-path/splitter.ts';
@@ -185,7 +185,7 @@ export class ConsistencyGroupShipper {
    * acknowledged. While the coordinator holds a round the change waits (it is
    * queued, never failed) and goes into the group after the cut.
    */
-  enqueue(pair: PairRecord, change: HostChange, span: TrackSpan): void | Promise<void> {
+  enqueue(pair: HeldCopySet, change: HostChange, span: TrackSpan): void | Promise<void> {
     if (this.stopped) return;
     if (this.held) return this.held.gate.then(() => this.enqueue(pair, change, span));
     const group = this.open;

@@ -2,7 +2,7 @@ import { ProblemError, type AgentEvent } from '@tandem/contract';
 import type { StorageEngine } from '../storage/engine.ts';
 import { problemMessage } from './problem-message.ts';
 import type { ReplicationService } from './service.ts';
-import type { PairRecord, SessionRecord } from './session-store.ts';
+import type { HeldCopySet, SessionRecord } from './session-store.ts';
 
 /**
  * Copy sets hold their volumes by immutable id.
@@ -32,7 +32,7 @@ import type { PairRecord, SessionRecord } from './session-store.ts';
  */
 
 /** Why a copy set cannot use its volume here, or null when the volume of its name is its own. */
-function brokenHere(engine: StorageEngine, site: string, pair: PairRecord): string | null {
+function brokenHere(engine: StorageEngine, site: string, pair: HeldCopySet): string | null {
   const id = engine.volumeIdOrNull(pair.localVolume);
   if (pair.localVolumeId === null) {
     return id === null
@@ -45,7 +45,7 @@ function brokenHere(engine: StorageEngine, site: string, pair: PairRecord): stri
 }
 
 /** The refusal of anything a broken copy set would do: `pair-broken`, naming the copy set (detail.pair) and the step first. */
-export function pairBroken(pair: PairRecord, sessionName: string | null, reason: string): ProblemError {
+export function pairBroken(pair: HeldCopySet, sessionName: string | null, reason: string): ProblemError {
   const session = sessionName ?? 'SESSION';
   return new ProblemError(
     'pair-broken',
@@ -59,13 +59,13 @@ export function pairBroken(pair: PairRecord, sessionName: string | null, reason:
  * The name of a copy set's volume here, for I/O: only while it is the copy
  * set's own (same id) and the copy set is not broken; else `pair-broken`.
  */
-export function localVolumeName(engine: StorageEngine, pair: PairRecord): string {
+export function localVolumeName(engine: StorageEngine, pair: HeldCopySet): string {
   if (!pair.broken && pair.localVolumeId !== null && engine.volumeIdOrNull(pair.localVolume) === pair.localVolumeId) return pair.localVolume;
   throw pairBroken(pair, null, pair.broken?.reason ?? brokenHere(engine, engine.identity.site, pair) ?? 'its volume is not usable');
 }
 
 /** The engine id of a copy set's volume here (bitmaps are made for it), checked as `localVolumeName` does. */
-export function localVolumeId(engine: StorageEngine, pair: PairRecord): number {
+export function localVolumeId(engine: StorageEngine, pair: HeldCopySet): number {
   return engine.volumeId(localVolumeName(engine, pair));
 }
 
@@ -87,17 +87,17 @@ export class CopySetVolumes {
     });
   }
 
-  isBroken(pair: PairRecord): boolean {
+  isBroken(pair: HeldCopySet): boolean {
     return this.reasonOf(pair) !== null;
   }
 
   /** The session's copy sets here that are broken. */
-  brokenOf(session: SessionRecord): PairRecord[] {
+  brokenOf(session: SessionRecord): HeldCopySet[] {
     return this.service.pairsOf(session).filter((pair) => this.isBroken(pair));
   }
 
   /** Why the copy set is broken (null: it is not). */
-  reasonOf(pair: PairRecord): string | null {
+  reasonOf(pair: HeldCopySet): string | null {
     return pair.broken?.reason ?? brokenHere(this.service.engine, this.service.site, pair);
   }
 
@@ -143,11 +143,11 @@ export class CopySetVolumes {
    * Records a copy set as broken (once): catalog, event, taps, the other
    * site; stops its session mirroring unless the caller does (`suspend: false`).
    */
-  markBroken(pair: PairRecord, reason: string, options: { suspend?: boolean; tell?: boolean } = {}): void {
+  markBroken(pair: HeldCopySet, reason: string, options: { suspend?: boolean; tell?: boolean } = {}): void {
     const service = this.service;
     if (pair.broken || !service.pairs.has(pair.id)) return;
     pair.broken = { reason, since: new Date().toISOString() };
-    service.store.savePair(pair);
+    service.store.saveCopySet(pair);
     service.refreshTaps();
     const session = service.sessions.get(pair.sessionId);
     const name = session?.name ?? pair.sessionId;

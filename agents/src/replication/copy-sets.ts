@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ProblemError, type SessionType, type VolumeDependent } from '@tandem/contract';
 import { RunningCopySets } from './running-copy-sets.ts';
 import type { ReplicationService } from './service.ts';
-import { atSecondary, newPairRecord, type PairRecord, type SessionRecord } from './session-store.ts';
+import { atSecondary, newCopySet, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
 
 /** A session's copy set that uses a volume, as a delete or resize refusal names it (VolumeDependentSchema `copy-set`). */
 export type CopySetDependent = Extract<VolumeDependent, { kind: 'copy-set' }>;
@@ -82,7 +82,7 @@ export class CopySets {
    * other site. With `primaryAgent` naming another paired agent, the H1
    * volume is that agent's (a multi-primary async session, see multi-primary.ts).
    */
-  async addPair(sessionName: string, h1Volume: string, h2Volume: string, options: { primaryAgent?: string } = {}): Promise<PairRecord> {
+  async addPair(sessionName: string, h1Volume: string, h2Volume: string, options: { primaryAgent?: string } = {}): Promise<HeldCopySet> {
     const service = this.service;
     if (options.primaryAgent !== undefined && options.primaryAgent !== service.agentId && options.primaryAgent !== service.site) {
       return service.multiPrimary.addMemberPair(sessionName, h1Volume, h2Volume, options.primaryAgent);
@@ -109,11 +109,11 @@ export class CopySets {
         `${h1Volume} is ${local.sizeBytes} bytes but ${h2Volume} at the other site is ${remoteSize}; a copy set needs equal sizes`,
       );
     }
-    const pair = newPairRecord(session.id, h1Volume, h2Volume, randomUUID(), new Date().toISOString(), local.id);
+    const pair = newCopySet(session, service.agentId, h1Volume, h2Volume, randomUUID(), new Date().toISOString(), local.id);
     // A session that was started tracks and copies the new copy set at once, leaving the others as they are.
     if (session.state !== 'defined') return service.running.add(session, pair);
     await service.link(session).call('pair.put', { pair: atSecondary(pair) });
-    service.store.savePair(pair);
+    service.store.saveCopySet(pair);
     service.pairs.set(pair.id, pair);
     service.refreshTaps();
     service.engine.catalog.recordEvent('pair.added', 'info', session.name, `copy set ${h1Volume} -> ${h2Volume} added to ${session.name}`);
@@ -138,7 +138,7 @@ export class CopySets {
     const here = options.primaryAgent === undefined || options.primaryAgent === service.agentId || options.primaryAgent === service.site;
     if (!here) return service.multiPrimary.removeMemberPair(session, h1Volume, options.primaryAgent!);
     const pair = service.pairsOf(session).find((p) => p.h1Volume === h1Volume);
-    const memberPairs = service.multiPrimary.memberPairs(session).filter((p) => p.h1Volume === h1Volume);
+    const memberPairs = service.multiPrimary.memberCopySets(session).filter((p) => p.h1Volume === h1Volume);
     if (options.primaryAgent === undefined && memberPairs.length + (pair ? 1 : 0) > 1) {
       const sites = [...(pair ? [service.site] : []), ...memberPairs.map((p) => service.multiPrimary.siteOf(p.primaryAgentId))];
       throw new ProblemError(
@@ -156,14 +156,14 @@ export class CopySets {
     this.forgetPair(pair);
   }
 
-  forgetPair(pair: PairRecord): void {
+  forgetPair(pair: HeldCopySet): void {
     const service = this.service;
     service.mirroring.sources.get(pair.id)?.dispose();
     service.mirroring.sources.delete(pair.id);
     for (const bitmap of [pair.outOfSyncBitmap, pair.targetChangedBitmap]) {
       if (bitmap !== null) void service.engine.bitmaps.delete(bitmap).catch(() => {});
     }
-    service.store.deletePair(pair.id);
+    service.store.deleteCopySet(pair.id);
     service.pairs.delete(pair.id);
     service.refreshTaps();
     const session = service.sessions.get(pair.sessionId);
@@ -195,21 +195,26 @@ export class CopySets {
    * multi-primary joins): its volume here by this site's own id for it. A
    * copy set known already keeps the volume it holds (and a broken one stays broken).
    */
-  adoptPair(incoming: PairRecord): PairRecord {
+  adoptPair(incoming: CopySetOnTheWire): HeldCopySet {
     const service = this.service;
     const local = service.engine.getVolume(incoming.localVolume);
+    // Agents of peer protocol 1.0 send no agents with a copy set: its primary is this agent where its H1 volume is
+    // here, else the session's control agent (the other primary agents' copy sets come with `mp.secondary-pair`).
+    const session = service.session(incoming.sessionId);
     const known = service.pairs.get(incoming.id);
     for (const pair of service.pairs.values()) {
       if (pair.localVolumeId === local.id && !pair.broken && pair.id !== incoming.id) {
         throw new ProblemError('volume-busy', `${incoming.localVolume} is already in a copy set`);
       }
     }
-    const record: PairRecord = {
+    const record: HeldCopySet = {
       ...incoming,
+      primaryAgentId: incoming.primaryAgentId ?? (incoming.localSite === 'h1' ? service.agentId : session.controlAgentId),
+      secondaryAgentId: incoming.secondaryAgentId ?? session.peerAgentId,
       localVolumeId: known ? known.localVolumeId : local.id,
       broken: known?.broken ?? null,
     };
-    service.store.savePair(record);
+    service.store.saveCopySet(record);
     service.pairs.set(record.id, record);
     service.refreshTaps();
     return record;

@@ -1,14 +1,14 @@
 import type { FailbackPreflight } from '@tandem/contract';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
-import type { PairRecord } from './session-store.ts';
+import type { HeldCopySet } from './session-store.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 
 /** Codes are asked for and compared this many tracks at a time. */
 const CODE_BATCH = 4096;
 
 export interface PairPlan {
-  pair: PairRecord;
+  pair: HeldCopySet;
   targetChangedTracks: number;
   outOfSyncTracks: number;
   candidates: number[];
@@ -43,7 +43,7 @@ export function bitsToTracks(bits: Uint8Array, limit: number): number[] {
 export async function planPair(
   engine: StorageEngine,
   link: PeerLinkClient,
-  pair: PairRecord,
+  pair: HeldCopySet,
   options: { verifyCodes: boolean; fullCompare: boolean },
 ): Promise<PairPlan> {
   const trackCount = engine.getVolume(localVolumeName(engine, pair)).trackCount;

@@ -4,7 +4,7 @@ import { primaryOf, secondaryOf, type PerformParams } from './flash-mirror-volum
 import { parsePeerRequest, type PeerAnswer, type PeerCall } from './link/peer-protocol.ts';
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
-import type { PairRecord } from './session-store.ts';
+import type { HeldCopySet } from './session-store.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 
 /**
@@ -85,12 +85,11 @@ export class FlashMirrorTarget {
   }
 
   /** The secondary volume of a duplex copy set the requesting primary mirrors here, or a refusal. */
-  private secondaryVolume(pairId: string, from: string): { volume: string; pair: PairRecord } {
+  private secondaryVolume(pairId: string, from: string): { volume: string; pair: HeldCopySet } {
     const pair = this.service.pair(pairId);
     const session = this.service.session(pair.sessionId);
-    // A multi-primary copy set is mirrored here from the member agent holding its primary.
-    const primaryAgent = this.service.multiPrimary.memberPairs(session).find((member) => member.id === pair.id)?.primaryAgentId ?? this.service.role(session).otherAgent;
-    if (this.service.role(session).source || primaryAgent !== from) {
+    // Mirrored here from the agent holding its primary volume (in a multi-primary session, perhaps not the control agent).
+    if (this.service.role(session).source || pair.primaryAgentId !== from) {
       throw new ProblemError('invalid-state', `${pair.localVolume} is not mirrored here from the requesting site`);
     }
     if (session.state !== 'prepared' || session.type === 'snapshot-shipping') {

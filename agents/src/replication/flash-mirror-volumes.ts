@@ -1,7 +1,7 @@
 import type { StorageEngine } from '../storage/engine.ts';
 import type { PairSource } from './pair-source.ts';
 import type { SessionRole } from './role.ts';
-import type { PairRecord, SessionRecord } from './session-store.ts';
+import type { HeldCopySet, SessionRecord } from './session-store.ts';
 
 /** Which mirror copy sets a flash's volumes belong to, and the `flash.mirror` request shapes. */
 
@@ -15,16 +15,16 @@ export type { MirrorPairParams, FlashMirrorPerform as PerformParams } from '@tan
  */
 export interface CopySetLookup {
   readonly engine: Pick<StorageEngine, 'volumeIdOrNull'>;
-  readonly pairs: ReadonlyMap<string, PairRecord>;
+  readonly pairs: ReadonlyMap<string, HeldCopySet>;
   session(nameOrId: string): SessionRecord;
   role(session: SessionRecord): SessionRole;
-  sourceOf(pair: PairRecord): PairSource | undefined;
+  sourceOf(pair: HeldCopySet): PairSource | undefined;
 }
 
 /** A local volume that is the primary volume of a copy set (this site is its session's source). */
 export interface MirroredPrimary {
   session: SessionRecord;
-  pair: PairRecord;
+  pair: HeldCopySet;
   source: PairSource | undefined;
   agent: string;
 }
@@ -43,7 +43,7 @@ export function primaryOf(service: CopySetLookup, volume: string): MirroredPrima
 }
 
 /** The copy set in which this local volume is the secondary (this site the target), if any. */
-export function secondaryOf(service: CopySetLookup, volume: string): { session: SessionRecord; pair: PairRecord } | null {
+export function secondaryOf(service: CopySetLookup, volume: string): { session: SessionRecord; pair: HeldCopySet } | null {
   const id = service.engine.volumeIdOrNull(volume);
   for (const pair of service.pairs.values()) {
     if (pair.localVolume !== volume || pair.localVolumeId !== id || pair.broken) continue;

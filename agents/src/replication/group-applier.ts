@@ -5,7 +5,7 @@ import { writeFileDurably } from '../storage/durable-file.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { GroupEntry } from './async-groups.ts';
 import { inertFaults, type ReplicationFaults } from './faults.ts';
-import type { PairRecord } from './session-store.ts';
+import type { HeldCopySet } from './session-store.ts';
 import { SessionQueue } from './session-queue.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 
@@ -105,7 +105,7 @@ export class GroupApplier {
 
   constructor(
     private readonly engine: StorageEngine,
-    private readonly pairsOf: (session: string) => PairRecord[],
+    private readonly pairsOf: (session: string) => HeldCopySet[],
     private readonly onApplied: (session: string, time: number) => void,
     /** Injected by tests (faults.ts): commits that stop after their commit marker. */
     private readonly faults: Pick<ReplicationFaults, 'failAfterCommitMarker'> = inertFaults(),

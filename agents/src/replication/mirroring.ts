@@ -4,7 +4,7 @@ import { ConsistencyGroupShipper } from './async-groups.ts';
 import { PairSource, problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import { primarySiteFor } from './session-reports.ts';
-import type { PairRecord, SessionRecord } from './session-store.ts';
+import type { HeldCopySet, SessionRecord } from './session-store.ts';
 
 /**
  * The source side of mirroring: the per-pair runtimes (PairSource), the
@@ -27,7 +27,7 @@ export class Mirroring {
   constructor(private readonly service: ReplicationService) {}
 
   /** The source-side runtime of a pair, made when first needed. */
-  ensureSource(session: SessionRecord, pair: PairRecord): PairSource {
+  ensureSource(session: SessionRecord, pair: HeldCopySet): PairSource {
     let source = this.sources.get(pair.id);
     if (!source) {
       source = new PairSource(pair, this.service.engine, this.service.pairLink(session, pair), {
@@ -60,7 +60,7 @@ export class Mirroring {
       pair.targetChangedBitmap = null;
       // Nothing is tracked: a copy set that was joining starts over with the others (terminate, or the way back after a failback).
       pair.joining = false;
-      service.store.savePair(pair);
+      service.store.saveCopySet(pair);
     }
   }
 
@@ -293,7 +293,7 @@ export class Mirroring {
   }
 
   /** The target failed to apply acknowledged writes (semi-sync): mark the tracks here and copy them. */
-  async repairTracks(pair: PairRecord, tracks: number[]): Promise<boolean> {
+  async repairTracks(pair: HeldCopySet, tracks: number[]): Promise<boolean> {
     const session = this.service.session(pair.sessionId);
     if (!this.service.role(session).source) throw new ProblemError('invalid-state', `this site is not the source of session ${session.name}`);
     const source = this.sources.get(pair.id);

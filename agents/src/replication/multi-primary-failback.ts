@@ -32,9 +32,8 @@ type Commit = RoundCommit;
  *
  * What each agent keeps (so that a restart of any agent resumes): the session
  * record with its direction (every agent), the copy sets' bitmaps (the source
- * side: out-of-sync; the recovered side: target-changed), the table
- * `multi_primary_pairs` at the control agent and at the secondary site (which agent
- * holds each copy set's H1 volume). The agent driving the rounds in the
+ * side: out-of-sync; the recovered side: target-changed), and every copy
+ * set's primary agent (the one holding its H1 volume) in `copy_sets`. The agent driving the rounds in the
  * session's direction resumes mirroring at its start; the others are targets
  * (or, H1->H2, members run again by the control agent).
  *
@@ -218,7 +217,7 @@ export class MultiPrimaryFailback {
         for (const pair of service.pairsOf(session)) {
           if (pair.targetChangedBitmap === null) {
             pair.targetChangedBitmap = await service.engine.bitmaps.create(localVolumeId(service.engine, pair), 'clear');
-            service.store.savePair(pair);
+            service.store.saveCopySet(pair);
           }
         }
         service.setState(session, 'target-available', { detail: null }, false);

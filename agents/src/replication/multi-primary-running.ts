@@ -1,11 +1,10 @@
 import { isProblemError, ProblemError } from '@tandem/contract';
 import type { MemberStatus } from './cut-coordinator.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
-import type { MemberPairRecord } from './multi-primary.ts';
 import { problemMessage } from './pair-source.ts';
 import type { RunningCopySets } from './running-copy-sets.ts';
 import type { ReplicationService } from './service.ts';
-import { atSecondary, type PairRecord, type SessionRecord } from './session-store.ts';
+import { atSecondary, memberRecord, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
 
 /** States in which member copy sets are added to and removed from a multi-primary session that was started. */
 const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing', 'prepared', 'suspended']);
@@ -39,7 +38,7 @@ const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing'
  */
 export class MultiPrimaryRunning {
   /** Control agent: member copy sets added while the session ran that their member has not reported joined yet. */
-  private readonly pending = new Map<string, MemberPairRecord>();
+  private readonly pending = new Map<string, CopySetRecord>();
 
   constructor(
     private readonly service: ReplicationService,
@@ -67,12 +66,12 @@ export class MultiPrimaryRunning {
    * Control agent: adds a member copy set (sizes checked by the caller) to a session
    * that was started. `save` keeps the control agent's row once every site took it.
    */
-  async add(session: SessionRecord, record: MemberPairRecord, pair: PairRecord, save: () => void): Promise<void> {
+  async add(session: SessionRecord, record: CopySetRecord, pair: HeldCopySet, save: () => void): Promise<void> {
     const service = this.service;
     this.checkControlAgent(session, 'added');
     const multi = service.multiPrimary;
     const site = multi.siteOf(record.primaryAgentId);
-    if (multi.memberPairs(session).length === 0) {
+    if (multi.memberCopySets(session).length === 0) {
       // Started with primaries here only, it cuts its consistency groups alone; the rounds across agents begin at a start.
       throw new ProblemError(
         'invalid-state',
@@ -98,7 +97,7 @@ export class MultiPrimaryRunning {
       await secondaryLink.call('mp.pair-removed', { session: session.id, pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
     };
     try {
-      await secondaryLink.call('mp.secondary-pair', { pair: atSecondary(pair), member: record }, null, { waitForLinkMs: 5000 });
+      await secondaryLink.call('mp.secondary-pair', { pair: atSecondary(pair), member: memberRecord(record) }, null, { waitForLinkMs: 5000 });
       // The member learns the copy set (and the session, when suspended and new to it), then tracks and copies it.
       await memberLink.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
       await memberLink.call('mp.add', { session: session.id, pair: pair.id, newcomer }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
@@ -126,18 +125,18 @@ export class MultiPrimaryRunning {
   }
 
   /** Control agent: removes a member copy set from a session that was started; the other copy sets keep mirroring. */
-  async remove(session: SessionRecord, record: MemberPairRecord): Promise<void> {
+  async remove(session: SessionRecord, record: CopySetRecord): Promise<void> {
     const service = this.service;
     this.checkControlAgent(session, 'removed');
     const multi = service.multiPrimary;
-    if (service.pairsOf(session).length + multi.memberPairs(session).length === 1) {
+    if (service.store.copySetsOf(session.id).length === 1) {
       throw new ProblemError(
         'invalid-state',
         `${record.h1Volume} is the last copy set of session ${session.name}, which is ${session.state}; terminate the session first (or add another copy set)`,
       );
     }
     const site = multi.siteOf(record.primaryAgentId);
-    if (multi.memberPairs(session).length === 1) {
+    if (multi.memberCopySets(session).length === 1) {
       // Without copy sets at other agents it would no longer cut its groups across agents, as it was started to.
       throw new ProblemError(
         'invalid-state',
@@ -145,7 +144,7 @@ export class MultiPrimaryRunning {
       );
     }
     // The agent's last copy set: it leaves the rounds once the copy set is gone (the next round boundary).
-    const last = multi.memberPairs(session).filter((row) => row.primaryAgentId === record.primaryAgentId).length === 1;
+    const last = multi.memberCopySets(session).filter((row) => row.primaryAgentId === record.primaryAgentId).length === 1;
     // The member stops mirroring it, waits for its last part to be committed, and has the secondary forget it.
     try {
       await service.peers
@@ -160,7 +159,7 @@ export class MultiPrimaryRunning {
       .link(session)
       .call('mp.pair-removed', { session: session.id, pair: record.id }, null, { waitForLinkMs: 5000 })
       .catch((error) => service.logger.warn({ pair: record.id, error: problemMessage(error) }, 'the secondary could not forget a removed copy set'));
-    multi.forgetMemberPair(record.id);
+    multi.forgetMemberCopySet(record.id);
     this.pending.delete(record.id);
     if (last) {
       multi.coordinatorOf(session)?.removeParticipant(record.primaryAgentId);
@@ -256,7 +255,7 @@ export class MultiPrimaryRunning {
       if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the control agent of the session removes copy sets');
       const pair = service.pairs.get(params.pair);
       if (pair) service.forgetPair(pair);
-      service.multiPrimary.forgetMemberPair(params.pair);
+      service.multiPrimary.forgetMemberCopySet(params.pair);
       return {};
     },
   };

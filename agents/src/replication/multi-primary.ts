@@ -2,18 +2,16 @@ import { randomUUID } from 'node:crypto';
 import { ProblemError, type MemberPairRecord, type PairInfo } from '@tandem/contract';
 import { ConsistencyGroupShipper, type CoordinatedOptions } from './async-groups.ts';
 import { CutCoordinator, type CutParticipant, type CutSecondary, type MemberStatus } from './cut-coordinator.ts';
+import { copySetState } from './copy-set-state.ts';
 import type { GroupEntry } from './async-groups.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import { MultiPrimaryFailback } from './multi-primary-failback.ts';
 import { MultiPrimaryRunning } from './multi-primary-running.ts';
-import { atSecondary, newPairRecord, type PairRecord, type SessionRecord } from './session-store.ts';
+import { atSecondary, heldElsewhere, memberRecord, newCopySet, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
 import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
 
-/** A copy set of a multi-primary session whose primary volume lives on another agent than the control agent. */
-/** A copy set whose primary (H1) volume a member agent (`primaryAgentId`) owns; the peer protocol's schema. */
-export type { MemberPairRecord };
 
 /** The multi-primary methods this part serves itself (running changes and failback have their own tables). */
 type MultiPrimaryMethod = `mp.${'join' | 'secondary-pair' | 'run' | 'hold' | 'cut' | 'release' | 'stop' | 'commit'}` | 'cg.stage';
@@ -32,8 +30,8 @@ const ROUND_INTERVAL_MS = Number(process.env.TANDEM_MP_ROUND_INTERVAL_MS) || 100
  * Async sessions whose copy sets have their primary volumes on several
  * agents. Roles, per session:
  * - the control agent: the agent where the session was defined (its H1 site). It
- *   keeps every copy set (its own in `pairs`, the others in
- *   `multi_primary_pairs`), drives the state machine and runs the
+ *   keeps every copy set (the others' without local fields, see
+ *   session-store.ts), drives the state machine and runs the
  *   CutCoordinator, which forms each consistency group across all primary
  *   agents with a two-phase cut;
  * - members: other primary agents. They run their copy sets' sources (out-of-sync
@@ -63,47 +61,23 @@ export class MultiPrimarySessions {
 
   constructor(private readonly service: ReplicationService) {
     this.failback = new MultiPrimaryFailback(service, this);
-    service.engine.catalog.db.exec(
-      `CREATE TABLE IF NOT EXISTS multi_primary_pairs (
-         id TEXT PRIMARY KEY,
-         session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-         primary_agent_id TEXT NOT NULL,
-         h1_volume TEXT NOT NULL,
-         h2_volume TEXT NOT NULL,
-         created_at TEXT NOT NULL
-       )`,
-    );
   }
 
   // --- the model ---
 
-  /** Copy sets of the session whose primary is on another agent (kept at the control agent and at the secondary). */
-  memberPairs(session: SessionRecord): MemberPairRecord[] {
-    const rows = this.service.engine.catalog.db
-      .prepare('SELECT * FROM multi_primary_pairs WHERE session_id = ? ORDER BY created_at, id')
-      .all(session.id) as Array<Record<string, string>>;
-    return rows.map((row) => ({
-      id: row.id,
-      sessionId: row.session_id,
-      primaryAgentId: row.primary_agent_id,
-      h1Volume: row.h1_volume,
-      h2Volume: row.h2_volume,
-      createdAt: row.created_at,
-    }));
+  /**
+   * The copy sets of the session whose primary agent is neither the control
+   * agent nor this one: at the control agent and the secondary, every other
+   * primary agent's (one table of copy sets, session-store.ts); at a member, none.
+   */
+  memberCopySets(session: SessionRecord): CopySetRecord[] {
+    const me = this.service.agentId;
+    return this.service.store.copySetsOf(session.id).filter((pair) => pair.primaryAgentId !== session.controlAgentId && pair.primaryAgentId !== me);
   }
 
-  private saveMemberPair(pair: MemberPairRecord): void {
-    this.service.engine.catalog.db
-      .prepare(
-        `INSERT OR REPLACE INTO multi_primary_pairs (id, session_id, primary_agent_id, h1_volume, h2_volume, created_at)
-         VALUES (?, ?, ?, ?, ?, ?)`,
-      )
-      .run(pair.id, pair.sessionId, pair.primaryAgentId, pair.h1Volume, pair.h2Volume, pair.createdAt);
-  }
-
-  /** Forgets a member copy set's row (control agent and secondary). */
-  forgetMemberPair(id: string): void {
-    this.service.engine.catalog.db.prepare('DELETE FROM multi_primary_pairs WHERE id = ?').run(id);
+  /** Forgets a copy set of another primary agent (control agent and secondary). */
+  forgetMemberCopySet(id: string): void {
+    this.service.store.deleteCopySet(id);
   }
 
   /**
@@ -111,9 +85,8 @@ export class MultiPrimarySessions {
    * secondary site the copy set's primary agent (the control agent or a member), at
    * a primary agent the secondary site.
    */
-  pairAgent(session: SessionRecord, pair: PairRecord): string {
-    if (!this.service.role(session).secondary) return session.peerAgentId;
-    return this.memberPairs(session).find((row) => row.id === pair.id)?.primaryAgentId ?? session.controlAgentId;
+  pairAgent(session: SessionRecord, pair: HeldCopySet): string {
+    return this.service.role(session).secondary ? pair.primaryAgentId : pair.secondaryAgentId;
   }
 
   /** Every agent this one exchanges the session with (control agent: secondary and members; secondary: control agent and members; member: secondary). */
@@ -136,7 +109,7 @@ export class MultiPrimarySessions {
 
   /** Control agent: the member agents (primary agents other than the control agent). */
   memberAgents(session: SessionRecord): string[] {
-    return [...new Set(this.memberPairs(session).map((pair) => pair.primaryAgentId))];
+    return [...new Set(this.memberCopySets(session).map((pair) => pair.primaryAgentId))];
   }
 
   /** Every link the agent driving the rounds needs: every other agent's of the session. */
@@ -149,7 +122,7 @@ export class MultiPrimarySessions {
    * agent. The member learns the session and its copy set (`mp.join`), the
    * secondary its target copy set (`mp.secondary-pair`).
    */
-  async addMemberPair(sessionName: string, h1Volume: string, h2Volume: string, primaryAgent: string): Promise<PairRecord> {
+  async addMemberPair(sessionName: string, h1Volume: string, h2Volume: string, primaryAgent: string): Promise<HeldCopySet> {
     const service = this.service;
     const session = service.session(sessionName);
     if (!service.role(session).control) {
@@ -171,7 +144,7 @@ export class MultiPrimarySessions {
     if (member.agentId === session.peerAgentId) {
       throw new ProblemError('bad-request', `${member.site} is the secondary site of ${session.name}; it cannot also hold a primary volume`);
     }
-    for (const pair of this.memberPairs(session)) {
+    for (const pair of this.memberCopySets(session)) {
       if (pair.primaryAgentId === member.agentId && pair.h1Volume === h1Volume) {
         throw new ProblemError('volume-busy', `${h1Volume} at ${member.site} is already in a copy set of ${session.name}`);
       }
@@ -190,22 +163,23 @@ export class MultiPrimarySessions {
       );
     }
     const now = new Date().toISOString();
-    const record: MemberPairRecord = { id: randomUUID(), sessionId: session.id, primaryAgentId: member.agentId, h1Volume, h2Volume, createdAt: now };
-    // Its volume's id is the member's own (it adopts the copy set with `mp.join`).
-    const pair = newPairRecord(session.id, h1Volume, h2Volume, record.id, now, null);
+    // Its volume's id is the member's own (it adopts the copy set with `mp.join`); the control agent keeps the copy set
+    // without local fields.
+    const pair = newCopySet(session, member.agentId, h1Volume, h2Volume, randomUUID(), now, null);
+    const record = heldElsewhere(pair);
     // A session that was started: the member tracks and copies it, then it joins the rounds (multi-primary-running.ts).
     if (session.state !== 'defined') {
-      await service.running.multiPrimary.add(session, record, pair, () => this.saveMemberPair(record));
+      await service.running.multiPrimary.add(session, record, pair, () => service.store.saveCopySet(record));
       return pair;
     }
     await memberLink.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
     try {
-      await service.link(session).call('mp.secondary-pair', { pair: atSecondary(pair), member: record });
+      await service.link(session).call('mp.secondary-pair', { pair: atSecondary(pair), member: memberRecord(record) });
     } catch (error) {
       await memberLink.call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
       throw error;
     }
-    this.saveMemberPair(record);
+    service.store.saveCopySet(record);
     service.engine.catalog.recordEvent(
       'pair.added',
       'info',
@@ -219,12 +193,12 @@ export class MultiPrimarySessions {
   /** Control agent: removes a copy set of another primary agent (a session that was started: see multi-primary-running.ts). */
   async removeMemberPair(session: SessionRecord, h1Volume: string, primaryAgent: string): Promise<void> {
     const member = this.service.peers.get(primaryAgent);
-    const pair = this.memberPairs(session).find((p) => p.primaryAgentId === member.agentId && p.h1Volume === h1Volume);
+    const pair = this.memberCopySets(session).find((p) => p.primaryAgentId === member.agentId && p.h1Volume === h1Volume);
     if (!pair) throw new ProblemError('not-found', `${member.site}:${h1Volume} is not in session ${session.name}`);
     if (session.state !== 'defined') return this.service.running.multiPrimary.remove(session, pair);
     await this.service.peers.link(member.agentId).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
     await this.service.link(session).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
-    this.forgetMemberPair(pair.id);
+    this.forgetMemberCopySet(pair.id);
   }
 
   // --- control agent: running the session ---
@@ -398,28 +372,14 @@ export class MultiPrimarySessions {
   /** Control agent: the copy sets on member agents, as the members last reported them. */
   memberPairInfos(session: SessionRecord): PairInfo[] {
     const coordinator = this.coordinators.get(session.id);
-    return this.memberPairs(session).map((pair) => {
+    return this.memberCopySets(session).map((pair) => {
       const status = coordinator?.statuses.get(pair.primaryAgentId);
-      let state: PairInfo['state'];
-      switch (session.state) {
-        case 'defined':
-          state = 'defined';
-          break;
-        case 'preparing':
-        case 'prepared':
-          // H2->H1: the member's copy set is a target here like the control agent's own.
-          if (session.direction === 'h2-h1') state = session.state === 'prepared' ? 'duplex' : 'syncing';
-          else if (!coordinator) state = 'connecting';
-          else if (!status) state = 'connecting';
-          else state = status.syncedPercent[pair.id] !== null && status.syncedPercent[pair.id] !== undefined ? 'syncing' : 'duplex';
-          break;
-        case 'target-available':
-        case 'recovering':
-          state = 'target-available';
-          break;
-        default:
-          state = 'suspended';
-      }
+      const state = copySetState(session.state, () => {
+        // H2->H1: the other primary agent's copy set is a target like the control agent's own.
+        if (session.direction === 'h2-h1') return 'target';
+        if (!status) return 'unreached';
+        return status.syncedPercent[pair.id] !== null && status.syncedPercent[pair.id] !== undefined ? 'copying' : 'mirroring';
+      });
       return {
         id: pair.id,
         h1Volume: pair.h1Volume,
@@ -438,10 +398,10 @@ export class MultiPrimarySessions {
   }
 
   /** Control agent and secondary: the site holding a copy set's primary, when it is not the control agent. */
-  primarySiteOf(pair: PairRecord): string | undefined {
+  primarySiteOf(pair: HeldCopySet): string | undefined {
     const session = this.service.session(pair.sessionId);
-    const row = this.memberPairs(session).find((p) => p.id === pair.id);
-    return row ? this.siteOf(row.primaryAgentId) : undefined;
+    const elsewhere = pair.primaryAgentId !== session.controlAgentId && pair.primaryAgentId !== this.service.agentId;
+    return elsewhere ? this.siteOf(pair.primaryAgentId) : undefined;
   }
 
   // --- member (and the control agent's own copy sets): hold, cut, status ---
@@ -502,7 +462,7 @@ export class MultiPrimarySessions {
     for (const pair of service.pairsOf(session)) {
       if (pair.outOfSyncBitmap === null) {
         pair.outOfSyncBitmap = await engine.bitmaps.create(localVolumeId(engine, pair), 'allocated');
-        service.store.savePair(pair);
+        service.store.saveCopySet(pair);
       }
     }
     await service.mirroring.stopSource(session, null);
@@ -566,8 +526,9 @@ export class MultiPrimarySessions {
       const service = this.service;
       const pair = params.pair;
       // Attached first when the session runs: it keeps its initial copy pending (see RunningCopySets.attach).
-      service.copySets.adoptPair(service.pairs.get(pair.id)?.joining ? { ...pair, joining: true } : pair);
-      this.saveMemberPair(params.member);
+      // Its primary agent: named by the copy set since protocol 1.1, by `member` before.
+      const joining = service.pairs.get(pair.id)?.joining === true;
+      service.copySets.adoptPair({ ...pair, primaryAgentId: params.member.primaryAgentId, ...(joining ? { joining } : {}) });
       return {};
     },
     'mp.run': async ({ params }) => {

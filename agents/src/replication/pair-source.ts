@@ -4,7 +4,7 @@ import type { BitmapView } from '../storage/bitmaps.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { ConsistencyGroupShipper } from './async-groups.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
-import type { PairRecord } from './session-store.ts';
+import type { HeldCopySet } from './session-store.ts';
 import type { HostChange, TapWork, TrackSpan, WriteTap } from '../write-path/splitter.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 
@@ -128,7 +128,7 @@ export class PairSource implements WriteTap {
   private sending = 0;
 
   constructor(
-    readonly record: PairRecord,
+    readonly record: HeldCopySet,
     private readonly engine: StorageEngine,
     private readonly link: PeerLinkClient,
     private readonly hooks: PairSourceHooks,

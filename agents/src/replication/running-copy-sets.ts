@@ -4,7 +4,7 @@ import { problemMessage, type MirrorMode, type PairSource } from './pair-source.
 import { MultiPrimaryRunning } from './multi-primary-running.ts';
 import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
 import type { ReplicationService } from './service.ts';
-import { atSecondary, type PairRecord, type SessionRecord } from './session-store.ts';
+import { atSecondary, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
 
 /** States in which copy sets are added to and removed from a session that was started. */
 const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing', 'prepared', 'suspended']);
@@ -53,7 +53,7 @@ export class RunningCopySets {
    * consistency group yet (at its source; at the target the same flag says
    * that its initial copy has not completed, see `initialCopyPending`).
    */
-  isJoining(pair: PairRecord): boolean {
+  isJoining(pair: HeldCopySet): boolean {
     const session = this.service.sessions.get(pair.sessionId);
     return pair.joining === true && session !== undefined && this.service.role(session).source;
   }
@@ -66,7 +66,7 @@ export class RunningCopySets {
    * source tells it joined (`pair.joined`) and by a failback that copies it
    * whole. A recover keeps it (reported `consistent: false`).
    */
-  initialCopyPending(pair: PairRecord): boolean {
+  initialCopyPending(pair: HeldCopySet): boolean {
     const session = this.service.sessions.get(pair.sessionId);
     return pair.joining === true && session !== undefined && !this.service.role(session).source;
   }
@@ -82,7 +82,7 @@ export class RunningCopySets {
     for (const pair of this.service.pairsOf(session)) {
       if (pair.joining === true) continue;
       pair.joining = true;
-      this.service.store.savePair(pair);
+      this.service.store.saveCopySet(pair);
     }
   }
 
@@ -92,7 +92,7 @@ export class RunningCopySets {
     for (const pair of this.service.pairsOf(session)) {
       if (pair.joining !== true) continue;
       pair.joining = false;
-      this.service.store.savePair(pair);
+      this.service.store.saveCopySet(pair);
     }
   }
 
@@ -102,18 +102,18 @@ export class RunningCopySets {
     const session = this.service.session(pair.sessionId);
     if (this.service.role(session).source || pair.joining !== true) return;
     pair.joining = false;
-    this.service.store.savePair(pair);
+    this.service.store.saveCopySet(pair);
   }
 
   /** The copy set is being removed (its changes in flight settle). */
-  isRemoving(pair: PairRecord): boolean {
+  isRemoving(pair: HeldCopySet): boolean {
     return this.removing.has(pair.id);
   }
 
-  private setJoining(pair: PairRecord, joining: boolean): void {
+  private setJoining(pair: HeldCopySet, joining: boolean): void {
     if ((pair.joining ?? false) === joining) return;
     pair.joining = joining;
-    if (this.service.pairs.has(pair.id)) this.service.store.savePair(pair);
+    if (this.service.pairs.has(pair.id)) this.service.store.saveCopySet(pair);
   }
 
   /** True when copy sets of a session in this state are added and removed by this class (not while defined). */
@@ -148,7 +148,7 @@ export class RunningCopySets {
    * multi-primary session, whose control agent had the secondary attach it and asks
    * the member to add it).
    */
-  async add(session: SessionRecord, pair: PairRecord, options: { attached?: boolean } = {}): Promise<PairRecord> {
+  async add(session: SessionRecord, pair: HeldCopySet, options: { attached?: boolean } = {}): Promise<HeldCopySet> {
     const service = this.service;
     const engine = service.engine;
     this.checkSource(session, 'added', options.attached);
@@ -165,7 +165,7 @@ export class RunningCopySets {
     pair.outOfSyncBitmap = await engine.bitmaps.create(localVolumeId(engine, pair), 'clear');
     const running = session.state === 'preparing' || session.state === 'prepared';
     pair.joining = running && session.type !== 'snapshot-shipping';
-    service.store.savePair(pair);
+    service.store.saveCopySet(pair);
     service.pairs.set(pair.id, pair);
     const source = service.mirroring.ensureSource(session, pair);
     service.refreshTaps();
@@ -220,7 +220,7 @@ export class RunningCopySets {
     return pending;
   }
 
-  private async join(session: SessionRecord, pair: PairRecord, source: PairSource): Promise<void> {
+  private async join(session: SessionRecord, pair: HeldCopySet, source: PairSource): Promise<void> {
     this.joiningNow.add(pair.id);
     try {
       if (session.type === 'async') {
@@ -300,10 +300,10 @@ export class RunningCopySets {
    * a member to remove it; `lastHere`: that member may give up its last copy
    * set (the session has others at other agents).
    */
-  async remove(session: SessionRecord, pair: PairRecord, options: { lastHere?: boolean; fromControlAgent?: boolean } = {}): Promise<void> {
+  async remove(session: SessionRecord, pair: HeldCopySet, options: { lastHere?: boolean; fromControlAgent?: boolean } = {}): Promise<void> {
     const service = this.service;
     this.checkSource(session, 'removed', options.fromControlAgent);
-    const copySets = service.pairsOf(session).length + service.multiPrimary.memberPairs(session).length;
+    const copySets = service.store.copySetsOf(session.id).length;
     if (copySets === 1 && !options.lastHere) {
       throw new ProblemError(
         'invalid-state',
@@ -348,7 +348,7 @@ export class RunningCopySets {
   }
 
   /** Waits until nothing of the copy set is in flight: host changes, resync copies, changes queued in consistency groups. */
-  private async drain(session: SessionRecord, pair: PairRecord, source: PairSource): Promise<void> {
+  private async drain(session: SessionRecord, pair: HeldCopySet, source: PairSource): Promise<void> {
     const shipper = this.service.mirroring.shippers.get(session.id);
     const bitmap = pair.outOfSyncBitmap;
     const busy = () => {
@@ -368,7 +368,7 @@ export class RunningCopySets {
   }
 
   /** At the target: adopts a copy set added to a running session; its volume refuses host writes and starts from zeroes. */
-  async attach(sessionId: string, record: PairRecord): Promise<void> {
+  async attach(sessionId: string, record: CopySetOnTheWire): Promise<void> {
     const service = this.service;
     const session = service.session(sessionId);
     if (!RUNNING_STATES.has(session.state) || service.role(session).source) {

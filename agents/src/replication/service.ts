@@ -22,7 +22,7 @@ import { SessionActions } from './session-actions.ts';
 import { SessionFailback } from './session-failback.ts';
 import { RunningCopySets } from './running-copy-sets.ts';
 import { SessionReports } from './session-reports.ts';
-import { SessionStore, type PairRecord, type SessionRecord } from './session-store.ts';
+import { isHeld, SessionStore, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
 import { SessionRole } from './role.ts';
 import { SessionVerifier } from './session-verify.ts';
 import { inertFaults, type ReplicationFaults } from './faults.ts';
@@ -53,7 +53,7 @@ export class ReplicationService implements TapSource {
   /** Every session record of this site, by id (shared with the parts). */
   readonly sessions = new Map<string, SessionRecord>();
   /** Every pair record of this site, by id (shared with the parts). */
-  readonly pairs = new Map<string, PairRecord>();
+  readonly pairs = new Map<string, HeldCopySet>();
   private tapCache = new Map<string, WriteTap[]>();
   /** Per session: the site that executed the transition its state reflects, and when this site learned it (not kept across restarts). */
   readonly stateOrigins = new Map<string, { site: string; at: string }>();
@@ -95,7 +95,7 @@ export class ReplicationService implements TapSource {
     this.recovered = new Promise<void>((resolve) => (this.markRecovered = resolve));
     this.store = new SessionStore(engine.catalog);
     for (const session of this.store.sessions()) this.sessions.set(session.id, session);
-    for (const pair of this.store.pairs()) this.pairs.set(pair.id, pair);
+    for (const record of this.store.copySets()) if (isHeld(record)) this.pairs.set(record.id, record);
     this.mirroring = new Mirroring(this);
     this.shipping = new ShippingSessions(this);
     this.copySets = new CopySets(this);
@@ -202,19 +202,19 @@ export class ReplicationService implements TapSource {
     throw new ProblemError('not-found', `there is no session named ${nameOrId}`);
   }
 
-  pair(id: string): PairRecord {
+  pair(id: string): HeldCopySet {
     const pair = this.pairs.get(id);
     if (!pair) throw new ProblemError('not-found', `there is no copy set ${id}`);
     return pair;
   }
 
-  pairsOf(session: SessionRecord): PairRecord[] {
+  pairsOf(session: SessionRecord): HeldCopySet[] {
     return [...this.pairs.values()].filter((pair) => pair.sessionId === session.id);
   }
 
   /** What this agent is in `session` (role.ts): the one place the session's agent ids are compared with this agent's. */
   role(session: SessionRecord): SessionRole {
-    return new SessionRole(session, this.agentId, () => this.multiPrimary.memberPairs(session).length);
+    return new SessionRole(session, this.agentId, () => this.multiPrimary.memberCopySets(session).length);
   }
 
   link(session: SessionRecord) {
@@ -222,11 +222,11 @@ export class ReplicationService implements TapSource {
   }
 
   /** The link to the agent holding a copy set's other volume (differs per copy set at a multi-primary session's secondary site). */
-  pairLink(session: SessionRecord, pair: PairRecord) {
+  pairLink(session: SessionRecord, pair: HeldCopySet) {
     return this.peers.link(this.multiPrimary.pairAgent(session, pair));
   }
 
-  sourceOf(pair: PairRecord): PairSource | undefined {
+  sourceOf(pair: HeldCopySet): PairSource | undefined {
     return this.mirroring.sources.get(pair.id);
   }
 
@@ -357,7 +357,7 @@ export class ReplicationService implements TapSource {
   }
 
   /** Adds a copy set: a local (H1) volume and a volume of the same size at the other site. */
-  addPair(sessionName: string, h1Volume: string, h2Volume: string, options: { primaryAgent?: string } = {}): Promise<PairRecord> {
+  addPair(sessionName: string, h1Volume: string, h2Volume: string, options: { primaryAgent?: string } = {}): Promise<HeldCopySet> {
     return this.copySets.addPair(sessionName, h1Volume, h2Volume, options);
   }
 
@@ -365,7 +365,7 @@ export class ReplicationService implements TapSource {
     return this.copySets.removePair(sessionName, h1Volume, options);
   }
 
-  forgetPair(pair: PairRecord): void {
+  forgetPair(pair: HeldCopySet): void {
     this.copySets.forgetPair(pair);
   }
 
@@ -403,7 +403,7 @@ export class ReplicationService implements TapSource {
   }
 
   /** The target failed to apply acknowledged writes (semi-sync): mark the tracks here and copy them. */
-  repairTracks(pair: PairRecord, tracks: number[]): Promise<boolean> {
+  repairTracks(pair: HeldCopySet, tracks: number[]): Promise<boolean> {
     return this.mirroring.repairTracks(pair, tracks);
   }
 
@@ -431,7 +431,7 @@ export class ReplicationService implements TapSource {
     this.copySets.adoptSession(record);
   }
 
-  adoptPair(record: PairRecord): PairRecord {
+  adoptPair(record: CopySetOnTheWire): HeldCopySet {
     return this.copySets.adoptPair(record);
   }
 

@@ -79,7 +79,7 @@ export class SessionActions {
         for (const pair of service.pairsOf(session)) {
           if (pair.outOfSyncBitmap === null) {
             pair.outOfSyncBitmap = await engine.bitmaps.create(localVolumeId(engine, pair), 'allocated');
-            service.store.savePair(pair);
+            service.store.saveCopySet(pair);
           }
         }
         // The target starts from zeroes: tracks unallocated here then match without a copy.
@@ -140,7 +140,7 @@ export class SessionActions {
       if (service.copySetVolumes.isBroken(pair)) continue;
       if (pair.targetChangedBitmap === null) {
         pair.targetChangedBitmap = await service.engine.bitmaps.create(localVolumeId(service.engine, pair), 'clear');
-        service.store.savePair(pair);
+        service.store.saveCopySet(pair);
       }
     }
     // A multi-primary session recovered at its H1 side (H2->H1): every member's volumes become writable too.

@@ -66,7 +66,7 @@ export class SessionFailback {
       pair.targetChangedBitmap = null;
       // A copy set recovered during its initial copy: the failback copies it whole (planned without the code shortcut).
       pair.joining = false;
-      service.store.savePair(pair);
+      service.store.saveCopySet(pair);
     }
   }
 
@@ -99,7 +99,7 @@ export class SessionFailback {
         const pair = plan.pair;
         if (pair.targetChangedBitmap === null && service.pairs.has(pair.id)) {
           pair.targetChangedBitmap = await engine.bitmaps.create(localVolumeId(engine, pair), 'clear');
-          service.store.savePair(pair);
+          service.store.saveCopySet(pair);
         }
       }
       service.refreshTaps();

@@ -1,14 +1,15 @@
 import { ProblemError, type PairBitmap, type PairInfo, type SessionHealth, type SessionInfo, type SessionPeer } from '@tandem/contract';
+import { copySetState } from './copy-set-state.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 import { clockSkewInfo, describeSkew, skewWorthWarning } from './link/clock-offset.ts';
 import type { ReplicationService } from './service.ts';
-import type { PairRecord, SessionRecord } from './session-store.ts';
+import type { HeldCopySet, SessionRecord } from './session-store.ts';
 
 /**
  * The site holding a copy set's H1 volume, for a multi-primary session (the
  * control agent's own copy sets included); undefined for a single-primary session.
  */
-export function primarySiteFor(service: ReplicationService, session: SessionRecord, pair: PairRecord): string | undefined {
+export function primarySiteFor(service: ReplicationService, session: SessionRecord, pair: HeldCopySet): string | undefined {
   const multi = service.multiPrimary;
   if (!service.role(session).multiPrimary) return undefined;
   return multi.primarySiteOf(pair) ?? multi.siteOf(service.role(session).member ? service.agentId : session.controlAgentId);
@@ -137,7 +138,7 @@ export class SessionReports {
     return lost ?? new Date().toISOString();
   }
 
-  private pairInfo(session: SessionRecord, pair: PairRecord): PairInfo {
+  private pairInfo(session: SessionRecord, pair: HeldCopySet): PairInfo {
     const service = this.service;
     const engine = service.engine;
     const brokenReason = service.copySetVolumes.reasonOf(pair);
@@ -147,36 +148,23 @@ export class SessionReports {
     let copyBytes: PairInfo['copyBytes'] = null;
     const outOfSync = source ? source.outOfSyncTracks : pair.outOfSyncBitmap !== null ? engine.bitmaps.view(pair.outOfSyncBitmap).setCount : 0;
     const targetChanged = pair.targetChangedBitmap !== null ? engine.bitmaps.view(pair.targetChangedBitmap).setCount : 0;
-    let state: PairInfo['state'];
     let syncedPercent: number | null = null;
     let etaSeconds: number | null = null;
-    switch (session.state) {
-      case 'defined':
-        state = 'defined';
-        break;
-      case 'preparing':
-      case 'prepared':
-        if (!service.role(session).source) state = session.state === 'prepared' ? 'duplex' : 'syncing';
-        else if (!source || source.reason) state = 'suspended';
-        else if (service.pairLink(session, pair).state !== 'connected') state = 'connecting';
-        else if (source.isResyncing || (session.type === 'snapshot-shipping' && session.state === 'preparing')) {
-          // A shipping session is preparing until its first cycle (the initial copy) is committed.
-          state = 'syncing';
-          // By the data that moves (an unallocated track is a trim); by tracks when none is allocated.
-          const { total, copied, bytesTotal, bytesSent, startedAt } = source.progress;
-          const [done, whole] = bytesTotal > 0 ? [Math.min(bytesSent, bytesTotal), bytesTotal] : [Math.min(copied, total), total];
-          syncedPercent = whole === 0 ? 100 : Math.min(100, Math.round((done / whole) * 1000) / 10);
-          copyBytes = { total: bytesTotal, done: bytesSent };
-          const elapsed = (Date.now() - startedAt) / 1000;
-          etaSeconds = done > 0 ? Math.round(((whole - done) * elapsed) / done) : null;
-        } else state = 'duplex';
-        break;
-      case 'target-available':
-      case 'recovering':
-        state = 'target-available';
-        break;
-      default:
-        state = 'suspended';
+    const state = copySetState(session.state, () => {
+      if (!service.role(session).source) return 'target';
+      if (!source || source.reason) return 'stopped';
+      if (service.pairLink(session, pair).state !== 'connected') return 'unreached';
+      // A shipping session is preparing until its first cycle (the initial copy) is committed.
+      return source.isResyncing || (session.type === 'snapshot-shipping' && session.state === 'preparing') ? 'copying' : 'mirroring';
+    });
+    if (state === 'syncing' && source && service.role(session).source) {
+      // By the data that moves (an unallocated track is a trim); by tracks when none is allocated.
+      const { total, copied, bytesTotal, bytesSent, startedAt } = source.progress;
+      const [done, whole] = bytesTotal > 0 ? [Math.min(bytesSent, bytesTotal), bytesTotal] : [Math.min(copied, total), total];
+      syncedPercent = whole === 0 ? 100 : Math.min(100, Math.round((done / whole) * 1000) / 10);
+      copyBytes = { total: bytesTotal, done: bytesSent };
+      const elapsed = (Date.now() - startedAt) / 1000;
+      etaSeconds = done > 0 ? Math.round(((whole - done) * elapsed) / done) : null;
     }
     const primarySite = service.multiPrimary.primarySiteOf(pair);
     const pending = service.running.initialCopyPending(pair);
@@ -200,7 +188,7 @@ export class SessionReports {
   }
 
   /** A broken copy set (its volume gone, or another one under its name): failed, with why; nothing of its volume here is read. */
-  private brokenPairInfo(session: SessionRecord, pair: PairRecord, reason: string): PairInfo {
+  private brokenPairInfo(session: SessionRecord, pair: HeldCopySet, reason: string): PairInfo {
     const service = this.service;
     const primarySite = service.multiPrimary.primarySiteOf(pair);
     // Its bitmap here may have gone with its volume.

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ProblemError } from '@tandem/contract';
 import { syncDirectory } from '../storage/checkpoint.ts';
 import type { StorageEngine } from '../storage/engine.ts';
-import type { PairRecord } from './session-store.ts';
+import type { HeldCopySet } from './session-store.ts';
 import type { ShippedEntry } from './shipping-source.ts';
 import { SessionQueue } from './session-queue.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
@@ -40,7 +40,7 @@ export class ShippingReceiver {
 
   constructor(
     private readonly engine: StorageEngine,
-    private readonly pairsOf: (session: string) => PairRecord[],
+    private readonly pairsOf: (session: string) => HeldCopySet[],
     private readonly onApplied: (session: string, time: number) => void,
   ) {
     this.dir = path.join(engine.paths.root, 'shipping');

@@ -15,7 +15,7 @@ import { problemMessage } from './pair-source.ts';
 import type { FlashMirror } from './flash-mirror.ts';
 import type { ReplicationService } from './service.ts';
 import type { ReplicationFaults } from './faults.ts';
-import type { PairRecord, SessionRecord } from './session-store.ts';
+import type { HeldCopySet, SessionRecord } from './session-store.ts';
 import { StreamFences } from './stream-fence.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 
@@ -466,7 +466,7 @@ export class TargetHandlers {
    * host write races the copy, so no newer write is overwritten by an older
    * copy). The host never sees the error.
    */
-  private async repair(session: SessionRecord, pair: PairRecord, first: number, end: number, why: string): Promise<void> {
+  private async repair(session: SessionRecord, pair: HeldCopySet, first: number, end: number, why: string): Promise<void> {
     const service = this.service;
     const catalog = service.engine.catalog;
     const tracks = Array.from({ length: end - first }, (_, i) => first + i);

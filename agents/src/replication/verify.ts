@@ -3,7 +3,7 @@ import type { StorageEngine } from '../storage/engine.ts';
 import { localCodes } from './failback.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PairSource } from './pair-source.ts';
-import type { PairRecord } from './session-store.ts';
+import type { HeldCopySet } from './session-store.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 
 /** Tracks compared per round trip (small: computing codes holds writes to the batch's tracks back briefly). */
@@ -35,7 +35,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function verifyPair(
   engine: StorageEngine,
   link: PeerLinkClient,
-  pair: PairRecord,
+  pair: HeldCopySet,
   source: PairSource,
   check: () => void,
 ): Promise<{ report: VerifyPairReport; differing: number[] }> {

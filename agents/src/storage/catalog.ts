@@ -1,6 +1,8 @@
 import Database from 'better-sqlite3';
 import { EventEmitter } from 'node:events';
-import type { AgentEvent, Severity } from '@tandem/contract';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ProblemError, type AgentEvent, type Severity } from '@tandem/contract';
 
 /** A volume row of the catalog. VTTs and refcounts live in binary metadata, not here. */
 export interface VolumeRow {
@@ -25,8 +27,13 @@ export interface EventFilter {
 /** Events kept in the catalog; older ones are pruned. */
 const EVENT_RETENTION = 100_000;
 
+/** What a migration step may need besides the database: this agent's own id (read from agent.json beside the catalog when a step asks). */
+interface MigrationContext {
+  agentId(): string;
+}
+
 /** A schema step: SQL, or a function for a step that needs more than SQL (run in the same transaction). */
-type Migration = string | ((db: Database.Database) => void);
+type Migration = string | ((db: Database.Database, context: MigrationContext) => void);
 
 const migrations: Migration[] = [
   `CREATE TABLE volumes (
@@ -172,19 +179,100 @@ const migrations: Migration[] = [
      detail TEXT
    );
    CREATE INDEX session_history_by_end ON session_history (session_id, end_ms);`,
+  // One table of copy sets for every session, with one primary agent or several (issue 12): `pairs` (the copy sets
+  // with a volume here) and `multi_primary_pairs` (which agent holds the primary volume of a copy set on another
+  // primary agent, kept by the control agent and the secondary; a table made outside the migrations) become
+  // `copy_sets`, every row naming its primary and its secondary agent. See moveToCopySets.
+  moveToCopySets,
 ];
+
+/**
+ * Migration 10: `pairs` and `multi_primary_pairs` into `copy_sets`. A copy
+ * set's primary agent: this agent where its H1 volume is here (the control
+ * agent or another primary agent), else the agent `multi_primary_pairs`
+ * names, else the session's control agent; its secondary agent: the
+ * session's (`peer_agent_id`). The control agent's rows of other primary
+ * agents' copy sets, which have no volume here, keep no local fields.
+ */
+function moveToCopySets(db: Database.Database, context: MigrationContext): void {
+  db.exec(`CREATE TABLE copy_sets (
+       id TEXT PRIMARY KEY,
+       session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+       primary_agent_id TEXT NOT NULL,
+       secondary_agent_id TEXT NOT NULL,
+       h1_volume TEXT NOT NULL,
+       h2_volume TEXT NOT NULL,
+       local_site TEXT CHECK (local_site IN ('h1', 'h2')),
+       local_volume TEXT,
+       local_volume_id INTEGER,
+       out_of_sync_bitmap INTEGER,
+       target_changed_bitmap INTEGER,
+       joining INTEGER NOT NULL DEFAULT 0,
+       broken_reason TEXT,
+       broken_at TEXT,
+       created_at TEXT NOT NULL,
+       CHECK ((local_site IS NULL) = (local_volume IS NULL))
+     );
+     CREATE INDEX copy_sets_by_session ON copy_sets (session_id);
+     CREATE TABLE IF NOT EXISTS multi_primary_pairs (
+       id TEXT PRIMARY KEY,
+       session_id TEXT NOT NULL,
+       primary_agent_id TEXT NOT NULL,
+       h1_volume TEXT NOT NULL,
+       h2_volume TEXT NOT NULL,
+       created_at TEXT NOT NULL
+     );`);
+  const holdsPrimaries = db.prepare("SELECT 1 FROM pairs WHERE local_site = 'h1' LIMIT 1").get() !== undefined;
+  db.prepare(
+    `INSERT INTO copy_sets (id, session_id, primary_agent_id, secondary_agent_id, h1_volume, h2_volume, local_site, local_volume,
+       local_volume_id, out_of_sync_bitmap, target_changed_bitmap, joining, broken_reason, broken_at, created_at)
+     SELECT p.id, p.session_id,
+       CASE WHEN p.local_site = 'h1' THEN @me ELSE COALESCE(m.primary_agent_id, s.control_agent_id) END,
+       s.peer_agent_id, p.h1_volume, p.h2_volume, p.local_site, p.local_volume, p.local_volume_id, p.out_of_sync_bitmap,
+       p.target_changed_bitmap, p.joining, p.broken_reason, p.broken_at, p.created_at
+     FROM pairs p JOIN sessions s ON s.id = p.session_id LEFT JOIN multi_primary_pairs m ON m.id = p.id`,
+  ).run({ me: holdsPrimaries ? context.agentId() : null });
+  db.exec(`INSERT INTO copy_sets (id, session_id, primary_agent_id, secondary_agent_id, h1_volume, h2_volume, created_at)
+     SELECT m.id, m.session_id, m.primary_agent_id, s.peer_agent_id, m.h1_volume, m.h2_volume, m.created_at
+     FROM multi_primary_pairs m JOIN sessions s ON s.id = m.session_id
+     WHERE m.id NOT IN (SELECT id FROM pairs);
+     DROP TABLE pairs;
+     DROP TABLE multi_primary_pairs;`);
+}
 
 /** The catalog's schema version: how many migrations an up-to-date catalog has run (its `user_version`). */
 export const CATALOG_VERSION = migrations.length;
 
 /** Brings a bare database to the schema of an older release (`version` migrations), for tests that open a catalog as that release left it. */
-export function migrateCatalogTo(db: Database.Database, version: number): void {
+export function migrateCatalogTo(db: Database.Database, version: number, context: MigrationContext = noAgentId): void {
   for (let index = 0; index < version; index++) {
     const migration = migrations[index];
     if (typeof migration === 'string') db.exec(migration);
-    else migration(db);
+    else migration(db, context);
     db.pragma(`user_version = ${index + 1}`);
   }
+}
+
+const noAgentId: MigrationContext = {
+  agentId: () => {
+    throw new ProblemError('internal-error', 'this catalog migration needs the agent id, and no agent.json is beside the catalog');
+  },
+};
+
+/** The id in agent.json beside the catalog file (the data dir's identity). */
+function agentIdBeside(file: string): MigrationContext {
+  return {
+    agentId: () => {
+      const identity = path.join(path.dirname(file), 'agent.json');
+      try {
+        const agentId = (JSON.parse(readFileSync(identity, 'utf8')) as { agentId?: unknown }).agentId;
+        if (typeof agentId === 'string' && agentId.length > 0) return agentId;
+      } catch (error) {
+        throw new ProblemError('internal-error', `upgrading the catalog needs this agent's id, and ${identity} cannot be read: ${(error as Error).message}`);
+      }
+      throw new ProblemError('internal-error', `upgrading the catalog needs this agent's id, and ${identity} has none`);
+    },
+  };
 }
 
 /**
@@ -235,17 +323,17 @@ export class Catalog {
     if (!options.readonly) {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
-      this.migrate();
+      this.migrate(agentIdBeside(file));
     }
   }
 
-  private migrate(): void {
+  private migrate(context: MigrationContext): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     for (let index = version; index < migrations.length; index++) {
       this.db.transaction(() => {
         const migration = migrations[index];
         if (typeof migration === 'string') this.db.exec(migration);
-        else migration(this.db);
+        else migration(this.db, context);
         this.db.pragma(`user_version = ${index + 1}`);
       })();
     }
