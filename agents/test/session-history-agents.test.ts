@@ -189,10 +189,29 @@ describe('session history at the agent', () => {
 
   it('an agent upgraded on an existing data dir adds the history to its catalog and keeps its sessions', async () => {
     await alpha.kill('SIGTERM');
-    // The catalog as the previous release left it: no history table, schema one version older.
+    // The catalog as the release before the history left it (schema version 8): no history table, and its copy sets
+    // in `pairs` (migration 10 made `copy_sets` of them, see catalog-migration-v10-agents.test.ts).
     const db = new Database(dataDirPaths(alpha.dataDir).catalog);
-    db.exec('DROP TABLE session_history');
-    db.pragma(`user_version = ${CATALOG_VERSION - 1}`);
+    db.exec(`DROP TABLE session_history;
+      CREATE TABLE pairs (
+        id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        h1_volume TEXT NOT NULL,
+        h2_volume TEXT NOT NULL,
+        local_volume TEXT NOT NULL,
+        local_site TEXT NOT NULL CHECK (local_site IN ('h1', 'h2')),
+        out_of_sync_bitmap INTEGER,
+        target_changed_bitmap INTEGER,
+        created_at TEXT NOT NULL,
+        joining INTEGER NOT NULL DEFAULT 0,
+        local_volume_id INTEGER,
+        broken_reason TEXT,
+        broken_at TEXT
+      );
+      INSERT INTO pairs SELECT id, session_id, h1_volume, h2_volume, local_volume, local_site, out_of_sync_bitmap,
+        target_changed_bitmap, created_at, joining, local_volume_id, broken_reason, broken_at FROM copy_sets;
+      DROP TABLE copy_sets;`);
+    db.pragma('user_version = 8');
     db.close();
     await alpha.restart({ samePorts: true });
     const restartedAt = Date.now();
