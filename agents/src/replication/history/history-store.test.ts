@@ -97,10 +97,11 @@ function timeline(steps: Step[]): { samples: HistorySample[]; downs: Array<[numb
 }
 
 describe('session history store', () => {
-  it('a catalog of the previous release gains the history table and keeps what it held', async () => {
+  it('a catalog of the release before the history gains the history table and keeps what it held', async () => {
     const file = path.join(dir, 'old.sqlite');
     const old = new Database(file);
-    migrateCatalogTo(old, CATALOG_VERSION - 1);
+    // Schema version 8: the history's migration is the ninth.
+    migrateCatalogTo(old, 8);
     old.prepare("INSERT INTO volumes (id, name, kind, size_bytes, created_at) VALUES (1, 'prod', 'volume', 1048576, 'then')").run();
     old.prepare("INSERT INTO sessions (id, name, type, control_agent_id, peer_agent_id, state, direction, created_at, updated_at) VALUES ('s1', 'gold', 'sync', 'a', 'b', 'prepared', 'h1-h2', 'then', 'then')").run();
     old.close();
