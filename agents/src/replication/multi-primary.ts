@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ProblemError, type MemberPairRecord, type PairInfo } from '@tandem/contract';
+import { ProblemError, type PairInfo } from '@tandem/contract';
 import { ConsistencyGroupShipper, type CoordinatedOptions } from './async-groups.ts';
 import { CutCoordinator, type CutParticipant, type CutSecondary, type MemberStatus } from './cut-coordinator.ts';
 import { copySetState } from './copy-set-state.ts';
