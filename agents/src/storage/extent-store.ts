@@ -92,6 +92,41 @@ export class ExtentStore {
   }
 
   /**
+   * `write` done now or not at all: a small write of whole pages (as `write`
+   * does those synchronously); false for any other write, or when the
+   * write failed (the caller then writes through `write`, which reports
+   * the error). The extents must be allocated and written before (an
+   * in-place overwrite).
+   */
+  writeNow(extent: number, within: number, data: Buffer): boolean {
+    const position = (extent % this.perFile) * this.trackSize + within;
+    if (!syncSmallWrites || data.length > SMALL_WRITE_BYTES || position % PAGE !== 0 || data.length % PAGE !== 0) return false;
+    const reach = extent + Math.ceil((within + data.length) / this.trackSize);
+    if (reach > this.writtenBound) this.writtenBound = reach;
+    const fileIndex = Math.floor(extent / this.perFile);
+    const fd = this.fdFor(fileIndex);
+    this.dirty.add(fileIndex);
+    try {
+      let done = 0;
+      while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * `read` done now or not at all: true when the page cache held all of it
+   * (nowait-io.ts); false without the addon, for reads larger than
+   * NOWAIT_READ_MAX_BYTES, or when part of it would wait for the disk.
+   */
+  readNow(extent: number, within: number, target: Buffer): boolean {
+    if (nowaitRead === null || target.length > NOWAIT_READ_MAX_BYTES) return false;
+    const fd = this.fdFor(Math.floor(extent / this.perFile));
+    return nowaitRead(fd, target, (extent % this.perFile) * this.trackSize + within) === target.length;
+  }
+
+  /**
    * Redirect-on-write of one track that a write covers only partly, done
    * synchronously when the track is a small write (as `write` does it):
    * reads the track of extent `from` (zeroes for null) into a scratch
