@@ -118,15 +118,15 @@ export class VolumeDevice implements BlockDevice {
     }
   }
 
-  /** See BlockDevice.readIntoNow: the whole range from the page cache, without yielding. */
+  /**
+   * See BlockDevice.readIntoNow: the whole range from the page cache,
+   * without yielding. No read epoch: those keep freed extents from being
+   * reused while a read is in flight, and nothing can free or reuse one
+   * while this runs.
+   */
   readIntoNow(offset: number, target: Buffer): boolean {
     if (this.deleted || !this.inRange(offset, target.length) || target.length === 0) return false;
-    const epoch = this.journal.beginRead();
-    try {
-      return this.readRuns(offset, target, null);
-    } finally {
-      this.journal.endRead(epoch);
-    }
+    return this.readRuns(offset, target, null);
   }
 
   /**
@@ -185,20 +185,24 @@ export class VolumeDevice implements BlockDevice {
     const state = this.journal.state;
     const end = offset + length;
     let position = offset;
-    const push = (stop: number, allocated: boolean) => {
-      const previous = runs[runs.length - 1];
-      if (previous && previous.allocated === allocated) previous.length += stop - position;
-      else runs.push({ length: stop - position, allocated });
-      position = stop;
-    };
+    // (No closure here: every structured NBD read calls this, and the agent's
+    // loader wraps each named closure it creates in a defineProperty call.)
     while (position < end) {
       const track = Math.floor(position / trackSize);
       const chunkIndex = Math.floor(track / CHUNK_TRACKS);
+      let stop: number;
+      let allocated: boolean;
       if (!volume.chunks.has(chunkIndex)) {
-        push(Math.min(end, (chunkIndex + 1) * CHUNK_TRACKS * trackSize), false);
-        continue;
+        stop = Math.min(end, (chunkIndex + 1) * CHUNK_TRACKS * trackSize);
+        allocated = false;
+      } else {
+        stop = Math.min(end, (track + 1) * trackSize);
+        allocated = state.lookup(volume, track) !== NO_EXTENT;
       }
-      push(Math.min(end, (track + 1) * trackSize), state.lookup(volume, track) !== NO_EXTENT);
+      const previous = runs.length > 0 ? runs[runs.length - 1] : undefined;
+      if (previous !== undefined && previous.allocated === allocated) previous.length += stop - position;
+      else runs.push({ length: stop - position, allocated });
+      position = stop;
     }
     return runs;
   }
