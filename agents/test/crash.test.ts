@@ -5,22 +5,27 @@ import { runCommand } from './helpers/run-command.ts';
 /**
  * `kill -9` of a real agent in the middle of NBD writes: fio hammers one
  * region with random writes while a second writer makes small writes it
- * flushes one by one. After the kill the pool must check clean offline, the
- * agent must start again, a region written and flushed before the load must
- * be intact, and every write whose flush was acknowledged must be there.
+ * flushes one by one, and a third overwrites 4 KiB blocks of a region
+ * written before (in place, answered without yielding), flushing each batch.
+ * After the kill the pool must check clean offline, the agent must start
+ * again, a region written and flushed before the load must be intact, and
+ * every write whose flush was acknowledged must be there.
  */
 
 const MiB = 1024 * 1024;
 
 
-/** The byte qemu-io's -P fills block `index` with in the flushed-writes region. */
+/** The byte qemu-io's -P fills block `index` with in the flushed-writes and overwritten regions. */
 const patternOf = (index: number) => 1 + (index % 250);
+
+/** Where overwrite `index` lands in region D: 4 KiB at a 4 KiB-aligned place of its own 64 KiB track. */
+const overwriteOffset = (index: number) => 256 * MiB + index * 64 * 1024 + (index % 16) * 4096;
 
 let agent: AgentProcess;
 
 beforeAll(async () => {
   agent = await startAgentProcess({ site: 'crash' });
-  const created = await agent.cli(['volume', 'create', 'crash', '256M']);
+  const created = await agent.cli(['volume', 'create', 'crash', '320M']);
   expect(created.code, created.stderr).toBe(0);
 });
 
@@ -48,6 +53,21 @@ describe('kill -9 during writes', () => {
       }
     })();
 
+    // Region D (256..288 MiB): written and flushed first; then batches of 8 aligned 4 KiB overwrites
+    // (one block per 64 KiB track, new blocks each batch), each batch flushed before qemu-io exits 0.
+    const filled = await runCommand('qemu-io', ['-f', 'raw', '-t', 'writeback', '-c', 'write -P 0x33 256M 32M', '-c', 'flush', uri]);
+    expect(filled.code, filled.out).toBe(0);
+    const overwritten: number[] = [];
+    const overwriter = (async () => {
+      for (let batch = 0; writing && batch < 60; batch++) {
+        const args = ['-f', 'raw', '-t', 'writeback'];
+        for (let index = batch * 8; index < batch * 8 + 8; index++) args.push('-c', `write -P ${patternOf(index)} ${overwriteOffset(index)} 4k`);
+        const result = await runCommand('qemu-io', [...args, '-c', 'flush', uri], 20_000);
+        if (result.code !== 0) break;
+        for (let index = batch * 8; index < batch * 8 + 8; index++) overwritten.push(index);
+      }
+    })();
+
     // Region C (64..256 MiB): fio random writes of mixed sizes, deep queue.
     const fio = runCommand('fio', [
       '--ioengine=nbd',
@@ -64,10 +84,12 @@ describe('kill -9 during writes', () => {
 
     await new Promise((resolve) => setTimeout(resolve, 3000));
     expect(acknowledged.length, 'the flushed writer made progress before the kill').toBeGreaterThan(0);
+    expect(overwritten.length, 'the overwriter made progress before the kill').toBeGreaterThan(0);
     const killed = await agent.kill('SIGKILL');
     expect(killed.signal).toBe('SIGKILL');
     writing = false;
     await flushedWriter;
+    await overwriter;
     await fio;
 
     const check = await agent.cli(['check']);
@@ -88,6 +110,15 @@ describe('kill -9 during writes', () => {
       const result = await runCommand('qemu-io', [...args, agent.nbdUri('crash')]);
       expect(result.code, result.out).toBe(0);
       expect(result.out, 'every acknowledged flushed write survived').not.toMatch(/Pattern verification failed/);
+    }
+
+    const overwrites = overwritten.map((index) => `read -P ${patternOf(index)} ${overwriteOffset(index)} 4k`);
+    for (let start = 0; start < overwrites.length; start += 50) {
+      const args = ['-f', 'raw', '-r'];
+      for (const command of overwrites.slice(start, start + 50)) args.push('-c', command);
+      const result = await runCommand('qemu-io', [...args, agent.nbdUri('crash')]);
+      expect(result.code, result.out).toBe(0);
+      expect(result.out, 'every acknowledged flushed overwrite survived').not.toMatch(/Pattern verification failed/);
     }
 
     // The restarted pool is still consistent after serving reads and a clean stop.

@@ -266,6 +266,52 @@ describe('NBD transmission', () => {
     client.destroy();
   });
 
+  it('answers pipelined overwrites of allocated data (done at once) and still redirects the tracks a snapshot shares', async () => {
+    await harness.engine.createVolume('overwrites', 4 * MiB);
+    const client = await RawNbdClient.connect(tcp);
+    await client.negotiate('overwrites');
+    const model = randomBytes(MiB);
+    client.sendRequest(CMD.WRITE, 0, 1, 0, model.length, model);
+    expect(RawNbdClient.errorOf(await client.readReply())).toBe(0);
+    // 64 aligned 4 KiB overwrites (the in-place path that answers before the next request is parsed)
+    // and 8 unaligned ones (the asynchronous path), all in one burst.
+    const writes = Array.from({ length: 72 }, (_, index) => ({
+      offset: index < 64 ? index * 16_384 : index * 16_384 - 64 * 16_384 + 5000,
+      data: randomBytes(index < 64 ? 4096 : 3000),
+    }));
+    const burst: Buffer[] = [];
+    const capture = client.write.bind(client);
+    client.write = (bytes: Buffer) => void burst.push(bytes);
+    writes.forEach((w, index) => client.sendRequest(CMD.WRITE, 0, 100 + index, w.offset, w.data.length, w.data));
+    client.write = capture;
+    client.write(Buffer.concat(burst));
+    const seen = new Set<number>();
+    for (let count = 0; count < writes.length; count++) {
+      const reply = await client.readReply();
+      expect(RawNbdClient.errorOf(reply)).toBe(0);
+      expect(seen.has(reply.handle)).toBe(false);
+      seen.add(reply.handle);
+    }
+    for (const w of writes) w.data.copy(model, w.offset);
+    expect((await client.structuredRead(300, 0, MiB)).data.equals(model)).toBe(true);
+
+    // The snapshot shares every track: the next overwrites must go to new extents, leaving its data alone.
+    await harness.engine.createSnapshot('overwrites', 'overwrites-snap');
+    const snapshotModel = Buffer.from(model);
+    for (let index = 0; index < 4; index++) {
+      const data = randomBytes(4096);
+      client.sendRequest(CMD.WRITE, 0, 400 + index, index * 65_536, data.length, data);
+      expect(RawNbdClient.errorOf(await client.readReply())).toBe(0);
+      data.copy(model, index * 65_536);
+    }
+    expect((await client.structuredRead(500, 0, MiB)).data.equals(model)).toBe(true);
+    const snapshot = await RawNbdClient.connect(tcp);
+    await snapshot.negotiate('overwrites-snap');
+    expect((await snapshot.structuredRead(1, 0, MiB)).data.equals(snapshotModel)).toBe(true);
+    snapshot.destroy();
+    client.destroy();
+  });
+
   it('serves 600 pipelined writes of mixed sizes past the in-flight limits (reading pauses and resumes mid-stream); every byte lands', async () => {
     // Small payloads are parsed out of the connection's read buffer (and copied, since that buffer is read into
     // again); large ones are read straight into their payload buffers; 600 requests exceed the 256 in flight,

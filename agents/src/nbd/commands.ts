@@ -34,6 +34,8 @@ import {
 export interface CommandHost {
   /** Queues one complete reply on the socket; `sent` runs once the socket is done with it. */
   send(reply: Buffer, sent?: () => void): void;
+  /** A request holding `bytes` of payload is now in flight (it settles later). */
+  admit(bytes: number): void;
   /** The request holding `bytes` of payload has been answered. */
   settle(bytes: number): void;
 }
@@ -57,6 +59,24 @@ export class Commands {
     private readonly host: CommandHost,
   ) {}
 
+  /**
+   * A WRITE the device can do at once (BlockDevice.writeNow: no FUA, an
+   * overwrite in place): done and answered, true; false when runWrite must
+   * run it. Nothing is in flight either way.
+   */
+  writeNow(high: number, low: number, offset: number, data: Buffer, flags: number): boolean {
+    if ((flags & NBD_CMD_FLAG_FUA) !== 0 || this.device.writeNow === undefined) return false;
+    let done: boolean;
+    try {
+      done = this.device.writeNow(offset, data);
+    } catch (error) {
+      this.logger.debug({ err: error }, 'nbd fast write failed; writing the slow way');
+      done = false;
+    }
+    if (done) this.replyOk(high, low);
+    return done;
+  }
+
   async runWrite(high: number, low: number, offset: number, data: Buffer, flags: number): Promise<void> {
     try {
       await this.device.write(offset, data, (flags & NBD_CMD_FLAG_FUA) !== 0 ? FUA : undefined);
@@ -68,30 +88,59 @@ export class Commands {
   }
 
   /**
-   * Reads land in a pooled reply buffer (see buffer-pool.ts), given back once
-   * the socket has sent it; replies with holes have their own.
+   * Answers a validated READ. Reads land in a pooled reply buffer (see
+   * buffer-pool.ts), given back once the socket has sent it; replies with
+   * holes have their own. When the device can read the range at once
+   * (BlockDevice.readIntoNow: all of it in the page cache) the reply is
+   * sent before this returns, with no promise and nothing in flight;
+   * otherwise the request is admitted and finished asynchronously.
    */
-  async read(high: number, low: number, offset: number, length: number, flags: number): Promise<void> {
+  read(high: number, low: number, offset: number, length: number, flags: number): void {
+    const plan = this.structured ? this.planRead(high, low, offset, length, flags) : null;
     let pooled: Buffer | null = null;
+    if (plan === null) {
+      const prefix = this.structured ? DATA_CHUNK_PREFIX_BYTES : SIMPLE_REPLY_BYTES;
+      pooled = dataBuffers.take(prefix + length);
+      if (this.structured) {
+        writeChunkHeader(pooled, 0, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, high, low, 8 + length);
+        writeUInt64(pooled, offset, STRUCTURED_CHUNK_HEADER_BYTES);
+      } else {
+        writeSimpleReplyHeader(pooled, 0, 0, high, low);
+      }
+      if (this.readNow(offset, pooled.subarray(prefix))) {
+        this.host.send(pooled, this.givePooled(pooled));
+        return;
+      }
+    }
+    this.host.admit(length);
+    void this.readLater(high, low, offset, length, plan, pooled);
+  }
+
+  private readNow(offset: number, target: Buffer): boolean {
+    if (this.device.readIntoNow === undefined) return false;
+    try {
+      return this.device.readIntoNow(offset, target);
+    } catch (error) {
+      this.logger.debug({ err: error }, 'nbd fast read failed; reading the slow way');
+      return false;
+    }
+  }
+
+  private givePooled(buffer: Buffer): () => void {
+    return () => dataBuffers.give(buffer);
+  }
+
+  /** The asynchronous rest of `read`: `pooled` is the reply buffer of a single data chunk (header filled), else `plan`'s. */
+  private async readLater(high: number, low: number, offset: number, length: number, plan: ReadPlan | null, pooled: Buffer | null): Promise<void> {
     try {
       let reply: Buffer;
-      if (this.structured) {
-        const plan = this.planRead(high, low, offset, length, flags);
-        if (plan === null) {
-          reply = pooled = dataBuffers.take(DATA_CHUNK_PREFIX_BYTES + length);
-          writeChunkHeader(reply, 0, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, high, low, 8 + length);
-          writeUInt64(reply, offset, STRUCTURED_CHUNK_HEADER_BYTES);
-          await this.device.readInto(offset, reply.subarray(DATA_CHUNK_PREFIX_BYTES));
-        } else {
-          reply = await this.readPlanned(plan);
-        }
+      if (pooled !== null) {
+        reply = pooled;
+        await this.device.readInto(offset, reply.subarray(this.structured ? DATA_CHUNK_PREFIX_BYTES : SIMPLE_REPLY_BYTES));
       } else {
-        reply = pooled = dataBuffers.take(SIMPLE_REPLY_BYTES + length);
-        writeSimpleReplyHeader(reply, 0, 0, high, low);
-        await this.device.readInto(offset, reply.subarray(SIMPLE_REPLY_BYTES));
+        reply = await this.readPlanned(plan!);
       }
-      const sent = pooled;
-      this.host.send(reply, sent ? () => dataBuffers.give(sent) : undefined);
+      this.host.send(reply, pooled !== null ? this.givePooled(pooled) : undefined);
     } catch (error) {
       // A failed read's buffer is not given back: another part of it may still be in flight.
       // Simple replies: error header only, no payload, as the spec requires.

@@ -99,7 +99,10 @@ export class Transmission {
   /** A large reply is being written, or waits: every reply queues behind it. */
   private pumping = false;
   private feeding = false;
+  /** Replies sent meanwhile stay corked until the batch ends (see send). */
+  private batching = false;
   private corked = false;
+  private uncorkScheduled = false;
   /** DISC received or the stream is unusable: parse nothing more. */
   private stopped = false;
   private endWhenIdle = false;
@@ -118,7 +121,7 @@ export class Transmission {
     this.sizeBytes = negotiated.sizeBytes;
     this.structured = negotiated.structuredReplies;
     this.blockStatus = negotiated.blockStatus;
-    const host: CommandHost = { send: this.send, settle: this.settle };
+    const host: CommandHost = { send: this.send, admit: this.admit, settle: this.settle };
     this.commands = new Commands(this.device, this.structured, logger, host);
     socket.on('drain', this.onDrain);
   }
@@ -157,11 +160,14 @@ export class Transmission {
     }
     this.feeding = true;
     this.transient = transient;
+    const outer = !this.batching;
+    this.batching = true;
     try {
       this.parse(chunk);
     } finally {
       this.feeding = false;
       this.transient = false;
+      if (outer) this.endBatch();
     }
     if (!this.paused && !this.stopped && this.socket.isPaused()) this.socket.resume();
   }
@@ -184,7 +190,12 @@ export class Transmission {
     this.payloadFill += bytes;
     if (this.payloadFill === payload.length) {
       this.payload = null;
-      this.write(payload, true);
+      this.batching = true;
+      try {
+        this.write(payload, true);
+      } finally {
+        this.endBatch();
+      }
     }
   }
 
@@ -207,11 +218,17 @@ export class Transmission {
       if (this.payloadExpected > 0) {
         const length = this.payloadExpected;
         this.payloadExpected = 0;
-        if (end - at >= length && !this.transient) {
-          // The whole payload is in this chunk: hand the device a view, no copy.
+        if (end - at >= length) {
+          // The whole payload is in this chunk: hand the device a view, no copy
+          // (a transient one only to a write done at once, else a copy).
           const data = chunk.subarray(at, at + length);
           at += length;
-          this.write(data);
+          if (!this.transient) this.write(data);
+          else if (!this.writeNow(data)) {
+            const copy = dataBuffers.take(length);
+            data.copy(copy);
+            this.writeLater(copy, true);
+          }
         } else {
           this.payload = dataBuffers.take(length);
           this.payloadFill = 0;
@@ -281,8 +298,7 @@ export class Transmission {
           return this.refuse(type, high, low, NBD_EINVAL, offset, length, flags);
         }
         if (length === 0) return this.commands.replyEmptyRead(high, low);
-        this.admit(length);
-        void this.commands.read(high, low, offset, length, flags);
+        this.commands.read(high, low, offset, length, flags);
         return;
       }
       case NBD_CMD_FLUSH:
@@ -399,7 +415,21 @@ export class Transmission {
     this.socket.destroy();
   }
 
+  /** Runs the WRITE whose payload is `data`: at once when the device can (writeNow), else asynchronously. */
   private write(data: Buffer, pooled = false): void {
+    if (this.writeNow(data)) {
+      if (pooled) dataBuffers.give(data);
+    } else {
+      this.writeLater(data, pooled);
+    }
+  }
+
+  /** A write done and answered at once (Commands.writeNow): nothing in flight, `data` is free again. */
+  private writeNow(data: Buffer): boolean {
+    return this.commands.writeNow(this.writeHandleHigh, this.writeHandleLow, this.writeOffset, data, this.writeFlags);
+  }
+
+  private writeLater(data: Buffer, pooled: boolean): void {
     this.admit(data.length);
     const done = this.commands.runWrite(this.writeHandleHigh, this.writeHandleLow, this.writeOffset, data, this.writeFlags);
     // The device is done with `data` once the write settles (BlockDevice.write's contract).
@@ -410,8 +440,11 @@ export class Transmission {
   // ---- replies and flow control ----------------------------------------
 
   /**
-   * One socket write per reply; replies finishing in the same tick share one
-   * writev. `sent` runs once the socket no longer needs `reply`.
+   * One socket write per reply; replies sent while one batch of input is
+   * parsed (requests done at once) leave together at its end, replies
+   * finishing asynchronously in the same turn of the event loop leave
+   * together at its check phase (setImmediate): one write or writev each.
+   * `sent` runs once the socket no longer needs `reply`.
    */
   private readonly send = (reply: Buffer, sent?: () => void): void => {
     if (this.socketClosed || !this.socket.writable) {
@@ -426,6 +459,9 @@ export class Transmission {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
+    }
+    if (!this.batching && !this.uncorkScheduled) {
+      this.uncorkScheduled = true;
       setImmediate(this.uncork);
     }
     if (sent) this.socket.write(reply, () => sent());
@@ -475,19 +511,31 @@ export class Transmission {
   }
 
   private readonly uncork = (): void => {
+    this.uncorkScheduled = false;
+    if (!this.batching) this.releaseReplies();
+  };
+
+  /** The end of a batch of input: its replies leave now. */
+  private endBatch(): void {
+    this.batching = false;
+    this.releaseReplies();
+  }
+
+  private releaseReplies(): void {
+    if (!this.corked) return;
     this.corked = false;
     if (!this.socketClosed) this.socket.uncork();
-  };
+  }
 
   // ---- flow control ---------------------------------------------------
 
-  private admit(bytes: number): void {
+  private readonly admit = (bytes: number): void => {
     this.inFlight++;
     this.inFlightBytes += bytes;
     if (!this.paused && (this.inFlightBytes > this.limits.maxInFlightBytes || this.inFlight >= this.limits.maxInFlightRequests)) {
       this.pause();
     }
-  }
+  };
 
   private readonly settle = (bytes: number): void => {
     this.inFlight--;

@@ -34,6 +34,21 @@ export interface BlockDevice {
    * mirror's queue, copies it.
    */
   write(offset: number, data: Buffer, options?: IoOptions): Promise<void>;
+  /**
+   * Optional synchronous fast path of readInto: reads the range at once and
+   * returns true when that needs no waiting (its data is in the page cache);
+   * returns false when the caller must use readInto (target may then hold
+   * part of the data). Never throws.
+   */
+  readIntoNow?(offset: number, target: Buffer): boolean;
+  /**
+   * Optional synchronous fast path of write without FUA: writes at once and
+   * returns true when the write needs no waiting and nothing besides the
+   * data itself (an overwrite in place, no tap, no lock held by another
+   * write); returns false when the caller must use write, which then writes
+   * the range (again). Never throws; `data` is the caller's again on return.
+   */
+  writeNow?(offset: number, data: Buffer): boolean;
   /** Releases whole tracks in the range and zeroes partial ones. */
   trim(offset: number, length: number, options?: IoOptions): Promise<void>;
   writeZeroes(offset: number, length: number, options?: WriteZeroesOptions): Promise<void>;

@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
  */
 interface NowaitAddon {
   preadNowait(fd: number, buffer: Buffer, offset: number, length: number, position: number): number;
+  /** Older builds of the addon lack it. */
+  pwriteChunked?(fd: number, buffer: Buffer, offset: number, length: number, position: number, chunk: number): Promise<number>;
 }
 
 function load(): NowaitAddon | null {
@@ -49,6 +51,19 @@ export const nowaitRead: ((fd: number, target: Buffer, position: number) => numb
       return done;
     }
   : null;
+
+/**
+ * Writes all of `data` at `position` with one thread-pool round trip, as
+ * pwrite calls that never cross a multiple of `chunk` bytes in the file (see
+ * pwriteChunked in agents/native/nowait-io.c: large page-cache folios make
+ * every later small write into them slow). Settles with the bytes written
+ * (all of them) or -errno. Null without the addon (or an addon built
+ * before it had this function); TANDEM_CHUNKED_WRITES=0 turns it off.
+ */
+export const chunkedWrite: ((fd: number, data: Buffer, position: number, chunk: number) => Promise<number>) | null =
+  addon && typeof addon.pwriteChunked === 'function' && process.env.TANDEM_CHUNKED_WRITES !== '0'
+    ? (fd, data, position, chunk) => addon.pwriteChunked!(fd, data, 0, data.length, position, chunk)
+    : null;
 
 /** Whether reads can skip the thread pool (for logs and benchmarks). */
 export const nowaitReadsAvailable = addon !== null;

@@ -94,6 +94,11 @@ export class VolumeDevice implements BlockDevice {
     }
   }
 
+  /** checkRange's range test, without throwing. */
+  private inRange(offset: number, length: number): boolean {
+    return Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= this.volume.sizeBytes;
+  }
+
   private checkWritable(): void {
     if (this.readOnly) throw new ProblemError('read-only', `${this.name} is read-only`);
   }
@@ -101,53 +106,76 @@ export class VolumeDevice implements BlockDevice {
   // --- reads ---
 
   async readInto(offset: number, target: Buffer): Promise<void> {
-    const length = target.length;
-    this.checkRange(offset, length);
-    if (length === 0) return;
-    const { journal, volume, trackSize } = this;
-    const state = journal.state;
-    const end = offset + length;
-    const last = Math.floor((end - 1) / trackSize);
-    const epoch = journal.beginRead();
+    this.checkRange(offset, target.length);
+    if (target.length === 0) return;
+    const epoch = this.journal.beginRead();
     try {
       const reads: Promise<void>[] = [];
-      let track = Math.floor(offset / trackSize);
-      while (track <= last) {
-        const segmentStart = Math.max(offset, track * trackSize);
-        const extent = state.lookup(volume, track);
-        if (extent === NO_EXTENT) {
-          // Skip the whole unallocated stretch (cheaply, a chunk at a time when absent).
-          let next = track + 1;
-          while (next <= last && state.lookup(volume, next) === NO_EXTENT) {
-            next = volume.chunks.has(Math.floor(next / CHUNK_TRACKS))
-              ? next + 1
-              : (Math.floor(next / CHUNK_TRACKS) + 1) * CHUNK_TRACKS;
-          }
-          const stop = Math.min(end, next * trackSize);
-          target.fill(0, segmentStart - offset, stop - offset);
-          track = next;
-          continue;
-        }
-        // Extend the read over following tracks held in the next extents of the same file.
-        let runTracks = 1;
-        const limit = journal.extents.runLimit(extent);
-        while (
-          track + runTracks <= last &&
-          runTracks < limit &&
-          state.lookup(volume, track + runTracks) === extent + runTracks
-        ) {
-          runTracks++;
-        }
-        const stop = Math.min(end, (track + runTracks) * trackSize);
-        reads.push(
-          journal.extents.read(extent, segmentStart - track * trackSize, target.subarray(segmentStart - offset, stop - offset)),
-        );
-        track += runTracks;
-      }
+      this.readRuns(offset, target, reads);
       await Promise.all(reads);
     } finally {
-      journal.endRead(epoch);
+      this.journal.endRead(epoch);
     }
+  }
+
+  /**
+   * See BlockDevice.readIntoNow: the whole range from the page cache,
+   * without yielding. No read epoch: those keep freed extents from being
+   * reused while a read is in flight, and nothing can free or reuse one
+   * while this runs.
+   */
+  readIntoNow(offset: number, target: Buffer): boolean {
+    if (this.deleted || !this.inRange(offset, target.length) || target.length === 0) return false;
+    return this.readRuns(offset, target, null);
+  }
+
+  /**
+   * Reads [offset, offset + target.length) into target, run by run: holes
+   * as zeroes, allocated runs (following tracks in the next extents of one
+   * file read together) pushed to `reads`, or with `reads` null read from
+   * the page cache at once (false as soon as one would wait). The caller
+   * holds a read epoch until the reads settled.
+   */
+  private readRuns(offset: number, target: Buffer, reads: Promise<void>[] | null): boolean {
+    const { journal, volume, trackSize } = this;
+    const state = journal.state;
+    const end = offset + target.length;
+    const last = Math.floor((end - 1) / trackSize);
+    let track = Math.floor(offset / trackSize);
+    while (track <= last) {
+      const segmentStart = Math.max(offset, track * trackSize);
+      const extent = state.lookup(volume, track);
+      if (extent === NO_EXTENT) {
+        // Skip the whole unallocated stretch (cheaply, a chunk at a time when absent).
+        let next = track + 1;
+        while (next <= last && state.lookup(volume, next) === NO_EXTENT) {
+          next = volume.chunks.has(Math.floor(next / CHUNK_TRACKS))
+            ? next + 1
+            : (Math.floor(next / CHUNK_TRACKS) + 1) * CHUNK_TRACKS;
+        }
+        const stop = Math.min(end, next * trackSize);
+        target.fill(0, segmentStart - offset, stop - offset);
+        track = next;
+        continue;
+      }
+      // Extend the read over following tracks held in the next extents of the same file.
+      let runTracks = 1;
+      const limit = journal.extents.runLimit(extent);
+      while (
+        track + runTracks <= last &&
+        runTracks < limit &&
+        state.lookup(volume, track + runTracks) === extent + runTracks
+      ) {
+        runTracks++;
+      }
+      const stop = Math.min(end, (track + runTracks) * trackSize);
+      const within = segmentStart - track * trackSize;
+      const slice = target.subarray(segmentStart - offset, stop - offset);
+      if (reads !== null) reads.push(journal.extents.read(extent, within, slice));
+      else if (!journal.extents.readNow(extent, within, slice)) return false;
+      track += runTracks;
+    }
+    return true;
   }
 
   allocationMap(offset: number, length: number): AllocationRun[] {
@@ -157,20 +185,24 @@ export class VolumeDevice implements BlockDevice {
     const state = this.journal.state;
     const end = offset + length;
     let position = offset;
-    const push = (stop: number, allocated: boolean) => {
-      const previous = runs[runs.length - 1];
-      if (previous && previous.allocated === allocated) previous.length += stop - position;
-      else runs.push({ length: stop - position, allocated });
-      position = stop;
-    };
+    // (No closure here: every structured NBD read calls this, and the agent's
+    // loader wraps each named closure it creates in a defineProperty call.)
     while (position < end) {
       const track = Math.floor(position / trackSize);
       const chunkIndex = Math.floor(track / CHUNK_TRACKS);
+      let stop: number;
+      let allocated: boolean;
       if (!volume.chunks.has(chunkIndex)) {
-        push(Math.min(end, (chunkIndex + 1) * CHUNK_TRACKS * trackSize), false);
-        continue;
+        stop = Math.min(end, (chunkIndex + 1) * CHUNK_TRACKS * trackSize);
+        allocated = false;
+      } else {
+        stop = Math.min(end, (track + 1) * trackSize);
+        allocated = state.lookup(volume, track) !== NO_EXTENT;
       }
-      push(Math.min(end, (track + 1) * trackSize), state.lookup(volume, track) !== NO_EXTENT);
+      const previous = runs.length > 0 ? runs[runs.length - 1] : undefined;
+      if (previous !== undefined && previous.allocated === allocated) previous.length += stop - position;
+      else runs.push({ length: stop - position, allocated });
+      position = stop;
     }
     return runs;
   }
@@ -243,6 +275,59 @@ export class VolumeDevice implements BlockDevice {
       }
     }
     if (options?.fua) await this.journal.commit();
+  }
+
+  /**
+   * See BlockDevice.writeNow: what `write` does for an overwrite in place
+   * (small writes of whole pages into tracks that are the volume's alone,
+   * no change bitmap to mark, nothing else holding the tracks), without
+   * yielding: the data goes into the page cache, segment codes are
+   * invalidated, and as before no metadata record is logged; a FLUSH makes
+   * it durable (the file is marked dirty). Anything else returns false.
+   */
+  writeNow(offset: number, data: Buffer): boolean {
+    const length = data.length;
+    if (this.readOnly || this.deleted || length === 0 || !this.inRange(offset, length)) return false;
+    const { journal, volume, trackSize } = this;
+    const state = journal.state;
+    const first = Math.floor(offset / trackSize);
+    const end = Math.floor((offset + length - 1) / trackSize) + 1;
+    if (this.needsMarks(first, end)) return false;
+    const hold = this.lock.tryAcquire(first, end);
+    if (hold === null) return false;
+    let wrote = false;
+    try {
+      for (let track = first; track < end; track++) if (!this.writesInPlace(track)) return false;
+      for (let track = first; track < end; ) {
+        // One write over following tracks held in the next extents of the same file, as writeLockedOnce.
+        const extent = state.lookup(volume, track);
+        const limit = journal.extents.runLimit(extent);
+        let count = 1;
+        while (track + count < end && count < limit && state.lookup(volume, track + count) === extent + count) count++;
+        const segmentStart = Math.max(offset, track * trackSize);
+        const segmentEnd = Math.min(offset + length, (track + count) * trackSize);
+        wrote = true;
+        if (!journal.extents.writeNow(extent, segmentStart - track * trackSize, data.subarray(segmentStart - offset, segmentEnd - offset))) return false;
+        track += count;
+      }
+      return true;
+    } finally {
+      // Also after a failed attempt: part of the range may have changed.
+      if (wrote) this.codes.invalidate(volume.id, first, end);
+      this.lock.release(hold);
+    }
+  }
+
+  /** Whether a write to tracks [first, end) would log a change-recording mark (markChanges). */
+  private needsMarks(first: number, end: number): boolean {
+    const bitmaps = this.changeBitmaps();
+    if (bitmaps.length === 0) return false;
+    const state = this.journal.state;
+    for (const id of bitmaps) {
+      const bitmap = state.bitmaps.get(id);
+      if (bitmap && !allBitsSet(bitmap, first, end)) return true;
+    }
+    return false;
   }
 
   async trim(offset: number, length: number, options?: IoOptions): Promise<void> {

@@ -85,6 +85,16 @@ export class Splitter implements BlockDevice {
     return this.device.readInto(offset, target);
   }
 
+  readIntoNow(offset: number, target: Buffer): boolean {
+    return this.device.readIntoNow?.(offset, target) ?? false;
+  }
+
+  /** The device's fast path, only while no tap applies (each write then goes through split). */
+  writeNow(offset: number, data: Buffer): boolean {
+    if (this.device.writeNow === undefined || this.taps().length !== 0) return false;
+    return this.device.writeNow(offset, data);
+  }
+
   allocationMap(offset: number, length: number): AllocationRun[] {
     return this.device.allocationMap(offset, length);
   }
