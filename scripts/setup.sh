@@ -52,7 +52,7 @@ if [[ ! -f "$native/build/Release/tandem_nowait_io.node" || "$native/nowait-io.c
   nodedir_arg=()
   [[ -f "$node_prefix/include/node/node_api.h" ]] && nodedir_arg=(--nodedir="$node_prefix")
   if ! npx --no-install node-gyp rebuild --directory="$PWD/$native" "${nodedir_arg[@]}" >"$native/build.log" 2>&1; then
-    echo "setup: warning: the native addon did not build (see $native/build.log); the agent falls back to thread-pool reads" >&2
+    echo "setup: warning: the native addon did not build (see $native/build.log); the agent falls back to thread-pool reads and unchunked writes" >&2
   fi
 fi
 
