@@ -198,8 +198,6 @@ export class CopySets {
   adoptPair(incoming: CopySetOnTheWire): HeldCopySet {
     const service = this.service;
     const local = service.engine.getVolume(incoming.localVolume);
-    // Agents of peer protocol 1.0 send no agents with a copy set: its primary is this agent where its H1 volume is
-    // here, else the session's control agent (the other primary agents' copy sets come with `mp.secondary-pair`).
     const session = service.session(incoming.sessionId);
     const known = service.pairs.get(incoming.id);
     for (const pair of service.pairs.values()) {
@@ -209,6 +207,8 @@ export class CopySets {
     }
     const record: HeldCopySet = {
       ...incoming,
+      // Agents of peer protocol 1.0 send no agents with a copy set: its primary is this agent where its H1 volume is
+      // here, else the session's control agent (the other primary agents' copy sets come with `mp.secondary-pair`).
       primaryAgentId: incoming.primaryAgentId ?? (incoming.localSite === 'h1' ? service.agentId : session.controlAgentId),
       secondaryAgentId: incoming.secondaryAgentId ?? session.peerAgentId,
       localVolumeId: known ? known.localVolumeId : local.id,

@@ -12,7 +12,6 @@ import { MultiPrimaryRunning } from './multi-primary-running.ts';
 import { atSecondary, heldElsewhere, memberRecord, newCopySet, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
 import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
 
-
 /** The multi-primary methods this part serves itself (running changes and failback have their own tables). */
 type MultiPrimaryMethod = `mp.${'join' | 'secondary-pair' | 'run' | 'hold' | 'cut' | 'release' | 'stop' | 'commit'}` | 'cg.stage';
 
