@@ -88,8 +88,10 @@ export class FlashMirrorTarget {
   private secondaryVolume(pairId: string, from: string): { volume: string; pair: HeldCopySet } {
     const pair = this.service.pair(pairId);
     const session = this.service.session(pair.sessionId);
-    // Mirrored here from the agent holding its primary volume (in a multi-primary session, perhaps not the control agent).
-    if (this.service.role(session).source || pair.primaryAgentId !== from) {
+    // Mirrored here from the agent holding its other volume: its H1 volume's (in a multi-primary session, perhaps not
+    // the control agent) H1->H2, its H2 volume's after a failback.
+    const sender = session.direction === 'h1-h2' ? pair.primaryAgentId : pair.secondaryAgentId;
+    if (this.service.role(session).source || sender !== from) {
       throw new ProblemError('invalid-state', `${pair.localVolume} is not mirrored here from the requesting site`);
     }
     if (session.state !== 'prepared' || session.type === 'snapshot-shipping') {
