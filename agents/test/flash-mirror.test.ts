@@ -160,6 +160,29 @@ describe('flash copy onto mirrored primaries', () => {
     expect(await same(s.h1, 'src', s.h2, 'src2')).toBe(true);
   }, 400_000);
 
+  it('after a failback (H2->H1) a preserve-mirror flash at the H2 site is performed at the H1 site too', async () => {
+    const { s, h1, h2 } = await flashSites();
+    await volumes(s, 16 * MiB, ['src', 'tgt'], ['src2', 'tgt2']);
+    await fill(h1.exports.openExport('src'), 0, 100);
+    await mirrored(h1, 'sync', [
+      ['src', 'src2'],
+      ['tgt', 'tgt2'],
+    ]);
+    const atH2 = s.h2.replication.service;
+    await atH2.act('m', 'recover');
+    await waitFor(() => atH2.session('m').state === 'target-available', 30_000, 'recovered at h2');
+    await fill(h2.exports.openExport('src2'), 100, 20);
+    await atH2.act('m', 'failback', { verifyCodes: true });
+    await waitFor(() => atH2.session('m').state === 'prepared' && atH2.session('m').direction === 'h2-h1', 60_000, 'prepared H2->H1');
+    // H2 is the source now: its flash is made at H1 too, from the agent that mirrors there (H2, not the H1 agent).
+    const info = await establish(h2.flash, { name: 'back', pairs: [{ source: 'src2', target: 'tgt2' }], preserveMirror: true, backgroundCopy: false });
+    expect(info.pairs[0].mirror, info.pairs[0].reason ?? '').toBe('preserved');
+    expect(h1.flash.get('back').pairs.map((pair) => [pair.source, pair.target])).toEqual([['src', 'tgt']]);
+    expect(atH2.session('m').state).toBe('prepared');
+    expect(await same(s.h2, 'tgt2', s.h1, 'tgt')).toBe(true);
+    expect(await same(s.h2, 'src2', s.h1, 'src')).toBe(true);
+  }, 200_000);
+
   for (const type of ['sync', 'async'] as const) {
     it(`a lost or refused request to the secondary ships the marked tracks (${type}), and a secondary volume cannot be flashed behind the mirror`, async () => {
       const { s, h1, h2 } = await flashSites();
