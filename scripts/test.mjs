@@ -60,30 +60,65 @@ async function readJson(file) {
   }
 }
 
-/** Counts from vitest's JSON report (jest format). A file that failed to load has no failed test but fails. */
+/** The first lines of a failure's message, without colour codes: enough to tell which assertion failed. */
+function firstLines(text, lines = 6) {
+  return String(text ?? '')
+    // eslint-disable-next-line no-control-regex
+    .replace(/\u001b\[[0-9;]*m/g, '')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.includes('node_modules') && !line.includes('(<anonymous>)'))
+    .slice(0, lines)
+    .join('\n      ');
+}
+
+/**
+ * Counts from vitest's JSON report (jest format), and each failure's file, name and first lines. A file that failed to
+ * load has no failed test but fails.
+ */
 function vitestCounts(report) {
   let passed = 0;
   let failed = 0;
   let skipped = 0;
+  const failures = [];
   for (const file of report.testResults ?? []) {
     const tests = file.assertionResults ?? [];
+    const where = path.relative(root, file.name ?? '');
     for (const test of tests) {
       if (test.status === 'passed') passed++;
-      else if (test.status === 'failed') failed++;
-      else skipped++;
+      else if (test.status === 'failed') {
+        failed++;
+        failures.push({ where, name: test.fullName ?? test.title, message: firstLines(test.failureMessages?.[0]) });
+      } else skipped++;
     }
-    if (file.status === 'failed' && !tests.some((test) => test.status === 'failed')) failed++;
+    if (file.status === 'failed' && !tests.some((test) => test.status === 'failed')) {
+      failed++;
+      failures.push({ where, name: '(the file failed outside its tests)', message: firstLines(file.message) });
+    }
   }
-  return { passed, failed, skipped };
+  return { passed, failed, skipped, failures };
 }
 
 /** Counts from Playwright's JSON report; errors outside tests (global setup) count as failures. */
 function playwrightCounts(report) {
   const stats = report.stats ?? {};
+  const failures = [];
+  const walk = (suite, titles) => {
+    for (const spec of suite.specs ?? []) {
+      for (const test of spec.tests ?? []) {
+        if (test.status !== 'unexpected') continue;
+        const error = test.results?.at(-1)?.error?.message;
+        failures.push({ where: spec.file ?? suite.file ?? '', name: [...titles, spec.title].join(' › '), message: firstLines(error) });
+      }
+    }
+    for (const child of suite.suites ?? []) walk(child, suite.title && !suite.title.endsWith('.ts') ? [...titles, suite.title] : titles);
+  };
+  for (const suite of report.suites ?? []) walk(suite, []);
+  for (const error of report.errors ?? []) failures.push({ where: '', name: '(outside the tests)', message: firstLines(error.message) });
   return {
     passed: (stats.expected ?? 0) + (stats.flaky ?? 0),
     failed: (stats.unexpected ?? 0) + (report.errors?.length ?? 0),
     skipped: stats.skipped ?? 0,
+    failures,
   };
 }
 
@@ -132,6 +167,16 @@ for (const suite of selected) {
 }
 
 await rm(temp, { recursive: true, force: true });
+
+// The failures again, at the end where a CI log's tail shows them.
+const failures = results.flatMap((result) => (result.failures ?? []).map((failure) => ({ suite: result.name, ...failure })));
+if (failures.length > 0) {
+  console.log('\n━━ failures ━━');
+  for (const failure of failures) {
+    console.log(`✗ ${failure.suite}: ${failure.where ? `${failure.where} › ` : ''}${failure.name}`);
+    if (failure.message) console.log(`      ${failure.message}`);
+  }
+}
 
 console.log('\n━━ summary ━━');
 for (const result of results) {
