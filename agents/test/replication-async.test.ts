@@ -99,9 +99,9 @@ describe('async mirroring with consistency groups', () => {
     expect((await readAll(s.h1, 'a')).equals(await readAll(s.h2, 'a2'))).toBe(true);
   }, 60_000);
 
-  it('seals a group by size too: a burst larger than one link frame allows ships without waiting for the timer', async () => {
-    // The timer would seal only after a minute: what ships before then was sealed by size (16 MiB).
-    process.env.TANDEM_ASYNC_INTERVAL_MS = '60000';
+  it('cuts a round early by size: a burst larger than one link frame allows ships without waiting for the interval', async () => {
+    // The next round would start only after a minute: what ships before then was cut because the open part passed 16 MiB.
+    process.env.TANDEM_ROUND_INTERVAL_MS = '60000';
     try {
       sites = await startTwoSites();
       const s = sites;
@@ -115,22 +115,24 @@ describe('async mirroring with consistency groups', () => {
       const device = s.h1.replication.exports.openExport('a');
       const burst = randomBytes(40 * MiB);
       for (let offset = 0; offset < burst.length; offset += MiB) await device.write(offset, burst.subarray(offset, offset + MiB));
-      // Two 16 MiB groups reach the secondary; the last 8 MiB stay in the open group.
+      // Rounds of at least 16 MiB are cut as the burst goes; each staged round starts the next one, which commits it:
+      // the whole burst reaches the secondary long before the interval ends.
       const secondary = s.h2.engine.device('a2');
-      const landed = Buffer.alloc(32 * MiB);
+      const landed = Buffer.alloc(40 * MiB);
       const deadline = Date.now() + 30_000;
       for (;;) {
         await secondary.readInto(0, landed);
-        if (landed.equals(burst.subarray(0, 32 * MiB))) break;
-        if (Date.now() > deadline) throw new Error('timed out waiting for the first 32 MiB at the secondary');
+        if (landed.equals(burst)) break;
+        if (Date.now() > deadline) throw new Error('timed out waiting for the burst at the secondary');
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       expect(service.session('cg').state).toBe('prepared');
-      const tail = Buffer.alloc(8 * MiB);
-      await secondary.readInto(32 * MiB, tail);
-      expect(tail.equals(burst.subarray(32 * MiB)), 'the rest waits for the next cut').toBe(false);
+      // Then the rounds rest: no round runs while nothing is written (the interval is a minute).
+      const rounds = service.multiPrimary.coordinatorOf(service.session('cg'))!.rounds.run;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(service.multiPrimary.coordinatorOf(service.session('cg'))!.rounds.run, 'no rounds while idle').toBeLessThanOrEqual(rounds + 1);
     } finally {
-      delete process.env.TANDEM_ASYNC_INTERVAL_MS;
+      delete process.env.TANDEM_ROUND_INTERVAL_MS;
     }
   }, 90_000);
 });

@@ -102,7 +102,7 @@ describe('no write left behind', () => {
       const offset = 5 * TRACK + 8192;
       const target = s.h2.replication.service.target;
       const handle = target.handle.bind(target);
-      const method = type === 'sync' ? 'pair.write' : 'cg.apply';
+      const method = type === 'sync' ? 'pair.write' : 'cg.stage';
       const carries = (request: RpcRequest) =>
         type === 'sync'
           ? request.params.offset === offset

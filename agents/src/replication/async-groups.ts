@@ -27,6 +27,8 @@ export interface SealedGroup {
   after?: StreamMarker[];
   /** Multi-primary: markers inside this part (`marker` entries), settled once the coordinator committed its round. */
   markers?: StreamMarker[];
+  /** The coordinator was told this part outgrew a frame's group (`CoordinatedOptions.full`). */
+  full?: boolean;
 }
 
 /** A request carried in the consistency-group stream (flash-mirror.ts: a flash at the matching point). */
@@ -66,6 +68,10 @@ export interface CoordinatedOptions {
    * (multi-primary after failback) splits the part per target agent here.
    */
   stage?: (part: { run: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[] }, payload: Buffer) => Promise<void>;
+  /** The open part passed the size of one link frame's group: the coordinator may cut a round now (once per part). */
+  full?: () => void;
+  /** This agent's part of round `round` of coordinator run `epoch` is staged at every secondary. */
+  staged?: (epoch: string, round: number, empty: boolean) => void;
 }
 const DEFAULT_MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
 
@@ -213,9 +219,13 @@ export class ConsistencyGroupShipper {
     }
     if (this.backlog > (this.options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES)) {
       this.hooks.onFailure(new Error(`the async backlog passed ${this.options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES} bytes`));
-    } else if (group.bytes >= MAX_GROUP_BYTES && !this.coordinated) {
+    } else if (group.bytes >= MAX_GROUP_BYTES) {
       // Sealed early, a cut like the timer's: every change acknowledged before now is in this group or an earlier one.
-      this.seal();
+      if (!this.coordinated) this.seal();
+      else if (!group.full) {
+        group.full = true;
+        this.options.coordinated!.full?.();
+      }
     }
   }
 
@@ -452,6 +462,7 @@ export class ConsistencyGroupShipper {
           this.releaseSlabs(group);
           this.staged.push(group);
           this.stagedThrough = group.round;
+          coordinated.staged?.(part.epoch, group.round, group.entries.length === 0);
           continue;
         }
         await this.link.call(

@@ -102,6 +102,40 @@ export class CutCoordinator {
     return this.running;
   }
 
+  /**
+   * A participant's open part outgrew one link frame: the next round starts
+   * now instead of at the end of the interval (a burst ships while it lasts;
+   * a round already running is not hurried).
+   */
+  soon(): void {
+    // Asked during a round: the next one follows it without the interval.
+    this.hurry = true;
+    this.wake?.();
+  }
+
+  private hurry = false;
+
+  /**
+   * A participant in this process staged its part of `round` (of coordinator
+   * run `epoch`) at every secondary: when that completes a round, the next
+   * round starts now and commits it (instead of an interval later), so an
+   * async session's image lags its primary by about one interval. Not for
+   * an `empty` part (rounds would follow each other while nothing is
+   * written), except before the first consistent round is committed (the
+   * session is prepared then).
+   */
+  staged(agentId: string, epoch: string, round: number, empty: boolean): void {
+    if (epoch !== this.epoch || !this.running) return;
+    const status = this.statuses.get(agentId);
+    if (!status || round <= status.stagedThrough) return;
+    this.statuses.set(agentId, { ...status, stagedThrough: round });
+    const staged = Math.min(...this.participants.map((participant) => this.statuses.get(participant.agentId)?.stagedThrough ?? 0));
+    const committed = this.committed?.round ?? 0;
+    const consistent = this.firstConsistentRound !== null && committed >= this.firstConsistentRound;
+    if (empty && consistent) return;
+    if ([...this.complete.keys()].some((complete) => complete > committed && complete <= staged)) this.soon();
+  }
+
   /** Changes of the participants, made at the next round boundary (never inside a round). */
   private readonly changes: Array<() => void> = [];
 
@@ -135,6 +169,12 @@ export class CutCoordinator {
         this.fail('coordinator', error);
       }
       if (!this.running) return;
+      if (this.hurry) {
+        this.hurry = false;
+        // Still a macrotask between rounds: the event loop serves host writes and answers in between.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        continue;
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.intervalMs);
         this.wake = () => {

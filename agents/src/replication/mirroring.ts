@@ -259,6 +259,8 @@ export class Mirroring {
       engine.catalog.recordEvent('session.synced', 'info', session.name, `session ${session.name}: copied ${copied} track(s)${again}`, synced);
     }
     setTimeout(() => this.checkPrepared(session), 0);
+    // The rounds' next holds find the copy sets duplex: the session is prepared then, not an interval later.
+    if (this.service.role(session).drivesRounds) this.service.multiPrimary.coordinatorOf(session)?.soon();
   }
 
   /** Stops mirroring at this site (the source), keeping out-of-sync marks. */
@@ -284,8 +286,8 @@ export class Mirroring {
           },
           onFailure: (error) => void this.suspendSession(session, `consistency groups: ${problemMessage(error)}`, error),
         },
-        // Multi-primary: the coordinator's rounds cut the groups, at every primary agent.
-        this.service.role(session).multiPrimary ? { coordinated: multi.coordinatedOptions(session) } : {},
+        // The coordinator's rounds cut the groups, at every primary agent.
+        this.service.role(session).rounds ? { coordinated: multi.coordinatedOptions(session) } : {},
       );
       this.shippers.set(session.id, shipper);
     }

@@ -22,8 +22,9 @@ const HOLD_TIMEOUT_MS = Number(process.env.TANDEM_MP_HOLD_TIMEOUT_MS) || 2000;
  * (`TANDEM_MP_CONTROL_SILENCE_MS`; the earlier name `TANDEM_MP_MASTER_SILENCE_MS` is still read).
  */
 const CONTROL_SILENCE_MS = Number(process.env.TANDEM_MP_CONTROL_SILENCE_MS ?? process.env.TANDEM_MP_MASTER_SILENCE_MS) || 5000;
-/** The coordinator's round interval (one consistency group per round). */
-const ROUND_INTERVAL_MS = Number(process.env.TANDEM_MP_ROUND_INTERVAL_MS) || 100;
+/** The coordinator's round interval (one consistency group per round); read when a run starts. */
+const roundIntervalMs = () =>
+  Number(process.env.TANDEM_ROUND_INTERVAL_MS ?? process.env.TANDEM_MP_ROUND_INTERVAL_MS ?? process.env.TANDEM_ASYNC_INTERVAL_MS) || 100;
 
 /**
  * Async sessions whose copy sets have their primary volumes on several
@@ -241,7 +242,7 @@ export class MultiPrimarySessions {
         onCommitted: () => this.checkPrepared(session),
         onStatus: () => this.checkPrepared(session),
       },
-      ROUND_INTERVAL_MS,
+      roundIntervalMs(),
     );
     this.coordinators.set(session.id, coordinator);
     coordinator.start();
@@ -249,7 +250,7 @@ export class MultiPrimarySessions {
       'session.coordinator',
       'info',
       session.name,
-      `session ${session.name}: consistency groups formed across ${participants.length} primary agent(s), committed at ${secondaries.length} secondary agent(s), every ${ROUND_INTERVAL_MS} ms`,
+      `session ${session.name}: consistency groups formed across ${participants.length} primary agent(s), committed at ${secondaries.length} secondary agent(s), every ${roundIntervalMs()} ms`,
       {
         primaries: participants.map((participant) => this.siteOf(participant.agentId)),
         secondaries: secondaries.map((secondary) => this.siteOf(secondary.agentId)),
@@ -356,7 +357,13 @@ export class MultiPrimarySessions {
 
   /** The coordinated shipper's options for a multi-primary session at this agent (H2->H1: parts split per H1 agent). */
   coordinatedOptions(session: SessionRecord): CoordinatedOptions {
-    const options: CoordinatedOptions = { agentId: this.service.agentId, holdTimeoutMs: HOLD_TIMEOUT_MS };
+    const options: CoordinatedOptions = {
+      agentId: this.service.agentId,
+      holdTimeoutMs: HOLD_TIMEOUT_MS,
+      // Where this agent cuts the rounds, a burst starts the next round at once.
+      full: () => this.coordinators.get(session.id)?.soon(),
+      staged: (epoch, round, empty) => this.coordinators.get(session.id)?.staged(this.service.agentId, epoch, round, empty),
+    };
     if (this.service.role(session).drivesRounds && session.direction === 'h2-h1') {
       options.stage = (part, payload) => this.failback.stageAtTargets(session, part, payload);
     }
