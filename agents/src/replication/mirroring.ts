@@ -287,7 +287,7 @@ export class Mirroring {
           onFailure: (error) => void this.suspendSession(session, `consistency groups: ${problemMessage(error)}`, error),
         },
         // The coordinator's rounds cut the groups, at every primary agent.
-        this.service.role(session).rounds ? { coordinated: multi.coordinatedOptions(session) } : {},
+        { coordinated: multi.coordinatedOptions(session) },
       );
       this.shippers.set(session.id, shipper);
     }
