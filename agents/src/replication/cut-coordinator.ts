@@ -161,7 +161,11 @@ export class CutCoordinator {
   }
 
   private async run(): Promise<void> {
+    // Rounds started early (`soon`) still keep this far apart: back-to-back rounds under steady small writes would
+    // each pay a hold, a cut, a staging and a commit for a few writes.
+    const minGapMs = Math.max(1, this.intervalMs / 4);
     while (this.running) {
+      const started = Date.now();
       try {
         await this.runRound();
       } catch (error) {
@@ -169,20 +173,20 @@ export class CutCoordinator {
         this.fail('coordinator', error);
       }
       if (!this.running) return;
-      if (this.hurry) {
-        this.hurry = false;
-        // Still a macrotask between rounds: the event loop serves host writes and answers in between.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        continue;
+      if (!this.hurry) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.intervalMs);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = null;
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.intervalMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
+      this.hurry = false;
+      const rest = started + minGapMs - Date.now();
+      // A macrotask between rounds at least: the event loop serves host writes and answers in between.
+      await new Promise<void>((resolve) => (rest > 0 ? setTimeout(resolve, rest) : setImmediate(resolve)));
     }
   }
 
