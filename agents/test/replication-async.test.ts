@@ -128,9 +128,9 @@ describe('async mirroring with consistency groups', () => {
       }
       expect(service.session('cg').state).toBe('prepared');
       // Then the rounds rest: no round runs while nothing is written (the interval is a minute).
-      const rounds = service.multiPrimary.coordinatorOf(service.session('cg'))!.rounds.run;
+      const rounds = service.rounds.coordinatorOf(service.session('cg'))!.rounds.run;
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      expect(service.multiPrimary.coordinatorOf(service.session('cg'))!.rounds.run, 'no rounds while idle').toBeLessThanOrEqual(rounds + 1);
+      expect(service.rounds.coordinatorOf(service.session('cg'))!.rounds.run, 'no rounds while idle').toBeLessThanOrEqual(rounds + 1);
     } finally {
       delete process.env.TANDEM_ROUND_INTERVAL_MS;
     }

@@ -34,7 +34,7 @@ describe('multi-primary rounds larger than one peer-link frame', () => {
     await service.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
     await service.act('mp', 'start');
     await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared');
-    const coordinator = service.multiPrimary.coordinatorOf(service.session('mp'))!;
+    const coordinator = service.rounds.coordinatorOf(service.session('mp'))!;
     const firstEvent = s.alpha.engine.catalog.lastEventId();
     const firstEventBravo = s.bravo.engine.catalog.lastEventId();
 
@@ -62,7 +62,7 @@ describe('multi-primary rounds larger than one peer-link frame', () => {
     ].map((event) => `${event.type} ${event.message}`);
     // Never suspended on the way (a suspended session resumes by itself once the link is back, and a resync would converge too).
     expect(events.filter((event) => event.startsWith('session.state') && /suspend/.test(event)), events.join('\n')).toEqual([]);
-    expect(service.multiPrimary.coordinatorOf(service.session('mp')), 'the same run of the control agent').toBe(coordinator);
+    expect(service.rounds.coordinatorOf(service.session('mp')), 'the same run of the control agent').toBe(coordinator);
     expect(service.session('mp').state).toBe('prepared');
     expect(s.bravo.replication.service.session('mp').state).toBe('prepared');
     expect(coordinator.rounds.incomplete).toBe(0);

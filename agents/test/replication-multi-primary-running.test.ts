@@ -232,7 +232,7 @@ describe('copy sets of a running multi-primary session', () => {
     await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
     await controlAgent.act('mp', 'start');
     await waitFor(() => controlAgent.session('mp').state === 'prepared', 60_000, 'prepared');
-    const coordinator = () => controlAgent.multiPrimary.coordinatorOf(controlAgent.session('mp'))!;
+    const coordinator = () => controlAgent.rounds.coordinatorOf(controlAgent.session('mp'))!;
     const ids = { alpha: s.alpha.engine.identity.agentId, bravo: s.bravo.engine.identity.agentId, delta: delta.engine.identity.agentId };
     expect(coordinator().participantIds.sort()).toEqual([ids.alpha, ids.bravo].sort());
 

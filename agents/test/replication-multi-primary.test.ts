@@ -111,7 +111,7 @@ describe('async sessions with primaries on two agents', () => {
     expect(samples).toBeGreaterThan(10);
     expect(advancing, 'the consistency time moves forward while writes continue').toBeGreaterThan(5);
     expect(writer.writes.length).toBeGreaterThan(200);
-    const coordinator = service.multiPrimary.coordinatorOf(service.session('mp'))!;
+    const coordinator = service.rounds.coordinatorOf(service.session('mp'))!;
     expect(coordinator.rounds.complete).toBeGreaterThan(10);
     const reported = service.info(service.session('mp'));
     expect(reported.exposureSeconds).not.toBeNull();

@@ -50,7 +50,7 @@ const MAX_GROUP_BYTES = MAX_FRAME_BYTES / 4;
 
 /**
  * A multi-primary session's part of the cut: this agent's share of a group
- * whose boundary the session's coordinator chooses (see multi-primary.ts).
+ * whose boundary the session's coordinator chooses (see rounds.ts).
  */
 export interface CoordinatedOptions {
   /** This agent's id: the secondary stages parts per primary agent. */

@@ -139,7 +139,7 @@ export class Mirroring {
     // Copy sets added while the session ran join first (see running-copy-sets.ts).
     if (this.service.running.settle(session)) return;
     // Multi-primary: prepared once every primary agent is duplex and a round after that is committed.
-    if (this.service.role(session).drivesRounds) return this.service.multiPrimary.checkPrepared(session);
+    if (this.service.role(session).drivesRounds) return this.service.rounds.checkPrepared(session);
     const all = this.service.pairsOf(session).every((pair) => {
       const source = this.sources.get(pair.id);
       return source && source.mirroring && !source.isResyncing;
@@ -217,7 +217,7 @@ export class Mirroring {
     this.service.refreshTaps();
     if (this.service.role(session).drivesRounds) {
       try {
-        await this.service.multiPrimary.startRun(session);
+        await this.service.rounds.start(session);
       } catch (error) {
         const failure = error instanceof Error ? error : new Error(String(error));
         await this.suspendSession(session, `starting the primary agents: ${problemMessage(failure)}`, failure);
@@ -260,12 +260,12 @@ export class Mirroring {
     }
     setTimeout(() => this.checkPrepared(session), 0);
     // The rounds' next holds find the copy sets duplex: the session is prepared then, not an interval later.
-    if (this.service.role(session).drivesRounds) this.service.multiPrimary.coordinatorOf(session)?.soon();
+    if (this.service.role(session).drivesRounds) this.service.rounds.coordinatorOf(session)?.soon();
   }
 
   /** Stops mirroring at this site (the source), keeping out-of-sync marks. */
   async stopSource(session: SessionRecord, reason: string | null): Promise<void> {
-    if (this.service.role(session).drivesRounds) await this.service.multiPrimary.stopRun(session, reason);
+    if (this.service.role(session).drivesRounds) await this.service.rounds.stop(session, reason);
     this.shippers.get(session.id)?.stop();
     await this.service.shipping.stop(session);
     await Promise.all(this.service.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(reason)));
@@ -275,7 +275,6 @@ export class Mirroring {
   private shipperFor(session: SessionRecord, sources: PairSource[]): ConsistencyGroupShipper {
     let shipper = this.shippers.get(session.id);
     if (!shipper) {
-      const multi = this.service.multiPrimary;
       shipper = new ConsistencyGroupShipper(
         session.id,
         this.service.link(session),
@@ -287,7 +286,7 @@ export class Mirroring {
           onFailure: (error) => void this.suspendSession(session, `consistency groups: ${problemMessage(error)}`, error),
         },
         // The coordinator's rounds cut the groups, at every primary agent.
-        { coordinated: multi.coordinatedOptions(session) },
+        { coordinated: this.service.rounds.coordinatedOptions(session) },
       );
       this.shippers.set(session.id, shipper);
     }

@@ -81,7 +81,7 @@ export class MultiPrimaryRunning {
     const running = session.state === 'preparing' || session.state === 'prepared';
     // A primary agent new to the session: it runs the session from its first copy set on and joins the rounds.
     const newcomer = running && !multi.memberAgents(session).includes(record.primaryAgentId);
-    const coordinator = multi.coordinatorOf(session);
+    const coordinator = service.rounds.coordinatorOf(session);
     if (newcomer && !coordinator?.active) {
       throw new ProblemError(
         'invalid-state',
@@ -109,7 +109,7 @@ export class MultiPrimaryRunning {
       throw error;
     }
     save();
-    if (newcomer) coordinator!.addParticipant(multi.remoteParticipant(session, record.primaryAgentId));
+    if (newcomer) coordinator!.addParticipant(service.rounds.remoteParticipant(session, record.primaryAgentId));
     if (running) this.pending.set(pair.id, record);
     service.engine.catalog.recordEvent(
       'pair.added',
@@ -162,7 +162,7 @@ export class MultiPrimaryRunning {
     multi.forgetMemberCopySet(record.id);
     this.pending.delete(record.id);
     if (last) {
-      multi.coordinatorOf(session)?.removeParticipant(record.primaryAgentId);
+      service.rounds.coordinatorOf(session)?.removeParticipant(record.primaryAgentId);
       // It holds nothing of the session any more: it stops running it (best effort; it suspends by itself when no round reaches it).
       await service.peers
         .link(record.primaryAgentId)
@@ -188,7 +188,7 @@ export class MultiPrimaryRunning {
   membersJoining(session: SessionRecord): boolean | null {
     const multi = this.service.multiPrimary;
     if (!this.service.role(session).controlsMembers) return false;
-    const statuses = multi.coordinatorOf(session)?.statuses;
+    const statuses = this.service.rounds.coordinatorOf(session)?.statuses;
     let joining = false;
     let duplex = true;
     for (const [agentId, status] of statuses ?? []) {
