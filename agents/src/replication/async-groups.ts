@@ -2,7 +2,7 @@ import { ProblemError, type GroupEntry, type PeerParamsIn } from '@tandem/contra
 import { MAX_FRAME_BYTES } from './link/frames.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { HeldCopySet } from './session-store.ts';
-import { stagePart } from './parts.ts';
+import { stagePart, type PartPayload } from './parts.ts';
 import { SlabPool, type Slab } from './slabs.ts';
 import type { HostChange, TrackSpan } from '../write-path/splitter.ts';
 
@@ -62,7 +62,7 @@ export interface CoordinatedOptions {
    * over the shipper's link). A session whose targets live on several agents
    * (multi-primary after failback) splits the part per target agent here.
    */
-  stage?: (part: { run: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[] }, payload: Buffer) => Promise<void>;
+  stage?: (part: { run: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[] }, payload: PartPayload) => Promise<void>;
   /** The open part passed the size of one link frame's group: the coordinator may cut a round now (once per part). */
   full?: () => void;
   /** This agent's part of round `round` of coordinator run `epoch` is staged at every secondary. */
@@ -383,7 +383,8 @@ export class ConsistencyGroupShipper {
       while (!this.stopped && this.sealed.length > 0) {
         const group = this.sealed[0];
         const coordinated = this.options.coordinated;
-        const payload = group.payload.length === 1 ? group.payload[0] : Buffer.concat(group.payload, group.bytes);
+        // The slabs go out as they are (a frame's payload in chunks): no copy into one buffer.
+        const payload = group.payload;
         // Staged only: the secondary applies it when the coordinator commits its round everywhere.
         const part = { run: this.run, epoch: this.coordinatorEpoch, from: coordinated.agentId, round: group.round, time: group.time, entries: group.entries };
         if (coordinated.stage) await coordinated.stage(part, payload);
