@@ -109,11 +109,16 @@ export class CutCoordinator {
    */
   soon(): void {
     // Asked during a round: the next one follows it without the interval.
-    this.hurry = true;
+    this.hurry = 'now';
     this.wake?.();
   }
 
-  private hurry = false;
+  /**
+   * Why the next round starts before the interval ends: `now` (a part
+   * outgrew a frame: at once), `paced` (to commit a staged round: at least
+   * a quarter of the interval after the last one started).
+   */
+  private hurry: 'now' | 'paced' | null = null;
 
   /**
    * A participant in this process staged its part of `round` (of coordinator
@@ -133,7 +138,10 @@ export class CutCoordinator {
     const committed = this.committed?.round ?? 0;
     const consistent = this.firstConsistentRound !== null && committed >= this.firstConsistentRound;
     if (empty && consistent) return;
-    if ([...this.complete.keys()].some((complete) => complete > committed && complete <= staged)) this.soon();
+    if ([...this.complete.keys()].some((complete) => complete > committed && complete <= staged)) {
+      if (this.hurry !== 'now') this.hurry = 'paced';
+      this.wake?.();
+    }
   }
 
   /** Changes of the participants, made at the next round boundary (never inside a round). */
@@ -160,9 +168,22 @@ export class CutCoordinator {
     return this.participants.map((participant) => participant.agentId);
   }
 
+  /** Waits `ms` (a macrotask at least: the event loop serves host writes and answers between rounds) or until woken. */
+  private async pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = ms > 0 ? setTimeout(resolve, ms) : setImmediate(resolve);
+      this.wake = () => {
+        if (ms > 0) clearTimeout(timer as NodeJS.Timeout);
+        else clearImmediate(timer as NodeJS.Immediate);
+        resolve();
+      };
+    });
+    this.wake = null;
+  }
+
   private async run(): Promise<void> {
-    // Rounds started early (`soon`) still keep this far apart: back-to-back rounds under steady small writes would
-    // each pay a hold, a cut, a staging and a commit for a few writes.
+    // Rounds started early to commit a staged one still keep this far apart: back-to-back rounds under steady small
+    // writes would each pay a hold, a cut, a staging and a commit for a few writes. A burst (`soon`) does not wait.
     const minGapMs = Math.max(1, this.intervalMs / 4);
     while (this.running) {
       const started = Date.now();
@@ -173,20 +194,12 @@ export class CutCoordinator {
         this.fail('coordinator', error);
       }
       if (!this.running) return;
-      if (!this.hurry) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.intervalMs);
-          this.wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.wake = null;
-      }
-      this.hurry = false;
-      const rest = started + minGapMs - Date.now();
-      // A macrotask between rounds at least: the event loop serves host writes and answers in between.
-      await new Promise<void>((resolve) => (rest > 0 ? setTimeout(resolve, rest) : setImmediate(resolve)));
+      if (this.hurry === null) await this.pause(this.intervalMs);
+      if (!this.running) return;
+      // Woken to commit a staged round (now or during the wait): not before the gap.
+      while (this.hurry === 'paced' && this.running && Date.now() < started + minGapMs) await this.pause(started + minGapMs - Date.now());
+      this.hurry = null;
+      await this.pause(0);
     }
   }
 
