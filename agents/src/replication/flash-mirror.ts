@@ -84,6 +84,10 @@ const GATE_SAFETY_MS = 120_000;
  * primary's point in time). A withdraw changes no content (targets keep their
  * images), so a lost withdraw leaves both sites' images identical; it is
  * retried until the secondary drops its relationship.
+ *
+ * (This module is ~570 lines: it is one protocol, plan, hold, ask, settle a
+ * lost answer, clear or keep the marks, whose steps share the plan of each
+ * flash; the secondary's side is flash-mirror-target.ts.)
  */
 export class FlashMirror implements FlashMirrorHooks {
   private readonly plans = new Map<FlashMirrorChange, Plan>();
