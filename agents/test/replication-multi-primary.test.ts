@@ -103,6 +103,31 @@ async function converge(s: ThreeSites, writer: StampedWriter, primaries: Primari
  * one primary agent (a and b at alpha) and with two (b at bravo).
  */
 describe.each([1, 2] as const)('async sessions, one rounds engine: %i primary agent(s)', (primaries) => {
+  it('turns prepared only once the initial copy is over: the session is never reported consistent while marked tracks are still being copied', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    // Enough data at the control agent that its initial copy outlasts the first rounds (1024 tracks of 64 KiB).
+    await s.alpha.engine.createVolume('a', 64 * MiB);
+    const holder = holderOfB(s, primaries);
+    await holder.engine.createVolume('b', 16 * MiB);
+    await s.charlie.engine.createVolume('a2', 64 * MiB);
+    await s.charlie.engine.createVolume('b2', 16 * MiB);
+    await s.alpha.replication.exports.openExport('a').write(0, randomBytes(64 * MiB));
+    const service = s.alpha.replication.service;
+    await service.createSession('mp', 'async', 'charlie');
+    await service.addPair('mp', 'a', 'a2');
+    await service.addPair('mp', 'b', 'b2', primaries === 2 ? { primaryAgent: 'bravo' } : {});
+    const first = s.alpha.engine.catalog.lastEventId();
+    await service.act('mp', 'start');
+    await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared');
+    const events = s.alpha.engine.catalog.listEvents(first, 1000);
+    const prepared = events.find((event) => event.type === 'session.state' && event.data?.to === 'prepared')!;
+    const synced = events.find((event) => event.type === 'session.synced');
+    expect(synced, 'the initial copy ended before the session turned prepared').toBeDefined();
+    expect(synced!.id, events.map((event) => `${event.id} ${event.type} ${event.message}`).join('\n')).toBeLessThan(prepared.id);
+    expect(service.info(service.session('mp')).pairs.every((pair) => pair.outOfSyncTracks === 0)).toBe(true);
+  }, 120_000);
+
   it('cuts each consistency group across the primary agents: the secondary is always their image at the reported consistency time', async () => {
     sites = await startThreeSites();
     const s = sites;

@@ -215,15 +215,6 @@ export class Mirroring {
     }
     for (const source of sources) source.startMirroring(joining.has(source.record.id) ? this.service.running.modeOf(session) : mode, run);
     this.service.refreshTaps();
-    if (this.service.role(session).drivesRounds) {
-      try {
-        await this.service.rounds.start(session);
-      } catch (error) {
-        const failure = error instanceof Error ? error : new Error(String(error));
-        await this.suspendSession(session, `starting the primary agents: ${problemMessage(failure)}`, failure);
-        return;
-      }
-    }
     const marked = sources.reduce((sum, source) => sum + source.outOfSyncTracks, 0);
     engine.catalog.recordEvent('session.resync', 'info', session.name, `session ${session.name}: copying ${marked} marked track(s)`, {
       markedTracks: marked,
@@ -232,7 +223,21 @@ export class Mirroring {
     const awaiting = Symbol(run);
     this.resyncing.set(session.id, awaiting);
     try {
-      await Promise.all(sources.map((source) => source.resync()));
+      // The resync starts before the rounds: a copy set reports duplex at a hold only once its resync is over. (Started
+      // after them, the first round's hold, made while the coordinator starts, found every copy set duplex and the
+      // session turned prepared, its secondary reported consistent, while marked tracks were still being copied.)
+      const resyncs = Promise.all(sources.map((source) => source.resync()));
+      if (this.service.role(session).drivesRounds) {
+        try {
+          await this.service.rounds.start(session);
+        } catch (error) {
+          const failure = error instanceof Error ? error : new Error(String(error));
+          await this.suspendSession(session, `starting the primary agents: ${problemMessage(failure)}`, failure);
+          await resyncs.catch(() => {});
+          return;
+        }
+      }
+      await resyncs;
     } finally {
       if (this.resyncing.get(session.id) === awaiting) this.resyncing.delete(session.id);
     }
