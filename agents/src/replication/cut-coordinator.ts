@@ -103,6 +103,15 @@ export class CutCoordinator {
   }
 
   /**
+   * The secondaries' image is not consistent from now until a round in which
+   * every participant reports duplex is committed (a resync of the same run
+   * copies tracks a verify found differing).
+   */
+  restartConsistency(): void {
+    this.firstConsistentRound = null;
+  }
+
+  /**
    * A participant's open part outgrew one link frame: the next round starts
    * now instead of at the end of the interval (a burst ships while it lasts;
    * a round already running is not hurried).

@@ -191,6 +191,7 @@ export class Mirroring {
     const current = this.runs.get(session.id);
     const pairs = this.service.pairsOf(session);
     if (run === undefined && current !== undefined && pairs.length > 0 && pairs.every((pair) => this.sources.get(pair.id)?.mirroring)) run = current;
+    const continuing = run !== undefined && run === current;
     if (run === undefined) {
       try {
         run = await this.fenceTargets(session);
@@ -227,7 +228,13 @@ export class Mirroring {
       // after them, the first round's hold, made while the coordinator starts, found every copy set duplex and the
       // session turned prepared, its secondary reported consistent, while marked tracks were still being copied.)
       const resyncs = Promise.all(sources.map((source) => source.resync()));
-      if (this.service.role(session).drivesRounds) {
+      const rounds = this.service.rounds.coordinatorOf(session);
+      if (this.service.role(session).drivesRounds && continuing && rounds?.active) {
+        // The run goes on, and so do its rounds: a new coordinator would number rounds afresh while the shipper still
+        // holds parts staged in the current ones (their marks cleared by the new count, never applied). The session
+        // is consistent again only once a round after this resync is committed.
+        rounds.restartConsistency();
+      } else if (this.service.role(session).drivesRounds) {
         try {
           await this.service.rounds.start(session);
         } catch (error) {
