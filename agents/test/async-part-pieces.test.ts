@@ -11,17 +11,24 @@ function write(pair: string, offset: number, length: number, dataOffset: number)
   return { pair, kind: 'write', offset, length, dataOffset };
 }
 
+/** A piece's data as one buffer (what the secondary receives: the frame's payload). */
+const bytesOf = (payload: Buffer | Buffer[]) => (Buffer.isBuffer(payload) ? payload : Buffer.concat(payload));
+
 /** What the secondary would write: (pair, offset, data) per entry with data, in order. */
-function replay(pieces: ReturnType<typeof splitPart>): Change[] {
-  return pieces.flatMap((piece) =>
-    piece.entries.map((entry): Change => [
+function replay(pieces: Array<{ entries: GroupEntry[]; payload: Buffer | Buffer[] }>): Change[] {
+  return pieces.flatMap(({ entries, payload }) => {
+    const piece = { payload: bytesOf(payload) };
+    return entries.map((entry): Change => [
       entry.pair,
       entry.kind,
       entry.offset,
       entry.kind === 'write' || (entry.kind === 'marker' && entry.length > 0) ? piece.payload.subarray(entry.dataOffset, entry.dataOffset + entry.length) : null,
-    ]),
-  );
+    ]);
+  });
 }
+
+/** The bytes of a piece's payload. */
+const lengthOf = (payload: Buffer[]) => payload.reduce((sum, chunk) => sum + chunk.length, 0);
 
 type Change = [string, string, number, Buffer | null];
 
@@ -50,8 +57,8 @@ describe('multi-primary parts in pieces (splitPart)', () => {
 
     const pieces = splitPart(entries, payload);
     for (const piece of pieces) {
-      expect(piece.payload.length).toBeLessThanOrEqual(Math.max(MAX_PIECE_BYTES, 32 * MiB));
-      expect(piece.payload.length).toBeLessThanOrEqual(MAX_FRAME_BYTES / 2);
+      expect(lengthOf(piece.payload)).toBeLessThanOrEqual(Math.max(MAX_PIECE_BYTES, 32 * MiB));
+      expect(lengthOf(piece.payload)).toBeLessThanOrEqual(MAX_FRAME_BYTES / 2);
       expect(piece.entries.length).toBeGreaterThan(0);
     }
     expect(pieces.find((piece) => piece.entries.some((entry) => entry.length === 32 * MiB))!.entries).toHaveLength(1);
@@ -67,10 +74,37 @@ describe('multi-primary parts in pieces (splitPart)', () => {
     const pieces = splitPart(share, payload);
     expect(pieces).toHaveLength(2); // 20 MiB of b: 16 + 4
     expect(same(replay(pieces), replay([{ entries: share, payload }]))).toBe(true);
-    expect(splitPart([], Buffer.alloc(0))).toEqual([{ entries: [], payload: Buffer.alloc(0) }]);
+    expect(splitPart([], Buffer.alloc(0))).toEqual([{ entries: [], payload: [] }]);
     // Contiguous data (a whole part as the shipper cuts it) is a view of the payload, not a copy.
     const small = splitPart(entries.slice(0, 8), payload);
     expect(small).toHaveLength(1);
-    expect(small[0].payload.buffer).toBe(payload.buffer);
+    expect(small[0].payload).toHaveLength(1);
+    expect(small[0].payload[0].buffer).toBe(payload.buffer);
+  });
+
+  it('takes the payload as chunks (a shipper\'s slabs) cut anywhere, even inside an entry: the same pieces\' data, views of the chunks', () => {
+    const payload = randomBytes(48 * MiB);
+    const entries: GroupEntry[] = [];
+    let at = 0;
+    for (let i = 0; at < payload.length; i++) {
+      const length = Math.min(payload.length - at, 4096 * (1 + ((i * 7919) % 300)));
+      entries.push(write(i % 3 === 0 ? 'a' : 'b', i * MiB, length, at));
+      at += length;
+    }
+    // Chunks of uneven sizes whose edges fall inside entries.
+    const chunks: Buffer[] = [];
+    for (let start = 0, i = 0; start < payload.length; i++) {
+      const size = Math.min(payload.length - start, 1000 + ((i * 104_729) % (3 * MiB)));
+      chunks.push(payload.subarray(start, start + size));
+      start += size;
+    }
+    const whole = splitPart(entries, payload);
+    const chunked = splitPart(entries, chunks);
+    expect(chunked.map((piece) => piece.entries)).toEqual(whole.map((piece) => piece.entries));
+    expect(same(replay(chunked), replay([{ entries, payload }]))).toBe(true);
+    for (const piece of chunked) for (const view of piece.payload) expect(view.buffer).toBe(payload.buffer);
+    // One H1 agent's share of the chunks.
+    const share = entries.filter((entry) => entry.pair === 'a');
+    expect(same(replay(splitPart(share, chunks)), replay([{ entries: share, payload }]))).toBe(true);
   });
 });

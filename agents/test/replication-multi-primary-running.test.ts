@@ -232,7 +232,7 @@ describe('copy sets of a running multi-primary session', () => {
     await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
     await controlAgent.act('mp', 'start');
     await waitFor(() => controlAgent.session('mp').state === 'prepared', 60_000, 'prepared');
-    const coordinator = () => controlAgent.multiPrimary.coordinatorOf(controlAgent.session('mp'))!;
+    const coordinator = () => controlAgent.rounds.coordinatorOf(controlAgent.session('mp'))!;
     const ids = { alpha: s.alpha.engine.identity.agentId, bravo: s.bravo.engine.identity.agentId, delta: delta.engine.identity.agentId };
     expect(coordinator().participantIds.sort()).toEqual([ids.alpha, ids.bravo].sort());
 
@@ -296,13 +296,22 @@ describe('copy sets of a running multi-primary session', () => {
     const rounds = coordinator().rounds.complete;
     await waitFor(() => coordinator().rounds.complete > rounds + 10, 20_000, 'rounds without delta');
     expect(controlAgent.session('mp').state).toBe('prepared');
-    // bravo's b is now the session's last copy set at another agent: removed only while defined.
-    await expect(controlAgent.removePair('mp', 'b')).rejects.toMatchObject({ problem: 'invalid-state' });
     await members.stop();
     const last = members.writes.at(-1)!.ackedAt;
     await waitFor(() => Date.parse(controlAgent.consistencyTime(controlAgent.session('mp')) ?? '0') > last, 30_000, 'caught up');
     expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2').toBe(true);
     expect((await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
+    // bravo's b is the session's last copy set at another agent: the session goes on with alpha's alone, in rounds.
+    await controlAgent.removePair('mp', 'b');
+    await waitFor(() => !coordinator().participantIds.includes(ids.bravo), 10_000, 'bravo left the rounds');
+    expect(coordinator().participantIds).toEqual([ids.alpha]);
+    const alone = coordinator().rounds.complete;
+    await s.alpha.replication.exports.openExport('a').write(MiB, randomBytes(64 * 1024));
+    const written = Date.now();
+    await waitFor(() => coordinator().rounds.complete > alone + 5, 20_000, 'rounds with alpha alone');
+    await waitFor(() => Date.parse(controlAgent.consistencyTime(controlAgent.session('mp')) ?? '0') > written, 30_000, 'caught up without bravo');
+    expect(controlAgent.session('mp').state).toBe('prepared');
+    expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2 with alpha alone').toBe(true);
     expect((await readAll(delta, 'd')).equals(await readAll(s.charlie, 'd2')), 'd == d2 (as of its removal; nothing written since)').toBe(true);
   }, 180_000);
 
@@ -328,16 +337,6 @@ describe('copy sets of a running multi-primary session', () => {
     await expect(s.bravo.replication.service.addPair('mp', 'extra', 'x2')).rejects.toMatchObject({ problem: 'invalid-state' });
     await expect(s.bravo.replication.service.removePair('mp', 'b')).rejects.toMatchObject({ problem: 'invalid-state' });
 
-    // A session started with primaries at alpha only cuts its groups alone: bravo's copy sets wait for a new start.
-    await s.alpha.engine.createVolume('solo', 8 * MiB);
-    await s.charlie.engine.createVolume('solo2', 8 * MiB);
-    await controlAgent.createSession('single', 'async', 'charlie');
-    await controlAgent.addPair('single', 'solo', 'solo2');
-    await controlAgent.act('single', 'start');
-    await waitFor(() => controlAgent.session('single').state === 'prepared', 60_000, 'single prepared');
-    await expect(controlAgent.addPair('single', 'extra', 'x2', { primaryAgent: 'bravo' })).rejects.toMatchObject({ problem: 'invalid-state' });
-    expect(controlAgent.info(controlAgent.session('single')).pairs.map((pair) => pair.h1Volume)).toEqual(['solo']);
-
     const info = controlAgent.info(controlAgent.session('mp'));
     expect(info.state).toBe('prepared');
     expect(info.pairs.map((pair) => pair.h1Volume)).toEqual(['a', 'b']);
@@ -345,5 +344,40 @@ describe('copy sets of a running multi-primary session', () => {
     expect(s.bravo.replication.service.pairsOf(s.bravo.replication.service.session('mp')).map((pair) => pair.h1Volume)).toEqual(['b']);
     // x2 was not taken: it still takes host writes.
     await s.charlie.replication.exports.openExport('x2').write(0, Buffer.alloc(512, 1));
+  }, 120_000);
+
+  it('a session started with its primary volumes at the control agent only takes a copy set at another agent while it runs: bravo joins the rounds, its copy set joins, both copies match', async () => {
+    sites = await startThreeSites();
+    const s = sites;
+    const controlAgent = s.alpha.replication.service;
+    await s.alpha.engine.createVolume('solo', 8 * MiB);
+    await s.bravo.engine.createVolume('extra', 8 * MiB);
+    for (const name of ['solo2', 'extra2']) await s.charlie.engine.createVolume(name, 8 * MiB);
+    await s.bravo.replication.exports.openExport('extra').write(0, randomBytes(2 * MiB));
+    await controlAgent.createSession('single', 'async', 'charlie');
+    await controlAgent.addPair('single', 'solo', 'solo2');
+    await controlAgent.act('single', 'start');
+    await waitFor(() => controlAgent.session('single').state === 'prepared', 60_000, 'single prepared');
+    const coordinator = () => controlAgent.rounds.coordinatorOf(controlAgent.session('single'))!;
+    const ids = { alpha: s.alpha.engine.identity.agentId, bravo: s.bravo.engine.identity.agentId };
+    expect(coordinator().participantIds).toEqual([ids.alpha]);
+
+    await controlAgent.addPair('single', 'extra', 'extra2', { primaryAgent: 'bravo' });
+    await waitFor(() => coordinator().participantIds.includes(ids.bravo), 10_000, 'bravo takes part in the rounds');
+    await waitFor(
+      () => controlAgent.session('single').state === 'prepared' && eventsOf(s, 'alpha', 'pair.joined').some((event) => event.message.includes('bravo:extra -> extra2')),
+      60_000,
+      'extra joined, prepared',
+    );
+    await s.alpha.replication.exports.openExport('solo').write(0, randomBytes(MiB));
+    await s.bravo.replication.exports.openExport('extra').write(4 * MiB, randomBytes(MiB));
+    const written = Date.now();
+    await waitFor(() => Date.parse(controlAgent.consistencyTime(controlAgent.session('single')) ?? '0') > written, 30_000, 'caught up');
+    expect((await readAll(s.alpha, 'solo')).equals(await readAll(s.charlie, 'solo2')), 'solo == solo2').toBe(true);
+    expect((await readAll(s.bravo, 'extra')).equals(await readAll(s.charlie, 'extra2')), 'extra == extra2').toBe(true);
+    expect(controlAgent.info(controlAgent.session('single')).pairs.map((pair) => `${pair.primarySite ?? 'alpha'}:${pair.h1Volume}`)).toEqual([
+      'alpha:solo',
+      'bravo:extra',
+    ]);
   }, 120_000);
 });

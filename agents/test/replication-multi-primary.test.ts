@@ -17,21 +17,28 @@ afterEach(async () => {
   sites = null;
 });
 
+/** How many primary agents a scenario runs with: b's primary volume at bravo (2) or beside a at alpha (1). */
+type Primaries = 1 | 2;
+
+/** The site holding b's primary volume. */
+const holderOfB = (s: ThreeSites, primaries: Primaries): Site => (primaries === 2 ? s.bravo : s.alpha);
+
 /**
- * One async session, primaries on two agents: alpha (the control agent) holds a,
- * bravo holds b; both mirror to charlie (a2, b2).
+ * One async session: alpha (the control agent) holds a, bravo holds b (or,
+ * with one primary agent, alpha holds both); both mirror to charlie (a2, b2).
  */
-async function defineSession(s: ThreeSites): Promise<void> {
+async function defineSession(s: ThreeSites, primaries: Primaries = 2): Promise<void> {
+  const holder = holderOfB(s, primaries);
   await s.alpha.engine.createVolume('a', 16 * MiB);
-  await s.bravo.engine.createVolume('b', 16 * MiB);
+  await holder.engine.createVolume('b', 16 * MiB);
   for (const name of ['a2', 'b2']) await s.charlie.engine.createVolume(name, 16 * MiB);
   // Data before the start goes by the initial copy, at both primaries.
   await s.alpha.replication.exports.openExport('a').write(4 * MiB, randomBytes(MiB));
-  await s.bravo.replication.exports.openExport('b').write(6 * MiB, randomBytes(MiB));
+  await holder.replication.exports.openExport('b').write(6 * MiB, randomBytes(MiB));
   const service = s.alpha.replication.service;
   await service.createSession('mp', 'async', 'charlie');
   await service.addPair('mp', 'a', 'a2');
-  await service.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+  await service.addPair('mp', 'b', 'b2', primaries === 2 ? { primaryAgent: 'bravo' } : {});
   await service.act('mp', 'start');
   await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared');
 }
@@ -76,7 +83,8 @@ async function sampleSecondary(s: ThreeSites, writer: StampedWriter, durationMs:
   return { samples, advancing };
 }
 
-async function converge(s: ThreeSites, writer: StampedWriter): Promise<void> {
+async function converge(s: ThreeSites, writer: StampedWriter, primaries: Primaries = 2): Promise<void> {
+  const holder = holderOfB(s, primaries);
   const service = s.alpha.replication.service;
   const last = writer.writes.at(-1)!.ackedAt;
   await waitFor(() => {
@@ -84,26 +92,31 @@ async function converge(s: ThreeSites, writer: StampedWriter): Promise<void> {
     return service.session('mp').state === 'prepared' && time !== null && Date.parse(time) > last;
   }, 30_000, 'caught up');
   expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2').toBe(true);
-  expect((await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
+  expect((await readAll(holder, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
   // Committed rounds cleared their out-of-sync marks at both primaries.
   const outOfSync = (site: Site) => site.replication.service.info(site.replication.service.session('mp')).pairs.reduce((sum, p) => sum + p.outOfSyncTracks, 0);
-  await waitFor(() => outOfSync(s.alpha) === 0 && outOfSync(s.bravo) === 0, 10_000, 'marks cleared at both primaries');
+  await waitFor(() => outOfSync(s.alpha) === 0 && outOfSync(holder) === 0, 10_000, 'marks cleared at both primaries');
 }
 
-describe('async sessions with primaries on two agents', () => {
+/**
+ * The rounds engine is one for every async session: the same scenario with
+ * one primary agent (a and b at alpha) and with two (b at bravo).
+ */
+describe.each([1, 2] as const)('async sessions, one rounds engine: %i primary agent(s)', (primaries) => {
   it('turns prepared only once the initial copy is over: the session is never reported consistent while marked tracks are still being copied', async () => {
     sites = await startThreeSites();
     const s = sites;
     // Enough data at the control agent that its initial copy outlasts the first rounds (1024 tracks of 64 KiB).
     await s.alpha.engine.createVolume('a', 64 * MiB);
-    await s.bravo.engine.createVolume('b', 16 * MiB);
+    const holder = holderOfB(s, primaries);
+    await holder.engine.createVolume('b', 16 * MiB);
     await s.charlie.engine.createVolume('a2', 64 * MiB);
     await s.charlie.engine.createVolume('b2', 16 * MiB);
     await s.alpha.replication.exports.openExport('a').write(0, randomBytes(64 * MiB));
     const service = s.alpha.replication.service;
     await service.createSession('mp', 'async', 'charlie');
     await service.addPair('mp', 'a', 'a2');
-    await service.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+    await service.addPair('mp', 'b', 'b2', primaries === 2 ? { primaryAgent: 'bravo' } : {});
     const first = s.alpha.engine.catalog.lastEventId();
     await service.act('mp', 'start');
     await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared');
@@ -115,34 +128,38 @@ describe('async sessions with primaries on two agents', () => {
     expect(service.info(service.session('mp')).pairs.every((pair) => pair.outOfSyncTracks === 0)).toBe(true);
   }, 120_000);
 
-  it('cuts each consistency group across both primary agents: the secondary is always their image at the reported consistency time', async () => {
+  it('cuts each consistency group across the primary agents: the secondary is always their image at the reported consistency time', async () => {
     sites = await startThreeSites();
     const s = sites;
-    await defineSession(s);
+    const holder = holderOfB(s, primaries);
+    await defineSession(s, primaries);
     const service = s.alpha.replication.service;
     const info = service.info(service.session('mp'));
     expect(info.pairs.map((pair) => [pair.h1Volume, pair.primarySite ?? 'alpha'])).toEqual([
       ['a', 'alpha'],
-      ['b', 'bravo'],
+      ['b', holder.name],
     ]);
-    expect(s.bravo.replication.service.session('mp').state).toBe('prepared');
+    expect(holder.replication.service.session('mp').state).toBe('prepared');
+    const coordinator = service.rounds.coordinatorOf(service.session('mp'))!;
+    expect(coordinator.participantIds, 'every primary agent takes part in the rounds').toHaveLength(primaries);
 
-    // Stamp i goes to alpha's a, then (after alpha acknowledged it) to bravo's b: a real cross-agent dependency.
+    // Stamp i goes to alpha's a, then (after alpha acknowledged it) to b: with two primary agents a cross-agent dependency.
     const writer = (running = new StampedWriter(BLOCK));
-    writer.start({ a: s.alpha.replication.exports.openExport('a'), b: s.bravo.replication.exports.openExport('b') });
+    writer.start({ a: s.alpha.replication.exports.openExport('a'), b: holder.replication.exports.openExport('b') });
     const { samples, advancing } = await sampleSecondary(s, writer, 5000);
     await writer.stop();
     expect(samples).toBeGreaterThan(10);
     expect(advancing, 'the consistency time moves forward while writes continue').toBeGreaterThan(5);
     expect(writer.writes.length).toBeGreaterThan(200);
-    const coordinator = service.multiPrimary.coordinatorOf(service.session('mp'))!;
     expect(coordinator.rounds.complete).toBeGreaterThan(10);
     const reported = service.info(service.session('mp'));
     expect(reported.exposureSeconds).not.toBeNull();
     expect(reported.exposureSeconds!).toBeLessThan(5);
-    await converge(s, writer);
+    await converge(s, writer, primaries);
   }, 120_000);
+});
 
+describe('async sessions with primaries on two agents', () => {
   it('suspends when a primary agent goes away, keeps tracking at both primaries, resumes incrementally and converges', async () => {
     sites = await startThreeSites();
     const s = sites;

@@ -1,5 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { StagedPart } from '../src/replication/group-applier.ts';
 import type { RpcRequest, RpcResult } from '../src/replication/link/rpc-connection.ts';
 import { readAll, startTwoSites, waitFor, type TwoSites } from './helpers/replication-sites.ts';
 
@@ -102,7 +103,7 @@ describe('no write left behind', () => {
       const offset = 5 * TRACK + 8192;
       const target = s.h2.replication.service.target;
       const handle = target.handle.bind(target);
-      const method = type === 'sync' ? 'pair.write' : 'cg.apply';
+      const method = type === 'sync' ? 'pair.write' : 'cg.stage';
       const carries = (request: RpcRequest) =>
         type === 'sync'
           ? request.params.offset === offset
@@ -143,6 +144,63 @@ describe('no write left behind', () => {
       expect(there.equals(newer)).toBe(true);
     }, 120_000);
   }
+
+  it('async: a commit of an earlier coordinator run that the network delivers late drops none of the new run\'s staged rounds', async () => {
+    sites = await startTwoSites();
+    const s = sites;
+    await preparedSession(s, 'async', 4 * MiB);
+    const id = s.h1.replication.service.session('s1').id;
+    const applier = s.h2.replication.service.applier;
+    const staged = (offset: number) =>
+      [...((applier as unknown as { parts: Map<string, Map<string, { part: StagedPart }>> }).parts.get(id)?.values() ?? [])].some(({ part }) =>
+        part.entries.some((entry) => entry.offset === offset),
+      );
+    const target = s.h2.replication.service.target;
+    const handle = target.handle.bind(target);
+    // The first commit from now on is held "in the network" (arrived, not served) and served late, after the resume.
+    let releaseOld!: () => void;
+    const oldReleased = new Promise<void>((resolve) => (releaseOld = resolve));
+    let oldEpoch: string | null = null;
+    let held: Promise<RpcResult> | null = null;
+    // While set, the new run's commits wait too (its rounds stay staged, not committed, when the late commit lands).
+    let holdNew = false;
+    let releaseNew!: () => void;
+    const newReleased = new Promise<void>((resolve) => (releaseNew = resolve));
+    target.handle = (request) => {
+      if (request.method === 'mp.commit') {
+        if (held === null) {
+          oldEpoch = request.params.epoch as string;
+          held = oldReleased.then(() => handle(request));
+          return held;
+        }
+        if (holdNew && request.params.epoch !== oldEpoch) return newReleased.then(() => handle(request));
+      }
+      return handle(request);
+    };
+    const device = s.h1.replication.exports.openExport('prod');
+    await device.write(2 * TRACK, Buffer.alloc(4096, 0x0d));
+    await waitFor(() => held !== null, 10_000, 'the held commit');
+    // The link breaks: the coordinator gives the commit up and the session suspends, then resumes with a new coordinator run.
+    s.proxy.resetAll();
+    await waitFor(() => info(s).state !== 'prepared', 10_000, 'the session leaves prepared');
+    await drained(s);
+    // A write of the new run: its round is staged at the secondary, its commit waits.
+    holdNew = true;
+    const offset = 7 * TRACK + 4096;
+    const newer = Buffer.alloc(4096, 0x4e);
+    await device.write(offset, newer);
+    await waitFor(() => staged(offset), 10_000, 'the new write staged at the secondary');
+    // The old run's commit arrives now; then the new run commits.
+    releaseOld();
+    await held!.catch(() => {});
+    holdNew = false;
+    releaseNew();
+    await drained(s);
+    expect(await differingTracks(s)).toEqual([]);
+    const there = Buffer.alloc(4096);
+    await s.h2.engine.device('copy').readInto(offset, there);
+    expect(there.equals(newer)).toBe(true);
+  }, 120_000);
 
   it('a target refuses stream requests of a run it never fenced (an agent that restarted knows none)', async () => {
     sites = await startTwoSites();

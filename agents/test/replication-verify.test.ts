@@ -22,7 +22,7 @@ const state = (s: TwoSites, site: 'h1' | 'h2') => s[site].replication.service.se
 const events = (s: TwoSites, site: 'h1' | 'h2', type: string) =>
   s[site].engine.catalog.listEvents(0, 1000).filter((event) => event.type === type);
 
-async function preparedSession(s: TwoSites, type: 'sync' | 'semi-sync', size: number): Promise<void> {
+async function preparedSession(s: TwoSites, type: 'sync' | 'semi-sync' | 'async', size: number): Promise<void> {
   await s.h1.engine.createVolume('prod', size);
   await s.h2.engine.createVolume('copy', size);
   await host(s, 'h1', 'prod').write(0, randomBytes(size));
@@ -89,6 +89,51 @@ describe('online verify', () => {
     expect(started[0].data).toEqual({ pairs: 1, tracks: trackCount });
     expect(ended.map((event) => event.data!.differingTracks)).toEqual([...Array(rounds).fill(0), injected.length, 0]);
     expect(ended[rounds].data!.tracks).toEqual(injected);
+  }, 120_000);
+
+  it('async: a repair goes on in the same run and rounds; prepared again once the repaired tracks are copied, nothing written meanwhile lost', async () => {
+    sites = await startTwoSites();
+    const s = sites;
+    const size = 32 * MiB;
+    await preparedSession(s, 'async', size);
+    const service = s.h1.replication.service;
+    const coordinator = service.rounds.coordinatorOf(service.session('s1'))!;
+    const injected = [7, 200, 301];
+    for (const track of injected) await s.h2.engine.device('copy').write(track * TRACK + 1000, randomBytes(3000));
+    // A steady trickle of writes keeps rounds staged and in flight while the repair starts (a full-speed in-process
+    // writer outruns the link of two sites in one process and suspends the session by its backlog).
+    let writes = 0;
+    let writing = true;
+    const trickle = (async () => {
+      const device = host(s, 'h1', 'prod');
+      while (writing) {
+        const track = 400 + (writes % 100);
+        await device.write(track * TRACK + (writes % 16) * 4096, randomBytes(4096));
+        writes++;
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    })();
+    await waitFor(() => writes > 50, 10_000, 'writes under way');
+    const first = s.h1.engine.catalog.lastEventId();
+    const dirty = await service.verify('s1');
+    expect(dirty.pairs[0].differingTracks).toEqual(injected);
+    expect(dirty.resyncStarted).toBe(true);
+    await waitFor(() => state(s, 'h1') === 'prepared', 30_000, 'prepared after the verify resync');
+    // The same coordinator: its rounds go on (a new one would number them afresh under the shipper's staged parts).
+    expect(service.rounds.coordinatorOf(service.session('s1'))).toBe(coordinator);
+    expect(coordinator.active).toBe(true);
+    const after = s.h1.engine.catalog.listEvents(first, 1000);
+    const synced = after.find((event) => event.type === 'session.synced');
+    const prepared = after.find((event) => event.type === 'session.state' && event.data?.to === 'prepared');
+    expect(synced, 'the repair copied before the session turned prepared').toBeDefined();
+    expect(synced!.id).toBeLessThan(prepared!.id);
+    writing = false;
+    await trickle;
+    expect(writes).toBeGreaterThan(100);
+    const last = Date.now();
+    await waitFor(() => Date.parse(service.consistencyTime(service.session('s1')) ?? '0') > last, 30_000, 'caught up');
+    expect((await readAll(s.h1, 'prod')).equals(await readAll(s.h2, 'copy'))).toBe(true);
+    await waitFor(() => service.info(service.session('s1')).pairs[0].outOfSyncTracks === 0, 10_000, 'marks cleared');
   }, 120_000);
 
   it('writes in flight when a compare begins or landing during it are re-checked, not reported', async () => {

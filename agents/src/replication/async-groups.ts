@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { ProblemError, type GroupEntry, type PeerParamsIn } from '@tandem/contract';
 import { MAX_FRAME_BYTES } from './link/frames.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { HeldCopySet } from './session-store.ts';
-import { stagePart } from './parts.ts';
+import { stagePart, type PartPayload } from './parts.ts';
 import { SlabPool, type Slab } from './slabs.ts';
 import type { HostChange, TrackSpan } from '../write-path/splitter.ts';
 
@@ -23,10 +22,10 @@ export interface SealedGroup {
   tracks: Map<string, Set<number>>;
   /** The slabs holding its payload's chunks (given back once the group shipped; see slabs.ts). */
   slabs?: Slab[];
-  /** Requests sent in the stream right after this group is applied, before any later group (see `mark`). */
-  after?: StreamMarker[];
   /** Multi-primary: markers inside this part (`marker` entries), settled once the coordinator committed its round. */
   markers?: StreamMarker[];
+  /** The coordinator was told this part outgrew a frame's group (`CoordinatedOptions.full`). */
+  full?: boolean;
 }
 
 /** A request carried in the consistency-group stream (flash-mirror.ts: a flash at the matching point). */
@@ -46,14 +45,12 @@ export interface ShipperHooks {
   onFailure(error: Error): void;
 }
 
-/** How often an async session's open group is sealed (TANDEM_ASYNC_INTERVAL_MS changes it). */
-const DEFAULT_INTERVAL_MS = 100;
-/** The open group is sealed early once it holds this much data: a group goes in one peer-link frame. */
+/** The coordinator is asked for a round early once the open part holds this much data (a quarter of a peer-link frame). */
 const MAX_GROUP_BYTES = MAX_FRAME_BYTES / 4;
 
 /**
  * A multi-primary session's part of the cut: this agent's share of a group
- * whose boundary the session's coordinator chooses (see multi-primary.ts).
+ * whose boundary the session's coordinator chooses (see rounds.ts).
  */
 export interface CoordinatedOptions {
   /** This agent's id: the secondary stages parts per primary agent. */
@@ -65,7 +62,11 @@ export interface CoordinatedOptions {
    * over the shipper's link). A session whose targets live on several agents
    * (multi-primary after failback) splits the part per target agent here.
    */
-  stage?: (part: { run: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[] }, payload: Buffer) => Promise<void>;
+  stage?: (part: { run: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[] }, payload: PartPayload) => Promise<void>;
+  /** The open part passed the size of one link frame's group: the coordinator may cut a round now (once per part). */
+  full?: () => void;
+  /** This agent's part of round `round` of coordinator run `epoch` is staged at every secondary. */
+  staged?: (epoch: string, round: number, empty: boolean) => void;
 }
 const DEFAULT_MAX_BACKLOG_BYTES = 256 * 1024 * 1024;
 
@@ -75,24 +76,24 @@ const SLAB_BYTES = 4 * 1024 * 1024;
 const KEPT_SLABS = 4;
 
 /**
- * The consistency-group shipper of an async session (at its source site).
- * Host writes of every copy set of the session go into the open group
- * (copied: NBD reuses its buffers) before the host is acknowledged; every
- * interval the open group is sealed in one synchronous step, which is the
- * cut: a write that depends on another (issued after the other's
- * acknowledgement) can never be in an earlier group than it. Sealed groups
- * ship in order; the target stages each durably and applies it
- * all-or-nothing, so its image is always the source's at the last applied
- * group's time (the session's consistency time).
+ * The consistency-group shipper of an async session at one of its source
+ * agents (every async session, with one primary agent or several). Host
+ * writes of the agent's copy sets go into the open part (copied: NBD reuses
+ * its buffers) before the host is acknowledged. The session's coordinator
+ * (cut-coordinator.ts) holds new writes, reads its clock and has every
+ * source seal its open part as its share of the round, in one synchronous
+ * step: a write that depends on another (issued after the other's
+ * acknowledgement) can never be in an earlier round than it. Parts are
+ * staged at the secondaries in order and applied all-or-nothing when the
+ * coordinator commits their round, so the targets' image is always the
+ * sources' at the last committed round's cut (the session's consistency time).
  */
 export class ConsistencyGroupShipper {
-  readonly epoch = randomUUID();
   /** The mirroring run the groups ship in (every `cg.apply` / `cg.stage` names it; see stream-fence.ts). */
   private run = '';
   private open: SealedGroup;
   private readonly sealed: SealedGroup[] = [];
   private nextNumber = 1;
-  private timer: NodeJS.Timeout | null = null;
   private shipping = false;
   private stopped = false;
   /** Pair id -> (track -> the newest group holding a change of that track). */
@@ -128,7 +129,7 @@ export class ConsistencyGroupShipper {
     private readonly sessionId: string,
     private readonly link: PeerLinkClient,
     private readonly hooks: ShipperHooks,
-    private readonly options: { intervalMs?: number; maxBacklogBytes?: number; coordinated?: CoordinatedOptions } = {},
+    private readonly options: { maxBacklogBytes?: number; coordinated: CoordinatedOptions },
   ) {
     this.open = this.newGroup();
   }
@@ -137,26 +138,15 @@ export class ConsistencyGroupShipper {
     return { number: this.nextNumber++, round: 0, time: 0, entries: [], payload: [], bytes: 0, tracks: new Map() };
   }
 
-  get coordinated(): boolean {
-    return this.options.coordinated !== undefined;
-  }
-
   /** Ships from now on as part of mirroring run `run` (the targets were fenced for it). */
   start(run: string): void {
     this.run = run;
     this.stopped = false;
-    // A coordinated shipper seals only when the coordinator cuts.
-    if (this.timer || this.coordinated) return;
-    const interval = this.options.intervalMs ?? (Number(process.env.TANDEM_ASYNC_INTERVAL_MS) || DEFAULT_INTERVAL_MS);
-    this.timer = setInterval(() => this.seal(), interval);
-    this.timer.unref();
   }
 
   /** Stops shipping and drops what is queued (the out-of-sync bits still cover it). */
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
     this.sealed.length = 0;
     this.staged.length = 0;
     for (const marker of this.markers) marker.reject(new ProblemError('link-down', 'the session stopped shipping consistency groups'));
@@ -213,9 +203,10 @@ export class ConsistencyGroupShipper {
     }
     if (this.backlog > (this.options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES)) {
       this.hooks.onFailure(new Error(`the async backlog passed ${this.options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES} bytes`));
-    } else if (group.bytes >= MAX_GROUP_BYTES && !this.coordinated) {
-      // Sealed early, a cut like the timer's: every change acknowledged before now is in this group or an earlier one.
-      this.seal();
+    } else if (group.bytes >= MAX_GROUP_BYTES && !group.full) {
+      // A burst: the coordinator cuts the next round now rather than at the end of its interval.
+      group.full = true;
+      this.options.coordinated.full?.();
     }
   }
 
@@ -268,7 +259,6 @@ export class ConsistencyGroupShipper {
    */
   hold(round: number, epoch: string): void {
     const coordinated = this.options.coordinated;
-    if (!coordinated) throw new Error('hold needs a coordinated shipper');
     if (this.stopped) throw new ProblemError('invalid-state', 'this copy set is not mirroring');
     this.endHold();
     if (epoch !== this.coordinatorEpoch) this.stagedThrough = 0; // a new run of the coordinator numbers rounds afresh
@@ -342,19 +332,14 @@ export class ConsistencyGroupShipper {
   }
 
   /**
-   * Sends a request at this point of the stream: the open group is sealed
-   * (every change queued so far goes before it), the request is sent once
-   * that group is applied at the target and before any later group ships.
-   * Settles with the target's answer; a refusal does not stop shipping.
-   *
-   * Multi-primary (coordinated): the request becomes a `marker` entry of
-   * this agent's open part, after every change queued so far and before any
-   * later one (a change waiting for the coordinator's hold goes after it). The
-   * secondary runs it while applying the committed round, between the
-   * part's entries before and after it. It settles (with `{round}`, not the
-   * target's answer) once the coordinator committed that round: whoever placed
-   * it asks the secondary for the outcome. `pair` names the copy set the
-   * marker belongs to.
+   * Sends a request at this point of the stream: it becomes a `marker`
+   * entry of this agent's open part, after every change queued so far and
+   * before any later one (a change waiting for the coordinator's hold goes
+   * after it). The secondary runs it while applying the committed round,
+   * between the part's entries before and after it. It settles (with
+   * `{round}`, not the target's answer) once the coordinator committed that
+   * round: whoever placed it asks the secondary for the outcome. `pair`
+   * names the copy set the marker belongs to.
    */
   mark(
     method: 'flash.mirror',
@@ -378,54 +363,16 @@ export class ConsistencyGroupShipper {
         },
       };
       this.markers.add(marker);
-      if (this.coordinated) {
-        const group = this.open;
-        const length = payload?.length ?? 0;
-        group.entries.push({ pair, kind: 'marker', offset: 0, length, dataOffset: group.bytes, marker: { method, params } });
-        if (payload && length > 0) {
-          group.payload.push(Buffer.from(payload));
-          group.bytes += length;
-          this.backlog += length;
-        }
-        (group.markers ??= []).push(marker);
-        return;
+      const group = this.open;
+      const length = payload?.length ?? 0;
+      group.entries.push({ pair, kind: 'marker', offset: 0, length, dataOffset: group.bytes, marker: { method, params } });
+      if (payload && length > 0) {
+        group.payload.push(Buffer.from(payload));
+        group.bytes += length;
+        this.backlog += length;
       }
-      // (An empty group too when nothing is queued: the marker then ships in order behind it.)
-      if (this.open.entries.length > 0 || this.sealed.length === 0) {
-        this.open.time = Date.now();
-        this.sealed.push(this.open);
-        this.open = this.newGroup();
-      }
-      (this.sealed.at(-1)!.after ??= []).push(marker);
-      void this.ship();
+      (group.markers ??= []).push(marker);
     });
-  }
-
-  /** Sends markers in order; their answers (or errors) go to whoever placed them. */
-  private async sendMarkers(markers: StreamMarker[]): Promise<void> {
-    for (const marker of markers) {
-      if (!this.markers.has(marker)) continue;
-      try {
-        marker.resolve(await this.link.call(marker.method, marker.params, marker.payload, { waitForLinkMs: 2000, timeoutMs: 60_000 }));
-      } catch (error) {
-        marker.reject(error instanceof Error ? error : new Error(String(error)));
-      }
-    }
-  }
-
-  /** Seals the open group (the cut) and ships what is sealed. */
-  seal(): void {
-    if (this.stopped || this.coordinated) return;
-    const group = this.open;
-    group.time = Date.now();
-    if (group.entries.length > 0) {
-      this.sealed.push(group);
-      this.open = this.newGroup();
-    } else if (this.sealed.length === 0 && !this.shipping && this.link.state === 'connected') {
-      // Nothing changed and the target is in touch: it is current as of now (not when it cannot be reached).
-      this.lastApplied = { number: this.lastApplied?.number ?? 0, time: group.time };
-    }
-    void this.ship();
   }
 
   private async ship(): Promise<void> {
@@ -436,39 +383,23 @@ export class ConsistencyGroupShipper {
       while (!this.stopped && this.sealed.length > 0) {
         const group = this.sealed[0];
         const coordinated = this.options.coordinated;
-        if (coordinated) {
-          const payload = group.payload.length === 1 ? group.payload[0] : Buffer.concat(group.payload, group.bytes);
-          // Staged only: the secondary applies it when the coordinator commits its round everywhere.
-          const part = { run: this.run, epoch: this.coordinatorEpoch, from: coordinated.agentId, round: group.round, time: group.time, entries: group.entries };
-          if (coordinated.stage) await coordinated.stage(part, payload);
-          else {
-            const header = { session: this.sessionId, run: part.run, epoch: part.epoch, from: part.from, round: part.round, time: part.time };
-            await stagePart(this.link, header, group.entries, payload);
-          }
-          if (this.stopped || generation !== this.generation) return;
-          this.sealed.shift();
-          this.backlog -= group.bytes;
-          group.payload = [];
-          this.releaseSlabs(group);
-          this.staged.push(group);
-          this.stagedThrough = group.round;
-          continue;
+        // The slabs go out as they are (a frame's payload in chunks): no copy into one buffer.
+        const payload = group.payload;
+        // Staged only: the secondary applies it when the coordinator commits its round everywhere.
+        const part = { run: this.run, epoch: this.coordinatorEpoch, from: coordinated.agentId, round: group.round, time: group.time, entries: group.entries };
+        if (coordinated.stage) await coordinated.stage(part, payload);
+        else {
+          const header = { session: this.sessionId, run: part.run, epoch: part.epoch, from: part.from, round: part.round, time: part.time };
+          await stagePart(this.link, header, group.entries, payload);
         }
-        await this.link.call(
-          'cg.apply',
-          { session: this.sessionId, run: this.run, epoch: this.epoch, group: group.number, time: group.time, entries: group.entries },
-          group.payload, // the slabs as they are: one frame, no copy into one buffer
-          { waitForLinkMs: 2000, timeoutMs: 60_000 },
-        );
         if (this.stopped || generation !== this.generation) return;
         this.sealed.shift();
         this.backlog -= group.bytes;
         group.payload = [];
         this.releaseSlabs(group);
-        this.forget(group);
-        this.lastApplied = { number: group.number, time: group.time };
-        this.hooks.onApplied(group);
-        if (group.after) await this.sendMarkers(group.after);
+        this.staged.push(group);
+        this.stagedThrough = group.round;
+        coordinated.staged?.(part.epoch, group.round, group.entries.length === 0);
       }
     } catch (error) {
       if (!this.stopped && generation === this.generation) this.hooks.onFailure(error instanceof Error ? error : new Error(String(error)));

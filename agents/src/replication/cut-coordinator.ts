@@ -102,6 +102,57 @@ export class CutCoordinator {
     return this.running;
   }
 
+  /**
+   * The secondaries' image is not consistent from now until a round in which
+   * every participant reports duplex is committed (a resync of the same run
+   * copies tracks a verify found differing).
+   */
+  restartConsistency(): void {
+    this.firstConsistentRound = null;
+  }
+
+  /**
+   * A participant's open part outgrew one link frame: the next round starts
+   * now instead of at the end of the interval (a burst ships while it lasts;
+   * a round already running is not hurried).
+   */
+  soon(): void {
+    // Asked during a round: the next one follows it without the interval.
+    this.hurry = 'now';
+    this.wake?.();
+  }
+
+  /**
+   * Why the next round starts before the interval ends: `now` (a part
+   * outgrew a frame: at once), `paced` (to commit a staged round: at least
+   * a quarter of the interval after the last one started).
+   */
+  private hurry: 'now' | 'paced' | null = null;
+
+  /**
+   * A participant in this process staged its part of `round` (of coordinator
+   * run `epoch`) at every secondary: when that completes a round, the next
+   * round starts now and commits it (instead of an interval later), so an
+   * async session's image lags its primary by about one interval. Not for
+   * an `empty` part (rounds would follow each other while nothing is
+   * written), except before the first consistent round is committed (the
+   * session is prepared then).
+   */
+  staged(agentId: string, epoch: string, round: number, empty: boolean): void {
+    if (epoch !== this.epoch || !this.running) return;
+    const status = this.statuses.get(agentId);
+    if (!status || round <= status.stagedThrough) return;
+    this.statuses.set(agentId, { ...status, stagedThrough: round });
+    const staged = Math.min(...this.participants.map((participant) => this.statuses.get(participant.agentId)?.stagedThrough ?? 0));
+    const committed = this.committed?.round ?? 0;
+    const consistent = this.firstConsistentRound !== null && committed >= this.firstConsistentRound;
+    if (empty && consistent) return;
+    if ([...this.complete.keys()].some((complete) => complete > committed && complete <= staged)) {
+      if (this.hurry !== 'now') this.hurry = 'paced';
+      this.wake?.();
+    }
+  }
+
   /** Changes of the participants, made at the next round boundary (never inside a round). */
   private readonly changes: Array<() => void> = [];
 
@@ -126,8 +177,25 @@ export class CutCoordinator {
     return this.participants.map((participant) => participant.agentId);
   }
 
+  /** Waits `ms` (a macrotask at least: the event loop serves host writes and answers between rounds) or until woken. */
+  private async pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = ms > 0 ? setTimeout(resolve, ms) : setImmediate(resolve);
+      this.wake = () => {
+        if (ms > 0) clearTimeout(timer as NodeJS.Timeout);
+        else clearImmediate(timer as NodeJS.Immediate);
+        resolve();
+      };
+    });
+    this.wake = null;
+  }
+
   private async run(): Promise<void> {
+    // Rounds started early to commit a staged one still keep this far apart: back-to-back rounds under steady small
+    // writes would each pay a hold, a cut, a staging and a commit for a few writes. A burst (`soon`) does not wait.
+    const minGapMs = Math.max(1, this.intervalMs / 4);
     while (this.running) {
+      const started = Date.now();
       try {
         await this.runRound();
       } catch (error) {
@@ -135,14 +203,12 @@ export class CutCoordinator {
         this.fail('coordinator', error);
       }
       if (!this.running) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.intervalMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
+      if (this.hurry === null) await this.pause(this.intervalMs);
+      if (!this.running) return;
+      // Woken to commit a staged round (now or during the wait): not before the gap.
+      while (this.hurry === 'paced' && this.running && Date.now() < started + minGapMs) await this.pause(started + minGapMs - Date.now());
+      this.hurry = null;
+      await this.pause(0);
     }
   }
 

@@ -84,6 +84,10 @@ const GATE_SAFETY_MS = 120_000;
  * primary's point in time). A withdraw changes no content (targets keep their
  * images), so a lost withdraw leaves both sites' images identical; it is
  * retried until the secondary drops its relationship.
+ *
+ * (This module is ~570 lines: it is one protocol, plan, hold, ask, settle a
+ * lost answer, clear or keep the marks, whose steps share the plan of each
+ * flash; the secondary's side is flash-mirror-target.ts.)
  */
 export class FlashMirror implements FlashMirrorHooks {
   private readonly plans = new Map<FlashMirrorChange, Plan>();
@@ -455,16 +459,14 @@ export class FlashMirror implements FlashMirrorHooks {
         // every change queued so far, before any later one. Nothing waits here for the link (it may be
         // busy with large groups): its answer, or refusal, arrives after the writes are released.
         const placed = shipper.mark('flash.mirror', { ...params }, extra?.payload ?? null, sources[0].record.id);
-        // Multi-primary: the marker settles when its round is committed (the secondary ran it while
-        // applying the round, between the part's changes before and after it); its outcome is asked there.
-        // A marker runs at its place or never (the cancel makes sure), so even when the part was dropped
-        // (the session stopped) the secondary's answer is final: performed means at the right point.
-        const later = shipper.coordinated
-          ? placed.then(
-              () => this.markerOutcome(agent, token, 10, 'the secondary did not run the stream marker'),
-              (error) => this.markerOutcome(agent, token, 1, problemMessage(error)),
-            )
-          : placed.then((): Outcome => ({ performed: true, why: '' }), failed);
+        // The marker settles when its round is committed (the secondary ran it while applying the round,
+        // between the part's changes before and after it); its outcome is asked there. A marker runs at its
+        // place or never (the cancel makes sure), so even when the part was dropped (the session stopped)
+        // the secondary's answer is final: performed means at the right point.
+        const later = placed.then(
+          () => this.markerOutcome(agent, token, 10, 'the secondary did not run the stream marker'),
+          (error) => this.markerOutcome(agent, token, 1, problemMessage(error)),
+        );
         return { performed: true, why: '', later };
       }
       try {

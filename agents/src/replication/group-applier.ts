@@ -256,7 +256,12 @@ export class GroupApplier {
    * order and flushed, and only then unstaged. A crash in between re-applies
    * them at start (`recover`), so the volumes of this agent move from one
    * committed round to the next all-or-nothing. Parts of other epochs are
-   * dropped (their primaries keep the tracks marked).
+   * left alone: a commit of an earlier coordinator run can arrive late (held
+   * in the network; `mp.commit` is no stream request, so the run fence lets
+   * it in) while the next run's rounds are staged, and must not drop them
+   * (their commit would then apply nothing and the primary clear their
+   * marks). Parts of earlier runs go when their primary fences a new run
+   * (`dropParts`) or the session stops (`discardParts`).
    */
   commit(session: string, epoch: string, through: number, time: number): Promise<void> {
     return this.queue.run(session, async () => {
@@ -288,7 +293,7 @@ export class GroupApplier {
     }
     if (touched > 0) await this.engine.flush();
     for (const [file, { part }] of [...staged]) {
-      if (part.epoch !== marker.epoch || part.round <= marker.through) {
+      if (part.epoch === marker.epoch && part.round <= marker.through) {
         await fsp.unlink(file).catch(() => {});
         this.forget(staged, file);
       }

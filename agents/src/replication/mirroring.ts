@@ -139,7 +139,7 @@ export class Mirroring {
     // Copy sets added while the session ran join first (see running-copy-sets.ts).
     if (this.service.running.settle(session)) return;
     // Multi-primary: prepared once every primary agent is duplex and a round after that is committed.
-    if (this.service.role(session).drivesRounds) return this.service.multiPrimary.checkPrepared(session);
+    if (this.service.role(session).drivesRounds) return this.service.rounds.checkPrepared(session);
     const all = this.service.pairsOf(session).every((pair) => {
       const source = this.sources.get(pair.id);
       return source && source.mirroring && !source.isResyncing;
@@ -191,6 +191,7 @@ export class Mirroring {
     const current = this.runs.get(session.id);
     const pairs = this.service.pairsOf(session);
     if (run === undefined && current !== undefined && pairs.length > 0 && pairs.every((pair) => this.sources.get(pair.id)?.mirroring)) run = current;
+    const continuing = run !== undefined && run === current;
     if (run === undefined) {
       try {
         run = await this.fenceTargets(session);
@@ -227,9 +228,15 @@ export class Mirroring {
       // after them, the first round's hold, made while the coordinator starts, found every copy set duplex and the
       // session turned prepared, its secondary reported consistent, while marked tracks were still being copied.)
       const resyncs = Promise.all(sources.map((source) => source.resync()));
-      if (this.service.role(session).drivesRounds) {
+      const rounds = this.service.rounds.coordinatorOf(session);
+      if (this.service.role(session).drivesRounds && continuing && rounds?.active) {
+        // The run goes on, and so do its rounds: a new coordinator would number rounds afresh while the shipper still
+        // holds parts staged in the current ones (their marks cleared by the new count, never applied). The session
+        // is consistent again only once a round after this resync is committed.
+        rounds.restartConsistency();
+      } else if (this.service.role(session).drivesRounds) {
         try {
-          await this.service.multiPrimary.startRun(session);
+          await this.service.rounds.start(session);
         } catch (error) {
           const failure = error instanceof Error ? error : new Error(String(error));
           await this.suspendSession(session, `starting the primary agents: ${problemMessage(failure)}`, failure);
@@ -264,11 +271,13 @@ export class Mirroring {
       engine.catalog.recordEvent('session.synced', 'info', session.name, `session ${session.name}: copied ${copied} track(s)${again}`, synced);
     }
     setTimeout(() => this.checkPrepared(session), 0);
+    // The rounds' next holds find the copy sets duplex: the session is prepared then, not an interval later.
+    if (this.service.role(session).drivesRounds) this.service.rounds.coordinatorOf(session)?.soon();
   }
 
   /** Stops mirroring at this site (the source), keeping out-of-sync marks. */
   async stopSource(session: SessionRecord, reason: string | null): Promise<void> {
-    if (this.service.role(session).drivesRounds) await this.service.multiPrimary.stopRun(session, reason);
+    if (this.service.role(session).drivesRounds) await this.service.rounds.stop(session, reason);
     this.shippers.get(session.id)?.stop();
     await this.service.shipping.stop(session);
     await Promise.all(this.service.pairsOf(session).map((pair) => this.sources.get(pair.id)?.stopMirroring(reason)));
@@ -278,7 +287,6 @@ export class Mirroring {
   private shipperFor(session: SessionRecord, sources: PairSource[]): ConsistencyGroupShipper {
     let shipper = this.shippers.get(session.id);
     if (!shipper) {
-      const multi = this.service.multiPrimary;
       shipper = new ConsistencyGroupShipper(
         session.id,
         this.service.link(session),
@@ -289,8 +297,8 @@ export class Mirroring {
           },
           onFailure: (error) => void this.suspendSession(session, `consistency groups: ${problemMessage(error)}`, error),
         },
-        // Multi-primary: the coordinator's rounds cut the groups, at every primary agent.
-        this.service.role(session).multiPrimary ? { coordinated: multi.coordinatedOptions(session) } : {},
+        // The coordinator's rounds cut the groups, at every primary agent.
+        { coordinated: this.service.rounds.coordinatedOptions(session) },
       );
       this.shippers.set(session.id, shipper);
     }

@@ -1,6 +1,6 @@
 import { ProblemError, type FailbackOptions, type RoundCommit, type VerifyReport } from '@tandem/contract';
 import type { GroupEntry } from './async-groups.ts';
-import { stagePart } from './parts.ts';
+import { stagePart, type PartPayload } from './parts.ts';
 import { planPair, planSummary, type PairPlan, type PlanSummary } from './failback.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import type { MultiPrimarySessions } from './multi-primary.ts';
@@ -59,7 +59,7 @@ export class MultiPrimaryFailback {
   async stageAtTargets(
     session: SessionRecord,
     part: { run: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[] },
-    payload: Buffer,
+    payload: PartPayload,
   ): Promise<void> {
     const service = this.service;
     const pairs = new Map(service.pairsOf(session).map((pair) => [pair.id, pair]));

@@ -6,7 +6,7 @@ import type { RunningCopySets } from './running-copy-sets.ts';
 import type { ReplicationService } from './service.ts';
 import { atSecondary, memberRecord, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
 
-/** States in which member copy sets are added to and removed from a multi-primary session that was started. */
+/** States in which copy sets at other primary agents are added to and removed from a session that was started. */
 const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing', 'prepared', 'suspended']);
 
 /**
@@ -32,9 +32,11 @@ const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing'
  * from then on (`mp.run`) and takes part in the control agent's rounds from the
  * next round boundary (CutCoordinator.addParticipant); its parts carry the
  * copy set's changes only once it joined. A member whose last copy set is
- * removed leaves the rounds at the next boundary and stops (`mp.stop`). A
- * session started with primaries at the control agent only (its groups are cut
- * without rounds) takes copy sets at other agents only while defined.
+ * removed leaves the rounds at the next boundary and stops (`mp.stop`). The
+ * rounds are the same with one primary agent: a session started with its
+ * primary volumes at the control agent only takes a copy set at another agent
+ * while it runs, and goes on with the control agent alone when the last one
+ * leaves.
  */
 export class MultiPrimaryRunning {
   /** Control agent: member copy sets added while the session ran that their member has not reported joined yet. */
@@ -71,17 +73,10 @@ export class MultiPrimaryRunning {
     this.checkControlAgent(session, 'added');
     const multi = service.multiPrimary;
     const site = multi.siteOf(record.primaryAgentId);
-    if (multi.memberCopySets(session).length === 0) {
-      // Started with primaries here only, it cuts its consistency groups alone; the rounds across agents begin at a start.
-      throw new ProblemError(
-        'invalid-state',
-        `session ${session.name} was started with its primary volumes at ${service.site} only; copy sets at ${site} are added while it is defined (terminate it, add them, start it again)`,
-      );
-    }
     const running = session.state === 'preparing' || session.state === 'prepared';
     // A primary agent new to the session: it runs the session from its first copy set on and joins the rounds.
     const newcomer = running && !multi.memberAgents(session).includes(record.primaryAgentId);
-    const coordinator = multi.coordinatorOf(session);
+    const coordinator = service.rounds.coordinatorOf(session);
     if (newcomer && !coordinator?.active) {
       throw new ProblemError(
         'invalid-state',
@@ -109,7 +104,7 @@ export class MultiPrimaryRunning {
       throw error;
     }
     save();
-    if (newcomer) coordinator!.addParticipant(multi.remoteParticipant(session, record.primaryAgentId));
+    if (newcomer) coordinator!.addParticipant(service.rounds.remoteParticipant(session, record.primaryAgentId));
     if (running) this.pending.set(pair.id, record);
     service.engine.catalog.recordEvent(
       'pair.added',
@@ -136,13 +131,6 @@ export class MultiPrimaryRunning {
       );
     }
     const site = multi.siteOf(record.primaryAgentId);
-    if (multi.memberCopySets(session).length === 1) {
-      // Without copy sets at other agents it would no longer cut its groups across agents, as it was started to.
-      throw new ProblemError(
-        'invalid-state',
-        `${site}:${record.h1Volume} is the last copy set of ${session.name} at another agent than ${service.site}; it is removed while the session is defined`,
-      );
-    }
     // The agent's last copy set: it leaves the rounds once the copy set is gone (the next round boundary).
     const last = multi.memberCopySets(session).filter((row) => row.primaryAgentId === record.primaryAgentId).length === 1;
     // The member stops mirroring it, waits for its last part to be committed, and has the secondary forget it.
@@ -162,7 +150,7 @@ export class MultiPrimaryRunning {
     multi.forgetMemberCopySet(record.id);
     this.pending.delete(record.id);
     if (last) {
-      multi.coordinatorOf(session)?.removeParticipant(record.primaryAgentId);
+      service.rounds.coordinatorOf(session)?.removeParticipant(record.primaryAgentId);
       // It holds nothing of the session any more: it stops running it (best effort; it suspends by itself when no round reaches it).
       await service.peers
         .link(record.primaryAgentId)
@@ -188,7 +176,7 @@ export class MultiPrimaryRunning {
   membersJoining(session: SessionRecord): boolean | null {
     const multi = this.service.multiPrimary;
     if (!this.service.role(session).controlsMembers) return false;
-    const statuses = multi.coordinatorOf(session)?.statuses;
+    const statuses = this.service.rounds.coordinatorOf(session)?.statuses;
     let joining = false;
     let duplex = true;
     for (const [agentId, status] of statuses ?? []) {

@@ -1,38 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import { ProblemError, type PairInfo } from '@tandem/contract';
-import { ConsistencyGroupShipper, type CoordinatedOptions } from './async-groups.ts';
-import { CutCoordinator, type CutParticipant, type CutSecondary, type MemberStatus } from './cut-coordinator.ts';
 import { copySetState } from './copy-set-state.ts';
-import type { GroupEntry } from './async-groups.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import { MultiPrimaryFailback } from './multi-primary-failback.ts';
 import { MultiPrimaryRunning } from './multi-primary-running.ts';
 import { atSecondary, heldElsewhere, memberRecord, newCopySet, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
-import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
+import { localVolumeId } from './copy-set-volumes.ts';
 
 /** The multi-primary methods this part serves itself (running changes and failback have their own tables). */
-type MultiPrimaryMethod = `mp.${'join' | 'secondary-pair' | 'run' | 'hold' | 'cut' | 'release' | 'stop' | 'commit'}` | 'cg.stage';
+type MultiPrimaryMethod = `mp.${'join' | 'secondary-pair' | 'run' | 'stop'}`;
 
-/** How long a primary agent holds host writes for a round before it releases them on its own. */
-const HOLD_TIMEOUT_MS = Number(process.env.TANDEM_MP_HOLD_TIMEOUT_MS) || 2000;
 /**
  * A primary agent that hears nothing from the control agent for this long while mirroring suspends itself
  * (`TANDEM_MP_CONTROL_SILENCE_MS`; the earlier name `TANDEM_MP_MASTER_SILENCE_MS` is still read).
  */
 const CONTROL_SILENCE_MS = Number(process.env.TANDEM_MP_CONTROL_SILENCE_MS ?? process.env.TANDEM_MP_MASTER_SILENCE_MS) || 5000;
-/** The coordinator's round interval (one consistency group per round). */
-const ROUND_INTERVAL_MS = Number(process.env.TANDEM_MP_ROUND_INTERVAL_MS) || 100;
-
 /**
  * Async sessions whose copy sets have their primary volumes on several
  * agents. Roles, per session:
  * - the control agent: the agent where the session was defined (its H1 site). It
  *   keeps every copy set (the others' without local fields, see
- *   session-store.ts), drives the state machine and runs the
- *   CutCoordinator, which forms each consistency group across all primary
- *   agents with a two-phase cut;
+ *   session-store.ts), drives the state machine and the session's rounds
+ *   (rounds.ts: every primary agent takes part, a two-phase cut);
  * - members: other primary agents. They run their copy sets' sources (out-of-sync
  *   bitmaps, resync, a coordinated ConsistencyGroupShipper) toward the
  *   secondary, hold and cut when the control agent says, and suspend by themselves
@@ -47,12 +38,12 @@ const ROUND_INTERVAL_MS = Number(process.env.TANDEM_MP_ROUND_INTERVAL_MS) || 100
  * itself as the one participant and every H1 agent (control agent and members) as
  * a secondary that stages its copy sets' parts and applies them when a round
  * is committed at all of them (see multi-primary-failback.ts).
+ *
+ * This part keeps what is particular to other primary agents: their copy
+ * sets at the control agent, adding and removing them, a member's start and
+ * stop, and its watch over the control agent.
  */
 export class MultiPrimarySessions {
-  /** Control agent: the running coordinator per session. */
-  private readonly coordinators = new Map<string, CutCoordinator>();
-  /** Member: when the control agent was last heard per session. */
-  private readonly heard = new Map<string, number>();
   private watchdog: NodeJS.Timeout | null = null;
 
   /** The H2->H1 direction and failback across several H1 agents. */
@@ -202,62 +193,6 @@ export class MultiPrimarySessions {
 
   // --- control agent: running the session ---
 
-  /**
-   * Control agent: starts (or resumes) every member's copy sets and the cut
-   * coordinator. Called by the control agent's mirroring once its own copy sets
-   * mirror. `start`: the members make their out-of-sync bitmaps first.
-   */
-  async startRun(session: SessionRecord): Promise<void> {
-    const service = this.service;
-    await this.coordinators.get(session.id)?.stop();
-    this.coordinators.delete(session.id);
-    // H1->H2: every primary agent cuts, the secondary site applies. H2->H1: the secondary site alone cuts, every H1 agent applies.
-    const reverse = session.direction === 'h2-h1';
-    const members = reverse ? [] : this.memberAgents(session);
-    await Promise.all(
-      members.map((agent) =>
-        service.peers.link(agent).call('mp.run', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 30_000 }),
-      ),
-    );
-    const participants: CutParticipant[] = members.map((agent) => this.remoteParticipant(session, agent));
-    if (service.pairsOf(session).length > 0) participants.unshift(this.localParticipant(session));
-    const secondaries: CutSecondary[] = (reverse ? this.otherAgents(session) : [session.peerAgentId]).map((agentId) => {
-      const link = service.peers.link(agentId);
-      return {
-        agentId,
-        commit: async (epoch, through, time) => {
-          await link.call('mp.commit', { session: session.id, epoch, through, time }, null, { waitForLinkMs: 1000, timeoutMs: 30_000 });
-        },
-      };
-    });
-    const coordinator = new CutCoordinator(
-      participants,
-      secondaries,
-      {
-        onFailure: (agentId, error) => {
-          const site = agentId === service.agentId ? service.site : this.siteOf(agentId);
-          void service.mirroring.suspendSession(session, `primary agent ${site}: ${problemMessage(error)}`, error);
-        },
-        onCommitted: () => this.checkPrepared(session),
-        onStatus: () => this.checkPrepared(session),
-      },
-      ROUND_INTERVAL_MS,
-    );
-    this.coordinators.set(session.id, coordinator);
-    coordinator.start();
-    service.engine.catalog.recordEvent(
-      'session.coordinator',
-      'info',
-      session.name,
-      `session ${session.name}: consistency groups formed across ${participants.length} primary agent(s), committed at ${secondaries.length} secondary agent(s), every ${ROUND_INTERVAL_MS} ms`,
-      {
-        primaries: participants.map((participant) => this.siteOf(participant.agentId)),
-        secondaries: secondaries.map((secondary) => this.siteOf(secondary.agentId)),
-        epoch: coordinator.epoch,
-      },
-    );
-  }
-
   siteOf(agentId: string): string {
     if (agentId === this.service.agentId) return this.service.site;
     try {
@@ -265,58 +200,6 @@ export class MultiPrimarySessions {
     } catch {
       return agentId;
     }
-  }
-
-  private localParticipant(session: SessionRecord): CutParticipant {
-    return {
-      agentId: this.service.agentId,
-      hold: async (round, epoch, committed) => this.hold(session, round, epoch, committed),
-      cut: async (round, time) => this.cut(session, round, time),
-      release: async (round) => this.shipperOf(session)?.endHold(round),
-    };
-  }
-
-  remoteParticipant(session: SessionRecord, agentId: string): CutParticipant {
-    const link = this.service.peers.link(agentId);
-    const options = { waitForLinkMs: 0, timeoutMs: 5000 };
-    return {
-      agentId,
-      hold: async (round, epoch, committed) =>
-        (await link.call('mp.hold', { session: session.id, round, epoch, committed }, null, options)).result as MemberStatus,
-      cut: async (round, time) => {
-        await link.call('mp.cut', { session: session.id, round, time }, null, options);
-      },
-      release: async (round) => {
-        await link.call('mp.release', { session: session.id, round }, null, options).catch(() => {});
-      },
-    };
-  }
-
-  /**
-   * Control agent: stops the coordinator and every member (their bitmaps keep
-   * tracking). Best effort toward members that cannot be reached: they
-   * suspend by themselves when the control agent goes silent.
-   */
-  async stopRun(session: SessionRecord, reason: string | null): Promise<void> {
-    // The secondary keeps the last committed round: that is the session's consistency time from now.
-    const committed = this.committedTime(session);
-    if (committed !== undefined) {
-      session.consistencyTime = new Date(committed).toISOString();
-      this.service.store.saveSession(session);
-    }
-    const coordinator = this.coordinators.get(session.id);
-    this.coordinators.delete(session.id);
-    await coordinator?.stop();
-    // H2->H1: the H1 agents are secondaries; nothing runs there.
-    const members = session.direction === 'h1-h2' ? this.memberAgents(session) : [];
-    await Promise.all(
-      members.map((agent) =>
-        this.service.peers
-          .link(agent)
-          .call('mp.stop', { session: session.id, reason }, null, { waitForLinkMs: 500, timeoutMs: 10_000 })
-          .catch(() => {}),
-      ),
-    );
   }
 
   /** Control agent: tells every member the session is terminated (they drop their bitmaps). */
@@ -331,46 +214,9 @@ export class MultiPrimarySessions {
     );
   }
 
-  /**
-   * Control agent: the session is prepared (duplex and consistent) once every
-   * primary agent reported duplex at a round's hold and that round is
-   * committed at the secondary: from then on each commit is a consistent image.
-   */
-  checkPrepared(session: SessionRecord): void {
-    if (session.state !== 'preparing') return;
-    // Copy sets added while the session ran join first, here or at a member (multi-primary-running.ts).
-    if (this.service.running.multiPrimary.joiningAnywhere(session)) return;
-    const coordinator = this.coordinators.get(session.id);
-    if (!coordinator || coordinator.firstConsistentRound === null) return;
-    if ((coordinator.committed?.round ?? 0) < coordinator.firstConsistentRound) return;
-    this.service.setState(session, 'prepared', { detail: null, consistencyTime: null });
-  }
-
-  /** Control agent: the cut time of the last round every secondary applied, once the session is consistent. */
-  committedTime(session: SessionRecord): number | undefined {
-    const coordinator = this.coordinators.get(session.id);
-    if (!coordinator?.committed || coordinator.firstConsistentRound === null) return undefined;
-    if (coordinator.committed.round < coordinator.firstConsistentRound) return undefined;
-    return coordinator.committed.time;
-  }
-
-  /** The coordinated shipper's options for a multi-primary session at this agent (H2->H1: parts split per H1 agent). */
-  coordinatedOptions(session: SessionRecord): CoordinatedOptions {
-    const options: CoordinatedOptions = { agentId: this.service.agentId, holdTimeoutMs: HOLD_TIMEOUT_MS };
-    if (this.service.role(session).drivesRounds && session.direction === 'h2-h1') {
-      options.stage = (part, payload) => this.failback.stageAtTargets(session, part, payload);
-    }
-    return options;
-  }
-
-  /** Control agent: round statistics of a running session (tests, benchmarks). */
-  coordinatorOf(session: SessionRecord): CutCoordinator | undefined {
-    return this.coordinators.get(session.id);
-  }
-
   /** Control agent: the copy sets on member agents, as the members last reported them. */
   memberPairInfos(session: SessionRecord): PairInfo[] {
-    const coordinator = this.coordinators.get(session.id);
+    const coordinator = this.service.rounds.coordinatorOf(session);
     return this.memberCopySets(session).map((pair) => {
       const status = coordinator?.statuses.get(pair.primaryAgentId);
       const state = copySetState(session.state, () => {
@@ -403,57 +249,6 @@ export class MultiPrimarySessions {
     return elsewhere ? this.siteOf(pair.primaryAgentId) : undefined;
   }
 
-  // --- member (and the control agent's own copy sets): hold, cut, status ---
-
-  private shipperOf(session: SessionRecord): ConsistencyGroupShipper | undefined {
-    return this.service.mirroring.shippers.get(session.id);
-  }
-
-  private hold(session: SessionRecord, round: number, epoch: string, committed: number): MemberStatus {
-    const service = this.service;
-    this.heard.set(session.id, Date.now());
-    const shipper = this.shipperOf(session);
-    // A copy set being removed is no member any more; one just adopted (no bitmap yet) is not one yet; a joining one
-    // is reported as joining (copying in its own mode), not as out of duplex.
-    const running = service.running;
-    const pairs = service.pairsOf(session).filter((pair) => !running.isRemoving(pair) && pair.outOfSyncBitmap !== null);
-    const sources = pairs.map((pair) => service.sourceOf(pair));
-    const members = pairs.filter((pair) => !running.isJoining(pair)).map((pair) => service.sourceOf(pair));
-    if (!shipper || members.some((source) => !source?.mirroring) || sources.some((source) => !source)) {
-      throw new ProblemError(
-        'pair-suspended',
-        `session ${session.name} does not mirror at ${service.site} (${session.state}${session.detail ? `: ${session.detail}` : ''})`,
-      );
-    }
-    shipper.committed(committed);
-    shipper.hold(round, epoch);
-    const outOfSync: Record<string, number> = {};
-    const syncedPercent: Record<string, number | null> = {};
-    const trackCount: Record<string, number> = {};
-    for (const source of sources) {
-      trackCount[source!.record.id] = service.engine.getVolume(localVolumeName(service.engine, source!.record)).trackCount;
-      outOfSync[source!.record.id] = source!.outOfSyncTracks;
-      const { total, copied } = source!.progress;
-      syncedPercent[source!.record.id] = source!.isResyncing ? (total === 0 ? 100 : Math.min(100, Math.round((copied / total) * 1000) / 10)) : null;
-    }
-    return {
-      duplex: members.every((source) => source!.mirroring && !source!.isResyncing),
-      joining: pairs.filter((pair) => running.isJoining(pair)).map((pair) => pair.id),
-      stagedThrough: shipper.stagedThrough,
-      trackSize: service.engine.trackSize,
-      outOfSync,
-      syncedPercent,
-      trackCount,
-    };
-  }
-
-  private cut(session: SessionRecord, round: number, time: number): void {
-    this.heard.set(session.id, Date.now());
-    const shipper = this.shipperOf(session);
-    if (!shipper) throw new ProblemError('pair-suspended', `session ${session.name} does not mirror at ${this.service.site}`);
-    shipper.cut(round, time);
-  }
-
   /** Member: the control agent asked to run the copy sets here (start, or resume with the bitmaps kept). */
   private async runHere(session: SessionRecord): Promise<void> {
     const service = this.service;
@@ -465,7 +260,7 @@ export class MultiPrimarySessions {
       }
     }
     await service.mirroring.stopSource(session, null);
-    this.heard.set(session.id, Date.now());
+    this.service.rounds.heard.set(session.id, Date.now());
     service.setState(session, 'preparing', { detail: null }, false);
     // The secondary is fenced for this run before the control agent is answered (its first hold finds this agent mirroring).
     let run: string;
@@ -488,7 +283,7 @@ export class MultiPrimarySessions {
         if (!this.service.role(session).member || (session.state !== 'preparing' && session.state !== 'prepared')) continue;
         // H2->H1 the member is a target: the secondary site drives the rounds, the control agent says nothing.
         if (session.direction !== 'h1-h2') continue;
-        const heard = this.heard.get(session.id) ?? 0;
+        const heard = this.service.rounds.heard.get(session.id) ?? 0;
         if (Date.now() - heard < CONTROL_SILENCE_MS) continue;
         const reason = `no word from the control agent ${this.siteOf(session.controlAgentId)} for ${CONTROL_SILENCE_MS} ms`;
         void this.service.mirroring.suspendSession(session, reason, new ProblemError('link-down', reason));
@@ -534,18 +329,6 @@ export class MultiPrimarySessions {
       await this.runHere(this.memberSession(params));
       return {};
     },
-    'mp.hold': ({ params }) => {
-      const session = this.memberSession(params);
-      return { result: this.hold(session, params.round, params.epoch, params.committed) };
-    },
-    'mp.cut': ({ params }) => {
-      this.cut(this.memberSession(params), params.round, params.time);
-      return {};
-    },
-    'mp.release': ({ params }) => {
-      this.shipperOf(this.memberSession(params))?.endHold(params.round);
-      return {};
-    },
     'mp.stop': async ({ params }) => {
       const service = this.service;
       const session = this.memberSession(params);
@@ -555,38 +338,6 @@ export class MultiPrimarySessions {
         await service.mirroring.stopSource(session, reason);
         service.setState(session, 'suspended', { detail: reason }, false);
       } else await service.mirroring.stopSource(session, reason);
-      return {};
-    },
-    'cg.stage': async ({ params, payload, peerAgentId }) => {
-      // At the secondary: one primary agent's part of a round, staged until the coordinator commits the round.
-      const session = this.secondarySession(params);
-      // A part (and the flash markers in it) is staged as the authenticated sender's, never as another agent's.
-      if (params.from !== peerAgentId) {
-        throw new ProblemError('access-denied', 'a consistency-group part is staged only by the agent it comes from');
-      }
-      await this.service.applier.stagePart(
-        {
-          session: session.id,
-          epoch: params.epoch,
-          from: params.from,
-          round: params.round,
-          time: params.time,
-          entries: params.entries,
-          // A part in pieces (group-applier.ts): absent, the part is one piece.
-          ...(params.piece === undefined ? {} : { piece: params.piece }),
-          ...(params.last === undefined ? {} : { last: params.last }),
-        },
-        payload,
-      );
-      return {};
-    },
-    'mp.commit': async ({ params, peerAgentId }) => {
-      if (this.service.faults.holdCommits) await this.service.faults.holdCommits;
-      const session = this.secondarySession(params);
-      if (this.service.role(session).coordinator !== peerAgentId) {
-        throw new ProblemError('access-denied', 'only the agent forming the session\'s consistency groups commits rounds');
-      }
-      await this.service.applier.commit(session.id, params.epoch, params.through, params.time);
       return {};
     },
   };
@@ -600,20 +351,9 @@ export class MultiPrimarySessions {
     return session;
   }
 
-  private secondarySession(params: { session: string }): SessionRecord {
-    const session = this.service.session(params.session);
-    if (this.service.role(session).source || session.state === 'target-available' || session.state === 'recovering') {
-      throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; consistency groups are refused`);
-    }
-    return session;
-  }
-
-  /** Stops the cut rounds and waits for a round in progress to end. */
-  async close(): Promise<void> {
+  /** Stops watching the control agents. */
+  close(): void {
     if (this.watchdog) clearInterval(this.watchdog);
     this.watchdog = null;
-    const coordinators = [...this.coordinators.values()];
-    this.coordinators.clear();
-    await Promise.all(coordinators.map((coordinator) => coordinator.stop()));
   }
 }

@@ -71,6 +71,12 @@ export interface PairSourceHooks {
  * may never arrive. Every request of the stream carries the session's run
  * (`stream.fence`): a target that restarted or fenced a newer run refuses it,
  * so nothing sent before a suspend is applied after the resync that follows.
+ *
+ * Why one module of ~800 lines: the tap, the resync, the sweeper, snapshot
+ * cycles, verify and flash holds all read and change the same per-track
+ * state (marks of three kinds, copies in flight, unsettled writes, pins) in
+ * one synchronous step each; split, that state would be shared across
+ * modules and every invariant above checked in several places.
  */
 export class PairSource implements WriteTap {
   readonly order = 20;

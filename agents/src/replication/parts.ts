@@ -22,7 +22,28 @@ export interface PartHeader {
 /** One `cg.stage` request's share of a part: whole entries, their data at most MAX_PIECE_BYTES (see `splitPart`). */
 export interface PartPiece {
   entries: GroupEntry[];
-  payload: Buffer;
+  /** The entries' data in order: views of the part's payload (its chunks), never a copy. */
+  payload: Buffer[];
+}
+
+/** A part's payload: one buffer, or its chunks in order (a shipper's slabs, sent as they are). */
+export type PartPayload = Buffer | readonly Buffer[];
+
+/** Views of bytes [start, end) of a payload given as chunks (`starts[i]`: where chunk i begins). */
+function slice(chunks: readonly Buffer[], starts: number[], start: number, end: number, into: Buffer[]): void {
+  // The chunk holding `start`: the last whose start is at most it (binary search; a part may hold thousands of chunks).
+  let low = 0;
+  let high = chunks.length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >> 1;
+    if (starts[middle] <= start) low = middle;
+    else high = middle - 1;
+  }
+  for (let index = low; index < chunks.length && starts[index] < end; index++) {
+    const from = Math.max(start, starts[index]) - starts[index];
+    const to = Math.min(end, starts[index] + chunks[index].length) - starts[index];
+    if (to > from) into.push(chunks[index].subarray(from, to));
+  }
 }
 
 /** A part's piece carries at most this much data (one entry larger than that, up to the NBD max request of 32 MiB, goes alone). */
@@ -42,17 +63,24 @@ function carriesData(entry: GroupEntry): boolean {
  * `entries` may be any subset of the entries of `payload` in order (H2->H1
  * splits a part per H1 agent). A part without entries is one empty piece.
  */
-export function splitPart(entries: GroupEntry[], payload: Buffer): PartPiece[] {
+export function splitPart(entries: GroupEntry[], payload: PartPayload): PartPiece[] {
   const pieces: PartPiece[] = [];
-  // Data contiguous in `payload` (the usual case) stays one view of it: no copy.
+  const chunks = Buffer.isBuffer(payload) ? [payload] : payload;
+  const starts: number[] = [];
+  let position = 0;
+  for (const chunk of chunks) {
+    starts.push(position);
+    position += chunk.length;
+  }
+  // Data contiguous in the payload (the usual case) stays views of its chunks: no copy.
   let current: { entries: GroupEntry[]; chunks: Buffer[]; bytes: number; run: { start: number; end: number } | null } = { entries: [], chunks: [], bytes: 0, run: null };
   const endRun = (): void => {
-    if (current.run) current.chunks.push(payload.subarray(current.run.start, current.run.end));
+    if (current.run) slice(chunks, starts, current.run.start, current.run.end, current.chunks);
     current.run = null;
   };
   const close = (): void => {
     endRun();
-    pieces.push({ entries: current.entries, payload: current.chunks.length === 1 ? current.chunks[0] : Buffer.concat(current.chunks, current.bytes) });
+    pieces.push({ entries: current.entries, payload: current.chunks });
     current = { entries: [], chunks: [], bytes: 0, run: null };
   };
   for (const entry of entries) {
@@ -78,7 +106,7 @@ export function splitPart(entries: GroupEntry[], payload: Buffer): PartPiece[] {
  * final one): a part of any size goes in frames far below the peer link's
  * 64 MiB limit. The part counts as staged once its last piece is.
  */
-export async function stagePart(link: PeerLinkClient, header: PartHeader, entries: GroupEntry[], payload: Buffer): Promise<void> {
+export async function stagePart(link: PeerLinkClient, header: PartHeader, entries: GroupEntry[], payload: PartPayload): Promise<void> {
   const pieces = splitPart(entries, payload);
   for (const [index, piece] of pieces.entries()) {
     await link.call('cg.stage', { ...header, piece: index, last: index === pieces.length - 1, entries: piece.entries }, piece.payload, {

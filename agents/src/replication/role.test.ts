@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SessionRole } from './role.ts';
 
-const session = (direction: 'h1-h2' | 'h2-h1') => ({ controlAgentId: 'ctl', peerAgentId: 'sec', direction });
+const session = (direction: 'h1-h2' | 'h2-h1') => ({ controlAgentId: 'ctl', peerAgentId: 'sec', direction, type: 'async' as const });
 
 describe('SessionRole', () => {
   it('names each agent of a session once: control agent and members at H1, the secondary at H2, the source by direction', () => {
@@ -16,7 +16,7 @@ describe('SessionRole', () => {
     }
     expect(rows).toEqual([
       // direction me members | site source control secondary member other coordinator multiPrimary controlsMembers drivesRounds
-      'h1-h2 ctl 0 h1 true true false false sec ctl false false false',
+      'h1-h2 ctl 0 h1 true true false false sec ctl false false true',
       'h1-h2 ctl 2 h1 true true false false sec ctl true true true',
       'h1-h2 sec 0 h2 false false true false ctl ctl false false false',
       'h1-h2 sec 2 h2 false false true false ctl ctl true false false',
@@ -25,7 +25,7 @@ describe('SessionRole', () => {
       'h1-h2 mem 2 h1 true false false true sec ctl true false false',
       'h2-h1 ctl 0 h1 false true false false sec sec false false false',
       'h2-h1 ctl 2 h1 false true false false sec sec true true false',
-      'h2-h1 sec 0 h2 true false true false ctl sec false false false',
+      'h2-h1 sec 0 h2 true false true false ctl sec false false true',
       'h2-h1 sec 2 h2 true false true false ctl sec true false true',
       'h2-h1 mem 0 h1 false false false true sec sec true false false',
       'h2-h1 mem 2 h1 false false false true sec sec true false false',

@@ -28,6 +28,8 @@ export class SessionRole {
   readonly otherAgent: string;
   /** The agent that cuts the consistency rounds in the current direction: the control agent (H1->H2) or the secondary (H2->H1). */
   readonly coordinator: string;
+  /** The session's consistency groups are cut in rounds (every async session, with one primary agent or several). */
+  readonly rounds: boolean;
   private multi: boolean | undefined;
 
   /**
@@ -37,7 +39,7 @@ export class SessionRole {
    * asked for, and once.
    */
   constructor(
-    session: Pick<SessionRecord, 'controlAgentId' | 'peerAgentId' | 'direction'>,
+    session: Pick<SessionRecord, 'controlAgentId' | 'peerAgentId' | 'direction' | 'type'>,
     /** This agent's id. */
     readonly me: string,
     private readonly memberCopySets: () => number,
@@ -49,6 +51,7 @@ export class SessionRole {
     this.source = this.site === (session.direction === 'h1-h2' ? 'h1' : 'h2');
     this.otherAgent = this.secondary ? session.controlAgentId : session.peerAgentId;
     this.coordinator = session.direction === 'h1-h2' ? session.controlAgentId : session.peerAgentId;
+    this.rounds = session.type === 'async';
   }
 
   /** The session has copy sets on several primary agents, as far as this agent knows. */
@@ -61,8 +64,8 @@ export class SessionRole {
     return this.control && this.multiPrimary;
   }
 
-  /** This agent cuts the rounds of a multi-primary session in its current direction. */
+  /** This agent cuts the rounds of an async session in its current direction. */
   get drivesRounds(): boolean {
-    return this.coordinator === this.me && this.multiPrimary;
+    return this.rounds && this.coordinator === this.me;
   }
 }

@@ -15,6 +15,7 @@ import { CopySetVolumes } from './copy-set-volumes.ts';
 import { skewToCorrect, type ClockEstimate } from './link/clock-offset.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { Mirroring } from './mirroring.ts';
+import { Rounds } from './rounds.ts';
 import { MultiPrimarySessions } from './multi-primary.ts';
 import { problemMessage, type PairSource } from './pair-source.ts';
 import type { PeerRegistry } from './peers.ts';
@@ -78,6 +79,8 @@ export class ReplicationService implements TapSource {
   private markRecovered!: () => void;
   /** Async sessions with primary volumes on several agents: control agent, member and secondary roles. */
   readonly multiPrimary: MultiPrimarySessions;
+  /** The rounds of every async session: the cut coordinator where this agent drives them, hold and cut as a participant, stage and commit as a secondary. */
+  readonly rounds: Rounds;
   /** Copy sets added to or removed from sessions that were started. */
   readonly running: RunningCopySets;
   /** Copy sets hold their volumes by id: broken ones (volume gone or another one) are found, recorded and reported. */
@@ -104,6 +107,7 @@ export class ReplicationService implements TapSource {
     this.verifier = new SessionVerifier(this);
     this.reports = new SessionReports(this);
     this.multiPrimary = new MultiPrimarySessions(this);
+    this.rounds = new Rounds(this);
     this.running = new RunningCopySets(this);
     this.copySetVolumes = new CopySetVolumes(this);
     this.target = new TargetHandlers(this);
@@ -452,7 +456,8 @@ export class ReplicationService implements TapSource {
 
   /** Stops every cut round, shipping cycle and resync, and waits for them: nothing reaches the engine after this. */
   async close(): Promise<void> {
-    await this.multiPrimary.close();
+    this.multiPrimary.close();
+    await this.rounds.close();
     await this.shipping.close();
     await this.mirroring.close();
   }

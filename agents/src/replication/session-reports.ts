@@ -124,7 +124,7 @@ export class SessionReports {
     if (session.type === 'async' && (session.state === 'prepared' || session.state === 'preparing')) {
       const role = this.service.role(session);
       const time = role.drivesRounds
-        ? this.service.multiPrimary.committedTime(session)
+        ? this.service.rounds.committedTime(session)
         : role.source
         ? this.service.mirroring.shippers.get(session.id)?.lastApplied?.time
         : this.appliedTimes.get(session.id);

@@ -136,6 +136,7 @@ export class TargetHandlers {
     this.handlers = {
       ...this.ownHandlers(),
       ...multi.peerHandlers,
+      ...service.rounds.peerHandlers,
       ...service.running.multiPrimary.peerHandlers,
       ...multi.failback.peerHandlers,
       ...clusterPeerHandlers(service),

@@ -223,6 +223,10 @@ export type LinkState = 'connecting' | 'connected' | 'down';
  * certificate against that site's pinned CA only), keeps the connection up
  * with heartbeats, and redials with backoff. Calls made while the link is
  * down wait for it (within their timeout) or fail with `link-down`.
+ *
+ * (This module is ~480 lines: the listener and the dialling side are the two
+ * ends of one handshake, pinned mutual TLS then `peer.hello` with the
+ * version check, and are kept together so the two can be read side by side.)
  */
 export class PeerLinkClient extends EventEmitter {
   private connection: RpcConnection | null = null;
