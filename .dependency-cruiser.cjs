@@ -1,7 +1,7 @@
 /**
  * Import boundaries (issue 12 item 4), checked in CI by agents/test/import-boundaries.test.ts
  * and by hand with `npm run lint:deps`. Dependencies run one way:
- *   contract <- storage <- write-path <- nbd, flash <- replication <- api, cli <- agent
+ *   contract <- storage <- write-path <- nbd, flash <- replication <- api, metrics, cli <- agent
  * and the console's renderer reaches the agents only through the contract and its backend.
  * Type-only imports are left out of the cycle rule (they vanish at runtime; the replication
  * service's type cycle is issue 12's next step: clusters and history are out of it).
@@ -57,6 +57,13 @@ module.exports = {
       comment: 'Replication is driven by the API and the CLI, never the other way.',
       from: { path: '^agents/src/replication/' },
       to: { path: '^agents/src/(api|cli|nbd)/' },
+    },
+    {
+      name: 'metrics-read-the-parts',
+      severity: 'error',
+      comment: 'Metrics read the engine, NBD, flash copy and replication through the narrow meters and views they offer; none of those parts imports metrics.',
+      from: { path: '^agents/src/(storage|write-path|nbd|flash|replication|api)/' },
+      to: { path: '^agents/src/metrics/' },
     },
     {
       name: 'clusters-and-history-read-sessions',

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(qemu-utils libnbd-bin nbdkit fio chromium python3 make g++ openssl rsync)  # rsync: the anchor of bench:mirror's resync section
+apt_packages=(qemu-utils libnbd-bin nbdkit fio chromium python3 make g++ openssl rsync prometheus)  # rsync: the anchor of bench:mirror's resync section; prometheus: promtool and a real scraper for the metrics tests
 
 missing=()
 if [[ "${1:-}" != "--no-apt" ]]; then

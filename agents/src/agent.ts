@@ -21,6 +21,8 @@ import { startReplication } from './replication/runtime.ts';
 import { dataDirPaths } from './data-dir.ts';
 import { StorageEngine } from './storage/engine.ts';
 import { loadServerTls } from './tls/files.ts';
+import { AgentMetrics } from './metrics/agent-metrics.ts';
+import { startMetricsServer } from './metrics/server.ts';
 
 export const agentVersion: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -44,6 +46,8 @@ export interface AgentOptions {
   nbdTls?: boolean;
   /** The peer link listener (mirroring between sites). */
   link: HostPort;
+  /** Prometheus metrics (`GET /metrics`, plain HTTP, no authentication) on their own listener; null or absent for none. */
+  metrics?: HostPort | null;
   logger?: Logger;
 }
 
@@ -77,11 +81,31 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     for (const step of undo.reverse()) await Promise.resolve(step()).catch(() => {});
   };
   try {
+    // Metrics listen first: an address that cannot be bound stops the start before anything else runs.
+    const metrics = options.metrics ? new AgentMetrics(logger.child({ component: 'metrics' })) : null;
+    const metricsServer = metrics && options.metrics
+      ? await startMetricsServer({ host: options.metrics.host, port: options.metrics.port, metrics, logger: logger.child({ component: 'metrics' }) })
+      : null;
+    if (metricsServer) {
+      undo.push(() => metricsServer.close());
+      if (!isLoopback(options.metrics!.host)) {
+        logger.warn({ metrics: metricsServer.address }, 'metrics are served without authentication on a non-loopback address');
+      }
+    }
     const tls = await loadServerTls(dataDir);
     const engine = await StorageEngine.open(dataDir);
     undo.push(() => engine.close());
+    if (metrics) engine.setMeter(metrics.storage);
     const startedAt = new Date().toISOString();
-    const runInfo: RunInfo = { pid: process.pid, apiAddress: '', nbdAddress: null, nbdSocket: null, linkAddress: null, startedAt };
+    const runInfo: RunInfo = {
+      pid: process.pid,
+      apiAddress: '',
+      nbdAddress: null,
+      nbdSocket: null,
+      linkAddress: null,
+      metricsAddress: metricsServer?.address ?? null,
+      startedAt,
+    };
     const info = (): AgentInfo => ({
       site: identity.site,
       agentId: identity.agentId,
@@ -129,7 +153,20 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           clients: new NbdClientRegistry(nbdClientsFile(dataDirPaths(dataDir).tls)),
         })
       : null;
-    const nbd = new NbdServer({ exports: replication.exports, logger: logger.child({ component: 'nbd' }), tls: nbdTls });
+    metrics?.watch({
+      agent: info,
+      sessions: replication.service,
+      rounds: (session) => replication.service.multiPrimary.coordinatorOf(session)?.rounds,
+      peers: () => replication.peers.info(),
+      flash: () => flash.list(),
+      pool: () => engine.poolStats(),
+    });
+    const nbd = new NbdServer({
+      exports: replication.exports,
+      logger: logger.child({ component: 'nbd' }),
+      tls: nbdTls,
+      meters: metrics?.nbd ?? null,
+    });
     undo.push(() => nbd.close());
     if (options.nbd) {
       const bound = await nbd.listenTcp(options.nbd.host, options.nbd.port);
@@ -147,7 +184,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       apiAddress: runInfo.apiAddress,
       nbdAddress: runInfo.nbdAddress,
     });
-    logger.info({ api: runInfo.apiAddress, nbd: runInfo.nbdAddress, nbdSocket: runInfo.nbdSocket }, 'agent started');
+    logger.info({ api: runInfo.apiAddress, nbd: runInfo.nbdAddress, nbdSocket: runInfo.nbdSocket, metrics: runInfo.metricsAddress }, 'agent started');
 
     let closing: Promise<void> | undefined;
     const close = () => {
@@ -156,6 +193,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         // Data path first so no write lands after the engine's final checkpoint.
         await nbd.close().catch((error: unknown) => logger.error({ err: error }, 'closing NBD failed'));
         await api.close().catch((error: unknown) => logger.error({ err: error }, 'closing the API failed'));
+        await metricsServer?.close().catch((error: unknown) => logger.error({ err: error }, 'closing the metrics listener failed'));
         await replication.close().catch((error: unknown) => logger.error({ err: error }, 'closing replication failed'));
         await flash.close().catch((error: unknown) => logger.error({ err: error }, 'closing flash copy failed'));
         try {

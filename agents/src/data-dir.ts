@@ -56,5 +56,7 @@ export interface RunInfo {
   nbdSocket: string | null;
   /** The peer link listener (host:port). */
   linkAddress: string | null;
+  /** The Prometheus metrics listener (host:port, `GET /metrics`); null or absent without `--metrics`. */
+  metricsAddress?: string | null;
   startedAt: string;
 }

@@ -29,6 +29,7 @@ import {
   STRUCTURED_CHUNK_HEADER_BYTES,
   commandName,
 } from './protocol.ts';
+import type { NbdExportMeter } from './meter.ts';
 
 /** Where a command's reply goes, and who hears that it finished. */
 export interface CommandHost {
@@ -57,7 +58,14 @@ export class Commands {
     private readonly structured: boolean,
     private readonly logger: Logger,
     private readonly host: CommandHost,
+    /** Request counts, bytes and latencies of this export (metrics); null when nobody measures. */
+    private readonly meter: NbdExportMeter | null = null,
   ) {}
+
+  /** The start of a request, for its meter (0 when nobody measures: no clock read). */
+  private started(): number {
+    return this.meter === null ? 0 : performance.now();
+  }
 
   /**
    * A WRITE the device can do at once (BlockDevice.writeNow: no FUA, an
@@ -66,6 +74,7 @@ export class Commands {
    */
   writeNow(high: number, low: number, offset: number, data: Buffer, flags: number): boolean {
     if ((flags & NBD_CMD_FLAG_FUA) !== 0 || this.device.writeNow === undefined) return false;
+    const started = this.started();
     let done: boolean;
     try {
       done = this.device.writeNow(offset, data);
@@ -73,16 +82,22 @@ export class Commands {
       this.logger.debug({ err: error }, 'nbd fast write failed; writing the slow way');
       done = false;
     }
-    if (done) this.replyOk(high, low);
+    if (done) {
+      this.replyOk(high, low);
+      this.meter?.write.answered(started, data.length);
+    }
     return done;
   }
 
   async runWrite(high: number, low: number, offset: number, data: Buffer, flags: number): Promise<void> {
+    const started = this.started();
     try {
       await this.device.write(offset, data, (flags & NBD_CMD_FLAG_FUA) !== 0 ? FUA : undefined);
       this.replyOk(high, low);
+      this.meter?.write.answered(started, data.length);
     } catch (error) {
       this.replyFailure(high, low, error, true, NBD_CMD_WRITE);
+      this.meter?.write.failed(started);
     }
     this.host.settle(data.length);
   }
@@ -96,6 +111,7 @@ export class Commands {
    * otherwise the request is admitted and finished asynchronously.
    */
   read(high: number, low: number, offset: number, length: number, flags: number): void {
+    const started = this.started();
     const plan = this.structured ? this.planRead(high, low, offset, length, flags) : null;
     let pooled: Buffer | null = null;
     if (plan === null) {
@@ -109,11 +125,12 @@ export class Commands {
       }
       if (this.readNow(offset, pooled.subarray(prefix))) {
         this.host.send(pooled, this.givePooled(pooled));
+        this.meter?.read.answered(started, length);
         return;
       }
     }
     this.host.admit(length);
-    void this.readLater(high, low, offset, length, plan, pooled);
+    void this.readLater(high, low, offset, length, plan, pooled, started);
   }
 
   private readNow(offset: number, target: Buffer): boolean {
@@ -131,7 +148,15 @@ export class Commands {
   }
 
   /** The asynchronous rest of `read`: `pooled` is the reply buffer of a single data chunk (header filled), else `plan`'s. */
-  private async readLater(high: number, low: number, offset: number, length: number, plan: ReadPlan | null, pooled: Buffer | null): Promise<void> {
+  private async readLater(
+    high: number,
+    low: number,
+    offset: number,
+    length: number,
+    plan: ReadPlan | null,
+    pooled: Buffer | null,
+    started: number,
+  ): Promise<void> {
     try {
       let reply: Buffer;
       if (pooled !== null) {
@@ -141,10 +166,12 @@ export class Commands {
         reply = await this.readPlanned(plan!);
       }
       this.host.send(reply, pooled !== null ? this.givePooled(pooled) : undefined);
+      this.meter?.read.answered(started, length);
     } catch (error) {
       // A failed read's buffer is not given back: another part of it may still be in flight.
       // Simple replies: error header only, no payload, as the spec requires.
       this.replyFailure(high, low, error, false, NBD_CMD_READ);
+      this.meter?.read.failed(started);
     }
     this.host.settle(length);
   }
@@ -172,26 +199,33 @@ export class Commands {
   }
 
   async flush(high: number, low: number): Promise<void> {
+    const started = this.started();
     try {
       await this.device.flush();
       this.replyOk(high, low);
+      this.meter?.flush.answered(started, 0);
     } catch (error) {
       this.replyFailure(high, low, error, true, NBD_CMD_FLUSH);
+      this.meter?.flush.failed(started);
     }
     this.host.settle(0);
   }
 
   async trim(high: number, low: number, offset: number, length: number, flags: number): Promise<void> {
+    const started = this.started();
     try {
       await this.device.trim(offset, length, (flags & NBD_CMD_FLAG_FUA) !== 0 ? FUA : undefined);
       this.replyOk(high, low);
+      this.meter?.trim.answered(started, 0);
     } catch (error) {
       this.replyFailure(high, low, error, false, NBD_CMD_TRIM);
+      this.meter?.trim.failed(started);
     }
     this.host.settle(0);
   }
 
   async writeZeroes(high: number, low: number, offset: number, length: number, flags: number): Promise<void> {
+    const started = this.started();
     const fua = (flags & NBD_CMD_FLAG_FUA) !== 0;
     const options = (flags & NBD_CMD_FLAG_NO_HOLE) !== 0
       ? (fua ? ZEROES_NO_HOLE_FUA : ZEROES_NO_HOLE)
@@ -199,18 +233,23 @@ export class Commands {
     try {
       await this.device.writeZeroes(offset, length, options);
       this.replyOk(high, low);
+      this.meter?.writeZeroes.answered(started, 0);
     } catch (error) {
       this.replyFailure(high, low, error, true, NBD_CMD_WRITE_ZEROES);
+      this.meter?.writeZeroes.failed(started);
     }
     this.host.settle(0);
   }
 
   replyBlockStatus(high: number, low: number, offset: number, length: number, flags: number): void {
+    const started = this.started();
     try {
       const runs = this.device.allocationMap(offset, length);
       this.host.send(buildBlockStatusReply(runs, length, (flags & NBD_CMD_FLAG_REQ_ONE) !== 0, high, low));
+      this.meter?.blockStatus.answered(started, 0);
     } catch (error) {
       this.replyFailure(high, low, error, false, NBD_CMD_BLOCK_STATUS);
+      this.meter?.blockStatus.failed(started);
     }
   }
 

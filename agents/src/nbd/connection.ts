@@ -7,6 +7,7 @@ import { Handshake, OPEN_POLICY, type HandshakeLimits, type NegotiatedExport } f
 import type { NbdTls } from './tls.ts';
 import { allowsExport } from './tls-clients.ts';
 import { Transmission, type TransmissionLimits } from './transmission.ts';
+import type { NbdMeters } from './meter.ts';
 
 export interface ConnectionContext {
   exports: ExportCatalog;
@@ -19,6 +20,8 @@ export interface ConnectionContext {
   handshakeTotalMs: number;
   /** TLS on this listener: offered, and required before any export is served. Null: plaintext. */
   tls: NbdTls | null;
+  /** Per-export request meters (metrics); null when nobody measures. */
+  meters: NbdMeters | null;
 }
 
 /** How long a connection we ended may linger before it is destroyed. */
@@ -211,9 +214,14 @@ export class NbdConnection {
     negotiated.device.retain();
     this.device = negotiated.device;
     this.phase = 'transmission';
-    this.transmission = new Transmission(this.socket, negotiated, this.context.logger, this.context.transmissionLimits, {
-      idle: this.onIdle,
-    });
+    this.transmission = new Transmission(
+      this.socket,
+      negotiated,
+      this.context.logger,
+      this.context.transmissionLimits,
+      { idle: this.onIdle },
+      this.context.meters?.forExport(negotiated.exportName) ?? null,
+    );
     this.context.logger.debug(
       {
         exportName: negotiated.exportName,

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ExportCatalog } from '../storage/block-device.ts';
 import { NbdConnection, type ConnectionContext } from './connection.ts';
 import type { NbdTls } from './tls.ts';
+import type { NbdMeters } from './meter.ts';
 
 export interface NbdServerOptions {
   exports: ExportCatalog;
@@ -22,6 +23,8 @@ export interface NbdServerOptions {
    * only, stays plaintext). Null: no TLS.
    */
   tls?: NbdTls | null;
+  /** Per-export request counts, bytes and latencies (metrics); default none. */
+  meters?: NbdMeters | null;
 }
 
 const MiB = 1024 * 1024;
@@ -56,6 +59,7 @@ export class NbdServer {
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
       handshakeTotalMs: options.handshakeTotalMs ?? 60_000,
       tls: null,
+      meters: options.meters ?? null,
       handshakeLimits: { maxOptionBytes: 64 * 1024, maxOptions: 4096, maxHandshakeBytes: MiB, maxRequestBytes },
       transmissionLimits: {
         maxRequestBytes,

@@ -28,6 +28,7 @@ import {
   REQUEST_HEADER_BYTES,
   commandName,
 } from './protocol.ts';
+import type { NbdExportMeter } from './meter.ts';
 
 export interface TransmissionLimits {
   /** Largest READ or WRITE length; also the advertised maximum block size. */
@@ -116,13 +117,14 @@ export class Transmission {
     private readonly logger: Logger,
     private readonly limits: TransmissionLimits,
     private readonly hooks: TransmissionHooks,
+    meter: NbdExportMeter | null = null,
   ) {
     this.device = negotiated.device;
     this.sizeBytes = negotiated.sizeBytes;
     this.structured = negotiated.structuredReplies;
     this.blockStatus = negotiated.blockStatus;
     const host: CommandHost = { send: this.send, admit: this.admit, settle: this.settle };
-    this.commands = new Commands(this.device, this.structured, logger, host);
+    this.commands = new Commands(this.device, this.structured, logger, host, meter);
     socket.on('drain', this.onDrain);
   }
 

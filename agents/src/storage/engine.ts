@@ -18,6 +18,7 @@ import type { BlockDevice, ExportCatalog } from './block-device.ts';
 import { Catalog, type VolumeRow } from './catalog.ts';
 import type { Engine } from './engine-api.ts';
 import { MetadataJournal, type RecoveryReport } from './journal.ts';
+import type { StorageMeter } from './meter.ts';
 import { volumeSpace, poolSharedExtents } from './space.ts';
 import { buildTrackMap, describeTrack } from './track-map.ts';
 import { VolumeDevice } from './volume-device.ts';
@@ -79,6 +80,11 @@ export class StorageEngine implements Engine {
     // Before anything reads a bitmap: tracks of regions active at a crash count as out-of-sync.
     await engine.bitmaps.openActivityLog(paths.meta);
     return engine;
+  }
+
+  /** Reports WAL commits and fdatasync times to `meter` (metrics); null stops reporting. */
+  setMeter(meter: StorageMeter | null): void {
+    this.journal.setMeter(meter);
   }
 
   get trackSize(): number {

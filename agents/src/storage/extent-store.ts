@@ -3,6 +3,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ProblemError } from '@tandem/contract';
+import type { StorageMeter } from './meter.ts';
 import { chunkedWrite, nowaitRead } from './nowait-io.ts';
 
 /**
@@ -32,6 +33,8 @@ export class ExtentStore {
   private writtenBound = 0;
   /** The track buffer of redirectTrackSync (allocated on first use). */
   private scratch: Buffer | null = null;
+  /** Times each data file fdatasync (metrics); null when nobody measures. */
+  meter: StorageMeter | null = null;
 
   private constructor(dir: string, trackSize: number) {
     this.dir = dir;
@@ -190,7 +193,18 @@ export class ExtentStore {
     if (this.dirty.size === 0) return;
     const files = [...this.dirty];
     this.dirty.clear();
-    await Promise.all(files.map((index) => fdatasync(this.fds[index])));
+    const meter = this.meter;
+    if (meter === null) {
+      await Promise.all(files.map((index) => fdatasync(this.fds[index])));
+      return;
+    }
+    await Promise.all(
+      files.map(async (index) => {
+        const started = performance.now();
+        await fdatasync(this.fds[index]);
+        meter.synced('data', (performance.now() - started) / 1000);
+      }),
+    );
   }
 
   async apparentBytes(): Promise<number> {

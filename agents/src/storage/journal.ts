@@ -6,6 +6,7 @@ import { readCheckpoint, serializeCheckpoint, writeCheckpoint } from './checkpoi
 import { syncDirectory } from './durable-file.ts';
 import { ExtentStore, pwriteAll } from './extent-store.ts';
 import { Chunk, MetadataState, type MetadataListener, type VolumeMeta } from './metadata.ts';
+import type { StorageMeter } from './meter.ts';
 import { SerialRuns } from './serial-runs.ts';
 import {
   applyRecord,
@@ -85,6 +86,7 @@ export class MetadataJournal implements MetadataListener {
     failure: () => this.failure ?? (this.final ? new Error('the metadata journal is closed') : null),
   });
   private queuedCheckpoint = false;
+  private meter: StorageMeter | null = null;
   private timer: NodeJS.Timeout | null = null;
   private failure: Error | null = null;
   /** No new records (closing, closed or abandoned). */
@@ -237,6 +239,12 @@ export class MetadataJournal implements MetadataListener {
     return this.commits.request();
   }
 
+  /** Reports WAL commits and fdatasync times (of the WAL and the extent files) to `meter` from now on. */
+  setMeter(meter: StorageMeter | null): void {
+    this.meter = meter;
+    this.extents.meter = meter;
+  }
+
   private async runCommit(checkpoint: boolean): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
@@ -264,7 +272,12 @@ export class MetadataJournal implements MetadataListener {
       await this.extents.syncData();
       if (records.length > 0) {
         await pwriteAll(oldFd, records, writeAt);
+        const started = this.meter === null ? 0 : performance.now();
         await fdatasync(oldFd);
+        if (this.meter !== null) {
+          this.meter.synced('wal', (performance.now() - started) / 1000);
+          this.meter.walCommitted();
+        }
       }
       if (image) {
         this.walFd = await createSegment(this.metaDir, nextGeneration);

@@ -55,6 +55,7 @@ interface RunOptions {
   nbdSocket?: string;
   tls?: boolean;
   link: { host: string; port: number };
+  metrics?: { host: string; port: number };
   logLevel: string;
 }
 
@@ -70,14 +71,16 @@ async function run(options: RunOptions): Promise<void> {
       nbdSocket: options.nbdSocket ?? null,
       nbdTls: options.tls ?? false,
       link: options.link,
+      metrics: options.metrics ?? null,
       logger,
     });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ERR_NBD_TLS_REQUIRED') throw new CliError((error as Error).message, 2, 'bad-request');
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-      const { address, port } = error as { address?: string; port?: number };
+      const { address, port, listener } = error as { address?: string; port?: number; listener?: string };
       const where = port === undefined ? (address ?? '') : `${address}:${port}`;
+      if (listener === 'metrics') throw new CliError(`cannot listen for metrics (--metrics) on ${where}: ${code}; nothing was started`, 1, 'conflict');
       throw new CliError(`cannot listen on ${where}: ${code}`, 1, 'conflict');
     }
     throw error;
@@ -91,6 +94,7 @@ async function run(options: RunOptions): Promise<void> {
   if (info.nbdAddress) fields.push(['nbd', options.tls ? `nbds://${info.nbdAddress} (TLS required)` : `nbd://${info.nbdAddress}`]);
   if (info.nbdSocket) fields.push(['nbd socket', info.nbdSocket]);
   if (agent.runInfo.linkAddress) fields.push(['peer link', agent.runInfo.linkAddress]);
+  if (agent.runInfo.metricsAddress) fields.push(['metrics', `http://${agent.runInfo.metricsAddress}/metrics`]);
   fields.push(['certificate', info.certificateFingerprint]);
   print(formatFields(fields));
   print('ready');
@@ -177,6 +181,7 @@ export function registerSetupCommands(program: Command): void {
     .option('--nbd-socket <path>', 'also serve NBD on a Unix socket')
     .option('--tls', 'NBD over TCP requires TLS (client certificate from this agent\'s CA or PSK key: nbd-client add); needed unless --nbd is a loopback address')
     .option('--link <host:port>', 'peer link address (mirroring between sites)', parseHostPort, { host: '127.0.0.1', port: 7451 })
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, no authentication; off by default)', parseHostPort)
     .addOption(
       new Option('--log-level <level>', 'log level (JSON logs go to stderr)')
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
