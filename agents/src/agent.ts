@@ -156,7 +156,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     metrics?.watch({
       agent: info,
       sessions: replication.service,
-      rounds: (session) => replication.service.multiPrimary.coordinatorOf(session)?.rounds,
+      rounds: (session) => replication.service.rounds.coordinatorOf(session)?.rounds,
       peers: () => replication.peers.info(),
       flash: () => flash.list(),
       pool: () => engine.poolStats(),

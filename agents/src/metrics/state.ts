@@ -12,7 +12,7 @@ import {
 import type { SessionReader } from '../replication/session-reader.ts';
 import type { SessionRecord } from '../replication/session-store.ts';
 
-/** A multi-primary session's consistency rounds at its coordinating agent (CutCoordinator.rounds). */
+/** An async session's consistency rounds at the agent driving them (CutCoordinator.rounds). */
 export interface RoundCounts {
   run: number;
   complete: number;
@@ -131,7 +131,7 @@ export class StateMetrics {
     });
     counter(
       'tandem_session_rounds_formed_total',
-      'Multi-primary sessions, at the coordinating agent: consistency rounds cut at every primary agent (since its coordinator started)',
+      'Async sessions, at the agent driving the rounds: consistency rounds cut at every primary agent (since its coordinator started)',
       ['session'],
       (metric, { sessions }) => {
         for (const { info, rounds } of sessions) if (rounds) metric.inc({ session: info.name }, rounds.complete);
@@ -139,7 +139,7 @@ export class StateMetrics {
     );
     counter(
       'tandem_session_rounds_failed_total',
-      'Multi-primary sessions, at the coordinating agent: consistency rounds some primary agent did not cut (since its coordinator started)',
+      'Async sessions, at the agent driving the rounds: consistency rounds some primary agent did not cut (since its coordinator started)',
       ['session'],
       (metric, { sessions }) => {
         for (const { info, rounds } of sessions) if (rounds) metric.inc({ session: info.name }, rounds.incomplete);
