@@ -60,30 +60,17 @@ export class StateMetrics {
   ) {
     const registers = [registry];
     const read = (): Snapshot | null => this.snapshot;
+    // Every series is set anew from the last snapshot at each scrape (a session or copy set gone is gone from the output).
+    const collectFrom = <M extends { reset(): void }>(fill: (metric: M, snapshot: Snapshot) => void) =>
+      function (this: M) {
+        this.reset();
+        const snapshot = read();
+        if (snapshot) fill(this, snapshot);
+      };
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (metric: Gauge<L>, snapshot: Snapshot) => void) =>
-      new Gauge<L>({
-        name,
-        help,
-        labelNames,
-        registers,
-        collect() {
-          this.reset();
-          const snapshot = read();
-          if (snapshot) fill(this, snapshot);
-        },
-      });
+      new Gauge<L>({ name, help, labelNames, registers, collect: collectFrom(fill) });
     const counter = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (metric: Counter<L>, snapshot: Snapshot) => void) =>
-      new Counter<L>({
-        name,
-        help,
-        labelNames,
-        registers,
-        collect() {
-          this.reset();
-          const snapshot = read();
-          if (snapshot) fill(this, snapshot);
-        },
-      });
+      new Counter<L>({ name, help, labelNames, registers, collect: collectFrom(fill) });
 
     gauge('tandem_agent_info', 'The agent: site, id and version (always 1)', ['site', 'agent_id', 'version'], (metric, { agent }) => {
       metric.set({ site: agent.site, agent_id: agent.agentId, version: agent.version }, 1);

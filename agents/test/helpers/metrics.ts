@@ -75,18 +75,5 @@ export function promtoolCheck(text: string): Promise<{ code: number | null; out:
   });
 }
 
-/** Polls `probe` until it gives a truthy value (errors count as not yet), or fails after `timeoutMs` saying what it waited for. */
-export async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+/** Polls with a deadline (the helper every agents test uses). */
+export { until } from './session-views.ts';
