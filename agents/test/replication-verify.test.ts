@@ -237,7 +237,7 @@ describe('semi-sync', () => {
     expect(repaired.every((event) => event.data!.copied === true)).toBe(true);
     expect(state(s, 'h1')).toBe('prepared');
     // Every acknowledged write is at the secondary: the images are identical, and verify agrees.
-    await waitFor(() => target.repairing.size === 0, 10_000, 'repairs done');
+    await waitFor(() => target.arrivals.repairing.size === 0, 10_000, 'repairs done');
     expect((await readAll(s.h1, 'prod')).equals(await readAll(s.h2, 'copy'))).toBe(true);
     const report = await s.h1.replication.service.verify('s1');
     expect(report.differingTracks).toBe(0);

@@ -165,7 +165,7 @@ export class FlashMirrorTarget {
     const { pairs, copySets } = this.resolvePairs(from, params);
     const fixups = this.fixupWrites(pairs, params.fixups, payload);
     // Semi-sync writes acknowledged on arrival are applied before the point in time.
-    await this.service.target.settlePairs(copySets);
+    await this.service.target.arrivals.settlePairs(copySets);
     const changed = pairs.map((pair) => (params.kind === 'reverse' ? pair.source : pair.target));
     for (const volume of changed) {
       if (this.ordered.has(volume)) throw new ProblemError('conflict', `a flash change of ${volume} is already running`);

@@ -11,12 +11,11 @@ import {
 } from './link/peer-protocol.ts';
 import { clusterPeerHandlers } from './clusters/peer-requests.ts';
 import { localCodes } from './failback.ts';
-import { problemMessage } from './pair-source.ts';
 import type { FlashMirror } from './flash-mirror.ts';
 import type { ReplicationService } from './service.ts';
-import type { ReplicationFaults } from './faults.ts';
-import type { HeldCopySet, SessionRecord } from './session-store.ts';
+import type { SessionRecord } from './session-store.ts';
 import { StreamFences } from './stream-fence.ts';
+import { ArrivalWrites } from './arrival-writes.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 
 /** The methods TargetHandlers serves itself (the rest of ServedPeerMethod belongs to the other receiving parts). */
@@ -28,48 +27,22 @@ type TargetMethod =
   | 'cg.apply'
   | `ship.${'begin' | 'chunk' | 'commit'}`;
 
-/** How long `pair.codes` with `settle` waits for acknowledged semi-sync writes of its tracks to be applied. */
-const SETTLE_WAIT_MS = 5000;
-/**
- * Semi-sync backpressure: while this many bytes acknowledged on arrival are
- * not written here yet, a further write is acknowledged only once its own
- * write was attempted (the source then waits like a sync one), so a source
- * faster than this disk cannot pile up unbounded unapplied data.
- */
-const ARRIVAL_BACKLOG_BYTES = 32 * 1024 * 1024;
-
 /**
  * Serves the requests the other site sends over the peer link: session
  * bookkeeping, and the target side of mirroring (writes, trims, flushes,
  * bitmaps and codes for failback, tracks for repair).
  */
 export class TargetHandlers {
-  /** Tracks whose arrival was acknowledged but whose write failed, being repaired. */
-  readonly repairing = new Set<string>();
-  repaired = 0;
-  /** Semi-sync writes acknowledged on arrival and not applied yet, per `pair:track`. */
-  private readonly arriving = new Map<string, number>();
-  /** Per pair: the write attempts of semi-sync writes acknowledged on arrival that have not ended. */
-  private readonly attempts = new Map<string, Set<Promise<void>>>();
   /** The runs of the mirroring streams this site receives (see stream-fence.ts). */
   readonly fences = new StreamFences();
-  /**
-   * Semi-sync writes acknowledged on arrival whose local write has not
-   * started yet, in arrival order. They start once their acknowledgement is
-   * on its way (setImmediate), or before the next peer request is served, so
-   * they start in arrival order relative to every later request.
-   */
-  private readonly unstarted: Array<() => void> = [];
-  /** Bytes acknowledged on arrival whose write has not been attempted yet. */
-  private unapplied = 0;
-  /** Injected by tests (faults.ts): failed arrival writes, a held stop-source. */
-  private get faults(): ReplicationFaults {
-    return this.service.faults;
-  }
+  /** Semi-sync writes acknowledged on arrival: started in order, settled, repaired (arrival-writes.ts). */
+  readonly arrivals: ArrivalWrites;
   /** Flash copy's mirror interplay (flash-mirror.ts), once installed: serves `flash.mirror`. */
   flashMirror: FlashMirror | null = null;
 
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: ReplicationService) {
+    this.arrivals = new ArrivalWrites(service);
+  }
 
   /**
    * Serves a request from the other site: parsed against the peer protocol
@@ -101,7 +74,7 @@ export class TargetHandlers {
 
   private async handleRequest(request: RpcRequest): Promise<RpcResult> {
     const call = parsePeerRequest(request);
-    this.startArrived();
+    this.arrivals.startArrived();
     // Nothing is served before what was staged or committed before a restart is applied (it is older than anything to come).
     await this.service.recovered;
     if (STREAM_METHODS.has(call.method)) {
@@ -210,7 +183,7 @@ export class TargetHandlers {
       'session.stop-source': async ({ params }) => {
         // The target is being recovered: this site (the source) stops and keeps marking. Its state is recovering, as
         // at the target, so neither a suspend in flight nor the resume after a link failure makes it mirror again.
-        if (this.faults.holdStopSource) await this.faults.holdStopSource;
+        if (service.faults.holdStopSource) await service.faults.holdStopSource;
         const session = service.session(params.session);
         await service.mirroring.suspended(session);
         if (service.role(session).source && session.state !== 'defined' && session.state !== 'target-available') {
@@ -266,11 +239,9 @@ export class TargetHandlers {
       'pair.flush': async ({ params }) => {
         // Writes acknowledged on arrival are attempted first; tracks whose attempt failed are being repaired (not durable here).
         const { pair, device } = this.targetPair(params.pair);
-        await this.attempted(pair.id);
+        await this.arrivals.attempted(pair.id);
         await device.flush();
-        const prefix = `${pair.id}:`;
-        const repairing = [...this.repairing].filter((key) => key.startsWith(prefix)).map((key) => Number(key.slice(prefix.length)));
-        return { result: { repairing } };
+        return { result: { repairing: this.arrivals.repairingTracks(pair.id) } };
       },
       'pair.bitmap': ({ params }) => {
         const pair = service.pair(params.pair);
@@ -285,7 +256,7 @@ export class TargetHandlers {
         const pair = service.pair(params.pair);
         const tracks = params.tracks;
         // Online verify: semi-sync writes acknowledged on arrival are applied first; tracks still pending are reported busy.
-        const busy = params.settle === true ? await this.settle(pair.id, tracks) : [];
+        const busy = params.settle === true ? await this.arrivals.settle(pair.id, tracks) : [];
         const { codes, computed } = await localCodes(service.engine, localVolumeName(service.engine, pair), tracks);
         return { result: { computed, busy }, payload: Buffer.from(codes.buffer) };
       },
@@ -334,7 +305,7 @@ export class TargetHandlers {
     service.copySetVolumes.refuseIfBroken(session);
     const pairs = service.pairsOf(session).map((pair) => pair.id);
     await this.fences.fence(session.id, call.peerAgentId, run, async () => {
-      await Promise.all(pairs.map((pair) => this.attempted(pair)));
+      await Promise.all(pairs.map((pair) => this.arrivals.attempted(pair)));
       if (session.type === 'async') await service.applier.dropParts(session.id, call.peerAgentId);
       if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
     });
@@ -362,150 +333,8 @@ export class TargetHandlers {
       await device.write(offset, payload, { fua });
       return {};
     }
-    // Semi-sync: acknowledge arrival now; a failed write is repaired here, never reported to the host.
-    // (The payload is a view of a socket chunk the link never reuses, so it may outlive the call; it may share that chunk with neighbouring frames.)
-    const data = payload;
-    const first = Math.floor(offset / device.trackSize);
-    const end = Math.floor((offset + Math.max(data.length, 1) - 1) / device.trackSize) + 1;
-    const keys: string[] = [];
-    for (let track = first; track < end; track++) keys.push(`${pair.id}:${track}`);
-    for (const key of keys) this.arriving.set(key, (this.arriving.get(key) ?? 0) + 1);
-    const backlogged = this.unapplied > ARRIVAL_BACKLOG_BYTES;
-    this.unapplied += data.length;
-    // Settles once the write was attempted: written, or failed with its tracks listed as repairing (a flush then reports them).
-    let attemptEnded!: () => void;
-    const attempt = new Promise<void>((resolve) => (attemptEnded = resolve));
-    let attempts = this.attempts.get(pair.id);
-    if (!attempts) {
-      attempts = new Set();
-      this.attempts.set(pair.id, attempts);
-    }
-    const pending = attempts;
-    pending.add(attempt);
-    void attempt.then(() => {
-      pending.delete(attempt);
-      if (pending.size === 0 && this.attempts.get(pair.id) === pending) this.attempts.delete(pair.id);
-    });
-    // The local write starts after the acknowledgement is sent: it is no longer on the host's path.
-    this.deferStart(async () => {
-      try {
-        try {
-          if (this.faults.failArrivalWrites > 0) {
-            this.faults.failArrivalWrites--;
-            throw new ProblemError('internal-error', 'injected target write failure');
-          }
-          await device.write(offset, data, { fua });
-        } finally {
-          this.unapplied -= data.length;
-        }
-      } catch (error) {
-        const repair = this.repair(session, pair, first, end, problemMessage(error));
-        attemptEnded();
-        await repair;
-      } finally {
-        attemptEnded();
-        for (const key of keys) {
-          const left = this.arriving.get(key)! - 1;
-          if (left === 0) this.arriving.delete(key);
-          else this.arriving.set(key, left);
-        }
-      }
-    });
-    if (backlogged) {
-      // Too much unapplied already: this one is acknowledged once written (a failure still goes to repair, not to the host).
-      this.startArrived();
-      await attempt;
-    }
+    // Semi-sync: acknowledged on arrival, written after (arrival-writes.ts).
+    await this.arrivals.accept(session, pair, device, offset, payload, fua);
     return {};
-  }
-
-  /** Waits until every write of the pair acknowledged on arrival so far was attempted (written, or failed and handed to repair). */
-  private async attempted(pair: string): Promise<void> {
-    const pending = this.attempts.get(pair);
-    if (!pending || pending.size === 0) return;
-    this.startArrived();
-    await Promise.all([...pending]);
-  }
-
-  private deferStart(start: () => Promise<void>): void {
-    this.unstarted.push(() => void start());
-    if (this.unstarted.length === 1) setImmediate(() => this.startArrived());
-  }
-
-  /** Starts the local writes of semi-sync writes acknowledged on arrival, in arrival order. */
-  private startArrived(): void {
-    if (this.unstarted.length === 0) return;
-    for (const start of this.unstarted.splice(0)) start();
-  }
-
-  /** Waits (bounded) until no semi-sync write acknowledged on arrival, nor its repair, is pending for these copy sets. */
-  async settlePairs(pairs: string[]): Promise<void> {
-    const prefixes = pairs.map((pair) => `${pair}:`);
-    const pending = () => [...this.arriving.keys(), ...this.repairing].some((key) => prefixes.some((prefix) => key.startsWith(prefix)));
-    const deadline = Date.now() + SETTLE_WAIT_MS;
-    while (pending()) {
-      if (Date.now() > deadline) throw new ProblemError('timeout', 'writes acknowledged on arrival are still being applied here');
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
-  }
-
-  /** Waits (bounded) until no acknowledged write or repair of these tracks is pending; returns those still pending. */
-  private async settle(pair: string, tracks: number[]): Promise<number[]> {
-    const pending = () => tracks.filter((track) => this.arriving.has(`${pair}:${track}`) || this.repairing.has(`${pair}:${track}`));
-    const deadline = Date.now() + SETTLE_WAIT_MS;
-    let left = pending();
-    while (left.length > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      left = pending();
-    }
-    return left;
-  }
-
-  /**
-   * A write acknowledged on arrival failed here: the source marks its tracks
-   * out-of-sync and copies them with its resync (which copies again if a
-   * host write races the copy, so no newer write is overwritten by an older
-   * copy). The host never sees the error.
-   */
-  private async repair(session: SessionRecord, pair: HeldCopySet, first: number, end: number, why: string): Promise<void> {
-    const service = this.service;
-    const catalog = service.engine.catalog;
-    const tracks = Array.from({ length: end - first }, (_, i) => first + i);
-    const keys = tracks.map((track) => `${pair.id}:${track}`);
-    for (const key of keys) this.repairing.add(key);
-    catalog.recordEvent('pair.repair', 'warning', session.name, `write to ${pair.localVolume} failed (${why}); repairing ${tracks.length} track(s) from the source`, {
-      pair: pair.id,
-      tracks,
-    });
-    try {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const answer = await service.link(session).call('pair.repair', { pair: pair.id, tracks }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
-          const repaired = answer.result.repaired === true;
-          this.repaired++;
-          catalog.recordEvent(
-            'pair.repaired',
-            'info',
-            session.name,
-            repaired
-              ? `repaired ${tracks.length} track(s) of ${pair.localVolume}`
-              : `${tracks.length} track(s) of ${pair.localVolume} are marked out-of-sync at the source; its resync copies them`,
-            { pair: pair.id, tracks, copied: repaired },
-          );
-          return;
-        } catch (error) {
-          if (attempt >= 40) {
-            catalog.recordEvent('pair.repair', 'error', session.name, `tracks ${first}..${end - 1} of ${pair.localVolume} could not be repaired: ${problemMessage(error)}`, {
-              pair: pair.id,
-              tracks,
-            });
-            return;
-          }
-          await new Promise((resolve) => setTimeout(resolve, 250));
-        }
-      }
-    } finally {
-      for (const key of keys) this.repairing.delete(key);
-    }
   }
 }
