@@ -48,6 +48,11 @@ import { ShippingSessions } from './shipping-sessions.ts';
  * (session-actions.ts), mirroring at the source (mirroring.ts), snapshot
  * shipping (shipping-sessions.ts), failback (session-failback.ts), online
  * verify (session-verify.ts) and reports (session-reports.ts).
+ *
+ * (About 460 lines: most are the commands' one-line delegations to those
+ * parts and the parts' construction; what stays here is what every part
+ * calls: the lookups, the splitter's taps, and the state changes with their
+ * push to the other sites.)
  */
 export class ReplicationService implements TapSource {
   readonly store: SessionStore;
