@@ -46,8 +46,8 @@ describe('recover while a copy set of a multi-primary session joins', () => {
 
     // A copy set that finished its initial copy is consistent at charlie again (bravo tells it: pair.joined; should
     // that be lost, the control agent's prepared tells it too: charlie ignores pair.joined for j here).
-    const joinedAtSource = charlie.running.joinedAtSource.bind(charlie.running);
-    charlie.running.joinedAtSource = () => undefined;
+    const joinedAtSource = charlie.joining.joinedAtSource.bind(charlie.joining);
+    charlie.joining.joinedAtSource = () => undefined;
     await s.bravo.engine.createVolume('j', 4 * MiB);
     await s.charlie.engine.createVolume('j2', 4 * MiB);
     await s.bravo.replication.exports.openExport('j').write(0, randomBytes(MiB));
@@ -55,7 +55,7 @@ describe('recover while a copy set of a multi-primary session joins', () => {
     const j = () => charlie.info(charlie.session('mp')).pairs.find((pair) => pair.h1Volume === 'j')!;
     expect(j().consistent, 'j2 while j copies').toBe(false);
     await waitFor(() => controlAgent.session('mp').state === 'prepared' && j().consistent === undefined, 60_000, 'j joined and consistent at charlie');
-    charlie.running.joinedAtSource = joinedAtSource;
+    charlie.joining.joinedAtSource = joinedAtSource;
 
     await controlAgent.addPair('mp', 'n', 'n2', { primaryAgent: 'bravo' });
     await charlie.act('mp', 'recover');

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ProblemError, type SessionType, type VolumeDependent } from '@tandem/contract';
 import { RunningCopySets } from './running-copy-sets.ts';
 import type { ReplicationService } from './service.ts';
-import { atSecondary, newCopySet, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
+import { atSecondary, heldElsewhere, memberRecord, newCopySet, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
 
 /** A session's copy set that uses a volume, as a delete or resize refusal names it (VolumeDependentSchema `copy-set`). */
 export type CopySetDependent = Extract<VolumeDependent, { kind: 'copy-set' }>;
@@ -78,18 +78,18 @@ export class CopySets {
   }
 
   /**
-   * Adds a copy set: a local (H1) volume and a volume of the same size at the
-   * other site. With `primaryAgent` naming another paired agent, the H1
-   * volume is that agent's (a multi-primary async session, see multi-primary.ts).
+   * Adds a copy set: an H1 volume and a volume of the same size at the
+   * secondary site. The H1 volume is this agent's, or with `primaryAgent`
+   * naming another paired agent (site name or agent id) that agent's (a
+   * multi-primary async session, see multi-primary.ts). One path for both:
+   * sizes asked of the agents holding the volumes; a session that was
+   * started tracks and copies it at once (running-copy-sets.ts).
    */
   async addPair(sessionName: string, h1Volume: string, h2Volume: string, options: { primaryAgent?: string } = {}): Promise<HeldCopySet> {
     const service = this.service;
-    if (options.primaryAgent !== undefined && options.primaryAgent !== service.agentId && options.primaryAgent !== service.site) {
-      return service.multiPrimary.addMemberPair(sessionName, h1Volume, h2Volume, options.primaryAgent);
-    }
     const session = service.session(sessionName);
-    if (service.role(session).site !== 'h1') {
-      throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s H1 site, where it was defined`);
+    if (!service.role(session).control) {
+      throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s control agent, the agent where it was defined`);
     }
     if (session.state !== 'defined' && !RunningCopySets.handles(session)) {
       throw new ProblemError(
@@ -97,26 +97,61 @@ export class CopySets {
         `session ${session.name} is ${session.state}; copy sets are added while it is defined, preparing, prepared or suspended`,
       );
     }
-    const local = service.engine.getVolume(h1Volume);
-    for (const pair of service.pairs.values()) {
-      if (pair.localVolumeId === local.id && !pair.broken) throw new ProblemError('volume-busy', `${h1Volume} is already in a copy set`);
-    }
-    const remote = await service.link(session).call('volume.size', { name: h2Volume }, null, { waitForLinkMs: 5000 });
-    const remoteSize = (remote.result as { sizeBytes: number }).sizeBytes;
-    if (remoteSize !== local.sizeBytes) {
+    const here = isThisAgent(service, options.primaryAgent);
+    const primary = here ? { agentId: service.agentId, site: service.site } : service.peers.get(options.primaryAgent!);
+    if (!here && session.type !== 'async') {
       throw new ProblemError(
-        'invalid-size',
-        `${h1Volume} is ${local.sizeBytes} bytes but ${h2Volume} at the other site is ${remoteSize}; a copy set needs equal sizes`,
+        'not-supported',
+        `session ${session.name} is ${session.type}; copy sets with their primary on another agent need an async session`,
       );
     }
-    const pair = newCopySet(session, service.agentId, h1Volume, h2Volume, randomUUID(), new Date().toISOString(), local.id);
-    // A session that was started tracks and copies the new copy set at once, leaving the others as they are.
+    if (primary.agentId === session.peerAgentId) {
+      throw new ProblemError('bad-request', `${primary.site} is the secondary site of ${session.name}; it cannot also hold a primary volume`);
+    }
+    const local = here ? service.engine.getVolume(h1Volume) : null;
+    const taken = here
+      ? [...service.pairs.values()].some((pair) => pair.localVolumeId === local!.id && !pair.broken)
+      : service.multiPrimary.memberCopySets(session).some((pair) => pair.primaryAgentId === primary.agentId && pair.h1Volume === h1Volume);
+    if (taken) throw new ProblemError('volume-busy', `${here ? '' : `${primary.site}:`}${h1Volume} is already in a copy set`);
+    const sizeAt = async (agent: string, name: string) => {
+      const answer = await service.peers.link(agent).call('volume.size', { name }, null, { waitForLinkMs: 5000 });
+      return (answer.result as { sizeBytes: number }).sizeBytes;
+    };
+    const [h1Size, h2Size] = await Promise.all([local?.sizeBytes ?? sizeAt(primary.agentId, h1Volume), sizeAt(session.peerAgentId, h2Volume)]);
+    if (h1Size !== h2Size) {
+      throw new ProblemError(
+        'invalid-size',
+        `${h1Volume}${here ? '' : ` at ${primary.site}`} is ${h1Size} bytes but ${h2Volume} at the secondary is ${h2Size}; a copy set needs equal sizes`,
+      );
+    }
+    // Another agent's volume is known here by no id (that agent adopts the copy set with `mp.join`).
+    const pair = newCopySet(session, primary.agentId, h1Volume, h2Volume, randomUUID(), new Date().toISOString(), local?.id ?? null);
     if (session.state !== 'defined') return service.running.add(session, pair);
-    await service.link(session).call('pair.put', { pair: atSecondary(pair) });
-    service.store.saveCopySet(pair);
-    service.pairs.set(pair.id, pair);
-    service.refreshTaps();
-    service.engine.catalog.recordEvent('pair.added', 'info', session.name, `copy set ${h1Volume} -> ${h2Volume} added to ${session.name}`);
+    // Defined: the secondary and the primary agent learn it; nothing is tracked until the session starts.
+    if (here) {
+      await service.link(session).call('pair.put', { pair: atSecondary(pair) });
+      service.store.saveCopySet(pair);
+      service.pairs.set(pair.id, pair);
+      service.refreshTaps();
+    } else {
+      const primaryLink = service.peers.link(primary.agentId);
+      await primaryLink.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
+      try {
+        const record = heldElsewhere(pair);
+        await service.link(session).call('mp.secondary-pair', { pair: atSecondary(pair), member: memberRecord(record) });
+        service.store.saveCopySet(record);
+      } catch (error) {
+        await primaryLink.call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
+        throw error;
+      }
+    }
+    const where = here ? '' : `${primary.site}:`;
+    service.engine.catalog.recordEvent('pair.added', 'info', session.name, `copy set ${where}${h1Volume} -> ${h2Volume} added to ${session.name}${here ? '' : ` (primary at ${primary.site})`}`, {
+      pair: pair.id,
+      h1Volume,
+      h2Volume,
+      ...(here ? {} : { primarySite: primary.site }),
+    });
     return pair;
   }
 
@@ -135,25 +170,29 @@ export class CopySets {
         `session ${session.name} is ${session.state}; copy sets are removed while it is defined, preparing, prepared or suspended`,
       );
     }
-    const here = options.primaryAgent === undefined || options.primaryAgent === service.agentId || options.primaryAgent === service.site;
-    if (!here) return service.multiPrimary.removeMemberPair(session, h1Volume, options.primaryAgent!);
-    const pair = service.pairsOf(session).find((p) => p.h1Volume === h1Volume);
-    const memberPairs = service.multiPrimary.memberCopySets(session).filter((p) => p.h1Volume === h1Volume);
-    if (options.primaryAgent === undefined && memberPairs.length + (pair ? 1 : 0) > 1) {
-      const sites = [...(pair ? [service.site] : []), ...memberPairs.map((p) => service.multiPrimary.siteOf(p.primaryAgentId))];
+    const primaryAgentId = options.primaryAgent === undefined ? undefined : isThisAgent(service, options.primaryAgent) ? service.agentId : service.peers.get(options.primaryAgent).agentId;
+    // The control agent keeps every copy set of the session (the other primary agents' without local fields).
+    const named = service.store.copySetsOf(session.id).filter((pair) => pair.h1Volume === h1Volume && (primaryAgentId === undefined || pair.primaryAgentId === primaryAgentId));
+    if (named.length > 1) {
+      const sites = named.map((pair) => service.multiPrimary.siteOf(pair.primaryAgentId));
       throw new ProblemError(
         'conflict',
         `${h1Volume} names copy sets of session ${session.name} at ${sites.join(', ')}; name the site holding the one to remove (primaryAgent)`,
         { sites },
       );
     }
-    if (!pair && memberPairs.length === 1 && options.primaryAgent === undefined) {
-      return service.multiPrimary.removeMemberPair(session, h1Volume, memberPairs[0]!.primaryAgentId);
+    const record = named[0];
+    if (!record) {
+      const site = primaryAgentId === undefined ? '' : ` at ${service.multiPrimary.siteOf(primaryAgentId)}`;
+      throw new ProblemError('not-found', `${h1Volume} is not in session ${session.name}${site}`);
     }
-    if (!pair) throw new ProblemError('not-found', `${h1Volume} is not in session ${session.name}${options.primaryAgent ? ` at ${service.site}` : ''}`);
-    if (session.state !== 'defined') return service.running.remove(session, pair);
-    await service.link(session).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
-    this.forgetPair(pair);
+    if (session.state !== 'defined') return service.running.remove(session, record);
+    // Defined: nothing is tracked; the agents holding its volumes forget it.
+    const pair = service.pairs.get(record.id);
+    if (!pair) await service.peers.link(record.primaryAgentId).call('pair.remove', { pair: record.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
+    await service.link(session).call('pair.remove', { pair: record.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
+    if (pair) this.forgetPair(pair);
+    else service.store.deleteCopySet(record.id);
   }
 
   forgetPair(pair: HeldCopySet): void {
@@ -219,4 +258,9 @@ export class CopySets {
     service.refreshTaps();
     return record;
   }
+}
+
+/** A `primaryAgent` option naming this agent (absent, its id or its site name). */
+function isThisAgent(service: ReplicationService, primaryAgent: string | undefined): boolean {
+  return primaryAgent === undefined || primaryAgent === service.agentId || primaryAgent === service.site;
 }

@@ -137,7 +137,7 @@ export class Mirroring {
     // A run still awaiting its resync says what it copied (session.synced) first; it checks again right after.
     if (this.resyncing.has(session.id)) return;
     // Copy sets added while the session ran join first (see running-copy-sets.ts).
-    if (this.service.running.settle(session)) return;
+    if (this.service.joining.settle(session)) return;
     // Multi-primary: prepared once every primary agent is duplex and a round after that is committed.
     if (this.service.role(session).drivesRounds) return this.service.rounds.checkPrepared(session);
     const all = this.service.pairsOf(session).every((pair) => {
@@ -207,14 +207,14 @@ export class Mirroring {
     const engine = this.service.engine;
     const mode = session.type === 'semi-sync' ? 'semi-sync' : session.type === 'async' ? 'async' : 'sync';
     // Copy sets still joining (added while the session ran, kept across restarts) copy in their joining mode, then join.
-    const joining = this.service.running.resumeJoining(session);
+    const joining = this.service.joining.resume(session);
     const sources = this.service.pairsOf(session).map((pair) => this.ensureSource(session, pair));
     if (mode === 'async') {
       const shipper = this.shipperFor(session, sources);
       for (const source of sources) source.shipper = joining.has(source.record.id) ? null : shipper;
       shipper.start(run);
     }
-    for (const source of sources) source.startMirroring(joining.has(source.record.id) ? this.service.running.modeOf(session) : mode, run);
+    for (const source of sources) source.startMirroring(joining.has(source.record.id) ? this.service.joining.modeOf(session) : mode, run);
     this.service.refreshTaps();
     const marked = sources.reduce((sum, source) => sum + source.outOfSyncTracks, 0);
     engine.catalog.recordEvent('session.resync', 'info', session.name, `session ${session.name}: copying ${marked} marked track(s)`, {

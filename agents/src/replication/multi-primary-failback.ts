@@ -187,7 +187,7 @@ export class MultiPrimaryFailback {
       await link.ready(3000);
       // Recovered during its initial copy: every candidate track (not yet copied, or changed here) is copied; equal
       // codes prove nothing about a volume that was never a consistent image.
-      const whole = service.running.initialCopyPending(pair);
+      const whole = service.joining.initialCopyPending(pair);
       plans.push(await planPair(service.engine, link, pair, whole ? { verifyCodes: false, fullCompare: false } : options));
     }
     return plans;

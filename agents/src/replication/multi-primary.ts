@@ -1,12 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { ProblemError, type PairInfo } from '@tandem/contract';
 import { copySetState } from './copy-set-state.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import { MultiPrimaryFailback } from './multi-primary-failback.ts';
-import { MultiPrimaryRunning } from './multi-primary-running.ts';
-import { atSecondary, heldElsewhere, memberRecord, newCopySet, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
+import { type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
 
 /** The multi-primary methods this part serves itself (running changes and failback have their own tables). */
@@ -107,90 +105,6 @@ export class MultiPrimarySessions {
     return this.otherAgents(session).map((agent) => this.service.peers.link(agent));
   }
 
-  /**
-   * Control agent: adds a copy set whose primary volume lives on another paired
-   * agent. The member learns the session and its copy set (`mp.join`), the
-   * secondary its target copy set (`mp.secondary-pair`).
-   */
-  async addMemberPair(sessionName: string, h1Volume: string, h2Volume: string, primaryAgent: string): Promise<HeldCopySet> {
-    const service = this.service;
-    const session = service.session(sessionName);
-    if (!service.role(session).control) {
-      throw new ProblemError('invalid-state', `add copy sets at ${session.name}'s control agent, the agent where it was defined`);
-    }
-    if (session.type !== 'async') {
-      throw new ProblemError(
-        'not-supported',
-        `session ${session.name} is ${session.type}; copy sets with their primary on another agent need an async session`,
-      );
-    }
-    if (session.state !== 'defined' && !MultiPrimaryRunning.handles(session)) {
-      throw new ProblemError(
-        'invalid-state',
-        `session ${session.name} is ${session.state}; copy sets are added while it is defined, preparing, prepared or suspended`,
-      );
-    }
-    const member = service.peers.get(primaryAgent);
-    if (member.agentId === session.peerAgentId) {
-      throw new ProblemError('bad-request', `${member.site} is the secondary site of ${session.name}; it cannot also hold a primary volume`);
-    }
-    for (const pair of this.memberCopySets(session)) {
-      if (pair.primaryAgentId === member.agentId && pair.h1Volume === h1Volume) {
-        throw new ProblemError('volume-busy', `${h1Volume} at ${member.site} is already in a copy set of ${session.name}`);
-      }
-    }
-    const memberLink = service.peers.link(member.agentId);
-    const [primarySize, secondarySize] = await Promise.all([
-      memberLink.call('volume.size', { name: h1Volume }, null, { waitForLinkMs: 5000 }),
-      service.link(session).call('volume.size', { name: h2Volume }, null, { waitForLinkMs: 5000 }),
-    ]);
-    const h1Size = (primarySize.result as { sizeBytes: number }).sizeBytes;
-    const h2Size = (secondarySize.result as { sizeBytes: number }).sizeBytes;
-    if (h1Size !== h2Size) {
-      throw new ProblemError(
-        'invalid-size',
-        `${h1Volume} at ${member.site} is ${h1Size} bytes but ${h2Volume} at the secondary is ${h2Size}; a copy set needs equal sizes`,
-      );
-    }
-    const now = new Date().toISOString();
-    // Its volume's id is the member's own (it adopts the copy set with `mp.join`); the control agent keeps the copy set
-    // without local fields.
-    const pair = newCopySet(session, member.agentId, h1Volume, h2Volume, randomUUID(), now, null);
-    const record = heldElsewhere(pair);
-    // A session that was started: the member tracks and copies it, then it joins the rounds (multi-primary-running.ts).
-    if (session.state !== 'defined') {
-      await service.running.multiPrimary.add(session, record, pair, () => service.store.saveCopySet(record));
-      return pair;
-    }
-    await memberLink.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
-    try {
-      await service.link(session).call('mp.secondary-pair', { pair: atSecondary(pair), member: memberRecord(record) });
-    } catch (error) {
-      await memberLink.call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
-      throw error;
-    }
-    service.store.saveCopySet(record);
-    service.engine.catalog.recordEvent(
-      'pair.added',
-      'info',
-      session.name,
-      `copy set ${member.site}:${h1Volume} -> ${h2Volume} added to ${session.name} (primary at ${member.site})`,
-      { primarySite: member.site },
-    );
-    return pair;
-  }
-
-  /** Control agent: removes a copy set of another primary agent (a session that was started: see multi-primary-running.ts). */
-  async removeMemberPair(session: SessionRecord, h1Volume: string, primaryAgent: string): Promise<void> {
-    const member = this.service.peers.get(primaryAgent);
-    const pair = this.memberCopySets(session).find((p) => p.primaryAgentId === member.agentId && p.h1Volume === h1Volume);
-    if (!pair) throw new ProblemError('not-found', `${member.site}:${h1Volume} is not in session ${session.name}`);
-    if (session.state !== 'defined') return this.service.running.multiPrimary.remove(session, pair);
-    await this.service.peers.link(member.agentId).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
-    await this.service.link(session).call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 5000 }).catch(() => {});
-    this.forgetMemberCopySet(pair.id);
-  }
-
   // --- control agent: running the session ---
 
   siteOf(agentId: string): string {
@@ -243,7 +157,7 @@ export class MultiPrimarySessions {
   }
 
   /** Control agent and secondary: the site holding a copy set's primary, when it is not the control agent. */
-  primarySiteOf(pair: HeldCopySet): string | undefined {
+  primarySiteOf(pair: CopySetRecord): string | undefined {
     const session = this.service.session(pair.sessionId);
     const elsewhere = pair.primaryAgentId !== session.controlAgentId && pair.primaryAgentId !== this.service.agentId;
     return elsewhere ? this.siteOf(pair.primaryAgentId) : undefined;

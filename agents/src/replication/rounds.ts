@@ -159,8 +159,8 @@ export class Rounds {
    */
   checkPrepared(session: SessionRecord): void {
     if (session.state !== 'preparing') return;
-    // Copy sets added while the session ran join first, here or at a member (multi-primary-running.ts).
-    if (this.service.running.multiPrimary.joiningAnywhere(session)) return;
+    // Copy sets added while the session ran join first, here or at a member (joining.ts).
+    if (this.service.joining.anywhere(session)) return;
     const coordinator = this.coordinators.get(session.id);
     if (!coordinator || coordinator.firstConsistentRound === null) return;
     if ((coordinator.committed?.round ?? 0) < coordinator.firstConsistentRound) return;
@@ -207,10 +207,10 @@ export class Rounds {
     const shipper = this.shipperOf(session);
     // A copy set being removed is no member any more; one just adopted (no bitmap yet) is not one yet; a joining one
     // is reported as joining (copying in its own mode), not as out of duplex.
-    const running = service.running;
+    const { running, joining } = service;
     const pairs = service.pairsOf(session).filter((pair) => !running.isRemoving(pair) && pair.outOfSyncBitmap !== null);
     const sources = pairs.map((pair) => service.sourceOf(pair));
-    const members = pairs.filter((pair) => !running.isJoining(pair)).map((pair) => service.sourceOf(pair));
+    const members = pairs.filter((pair) => !joining.isJoining(pair)).map((pair) => service.sourceOf(pair));
     if (!shipper || members.some((source) => !source?.mirroring) || sources.some((source) => !source)) {
       throw new ProblemError(
         'pair-suspended',
@@ -230,7 +230,7 @@ export class Rounds {
     }
     return {
       duplex: members.every((source) => source!.mirroring && !source!.isResyncing),
-      joining: pairs.filter((pair) => running.isJoining(pair)).map((pair) => pair.id),
+      joining: pairs.filter((pair) => joining.isJoining(pair)).map((pair) => pair.id),
       stagedThrough: shipper.stagedThrough,
       trackSize: service.engine.trackSize,
       outOfSync,

@@ -1,10 +1,10 @@
-import { ProblemError } from '@tandem/contract';
+import { isProblemError, ProblemError } from '@tandem/contract';
 import { VolumeDevice } from '../storage/volume-device.ts';
-import { problemMessage, type MirrorMode, type PairSource } from './pair-source.ts';
-import { MultiPrimaryRunning } from './multi-primary-running.ts';
+import type { PeerHandlerTable } from './link/peer-protocol.ts';
+import { problemMessage, type PairSource } from './pair-source.ts';
 import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
 import type { ReplicationService } from './service.ts';
-import { atSecondary, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
+import { atSecondary, heldElsewhere, memberRecord, type CopySetOnTheWire, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
 
 /** States in which copy sets are added to and removed from a session that was started. */
 const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing', 'prepared', 'suspended']);
@@ -13,96 +13,39 @@ const DRAIN_TIMEOUT_MS = 60_000;
 
 /**
  * Adding and removing copy sets while a session runs, without disturbing
- * the other copy sets.
+ * the other copy sets: one path at the control agent, whichever primary agent
+ * holds the copy set's H1 volume (itself, or another agent of a
+ * multi-primary async session, which it asks over the peer link).
  *
- * An added copy set is tracked from the moment it is added (its out-of-sync
- * bitmap marks every allocated track, then every host write) and copied to
- * the target, which trims its volume first. While it copies it is *joining*:
- * not yet a member of the session's consistency group. The session is
- * Preparing, its consistency time covers the member copy sets only (the
- * joining one shows `syncing`), and it is Prepared again once the copy set
- * is duplex. In an async session the joining copy set mirrors synchronously
- * until duplex and then joins the consistency groups (PairSource.joinGroups),
- * so no group the target applies claims an image of a volume that is still
- * being copied. A snapshot-shipping session ships the new copy set's whole
- * image in its next cycle, cut at one instant with the others.
+ * - add: the secondary adopts the copy set first (`pair.attach`: its volume
+ *   refuses host writes and is trimmed, its initial copy pending), then the
+ *   primary agent *tracks* it (`track`: its out-of-sync bitmap marks every
+ *   allocated track, then every host write) and copies it while it is
+ *   joining (joining.ts): not yet a member of the consistency group; the
+ *   session is Preparing until it joined. A primary agent new to a running
+ *   async session runs it from its first copy set on (`mp.run`) and takes
+ *   part in the control agent's rounds from the next round boundary
+ *   (CutCoordinator.addParticipant). A snapshot-shipping session ships the new
+ *   copy set's whole image in its next cycle, cut at one instant with the others.
+ * - remove: the primary agent *untracks* it (`untrack`): it stops mirroring
+ *   (host writes only mark it; the rounds' holds skip it), its changes in
+ *   flight settle (with a committed round), the secondary forgets it (dropping
+ *   its taps and bitmaps there), then the primary agent and the control agent
+ *   do. A primary agent whose last copy set left stops running the session
+ *   (`mp.stop`) and leaves the rounds; the control agent goes on alone.
  *
- * A removed copy set stops mirroring (host writes only mark it), its changes
- * in flight settle, the other site forgets it (dropping its taps and
- * bitmaps there), then this site does. The other copy sets are not touched.
- *
- * Joining is kept with the copy set (`pairs.joining`): an agent restarted
- * (or a session resumed) while a copy set joins copies what its bitmap still
- * marks, synchronously, and joins afterwards. Multi-primary sessions use the
- * same mechanism at the primary agent that holds the copy set; the control agent's
- * side (the rounds, the session state) is multi-primary-running.ts.
+ * Copy sets are added while the session is preparing, prepared or suspended
+ * (suspended: host writes only mark; the resume copies it with the others).
  */
 export class RunningCopySets {
-  private readonly joiningNow = new Set<string>();
-  /** Copy sets being removed: not a member of the consistency group any more (a multi-primary hold skips them). */
+  /** Copy sets being removed: not a member of the consistency group any more (a round's hold skips them). */
   private readonly removing = new Set<string>();
-  /** Adding and removing member copy sets of running multi-primary sessions. */
-  readonly multiPrimary: MultiPrimaryRunning;
 
-  constructor(private readonly service: ReplicationService) {
-    this.multiPrimary = new MultiPrimaryRunning(service, this);
-  }
+  constructor(private readonly service: ReplicationService) {}
 
-  /**
-   * The copy set was added to a running session and has not joined its
-   * consistency group yet (at its source; at the target the same flag says
-   * that its initial copy has not completed, see `initialCopyPending`).
-   */
-  isJoining(pair: HeldCopySet): boolean {
-    const session = this.service.sessions.get(pair.sessionId);
-    return pair.joining === true && session !== undefined && this.service.role(session).source;
-  }
-
-  /**
-   * At the target (H2) of a copy set: its initial copy (the session's first,
-   * from its start, or as a copy set added to a running session) had not
-   * completed when last heard of, so its volume
-   * here is no consistent image: set when it is attached, cleared when its
-   * source tells it joined (`pair.joined`) and by a failback that copies it
-   * whole. A recover keeps it (reported `consistent: false`).
-   */
-  initialCopyPending(pair: HeldCopySet): boolean {
-    const session = this.service.sessions.get(pair.sessionId);
-    return pair.joining === true && session !== undefined && !this.service.role(session).source;
-  }
-
-  /**
-   * Target: the session was started (`session.prepare-target`): the initial
-   * copy of every copy set begins, so each is pending as a joining one is
-   * (cleared by `initialCopiesDone`; a recover before that reports it
-   * inconsistent and the failback copies it whole).
-   */
-  initialCopiesStart(session: SessionRecord): void {
-    if (this.service.role(session).source) return;
-    for (const pair of this.service.pairsOf(session)) {
-      if (pair.joining === true) continue;
-      pair.joining = true;
-      this.service.store.saveCopySet(pair);
-    }
-  }
-
-  /** Target: the source reports the session prepared (no copy set joins): every initial copy here completed. */
-  initialCopiesDone(session: SessionRecord): void {
-    if (this.service.role(session).source) return;
-    for (const pair of this.service.pairsOf(session)) {
-      if (pair.joining !== true) continue;
-      pair.joining = false;
-      this.service.store.saveCopySet(pair);
-    }
-  }
-
-  /** Target: the source tells that a copy set finished its initial copy and joined (`pair.joined`). */
-  joinedAtSource(pairId: string): void {
-    const pair = this.service.pair(pairId);
-    const session = this.service.session(pair.sessionId);
-    if (this.service.role(session).source || pair.joining !== true) return;
-    pair.joining = false;
-    this.service.store.saveCopySet(pair);
+  /** True when copy sets of a session in this state are added and removed by this class (not while defined). */
+  static handles(session: SessionRecord): boolean {
+    return RUNNING_STATES.has(session.state);
   }
 
   /** The copy set is being removed (its changes in flight settle). */
@@ -110,19 +53,10 @@ export class RunningCopySets {
     return this.removing.has(pair.id);
   }
 
-  private setJoining(pair: HeldCopySet, joining: boolean): void {
-    if ((pair.joining ?? false) === joining) return;
-    pair.joining = joining;
-    if (this.service.pairs.has(pair.id)) this.service.store.saveCopySet(pair);
-  }
-
-  /** True when copy sets of a session in this state are added and removed by this class (not while defined). */
-  static handles(session: SessionRecord): boolean {
-    return RUNNING_STATES.has(session.state);
-  }
-
-  private checkSource(session: SessionRecord, what: string, fromControlAgent = false): void {
-    if (!fromControlAgent && this.service.role(session).member) {
+  /** Refuses a change that cannot run at this agent or in this state. */
+  private check(session: SessionRecord, what: string, fromControlAgent = false): void {
+    const role = this.service.role(session);
+    if (!fromControlAgent && !role.control) {
       throw new ProblemError('invalid-state', `copy sets of ${session.name} are ${what} at its control agent, the agent where it was defined`);
     }
     if (!RUNNING_STATES.has(session.state)) {
@@ -131,36 +65,118 @@ export class RunningCopySets {
         `session ${session.name} is ${session.state}; copy sets are ${what} while it is defined, preparing, prepared or suspended`,
       );
     }
-    if (!this.service.role(session).source) {
+    if (!role.source) {
       throw new ProblemError('invalid-state', `session ${session.name} runs from the other site now (${session.direction}); copy sets change at its source`);
     }
   }
 
-  /** How a joining copy set mirrors until it joined. */
-  modeOf(session: SessionRecord): MirrorMode {
-    // An async copy set copies synchronously until it joins the consistency groups.
-    return session.type === 'semi-sync' ? 'semi-sync' : session.type === 'snapshot-shipping' ? 'snapshot-shipping' : 'sync';
+  // --- the control agent ---
+
+  /** Adds a copy set (names and sizes checked by the caller) to a session that was started. */
+  async add(session: SessionRecord, pair: HeldCopySet): Promise<HeldCopySet> {
+    const service = this.service;
+    this.check(session, 'added');
+    const here = pair.primaryAgentId === service.agentId;
+    const site = service.multiPrimary.siteOf(pair.primaryAgentId);
+    const running = session.state === 'preparing' || session.state === 'prepared';
+    // A primary agent new to the session runs it from its first copy set on and joins the rounds.
+    const newcomer = !here && running && !service.multiPrimary.memberAgents(session).includes(pair.primaryAgentId);
+    const coordinator = service.rounds.coordinatorOf(session);
+    if (newcomer && !coordinator?.active) {
+      throw new ProblemError(
+        'invalid-state',
+        `session ${session.name} forms no consistency groups now (${session.state}${session.detail ? `: ${session.detail}` : ''}); add ${site}'s first copy set once it does, or while it is suspended`,
+      );
+    }
+    const secondary = service.link(session);
+    await secondary.call('pair.attach', { session: session.id, pair: atSecondary(pair) }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
+    if (here) {
+      await this.track(session, pair);
+      return pair;
+    }
+    const primary = service.peers.link(pair.primaryAgentId);
+    const record = heldElsewhere(pair);
+    try {
+      await secondary.call('mp.secondary-pair', { pair: atSecondary(pair), member: memberRecord(record) }, null, { waitForLinkMs: 5000 });
+      // The primary agent learns the copy set (and the session, when suspended and new to it), then tracks and copies it.
+      await primary.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
+      await primary.call('mp.add', { session: session.id, pair: pair.id, newcomer }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
+      // A newcomer runs the session (its coordinated shipper; the copy set still joining copies on) and takes part in
+      // the rounds from the next one: its parts carry the copy set's changes only once it joined.
+      if (newcomer) await primary.call('mp.run', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 30_000 });
+    } catch (error) {
+      await primary.call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
+      await secondary.call('mp.pair-removed', { session: session.id, pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
+      throw error;
+    }
+    service.store.saveCopySet(record);
+    if (newcomer) coordinator!.addParticipant(service.rounds.remoteParticipant(session, record.primaryAgentId));
+    if (running) service.joining.expect(record);
+    service.engine.catalog.recordEvent(
+      'pair.added',
+      'info',
+      session.name,
+      `copy set ${site}:${record.h1Volume} -> ${record.h2Volume} added to ${session.name} (${session.state}; primary at ${site})` +
+        (running ? '; it joins the consistency group once its initial copy is done' : ''),
+      { pair: pair.id, h1Volume: record.h1Volume, h2Volume: record.h2Volume, primarySite: site, sessionState: session.state },
+    );
+    if (running && session.state === 'prepared') {
+      service.setState(session, 'preparing', { detail: `copy set ${site}:${record.h1Volume} -> ${record.h2Volume} joining: initial copy` });
+    }
+    return pair;
   }
 
-  /**
-   * Adds a copy set to a session that was started (the caller checked names
-   * and sizes). `attached`: the other site adopted it already (a member of a
-   * multi-primary session, whose control agent had the secondary attach it and asks
-   * the member to add it).
-   */
-  async add(session: SessionRecord, pair: HeldCopySet, options: { attached?: boolean } = {}): Promise<HeldCopySet> {
+  /** Removes a copy set from a session that was started; the other copy sets keep mirroring. */
+  async remove(session: SessionRecord, record: CopySetRecord): Promise<void> {
+    const service = this.service;
+    this.check(session, 'removed');
+    if (service.store.copySetsOf(session.id).length === 1) {
+      throw new ProblemError(
+        'invalid-state',
+        `${record.h1Volume} is the last copy set of session ${session.name}, which is ${session.state}; terminate the session first (or add another copy set)`,
+      );
+    }
+    if (record.primaryAgentId === service.agentId) return this.untrack(session, service.pair(record.id));
+    const site = service.multiPrimary.siteOf(record.primaryAgentId);
+    // The agent's last copy set: it leaves the rounds once the copy set is gone (the next round boundary).
+    const last = service.multiPrimary.memberCopySets(session).filter((row) => row.primaryAgentId === record.primaryAgentId).length === 1;
+    const primary = service.peers.link(record.primaryAgentId);
+    try {
+      await primary.call('mp.remove', { session: session.id, pair: record.id, last }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
+    } catch (error) {
+      // The primary agent's own refusal keeps its problem code; one that cannot be reached is link-down.
+      if (isProblemError(error) && error.problem !== 'timeout') throw error;
+      throw new ProblemError('link-down', `${site} could not remove ${record.h1Volume}: ${problemMessage(error)}`);
+    }
+    await service
+      .link(session)
+      .call('mp.pair-removed', { session: session.id, pair: record.id }, null, { waitForLinkMs: 5000 })
+      .catch((error) => service.logger.warn({ pair: record.id, error: problemMessage(error) }, 'the secondary could not forget a removed copy set'));
+    service.store.deleteCopySet(record.id);
+    service.joining.forget(record.id);
+    if (last) {
+      service.rounds.coordinatorOf(session)?.removeParticipant(record.primaryAgentId);
+      // It holds nothing of the session any more: it stops running it (best effort; it suspends by itself when no round reaches it).
+      await primary
+        .call('mp.stop', { session: session.id, reason: `its last copy set left session ${session.name}` }, null, { waitForLinkMs: 500, timeoutMs: 10_000 })
+        .catch(() => {});
+    }
+    service.engine.catalog.recordEvent(
+      'pair.removed',
+      'info',
+      session.name,
+      `copy set ${site}:${record.h1Volume} -> ${record.h2Volume} removed from session ${session.name} (${session.state}); ${site}:${record.h1Volume} is no longer mirrored`,
+      { pair: record.id, h1Volume: record.h1Volume, h2Volume: record.h2Volume, primarySite: site, sessionState: session.state },
+    );
+    service.mirroring.checkPrepared(session);
+  }
+
+  // --- the copy set's primary agent (the control agent in-process, another agent through `mp.add` / `mp.remove`) ---
+
+  /** Tracks a copy set the secondary adopted already, and copies it while the session runs. */
+  private async track(session: SessionRecord, pair: HeldCopySet): Promise<void> {
     const service = this.service;
     const engine = service.engine;
-    this.checkSource(session, 'added', options.attached);
-    // The other site adopts it first: its volume refuses host writes and is trimmed (the copy skips unallocated tracks).
-    if (!options.attached) {
-      await service
-        .link(session)
-        .call('pair.attach', { session: session.id, pair: atSecondary(pair) }, null, {
-          waitForLinkMs: 5000,
-          timeoutMs: 120_000,
-        });
-    }
     // Tracked from now: a clear bitmap and the tap first, then every allocated track is marked.
     pair.outOfSyncBitmap = await engine.bitmaps.create(localVolumeId(engine, pair), 'clear');
     const running = session.state === 'preparing' || session.state === 'prepared';
@@ -189,127 +205,23 @@ export class RunningCopySets {
       `copy set ${pair.h1Volume} -> ${pair.h2Volume} added to ${session.type} session ${session.name} (${session.state}); ${marked} allocated track(s) to copy`,
       { pair: pair.id, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume, sessionState: session.state, markedTracks: marked },
     );
-    if (!running) return pair; // suspended: host writes only mark; resume copies it with the others
+    if (!running) return; // suspended: host writes only mark; resume copies it with the others
     if (session.type !== 'snapshot-shipping' && session.state === 'prepared') {
       service.setState(session, 'preparing', { detail: `copy set ${pair.h1Volume} -> ${pair.h2Volume} joining: initial copy` });
     }
     if (session.type === 'async') source.shipper = null;
-    // The session's run here, or a first one (a primary agent new to a running multi-primary session fences the secondary now).
+    // The session's run here, or a first one (a primary agent new to a running session fences the secondary now).
     const run = service.mirroring.runOf(session) || (await service.mirroring.fenceTargets(session));
-    source.startMirroring(this.modeOf(session), run);
+    source.startMirroring(service.joining.modeOf(session), run);
     service.refreshTaps();
-    // Snapshot shipping: the next cycle ships its marked tracks with the others'.
-    // Once its copy is done (the resync settled) it joins: see `settle`.
+    // Snapshot shipping: the next cycle ships its marked tracks with the others'. Once its copy is done (the resync
+    // settled) it joins: see Joining.settle.
     if (session.type !== 'snapshot-shipping') void source.resync().then(() => service.mirroring.checkPrepared(session));
-    return pair;
   }
 
-  /**
-   * Called when a copy set of the session reached duplex: joining copy sets
-   * that are duplex join now. True while some copy set of the session is
-   * still joining (the session is not Prepared yet).
-   */
-  settle(session: SessionRecord): boolean {
-    let pending = false;
-    for (const pair of this.service.pairsOf(session)) {
-      if (!this.isJoining(pair)) continue;
-      pending = true;
-      const source = this.service.sourceOf(pair);
-      if (source?.mirroring && !source.isResyncing && !this.joiningNow.has(pair.id)) void this.join(session, pair, source);
-    }
-    return pending;
-  }
-
-  private async join(session: SessionRecord, pair: HeldCopySet, source: PairSource): Promise<void> {
-    this.joiningNow.add(pair.id);
-    try {
-      if (session.type === 'async') {
-        const shipper = this.service.mirroring.shippers.get(session.id);
-        if (!shipper || !source.mirroring) return;
-        await source.joinGroups(shipper);
-      }
-      if (!this.isJoining(pair) || !this.service.pairs.has(pair.id)) return;
-      this.setJoining(pair, false);
-      // The target learns that its volume holds the whole image now (a recover before this reports it inconsistent).
-      void this.service
-        .link(session)
-        .call('pair.joined', { pair: pair.id }, null, { waitForLinkMs: 2000, timeoutMs: 10_000 })
-        .catch((error) => this.service.logger.warn({ pair: pair.id, error: problemMessage(error) }, 'could not tell the target that the copy set joined'));
-      this.service.engine.catalog.recordEvent(
-        'pair.joined',
-        'info',
-        session.name,
-        `copy set ${pair.h1Volume} -> ${pair.h2Volume} finished its initial copy and joined session ${session.name}'s consistency group`,
-        { pair: pair.id, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume },
-      );
-    } catch (error) {
-      this.service.logger.warn({ pair: pair.id, error: problemMessage(error) }, 'copy set could not join');
-    } finally {
-      this.joiningNow.delete(pair.id);
-    }
-    this.service.mirroring.checkPrepared(session);
-  }
-
-  /**
-   * Mirroring (re)starts at this site (a start, a resume, a restart of the
-   * agent): the copy sets still joining copy what their bitmaps mark, in the
-   * joining mode, and join afterwards (see `settle`). Their ids.
-   */
-  resumeJoining(session: SessionRecord): Set<string> {
-    const joining = new Set<string>();
-    for (const pair of this.service.pairsOf(session)) {
-      if (!this.isJoining(pair)) continue;
-      if (session.type === 'snapshot-shipping') {
-        this.setJoining(pair, false);
-        continue;
-      }
-      joining.add(pair.id);
-      const marked = pair.outOfSyncBitmap === null ? 0 : this.service.engine.bitmaps.view(pair.outOfSyncBitmap).setCount;
-      this.service.engine.catalog.recordEvent(
-        'pair.joining',
-        'info',
-        session.name,
-        `copy set ${pair.h1Volume} -> ${pair.h2Volume} resumes its initial copy: ${marked} track(s) still to copy, then it joins session ${session.name}'s consistency group`,
-        { pair: pair.id, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume, markedTracks: marked },
-      );
-    }
-    return joining;
-  }
-
-  /** The session is Preparing only because copy sets are joining; every member copy set is duplex. */
-  onlyJoining(session: SessionRecord): boolean {
-    if (session.state !== 'preparing') return false;
-    let joining = false;
-    for (const pair of this.service.pairsOf(session)) {
-      if (this.isJoining(pair)) {
-        joining = true;
-        continue;
-      }
-      const source = this.service.sourceOf(pair);
-      if (this.service.role(session).source && (!source?.mirroring || source.isResyncing)) return false;
-    }
-    // Multi-primary control agent: copy sets joining at member agents, the members' own copy sets duplex.
-    const members = this.multiPrimary.membersJoining(session);
-    if (members === null) return false;
-    return joining || members;
-  }
-
-  /**
-   * Removes a copy set from a session that was started; the other copy sets
-   * keep mirroring. `fromControlAgent`: the control agent of a multi-primary session asks
-   * a member to remove it; `lastHere`: that member may give up its last copy
-   * set (the session has others at other agents).
-   */
-  async remove(session: SessionRecord, pair: HeldCopySet, options: { lastHere?: boolean; fromControlAgent?: boolean } = {}): Promise<void> {
+  /** Stops mirroring a copy set, lets its changes in flight settle, has the secondary forget it, then forgets it here. */
+  private async untrack(session: SessionRecord, pair: HeldCopySet): Promise<void> {
     const service = this.service;
-    this.checkSource(session, 'removed', options.fromControlAgent);
-    const copySets = service.store.copySetsOf(session.id).length;
-    if (copySets === 1 && !options.lastHere) {
-      throw new ProblemError(
-        'invalid-state',
-        `${pair.h1Volume} is the last copy set of session ${session.name}, which is ${session.state}; terminate the session first (or add another copy set)`,
-      );
-    }
     const link = service.link(session);
     try {
       await link.ready(5000);
@@ -328,7 +240,7 @@ export class RunningCopySets {
       if (shipping) service.shipping.run(session, service.mirroring.runOf(session));
       else void source.resync().then(() => service.mirroring.checkPrepared(session));
     };
-    // Multi-primary: the rounds' holds skip it from now (its last part settles with a committed round).
+    // The rounds' holds skip it from now (its last part settles with a committed round).
     this.removing.add(pair.id);
     try {
       // From here host writes only mark it; its mirrored writes and queued groups settle.
@@ -367,7 +279,9 @@ export class RunningCopySets {
     }
   }
 
-  /** At the target: adopts a copy set added to a running session; its volume refuses host writes and starts from zeroes. */
+  // --- the secondary ---
+
+  /** Adopts a copy set added to a running session; its volume refuses host writes and starts from zeroes. */
   async attach(sessionId: string, record: CopySetOnTheWire): Promise<void> {
     const service = this.service;
     const session = service.session(sessionId);
@@ -387,4 +301,46 @@ export class RunningCopySets {
       { pair: record.id, h1Volume: record.h1Volume, h2Volume: record.h2Volume },
     );
   }
+
+  // --- peer requests ---
+
+  /** A session's copy set of a request from its control agent. */
+  private fromControlAgent(params: { session: string; pair: string }, peerAgentId: string, what: string): { session: SessionRecord; pair: HeldCopySet } {
+    const session = this.service.multiPrimary.memberSession(params);
+    if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', `only the control agent of the session ${what} copy sets`);
+    const pair = this.service.pair(params.pair);
+    if (pair.sessionId !== session.id) throw new ProblemError('bad-request', `copy set ${pair.id} is not in session ${session.name}`);
+    return { session, pair };
+  }
+
+  /** Adding and removing copy sets at another primary agent and at the secondary: this part's peer requests. */
+  readonly peerHandlers: PeerHandlerTable<'mp.add' | 'mp.remove' | 'mp.pair-removed'> = {
+    'mp.add': async ({ params, peerAgentId }) => {
+      // The control agent added a copy set whose primary volume is here (mp.join adopted it): track and copy it.
+      const { session, pair } = this.fromControlAgent(params, peerAgentId, 'adds');
+      // New to the running session (or back after its last copy set left): it runs it from now, this copy set joining.
+      if (params.newcomer === true && session.state !== 'preparing' && session.state !== 'prepared') {
+        this.service.setState(session, 'preparing', { detail: null }, false);
+      }
+      this.check(session, 'added', true);
+      await this.track(session, pair);
+      return {};
+    },
+    'mp.remove': async ({ params, peerAgentId }) => {
+      const { session, pair } = this.fromControlAgent(params, peerAgentId, 'removes');
+      this.check(session, 'removed', true);
+      await this.untrack(session, pair);
+      return {};
+    },
+    'mp.pair-removed': ({ params, peerAgentId }) => {
+      // At the secondary: a copy set of another primary agent is gone (that agent had it forget the pair already, or the add was undone).
+      const service = this.service;
+      const session = service.session(params.session);
+      if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the control agent of the session removes copy sets');
+      const pair = service.pairs.get(params.pair);
+      if (pair) service.forgetPair(pair);
+      service.store.deleteCopySet(params.pair);
+      return {};
+    },
+  };
 }

@@ -21,6 +21,7 @@ import { problemMessage, type PairSource } from './pair-source.ts';
 import type { PeerRegistry } from './peers.ts';
 import { SessionActions } from './session-actions.ts';
 import { SessionFailback } from './session-failback.ts';
+import { Joining } from './joining.ts';
 import { RunningCopySets } from './running-copy-sets.ts';
 import { SessionReports } from './session-reports.ts';
 import { isHeld, SessionStore, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
@@ -88,6 +89,8 @@ export class ReplicationService implements TapSource {
   readonly rounds: Rounds;
   /** Copy sets added to or removed from sessions that were started. */
   readonly running: RunningCopySets;
+  /** Copy sets copied before they become members of their session's consistency group. */
+  readonly joining: Joining;
   /** Copy sets hold their volumes by id: broken ones (volume gone or another one) are found, recorded and reported. */
   readonly copySetVolumes: CopySetVolumes;
 
@@ -114,6 +117,7 @@ export class ReplicationService implements TapSource {
     this.multiPrimary = new MultiPrimarySessions(this);
     this.rounds = new Rounds(this);
     this.running = new RunningCopySets(this);
+    this.joining = new Joining(this);
     this.copySetVolumes = new CopySetVolumes(this);
     this.target = new TargetHandlers(this);
     // Cut and cycle times are stamped by the sending site's clock: kept here in this site's (see clock.ts).
@@ -288,7 +292,7 @@ export class ReplicationService implements TapSource {
       if (state === 'prepared') session.recoverable = true;
       else if (state === 'defined') session.recoverable = false;
       // (Snapshot shipping: the target keeps the last committed cycle's image whatever the next cycle does.)
-      else if (state === 'preparing') session.recoverable = session.type === 'snapshot-shipping' ? session.consistencyTime !== null : this.running.onlyJoining(session);
+      else if (state === 'preparing') session.recoverable = session.type === 'snapshot-shipping' ? session.consistencyTime !== null : this.joining.onlyJoining(session);
     }
     this.stateOrigins.set(session.id, { site: from, at: session.updatedAt });
     this.watchPeers(session);
@@ -356,7 +360,7 @@ export class ReplicationService implements TapSource {
       void this.mirroring.stopSource(session, 'the target was recovered');
     }
     // Prepared is reported only once no copy set joins: every initial copy completed (a lost pair.joined too).
-    if (record.state === 'prepared') this.running.initialCopiesDone(session);
+    if (record.state === 'prepared') this.joining.initialCopiesDone(session);
   }
 
   // --- commands (API and CLI), delegated to the parts ---

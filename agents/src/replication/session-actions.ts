@@ -146,7 +146,7 @@ export class SessionActions {
     // A multi-primary session recovered at its H1 side (H2->H1): every member's volumes become writable too.
     if (service.role(session).controlsMembers) await multi.failback.recoverMembers(session, commit);
     // Copy sets whose initial copy had not completed: their volumes here are no consistent image (reported per copy set).
-    const inconsistent = service.pairsOf(session).filter((pair) => service.running.initialCopyPending(pair));
+    const inconsistent = service.pairsOf(session).filter((pair) => service.joining.initialCopyPending(pair));
     for (const pair of inconsistent) {
       const site = multi.primarySiteOf(pair);
       service.engine.catalog.recordEvent(

@@ -129,11 +129,11 @@ export class SessionReports {
         ? this.service.mirroring.shippers.get(session.id)?.lastApplied?.time
         : this.appliedTimes.get(session.id);
       // Copy sets still joining are not members yet: the time covers the members (see running-copy-sets.ts).
-      const members = session.state === 'prepared' || this.service.running.onlyJoining(session);
+      const members = session.state === 'prepared' || this.service.joining.onlyJoining(session);
       if (time !== undefined && members) return new Date(time).toISOString();
       return session.consistencyTime;
     }
-    if (!(session.state === 'prepared' || this.service.running.onlyJoining(session))) return session.consistencyTime;
+    if (!(session.state === 'prepared' || this.service.joining.onlyJoining(session))) return session.consistencyTime;
     const lost = peers.map((peer) => peer.unreachableSince).filter((since): since is string => since !== null).sort()[0];
     return lost ?? new Date().toISOString();
   }
@@ -167,7 +167,7 @@ export class SessionReports {
       etaSeconds = done > 0 ? Math.round(((whole - done) * elapsed) / done) : null;
     }
     const primarySite = service.multiPrimary.primarySiteOf(pair);
-    const pending = service.running.initialCopyPending(pair);
+    const pending = service.joining.initialCopyPending(pair);
     return {
       ...(primarySite ? { primarySite } : {}),
       ...(pending ? { consistent: false, inconsistentReason: 'initial copy not complete: recovered (or still copying) before it joined the consistency group' } : {}),

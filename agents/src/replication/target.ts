@@ -110,7 +110,7 @@ export class TargetHandlers {
       ...this.ownHandlers(),
       ...multi.peerHandlers,
       ...service.rounds.peerHandlers,
-      ...service.running.multiPrimary.peerHandlers,
+      ...service.running.peerHandlers,
       ...multi.failback.peerHandlers,
       ...clusterPeerHandlers(service),
       'flash.mirror': (call) => {
@@ -149,7 +149,7 @@ export class TargetHandlers {
         return {};
       },
       'pair.joined': ({ params }) => {
-        service.running.joinedAtSource(params.pair);
+        service.joining.joinedAtSource(params.pair);
         return {};
       },
       'volume.size': ({ params }) => ({ result: { sizeBytes: service.engine.getVolume(params.name).sizeBytes } }),
@@ -176,7 +176,7 @@ export class TargetHandlers {
           await device.trim(0, device.sizeBytes);
         }
         // Every copy set's initial copy starts now: until the source reports the session prepared, a recover reports it inconsistent.
-        service.running.initialCopiesStart(session);
+        service.joining.initialCopiesStart(session);
         service.setState(session, 'preparing', {}, false);
         return {};
       },
