@@ -2,6 +2,10 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StagedPart } from '../src/replication/group-applier.ts';
 import type { RpcRequest, RpcResult } from '../src/replication/link/rpc-connection.ts';
+import pino from 'pino';
+import { NbdServer } from '../src/nbd/server.ts';
+import type { Splitter } from '../src/write-path/splitter.ts';
+import { NbdPipe } from './helpers/nbd-pipe.ts';
 import { readAll, startTwoSites, waitFor, type TwoSites } from './helpers/replication-sites.ts';
 
 /**
@@ -94,6 +98,35 @@ describe('no write left behind', () => {
     await drained(s);
     expect(await differingTracks(s)).toEqual([]);
   }, 180_000);
+
+  it('async: 4 KiB overwrites through NBD at queue depth 16, several in flight on one block, are queued without yielding (the fast path) and the secondary ends with the primary\'s bytes', async () => {
+    sites = await startTwoSites();
+    const s = sites;
+    await preparedSession(s, 'async', 4 * MiB);
+    const device = s.h1.replication.exports.openExport('prod') as Splitter;
+    // Allocated first, so that later writes overwrite in place (the fast path's condition).
+    await device.write(0, randomBytes(4 * MiB));
+    await drained(s);
+    const server = new NbdServer({ exports: s.h1.replication.exports, logger: pino({ level: 'silent' }) });
+    const { host, port } = await server.listenTcp('127.0.0.1', 0);
+    const pipe = await NbdPipe.connect(host, port, 'prod');
+    try {
+      // 32 hot blocks over two tracks and a few more: writes to the same block overlap in flight, and their order at the
+      // primary must be their order in the consistency groups.
+      const hot = Array.from({ length: 32 }, (_, i) => (i < 16 ? i : randomInt((4 * MiB) / 4096)));
+      let left = 4000;
+      const worker = async () => {
+        while (left-- > 0) await pipe.write(hot[randomInt(hot.length)]! * 4096, randomBytes(4096));
+      };
+      await Promise.all(Array.from({ length: 16 }, worker));
+    } finally {
+      await pipe.close();
+      await server.close();
+    }
+    expect(device.tappedWritesNow, 'writes queued in the fast path').toBeGreaterThan(0);
+    await drained(s);
+    expect(await differingTracks(s)).toEqual([]);
+  }, 120_000);
 
   for (const type of ['sync', 'async'] as const) {
     it(`${type}: a request of an earlier run that the network delivers late, after the resync, is refused (stale-stream) and overwrites nothing`, async () => {

@@ -175,6 +175,11 @@ export class ConsistencyGroupShipper {
    * acknowledged. While the coordinator holds a round the change waits (it is
    * queued, never failed) and goes into the group after the cut.
    */
+  /** enqueue takes a change at once: the shipper runs and no round holds it. */
+  get acceptsNow(): boolean {
+    return !this.stopped && this.held === null;
+  }
+
   enqueue(pair: HeldCopySet, change: HostChange, span: TrackSpan): void | Promise<void> {
     if (this.stopped) return;
     if (this.held) return this.held.gate.then(() => this.enqueue(pair, change, span));

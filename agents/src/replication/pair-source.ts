@@ -174,22 +174,31 @@ export class PairSource implements WriteTap {
     return { beforeLocal: started, acknowledged: started.then(() => work?.acknowledged) };
   }
 
+  /**
+   * The splitter's fast path (Splitter.writeNow): an async copy set that
+   * mirrors into an open consistency group, not held by a flash change or a
+   * join, whose tracks' activity regions are durable already and have no
+   * earlier change unsettled (it keeps its place before this one), takes
+   * the change at once. Changes nothing.
+   */
+  canWriteNow(_change: HostChange, span: TrackSpan): boolean {
+    if (!this.mirroring || this.mode !== 'async' || this.barrier || this.joinGate || !this.shipper?.acceptsNow) return false;
+    for (let track = span.first; track < span.end; track++) if (this.unsettled.has(track)) return false;
+    return this.engine.bitmaps.coveredNow(this.bitmap, span.first, span.end - span.first);
+  }
+
+  /** What beforeWrite does for a change canWriteNow took, without waiting: queued in the open consistency group. */
+  beforeWriteNow(change: HostChange, span: TrackSpan): void {
+    this.noteChange(span, true);
+    void this.engine.bitmaps.cover(this.bitmap, span.first, span.end - span.first); // settled already (coveredNow)
+    this.queuedMarks(span);
+    void this.shipper!.enqueue(this.record, change, span); // not held (acceptsNow): queued now
+  }
+
   private mirrorWrite(change: HostChange, span: TrackSpan): TapWork {
-    const bitmaps = this.engine.bitmaps;
-    const bitmap = this.bitmap;
-    const now = Date.now();
-    const queued = this.mirroring && this.mode === 'async';
-    for (let track = span.first; track < span.end; track++) {
-      if (this.copying.has(track)) this.copying.set(track, true);
-      for (const watch of this.watchers) watch.add(track);
-      this.unsettled.set(track, (this.unsettled.get(track) ?? 0) + 1);
-      if (!this.mirroring || (bitmaps.isSet(bitmap, track) && !this.lastTouched.has(track) && !this.streamMarks.has(track))) continue;
-      // A mark of this write only where the bit is clear or already one of that kind; a real mark stays real.
-      if (queued) this.streamMarks.add(track);
-      else if (this.mode !== 'snapshot-shipping') this.lastTouched.set(track, now);
-    }
+    this.noteChange(span, this.mirroring && this.mode === 'async');
     // Durable enough before the local write: the region is in the activity log (no I/O when it already is).
-    const marked = bitmaps.cover(bitmap, span.first, span.end - span.first);
+    const marked = this.engine.bitmaps.cover(this.bitmap, span.first, span.end - span.first);
     if (this.mode === 'snapshot-shipping' && this.gate) return { beforeLocal: Promise.all([marked, this.gate]).then(() => {}) };
     if (this.joinGate) {
       // The path (sync send or consistency group) is chosen once the join is over.
@@ -200,14 +209,27 @@ export class PairSource implements WriteTap {
     return this.route(change, span, marked);
   }
 
+  /** A host change of `span` starts: resync copies and verify watches hear of it; marks of its kind where it mirrors. */
+  private noteChange(span: TrackSpan, queued: boolean): void {
+    const bitmaps = this.engine.bitmaps;
+    const bitmap = this.bitmap;
+    const now = Date.now();
+    for (let track = span.first; track < span.end; track++) {
+      if (this.copying.has(track)) this.copying.set(track, true);
+      for (const watch of this.watchers) watch.add(track);
+      this.unsettled.set(track, (this.unsettled.get(track) ?? 0) + 1);
+      if (!this.mirroring || (bitmaps.isSet(bitmap, track) && !this.lastTouched.has(track) && !this.streamMarks.has(track))) continue;
+      // A mark of this write only where the bit is clear or already one of that kind; a real mark stays real.
+      if (queued) this.streamMarks.add(track);
+      else if (this.mode !== 'snapshot-shipping') this.lastTouched.set(track, now);
+    }
+  }
+
   /** Mirrors a host change the way the pair's mode says, once `marked` (its out-of-sync mark) is durable. */
   private route(change: HostChange, span: TrackSpan, marked: Promise<void>): TapWork {
     if (!this.mirroring || this.mode === 'snapshot-shipping') return { beforeLocal: marked };
     if (this.mode === 'async' && this.shipper) {
-      // Joined while this change waited (joinGroups): its activity marks become stream marks, its group covers them.
-      for (let track = span.first; track < span.end; track++) {
-        if (this.lastTouched.delete(track)) this.streamMarks.add(track);
-      }
+      this.queuedMarks(span);
       // Queued in the open consistency group before the local write, so before the host's acknowledgement.
       const shipper = this.shipper;
       return { beforeLocal: marked.then(() => shipper.enqueue(this.record, change, span)) };
@@ -216,6 +238,13 @@ export class PairSource implements WriteTap {
     const run = this.run;
     const acknowledged = marked.then(() => this.send(change, run)).finally(() => this.sending--);
     return { beforeLocal: marked, acknowledged };
+  }
+
+  /** A change of `span` goes into a consistency group: activity marks (set while it waited for a join) become stream marks. */
+  private queuedMarks(span: TrackSpan): void {
+    for (let track = span.first; track < span.end; track++) {
+      if (this.lastTouched.delete(track)) this.streamMarks.add(track);
+    }
   }
 
   afterWrite(_change: HostChange, span: TrackSpan): void {

@@ -252,6 +252,17 @@ export class ActivityLog {
     return wait ?? DONE;
   }
 
+  /** Whether `cover` would settle at once: every region of the span is durably in the log. Changes nothing. */
+  coveredNow(bitmap: number, first: number, end: number): boolean {
+    if (this.failure || this.closing) return false;
+    const regions = this.regions.get(bitmap);
+    if (!regions) return false;
+    const regionTracks = this.options.regionTracks;
+    const lastRegion = Math.floor((Math.max(end, first + 1) - 1) / regionTracks);
+    for (let index = Math.floor(first / regionTracks); index <= lastRegion; index++) if (!regions.get(index)?.durable) return false;
+    return true;
+  }
+
   /** Settles when no transaction is running or queued (for tests). */
   settled(): Promise<void> {
     return this.serial.idle();

@@ -100,6 +100,11 @@ export class TrackBitmaps {
     return this.activity?.cover(id, track, track + count) ?? this.journal.commit();
   }
 
+  /** Whether `cover` of these tracks would settle at once (their activity regions are durable): then it may be left unawaited. */
+  coveredNow(id: number, track: number, count: number): boolean {
+    return this.activity?.coveredNow(id, track, track + count) ?? false;
+  }
+
   /**
    * Opens the activity log in `metaDir`. Every track of the regions it
    * holds may differ (writes were going on there when the agent stopped):

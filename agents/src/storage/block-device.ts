@@ -49,6 +49,12 @@ export interface BlockDevice {
    * the range (again). Never throws; `data` is the caller's again on return.
    */
   writeNow?(offset: number, data: Buffer): boolean;
+  /**
+   * Whether writeNow would take a write of `length` bytes at `offset` now
+   * (it then fails only on an I/O error). Changes nothing; the answer holds
+   * until the caller yields.
+   */
+  canWriteNow?(offset: number, length: number): boolean;
   /** Releases whole tracks in the range and zeroes partial ones. */
   trim(offset: number, length: number, options?: IoOptions): Promise<void>;
   writeZeroes(offset: number, length: number, options?: WriteZeroesOptions): Promise<void>;

@@ -87,11 +87,21 @@ export class ExtentStore {
     const fd = this.fdFor(fileIndex);
     this.dirty.add(fileIndex);
     const position = (extent % this.perFile) * this.trackSize + within;
-    if (syncSmallWrites && data.length <= SMALL_WRITE_BYTES && position % PAGE === 0 && data.length % PAGE === 0) {
+    if (this.writesNow(position, data.length)) {
       return writeSmallSync(fd, data, position);
     }
     if (chunkedWrite !== null) return writeChunked(fd, data, position);
     return pwriteAll(fd, data, position);
+  }
+
+  /** Whether a write of `length` bytes at `position` of a file is one writeNow does. */
+  writesNow(position: number, length: number): boolean {
+    return syncSmallWrites && length <= SMALL_WRITE_BYTES && position % PAGE === 0 && length % PAGE === 0;
+  }
+
+  /** The same at `offset` of a volume, whichever extents hold its tracks (tracks of whole pages keep the alignment). */
+  writesNowInVolume(offset: number, length: number): boolean {
+    return this.trackSize % PAGE === 0 && this.writesNow(offset, length);
   }
 
   /**
@@ -103,7 +113,7 @@ export class ExtentStore {
    */
   writeNow(extent: number, within: number, data: Buffer): boolean {
     const position = (extent % this.perFile) * this.trackSize + within;
-    if (!syncSmallWrites || data.length > SMALL_WRITE_BYTES || position % PAGE !== 0 || data.length % PAGE !== 0) return false;
+    if (!this.writesNow(position, data.length)) return false;
     const reach = extent + Math.ceil((within + data.length) / this.trackSize);
     if (reach > this.writtenBound) this.writtenBound = reach;
     const fileIndex = Math.floor(extent / this.perFile);

@@ -24,6 +24,13 @@ export class RangeLock {
     return hold;
   }
 
+  /** Whether tryAcquire would take the range now (nothing is taken). */
+  isFree(start: number, end: number): boolean {
+    if (this.barrier) return false;
+    for (const hold of this.held) if (hold.start < end && start < hold.end) return false;
+    return true;
+  }
+
   async acquire(start: number, end: number): Promise<RangeHold> {
     for (;;) {
       while (this.barrier) await this.barrier;

@@ -278,26 +278,38 @@ export class VolumeDevice implements BlockDevice {
   }
 
   /**
+   * See BlockDevice.canWriteNow: a small write of whole pages into tracks
+   * that are the volume's alone (written in place), no change bitmap to
+   * mark, nothing else holding the tracks.
+   */
+  canWriteNow(offset: number, length: number): boolean {
+    if (this.readOnly || this.deleted || length === 0 || !this.inRange(offset, length)) return false;
+    const { journal, trackSize } = this;
+    if (!journal.extents.writesNowInVolume(offset, length)) return false;
+    const first = Math.floor(offset / trackSize);
+    const end = Math.floor((offset + length - 1) / trackSize) + 1;
+    if (this.needsMarks(first, end) || !this.lock.isFree(first, end)) return false;
+    for (let track = first; track < end; track++) if (!this.writesInPlace(track)) return false;
+    return true;
+  }
+
+  /**
    * See BlockDevice.writeNow: what `write` does for an overwrite in place
-   * (small writes of whole pages into tracks that are the volume's alone,
-   * no change bitmap to mark, nothing else holding the tracks), without
-   * yielding: the data goes into the page cache, segment codes are
-   * invalidated, and as before no metadata record is logged; a FLUSH makes
-   * it durable (the file is marked dirty). Anything else returns false.
+   * (canWriteNow), without yielding: the data goes into the page cache,
+   * segment codes are invalidated, and as before no metadata record is
+   * logged; a FLUSH makes it durable (the file is marked dirty). Anything
+   * else returns false.
    */
   writeNow(offset: number, data: Buffer): boolean {
     const length = data.length;
-    if (this.readOnly || this.deleted || length === 0 || !this.inRange(offset, length)) return false;
+    if (!this.canWriteNow(offset, length)) return false;
     const { journal, volume, trackSize } = this;
     const state = journal.state;
     const first = Math.floor(offset / trackSize);
     const end = Math.floor((offset + length - 1) / trackSize) + 1;
-    if (this.needsMarks(first, end)) return false;
-    const hold = this.lock.tryAcquire(first, end);
-    if (hold === null) return false;
+    const hold = this.lock.tryAcquire(first, end)!;
     let wrote = false;
     try {
-      for (let track = first; track < end; track++) if (!this.writesInPlace(track)) return false;
       for (let track = first; track < end; ) {
         // One write over following tracks held in the next extents of the same file, as writeLockedOnce.
         const extent = state.lookup(volume, track);
