@@ -15,14 +15,14 @@ const verdictLook: Record<LinkVerdict, { color: string; label: string }> = {
   unknown: { color: 'gray', label: 'link unknown' },
 };
 
-/** How one end sees the link: live (`connected · best round trip 0.4 ms`), or unknown since when, with what it said last. */
+/** How one end sees the link: live (`connected · best round trip under 1 ms`), or unknown since when, with what it said last. */
 function EndText({ end, other, now }: { end: LinkEnd; other: string; now: number }) {
   const peer = end.peer;
   const said = peer
     ? [
         peer.link,
         peer.linkProblem ? peer.linkProblem.message : null,
-        peer.clock ? `best round trip ${peer.clock.rttMs.toFixed(1)} ms` : null,
+        peer.clock ? `best round trip ${peer.clock.rttMs < 1 ? 'under 1' : peer.clock.rttMs.toFixed(0)} ms` : null,
         peer.clock && Math.abs(peer.clock.offsetMs) >= 2000 ? `clock ${peer.clock.offsetMs > 0 ? '+' : ''}${(peer.clock.offsetMs / 1000).toFixed(1)} s` : null,
       ]
         .filter(Boolean)
