@@ -61,7 +61,7 @@ describe('SiteLinksOverview (on the sites overview)', () => {
       'GET /api/sites/agent-a/peers': [200, { peers: [peerFixture('beta', { link: 'connecting', clock: null })] }],
       'GET /api/sites/agent-a/sessions': [
         200,
-        { sessions: [{ ...orders, health: 'severe', peers: [{ site: 'beta', role: 'target', link: 'connecting', since: lostSince, unreachableSince: lostSince }] }] },
+        { sessions: [{ ...orders, health: 'severe', detail: `secondary site beta unreachable since ${lostSince}`, peers: [{ site: 'beta', role: 'target', link: 'connecting', since: lostSince, unreachableSince: lostSince }] }] },
       ],
       'GET /api/sites/agent-a/clusters': [200, { clusters: [] }],
     });
@@ -69,9 +69,10 @@ describe('SiteLinksOverview (on the sites overview)', () => {
     expect(await within(link).findByTestId('link-session-orders')).toBeInTheDocument();
     expect(within(link).getByTestId('link-state')).toHaveTextContent('link connecting');
     expect(within(link).getByTestId('link-state')).not.toHaveTextContent('link up');
-    expect(within(link).getByTestId('link-end-beta')).toHaveTextContent(/^beta: unknown since \S+/);
+    expect(within(link).getByTestId('link-end-beta')).toHaveTextContent(/^beta: unknown since .+ \(\d+ s ago\), unreachable, reconnecting/);
     const row = within(link).getByTestId('link-session-orders');
     expect(within(row).getByTestId('link-session-direction')).toHaveTextContent('alpha → beta');
     expect(within(row).getByTestId('link-session-state')).toHaveTextContent('PreparedSevere');
+    expect(within(row).getByTestId('link-session-detail')).toHaveTextContent(/^secondary site beta unreachable since \d/);
   });
 });

@@ -1,5 +1,5 @@
 import { Badge, Card, Group, Stack, Table, Text, Title } from '@mantine/core';
-import { formatAge, formatClock } from '../../../lib/site-reach.ts';
+import { formatAge, formatClock, withClockTimes } from '../../../lib/site-reach.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { useNow } from '../../../lib/use-now.ts';
 import { StateBadge } from '../../sessions/components/HealthBadge.tsx';
@@ -31,7 +31,10 @@ function EndText({ end, other, now }: { end: LinkEnd; other: string; now: number
   if (!end.known) {
     return (
       <Text size="sm" c="dimmed" data-testid={`link-end-${end.site}`}>
-        {end.site}: {end.reach.reason === 'not a site of this console' ? 'not connected to this console, its view is unknown' : `unknown${end.reach.unknownSince ? ` since ${formatClock(end.reach.unknownSince)}` : ''}`}
+        {end.site}:{' '}
+        {end.reach.reason === 'not a site of this console'
+          ? 'not connected to this console, its view is unknown'
+          : `unknown${end.reach.unknownSince ? ` since ${formatClock(end.reach.unknownSince)} (${formatAge(now - Date.parse(end.reach.unknownSince))})` : ''}${end.reach.reason ? `, ${end.reach.reason}` : ''}`}
       </Text>
     );
   }
@@ -84,6 +87,11 @@ function SessionRow({ item, now }: { item: LinkSession; now: number }) {
           <Text size="xs" c="orange">
             last known {session.state} from {trust.from}
             {trust.unknownSince ? `, unknown since ${formatClock(trust.unknownSince)} (${formatAge(now - Date.parse(trust.unknownSince))})` : ''}
+          </Text>
+        )}
+        {session.detail && (
+          <Text size="xs" c={trust.health === 'severe' ? 'red' : trust.health === 'warning' ? 'orange' : 'dimmed'} data-testid="link-session-detail">
+            {withClockTimes(session.detail)}
           </Text>
         )}
         {trust.healthNote && (
