@@ -55,6 +55,9 @@ function EndText({ end, other, now }: { end: LinkEnd; other: string; now: number
   );
 }
 
+/** The short columns stay on one line; a long detail from the agent wraps in the State column instead. */
+const noWrap = { whiteSpace: 'nowrap' } as const;
+
 function SessionRow({ item, now }: { item: LinkSession; now: number }) {
   const { entry, from, to } = item;
   const { session } = entry;
@@ -63,17 +66,18 @@ function SessionRow({ item, now }: { item: LinkSession; now: number }) {
     trust.live || session.exposureSeconds === null ? formatSeconds(session.exposureSeconds) : `at least ${formatSeconds(session.exposureSeconds + Math.max(0, now - trust.receivedAt) / 1000)}`;
   return (
     <Table.Tr data-testid={`link-session-${session.name}`}>
-      <Table.Td>
+      <Table.Td style={noWrap}>
         <Text size="sm" fw={600}>
           {session.name}
         </Text>
       </Table.Td>
-      <Table.Td>
-        <Badge variant="light" data-testid="link-session-mode">
+      <Table.Td style={noWrap}>
+        {/* Text, not a badge: a badge's label is cut to "SY…" when the State column takes the width. */}
+        <Text size="sm" fw={600} c="blue" data-testid="link-session-mode">
           {session.type}
-        </Badge>
+        </Text>
       </Table.Td>
-      <Table.Td>
+      <Table.Td style={noWrap}>
         <Text size="sm" data-testid="link-session-direction">
           {from} → {to}
         </Text>
@@ -100,7 +104,7 @@ function SessionRow({ item, now }: { item: LinkSession; now: number }) {
           </Text>
         )}
       </Table.Td>
-      <Table.Td>
+      <Table.Td style={noWrap}>
         <Text size="sm">{exposure}</Text>
       </Table.Td>
     </Table.Tr>
