@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { expect, test } from '@playwright/test';
+import { expect, test, type Page, type TestInfo } from '@playwright/test';
 import { agentCli } from '../scripts/lib/agents.mjs';
 import { SitesPage } from './pages/sites-page.ts';
 
@@ -31,16 +31,8 @@ const cli = async (dataDir: string, ...args: string[]) => JSON.parse(await agent
 const allocated = async (dataDir: string, volume: string): Promise<number> =>
   ((await cli(dataDir, 'volume', 'list')).volumes as { name: string; allocatedBytes: number }[]).find((each) => each.name === volume)!.allocatedBytes;
 
-/**
- * The demo shows the product: `npm start` makes a sync and an async session
- * running in one cluster with its master data set, a flash copy with
- * background copy, and a workload whose writes arrive at both sites; the
- * sites overview shows the link and each session's direction, and the truth
- * once the secondary agent is gone. A second `npm start` finds it all.
- */
-test('npm start seeds running sessions in a cluster, a flash copy and a workload; the overview shows links and directions', async ({ page }, testInfo) => {
-  test.setTimeout(480_000);
-  const demoDir = await mkdtemp(path.join(os.tmpdir(), 'tandem-demo-'));
+/** The scenario on a demo dir (the test removes the dir afterwards, also when this fails). */
+async function demoScenario(demoDir: string, page: Page, testInfo: TestInfo): Promise<void> {
   const primary = path.join(demoDir, 'primary');
   const secondary = path.join(demoDir, 'secondary');
   let started = await npmStart(demoDir);
@@ -99,5 +91,21 @@ test('npm start seeds running sessions in a cluster, a flash copy and a workload
     started.child.kill('SIGINT');
     expect(await started.exited).toBe(0);
   }
-  await rm(demoDir, { recursive: true, force: true });
+}
+
+/**
+ * The demo shows the product: `npm start` makes a sync and an async session
+ * running in one cluster with its master data set, a flash copy with
+ * background copy, and a workload whose writes arrive at both sites; the
+ * sites overview shows the link and each session's direction, and the truth
+ * once the secondary agent is gone. A second `npm start` finds it all.
+ */
+test('npm start seeds running sessions in a cluster, a flash copy and a workload; the overview shows links and directions', async ({ page }, testInfo) => {
+  test.setTimeout(480_000);
+  const demoDir = await mkdtemp(path.join(os.tmpdir(), 'tandem-demo-'));
+  try {
+    await demoScenario(demoDir, page, testInfo);
+  } finally {
+    await rm(demoDir, { recursive: true, force: true });
+  }
 });

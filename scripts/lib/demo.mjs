@@ -120,17 +120,30 @@ async function ensureSession(primaryDir, name, type, peerSite, [h1, h2], log) {
     session = await json(primaryDir, 'session', 'create', name, '--type', type, '--peer', peerSite);
     log(`defined ${type} session ${name}`);
   }
-  if (!session.pairs.some((pair) => pair.h1Volume === h1)) session = await json(primaryDir, 'session', 'add', name, h1, h2);
+  // Copy sets change while defined, preparing, prepared or suspended (PROTOCOL.md, *Copy sets of running sessions*).
+  const takesCopySets = ['defined', 'preparing', 'prepared', 'suspended'].includes(session.state) && session.direction === 'h1-h2';
+  if (takesCopySets && !session.pairs.some((pair) => pair.h1Volume === h1)) session = await json(primaryDir, 'session', 'add', name, h1, h2);
   if (session.state === 'defined') {
     await json(primaryDir, 'session', 'start', name);
     log(`started session ${name}: ${h1} -> ${h2}`);
+  } else if (session.state === 'suspended' && session.direction === 'h1-h2') {
+    // Left suspended by an earlier run (a site stopped first, or a suspend tried in the console): the demo mirrors again.
+    await json(primaryDir, 'session', 'resume', name);
+    log(`resumed session ${name}`);
+  } else if (!['preparing', 'prepared'].includes(session.state) || session.direction !== 'h1-h2') {
+    // Failed over or back in an earlier run: the demo does not undo what was done in it.
+    log(`session ${name} is ${session.state} (${session.direction}) as an earlier run left it: not waited for; --fresh starts over`);
+    return false;
   }
+  return true;
 }
 
 /**
  * Pairs the demo's agents with each other and makes (or finds) the sync and
  * async sessions, their cluster and the flash copy; resolves once both
- * sessions are prepared (every copy set duplex), within `timeoutMs`.
+ * sessions are prepared (every copy set duplex), within `timeoutMs`. A
+ * session an earlier run left suspended is resumed; one failed over or back
+ * there is left as it is (and not waited for).
  */
 export async function seedDemoReplication({ primary, secondary, log = () => {}, timeoutMs = 180_000 }) {
   const { syncSession, asyncSession, cluster, flash, syncPair, asyncPair, flashPair } = demoNames;
@@ -147,8 +160,9 @@ export async function seedDemoReplication({ primary, secondary, log = () => {}, 
     await ensureVolume(primary.dataDir, h1, size, log);
     await ensureVolume(secondary.dataDir, h2, size, log);
   }
-  await ensureSession(primary.dataDir, syncSession, 'sync', secondarySite, syncPair, log);
-  await ensureSession(primary.dataDir, asyncSession, 'async', secondarySite, asyncPair, log);
+  const mirroring = [];
+  if (await ensureSession(primary.dataDir, syncSession, 'sync', secondarySite, syncPair, log)) mirroring.push(syncSession);
+  if (await ensureSession(primary.dataDir, asyncSession, 'async', secondarySite, asyncPair, log)) mirroring.push(asyncSession);
 
   const { clusters } = await json(primary.dataDir, 'cluster', 'list');
   let group = clusters.find((each) => each.name === cluster);
@@ -163,20 +177,20 @@ export async function seedDemoReplication({ primary, secondary, log = () => {}, 
   await ensureVolume(primary.dataDir, flashPair[1], flashPair[2], log);
   const { sessions: flashes } = await json(primary.dataDir, 'flash', 'list');
   if (!flashes.some((each) => each.name === flash)) {
-    // Rate-limited, so its progress is there to watch for a while; incremental, so `flash refresh` is quick.
+    // Rate-limited as a production copy would be (the demo's data takes well under a second at it); incremental, so `flash refresh` is quick.
     await json(primary.dataDir, 'flash', 'establish', '--name', flash, '--pair', `${flashPair[0]}:${flashPair[1]}`, '--rate', '64', '--incremental');
     log(`flash copy ${flash}: ${flashPair[0]} -> ${flashPair[1]} with background copy`);
   }
 
   await waitFor(
-    `sessions ${syncSession} and ${asyncSession} prepared`,
+    `sessions ${mirroring.join(' and ')} prepared`,
     async () => {
       const { sessions } = await json(primary.dataDir, 'session', 'list');
-      return [syncSession, asyncSession].every((name) => sessions.find((each) => each.name === name)?.state === 'prepared');
+      return mirroring.every((name) => sessions.find((each) => each.name === name)?.state === 'prepared');
     },
     timeoutMs,
   );
-  log(`sessions ${syncSession} (sync) and ${asyncSession} (async) are mirroring primary -> ${secondarySite}, in cluster ${cluster}`);
+  if (mirroring.length > 0) log(`${mirroring.join(' and ')} ${mirroring.length === 1 ? 'is' : 'are'} mirroring primary -> ${secondarySite}, in cluster ${cluster}`);
 }
 
 /** The demo workload's targets: the sessions' primary volumes. */
