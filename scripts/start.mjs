@@ -4,11 +4,20 @@
 // when its binary exists, otherwise the console in a browser at the printed
 // address. Ctrl-C stops everything this started.
 //
+// Besides the volumes the demo shows the product: the agents paired, a sync
+// session (db-mirror) and an async session (logs-mirror) mirroring primary ->
+// secondary in a cluster (prod) with its master data set, a flash copy with
+// background copy (db-nightly), and a gentle workload writing a few hundred
+// KiB/s through NBD to the sessions' primary volumes so exposure, charts and
+// track maps move. A second run on the same demo dir finds all this and makes
+// nothing twice.
+//
 //   npm start                     data in .tandem-demo/ of the repo
 //   npm start -- --data DIR       another demo dir
 //   npm start -- --fresh          wipe the demo dir first
 //   npm start -- --browser        browser mode even where Electron exists
 //   npm start -- --port 8080      fixed port for the console (browser mode)
+//   npm start -- --quiet          no workload (the sessions and the flash copy are still made)
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -17,7 +26,8 @@ import { parseArgs } from 'node:util';
 import { pairingToken, repoRoot, startAgent } from './lib/agents.mjs';
 import { consoleApi, startConsoleBackend } from './lib/backend.mjs';
 import { buildIfStale } from './lib/build.mjs';
-import { demoPorts, demoSites, initDemoAgents, seedDemoVolumes } from './lib/demo.mjs';
+import { demoPorts, demoSites, demoWorkloadTargets, initDemoAgents, seedDemoReplication, seedDemoVolumes } from './lib/demo.mjs';
+import { startWorkload } from './lib/workload.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -25,6 +35,7 @@ const { values } = parseArgs({
     fresh: { type: 'boolean', default: false },
     browser: { type: 'boolean', default: false },
     port: { type: 'string' },
+    quiet: { type: 'boolean', default: false },
   },
 });
 const demoDir = path.resolve(values.data ?? process.env.TANDEM_DEMO_DIR ?? path.join(repoRoot, '.tandem-demo'));
@@ -70,6 +81,15 @@ async function main() {
     });
     log(`agent ${key}: api ${agent.apiAddress}, nbd nbd://${agent.nbdAddress}/VOLUME, data ${dataDir}`);
     if (created[key]) await seedDemoVolumes(key, dataDir, agent.nbdAddress, log);
+  }
+
+  await seedDemoReplication({ primary: agents.primary, secondary: agents.secondary, log });
+  if (values.quiet) log('--quiet: no workload');
+  else {
+    const workload = startWorkload({ nbdAddress: agents.primary.nbdAddress, targets: demoWorkloadTargets(), log });
+    // Stopped first, before the agents it writes to.
+    running.push(workload);
+    log(`workload: a few hundred KiB/s in bursts to ${demoWorkloadTargets().map((target) => target.volume).join(' and ')} through NBD (--quiet for none)`);
   }
 
   const backend = await startConsoleBackend({ configDir, port: values.port ? Number(values.port) : 0, onLog: (text) => process.stderr.write(text) });

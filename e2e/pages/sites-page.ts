@@ -12,6 +12,17 @@ export class SitesPage {
     return this.page.getByTestId(`site-card-${site}`);
   }
 
+  /** The link between two sites on the overview (names in either order). */
+  link(a: string, b: string): Locator {
+    const [first, second] = [a, b].sort((x, y) => x.localeCompare(y));
+    return this.page.getByTestId(`site-link-${first}-${second}`);
+  }
+
+  /** A session's row on a link: its direction, mode and state by test id. */
+  linkSession(a: string, b: string, session: string): Locator {
+    return this.link(a, b).getByTestId(`link-session-${session}`);
+  }
+
   get wizard(): Locator {
     return this.page.getByRole('dialog', { name: 'Connect to a site' });
   }

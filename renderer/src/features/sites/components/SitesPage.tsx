@@ -3,8 +3,9 @@ import { useUiStore } from '../../../app/ui-store.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { useSites } from '../hooks/use-sites.ts';
 import { SiteCard } from './SiteCard.tsx';
+import { SiteLinksOverview } from './SiteLinksOverview.tsx';
 
-/** The sites overview: every connected site, or what to do when there is none. */
+/** The sites overview: every connected site, the links between them with the sessions on each, or what to do when there is none. */
 export function SitesPage() {
   const sites = useSites();
   const openWizard = useUiStore((state) => state.setConnectWizardOpen);
@@ -26,6 +27,7 @@ export function SitesPage() {
       <SimpleGrid cols={{ base: 1, md: 2 }}>
         {sites.data?.sites.map((site) => <SiteCard key={site.id} site={site} />)}
       </SimpleGrid>
+      {sites.data && sites.data.sites.length > 0 && <SiteLinksOverview />}
     </Stack>
   );
 }
