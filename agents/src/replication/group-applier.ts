@@ -241,7 +241,10 @@ export class GroupApplier {
     this.forget(staged, file);
     const keep = this.keptBytes + payload.length <= KEPT_PAYLOAD_BYTES;
     if (keep) this.keptBytes += payload.length;
-    staged.set(file, { part, payload: keep ? Buffer.from(payload) : undefined });
+    // Kept as it came when it is most of its memory (a frame of its own); a small view of a larger read is copied, so
+    // that it does not hold the rest of that read.
+    const own = payload.byteLength * 2 >= payload.buffer.byteLength;
+    staged.set(file, { part, payload: keep ? (own ? payload : Buffer.from(payload)) : undefined });
   }
 
   private forget(staged: Map<string, StagedPartEntry>, file: string): void {
