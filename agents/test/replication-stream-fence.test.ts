@@ -178,7 +178,7 @@ describe('no write left behind', () => {
     }, 120_000);
   }
 
-  it('async: a commit of an earlier coordinator run that the network delivers late drops none of the new run\'s staged rounds', async () => {
+  it('async: a commit of an earlier coordinator run that the network delivers late is refused (stale-stream) and drops none of the new run\'s staged rounds', async () => {
     sites = await startTwoSites();
     const s = sites;
     await preparedSession(s, 'async', 4 * MiB);
@@ -223,9 +223,13 @@ describe('no write left behind', () => {
     const newer = Buffer.alloc(4096, 0x4e);
     await device.write(offset, newer);
     await waitFor(() => staged(offset), 10_000, 'the new write staged at the secondary');
-    // The old run's commit arrives now; then the new run commits.
+    // The old run's commit arrives now, after the new run's first commits: refused, the marker stays the new run's.
+    const before = await applier.lastCommit(id);
+    expect(before?.epoch).not.toBe(oldEpoch);
     releaseOld();
-    await held!.catch(() => {});
+    await expect(held!).rejects.toMatchObject({ problem: 'stale-stream' });
+    expect(await applier.lastCommit(id)).toEqual(before);
+    // Then the new run commits.
     holdNew = false;
     releaseNew();
     await drained(s);

@@ -46,6 +46,8 @@ function partKey(part: StagedPart): string {
  * files stay the durable copy (`recover` reads them after a crash).
  */
 const KEPT_PAYLOAD_BYTES = 64 * 1024 * 1024;
+/** Earlier coordinator runs remembered per session, to refuse their late commits. */
+const MAX_EARLIER_EPOCHS = 1000;
 
 /** A staged part and, when kept in memory, its payload. */
 interface StagedPartEntry {
@@ -93,6 +95,12 @@ export class GroupApplier {
   private readonly queue = new SessionQueue();
   /** Multi-primary: staged parts per session (file name -> part). */
   private readonly parts = new Map<string, Map<string, StagedPartEntry>>();
+  /**
+   * Per session, the epoch of the last commit made here and the epochs
+   * committed before it: a coordinator never goes back to an earlier run, so
+   * a commit of one of those is a late one (see `commit`).
+   */
+  private readonly epochs = new Map<string, { current: string; earlier: Set<string> }>();
   /** Bytes of the payloads kept in `parts` (KEPT_PAYLOAD_BYTES at most). */
   private keptBytes = 0;
   /**
@@ -268,6 +276,12 @@ export class GroupApplier {
    */
   commit(session: string, epoch: string, through: number, time: number): Promise<void> {
     return this.queue.run(session, async () => {
+      // A late commit of an earlier run (a later run committed here since): it would set the commit marker and the
+      // consistency time back to its older cut, so it is refused; nothing of its epoch is left to apply anyway.
+      const epochs = this.epochs.get(session);
+      if (epochs?.earlier.has(epoch)) {
+        throw new ProblemError('stale-stream', `round ${through} of an earlier coordinator run (epoch ${epoch}) comes after rounds of a later one; not applied`);
+      }
       // A part the primary still sends in pieces is not staged: the coordinator commits no round of it (the primary
       // reports a part staged only once its last piece is), so this refuses a commit that would apply part of a part.
       const { incomplete } = this.dueParts(session, epoch, through);
@@ -282,7 +296,19 @@ export class GroupApplier {
         throw new ProblemError('internal-error', 'injected stop after the commit marker');
       }
       await this.applyCommitted(marker);
+      this.committedEpoch(session, epoch);
     });
+  }
+
+  private committedEpoch(session: string, epoch: string): void {
+    const epochs = this.epochs.get(session);
+    if (!epochs) this.epochs.set(session, { current: epoch, earlier: new Set() });
+    else if (epochs.current !== epoch) {
+      epochs.earlier.add(epochs.current);
+      epochs.current = epoch;
+      // Kept for the runs of the last while (a link that flaps for days starts a run each time).
+      if (epochs.earlier.size > MAX_EARLIER_EPOCHS) epochs.earlier.delete(epochs.earlier.values().next().value!);
+    }
   }
 
   private async applyCommitted(marker: CommitMarker): Promise<void> {
@@ -356,7 +382,9 @@ export class GroupApplier {
     for (const name of names.sort()) {
       const file = path.join(this.dir, name);
       if (name.endsWith('.commit')) {
-        markers.push(JSON.parse(await fsp.readFile(file, 'utf8')) as CommitMarker);
+        const marker = JSON.parse(await fsp.readFile(file, 'utf8')) as CommitMarker;
+        markers.push(marker);
+        this.committedEpoch(marker.session, marker.epoch);
         continue;
       }
       if (name.endsWith('.part')) {
