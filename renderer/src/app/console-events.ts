@@ -3,8 +3,13 @@ import type { AgentEvent } from '@tandem/contract';
 import { bearerProtocolPrefix, consoleProtocol, ConsoleEventSchema, type BackendEndpoint, type ConsoleEvent, type SiteList } from '../../../main/src/shared/console-api.ts';
 import { siteKeys } from '../features/sites/api/site-keys.ts';
 import { keysForEvent, keysForSite } from './event-invalidation.ts';
+import { invalidateSoon } from './refetch-batcher.ts';
 
-/** Applies one backend event to the query cache: site states are patched in place, agent events invalidate what they touch. */
+/**
+ * Applies one backend event to the query cache: site states are patched in
+ * place, agent events make what they touch stale and refetch it once per
+ * burst (refetch-batcher.ts).
+ */
 export function applyConsoleEvent(queryClient: QueryClient, event: ConsoleEvent): void {
   if (event.kind === 'sites') {
     queryClient.setQueryData<SiteList>(siteKeys.list(), { sites: event.sites });
@@ -26,7 +31,7 @@ export function applyConsoleEvent(queryClient: QueryClient, event: ConsoleEvent)
 }
 
 function invalidateForAgentEvent(queryClient: QueryClient, siteId: string, event: AgentEvent): void {
-  for (const queryKey of keysForEvent(event.type, siteId)) void queryClient.invalidateQueries({ queryKey });
+  for (const queryKey of keysForEvent(event.type, siteId)) invalidateSoon(queryClient, queryKey);
 }
 
 function invalidateSite(queryClient: QueryClient, siteId: string): void {
