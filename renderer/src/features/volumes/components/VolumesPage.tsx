@@ -1,4 +1,4 @@
-import { Button, Group, Stack, Text, Title } from '@mantine/core';
+import { Button, Checkbox, Group, SegmentedControl, Stack, Text, TextInput, Title } from '@mantine/core';
 import type { VolumeInfo } from '@tandem/contract';
 import { useMemo, useState } from 'react';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
@@ -11,7 +11,7 @@ import { useFlashUi } from '../../flash/hooks/flash-ui-store.ts';
 import { useVolumeFlashRoles } from '../../flash/hooks/use-flash.ts';
 import { ConnectionBadge } from '../../sites/components/ConnectionBadge.tsx';
 import { TrackMapPanel } from '../../track-map/components/TrackMapPanel.tsx';
-import { orderByLineage } from '../hooks/lineage.ts';
+import { filterRows, orderByLineage, type VolumeFilter, type VolumeSort } from '../hooks/lineage.ts';
 import { useVolumeMirrorRoles } from '../hooks/use-volume-mirror-roles.ts';
 import { useVolumes } from '../hooks/use-volumes.ts';
 import { CreateVolumeModal } from './CreateVolumeModal.tsx';
@@ -32,7 +32,14 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
   const mirrorRoles = useVolumeMirrorRoles(site, connected);
   const openFlashWizard = useFlashUi((state) => state.openWizard);
   const onAction = (kind: VolumeAction, volume: VolumeInfo) => (kind === 'flash' ? openFlashWizard({ siteId: site.id, source: volume.name }) : setAction({ kind, volume }));
-  const rows = useMemo(() => orderByLineage(volumes.data?.volumes ?? []), [volumes.data]);
+  const [sort, setSort] = useState<VolumeSort>({ by: 'created', descending: false });
+  const [filter, setFilter] = useState<VolumeFilter>({ query: '', kind: 'all', inUseOnly: false });
+  const ordered = useMemo(() => orderByLineage(volumes.data?.volumes ?? [], sort), [volumes.data, sort]);
+  const rows = useMemo(
+    () => filterRows(ordered, filter, (name) => mirrorRoles.has(name) || flashRoles.has(name)),
+    [ordered, filter, mirrorRoles, flashRoles],
+  );
+  const filtering = filter.query.trim() !== '' || filter.kind !== 'all' || filter.inUseOnly;
   const selectedVolume = volumes.data?.volumes.find((volume) => volume.name === selected) ?? null;
 
   return (
@@ -63,10 +70,51 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
       <Text size="xs" c="dimmed">
         Changes show up by themselves, including space used by data written over NBD (within a few seconds).
       </Text>
-      {volumes.data && rows.length === 0 && (
+      {volumes.data && ordered.length === 0 && (
         <Text data-testid="volumes-empty">No volumes yet. Choose “Create volume” to make one; it is thin, so its size costs nothing until data is written.</Text>
       )}
-      {rows.length > 0 && <VolumesTable rows={rows} selected={selected} onSelect={selectVolume} onAction={onAction} flashRoles={flashRoles} mirrorRoles={mirrorRoles} />}
+      {ordered.length > 0 && (
+        <Group gap="sm" align="center">
+          <TextInput
+            placeholder="Search by name"
+            aria-label="Search volumes by name"
+            value={filter.query}
+            onChange={(event) => setFilter({ ...filter, query: event.currentTarget.value })}
+            w={240}
+          />
+          <SegmentedControl
+            aria-label="Kind"
+            value={filter.kind}
+            onChange={(kind) => setFilter({ ...filter, kind: kind as VolumeFilter['kind'] })}
+            data={[
+              { value: 'all', label: 'All' },
+              { value: 'volume', label: 'Volumes' },
+              { value: 'snapshot', label: 'Snapshots' },
+            ]}
+          />
+          <Checkbox
+            label="In a session or flash copy"
+            checked={filter.inUseOnly}
+            onChange={(event) => setFilter({ ...filter, inUseOnly: event.currentTarget.checked })}
+          />
+          <Text size="sm" c="dimmed" data-testid="volumes-count">
+            {filtering ? `${rows.length} of ${ordered.length} shown` : `${ordered.length} in all`}
+          </Text>
+        </Group>
+      )}
+      {ordered.length > 0 && rows.length === 0 && <Text data-testid="volumes-no-match">No volume matches; clear the search or the filters to see them all.</Text>}
+      {rows.length > 0 && (
+        <VolumesTable
+          rows={rows}
+          selected={selected}
+          onSelect={selectVolume}
+          onAction={onAction}
+          flashRoles={flashRoles}
+          mirrorRoles={mirrorRoles}
+          sort={sort}
+          onSort={setSort}
+        />
+      )}
       {selectedVolume && <TrackMapPanel siteId={site.id} volume={selectedVolume} />}
       {selectedVolume && flashRoles.has(selectedVolume.name) && <VolumeFlashPanel siteId={site.id} volume={selectedVolume} />}
       <FlashWizardHost />

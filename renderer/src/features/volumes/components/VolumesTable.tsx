@@ -5,7 +5,7 @@ import { useRef } from 'react';
 import { formatSize } from '../../../lib/format.ts';
 import { VolumeFlashBadges } from '../../flash/components/VolumeFlashBadges.tsx';
 import type { VolumeFlashRole } from '../../flash/hooks/flash-model.ts';
-import type { VolumeRow } from '../hooks/lineage.ts';
+import type { VolumeRow, VolumeSort, VolumeSortKey } from '../hooks/lineage.ts';
 import type { VolumeMirrorRole } from '../hooks/volume-dependents.ts';
 import { VolumeMirrorBadges } from './VolumeMirrorBadges.tsx';
 import classes from './VolumesTable.module.css';
@@ -17,7 +17,7 @@ const rowHeight = 44;
 /**
  * Volumes and their snapshots, virtualized (only the visible rows are in the
  * DOM, so thousands of volumes scroll smoothly). Snapshots sit under their
- * source. Clicking a row opens its track map.
+ * source. Clicking a row opens its track map; clicking a header sorts by it.
  */
 export function VolumesTable(props: {
   rows: VolumeRow[];
@@ -28,7 +28,26 @@ export function VolumesTable(props: {
   flashRoles?: Map<string, VolumeFlashRole[]>;
   /** Mirror roles per volume name (H1 / H2 of a session's copy set). */
   mirrorRoles?: Map<string, VolumeMirrorRole[]>;
+  /** The order shown in the headers; a click on a sortable header asks for another. */
+  sort?: VolumeSort;
+  onSort?: (sort: VolumeSort) => void;
 }) {
+  const header = (label: string, by: VolumeSortKey) => {
+    const active = props.sort?.by === by;
+    const ariaSort = active ? (props.sort!.descending ? 'descending' : 'ascending') : 'none';
+    return (
+      <span role="columnheader" aria-sort={ariaSort}>
+        <UnstyledButton
+          className={classes.sortButton}
+          onClick={() => props.onSort?.({ by, descending: active ? !props.sort!.descending : by !== 'name' })}
+          aria-label={`Sort by ${label.toLowerCase()}`}
+        >
+          {label}
+          {active ? (props.sort!.descending ? ' ↓' : ' ↑') : ''}
+        </UnstyledButton>
+      </span>
+    );
+  };
   const scroller = useRef<HTMLDivElement>(null);
   const virtualizer = useVirtualizer({
     count: props.rows.length,
@@ -40,11 +59,11 @@ export function VolumesTable(props: {
   return (
     <Box className={classes.table} role="table" aria-label="Volumes" aria-rowcount={props.rows.length}>
       <div className={classes.header} role="row">
-        <span role="columnheader">Name</span>
-        <span role="columnheader">Size</span>
-        <span role="columnheader">Allocated</span>
-        <span role="columnheader">Shared</span>
-        <span role="columnheader">Snapshots</span>
+        {header('Name', 'name')}
+        {header('Size', 'size')}
+        {header('Allocated', 'allocated')}
+        {header('Shared', 'shared')}
+        {header('Snapshots', 'snapshots')}
         <span role="columnheader" aria-label="Actions" />
       </div>
       <div ref={scroller} className={classes.scroller} style={{ height: Math.min(440, Math.max(rowHeight, props.rows.length * rowHeight)) }}>
