@@ -56,6 +56,11 @@ if [[ ! -f "$native/build/Release/tandem_nowait_io.node" || "$native/nowait-io.c
   fi
 fi
 
+# The agent as JavaScript (agents/dist; bin/tandem-agent.cjs runs it while it
+# is newer than the sources, the sources through tsx otherwise). A second or two.
+echo "setup: building the agent (npm run build:agent)"
+node agents/scripts/build.mjs
+
 echo "setup: building the console (electron-vite build)"
 npx --no-install electron-vite build >/dev/null
 echo "setup: ready"

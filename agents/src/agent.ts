@@ -5,7 +5,8 @@
 // The thread pool that serves the pool's file I/O is sized by bin/tandem-agent.cjs,
 // before the ESM loader starts it (it cannot be resized from here).
 
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { agentEventTypes, type AgentInfo } from '@tandem/contract';
 import { startApiServer, formatHostPort, type ApiServer } from './api/server.ts';
@@ -22,9 +23,10 @@ import { dataDirPaths } from './data-dir.ts';
 import { StorageEngine } from './storage/engine.ts';
 import { loadServerTls } from './tls/files.ts';
 import { AgentMetrics } from './metrics/agent-metrics.ts';
+import { agentPackageDir } from './package-dir.ts';
 import { startMetricsServer } from './metrics/server.ts';
 
-export const agentVersion: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+export const agentVersion: string = (JSON.parse(readFileSync(path.join(agentPackageDir(), 'package.json'), 'utf8')) as { version: string }).version;
 
 export interface HostPort {
   host: string;
