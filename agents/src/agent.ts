@@ -24,6 +24,7 @@ import { StorageEngine } from './storage/engine.ts';
 import { loadServerTls } from './tls/files.ts';
 import { AgentMetrics } from './metrics/agent-metrics.ts';
 import { agentPackageDir } from './package-dir.ts';
+import type { SystemdNotifier } from './systemd.ts';
 import { startMetricsServer } from './metrics/server.ts';
 
 export const agentVersion: string = (JSON.parse(readFileSync(path.join(agentPackageDir(), 'package.json'), 'utf8')) as { version: string }).version;
@@ -218,7 +219,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 }
 
 /** Runs until SIGTERM or SIGINT, then shuts down cleanly; a second signal forces exit. */
-export function closeOnSignals(agent: RunningAgent, logger: Logger, timeoutMs = 30_000): void {
+export function closeOnSignals(agent: RunningAgent, logger: Logger, options: { timeoutMs?: number; systemd?: SystemdNotifier | null } = {}): void {
+  const { timeoutMs = 30_000, systemd = null } = options;
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -227,13 +229,17 @@ export function closeOnSignals(agent: RunningAgent, logger: Logger, timeoutMs = 
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    systemd?.stopping(`shutting down (${signal})`);
     const timer = setTimeout(() => {
       logger.error('clean shutdown timed out');
       process.exit(1);
     }, timeoutMs);
     timer.unref();
     agent.close().then(
-      () => process.exit(0),
+      () => {
+        systemd?.close();
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
