@@ -8,7 +8,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
-import { agentEventTypes, type AgentInfo } from '@tandem/contract';
+import type { Server as TlsServer } from 'node:tls';
+import { agentEventTypes, ProblemError, type AgentInfo } from '@tandem/contract';
 import { startApiServer, formatHostPort, type ApiServer } from './api/server.ts';
 import type { RunInfo } from './data-dir.ts';
 import { DataDirLock, readIdentity, removeRunInfo, writeRunInfo } from './cli/data-dir-files.ts';
@@ -57,6 +58,13 @@ export interface AgentOptions {
 export interface RunningAgent {
   info: AgentInfo;
   runInfo: RunInfo;
+  /**
+   * Re-reads the server certificate and key from DATA/tls and serves them on
+   * new control-API connections (SIGHUP, `systemctl reload`). The CA must be
+   * the one the agent runs with; a certificate that does not match its key is
+   * refused, and the current pair stays. Returns the new certificate's fingerprint.
+   */
+  reloadTls(): Promise<string>;
   /** Stops listening, closes the engine, removes run.json and releases the lock. Idempotent. */
   close(): Promise<void>;
 }
@@ -96,6 +104,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       }
     }
     const tls = await loadServerTls(dataDir);
+    let servedFingerprint = tls.fingerprint;
     const engine = await StorageEngine.open(dataDir);
     undo.push(() => engine.close());
     if (metrics) engine.setMeter(metrics.storage);
@@ -118,7 +127,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       apiAddress: runInfo.apiAddress,
       nbdAddress: runInfo.nbdAddress,
       nbdSocket: runInfo.nbdSocket,
-      certificateFingerprint: tls.fingerprint,
+      certificateFingerprint: servedFingerprint,
     });
     // Flash copy resumes before replication starts and before any host write arrives.
     const flash = new FlashService({ engine, logger: logger.child({ component: 'flash' }) });
@@ -211,7 +220,20 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       })();
       return closing;
     };
-    return { info: info(), runInfo: { ...runInfo }, close };
+    const reloadTls = async () => {
+      const next = await loadServerTls(dataDir);
+      if (next.caPem !== tls.caPem) {
+        throw new ProblemError('conflict', `the CA certificate in ${dataDirPaths(dataDir).tls} is not the one this agent runs with: a reload only replaces the server certificate and key`);
+      }
+      try {
+        (api.app.server as unknown as TlsServer).setSecureContext({ key: next.keyPem, cert: next.certificatePem, ca: next.caPem, minVersion: 'TLSv1.2' });
+      } catch (error) {
+        throw new ProblemError('bad-request', `the server certificate and key in ${dataDirPaths(dataDir).tls} do not make a TLS identity: ${(error as Error).message}`);
+      }
+      servedFingerprint = next.fingerprint;
+      return next.fingerprint;
+    };
+    return { info: info(), runInfo: { ...runInfo }, reloadTls, close };
   } catch (error) {
     await rollback();
     throw error;
@@ -248,6 +270,25 @@ export function closeOnSignals(agent: RunningAgent, logger: Logger, options: { t
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // SIGHUP (`systemctl reload`): the server certificate and key again from DATA/tls.
+  let reloading: Promise<void> | null = null;
+  process.on('SIGHUP', () => {
+    if (stopping || reloading) return;
+    systemd?.reloading();
+    reloading = agent
+      .reloadTls()
+      .then(
+        (fingerprint) => {
+          logger.info({ certificateFingerprint: fingerprint }, 'reloaded the TLS certificate');
+          systemd?.ready(`reloaded: certificate ${fingerprint}`);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'reload failed; the current certificate stays');
+          systemd?.ready(`reload failed, the current certificate stays: ${(error as Error).message}`);
+        },
+      )
+      .finally(() => (reloading = null));
+  });
 }
 
 /** Whether a listen address reaches this machine only (127.0.0.0/8, ::1, localhost). */

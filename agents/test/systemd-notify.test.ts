@@ -4,16 +4,22 @@
  * (python3, the receiving side systemd plays) and runs a real agent. READY=1
  * must come only once the API answers and the NBD and peer-link listeners
  * accept connections; WATCHDOG=1 must repeat at half WATCHDOG_USEC;
- * STOPPING=1 must come on SIGTERM.
+ * STOPPING=1 must come on SIGTERM; a reload (SIGHUP) is announced with
+ * RELOADING=1 and ends with READY=1.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AgentInfoSchema } from '@tandem/contract';
 import { AgentApiClient } from '../src/cli/api-client.ts';
-import { loadAdminCredentials } from '../src/tls/paths.ts';
+import { loadAuthority, issueWithNewKey } from '../src/tls/authority.ts';
+import { serverAltNames } from '../src/tls/files.ts';
+import { certificateFingerprint } from '../src/tls/fingerprint.ts';
+import { loadAdminCredentials, tlsPaths } from '../src/tls/paths.ts';
 import { initTempDataDir, startAgentProcess, type AgentProcess } from './helpers/agent-process.ts';
 import { until } from './helpers/session-views.ts';
 
@@ -125,5 +131,63 @@ describe.skipIf(!python)('systemd notify protocol (Type=notify, WatchdogSec)', (
     expect(stopping.fields.get('STATUS')).toBe('shutting down (SIGTERM)');
     expect(await exit).toEqual({ code: 0, signal: null });
     agent = null;
+  });
+});
+
+describe.skipIf(!python)('reload (SIGHUP, systemctl reload)', () => {
+  let agent: AgentProcess | null = null;
+  let receiver: Awaited<ReturnType<typeof notifySocket>> | null = null;
+  let dataDir = '';
+  afterAll(async () => {
+    await agent?.stop();
+    receiver?.close();
+    if (dataDir) await rm(path.dirname(dataDir), { recursive: true, force: true });
+  });
+
+  /** The certificate the API presents to a new connection. */
+  function servedFingerprint(address: string): Promise<string> {
+    const at = address.lastIndexOf(':');
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect({ host: address.slice(0, at), port: Number(address.slice(at + 1)), rejectUnauthorized: false }, () => {
+        const der = socket.getPeerCertificate().raw;
+        socket.destroy();
+        resolve(certificateFingerprint(new X509Certificate(der).toString()));
+      });
+      socket.once('error', reject);
+    });
+  }
+
+  it('serves a new server certificate from DATA/tls on new connections, and keeps the current one when the new pair is bad', async () => {
+    dataDir = await initTempDataDir({ site: 'reloaded' });
+    const socketFile = path.join(path.dirname(dataDir), 'notify.sock');
+    receiver = await notifySocket(socketFile);
+    agent = await startAgentProcess({ dataDir, env: { NOTIFY_SOCKET: socketFile } });
+    const files = tlsPaths(dataDir);
+    const original = await readFile(files.serverCertificate, 'utf8');
+    expect(await servedFingerprint(agent.apiAddress)).toBe(certificateFingerprint(original));
+
+    // A new certificate for the server from the agent's own CA, as an operator would put it in place.
+    const authority = await loadAuthority(await readFile(files.caCertificate, 'utf8'), await readFile(files.caKey, 'utf8'));
+    const renewed = await issueWithNewKey(authority, { commonName: 'reloaded', usage: 'server', altNames: serverAltNames() });
+    const renewedFingerprint = certificateFingerprint(renewed.certificatePem);
+    await writeFile(files.serverKey, renewed.keyPem, { mode: 0o600 });
+    await writeFile(files.serverCertificate, renewed.certificatePem);
+    const readyBefore = receiver.messages.filter((message) => message.fields.get('READY') === '1').length;
+    process.kill(agent.pid, 'SIGHUP');
+    const reloaded = await until('READY=1 after the reload', async () => receiver!.messages.filter((message) => message.fields.get('READY') === '1')[readyBefore], 30_000);
+    const reloading = receiver.messages.findIndex((message) => message.fields.get('RELOADING') === '1');
+    expect(reloading).toBeGreaterThanOrEqual(0);
+    expect(reloading).toBeLessThan(receiver.messages.indexOf(reloaded));
+    expect(reloaded.fields.get('STATUS')).toBe(`reloaded: certificate ${renewedFingerprint}`);
+    expect(await servedFingerprint(agent.apiAddress)).toBe(renewedFingerprint);
+    expect((await agent.api.call('GET', '/v1/agent', AgentInfoSchema)).certificateFingerprint).toBe(renewedFingerprint);
+
+    // A key that does not belong to the certificate: refused, the renewed pair stays, the agent serves on.
+    await writeFile(files.serverCertificate, original);
+    process.kill(agent.pid, 'SIGHUP');
+    const refused = await until('READY=1 after the bad reload', async () => receiver!.messages.filter((message) => message.fields.get('READY') === '1')[readyBefore + 1], 30_000);
+    expect(refused.fields.get('STATUS')).toMatch(/^reload failed, the current certificate stays: the server certificate and key in .* do not make a TLS identity/);
+    expect(await servedFingerprint(agent.apiAddress)).toBe(renewedFingerprint);
+    expect((await agent.api.call('GET', '/v1/agent', AgentInfoSchema)).site).toBe('reloaded');
   });
 });
