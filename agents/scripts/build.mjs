@@ -11,12 +11,13 @@ import path from 'node:path';
 import { build } from 'esbuild';
 
 const agentsDir = path.resolve(import.meta.dirname, '..');
-const outdir = path.join(agentsDir, 'dist');
+const defaultOutdir = path.join(agentsDir, 'dist');
 
 /** Packages with native code (or optional native helpers) stay npm dependencies. */
 export const externalPackages = ['better-sqlite3', '@node-rs/crc32', '@node-rs/xxhash', 'bufferutil', 'utf-8-validate'];
 
-export async function buildAgent({ quiet = false } = {}) {
+/** `outdir`: where the build goes (agents/dist by default; the package script builds into its staging dir). */
+export async function buildAgent({ quiet = false, outdir = defaultOutdir } = {}) {
   const started = performance.now();
   // Sources changed from now on are newer than this build (the launcher's test).
   const sourcesReadFrom = Date.now();
@@ -59,7 +60,7 @@ export async function buildAgent({ quiet = false } = {}) {
   await rename(staging, outdir);
   if (!quiet) {
     const bytes = Object.entries(result.metafile.outputs).reduce((sum, [, output]) => sum + output.bytes, 0);
-    console.log(`build:agent: dist/ (${sources.length} sources, ${(bytes / 1024).toFixed(0)} KiB) in ${Math.round(performance.now() - started)} ms`);
+    console.log(`build:agent: ${path.relative(process.cwd(), outdir) || '.'} (${sources.length} sources, ${(bytes / 1024).toFixed(0)} KiB) in ${Math.round(performance.now() - started)} ms`);
   }
   return stamp;
 }
