@@ -9,9 +9,10 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 // What runs is the JavaScript build (dist/, `npm run build:agent`), which
 // starts in a fraction of the time the TypeScript sources take through tsx.
 // A build is never run stale: dist/build-stamp.json lists the sources it was
-// made from, and when any of them is newer than the build (a dev checkout
-// after an edit) the sources run through tsx instead. An installed package
-// has no sources beside its build, so there the build is what runs.
+// made from (and the lockfile), and when any of them changed after the build
+// read them (a clone after an edit or a pull) the sources run through tsx
+// instead. An installed package has no src/ beside its build (and its files
+// carry the install's time), so there the build is what runs.
 // TANDEM_AGENT_FROM=source|build forces one or the other.
 const fs = require('node:fs');
 const path = require('node:path');
@@ -20,6 +21,7 @@ const agentDir = path.join(__dirname, '..');
 const bundle = path.join(agentDir, 'dist', 'tandem-agent.mjs');
 
 function buildIsCurrent() {
+  if (!fs.existsSync(path.join(agentDir, 'src'))) return true; // an installed package: its build, or the error below
   let stamp;
   try {
     stamp = JSON.parse(fs.readFileSync(path.join(agentDir, 'dist', 'build-stamp.json'), 'utf8'));
@@ -31,7 +33,7 @@ function buildIsCurrent() {
     try {
       stat = fs.statSync(path.join(agentDir, source));
     } catch {
-      continue; // not beside the build (an installed package), or removed (then a source importing it changed too)
+      continue; // removed (then a source that imported it changed too)
     }
     if (stat.mtimeMs > stamp.sourcesReadFrom) return false;
   }

@@ -53,7 +53,8 @@ export async function buildAgent({ quiet = false, outdir = defaultOutdir } = {})
     .filter((input) => !input.includes('node_modules/'))
     .map((input) => path.relative(agentsDir, path.resolve(agentsDir, input)))
     .sort();
-  sources.push('package.json');
+  // New versions of the bundled npm packages come with a new lockfile.
+  sources.push('../package-lock.json');
   const stamp = { builtAt: new Date().toISOString(), sourcesReadFrom, sources };
   await writeFile(path.join(staging, 'build-stamp.json'), `${JSON.stringify(stamp, null, 1)}\n`);
   await rm(outdir, { recursive: true, force: true });

@@ -110,7 +110,8 @@ describe('the npm tarball (scripts/package-agent.mjs)', () => {
   it('runs from a clean directory: --version, init, run until ready, volume commands', async () => {
     const root = path.join(dir, 'host');
     await mkdir(root);
-    await execFileAsync('tar', ['xzf', tarball, '-C', root]);
+    // -m: the files get the time of unpacking, as npm's install gives them (newer than the build).
+    await execFileAsync('tar', ['xzmf', tarball, '-C', root]);
     const installed = path.join(root, 'package');
     // The native dependencies as npm would install them (`npm run test:install` does the real install).
     await symlink(path.join(repoRoot, 'node_modules'), path.join(installed, 'node_modules'), 'dir');
