@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(qemu-utils libnbd-bin nbdkit fio chromium python3 make g++ openssl rsync prometheus)  # rsync: the anchor of bench:mirror's resync section; prometheus: promtool and a real scraper for the metrics tests
+apt_packages=(qemu-utils libnbd-bin nbdkit fio chromium python3 make g++ openssl rsync prometheus systemd)  # rsync: the anchor of bench:mirror's resync section; prometheus: promtool and a real scraper for the metrics tests; systemd: systemd-analyze verify for the agent's unit
 
 missing=()
 if [[ "${1:-}" != "--no-apt" ]]; then
@@ -42,19 +42,25 @@ if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json
 fi
 
 # The agent's small native addon (agents/native: reads that never wait for the
-# disk). Optional: without it the agent reads through the thread pool, so a
+# disk; sd_notify for the systemd unit). Optional: without it the agent reads through the thread pool, so a
 # failed build only warns. Node's own headers are used when they are
 # installed beside it (no download).
 native=agents/native
-if [[ ! -f "$native/build/Release/tandem_nowait_io.node" || "$native/nowait-io.c" -nt "$native/build/Release/tandem_nowait_io.node" ]]; then
+native_out="$native/build/Release/tandem_nowait_io.node"
+if [[ ! -f "$native_out" || "$native/nowait-io.c" -nt "$native_out" || "$native/sd-notify.c" -nt "$native_out" || "$native/binding.gyp" -nt "$native_out" ]]; then
   echo "setup: building the agent's native addon (node-gyp)"
   node_prefix=$(dirname "$(dirname "$(command -v node)")")
   nodedir_arg=()
   [[ -f "$node_prefix/include/node/node_api.h" ]] && nodedir_arg=(--nodedir="$node_prefix")
   if ! npx --no-install node-gyp rebuild --directory="$PWD/$native" "${nodedir_arg[@]}" >"$native/build.log" 2>&1; then
-    echo "setup: warning: the native addon did not build (see $native/build.log); the agent falls back to thread-pool reads and unchunked writes" >&2
+    echo "setup: warning: the native addon did not build (see $native/build.log); the agent falls back to thread-pool reads and unchunked writes, and cannot run under systemd Type=notify" >&2
   fi
 fi
+
+# The agent as JavaScript (agents/dist; bin/tandem-agent.cjs runs it while it
+# is newer than the sources, the sources through tsx otherwise). A second or two.
+echo "setup: building the agent (npm run build:agent)"
+node agents/scripts/build.mjs
 
 echo "setup: building the console (electron-vite build)"
 npx --no-install electron-vite build >/dev/null

@@ -152,11 +152,14 @@ static napi_value pwrite_chunked(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+void register_sd_notify(napi_env env, napi_value exports); /* sd-notify.c */
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "preadNowait", NAPI_AUTO_LENGTH, pread_nowait, NULL, &fn);
   napi_set_named_property(env, exports, "preadNowait", fn);
   napi_create_function(env, "pwriteChunked", NAPI_AUTO_LENGTH, pwrite_chunked, NULL, &fn);
   napi_set_named_property(env, exports, "pwriteChunked", fn);
+  register_sd_notify(env, exports);
   return exports;
 }

@@ -5,9 +5,11 @@
 // The thread pool that serves the pool's file I/O is sized by bin/tandem-agent.cjs,
 // before the ESM loader starts it (it cannot be resized from here).
 
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import pino, { type Logger } from 'pino';
-import { agentEventTypes, type AgentInfo } from '@tandem/contract';
+import type { Server as TlsServer } from 'node:tls';
+import { agentEventTypes, ProblemError, type AgentInfo } from '@tandem/contract';
 import { startApiServer, formatHostPort, type ApiServer } from './api/server.ts';
 import type { RunInfo } from './data-dir.ts';
 import { DataDirLock, readIdentity, removeRunInfo, writeRunInfo } from './cli/data-dir-files.ts';
@@ -21,10 +23,11 @@ import { startReplication } from './replication/runtime.ts';
 import { dataDirPaths } from './data-dir.ts';
 import { StorageEngine } from './storage/engine.ts';
 import { loadServerTls } from './tls/files.ts';
-import { AgentMetrics } from './metrics/agent-metrics.ts';
-import { startMetricsServer } from './metrics/server.ts';
+import type { AgentMetrics } from './metrics/agent-metrics.ts';
+import { agentPackageDir } from './package-dir.ts';
+import type { SystemdNotifier } from './systemd.ts';
 
-export const agentVersion: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+export const agentVersion: string = (JSON.parse(readFileSync(path.join(agentPackageDir(), 'package.json'), 'utf8')) as { version: string }).version;
 
 export interface HostPort {
   host: string;
@@ -54,6 +57,13 @@ export interface AgentOptions {
 export interface RunningAgent {
   info: AgentInfo;
   runInfo: RunInfo;
+  /**
+   * Re-reads the server certificate and key from DATA/tls and serves them on
+   * new control-API connections (SIGHUP, `systemctl reload`). The CA must be
+   * the one the agent runs with; a certificate that does not match its key is
+   * refused, and the current pair stays. Returns the new certificate's fingerprint.
+   */
+  reloadTls(): Promise<string>;
   /** Stops listening, closes the engine, removes run.json and releases the lock. Idempotent. */
   close(): Promise<void>;
 }
@@ -82,9 +92,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   };
   try {
     // Metrics listen first: an address that cannot be bound stops the start before anything else runs.
-    const metrics = options.metrics ? new AgentMetrics(logger.child({ component: 'metrics' })) : null;
-    const metricsServer = metrics && options.metrics
-      ? await startMetricsServer({ host: options.metrics.host, port: options.metrics.port, metrics, logger: logger.child({ component: 'metrics' }) })
+    // prom-client and the metrics listener load only when asked for (a faster start without).
+    const metricsModules = options.metrics ? await Promise.all([import('./metrics/agent-metrics.ts'), import('./metrics/server.ts')]) : null;
+    const metrics: AgentMetrics | null = metricsModules ? new metricsModules[0].AgentMetrics(logger.child({ component: 'metrics' })) : null;
+    const metricsServer = metrics && metricsModules && options.metrics
+      ? await metricsModules[1].startMetricsServer({ host: options.metrics.host, port: options.metrics.port, metrics, logger: logger.child({ component: 'metrics' }) })
       : null;
     if (metricsServer) {
       undo.push(() => metricsServer.close());
@@ -93,6 +105,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       }
     }
     const tls = await loadServerTls(dataDir);
+    let servedFingerprint = tls.fingerprint;
     const engine = await StorageEngine.open(dataDir);
     undo.push(() => engine.close());
     if (metrics) engine.setMeter(metrics.storage);
@@ -115,7 +128,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       apiAddress: runInfo.apiAddress,
       nbdAddress: runInfo.nbdAddress,
       nbdSocket: runInfo.nbdSocket,
-      certificateFingerprint: tls.fingerprint,
+      certificateFingerprint: servedFingerprint,
     });
     // Flash copy resumes before replication starts and before any host write arrives.
     const flash = new FlashService({ engine, logger: logger.child({ component: 'flash' }) });
@@ -208,7 +221,20 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       })();
       return closing;
     };
-    return { info: info(), runInfo: { ...runInfo }, close };
+    const reloadTls = async () => {
+      const next = await loadServerTls(dataDir);
+      if (next.caPem !== tls.caPem) {
+        throw new ProblemError('conflict', `the CA certificate in ${dataDirPaths(dataDir).tls} is not the one this agent runs with: a reload only replaces the server certificate and key`);
+      }
+      try {
+        (api.app.server as unknown as TlsServer).setSecureContext({ key: next.keyPem, cert: next.certificatePem, ca: next.caPem, minVersion: 'TLSv1.2' });
+      } catch (error) {
+        throw new ProblemError('bad-request', `the server certificate and key in ${dataDirPaths(dataDir).tls} do not make a TLS identity: ${(error as Error).message}`);
+      }
+      servedFingerprint = next.fingerprint;
+      return next.fingerprint;
+    };
+    return { info: info(), runInfo: { ...runInfo }, reloadTls, close };
   } catch (error) {
     await rollback();
     throw error;
@@ -216,7 +242,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
 }
 
 /** Runs until SIGTERM or SIGINT, then shuts down cleanly; a second signal forces exit. */
-export function closeOnSignals(agent: RunningAgent, logger: Logger, timeoutMs = 30_000): void {
+export function closeOnSignals(agent: RunningAgent, logger: Logger, options: { timeoutMs?: number; systemd?: SystemdNotifier | null } = {}): void {
+  const { timeoutMs = 30_000, systemd = null } = options;
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -225,13 +252,17 @@ export function closeOnSignals(agent: RunningAgent, logger: Logger, timeoutMs = 
     }
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    systemd?.stopping(`shutting down (${signal})`);
     const timer = setTimeout(() => {
       logger.error('clean shutdown timed out');
       process.exit(1);
     }, timeoutMs);
     timer.unref();
     agent.close().then(
-      () => process.exit(0),
+      () => {
+        systemd?.close();
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
@@ -240,6 +271,25 @@ export function closeOnSignals(agent: RunningAgent, logger: Logger, timeoutMs = 
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // SIGHUP (`systemctl reload`): the server certificate and key again from DATA/tls.
+  let reloading: Promise<void> | null = null;
+  process.on('SIGHUP', () => {
+    if (stopping || reloading) return;
+    systemd?.reloading();
+    reloading = agent
+      .reloadTls()
+      .then(
+        (fingerprint) => {
+          logger.info({ certificateFingerprint: fingerprint }, 'reloaded the TLS certificate');
+          systemd?.ready(`reloaded: certificate ${fingerprint}`);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'reload failed; the current certificate stays');
+          systemd?.ready(`reload failed, the current certificate stays: ${(error as Error).message}`);
+        },
+      )
+      .finally(() => (reloading = null));
+  });
 }
 
 /** Whether a listen address reaches this machine only (127.0.0.0/8, ::1, localhost). */

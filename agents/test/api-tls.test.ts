@@ -153,7 +153,7 @@ describe('event stream', () => {
   });
 
   it('sends hello, then volume.created as it happens', async () => {
-    const socket = agent.api.openEventStream();
+    const socket = await agent.api.openEventStream();
     const frames = collect(socket, (got) => got.some((frame) => frame.kind === 'event' && frame.event.type === 'volume.created'));
     await new Promise((resolve) => socket.once('open', resolve));
     const hello = await new Promise<EventStreamMessage>((resolve) =>
@@ -168,7 +168,7 @@ describe('event stream', () => {
   });
 
   it('replays events after a given id before live ones', async () => {
-    const socket = agent.api.openEventStream(0);
+    const socket = await agent.api.openEventStream(0);
     const frames = await collect(socket, (got) => got.some((frame) => frame.kind === 'event' && frame.event.subject === 'streamed'));
     socket.close();
     expect(frames[0].kind).toBe('hello');

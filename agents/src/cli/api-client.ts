@@ -1,5 +1,5 @@
 import https from 'node:https';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import type { z } from 'zod';
 import {
   AgentInfoSchema,
@@ -18,7 +18,7 @@ import {
   type VolumeInfo,
 } from '@tandem/contract';
 import { readRunInfo } from './data-dir-files.ts';
-import { loadAdminCredentials, type ClientCredentials } from '../tls/files.ts';
+import { loadAdminCredentials, type ClientCredentials } from '../tls/paths.ts';
 
 /** Filters of `GET /v1/events` as the query carries them. */
 export interface EventFilter {
@@ -202,9 +202,13 @@ export class AgentApiClient {
     return (await this.call('GET', `/v1/events?${query}`, EventListSchema)).events;
   }
 
-  /** Opens the event WebSocket; frames are EventStreamMessage JSON. `after` replays older events first. */
-  openEventStream(after?: number): WebSocket {
+  /**
+   * Opens the event WebSocket; frames are EventStreamMessage JSON. `after` replays older events first.
+   * ws is loaded here, not with the module, so the other commands start without it.
+   */
+  async openEventStream(after?: number): Promise<WebSocket> {
     const query = after === undefined ? '' : `?after=${after}`;
+    const { default: WebSocket } = await import('ws');
     return new WebSocket(`wss://${this.baseUrl.slice('https://'.length)}/v1/events/stream${query}`, {
       ca: this.credentials.caPem,
       cert: this.credentials.certificatePem,

@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { ProblemError } from '@tandem/contract';
 import { dataDirPaths, type AgentIdentity, type RunInfo } from '../data-dir.ts';
@@ -19,7 +20,9 @@ export class DataDirLock {
 
   /** Takes the lock or throws `conflict`. Synchronous by design: it runs once, before anything is served. */
   static acquireSync(dataDir: string): DataDirLock {
-    const db = new Database(dataDirPaths(dataDir).lock);
+    // better-sqlite3 is loaded here, not with the module: the admin commands that never lock start without it.
+    const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+    const db = new Sqlite(dataDirPaths(dataDir).lock);
     try {
       db.pragma('busy_timeout = 0');
       db.pragma('locking_mode = EXCLUSIVE');

@@ -2,7 +2,10 @@
  * `tandem-agent`: the agent daemon (`run`), its set-up commands and the
  * admin commands that talk to a running agent as the local admin.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { agentPackageDir } from '../package-dir.ts';
 import { registerAdminCommands } from './commands/admin.ts';
 import { registerClusterCommands } from './commands/clusters.ts';
 import { registerFlashCommands } from './commands/flash.ts';
@@ -15,6 +18,7 @@ import { reportError } from './output.ts';
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('tandem-agent')
     .description('Tandem storage agent: thin volumes over NBD, replication, control API')
+    .version(packageVersion(), '-V, --version', 'print the agent version')
     .showHelpAfterError('(add --help for usage)')
     .configureOutput({
       // Usage errors carry a problem code like every other error.
@@ -40,13 +44,20 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(path.join(agentPackageDir(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 function allCommands(command: Command): Command[] {
   return command.commands.flatMap((child) => [child, ...allCommands(child)]);
 }
 
-const code = await main(process.argv.slice(2));
-// `run` keeps the process alive until a signal; everything else ends here.
-if (!(process.argv[2] === 'run' && code === 0)) {
-  process.exitCode = code;
-  if (code !== 0) process.exit(code);
+/** The process's entry (bin/tandem-agent.cjs calls it, from the build or the sources). */
+export async function runCli(argv: string[]): Promise<void> {
+  const code = await main(argv);
+  // `run` keeps the process alive until a signal; everything else ends here.
+  if (!(argv[0] === 'run' && code === 0)) {
+    process.exitCode = code;
+    if (code !== 0) process.exit(code);
+  }
 }

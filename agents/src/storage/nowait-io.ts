@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { agentPackageDir } from '../package-dir.ts';
 
 /**
  * Reads that never wait for the disk: preadv2(RWF_NOWAIT) from the small
@@ -17,8 +18,8 @@ interface NowaitAddon {
 function load(): NowaitAddon | null {
   if (process.env.TANDEM_NOWAIT_IO === '0' || process.platform !== 'linux') return null;
   const require = createRequire(import.meta.url);
-  const file = fileURLToPath(new URL('../../native/build/Release/tandem_nowait_io.node', import.meta.url));
   try {
+    const file = path.join(agentPackageDir(), 'native/build/Release/tandem_nowait_io.node');
     const addon = require(file) as NowaitAddon;
     return typeof addon.preadNowait === 'function' ? addon : null;
   } catch {

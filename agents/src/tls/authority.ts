@@ -1,13 +1,11 @@
 import { isIP } from 'node:net';
-import {
-  type CryptoKey,
-  ecdsaSha256,
-  generateKeyPair,
-  importSigningKey,
-  privateKeyToPem,
-  randomSerial,
-  x509,
-} from './x509.ts';
+import { type CryptoKey, ecdsaSha256, generateKeyPair, importSigningKey, pemDecodeFirst, privateKeyToPem, randomSerial } from './keys.ts';
+import type { x509 } from './x509.ts';
+
+/** @peculiar/x509, loaded when a certificate is made (not at every start: see keys.ts). */
+async function loadX509(): Promise<typeof x509> {
+  return (await import('./x509.ts')).x509;
+}
 
 const day = 24 * 60 * 60 * 1000;
 /** Agent CAs and their certificates are long-lived: there is no renewal machinery yet. */
@@ -17,7 +15,6 @@ const leafLifetime = 10 * 365 * day;
 /** An agent's certificate authority, able to sign server and client certificates. */
 export interface Authority {
   certificatePem: string;
-  certificate: x509.X509Certificate;
   signingKey: CryptoKey;
 }
 
@@ -34,6 +31,7 @@ function escapeDn(value: string): string {
 
 /** Makes a self-signed CA for the agent. */
 export async function createAuthority(site: string, agentId: string): Promise<{ authority: Authority; keyPem: string }> {
+  const x509 = await loadX509();
   const keys = await generateKeyPair();
   const now = Date.now();
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
@@ -50,18 +48,16 @@ export async function createAuthority(site: string, agentId: string): Promise<{ 
     ],
   });
   return {
-    authority: { certificatePem: certificate.toString('pem'), certificate, signingKey: keys.privateKey },
+    authority: { certificatePem: certificate.toString('pem'), signingKey: keys.privateKey },
     keyPem: await privateKeyToPem(keys.privateKey),
   };
 }
 
 /** Loads a CA from its PEM certificate and PKCS#8 PEM key. */
 export async function loadAuthority(certificatePem: string, keyPem: string): Promise<Authority> {
-  return {
-    certificatePem,
-    certificate: new x509.X509Certificate(certificatePem),
-    signingKey: await importSigningKey(keyPem),
-  };
+  // Parsed when a certificate is signed; here only the key is needed, and a bad PEM fails as before.
+  pemDecodeFirst(certificatePem);
+  return { certificatePem, signingKey: await importSigningKey(keyPem) };
 }
 
 interface LeafOptions {
@@ -76,6 +72,8 @@ async function signLeaf(
   publicKey: x509.PublicKeyType,
   options: LeafOptions,
 ): Promise<{ certificatePem: string; serial: string }> {
+  const x509 = await loadX509();
+  const caCertificate = new x509.X509Certificate(authority.certificatePem);
   const serial = randomSerial();
   const now = Date.now();
   const extensions: x509.Extension[] = [
@@ -85,7 +83,7 @@ async function signLeaf(
       [options.usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth],
       false,
     ),
-    await x509.AuthorityKeyIdentifierExtension.create(authority.certificate, false),
+    await x509.AuthorityKeyIdentifierExtension.create(caCertificate, false),
   ];
   if (options.altNames?.length) {
     extensions.push(
@@ -98,7 +96,7 @@ async function signLeaf(
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: serial,
     subject: `CN=${escapeDn(options.commonName)}, O=Tandem`,
-    issuer: authority.certificate.subject,
+    issuer: caCertificate.subject,
     notBefore: new Date(now - day),
     notAfter: new Date(now + leafLifetime),
     signingAlgorithm: ecdsaSha256,
@@ -125,6 +123,7 @@ export async function issueForPublicKey(
   publicKeyPem: string,
   commonName: string,
 ): Promise<{ certificatePem: string; serial: string } | undefined> {
+  const x509 = await loadX509();
   let publicKey: x509.PublicKey;
   try {
     publicKey = new x509.PublicKey(publicKeyPem);

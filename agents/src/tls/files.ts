@@ -1,25 +1,15 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
 import { dataDirPaths } from '../data-dir.ts';
 import { createAuthority, issueWithNewKey, loadAuthority, type Authority } from './authority.ts';
 import { Catalog } from '../storage/catalog.ts';
 import { certificateFingerprint } from './fingerprint.ts';
 import { recordClient } from './pairing.ts';
+import { tlsPaths } from './paths.ts';
 
-/** The files of `DATA/tls/`. Keys are written mode 0600. */
-export function tlsPaths(dataDir: string) {
-  const dir = dataDirPaths(dataDir).tls;
-  return {
-    dir,
-    caCertificate: path.join(dir, 'ca.pem'),
-    caKey: path.join(dir, 'ca-key.pem'),
-    serverCertificate: path.join(dir, 'server.pem'),
-    serverKey: path.join(dir, 'server-key.pem'),
-    adminCertificate: path.join(dir, 'admin.pem'),
-    adminKey: path.join(dir, 'admin-key.pem'),
-  };
-}
+// The file names and the admin's credentials live in paths.ts, which the CLI's
+// admin commands load without the certificate code.
+export { loadAdminCredentials, tlsPaths, type ClientCredentials } from './paths.ts';
 
 /** What `init` made: the admin client's serial goes into the catalog's `clients` table. */
 export interface TlsInitResult {
@@ -95,17 +85,3 @@ export async function loadServerTls(dataDir: string): Promise<ServerTls> {
   };
 }
 
-/** The local admin's client credentials (used by the CLI's admin commands and tests). */
-export interface ClientCredentials {
-  caPem: string;
-  certificatePem: string;
-  keyPem: string;
-}
-
-export async function loadAdminCredentials(dataDir: string): Promise<ClientCredentials> {
-  const files = tlsPaths(dataDir);
-  const [caPem, certificatePem, keyPem] = await Promise.all(
-    [files.caCertificate, files.adminCertificate, files.adminKey].map((file) => readFile(file, 'utf8')),
-  );
-  return { caPem, certificatePem, keyPem };
-}

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { ProblemError } from '@tandem/contract';
-import { normalizeSerial } from './x509.ts';
+import { normalizeSerial } from './keys.ts';
 
 /** A pairing token is good for this long after `tandem-agent token` printed it. */
 export const pairingTokenLifetimeMs = 15 * 60 * 1000;

@@ -84,6 +84,8 @@ export interface StartAgentOptions {
   startTimeoutMs?: number;
   /** More `run` options, like `--tls`. */
   extraArgs?: string[];
+  /** Another launcher than the clone's agents/bin/tandem-agent.cjs (an unpacked package). */
+  bin?: string;
 }
 
 export interface AgentProcess {
@@ -138,7 +140,7 @@ async function spawnAgent(
   const args = ['run', '--data', dataDir, '--api', `127.0.0.1:${ports.api}`, '--nbd', `127.0.0.1:${ports.nbd}`, '--link', `127.0.0.1:${ports.link}`];
   if (nbdSocket) args.push('--nbd-socket', nbdSocket);
   if (options.extraArgs) args.push(...options.extraArgs);
-  const child = spawn(process.execPath, [agentBin, ...args], {
+  const child = spawn(process.execPath, [options.bin ?? agentBin, ...args], {
     env: { UV_THREADPOOL_SIZE: '16', TANDEM_LOG_LEVEL: 'info', ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -75,7 +75,7 @@ const eventHeaders = ['ID', 'TIME', 'SEVERITY', 'TYPE', 'SUBJECT', 'MESSAGE'];
 
 /** Prints events as they arrive until interrupted. */
 async function followEvents(client: AgentApiClient, after: number, json: boolean): Promise<void> {
-  const socket = client.openEventStream(after);
+  const socket = await client.openEventStream(after);
   await new Promise<void>((resolve, reject) => {
     socket.on('message', (data) => {
       const message = JSON.parse(String(data)) as EventStreamMessage;

@@ -15,7 +15,7 @@ import {
   type SessionInfo,
   type VerifyReport,
 } from '@tandem/contract';
-import { loadAdminCredentials } from '../../tls/files.ts';
+import { loadAdminCredentials } from '../../tls/paths.ts';
 import { AgentApiClient } from '../api-client.ts';
 import { dataOption, jsonOption } from '../arguments.ts';
 import { formatFields, formatTable, print, printJson, usageError } from '../output.ts';

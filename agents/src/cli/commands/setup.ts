@@ -60,8 +60,14 @@ interface RunOptions {
 }
 
 async function run(options: RunOptions): Promise<void> {
-  const [{ default: pino }, { startAgent, closeOnSignals }] = await Promise.all([import('pino'), import('../../agent.ts')]);
+  const [{ default: pino }, { startAgent, closeOnSignals }, { systemdNotifier }] = await Promise.all([
+    import('pino'),
+    import('../../agent.ts'),
+    import('../../systemd.ts'),
+  ]);
   const logger = pino({ level: options.logLevel, base: { pid: process.pid } }, pino.destination(2));
+  // Under systemd (Type=notify); before anything listens, so a missing addon stops the start at once.
+  const systemd = systemdNotifier();
   let agent: Awaited<ReturnType<typeof startAgent>>;
   try {
     agent = await startAgent({
@@ -85,7 +91,7 @@ async function run(options: RunOptions): Promise<void> {
     }
     throw error;
   }
-  closeOnSignals(agent, logger);
+  closeOnSignals(agent, logger, { systemd });
   const { info } = agent;
   const fields: Array<[string, string]> = [
     ['site', `${info.site} (agent ${info.agentId}, version ${info.version})`],
@@ -98,6 +104,8 @@ async function run(options: RunOptions): Promise<void> {
   fields.push(['certificate', info.certificateFingerprint]);
   print(formatFields(fields));
   print('ready');
+  // Every listener listens now (startAgent returned): systemd may start what depends on the agent.
+  systemd?.ready(`serving ${info.site}: api ${info.apiAddress}${info.nbdAddress ? `, nbd ${info.nbdAddress}` : ''}${agent.runInfo.linkAddress ? `, peer link ${agent.runInfo.linkAddress}` : ''}`);
 }
 
 async function token(options: { data: string; json?: boolean }): Promise<void> {
