@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from './commands/admin.ts';
+import { registerAuditCommands } from './commands/audit.ts';
 import { registerClusterCommands } from './commands/clusters.ts';
 import { registerFlashCommands } from './commands/flash.ts';
 import { registerNbdClientCommands } from './commands/nbd-clients.ts';
@@ -27,6 +28,7 @@ export async function main(argv: string[]): Promise<number> {
   registerClusterCommands(program);
   registerFlashCommands(program);
   registerNbdClientCommands(program);
+  registerAuditCommands(program);
   for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });
