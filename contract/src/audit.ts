@@ -153,3 +153,19 @@ export function auditCsv(entries: Array<{ site: string; entry: AuditEntry }>): s
   }
   return `${lines.join('\r\n')}\r\n`;
 }
+
+/** Who made a call, for people: `alice (console on alice-laptop)`, `local-admin alpha`, `no certificate`. */
+export function auditWho(entry: Pick<AuditEntry, 'client' | 'user'>): string {
+  const certificate = entry.client ? entry.client.subject || `serial ${entry.client.serial}` : 'no certificate';
+  return entry.user ? `${entry.user} (${certificate})` : certificate;
+}
+
+/** What was called: `POST /v1/sessions/:name/actions/:action` (the URL when no route matched). */
+export function auditAction(entry: Pick<AuditEntry, 'method' | 'route' | 'url'>): string {
+  return `${entry.method} ${entry.route ?? entry.url.split('?')[0]}`;
+}
+
+/** The result: `201`, `409 invalid-state`. */
+export function auditResult(entry: Pick<AuditEntry, 'status' | 'problem'>): string {
+  return entry.problem ? `${entry.status} ${entry.problem}` : String(entry.status);
+}

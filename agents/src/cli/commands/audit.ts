@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
-import { auditCsv, AuditListQuerySchema, AuditListSchema, type AuditEntry, type AuditList } from '@tandem/contract';
+import { auditAction, auditCsv, AuditListQuerySchema, AuditListSchema, auditResult, auditWho, type AuditList } from '@tandem/contract';
 import type { AgentApiClient } from '../api-client.ts';
 import { dataOption, jsonOption, parsePositiveCount } from '../arguments.ts';
 import { formatTable, print, printJson, usageError } from '../output.ts';
@@ -35,18 +35,11 @@ async function fetchAudit(client: AgentApiClient, options: AuditOptions): Promis
   return client.call('GET', `/v1/audit?${query}`, AuditListSchema);
 }
 
-const who = (entry: AuditEntry) => {
-  const certificate = entry.client ? entry.client.subject || `serial ${entry.client.serial}` : 'no certificate';
-  return entry.user ? `${entry.user} (${certificate})` : certificate;
-};
-
-const result = (entry: AuditEntry) => (entry.problem ? `${entry.status} ${entry.problem}` : String(entry.status));
-
 function auditTable(list: AuditList): string {
   if (list.entries.length === 0) return 'no audit entries';
   const table = formatTable(
     ['ID', 'TIME', 'WHO', 'ACTION', 'TARGET', 'RESULT'],
-    list.entries.map((entry) => [String(entry.id), entry.time, who(entry), `${entry.method} ${entry.route ?? entry.url}`, entry.target ?? '-', result(entry)]),
+    list.entries.map((entry) => [String(entry.id), entry.time, auditWho(entry), auditAction(entry), entry.target ?? '-', auditResult(entry)]),
     [0],
   );
   return list.truncated ? `${table}\n(older entries left out: raise --limit or narrow --since)` : table;

@@ -319,6 +319,7 @@ describe('report CSV', () => {
           events: [{ id: 2, time: 't2', type: 'session.state', severity: 'info', subject: 'orders', message: 'orders is prepared, "duplex"', site: 'alpha' }],
           history: [],
           flashSessions: [],
+          audit: [],
         },
       ],
     };
