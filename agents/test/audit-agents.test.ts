@@ -222,6 +222,14 @@ describe('audit trail at the agent', () => {
     expect(after.entries.slice(0, before.entries.length)).toEqual(before.entries);
   });
 
+  it('keeps an answered call across a kill -9 of the agent right after it', async () => {
+    await alpha.api.createVolume('before-kill', 4 * 1024 * 1024);
+    await alpha.kill('SIGKILL');
+    await alpha.restart();
+    const rows = (await audit(alpha)).entries.filter((entry) => entry.target === 'volume before-kill');
+    expect(rows.map((entry) => [entry.method, entry.status])).toEqual([['POST', 201]]);
+  });
+
   it('holds the retention bound: only the newest --audit-keep-rows (TANDEM_AUDIT_KEEP_ROWS) entries stay', async () => {
     const small = await startAgentProcess({ site: 'gamma', env: { TANDEM_AUDIT_KEEP_ROWS: '3' } });
     try {
