@@ -89,6 +89,25 @@ test.describe.serial('volumes, snapshots and the track map', () => {
     await expect(tandem.volumes.row('scratch')).toHaveCount(0);
   });
 
+  test("the site's audit trail names the console's calls, the CLI's and a refused one, and filters by session", async ({ console: tandem, tandem: world }, testInfo) => {
+    await world.agentCli(world.primary, 'volume', 'create', 'audit-cli', '8M');
+    await tandem.open();
+    await tandem.openSite('primary');
+    await tandem.page.getByRole('button', { name: 'Audit trail' }).click();
+    const view = tandem.page.getByTestId('audit-view');
+    const table = view.getByTestId('audit-table');
+    // The console created e2e-vol above: its certificate and the OS user running it; the CLI's call: the local admin.
+    await expect(table.getByRole('row').filter({ hasText: 'volume e2e-vol' }).filter({ hasText: 'POST /v1/volumes' }).first()).toContainText('201');
+    await expect(table.getByRole('row').filter({ hasText: 'volume audit-cli' })).toContainText('local-admin primary');
+    await expect(table.getByRole('row').filter({ hasText: 'volume audit-cli' })).toContainText('201');
+    // The refused create of an existing name (the test before): its problem code.
+    await expect(table.getByRole('row').filter({ hasText: '409 already-exists' }).first()).toContainText('volume scratch');
+    await screenshot(tandem.page, testInfo, 'audit-trail');
+    // A session name no call named: nothing.
+    await view.getByLabel('Filter by session').fill('no-such-session');
+    await expect(view.getByTestId('audit-empty')).toHaveText('No calls about session no-such-session.');
+  });
+
   test('a change made elsewhere shows up live (agent event, no reload)', async ({ console: tandem, tandem: world }, testInfo) => {
     await tandem.open();
     await tandem.openSite('primary');

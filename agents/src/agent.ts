@@ -21,6 +21,7 @@ import { NbdClientRegistry, nbdClientsFile } from './nbd/tls-clients.ts';
 import { faultsFromEnv } from './replication/faults.ts';
 import { startReplication } from './replication/runtime.ts';
 import { dataDirPaths } from './data-dir.ts';
+import type { AuditRetention } from './storage/audit-log.ts';
 import { StorageEngine } from './storage/engine.ts';
 import { loadServerTls } from './tls/files.ts';
 import type { AgentMetrics } from './metrics/agent-metrics.ts';
@@ -51,6 +52,8 @@ export interface AgentOptions {
   link: HostPort;
   /** Prometheus metrics (`GET /metrics`, plain HTTP, no authentication) on their own listener; null or absent for none. */
   metrics?: HostPort | null;
+  /** How the audit trail is bounded (default: defaultAuditRetention, storage/audit-log.ts). */
+  auditRetention?: AuditRetention;
   logger?: Logger;
 }
 
@@ -152,7 +155,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       host: options.api.host,
       port: options.api.port,
       tls,
-      deps: { engine, authority: tls.authority, agentInfo: info, replication, flash },
+      deps: { engine, authority: tls.authority, agentInfo: info, replication, flash, auditRetention: options.auditRetention },
       logger: logger.child({ component: 'api' }),
     });
     undo.push(() => api.close());

@@ -12,4 +12,5 @@ export * from './replication.ts';
 export * from './clusters.ts';
 export * from './flash.ts';
 export * from './history.ts';
+export * from './audit.ts';
 export * from './peer.ts';

@@ -5,9 +5,12 @@ import type { FlashService } from '../flash/service.ts';
 import type { ReplicationRuntime } from '../replication/runtime.ts';
 import type { Engine } from '../storage/engine-api.ts';
 import type { Authority } from '../tls/authority.ts';
+import { AuditLog, defaultAuditRetention, type AuditRetention } from '../storage/audit-log.ts';
+import { installAuditTrail } from './audit.ts';
 import { installAuthentication } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import { agentRoutes } from './routes/agent.ts';
+import { auditRoutes } from './routes/audit.ts';
 import { clusterRoutes } from './routes/clusters.ts';
 import { eventRoutes } from './routes/events.ts';
 import { flashRoutes } from './routes/flash.ts';
@@ -27,6 +30,8 @@ export interface ApiDependencies {
   replication?: ReplicationRuntime;
   /** Flash copy sessions; absent when the agent runs without them (API unit tests). */
   flash?: FlashService;
+  /** How the audit trail is bounded (default: defaultAuditRetention). */
+  auditRetention?: AuditRetention;
 }
 
 /** The control API as a plugin, apart from the listening server (tests `inject()` into it). */
@@ -35,6 +40,8 @@ export async function apiApp(app: FastifyInstance, deps: ApiDependencies): Promi
   app.setSerializerCompiler(jsonSerializerCompiler);
   installErrorHandling(app);
   installAuthentication(app, deps.engine.catalog);
+  const auditLog = new AuditLog(deps.engine.catalog.db, deps.auditRetention ?? defaultAuditRetention);
+  installAuditTrail(app, auditLog);
   await app.register(websocket, { options: { maxPayload: 64 * 1024 }, preClose: closeWebSockets });
   await app.register(agentRoutes, deps);
   await app.register(pairRoutes, deps);
@@ -43,6 +50,7 @@ export async function apiApp(app: FastifyInstance, deps: ApiDependencies): Promi
   await app.register(replicationRoutes, deps);
   await app.register(clusterRoutes, deps);
   await app.register(flashRoutes, deps);
+  await app.register(auditRoutes, { ...deps, auditLog });
 }
 // The plugin shares its error handler, hooks and compilers with the instance it is registered on.
 (apiApp as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;

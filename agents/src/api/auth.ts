@@ -4,10 +4,25 @@ import { ProblemError } from '@tandem/contract';
 import type { Catalog } from '../storage/catalog.ts';
 import { isClientActive } from '../tls/pairing.ts';
 
-/** Who made an authenticated request: the serial and subject of its client certificate. */
+/** Who made an authenticated request: the serial, subject and SHA-256 fingerprint of its client certificate. */
 export interface ClientIdentity {
   serial: string;
   subject: string;
+  fingerprint: string;
+}
+
+/** The certificate the request's TLS client presented, checked or not (the audit trail names refused callers by it too). */
+export function presentedCertificate(request: FastifyRequest): ClientIdentity | null {
+  const socket = request.raw.socket;
+  if (!(socket instanceof TLSSocket)) return null;
+  const certificate = socket.getPeerCertificate();
+  if (!certificate || !certificate.serialNumber) return null;
+  const commonName = certificate.subject?.CN;
+  return {
+    serial: certificate.serialNumber,
+    subject: Array.isArray(commonName) ? commonName.join(', ') : (commonName ?? ''),
+    fingerprint: certificate.fingerprint256 ?? '',
+  };
 }
 
 declare module 'fastify' {
@@ -41,8 +56,7 @@ function authenticate(request: FastifyRequest, catalog: Catalog): ClientIdentity
   if (!isClientActive(catalog.db, certificate.serialNumber)) {
     throw new ProblemError('unauthenticated', 'the client certificate is revoked or unknown to this agent');
   }
-  const commonName = certificate.subject?.CN;
-  return { serial: certificate.serialNumber, subject: Array.isArray(commonName) ? commonName.join(', ') : (commonName ?? '') };
+  return presentedCertificate(request)!;
 }
 
 /** Every route needs a client certificate signed by the agent's CA unless it is marked `config: {public: true}`. */

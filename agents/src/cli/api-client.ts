@@ -1,4 +1,5 @@
 import https from 'node:https';
+import os from 'node:os';
 import type WebSocket from 'ws';
 import type { z } from 'zod';
 import {
@@ -8,6 +9,7 @@ import {
   PoolStatsSchema,
   ProblemError,
   ProblemSchema,
+  auditUserHeader,
   TrackDetailSchema,
   TrackMapSchema,
   VolumeInfoSchema,
@@ -26,6 +28,15 @@ export interface EventFilter {
   type?: string;
   excludeType?: string;
   newest?: boolean;
+}
+
+/** Who runs the CLI, for the agent's audit trail (informational: the admin certificate is the authority). */
+function localUser(): string | null {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return process.env.USER ?? null;
+  }
 }
 
 /** A raw answer: status and parsed JSON body (undefined when empty). */
@@ -60,6 +71,8 @@ export class AgentApiClient {
   readonly host: string;
   readonly port: number;
   private readonly agent: https.Agent;
+  /** Sent as `x-tandem-user` with every request (the audit trail's user name). */
+  user: string | null = localUser();
 
   constructor(
     address: string,
@@ -109,7 +122,10 @@ export class AgentApiClient {
           path,
           agent: this.agent,
           timeout: this.timeoutMs,
-          headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+          headers: {
+            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+            ...(this.user ? { [auditUserHeader]: this.user } : {}),
+          },
         },
         (response) => {
           const chunks: Buffer[] = [];

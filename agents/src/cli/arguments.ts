@@ -54,3 +54,8 @@ export function parseCount(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`'${text}' is not a whole number`);
   return Number(text);
 }
+
+export function parsePositiveCount(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new InvalidArgumentError(`'${text}' is not a whole number from 1`);
+  return Number(text);
+}

@@ -184,6 +184,29 @@ const migrations: Migration[] = [
   // primary agent, kept by the control agent and the secondary; a table made outside the migrations) become
   // `copy_sets`, every row naming its primary and its secondary agent. See moveToCopySets.
   moveToCopySets,
+  // The audit trail (storage/audit-log.ts): one row per state-changing control API call, accepted, refused or failed.
+  `CREATE TABLE audit_log (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     time TEXT NOT NULL,
+     time_ms INTEGER NOT NULL,
+     client_subject TEXT,
+     client_serial TEXT,
+     client_fingerprint TEXT,
+     user_name TEXT,
+     remote_address TEXT,
+     method TEXT NOT NULL,
+     route TEXT,
+     url TEXT NOT NULL,
+     target TEXT,
+     session TEXT,
+     params TEXT,
+     status INTEGER NOT NULL,
+     problem TEXT,
+     message TEXT,
+     duration_ms REAL NOT NULL
+   );
+   CREATE INDEX audit_log_by_time ON audit_log (time_ms);
+   CREATE INDEX audit_log_by_session ON audit_log (session, id);`,
 ];
 
 /**

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import {
   AgentInfoSchema,
+  AuditListSchema,
   EventListSchema,
   PoolStatsSchema,
   ProblemError,
@@ -9,6 +10,7 @@ import {
   VolumeInfoSchema,
   VolumeListSchema,
   type AgentInfo,
+  type AuditList,
   type CreateSnapshotRequest,
   type CreateVolumeRequest,
   type EventList,
@@ -89,6 +91,14 @@ export class AgentClient {
 
   track(name: string, track: number): Promise<TrackDetail> {
     return this.call('GET', agentRoutes.track(name, track), TrackDetailSchema);
+  }
+
+  /** `GET /v1/audit`: the agent's audit trail (JSON), newest `limit` entries since `since`, of one session or all. */
+  audit(query: { since?: string; limit?: number; session?: string } = {}): Promise<AuditList> {
+    const search = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) if (value !== undefined) search.set(key, String(value));
+    const suffix = search.size > 0 ? `?${search}` : '';
+    return this.call('GET', `${agentRoutes.audit}${suffix}`, AuditListSchema);
   }
 
   events(after: number, limit = 200): Promise<EventList> {

@@ -1,8 +1,22 @@
 import https from 'node:https';
+import os from 'node:os';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
-import { ProblemError, ProblemSchema } from '@tandem/contract';
+import { auditUserHeader, ProblemError, ProblemSchema } from '@tandem/contract';
 import { sameFingerprint } from './tls-identity.ts';
+
+/**
+ * The OS user running the console, sent as `x-tandem-user` with every agent
+ * call so the agent's audit trail names the person (informational: the
+ * console's client certificate is the authority).
+ */
+export const consoleUser: string | null = (() => {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return process.env.USER ?? process.env.USERNAME ?? null;
+  }
+})();
 
 /** How the backend reaches one agent over TLS. */
 export interface AgentTlsOptions {
@@ -110,6 +124,7 @@ export async function agentRequest(request: AgentRequest): Promise<AgentResponse
         createConnection: () => socket,
         headers: {
           accept: 'application/json',
+          ...(consoleUser ? { [auditUserHeader]: consoleUser } : {}),
           ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
         },
         timeout: timeoutMs,

@@ -16,4 +16,5 @@ export const agentRoutes = {
   track: (name: string, track: number) => `${volume(name)}/tracks/${track}`,
   events: '/v1/events',
   eventStream: '/v1/events/stream',
+  audit: '/v1/audit',
 } as const;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  AuditListQuerySchema,
   CreateSnapshotRequestSchema,
   CreateVolumeRequestSchema,
   ResizeVolumeRequestSchema,
@@ -25,6 +26,10 @@ export function consoleRoutes(sites: SiteManager): Router {
     .add('DELETE', '/api/sites/:siteId', async ({ params }) => {
       await sites.remove(parseInput(SiteParams, params).siteId);
       return { status: 204 };
+    })
+    .add('GET', '/api/sites/:siteId/audit', async ({ params, query }) => {
+      const { since, limit, session } = parseInput(AuditListQuerySchema, Object.fromEntries(query));
+      return { body: await client(params).audit({ since, limit, session }) };
     })
     .add('GET', '/api/sites/:siteId/pool', async ({ params }) => ({ body: await client(params).pool() }))
     .add('GET', '/api/sites/:siteId/volumes', async ({ params }) => ({ body: await client(params).listVolumes() }))

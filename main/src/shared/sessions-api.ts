@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AgentEventSchema, ClusterHistorySchema, ClusterInfoSchema, SessionHistorySchema, SessionInfoSchema } from '@tandem/contract';
+import { AgentEventSchema, AuditEntrySchema, ClusterHistorySchema, ClusterInfoSchema, SessionHistorySchema, SessionInfoSchema } from '@tandem/contract';
 
 /**
  * The console API for mirroring (peers, sessions, clusters, reports),
@@ -88,6 +88,10 @@ export type ReportCopySet = z.infer<typeof ReportCopySetSchema>;
 export const ReportEventSchema = AgentEventSchema.extend({ site: z.string() });
 export type ReportEvent = z.infer<typeof ReportEventSchema>;
 
+/** An audit trail entry (a state-changing call that named the session) with the site whose agent recorded it. */
+export const ReportAuditEntrySchema = AuditEntrySchema.extend({ site: z.string() });
+export type ReportAuditEntry = z.infer<typeof ReportAuditEntrySchema>;
+
 /** A flash copy session at a site with a pair whose source or target is one of the session's volumes there. */
 export const ReportFlashSessionSchema = z.object({
   site: z.string(),
@@ -112,6 +116,8 @@ export const SessionReportSchema = z.object({
   /** Exposure history as each reached site sampled it (agents' GET /v1/sessions/:name/history). */
   history: z.array(SessionHistorySchema),
   flashSessions: z.array(ReportFlashSessionSchema),
+  /** The audit trail of every reached site: state-changing calls whose route named the session (newest up to the limit per site), oldest first. */
+  audit: z.array(ReportAuditEntrySchema),
 });
 export type SessionReport = z.infer<typeof SessionReportSchema>;
 

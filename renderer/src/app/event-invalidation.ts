@@ -1,4 +1,5 @@
 import type { QueryKey } from '@tanstack/react-query';
+import { auditEventInvalidation } from '../features/audit/api/audit-keys.ts';
 import { flashEventInvalidation } from '../features/flash/api/flash-events.ts';
 import { trackMapEventInvalidation } from '../features/track-map/api/track-map-events.ts';
 import { sessionEventInvalidation } from '../features/sessions/api/session-events.ts';
@@ -17,6 +18,7 @@ export const featureEventInvalidations: FeatureEventInvalidation[] = [
   trackMapEventInvalidation,
   sessionEventInvalidation,
   flashEventInvalidation,
+  auditEventInvalidation,
 ];
 
 /** Query keys made stale by an event of `type` at a site. */

@@ -4,7 +4,8 @@ import { formatSize } from '@tandem/contract';
 import { dataDirPaths } from '../../data-dir.ts';
 import type { CheckReport } from '../../storage/check.ts';
 import { DataDirLock, readIdentity, readRunInfo } from '../data-dir-files.ts';
-import { dataOption, jsonOption, parseHostPort, parseSiteName, parseTrackSize } from '../arguments.ts';
+import { defaultAuditRetention } from '../../storage/audit-log.ts';
+import { dataOption, jsonOption, parseHostPort, parsePositiveCount, parseSiteName, parseTrackSize } from '../arguments.ts';
 import { CliError, formatFields, print, printJson } from '../output.ts';
 
 async function exists(file: string): Promise<boolean> {
@@ -57,6 +58,8 @@ interface RunOptions {
   link: { host: string; port: number };
   metrics?: { host: string; port: number };
   logLevel: string;
+  auditKeepDays: number;
+  auditKeepRows: number;
 }
 
 async function run(options: RunOptions): Promise<void> {
@@ -78,6 +81,7 @@ async function run(options: RunOptions): Promise<void> {
       nbdTls: options.tls ?? false,
       link: options.link,
       metrics: options.metrics ?? null,
+      auditRetention: { maxDays: options.auditKeepDays, maxRows: options.auditKeepRows },
       logger,
     });
   } catch (error) {
@@ -190,6 +194,18 @@ export function registerSetupCommands(program: Command): void {
     .option('--tls', 'NBD over TCP requires TLS (client certificate from this agent\'s CA or PSK key: nbd-client add); needed unless --nbd is a loopback address')
     .option('--link <host:port>', 'peer link address (mirroring between sites)', parseHostPort, { host: '127.0.0.1', port: 7451 })
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, no authentication; off by default)', parseHostPort)
+    .addOption(
+      new Option('--audit-keep-days <days>', 'keep audit trail entries this many days')
+        .argParser(parsePositiveCount)
+        .env('TANDEM_AUDIT_KEEP_DAYS')
+        .default(defaultAuditRetention.maxDays),
+    )
+    .addOption(
+      new Option('--audit-keep-rows <count>', 'keep at most this many audit trail entries (the newest)')
+        .argParser(parsePositiveCount)
+        .env('TANDEM_AUDIT_KEEP_ROWS')
+        .default(defaultAuditRetention.maxRows),
+    )
     .addOption(
       new Option('--log-level <level>', 'log level (JSON logs go to stderr)')
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

@@ -1,5 +1,6 @@
 import { ProblemError, type FlashSessionInfo, type SessionHistory, type SessionInfo } from '@tandem/contract';
 import type {
+  ReportAuditEntry,
   ReportCopySet,
   ReportDocument,
   ReportEvent,
@@ -40,6 +41,8 @@ export interface ReportOptions {
   historySeconds: number;
   /** Points per site's exposure history (the agents return the worst sample of each stretch beyond). */
   historyPoints: number;
+  /** Newest audit entries per site and session (default 1000). */
+  auditLimit?: number;
   now?: Date;
 }
 
@@ -130,6 +133,7 @@ interface SiteShare {
   events: ReportEvent[];
   history: SessionHistory;
   flash: FlashSessionInfo[];
+  audit: ReportAuditEntry[];
 }
 
 /**
@@ -188,12 +192,18 @@ async function sessionReport(access: SiteAccess, name: string, startSite: string
   await Promise.all(
     [...reached.values()].filter((site) => own.has(site.site)).map(async (site) => {
       try {
-        const [events, history, flash] = await Promise.all([
+        const [events, history, flash, audit] = await Promise.all([
           site.replication.sessionEvents(name, options.eventLimit),
           site.replication.sessionHistory(name, { from: range.from, to: range.to, maxPoints: options.historyPoints }),
           site.flash.sessions(),
+          site.replication.sessionAudit(name, options.auditLimit),
         ]);
-        shares.set(site.site, { events: events.map((event) => ({ ...event, site: site.site })), history, flash });
+        shares.set(site.site, {
+          events: events.map((event) => ({ ...event, site: site.site })),
+          history,
+          flash,
+          audit: audit.map((entry) => ({ ...entry, site: site.site })),
+        });
       } catch (error) {
         if (site.site !== viewSite) unreachable(site.site, checkedAt, problemText(error));
         else sites.set(site.site, { site: site.site, reachable: false, checkedAt, unreachableSince: checkedAt, problem: problemText(error) });
@@ -215,6 +225,9 @@ async function sessionReport(access: SiteAccess, name: string, startSite: string
       .sort((a, b) => a.time.localeCompare(b.time) || a.site.localeCompare(b.site) || a.id - b.id),
     history: ordered.map((site) => shares.get(site)!.history),
     flashSessions: ordered.flatMap((site) => touchingFlash(site, shares.get(site)!.flash, volumesAt(site))),
+    audit: ordered
+      .flatMap((site) => shares.get(site)!.audit)
+      .sort((a, b) => a.time.localeCompare(b.time) || a.site.localeCompare(b.site) || a.id - b.id),
   };
 }
 
@@ -229,7 +242,7 @@ function allSites(reports: SessionReport[], extra: ReportSite[]): ReportSite[] {
 }
 
 function defaults(options: ReportOptions): Required<ReportOptions> {
-  return { ...options, now: options.now ?? new Date() };
+  return { ...options, auditLimit: options.auditLimit ?? 1000, now: options.now ?? new Date() };
 }
 
 function historyRange(options: Required<ReportOptions>) {

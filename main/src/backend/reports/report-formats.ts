@@ -1,4 +1,5 @@
 import Papa from 'papaparse';
+import { auditAction, auditResult, auditWho } from '@tandem/contract';
 import type { ReportDocument, ReportFile, ReportFormat } from '../../shared/sessions-api.ts';
 import { reportPdf } from './report-pdf.ts';
 import { peersText } from './report-text.ts';
@@ -8,7 +9,8 @@ import { peersText } from './report-text.ts';
  * `site` (reached or not, since when), `cluster`, `cluster-member`,
  * `mds-record` (master data set history), `missing` (a member not read),
  * `session`, `copy-set`, `event`, `history` (one exposure point), `gap`
- * (no samples at a site), `flash` (one pair of a flash copy session).
+ * (no samples at a site), `flash` (one pair of a flash copy session),
+ * `audit` (a state-changing call that named the session, at one site).
  */
 export const csvColumns = [
   'record',
@@ -55,6 +57,10 @@ export const csvColumns = [
   'copied_percent',
   'cluster',
   'sequence',
+  'who',
+  'action',
+  'parameters',
+  'result',
 ] as const;
 
 export type CsvColumn = (typeof csvColumns)[number];
@@ -158,6 +164,21 @@ export function reportRows(document: ReportDocument): CsvRow[] {
         });
       }
       for (const gap of history.gaps) rows.push({ record: 'gap', site: history.site, session: name, time: gap.from, until: gap.to, message: 'no samples: the agent was not running' });
+    }
+    for (const entry of report.audit) {
+      rows.push({
+        record: 'audit',
+        site: entry.site,
+        session: name,
+        time: entry.time,
+        who: auditWho(entry),
+        action: auditAction(entry),
+        target: entry.target,
+        parameters: entry.params === null ? null : JSON.stringify(entry.params),
+        result: auditResult(entry),
+        problem: entry.problem,
+        message: entry.message,
+      });
     }
     for (const flash of report.flashSessions) {
       for (const pair of flash.pairs) {

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { formatSize, type HistoryGap, type HistoryPoint, type SessionHistory } from '@tandem/contract';
+import { auditAction, auditResult, auditWho, formatSize, type HistoryGap, type HistoryPoint, type SessionHistory } from '@tandem/contract';
 import type { ReportDocument, ReportSite, SessionReport } from '../../shared/sessions-api.ts';
 import { exposureChartSvg } from './report-chart.ts';
 import { peersText } from './report-text.ts';
@@ -175,6 +175,14 @@ function sessionSection(report: SessionReport, range: { from: string; to: string
     report.events.length === 0
       ? none('none')
       : table(['Time', 'Site', 'Type', 'Severity', 'Message'], report.events.map((event) => [event.time, event.site, event.type, event.severity, event.message]), ['auto', 'auto', 'auto', 'auto', '*']),
+    { text: 'Audit trail at every reached site', bold: true },
+    report.audit.length === 0
+      ? none('none')
+      : table(
+          ['Time', 'Site', 'Who', 'Action', 'Result', 'Parameters'],
+          report.audit.map((entry) => [entry.time, entry.site, auditWho(entry), auditAction(entry), auditResult(entry), entry.params === null ? '-' : JSON.stringify(entry.params)]),
+          ['auto', 'auto', 'auto', 'auto', 'auto', '*'],
+        ),
   ];
 }
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Papa from 'papaparse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SessionHistorySchema, SessionInfoSchema, type AgentEvent, type HistoryPoint, type SessionHistory } from '@tandem/contract';
+import { auditAction, AuditListSchema, auditResult, auditWho, SessionHistorySchema, SessionInfoSchema, type AgentEvent, type HistoryPoint, type SessionHistory } from '@tandem/contract';
 import { agentCli, initAgent, pairingToken, startAgent, type RunningAgent } from '../../../../scripts/lib/agents.mjs';
 import { ReportDocumentSchema, ReportFileSchema, type ReportDocument } from '../../shared/sessions-api.ts';
 import { startBackend, type RunningBackend } from '../backend.ts';
@@ -140,6 +140,11 @@ describe('session and cluster reports with two real agents', { timeout: 180_000 
         report.flashSessions.flatMap((flash) => flash.pairs.map((pair) => [flash.site, flash.name, pair.source, pair.target])),
       );
       for (const flash of report.flashSessions) for (const pair of flash.pairs) expect(text).toContain(`${pair.source} -> ${pair.target}`);
+      // The audit trail of the session at every reached site.
+      expect(mine('audit').map((row) => [row.site, row.time, row.who, row.action, row.target, row.parameters, row.result, row.problem])).toEqual(
+        report.audit.map((entry) => [entry.site, entry.time, auditWho(entry), auditAction(entry), cell(entry.target), entry.params === null ? '' : JSON.stringify(entry.params), auditResult(entry), cell(entry.problem)]),
+      );
+      for (const entry of report.audit) expect(text).toContain(`${entry.time} ${entry.site}`);
     }
   };
 
@@ -247,8 +252,41 @@ describe('session and cluster reports with two real agents', { timeout: 180_000 
     expect(orders.flashSessions).toEqual([
       expect.objectContaining({ site: 'primary', name: 'nightly', pairs: [expect.objectContaining({ source: 'db', target: 'db-pit' })] }),
     ]);
+    // The audit trail: the console's calls about the session, with its certificate and the OS user running it; the CLI's with the admin's.
+    const auditAtPrimary = orders.audit.filter((entry) => entry.site === 'primary');
+    expect(auditAtPrimary.find((entry) => entry.route === '/v1/sessions')).toMatchObject({
+      method: 'POST',
+      session: 'orders',
+      status: 201,
+      problem: null,
+      user: os.userInfo().username,
+      client: { subject: expect.stringMatching(/^tandem-console@/) },
+      params: { body: { name: 'orders', type: 'sync', peer: 'secondary' } },
+    });
+    expect(auditAtPrimary.map((entry) => entry.url)).toEqual(
+      expect.arrayContaining(['/v1/sessions/orders/pairs', '/v1/sessions/orders/actions/start', '/v1/sessions/orders/actions/suspend', '/v1/sessions/orders/actions/resume', '/v1/sessions/orders/verify', '/v1/clusters/payments/members']),
+    );
+    expect(auditAtPrimary.find((entry) => entry.url === '/v1/clusters/payments/members')).toMatchObject({ client: { subject: 'local-admin primary' }, params: { body: { session: 'orders' } } });
+    expect(auditAtPrimary.every((entry) => entry.session === 'orders')).toBe(true);
+    expect(report.text).toContain('Audit trail at every reached site');
     expectSameContent(report);
     expect(report.text).toContain('Tandem - Session orders');
+  });
+
+  it("serves a site's audit trail through the backend, filtered by session, and refuses bad input with bad-request", async () => {
+    const all = AuditListSchema.parse(await ok('GET', `${site('primary')}/audit`));
+    expect(all.site).toBe('primary');
+    // The volumes the console created, named by the console's certificate and user.
+    expect(all.entries.filter((entry) => entry.route === '/v1/volumes').map((entry) => [entry.target, entry.status, entry.user])).toEqual(
+      ['db', 'db-pit', 'misc', 'misc-pit'].map((name) => [`volume ${name}`, 201, os.userInfo().username]),
+    );
+    const orders = AuditListSchema.parse(await ok('GET', `${site('primary')}/audit?session=orders&limit=2`));
+    expect(orders.entries).toHaveLength(2);
+    expect(orders.truncated).toBe(true);
+    expect(orders.entries.every((entry) => entry.session === 'orders')).toBe(true);
+    expect(orders.entries.map((entry) => entry.id)).toEqual(all.entries.filter((entry) => entry.session === 'orders').slice(-2).map((entry) => entry.id));
+    expect((await call('GET', `${site('primary')}/audit?since=yesterday`)).body).toMatchObject({ problem: 'bad-request' });
+    expect((await call('GET', `${site('primary')}/audit?limit=-1`)).body).toMatchObject({ problem: 'bad-request' });
   });
 
   it("a cluster report holds the master data set history and each member's full session report, the same in every format", async () => {
@@ -319,6 +357,7 @@ describe('report CSV', () => {
           events: [{ id: 2, time: 't2', type: 'session.state', severity: 'info', subject: 'orders', message: 'orders is prepared, "duplex"', site: 'alpha' }],
           history: [],
           flashSessions: [],
+          audit: [],
         },
       ],
     };

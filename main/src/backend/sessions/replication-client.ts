@@ -1,4 +1,5 @@
 import {
+  AuditListSchema,
   ClusterHistorySchema,
   ClusterInfoSchema,
   ClusterListSchema,
@@ -15,6 +16,7 @@ import {
   type AddClusterMemberRequest,
   type AddPairRequest,
   type AgentEvent,
+  type AuditEntry,
   type ClusterHistory,
   type ClusterInfo,
   type CreateClusterRequest,
@@ -157,6 +159,12 @@ export class ReplicationClient {
   }
 
   /** The last `limit` events about a session (subject = its name), oldest first. */
+  /** The newest `limit` audit entries whose route names the session (oldest first). */
+  sessionAudit(name: string, limit: number): Promise<AuditEntry[]> {
+    const query = new URLSearchParams({ session: name, limit: String(limit) });
+    return this.agent.request('GET', `/v1/audit?${query}`, AuditListSchema).then((list) => list.entries);
+  }
+
   sessionEvents(name: string, limit: number): Promise<AgentEvent[]> {
     return eventsAbout(this.agent, name, { type: sessionFamilies }, limit);
   }

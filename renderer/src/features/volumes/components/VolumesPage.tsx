@@ -5,6 +5,7 @@ import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts'
 import { useUiStore } from '../../../app/ui-store.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { formatClock } from '../../../lib/site-reach.ts';
+import { AuditView } from '../../audit/components/AuditView.tsx';
 import { FlashWizardHost } from '../../flash/components/FlashWizardHost.tsx';
 import { VolumeFlashPanel } from '../../flash/components/VolumeFlashPanel.tsx';
 import { useFlashUi } from '../../flash/hooks/flash-ui-store.ts';
@@ -27,6 +28,7 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
   const selected = useUiStore((state) => state.selectedVolume);
   const selectVolume = useUiStore((state) => state.selectVolume);
   const [creating, setCreating] = useState(false);
+  const [auditOpen, setAuditOpen] = useState(false);
   const [action, setAction] = useState<{ kind: VolumeAction; volume: VolumeInfo } | null>(null);
   const flashRoles = useVolumeFlashRoles(site.id, connected);
   const mirrorRoles = useVolumeMirrorRoles(site, connected);
@@ -50,6 +52,9 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
           <ConnectionBadge connection={site.connection} />
         </Group>
         <Group gap="xs">
+          <Button variant={auditOpen ? 'light' : 'default'} onClick={() => setAuditOpen((open) => !open)} aria-pressed={auditOpen}>
+            Audit trail
+          </Button>
           <Button variant="default" onClick={() => void volumes.refetch()} disabled={!connected} loading={volumes.isFetching}>
             Refresh
           </Button>
@@ -117,6 +122,7 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
       )}
       {selectedVolume && <TrackMapPanel siteId={site.id} volume={selectedVolume} />}
       {selectedVolume && flashRoles.has(selectedVolume.name) && <VolumeFlashPanel siteId={site.id} volume={selectedVolume} />}
+      {auditOpen && <AuditView siteId={site.id} siteName={site.site} />}
       <FlashWizardHost />
       <CreateVolumeModal siteId={site.id} opened={creating} onClose={() => setCreating(false)} />
       {action?.kind === 'resize' && (
