@@ -170,16 +170,16 @@ export class ConsistencyGroupShipper {
     return this.newest.get(pair)?.has(track) === true;
   }
 
-  /**
-   * Adds a host change to the open group. Call before the host is
-   * acknowledged. While the coordinator holds a round the change waits (it is
-   * queued, never failed) and goes into the group after the cut.
-   */
   /** enqueue takes a change at once: the shipper runs and no round holds it. */
   get acceptsNow(): boolean {
     return !this.stopped && this.held === null;
   }
 
+  /**
+   * Adds a host change to the open group. Call before the host is
+   * acknowledged. While the coordinator holds a round the change waits (it is
+   * queued, never failed) and goes into the group after the cut.
+   */
   enqueue(pair: HeldCopySet, change: HostChange, span: TrackSpan): void | Promise<void> {
     if (this.stopped) return;
     if (this.held) return this.held.gate.then(() => this.enqueue(pair, change, span));
