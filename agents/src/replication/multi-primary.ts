@@ -63,11 +63,6 @@ export class MultiPrimarySessions {
     return this.service.store.copySetsOf(session.id).filter((pair) => pair.primaryAgentId !== session.controlAgentId && pair.primaryAgentId !== me);
   }
 
-  /** Forgets a copy set of another primary agent (control agent and secondary). */
-  forgetMemberCopySet(id: string): void {
-    this.service.store.deleteCopySet(id);
-  }
-
   /**
    * The agent holding the other volume of a copy set, seen from here: at the
    * secondary site the copy set's primary agent (the control agent or a member), at
