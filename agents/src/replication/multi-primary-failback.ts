@@ -1,10 +1,9 @@
-import { ProblemError, type FailbackOptions, type RoundCommit, type VerifyReport } from '@tandem/contract';
+import { ProblemError, type FailbackOptions, type RoundCommit } from '@tandem/contract';
 import type { GroupEntry } from './async-groups.ts';
 import { stagePart, type PartPayload } from './parts.ts';
 import { planPair, planSummary, type PairPlan, type PlanSummary } from './failback.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import type { MultiPrimarySessions } from './multi-primary.ts';
-import { problemMessage } from './pair-source.ts';
 import type { ReplicationService } from './service.ts';
 import type { SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
@@ -148,34 +147,6 @@ export class MultiPrimaryFailback {
       ),
     );
     return answers.flatMap((answer) => (answer.result as { plans: PlanSummary[] }).plans);
-  }
-
-  /**
-   * Control agent, back to H1->H2 and prepared: every member verifies its copy sets
-   * by codes against the secondary site (`mp.verify`), as the control agent does its
-   * own; each records its result (`lastVerify`, `session.verified`) and the
-   * control agent an event per member.
-   */
-  async verifyMembers(session: SessionRecord): Promise<void> {
-    const service = this.service;
-    await Promise.all(
-      this.multi.memberAgents(session).map(async (agent) => {
-        const site = this.multi.siteOf(agent);
-        try {
-          const answer = await service.peers.link(agent).call('mp.verify', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 60 * 60_000 });
-          const report = answer.result as VerifyReport;
-          service.engine.catalog.recordEvent(
-            'session.member-verified',
-            report.differingTracks > 0 ? 'warning' : 'info',
-            session.name,
-            `session ${session.name}: ${site} verified ${report.comparedTracks} track(s) after failback, ${report.differingTracks} differ`,
-            { site, comparedTracks: report.comparedTracks, differingTracks: report.differingTracks, unverifiedTracks: report.unverifiedTracks },
-          );
-        } catch (error) {
-          service.engine.catalog.recordEvent('session.verify-failed', 'warning', session.name, `session ${session.name}: verify at ${site} failed: ${problemMessage(error)}`);
-        }
-      }),
-    );
   }
 
   /** Plans this agent's copy sets of a session against the agents holding their other volumes. */

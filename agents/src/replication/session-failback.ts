@@ -147,8 +147,6 @@ export class SessionFailback {
       service.verifier.verify(session.name, { trigger: 'failback' }).catch((error) => {
         service.logger.warn({ session: session.name, error: problemMessage(error) }, 'verify after failback failed');
       });
-      // A multi-primary control agent (back to H1->H2): every member verifies its own copy sets the same way.
-      if (service.role(session).controlsMembers) void service.multiPrimary.failback.verifyMembers(session);
     };
     catalog.events.on('event', listener);
   }

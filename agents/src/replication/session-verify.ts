@@ -70,15 +70,15 @@ export class SessionVerifier {
   }
 
   /**
-   * The members' parts of a multi-primary control agent's verify (H1->H2): every
-   * member verifies its own copy sets against the secondary site; its pairs
-   * are reported with its site. A member that fails fails the verify.
+   * The members' parts of a multi-primary control agent's verify (H1->H2, asked
+   * or after the way back): every member verifies its own copy sets against the
+   * secondary site; its pairs are reported with its site. A member that fails
+   * fails the verify.
    */
   private async verifyMembers(session: SessionRecord, trigger: LastVerify['trigger']): Promise<VerifyReport[]> {
     const service = this.service;
     const multi = service.multiPrimary;
-    // After a failback each primary agent verifies its own (the control agent asks the members itself: verifyMembers in multi-primary-failback.ts).
-    if (trigger !== 'request' || !service.role(session).controlsMembers || session.direction !== 'h1-h2') return [];
+    if (!service.role(session).controlsMembers || session.direction !== 'h1-h2') return [];
     return Promise.all(
       multi.memberAgents(session).map(async (agent) => {
         const site = multi.siteOf(agent);
@@ -107,7 +107,7 @@ export class SessionVerifier {
     try {
       const reports: VerifyPairReport[] = [];
       let marked = 0;
-      // A multi-primary control agent (H1->H2) asked to verify covers every copy set: each member its own, at the same time
+      // A multi-primary control agent (H1->H2) covers every copy set: each member verifies its own, at the same time
       // (`mp.verify`; differences are marked and copied at the member, the copy set's source).
       const members = this.verifyMembers(session, trigger);
       members.catch(() => undefined);
