@@ -89,14 +89,8 @@ export class MultiPrimaryFailback {
    * H1 volumes together the image of one cut. Returns that commit (null: none).
    */
   async rollForward(session: SessionRecord): Promise<Commit | null> {
-    const service = this.service;
-    const answers = await Promise.all(
-      this.multi.memberAgents(session).map(async (agent) => {
-        const answer = await service.peers.link(agent).call('mp.last-commit', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 30_000 });
-        return answer.result as Commit | null;
-      }),
-    );
-    const commits = [await service.applier.lastCommit(session.id), ...answers].filter((commit): commit is Commit => commit !== null);
+    const answers = (await this.multi.askMembers(session, 'mp.last-commit', {}, 30_000)).map((answer) => answer.result);
+    const commits = [await this.service.applier.lastCommit(session.id), ...answers].filter((commit): commit is Commit => commit !== null);
     if (commits.length === 0) return null;
     const newest = commits.reduce((best, commit) => (commit.time > best.time ? commit : best));
     await this.commitIfBehind(session, newest);
@@ -125,11 +119,7 @@ export class MultiPrimaryFailback {
    * stay write-inhibited.
    */
   async recoverMembers(session: SessionRecord, commit: Commit | null): Promise<void> {
-    await Promise.all(
-      this.multi.memberAgents(session).map((agent) =>
-        this.service.peers.link(agent).call('mp.recover', { session: session.id, commit }, null, { waitForLinkMs: 3000, timeoutMs: 30_000 }),
-      ),
-    );
+    await this.multi.askMembers(session, 'mp.recover', { commit }, 30_000);
   }
 
   /**
@@ -139,14 +129,8 @@ export class MultiPrimaryFailback {
    * then runs it with `mp.run`).
    */
   async memberPlans(session: SessionRecord, options: FailbackPlanOptions, apply: boolean): Promise<PlanSummary[]> {
-    const answers = await Promise.all(
-      this.multi.memberAgents(session).map((agent) =>
-        this.service.peers
-          .link(agent)
-          .call('mp.failback-plan', { session: session.id, options, apply }, null, { waitForLinkMs: 3000, timeoutMs: 10 * 60_000 }),
-      ),
-    );
-    return answers.flatMap((answer) => (answer.result as { plans: PlanSummary[] }).plans);
+    const answers = await this.multi.askMembers(session, 'mp.failback-plan', { options, apply }, 10 * 60_000);
+    return answers.flatMap((answer) => answer.result.plans as PlanSummary[]);
   }
 
   /** Plans this agent's copy sets of a session against the agents holding their other volumes. */

@@ -1,4 +1,4 @@
-import { ProblemError, type PairInfo } from '@tandem/contract';
+import { ProblemError, type PairInfo, type PeerMethod, type PeerParamsIn, type PeerResult } from '@tandem/contract';
 import { copySetState } from './copy-set-state.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import { problemMessage } from './pair-source.ts';
@@ -93,6 +93,30 @@ export class MultiPrimarySessions {
   /** Control agent: the member agents (primary agents other than the control agent). */
   memberAgents(session: SessionRecord): string[] {
     return [...new Set(this.memberCopySets(session).map((pair) => pair.primaryAgentId))];
+  }
+
+  /**
+   * Control agent: asks every member the same, at the same time (the session
+   * named for it); the answers in the members' order. A member not reached, or
+   * refusing, fails the whole, with its site named.
+   */
+  async askMembers<M extends PeerMethod>(
+    session: SessionRecord,
+    method: M,
+    params: Omit<PeerParamsIn<M>, 'session'>,
+    timeoutMs: number,
+  ): Promise<Array<{ agent: string; result: PeerResult<M> }>> {
+    return Promise.all(
+      this.memberAgents(session).map(async (agent) => {
+        const wire = { session: session.id, ...params } as PeerParamsIn<M>;
+        try {
+          const answer = await this.service.peers.link(agent).call(method, wire, null, { waitForLinkMs: 3000, timeoutMs });
+          return { agent, result: answer.result };
+        } catch (error) {
+          throw new ProblemError(error instanceof ProblemError ? error.problem : 'internal-error', `at ${this.siteOf(agent)}: ${problemMessage(error)}`);
+        }
+      }),
+    );
   }
 
   /** Every link the agent driving the rounds needs: every other agent's of the session. */

@@ -79,18 +79,8 @@ export class SessionVerifier {
     const service = this.service;
     const multi = service.multiPrimary;
     if (!service.role(session).controlsMembers || session.direction !== 'h1-h2') return [];
-    return Promise.all(
-      multi.memberAgents(session).map(async (agent) => {
-        const site = multi.siteOf(agent);
-        try {
-          const answer = await service.peers.link(agent).call('mp.verify', { session: session.id, trigger }, null, { waitForLinkMs: 3000, timeoutMs: 60 * 60_000 });
-          const report = answer.result as VerifyReport;
-          return { ...report, pairs: report.pairs.map((pair) => ({ ...pair, primarySite: site })) };
-        } catch (error) {
-          throw new ProblemError(error instanceof ProblemError ? error.problem : 'internal-error', `verify at ${site}: ${problemMessage(error)}`);
-        }
-      }),
-    );
+    const answers = await multi.askMembers(session, 'mp.verify', { trigger }, 60 * 60_000);
+    return answers.map(({ agent, result: report }) => ({ ...report, pairs: report.pairs.map((pair) => ({ ...pair, primarySite: multi.siteOf(agent) })) }));
   }
 
   private async run(session: SessionRecord, trigger: LastVerify['trigger']): Promise<VerifyReport> {
