@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
+import { secondPlacement, secondPrimary, startThreeSites, type Primaries, type ThreeSites } from './helpers/multi-primary-sites.ts';
 import { readAll, waitFor, type Site } from './helpers/replication-sites.ts';
 import { StampedWriter } from './helpers/stamped-writer.ts';
 
@@ -17,18 +17,12 @@ afterEach(async () => {
   sites = null;
 });
 
-/** How many primary agents a scenario runs with: b's primary volume at bravo (2) or beside a at alpha (1). */
-type Primaries = 1 | 2;
-
-/** The site holding b's primary volume. */
-const holderOfB = (s: ThreeSites, primaries: Primaries): Site => (primaries === 2 ? s.bravo : s.alpha);
-
 /**
  * One async session: alpha (the control agent) holds a, bravo holds b (or,
  * with one primary agent, alpha holds both); both mirror to charlie (a2, b2).
  */
 async function defineSession(s: ThreeSites, primaries: Primaries = 2): Promise<void> {
-  const holder = holderOfB(s, primaries);
+  const holder = secondPrimary(s, primaries);
   await s.alpha.engine.createVolume('a', 16 * MiB);
   await holder.engine.createVolume('b', 16 * MiB);
   for (const name of ['a2', 'b2']) await s.charlie.engine.createVolume(name, 16 * MiB);
@@ -38,7 +32,7 @@ async function defineSession(s: ThreeSites, primaries: Primaries = 2): Promise<v
   const service = s.alpha.replication.service;
   await service.createSession('mp', 'async', 'charlie');
   await service.addPair('mp', 'a', 'a2');
-  await service.addPair('mp', 'b', 'b2', primaries === 2 ? { primaryAgent: 'bravo' } : {});
+  await service.addPair('mp', 'b', 'b2', secondPlacement(primaries));
   await service.act('mp', 'start');
   await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared');
 }
@@ -84,7 +78,7 @@ async function sampleSecondary(s: ThreeSites, writer: StampedWriter, durationMs:
 }
 
 async function converge(s: ThreeSites, writer: StampedWriter, primaries: Primaries = 2): Promise<void> {
-  const holder = holderOfB(s, primaries);
+  const holder = secondPrimary(s, primaries);
   const service = s.alpha.replication.service;
   const last = writer.writes.at(-1)!.ackedAt;
   await waitFor(() => {
@@ -108,7 +102,7 @@ describe.each([1, 2] as const)('async sessions, one rounds engine: %i primary ag
     const s = sites;
     // Enough data at the control agent that its initial copy outlasts the first rounds (1024 tracks of 64 KiB).
     await s.alpha.engine.createVolume('a', 64 * MiB);
-    const holder = holderOfB(s, primaries);
+    const holder = secondPrimary(s, primaries);
     await holder.engine.createVolume('b', 16 * MiB);
     await s.charlie.engine.createVolume('a2', 64 * MiB);
     await s.charlie.engine.createVolume('b2', 16 * MiB);
@@ -116,7 +110,7 @@ describe.each([1, 2] as const)('async sessions, one rounds engine: %i primary ag
     const service = s.alpha.replication.service;
     await service.createSession('mp', 'async', 'charlie');
     await service.addPair('mp', 'a', 'a2');
-    await service.addPair('mp', 'b', 'b2', primaries === 2 ? { primaryAgent: 'bravo' } : {});
+    await service.addPair('mp', 'b', 'b2', secondPlacement(primaries));
     const first = s.alpha.engine.catalog.lastEventId();
     await service.act('mp', 'start');
     await waitFor(() => service.session('mp').state === 'prepared', 60_000, 'prepared');
@@ -131,7 +125,7 @@ describe.each([1, 2] as const)('async sessions, one rounds engine: %i primary ag
   it('cuts each consistency group across the primary agents: the secondary is always their image at the reported consistency time', async () => {
     sites = await startThreeSites();
     const s = sites;
-    const holder = holderOfB(s, primaries);
+    const holder = secondPrimary(s, primaries);
     await defineSession(s, primaries);
     const service = s.alpha.replication.service;
     const info = service.info(service.session('mp'));

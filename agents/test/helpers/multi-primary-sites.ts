@@ -25,6 +25,20 @@ export interface ThreeSites {
   close(): Promise<void>;
 }
 
+/**
+ * How many primary agents a scenario runs with: its second copy set's primary
+ * volume at bravo (2) or beside the first at alpha, the control agent (1).
+ * Scenarios that test the same thing for single- and multi-primary sessions
+ * run once with each.
+ */
+export type Primaries = 1 | 2;
+
+/** The site holding the second copy set's primary volume. */
+export const secondPrimary = (s: ThreeSites, primaries: Primaries): Site => (primaries === 2 ? s.bravo : s.alpha);
+
+/** `addPair` options placing the second copy set at its primary agent. */
+export const secondPlacement = (primaries: Primaries): { primaryAgent?: string } => (primaries === 2 ? { primaryAgent: 'bravo' } : {});
+
 export async function startThreeSites(): Promise<ThreeSites> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'tandem-mp-sites-'));
   const [alpha, bravo, charlie] = await Promise.all([startSite('alpha', root), startSite('bravo', root), startSite('charlie', root)]);
