@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startThreeSites, type ThreeSites } from './helpers/multi-primary-sites.ts';
+import { secondPlacement, secondPrimary, startThreeSites, type Primaries, type ThreeSites } from './helpers/multi-primary-sites.ts';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,36 +58,41 @@ const eventsOf = (s: ThreeSites, site: 'alpha' | 'bravo' | 'charlie', type: stri
  * exactly the primaries' image at the cut of the last round it applied, for
  * the member copy sets always and for a new copy set once it joined.
  */
-describe('copy sets of a running multi-primary session', () => {
-  it('adds copy sets at bravo and at the control agent under cross-agent writes: the secondary stays the members\' image, each new one joins, then removals at bravo and at the control agent leave the rest consistent', async () => {
+describe.each([1, 2] as const)('copy sets of a running async session with %i primary agent(s)', (primaries: Primaries) => {
+  it('adds copy sets at their primary agent and at the control agent under dependent writes: the secondary stays the members\' image, each new one joins, then removals leave the rest consistent', async () => {
     sites = await startThreeSites();
     const s = sites;
+    // b, n and q at bravo (two primary agents) or at alpha beside a, c and m (one).
+    const holder = secondPrimary(s, primaries);
+    const placement = secondPlacement(primaries);
+    const holderName = primaries === 2 ? 'bravo' : 'alpha';
+    const primaryNames = primaries === 2 ? (['alpha', 'bravo'] as const) : (['alpha'] as const);
     const controlAgent = s.alpha.replication.service;
     await s.alpha.engine.createVolume('a', 16 * MiB);
     await s.alpha.engine.createVolume('c', 16 * MiB);
-    await s.bravo.engine.createVolume('b', 16 * MiB);
-    await s.bravo.engine.createVolume('n', 16 * MiB);
+    await holder.engine.createVolume('b', 16 * MiB);
+    await holder.engine.createVolume('n', 16 * MiB);
     await s.alpha.engine.createVolume('m', 16 * MiB);
-    await s.bravo.engine.createVolume('q', 16 * MiB);
+    await holder.engine.createVolume('q', 16 * MiB);
     for (const name of ['a2', 'b2', 'c2', 'n2', 'm2', 'q2']) await s.charlie.engine.createVolume(name, 16 * MiB);
     // n holds data before it is added (the initial copy moves it); n2 holds stale data the add trims.
-    await s.bravo.replication.exports.openExport('n').write(5 * MiB, randomBytes(2 * MiB));
+    await holder.replication.exports.openExport('n').write(5 * MiB, randomBytes(2 * MiB));
     await s.charlie.engine.device('n2').write(12 * MiB, Buffer.alloc(MiB, 9));
     await controlAgent.createSession('mp', 'async', 'charlie');
     await controlAgent.addPair('mp', 'a', 'a2');
     await controlAgent.addPair('mp', 'c', 'c2');
-    await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
-    await controlAgent.addPair('mp', 'q', 'q2', { primaryAgent: 'bravo' });
+    await controlAgent.addPair('mp', 'b', 'b2', placement);
+    await controlAgent.addPair('mp', 'q', 'q2', placement);
     await controlAgent.act('mp', 'start');
     await waitFor(() => controlAgent.session('mp').state === 'prepared', 60_000, 'prepared');
-    const open = (site: 'alpha' | 'bravo', volume: string) => s[site].replication.exports.openExport(volume);
+    const open = (site: Site, volume: string) => site.replication.exports.openExport(volume);
 
-    // Members: stamp i at alpha's a, then at bravo's b. Joining: alpha's c, then bravo's new n.
+    // Members: stamp i at alpha's a, then at b. Joining: alpha's c, then the new n.
     const members = new StampedWriter(BLOCK);
     const joining = new StampedWriter(BLOCK);
     writers.push(members, joining);
-    members.start({ a: open('alpha', 'a'), b: open('bravo', 'b') });
-    joining.start({ a: open('alpha', 'c'), b: open('bravo', 'n') });
+    members.start({ a: open(s.alpha, 'a'), b: open(holder, 'b') });
+    joining.start({ a: open(s.alpha, 'c'), b: open(holder, 'n') });
     await waitFor(() => members.writes.length > 50 && joining.writes.length > 50, 20_000, 'writes');
 
     const charlie = s.charlie.replication.service;
@@ -95,7 +100,7 @@ describe('copy sets of a running multi-primary session', () => {
     const device = (name: string) => s.charlie.engine.device(name);
     const stats = { samples: 0, joinedSamples: 0, controlAgentTimeNull: 0, memberStates: new Set<string>(), maxMemberSyncing: 0 };
     let joinedAt = 0;
-    /** The control agent's own new copy set m, written with bravo's q: checked once m joined. */
+    /** The control agent's own new copy set m, written with q: checked once m joined. */
     const local = new StampedWriter(BLOCK);
     writers.push(local);
     let localJoinedAt = 0;
@@ -129,14 +134,14 @@ describe('copy sets of a running multi-primary session', () => {
       for (const pair of info.pairs.filter((p) => p.h1Volume === 'a' || p.h1Volume === 'b')) stats.memberStates.add(pair.state);
     };
 
-    await controlAgent.addPair('mp', 'n', 'n2', { primaryAgent: 'bravo' });
+    await controlAgent.addPair('mp', 'n', 'n2', placement);
     expect(controlAgent.session('mp').state, 'Preparing while n joins').toBe('preparing');
-    expect(controlAgent.info(controlAgent.session('mp')).pairs.find((pair) => pair.h1Volume === 'n')?.primarySite).toBe('bravo');
+    expect(controlAgent.info(controlAgent.session('mp')).pairs.find((pair) => pair.h1Volume === 'n')?.primarySite).toBe(primaries === 2 ? 'bravo' : undefined);
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 100));
       if (!joinedAt) {
-        const joined = eventsOf(s, 'alpha', 'pair.joined').find((event) => event.message.includes('bravo:n -> n2'));
+        const joined = eventsOf(s, 'alpha', 'pair.joined').find((event) => event.message.includes(primaries === 2 ? 'bravo:n -> n2' : 'n -> n2'));
         if (joined) joinedAt = Date.parse(joined.time);
       }
       await sample(true);
@@ -148,15 +153,14 @@ describe('copy sets of a running multi-primary session', () => {
     expect(stats.samples).toBeGreaterThan(10);
     expect(stats.controlAgentTimeNull, 'the control agent kept a consistency time (of the members) while n joined').toBe(0);
     expect([...stats.memberStates], 'a and b stayed duplex').toEqual(['duplex']);
-    // n was copied synchronously while joining, then joined bravo's parts: bravo recorded both.
-    expect(Number(eventsOf(s, 'bravo', 'pair.added').find((event) => event.message.includes('n -> n2'))?.data?.markedTracks)).toBeGreaterThanOrEqual(32);
-    expect(eventsOf(s, 'bravo', 'pair.joined').some((event) => event.message.includes('n -> n2'))).toBe(true);
+    // n was copied synchronously while joining, then joined its primary agent's parts: that agent recorded both.
+    expect(Number(eventsOf(s, holderName, 'pair.added').find((event) => event.message.includes('n -> n2'))?.data?.markedTracks)).toBeGreaterThanOrEqual(32);
+    expect(eventsOf(s, holderName, 'pair.joined').some((event) => event.message.includes('n -> n2'))).toBe(true);
     // The members never resynced.
-    expect(eventsOf(s, 'alpha', 'session.resync')).toHaveLength(1);
-    expect(eventsOf(s, 'bravo', 'session.resync')).toHaveLength(1);
+    for (const site of primaryNames) expect(eventsOf(s, site, 'session.resync'), `resyncs at ${site}`).toHaveLength(1);
 
-    // A copy set at the control agent itself (m), written together with bravo's q: it joins the control agent's parts once duplex.
-    local.start({ a: open('alpha', 'm'), b: open('bravo', 'q') });
+    // A copy set at the control agent itself (m), written together with q: it joins the control agent's parts once duplex.
+    local.start({ a: open(s.alpha, 'm'), b: open(holder, 'q') });
     await waitFor(() => local.writes.length > 50, 20_000, 'writes to m and q');
     await controlAgent.addPair('mp', 'm', 'm2');
     expect(controlAgent.session('mp').state, 'Preparing while m joins').toBe('preparing');
@@ -176,13 +180,13 @@ describe('copy sets of a running multi-primary session', () => {
     expect(stats.controlAgentTimeNull, 'the control agent kept a consistency time while m joined').toBe(0);
     await local.stop();
 
-    // Remove n at bravo (a member copy set) and c at the control agent while the members' writes go on.
+    // Remove n (at its primary agent) and c (at the control agent) while the members' writes go on.
     await joining.stop();
-    const removedAtBravo = s.bravo.replication.service.pairsOf(s.bravo.replication.service.session('mp')).find((pair) => pair.h1Volume === 'n')!;
+    const removedAtHolder = holder.replication.service.pairsOf(holder.replication.service.session('mp')).find((pair) => pair.h1Volume === 'n')!;
     await controlAgent.removePair('mp', 'n');
     await controlAgent.removePair('mp', 'c');
     const marker = Buffer.alloc(65536, 0x5a);
-    await open('bravo', 'n').write(0, marker);
+    await open(holder, 'n').write(0, marker);
     const samplesAtRemoval = stats.samples;
     const writesAtRemoval = members.writes.length;
     while (members.writes.length < writesAtRemoval + 200 || stats.samples < samplesAtRemoval + 10) {
@@ -191,12 +195,16 @@ describe('copy sets of a running multi-primary session', () => {
     }
     await members.stop();
     expect(controlAgent.session('mp').state).toBe('prepared');
-    expect(controlAgent.info(controlAgent.session('mp')).pairs.map((pair) => pair.h1Volume)).toEqual(['a', 'm', 'b', 'q']);
-    expect(s.bravo.replication.service.pairsOf(s.bravo.replication.service.session('mp')).map((pair) => pair.h1Volume)).toEqual(['b', 'q']);
+    expect(controlAgent.info(controlAgent.session('mp')).pairs.map((pair) => pair.h1Volume).sort()).toEqual(['a', 'b', 'm', 'q']);
+    const heldAtHolder = holder.replication.service.pairsOf(holder.replication.service.session('mp')).map((pair) => pair.h1Volume).sort();
+    expect(heldAtHolder).toEqual(primaries === 2 ? ['b', 'q'] : ['a', 'b', 'm', 'q']);
     expect(charlie.pairsOf(atCharlie).map((pair) => pair.h2Volume).sort()).toEqual(['a2', 'b2', 'm2', 'q2']);
-    expect(controlAgent.multiPrimary.memberCopySets(controlAgent.session('mp')).map((pair) => pair.h1Volume)).toEqual(['b', 'q']);
-    expect(charlie.multiPrimary.memberCopySets(atCharlie).map((pair) => pair.h1Volume)).toEqual(['b', 'q']);
-    expect(() => s.bravo.engine.bitmaps.view(removedAtBravo.outOfSyncBitmap!)).toThrow();
+    const members2 = primaries === 2 ? ['b', 'q'] : [];
+    expect(controlAgent.multiPrimary.memberCopySets(controlAgent.session('mp')).map((pair) => pair.h1Volume)).toEqual(members2);
+    expect(charlie.multiPrimary.memberCopySets(atCharlie).map((pair) => pair.h1Volume)).toEqual(members2);
+    expect(() => holder.engine.bitmaps.view(removedAtHolder.outOfSyncBitmap!)).toThrow();
+    // The secondary forgot it too.
+    expect(charlie.pairsOf(atCharlie).some((pair) => pair.h2Volume === 'n2')).toBe(false);
     const there = Buffer.alloc(65536);
     await device('n2').readInto(0, there);
     expect(there.equals(marker), 'a write to n after its removal stays at bravo').toBe(false);
@@ -207,13 +215,16 @@ describe('copy sets of a running multi-primary session', () => {
     const last = members.writes.at(-1)!.ackedAt;
     await waitFor(() => Date.parse(controlAgent.consistencyTime(controlAgent.session('mp')) ?? '0') > last, 30_000, 'caught up');
     expect((await readAll(s.alpha, 'a')).equals(await readAll(s.charlie, 'a2')), 'a == a2').toBe(true);
-    expect((await readAll(s.bravo, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
+    expect((await readAll(holder, 'b')).equals(await readAll(s.charlie, 'b2')), 'b == b2').toBe(true);
     expect((await readAll(s.alpha, 'm')).equals(await readAll(s.charlie, 'm2')), 'm == m2').toBe(true);
-    expect((await readAll(s.bravo, 'q')).equals(await readAll(s.charlie, 'q2')), 'q == q2').toBe(true);
-    for (const site of ['alpha', 'bravo', 'charlie'] as const) {
+    expect((await readAll(holder, 'q')).equals(await readAll(s.charlie, 'q2')), 'q == q2').toBe(true);
+    for (const site of [...primaryNames, 'charlie'] as const) {
       expect(eventsOf(s, site, 'pair.removed').some((event) => event.message.includes('n -> n2')), `pair.removed for n at ${site}`).toBe(true);
     }
   }, 180_000);
+});
+
+describe('copy sets of a running multi-primary session', () => {
 
   it('a primary agent new to the running session takes part in the rounds with its first copy set once joined, and leaves them with its last', async () => {
     sites = await startThreeSites();

@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readAll, startTwoSites, waitFor, type TwoSites } from './helpers/replication-sites.ts';
-import { StampedWriter } from './helpers/stamped-writer.ts';
 
 const TRACK = 65536;
 const MiB = 1024 * 1024;
-const BLOCK = 4096;
 
 let sites: TwoSites | null = null;
 afterEach(async () => {
@@ -139,149 +137,8 @@ describe('copy sets added to and removed from running sessions', () => {
     ]);
   }, 120_000);
 
-  it('adds a copy set to a Prepared async session: it copies, then joins the consistency groups; the image stays consistent', async () => {
-    sites = await startTwoSites();
-    const s = sites;
-    const service = s.h1.replication.service;
-    await createVolumes(s, ['a', 'b', 'c', 'n'], ['a2', 'b2', 'c2', 'n2'], 16 * MiB);
-    await host(s, 'h1', 'n').write(3 * MiB, randomBytes(MiB));
-    await startPrepared(s, 'cg', 'async', [['a', 'a2'], ['b', 'b2'], ['c', 'c2']], 30_000);
-
-    // Dependent writes across members a and b, and across member c and the new volume n.
-    const members = new StampedWriter(BLOCK);
-    members.start({ a: host(s, 'h1', 'a'), b: host(s, 'h1', 'b') });
-    const joining = new StampedWriter(BLOCK);
-    joining.start({ a: host(s, 'h1', 'c'), b: host(s, 'h1', 'n') });
-    await waitFor(() => members.writes.length > 50 && joining.writes.length > 50, 20_000, 'writes');
-    await service.addPair('cg', 'n', 'n2');
-
-    // The secondary, frozen between applies, is a prefix image at the reported time: of a and b always,
-    // of c and n once n joined the consistency groups (its image is never claimed before).
-    const sessionAtH2 = s.h2.replication.service.session('cg');
-    const device = (name: string) => s.h2.engine.device(name);
-    let samples = 0;
-    let joinedSamples = 0;
-    let joinedAt = 0;
-    let preparedAt = 0;
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      if (!joinedAt) {
-        const joined = eventsOf(s, 'h1', 'pair.joined').find((event) => event.message.includes('n -> n2'));
-        if (joined) joinedAt = Date.parse(joined.time);
-      }
-      const release = await s.h2.replication.service.applier.freeze(sessionAtH2.id);
-      try {
-        const reported = s.h2.replication.service.consistencyTime(sessionAtH2);
-        if (!reported) continue;
-        const cut = Date.parse(reported);
-        const check = async (writer: StampedWriter, a: string, b: string) => {
-          const [stampsA, stampsB] = await Promise.all([writer.stampsOf(device(a)), writer.stampsOf(device(b))]);
-          const { match, lowest, highest } = writer.matchesCut(cut, stampsA, stampsB);
-          expect(match, `${a}+${b} at ${reported} is the primary's image after ${lowest}..${highest} writes`).toBe(true);
-        };
-        await check(members, 'a2', 'b2');
-        samples++;
-        if (joinedAt && cut > joinedAt) {
-          await check(joining, 'c2', 'n2');
-          joinedSamples++;
-        }
-      } finally {
-        release();
-      }
-      if (service.session('cg').state === 'prepared' && !preparedAt) preparedAt = Date.now();
-      if (preparedAt && joinedSamples >= 10) break;
-    }
-    expect(joinedAt, 'n joined the consistency groups').toBeGreaterThan(0);
-    expect(preparedAt, 'prepared again after the new copy set joined').toBeGreaterThan(0);
-    expect(samples).toBeGreaterThan(5);
-    expect(joinedSamples).toBeGreaterThanOrEqual(10);
-    await Promise.all([members.stop(), joining.stop()]);
-    const last = Date.now();
-    await waitFor(() => Date.parse(service.consistencyTime(service.session('cg')) ?? '0') > last, 15_000, 'caught up');
-    for (const name of ['a', 'b', 'c', 'n']) {
-      expect((await readAll(s.h1, name)).equals(await readAll(s.h2, `${name}2`)), `${name} = ${name}2`).toBe(true);
-    }
-    await waitFor(() => service.info(service.session('cg')).pairs.every((pair) => pair.outOfSyncTracks === 0), 10_000, 'marks cleared');
-  }, 120_000);
-
-  it('removes a copy set from a running async session under writes: the others stay consistent, the removed one is no longer mirrored', async () => {
-    sites = await startTwoSites();
-    const s = sites;
-    const service = s.h1.replication.service;
-    await createVolumes(s, ['a', 'b', 'c'], ['a2', 'b2', 'c2'], 16 * MiB);
-    await startPrepared(s, 'cg', 'async', [['a', 'a2'], ['b', 'b2'], ['c', 'c2']], 30_000);
-    const removed = service.pairsOf(service.session('cg')).find((pair) => pair.h1Volume === 'c')!;
-    const removedAtH2 = s.h2.replication.service.pairsOf(s.h2.replication.service.session('cg')).find((pair) => pair.h2Volume === 'c2')!;
-    const bitmapAtH1 = removed.outOfSyncBitmap!;
-
-    const writer = new StampedWriter(BLOCK);
-    writer.start({ a: host(s, 'h1', 'a'), b: host(s, 'h1', 'b') });
-    const cWriter = writeLoop(s, 'c', 16 * MiB);
-    const sessionAtH2 = s.h2.replication.service.session('cg');
-    const sample = async () => {
-      const release = await s.h2.replication.service.applier.freeze(sessionAtH2.id);
-      try {
-        const reported = s.h2.replication.service.consistencyTime(sessionAtH2);
-        if (!reported) return false;
-        const [stampsA, stampsB] = await Promise.all([writer.stampsOf(s.h2.engine.device('a2')), writer.stampsOf(s.h2.engine.device('b2'))]);
-        const { match, lowest, highest } = writer.matchesCut(Date.parse(reported), stampsA, stampsB);
-        expect(match, `secondary at ${reported} is the primary's image after ${lowest}..${highest} writes`).toBe(true);
-        return true;
-      } finally {
-        release();
-      }
-    };
-    await waitFor(() => writer.writes.length > 50 && cWriter.count > 50, 20_000, 'writes');
-    let sampling = true;
-    let samples = 0;
-    const sampler = (async () => {
-      while (sampling) {
-        if (await sample()) samples++;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    })();
-
-    await waitFor(() => samples >= 5, 20_000, 'samples before the removal');
-    await service.removePair('cg', 'c');
-    const samplesAtRemoval = samples;
-    await cWriter.stop();
-    // Never mirrored again: a write after the removal stays at the primary.
-    const marker = Buffer.alloc(TRACK, 0x5a);
-    await host(s, 'h1', 'c').write(7 * TRACK, marker);
-    const writesAtRemoval = writer.writes.length;
-    await waitFor(() => writer.writes.length > writesAtRemoval + 100 && samples >= samplesAtRemoval + 5, 20_000, 'writes and samples after the removal');
-    sampling = false;
-    await sampler;
-    await writer.stop();
-
-    expect(service.session('cg').state).toBe('prepared');
-    const info = service.info(service.session('cg'));
-    expect(info.pairs.map((pair) => pair.h1Volume).sort()).toEqual(['a', 'b']);
-    expect(info.pairs.every((pair) => pair.state === 'duplex')).toBe(true);
-    const last = Date.now();
-    await waitFor(() => Date.parse(service.consistencyTime(service.session('cg')) ?? '0') > last, 15_000, 'caught up');
-    expect((await readAll(s.h1, 'a')).equals(await readAll(s.h2, 'a2'))).toBe(true);
-    expect((await readAll(s.h1, 'b')).equals(await readAll(s.h2, 'b2'))).toBe(true);
-    const there = Buffer.alloc(TRACK);
-    await s.h2.engine.device('c2').readInto(7 * TRACK, there);
-    expect(there.equals(marker), 'the write after removal did not reach the secondary').toBe(false);
-
-    // Both sites forgot it: records, bitmaps, taps (c2 takes host writes again), events.
-    expect(s.h2.replication.service.pairsOf(sessionAtH2).map((pair) => pair.h2Volume).sort()).toEqual(['a2', 'b2']);
-    await waitFor(() => {
-      try {
-        s.h1.engine.bitmaps.view(bitmapAtH1);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 5000, 'bitmap dropped at h1');
-    expect(removedAtH2.outOfSyncBitmap).toBeNull();
-    await host(s, 'h2', 'c2').write(0, Buffer.alloc(512, 1));
-    expect(eventsOf(s, 'h1', 'pair.removed').some((event) => event.message.includes('c -> c2'))).toBe(true);
-    expect(eventsOf(s, 'h2', 'pair.removed').some((event) => event.message.includes('c -> c2'))).toBe(true);
-  }, 120_000);
+  // Adding to and removing from a running async session under dependent writes: one scenario run with one and with
+  // two primary agents in replication-multi-primary-running.test.ts.
 
   it('adds a copy set to a Suspended session: writes while suspended are tracked, resume copies them with the others', async () => {
     sites = await startTwoSites();
