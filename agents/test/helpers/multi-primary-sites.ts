@@ -96,26 +96,28 @@ export async function startThreeSites(): Promise<ThreeSites> {
 const MiB = 1024 * 1024;
 
 /**
- * A multi-primary async session `mp` on three sites (alpha: a, bravo: b, both
- * 16 MiB with 1 MiB of data, mirrored to charlie: a2, b2), started and Prepared.
+ * An async session `mp` (alpha: a; b at bravo with two primary agents, at alpha
+ * with one; both 16 MiB with 1 MiB of data, mirrored to charlie: a2, b2),
+ * started and Prepared.
  */
-export async function preparedMultiPrimary(s: ThreeSites): Promise<void> {
+export async function preparedMultiPrimary(s: ThreeSites, primaries: Primaries = 2): Promise<void> {
+  const holder = secondPrimary(s, primaries);
   await s.alpha.engine.createVolume('a', 16 * MiB);
-  await s.bravo.engine.createVolume('b', 16 * MiB);
+  await holder.engine.createVolume('b', 16 * MiB);
   for (const name of ['a2', 'b2']) await s.charlie.engine.createVolume(name, 16 * MiB);
   await s.alpha.replication.exports.openExport('a').write(4 * MiB, randomBytes(MiB));
-  await s.bravo.replication.exports.openExport('b').write(6 * MiB, randomBytes(MiB));
+  await holder.replication.exports.openExport('b').write(6 * MiB, randomBytes(MiB));
   const controlAgent = s.alpha.replication.service;
   await controlAgent.createSession('mp', 'async', 'charlie');
   await controlAgent.addPair('mp', 'a', 'a2');
-  await controlAgent.addPair('mp', 'b', 'b2', { primaryAgent: 'bravo' });
+  await controlAgent.addPair('mp', 'b', 'b2', secondPlacement(primaries));
   await controlAgent.act('mp', 'start');
   await waitFor(() => controlAgent.session('mp').state === 'prepared', 60_000, 'prepared');
 }
 
 /** `preparedMultiPrimary`, then failed over to charlie (1 MiB written to b2 there) and failed back: charlie mirrors H2->H1. */
-export async function failedBackMultiPrimary(s: ThreeSites): Promise<void> {
-  await preparedMultiPrimary(s);
+export async function failedBackMultiPrimary(s: ThreeSites, primaries: Primaries = 2): Promise<void> {
+  await preparedMultiPrimary(s, primaries);
   const charlie = s.charlie.replication.service;
   await charlie.act('mp', 'recover');
   await s.charlie.replication.exports.openExport('b2').write(MiB, randomBytes(MiB));
