@@ -10,7 +10,8 @@ import { startSite, waitFor, type Site } from './replication-sites.ts';
  * Three sites in one test process, every pair of them paired (mutual TLS on
  * loopback): alpha (the control agent, a primary agent), bravo (another primary
  * agent) and charlie (the secondary). Every link to and from bravo goes
- * through a fault proxy, so a test can take bravo away.
+ * through a fault proxy, so a test can take bravo away; the links between
+ * alpha and charlie go through proxies too, which only count bytes.
  */
 export interface ThreeSites {
   alpha: Site;
@@ -18,6 +19,8 @@ export interface ThreeSites {
   charlie: Site;
   /** Proxies on every link bravo dials or is dialled on. */
   bravoProxies: FaultProxy[];
+  /** Proxies on the links between alpha and charlie (counting bytes only: no test cuts them). */
+  alphaCharlieProxies: FaultProxy[];
   /** Cuts (or restores) every link of bravo: nothing passes, connections hang. */
   isolateBravo(on: boolean): void;
   /** Cuts (or restores) only the links between alpha (the control agent) and bravo; bravo still reaches charlie. */
@@ -43,32 +46,34 @@ export async function startThreeSites(): Promise<ThreeSites> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'tandem-mp-sites-'));
   const [alpha, bravo, charlie] = await Promise.all([startSite('alpha', root), startSite('bravo', root), startSite('charlie', root)]);
   const proxies: FaultProxy[] = [];
-  const proxied = async (to: Site) => {
+  const alphaCharlieProxies: FaultProxy[] = [];
+  const proxied = async (to: Site, list: FaultProxy[]) => {
     const [host, port] = to.replication.linkAddress.split(':');
     const proxy = await FaultProxy.start({ host, port: Number(port) });
-    proxies.push(proxy);
+    list.push(proxy);
     return proxy.address;
   };
-  const pair = async (from: Site, to: Site, viaProxy: boolean) => {
+  const pair = async (from: Site, to: Site, proxiesOfLink: FaultProxy[]) => {
     from.replication.peers.add({
       agentId: to.engine.identity.agentId,
       site: to.name,
       caPem: (await loadServerTls(to.dir)).authority.certificatePem,
-      linkAddress: viaProxy ? await proxied(to) : to.replication.linkAddress,
+      linkAddress: await proxied(to, proxiesOfLink),
       apiAddress: null,
     });
   };
-  await pair(alpha, charlie, false);
-  await pair(charlie, alpha, false);
-  await pair(alpha, bravo, true);
-  await pair(bravo, alpha, true);
-  await pair(bravo, charlie, true);
-  await pair(charlie, bravo, true);
+  await pair(alpha, charlie, alphaCharlieProxies);
+  await pair(charlie, alpha, alphaCharlieProxies);
+  await pair(alpha, bravo, proxies);
+  await pair(bravo, alpha, proxies);
+  await pair(bravo, charlie, proxies);
+  await pair(charlie, bravo, proxies);
   return {
     alpha,
     bravo,
     charlie,
     bravoProxies: proxies,
+    alphaCharlieProxies,
     isolateBravo(on) {
       for (const proxy of proxies) {
         proxy.blackhole(on);
@@ -87,7 +92,7 @@ export async function startThreeSites(): Promise<ThreeSites> {
         await site.replication.close();
         await site.engine.close();
       }
-      for (const proxy of proxies) await proxy.close();
+      for (const proxy of [...proxies, ...alphaCharlieProxies]) await proxy.close();
       await fs.rm(root, { recursive: true, force: true });
     },
   };
