@@ -1,0 +1,202 @@
+/**
+ * Scale check of the console (issue 14 item 7): many sites, volumes and
+ * sessions, and the console open on them in headless Chromium.
+ *
+ *   npm run bench:scale -- [--sites 10] [--volumes 10000] [--sessions 1000] [--creations 100]
+ *
+ * Real agents (one per site, paired in a ring: site i with site i+1), the
+ * real console backend paired with every site, and the built renderer
+ * (`npm run build` first). Volumes are spread evenly over the sites; each
+ * session is an async session of site i with one copy set i -> i+1, defined
+ * (not started: the check is about the console, not about mirroring 1,000
+ * sessions on one machine). It prints:
+ * - load-to-rows: from opening the console to the first volume rows of a
+ *   site, and to the first session cards;
+ * - scroll: frame intervals while the volumes table scrolls from top to
+ *   bottom (median and p95, and how many frames took over 50 ms);
+ * - heap: the renderer's JS heap after loading, and each idle agent's RSS;
+ * - creations: `--creations` volumes created through the backend with no
+ *   console open, then with the console open on that site's volumes, with
+ *   the ratio of the times and the number of volume-list downloads the open
+ *   console made (the events refetch at most once per burst).
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Page } from '@playwright/test';
+import { agentCli, initAgent, pairingToken, startAgent, type RunningAgent } from '../../scripts/lib/agents.mjs';
+import { consoleApi, startConsoleBackend } from '../../scripts/lib/backend.mjs';
+
+interface Options {
+  sites: number;
+  volumes: number;
+  sessions: number;
+  creations: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const options: Options = { sites: 10, volumes: 10_000, sessions: 1_000, creations: 100 };
+  for (let i = 0; i < argv.length; i++) {
+    const key = argv[i].replace(/^--/, '') as keyof Options;
+    if (!(key in options)) throw new Error(`bad-request: unknown option ${argv[i]} (--sites, --volumes, --sessions, --creations)`);
+    const value = Number(argv[++i]);
+    if (!Number.isInteger(value) || value < (key === 'sites' ? 2 : 0)) throw new Error(`bad-request: --${key} needs a whole number${key === 'sites' ? ' of at least 2' : ''}`);
+    options[key] = value;
+  }
+  return options;
+}
+
+const MiB = 1024 * 1024;
+const ms = (value: number) => `${value.toFixed(0)} ms`;
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+};
+
+/** Runs `count` tasks, `width` at a time. */
+async function inParallel(count: number, width: number, task: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, count) }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
+}
+
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+/** Frame intervals while the volumes table scrolls from top to bottom in steps of one screen. */
+async function scrollFrames(page: Page): Promise<number[]> {
+  // (Browser code, as text: the agent's TypeScript has no DOM types.)
+  return page.evaluate(`(async () => {
+    const scroller = document.querySelector('[role="table"][aria-label="Volumes"] > div:nth-child(2)');
+    const frames = [];
+    let last = performance.now();
+    const frame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
+    while (scroller.scrollTop + scroller.clientHeight < scroller.scrollHeight - 1) {
+      scroller.scrollTop += scroller.clientHeight;
+      await frame();
+      const now = performance.now();
+      frames.push(now - last);
+      last = now;
+    }
+    return frames;
+  })()`) as Promise<number[]>;
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tandem-scale-'));
+  const agents: RunningAgent[] = [];
+  let stopBackend: (() => Promise<void>) | null = null;
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--enable-precise-memory-info'],
+  });
+  try {
+    const names = Array.from({ length: options.sites }, (_, i) => `site${String(i).padStart(2, '0')}`);
+    console.log(`${options.sites} sites, ${options.volumes} volumes, ${options.sessions} sessions, ${options.creations} creations`);
+    for (const site of names) await initAgent({ dataDir: path.join(dir, site), site });
+    agents.push(...(await Promise.all(names.map((site) => startAgent({ dataDir: path.join(dir, site) })))));
+    // Ring of site pairings: site i with site i+1 (each session's peer).
+    for (let i = 0; i < options.sites; i++) {
+      const next = agents[(i + 1) % options.sites];
+      const { token, certificateFingerprint } = await pairingToken(next.dataDir);
+      await agentCli(['pair', '--with', next.apiAddress, '--token', token, '--fingerprint', certificateFingerprint, '--data', agents[i].dataDir]);
+    }
+    const backend = await startConsoleBackend({ configDir: path.join(dir, 'console') });
+    stopBackend = () => backend.stop();
+    const siteIds: string[] = [];
+    for (const agent of agents) {
+      const { token, certificateFingerprint } = await pairingToken(agent.dataDir);
+      const site = (await consoleApi(backend, 'POST', '/api/sites', { address: agent.apiAddress, token, expectedFingerprint: certificateFingerprint })) as { id: string };
+      siteIds.push(site.id);
+    }
+    const api = (method: string, route: string, body?: unknown) => consoleApi(backend, method, route, body);
+
+    // Volumes, evenly over the sites; each session takes vol-i at its site and its copy at the next.
+    const seedStarted = performance.now();
+    await inParallel(options.volumes, 8, async (index) => {
+      const site = index % options.sites;
+      await api('POST', `/api/sites/${siteIds[site]}/volumes`, { name: `vol-${String(Math.floor(index / options.sites)).padStart(5, '0')}`, sizeBytes: 16 * MiB });
+    });
+    await inParallel(options.sessions, 4, async (index) => {
+      const site = index % options.sites;
+      const next = (site + 1) % options.sites;
+      const name = `s-${String(index).padStart(4, '0')}`;
+      const h2 = `copy-${name}`;
+      await api('POST', `/api/sites/${siteIds[next]}/volumes`, { name: h2, sizeBytes: 16 * MiB });
+      await api('POST', `/api/sites/${siteIds[site]}/sessions`, { name, type: 'async', peer: names[next] });
+      await api('POST', `/api/sites/${siteIds[site]}/sessions/${name}/pairs`, {
+        h1Volume: `vol-${String(Math.floor(index / options.sites)).padStart(5, '0')}`,
+        h2Volume: h2,
+      });
+    });
+    console.log(`seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
+    const agentRss = await Promise.all(agents.map((agent) => rssMiB(agent.process.pid!)));
+
+    // The console: load to the first rows, scroll, heap.
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    const opened = performance.now();
+    await page.goto(backend.browserUrl);
+    await page.getByRole('heading', { name: 'Tandem' }).waitFor();
+    await page.getByRole('navigation').getByText(names[0], { exact: true }).click();
+    await page.locator('[data-testid^="volume-row-"]').first().waitFor({ timeout: 120_000 });
+    const toVolumeRows = performance.now() - opened;
+    const shownOf = await page.getByRole('table', { name: 'Volumes' }).getAttribute('aria-rowcount');
+    const frames = await scrollFrames(page);
+    const sessionsAt = performance.now();
+    await page.getByRole('navigation').getByText('Sessions', { exact: true }).click();
+    await page.locator('[data-testid^="session-card-"]').first().waitFor({ timeout: 120_000 });
+    const toSessionCards = performance.now() - sessionsAt;
+    const cards = await page.locator('[data-testid^="session-card-"]').count();
+    const cdp = await page.context().newCDPSession(page);
+    const heap = (await cdp.send('Runtime.getHeapUsage')) as { usedSize: number };
+
+    // Creations: without a console, then with one open on the site's volumes (counting its volume-list downloads).
+    const create = async (prefix: string) => {
+      const started = performance.now();
+      for (let i = 0; i < options.creations; i++) await api('POST', `/api/sites/${siteIds[0]}/volumes`, { name: `${prefix}-${i}`, sizeBytes: 16 * MiB });
+      return performance.now() - started;
+    };
+    await page.getByRole('navigation').getByText(names[0], { exact: true }).click();
+    await page.locator('[data-testid^="volume-row-"]').first().waitFor();
+    let downloads = 0;
+    const listRoute = `/api/sites/${siteIds[0]}/volumes`;
+    page.on('request', (request) => {
+      if (request.method() === 'GET' && new URL(request.url()).pathname === listRoute) downloads++;
+    });
+    const withConsole = await create('open');
+    // Let the last burst's refetch land before counting.
+    await page.locator(`[data-testid="volume-row-open-${options.creations - 1}"]`).waitFor({ state: 'attached', timeout: 30_000 }).catch(() => undefined);
+    await page.close();
+    const withoutConsole = await create('closed');
+
+    console.log('');
+    console.log('| measure | value |');
+    console.log('|---|---|');
+    console.log(`| load to first volume rows (site of ${Math.ceil(options.volumes / options.sites)} volumes + session copies; ${shownOf} rows) | ${ms(toVolumeRows)} |`);
+    console.log(`| Sessions view to first session cards (${cards} cards in the DOM) | ${ms(toSessionCards)} |`);
+    console.log(`| scroll volumes top to bottom: frames | ${frames.length} |`);
+    console.log(`| scroll frame interval median / p95 / max | ${ms(percentile(frames, 50))} / ${ms(percentile(frames, 95))} / ${ms(Math.max(0, ...frames))} |`);
+    console.log(`| scroll frames over 50 ms | ${frames.filter((frame) => frame > 50).length} |`);
+    console.log(`| renderer JS heap used | ${(heap.usedSize / MiB).toFixed(1)} MiB |`);
+    console.log(`| idle agent RSS median / max | ${percentile(agentRss, 50).toFixed(0)} / ${Math.max(...agentRss).toFixed(0)} MiB |`);
+    console.log(`| ${options.creations} creations, no console | ${ms(withoutConsole)} |`);
+    console.log(`| ${options.creations} creations, console open on the site | ${ms(withConsole)} (${(withConsole / withoutConsole).toFixed(2)}x) |`);
+    console.log(`| volume-list downloads by the open console during them | ${downloads} |`);
+  } finally {
+    await browser.close();
+    await stopBackend?.();
+    await Promise.all(agents.map((agent) => agent.stop()));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
