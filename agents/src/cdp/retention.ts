@@ -75,6 +75,23 @@ export function pointsToKeep(points: CdpPoint[], policy: RetentionPolicy, nowMs:
 }
 
 /**
+ * Points as an administrator lists them: every bookmark, and of the plain
+ * points (sync and semi-sync mark one per write) the last of each `everyMs`.
+ */
+export function coalescePoints(points: CdpPoint[], everyMs: number): CdpPoint[] {
+  const listed: CdpPoint[] = [];
+  for (const point of points) {
+    const last = listed[listed.length - 1];
+    if (point.name === null && last && last.name === null && Math.floor(last.timeMs / everyMs) === Math.floor(point.timeMs / everyMs)) {
+      listed[listed.length - 1] = point;
+    } else {
+      listed.push(point);
+    }
+  }
+  return listed.map((point) => ({ ...point }));
+}
+
+/**
  * Applies the policy: consolidates between kept points over distributed
  * records, drops the points before the oldest kept one, then, while the
  * journal holds more than its budget, drops the oldest kept points too
@@ -95,7 +112,8 @@ export async function applyRetention(journal: CdpJournal, policy: RetentionPolic
     const dropsSome = points.some((point) => point.seq > from.seq && point.seq < to.seq);
     if (dropsSome) await journal.consolidate(from.seq, to.seq);
   }
-  if (kept.length > 0) await journal.release(kept[0].seq);
+  // No point at all: no image needs any undo.
+  await journal.release(kept.length > 0 ? kept[0].seq : journal.meta.lastSeq);
   const afterAge = journal.points().length;
   let droppedForSpace = 0;
   while (journal.meta.heldExtents * trackSize > policy.budgetBytes) {
