@@ -173,12 +173,17 @@ export class CdpJournal {
           payload = data.subarray(runStart - offset, runStop - offset);
         } else {
           payload = Buffer.allocUnsafe(run.count * trackSize);
-          const edges = new Set([track, track + run.count - 1]);
+          const state = this.engine.metadata;
+          const partial = [...new Set([track, track + run.count - 1])].filter((edge) => !(edge * trackSize >= offset && (edge + 1) * trackSize <= end));
+          const heads = partial.map((edge) => headExtent(state, this.meta, volume, edge));
           const reads: Promise<void>[] = [];
-          for (const edge of edges) {
-            if (edge * trackSize >= offset && (edge + 1) * trackSize <= end) continue;
-            const slot = payload.subarray((edge - track) * trackSize, (edge - track + 1) * trackSize);
-            reads.push(this.readExtent(headExtent(this.engine.metadata, this.meta, volume, edge), slot));
+          if (partial.length === 2 && run.count === 2 && heads[0] !== NO_EXTENT && heads[1] === heads[0] + 1 && journal.extents.runLimit(heads[0]) >= 2) {
+            // Both ends of a write across one track boundary, held in consecutive extents: one pread.
+            reads.push(this.readExtent(heads[0], payload));
+          } else {
+            partial.forEach((edge, i) => {
+              reads.push(this.readExtent(heads[i], payload.subarray((edge - track) * trackSize, (edge - track + 1) * trackSize)));
+            });
           }
           await Promise.all(reads);
           const from = Math.max(offset, runStart);
