@@ -253,3 +253,32 @@ describe('crash mid-distribution', () => {
     }
   });
 });
+
+describe('deleting a journal', () => {
+  it('distributes what is left, then frees every extent it held', async () => {
+    const { root, engine, journal, volume } = await setup(32 * TRACK);
+    await journal.write(volume, 0, pattern(1, 8 * TRACK, 1));
+    await journal.markPoint();
+    await journal.write(volume, 0, pattern(2, 4 * TRACK, 2));
+    await journal.distribute();
+    await journal.write(volume, 0, pattern(3, 2 * TRACK, 3));
+    // Held: 4 undo extents of the second write, 2 do extents of the third.
+    expect(journal.meta.heldExtents).toBe(6);
+    await journal.delete();
+    expect(CdpJournal.list(engine)).toEqual([]);
+    expect(engine.metadata.usedExtents).toBe(8);
+    const replica = Buffer.alloc(8 * TRACK);
+    await engine.device('replica').readInto(0, replica);
+    const expected = pattern(1, 8 * TRACK, 1);
+    pattern(2, 4 * TRACK, 2).copy(expected, 0);
+    pattern(3, 2 * TRACK, 3).copy(expected, 0);
+    expect(replica.equals(expected)).toBe(true);
+    await engine.close();
+    opened.splice(opened.indexOf(engine), 1);
+    expect((await checkDataDir(root)).problems).toEqual([]);
+    const reopened = await StorageEngine.open(root);
+    opened.push(reopened);
+    expect(CdpJournal.list(reopened)).toEqual([]);
+    expect(reopened.metadata.usedExtents).toBe(8);
+  });
+});

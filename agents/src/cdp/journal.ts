@@ -260,16 +260,22 @@ export class CdpJournal {
         count = Math.min(count, within);
       }
       if (count === 0) return 0;
-      const upto = pending[count - 1].seq;
-      let moved = 0;
-      while (moved < pending.length && pending[moved].seq <= upto) {
-        const entry = pending[moved++];
-        this.engine.codes.invalidate(entry.volume, entry.track, entry.track + 1);
-      }
-      this.log({ op: 'distribute', journal: this.id, upto });
+      const moved = this.logDistribute(pending[count - 1].seq);
       if (options.durable) await this.journal.commit();
       return moved;
     });
+  }
+
+  /** Logs the distribution of every record up to `upto` (segment codes of the tracks it changes go invalid); returns the entries moved. */
+  private logDistribute(upto: number): number {
+    const pending = this.meta.pending;
+    let moved = 0;
+    while (moved < pending.length && pending[moved].seq <= upto) {
+      const entry = pending[moved++];
+      this.engine.codes.invalidate(entry.volume, entry.track, entry.track + 1);
+    }
+    if (moved > 0) this.log({ op: 'distribute', journal: this.id, upto });
+    return moved;
   }
 
   // --- retention (policy in retention.ts) ---
@@ -337,10 +343,14 @@ export class CdpJournal {
     return image;
   }
 
-  /** Ends the journal: frees every extent it holds (the replica keeps its content). */
+  /**
+   * Ends the journal: distributes what is left (the replica then holds
+   * every record appended) and frees every extent it holds, closing open images.
+   */
   async delete(): Promise<void> {
     await this.serial(async () => {
       for (const image of [...this.images]) await image.close();
+      this.logDistribute(this.meta.lastSeq);
       this.log({ op: 'delete', journal: this.id });
       await this.journal.commit();
     });
