@@ -40,7 +40,8 @@ type Op =
   | { kind: 'image'; point: number; write: { volume: number; offset: number; length: number; seed: number } | null; releaseWhileOpen: boolean; race: boolean }
   | { kind: 'release'; drop: number }
   | { kind: 'consolidate'; from: number; to: number }
-  | { kind: 'budget'; tracks: number }
+  | { kind: 'budget'; tracks: number; tight: boolean }
+  | { kind: 'burst'; writes: Array<{ volume: number; offset: number; length: number; seed: number }>; point: boolean; imageAt: number }
   | { kind: 'restart' }
   | { kind: 'crash'; keepBytes: number; unacked: boolean };
 
@@ -67,7 +68,16 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), drop: fc.integer({ min: 1, max: 3 }) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('consolidate' as const), from: fc.nat(20), to: fc.nat(20) }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('budget' as const), tracks: fc.integer({ min: 0, max: 30 }) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('budget' as const), tracks: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.constant(10_000)), tight: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('burst' as const),
+      writes: fc.array(fc.record({ ...rangeArb, seed: fc.nat(255) }), { minLength: 1, maxLength: 6 }),
+      point: fc.boolean(),
+      imageAt: fc.nat(50),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: 'restart' as const }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('crash' as const), keepBytes: fc.oneof(fc.constant(0), fc.nat(300), fc.constant(1 << 20)), unacked: fc.boolean() }) },
 );
@@ -217,12 +227,46 @@ async function run(ops: Op[]): Promise<void> {
         }
         case 'budget': {
           await journal.distribute();
-          const result = await applyRetention(journal, { requiredWindowMs: 3_600_000, budgetBytes: op.tracks * TRACK, tiers: DEFAULT_TIERS, bookmarkMs: Infinity }, clock);
+          // Tight tiers (the clock moves 1 s per op): every point of the last 5 s, one per 4 s back to 60 s, bookmarks for 20 s.
+          const tiers = op.tight ? [{ ageMs: 5000, everyMs: 0 }, { ageMs: 60_000, everyMs: 4000 }] : DEFAULT_TIERS;
+          const result = await applyRetention(journal, { requiredWindowMs: 3_600_000, budgetBytes: op.tracks * TRACK, tiers, bookmarkMs: op.tight ? 20_000 : Infinity }, clock);
           expect(result.heldAfter).toBeLessThanOrEqual(result.heldBefore);
           // Whatever it dropped, the points it kept must still read right (checked below).
           const kept = new Set(journal.points().map((p) => `${p.seq}/${p.name}`));
           retained = retained.filter((p) => kept.has(`${p.seq}/${p.name}`));
           samePoints();
+          break;
+        }
+        case 'burst': {
+          // Appends, distribution steps, a point and an image read issued together: they run in call order.
+          const work: Promise<unknown>[] = [];
+          const choices = retained.map((p) => p.seq);
+          const seq = choices.length > 0 ? choices[op.imageAt % choices.length] : null;
+          const image = seq === null ? null : journal.openImage(seq);
+          for (const write of op.writes) {
+            const [offset, length] = clamp(write.volume, write.offset, write.length);
+            const data = pattern(write.seed, length, counter++);
+            work.push(journal.write(ids[write.volume], offset, data, clock).then((s) => (lastSeq = Math.max(lastSeq, s))));
+            applyWrite(head, write.volume, offset, data, length);
+            work.push(journal.distribute({ maxEntries: 2 }));
+            if (image) {
+              const volume = write.volume;
+              const actual = Buffer.alloc(SIZES[volume]);
+              work.push(image.read(ids[volume], 0, actual).then(() => expect(actual.equals(snapshots.get(seq!)![volume]), `image at ${seq} during a burst`).toBe(true)));
+            }
+          }
+          if (op.point) {
+            const content = head.map((b) => Buffer.from(b));
+            work.push(
+              journal.markPoint({ timeMs: clock }).then((point) => {
+                snapshots.set(point.seq, content);
+                const last = retained[retained.length - 1];
+                if (!(last && last.seq === point.seq && last.name === null)) retained.push({ seq: point.seq, name: null });
+              }),
+            );
+          }
+          await Promise.all(work);
+          await image?.close();
           break;
         }
         case 'restart':
