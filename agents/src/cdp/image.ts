@@ -1,5 +1,6 @@
 import { ProblemError } from '@tandem/contract';
 import { extentAt } from '../storage/cdp-meta.ts';
+import type { AllocationRun, BlockDevice } from '../storage/block-device.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { MetadataJournal } from '../storage/journal.ts';
 import { NO_EXTENT } from '../storage/metadata.ts';
@@ -160,5 +161,80 @@ export class ImageAccess {
     for (const own of this.overlay.values()) for (const extent of own.values()) this.journal.allocator.release(extent);
     this.overlay.clear();
     this.onClose();
+  }
+}
+
+/**
+ * One volume of an image as a block device (what an NBD export of the
+ * image will serve). Trims and write-zeroes write zeroes into the image's
+ * own extents; flush has nothing to do (the image's writes are discarded
+ * at close anyway).
+ */
+export class ImageDevice implements BlockDevice {
+  readonly name: string;
+  readonly readOnly = false;
+  private readonly image: ImageAccess;
+  private readonly volume: number;
+  private openers = 0;
+
+  constructor(image: ImageAccess, volume: number, name: string) {
+    this.image = image;
+    this.volume = volume;
+    this.name = name;
+  }
+
+  get sizeBytes(): number {
+    return this.image.sizeOf(this.volume);
+  }
+
+  get trackSize(): number {
+    return this.image.trackSize;
+  }
+
+  get openCount(): number {
+    return this.openers;
+  }
+
+  readInto(offset: number, target: Buffer): Promise<void> {
+    return this.image.read(this.volume, offset, target);
+  }
+
+  write(offset: number, data: Buffer): Promise<void> {
+    // The image's write path keeps no reference to `data` once it settles.
+    return this.image.write(this.volume, offset, data);
+  }
+
+  async trim(offset: number, length: number): Promise<void> {
+    await this.writeZeroes(offset, length);
+  }
+
+  async writeZeroes(offset: number, length: number): Promise<void> {
+    const step = 1 << 20;
+    for (let at = offset; at < offset + length; at += step) await this.image.write(this.volume, at, Buffer.alloc(Math.min(step, offset + length - at)));
+  }
+
+  async flush(): Promise<void> {}
+
+  allocationMap(offset: number, length: number): AllocationRun[] {
+    const runs: AllocationRun[] = [];
+    const { trackSize } = this;
+    for (let position = offset; position < offset + length; ) {
+      const track = Math.floor(position / trackSize);
+      const stop = Math.min(offset + length, (track + 1) * trackSize);
+      const allocated = this.image.extentOf(this.volume, track) !== NO_EXTENT;
+      const last = runs[runs.length - 1];
+      if (last && last.allocated === allocated) last.length += stop - position;
+      else runs.push({ length: stop - position, allocated });
+      position = stop;
+    }
+    return runs;
+  }
+
+  retain(): void {
+    this.openers++;
+  }
+
+  release(): void {
+    if (this.openers > 0) this.openers--;
   }
 }

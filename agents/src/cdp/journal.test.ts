@@ -8,6 +8,7 @@ import { ExtentStore } from '../storage/extent-store.ts';
 import { initDataDir } from '../storage/init.ts';
 import { NO_EXTENT } from '../storage/metadata.ts';
 import { pattern } from '../storage/reference-model.ts';
+import { ImageDevice } from './image.ts';
 import { CdpJournal, TRIM_PIECE_TRACKS } from './journal.ts';
 
 /** Focused tests of the CDP journal on a real engine in a temp dir (see journal.property.test.ts for the model test). */
@@ -280,5 +281,39 @@ describe('deleting a journal', () => {
     opened.push(reopened);
     expect(CdpJournal.list(reopened)).toEqual([]);
     expect(reopened.metadata.usedExtents).toBe(8);
+  });
+});
+
+describe('an image as a block device', () => {
+  it('reads the point, maps what is allocated there, and takes writes and trims apart from the replica', async () => {
+    const { engine, journal, volume } = await setup(16 * TRACK);
+    await journal.write(volume, 0, pattern(1, 2 * TRACK, 1));
+    const point = await journal.markPoint();
+    await journal.write(volume, 4 * TRACK, pattern(2, 2 * TRACK, 2));
+    await journal.trim(volume, 0, TRACK);
+    await journal.distribute();
+    const image = journal.openImage(point.seq);
+    const device = new ImageDevice(image, volume, 'replica@point');
+    expect(device.sizeBytes).toBe(16 * TRACK);
+    expect(device.allocationMap(0, 8 * TRACK)).toEqual([
+      { length: 2 * TRACK, allocated: true },
+      { length: 6 * TRACK, allocated: false },
+    ]);
+    const out = Buffer.alloc(2 * TRACK);
+    await device.readInto(0, out);
+    expect(out.equals(pattern(1, 2 * TRACK, 1))).toBe(true);
+    await device.trim(100, 200);
+    await device.write(TRACK, Buffer.from('image only'));
+    await device.readInto(0, out);
+    const expected = pattern(1, 2 * TRACK, 1);
+    expected.fill(0, 100, 300);
+    Buffer.from('image only').copy(expected, TRACK);
+    expect(out.equals(expected)).toBe(true);
+    await image.close();
+    // The replica saw none of it: track 0 trimmed by the journal, track 1 as written.
+    const replica = Buffer.alloc(2 * TRACK);
+    await engine.device('replica').readInto(0, replica);
+    expect(replica.subarray(0, TRACK).every((b) => b === 0)).toBe(true);
+    expect(replica.subarray(TRACK).equals(pattern(1, 2 * TRACK, 1).subarray(TRACK))).toBe(true);
   });
 });

@@ -31,6 +31,9 @@ export interface JournalIoCounts {
   dataReads: number;
 }
 
+/** One CdpJournal per journal and engine: its change queue is what orders appends. */
+const instances = new WeakMap<StorageEngine, Map<number, CdpJournal>>();
+
 export class CdpJournal {
   readonly id: number;
   private readonly engine: StorageEngine;
@@ -60,14 +63,25 @@ export class CdpJournal {
     const id = Math.max(0, ...state.journals.keys()) + 1;
     const journal = new CdpJournal(engine, id);
     journal.log({ op: 'create', journal: id, volumes: ids });
+    CdpJournal.register(engine, journal);
     await engine.flush();
     return journal;
   }
 
-  /** The journal `id` as recovered by the engine at open. */
+  /** The journal `id` as recovered by the engine at open (the same object on every call). */
   static open(engine: StorageEngine, id: number): CdpJournal {
     if (!engine.metadata.journals.has(id)) throw new ProblemError('not-found', `there is no journal ${id}`);
-    return new CdpJournal(engine, id);
+    return instances.get(engine)?.get(id) ?? CdpJournal.register(engine, new CdpJournal(engine, id));
+  }
+
+  private static register(engine: StorageEngine, journal: CdpJournal): CdpJournal {
+    let map = instances.get(engine);
+    if (!map) {
+      map = new Map();
+      instances.set(engine, map);
+    }
+    map.set(journal.id, journal);
+    return journal;
   }
 
   static list(engine: StorageEngine): number[] {
@@ -352,6 +366,7 @@ export class CdpJournal {
       for (const image of [...this.images]) await image.close();
       this.logDistribute(this.meta.lastSeq);
       this.log({ op: 'delete', journal: this.id });
+      instances.get(this.engine)?.delete(this.id);
       await this.journal.commit();
     });
   }
