@@ -1,5 +1,5 @@
 import { ProblemError } from '@tandem/contract';
-import { headExtent, type CdpJournalMeta, type CdpOp, type CdpPoint, type CdpRun } from '../storage/cdp-meta.ts';
+import { headExtent, type CdpJournalMeta, type CdpOp, type CdpPoint, type CdpRange, type CdpRun } from '../storage/cdp-meta.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { MetadataJournal } from '../storage/journal.ts';
 import { NO_EXTENT } from '../storage/metadata.ts';
@@ -320,16 +320,24 @@ export class CdpJournal {
 
   /**
    * Drops the points strictly between `from` and `to` (both distributed
-   * sequence numbers) and the undo only they needed. Refused (false) over
-   * an open image's point or undistributed records.
+   * sequence numbers) and the undo only they needed, for each range (in
+   * order, not overlapping; one record for all). A range over an open
+   * image's point or undistributed records is left out. Returns the ranges
+   * consolidated.
    */
-  consolidate(from: number, to: number): Promise<boolean> {
+  consolidate(ranges: CdpRange[]): Promise<CdpRange[]> {
     return this.serial(() => {
       const meta = this.meta;
-      if (from >= to || to > meta.distributedSeq || from < meta.floor) return false;
-      if (this.protectedSeqs().some((seq) => seq > from && seq < to)) return false;
-      this.log({ op: 'consolidate', journal: this.id, from, to });
-      return true;
+      const images = this.protectedSeqs();
+      const done: CdpRange[] = [];
+      for (const { from, to } of ranges) {
+        const previous = done[done.length - 1];
+        if (from >= to || to > meta.distributedSeq || from < meta.floor || (previous && from < previous.to)) continue;
+        if (images.some((seq) => seq > from && seq < to)) continue;
+        done.push({ from, to });
+      }
+      if (done.length > 0) this.log({ op: 'consolidate', journal: this.id, ranges: done });
+      return done;
     });
   }
 

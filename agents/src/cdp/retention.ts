@@ -105,13 +105,16 @@ export async function applyRetention(journal: CdpJournal, policy: RetentionPolic
   const points = journal.meta.points.slice();
   const keep = pointsToKeep(points, policy, nowMs);
   const kept = points.filter((point) => keep.has(point));
-  // Consolidate each stretch between two kept points that drops some in between.
+  // Consolidate each stretch between two kept points that drops some in between (one record, one pass).
+  const ranges = [];
+  let at = 0;
   for (let i = 0; i + 1 < kept.length; i++) {
-    const from = kept[i];
-    const to = kept[i + 1];
-    const dropsSome = points.some((point) => point.seq > from.seq && point.seq < to.seq);
-    if (dropsSome) await journal.consolidate(from.seq, to.seq);
+    const from = kept[i].seq;
+    const to = kept[i + 1].seq;
+    while (at < points.length && points[at].seq <= from) at++;
+    if (at < points.length && points[at].seq < to) ranges.push({ from, to });
   }
+  if (ranges.length > 0) await journal.consolidate(ranges);
   // No point at all: no image needs any undo.
   await journal.release(kept.length > 0 ? kept[0].seq : journal.meta.lastSeq);
   const afterAge = journal.points().length;

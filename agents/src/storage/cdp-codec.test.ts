@@ -13,7 +13,7 @@ const ops: CdpOp[] = [
   { op: 'point', journal: 3, timeMs: 7, name: 'vor dem Update ✓' },
   { op: 'distribute', journal: 3, upto: 2 ** 45 },
   { op: 'release', journal: 3, floor: 12 },
-  { op: 'consolidate', journal: 3, from: 4, to: 9 },
+  { op: 'consolidate', journal: 3, ranges: [{ from: 4, to: 9 }, { from: 9, to: 2 ** 41 }] },
   { op: 'delete', journal: 3 },
 ];
 

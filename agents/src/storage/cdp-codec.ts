@@ -13,7 +13,7 @@ import { NO_EXTENT, type MetadataState } from './metadata.ts';
  *   point       u48 timeMs, u16 name bytes (0xffff: no name), the UTF-8 name
  *   distribute  u48 upto
  *   release     u48 floor
- *   consolidate u48 from, u48 to
+ *   consolidate u32 n, n x (u48 from, u48 to)
  *
  * Checkpoint section (after the bitmaps): u32 journals, then per journal
  * u32 id, u32 volumes, volumes x u32, u48 lastSeq, u48 distributedSeq,
@@ -46,7 +46,7 @@ export function cdpPayloadLength(op: CdpOp): number {
     case 'release':
       return head + 6;
     case 'consolidate':
-      return head + 12;
+      return head + 4 + op.ranges.length * 12;
   }
 }
 
@@ -99,8 +99,11 @@ export function encodeCdp(op: CdpOp, out: Buffer, at: number): void {
       out.writeUIntLE(op.floor, p, 6);
       break;
     case 'consolidate':
-      out.writeUIntLE(op.from, p, 6);
-      out.writeUIntLE(op.to, p + 6, 6);
+      out.writeUInt32LE(op.ranges.length, p);
+      op.ranges.forEach((range, i) => {
+        out.writeUIntLE(range.from, p + 4 + i * 12, 6);
+        out.writeUIntLE(range.to, p + 10 + i * 12, 6);
+      });
       break;
   }
 }
@@ -154,8 +157,13 @@ export function decodeCdp(payload: Buffer): CdpOp | undefined {
       return need(6) ? { op: 'distribute', journal, upto: payload.readUIntLE(p, 6) } : undefined;
     case OP_CODES.release:
       return need(6) ? { op: 'release', journal, floor: payload.readUIntLE(p, 6) } : undefined;
-    case OP_CODES.consolidate:
-      return need(12) ? { op: 'consolidate', journal, from: payload.readUIntLE(p, 6), to: payload.readUIntLE(p + 6, 6) } : undefined;
+    case OP_CODES.consolidate: {
+      if (payload.length < p + 4) return undefined;
+      const n = payload.readUInt32LE(p);
+      if (!need(4 + n * 12)) return undefined;
+      const ranges = Array.from({ length: n }, (_, i) => ({ from: payload.readUIntLE(p + 4 + i * 12, 6), to: payload.readUIntLE(p + 10 + i * 12, 6) }));
+      return { op: 'consolidate', journal, ranges };
+    }
     default:
       return undefined;
   }

@@ -58,7 +58,13 @@ export type CdpOp =
   | { op: 'point'; journal: number; timeMs: number; name: string | null }
   | { op: 'distribute'; journal: number; upto: number }
   | { op: 'release'; journal: number; floor: number }
-  | { op: 'consolidate'; journal: number; from: number; to: number };
+  | { op: 'consolidate'; journal: number; ranges: CdpRange[] };
+
+/** A stretch (from, to] of sequence numbers; consolidation keeps the points at its ends. */
+export interface CdpRange {
+  from: number;
+  to: number;
+}
 
 export class CdpJournalMeta {
   readonly id: number;
@@ -221,7 +227,7 @@ export function applyCdp(state: MetadataState, op: CdpOp): void {
       release(state, journal, op.floor);
       break;
     case 'consolidate':
-      consolidate(state, journal, op.from, op.to);
+      consolidate(state, journal, op.ranges);
       break;
   }
   state.version++;
@@ -275,21 +281,47 @@ function release(state: MetadataState, journal: CdpJournalMeta, floor: number): 
 }
 
 /**
- * Drops the points strictly between `from` and `to` and the undo only they
- * needed: of the distributed entries in (from, to], each track keeps its
- * first (what points up to `from` read); the rest go. Only over distributed
- * records (a no-op otherwise).
+ * For each range: drops the points strictly between `from` and `to` and
+ * the undo only they needed (of the distributed entries in (from, to], each
+ * track keeps its first: what points up to `from` read; the rest go). One
+ * pass over the kept entries for all ranges. A range that is empty, reaches
+ * undistributed records, starts below the floor, or overlaps the one
+ * before it is skipped.
  */
-function consolidate(state: MetadataState, journal: CdpJournalMeta, from: number, to: number): void {
-  if (from >= to || to > journal.distributedSeq || from < journal.floor) return;
-  const points = journal.points.filter((point) => point.seq <= from || point.seq >= to);
+function consolidate(state: MetadataState, journal: CdpJournalMeta, ranges: CdpRange[]): void {
+  const valid: CdpRange[] = [];
+  for (const range of ranges) {
+    const previous = valid[valid.length - 1];
+    if (range.from >= range.to || range.to > journal.distributedSeq || range.from < journal.floor) continue;
+    if (previous && range.from < previous.to) continue;
+    valid.push(range);
+  }
+  if (valid.length === 0) return;
+  const inside = (seq: number, strict: boolean): CdpRange | undefined => {
+    let low = 0;
+    let high = valid.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (valid[middle].to < seq || (strict && valid[middle].to === seq)) low = middle + 1;
+      else high = middle;
+    }
+    const range = valid[low];
+    return range && seq > range.from && (strict ? seq < range.to : seq <= range.to) ? range : undefined;
+  };
+  const points = journal.points.filter((point) => !inside(point.seq, true));
   journal.points.splice(0, journal.points.length, ...points);
   const seen = new Set<string>();
+  let current: CdpRange | undefined;
   const kept: CdpEntry[] = [];
   for (const entry of journal.kept) {
-    if (entry.seq <= from || entry.seq > to) {
+    const range = inside(entry.seq, false);
+    if (!range) {
       kept.push(entry);
       continue;
+    }
+    if (range !== current) {
+      current = range;
+      seen.clear();
     }
     const key = `${entry.volume}:${entry.track}`;
     if (!seen.has(key)) {
