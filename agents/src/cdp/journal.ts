@@ -152,8 +152,10 @@ export class CdpJournal {
       const end = offset + length;
       const fullStart = Math.ceil(offset / trackSize);
       const fullEnd = Math.floor(end / trackSize);
+      // The partial tracks at the ends (empty ranges where an end is on a track boundary).
+      const boundary = Math.min(end, (Math.floor(offset / trackSize) + 1) * trackSize);
       const partial: Array<[number, number]> =
-        fullStart < fullEnd ? [[offset, fullStart * trackSize], [fullEnd * trackSize, end]] : [[offset, Math.min(end, (Math.floor(offset / trackSize) + 1) * trackSize)], [Math.min(end, (Math.floor(offset / trackSize) + 1) * trackSize), end]];
+        fullStart < fullEnd ? [[offset, fullStart * trackSize], [fullEnd * trackSize, end]] : [[offset, boundary], [boundary, end]];
       for (const [from, to] of partial) {
         if (from >= to || headExtent(this.engine.metadata, this.meta, volume, Math.floor(from / trackSize)) === NO_EXTENT) continue;
         const runs = await this.writeTracks(volume, from, Buffer.alloc(to - from));
