@@ -345,3 +345,18 @@ describe('CDP journal against a model', () => {
     );
   }, Math.max(120_000, RUNS * 3_000));
 });
+
+describe('CDP journal cases found worth keeping', () => {
+  it('counts a record without entries (a trim of empty tracks) as distributed, so consolidation may pass it', async () => {
+    await run([
+      { kind: 'point', bookmark: false },
+      { kind: 'trim', volume: 0, offset: 0, length: 4096 },
+      { kind: 'point', bookmark: false },
+      { kind: 'consolidate', from: 0, to: 3, mid: null },
+      { kind: 'point', bookmark: false },
+      { kind: 'release', drop: 1 },
+      { kind: 'crash', keepPercent: 100, unacked: false, tear: false },
+      { kind: 'budget', tracks: 0, tight: false },
+    ]);
+  });
+});

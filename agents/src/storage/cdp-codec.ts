@@ -16,7 +16,8 @@ import { NO_EXTENT, type MetadataState } from './metadata.ts';
  *   consolidate u32 n, n x (u48 from, u48 to)
  *
  * Checkpoint section (after the bitmaps): u32 journals, then per journal
- * u32 id, u32 volumes, volumes x u32, u48 lastSeq, u48 distributedSeq,
+ * u32 id, u32 volumes, volumes x u32, u48 lastSeq, u48 distributedSeq (for
+ * readers; derived from the entries when loaded),
  * u48 floor, u32 entries, u32 points; entries (kept then pending, so in
  * sequence order) x 30 bytes (u48 seq, u32 volume, u48 track, u32 extent,
  * u32 undo (0xfffffffe: undistributed), u48 timeMs); points x (u48 seq,
@@ -233,7 +234,6 @@ export function parseJournals(state: MetadataState, body: Buffer, offset: number
     p += volumeCount * 4;
     const journal = new CdpJournalMeta(id, volumes);
     journal.lastSeq = body.readUIntLE(p, 6);
-    journal.distributedSeq = body.readUIntLE(p + 6, 6);
     journal.floor = body.readUIntLE(p + 12, 6);
     const entryCount = body.readUInt32LE(p + 18);
     const pointCount = body.readUInt32LE(p + 22);

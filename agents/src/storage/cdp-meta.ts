@@ -71,8 +71,6 @@ export class CdpJournalMeta {
   readonly volumes: number[];
   /** Sequence number of the last record appended (0: none yet). */
   lastSeq = 0;
-  /** Every record up to this one is distributed. */
-  distributedSeq = 0;
   /** No point below this is kept; records up to it keep no undo. */
   floor = 0;
   /** Undistributed entries, in sequence order. */
@@ -88,6 +86,11 @@ export class CdpJournalMeta {
   constructor(id: number, volumes: number[]) {
     this.id = id;
     this.volumes = [...volumes];
+  }
+
+  /** Every record up to this one is distributed (records without entries, like a trim of empty tracks, count as distributed). */
+  get distributedSeq(): number {
+    return this.pending.length > 0 ? this.pending[0].seq - 1 : this.lastSeq;
   }
 
   entriesOf(volume: number, track: number): CdpEntry[] | undefined {
@@ -262,7 +265,6 @@ function distribute(state: MetadataState, journal: CdpJournalMeta, upto: number)
     }
   }
   journal.pending.splice(0, taken);
-  if (upto > journal.distributedSeq) journal.distributedSeq = upto;
 }
 
 function release(state: MetadataState, journal: CdpJournalMeta, floor: number): void {
