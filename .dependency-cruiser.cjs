@@ -2,6 +2,7 @@
  * Import boundaries (issue 12 item 4), checked in CI by agents/test/import-boundaries.test.ts
  * and by hand with `npm run lint:deps`. Dependencies run one way:
  *   contract <- storage <- write-path <- nbd, flash <- replication <- api, metrics, cli <- agent
+ * and storage <- cdp (the replica-side journal, issue 13) <- replication.
  * and the console's renderer reaches the agents only through the contract and its backend.
  * Type-only imports are left out of the cycle rule (they vanish at runtime; the replication
  * service's type cycle is issue 12's next step: clusters and history are out of it).
@@ -28,7 +29,14 @@ module.exports = {
       severity: 'error',
       comment: 'The storage engine knows no data path, flash copy, replication, API or CLI.',
       from: { path: '^agents/src/storage/' },
-      to: { path: '^agents/src/(write-path|nbd|flash|replication|api|cli)/' },
+      to: { path: '^agents/src/(write-path|nbd|flash|replication|api|cli|cdp)/' },
+    },
+    {
+      name: 'cdp-on-storage',
+      severity: 'error',
+      comment: 'The CDP journal is built on the storage engine alone: replication (targets, group applier, shipping) feeds it, never the other way.',
+      from: { path: '^agents/src/cdp/' },
+      to: { path: '^agents/src/(write-path|nbd|flash|replication|api|cli|metrics)/' },
     },
     {
       name: 'write-path-below-its-taps',
@@ -62,7 +70,7 @@ module.exports = {
       name: 'metrics-read-the-parts',
       severity: 'error',
       comment: 'Metrics read the engine, NBD, flash copy and replication through the narrow meters and views they offer; none of those parts imports metrics.',
-      from: { path: '^agents/src/(storage|write-path|nbd|flash|replication|api)/' },
+      from: { path: '^agents/src/(storage|cdp|write-path|nbd|flash|replication|api)/' },
       to: { path: '^agents/src/metrics/' },
     },
     {

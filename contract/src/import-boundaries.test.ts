@@ -52,6 +52,9 @@ describe('import boundaries', () => {
       // Clusters read sessions through SessionReader: even a type import of the service is refused there.
       'agents/src/replication/service.ts': 'export class ReplicationService {}\n',
       'agents/src/replication/clusters/manager.ts': "import type { ReplicationService } from '../service.ts';\nexport type M = ReplicationService;\n",
+      // The CDP journal sits on storage alone, and storage knows nothing of it.
+      'agents/src/cdp/journal.ts': "import { link } from '../replication/peers.ts';\nexport const journal = link;\n",
+      'agents/src/storage/engine.ts': "import { journal } from '../cdp/journal.ts';\nexport const engine = journal;\n",
     });
     const { code, output } = cruise(dir, ['agents/src', 'renderer/src']);
     expect(code).not.toBe(0);
@@ -59,6 +62,8 @@ describe('import boundaries', () => {
     expect(output).toMatch(/no-runtime-cycle: agents\/src\/flash\/(a|b)\.ts/);
     expect(output).toMatch(/renderer-no-node: renderer\/src\/app\.ts → (node:)?fs/);
     expect(output).toMatch(/clusters-and-history-read-sessions: agents\/src\/replication\/clusters\/manager\.ts → agents\/src\/replication\/service\.ts/);
+    expect(output).toMatch(/cdp-on-storage: agents\/src\/cdp\/journal\.ts → agents\/src\/replication\/peers\.ts/);
+    expect(output).toMatch(/storage-is-the-bottom: agents\/src\/storage\/engine\.ts → agents\/src\/cdp\/journal\.ts/);
     expect(output).not.toMatch(/storage\/(x|y)\.ts/);
   }, 120_000);
 });

@@ -4,6 +4,7 @@ import { dataDirPaths, type AgentIdentity } from '../data-dir.ts';
 import { Catalog } from './catalog.ts';
 import { CheckpointError, readCheckpoint } from './checkpoint.ts';
 import { extentFileName, extentsPerFile } from './extent-store.ts';
+import { forEachJournalExtent } from './cdp-meta.ts';
 import { Chunk, CHUNK_TRACKS, NO_EXTENT, type MetadataState } from './metadata.ts';
 import { applyRecord, decodeSegment, listSegments, segmentName } from './wal.ts';
 
@@ -93,6 +94,15 @@ export async function checkDataDir(dataDir: string): Promise<CheckReport> {
     }
     if (allocated !== chunk.allocated) problems.push(`a chunk counts ${chunk.allocated} allocated tracks but holds ${allocated}`);
   }
+  // CDP journal entries hold extents too (do and undo by reference).
+  forEachJournalExtent(state, (extent) => {
+    if (extent >= counted.length) {
+      problems.push(`extent ${extent} is held by a CDP journal but has no refcount`);
+      return;
+    }
+    counted[extent]++;
+    highest = Math.max(highest, extent);
+  });
   let mismatches = 0;
   for (let extent = 0; extent < state.refcounts.length; extent++) {
     if (counted[extent] !== state.refcounts[extent]) {

@@ -4,6 +4,7 @@ import { crc32c } from '@node-rs/crc32';
 import { writeFileDurably } from './durable-file.ts';
 
 export { syncDirectory } from './durable-file.ts';
+import { parseJournals, serializeJournals } from './cdp-codec.ts';
 import { Chunk, CHUNK_TRACKS, MetadataState, NO_EXTENT, popcount8 } from './metadata.ts';
 
 /**
@@ -17,12 +18,14 @@ import { Chunk, CHUNK_TRACKS, MetadataState, NO_EXTENT, popcount8 } from './meta
  * 4096 x u32 or sparse (u16 slot, u32 extent) pairs); then the volumes (u32
  * id, u48 sizeBytes, u32 chunks, then (u32 chunkIndex, u32 chunkId) pairs);
  * then refcounts (u32 each); then u32 bitmapCount and per bitmap u32 id,
- * u32 volume, u32 byteLength, the bits; a trailing u32 crc32c of everything
- * before it.
+ * u32 volume, u32 byteLength, the bits; from format 3 on, the CDP journals
+ * (cdp-codec.ts); a trailing u32 crc32c of everything before it. Format 2
+ * (no journals) still loads.
  */
 
 const MAGIC = Buffer.from('TDMCKPT1', 'latin1');
-const FORMAT = 2;
+const FORMAT = 3;
+const FORMATS_READ = new Set([2, 3]);
 export const CHECKPOINT_FILE = 'checkpoint';
 
 export function serializeCheckpoint(state: MetadataState, walGeneration: number): Buffer {
@@ -69,7 +72,7 @@ export function serializeCheckpoint(state: MetadataState, walGeneration: number)
     head.writeUInt32LE(bitmap.bits.length, 8);
     bitmapParts.push(head, Buffer.from(bitmap.bits));
   }
-  const body = Buffer.concat([header, ...chunkParts, ...volumeParts, refcounts, ...bitmapParts]);
+  const body = Buffer.concat([header, ...chunkParts, ...volumeParts, refcounts, ...bitmapParts, serializeJournals(state)]);
   const trailer = Buffer.alloc(4);
   trailer.writeUInt32LE(crc32c(body), 0);
   return Buffer.concat([body, trailer]);
@@ -110,7 +113,8 @@ export function parseCheckpoint(file: Buffer): LoadedCheckpoint {
   if (file.length < 36 || !file.subarray(0, 8).equals(MAGIC)) throw new CheckpointError('bad magic');
   const body = file.subarray(0, file.length - 4);
   if (crc32c(body) !== file.readUInt32LE(file.length - 4)) throw new CheckpointError('checksum mismatch');
-  if (file.readUInt32LE(8) !== FORMAT) throw new CheckpointError(`unknown format ${file.readUInt32LE(8)}`);
+  const format = file.readUInt32LE(8);
+  if (!FORMATS_READ.has(format)) throw new CheckpointError(`unknown format ${format}`);
   const walGeneration = file.readUInt32LE(12);
   const state = new MetadataState(file.readUInt32LE(16));
   const chunkCount = file.readUInt32LE(20);
@@ -183,6 +187,11 @@ export function parseCheckpoint(file: Buffer): LoadedCheckpoint {
     let setCount = 0;
     for (const byte of bits) setCount += popcount8(byte);
     state.bitmaps.set(id, { id, volume, bits, setCount });
+  }
+  if (format >= 3) {
+    offset = parseJournals(state, body, offset, (at, bytes) => {
+      if (at + bytes > body.length) throw new CheckpointError('truncated');
+    });
   }
   if (offset !== body.length) throw new CheckpointError('trailing bytes');
   return { state, walGeneration };

@@ -362,6 +362,15 @@ export class StorageEngine implements Engine {
     return this.journal.state;
   }
 
+  /**
+   * The metadata journal itself (state, WAL records, group commit, extent
+   * allocator and store, read epochs), for the CDP journal (agents/src/cdp),
+   * which keeps its do and undo streams in the same metadata and WAL.
+   */
+  get metadataJournal(): MetadataJournal {
+    return this.journal;
+  }
+
   volumeMeta(name: string): VolumeMeta {
     return this.journal.state.volume(this.row(name).id);
   }

@@ -14,6 +14,8 @@
  * `MetadataListener` so the engine can pin it until the commit.
  */
 
+import type { CdpJournalMeta } from './cdp-meta.ts';
+
 export const CHUNK_TRACKS = 4096;
 export const CHUNK_SHIFT = 12;
 export const NO_EXTENT = 0xffffffff;
@@ -69,7 +71,9 @@ export class MetadataState {
   readonly trackSize: number;
   readonly volumes = new Map<number, VolumeMeta>();
   readonly bitmaps = new Map<number, BitmapMeta>();
-  /** refcounts[e] = chunks referencing extent e. Grows on demand. */
+  /** CDP journals (cdp-meta.ts): their entries hold extents, counted in refcounts. */
+  readonly journals = new Map<number, CdpJournalMeta>();
+  /** refcounts[e] = chunks (and CDP journal entries) referencing extent e. Grows on demand. */
   refcounts = new Uint32Array(1024);
   /** Extents with a refcount above zero. */
   usedExtents = 0;
@@ -348,6 +352,16 @@ export class MetadataState {
     volume.chunks.set(index, copy);
     this.dereferenceChunk(chunk);
     return copy;
+  }
+
+  /** A reference held outside any VTT (a CDP journal entry's extent, cdp-meta.ts). */
+  holdExtent(extent: number): void {
+    this.reference(extent);
+  }
+
+  /** Drops a reference taken by holdExtent (pinned by the listener until durable, as any drop). */
+  releaseExtent(extent: number): void {
+    this.dereference(extent);
   }
 
   private reference(extent: number): void {

@@ -1,5 +1,7 @@
 import fs from 'node:fs/promises';
 import { crc32c } from '@node-rs/crc32';
+import { cdpPayloadLength, decodeCdp, encodeCdp } from './cdp-codec.ts';
+import { applyCdp, type CdpOp } from './cdp-meta.ts';
 import type { MetadataState } from './metadata.ts';
 
 /**
@@ -31,6 +33,8 @@ export enum RecordType {
   MergeBitmap = 11,
   /** Flash copy: clones of track ranges and bitmap changes applied as one atomic record. */
   Flash = 12,
+  /** A change of a CDP journal (cdp-meta.ts; payload in cdp-codec.ts). */
+  Cdp = 13,
 }
 
 /** One step of a Flash record (see MetadataState.cloneTracks). */
@@ -54,7 +58,8 @@ export type WalRecord =
   | { type: RecordType.SetBits; bitmap: number; track: number; count: number }
   | { type: RecordType.ClearBits; bitmap: number; track: number; count: number }
   | { type: RecordType.MergeBitmap; bitmap: number; source: number }
-  | { type: RecordType.Flash; ops: FlashOp[] };
+  | { type: RecordType.Flash; ops: FlashOp[] }
+  | { type: RecordType.Cdp; op: CdpOp };
 
 function payloadLength(record: WalRecord): number {
   switch (record.type) {
@@ -77,6 +82,8 @@ function payloadLength(record: WalRecord): number {
       return 1 + 4;
     case RecordType.MergeBitmap:
       return 1 + 4 + 4;
+    case RecordType.Cdp:
+      return 1 + cdpPayloadLength(record.op);
     case RecordType.Flash: {
       let length = 1 + 4;
       for (const op of record.ops) length += FLASH_OP_BYTES[op.op];
@@ -130,6 +137,9 @@ export function encodeRecord(record: WalRecord, out: Buffer, offset: number): nu
     case RecordType.MergeBitmap:
       out.writeUInt32LE(record.bitmap, start + 1);
       out.writeUInt32LE(record.source, start + 5);
+      break;
+    case RecordType.Cdp:
+      encodeCdp(record.op, out, start + 1);
       break;
     case RecordType.Flash: {
       out.writeUInt32LE(record.ops.length, start + 1);
@@ -215,6 +225,10 @@ function decodePayload(payload: Buffer): WalRecord | undefined {
       return { type, bitmap: payload.readUInt32LE(1), source: payload.readUInt32LE(5) };
     case RecordType.Flash:
       return decodeFlash(payload);
+    case RecordType.Cdp: {
+      const op = decodeCdp(payload.subarray(1));
+      return op ? { type, op } : undefined;
+    }
     default:
       return undefined;
   }
@@ -336,6 +350,9 @@ export function applyRecord(state: MetadataState, record: WalRecord): void {
         else state.clearAllBits(op.bitmap);
       }
       state.version++;
+      break;
+    case RecordType.Cdp:
+      applyCdp(state, record.op);
       break;
   }
 }
