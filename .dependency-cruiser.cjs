@@ -1,5 +1,5 @@
 /**
- * Import boundaries (issue 12 item 4), checked in CI by agents/test/import-boundaries.test.ts
+ * Import boundaries (issue 12 item 4), checked in CI by contract/src/import-boundaries.test.ts
  * and by hand with `npm run lint:deps`. Dependencies run one way:
  *   contract <- storage <- write-path <- nbd, flash <- replication <- api, metrics, cli <- agent
  * and storage <- cdp (the replica-side journal, issue 13) <- replication.

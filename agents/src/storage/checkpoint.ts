@@ -24,7 +24,9 @@ import { Chunk, CHUNK_TRACKS, MetadataState, NO_EXTENT, popcount8 } from './meta
  */
 
 const MAGIC = Buffer.from('TDMCKPT1', 'latin1');
-const FORMAT = 3;
+/** Format 3 adds the CDP journals; a pool without any still writes format 2, which an agent from before reads. */
+const FORMAT_WITH_JOURNALS = 3;
+const FORMAT_WITHOUT_JOURNALS = 2;
 const FORMATS_READ = new Set([2, 3]);
 export const CHECKPOINT_FILE = 'checkpoint';
 
@@ -57,7 +59,8 @@ export function serializeCheckpoint(state: MetadataState, walGeneration: number)
 
   const header = Buffer.alloc(32);
   MAGIC.copy(header, 0);
-  header.writeUInt32LE(FORMAT, 8);
+  const withJournals = state.journals.size > 0;
+  header.writeUInt32LE(withJournals ? FORMAT_WITH_JOURNALS : FORMAT_WITHOUT_JOURNALS, 8);
   header.writeUInt32LE(walGeneration, 12);
   header.writeUInt32LE(state.trackSize, 16);
   header.writeUInt32LE(chunkIds.size, 20);
@@ -72,7 +75,8 @@ export function serializeCheckpoint(state: MetadataState, walGeneration: number)
     head.writeUInt32LE(bitmap.bits.length, 8);
     bitmapParts.push(head, Buffer.from(bitmap.bits));
   }
-  const body = Buffer.concat([header, ...chunkParts, ...volumeParts, refcounts, ...bitmapParts, serializeJournals(state)]);
+  const journals = withJournals ? [serializeJournals(state)] : [];
+  const body = Buffer.concat([header, ...chunkParts, ...volumeParts, refcounts, ...bitmapParts, ...journals]);
   const trailer = Buffer.alloc(4);
   trailer.writeUInt32LE(crc32c(body), 0);
   return Buffer.concat([body, trailer]);
