@@ -195,6 +195,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       peers: () => replication.peers.info(),
       flash: () => flash.list(),
       pool: () => engine.poolStats(),
+      alerts: () => alerts.store.active(),
     });
     const nbd = new NbdServer({
       exports: replication.exports,

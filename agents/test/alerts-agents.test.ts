@@ -13,6 +13,7 @@ import {
   type AlertWebhookPayload,
 } from '@tandem/contract';
 import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
+import { scrape, valueOf } from './helpers/metrics.ts';
 import { agentCliJson } from './helpers/run-command.ts';
 import { sessionPath, showSession, startOneCopySet, until } from './helpers/session-api.ts';
 
@@ -39,7 +40,7 @@ let webhookCalls = 0;
 
 beforeAll(async () => {
   [alpha, beta] = await startPairedAgents([
-    { site: 'alpha', env: alertEnv },
+    { site: 'alpha', env: alertEnv, extraArgs: ['--metrics', '127.0.0.1:0'] },
     { site: 'beta', env: alertEnv },
   ]);
   webhook = http.createServer((request, response) => {
@@ -158,6 +159,9 @@ describe('alerts raised and cleared', () => {
     });
     expect(raised.link.value).toBeGreaterThanOrEqual(1);
     expect(raised.exposure).toMatchObject({ kind: 'exposure', severity: 'warning', subject: { kind: 'session', session: 'gold', name: null }, threshold: 2 });
+    // Exported to Prometheus while active.
+    const { samples } = await scrape(alpha.runInfo.metricsAddress!);
+    expect(valueOf(samples, 'tandem_alert_active', { kind: 'link-down', severity: 'critical', session: 'gold', subject: 'gold link to beta' })).toBe(1);
     // Raised as events on the event stream's log.
     const raisedEvents = await alertEvents(alpha, 'alert.raised');
     expect(raisedEvents.map((alert) => alert.id)).toEqual(expect.arrayContaining([raised.link.id, raised.exposure.id]));

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AgentEvent, PoolStats, SessionInfo } from '@tandem/contract';
+import type { AgentEvent, PoolStats, SessionAlertThresholds, SessionInfo } from '@tandem/contract';
 import type { SessionReader } from '../replication/session-reader.ts';
 import type { SessionRecord } from '../replication/session-store.ts';
 import { Catalog } from '../storage/catalog.ts';
@@ -55,7 +55,7 @@ function sessionInfo(overrides: Partial<SessionInfo> = {}): SessionInfo {
   };
 }
 
-const defaults = { rpoTargetSeconds: null, linkDownSeconds: 30, backlogPercent: 80, enabled: true };
+const defaults: SessionAlertThresholds = { rpoTargetSeconds: null, linkDownSeconds: 30, backlogPercent: 80, enabled: true };
 
 describe('alert rules', () => {
   it('pool-full raises at the threshold and holds until 5 points under it', () => {
@@ -75,7 +75,7 @@ describe('alert rules', () => {
       exposureSeconds: 9.5,
       peers: [{ site: 'beta', role: 'target', link: 'down', since: '2026-01-01T00:00:40.000Z', unreachableSince: '2026-01-01T00:00:40.000Z' }],
     });
-    const keys = (thresholds: typeof defaults & { rpoTargetSeconds: number | null }, active: string[] = []) =>
+    const keys = (thresholds: SessionAlertThresholds, active: string[] = []) =>
       evaluateRules({ now, sessions: [{ info: down, thresholds, backlog: undefined }], pool: null, poolFullPercent: 90, active: new Set(active) }).map((c) => c.key);
     expect(keys(defaults)).toEqual([]); // down 20 s of 30, no RPO target
     expect(keys({ ...defaults, linkDownSeconds: 10 })).toEqual(['link-down:gold:beta']);
