@@ -179,6 +179,17 @@ describe('alerts raised and cleared', () => {
       return list.evaluatedAt ? list : null;
     });
     expect(activeOf(after, 'exposure:gold')).toMatchObject({ id: raised.exposure.id, raisedAt: raised.exposure.raisedAt });
+    // The link-down alert too: held while the link is not connected, though alpha's "down since" started anew.
+    await until('alpha sees gold\'s link to beta not connected', async () => {
+      const view = await showSession(alpha, 'gold');
+      return view.peers.some((peer) => peer.site === 'beta' && peer.link !== 'connected');
+    });
+    // Past the clear delay (1.5 s) of evaluations after the restart, it is still the same alert.
+    await until('evaluations past the clear delay after the restart', async () => {
+      const list = await alerts(alpha);
+      expect(activeOf(list, 'link-down:gold:beta')).toMatchObject({ id: raised.link.id, raisedAt: raised.link.raisedAt });
+      return Date.parse(list.evaluatedAt!) > Date.parse(after.evaluatedAt!) + 2000;
+    });
     expect((await alertEvents(alpha, 'alert.raised')).filter((alert) => alert.key === 'exposure:gold')).toHaveLength(1);
 
     await beta.restart({ samePorts: true });

@@ -83,6 +83,8 @@ describe('alert rules', () => {
     expect(keys({ ...defaults, rpoTargetSeconds: 10 })).toEqual([]);
     expect(keys({ ...defaults, rpoTargetSeconds: 10 }, ['exposure:gold'])).toEqual(['exposure:gold']);
     expect(keys({ ...defaults, linkDownSeconds: 10, enabled: false })).toEqual([]);
+    // Active: held while the link is down, whatever its "down since" says (it starts anew when the agent restarts).
+    expect(keys(defaults, ['link-down:gold:beta'])).toEqual(['link-down:gold:beta']);
   });
 
   it('suspended, broken copy sets, verify differences and backlog', () => {

@@ -72,16 +72,18 @@ function sessionConditions(
   if (runningStates.has(info.state)) {
     for (const peer of info.peers) {
       if (peer.link === 'connected') continue;
+      const key = `link-down:${session}:${peer.site}`;
       const since = peer.unreachableSince ?? peer.since;
-      if (since === null) continue;
-      const downSeconds = (now - Date.parse(since)) / 1000;
-      if (!(downSeconds >= thresholds.linkDownSeconds)) continue;
+      // An active alert holds until the link is connected again (after a restart the agent's "down since" starts anew).
+      if (since === null && !active.has(key)) continue;
+      const downSeconds = since === null ? 0 : (now - Date.parse(since)) / 1000;
+      if (!(downSeconds >= thresholds.linkDownSeconds) && !active.has(key)) continue;
       found.push({
-        key: `link-down:${session}:${peer.site}`,
+        key,
         kind: 'link-down',
         severity: 'critical',
         subject: { kind: 'link', session, name: peer.site },
-        message: `session ${session}: the link to ${peer.site} has been down since ${since} (over ${thresholds.linkDownSeconds} s)`,
+        message: `session ${session}: the link to ${peer.site} has been down since ${since ?? 'this agent started'} (over ${thresholds.linkDownSeconds} s)`,
         value: round1(downSeconds),
         threshold: thresholds.linkDownSeconds,
       });
