@@ -1,5 +1,8 @@
 import {
   AlertListSchema,
+  AlertSettingsSchema,
+  type AlertSettings,
+  type SetAlertSettingsRequest,
   SessionAlertThresholdsViewSchema,
   type AlertList,
   type SessionAlertThresholdsView,
@@ -16,4 +19,7 @@ export const alertsApi = {
     api.get(`${site(siteId)}/sessions/${encodeURIComponent(session)}/alert-thresholds`, SessionAlertThresholdsViewSchema),
   setThresholds: (api: ApiClient, siteId: string, session: string, change: SetSessionAlertThresholdsRequest): Promise<SessionAlertThresholdsView> =>
     api.send('PUT', `${site(siteId)}/sessions/${encodeURIComponent(session)}/alert-thresholds`, change, SessionAlertThresholdsViewSchema),
+  settings: (api: ApiClient, siteId: string): Promise<AlertSettings> => api.get(`${site(siteId)}/alerts/settings`, AlertSettingsSchema),
+  setSettings: (api: ApiClient, siteId: string, change: SetAlertSettingsRequest): Promise<AlertSettings> =>
+    api.send('PUT', `${site(siteId)}/alerts/settings`, change, AlertSettingsSchema),
 };

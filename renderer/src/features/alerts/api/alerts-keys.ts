@@ -6,6 +6,7 @@ export const alertKeys = {
   site: (siteId: string) => [...alertKeys.all, siteId] as const,
   list: (siteId: string) => [...alertKeys.site(siteId), 'list'] as const,
   thresholds: (siteId: string, session: string) => [...alertKeys.site(siteId), 'thresholds', session] as const,
+  settings: (siteId: string) => [...alertKeys.site(siteId), 'settings'] as const,
 };
 
 /** `alert.raised` and `alert.cleared` refresh the site's alerts (the notification centre is always on screen). */

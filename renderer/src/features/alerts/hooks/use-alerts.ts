@@ -1,5 +1,5 @@
 import { useMutation, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
-import type { Alert, SetSessionAlertThresholdsRequest } from '@tandem/contract';
+import type { Alert, SetAlertSettingsRequest, SetSessionAlertThresholdsRequest } from '@tandem/contract';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { useApi } from '../../../app/api-context.tsx';
 import { alertsApi } from '../api/alerts-api.ts';
@@ -84,6 +84,24 @@ export function useSetSessionAlertThresholds(siteId: string, session: string) {
     onSuccess: (view) => {
       queryClient.setQueryData(alertKeys.thresholds(siteId, session), view);
       void queryClient.invalidateQueries({ queryKey: alertKeys.list(siteId) });
+    },
+  });
+}
+
+export function useAlertSettings(siteId: string) {
+  const api = useApi();
+  return useQuery({ queryKey: alertKeys.settings(siteId), queryFn: () => alertsApi.settings(api, siteId) });
+}
+
+export function useSetAlertSettings(siteId: string) {
+  const api = useApi();
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: (change: SetAlertSettingsRequest) => alertsApi.setSettings(api, siteId, change),
+    onSuccess: (settings) => {
+      queryClient.setQueryData(alertKeys.settings(siteId), settings);
+      // Every session's effective thresholds and the alerts may follow the new defaults.
+      void queryClient.invalidateQueries({ queryKey: alertKeys.site(siteId) });
     },
   });
 }
