@@ -52,6 +52,9 @@ describe('import boundaries', () => {
       // Clusters read sessions through SessionReader: even a type import of the service is refused there.
       'agents/src/replication/service.ts': 'export class ReplicationService {}\n',
       'agents/src/replication/clusters/manager.ts': "import type { ReplicationService } from '../service.ts';\nexport type M = ReplicationService;\n",
+      // Alerts read the parts; no part imports alerts.
+      'agents/src/alerts/evaluator.ts': 'export const evaluate = () => 1;\n',
+      'agents/src/replication/mirroring.ts': "import { evaluate } from '../alerts/evaluator.ts';\nexport const mirror = evaluate;\n",
     });
     const { code, output } = cruise(dir, ['agents/src', 'renderer/src']);
     expect(code).not.toBe(0);
@@ -59,6 +62,7 @@ describe('import boundaries', () => {
     expect(output).toMatch(/no-runtime-cycle: agents\/src\/flash\/(a|b)\.ts/);
     expect(output).toMatch(/renderer-no-node: renderer\/src\/app\.ts → (node:)?fs/);
     expect(output).toMatch(/clusters-and-history-read-sessions: agents\/src\/replication\/clusters\/manager\.ts → agents\/src\/replication\/service\.ts/);
+    expect(output).toMatch(/alerts-read-the-parts: agents\/src\/replication\/mirroring\.ts → agents\/src\/alerts\/evaluator\.ts/);
     expect(output).not.toMatch(/storage\/(x|y)\.ts/);
   }, 120_000);
 });
