@@ -67,6 +67,13 @@ module.exports = {
       to: { path: '^agents/src/(api|cli|nbd)/' },
     },
     {
+      name: 'alerts-read-the-parts',
+      severity: 'error',
+      comment: 'Alert rules read sessions (SessionReader), the pool and the async backlog through the views handed to them (alerts/evaluator.ts AlertSources); none of those parts imports alerts.',
+      from: { path: '^agents/src/(storage|write-path|nbd|flash|replication|metrics)/' },
+      to: { path: '^agents/src/alerts/' },
+    },
+    {
       name: 'metrics-read-the-parts',
       severity: 'error',
       comment: 'Metrics read the engine, NBD, flash copy and replication through the narrow meters and views they offer; none of those parts imports metrics.',

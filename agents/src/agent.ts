@@ -10,6 +10,7 @@ import path from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { Server as TlsServer } from 'node:tls';
 import { agentEventTypes, ProblemError, type AgentInfo } from '@tandem/contract';
+import { AlertEvaluator, alertTimingFromEnv, type AlertTiming } from './alerts/evaluator.ts';
 import { startApiServer, formatHostPort, type ApiServer } from './api/server.ts';
 import type { RunInfo } from './data-dir.ts';
 import { DataDirLock, readIdentity, removeRunInfo, writeRunInfo } from './cli/data-dir-files.ts';
@@ -54,6 +55,8 @@ export interface AgentOptions {
   metrics?: HostPort | null;
   /** How the audit trail is bounded (default: defaultAuditRetention, storage/audit-log.ts). */
   auditRetention?: AuditRetention;
+  /** How often the alert rules run and how long a condition must stay away to clear (default: TANDEM_ALERT_INTERVAL_MS / TANDEM_ALERT_CLEAR_MS, else 5 s / 10 s). */
+  alertTiming?: AlertTiming;
   logger?: Logger;
 }
 
@@ -151,11 +154,27 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     });
     undo.push(() => replication.close());
     runInfo.linkAddress = replication.linkAddress;
+    // Alert rules read the same views as the API and the metrics (alerts/evaluator.ts).
+    const alerts = new AlertEvaluator(
+      engine.catalog,
+      {
+        agent: info,
+        sessions: replication.service,
+        pool: () => engine.poolStats(),
+        backlog: (session) => {
+          const shipper = replication.service.mirroring.shippers.get(session.id);
+          return shipper ? { bytes: shipper.backlogBytes, limitBytes: shipper.backlogLimitBytes } : undefined;
+        },
+      },
+      logger.child({ component: 'alerts' }),
+      options.alertTiming ?? alertTimingFromEnv(),
+    );
+    undo.push(() => alerts.close());
     const api: ApiServer = await startApiServer({
       host: options.api.host,
       port: options.api.port,
       tls,
-      deps: { engine, authority: tls.authority, agentInfo: info, replication, flash, auditRetention: options.auditRetention },
+      deps: { engine, authority: tls.authority, agentInfo: info, replication, flash, auditRetention: options.auditRetention, alerts },
       logger: logger.child({ component: 'api' }),
     });
     undo.push(() => api.close());
@@ -176,6 +195,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       peers: () => replication.peers.info(),
       flash: () => flash.list(),
       pool: () => engine.poolStats(),
+      alerts: () => alerts.store.active(),
     });
     const nbd = new NbdServer({
       exports: replication.exports,
@@ -200,6 +220,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       apiAddress: runInfo.apiAddress,
       nbdAddress: runInfo.nbdAddress,
     });
+    alerts.start();
     logger.info({ api: runInfo.apiAddress, nbd: runInfo.nbdAddress, nbdSocket: runInfo.nbdSocket, metrics: runInfo.metricsAddress }, 'agent started');
 
     let closing: Promise<void> | undefined;
@@ -209,6 +230,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         // Data path first so no write lands after the engine's final checkpoint.
         await nbd.close().catch((error: unknown) => logger.error({ err: error }, 'closing NBD failed'));
         await api.close().catch((error: unknown) => logger.error({ err: error }, 'closing the API failed'));
+        await alerts.close().catch((error: unknown) => logger.error({ err: error }, 'closing alerts failed'));
         await metricsServer?.close().catch((error: unknown) => logger.error({ err: error }, 'closing the metrics listener failed'));
         await replication.close().catch((error: unknown) => logger.error({ err: error }, 'closing replication failed'));
         await flash.close().catch((error: unknown) => logger.error({ err: error }, 'closing flash copy failed'));

@@ -19,7 +19,7 @@ import { ProblemCodeSchema } from './problems.ts';
 export const auditUserHeader = 'x-tandem-user';
 
 /** Body fields whose values never reach the audit trail (matched by name, case-insensitive, at any depth). */
-export const auditRedactedFields = ['token', 'password', 'passphrase', 'secret', 'psk', 'key', 'privatekey', 'keypem', 'clientkeypem', 'publickey'] as const;
+export const auditRedactedFields = ['token', 'password', 'passphrase', 'secret', 'psk', 'key', 'privatekey', 'keypem', 'clientkeypem', 'publickey', 'webhookurl'] as const;
 
 /** What a redacted value is replaced with. */
 export const auditRedacted = '[redacted]';

@@ -55,6 +55,9 @@ describe('import boundaries', () => {
       // The CDP journal sits on storage alone, and storage knows nothing of it.
       'agents/src/cdp/journal.ts': "import { link } from '../replication/peers.ts';\nexport const journal = link;\n",
       'agents/src/storage/engine.ts': "import { journal } from '../cdp/journal.ts';\nexport const engine = journal;\n",
+      // Alerts read the parts; no part imports alerts.
+      'agents/src/alerts/evaluator.ts': 'export const evaluate = () => 1;\n',
+      'agents/src/replication/mirroring.ts': "import { evaluate } from '../alerts/evaluator.ts';\nexport const mirror = evaluate;\n",
     });
     const { code, output } = cruise(dir, ['agents/src', 'renderer/src']);
     expect(code).not.toBe(0);
@@ -64,6 +67,7 @@ describe('import boundaries', () => {
     expect(output).toMatch(/clusters-and-history-read-sessions: agents\/src\/replication\/clusters\/manager\.ts → agents\/src\/replication\/service\.ts/);
     expect(output).toMatch(/cdp-on-storage: agents\/src\/cdp\/journal\.ts → agents\/src\/replication\/peers\.ts/);
     expect(output).toMatch(/storage-is-the-bottom: agents\/src\/storage\/engine\.ts → agents\/src\/cdp\/journal\.ts/);
+    expect(output).toMatch(/alerts-read-the-parts: agents\/src\/replication\/mirroring\.ts → agents\/src\/alerts\/evaluator\.ts/);
     expect(output).not.toMatch(/storage\/(x|y)\.ts/);
   }, 120_000);
 });

@@ -13,4 +13,5 @@ export * from './clusters.ts';
 export * from './flash.ts';
 export * from './history.ts';
 export * from './audit.ts';
+export * from './alerts.ts';
 export * from './peer.ts';

@@ -37,12 +37,14 @@ export interface SitesWorld {
 export interface SitesWorldOptions {
   /** The backend's longest wait between reconnects to an agent (ms): specs that restart agents see the console recover sooner. */
   reconnectMaxMs?: number;
+  /** Extra environment for every agent (e.g. TANDEM_ALERT_INTERVAL_MS: alerts evaluated more often). */
+  agentEnv?: Record<string, string>;
 }
 
 export async function startSitesWorld(sites: string[], options: SitesWorldOptions = {}): Promise<SitesWorld> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tandem-e2e-mirror-'));
   for (const site of sites) await initAgent({ dataDir: path.join(dir, site), site });
-  const started = await Promise.all(sites.map((site) => startAgent({ dataDir: path.join(dir, site) })));
+  const started = await Promise.all(sites.map((site) => startAgent({ dataDir: path.join(dir, site), env: options.agentEnv })));
   const agents = Object.fromEntries(sites.map((site, index) => [site, started[index]]));
   const backend = await startConsoleBackend({ configDir: path.join(dir, 'console'), reconnectMaxMs: options.reconnectMaxMs });
   const siteIds: Record<string, string> = {};

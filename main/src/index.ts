@@ -1,4 +1,4 @@
-import { app, BrowserWindow, dialog } from 'electron';
+import { app, BrowserWindow, dialog, Notification } from 'electron';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startBackend, type RunningBackend } from './backend/backend.ts';
@@ -58,6 +58,19 @@ async function start(): Promise<void> {
     if (choice.canceled || !choice.filePath) return { saved: false, path: null };
     await writeFile(choice.filePath, Buffer.from(String(request.content), request.encoding === 'base64' ? 'base64' : 'utf8'));
     return { saved: true, path: choice.filePath };
+  });
+  // Alerts from the notification centre (renderer/src/features/alerts): untrusted text, shown as plain text, bounded.
+  handleIpc('notification:show', trusted, (request: unknown) => {
+    const { title, body } = (request ?? {}) as { title?: unknown; body?: unknown };
+    if (typeof title !== 'string' || typeof body !== 'string' || !Notification.isSupported()) return false;
+    const notification = new Notification({ title: title.slice(0, 200), body: body.slice(0, 1000) });
+    notification.on('click', () => {
+      if (!mainWindow) return;
+      if (mainWindow.isMinimized()) mainWindow.restore();
+      mainWindow.focus();
+    });
+    notification.show();
+    return true;
   });
   installMenu();
   mainWindow = await createMainWindow({

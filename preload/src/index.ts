@@ -10,6 +10,7 @@ const bridge: TandemBridge = {
   desktop: true,
   backendEndpoint: () => invoke('backend:endpoint', undefined),
   saveFile: (request) => invoke('dialog:save-file', request),
+  showNotification: (notification) => invoke('notification:show', notification),
 };
 
 contextBridge.exposeInMainWorld('tandem', bridge);

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import websocket from '@fastify/websocket';
 import type { AgentInfo } from '@tandem/contract';
+import type { AlertEvaluator } from '../alerts/evaluator.ts';
 import type { FlashService } from '../flash/service.ts';
 import type { ReplicationRuntime } from '../replication/runtime.ts';
 import type { Engine } from '../storage/engine-api.ts';
@@ -10,6 +11,7 @@ import { installAuditTrail } from './audit.ts';
 import { installAuthentication } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
 import { agentRoutes } from './routes/agent.ts';
+import { alertRoutes } from './routes/alerts.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { clusterRoutes } from './routes/clusters.ts';
 import { eventRoutes } from './routes/events.ts';
@@ -32,6 +34,8 @@ export interface ApiDependencies {
   flash?: FlashService;
   /** How the audit trail is bounded (default: defaultAuditRetention). */
   auditRetention?: AuditRetention;
+  /** Alert rules and their settings; absent when the agent runs without them (API unit tests). */
+  alerts?: AlertEvaluator;
 }
 
 /** The control API as a plugin, apart from the listening server (tests `inject()` into it). */
@@ -51,6 +55,7 @@ export async function apiApp(app: FastifyInstance, deps: ApiDependencies): Promi
   await app.register(clusterRoutes, deps);
   await app.register(flashRoutes, deps);
   await app.register(auditRoutes, { ...deps, auditLog });
+  await app.register(alertRoutes, deps);
 }
 // The plugin shares its error handler, hooks and compilers with the instance it is registered on.
 (apiApp as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;

@@ -46,6 +46,7 @@ const targetKinds: Record<string, string> = {
   peers: 'site',
   pair: 'client',
   'pairing-tokens': 'pairing token',
+  alerts: 'alert settings',
 };
 
 /** `session gold`, `volume prod`: what a call is about, from its route and body. */

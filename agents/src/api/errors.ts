@@ -4,7 +4,16 @@ import { SchemaValidationError } from './zod-schemas.ts';
 
 type Issue = SchemaValidationError['issues'][number];
 
-const fieldProblems: Record<string, ProblemCode> = { sizeBytes: 'invalid-size', name: 'invalid-name' };
+const fieldProblems: Record<string, ProblemCode> = {
+  sizeBytes: 'invalid-size',
+  name: 'invalid-name',
+  // Alert thresholds (contract/src/alerts.ts): a negative or out-of-range value.
+  rpoTargetSeconds: 'invalid-threshold',
+  linkDownSeconds: 'invalid-threshold',
+  backlogPercent: 'invalid-threshold',
+  poolFullPercent: 'invalid-threshold',
+  sessionDefaults: 'invalid-threshold',
+};
 
 /** Turns a failed schema check into a problem naming the field: `body.sizeBytes: …`. */
 export function validationProblem(context: string | undefined, issues: Issue[]): Problem {

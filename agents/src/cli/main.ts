@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { agentPackageDir } from '../package-dir.ts';
 import { registerAdminCommands } from './commands/admin.ts';
+import { registerAlertCommands } from './commands/alerts.ts';
 import { registerAuditCommands } from './commands/audit.ts';
 import { registerClusterCommands } from './commands/clusters.ts';
 import { registerFlashCommands } from './commands/flash.ts';
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   registerFlashCommands(program);
   registerNbdClientCommands(program);
   registerAuditCommands(program);
+  registerAlertCommands(program);
   for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -1,9 +1,11 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import {
+  alertSubjectText,
   PairStateSchema,
   SessionHealthSchema,
   SessionStateSchema,
   type AgentInfo,
+  type Alert,
   type FlashSessionInfo,
   type PeerInfo,
   type PoolStats,
@@ -28,6 +30,8 @@ export interface StateSources {
   peers(): PeerInfo[];
   flash(): FlashSessionInfo[];
   pool(): Promise<PoolStats>;
+  /** The agent's active alerts (alerts/evaluator.ts); absent when it runs without them. */
+  alerts?(): Alert[];
 }
 
 /** What one scrape read, once, before the collect callbacks fill the gauges from it. */
@@ -37,6 +41,7 @@ interface Snapshot {
   peers: PeerInfo[];
   flash: FlashSessionInfo[];
   pool: PoolStats | null;
+  alerts: Alert[];
 }
 
 const linkStates = ['connected', 'connecting', 'down'] as const;
@@ -208,6 +213,18 @@ export class StateMetrics {
     pool('tandem_pool_provisioned_bytes', 'Sum of the volumes\' virtual sizes (thin provisioning)', (stats) => stats.provisionedBytes);
     pool('tandem_pool_filesystem_free_bytes', 'Free bytes of the file system holding the pool', (stats) => stats.filesystemFreeBytes);
     pool('tandem_pool_volumes', 'Volumes in the pool (snapshots not counted)', (stats) => stats.volumes);
+
+    // The agent's own alerts (alerts/): one series per active alert, gone once it clears.
+    gauge(
+      'tandem_alert_active',
+      'An alert the agent raised and has not cleared (always 1): its kind, severity, session and subject',
+      ['kind', 'severity', 'session', 'subject'],
+      (metric, { alerts }) => {
+        for (const alert of alerts) {
+          metric.set({ kind: alert.kind, severity: alert.severity, session: alert.subject.session ?? '', subject: alertSubjectText(alert.subject) }, 1);
+        }
+      },
+    );
   }
 
   /** Reads every source once for the scrape that follows; a source that fails leaves its series out, never the whole scrape. */
@@ -239,6 +256,7 @@ export class StateMetrics {
       peers: attempt('peers', () => sources.peers(), []),
       flash: attempt('flash copy', () => sources.flash(), []),
       pool,
+      alerts: attempt('alerts', () => sources.alerts?.() ?? [], []),
     };
   }
 }

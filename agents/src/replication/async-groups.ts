@@ -165,6 +165,11 @@ export class ConsistencyGroupShipper {
     return this.backlog;
   }
 
+  /** The backlog past which the session suspends (falls back to bitmaps). */
+  get backlogLimitBytes(): number {
+    return this.options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES;
+  }
+
   /** True while a queued group still holds a change of this track (a resync need not copy it). */
   isPending(pair: string, track: number): boolean {
     return this.newest.get(pair)?.has(track) === true;

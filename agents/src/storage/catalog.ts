@@ -207,6 +207,35 @@ const migrations: Migration[] = [
    );
    CREATE INDEX audit_log_by_time ON audit_log (time_ms);
    CREATE INDEX audit_log_by_session ON audit_log (session, id);`,
+  // Alerts (alerts/): every raise of a rule with its clear (active while cleared_at is null), the thresholds each
+  // session sets for its own (null columns inherit the site defaults) and the site's alert settings (one JSON row).
+  `CREATE TABLE alerts (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     key TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     severity TEXT NOT NULL,
+     subject TEXT NOT NULL,
+     message TEXT NOT NULL,
+     raised_at TEXT NOT NULL,
+     cleared_at TEXT,
+     value REAL,
+     threshold REAL
+   );
+   CREATE UNIQUE INDEX alerts_active_key ON alerts (key) WHERE cleared_at IS NULL;
+   CREATE INDEX alerts_by_cleared ON alerts (cleared_at);
+   CREATE TABLE alert_thresholds (
+     session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+     rpo_target_seconds REAL,
+     link_down_seconds REAL,
+     backlog_percent REAL,
+     enabled INTEGER,
+     updated_at TEXT NOT NULL
+   );
+   CREATE TABLE alert_settings (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     settings TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );`,
 ];
 
 /**

@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isProblemError, problemHttpStatus, type Problem } from '@tandem/contract';
+import { alertRoutes } from './alerts/alert-routes.ts';
 import { consoleRoutes } from './api-routes.ts';
 import { clusterRoutes } from './sessions/cluster-routes.ts';
 import { replicationRoutes } from './sessions/replication-routes.ts';
@@ -46,7 +47,7 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
   const token = options.token ?? randomBytes(32).toString('hex');
   const registry = await SiteRegistry.open(options.configDir, options.secrets ?? plainSecretBox);
   const sites = new SiteManager(registry, { backoff: options.backoff });
-  const routes = clusterRoutes(sites, flashRoutes(sites, replicationRoutes(sites, consoleRoutes(sites))));
+  const routes = alertRoutes(sites, clusterRoutes(sites, flashRoutes(sites, replicationRoutes(sites, consoleRoutes(sites)))));
   const expected = Buffer.from(token);
   const isTokenValid = (candidate: string) => {
     const given = Buffer.from(candidate);

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import { ProblemError } from '@tandem/contract';
+import { ProblemError, type ProblemCode } from '@tandem/contract';
 
 export interface RouteContext {
   params: Record<string, string>;
@@ -80,12 +80,25 @@ export async function readJsonBody(request: IncomingMessage): Promise<unknown> {
   }
 }
 
-/** Validates untrusted input; a failure becomes a `bad-request` problem naming the first issue. */
+/** Fields whose refused (well-typed) values have a problem code of their own, as at the agent (agents/src/api/errors.ts). */
+const fieldProblems: Record<string, ProblemCode> = {
+  name: 'invalid-name',
+  sizeBytes: 'invalid-size',
+  rpoTargetSeconds: 'invalid-threshold',
+  linkDownSeconds: 'invalid-threshold',
+  backlogPercent: 'invalid-threshold',
+  poolFullPercent: 'invalid-threshold',
+  sessionDefaults: 'invalid-threshold',
+};
+
+/** Validates untrusted input; a failure becomes a `bad-request` problem naming the first issue (or the field's own code). */
 export function parseInput<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-  const problem = issue?.path[0] === 'name' ? 'invalid-name' : issue?.path[0] === 'sizeBytes' ? 'invalid-size' : 'bad-request';
+  const fieldProblem = fieldProblems[String(issue?.path[0])] ?? 'bad-request';
+  // A threshold of the wrong JSON type is a malformed request, as at the agent.
+  const problem = fieldProblem === 'invalid-threshold' && issue?.code === 'invalid_type' ? 'bad-request' : fieldProblem;
   throw new ProblemError(problem, `${where}${issue?.message ?? 'invalid input'}`);
 }

@@ -14,6 +14,12 @@ export interface SaveFileResult {
   path: string | null;
 }
 
+/** A desktop notification the renderer asks the main process to show (Electron `Notification`). */
+export interface DesktopNotification {
+  title: string;
+  body: string;
+}
+
 /**
  * Every IPC channel between preload and main, declared once (as GitHub
  * Desktop's ipc-shared.ts): channel -> [argument, result]. Main and preload
@@ -22,6 +28,7 @@ export interface SaveFileResult {
 export interface IpcChannels {
   'backend:endpoint': [void, BackendEndpoint];
   'dialog:save-file': [SaveFileRequest, SaveFileResult];
+  'notification:show': [DesktopNotification, boolean];
 }
 
 export type IpcChannel = keyof IpcChannels;
@@ -31,4 +38,6 @@ export interface TandemBridge {
   readonly desktop: true;
   backendEndpoint(): Promise<BackendEndpoint>;
   saveFile(request: SaveFileRequest): Promise<SaveFileResult>;
+  /** Shows a desktop notification; false when the system has none. */
+  showNotification(notification: DesktopNotification): Promise<boolean>;
 }

@@ -2,6 +2,7 @@ import { ActionIcon, Alert, AppShell, Group, NavLink, ScrollArea, Text, Title, T
 import { useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState, type MouseEvent } from 'react';
 import type { BackendEndpoint } from '../../../main/src/shared/console-api.ts';
+import { NotificationCentre } from '../features/alerts/components/NotificationCentre.tsx';
 import { ConnectionBadge } from '../features/sites/components/ConnectionBadge.tsx';
 import { ConnectSiteWizard } from '../features/sites/components/ConnectSiteWizard.tsx';
 import { SessionsPage } from '../features/sessions/components/SessionsPage.tsx';
@@ -42,11 +43,14 @@ export function ConsoleShell({ endpoint }: { endpoint: BackendEndpoint | null })
       <AppShell.Header>
         <Group h="100%" px="md" justify="space-between">
           <Title order={3}>Tandem</Title>
-          <Tooltip label={`Switch to ${colorScheme === 'dark' ? 'light' : 'dark'} theme`}>
-            <ActionIcon variant="default" onClick={toggleColorScheme} aria-label="Toggle colour theme">
-              {colorScheme === 'dark' ? '☀' : '☾'}
-            </ActionIcon>
-          </Tooltip>
+          <Group gap="sm">
+            <NotificationCentre />
+            <Tooltip label={`Switch to ${colorScheme === 'dark' ? 'light' : 'dark'} theme`}>
+              <ActionIcon variant="default" onClick={toggleColorScheme} aria-label="Toggle colour theme">
+                {colorScheme === 'dark' ? '☀' : '☾'}
+              </ActionIcon>
+            </Tooltip>
+          </Group>
         </Group>
       </AppShell.Header>
       <AppShell.Navbar p="xs">

@@ -1,4 +1,5 @@
 import type { QueryKey } from '@tanstack/react-query';
+import { alertEventInvalidation } from '../features/alerts/api/alerts-keys.ts';
 import { auditEventInvalidation } from '../features/audit/api/audit-keys.ts';
 import { flashEventInvalidation } from '../features/flash/api/flash-events.ts';
 import { trackMapEventInvalidation } from '../features/track-map/api/track-map-events.ts';
@@ -19,6 +20,7 @@ export const featureEventInvalidations: FeatureEventInvalidation[] = [
   sessionEventInvalidation,
   flashEventInvalidation,
   auditEventInvalidation,
+  alertEventInvalidation,
 ];
 
 /** Query keys made stale by an event of `type` at a site. */

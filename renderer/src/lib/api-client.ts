@@ -19,7 +19,7 @@ export class ApiProblem extends Error {
 
 export interface ApiClient {
   get<T extends z.ZodType>(path: string, schema: T): Promise<z.infer<T>>;
-  send<T extends z.ZodType>(method: 'POST' | 'PATCH' | 'DELETE', path: string, body: unknown, schema: T): Promise<z.infer<T>>;
+  send<T extends z.ZodType>(method: 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body: unknown, schema: T): Promise<z.infer<T>>;
   /** A call whose answer carries nothing (204). */
   perform(method: 'POST' | 'DELETE', path: string, body?: unknown): Promise<void>;
 }

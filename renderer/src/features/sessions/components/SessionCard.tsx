@@ -29,6 +29,7 @@ import { ReportMenu } from './ReportMenu.tsx';
 import { SessionActionModal } from './SessionActionModal.tsx';
 import { SessionEventLog } from './SessionEventLog.tsx';
 import { SessionProvenance } from './SessionProvenance.tsx';
+import { AlertThresholdsModal } from '../../alerts/components/AlertThresholdsModal.tsx';
 import { ShippingControls } from './ShippingControls.tsx';
 import { VerifyModal } from './VerifyModal.tsx';
 
@@ -75,6 +76,7 @@ export function SessionCard({
   const [eventsOpen, setEventsOpen] = useState(false);
   const [adding, setAdding] = useState(false);
   const [verifying, setVerifying] = useState(false);
+  const [thresholdsOpen, setThresholdsOpen] = useState(false);
   const [membership, setMembership] = useState<'join' | 'leave' | null>(null);
   const [removing, setRemoving] = useState<PairInfo | null>(null);
   const trust = sessionTrust(entry);
@@ -179,6 +181,11 @@ export function SessionCard({
                 </Button>
               )
             )}
+            {trust.live && (
+              <Button size="xs" variant="subtle" onClick={() => setThresholdsOpen(true)}>
+                Alert thresholds…
+              </Button>
+            )}
             <Button size="xs" variant="subtle" onClick={() => setEventsOpen((open) => !open)} aria-expanded={eventsOpen}>
               {eventsOpen ? 'Hide events' : 'Show events'}
             </Button>
@@ -206,6 +213,13 @@ export function SessionCard({
       {adding && <AddCopySetModal entry={entry} onClose={() => setAdding(false)} />}
       {removing && <RemovePairModal entry={entry} pair={removing} onClose={() => setRemoving(null)} />}
       {verifying && <VerifyModal entry={entry} onClose={() => setVerifying(false)} />}
+      {thresholdsOpen && (
+        <AlertThresholdsModal
+          session={session.name}
+          sites={[entry.shown, ...entry.views.filter((view) => view !== entry.shown)].map((view) => ({ siteId: view.siteId, siteName: view.siteName }))}
+          onClose={() => setThresholdsOpen(false)}
+        />
+      )}
       {membership === 'join' && <JoinClusterModal entry={entry} clusters={clusters} onClose={() => setMembership(null)} />}
       {membership === 'leave' && cluster && <LeaveClusterModal entry={entry} cluster={cluster} onClose={() => setMembership(null)} />}
     </Card>

@@ -5,6 +5,7 @@ import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts'
 import { useUiStore } from '../../../app/ui-store.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { formatClock } from '../../../lib/site-reach.ts';
+import { AlertSettingsModal } from '../../alerts/components/AlertSettingsModal.tsx';
 import { AuditView } from '../../audit/components/AuditView.tsx';
 import { FlashWizardHost } from '../../flash/components/FlashWizardHost.tsx';
 import { VolumeFlashPanel } from '../../flash/components/VolumeFlashPanel.tsx';
@@ -29,6 +30,7 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
   const selectVolume = useUiStore((state) => state.selectVolume);
   const [creating, setCreating] = useState(false);
   const [auditOpen, setAuditOpen] = useState(false);
+  const [alertSettingsOpen, setAlertSettingsOpen] = useState(false);
   const [action, setAction] = useState<{ kind: VolumeAction; volume: VolumeInfo } | null>(null);
   const flashRoles = useVolumeFlashRoles(site.id, connected);
   const mirrorRoles = useVolumeMirrorRoles(site, connected);
@@ -52,6 +54,9 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
           <ConnectionBadge connection={site.connection} />
         </Group>
         <Group gap="xs">
+          <Button variant="default" onClick={() => setAlertSettingsOpen(true)} disabled={!connected}>
+            Alert settings…
+          </Button>
           <Button variant={auditOpen ? 'light' : 'default'} onClick={() => setAuditOpen((open) => !open)} aria-pressed={auditOpen}>
             Audit trail
           </Button>
@@ -123,6 +128,7 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
       {selectedVolume && <TrackMapPanel siteId={site.id} volume={selectedVolume} />}
       {selectedVolume && flashRoles.has(selectedVolume.name) && <VolumeFlashPanel siteId={site.id} volume={selectedVolume} />}
       {auditOpen && <AuditView siteId={site.id} siteName={site.site} />}
+      {alertSettingsOpen && <AlertSettingsModal siteId={site.id} siteName={site.site} onClose={() => setAlertSettingsOpen(false)} />}
       <FlashWizardHost />
       <CreateVolumeModal siteId={site.id} opened={creating} onClose={() => setCreating(false)} />
       {action?.kind === 'resize' && (
