@@ -100,7 +100,8 @@ async function main(): Promise<void> {
     const names = Array.from({ length: options.sites }, (_, i) => `site${String(i).padStart(2, '0')}`);
     console.log(`${options.sites} sites, ${options.volumes} volumes, ${options.sessions} sessions, ${options.creations} creations`);
     for (const site of names) await initAgent({ dataDir: path.join(dir, site), site });
-    agents.push(...(await Promise.all(names.map((site) => startAgent({ dataDir: path.join(dir, site) })))));
+    // One after another: each picks free ports just before it binds them.
+    for (const site of names) agents.push(await startAgent({ dataDir: path.join(dir, site) }));
     // Ring of site pairings: site i with site i+1 (each session's peer).
     for (let i = 0; i < options.sites; i++) {
       const next = agents[(i + 1) % options.sites];
@@ -138,56 +139,83 @@ async function main(): Promise<void> {
     console.log(`seeded in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
     const agentRss = await Promise.all(agents.map((agent) => rssMiB(agent.process.pid!)));
 
-    // The console: load to the first rows, scroll, heap.
+    // The console: load to the first rows, scroll, heap. Each figure is printed as it is taken (a view that never
+    // answers is a result too: "over N s").
+    const rows: Array<[string, string]> = [];
+    const report = (measure: string, value: string) => {
+      rows.push([measure, value]);
+      console.log(`${measure}: ${value}`);
+    };
+    const limitMs = 120_000;
+    const timed = async (measure: string, action: () => Promise<string | void>): Promise<boolean> => {
+      const started = performance.now();
+      try {
+        const extra = await action();
+        report(measure, `${ms(performance.now() - started)}${extra ? ` (${extra})` : ''}`);
+        return true;
+      } catch (error) {
+        report(measure, `no answer within ${limitMs / 1000} s (${error instanceof Error ? error.message.split('\n')[0] : String(error)})`);
+        return false;
+      }
+    };
+    report('idle agent RSS median / max', `${percentile(agentRss, 50).toFixed(0)} / ${Math.max(...agentRss).toFixed(0)} MiB`);
     const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-    const opened = performance.now();
-    await page.goto(backend.browserUrl);
-    await page.getByRole('heading', { name: 'Tandem' }).waitFor();
-    await page.getByRole('navigation').getByText(names[0], { exact: true }).click();
-    await page.locator('[data-testid^="volume-row-"]').first().waitFor({ timeout: 120_000 });
-    const toVolumeRows = performance.now() - opened;
-    const shownOf = await page.getByRole('table', { name: 'Volumes' }).getAttribute('aria-rowcount');
-    const frames = await scrollFrames(page);
-    const sessionsAt = performance.now();
-    await page.getByRole('navigation').getByText('Sessions', { exact: true }).click();
-    await page.locator('[data-testid^="session-card-"]').first().waitFor({ timeout: 120_000 });
-    const toSessionCards = performance.now() - sessionsAt;
-    const cards = await page.locator('[data-testid^="session-card-"]').count();
+    page.setDefaultTimeout(limitMs);
     const cdp = await page.context().newCDPSession(page);
-    const heap = (await cdp.send('Runtime.getHeapUsage')) as { usedSize: number };
+    const heapMiB = async () => (((await cdp.send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize / MiB).toFixed(1);
+    const volumesShown = await timed(`load to first volume rows of ${names[0]}`, async () => {
+      await page.goto(backend.browserUrl);
+      await page.getByRole('heading', { name: 'Tandem' }).waitFor();
+      await page.getByRole('navigation').getByText(names[0], { exact: true }).click();
+      await page.locator('[data-testid^="volume-row-"]').first().waitFor();
+      return `${await page.getByRole('table', { name: 'Volumes' }).getAttribute('aria-rowcount')} rows`;
+    });
+    if (volumesShown) {
+      const frames = await scrollFrames(page);
+      report('scroll volumes top to bottom: frames', String(frames.length));
+      report('scroll frame interval median / p95 / max', `${ms(percentile(frames, 50))} / ${ms(percentile(frames, 95))} / ${ms(Math.max(0, ...frames))}`);
+      report('scroll frames over 50 ms', String(frames.filter((frame) => frame > 50).length));
+      report('renderer JS heap used (volumes)', `${await heapMiB()} MiB`);
+    }
+    const sessionsShown = await timed('Sessions view to first session cards', async () => {
+      await page.getByRole('navigation').getByText('Sessions', { exact: true }).click();
+      await page.locator('[data-testid^="session-card-"]').first().waitFor();
+      return `${await page.locator('[data-testid^="session-card-"]').count()} cards in the DOM`;
+    });
+    if (sessionsShown) report('renderer JS heap used (sessions)', `${await heapMiB()} MiB`);
 
-    // Creations: without a console, then with one open on the site's volumes (counting its volume-list downloads).
+    // Creations: with a console open on the site's volumes (counting its volume-list downloads), then without one.
     const create = async (prefix: string) => {
       const started = performance.now();
       for (let i = 0; i < options.creations; i++) await api('POST', `/api/sites/${siteIds[0]}/volumes`, { name: `${prefix}-${i}`, sizeBytes: 16 * MiB });
       return performance.now() - started;
     };
-    await page.getByRole('navigation').getByText(names[0], { exact: true }).click();
-    await page.locator('[data-testid^="volume-row-"]').first().waitFor();
     let downloads = 0;
     const listRoute = `/api/sites/${siteIds[0]}/volumes`;
     page.on('request', (request) => {
       if (request.method() === 'GET' && new URL(request.url()).pathname === listRoute) downloads++;
     });
+    const onVolumes = await timed(`back to the volumes of ${names[0]}`, async () => {
+      await page.getByRole('navigation').getByText(names[0], { exact: true }).click();
+      await page.locator('[data-testid^="volume-row-"]').first().waitFor();
+    });
+    downloads = 0;
     const withConsole = await create('open');
-    // Let the last burst's refetch land before counting.
-    await page.locator(`[data-testid="volume-row-open-${options.creations - 1}"]`).waitFor({ state: 'attached', timeout: 30_000 }).catch(() => undefined);
+    if (onVolumes) {
+      // The last burst's refetch lands before counting.
+      await page.locator(`[data-testid="volume-row-open-${options.creations - 1}"]`).waitFor({ state: 'attached', timeout: 30_000 }).catch(() => undefined);
+    }
+    const downloaded = downloads;
     await page.close();
     const withoutConsole = await create('closed');
+    report(`${options.creations} creations, no console`, ms(withoutConsole));
+    report(`${options.creations} creations, console open on the site`, `${ms(withConsole)} (${(withConsole / withoutConsole).toFixed(2)}x)`);
+    report('volume-list downloads by the open console during them', String(downloaded));
 
     console.log('');
     console.log('| measure | value |');
     console.log('|---|---|');
-    console.log(`| load to first volume rows (site of ${Math.ceil(options.volumes / options.sites)} volumes + session copies; ${shownOf} rows) | ${ms(toVolumeRows)} |`);
-    console.log(`| Sessions view to first session cards (${cards} cards in the DOM) | ${ms(toSessionCards)} |`);
-    console.log(`| scroll volumes top to bottom: frames | ${frames.length} |`);
-    console.log(`| scroll frame interval median / p95 / max | ${ms(percentile(frames, 50))} / ${ms(percentile(frames, 95))} / ${ms(Math.max(0, ...frames))} |`);
-    console.log(`| scroll frames over 50 ms | ${frames.filter((frame) => frame > 50).length} |`);
-    console.log(`| renderer JS heap used | ${(heap.usedSize / MiB).toFixed(1)} MiB |`);
-    console.log(`| idle agent RSS median / max | ${percentile(agentRss, 50).toFixed(0)} / ${Math.max(...agentRss).toFixed(0)} MiB |`);
-    console.log(`| ${options.creations} creations, no console | ${ms(withoutConsole)} |`);
-    console.log(`| ${options.creations} creations, console open on the site | ${ms(withConsole)} (${(withConsole / withoutConsole).toFixed(2)}x) |`);
-    console.log(`| volume-list downloads by the open console during them | ${downloads} |`);
+    for (const [measure, value] of rows) console.log(`| ${measure} | ${value} |`);
   } finally {
     await browser.close();
     await stopBackend?.();
