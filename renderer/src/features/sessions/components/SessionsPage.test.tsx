@@ -77,3 +77,50 @@ describe('SessionsPage', () => {
     expect(await within(dialog).findByTestId('problem')).toHaveTextContent('invalid-state');
   });
 });
+
+describe('SessionsPage at scale', () => {
+  const many = Array.from({ length: 60 }, (_, i) =>
+    sessionFixture({
+      id: `m${i}`,
+      name: `app-${String(i).padStart(3, '0')}`,
+      state: i % 40 === 7 ? 'suspended' : 'prepared',
+      health: i % 40 === 7 ? 'severe' : 'normal',
+      pairs: [pairFixture({ id: `mp${i}`, h1Volume: `vol-${i}`, h2Volume: `copy-${i}` })],
+    }),
+  );
+  const manyRoutes = () =>
+    routes({
+      'GET /api/sites/agent-a/sessions': [200, { sessions: many }],
+      'GET /api/sites/agent-b/sessions': [200, { sessions: [] }],
+      'GET /api/sites/agent-a/clusters': [200, { clusters: [] }],
+    });
+  const cards = () => screen.queryAllByTestId(/^session-card-/);
+
+  it('draws one page of cards, shows more on request, and says how many are shown', async () => {
+    renderWithBackend(<SessionsPage />, manyRoutes());
+    await screen.findByTestId('session-card-app-000');
+    expect(cards()).toHaveLength(50);
+    expect(screen.getByTestId('sessions-shown')).toHaveTextContent('50 of 60 shown');
+    fireEvent.click(screen.getByRole('button', { name: 'Show 10 more' }));
+    await expect.poll(() => cards().length, { timeout: 20_000 }).toBe(60);
+    expect(screen.queryByRole('button', { name: /Show \d+ more/ })).toBeNull();
+    expect(screen.getByTestId('sessions-shown')).toHaveTextContent('60 of 60 shown');
+  }, 60_000);
+
+  it('searches by name, site and volume, and filters what needs attention', async () => {
+    renderWithBackend(<SessionsPage />, manyRoutes());
+    await screen.findByTestId('session-card-app-000');
+    const search = screen.getByLabelText('Search sessions');
+    fireEvent.change(search, { target: { value: 'copy-57' } });
+    await expect.poll(() => cards().map((card) => card.dataset.testid)).toEqual(['session-card-app-057']);
+    fireEvent.change(search, { target: { value: 'app-05 alpha' } });
+    await expect.poll(() => cards().length).toBe(10); // app-050 .. app-059, all at alpha
+    fireEvent.change(search, { target: { value: 'nothing-like-it' } });
+    await screen.findByTestId('sessions-none-match');
+    fireEvent.change(search, { target: { value: '' } });
+    fireEvent.click(screen.getByRole('radio', { name: 'Needs attention' }));
+    // The suspended ones (7 and 47: the second beyond the first page), whatever page they were on.
+    await expect.poll(() => cards().map((card) => card.dataset.testid), { timeout: 20_000 }).toEqual(['session-card-app-007', 'session-card-app-047']);
+    expect(screen.getByTestId('sessions-shown')).toHaveTextContent('2 of 60 shown');
+  }, 60_000);
+});

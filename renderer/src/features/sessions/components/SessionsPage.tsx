@@ -1,11 +1,12 @@
-import { Alert, Button, Divider, Group, Loader, Stack, Text, Title } from '@mantine/core';
-import { useState } from 'react';
+import { Alert, Button, Divider, Group, Loader, SegmentedControl, Stack, Text, TextInput, Title } from '@mantine/core';
+import { useMemo, useState } from 'react';
 import { useUiStore } from '../../../app/ui-store.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { formatClock } from '../../../lib/site-reach.ts';
 import { FlashSessionsSection } from '../../flash/components/FlashSessionsSection.tsx';
 import { FlashWizardHost } from '../../flash/components/FlashWizardHost.tsx';
 import { SiteGapNotice } from '../../sites/components/SiteGapNotice.tsx';
+import { filterSessions, limitGroups, SESSION_CARDS_PAGE, type SessionShow } from '../hooks/session-filter.ts';
 import { groupByCluster } from '../hooks/session-model.ts';
 import { useSessionsUi } from '../hooks/sessions-ui-store.ts';
 import { useAllSessions, useConnectedSites } from '../hooks/use-sessions.ts';
@@ -27,7 +28,17 @@ export function SessionsPage() {
   const { createWizardOpen, setCreateWizardOpen, failbackOpen, openFailback } = useSessionsUi();
   const focusedSession = useUiStore((state) => state.focusedSession);
   const [creatingCluster, setCreatingCluster] = useState(false);
-  const groups = groupByCluster(sessions, clusters);
+  const [query, setQuery] = useState('');
+  const [show, setShow] = useState<SessionShow>('all');
+  const [limit, setLimit] = useState(SESSION_CARDS_PAGE);
+  // A thousand cards at once would stall the console: search, the attention filter and pages of cards keep it quick.
+  const filtering = query.trim() !== '' || show !== 'all';
+  const filtered = useMemo(() => filterSessions(sessions, { query, show }), [sessions, query, show]);
+  const { groups, hidden } = useMemo(() => {
+    // While filtering, a cluster none of whose members matches is left out (unfiltered, an empty cluster says so).
+    const all = groupByCluster(filtered, clusters).filter((group) => !filtering || group.sessions.length > 0);
+    return limitGroups(all, limit);
+  }, [filtered, clusters, limit, filtering]);
   const anyFailback = sessions.some((entry) => entry.shown.reach.live && entry.session.state === 'target-available');
   const unreachable = known.filter((each) => !each.reach.live);
 
@@ -58,7 +69,41 @@ export function SessionsPage() {
         </Alert>
       )}
       {error && <ProblemAlert error={error} title="Some sessions could not be read" />}
+      {sessions.length > 0 && (
+        <Group gap="sm" align="flex-end" data-testid="sessions-filter">
+          <TextInput
+            label="Search sessions"
+            placeholder="name, site or volume"
+            value={query}
+            onChange={(event) => {
+              setQuery(event.currentTarget.value);
+              setLimit(SESSION_CARDS_PAGE);
+            }}
+            w={260}
+          />
+          <SegmentedControl
+            aria-label="Which sessions"
+            value={show}
+            onChange={(value) => {
+              setShow(value as SessionShow);
+              setLimit(SESSION_CARDS_PAGE);
+            }}
+            data={[
+              { value: 'all', label: 'All' },
+              { value: 'attention', label: 'Needs attention' },
+            ]}
+          />
+          <Text size="sm" c="dimmed" data-testid="sessions-shown">
+            {filtered.length - hidden} of {sessions.length} shown
+          </Text>
+        </Group>
+      )}
       {isLoading && <Loader />}
+      {!isLoading && sessions.length > 0 && filtered.length === 0 && (
+        <Text c="dimmed" data-testid="sessions-none-match">
+          {show === 'attention' && query.trim() === '' ? 'Every session is Prepared and normal.' : 'No session matches the search.'}
+        </Text>
+      )}
       {!isLoading && sessions.length === 0 && (
         <Text c="dimmed" data-testid="sessions-empty">
           No sessions yet. Create session… mirrors volumes of one site to another.
@@ -85,6 +130,16 @@ export function SessionsPage() {
           <Divider />
         </Stack>
       ))}
+      {hidden > 0 && (
+        <Group gap="sm">
+          <Button variant="default" onClick={() => setLimit((current) => current + SESSION_CARDS_PAGE)}>
+            Show {Math.min(hidden, SESSION_CARDS_PAGE)} more
+          </Button>
+          <Text size="sm" c="dimmed">
+            {hidden} more session{hidden === 1 ? '' : 's'}{filtering ? ' match' : ''}: search narrows the list.
+          </Text>
+        </Group>
+      )}
       <FlashSessionsSection />
       {createWizardOpen && <CreateSessionWizard onClose={() => setCreateWizardOpen(false)} />}
       {creatingCluster && <CreateClusterModal sessions={sessions} onClose={() => setCreatingCluster(false)} />}
