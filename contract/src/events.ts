@@ -13,6 +13,8 @@ export const agentEventTypes = {
   agentStarted: 'agent.started',
   agentStopped: 'agent.stopped',
   clientPaired: 'client.paired',
+  /** An administrator revoked a client certificate (`DELETE /v1/clients/:serial`). */
+  clientRevoked: 'client.revoked',
   volumeCreated: 'volume.created',
   volumeResized: 'volume.resized',
   volumeDeleted: 'volume.deleted',

@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { agentPackageDir } from '../package-dir.ts';
 import { registerAdminCommands } from './commands/admin.ts';
 import { registerAuditCommands } from './commands/audit.ts';
+import { registerClientCommands } from './commands/clients.ts';
 import { registerClusterCommands } from './commands/clusters.ts';
 import { registerFlashCommands } from './commands/flash.ts';
 import { registerNbdClientCommands } from './commands/nbd-clients.ts';
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   registerFlashCommands(program);
   registerNbdClientCommands(program);
   registerAuditCommands(program);
+  registerClientCommands(program);
   for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });

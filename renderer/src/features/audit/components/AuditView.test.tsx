@@ -7,7 +7,7 @@ import { AuditView } from './AuditView.tsx';
 const entry = (over: Partial<AuditEntry>): AuditEntry => ({
   id: 1,
   time: '2026-12-07T10:00:00.000Z',
-  client: { subject: 'console on desk', serial: '0A', fingerprint: 'AB:CD' },
+  client: { subject: 'console on desk', serial: '0A', fingerprint: 'AB:CD', role: 'operator' },
   user: 'alice',
   remoteAddress: '127.0.0.1',
   method: 'POST',
