@@ -1,5 +1,6 @@
-import { Button, Card, Group, Modal, Progress, Stack, Text } from '@mantine/core';
+import { Badge, Button, Card, Group, Modal, Progress, Stack, Text, Tooltip } from '@mantine/core';
 import { useState } from 'react';
+import type { Role } from '@tandem/contract';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { useUiStore } from '../../../app/ui-store.ts';
 import { formatPercent, formatSize } from '../../../lib/format.ts';
@@ -8,7 +9,14 @@ import { formatClock } from '../../../lib/site-reach.ts';
 import { useRemoveSite, useSitePool } from '../hooks/use-sites.ts';
 import { ConnectionBadge } from './ConnectionBadge.tsx';
 
-/** One site: connection state, agent version, pool usage; open or remove it. */
+/** What each role lets this console do at a site, in words. */
+export const roleWords: Record<Role, string> = {
+  monitor: 'This console is paired as monitor: it sees everything at this site and changes nothing.',
+  operator: 'This console is paired as operator: it runs session actions (failover, failback…), verify and flash copies; volumes, session definitions and pairing need an administrator.',
+  administrator: 'This console is paired as administrator: it may do everything at this site.',
+};
+
+/** One site: connection state, role, agent version, pool usage; open or remove it. */
 export function SiteCard({ site }: { site: SiteSummary }) {
   const connected = site.connection.state === 'connected';
   const pool = useSitePool(site.id, connected);
@@ -24,7 +32,16 @@ export function SiteCard({ site }: { site: SiteSummary }) {
         <Text fw={600} size="lg">
           {site.site}
         </Text>
-        <ConnectionBadge connection={site.connection} />
+        <Group gap="xs">
+          {site.role && (
+            <Tooltip label={roleWords[site.role]} withArrow multiline maw={320}>
+              <Badge variant="outline" color={site.role === 'administrator' ? 'blue' : site.role === 'operator' ? 'teal' : 'gray'} tt="none" data-testid="site-role">
+                {site.role}
+              </Badge>
+            </Tooltip>
+          )}
+          <ConnectionBadge connection={site.connection} />
+        </Group>
       </Group>
       <Stack gap={4}>
         <Text size="sm" c="dimmed">

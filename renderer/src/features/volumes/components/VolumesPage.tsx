@@ -3,7 +3,9 @@ import type { VolumeInfo } from '@tandem/contract';
 import { useMemo, useState } from 'react';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { useUiStore } from '../../../app/ui-store.ts';
+import { RoleGated } from '../../../components/RoleGated.tsx';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { siteAccess } from '../../sites/hooks/site-access.ts';
 import { formatClock } from '../../../lib/site-reach.ts';
 import { AuditView } from '../../audit/components/AuditView.tsx';
 import { FlashWizardHost } from '../../flash/components/FlashWizardHost.tsx';
@@ -43,6 +45,13 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
   );
   const filtering = filter.query.trim() !== '' || filter.kind !== 'all' || filter.inUseOnly;
   const selectedVolume = volumes.data?.volumes.find((volume) => volume.name === selected) ?? null;
+  const access = siteAccess(site);
+  const actionReasons = {
+    snapshot: access.reason('POST /v1/volumes/:name/snapshots'),
+    flash: access.reason('POST /v1/flash-sessions'),
+    resize: access.reason('PATCH /v1/volumes/:name'),
+    delete: access.reason('DELETE /v1/volumes/:name'),
+  };
 
   return (
     <Stack>
@@ -58,9 +67,11 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
           <Button variant="default" onClick={() => void volumes.refetch()} disabled={!connected} loading={volumes.isFetching}>
             Refresh
           </Button>
-          <Button onClick={() => setCreating(true)} disabled={!connected}>
-            Create volume
-          </Button>
+          <RoleGated reason={access.reason('POST /v1/volumes')}>
+            <Button onClick={() => setCreating(true)} disabled={!connected}>
+              Create volume
+            </Button>
+          </RoleGated>
         </Group>
       </Group>
       {!connected && (
@@ -114,6 +125,7 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
           selected={selected}
           onSelect={selectVolume}
           onAction={onAction}
+          actionReasons={actionReasons}
           flashRoles={flashRoles}
           mirrorRoles={mirrorRoles}
           sort={sort}
