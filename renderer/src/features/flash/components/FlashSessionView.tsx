@@ -66,7 +66,7 @@ export function FlashSessionView({ siteId, session, readOnly = false }: { siteId
       </SimpleGrid>
       <FlashPairTable session={session} />
       {!readOnly && actionsReason && (
-        <RoleNote>{`Flash copy actions (refresh, reverse, withdraw, copy rate) are not offered: they ${actionsReason.charAt(0).toLowerCase()}${actionsReason.slice(1)}`}</RoleNote>
+        <RoleNote>{`Flash copy actions (refresh, reverse, withdraw, copy rate) are not offered. ${actionsReason}`}</RoleNote>
       )}
       {!readOnly && !actionsReason && (
         <Group gap="xs">

@@ -163,7 +163,7 @@ export function SessionCard({
         <Group justify="space-between">
           {/* A role that may take none of the session's actions (monitor) sees why instead of a row of dead buttons. */}
           {actionsReason && trust.live ? (
-            <RoleNote>{`Session actions (start, suspend, failover, failback, verify, clusters) are not offered: they ${actionsReason.charAt(0).toLowerCase()}${actionsReason.slice(1)}`}</RoleNote>
+            <RoleNote>{`Session actions (start, suspend, failover, failback, verify, clusters) are not offered. ${actionsReason}`}</RoleNote>
           ) : (
             <Group gap="xs">
               {trust.live && session.state === 'prepared' && (
