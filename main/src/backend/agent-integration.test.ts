@@ -82,6 +82,8 @@ describe('backend with a real agent', () => {
     await waitFor(() => siteState() === 'connected', 'connected state');
     const site = (await call('GET', '/api/sites')).body.sites as SiteSummary[];
     expect(site[0]).toMatchObject({ site: 'primary', certificateFingerprint, agent: { site: 'primary' } });
+    // A token made without --role pairs as administrator; the agent says so for the console's certificate.
+    expect(site[0]).toMatchObject({ role: 'administrator', agent: { caller: { role: 'administrator', roleSource: 'certificate' } } });
   });
 
   it('manages volumes through the agent and fans its events in', async () => {
