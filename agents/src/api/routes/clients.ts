@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { agentEventTypes, ClientInfoSchema, ClientListSchema, ProblemError } from '@tandem/contract';
+import { normalizeSerial } from '../../tls/keys.ts';
 import { listClients, revokeClient } from '../../tls/pairing.ts';
 import type { ApiDependencies } from '../app.ts';
 import type { ZodTypeProvider } from '../zod-schemas.ts';
@@ -21,7 +22,7 @@ export async function clientRoutes(fastify: FastifyInstance, deps: ApiDependenci
     '/v1/clients/:serial',
     { schema: { params: z.object({ serial: z.string().regex(/^[0-9A-Fa-f:]{1,128}$/, 'a serial is hexadecimal') }), response: { 200: ClientInfoSchema } } },
     async (request) => {
-      if (request.client && request.client.serial.toUpperCase() === request.params.serial.replace(/:/g, '').toUpperCase()) {
+      if (request.client && normalizeSerial(request.client.serial) === normalizeSerial(request.params.serial)) {
         throw new ProblemError('conflict', 'a client cannot revoke its own certificate; revoke it from another administrator client');
       }
       const revoked = revokeClient(catalog.db, request.params.serial);
