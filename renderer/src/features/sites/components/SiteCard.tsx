@@ -7,7 +7,10 @@ import { formatPercent, formatSize } from '../../../lib/format.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { formatClock } from '../../../lib/site-reach.ts';
 import { useRemoveSite, useSitePool } from '../hooks/use-sites.ts';
+import { RoleGated } from '../../../components/RoleGated.tsx';
+import { siteAccess } from '../hooks/site-access.ts';
 import { ConnectionBadge } from './ConnectionBadge.tsx';
+import { SiteClientsModal } from './SiteClientsModal.tsx';
 
 /** What each role lets this console do at a site, in words. */
 export const roleWords: Record<Role, string> = {
@@ -23,6 +26,7 @@ export function SiteCard({ site }: { site: SiteSummary }) {
   const remove = useRemoveSite();
   const selectSite = useUiStore((state) => state.selectSite);
   const [confirming, setConfirming] = useState(false);
+  const [clientsOpen, setClientsOpen] = useState(false);
   const used = pool.data ? pool.data.usedBytes : 0;
   const capacity = pool.data ? pool.data.usedBytes + pool.data.filesystemFreeBytes : 0;
 
@@ -64,11 +68,19 @@ export function SiteCard({ site }: { site: SiteSummary }) {
         {pool.error && <ProblemAlert error={pool.error} title="Pool usage unavailable" />}
       </Stack>
       <Group mt="md" justify="flex-end">
+        {connected && (
+          <RoleGated reason={siteAccess(site).reason('GET /v1/clients')}>
+            <Button variant="subtle" onClick={() => setClientsOpen(true)}>
+              Clients…
+            </Button>
+          </RoleGated>
+        )}
         <Button variant="subtle" color="red" onClick={() => setConfirming(true)}>
           Remove
         </Button>
         <Button onClick={() => selectSite(site.id)}>Open volumes</Button>
       </Group>
+      {clientsOpen && <SiteClientsModal site={site} onClose={() => setClientsOpen(false)} />}
       <Modal opened={confirming} onClose={() => setConfirming(false)} title={`Remove site ${site.site}?`}>
         <Text size="sm">The console forgets this site and its credentials. The agent and its volumes are not touched; you can pair again with a new token.</Text>
         {remove.error && <ProblemAlert error={remove.error} />}

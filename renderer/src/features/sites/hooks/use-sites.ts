@@ -16,6 +16,21 @@ export function useSitePool(siteId: string, enabled: boolean) {
   return useQuery({ queryKey: siteKeys.pool(siteId), queryFn: () => sitesApi.pool(api, siteId), enabled });
 }
 
+/** The clients (consoles, the local admin) of a site's agent with their roles: administrators only. */
+export function useSiteClients(siteId: string, enabled: boolean) {
+  const api = useApi();
+  return useQuery({ queryKey: siteKeys.clients(siteId), queryFn: () => sitesApi.clients(api, siteId), enabled });
+}
+
+export function useRevokeClient(siteId: string) {
+  const api = useApi();
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: (serial: string) => sitesApi.revokeClient(api, siteId, serial),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: siteKeys.clients(siteId) }),
+  });
+}
+
 export function useProbeSite() {
   const api = useApi();
   return useMutation({ mutationFn: (address: string) => sitesApi.probe(api, address) });
