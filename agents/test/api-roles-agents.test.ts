@@ -224,6 +224,32 @@ describe('an administrator', () => {
   });
 });
 
+describe('an administrator narrows a client without pairing it again', () => {
+  it('narrows a certificate from before roles to monitor: refused from its next call, told so, and back up to its certificate role', async () => {
+    const { clients: listed } = await administrator.call('GET', '/v1/clients', ClientListSchema);
+    const old = listed.find((client) => client.name === 'console from before roles')!;
+    const narrowed = await administrator.request('PATCH', `/v1/clients/${old.serial}`, { role: 'monitor' });
+    expect(narrowed.status, JSON.stringify(narrowed.body)).toBe(200);
+    expect(narrowed.body).toMatchObject({ role: 'monitor', roleSource: 'narrowed', certificateRole: 'administrator' });
+    expect((await legacy.call('GET', '/v1/agent', AgentInfoSchema)).caller).toMatchObject({ role: 'monitor', roleSource: 'narrowed' });
+    const refused = await legacy.request('DELETE', '/v1/volumes/spare-3');
+    expect(problemOf(refused.body)).toMatchObject({ problem: 'forbidden-role', detail: { needed: 'administrator', held: 'monitor' } });
+    const back = await agentCliJson<{ role: Role; roleSource: string }>(beta, ['clients', 'set-role', old.serial, 'administrator']);
+    expect(back).toMatchObject({ role: 'administrator', roleSource: 'legacy' });
+    expect((await legacy.call('GET', '/v1/agent', AgentInfoSchema)).caller?.role).toBe('administrator');
+  });
+
+  it('never above the certificate role, and not its own', async () => {
+    const { clients: listed } = await administrator.call('GET', '/v1/clients', ClientListSchema);
+    const ops = listed.find((client) => client.name === 'operator console')!;
+    const higher = await administrator.request('PATCH', `/v1/clients/${ops.serial}`, { role: 'administrator' });
+    expect(problemOf(higher.body)).toMatchObject({ problem: 'forbidden-role', detail: { needed: 'administrator', held: 'operator' } });
+    const self = listed.find((client) => client.name === 'administrator console')!;
+    expect(problemOf((await administrator.request('PATCH', `/v1/clients/${self.serial}`, { role: 'monitor' })).body).problem).toBe('conflict');
+    expect(problemOf((await operator.request('PATCH', `/v1/clients/${ops.serial}`, { role: 'monitor' })).body).problem).toBe('forbidden-role');
+  });
+});
+
 describe('pairing picks the role', () => {
   it('pairs as less than the token grants, never more (and a refused ask leaves the token usable)', async () => {
     const { token } = await agentCliJson<{ token: string; role: Role }>(beta, ['token', '--role', 'operator']);

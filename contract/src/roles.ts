@@ -35,8 +35,13 @@ export function roleAllows(held: Role, needed: Role): boolean {
   return roles.indexOf(held) >= roles.indexOf(needed);
 }
 
-/** Where a caller's role came from: its certificate, or the rule for certificates issued before roles. */
-export const RoleSourceSchema = z.enum(['certificate', 'legacy']);
+/**
+ * Where a caller's role came from: its certificate, the rule for
+ * certificates issued before roles (`legacy`: administrator), or an
+ * administrator who narrowed the client below its certificate's role
+ * (`narrowed`, `PATCH /v1/clients/:serial`).
+ */
+export const RoleSourceSchema = z.enum(['certificate', 'legacy', 'narrowed']);
 export type RoleSource = z.infer<typeof RoleSourceSchema>;
 
 /** Who the agent takes the caller to be (`GET /v1/agent` answers it as `caller`). */
@@ -71,6 +76,7 @@ export const agentRouteRoles = {
 
   'POST /v1/pairing-tokens': 'administrator',
   'GET /v1/clients': 'administrator',
+  'PATCH /v1/clients/:serial': 'administrator',
   'DELETE /v1/clients/:serial': 'administrator',
 
   'GET /v1/volumes': 'monitor',
@@ -143,14 +149,21 @@ export function roleShortfall(needed: Role, held: Role, who = 'this console'): s
 export const CreatePairingTokenRequestSchema = z.object({ role: RoleSchema.optional() }).strict();
 export type CreatePairingTokenRequest = z.infer<typeof CreatePairingTokenRequestSchema>;
 
+/** `PATCH /v1/clients/:serial`: the role the client may act as from now on, at most its certificate's. */
+export const SetClientRoleRequestSchema = z.object({ role: RoleSchema }).strict();
+export type SetClientRoleRequest = z.infer<typeof SetClientRoleRequestSchema>;
+
 /** One client the agent issued a certificate to (`GET /v1/clients`). */
 export const ClientInfoSchema = z.object({
   serial: z.string(),
   name: z.string(),
   fingerprint: z.string(),
-  /** The role its certificate carries; `administrator` with `roleSource: 'legacy'` for certificates from before roles. */
+  /** The role the client acts as: its certificate's, or lower where an administrator narrowed it. */
   role: RoleSchema,
+  /** `legacy`: a certificate from before roles (administrator); `narrowed`: set below the certificate's role. */
   roleSource: RoleSourceSchema,
+  /** The role its certificate carries (`administrator` for one from before roles): the most it can be given without pairing again. */
+  certificateRole: RoleSchema,
   pairedAt: z.string(),
   revokedAt: z.string().nullable(),
 });

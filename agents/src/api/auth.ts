@@ -3,13 +3,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   legacyCertificateRole,
   ProblemError,
+  roleAllows,
   roleCertificateUnitPrefix,
   RoleSchema,
   type Role,
   type RoleSource,
 } from '@tandem/contract';
 import type { Catalog } from '../storage/catalog.ts';
-import { isClientActive } from '../tls/pairing.ts';
+import { isClientActive, narrowedRole } from '../tls/pairing.ts';
 
 /**
  * Who made an authenticated request: the serial, subject and SHA-256
@@ -21,7 +22,7 @@ export interface ClientIdentity {
   fingerprint: string;
   /** The role the certificate carries; null when it names a role this agent does not know (refused). */
   role: Role | null;
-  /** `legacy`: the certificate names no role (issued before roles) and is taken as `legacyCertificateRole`. */
+  /** `legacy`: the certificate names no role (issued before roles) and is taken as `legacyCertificateRole`; `narrowed`: an administrator set a lower role. */
   roleSource: RoleSource;
 }
 
@@ -92,6 +93,11 @@ function authenticate(request: FastifyRequest, catalog: Catalog): ClientIdentity
   const identity = presentedCertificate(request)!;
   if (identity.role === null) {
     throw new ProblemError('unauthenticated', 'the client certificate names a role this agent does not know; pair again');
+  }
+  // An administrator may have narrowed the client below its certificate's role (never above it).
+  const narrowed = narrowedRole(catalog.db, certificate.serialNumber);
+  if (narrowed !== null && roleAllows(identity.role, narrowed) && narrowed !== identity.role) {
+    return { ...identity, role: narrowed, roleSource: 'narrowed' };
   }
   return identity;
 }

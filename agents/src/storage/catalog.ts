@@ -208,10 +208,11 @@ const migrations: Migration[] = [
    CREATE INDEX audit_log_by_time ON audit_log (time_ms);
    CREATE INDEX audit_log_by_session ON audit_log (session, id);`,
   // Roles (contract/src/roles.ts): the role a pairing token pairs a client as, the role a client's certificate carries
-  // (as issued; the certificate is the authority) and the role an audited caller held. NULL in rows from before roles:
-  // such tokens and certificates had every right, and keep it (administrator).
+  // (as issued), the lower role an administrator narrowed a client to (NULL: as issued) and the role an audited caller
+  // held. NULL roles in rows from before roles: such tokens and certificates had every right, and keep it (administrator).
   `ALTER TABLE pairing_tokens ADD COLUMN role TEXT;
    ALTER TABLE clients ADD COLUMN role TEXT;
+   ALTER TABLE clients ADD COLUMN narrowed_role TEXT;
    ALTER TABLE audit_log ADD COLUMN client_role TEXT;`,
 ];
 

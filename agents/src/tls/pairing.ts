@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { legacyCertificateRole, ProblemError, RoleSchema, type ClientInfo, type Role } from '@tandem/contract';
+import { legacyCertificateRole, ProblemError, roleAllows, RoleSchema, type ClientInfo, type Role } from '@tandem/contract';
 import { normalizeSerial } from './keys.ts';
 
 /** A pairing token is good for this long after `tandem-agent token` printed it. */
@@ -65,35 +65,76 @@ export function recordClient(db: Database.Database, client: ClientRecord, now = 
   );
 }
 
-/** Every client the agent issued an API certificate to, revoked ones included, oldest first. */
-export function listClients(db: Database.Database): ClientInfo[] {
-  const rows = db.prepare('SELECT serial, name, fingerprint, paired_at, revoked_at, role FROM clients ORDER BY paired_at, serial').all() as Array<{
-    serial: string;
-    name: string;
-    fingerprint: string;
-    paired_at: string;
-    revoked_at: string | null;
-    role: string | null;
-  }>;
-  return rows.map((row) => {
-    const role = RoleSchema.safeParse(row.role);
-    return {
-      serial: row.serial,
-      name: row.name,
-      fingerprint: row.fingerprint,
-      role: role.success ? role.data : legacyCertificateRole,
-      roleSource: role.success ? ('certificate' as const) : ('legacy' as const),
-      pairedAt: row.paired_at,
-      revokedAt: row.revoked_at,
-    };
-  });
+/** The lower of two roles. */
+function lowerRole(a: Role, b: Role): Role {
+  return roleAllows(a, b) ? b : a;
 }
 
-/** Revokes a client's certificate: the API refuses it from the next request on. False when no such client. */
+interface ClientRow {
+  serial: string;
+  name: string;
+  fingerprint: string;
+  paired_at: string;
+  revoked_at: string | null;
+  role: string | null;
+  narrowed_role: string | null;
+}
+
+function toClientInfo(row: ClientRow): ClientInfo {
+  const issued = RoleSchema.safeParse(row.role);
+  const certificateRole = issued.success ? issued.data : legacyCertificateRole;
+  const narrowed = RoleSchema.safeParse(row.narrowed_role);
+  const role = narrowed.success ? lowerRole(certificateRole, narrowed.data) : certificateRole;
+  return {
+    serial: row.serial,
+    name: row.name,
+    fingerprint: row.fingerprint,
+    role,
+    roleSource: role !== certificateRole ? 'narrowed' : issued.success ? 'certificate' : 'legacy',
+    certificateRole,
+    pairedAt: row.paired_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+const clientColumns = 'serial, name, fingerprint, paired_at, revoked_at, role, narrowed_role';
+
+/** Every client the agent issued an API certificate to, revoked ones included, oldest first. */
+export function listClients(db: Database.Database): ClientInfo[] {
+  return (db.prepare(`SELECT ${clientColumns} FROM clients ORDER BY paired_at, serial`).all() as ClientRow[]).map(toClientInfo);
+}
+
+/** One client by its certificate serial, or undefined. */
+export function getClient(db: Database.Database, serial: string): ClientInfo | undefined {
+  const row = db.prepare(`SELECT ${clientColumns} FROM clients WHERE serial = ?`).get(normalizeSerial(serial)) as ClientRow | undefined;
+  return row && toClientInfo(row);
+}
+
+/**
+ * Sets the role a client acts as from now on: at most the one its
+ * certificate carries (more needs a new certificate: revoke, pair again);
+ * the certificate's own role clears the narrowing. Throws `not-found`,
+ * `conflict` (a revoked client) or `forbidden-role` (above the certificate's).
+ */
+export function setClientRole(db: Database.Database, serial: string, role: Role): ClientInfo {
+  const client = getClient(db, serial);
+  if (!client) throw new ProblemError('not-found', `no client has the serial ${serial}`);
+  if (client.revokedAt !== null) throw new ProblemError('conflict', `client ${client.name} is revoked; pair it again instead`);
+  if (!roleAllows(client.certificateRole, role)) {
+    throw new ProblemError(
+      'forbidden-role',
+      `the certificate of ${client.name} carries the ${client.certificateRole} role; to give it ${role}, revoke it and pair it again with a token made for ${role}`,
+      { needed: role, held: client.certificateRole },
+    );
+  }
+  db.prepare('UPDATE clients SET narrowed_role = ? WHERE serial = ?').run(role === client.certificateRole ? null : role, client.serial);
+  return getClient(db, serial)!;
+}
+
+/** Revokes a client's certificate: the API refuses it from the next request on. Undefined when no such client. */
 export function revokeClient(db: Database.Database, serial: string, now = new Date()): ClientInfo | undefined {
-  const normalized = normalizeSerial(serial);
-  db.prepare('UPDATE clients SET revoked_at = COALESCE(revoked_at, ?) WHERE serial = ?').run(now.toISOString(), normalized);
-  return listClients(db).find((client) => client.serial === normalized);
+  db.prepare('UPDATE clients SET revoked_at = COALESCE(revoked_at, ?) WHERE serial = ?').run(now.toISOString(), normalizeSerial(serial));
+  return getClient(db, serial);
 }
 
 /**
@@ -132,4 +173,11 @@ export function isClientActive(db: Database.Database, serial: string): boolean {
     | { revoked_at: string | null }
     | undefined;
   return row !== undefined && row.revoked_at === null;
+}
+
+/** The lower role an administrator narrowed a client to, or null (its certificate's role applies). */
+export function narrowedRole(db: Database.Database, serial: string): Role | null {
+  const row = db.prepare('SELECT narrowed_role FROM clients WHERE serial = ?').get(normalizeSerial(serial)) as { narrowed_role: string | null } | undefined;
+  const parsed = RoleSchema.safeParse(row?.narrowed_role);
+  return parsed.success ? parsed.data : null;
 }

@@ -15,6 +15,7 @@ import {
   type AuditList,
   type ClientInfo,
   type ClientList,
+  type SetClientRoleRequest,
   type CreateSnapshotRequest,
   type CreateVolumeRequest,
   type EventList,
@@ -108,6 +109,11 @@ export class AgentClient {
   /** `GET /v1/clients` (administrator): every client certificate the agent issued, with its role. */
   clients(): Promise<ClientList> {
     return this.call('GET', agentRoutes.clients, ClientListSchema);
+  }
+
+  /** `PATCH /v1/clients/:serial` (administrator): the role a client acts as, at most its certificate's. */
+  setClientRole(serial: string, request: SetClientRoleRequest): Promise<ClientInfo> {
+    return this.call('PATCH', agentRoutes.client(serial), ClientInfoSchema, request);
   }
 
   /** `DELETE /v1/clients/:serial` (administrator): revokes a client certificate. */

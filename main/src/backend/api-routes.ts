@@ -4,6 +4,7 @@ import {
   CreateSnapshotRequestSchema,
   CreateVolumeRequestSchema,
   ResizeVolumeRequestSchema,
+  SetClientRoleRequestSchema,
   TrackMapQuerySchema,
   VolumeNameSchema,
 } from '@tandem/contract';
@@ -33,6 +34,10 @@ export function consoleRoutes(sites: SiteManager): Router {
       return { body: await client(params).audit({ since, limit, session }) };
     })
     .add('GET', '/api/sites/:siteId/clients', async ({ params }) => ({ body: await client(params).clients() }))
+    .add('PATCH', '/api/sites/:siteId/clients/:serial', async ({ params, body }) => {
+      const { serial } = parseInput(ClientParams, params);
+      return { body: await client(params).setClientRole(serial, parseInput(SetClientRoleRequestSchema, body)) };
+    })
     .add('DELETE', '/api/sites/:siteId/clients/:serial', async ({ params }) => {
       const { serial } = parseInput(ClientParams, params);
       return { body: await client(params).revokeClient(serial) };

@@ -27,6 +27,7 @@ const client = (over: Partial<ClientInfo>): ClientInfo => ({
   pairedAt: '2026-01-01T00:00:00.000Z',
   revokedAt: null,
   ...over,
+  certificateRole: over.certificateRole ?? over.role ?? 'operator',
 });
 
 describe('site clients and roles', () => {
@@ -49,6 +50,7 @@ describe('site clients and roles', () => {
       {
         'GET /api/sites/agent-1/clients': [200, { clients }],
         'DELETE /api/sites/agent-1/clients/1A': [200, { ...clients[1], revokedAt: '2026-01-02T00:00:00.000Z' }],
+        'PATCH /api/sites/agent-1/clients/3C': [200, { ...clients[2], role: 'monitor', roleSource: 'narrowed' }],
       },
       calls,
     );
@@ -57,6 +59,11 @@ describe('site clients and roles', () => {
     expect(within(screen.getByTestId('client-row-ops console')).getByTestId('client-role')).toHaveTextContent('operator');
     expect(within(screen.getByTestId('client-row-old console')).getByTestId('client-role')).toHaveTextContent('issued before roles');
     expect(within(screen.getByTestId('client-row-this desk')).queryByRole('button', { name: 'Revoke…' })).toBeNull();
+    // A role up to the certificate's: an operator's certificate offers monitor and operator only.
+    const opsRole = screen.getByLabelText('Role of ops console');
+    expect([...opsRole.querySelectorAll('option')].map((option) => option.textContent)).toEqual(['monitor', 'operator']);
+    fireEvent.change(screen.getByLabelText('Role of old console'), { target: { value: 'monitor' } });
+    await expect.poll(() => calls.find((call) => call.startsWith('PATCH /api/sites/agent-1/clients/3C'))).toContain('"role":"monitor"');
     fireEvent.click(within(screen.getByTestId('client-row-ops console')).getByRole('button', { name: 'Revoke…' }));
     fireEvent.click(within(table).getByRole('button', { name: 'Revoke ops console now' }));
     await expect.poll(() => calls.some((call) => call.startsWith('DELETE /api/sites/agent-1/clients/1A'))).toBe(true);
