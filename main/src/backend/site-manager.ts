@@ -1,4 +1,4 @@
-import { legacyCertificateRole, ProblemError, type AgentEvent, type AgentInfo, type Problem, type Role } from '@tandem/contract';
+import { agentEventTypes, legacyCertificateRole, ProblemError, type AgentEvent, type AgentInfo, type Problem, type Role } from '@tandem/contract';
 import type { ConnectSiteRequest, ConsoleEvent, ProbeSiteResponse, SiteConnection, SiteSummary } from '../shared/console-api.ts';
 import { AgentClient } from './agent-client.ts';
 import type { BackoffPolicy } from './backoff.ts';
@@ -138,6 +138,18 @@ export class SiteManager {
 
   private onAgentEvent(site: LiveSite, event: AgentEvent): void {
     this.emit({ kind: 'agent-event', siteId: site.credentials.id, event });
+    // An administrator changed some client's role: ask again who this console is, so what it offers follows at once.
+    if (event.type === agentEventTypes.clientRole) void this.refreshAgent(site);
+  }
+
+  private async refreshAgent(site: LiveSite): Promise<void> {
+    try {
+      site.agent = await site.client.info();
+    } catch {
+      // The stream reports a lost agent; nothing else to do here.
+      return;
+    }
+    if (this.live.get(site.credentials.id) === site) this.emit({ kind: 'site', site: this.summary(site) });
   }
 
   private async onStreamState(site: LiveSite, state: StreamState): Promise<void> {
