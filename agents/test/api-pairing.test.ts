@@ -124,7 +124,7 @@ describe('POST /v1/pair', () => {
   });
 
   it('refuses an expired token', async () => {
-    const { token } = createPairingToken(engine.catalog.db, new Date(Date.now() - 16 * 60 * 1000));
+    const { token } = createPairingToken(engine.catalog.db, 'administrator', new Date(Date.now() - 16 * 60 * 1000));
     const response = await app.inject({
       method: 'POST',
       url: '/v1/pair',

@@ -199,14 +199,17 @@ describe('session history at the agent', () => {
   it('an agent upgraded on an existing data dir adds the history to its catalog and keeps its sessions', async () => {
     await alpha.kill('SIGTERM');
     // The catalog as the release before the history left it (schema version 8): no history table, no audit log
-    // (migration 11), no alerts (migration 12), and its copy sets in `pairs` (migration 10 made `copy_sets` of them, see
-    // catalog-migration-v10-agents.test.ts).
+    // (migration 11), no alerts (migration 12), no roles (migration 13) and its copy sets in `pairs` (migration 10 made
+    // `copy_sets` of them, see catalog-migration-v10-agents.test.ts).
     const db = new Database(dataDirPaths(alpha.dataDir).catalog);
     db.exec(`DROP TABLE session_history;
       DROP TABLE audit_log;
       DROP TABLE alerts;
       DROP TABLE alert_thresholds;
       DROP TABLE alert_settings;
+      ALTER TABLE pairing_tokens DROP COLUMN role;
+      ALTER TABLE clients DROP COLUMN role;
+      ALTER TABLE clients DROP COLUMN narrowed_role;
       CREATE TABLE pairs (
         id TEXT PRIMARY KEY,
         session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CallerSchema, RoleSchema } from './roles.ts';
 
 /** The unauthenticated health probe: enough to show who answers, nothing more. */
 export const HealthSchema = z.object({
@@ -20,6 +21,11 @@ export const AgentInfoSchema = z.object({
   nbdSocket: z.string().nullable(),
   /** SHA-256 fingerprint of the agent's API certificate, `AB:CD:…`. */
   certificateFingerprint: z.string(),
+  /**
+   * Who the agent takes the caller to be, with its role (`GET /v1/agent`
+   * only; absent from agents older than roles, whose clients all had every right).
+   */
+  caller: CallerSchema.optional(),
 });
 export type AgentInfo = z.infer<typeof AgentInfoSchema>;
 
@@ -33,6 +39,11 @@ export const PairRequestSchema = z.object({
   publicKey: z.string().min(1),
   /** A label for the client, shown in the agent's event log. */
   clientName: z.string().min(1).max(128),
+  /**
+   * The role the client asks for: at most the one the token was made for
+   * (its own when left out). A console may ask for less than its token grants.
+   */
+  role: RoleSchema.optional(),
 });
 export type PairRequest = z.infer<typeof PairRequestSchema>;
 
@@ -44,6 +55,8 @@ export const PairResponseSchema = z.object({
   /** PEM of the agent's CA: the client pins it (and the server certificate's fingerprint). */
   caCertificate: z.string(),
   certificateFingerprint: z.string(),
+  /** The role the client certificate carries (absent from agents older than roles: every client had every right). */
+  role: RoleSchema.optional(),
 });
 export type PairResponse = z.infer<typeof PairResponseSchema>;
 
@@ -55,6 +68,8 @@ export type PairResponse = z.infer<typeof PairResponseSchema>;
 export const PairingTokenSchema = z.object({
   token: z.string(),
   expiresAt: z.string(),
+  /** The role a client paired with this token gets at most (see CreatePairingTokenRequest); absent from agents older than roles. */
+  role: RoleSchema.optional(),
   certificateFingerprint: z.string(),
 });
 export type PairingToken = z.infer<typeof PairingTokenSchema>;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ProblemCodeSchema } from './problems.ts';
+import { RoleSchema } from './roles.ts';
 
 /**
  * Audit trail: every state-changing call to an agent's control API (POST,
@@ -31,6 +32,12 @@ export const AuditClientSchema = z.object({
   serial: z.string(),
   /** SHA-256 of the certificate, `AB:CD:…`. */
   fingerprint: z.string(),
+  /**
+   * The role the certificate carries (`administrator` for one issued before
+   * roles); null for entries recorded before roles, and for a certificate
+   * naming a role this agent does not know.
+   */
+  role: RoleSchema.nullable().default(null),
 });
 export type AuditClient = z.infer<typeof AuditClientSchema>;
 
@@ -100,6 +107,7 @@ export const auditCsvColumns = [
   'client',
   'client_serial',
   'client_fingerprint',
+  'client_role',
   'user',
   'remote_address',
   'method',
@@ -134,6 +142,7 @@ export function auditCsv(entries: Array<{ site: string; entry: AuditEntry }>): s
         entry.client?.subject ?? null,
         entry.client?.serial ?? null,
         entry.client?.fingerprint ?? null,
+        entry.client?.role ?? null,
         entry.user,
         entry.remoteAddress,
         entry.method,

@@ -13,6 +13,10 @@ export const agentEventTypes = {
   agentStarted: 'agent.started',
   agentStopped: 'agent.stopped',
   clientPaired: 'client.paired',
+  /** An administrator revoked a client certificate (`DELETE /v1/clients/:serial`). */
+  clientRevoked: 'client.revoked',
+  /** An administrator changed the role a client acts as (`PATCH /v1/clients/:serial`). */
+  clientRole: 'client.role',
   volumeCreated: 'volume.created',
   volumeResized: 'volume.resized',
   volumeDeleted: 'volume.deleted',

@@ -7,6 +7,7 @@ export * from './problems.ts';
 export * from './sizes.ts';
 export * from './volumes.ts';
 export * from './events.ts';
+export * from './roles.ts';
 export * from './agent.ts';
 export * from './replication.ts';
 export * from './clusters.ts';

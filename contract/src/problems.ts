@@ -14,6 +14,7 @@ export const problemCodes = [
   'already-exists',
   'unauthenticated',
   'access-denied',
+  'forbidden-role',
   'token-invalid',
   'volume-busy',
   'volume-has-snapshots',
@@ -57,6 +58,8 @@ export const problemHttpStatus: Record<ProblemCode, number> = {
   'already-exists': 409,
   unauthenticated: 401,
   'access-denied': 403,
+  /** The caller's certificate carries a role below the one the route needs; `detail: {needed, held}`. */
+  'forbidden-role': 403,
   'token-invalid': 403,
   'volume-busy': 409,
   'volume-has-snapshots': 409,

@@ -10,9 +10,11 @@ import { AuditLog, defaultAuditRetention, type AuditRetention } from '../storage
 import { installAuditTrail } from './audit.ts';
 import { installAuthentication } from './auth.ts';
 import { installErrorHandling } from './errors.ts';
+import { installRoleChecks } from './roles.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { clientRoutes } from './routes/clients.ts';
 import { clusterRoutes } from './routes/clusters.ts';
 import { eventRoutes } from './routes/events.ts';
 import { flashRoutes } from './routes/flash.ts';
@@ -44,11 +46,14 @@ export async function apiApp(app: FastifyInstance, deps: ApiDependencies): Promi
   app.setSerializerCompiler(jsonSerializerCompiler);
   installErrorHandling(app);
   installAuthentication(app, deps.engine.catalog);
+  // After authentication (hooks run in the order they were added): the caller is known when its role is checked.
+  installRoleChecks(app);
   const auditLog = new AuditLog(deps.engine.catalog.db, deps.auditRetention ?? defaultAuditRetention);
   installAuditTrail(app, auditLog);
   await app.register(websocket, { options: { maxPayload: 64 * 1024 }, preClose: closeWebSockets });
   await app.register(agentRoutes, deps);
   await app.register(pairRoutes, deps);
+  await app.register(clientRoutes, deps);
   await app.register(volumeRoutes, deps);
   await app.register(eventRoutes, deps);
   await app.register(replicationRoutes, deps);

@@ -1,14 +1,47 @@
 import { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ProblemError } from '@tandem/contract';
+import {
+  legacyCertificateRole,
+  ProblemError,
+  roleAllows,
+  roleCertificateUnitPrefix,
+  RoleSchema,
+  type Role,
+  type RoleSource,
+} from '@tandem/contract';
 import type { Catalog } from '../storage/catalog.ts';
-import { isClientActive } from '../tls/pairing.ts';
+import { isClientActive, narrowedRole } from '../tls/pairing.ts';
 
-/** Who made an authenticated request: the serial, subject and SHA-256 fingerprint of its client certificate. */
+/**
+ * Who made an authenticated request: the serial, subject and SHA-256
+ * fingerprint of its client certificate, and the role it carries.
+ */
 export interface ClientIdentity {
   serial: string;
   subject: string;
   fingerprint: string;
+  /** The role the certificate carries; null when it names a role this agent does not know (refused). */
+  role: Role | null;
+  /** `legacy`: the certificate names no role (issued before roles) and is taken as `legacyCertificateRole`; `narrowed`: an administrator set a lower role. */
+  roleSource: RoleSource;
+}
+
+/** The subject's organizational units, however Node parsed them (one or several). */
+function units(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+/**
+ * The role a client certificate's subject carries: the one OU that reads
+ * `tandem-role:<role>`. None: issued before roles, an administrator then
+ * and now. Several, or an unknown role: null (the API refuses the caller).
+ */
+export function certificateRole(subjectUnits: string | string[] | undefined): { role: Role | null; roleSource: RoleSource } {
+  const named = units(subjectUnits).filter((unit) => unit.startsWith(roleCertificateUnitPrefix));
+  if (named.length === 0) return { role: legacyCertificateRole, roleSource: 'legacy' };
+  const parsed = RoleSchema.safeParse(named[0].slice(roleCertificateUnitPrefix.length));
+  return { role: named.length === 1 && parsed.success ? parsed.data : null, roleSource: 'certificate' };
 }
 
 /** The certificate the request's TLS client presented, checked or not (the audit trail names refused callers by it too). */
@@ -22,6 +55,7 @@ export function presentedCertificate(request: FastifyRequest): ClientIdentity | 
     serial: certificate.serialNumber,
     subject: Array.isArray(commonName) ? commonName.join(', ') : (commonName ?? ''),
     fingerprint: certificate.fingerprint256 ?? '',
+    ...certificateRole(certificate.subject?.OU),
   };
 }
 
@@ -56,7 +90,16 @@ function authenticate(request: FastifyRequest, catalog: Catalog): ClientIdentity
   if (!isClientActive(catalog.db, certificate.serialNumber)) {
     throw new ProblemError('unauthenticated', 'the client certificate is revoked or unknown to this agent');
   }
-  return presentedCertificate(request)!;
+  const identity = presentedCertificate(request)!;
+  if (identity.role === null) {
+    throw new ProblemError('unauthenticated', 'the client certificate names a role this agent does not know; pair again');
+  }
+  // An administrator may have narrowed the client below its certificate's role (never above it).
+  const narrowed = narrowedRole(catalog.db, certificate.serialNumber);
+  if (narrowed !== null && roleAllows(identity.role, narrowed) && narrowed !== identity.role) {
+    return { ...identity, role: narrowed, roleSource: 'narrowed' };
+  }
+  return identity;
 }
 
 /** Every route needs a client certificate signed by the agent's CA unless it is marked `config: {public: true}`. */

@@ -9,6 +9,7 @@ import { agentPackageDir } from '../package-dir.ts';
 import { registerAdminCommands } from './commands/admin.ts';
 import { registerAlertCommands } from './commands/alerts.ts';
 import { registerAuditCommands } from './commands/audit.ts';
+import { registerClientCommands } from './commands/clients.ts';
 import { registerClusterCommands } from './commands/clusters.ts';
 import { registerFlashCommands } from './commands/flash.ts';
 import { registerNbdClientCommands } from './commands/nbd-clients.ts';
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   registerNbdClientCommands(program);
   registerAuditCommands(program);
   registerAlertCommands(program);
+  registerClientCommands(program);
   for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -19,7 +19,7 @@ afterEach(async () => {
 const day = 86_400_000;
 const record = (time: number, target: string, session: string | null = null): AuditRecord => ({
   time: new Date(time).toISOString(),
-  client: { subject: 'local-admin alpha', serial: '01', fingerprint: 'AA' },
+  client: { subject: 'local-admin alpha', serial: '01', fingerprint: 'AA', role: 'administrator' },
   user: 'root',
   remoteAddress: '127.0.0.1',
   method: 'POST',

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { AuditEntry, ProblemCode } from '@tandem/contract';
+import { RoleSchema, type AuditEntry, type ProblemCode, type Role } from '@tandem/contract';
 
 /** How the audit trail is bounded: the newest `maxRows` entries, none older than `maxDays` days. */
 export interface AuditRetention {
@@ -36,9 +36,9 @@ export class AuditLog {
     readonly retention: AuditRetention = defaultAuditRetention,
   ) {
     this.insert = db.prepare(
-      `INSERT INTO audit_log (time, time_ms, client_subject, client_serial, client_fingerprint, user_name, remote_address, method,
+      `INSERT INTO audit_log (time, time_ms, client_subject, client_serial, client_fingerprint, client_role, user_name, remote_address, method,
          route, url, target, session, params, status, problem, message, duration_ms)
-       VALUES (@time, @timeMs, @clientSubject, @clientSerial, @clientFingerprint, @user, @remoteAddress, @method,
+       VALUES (@time, @timeMs, @clientSubject, @clientSerial, @clientFingerprint, @clientRole, @user, @remoteAddress, @method,
          @route, @url, @target, @session, @params, @status, @problem, @message, @durationMs)`,
     );
     this.pruneRows = db.prepare('DELETE FROM audit_log WHERE id <= ?');
@@ -55,6 +55,7 @@ export class AuditLog {
         clientSubject: entry.client?.subject ?? null,
         clientSerial: entry.client?.serial ?? null,
         clientFingerprint: entry.client?.fingerprint ?? null,
+        clientRole: entry.client?.role ?? null,
         user: entry.user,
         remoteAddress: entry.remoteAddress,
         method: entry.method,
@@ -108,6 +109,11 @@ export class AuditLog {
   }
 }
 
+const roleOf = (value: unknown): Role | null => {
+  const parsed = RoleSchema.safeParse(value);
+  return parsed.success ? parsed.data : null;
+};
+
 const text = (value: unknown): string | null => (value === null || value === undefined ? null : String(value));
 
 function toEntry(row: Record<string, unknown>): AuditEntry {
@@ -117,7 +123,12 @@ function toEntry(row: Record<string, unknown>): AuditEntry {
     client:
       row.client_serial === null
         ? null
-        : { subject: String(row.client_subject ?? ''), serial: String(row.client_serial), fingerprint: String(row.client_fingerprint ?? '') },
+        : {
+            subject: String(row.client_subject ?? ''),
+            serial: String(row.client_serial),
+            fingerprint: String(row.client_fingerprint ?? ''),
+            role: roleOf(row.client_role),
+          },
     user: text(row.user_name),
     remoteAddress: text(row.remote_address),
     method: String(row.method),

@@ -236,6 +236,13 @@ const migrations: Migration[] = [
      settings TEXT NOT NULL,
      updated_at TEXT NOT NULL
    );`,
+  // Roles (contract/src/roles.ts): the role a pairing token pairs a client as, the role a client's certificate carries
+  // (as issued), the lower role an administrator narrowed a client to (NULL: as issued) and the role an audited caller
+  // held. NULL roles in rows from before roles: such tokens and certificates had every right, and keep it (administrator).
+  `ALTER TABLE pairing_tokens ADD COLUMN role TEXT;
+   ALTER TABLE clients ADD COLUMN role TEXT;
+   ALTER TABLE clients ADD COLUMN narrowed_role TEXT;
+   ALTER TABLE audit_log ADD COLUMN client_role TEXT;`,
 ];
 
 /**

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { roleCertificateUnitPrefix, type Role } from '@tandem/contract';
 import { type CryptoKey, ecdsaSha256, generateKeyPair, importSigningKey, pemDecodeFirst, privateKeyToPem, randomSerial } from './keys.ts';
 import type { x509 } from './x509.ts';
 
@@ -65,6 +66,18 @@ interface LeafOptions {
   usage: 'server' | 'client';
   /** DNS names and IP addresses for the subject alternative name (server certificates). */
   altNames?: string[];
+  /**
+   * The holder's role (client certificates), as the subject's organizational
+   * unit `OU=tandem-role:<role>`. The common name is escaped, so a client's
+   * chosen name cannot smuggle a second OU in.
+   */
+  role?: Role;
+}
+
+/** The subject of a leaf certificate: `CN=<name>, OU=tandem-role:<role>, O=Tandem`. */
+export function leafSubject(commonName: string, role?: Role): string {
+  const unit = role === undefined ? '' : `, OU=${roleCertificateUnitPrefix}${role}`;
+  return `CN=${escapeDn(commonName)}${unit}, O=Tandem`;
 }
 
 async function signLeaf(
@@ -95,7 +108,7 @@ async function signLeaf(
   }
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: serial,
-    subject: `CN=${escapeDn(options.commonName)}, O=Tandem`,
+    subject: leafSubject(options.commonName, options.role),
     issuer: caCertificate.subject,
     notBefore: new Date(now - day),
     notAfter: new Date(now + leafLifetime),
@@ -122,6 +135,7 @@ export async function issueForPublicKey(
   authority: Authority,
   publicKeyPem: string,
   commonName: string,
+  role: Role,
 ): Promise<{ certificatePem: string; serial: string } | undefined> {
   const x509 = await loadX509();
   let publicKey: x509.PublicKey;
@@ -131,5 +145,5 @@ export async function issueForPublicKey(
   } catch {
     return undefined;
   }
-  return signLeaf(authority, publicKey, { commonName, usage: 'client' });
+  return signLeaf(authority, publicKey, { commonName, usage: 'client', role });
 }

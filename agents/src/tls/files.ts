@@ -39,7 +39,7 @@ export async function initTls(dataDir: string, identity: { site: string; agentId
     usage: 'server',
     altNames: serverAltNames(),
   });
-  const admin = await issueWithNewKey(authority, { commonName: `local-admin ${identity.site}`, usage: 'client' });
+  const admin = await issueWithNewKey(authority, { commonName: `local-admin ${identity.site}`, usage: 'client', role: 'administrator' });
   const write = (file: string, text: string, mode: number) => writeFile(file, text, { mode, flag: 'wx' });
   await write(files.caKey, keyPem, 0o600);
   await write(files.caCertificate, authority.certificatePem, 0o644);
@@ -50,7 +50,7 @@ export async function initTls(dataDir: string, identity: { site: string; agentId
   const adminFingerprint = certificateFingerprint(admin.certificatePem);
   const catalog = new Catalog(dataDirPaths(dataDir).catalog);
   try {
-    recordClient(catalog.db, { serial: admin.serial, name: 'local-admin', fingerprint: adminFingerprint });
+    recordClient(catalog.db, { serial: admin.serial, name: 'local-admin', fingerprint: adminFingerprint, role: 'administrator' });
   } finally {
     catalog.close();
   }

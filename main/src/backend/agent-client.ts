@@ -2,6 +2,8 @@ import type { z } from 'zod';
 import {
   AgentInfoSchema,
   AuditListSchema,
+  ClientInfoSchema,
+  ClientListSchema,
   EventListSchema,
   PoolStatsSchema,
   ProblemError,
@@ -11,6 +13,9 @@ import {
   VolumeListSchema,
   type AgentInfo,
   type AuditList,
+  type ClientInfo,
+  type ClientList,
+  type SetClientRoleRequest,
   type CreateSnapshotRequest,
   type CreateVolumeRequest,
   type EventList,
@@ -99,6 +104,21 @@ export class AgentClient {
     for (const [key, value] of Object.entries(query)) if (value !== undefined) search.set(key, String(value));
     const suffix = search.size > 0 ? `?${search}` : '';
     return this.call('GET', `${agentRoutes.audit}${suffix}`, AuditListSchema);
+  }
+
+  /** `GET /v1/clients` (administrator): every client certificate the agent issued, with its role. */
+  clients(): Promise<ClientList> {
+    return this.call('GET', agentRoutes.clients, ClientListSchema);
+  }
+
+  /** `PATCH /v1/clients/:serial` (administrator): the role a client acts as, at most its certificate's. */
+  setClientRole(serial: string, request: SetClientRoleRequest): Promise<ClientInfo> {
+    return this.call('PATCH', agentRoutes.client(serial), ClientInfoSchema, request);
+  }
+
+  /** `DELETE /v1/clients/:serial` (administrator): revokes a client certificate. */
+  revokeClient(serial: string): Promise<ClientInfo> {
+    return this.call('DELETE', agentRoutes.client(serial), ClientInfoSchema);
   }
 
   events(after: number, limit = 200): Promise<EventList> {

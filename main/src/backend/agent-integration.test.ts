@@ -82,7 +82,20 @@ describe('backend with a real agent', () => {
     await waitFor(() => siteState() === 'connected', 'connected state');
     const site = (await call('GET', '/api/sites')).body.sites as SiteSummary[];
     expect(site[0]).toMatchObject({ site: 'primary', certificateFingerprint, agent: { site: 'primary' } });
+    // A token made without --role pairs as administrator; the agent says so for the console's certificate.
+    expect(site[0]).toMatchObject({ role: 'administrator', agent: { caller: { role: 'administrator', roleSource: 'certificate' } } });
   });
+
+  it('follows a role an administrator sets at the agent, at once (client.role event)', async () => {
+    const serial = backend.sites.list()[0].agent!.caller!.serial;
+    await agentCli(['clients', 'set-role', serial, 'monitor', '--data', agent.dataDir]);
+    await waitFor(() => backend.sites.list()[0].role === 'monitor', 'role monitor');
+    const refused = await call('POST', `/api/sites/${siteId}/volumes`, { name: 'refused', sizeBytes: 1024 * 1024 });
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ problem: 'forbidden-role', detail: { needed: 'administrator', held: 'monitor' } });
+    await agentCli(['clients', 'set-role', serial, 'administrator', '--data', agent.dataDir]);
+    await waitFor(() => backend.sites.list()[0].role === 'administrator', 'role administrator again');
+  }, 60_000);
 
   it('manages volumes through the agent and fans its events in', async () => {
     const created = await call('POST', `/api/sites/${siteId}/volumes`, { name: 'vol1', sizeBytes: 64 * 1024 * 1024 });

@@ -17,4 +17,6 @@ export const agentRoutes = {
   events: '/v1/events',
   eventStream: '/v1/events/stream',
   audit: '/v1/audit',
+  clients: '/v1/clients',
+  client: (serial: string) => `/v1/clients/${encodeURIComponent(serial)}`,
 } as const;

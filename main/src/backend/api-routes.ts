@@ -4,6 +4,7 @@ import {
   CreateSnapshotRequestSchema,
   CreateVolumeRequestSchema,
   ResizeVolumeRequestSchema,
+  SetClientRoleRequestSchema,
   TrackMapQuerySchema,
   VolumeNameSchema,
 } from '@tandem/contract';
@@ -14,6 +15,7 @@ import type { SiteManager } from './site-manager.ts';
 const VolumeParams = z.object({ siteId: z.string().min(1), name: VolumeNameSchema });
 const TrackParams = VolumeParams.extend({ track: z.coerce.number().int().min(0) });
 const SiteParams = z.object({ siteId: z.string().min(1) });
+const ClientParams = SiteParams.extend({ serial: z.string().regex(/^[0-9A-Fa-f:]{1,128}$/, 'a serial is hexadecimal') });
 
 /** The backend's JSON API for the renderer (see shared/console-api.ts for the shapes). */
 export function consoleRoutes(sites: SiteManager): Router {
@@ -30,6 +32,15 @@ export function consoleRoutes(sites: SiteManager): Router {
     .add('GET', '/api/sites/:siteId/audit', async ({ params, query }) => {
       const { since, limit, session } = parseInput(AuditListQuerySchema, Object.fromEntries(query));
       return { body: await client(params).audit({ since, limit, session }) };
+    })
+    .add('GET', '/api/sites/:siteId/clients', async ({ params }) => ({ body: await client(params).clients() }))
+    .add('PATCH', '/api/sites/:siteId/clients/:serial', async ({ params, body }) => {
+      const { serial } = parseInput(ClientParams, params);
+      return { body: await client(params).setClientRole(serial, parseInput(SetClientRoleRequestSchema, body)) };
+    })
+    .add('DELETE', '/api/sites/:siteId/clients/:serial', async ({ params }) => {
+      const { serial } = parseInput(ClientParams, params);
+      return { body: await client(params).revokeClient(serial) };
     })
     .add('GET', '/api/sites/:siteId/pool', async ({ params }) => ({ body: await client(params).pool() }))
     .add('GET', '/api/sites/:siteId/volumes', async ({ params }) => ({ body: await client(params).listVolumes() }))

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import { HealthSchema, PairResponseSchema, ProblemError, type Health, type PairRequest } from '@tandem/contract';
+import { HealthSchema, PairResponseSchema, ProblemError, type Health, type PairRequest, type Role } from '@tandem/contract';
 import { agentRequest, problemFromResponse } from './agent-http.ts';
 import { agentRoutes } from './agent-routes.ts';
 import type { SiteCredentials } from './site-registry.ts';
@@ -26,6 +26,8 @@ export interface PairOptions {
   /** The fingerprint the administrator confirmed; the token is only sent to an agent presenting it. */
   expectedFingerprint: string;
   clientName?: string;
+  /** The role to ask for (at most the token's; the token's own when left out). */
+  role?: Role;
 }
 
 /**
@@ -39,6 +41,7 @@ export async function pairWithAgent(options: PairOptions): Promise<SiteCredentia
     token: options.token,
     publicKey: keys.publicKeyPem,
     clientName: options.clientName ?? `tandem-console@${os.hostname()}`.slice(0, 128),
+    ...(options.role ? { role: options.role } : {}),
   };
   const response = await agentRequest({
     address: options.address,
@@ -65,6 +68,7 @@ export async function pairWithAgent(options: PairOptions): Promise<SiteCredentia
     clientCertificate: paired.clientCertificate,
     clientKeyPem: keys.privateKeyPem,
     addedAt: new Date().toISOString(),
+    ...(paired.role ? { role: paired.role } : {}),
   };
 }
 

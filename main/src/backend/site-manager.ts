@@ -1,4 +1,4 @@
-import { ProblemError, type AgentEvent, type AgentInfo, type Problem } from '@tandem/contract';
+import { agentEventTypes, legacyCertificateRole, ProblemError, type AgentEvent, type AgentInfo, type Problem, type Role } from '@tandem/contract';
 import type { ConnectSiteRequest, ConsoleEvent, ProbeSiteResponse, SiteConnection, SiteSummary } from '../shared/console-api.ts';
 import { AgentClient } from './agent-client.ts';
 import type { BackoffPolicy } from './backoff.ts';
@@ -40,7 +40,7 @@ export class SiteManager {
       try {
         this.attach(this.registry.get(stored.id)!);
       } catch (error) {
-        const { id, site, address, certificateFingerprint, addedAt } = stored;
+        const { id, site, address, certificateFingerprint, addedAt, role } = stored;
         this.locked.set(id, {
           id,
           site,
@@ -48,6 +48,7 @@ export class SiteManager {
           certificateFingerprint,
           addedAt,
           agent: null,
+          role: role ?? null,
           connection: { state: 'offline', since: new Date().toISOString(), lastProblem: problemOf(error), nextAttemptAt: null },
         });
       }
@@ -94,6 +95,7 @@ export class SiteManager {
       token: request.token,
       expectedFingerprint: request.expectedFingerprint,
       clientName: this.options.clientName,
+      role: request.role,
     });
     await this.registry.add(credentials);
     const site = this.attach(credentials);
@@ -136,6 +138,18 @@ export class SiteManager {
 
   private onAgentEvent(site: LiveSite, event: AgentEvent): void {
     this.emit({ kind: 'agent-event', siteId: site.credentials.id, event });
+    // An administrator changed some client's role: ask again who this console is, so what it offers follows at once.
+    if (event.type === agentEventTypes.clientRole) void this.refreshAgent(site);
+  }
+
+  private async refreshAgent(site: LiveSite): Promise<void> {
+    try {
+      site.agent = await site.client.info();
+    } catch {
+      // The stream reports a lost agent; nothing else to do here.
+      return;
+    }
+    if (this.live.get(site.credentials.id) === site) this.emit({ kind: 'site', site: this.summary(site) });
   }
 
   private async onStreamState(site: LiveSite, state: StreamState): Promise<void> {
@@ -180,6 +194,7 @@ export class SiteManager {
       addedAt: credentials.addedAt,
       connection: site.connection,
       agent: site.agent,
+      role: siteRole(site.agent, credentials.role),
     };
   }
 
@@ -190,6 +205,16 @@ export class SiteManager {
   private emit(event: ConsoleEvent): void {
     for (const listener of this.listeners) listener(event);
   }
+}
+
+/**
+ * The console's role at a site: what the agent says (an agent older than
+ * roles says nothing: it gave every client every right), else what it issued
+ * at pairing, else unknown.
+ */
+function siteRole(agent: AgentInfo | null, issued: Role | undefined): Role | null {
+  if (agent) return agent.caller?.role ?? legacyCertificateRole;
+  return issued ?? null;
 }
 
 function problemOf(error: unknown): Problem {

@@ -1,7 +1,7 @@
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ProblemError } from '@tandem/contract';
+import { ProblemError, RoleSchema } from '@tandem/contract';
 import type { SecretBox } from './secret-box.ts';
 
 /** One paired site as kept on disk: where it is and the credentials to reach it. */
@@ -16,6 +16,8 @@ const StoredSiteSchema = z.object({
   clientKey: z.string(),
   keyProtection: z.enum(['none', 'safe-storage']),
   addedAt: z.string(),
+  /** The role the agent issued the client certificate for (absent: paired before roles, or with an agent older than them). */
+  role: RoleSchema.optional(),
 });
 export type StoredSite = z.infer<typeof StoredSiteSchema>;
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AgentEventSchema, AgentInfoSchema, ProblemSchema } from '@tandem/contract';
+import { AgentEventSchema, AgentInfoSchema, ProblemSchema, RoleSchema } from '@tandem/contract';
 
 /**
  * The console backend's local API (renderer <-> backend), declared once and
@@ -32,6 +32,13 @@ export const SiteSummarySchema = z.object({
   connection: SiteConnectionSchema,
   /** The agent's own description, once it has been reached. */
   agent: AgentInfoSchema.nullable(),
+  /**
+   * What this console may do at the site (its client certificate's role): as
+   * the agent last said (`agent.caller.role`; an agent older than roles gave
+   * every client every right: administrator), else as issued at pairing;
+   * null when neither is known (a site paired before roles, not reached yet).
+   */
+  role: RoleSchema.nullable(),
 });
 export type SiteSummary = z.infer<typeof SiteSummarySchema>;
 
@@ -63,6 +70,8 @@ export const ConnectSiteRequestSchema = z.object({
   token: z.string().trim().min(1, 'enter the pairing token the agent printed'),
   /** The fingerprint the administrator confirmed; the agent must present exactly this certificate. */
   expectedFingerprint: z.string().min(1),
+  /** The role the console asks for, at most the token's (the token's own when left out). */
+  role: RoleSchema.optional(),
 });
 export type ConnectSiteRequest = z.infer<typeof ConnectSiteRequestSchema>;
 

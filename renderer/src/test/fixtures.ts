@@ -10,6 +10,7 @@ export function siteFixture(overrides: Partial<SiteSummary> = {}): SiteSummary {
     addedAt: '2026-01-01T00:00:00.000Z',
     connection: { state: 'connected', since: '2026-01-01T00:00:00.000Z', lastProblem: null, nextAttemptAt: null },
     agent: null,
+    role: 'administrator',
     ...overrides,
   };
 }

@@ -12,7 +12,14 @@ export async function agentRoutes(fastify: FastifyInstance, deps: ApiDependencie
     return { status: 'ok' as const, site: info.site, agentId: info.agentId, version: info.version };
   });
 
-  app.get('/v1/agent', { schema: { response: { 200: AgentInfoSchema } } }, async () => deps.agentInfo());
+  // Also who the caller is and its role, so a console knows what it may offer.
+  app.get('/v1/agent', { schema: { response: { 200: AgentInfoSchema } } }, async (request) => {
+    const client = request.client!;
+    return {
+      ...deps.agentInfo(),
+      caller: { subject: client.subject, serial: client.serial, role: client.role!, roleSource: client.roleSource },
+    };
+  });
 
   app.get('/v1/pool', { schema: { response: { 200: PoolStatsSchema } } }, async () => deps.engine.poolStats());
 }

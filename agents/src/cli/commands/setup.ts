@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
-import { formatSize } from '@tandem/contract';
+import { formatSize, roles, type Role } from '@tandem/contract';
 import { dataDirPaths } from '../../data-dir.ts';
 import type { CheckReport } from '../../storage/check.ts';
 import { DataDirLock, readIdentity, readRunInfo } from '../data-dir-files.ts';
@@ -112,7 +112,7 @@ async function run(options: RunOptions): Promise<void> {
   systemd?.ready(`serving ${info.site}: api ${info.apiAddress}${info.nbdAddress ? `, nbd ${info.nbdAddress}` : ''}${agent.runInfo.linkAddress ? `, peer link ${agent.runInfo.linkAddress}` : ''}`);
 }
 
-async function token(options: { data: string; json?: boolean }): Promise<void> {
+async function token(options: { data: string; json?: boolean; role: Role }): Promise<void> {
   const paths = dataDirPaths(options.data);
   await readIdentity(paths.root);
   const [{ Catalog }, { createPairingToken }, { certificateFingerprint }, { tlsPaths }, { readFile }] = await Promise.all([
@@ -124,16 +124,16 @@ async function token(options: { data: string; json?: boolean }): Promise<void> {
   ]);
   const fingerprint = certificateFingerprint(await readFile(tlsPaths(paths.root).serverCertificate, 'utf8'));
   const catalog = new Catalog(paths.catalog);
-  let created: { token: string; expiresAt: string };
+  let created: { token: string; expiresAt: string; role: Role };
   try {
-    created = createPairingToken(catalog.db);
+    created = createPairingToken(catalog.db, options.role);
   } finally {
     catalog.close();
   }
   if (options.json) return printJson({ ...created, certificateFingerprint: fingerprint });
   print(created.token);
   process.stderr.write(
-    `one-time pairing token, valid until ${created.expiresAt}; it is not shown again.\n` +
+    `one-time pairing token for the ${created.role} role, valid until ${created.expiresAt}; it is not shown again.\n` +
       `the agent's certificate fingerprint is ${fingerprint}\n`,
   );
 }
@@ -216,8 +216,13 @@ export function registerSetupCommands(program: Command): void {
 
   program
     .command('token')
-    .description('print a one-time pairing token (valid 15 minutes)')
+    .description('print a one-time pairing token (valid 15 minutes) that pairs a console as --role')
     .addOption(dataOption())
+    .addOption(
+      new Option('--role <role>', 'what the paired console may do: monitor (read only), operator (session and flash actions), administrator (everything)')
+        .choices(roles)
+        .default('administrator'),
+    )
     .addOption(jsonOption())
     .action(token);
 

@@ -7,7 +7,7 @@ import { AuditView } from './AuditView.tsx';
 const entry = (over: Partial<AuditEntry>): AuditEntry => ({
   id: 1,
   time: '2026-12-07T10:00:00.000Z',
-  client: { subject: 'console on desk', serial: '0A', fingerprint: 'AB:CD' },
+  client: { subject: 'console on desk', serial: '0A', fingerprint: 'AB:CD', role: 'operator' },
   user: 'alice',
   remoteAddress: '127.0.0.1',
   method: 'POST',
@@ -90,7 +90,7 @@ describe('AuditView', () => {
     const lines = saved.content.trimEnd().split('\r\n');
     expect(lines[0]).toBe(auditCsvColumns.join(','));
     expect(lines).toHaveLength(3);
-    expect(lines[1]).toMatch(/^1,2026-12-07T10:00:00.000Z,alpha,console on desk,0A,AB:CD,alice,/);
+    expect(lines[1]).toMatch(/^1,2026-12-07T10:00:00.000Z,alpha,console on desk,0A,AB:CD,operator,alice,/);
     expect(lines[2]).toContain(',401,unauthenticated,');
   });
 });

@@ -1,7 +1,9 @@
 import { Badge, Button, Group, SimpleGrid, Stack, Text } from '@mantine/core';
 import type { FlashSessionInfo } from '@tandem/contract';
 import { useState } from 'react';
+import { RoleGated, RoleNote } from '../../../components/RoleGated.tsx';
 import { formatSeconds, formatTime } from '../../sessions/hooks/session-model.ts';
+import { useSiteAccess } from '../../sites/hooks/site-access.ts';
 import { availableFlashActions, canChangeRate, formatRate, isFullyCopied, sessionPercent, type FlashActionPlan } from '../hooks/flash-model.ts';
 import { FlashActionModal } from './FlashActionModal.tsx';
 import { FlashPairTable } from './FlashPairTable.tsx';
@@ -40,6 +42,8 @@ export function FlashSessionView({ siteId, session, readOnly = false }: { siteId
   const [rateOpen, setRateOpen] = useState(false);
   const percent = sessionPercent(session);
   const copying = session.state === 'copying' && !isFullyCopied(session);
+  const access = useSiteAccess(siteId);
+  const actionsReason = access.reason('POST /v1/flash-sessions/:name/refresh');
   return (
     <Stack gap="sm" data-testid={`flash-session-${session.name}`}>
       <Group gap="xs">
@@ -61,12 +65,17 @@ export function FlashSessionView({ siteId, session, readOnly = false }: { siteId
         <Fact label="Source writes held" value={session.holdMs === null ? '–' : `${session.holdMs.toFixed(session.holdMs < 10 ? 1 : 0)} ms`} />
       </SimpleGrid>
       <FlashPairTable session={session} />
-      {!readOnly && (
+      {!readOnly && actionsReason && (
+        <RoleNote>{`Flash copy actions (refresh, reverse, withdraw, copy rate) are not offered. ${actionsReason}`}</RoleNote>
+      )}
+      {!readOnly && !actionsReason && (
         <Group gap="xs">
           {availableFlashActions(session).map((plan) => (
-            <Button key={plan.action} size="xs" color={plan.color} variant={plan.confirm === 'button' ? 'light' : 'outline'} onClick={() => setPending(plan)}>
-              {plan.label}…
-            </Button>
+            <RoleGated key={plan.action} reason={plan.action === 'forget' ? access.reason('DELETE /v1/flash-sessions/:name') : null}>
+              <Button size="xs" color={plan.color} variant={plan.confirm === 'button' ? 'light' : 'outline'} onClick={() => setPending(plan)}>
+                {plan.label}…
+              </Button>
+            </RoleGated>
           ))}
           {canChangeRate(session) && (
             <Button size="xs" variant="default" onClick={() => setRateOpen(true)}>

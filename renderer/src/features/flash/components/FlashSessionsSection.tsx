@@ -1,5 +1,8 @@
 import { Button, Group, Loader, Stack, Text, Title } from '@mantine/core';
+import { RoleGated } from '../../../components/RoleGated.tsx';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { everySiteReason } from '../../sites/hooks/site-access.ts';
+import { useSites } from '../../sites/hooks/use-sites.ts';
 import { SiteGapNotice } from '../../sites/components/SiteGapNotice.tsx';
 import { useFlashUi } from '../hooks/flash-ui-store.ts';
 import { useAllFlashSessions } from '../hooks/use-flash.ts';
@@ -9,13 +12,16 @@ import { FlashSessionCard } from './FlashSessionCard.tsx';
 export function FlashSessionsSection() {
   const { sessions, sites, isLoading, error } = useAllFlashSessions({ live: true });
   const openWizard = useFlashUi((state) => state.openWizard);
+  const allSites = useSites().data?.sites ?? [];
   return (
     <Stack gap="sm" data-testid="flash-sessions">
       <Group justify="space-between">
         <Title order={3}>Flash copy</Title>
-        <Button variant="light" onClick={() => openWizard()}>
-          Flash copy…
-        </Button>
+        <RoleGated reason={everySiteReason(allSites, 'POST /v1/flash-sessions')}>
+          <Button variant="light" onClick={() => openWizard()}>
+            Flash copy…
+          </Button>
+        </RoleGated>
       </Group>
       {error && <ProblemAlert error={error} title="Some flash sessions could not be read" />}
       {sites.map(({ site, reach, receivedAt, count }) => (

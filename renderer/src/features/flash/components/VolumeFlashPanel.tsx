@@ -1,5 +1,7 @@
 import { Button, Card, Group, Stack, Text, Title } from '@mantine/core';
 import type { VolumeInfo } from '@tandem/contract';
+import { RoleGated } from '../../../components/RoleGated.tsx';
+import { useSiteAccess } from '../../sites/hooks/site-access.ts';
 import { useFlashUi } from '../hooks/flash-ui-store.ts';
 import { useFlashSessions, useVolumeFlashRoles } from '../hooks/use-flash.ts';
 import { FlashSessionView } from './FlashSessionView.tsx';
@@ -11,15 +13,18 @@ export function VolumeFlashPanel({ siteId, volume }: { siteId: string; volume: V
   const roles = useVolumeFlashRoles(siteId).get(volume.name) ?? [];
   const openWizard = useFlashUi((state) => state.openWizard);
   const names = [...new Set(roles.map((role) => role.session))];
+  const access = useSiteAccess(siteId);
   return (
     <Card withBorder padding="md" data-testid="volume-flash">
       <Stack gap="sm">
         <Group justify="space-between">
           <Title order={3}>Flash copy of {volume.name}</Title>
           {!roles.some((role) => role.role === 'target') && (
-            <Button size="xs" variant="light" onClick={() => openWizard({ siteId, source: volume.name })}>
-              Flash copy {volume.name}…
-            </Button>
+            <RoleGated reason={access.reason('POST /v1/flash-sessions')}>
+              <Button size="xs" variant="light" onClick={() => openWizard({ siteId, source: volume.name })}>
+                Flash copy {volume.name}…
+              </Button>
+            </RoleGated>
           )}
         </Group>
         {roles.length === 0 && (

@@ -1,4 +1,6 @@
 import { Alert, Button, Group, Modal, Stack, Table, Text, Title } from '@mantine/core';
+import { RoleGated } from '../../../components/RoleGated.tsx';
+import { useSiteAccess } from '../../sites/hooks/site-access.ts';
 import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useApi } from '../../../app/api-context.tsx';
@@ -87,6 +89,7 @@ export function ClusterHeader({ entry }: { entry: SiteCluster }) {
   const [historyOpen, setHistoryOpen] = useState(false);
   const [deleting, setDeleting] = useState(false);
   const unknown = cluster.members.filter((member) => member.status === 'unknown');
+  const access = useSiteAccess(entry.siteId);
   return (
     <Stack gap={4} data-testid={`cluster-${cluster.name}`}>
       <Group justify="space-between">
@@ -106,9 +109,11 @@ export function ClusterHeader({ entry }: { entry: SiteCluster }) {
           )}
           {reach.live && <ReportMenu siteId={entry.siteId} name={cluster.name} kind="cluster" />}
           {reach.live && (
-            <Button size="xs" variant="subtle" color="red" onClick={() => setDeleting(true)}>
-              Delete cluster…
-            </Button>
+            <RoleGated reason={access.reason('DELETE /v1/clusters/:name')}>
+              <Button size="xs" variant="subtle" color="red" onClick={() => setDeleting(true)}>
+                Delete cluster…
+              </Button>
+            </RoleGated>
           )}
         </Group>
       </Group>

@@ -1,5 +1,6 @@
 import { Badge, Button, Progress, Table, Text, Tooltip } from '@mantine/core';
 import type { Direction, PairInfo } from '@tandem/contract';
+import { RoleGated } from '../../../components/RoleGated.tsx';
 import { formatSize } from '../../../lib/format.ts';
 import { formatSeconds, inconsistentReasonText } from '../hooks/session-model.ts';
 
@@ -61,6 +62,7 @@ export function PairTable({
   h2Site,
   direction = 'h1-h2',
   onRemove,
+  removeReason = null,
 }: {
   pairs: PairInfo[];
   h1Site: string;
@@ -68,6 +70,8 @@ export function PairTable({
   /** After a failback (`h2-h1`) data flows from the H2 volumes to the H1 volumes: the arrows say so. */
   direction?: Direction;
   onRemove?: (pair: PairInfo) => void;
+  /** Why this console's role may not remove a copy set (the Remove action shows disabled with it), else null. */
+  removeReason?: string | null;
 }) {
   if (pairs.length === 0) return <Text size="sm" c="dimmed">No copy sets yet.</Text>;
   // Multi-primary: every copy set names its primary's site, the H1 site's own too.
@@ -158,9 +162,11 @@ export function PairTable({
                 </Table.Td>
                 {onRemove && (
                   <Table.Td ta="right">
-                    <Button size="compact-xs" variant="subtle" color="red" aria-label={`Remove copy set ${pair.h1Volume}`} onClick={() => onRemove(pair)}>
-                      Remove
-                    </Button>
+                    <RoleGated reason={removeReason}>
+                      <Button size="compact-xs" variant="subtle" color="red" aria-label={`Remove copy set ${pair.h1Volume}`} onClick={() => onRemove(pair)}>
+                        Remove
+                      </Button>
+                    </RoleGated>
                   </Table.Td>
                 )}
               </Table.Tr>

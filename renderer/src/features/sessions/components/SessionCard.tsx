@@ -1,7 +1,9 @@
 import { Alert, Badge, Button, Card, Group, SimpleGrid, Stack, Text, Title } from '@mantine/core';
 import type { PairInfo } from '@tandem/contract';
 import { useEffect, useRef, useState } from 'react';
+import { RoleGated, RoleNote } from '../../../components/RoleGated.tsx';
 import { formatAge, withClockTimes } from '../../../lib/site-reach.ts';
+import { useSiteAccess } from '../../sites/hooks/site-access.ts';
 import { useNow } from '../../../lib/use-now.ts';
 import { copySetsEditable } from '../hooks/copy-sets.ts';
 import { availableActions, type ActionPlan } from '../hooks/session-actions.ts';
@@ -81,6 +83,9 @@ export function SessionCard({
   const [removing, setRemoving] = useState<PairInfo | null>(null);
   const trust = sessionTrust(entry);
   const now = useNow();
+  // Actions go to entry.siteId (the agent forwards them): the console's role there decides what it may do.
+  const access = useSiteAccess(entry.siteId);
+  const actionsReason = access.reason('POST /v1/sessions/:name/actions/:action');
   const editable = trust.live && copySetsEditable(session);
   const openFailback = useSessionsUi((state) => state.openFailback);
   const actions = trust.live ? availableActions(session) : [];
@@ -149,27 +154,41 @@ export function SessionCard({
         )}
         <ShippingControls entry={entry} />
         <LastVerifySummary session={session} />
-        <PairTable pairs={session.pairs} h1Site={session.h1Site} h2Site={session.h2Site} direction={session.direction} onRemove={editable ? setRemoving : undefined} />
+        <PairTable
+          pairs={session.pairs}
+          h1Site={session.h1Site}
+          h2Site={session.h2Site}
+          direction={session.direction}
+          onRemove={editable ? setRemoving : undefined}
+          removeReason={access.reason('DELETE /v1/sessions/:name/pairs/:volume')}
+        />
         <Group justify="space-between">
+          {/* A role that may take none of the session's actions (monitor) sees why instead of a row of dead buttons. */}
+          {actionsReason && trust.live ? (
+            <RoleNote>{`Session actions (start, suspend, failover, failback, verify, clusters) are not offered. ${actionsReason}`}</RoleNote>
+          ) : (
+            <Group gap="xs">
+              {trust.live && session.state === 'prepared' && (
+                <Button size="xs" variant="light" onClick={() => setVerifying(true)}>
+                  Verify…
+                </Button>
+              )}
+              {editable && (
+                <RoleGated reason={access.reason('POST /v1/sessions/:name/pairs')}>
+                  <Button size="xs" variant="light" onClick={() => setAdding(true)}>
+                    Add copy set…
+                  </Button>
+                </RoleGated>
+              )}
+              {actions.map((plan) => (
+                <Button key={plan.action} size="xs" color={plan.color} variant={plan.confirm === 'button' ? 'light' : 'outline'} onClick={() => choose(plan)}>
+                  {plan.label}
+                </Button>
+              ))}
+            </Group>
+          )}
           <Group gap="xs">
-            {trust.live && session.state === 'prepared' && (
-              <Button size="xs" variant="light" onClick={() => setVerifying(true)}>
-                Verify…
-              </Button>
-            )}
-            {editable && (
-              <Button size="xs" variant="light" onClick={() => setAdding(true)}>
-                Add copy set…
-              </Button>
-            )}
-            {actions.map((plan) => (
-              <Button key={plan.action} size="xs" color={plan.color} variant={plan.confirm === 'button' ? 'light' : 'outline'} onClick={() => choose(plan)}>
-                {plan.label}
-              </Button>
-            ))}
-          </Group>
-          <Group gap="xs">
-            {cluster ? (
+            {actionsReason ? null : cluster ? (
               <Button size="xs" variant="subtle" onClick={() => setMembership('leave')}>
                 Leave cluster {cluster.cluster.name}…
               </Button>
@@ -182,9 +201,11 @@ export function SessionCard({
               )
             )}
             {trust.live && (
-              <Button size="xs" variant="subtle" onClick={() => setThresholdsOpen(true)}>
-                Alert thresholds…
-              </Button>
+              <RoleGated reason={access.reason('PUT /v1/sessions/:name/alert-thresholds')}>
+                <Button size="xs" variant="subtle" onClick={() => setThresholdsOpen(true)}>
+                  Alert thresholds…
+                </Button>
+              </RoleGated>
             )}
             <Button size="xs" variant="subtle" onClick={() => setEventsOpen((open) => !open)} aria-expanded={eventsOpen}>
               {eventsOpen ? 'Hide events' : 'Show events'}

@@ -1,7 +1,9 @@
 import { Alert, Button, Divider, Group, Loader, SegmentedControl, Stack, Text, TextInput, Title } from '@mantine/core';
 import { useMemo, useState } from 'react';
 import { useUiStore } from '../../../app/ui-store.ts';
+import { RoleGated } from '../../../components/RoleGated.tsx';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { everySiteReason } from '../../sites/hooks/site-access.ts';
 import { formatClock } from '../../../lib/site-reach.ts';
 import { FlashSessionsSection } from '../../flash/components/FlashSessionsSection.tsx';
 import { FlashWizardHost } from '../../flash/components/FlashWizardHost.tsx';
@@ -47,15 +49,21 @@ export function SessionsPage() {
       <Group justify="space-between">
         <Title order={2}>Sessions</Title>
         <Group gap="xs">
-          <Button variant="default" disabled={!anyFailback} onClick={() => openFailback(null)}>
-            Failback…
-          </Button>
-          <Button variant="default" onClick={() => setCreatingCluster(true)} disabled={sites.length === 0}>
-            Create cluster…
-          </Button>
-          <Button onClick={() => setCreateWizardOpen(true)} disabled={sites.length < 2}>
-            Create session…
-          </Button>
+          <RoleGated reason={everySiteReason(sites, 'POST /v1/sessions/:name/actions/:action')}>
+            <Button variant="default" disabled={!anyFailback} onClick={() => openFailback(null)}>
+              Failback…
+            </Button>
+          </RoleGated>
+          <RoleGated reason={everySiteReason(sites, 'POST /v1/clusters')}>
+            <Button variant="default" onClick={() => setCreatingCluster(true)} disabled={sites.length === 0}>
+              Create cluster…
+            </Button>
+          </RoleGated>
+          <RoleGated reason={everySiteReason(sites, 'POST /v1/sessions')}>
+            <Button onClick={() => setCreateWizardOpen(true)} disabled={sites.length < 2}>
+              Create session…
+            </Button>
+          </RoleGated>
         </Group>
       </Group>
       {unreachable.map(({ site, reach, receivedAt, sessions: count }) => (

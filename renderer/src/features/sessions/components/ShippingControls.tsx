@@ -1,7 +1,9 @@
 import { Button, Group, Modal, NumberInput, Stack, Text } from '@mantine/core';
 import { ShipIntervalSecondsSchema } from '@tandem/contract';
 import { useState } from 'react';
+import { RoleGated } from '../../../components/RoleGated.tsx';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { useSiteAccess } from '../../sites/hooks/site-access.ts';
 import { formatSeconds, formatTime, type MergedSession } from '../hooks/session-model.ts';
 import { useSetShipInterval, useShipNow } from '../hooks/use-sessions.ts';
 
@@ -12,6 +14,7 @@ export function ShippingControls({ entry }: { entry: MergedSession }) {
   const { session } = entry;
   const [changing, setChanging] = useState(false);
   const shipNow = useShipNow();
+  const access = useSiteAccess(entry.siteId);
   if (session.type !== 'snapshot-shipping') return null;
   const seconds = session.shipIntervalSeconds ?? null;
   return (
@@ -20,18 +23,22 @@ export function ShippingControls({ entry }: { entry: MergedSession }) {
         <Text size="sm">
           Ships every <b data-testid="ship-interval">{formatSeconds(seconds)}</b>
         </Text>
-        <Button size="compact-xs" variant="subtle" onClick={() => setChanging(true)}>
-          Change interval…
-        </Button>
-        <Button
-          size="compact-xs"
-          variant="light"
-          disabled={!shipStates.has(session.state)}
-          loading={shipNow.isPending}
-          onClick={() => shipNow.mutate({ siteId: entry.siteId, name: session.name })}
-        >
-          Ship now
-        </Button>
+        <RoleGated reason={access.reason('PATCH /v1/sessions/:name')}>
+          <Button size="compact-xs" variant="subtle" onClick={() => setChanging(true)}>
+            Change interval…
+          </Button>
+        </RoleGated>
+        <RoleGated reason={access.reason('POST /v1/sessions/:name/ship-now')}>
+          <Button
+            size="compact-xs"
+            variant="light"
+            disabled={!shipStates.has(session.state)}
+            loading={shipNow.isPending}
+            onClick={() => shipNow.mutate({ siteId: entry.siteId, name: session.name })}
+          >
+            Ship now
+          </Button>
+        </RoleGated>
       </Group>
       {shipNow.data && (
         <Text size="xs" c="dimmed" data-testid="ship-now-result">

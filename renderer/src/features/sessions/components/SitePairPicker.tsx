@@ -1,4 +1,6 @@
 import { Alert, Button, Group, NativeSelect, Stack, Text } from '@mantine/core';
+import { RoleGated } from '../../../components/RoleGated.tsx';
+import { siteAccess } from '../../sites/hooks/site-access.ts';
 import { useEffect } from 'react';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
@@ -48,9 +50,11 @@ export function SitePairPicker({
               </Text>
               {pair.error && <ProblemAlert error={pair.error} title="Pairing did not work" />}
               <Group>
-                <Button size="xs" loading={pair.isPending} onClick={() => pair.mutate({ siteId: h1.id, otherSiteId: h2.id })}>
-                  Pair {h1.site} with {h2.site}
-                </Button>
+                <RoleGated reason={siteAccess(h1).reason('POST /v1/peers') ?? siteAccess(h2).reason('POST /v1/pairing-tokens')}>
+                  <Button size="xs" loading={pair.isPending} onClick={() => pair.mutate({ siteId: h1.id, otherSiteId: h2.id })}>
+                    Pair {h1.site} with {h2.site}
+                  </Button>
+                </RoleGated>
               </Group>
             </Stack>
           </Alert>

@@ -40,6 +40,21 @@ describe('ConnectSiteWizard', () => {
     await waitFor(() => expect(calls.find((call) => call.startsWith('POST /api/sites '))).toContain('"expectedFingerprint":"11:22"'));
   });
 
+  it('asks for the role chosen (none: the token decides) and says which role it got', async () => {
+    const calls: string[] = [];
+    renderWithBackend(
+      <ConnectSiteWizard opened onClose={() => undefined} />,
+      { 'POST /api/sites/probe': [200, probe], 'POST /api/sites': [201, siteFixture({ role: 'monitor' })] },
+      calls,
+    );
+    fireEvent.change(screen.getByLabelText(/^Role/), { target: { value: 'monitor' } });
+    fillFirstStep();
+    await screen.findByTestId('probe-fingerprint');
+    fireEvent.click(screen.getByRole('button', { name: 'Trust and connect' }));
+    expect(await screen.findByTestId('connect-role')).toHaveTextContent('monitor');
+    expect(calls.find((call) => call.startsWith('POST /api/sites '))).toContain('"role":"monitor"');
+  });
+
   it('keeps the first step and explains an unreachable agent', async () => {
     renderWithBackend(<ConnectSiteWizard opened onClose={() => undefined} />, {
       'POST /api/sites/probe': [502, { problem: 'agent-unreachable', message: 'cannot reach the agent at 127.0.0.1:7450: nothing is listening there' }],

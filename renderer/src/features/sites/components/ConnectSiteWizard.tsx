@@ -1,4 +1,5 @@
-import { Button, Code, Group, Modal, Stack, Stepper, Table, Text, TextInput } from '@mantine/core';
+import { Button, Code, Group, Modal, NativeSelect, Stack, Stepper, Table, Text, TextInput } from '@mantine/core';
+import { RoleSchema, type Role } from '@tandem/contract';
 import { useState } from 'react';
 import type { ProbeSiteResponse } from '../../../../../main/src/shared/console-api.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
@@ -14,6 +15,8 @@ export function ConnectSiteWizard({ opened, onClose }: { opened: boolean; onClos
   const [address, setAddress] = useState('');
   const [token, setToken] = useState('');
   const [expected, setExpected] = useState('');
+  /** Empty: the role the token was made for. */
+  const [role, setRole] = useState<Role | ''>('');
   const [probe, setProbe] = useState<ProbeSiteResponse | null>(null);
   const probing = useProbeSite();
   const connecting = useConnectSite();
@@ -23,6 +26,7 @@ export function ConnectSiteWizard({ opened, onClose }: { opened: boolean; onClos
     setAddress('');
     setToken('');
     setExpected('');
+    setRole('');
     setProbe(null);
     probing.reset();
     connecting.reset();
@@ -41,7 +45,12 @@ export function ConnectSiteWizard({ opened, onClose }: { opened: boolean; onClos
   const confirm = () => {
     if (!probe) return;
     connecting.mutate(
-      { address: probe.address, token: token.trim(), expectedFingerprint: expected.trim() || probe.certificateFingerprint },
+      {
+        address: probe.address,
+        token: token.trim(),
+        expectedFingerprint: expected.trim() || probe.certificateFingerprint,
+        ...(role ? { role } : {}),
+      },
       { onSuccess: () => setStep(2) },
     );
   };
@@ -66,6 +75,22 @@ export function ConnectSiteWizard({ opened, onClose }: { opened: boolean; onClos
               value={token}
               onChange={(event) => setToken(event.currentTarget.value)}
               required
+            />
+            <NativeSelect
+              label="Role"
+              description="what this console may do at the site; the agent grants at most the role the token was made for (tandem-agent token --role)"
+              data={[
+                { value: '', label: 'as the token allows' },
+                { value: 'monitor', label: 'monitor: sees everything, changes nothing' },
+                { value: 'operator', label: 'operator: also session actions (failover, failback…) and flash copies' },
+                { value: 'administrator', label: 'administrator: also volumes, session definitions, pairing' },
+              ]}
+              value={role}
+              onChange={(event) => {
+                const chosen = RoleSchema.safeParse(event.currentTarget.value);
+                setRole(chosen.success ? chosen.data : '');
+              }}
+              data-testid="pair-role"
             />
             {probing.error && <ProblemAlert error={probing.error} title="The agent could not be reached" />}
             <Group justify="flex-end">
@@ -129,7 +154,14 @@ export function ConnectSiteWizard({ opened, onClose }: { opened: boolean; onClos
         <Stepper.Completed>
           <Stack mt="md">
             <Text data-testid="connect-done">
-              Connected to site <b>{connecting.data?.site}</b>.
+              Connected to site <b>{connecting.data?.site}</b>
+              {connecting.data?.role ? (
+                <>
+                  {' '}
+                  as <b data-testid="connect-role">{connecting.data.role}</b>
+                </>
+              ) : null}
+              .
             </Text>
             <Group justify="flex-end">
               <Button onClick={close}>Done</Button>

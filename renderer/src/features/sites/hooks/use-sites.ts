@@ -1,4 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import type { Role } from '@tandem/contract';
 import type { ConnectSiteRequest, SiteList } from '../../../../../main/src/shared/console-api.ts';
 import { useApi } from '../../../app/api-context.tsx';
 import { siteKeys } from '../api/site-keys.ts';
@@ -14,6 +15,30 @@ export function useSites() {
 export function useSitePool(siteId: string, enabled: boolean) {
   const api = useApi();
   return useQuery({ queryKey: siteKeys.pool(siteId), queryFn: () => sitesApi.pool(api, siteId), enabled });
+}
+
+/** The clients (consoles, the local admin) of a site's agent with their roles: administrators only. */
+export function useSiteClients(siteId: string, enabled: boolean) {
+  const api = useApi();
+  return useQuery({ queryKey: siteKeys.clients(siteId), queryFn: () => sitesApi.clients(api, siteId), enabled });
+}
+
+export function useSetClientRole(siteId: string) {
+  const api = useApi();
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: ({ serial, role }: { serial: string; role: Role }) => sitesApi.setClientRole(api, siteId, serial, role),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: siteKeys.clients(siteId) }),
+  });
+}
+
+export function useRevokeClient(siteId: string) {
+  const api = useApi();
+  const queryClient = useQueryClient();
+  return useMutation({
+    mutationFn: (serial: string) => sitesApi.revokeClient(api, siteId, serial),
+    onSettled: () => queryClient.invalidateQueries({ queryKey: siteKeys.clients(siteId) }),
+  });
 }
 
 export function useProbeSite() {

@@ -1,4 +1,6 @@
 import { Button, Group, Stack, Text, TextInput } from '@mantine/core';
+import { RoleGated } from '../../../components/RoleGated.tsx';
+import { useSiteAccess } from '../../sites/hooks/site-access.ts';
 import { VolumeNameSchema } from '@tandem/contract';
 import { useState } from 'react';
 import { formatSize } from '../../../lib/format.ts';
@@ -39,13 +41,16 @@ export function CreateTargetVolume({
   const [open, setOpen] = useState(false);
   const [name, setName] = useState(() => freeName(suggestedName, taken));
   const create = useCreateVolume(siteId);
+  const reason = useSiteAccess(siteId).reason('POST /v1/volumes');
   const check = VolumeNameSchema.safeParse(name.trim());
   if (!open) {
     return (
       <Group>
-        <Button size="xs" variant="light" onClick={() => setOpen(true)}>
-          Create a volume of {formatSize(sizeBytes)} at {siteName}…
-        </Button>
+        <RoleGated reason={reason}>
+          <Button size="xs" variant="light" onClick={() => setOpen(true)}>
+            Create a volume of {formatSize(sizeBytes)} at {siteName}…
+          </Button>
+        </RoleGated>
       </Group>
     );
   }

@@ -3,7 +3,9 @@ import type { VolumeInfo } from '@tandem/contract';
 import { useMemo, useState } from 'react';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { useUiStore } from '../../../app/ui-store.ts';
+import { RoleGated } from '../../../components/RoleGated.tsx';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { siteAccess } from '../../sites/hooks/site-access.ts';
 import { formatClock } from '../../../lib/site-reach.ts';
 import { AlertSettingsModal } from '../../alerts/components/AlertSettingsModal.tsx';
 import { AuditView } from '../../audit/components/AuditView.tsx';
@@ -45,6 +47,13 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
   );
   const filtering = filter.query.trim() !== '' || filter.kind !== 'all' || filter.inUseOnly;
   const selectedVolume = volumes.data?.volumes.find((volume) => volume.name === selected) ?? null;
+  const access = siteAccess(site);
+  const actionReasons = {
+    snapshot: access.reason('POST /v1/volumes/:name/snapshots'),
+    flash: access.reason('POST /v1/flash-sessions'),
+    resize: access.reason('PATCH /v1/volumes/:name'),
+    delete: access.reason('DELETE /v1/volumes/:name'),
+  };
 
   return (
     <Stack>
@@ -54,18 +63,22 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
           <ConnectionBadge connection={site.connection} />
         </Group>
         <Group gap="xs">
-          <Button variant="default" onClick={() => setAlertSettingsOpen(true)} disabled={!connected}>
-            Alert settings…
-          </Button>
+          <RoleGated reason={access.reason('PUT /v1/alerts/settings')}>
+            <Button variant="default" onClick={() => setAlertSettingsOpen(true)} disabled={!connected}>
+              Alert settings…
+            </Button>
+          </RoleGated>
           <Button variant={auditOpen ? 'light' : 'default'} onClick={() => setAuditOpen((open) => !open)} aria-pressed={auditOpen}>
             Audit trail
           </Button>
           <Button variant="default" onClick={() => void volumes.refetch()} disabled={!connected} loading={volumes.isFetching}>
             Refresh
           </Button>
-          <Button onClick={() => setCreating(true)} disabled={!connected}>
-            Create volume
-          </Button>
+          <RoleGated reason={access.reason('POST /v1/volumes')}>
+            <Button onClick={() => setCreating(true)} disabled={!connected}>
+              Create volume
+            </Button>
+          </RoleGated>
         </Group>
       </Group>
       {!connected && (
@@ -119,6 +132,7 @@ export function VolumesPage({ site }: { site: SiteSummary }) {
           selected={selected}
           onSelect={selectVolume}
           onAction={onAction}
+          actionReasons={actionReasons}
           flashRoles={flashRoles}
           mirrorRoles={mirrorRoles}
           sort={sort}

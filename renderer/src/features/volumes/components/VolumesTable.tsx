@@ -12,6 +12,13 @@ import classes from './VolumesTable.module.css';
 
 export type VolumeAction = 'resize' | 'delete' | 'snapshot' | 'flash';
 
+const volumeMenu: Array<{ action: VolumeAction; label: string; color?: string }> = [
+  { action: 'snapshot', label: 'Take snapshot' },
+  { action: 'flash', label: 'Flash copy…' },
+  { action: 'resize', label: 'Resize' },
+  { action: 'delete', label: 'Delete', color: 'red' },
+];
+
 const rowHeight = 44;
 
 /**
@@ -24,6 +31,8 @@ export function VolumesTable(props: {
   selected: string | null;
   onSelect: (name: string) => void;
   onAction: (action: VolumeAction, volume: VolumeInfo) => void;
+  /** Why this console's role may not take an action (shown disabled, with the reason under it); absent or null: allowed. */
+  actionReasons?: Partial<Record<VolumeAction, string | null>>;
   /** Flash copy roles per volume name (source / target badges). */
   flashRoles?: Map<string, VolumeFlashRole[]>;
   /** Mirror roles per volume name (H1 / H2 of a session's copy set). */
@@ -116,12 +125,19 @@ export function VolumesTable(props: {
                       </ActionIcon>
                     </Menu.Target>
                     <Menu.Dropdown>
-                      <Menu.Item onClick={() => props.onAction('snapshot', volume)}>Take snapshot</Menu.Item>
-                      <Menu.Item onClick={() => props.onAction('flash', volume)}>Flash copy…</Menu.Item>
-                      <Menu.Item onClick={() => props.onAction('resize', volume)}>Resize</Menu.Item>
-                      <Menu.Item color="red" onClick={() => props.onAction('delete', volume)}>
-                        Delete
-                      </Menu.Item>
+                      {volumeMenu.map(({ action, label, color }) => {
+                        const reason = props.actionReasons?.[action] ?? null;
+                        return (
+                          <Menu.Item key={action} color={color} disabled={reason !== null} title={reason ?? undefined} onClick={() => props.onAction(action, volume)}>
+                            {label}
+                            {reason && (
+                              <Text size="xs" c="dimmed" data-testid="role-reason">
+                                {reason}
+                              </Text>
+                            )}
+                          </Menu.Item>
+                        );
+                      })}
                     </Menu.Dropdown>
                   </Menu>
                 </span>
