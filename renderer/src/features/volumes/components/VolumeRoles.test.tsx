@@ -16,8 +16,12 @@ describe('volumes by role', () => {
     const site = siteFixture({ site: 'primary', role: 'monitor' });
     renderWithBackend(<VolumesPage site={site} />, { 'GET /api/sites/agent-1/volumes': [200, volumes] });
     await openMenu();
+    const needsAdministrator = 'Needs the administrator role; this console is paired with primary as monitor.';
     expect(screen.getByRole('button', { name: 'Create volume' })).toBeDisabled();
-    expect(screen.getByLabelText('Needs the administrator role; this console is paired with primary as monitor.')).toBeInTheDocument();
+    expect(screen.getByRole('button', { name: 'Create volume' }).closest('[data-testid="role-gated"]')?.getAttribute('aria-label')).toBe(needsAdministrator);
+    // The site's alert settings (the webhook) are the administrator's too.
+    expect(screen.getByRole('button', { name: 'Alert settings…' })).toBeDisabled();
+    expect(screen.getByRole('button', { name: 'Alert settings…' }).closest('[data-testid="role-gated"]')?.getAttribute('aria-label')).toBe(needsAdministrator);
     const remove = await screen.findByRole('menuitem', { name: /Delete/ });
     expect(remove).toBeDisabled();
     expect(remove).toHaveTextContent('Needs the administrator role; this console is paired with primary as monitor.');
