@@ -32,13 +32,19 @@ interface Options {
   volumes: number;
   sessions: number;
   creations: number;
+  /** Where to save a screenshot of each view (none: no screenshots). */
+  screenshots: string | null;
 }
 
 function parseOptions(argv: string[]): Options {
-  const options: Options = { sites: 10, volumes: 10_000, sessions: 1_000, creations: 100 };
+  const options: Options = { sites: 10, volumes: 10_000, sessions: 1_000, creations: 100, screenshots: null };
   for (let i = 0; i < argv.length; i++) {
-    const key = argv[i].replace(/^--/, '') as keyof Options;
-    if (!(key in options)) throw new Error(`bad-request: unknown option ${argv[i]} (--sites, --volumes, --sessions, --creations)`);
+    if (argv[i] === '--screenshots' && argv[i + 1]) {
+      options.screenshots = argv[++i];
+      continue;
+    }
+    const key = argv[i].replace(/^--/, '') as Exclude<keyof Options, 'screenshots'>;
+    if (!(key in options)) throw new Error(`bad-request: unknown option ${argv[i]} (--sites, --volumes, --sessions, --creations, --screenshots DIR)`);
     const value = Number(argv[++i]);
     if (!Number.isInteger(value) || value < (key === 'sites' ? 2 : 0)) throw new Error(`bad-request: --${key} needs a whole number${key === 'sites' ? ' of at least 2' : ''}`);
     options[key] = value;
@@ -170,7 +176,11 @@ async function main(): Promise<void> {
       await page.locator('[data-testid^="volume-row-"]').first().waitFor();
       return `${await page.getByRole('table', { name: 'Volumes' }).getAttribute('aria-rowcount')} rows`;
     });
+    const screenshot = async (name: string) => {
+      if (options.screenshots) await page.screenshot({ path: path.join(options.screenshots, `${name}.png`) });
+    };
     if (volumesShown) {
+      await screenshot('volumes');
       const frames = await scrollFrames(page);
       report('scroll volumes top to bottom: frames', String(frames.length));
       report('scroll frame interval median / p95 / max', `${ms(percentile(frames, 50))} / ${ms(percentile(frames, 95))} / ${ms(Math.max(0, ...frames))}`);
@@ -182,7 +192,10 @@ async function main(): Promise<void> {
       await page.locator('[data-testid^="session-card-"]').first().waitFor();
       return `${await page.locator('[data-testid^="session-card-"]').count()} cards in the DOM`;
     });
-    if (sessionsShown) report('renderer JS heap used (sessions)', `${await heapMiB()} MiB`);
+    if (sessionsShown) {
+      report('renderer JS heap used (sessions)', `${await heapMiB()} MiB`);
+      await screenshot('sessions');
+    }
 
     // Creations: with a console open on the site's volumes (counting its volume-list downloads), then without one.
     const create = async (prefix: string) => {

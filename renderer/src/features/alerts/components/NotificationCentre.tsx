@@ -46,6 +46,16 @@ function AlertRow({ item, read, onRead, now }: { item: SiteAlert; read: boolean;
   );
 }
 
+/** A bell drawn as SVG (an emoji needs a font a server or a minimal desktop may lack). */
+function BellIcon() {
+  return (
+    <svg width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2" strokeLinecap="round" strokeLinejoin="round" aria-hidden="true">
+      <path d="M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9" />
+      <path d="M10.3 21a1.94 1.94 0 0 0 3.4 0" />
+    </svg>
+  );
+}
+
 /**
  * The notification centre: a bell in the header with the number of unread
  * active alerts across every connected site, and a panel listing them
@@ -69,7 +79,7 @@ export function NotificationCentre() {
       <Tooltip label={unread > 0 ? `${unread} unread alert${unread === 1 ? '' : 's'}` : 'Alerts'}>
         <Indicator label={unread} size={18} color="red" disabled={unread === 0} offset={4} data-testid="alert-unread-count">
           <ActionIcon variant="default" size="lg" onClick={() => setOpen(true)} aria-label={`Alerts, ${unread} unread`} data-testid="alert-bell">
-            🔔
+            <BellIcon />
           </ActionIcon>
         </Indicator>
       </Tooltip>
