@@ -1,6 +1,6 @@
-import { Loader, ScrollArea, Table, Text } from '@mantine/core';
+import { Checkbox, Group, Loader, ScrollArea, Table, Text, TextInput } from '@mantine/core';
 import type { UseQueryResult } from '@tanstack/react-query';
-import type { ReactNode } from 'react';
+import { useState, type ReactNode } from 'react';
 import { ProblemAlert } from '../lib/ProblemAlert.tsx';
 import { formatTime } from '../features/sessions/hooks/session-model.ts';
 
@@ -14,9 +14,20 @@ interface LoggedEvent {
   message: string;
 }
 
+/** The events whose type and message hold every word of `query` (any case), warnings and errors only with `problemsOnly`. */
+export function filterEvents<E extends LoggedEvent>(events: E[], query: string, problemsOnly: boolean): E[] {
+  const words = query.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  return events.filter((event) => {
+    if (problemsOnly && event.severity === 'info') return false;
+    const text = `${event.type} ${event.message}`.toLowerCase();
+    return words.every((word) => text.includes(word));
+  });
+}
+
 /**
  * A list of agent events read by `events`, newest first: a loader while it loads, the problem when it fails,
- * `empty` when there are none. Shared by the session and flash cards (each passes its own query and wording).
+ * `empty` when there are none; a search over type and message and a warnings-and-errors filter above it. Shared by
+ * the session and flash cards (each passes its own query and wording).
  */
 export function EventLog({
   events,
@@ -29,12 +40,28 @@ export function EventLog({
   empty: ReactNode;
   testId: string;
 }) {
+  const [query, setQuery] = useState('');
+  const [problemsOnly, setProblemsOnly] = useState(false);
   if (events.isLoading) return <Loader size="sm" />;
   if (events.error) return <ProblemAlert error={events.error} title={errorTitle} />;
-  const list = [...(events.data?.events ?? [])].reverse();
-  if (list.length === 0) return <Text size="sm" c="dimmed">{empty}</Text>;
+  const all = [...(events.data?.events ?? [])].reverse();
+  if (all.length === 0) return <Text size="sm" c="dimmed">{empty}</Text>;
+  const list = filterEvents(all, query, problemsOnly);
   return (
-    <ScrollArea.Autosize mah={220}>
+    <>
+      <Group gap="sm" mb={4}>
+        <TextInput size="xs" placeholder="Search events" aria-label="Search events" value={query} onChange={(event) => setQuery(event.currentTarget.value)} w={220} />
+        <Checkbox size="xs" label="Warnings and errors only" checked={problemsOnly} onChange={(event) => setProblemsOnly(event.currentTarget.checked)} />
+        <Text size="xs" c="dimmed" data-testid={`${testId}-shown`}>
+          {list.length} of {all.length}
+        </Text>
+      </Group>
+      {list.length === 0 && (
+        <Text size="sm" c="dimmed">
+          No event matches.
+        </Text>
+      )}
+      <ScrollArea.Autosize mah={220}>
       <Table fz="xs" verticalSpacing={2} data-testid={testId}>
         <Table.Tbody>
           {list.map((event) => (
@@ -50,6 +77,7 @@ export function EventLog({
           ))}
         </Table.Tbody>
       </Table>
-    </ScrollArea.Autosize>
+      </ScrollArea.Autosize>
+    </>
   );
 }
