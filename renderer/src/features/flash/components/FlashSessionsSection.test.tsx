@@ -106,3 +106,27 @@ describe('FlashSessionsSection', () => {
     await expect.poll(() => count('GET /api/sites/agent-a/flash-sessions/nightly/events')).toBe(before.events + 1);
   });
 });
+
+describe('FlashSessionsSection at scale', () => {
+  const many = Array.from({ length: 25 }, (_, i) =>
+    flashSessionFixture({ name: `pit-${String(i).padStart(2, '0')}`, pairs: [flashPairFixture({ id: `f${i}`, source: `vol-${i}`, target: `vol-${i}-pit` })] }),
+  );
+  const manyRoutes = () => routes({ 'GET /api/sites/agent-a/flash-sessions': [200, { sessions: many }] });
+  const cards = () => screen.queryAllByTestId(/^flash-card-/);
+
+  it('draws a page of cards, shows more on request, and searches by name, site and volume', async () => {
+    renderWithBackend(<FlashSessionsSection />, manyRoutes());
+    await screen.findByTestId('flash-card-pit-00');
+    await expect.poll(() => screen.getByTestId('flash-shown').textContent).toBe('20 of 26 shown');
+    expect(cards()).toHaveLength(20);
+    fireEvent.click(screen.getByRole('button', { name: 'Show 6 more' }));
+    await expect.poll(() => cards().length).toBe(26);
+    const search = screen.getByLabelText('Search flash copies');
+    fireEvent.change(search, { target: { value: 'vol-17' } });
+    await expect.poll(() => cards().map((card) => card.dataset.testid)).toEqual(['flash-card-pit-17']);
+    fireEvent.change(search, { target: { value: 'logs beta' } });
+    await expect.poll(() => cards().map((card) => card.dataset.testid)).toEqual(['flash-card-weekly']);
+    fireEvent.change(search, { target: { value: 'nothing-like-it' } });
+    await screen.findByText('No flash copy matches the search.');
+  }, 60_000);
+});
