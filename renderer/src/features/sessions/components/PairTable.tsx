@@ -1,4 +1,5 @@
-import { Badge, Button, Progress, Table, Text, Tooltip } from '@mantine/core';
+import { Badge, Button, Group, NativeSelect, Progress, Table, Text, TextInput, Tooltip } from '@mantine/core';
+import { useState } from 'react';
 import type { Direction, PairInfo } from '@tandem/contract';
 import { RoleGated } from '../../../components/RoleGated.tsx';
 import { formatSize } from '../../../lib/format.ts';
@@ -49,6 +50,31 @@ function syncText(pair: PairInfo): string {
   return pair.state === 'target-available' ? 'failed over' : '–';
 }
 
+/** Above this many copy sets the table gets a search and a sort. */
+export const PAIR_TOOLS_FROM = 8;
+
+export type PairSort = 'name' | 'attention' | 'out-of-sync';
+
+/**
+ * The copy sets whose volumes, primary site or state hold every word of
+ * `query`, sorted: by H1 volume name; by attention (anything not duplex first,
+ * then by name); or by out-of-sync tracks, most first.
+ */
+export function arrangePairs(pairs: PairInfo[], query: string, sort: PairSort): PairInfo[] {
+  const words = query.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  const matching = pairs.filter((pair) => {
+    const text = [pair.h1Volume, pair.h2Volume, pair.primarySite ?? '', pair.state, pair.reason ?? ''].join(' ').toLowerCase();
+    return words.every((word) => text.includes(word));
+  });
+  const byName = (a: PairInfo, b: PairInfo) => a.h1Volume.localeCompare(b.h1Volume);
+  const order: Record<PairSort, (a: PairInfo, b: PairInfo) => number> = {
+    name: byName,
+    attention: (a, b) => Number(a.state === 'duplex') - Number(b.state === 'duplex') || byName(a, b),
+    'out-of-sync': (a, b) => b.outOfSyncTracks - a.outOfSyncTracks || byName(a, b),
+  };
+  return [...matching].sort(order[sort]);
+}
+
 /**
  * Per-pair detail: state, a copy progress bar by the data moved (while
  * copying), out-of-sync and target-changed tracks with their bytes, ETA; the primary's site for copy sets whose primary is another
@@ -73,12 +99,37 @@ export function PairTable({
   /** Why this console's role may not remove a copy set (the Remove action shows disabled with it), else null. */
   removeReason?: string | null;
 }) {
+  const [query, setQuery] = useState('');
+  const [sort, setSort] = useState<PairSort>('name');
   if (pairs.length === 0) return <Text size="sm" c="dimmed">No copy sets yet.</Text>;
+  const tools = pairs.length > PAIR_TOOLS_FROM;
+  // A few copy sets keep the agent's order; many get a search and a sort.
+  const rows = tools ? arrangePairs(pairs, query, sort) : pairs;
   // Multi-primary: every copy set names its primary's site, the H1 site's own too.
   const primaries = [...new Set([h1Site, ...pairs.map((pair) => pair.primarySite ?? h1Site)])];
   const multiPrimary = primaries.length > 1;
   return (
-    // A narrow window scrolls the table sideways rather than squeezing the volume names into a letter-wide column.
+    <>
+      {tools && (
+        <Group gap="sm" mb={4}>
+          <TextInput size="xs" placeholder="volume, site or state" aria-label="Search copy sets" value={query} onChange={(event) => setQuery(event.currentTarget.value)} w={220} />
+          <NativeSelect
+            size="xs"
+            aria-label="Sort copy sets"
+            value={sort}
+            onChange={(event) => setSort(event.currentTarget.value as PairSort)}
+            data={[
+              { value: 'name', label: 'By name' },
+              { value: 'attention', label: 'Not duplex first' },
+              { value: 'out-of-sync', label: 'Most out of sync first' },
+            ]}
+          />
+          <Text size="xs" c="dimmed" data-testid="pairs-shown">
+            {rows.length} of {pairs.length} copy sets
+          </Text>
+        </Group>
+      )}
+    {/* A narrow window scrolls the table sideways rather than squeezing the volume names into a letter-wide column. */}
     <Table.ScrollContainer minWidth={540} type="native">
       <Table striped withTableBorder fz="sm" verticalSpacing={4}>
         <Table.Thead>
@@ -102,7 +153,7 @@ export function PairTable({
           </Table.Tr>
         </Table.Thead>
         <Table.Tbody>
-          {pairs.map((pair) => {
+          {rows.map((pair) => {
             const share = copyShare(pair);
             return (
               <Table.Tr key={pair.id} data-testid={`pair-row-${pair.h1Volume}`}>
@@ -175,5 +226,6 @@ export function PairTable({
         </Table.Tbody>
       </Table>
     </Table.ScrollContainer>
+    </>
   );
 }
