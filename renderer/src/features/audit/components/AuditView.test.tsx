@@ -53,8 +53,9 @@ describe('AuditView', () => {
     const rows = within(table).getAllByRole('row').slice(1);
     expect(rows.map((row) => row.getAttribute('data-testid'))).toEqual(['audit-row-3', 'audit-row-2', 'audit-row-1']);
     const cells = (id: number) => within(screen.getByTestId(`audit-row-${id}`)).getAllByRole('cell').map((cell) => cell.textContent);
-    expect(cells(1)).toEqual(['2026-12-07T10:00:00.000Z', 'alice (console on desk)', 'POST /v1/volumes', 'volume db', '201']);
-    expect(cells(2)).toEqual(['2026-12-07T10:01:00.000Z', 'alice (console on desk)', 'POST /v1/sessions/:name/actions/:action', 'session gold', '201']);
+    // The caller's role follows who it was.
+    expect(cells(1)).toEqual(['2026-12-07T10:00:00.000Z', 'alice (console on desk)operator', 'POST /v1/volumes', 'volume db', '201']);
+    expect(cells(2)).toEqual(['2026-12-07T10:01:00.000Z', 'alice (console on desk)operator', 'POST /v1/sessions/:name/actions/:action', 'session gold', '201']);
     expect(cells(3)).toEqual([
       '2026-12-07T10:02:00.000Z',
       'no certificate',
@@ -92,5 +93,21 @@ describe('AuditView', () => {
     expect(lines).toHaveLength(3);
     expect(lines[1]).toMatch(/^1,2026-12-07T10:00:00.000Z,alpha,console on desk,0A,AB:CD,operator,alice,/);
     expect(lines[2]).toContain(',401,unauthenticated,');
+  });
+
+  it('searches what the table shows and keeps refused calls only when asked', async () => {
+    renderWithBackend(<AuditView siteId="agent-a" siteName="alpha" />, { 'GET /api/sites/agent-a/audit': [200, list([created, started, refused])] });
+    await screen.findByTestId('audit-table');
+    const ids = () => screen.queryAllByTestId(/^audit-row-/).map((row) => row.getAttribute('data-testid'));
+    fireEvent.change(screen.getByLabelText('Search the audit trail'), { target: { value: 'gold start' } });
+    expect(ids()).toEqual(['audit-row-2']);
+    expect(screen.getByTestId('audit-shown')).toHaveTextContent('1 of 3 calls');
+    fireEvent.change(screen.getByLabelText('Search the audit trail'), { target: { value: 'operator volumes' } });
+    expect(ids()).toEqual(['audit-row-1']);
+    fireEvent.change(screen.getByLabelText('Search the audit trail'), { target: { value: '' } });
+    fireEvent.click(screen.getByLabelText('Refused only'));
+    expect(ids()).toEqual(['audit-row-3']);
+    fireEvent.change(screen.getByLabelText('Search the audit trail'), { target: { value: 'alice' } });
+    expect(screen.getByTestId('audit-shown')).toHaveTextContent('0 of 3 calls: none matches the search');
   });
 });

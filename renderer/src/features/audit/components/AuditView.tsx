@@ -1,4 +1,4 @@
-import { Button, Group, Menu, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { Badge, Button, Checkbox, Group, Menu, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useMutation } from '@tanstack/react-query';
 import { auditAction, auditResult, auditWho, type AuditEntry } from '@tandem/contract';
 import { useState } from 'react';
@@ -29,13 +29,25 @@ export function AuditView({ siteId, siteName }: { siteId: string; siteName: stri
       return saveReport(auditFile(list, format, filter));
     },
   });
-  const entries = [...(audit.data?.entries ?? [])].reverse();
+  const [search, setSearch] = useState('');
+  const [refusedOnly, setRefusedOnly] = useState(false);
+  const all = [...(audit.data?.entries ?? [])].reverse();
+  const words = search.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  // Searched here, over what the table shows (who, role, action, target, result) and the URL called (its names: the
+  // session's, the action's); the session filter asks the agent.
+  const entries = all.filter((entry) => {
+    if (refusedOnly && entry.status < 400) return false;
+    const text = [auditWho(entry), entry.client?.role ?? '', auditAction(entry), entry.url, entry.target ?? '', auditResult(entry), entry.message ?? ''].join(' ').toLowerCase();
+    return words.every((word) => text.includes(word));
+  });
   return (
     <Stack gap="xs" data-testid="audit-view">
       <Group justify="space-between">
         <Title order={3}>Audit trail at {siteName}</Title>
         <Group gap="xs">
           <TextInput size="xs" placeholder="all sessions" label="Session" value={session} onChange={(event) => setSession(event.currentTarget.value)} aria-label="Filter by session" />
+          <TextInput size="xs" placeholder="who, action, result" label="Search" value={search} onChange={(event) => setSearch(event.currentTarget.value)} aria-label="Search the audit trail" />
+          <Checkbox size="xs" mt="lg" label="Refused only" checked={refusedOnly} onChange={(event) => setRefusedOnly(event.currentTarget.checked)} />
           <Button size="xs" variant="default" onClick={() => void audit.refetch()} loading={audit.isFetching}>
             Refresh
           </Button>
@@ -62,7 +74,12 @@ export function AuditView({ siteId, siteName }: { siteId: string; siteName: stri
         Every call that changed (or tried to change) something at this site, as its agent recorded it: who is the console’s or CLI’s certificate and the
         user it declared. {audit.data?.truncated ? `The newest ${LIMIT} are shown; export holds the same.` : ''}
       </Text>
-      {audit.data && entries.length === 0 && <Text data-testid="audit-empty">{filter ? `No calls about session ${filter}.` : 'No calls recorded yet.'}</Text>}
+      {audit.data && all.length === 0 && <Text data-testid="audit-empty">{filter ? `No calls about session ${filter}.` : 'No calls recorded yet.'}</Text>}
+      {all.length > 0 && (
+        <Text size="xs" c="dimmed" data-testid="audit-shown">
+          {entries.length} of {all.length} calls{entries.length === 0 ? ': none matches the search' : ''}
+        </Text>
+      )}
       {entries.length > 0 && (
         <Table striped withTableBorder fz="xs" data-testid="audit-table">
           <Table.Thead>
@@ -78,7 +95,14 @@ export function AuditView({ siteId, siteName }: { siteId: string; siteName: stri
             {entries.map((entry) => (
               <Table.Tr key={entry.id} data-testid={`audit-row-${entry.id}`} title={params(entry)}>
                 <Table.Td>{entry.time}</Table.Td>
-                <Table.Td>{auditWho(entry)}</Table.Td>
+                <Table.Td>
+                  {auditWho(entry)}
+                  {entry.client?.role && (
+                    <Badge size="xs" variant="light" ml={4}>
+                      {entry.client.role}
+                    </Badge>
+                  )}
+                </Table.Td>
                 <Table.Td>{auditAction(entry)}</Table.Td>
                 <Table.Td>{entry.target ?? '-'}</Table.Td>
                 <Table.Td c={entry.problem ? 'red' : undefined}>
