@@ -1,4 +1,4 @@
-import { Alert, Button, Divider, Group, Loader, SegmentedControl, Stack, Text, TextInput, Title } from '@mantine/core';
+import { Alert, Button, Divider, Group, Loader, NativeSelect, SegmentedControl, Stack, Text, TextInput, Title } from '@mantine/core';
 import { useMemo, useState } from 'react';
 import { useUiStore } from '../../../app/ui-store.ts';
 import { RoleGated } from '../../../components/RoleGated.tsx';
@@ -8,7 +8,7 @@ import { formatClock } from '../../../lib/site-reach.ts';
 import { FlashSessionsSection } from '../../flash/components/FlashSessionsSection.tsx';
 import { FlashWizardHost } from '../../flash/components/FlashWizardHost.tsx';
 import { SiteGapNotice } from '../../sites/components/SiteGapNotice.tsx';
-import { filterSessions, limitGroups, SESSION_CARDS_PAGE, type SessionShow } from '../hooks/session-filter.ts';
+import { filterSessions, limitGroups, SESSION_CARDS_PAGE, sortSessions, type SessionShow, type SessionSort } from '../hooks/session-filter.ts';
 import { groupByCluster } from '../hooks/session-model.ts';
 import { useSessionsUi } from '../hooks/sessions-ui-store.ts';
 import { useAllSessions, useConnectedSites } from '../hooks/use-sessions.ts';
@@ -33,9 +33,10 @@ export function SessionsPage() {
   const [query, setQuery] = useState('');
   const [show, setShow] = useState<SessionShow>('all');
   const [limit, setLimit] = useState(SESSION_CARDS_PAGE);
+  const [sort, setSort] = useState<SessionSort>('name');
   // A thousand cards at once would stall the console: search, the attention filter and pages of cards keep it quick.
   const filtering = query.trim() !== '' || show !== 'all';
-  const filtered = useMemo(() => filterSessions(sessions, { query, show }), [sessions, query, show]);
+  const filtered = useMemo(() => sortSessions(filterSessions(sessions, { query, show }), sort), [sessions, query, show, sort]);
   const { groups, hidden } = useMemo(() => {
     // While filtering, a cluster none of whose members matches is left out (unfiltered, an empty cluster says so).
     const all = groupByCluster(filtered, clusters).filter((group) => !filtering || group.sessions.length > 0);
@@ -99,6 +100,16 @@ export function SessionsPage() {
             data={[
               { value: 'all', label: 'All' },
               { value: 'attention', label: 'Needs attention' },
+            ]}
+          />
+          <NativeSelect
+            label="Order in each cluster"
+            value={sort}
+            onChange={(event) => setSort(event.currentTarget.value as SessionSort)}
+            data={[
+              { value: 'name', label: 'By name' },
+              { value: 'attention', label: 'Needing attention first' },
+              { value: 'exposure', label: 'Most exposed first' },
             ]}
           />
           <Text size="sm" c="dimmed" data-testid="sessions-shown">

@@ -9,6 +9,20 @@ export interface SessionFilter {
   show: SessionShow;
 }
 
+/** How cards are ordered within each cluster: by name, by exposure (most behind first), or what needs attention first. */
+export type SessionSort = 'name' | 'exposure' | 'attention';
+
+export function sortSessions(entries: MergedSession[], sort: SessionSort): MergedSession[] {
+  const byName = (a: MergedSession, b: MergedSession) => a.session.name.localeCompare(b.session.name);
+  const order: Record<SessionSort, (a: MergedSession, b: MergedSession) => number> = {
+    name: byName,
+    // No exposure (not started, shipping between cycles) after every known one.
+    exposure: (a, b) => (b.session.exposureSeconds ?? -1) - (a.session.exposureSeconds ?? -1) || byName(a, b),
+    attention: (a, b) => Number(needsAttention(b)) - Number(needsAttention(a)) || byName(a, b),
+  };
+  return [...entries].sort(order[sort]);
+}
+
 /** At most this many session cards are drawn at first; "Show more" adds as many again. */
 export const SESSION_CARDS_PAGE = 50;
 
