@@ -115,7 +115,7 @@ export class CopySets {
     if (taken) throw new ProblemError('volume-busy', `${here ? '' : `${primary.site}:`}${h1Volume} is already in a copy set`);
     const sizeAt = async (agent: string, name: string) => {
       const answer = await service.peers.link(agent).call('volume.size', { name }, null, { waitForLinkMs: 5000 });
-      return (answer.result as { sizeBytes: number }).sizeBytes;
+      return answer.result.sizeBytes;
     };
     const [h1Size, h2Size] = await Promise.all([local?.sizeBytes ?? sizeAt(primary.agentId, h1Volume), sizeAt(session.peerAgentId, h2Volume)]);
     if (h1Size !== h2Size) {

@@ -83,7 +83,7 @@ export async function planPair(
     const remoteCodes = new BigUint64Array(
       theirs.payload!.buffer.slice(theirs.payload!.byteOffset, theirs.payload!.byteOffset + theirs.payload!.length),
     );
-    codesComputed += mine.computed + Number((theirs.result as { computed?: number })?.computed ?? 0);
+    codesComputed += mine.computed + Number(theirs.result?.computed ?? 0);
     for (let i = 0; i < batch.length; i++) if (mine.codes[i] !== remoteCodes[i]) differing.push(batch[i]);
   }
   return {

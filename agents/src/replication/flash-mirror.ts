@@ -492,7 +492,7 @@ export class FlashMirror implements FlashMirrorHooks {
     for (let attempt = 0; attempt < attempts; attempt++) {
       try {
         const answer = await this.service.peers.link(agent).call('flash.mirror', { op: 'cancel', token }, null, { waitForLinkMs: 5000, timeoutMs: 60_000 });
-        const result = answer.result as { performed?: boolean; why?: string } | null;
+        const result = answer.result;
         if (result?.performed === true) return { performed: true, why: '' };
         return { performed: false, why: result?.why ?? notRun };
       } catch (error) {
@@ -508,7 +508,7 @@ export class FlashMirror implements FlashMirrorHooks {
     for (let attempt = 0; ; attempt++) {
       try {
         const answer = await this.service.peers.link(agent).call('flash.mirror', { op: 'cancel', token }, null, { waitForLinkMs: 5000, timeoutMs: 60_000 });
-        return (answer.result as { performed?: boolean } | null)?.performed === true;
+        return answer.result?.performed === true;
       } catch (error) {
         // Until the secondary answers nothing is known: assume the worst after a while.
         if (attempt >= 20) {

@@ -299,7 +299,7 @@ export class PairSource implements WriteTap {
    */
   private async flushTarget(waitForLinkMs: number): Promise<Set<number>> {
     const answer = await this.link.call('pair.flush', { pair: this.record.id, run: this.run }, null, { waitForLinkMs, timeoutMs: 60_000 });
-    const repairing = (answer.result as { repairing?: unknown } | null)?.repairing;
+    const repairing = answer.result?.repairing;
     return new Set(Array.isArray(repairing) ? repairing.filter((track): track is number => Number.isSafeInteger(track)) : []);
   }
 

@@ -114,7 +114,7 @@ export class Rounds {
     return {
       agentId,
       hold: async (round, epoch, committed) =>
-        (await link.call('mp.hold', { session: session.id, round, epoch, committed }, null, options)).result as MemberStatus,
+        (await link.call('mp.hold', { session: session.id, round, epoch, committed }, null, options)).result,
       cut: async (round, time) => {
         await link.call('mp.cut', { session: session.id, round, time }, null, options);
       },

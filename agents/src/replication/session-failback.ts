@@ -29,7 +29,7 @@ export class SessionFailback {
         waitForLinkMs: 3000,
         timeoutMs: 10 * 60_000,
       });
-      return forwarded.result as FailbackPreflight;
+      return forwarded.result;
     }
     const { summaries } = await this.plan(session, options, false);
     return summarizePlans(session.name, summaries, service.engine.trackSize, options);

@@ -40,7 +40,7 @@ export class SessionVerifier {
         waitForLinkMs: 3000,
         timeoutMs: 60 * 60_000,
       });
-      return forwarded.result as VerifyReport;
+      return forwarded.result;
     }
     const repair = this.repairing.get(session.id);
     if (repair && session.state === 'preparing') return repair;

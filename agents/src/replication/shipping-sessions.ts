@@ -93,7 +93,7 @@ export class ShippingSessions {
     if (session.type !== 'snapshot-shipping') throw new ProblemError('invalid-state', `session ${session.name} is ${session.type}, not snapshot-shipping`);
     if (!service.role(session).source) {
       const forwarded = await service.link(session).call('session.ship-now', { session: session.id }, null, { waitForLinkMs: 3000, timeoutMs: 60 * 60_000 });
-      return forwarded.result as CycleReport;
+      return forwarded.result;
     }
     const shipper = this.shipping.get(session.id);
     if (!shipper?.active) throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; nothing is shipping`);
