@@ -254,6 +254,23 @@ describe('flash copy against a reference model', () => {
     );
   });
 
+  // Found by the CI dry run of 2026-12-07 (fast-check seed -1906848122, path "7:0:0:0:0:1:0:0:0:0:0:0"), shrunk to
+  // this case. It fails the same on the code of ccc704d, before that day's changes: after an incremental establish, a
+  // write to a source track, a withdraw that finishes the copy, a new full establish and a crash that keeps no
+  // unsynced WAL bytes, A reads other than the model though every track held one of its versions. Not yet
+  // understood; kept skipped here so it is run by hand (`it.skip` -> `it`) until it is fixed.
+  it.skip('kept case: write, incremental establish, write, withdraw finishing the copy, full establish, crash', async () => {
+    await run(4096, 2 * CHUNK_TRACKS + 100, [
+      { kind: 'write', volume: 0, offset: 0, length: 20000, seed: 1, fua: false },
+      { kind: 'establish', incremental: true, backgroundCopy: false },
+      { kind: 'write', volume: 0, offset: 0, length: 1, seed: 0, fua: false },
+      { kind: 'withdraw', finishCopy: true },
+      { kind: 'establish', incremental: false, backgroundCopy: false },
+      { kind: 'read', volume: 0, offset: 0, length: 1 },
+      { kind: 'crash', keepBytes: 0 },
+    ] as Op[]);
+  });
+
   it('64 KiB tracks: the same with a rate-free background copy racing the writes', async () => {
     await fc.assert(
       fc.asyncProperty(
