@@ -124,6 +124,8 @@ describe('alert evaluator', () => {
   let catalog: Catalog;
   let info: SessionInfo;
   let events: AgentEvent[];
+  /** The evaluators' clock (ms): moved by the tests, never by waiting. */
+  let clock = Date.parse('2026-12-07T12:00:00Z');
   const record = { id: 's1', name: 'gold' } as SessionRecord;
 
   beforeEach(async () => {
@@ -147,7 +149,7 @@ describe('alert evaluator', () => {
       pool: async () => pool(gib, 100 * gib),
       backlog: () => undefined,
     };
-    return new AlertEvaluator(catalog, sources, pino({ level: 'silent' }), { intervalMs: 60_000, clearAfterMs });
+    return new AlertEvaluator(catalog, sources, pino({ level: 'silent' }), { intervalMs: 60_000, clearAfterMs, now: () => clock });
   }
 
   it('raises once, carries the alert through flapping shorter than the clear delay, clears after it', async () => {
@@ -165,7 +167,11 @@ describe('alert evaluator', () => {
     await alerts.evaluate();
     expect(alerts.list({ recent: 10 }).active.map((alert) => alert.id)).toEqual([raised[0].id]);
     expect(events.filter((event) => event.type === 'alert.raised')).toHaveLength(1);
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    // The condition has been away since the evaluation above: just short of the delay it holds, at the delay it clears.
+    clock += 199;
+    await alerts.evaluate();
+    expect(alerts.list({ recent: 10 }).active.map((alert) => alert.id)).toEqual([raised[0].id]);
+    clock += 1;
     await alerts.evaluate();
     const list = alerts.list({ recent: 10 });
     expect(list.active).toEqual([]);

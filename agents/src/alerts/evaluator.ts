@@ -33,6 +33,8 @@ export interface AlertTiming {
   intervalMs: number;
   /** A condition must stay away this long before its alert clears, ms (default 10 s; TANDEM_ALERT_CLEAR_MS). */
   clearAfterMs: number;
+  /** The clock the rules and the clear delay read (Date.now; tests pass their own). */
+  now?: () => number;
 }
 
 export const defaultAlertTiming: AlertTiming = { intervalMs: 5000, clearAfterMs: 10_000 };
@@ -159,7 +161,7 @@ export class AlertEvaluator {
     }
     const activeAlerts = this.store.active();
     const active = new Map(activeAlerts.map((alert) => [alert.key, alert]));
-    const now = Date.now();
+    const now = (this.timing.now ?? Date.now)();
     const conditions = evaluateRules({ now, sessions, pool, poolFullPercent: settings.poolFullPercent, active: new Set(active.keys()) });
     const seen = new Map<string, Condition>(conditions.map((condition) => [condition.key, condition]));
     const nowIso = new Date(now).toISOString();
