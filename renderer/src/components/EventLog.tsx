@@ -1,4 +1,4 @@
-import { Checkbox, Group, Loader, ScrollArea, Table, Text, TextInput } from '@mantine/core';
+import { Checkbox, Group, Loader, NativeSelect, ScrollArea, Table, Text, TextInput } from '@mantine/core';
 import type { UseQueryResult } from '@tanstack/react-query';
 import { useState, type ReactNode } from 'react';
 import { ProblemAlert } from '../lib/ProblemAlert.tsx';
@@ -24,8 +24,22 @@ export function filterEvents<E extends LoggedEvent>(events: E[], query: string, 
   });
 }
 
+/** How the log is ordered: newest first (the default), oldest first, or errors, then warnings, then the rest (newest first in each). */
+export type EventOrder = 'newest' | 'oldest' | 'severity';
+
+const severityRank = { error: 0, warning: 1, info: 2 } as const;
+
+/** `events` in the agent's order (oldest first), put in `order`. */
+export function orderEvents<E extends LoggedEvent>(events: E[], order: EventOrder): E[] {
+  const newest = [...events].reverse();
+  if (order === 'oldest') return [...events];
+  if (order === 'newest') return newest;
+  // Array.prototype.sort is stable: newest first within each severity.
+  return newest.sort((a, b) => severityRank[a.severity] - severityRank[b.severity]);
+}
+
 /**
- * A list of agent events read by `events`, newest first: a loader while it loads, the problem when it fails,
+ * A list of agent events read by `events`, newest first unless the administrator orders it otherwise: a loader while it loads, the problem when it fails,
  * `empty` when there are none; a search over type and message and a warnings-and-errors filter above it. Shared by
  * the session and flash cards (each passes its own query and wording).
  */
@@ -42,15 +56,27 @@ export function EventLog({
 }) {
   const [query, setQuery] = useState('');
   const [problemsOnly, setProblemsOnly] = useState(false);
+  const [order, setOrder] = useState<EventOrder>('newest');
   if (events.isLoading) return <Loader size="sm" />;
   if (events.error) return <ProblemAlert error={events.error} title={errorTitle} />;
-  const all = [...(events.data?.events ?? [])].reverse();
+  const all = events.data?.events ?? [];
   if (all.length === 0) return <Text size="sm" c="dimmed">{empty}</Text>;
-  const list = filterEvents(all, query, problemsOnly);
+  const list = filterEvents(orderEvents(all, order), query, problemsOnly);
   return (
     <>
       <Group gap="sm" mb={4}>
         <TextInput size="xs" placeholder="Search events" aria-label="Search events" value={query} onChange={(event) => setQuery(event.currentTarget.value)} w={220} />
+        <NativeSelect
+          size="xs"
+          aria-label="Order events"
+          value={order}
+          onChange={(event) => setOrder(event.currentTarget.value as EventOrder)}
+          data={[
+            { value: 'newest', label: 'Newest first' },
+            { value: 'oldest', label: 'Oldest first' },
+            { value: 'severity', label: 'Errors and warnings first' },
+          ]}
+        />
         <Checkbox size="xs" label="Warnings and errors only" checked={problemsOnly} onChange={(event) => setProblemsOnly(event.currentTarget.checked)} />
         <Text size="xs" c="dimmed" data-testid={`${testId}-shown`}>
           {list.length} of {all.length}

@@ -5,7 +5,8 @@ import { renderWithBackend } from '../../../test/render.tsx';
 import { alpha, beta } from '../../sessions/hooks/session-fixtures.test-helpers.ts';
 import { flashKeys } from '../api/flash-keys.ts';
 import { flashPairFixture, flashSessionFixture } from '../hooks/flash-fixtures.test-helpers.ts';
-import { FlashSessionsSection } from './FlashSessionsSection.tsx';
+import { FlashSessionsSection, sortFlashSessions } from './FlashSessionsSection.tsx';
+import type { SiteFlashSession } from '../hooks/use-flash.ts';
 
 const nightly = flashSessionFixture({ options: { ...flashSessionFixture().options, incremental: true }, pairs: [flashPairFixture({ changedTracks: { source: 3, target: 1 } })] });
 const done = flashSessionFixture({ name: 'weekly', state: 'idle-copied', pairs: [flashPairFixture({ id: 'fp9', source: 'logs', target: 'logs-pit', state: 'idle-copied', copiedTracks: 16384, percent: 100 })], copyBytesPerSecond: 0, etaSeconds: null });
@@ -128,5 +129,27 @@ describe('FlashSessionsSection at scale', () => {
     await expect.poll(() => cards().map((card) => card.dataset.testid)).toEqual(['flash-card-weekly']);
     fireEvent.change(search, { target: { value: 'nothing-like-it' } });
     await screen.findByText('No flash copy matches the search.');
+  }, 60_000);
+
+  it('orders the cards by name, needing attention first, least copied first or newest point in time first', async () => {
+    const half = (copiedTracks: number) => [flashPairFixture({ id: `h${copiedTracks}`, totalTracks: 100, copiedTracks, percent: copiedTracks })];
+    const sessions = [
+      flashSessionFixture({ name: 'b-old', state: 'idle-copied', pointInTime: '2026-01-01T00:00:00.000Z', pairs: half(100) }),
+      flashSessionFixture({ name: 'a-mid', state: 'copying', pointInTime: '2026-03-01T00:00:00.000Z', pairs: half(50) }),
+      flashSessionFixture({ name: 'c-held', state: 'suspended', pointInTime: '2026-02-01T00:00:00.000Z', pairs: half(80) }),
+      flashSessionFixture({ name: 'd-new', state: 'copying', pointInTime: '2026-04-01T00:00:00.000Z', pairs: half(10) }),
+    ];
+    const entries = sessions.map((session) => ({ siteId: 'agent-a', siteName: 'alpha', session }) as SiteFlashSession);
+    const names = (sort: Parameters<typeof sortFlashSessions>[1]) => sortFlashSessions(entries, sort).map((entry) => entry.session.name);
+    expect(names('name')).toEqual(['a-mid', 'b-old', 'c-held', 'd-new']);
+    expect(names('attention')).toEqual(['c-held', 'a-mid', 'b-old', 'd-new']);
+    expect(names('progress')).toEqual(['d-new', 'a-mid', 'c-held', 'b-old']);
+    expect(names('newest')).toEqual(['d-new', 'a-mid', 'c-held', 'b-old']);
+
+    renderWithBackend(<FlashSessionsSection />, routes({ 'GET /api/sites/agent-a/flash-sessions': [200, { sessions }], 'GET /api/sites/agent-b/flash-sessions': [200, { sessions: [] }] }));
+    await screen.findByTestId('flash-card-d-new');
+    await expect.poll(() => cards().map((card) => card.dataset.testid)).toEqual(['flash-card-a-mid', 'flash-card-b-old', 'flash-card-c-held', 'flash-card-d-new']);
+    fireEvent.change(screen.getByLabelText('Order flash copies'), { target: { value: 'progress' } });
+    await expect.poll(() => cards().map((card) => card.dataset.testid)).toEqual(['flash-card-d-new', 'flash-card-a-mid', 'flash-card-c-held', 'flash-card-b-old']);
   }, 60_000);
 });

@@ -1,4 +1,4 @@
-import { Button, Group, Loader, Stack, Text, TextInput, Title } from '@mantine/core';
+import { Button, Group, Loader, NativeSelect, Stack, Text, TextInput, Title } from '@mantine/core';
 import { useMemo, useState } from 'react';
 import { RoleGated } from '../../../components/RoleGated.tsx';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
@@ -22,14 +22,42 @@ export function filterFlashSessions(entries: SiteFlashSession[], query: string):
   });
 }
 
+/** How the flash cards are ordered: by name, needing attention first, least copied first, or newest point in time first. */
+export type FlashSort = 'name' | 'attention' | 'progress' | 'newest';
+
+/** Suspended, preparing or stopping sessions (and any pair not as its session is) before the rest. */
+function flashNeedsAttention({ session }: SiteFlashSession): boolean {
+  return ['suspended', 'preparing', 'prepared', 'stopping'].includes(session.state) || session.pairs.some((pair) => pair.reason !== null);
+}
+
+/** The share of all target tracks copied, 0..1 (a session without pairs counts as copied). */
+function copiedShare({ session }: SiteFlashSession): number {
+  const total = session.pairs.reduce((sum, pair) => sum + pair.totalTracks, 0);
+  return total === 0 ? 1 : session.pairs.reduce((sum, pair) => sum + pair.copiedTracks, 0) / total;
+}
+
+export function sortFlashSessions(entries: SiteFlashSession[], sort: FlashSort): SiteFlashSession[] {
+  const byName = (a: SiteFlashSession, b: SiteFlashSession) => a.session.name.localeCompare(b.session.name) || a.siteName.localeCompare(b.siteName);
+  // A session never established (no point in time) comes after every dated one.
+  const time = (entry: SiteFlashSession) => (entry.session.pointInTime ? Date.parse(entry.session.pointInTime) : -Infinity);
+  const order: Record<FlashSort, (a: SiteFlashSession, b: SiteFlashSession) => number> = {
+    name: byName,
+    attention: (a, b) => Number(flashNeedsAttention(b)) - Number(flashNeedsAttention(a)) || byName(a, b),
+    progress: (a, b) => copiedShare(a) - copiedShare(b) || byName(a, b),
+    newest: (a, b) => time(b) - time(a) || byName(a, b),
+  };
+  return [...entries].sort(order[sort]);
+}
+
 /** Flash copy sessions of every site, beside the mirror sessions; an unreachable site's are kept as last known, and the section says so. */
 export function FlashSessionsSection() {
   const { sessions, sites, isLoading, error } = useAllFlashSessions({ live: true });
   const openWizard = useFlashUi((state) => state.openWizard);
   const allSites = useSites().data?.sites ?? [];
   const [query, setQuery] = useState('');
+  const [sort, setSort] = useState<FlashSort>('name');
   const [limit, setLimit] = useState(FLASH_CARDS_PAGE);
-  const matching = useMemo(() => filterFlashSessions(sessions, query), [sessions, query]);
+  const matching = useMemo(() => sortFlashSessions(filterFlashSessions(sessions, query), sort), [sessions, query, sort]);
   const shown = matching.slice(0, limit);
   return (
     <Stack gap="sm" data-testid="flash-sessions">
@@ -63,6 +91,18 @@ export function FlashSessionsSection() {
               setLimit(FLASH_CARDS_PAGE);
             }}
             w={240}
+          />
+          <NativeSelect
+            size="xs"
+            aria-label="Order flash copies"
+            value={sort}
+            onChange={(event) => setSort(event.currentTarget.value as FlashSort)}
+            data={[
+              { value: 'name', label: 'By name' },
+              { value: 'attention', label: 'Needing attention first' },
+              { value: 'progress', label: 'Least copied first' },
+              { value: 'newest', label: 'Newest point in time first' },
+            ]}
           />
           <Text size="xs" c="dimmed" data-testid="flash-shown">
             {shown.length} of {sessions.length} shown
