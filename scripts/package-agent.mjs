@@ -28,6 +28,7 @@ export async function packageAgent({ outDir = path.join(repoRoot, 'dist') } = {}
       await cp(path.join(agentsDir, 'native', file), path.join(staging, 'native', file));
     }
     await cp(path.join(repoRoot, 'packaging/systemd'), path.join(staging, 'systemd'), { recursive: true });
+    await cp(path.join(repoRoot, 'packaging/prometheus'), path.join(staging, 'prometheus'), { recursive: true });
     await cp(path.join(repoRoot, 'packaging/install-agent.sh'), path.join(staging, 'install-agent.sh'));
     const dependencies = Object.fromEntries(Object.entries(manifest.dependencies).filter(([name]) => externalPackages.includes(name)));
     const packaged = {
@@ -41,7 +42,7 @@ export async function packageAgent({ outDir = path.join(repoRoot, 'dist') } = {}
       os: ['linux'],
       scripts: { install: 'node native/install.cjs' },
       dependencies,
-      files: ['bin/', 'dist/', 'native/binding.gyp', 'native/*.c', 'native/install.cjs', 'systemd/', 'install-agent.sh'],
+      files: ['bin/', 'dist/', 'native/binding.gyp', 'native/*.c', 'native/install.cjs', 'systemd/', 'prometheus/', 'install-agent.sh'],
     };
     await writeFile(path.join(staging, 'package.json'), `${JSON.stringify(packaged, null, 2)}\n`);
     await mkdir(outDir, { recursive: true });

@@ -5,7 +5,11 @@
 // registry or npm's cache and compiled where no prebuilt binary can be
 // downloaded: minutes, hence not in `npm test`), then runs the installed
 // `tandem-agent`: --version, init, run under a notify socket until READY=1,
-// volume commands, SIGTERM and STOPPING=1. Exits 0 when all of it worked.
+// volume commands, SIGTERM and STOPPING=1; then the production steps of
+// scripts/production-check.mjs with the installed agent and the Prometheus
+// rules shipped in the tarball (two sites, a real Prometheus, the peer
+// killed and back, alerts raised and cleared, the audit export). Exits 0
+// when all of it worked; what this machine cannot run is printed as SKIP.
 //
 //   npm run test:install [-- --keep]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -14,6 +18,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { packageAgent } from './package-agent.mjs';
+import { productionSteps } from './production-check.mjs';
 
 const keep = process.argv.includes('--keep');
 const dir = await mkdtemp(path.join(os.tmpdir(), 'tandem-install-'));
@@ -73,7 +78,10 @@ try {
   const verify = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
   if (verify.error) step('systemd-analyze not found: unit not verified');
   else if (verify.status !== 0 || `${verify.stdout}${verify.stderr}`.includes('tandem-agent')) throw new Error(`systemd-analyze verify: ${verify.stdout}${verify.stderr}`);
-  step('ok: installed, ran under the notify protocol, stopped cleanly; the installed unit verifies');
+  step('installed, ran under the notify protocol, stopped cleanly; the installed unit verifies');
+  if (!existsSync('/run/systemd/system')) step('SKIP systemctl: PID 1 is not systemd here, so the unit is verified and its notify protocol run, not started by systemd');
+  await productionSteps({ bin, rules: path.join(installed, 'prometheus/tandem-alerts.rules.yml'), dir: path.join(dir, 'production'), step });
+  step('ok: installed from the tarball, ready under the notify protocol, scraped by Prometheus, alerts raised and cleared with the peer, audit export names who');
 } catch (error) {
   console.error(`test:install: FAILED: ${error.message}`);
   process.exitCode = 1;

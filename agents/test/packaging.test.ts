@@ -95,7 +95,7 @@ describe('the npm tarball (scripts/package-agent.mjs)', () => {
   it('holds the build, the launcher, the unit, its installer and the addon sources; no sources, no tsx', async () => {
     const { stdout } = await execFileAsync('tar', ['tzf', tarball]);
     const files = stdout.split('\n').filter(Boolean).map((file) => file.replace(/^package\//, ''));
-    for (const file of ['bin/tandem-agent.cjs', 'dist/tandem-agent.mjs', 'dist/build-stamp.json', 'native/binding.gyp', 'native/nowait-io.c', 'native/sd-notify.c', 'native/install.cjs', 'systemd/tandem-agent.service', 'systemd/tandem-agent.default', 'install-agent.sh', 'package.json']) {
+    for (const file of ['bin/tandem-agent.cjs', 'dist/tandem-agent.mjs', 'dist/build-stamp.json', 'native/binding.gyp', 'native/nowait-io.c', 'native/sd-notify.c', 'native/install.cjs', 'systemd/tandem-agent.service', 'systemd/tandem-agent.default', 'prometheus/tandem-alerts.rules.yml', 'install-agent.sh', 'package.json']) {
       expect(files, file).toContain(file);
     }
     expect(files.filter((file) => /^(src|test|bench)\/|\.ts$/.test(file))).toEqual([]);
