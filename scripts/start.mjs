@@ -29,15 +29,38 @@ import { buildIfStale } from './lib/build.mjs';
 import { demoPorts, demoSites, demoWorkloadTargets, initDemoAgents, seedDemoReplication, seedDemoVolumes } from './lib/demo.mjs';
 import { startWorkload } from './lib/workload.mjs';
 
-const { values } = parseArgs({
-  options: {
-    data: { type: 'string' },
-    fresh: { type: 'boolean', default: false },
-    browser: { type: 'boolean', default: false },
-    port: { type: 'string' },
-    quiet: { type: 'boolean', default: false },
-  },
-});
+const usage = `usage: npm start [-- OPTIONS]
+  --data DIR    the demo dir (default: .tandem-demo/ in the repo, or TANDEM_DEMO_DIR)
+  --fresh       wipe the demo dir first
+  --browser     the console in a browser even where Electron exists
+  --port PORT   a fixed port for the console (browser mode)
+  --quiet       no workload (the sessions and the flash copy are still made)
+  --help        this text`;
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      data: { type: 'string' },
+      fresh: { type: 'boolean', default: false },
+      browser: { type: 'boolean', default: false },
+      port: { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  }));
+} catch (error) {
+  console.error(`error: bad-request: ${error.message}\n${usage}`);
+  process.exit(2);
+}
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
+if (values.port !== undefined && !(/^\d+$/.test(values.port) && Number(values.port) >= 1 && Number(values.port) <= 65535)) {
+  console.error(`error: bad-request: --port needs a port number 1..65535, not "${values.port}"`);
+  process.exit(2);
+}
 const demoDir = path.resolve(values.data ?? process.env.TANDEM_DEMO_DIR ?? path.join(repoRoot, '.tandem-demo'));
 const configDir = path.join(demoDir, 'console');
 const log = (message) => console.log(`[tandem] ${message}`);
