@@ -11,5 +11,7 @@ export default defineConfig({
     setupFiles: ['./src/test/setup.ts'],
     css: false,
     testTimeout: 20_000,
+    // expect.poll waits for a state up to this deadline (vitest's default is 1 s: too short on a loaded CI machine).
+    expect: { poll: { timeout: 10_000 } },
   },
 });

@@ -1,4 +1,4 @@
-import { cleanup } from '@testing-library/react';
+import { cleanup, configure } from '@testing-library/react';
 import { afterEach, expect } from 'vitest';
 
 // Mantine reads these; happy-dom lacks them.
@@ -24,6 +24,10 @@ if (!('ResizeObserver' in window)) {
 }
 
 afterEach(() => cleanup());
+
+// findBy* and waitFor poll for a state until this deadline (the library's default, 1 s, fails on a loaded 2-core CI
+// machine before a slow render has happened); a test waiting for a state that never comes still fails, later.
+configure({ asyncUtilTimeout: 10_000 });
 
 // happy-dom lays nothing out: give elements a size so the virtualized table renders rows.
 const zeroRect = Element.prototype.getBoundingClientRect;

@@ -1,9 +1,10 @@
 import { Alert, Button, Group, List, Loader, Modal, NativeSelect, Stack, Stepper, Text } from '@mantine/core';
-import type { FlashPairRequest, FlashSessionInfo } from '@tandem/contract';
+import { roleNeeded, type FlashPairRequest, type FlashSessionInfo } from '@tandem/contract';
 import { useMemo, useState } from 'react';
 import { formatSize } from '../../../lib/format.ts';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { useConnectedSites } from '../../sessions/hooks/use-sessions.ts';
+import { siteAccess } from '../../sites/hooks/site-access.ts';
 import { useVolumes } from '../../volumes/hooks/use-volumes.ts';
 import {
   defaultDraft,
@@ -34,7 +35,9 @@ export function FlashCopyWizard() {
   const { startSiteId, startSource, closeWizard } = useFlashUi();
   const sites = useConnectedSites();
   const [chosenSite, setChosenSite] = useState<string | null>(startSiteId);
-  const siteId = chosenSite ?? sites[0]?.id ?? null;
+  // A flash copy is established at its site: sites where this console's role cannot are shown, not offered.
+  const refusal = (each: (typeof sites)[number]) => siteAccess(each).reason('POST /v1/flash-sessions');
+  const siteId = chosenSite ?? (sites.find((each) => refusal(each) === null) ?? sites[0])?.id ?? null;
   const site = sites.find((each) => each.id === siteId);
   const [step, setStep] = useState(startSource ? 1 : 0);
   const [source, setSource] = useState(startSource ?? '');
@@ -63,7 +66,7 @@ export function FlashCopyWizard() {
   const problems = draftProblems({ ...draft, pairs: group });
   const live = established ? (flashSessions.data?.find((session) => session.name === established.name) ?? established) : null;
 
-  const canNext = [Boolean(site && sourceVolume), targetOk, !problems.name && !problems.rate, false][step] ?? false;
+  const canNext = [Boolean(site && sourceVolume && refusal(site) === null), targetOk, !problems.name && !problems.rate, false][step] ?? false;
   const chooseSource = (name: string) => {
     setSource(name);
     setTarget('');
@@ -90,7 +93,12 @@ export function FlashCopyWizard() {
             <NativeSelect
               label="Site"
               description="A flash copy stays on one site: source and target belong to the same agent."
-              data={sites.map((each) => ({ value: each.id, label: `${each.site} (${each.address})` }))}
+              data={sites.map((each) => ({
+                value: each.id,
+                label: `${each.site} (${each.address})${refusal(each) ? `: needs the ${roleNeeded('POST /v1/flash-sessions')} role` : ''}`,
+                disabled: refusal(each) !== null,
+              }))}
+              error={site ? refusal(site) : null}
               value={siteId ?? ''}
               onChange={(event) => {
                 setChosenSite(event.currentTarget.value);

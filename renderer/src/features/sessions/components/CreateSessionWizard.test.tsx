@@ -140,4 +140,29 @@ describe('CreateSessionWizard: a copy the H2 site lacks', () => {
     await expect.poll(() => (within(dialog).getByLabelText('Copy at beta') as HTMLSelectElement).value).toBe('logs-copy');
     expect(within(dialog).getByRole('button', { name: 'Cancel' })).toBeInTheDocument();
   });
+
+  it('offers as H1 only sites where its role may create a session, and starts at one', async () => {
+    const routesWithRoles = {
+      ...routes([peer]),
+      'GET /api/sites': [200, { sites: [{ ...alpha, role: 'operator' }, { ...beta, role: 'administrator' }] }],
+      'GET /api/sites/agent-b/peers': [200, { peers: [{ ...peer, agentId: 'agent-a', site: 'alpha' }] }],
+    } as Record<string, [number, unknown]>;
+    renderWithBackend(<CreateSessionWizard onClose={() => {}} />, routesWithRoles);
+    const dialog = await screen.findByRole('dialog');
+    fireEvent.change(within(dialog).getByLabelText('Session name'), { target: { value: 'orders' } });
+    next(dialog);
+    const h1 = (await within(dialog).findByLabelText('H1 site (source)')) as HTMLSelectElement;
+    await expect.poll(() => h1.value).toBe('agent-b');
+    const alphaOption = [...h1.options].find((option) => option.value === 'agent-a')!;
+    expect(alphaOption.disabled).toBe(true);
+    expect(alphaOption.textContent).toContain('needs the administrator role');
+    expect((within(dialog).getByLabelText('H2 site (target)') as HTMLSelectElement).value).toBe('agent-a');
+    await within(dialog).findByTestId('sites-paired');
+    expect(within(dialog).getByRole('button', { name: 'Next' })).not.toBeDisabled();
+    // Chosen anyway (an old selection): said, and no way on.
+    fireEvent.change(h1, { target: { value: 'agent-a' } });
+    fireEvent.change(within(dialog).getByLabelText('H2 site (target)'), { target: { value: 'agent-b' } });
+    expect(await within(dialog).findByTestId('h1-role-refused')).toHaveTextContent('Needs the administrator role; this console is paired with alpha as operator.');
+    expect(within(dialog).getByRole('button', { name: 'Next' })).toBeDisabled();
+  });
 });

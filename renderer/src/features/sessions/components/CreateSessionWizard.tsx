@@ -2,6 +2,7 @@ import { Button, Group, Modal, NativeSelect, Radio, Stack, Stepper, Text, TextIn
 import { SessionNameSchema, type AddPairRequest, type SessionType } from '@tandem/contract';
 import { useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { siteAccess } from '../../sites/hooks/site-access.ts';
 import { useConnectedSites, useCreateSession, usePeers } from '../hooks/use-sessions.ts';
 import { CopySetPicker } from './CopySetPicker.tsx';
 import { SitePairPicker } from './SitePairPicker.tsx';
@@ -22,8 +23,10 @@ export function CreateSessionWizard({ onClose }: { onClose: () => void }) {
   // Until the administrator picks, the first two connected sites (the list may still be loading on the first render).
   const [chosenH1, setH1SiteId] = useState<string | null>(null);
   const [chosenH2, setH2SiteId] = useState<string | null>(null);
-  const h1SiteId = chosenH1 ?? sites[0]?.id ?? null;
-  const h2SiteId = chosenH2 ?? sites[1]?.id ?? null;
+  // H1 by default: the first site where this console may create a session (it is created there).
+  const defaultH1 = sites.find((site) => siteAccess(site).can('POST /v1/sessions')) ?? sites[0];
+  const h1SiteId = chosenH1 ?? defaultH1?.id ?? null;
+  const h2SiteId = chosenH2 ?? sites.find((site) => site.id !== h1SiteId)?.id ?? null;
   const [paired, setPaired] = useState(false);
   const [pairs, setPairs] = useState<AddPairRequest[]>([]);
   const create = useCreateSession();
@@ -34,7 +37,7 @@ export function CreateSessionWizard({ onClose }: { onClose: () => void }) {
   const nameCheck = SessionNameSchema.safeParse(name);
   const h1 = sites.find((site) => site.id === h1SiteId);
   const h2 = sites.find((site) => site.id === h2SiteId);
-  const canNext = [nameCheck.success, Boolean(h1 && h2 && paired), pairs.length > 0, true][step];
+  const canNext = [nameCheck.success, Boolean(h1 && h2 && paired && siteAccess(h1).can('POST /v1/sessions')), pairs.length > 0, true][step];
   const pairedWithH1 = (site: { id: string; site: string }) => Boolean(h1Peers.data?.some((peer) => peer.agentId === site.id || peer.site === site.site));
   const primaryChoices = type === 'async' && h1 && h2 ? [h1, ...sites.filter((site) => site.id !== h1.id && site.id !== h2.id && pairedWithH1(site))] : [];
   const primary = primaryChoices.find((site) => site.site === chosenPrimary) ?? h1;

@@ -1,4 +1,5 @@
 import { Alert, Button, Group, NativeSelect, Stack, Text } from '@mantine/core';
+import { roleNeeded } from '@tandem/contract';
 import { RoleGated } from '../../../components/RoleGated.tsx';
 import { siteAccess } from '../../sites/hooks/site-access.ts';
 import { useEffect } from 'react';
@@ -27,14 +28,26 @@ export function SitePairPicker({
   const paired = Boolean(h2 && peers.data?.some((peer) => peer.agentId === h2.id || peer.site === h2.site));
   useEffect(() => onPaired(paired), [paired, onPaired]);
   const options = [{ value: '', label: 'choose a site' }, ...sites.map((site) => ({ value: site.id, label: `${site.site} (${site.address})` }))];
+  // The session is created at H1: a site where this console's role cannot create one is shown, not offered.
+  const h1Options = options.map((option) => {
+    const site = sites.find((each) => each.id === option.value);
+    const reason = site ? siteAccess(site).reason('POST /v1/sessions') : null;
+    return reason ? { ...option, label: `${option.label}: needs the ${roleNeeded('POST /v1/sessions')} role`, disabled: true } : option;
+  });
+  const h1Refused = h1 ? siteAccess(h1).reason('POST /v1/sessions') : null;
 
   return (
     <Stack mt="md">
       <Group grow>
-        <NativeSelect label="H1 site (source)" data={options} value={h1SiteId ?? ''} onChange={(event) => onChange(event.currentTarget.value || null, h2SiteId)} />
+        <NativeSelect label="H1 site (source)" data={h1Options} value={h1SiteId ?? ''} onChange={(event) => onChange(event.currentTarget.value || null, h2SiteId)} />
         <NativeSelect label="H2 site (target)" data={options} value={h2SiteId ?? ''} onChange={(event) => onChange(h1SiteId, event.currentTarget.value || null)} />
       </Group>
       {h1 && h2 && h1.id === h2.id && <Text c="red" size="sm">Choose two different sites.</Text>}
+      {h1Refused && (
+        <Text c="red" size="sm" data-testid="h1-role-refused">
+          {h1Refused} A session is created at its H1 site: choose another H1 site, or pair this console with {h1?.site} as administrator.
+        </Text>
+      )}
       {peers.error && <ProblemAlert error={peers.error} title={`The peers of ${h1?.site} could not be read`} />}
       {h1 && h2 && h1.id !== h2.id && peers.data && (
         paired ? (
