@@ -1,4 +1,7 @@
 import { screen, within } from '@testing-library/react';
+import { volumeFixture } from '../../../test/fixtures.ts';
+import { useFlashUi } from '../hooks/flash-ui-store.ts';
+import { FlashWizardHost } from './FlashWizardHost.tsx';
 import { describe, expect, it } from 'vitest';
 import { renderWithBackend } from '../../../test/render.tsx';
 import { alpha, beta } from '../../sessions/hooks/session-fixtures.test-helpers.ts';
@@ -35,5 +38,21 @@ describe('flash copy by role', () => {
     await screen.findByTestId('flash-card-nightly');
     expect(await screen.findByRole('button', { name: 'Flash copy…' })).toBeDisabled();
     expect(screen.getByLabelText('Needs the operator role at a site; this console is paired as monitor at every site.')).toBeInTheDocument();
+  });
+
+  it('the wizard offers only sites where the role allows a flash copy, starting at one', async () => {
+    useFlashUi.getState().openWizard();
+    renderWithBackend(<FlashWizardHost />, {
+      ...routes({ alpha: 'monitor', beta: 'operator' }),
+      'GET /api/sites/agent-b/volumes': [200, { volumes: [volumeFixture('logs')] }],
+      'GET /api/sites/agent-b/sessions': [200, { sessions: [] }],
+    });
+    const dialog = await screen.findByRole('dialog', { name: 'Flash copy' });
+    const site = within(dialog).getByLabelText('Site', { exact: false }) as HTMLSelectElement;
+    await expect.poll(() => site.value).toBe('agent-b');
+    const refused = [...site.options].find((option) => option.value === 'agent-a')!;
+    expect(refused.disabled).toBe(true);
+    expect(refused.textContent).toContain('needs the operator role');
+    useFlashUi.getState().closeWizard();
   });
 });
