@@ -3,8 +3,14 @@ import { VolumeDevice } from '../storage/volume-device.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import { problemMessage, type PairSource } from './pair-source.ts';
 import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import { atSecondary, heldElsewhere, memberRecord, type CopySetOnTheWire, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
+
+/** What running-copy-sets uses of the service and the other parts (hooks.ts). */
+export type RunningCopySetsHooks = Pick<
+  ReplicationHooks,
+  'agentId' | 'copySets' | 'engine' | 'forgetPair' | 'joining' | 'link' | 'logger' | 'mirroring' | 'multiPrimary' | 'pair' | 'pairs' | 'peers' | 'refreshTaps' | 'role' | 'rounds' | 'session' | 'setState' | 'shipping' | 'sourceOf' | 'store'
+>;
 
 /** States in which copy sets are added to and removed from a session that was started. */
 const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing', 'prepared', 'suspended']);
@@ -41,7 +47,7 @@ export class RunningCopySets {
   /** Copy sets being removed: not a member of the consistency group any more (a round's hold skips them). */
   private readonly removing = new Set<string>();
 
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: RunningCopySetsHooks) {}
 
   /** True when copy sets of a session in this state are added and removed by this class (not while defined). */
   static handles(session: SessionRecord): boolean {

@@ -11,7 +11,7 @@ import {
 } from '@tandem/contract';
 import type { StorageEngine } from '../storage/engine.ts';
 import { CopySets } from './copy-sets.ts';
-import { CopySetVolumes } from './copy-set-volumes.ts';
+import { CopySetVolumes } from './broken-copy-sets.ts';
 import { skewToCorrect, type ClockEstimate } from './link/clock-offset.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { Mirroring } from './mirroring.ts';
@@ -29,6 +29,7 @@ import { SessionRole } from './role.ts';
 import { SessionVerifier } from './session-verify.ts';
 import { inertFaults, type ReplicationFaults } from './faults.ts';
 import type { TapSource, WriteTap } from '../write-path/splitter.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import { TargetChangedTap, WriteInhibitTap } from '../write-path/target-taps.ts';
 import { TargetHandlers } from './target.ts';
 import { GroupApplier } from './group-applier.ts';
@@ -55,7 +56,7 @@ import { ShippingSessions } from './shipping-sessions.ts';
  * calls: the lookups, the splitter's taps, and the state changes with their
  * push to the other sites.)
  */
-export class ReplicationService implements TapSource {
+export class ReplicationService implements TapSource, ReplicationHooks {
   readonly store: SessionStore;
   /** Every session record of this site, by id (shared with the parts). */
   readonly sessions = new Map<string, SessionRecord>();

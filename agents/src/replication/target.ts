@@ -12,11 +12,20 @@ import {
 import { clusterPeerHandlers } from './clusters/peer-requests.ts';
 import { localCodes } from './failback.ts';
 import type { FlashMirror } from './flash-mirror.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
 import { StreamFences } from './stream-fence.ts';
-import { ArrivalWrites } from './arrival-writes.ts';
+import { ArrivalWrites, type ArrivalWritesHooks } from './arrival-writes.ts';
+import type { SessionReader } from './session-reader.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
+
+/** What target uses of the service and the other parts (hooks.ts). */
+export type TargetHooks = Pick<
+  ReplicationHooks,
+  'adoptPair' | 'adoptSession' | 'applier' | 'applyRemoteState' | 'becomeTarget' | 'copySetVolumes' | 'engine' | 'execute' | 'faults' | 'forgetPair' | 'joining' | 'mirroring' | 'multiPrimary' | 'pair' | 'pairsOf' | 'preflight' | 'receiver' | 'recovered' | 'repairTracks' | 'role' | 'rounds' | 'running' | 'session' | 'setState' | 'shipNow' | 'shipping' | 'site' | 'stopSource' | 'terminateHere' | 'verify'
+> &
+  ArrivalWritesHooks &
+  SessionReader;
 
 /** The methods TargetHandlers serves itself (the rest of ServedPeerMethod belongs to the other receiving parts). */
 type TargetMethod =
@@ -40,7 +49,7 @@ export class TargetHandlers {
   /** Flash copy's mirror interplay (flash-mirror.ts), once installed: serves `flash.mirror`. */
   flashMirror: FlashMirror | null = null;
 
-  constructor(private readonly service: ReplicationService) {
+  constructor(private readonly service: TargetHooks) {
     this.arrivals = new ArrivalWrites(service);
   }
 
