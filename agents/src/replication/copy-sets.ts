@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ProblemError, type SessionType, type VolumeDependent } from '@tandem/contract';
 import { RunningCopySets } from './running-copy-sets.ts';
 import type { ReplicationHooks } from './hooks.ts';
-import { atSecondary, heldElsewhere, memberRecord, newCopySet, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
+import { atSecondary, heldElsewhere, newCopySet, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
 
 /** What copy-sets uses of the service and the other parts (hooks.ts). */
 export type CopySetsHooks = Pick<
@@ -144,7 +144,7 @@ export class CopySets {
       await primaryLink.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
       try {
         const record = heldElsewhere(pair);
-        await service.link(session).call('mp.secondary-pair', { pair: atSecondary(pair), member: memberRecord(record) });
+        await service.link(session).call('mp.secondary-pair', { pair: atSecondary(pair) });
         service.store.saveCopySet(record);
       } catch (error) {
         await primaryLink.call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
@@ -252,10 +252,6 @@ export class CopySets {
     }
     const record: HeldCopySet = {
       ...incoming,
-      // Agents of peer protocol 1.0 send no agents with a copy set: its primary is this agent where its H1 volume is
-      // here, else the session's control agent (the other primary agents' copy sets come with `mp.secondary-pair`).
-      primaryAgentId: incoming.primaryAgentId ?? (incoming.localSite === 'h1' ? service.agentId : session.controlAgentId),
-      secondaryAgentId: incoming.secondaryAgentId ?? session.peerAgentId,
       localVolumeId: known ? known.localVolumeId : local.id,
       broken: known?.broken ?? null,
     };

@@ -67,18 +67,16 @@ export interface ReplicationCore {
 
 /** The service's commands the peer-link requests and the parts reach (delegations to the parts). */
 export interface ReplicationCommands {
-  execute(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<void>;
   info(session: SessionRecord): SessionInfo;
-  stopSource(session: SessionRecord, reason: string | null): Promise<void>;
   preflight(sessionName: string, options: { verifyCodes: boolean; fullCompare: boolean }): Promise<FailbackPreflight>;
-  becomeTarget(session: SessionRecord, direction: SessionRecord['direction']): Promise<void>;
-  terminateHere(session: SessionRecord): Promise<void>;
   verify(sessionName: string, options?: { forwarded?: boolean }): Promise<VerifyReport>;
-  repairTracks(pair: HeldCopySet, tracks: number[]): Promise<boolean>;
   shipNow(sessionName: string): Promise<CycleReport>;
-  forgetPair(pair: HeldCopySet): void;
-  adoptSession(record: SessionRecord): void;
-  adoptPair(record: CopySetOnTheWire): HeldCopySet;
+}
+
+/** Session actions (session-actions.ts). */
+export interface ActionsPart {
+  execute(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<void>;
+  terminateHere(session: SessionRecord): Promise<void>;
 }
 
 /** Mirroring at the source (mirroring.ts), as the other parts use it. */
@@ -96,6 +94,7 @@ export interface MirroringPart {
   runOf(session: SessionRecord): string;
   runMirroring(session: SessionRecord, fenced?: string): Promise<void>;
   stopSource(session: SessionRecord, reason: string | null): Promise<void>;
+  repairTracks(pair: HeldCopySet, tracks: number[]): Promise<boolean>;
 }
 
 /** The rounds of async sessions (rounds.ts). */
@@ -199,6 +198,7 @@ export interface CopySetVolumesPart {
 export interface FailbackPart {
   adoptPlans(plans: PairPlan[]): Promise<void>;
   failbackHere(session: SessionRecord, options: FailbackPlanOptions): Promise<void>;
+  becomeTarget(session: SessionRecord, direction: SessionRecord['direction']): Promise<void>;
 }
 export interface VerifierPart {
   verify(sessionName: string, options?: { forwarded?: boolean; trigger?: LastVerify['trigger'] }): Promise<VerifyReport>;
@@ -209,7 +209,6 @@ export interface ApplierPart {
   onMarker:
     | ((session: string, from: string, marker: { method: string; params: Record<string, unknown> }, payload: Buffer | null) => Promise<void>)
     | null;
-  apply(staged: { session: string; group: number; time: number; entries: GroupEntry[] }, payload: Buffer | null): Promise<void>;
   stagePart(
     part: { session: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[]; piece?: number; last?: boolean },
     payload: Buffer | null,
@@ -234,6 +233,7 @@ export interface TargetPart {
 
 /** The parts, as each other sees them. */
 export interface ReplicationParts {
+  readonly actions: ActionsPart;
   readonly mirroring: MirroringPart;
   readonly rounds: RoundsPart;
   readonly multiPrimary: MultiPrimaryPart;

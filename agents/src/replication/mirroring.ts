@@ -9,7 +9,7 @@ import type { HeldCopySet, SessionRecord } from './session-store.ts';
 /** What mirroring uses of the service and the other parts (hooks.ts). */
 export type MirroringHooks = Pick<
   ReplicationHooks,
-  'agentId' | 'copySetVolumes' | 'engine' | 'execute' | 'joining' | 'link' | 'multiPrimary' | 'pairLink' | 'pairsOf' | 'peers' | 'refreshTaps' | 'role' | 'rounds' | 'session' | 'setState' | 'shipping' | 'store'
+  'agentId' | 'actions' | 'copySetVolumes' | 'engine' | 'joining' | 'link' | 'multiPrimary' | 'pairLink' | 'pairsOf' | 'peers' | 'refreshTaps' | 'role' | 'rounds' | 'session' | 'setState' | 'shipping' | 'store'
 >;
 
 /**
@@ -130,7 +130,7 @@ export class Mirroring {
       if (this.service.copySetVolumes.brokenOf(session).length > 0 || this.waitingForSpace.has(session.id)) return;
       try {
         await Promise.all(links.map((link) => link.ready(60_000)));
-        if (session.state === 'suspended' && session.detail) await this.service.execute(session, 'resume', {});
+        if (session.state === 'suspended' && session.detail) await this.service.actions.execute(session, 'resume', {});
       } catch {
         setTimeout(() => void retry(), 1000).unref();
       }

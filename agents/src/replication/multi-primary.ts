@@ -260,9 +260,8 @@ export class MultiPrimarySessions {
       const service = this.service;
       const pair = params.pair;
       // Attached first when the session runs: it keeps its initial copy pending (see RunningCopySets.attach).
-      // Its primary agent: named by the copy set since protocol 1.1, by `member` before.
       const joining = service.pairs.get(pair.id)?.joining === true;
-      service.copySets.adoptPair({ ...pair, primaryAgentId: params.member.primaryAgentId, ...(joining ? { joining } : {}) });
+      service.copySets.adoptPair({ ...pair, ...(joining ? { joining } : {}) });
       return {};
     },
     'mp.run': async ({ params }) => {

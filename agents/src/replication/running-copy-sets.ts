@@ -4,12 +4,12 @@ import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import { problemMessage, type PairSource } from './pair-source.ts';
 import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
 import type { ReplicationHooks } from './hooks.ts';
-import { atSecondary, heldElsewhere, memberRecord, type CopySetOnTheWire, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
+import { atSecondary, heldElsewhere, type CopySetOnTheWire, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
 
 /** What running-copy-sets uses of the service and the other parts (hooks.ts). */
 export type RunningCopySetsHooks = Pick<
   ReplicationHooks,
-  'agentId' | 'copySets' | 'engine' | 'forgetPair' | 'joining' | 'link' | 'logger' | 'mirroring' | 'multiPrimary' | 'pair' | 'pairs' | 'peers' | 'refreshTaps' | 'role' | 'rounds' | 'session' | 'setState' | 'shipping' | 'sourceOf' | 'store'
+  'agentId' | 'copySets' | 'engine' | 'joining' | 'link' | 'logger' | 'mirroring' | 'multiPrimary' | 'pair' | 'pairs' | 'peers' | 'refreshTaps' | 'role' | 'rounds' | 'session' | 'setState' | 'shipping' | 'sourceOf' | 'store'
 >;
 
 /** States in which copy sets are added to and removed from a session that was started. */
@@ -103,7 +103,7 @@ export class RunningCopySets {
     const primary = service.peers.link(pair.primaryAgentId);
     const record = heldElsewhere(pair);
     try {
-      await secondary.call('mp.secondary-pair', { pair: atSecondary(pair), member: memberRecord(record) }, null, { waitForLinkMs: 5000 });
+      await secondary.call('mp.secondary-pair', { pair: atSecondary(pair) }, null, { waitForLinkMs: 5000 });
       // The primary agent learns the copy set (and the session, when suspended and new to it), then tracks and copies it.
       await primary.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
       await primary.call('mp.add', { session: session.id, pair: pair.id, newcomer }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
@@ -344,7 +344,7 @@ export class RunningCopySets {
       const session = service.session(params.session);
       if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the control agent of the session removes copy sets');
       const pair = service.pairs.get(params.pair);
-      if (pair) service.forgetPair(pair);
+      if (pair) service.copySets.forgetPair(pair);
       service.store.deleteCopySet(params.pair);
       return {};
     },
