@@ -4,8 +4,9 @@
  *   contract <- storage <- write-path <- nbd, flash <- replication <- api, metrics, cli <- agent
  * and storage <- cdp (the replica-side journal, issue 13) <- replication.
  * and the console's renderer reaches the agents only through the contract and its backend.
- * Type-only imports are left out of the cycle rule (they vanish at runtime; the replication
- * service's type cycle is issue 12's next step: clusters and history are out of it).
+ * Type-only imports are left out of the general cycle rule (they vanish at runtime), but not in
+ * replication/: its parts take the narrow interfaces of replication/hooks.ts, not the service,
+ * so nothing there imports back what imports it, types included (no-cycle-in-replication).
  */
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -16,6 +17,13 @@ module.exports = {
       comment: 'A module may not import itself back at runtime, directly or around a loop.',
       from: { path: '^(agents/src|contract/src|main/src|renderer/src)/' },
       to: { circular: true, dependencyTypesNot: ['type-only'], viaOnly: { dependencyTypesNot: ['type-only'] } },
+    },
+    {
+      name: 'no-cycle-in-replication',
+      severity: 'error',
+      comment: 'Replication has no import cycle, type-only imports included: parts take the hooks they use (hooks.ts), not the service.',
+      from: { path: '^agents/src/replication/' },
+      to: { circular: true },
     },
     {
       name: 'contract-imports-no-runtime',

@@ -32,8 +32,8 @@ import { sessionPath, showSession, startOneCopySet, until, untilDrained } from '
  * be refused by its handler, never with `internal-error`), the connection
  * stays up, and alpha's mirroring to beta keeps working (writes through
  * NBD, verified by segment codes). Then the handshake: a peer that sends
- * requests without `peer.hello`, or a hello of another major version, is
- * refused `peer-version` naming both versions; an agent started with
+ * requests without `peer.hello`, or a hello of another major version (an
+ * older 1.x one included), is refused `peer-version` naming both versions; an agent started with
  * another major version is refused by its paired site, the refusal is in
  * the link state (`linkProblem`) and the events at both ends, and calls to
  * it fail with it.
@@ -246,12 +246,22 @@ describe('the peer protocol between two agents', () => {
       expect(other.problem).toBe('peer-version');
       expect(other.message).toContain(newer);
       expect(other.message).toContain(PEER_PROTOCOL_VERSION);
+      // An agent of protocol 1.x (it may send whole consistency groups, `cg.apply`, which 2.0 no longer serves) is refused the same way.
+      const older = '1.1';
+      const old = await refusal(connection.call('peer.hello', { version: older }));
+      expect(old.problem).toBe('peer-version');
+      expect(old.message).toContain(`speaks peer protocol ${older}`);
+      expect(old.message).toContain(PEER_PROTOCOL_VERSION);
       const garbled = await refusal(connection.call('peer.hello', { version: 'one' }));
       expect(garbled.problem).toBe('bad-request');
       // Still open: a hello of the same major version (a newer minor) is accepted, then calls are served.
       expect(connection.isOpen).toBe(true);
       const hello = await connection.call('peer.hello', { version: `${peerProtocolMajor(PEER_PROTOCOL_VERSION)}.99` });
       expect(hello.result).toEqual({ version: PEER_PROTOCOL_VERSION });
+      expect((await connection.call('volume.size', { name: 'c' })).result).toEqual({ sizeBytes: 16 * MiB });
+      // Protocol 1.x's whole consistency group is no method of 2.0: not-supported, and the connection stays up.
+      const group = await refusal(connection.call('cg.apply', { session: 'x', run: 'r', epoch: 'e', group: 1, time: 1, entries: [] }));
+      expect(group.problem).toBe('not-supported');
       expect((await connection.call('volume.size', { name: 'c' })).result).toEqual({ sizeBytes: 16 * MiB });
     } finally {
       connection.close();

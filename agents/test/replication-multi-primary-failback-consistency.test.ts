@@ -64,10 +64,10 @@ describe('a multi-primary session mirrored H2->H1 to several agents', () => {
     ]);
 
     // Handed over to alpha, then bravo fails to take the target role (injected once): charlie keeps every planned track marked.
-    const bravoService = s.bravo.replication.service;
-    const becomeTarget = bravoService.becomeTarget.bind(bravoService);
-    bravoService.becomeTarget = async () => {
-      bravoService.becomeTarget = becomeTarget;
+    const bravoFailback = s.bravo.replication.service.failback;
+    const becomeTarget = bravoFailback.becomeTarget.bind(bravoFailback);
+    bravoFailback.becomeTarget = async () => {
+      bravoFailback.becomeTarget = becomeTarget;
       throw new ProblemError('internal-error', 'injected: bravo does not take the target role');
     };
     await expect(charlie.act('mp', 'failback')).rejects.toThrow(/injected/);

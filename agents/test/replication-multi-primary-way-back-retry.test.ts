@@ -34,9 +34,9 @@ describe('the way back of a multi-primary session, asked again', () => {
     await s.bravo.replication.exports.openExport('b').write(9 * MiB, randomBytes(MiB));
 
     // Start H1->H2: bravo marks its plan and turns H1->H2, then charlie fails to take the target role (injected once).
-    const becomeTarget = charlie.becomeTarget.bind(charlie);
-    charlie.becomeTarget = async () => {
-      charlie.becomeTarget = becomeTarget;
+    const becomeTarget = charlie.failback.becomeTarget.bind(charlie.failback);
+    charlie.failback.becomeTarget = async () => {
+      charlie.failback.becomeTarget = becomeTarget;
       throw new ProblemError('internal-error', 'injected: charlie does not take the target role');
     };
     await expect(controlAgent.act('mp', 'failback')).rejects.toThrow(/injected/);

@@ -39,7 +39,7 @@ describe('import boundaries', () => {
     expect(code, output).toBe(0);
   }, 120_000);
 
-  it('catch an upward import, a runtime cycle, Node in the renderer and the service in clusters (and leave a type-only cycle alone)', () => {
+  it('catch an upward import, a runtime cycle, Node in the renderer, the service in clusters and a type-only cycle in replication (and leave one elsewhere alone)', () => {
     const dir = tree({
       'tsconfig.json': JSON.stringify({ compilerOptions: { module: 'esnext', moduleResolution: 'bundler', allowImportingTsExtensions: true, noEmit: true } }),
       'agents/src/nbd/server.ts': "import { link } from '../replication/peers.ts';\nexport const serve = link;\n",
@@ -52,6 +52,9 @@ describe('import boundaries', () => {
       // Clusters read sessions through SessionReader: even a type import of the service is refused there.
       'agents/src/replication/service.ts': 'export class ReplicationService {}\n',
       'agents/src/replication/clusters/manager.ts': "import type { ReplicationService } from '../service.ts';\nexport type M = ReplicationService;\n",
+      // In replication even a type-only cycle is refused: parts take the hooks they use (hooks.ts), not the facade.
+      'agents/src/replication/facade.ts': "import { Part } from './part.ts';\nexport class Facade { part = new Part(this); }\n",
+      'agents/src/replication/part.ts': "import type { Facade } from './facade.ts';\nexport class Part { constructor(readonly facade: Facade) {} }\n",
       // The CDP journal sits on storage alone, and storage knows nothing of it.
       'agents/src/cdp/journal.ts': "import { link } from '../replication/peers.ts';\nexport const journal = link;\n",
       'agents/src/storage/engine.ts': "import { journal } from '../cdp/journal.ts';\nexport const engine = journal;\n",
@@ -68,6 +71,7 @@ describe('import boundaries', () => {
     expect(output).toMatch(/cdp-on-storage: agents\/src\/cdp\/journal\.ts → agents\/src\/replication\/peers\.ts/);
     expect(output).toMatch(/storage-is-the-bottom: agents\/src\/storage\/engine\.ts → agents\/src\/cdp\/journal\.ts/);
     expect(output).toMatch(/alerts-read-the-parts: agents\/src\/replication\/mirroring\.ts → agents\/src\/alerts\/evaluator\.ts/);
+    expect(output).toMatch(/no-cycle-in-replication: agents\/src\/replication\/(facade|part)\.ts/);
     expect(output).not.toMatch(/storage\/(x|y)\.ts/);
   }, 120_000);
 });

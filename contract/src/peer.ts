@@ -40,7 +40,7 @@ import {
  * version only adds optional fields or methods an older agent answers
  * `not-supported`.
  */
-export const PEER_PROTOCOL_VERSION = '1.1';
+export const PEER_PROTOCOL_VERSION = '2.0';
 
 export const PeerProtocolVersionSchema = z.string().regex(/^\d{1,6}\.\d{1,6}$/, 'a peer protocol version is major.minor');
 
@@ -82,15 +82,12 @@ export const PeerSessionRecordSchema = z.object({
 });
 export type PeerSessionRecord = z.infer<typeof PeerSessionRecordSchema>;
 
-/**
- * A copy set as the sending site describes it to the other (its `local*` fields are the receiver's). Its agents (the
- * holders of its H1 and H2 volumes) since protocol 1.1; a receiver takes them from the session when they are missing.
- */
+/** A copy set as the sending site describes it to the other (its `local*` fields are the receiver's), with its agents (the holders of its H1 and H2 volumes). */
 export const PeerPairRecordSchema = z.object({
   id: Id,
   sessionId: Id,
-  primaryAgentId: Id.optional(),
-  secondaryAgentId: Id.optional(),
+  primaryAgentId: Id,
+  secondaryAgentId: Id,
   h1Volume: z.string().min(1),
   h2Volume: z.string().min(1),
   localVolume: z.string().min(1),
@@ -103,17 +100,6 @@ export const PeerPairRecordSchema = z.object({
   createdAt: z.string(),
 });
 export type PeerPairRecord = z.infer<typeof PeerPairRecordSchema>;
-
-/** A multi-primary copy set whose primary is a member agent, as the secondary site keeps it. */
-export const MemberPairRecordSchema = z.object({
-  id: Id,
-  sessionId: Id,
-  primaryAgentId: Id,
-  h1Volume: z.string().min(1),
-  h2Volume: z.string().min(1),
-  createdAt: z.string(),
-});
-export type MemberPairRecord = z.infer<typeof MemberPairRecordSchema>;
 
 /** A request carried inside a stream at its place (a multi-primary part's `marker` entry); today only `flash.mirror`. */
 export const StreamMarkerRequestSchema = z.object({ method: z.string().min(1), params: z.record(z.string(), z.unknown()) });
@@ -312,11 +298,6 @@ export const peerMethods = {
   'pair.read-track': method(z.object({ ...pair, track: Count }), NoResult, { resultPayload: 'required' }),
 
   // Async consistency groups.
-  'cg.apply': method(
-    z.object({ ...session, ...streamOf, epoch: Token, group: Count, time: Count, entries: Entries(GroupEntrySchema) }),
-    NoResult,
-    { payload: 'optional', stream: true },
-  ),
   'cg.stage': method(
     z.object({
       ...session,
@@ -343,7 +324,7 @@ export const peerMethods = {
 
   // Multi-primary sessions: membership, the control agent's rounds, running changes, failback.
   'mp.join': method(z.object({ record: PeerSessionRecordSchema, pair: PeerPairRecordSchema }), NoResult),
-  'mp.secondary-pair': method(z.object({ pair: PeerPairRecordSchema, member: MemberPairRecordSchema }), NoResult),
+  'mp.secondary-pair': method(z.object({ pair: PeerPairRecordSchema }), NoResult),
   'mp.run': method(z.object(session), NoResult),
   'mp.hold': method(z.object({ ...session, round: Count, epoch: Token, committed: Count }), MemberStatusSchema),
   'mp.cut': method(z.object({ ...session, round: Count, time: Count }), NoResult),

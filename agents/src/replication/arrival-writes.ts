@@ -1,8 +1,14 @@
 import { ProblemError } from '@tandem/contract';
 import type { BlockDevice } from '../storage/block-device.ts';
 import { problemMessage } from './pair-source.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { HeldCopySet, SessionRecord } from './session-store.ts';
+
+/** What arrival-writes uses of the service and the other parts (hooks.ts). */
+export type ArrivalWritesHooks = Pick<
+  ReplicationHooks,
+  'engine' | 'faults' | 'link'
+>;
 
 /** How long `pair.codes` with `settle` waits for acknowledged semi-sync writes of its tracks to be applied. */
 const SETTLE_WAIT_MS = 5000;
@@ -41,7 +47,7 @@ export class ArrivalWrites {
   /** Bytes acknowledged on arrival whose write has not been attempted yet. */
   private unapplied = 0;
 
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: ArrivalWritesHooks) {}
 
   /**
    * Acknowledges a write of `data` at `offset` of the copy set's volume on

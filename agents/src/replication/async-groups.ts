@@ -89,7 +89,7 @@ const KEPT_SLABS = 4;
  * sources' at the last committed round's cut (the session's consistency time).
  */
 export class ConsistencyGroupShipper {
-  /** The mirroring run the groups ship in (every `cg.apply` / `cg.stage` names it; see stream-fence.ts). */
+  /** The mirroring run the groups ship in (every `cg.stage` names it; see stream-fence.ts). */
   private run = '';
   private open: SealedGroup;
   private readonly sealed: SealedGroup[] = [];

@@ -1,15 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { ProblemError, type SessionType, type VolumeDependent } from '@tandem/contract';
 import { RunningCopySets } from './running-copy-sets.ts';
-import type { ReplicationService } from './service.ts';
-import { atSecondary, heldElsewhere, memberRecord, newCopySet, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
+import type { ReplicationHooks } from './hooks.ts';
+import { atSecondary, heldElsewhere, newCopySet, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
+
+/** What copy-sets uses of the service and the other parts (hooks.ts). */
+export type CopySetsHooks = Pick<
+  ReplicationHooks,
+  'agentId' | 'engine' | 'link' | 'mirroring' | 'multiPrimary' | 'pairs' | 'peers' | 'refreshTaps' | 'role' | 'running' | 'session' | 'sessions' | 'site' | 'store'
+>;
 
 /** A session's copy set that uses a volume, as a delete or resize refusal names it (VolumeDependentSchema `copy-set`). */
 export type CopySetDependent = Extract<VolumeDependent, { kind: 'copy-set' }>;
 
 /** Defining sessions and their copy sets at both sites. */
 export class CopySets {
-  constructor(private readonly service: ReplicationService) {
+  constructor(private readonly service: CopySetsHooks) {
     // A volume in a copy set is neither deleted nor resized here while the copy set exists (its other side would be lost or differ in size).
     service.engine.addVolumeGuard((name) => this.dependents(name));
   }
@@ -138,7 +144,7 @@ export class CopySets {
       await primaryLink.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
       try {
         const record = heldElsewhere(pair);
-        await service.link(session).call('mp.secondary-pair', { pair: atSecondary(pair), member: memberRecord(record) });
+        await service.link(session).call('mp.secondary-pair', { pair: atSecondary(pair) });
         service.store.saveCopySet(record);
       } catch (error) {
         await primaryLink.call('pair.remove', { pair: pair.id }, null, { waitForLinkMs: 2000 }).catch(() => {});
@@ -246,10 +252,6 @@ export class CopySets {
     }
     const record: HeldCopySet = {
       ...incoming,
-      // Agents of peer protocol 1.0 send no agents with a copy set: its primary is this agent where its H1 volume is
-      // here, else the session's control agent (the other primary agents' copy sets come with `mp.secondary-pair`).
-      primaryAgentId: incoming.primaryAgentId ?? (incoming.localSite === 'h1' ? service.agentId : session.controlAgentId),
-      secondaryAgentId: incoming.secondaryAgentId ?? session.peerAgentId,
       localVolumeId: known ? known.localVolumeId : local.id,
       broken: known?.broken ?? null,
     };
@@ -261,6 +263,6 @@ export class CopySets {
 }
 
 /** A `primaryAgent` option naming this agent (absent, its id or its site name). */
-function isThisAgent(service: ReplicationService, primaryAgent: string | undefined): boolean {
+function isThisAgent(service: CopySetsHooks, primaryAgent: string | undefined): boolean {
   return primaryAgent === undefined || primaryAgent === service.agentId || primaryAgent === service.site;
 }

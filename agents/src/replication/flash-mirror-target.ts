@@ -3,9 +3,15 @@ import type { FlashService } from '../flash/service.ts';
 import { primaryOf, secondaryOf, type PerformParams } from './flash-mirror-volumes.ts';
 import { parsePeerRequest, type PeerAnswer, type PeerCall } from './link/peer-protocol.ts';
 import { problemMessage } from './pair-source.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { HeldCopySet } from './session-store.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
+
+/** What flash-mirror-target uses of the service and the other parts (hooks.ts). */
+export type FlashMirrorTargetHooks = Pick<
+  ReplicationHooks,
+  'engine' | 'faults' | 'pair' | 'pairs' | 'role' | 'session' | 'sourceOf' | 'target'
+>;
 
 /**
  * The secondary's side of flash copy of mirrored volumes: the `flash.mirror`
@@ -22,7 +28,7 @@ export class FlashMirrorTarget {
   private readonly tokens = new Map<string, Promise<boolean> | 'cancelled'>();
 
   constructor(
-    private readonly service: ReplicationService,
+    private readonly service: FlashMirrorTargetHooks,
     private readonly flash: FlashService,
   ) {}
 

@@ -5,9 +5,15 @@ import { FlashMirrorTarget } from './flash-mirror-target.ts';
 import { isDuplex, primaryOf, secondaryOf, type MirroredPrimary, type MirrorPairParams, type PerformParams } from './flash-mirror-volumes.ts';
 import type { PeerAnswer, PeerCall } from './link/peer-protocol.ts';
 import { problemMessage, type PairSource } from './pair-source.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
+
+/** What flash-mirror uses of the service and the other parts (hooks.ts). */
+export type FlashMirrorServiceHooks = Pick<
+  ReplicationHooks,
+  'applier' | 'engine' | 'faults' | 'logger' | 'mirroring' | 'pair' | 'pairs' | 'peers' | 'role' | 'session' | 'setState' | 'sourceOf' | 'target'
+>;
 
 /** Time kept back from the flash's hold deadline for the local change after the secondary answered. */
 const DEADLINE_MARGIN_MS = 150;
@@ -97,7 +103,7 @@ export class FlashMirror implements FlashMirrorHooks {
   readonly target: FlashMirrorTarget;
 
   constructor(
-    private readonly service: ReplicationService,
+    private readonly service: FlashMirrorServiceHooks,
     private readonly flash: FlashService,
   ) {
     this.target = new FlashMirrorTarget(service, flash);
@@ -560,7 +566,7 @@ function gateResync(source: PairSource, until: Promise<void>): void {
 }
 
 /** Connects flash copy and mirroring of one agent: the hooks, and the `flash.mirror` peer request. */
-export function installFlashMirror(service: ReplicationService, flash: FlashService): FlashMirror {
+export function installFlashMirror(service: FlashMirrorServiceHooks, flash: FlashService): FlashMirror {
   const mirror = new FlashMirror(service, flash);
   flash.setMirrorHooks(mirror);
   service.target.flashMirror = mirror;

@@ -9,6 +9,10 @@ import type { HeldCopySet } from './session-store.ts';
 import { SessionQueue } from './session-queue.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 
+/**
+ * A consistency group as agents of peer protocol 1.x sent it whole (`cg.apply`, gone in 2.0): one
+ * staged by such an agent before an upgrade is still applied at start (`recover`), never received any more.
+ */
 interface StagedGroup {
   session: string;
   group: number;
@@ -83,12 +87,13 @@ interface CommitMarker {
 }
 
 /**
- * The target side of async sessions: each consistency group is first staged
- * durably (a file in DATA/staging, fsync'd, then renamed into place), then
- * applied to the volumes, flushed, and only then unstaged. A crash in the
- * middle re-applies the staged group at start, so a group is applied
- * all-or-nothing and the target image is always the source's image at the
- * last applied group's time.
+ * The secondary side of async sessions: each primary agent's part of a round
+ * is first staged durably (`cg.stage`: a file in DATA/staging, fsync'd, then
+ * renamed into place); the coordinator's commit (`mp.commit`) is recorded
+ * durably, then the round's parts are applied to the volumes, flushed, and
+ * only then unstaged. A crash in the middle applies the committed parts again
+ * at start, so a round is applied all-or-nothing and the target image is
+ * always the sources' image at the last committed round's time.
  */
 export class GroupApplier {
   private readonly dir: string;
@@ -121,21 +126,8 @@ export class GroupApplier {
     this.dir = path.join(engine.paths.root, 'staging');
   }
 
-  private file(session: string, group: number): string {
-    return path.join(this.dir, `${session}-${String(group).padStart(12, '0')}.grp`);
-  }
-
-  apply(staged: StagedGroup, payload: Buffer | null): Promise<void> {
-    return this.queue.run(staged.session, async () => {
-      const target = this.file(staged.session, staged.group);
-      await this.writeStaged(target, staged, payload);
-      await this.applyStaged(staged, payload ?? Buffer.alloc(0));
-      await fsp.unlink(target);
-    });
-  }
-
-  /** Stages a group or part durably (fsync'd, then renamed into place). */
-  private async writeStaged(file: string, header: StagedGroup | StagedPart, payload: Buffer | null): Promise<void> {
+  /** Stages a part durably (fsync'd, then renamed into place). */
+  private async writeStaged(file: string, header: StagedPart, payload: Buffer | null): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
     await writeFileDurably(file, encodeStaged(header, payload));
   }
@@ -374,7 +366,7 @@ export class GroupApplier {
     });
   }
 
-  /** Re-applies groups staged before a crash, in order. */
+  /** Re-applies parts whose commit a crash interrupted, and groups an agent of protocol 1.x staged before its upgrade, in order. */
   async recover(): Promise<number> {
     const names = await fsp.readdir(this.dir).catch(() => [] as string[]);
     let applied = 0;

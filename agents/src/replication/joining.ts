@@ -1,7 +1,13 @@
 import type { MemberStatus } from './cut-coordinator.ts';
 import { problemMessage, type MirrorMode, type PairSource } from './pair-source.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { CopySetRecord, HeldCopySet, SessionRecord } from './session-store.ts';
+
+/** What joining uses of the service and the other parts (hooks.ts). */
+export type JoiningHooks = Pick<
+  ReplicationHooks,
+  'agentId' | 'engine' | 'link' | 'logger' | 'mirroring' | 'multiPrimary' | 'pair' | 'pairs' | 'pairsOf' | 'role' | 'rounds' | 'session' | 'sessions' | 'sourceOf' | 'store'
+>;
 
 /**
  * Joining: a copy set added to a running session is copied to its target
@@ -30,7 +36,7 @@ export class Joining {
   /** Control agent: copy sets added at other primary agents while the session ran, not reported joined yet. */
   private readonly pending = new Map<string, CopySetRecord>();
 
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: JoiningHooks) {}
 
   /** At the copy set's primary agent: added to a running session and not yet a member of its consistency group. */
   isJoining(pair: HeldCopySet): boolean {

@@ -2,9 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { ProblemError, type SessionSynced, type SessionSyncedPair } from '@tandem/contract';
 import { ConsistencyGroupShipper } from './async-groups.ts';
 import { PairSource, problemMessage } from './pair-source.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import { primarySiteFor } from './session-reports.ts';
 import type { HeldCopySet, SessionRecord } from './session-store.ts';
+
+/** What mirroring uses of the service and the other parts (hooks.ts). */
+export type MirroringHooks = Pick<
+  ReplicationHooks,
+  'agentId' | 'actions' | 'copySetVolumes' | 'engine' | 'joining' | 'link' | 'multiPrimary' | 'pairLink' | 'pairsOf' | 'peers' | 'refreshTaps' | 'role' | 'rounds' | 'session' | 'setState' | 'shipping' | 'store'
+>;
 
 /**
  * The source side of mirroring: the per-pair runtimes (PairSource), the
@@ -24,7 +30,7 @@ export class Mirroring {
   /** Per session: the run whose resync is still being awaited (prepared only after its session.synced, see checkPrepared). */
   private readonly resyncing = new Map<string, symbol>();
 
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: MirroringHooks) {}
 
   /** The source-side runtime of a pair, made when first needed. */
   ensureSource(session: SessionRecord, pair: HeldCopySet): PairSource {
@@ -124,7 +130,7 @@ export class Mirroring {
       if (this.service.copySetVolumes.brokenOf(session).length > 0 || this.waitingForSpace.has(session.id)) return;
       try {
         await Promise.all(links.map((link) => link.ready(60_000)));
-        if (session.state === 'suspended' && session.detail) await this.service.execute(session, 'resume', {});
+        if (session.state === 'suspended' && session.detail) await this.service.actions.execute(session, 'resume', {});
       } catch {
         setTimeout(() => void retry(), 1000).unref();
       }

@@ -3,10 +3,15 @@ import type { GroupEntry } from './async-groups.ts';
 import { stagePart, type PartPayload } from './parts.ts';
 import { planPair, planSummary, type PairPlan, type PlanSummary } from './failback.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
-import type { MultiPrimarySessions } from './multi-primary.ts';
-import type { ReplicationService } from './service.ts';
+import type { MultiPrimaryPart, ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
+
+/** What multi-primary-failback uses of the service and the other parts (hooks.ts). */
+export type MultiPrimaryFailbackHooks = Pick<
+  ReplicationHooks,
+  'agentId' | 'applier' | 'engine' | 'failback' | 'joining' | 'mirroring' | 'multiPrimary' | 'pairLink' | 'pairsOf' | 'peers' | 'refreshTaps' | 'setState' | 'site' | 'sourceOf' | 'store' | 'verifier'
+>;
 
 type FailbackPlanOptions = Pick<FailbackOptions, 'verifyCodes' | 'fullCompare'>;
 /** A member's detail between marking its failback plan and the control agent's `mp.run` (the way back to H1->H2). */
@@ -46,8 +51,8 @@ type Commit = RoundCommit;
  */
 export class MultiPrimaryFailback {
   constructor(
-    private readonly service: ReplicationService,
-    private readonly multi: MultiPrimarySessions,
+    private readonly service: MultiPrimaryFailbackHooks,
+    private readonly multi: Pick<MultiPrimaryPart, 'pairAgent' | 'askMembers' | 'memberSession'>,
   ) {}
 
   /**

@@ -2,10 +2,17 @@ import { ProblemError, type PairInfo, type PeerMethod, type PeerParamsIn, type P
 import { copySetState } from './copy-set-state.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import { problemMessage } from './pair-source.ts';
-import type { ReplicationService } from './service.ts';
-import { MultiPrimaryFailback } from './multi-primary-failback.ts';
+import type { ReplicationHooks } from './hooks.ts';
+import { MultiPrimaryFailback, type MultiPrimaryFailbackHooks } from './multi-primary-failback.ts';
 import { type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
+
+/** What multi-primary uses of the service and the other parts (hooks.ts). */
+export type MultiPrimaryHooks = Pick<
+  ReplicationHooks,
+  'agentId' | 'copySets' | 'engine' | 'mirroring' | 'pairs' | 'pairsOf' | 'peers' | 'role' | 'rounds' | 'session' | 'sessions' | 'setState' | 'site' | 'store'
+> &
+  MultiPrimaryFailbackHooks;
 
 /** The multi-primary methods this part serves itself (running changes and failback have their own tables). */
 type MultiPrimaryMethod = `mp.${'join' | 'secondary-pair' | 'run' | 'stop'}`;
@@ -47,7 +54,7 @@ export class MultiPrimarySessions {
   /** The H2->H1 direction and failback across several H1 agents. */
   readonly failback: MultiPrimaryFailback;
 
-  constructor(private readonly service: ReplicationService) {
+  constructor(private readonly service: MultiPrimaryHooks) {
     this.failback = new MultiPrimaryFailback(service, this);
   }
 
@@ -253,9 +260,8 @@ export class MultiPrimarySessions {
       const service = this.service;
       const pair = params.pair;
       // Attached first when the session runs: it keeps its initial copy pending (see RunningCopySets.attach).
-      // Its primary agent: named by the copy set since protocol 1.1, by `member` before.
       const joining = service.pairs.get(pair.id)?.joining === true;
-      service.copySets.adoptPair({ ...pair, primaryAgentId: params.member.primaryAgentId, ...(joining ? { joining } : {}) });
+      service.copySets.adoptPair({ ...pair, ...(joining ? { joining } : {}) });
       return {};
     },
     'mp.run': async ({ params }) => {

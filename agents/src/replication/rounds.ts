@@ -4,8 +4,14 @@ import { CutCoordinator, type CutParticipant, type CutSecondary, type MemberStat
 import { localVolumeName } from './copy-set-volumes.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import { problemMessage } from './pair-source.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
+
+/** What rounds uses of the service and the other parts (hooks.ts). */
+export type RoundsHooks = Pick<
+  ReplicationHooks,
+  'agentId' | 'applier' | 'engine' | 'faults' | 'joining' | 'mirroring' | 'multiPrimary' | 'pairsOf' | 'peers' | 'role' | 'running' | 'session' | 'setState' | 'site' | 'sourceOf' | 'store'
+>;
 
 /** The rounds' peer methods: a participant's hold, cut and release, a secondary's staging and commit. */
 type RoundsMethod = `mp.${'hold' | 'cut' | 'release' | 'commit'}` | 'cg.stage';
@@ -39,7 +45,7 @@ export class Rounds {
   /** A participant: when the coordinator was last heard per session (a member suspends when it goes silent). */
   readonly heard = new Map<string, number>();
 
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: RoundsHooks) {}
 
   /**
    * The driving agent: starts (or resumes) the other primary agents' copy

@@ -3,8 +3,14 @@ import { VolumeDevice } from '../storage/volume-device.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import { problemMessage, type PairSource } from './pair-source.ts';
 import { localVolumeId, localVolumeName } from './copy-set-volumes.ts';
-import type { ReplicationService } from './service.ts';
-import { atSecondary, heldElsewhere, memberRecord, type CopySetOnTheWire, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
+import type { ReplicationHooks } from './hooks.ts';
+import { atSecondary, heldElsewhere, type CopySetOnTheWire, type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
+
+/** What running-copy-sets uses of the service and the other parts (hooks.ts). */
+export type RunningCopySetsHooks = Pick<
+  ReplicationHooks,
+  'agentId' | 'copySets' | 'engine' | 'joining' | 'link' | 'logger' | 'mirroring' | 'multiPrimary' | 'pair' | 'pairs' | 'peers' | 'refreshTaps' | 'role' | 'rounds' | 'session' | 'setState' | 'shipping' | 'sourceOf' | 'store'
+>;
 
 /** States in which copy sets are added to and removed from a session that was started. */
 const RUNNING_STATES: ReadonlySet<SessionRecord['state']> = new Set(['preparing', 'prepared', 'suspended']);
@@ -41,7 +47,7 @@ export class RunningCopySets {
   /** Copy sets being removed: not a member of the consistency group any more (a round's hold skips them). */
   private readonly removing = new Set<string>();
 
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: RunningCopySetsHooks) {}
 
   /** True when copy sets of a session in this state are added and removed by this class (not while defined). */
   static handles(session: SessionRecord): boolean {
@@ -97,7 +103,7 @@ export class RunningCopySets {
     const primary = service.peers.link(pair.primaryAgentId);
     const record = heldElsewhere(pair);
     try {
-      await secondary.call('mp.secondary-pair', { pair: atSecondary(pair), member: memberRecord(record) }, null, { waitForLinkMs: 5000 });
+      await secondary.call('mp.secondary-pair', { pair: atSecondary(pair) }, null, { waitForLinkMs: 5000 });
       // The primary agent learns the copy set (and the session, when suspended and new to it), then tracks and copies it.
       await primary.call('mp.join', { record: session, pair }, null, { waitForLinkMs: 5000 });
       await primary.call('mp.add', { session: session.id, pair: pair.id, newcomer }, null, { waitForLinkMs: 5000, timeoutMs: 120_000 });
@@ -338,7 +344,7 @@ export class RunningCopySets {
       const session = service.session(params.session);
       if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', 'only the control agent of the session removes copy sets');
       const pair = service.pairs.get(params.pair);
-      if (pair) service.forgetPair(pair);
+      if (pair) service.copySets.forgetPair(pair);
       service.store.deleteCopySet(params.pair);
       return {};
     },

@@ -11,7 +11,7 @@ import {
 } from '@tandem/contract';
 import type { StorageEngine } from '../storage/engine.ts';
 import { CopySets } from './copy-sets.ts';
-import { CopySetVolumes } from './copy-set-volumes.ts';
+import { CopySetVolumes } from './broken-copy-sets.ts';
 import { skewToCorrect, type ClockEstimate } from './link/clock-offset.ts';
 import type { RpcRequest, RpcResult } from './link/rpc-connection.ts';
 import { Mirroring } from './mirroring.ts';
@@ -24,11 +24,12 @@ import { SessionFailback } from './session-failback.ts';
 import { Joining } from './joining.ts';
 import { RunningCopySets } from './running-copy-sets.ts';
 import { SessionReports } from './session-reports.ts';
-import { isHeld, SessionStore, type CopySetOnTheWire, type HeldCopySet, type SessionRecord } from './session-store.ts';
+import { isHeld, SessionStore, type HeldCopySet, type SessionRecord } from './session-store.ts';
 import { SessionRole } from './role.ts';
 import { SessionVerifier } from './session-verify.ts';
 import { inertFaults, type ReplicationFaults } from './faults.ts';
 import type { TapSource, WriteTap } from '../write-path/splitter.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import { TargetChangedTap, WriteInhibitTap } from '../write-path/target-taps.ts';
 import { TargetHandlers } from './target.ts';
 import { GroupApplier } from './group-applier.ts';
@@ -48,14 +49,13 @@ import { ShippingSessions } from './shipping-sessions.ts';
  * parts live in their own modules: copy sets (copy-sets.ts), actions
  * (session-actions.ts), mirroring at the source (mirroring.ts), snapshot
  * shipping (shipping-sessions.ts), failback (session-failback.ts), online
- * verify (session-verify.ts) and reports (session-reports.ts).
- *
- * (About 460 lines: most are the commands' one-line delegations to those
- * parts and the parts' construction; what stays here is what every part
- * calls: the lookups, the splitter's taps, and the state changes with their
- * push to the other sites.)
+ * verify (session-verify.ts) and reports (session-reports.ts). The parts
+ * take the narrow interfaces of hooks.ts, not this class: it satisfies them
+ * (ReplicationHooks), and they call each other through them. Commands here
+ * are the API's and the CLI's; the peer-link requests (target.ts) reach the
+ * parts directly.
  */
-export class ReplicationService implements TapSource {
+export class ReplicationService implements TapSource, ReplicationHooks {
   readonly store: SessionStore;
   /** Every session record of this site, by id (shared with the parts). */
   readonly sessions = new Map<string, SessionRecord>();
@@ -378,46 +378,18 @@ export class ReplicationService implements TapSource {
     return this.copySets.removePair(sessionName, h1Volume, options);
   }
 
-  forgetPair(pair: HeldCopySet): void {
-    this.copySets.forgetPair(pair);
-  }
-
   /** Runs an action here if this site must execute it, else forwards it to the other site. */
   act(sessionName: string, action: SessionAction, options: Partial<FailbackOptions> = {}): Promise<SessionInfo> {
     return this.actions.act(sessionName, action, options);
-  }
-
-  /** Executes an action at this site. */
-  execute(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<void> {
-    return this.actions.execute(session, action, options);
-  }
-
-  /** Stops mirroring at this site (the source), keeping out-of-sync marks. */
-  stopSource(session: SessionRecord, reason: string | null): Promise<void> {
-    return this.mirroring.stopSource(session, reason);
   }
 
   preflight(sessionName: string, options: { verifyCodes: boolean; fullCompare: boolean }): Promise<FailbackPreflight> {
     return this.failback.preflight(sessionName, options);
   }
 
-  /** The other site took over as source (failback): this site becomes the target. */
-  becomeTarget(session: SessionRecord, direction: SessionRecord['direction']): Promise<void> {
-    return this.failback.becomeTarget(session, direction);
-  }
-
-  terminateHere(session: SessionRecord): Promise<void> {
-    return this.actions.terminateHere(session);
-  }
-
   /** Online verify of a duplex session by segment codes (see SessionVerifier). */
   verify(sessionName: string, options: { forwarded?: boolean } = {}): Promise<VerifyReport> {
     return this.verifier.verify(sessionName, options);
-  }
-
-  /** The target failed to apply acknowledged writes (semi-sync): mark the tracks here and copy them. */
-  repairTracks(pair: HeldCopySet, tracks: number[]): Promise<boolean> {
-    return this.mirroring.repairTracks(pair, tracks);
   }
 
   /** Runs a snapshot-shipping cycle now (at the source; forwarded there from the target). */
@@ -438,15 +410,6 @@ export class ReplicationService implements TapSource {
   // --- peer-link requests ---
 
   handle = (request: RpcRequest): Promise<RpcResult> => this.target.handle(request);
-
-  /** Makes a session record the other site sent (session.put). */
-  adoptSession(record: SessionRecord): void {
-    this.copySets.adoptSession(record);
-  }
-
-  adoptPair(record: CopySetOnTheWire): HeldCopySet {
-    return this.copySets.adoptPair(record);
-  }
 
   // --- reports ---
 

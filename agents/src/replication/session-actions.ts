@@ -1,7 +1,13 @@
 import { ProblemError, type FailbackOptions, type SessionAction, type SessionInfo, type SessionState } from '@tandem/contract';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
+
+/** What session-actions uses of the service and the other parts (hooks.ts). */
+export type SessionActionsHooks = Pick<
+  ReplicationHooks,
+  'applier' | 'copySetVolumes' | 'engine' | 'failback' | 'info' | 'joining' | 'link' | 'mirroring' | 'multiPrimary' | 'pairsOf' | 'peers' | 'pushState' | 'receiver' | 'role' | 'session' | 'setState' | 'store'
+>;
 
 /** Which site executes an action: the source of the current direction, or its target. */
 function executingRole(action: SessionAction): 'source' | 'target' {
@@ -23,7 +29,7 @@ const allowed: Record<SessionAction, SessionState[]> = {
  * executed by the site that must act and forwarded otherwise.
  */
 export class SessionActions {
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: SessionActionsHooks) {}
 
   /** Runs an action here if this site must execute it, else forwards it to the other site. */
   async act(sessionName: string, action: SessionAction, options: Partial<FailbackOptions> = {}): Promise<SessionInfo> {

@@ -1,9 +1,15 @@
 import { ProblemError, type AgentEvent, type FailbackPreflight } from '@tandem/contract';
 import { problemMessage } from './pair-source.ts';
 import { planSummary, summarizePlans, type PairPlan, type PlanSummary } from './failback.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
+
+/** What session-failback uses of the service and the other parts (hooks.ts). */
+export type SessionFailbackHooks = Pick<
+  ReplicationHooks,
+  'engine' | 'link' | 'logger' | 'mirroring' | 'multiPrimary' | 'pairs' | 'peers' | 'refreshTaps' | 'role' | 'session' | 'setState' | 'store' | 'verifier'
+>;
 
 type FailbackPlanOptions = { verifyCodes: boolean; fullCompare: boolean };
 
@@ -13,7 +19,7 @@ type FailbackPlanOptions = { verifyCodes: boolean; fullCompare: boolean };
  * target.
  */
 export class SessionFailback {
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: SessionFailbackHooks) {}
 
   async preflight(sessionName: string, options: FailbackPlanOptions): Promise<FailbackPreflight> {
     const service = this.service;

@@ -2,14 +2,20 @@ import { ProblemError, type PairBitmap, type PairInfo, type SessionHealth, type 
 import { copySetState } from './copy-set-state.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 import { clockSkewInfo, describeSkew, skewWorthWarning } from './link/clock-offset.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { HeldCopySet, SessionRecord } from './session-store.ts';
+
+/** What session-reports uses of the service and the other parts (hooks.ts). */
+export type SessionReportsHooks = Pick<
+  ReplicationHooks,
+  'agentId' | 'copySetVolumes' | 'engine' | 'joining' | 'logger' | 'mirroring' | 'multiPrimary' | 'pairLink' | 'pairsOf' | 'peers' | 'role' | 'rounds' | 'session' | 'sessions' | 'shipping' | 'site' | 'sourceOf' | 'stateOrigins'
+>;
 
 /**
  * The site holding a copy set's H1 volume, for a multi-primary session (the
  * control agent's own copy sets included); undefined for a single-primary session.
  */
-export function primarySiteFor(service: ReplicationService, session: SessionRecord, pair: HeldCopySet): string | undefined {
+export function primarySiteFor(service: Pick<ReplicationHooks, 'multiPrimary' | 'role' | 'agentId'>, session: SessionRecord, pair: HeldCopySet): string | undefined {
   const multi = service.multiPrimary;
   if (!service.role(session).multiPrimary) return undefined;
   return multi.primarySiteOf(pair) ?? multi.siteOf(service.role(session).member ? service.agentId : session.controlAgentId);
@@ -25,7 +31,7 @@ export class SessionReports {
   /** Async sessions this site is the target of: the applied groups' cut times. */
   readonly appliedTimes = new Map<string, number>();
 
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: SessionReportsHooks) {}
 
   /**
    * The other agents of the session as this one sees them over its own peer

@@ -1,4 +1,4 @@
-import type { Direction, LastVerify, MemberPairRecord, PeerPairRecord, PeerSessionRecord, SessionState, SessionType } from '@tandem/contract';
+import type { Direction, LastVerify, PeerPairRecord, PeerSessionRecord, SessionState, SessionType } from '@tandem/contract';
 import type { Catalog } from '../storage/catalog.ts';
 
 /** A session as both sites keep it; the `pairs` rows differ per site (local volume, bitmaps). */
@@ -67,12 +67,8 @@ export function isHeld(record: CopySetRecord): record is HeldCopySet {
   return record.localSite !== null && record.localVolume !== null;
 }
 
-/**
- * A held copy set as the peer protocol carries it (contract/src/peer.ts):
- * its agents are optional there, as agents of protocol 1.0 did not send
- * them (`adoptPair` fills them in from the session).
- */
-export type CopySetOnTheWire = Omit<HeldCopySet, 'primaryAgentId' | 'secondaryAgentId'> & Partial<Pick<HeldCopySet, 'primaryAgentId' | 'secondaryAgentId'>>;
+/** A held copy set as the peer protocol carries it (contract/src/peer.ts). */
+export type CopySetOnTheWire = HeldCopySet;
 
 /**
  * The peer protocol's schemas of these records (contract/src/peer.ts) list
@@ -123,11 +119,6 @@ export function atSecondary(pair: HeldCopySet): HeldCopySet {
 /** The control agent's record of a copy set held by two other agents (another primary agent and the secondary). */
 export function heldElsewhere(pair: CopySetRecord): CopySetRecord {
   return { ...pair, localVolume: null, localVolumeId: null, localSite: null, outOfSyncBitmap: null, targetChangedBitmap: null, joining: false, broken: null };
-}
-
-/** What `mp.secondary-pair` tells the secondary of a copy set on another primary agent (peer protocol 1.0's way to name its agent). */
-export function memberRecord(pair: CopySetRecord): MemberPairRecord {
-  return { id: pair.id, sessionId: pair.sessionId, primaryAgentId: pair.primaryAgentId, h1Volume: pair.h1Volume, h2Volume: pair.h2Volume, createdAt: pair.createdAt };
 }
 
 /** Sessions and copy sets in the SQLite catalog. */
@@ -238,7 +229,4 @@ export class SessionStore {
     this.catalog.db.prepare('DELETE FROM copy_sets WHERE id = ?').run(id);
   }
 
-  deleteSession(id: string): void {
-    this.catalog.db.prepare('DELETE FROM sessions WHERE id = ?').run(id);
-  }
 }

@@ -1,10 +1,16 @@
 import { ProblemError, type AgentEvent, type LastVerify, type VerifyPairReport, type VerifyReport } from '@tandem/contract';
 import { problemMessage } from './pair-source.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
 import { primarySiteFor } from './session-reports.ts';
 import { verifyPair } from './verify.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
+
+/** What session-verify uses of the service and the other parts (hooks.ts). */
+export type SessionVerifierHooks = Pick<
+  ReplicationHooks,
+  'agentId' | 'engine' | 'link' | 'mirroring' | 'multiPrimary' | 'pairLink' | 'pairsOf' | 'role' | 'session' | 'setState' | 'sourceOf'
+>;
 
 /**
  * Online verify of duplex sessions by segment codes. One verify runs per
@@ -21,7 +27,7 @@ export class SessionVerifier {
   /** Sessions in Preparing for a verify's repair resync, with that verify's report; dropped at the next state change. */
   private readonly repairing = new Map<string, VerifyReport>();
 
-  constructor(private readonly service: ReplicationService) {}
+  constructor(private readonly service: SessionVerifierHooks) {}
 
   /**
    * Online verify of a duplex session by segment codes, executed at its

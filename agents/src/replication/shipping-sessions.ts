@@ -1,7 +1,13 @@
 import { ProblemError, type VolumeDependent } from '@tandem/contract';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
 import { DEFAULT_SHIP_INTERVAL_MS, SnapshotShipper, type CycleReport } from './shipping-source.ts';
+
+/** What shipping-sessions uses of the service and the other parts (hooks.ts). */
+export type ShippingSessionsHooks = Pick<
+  ReplicationHooks,
+  'engine' | 'link' | 'mirroring' | 'pairsOf' | 'refreshTaps' | 'role' | 'session' | 'sessions' | 'setState' | 'store'
+>;
 
 /**
  * Snapshot-shipping sessions at their source: host writes only mark tracks;
@@ -12,7 +18,7 @@ export class ShippingSessions {
   /** Snapshot-shipping sessions this site is the source of: their cycle runners. */
   private readonly shipping = new Map<string, SnapshotShipper>();
 
-  constructor(private readonly service: ReplicationService) {
+  constructor(private readonly service: ShippingSessionsHooks) {
     // The snapshots a shipper keeps (the last shipped cycle's image here) or ships from now are not deleted under it.
     service.engine.addVolumeGuard((name) => this.dependents(name));
   }

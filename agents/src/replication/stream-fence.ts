@@ -2,7 +2,7 @@ import { ProblemError } from '@tandem/contract';
 
 /**
  * The peer requests that carry a mirroring stream's data to a target
- * (`pair.write`, `pair.trim`, `pair.flush`, `cg.apply`, `cg.stage`,
+ * (`pair.write`, `pair.trim`, `pair.flush`, `cg.stage`,
  * `ship.*`) are flagged `stream` in the peer protocol's method table
  * (contract/src/peer.ts; STREAM_METHODS in link/peer-protocol.ts): every one
  * names the run it belongs to (`run`), and a target serves it only if that

@@ -12,11 +12,20 @@ import {
 import { clusterPeerHandlers } from './clusters/peer-requests.ts';
 import { localCodes } from './failback.ts';
 import type { FlashMirror } from './flash-mirror.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
 import { StreamFences } from './stream-fence.ts';
-import { ArrivalWrites } from './arrival-writes.ts';
+import { ArrivalWrites, type ArrivalWritesHooks } from './arrival-writes.ts';
+import type { SessionReader } from './session-reader.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
+
+/** What target uses of the service and the other parts (hooks.ts). */
+export type TargetHooks = Pick<
+  ReplicationHooks,
+  'actions' | 'applier' | 'applyRemoteState' | 'copySets' | 'copySetVolumes' | 'engine' | 'failback' | 'faults' | 'joining' | 'mirroring' | 'multiPrimary' | 'pair' | 'pairsOf' | 'preflight' | 'receiver' | 'recovered' | 'role' | 'rounds' | 'running' | 'session' | 'setState' | 'shipNow' | 'shipping' | 'site' | 'verify'
+> &
+  ArrivalWritesHooks &
+  SessionReader;
 
 /** The methods TargetHandlers serves itself (the rest of ServedPeerMethod belongs to the other receiving parts). */
 type TargetMethod =
@@ -24,7 +33,6 @@ type TargetMethod =
   | `session.${'put' | 'state' | 'action' | 'settings' | 'ship-now' | 'verify' | 'prepare-target' | 'stop-source' | 'become-target' | 'terminated' | 'preflight'}`
   | `pair.${'put' | 'remove' | 'broken' | 'attach' | 'joined' | 'write' | 'trim' | 'flush' | 'bitmap' | 'codes' | 'repair' | 'read-track'}`
   | 'volume.size'
-  | 'cg.apply'
   | `ship.${'begin' | 'chunk' | 'commit'}`;
 
 /**
@@ -40,7 +48,7 @@ export class TargetHandlers {
   /** Flash copy's mirror interplay (flash-mirror.ts), once installed: serves `flash.mirror`. */
   flashMirror: FlashMirror | null = null;
 
-  constructor(private readonly service: ReplicationService) {
+  constructor(private readonly service: TargetHooks) {
     this.arrivals = new ArrivalWrites(service);
   }
 
@@ -128,15 +136,15 @@ export class TargetHandlers {
       'stream.fence': (call) => this.fence(call),
       'session.put': ({ params }) => {
         if (!service.role(params.record).secondary) throw new ProblemError('bad-request', 'this session names another agent');
-        service.adoptSession(params.record);
+        service.copySets.adoptSession(params.record);
         return {};
       },
       'pair.put': ({ params }) => {
-        service.adoptPair(params.pair);
+        service.copySets.adoptPair(params.pair);
         return {};
       },
       'pair.remove': ({ params }) => {
-        service.forgetPair(service.pair(params.pair));
+        service.copySets.forgetPair(service.pair(params.pair));
         return {};
       },
       'pair.broken': ({ params }) => {
@@ -159,7 +167,7 @@ export class TargetHandlers {
       },
       'session.action': async ({ params }) => {
         const session = service.session(params.session);
-        await service.execute(session, params.action, params.options ?? {});
+        await service.actions.execute(session, params.action, params.options ?? {});
         return {};
       },
       'session.settings': ({ params }) => {
@@ -189,16 +197,16 @@ export class TargetHandlers {
         if (service.role(session).source && session.state !== 'defined' && session.state !== 'target-available') {
           service.setState(session, 'recovering', {}, false);
         }
-        await service.stopSource(session, 'the target was recovered');
+        await service.mirroring.stopSource(session, 'the target was recovered');
         return {};
       },
       'session.become-target': async ({ params }) => {
         const session = service.session(params.session);
-        await service.becomeTarget(session, params.direction);
+        await service.failback.becomeTarget(session, params.direction);
         return {};
       },
       'session.terminated': async ({ params }) => {
-        await service.terminateHere(service.session(params.session));
+        await service.actions.terminateHere(service.session(params.session));
         return {};
       },
       'session.preflight': async ({ params }) => {
@@ -207,14 +215,6 @@ export class TargetHandlers {
         return { result: await service.preflight(session.name, options) };
       },
       'pair.write': ({ params, payload }) => this.write(params, payload!),
-      'cg.apply': async ({ params, payload }) => {
-        const session = service.session(params.session);
-        if (service.role(session).source || session.state === 'target-available' || session.state === 'recovering') {
-          throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; consistency groups are refused`);
-        }
-        await service.applier.apply({ session: session.id, group: params.group, time: params.time, entries: params.entries }, payload);
-        return {};
-      },
       'ship.begin': async ({ params }) => {
         const session = this.shippingSession(params.session);
         await service.receiver.begin(session.id, params.epoch, params.cycle);
@@ -263,7 +263,7 @@ export class TargetHandlers {
       'pair.repair': async ({ params }) => {
         // At the source: the target failed to apply acknowledged writes; mark the tracks and copy them.
         const pair = service.pair(params.pair);
-        return { result: { repaired: await service.repairTracks(pair, params.tracks) } };
+        return { result: { repaired: await service.mirroring.repairTracks(pair, params.tracks) } };
       },
       'pair.read-track': async ({ params }) => {
         const pair = service.pair(params.pair);
