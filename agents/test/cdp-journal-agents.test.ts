@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ImageAccessInfoSchema, JournalPointListSchema, JournalPointSchema, JournalViewSchema, type SessionType } from '@tandem/contract';
+import { AlertListSchema, ImageAccessInfoSchema, JournalPointListSchema, JournalPointSchema, JournalViewSchema, type SessionType } from '@tandem/contract';
 import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { GroupStampWriter, NbdBlockClient, stampBlock } from './helpers/nbd-block-client.ts';
 import { qemuIo, run, runOk } from './helpers/nbd-harness.ts';
@@ -43,8 +43,8 @@ async function problemOf(work: Promise<unknown>): Promise<string> {
 }
 
 /** Sessions of `type` over `volumes.length` copy sets, started and drained, the journal turned on at beta with the CLI. */
-async function setUp(type: SessionType, volumes: string[]): Promise<{ h1: AgentProcess; h2: AgentProcess }> {
-  agents = await startPairedAgents([{ site: 'alpha' }, { site: 'beta' }]);
+async function setUp(type: SessionType, volumes: string[], env: NodeJS.ProcessEnv = {}): Promise<{ h1: AgentProcess; h2: AgentProcess }> {
+  agents = await startPairedAgents([{ site: 'alpha' }, { site: 'beta', env }]);
   const [h1, h2] = agents;
   for (const volume of volumes) {
     await h1.api.call('POST', '/v1/volumes', null, { name: volume, sizeBytes: SIZE });
@@ -255,5 +255,31 @@ describe('continuous data protection in running agents', () => {
     await qemuIo(h2.nbdUri('prod-copy'), 'write -P 0x62 0 4096', 'read -P 0x62 0 4096');
     const events = (await eventsAbout(h2, 'session.*', 'cdp')).map((event) => event.type);
     expect(events).toContain('session.journal-disabled');
+  }, 180_000);
+
+  it('alert: a journal nearly full raises journal-nearly-full (and window-short) at the secondary; a larger budget clears it', async () => {
+    // Retention held off, so the journal stays over its budget; alerts evaluated fast.
+    const { h1, h2 } = await setUp('sync', ['prod'], { TANDEM_JOURNAL_RETENTION_MS: '600000', TANDEM_ALERT_INTERVAL_MS: '200', TANDEM_ALERT_CLEAR_MS: '1500' });
+    const small = await h2.cli(['journal', 'set', 'cdp', '--size', '1M', '--window', '1h']);
+    expect(small.code, small.stderr).toBe(0);
+    const alertsAt = async () => h2.api.call('GET', '/v1/alerts?recent=50', AlertListSchema);
+    expect((await alertsAt()).active.filter((alert) => alert.kind.startsWith('journal-'))).toEqual([]);
+    // Overwrites: what they replace stays as undo, held by the journal (1 MiB: its whole budget).
+    await qemuIo(h1.nbdUri('prod'), `write -P 1 0 ${MiB}`, `write -P 2 0 ${MiB}`, 'flush');
+    const raised = await until('journal-nearly-full raised at beta', async () => {
+      const list = await alertsAt();
+      return list.active.find((alert) => alert.kind === 'journal-nearly-full' && alert.subject.session === 'cdp') ?? null;
+    }, 30_000);
+    expect(raised.severity).toBe('warning');
+    expect(raised.message).toMatch(/session cdp: the journal uses \d+ % of its space/);
+    expect((await alertsAt()).active.some((alert) => alert.kind === 'journal-window-short')).toBe(true);
+    // The primary keeps no journal: no such alert there.
+    expect((await h1.api.call('GET', '/v1/alerts', AlertListSchema)).active.some((alert) => alert.kind.startsWith('journal-'))).toBe(false);
+    const large = await h2.cli(['journal', 'set', 'cdp', '--size', '1G', '--window', '1h']);
+    expect(large.code, large.stderr).toBe(0);
+    await until('journal-nearly-full cleared', async () => {
+      const list = await alertsAt();
+      return !list.active.some((alert) => alert.kind === 'journal-nearly-full') && list.recent.some((alert) => alert.kind === 'journal-nearly-full');
+    }, 30_000);
   }, 180_000);
 });

@@ -242,6 +242,13 @@ export class JournalFeed implements TapSource {
     }
   }
 
+  /** The warnings of the session's journal now (alerts: journal-nearly-full, journal-window-short); undefined without one. */
+  warnings(sessionId: string): Array<{ level: 'warning' | 'severe'; code: 'window-short' | 'nearly-full'; message: string }> | undefined {
+    const feed = this.feeds.get(sessionId);
+    if (!feed) return undefined;
+    return journalStatus(feed.journal, this.policy(feed.row)).warnings.map(({ level, code, message }) => ({ level, code, message }));
+  }
+
   // --- the volume guard ---
 
   private journalOf(volume: string): { feed: Feed; session: SessionRecord } | null {
