@@ -185,6 +185,9 @@ export class JournalFeed implements TapSource {
   private markPoints(): void {
     for (const feed of this.feeds.values()) {
       if (feed.journal.meta.lastSeq === this.lastPointSeq(feed)) continue;
+      // Async: points only between rounds (roundApplied), never inside one.
+      const type = this.service.sessions.get(feed.sessionId)?.type;
+      if (type !== 'sync' && type !== 'semi-sync') continue;
       feed.journal.markPoint().catch((error) => this.service.logger.warn({ error: problemMessage(error) }, 'journal point failed'));
     }
   }
@@ -335,7 +338,7 @@ export class JournalFeed implements TapSource {
     this.open(row);
     this.service.refreshTaps();
     // The first point: the replica as it is now.
-    await journal.markPoint();
+    await this.between(session, () => journal.markPoint());
     this.event(session, 'session.journal-enabled', `session ${session.name}: journal on over ${volumes.join(', ')}, ${this.policyText(row)}`, {
       volumes,
       ...this.policyView(row),
@@ -386,9 +389,20 @@ export class JournalFeed implements TapSource {
     if (feed.journal.meta.points.some((point) => point.name === bookmark)) {
       throw new ProblemError('already-exists', `session ${session.name} already has a bookmark ${JSON.stringify(bookmark)}`);
     }
-    const point = await feed.journal.markPoint({ name: bookmark });
+    const point = await this.between(session, () => feed.journal.markPoint({ name: bookmark }));
     this.event(session, 'session.bookmark', `session ${session.name}: bookmark ${bookmark} at point ${point.seq}`, { bookmark, seq: point.seq, timeMs: point.timeMs });
     return pointView(point);
+  }
+
+  /** Runs `work` where a point is consistent: async sessions between two applied rounds (the applier's queue held meanwhile). */
+  private async between<T>(session: SessionRecord, work: () => Promise<T>): Promise<T> {
+    if (session.type !== 'async') return work();
+    const release = await this.service.applier.freeze(session.id);
+    try {
+      return await work();
+    } finally {
+      release();
+    }
   }
 
   /** The points, the last of each `everyMs` and every bookmark. */
