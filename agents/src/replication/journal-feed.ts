@@ -600,19 +600,20 @@ class JournaledDevice implements BlockDevice {
     await this.replica.readInto(offset, target);
   }
 
-  async write(offset: number, data: Buffer, _options?: IoOptions): Promise<void> {
-    await this.journal.write(this.volumeId, offset, data);
+  /** Durable when it resolves with FUA, else with the next flush (as the volume's own write): in order either way. */
+  async write(offset: number, data: Buffer, options?: IoOptions): Promise<void> {
+    await this.journal.write(this.volumeId, offset, data, Date.now(), { durable: options?.fua === true });
     this.distributed();
   }
 
-  async trim(offset: number, length: number): Promise<void> {
-    await this.journal.trim(this.volumeId, offset, length);
+  async trim(offset: number, length: number, options?: IoOptions): Promise<void> {
+    await this.journal.trim(this.volumeId, offset, length, Date.now(), { durable: options?.fua === true });
     this.distributed();
   }
 
   /** A trim reads as zeroes: journaled as one (a record, not zeroes). */
-  async writeZeroes(offset: number, length: number): Promise<void> {
-    await this.trim(offset, length);
+  async writeZeroes(offset: number, length: number, options?: IoOptions): Promise<void> {
+    await this.trim(offset, length, options);
   }
 
   flush(): Promise<void> {
