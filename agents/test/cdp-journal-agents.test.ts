@@ -238,6 +238,23 @@ describe('continuous data protection in running agents', () => {
   it('volume guard: a replica with a journal takes no host writes even once recovered; journal off frees it', async () => {
     const { h1, h2 } = await setUp('sync', ['prod']);
     await qemuIo(h1.nbdUri('prod'), `write -P 0x61 0 ${MiB}`, 'flush');
+    // The CLI's text: the journal, its points, an image access printing the export name to use, bad input refused.
+    const shown = await h2.cli(['journal', 'show', 'cdp']);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/replica volumes\s+prod-copy/);
+    expect((await h2.cli(['journal', 'bookmark', 'cdp', 'after-61'])).stdout).toMatch(/bookmark after-61 of session cdp: point #\d+/);
+    expect((await h2.cli(['journal', 'points', 'cdp'])).stdout).toMatch(/#\d+.*after-61/);
+    const duplicate = await h2.cli(['journal', 'bookmark', 'cdp', 'after-61']);
+    expect([duplicate.code, duplicate.stderr]).toEqual([1, expect.stringMatching(/already-exists/)]);
+    expect((await h2.cli(['image', 'access', 'cdp'])).code).toBe(2);
+    const unknown = await h2.cli(['image', 'access', 'cdp', '--bookmark', 'nope']);
+    expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringMatching(/not-found/)]);
+    const access = await h2.cli(['image', 'access', 'cdp', '--bookmark', 'after-61']);
+    expect(access.code, access.stderr).toBe(0);
+    const [, imageId, exportName] = /image (\d+) of session cdp[\s\S]*?(image-\d+-prod-copy)/.exec(access.stdout) ?? [];
+    expect(exportName, access.stdout).toBeDefined();
+    await qemuIo(h2.nbdUri(exportName), `read -P 0x61 0 ${MiB}`);
+    expect((await h2.cli(['image', 'end', 'cdp', imageId])).code).toBe(0);
     // Neither deleted nor resized: the refusal names the journal.
     const deleted = await h2.api.request('DELETE', '/v1/volumes/prod-copy');
     expect(deleted.status).toBe(409);
