@@ -165,6 +165,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           const shipper = replication.service.mirroring.shippers.get(session.id);
           return shipper ? { bytes: shipper.backlogBytes, limitBytes: shipper.backlogLimitBytes } : undefined;
         },
+        journal: (session) => replication.service.journals.warnings(session.id),
       },
       logger.child({ component: 'alerts' }),
       options.alertTiming ?? alertTimingFromEnv(),

@@ -34,6 +34,10 @@ export const alertKinds = [
   'backlog',
   /** The pool's file system is nearly full. */
   'pool-full',
+  /** A session's CDP journal at this agent holds 90 % of its space or more (journal-feed.ts; `nearly-full`). */
+  'journal-nearly-full',
+  /** A session's CDP journal at this agent cannot hold the required window: under 85 % (warning) or 75 % (critical) of it. */
+  'journal-window-short',
 ] as const;
 export const AlertKindSchema = z.enum(alertKinds);
 export type AlertKind = z.infer<typeof AlertKindSchema>;

@@ -15,4 +15,5 @@ export * from './flash.ts';
 export * from './history.ts';
 export * from './audit.ts';
 export * from './alerts.ts';
+export * from './journal.ts';
 export * from './peer.ts';

@@ -81,6 +81,15 @@ export const agentRouteRoles = {
   'GET /v1/sessions/:name/alert-thresholds': 'monitor',
   'PUT /v1/sessions/:name/alert-thresholds': 'operator',
 
+  'GET /v1/sessions/:name/journal': 'monitor',
+  'GET /v1/sessions/:name/journal/points': 'monitor',
+  'PUT /v1/sessions/:name/journal': 'administrator',
+  'DELETE /v1/sessions/:name/journal': 'administrator',
+  'POST /v1/sessions/:name/journal/bookmarks': 'operator',
+  'GET /v1/sessions/:name/images': 'monitor',
+  'POST /v1/sessions/:name/images': 'operator',
+  'DELETE /v1/sessions/:name/images/:id': 'operator',
+
   'POST /v1/pairing-tokens': 'administrator',
   'GET /v1/clients': 'administrator',
   'PATCH /v1/clients/:serial': 'administrator',

@@ -65,6 +65,8 @@ export const VolumeDependentSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('nbd-export'), connections: z.number().int(), ...DependentBase }),
   /** A snapshot a snapshot-shipping session keeps: the source-side image of its last shipped cycle, or one it ships now. */
   z.object({ kind: z.literal('shipping-snapshot'), session: z.string(), sessionState: z.string(), ...DependentBase }),
+  /** A replica volume of a session with a continuous data protection journal here (issue 13). */
+  z.object({ kind: z.literal('cdp-journal'), session: z.string(), ...DependentBase }),
 ]);
 export type VolumeDependent = z.infer<typeof VolumeDependentSchema>;
 export const VolumeBusyDetailSchema = z.object({ dependents: z.array(VolumeDependentSchema).min(1) });

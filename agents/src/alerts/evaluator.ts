@@ -11,7 +11,7 @@ import {
 import type { SessionReader } from '../replication/session-reader.ts';
 import type { SessionRecord } from '../replication/session-store.ts';
 import type { Catalog } from '../storage/catalog.ts';
-import { evaluateRules, type Backlog, type Condition } from './rules.ts';
+import { evaluateRules, type Backlog, type Condition, type JournalWarningInput } from './rules.ts';
 import { AlertStore, effectiveThresholds } from './store.ts';
 import { WebhookNotifier, type WebhookOptions } from './webhook.ts';
 
@@ -26,6 +26,8 @@ export interface AlertSources {
   pool(): Promise<PoolStats>;
   /** An async session's queued bytes and its limit at this agent (undefined: none here). */
   backlog(session: SessionRecord): Backlog | undefined;
+  /** The warnings of the session's CDP journal at this agent (undefined: none here). */
+  journal?(session: SessionRecord): JournalWarningInput[] | undefined;
 }
 
 export interface AlertTiming {
@@ -157,7 +159,7 @@ export class AlertEvaluator {
         continue;
       }
       const thresholds = effectiveThresholds(own.get(record.id) ?? { rpoTargetSeconds: null, linkDownSeconds: null, backlogPercent: null, enabled: null }, settings.sessionDefaults);
-      sessions.push({ info, thresholds, backlog: this.sources.backlog(record) });
+      sessions.push({ info, thresholds, backlog: this.sources.backlog(record), journal: this.sources.journal?.(record) });
     }
     const activeAlerts = this.store.active();
     const active = new Map(activeAlerts.map((alert) => [alert.key, alert]));

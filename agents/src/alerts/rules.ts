@@ -7,9 +7,16 @@ export interface Backlog {
 }
 
 /** What the rules read: the views the control API answers with, read once per evaluation. */
+/** The warnings of a session's CDP journal at this agent (cdp/retention.ts journalStatus). */
+export interface JournalWarningInput {
+  level: 'warning' | 'severe';
+  code: 'window-short' | 'nearly-full';
+  message: string;
+}
+
 export interface AlertInputs {
   now: number;
-  sessions: Array<{ info: SessionInfo; thresholds: SessionAlertThresholds; backlog: Backlog | undefined }>;
+  sessions: Array<{ info: SessionInfo; thresholds: SessionAlertThresholds; backlog: Backlog | undefined; journal?: JournalWarningInput[] }>;
   /** Null when the pool could not be read (its rule then keeps what it had: see `unknown`). */
   pool: PoolStats | null;
   poolFullPercent: number;
@@ -151,10 +158,26 @@ function sessionConditions(
   return found;
 }
 
+/** The journal's warnings as they are (retention and its byte budget give them their own hysteresis). */
+function journalConditions(session: string, warnings: JournalWarningInput[]): Condition[] {
+  return warnings.map((warning) => ({
+    key: `journal-${warning.code}:${session}`,
+    kind: warning.code === 'nearly-full' ? 'journal-nearly-full' : 'journal-window-short',
+    severity: warning.level === 'severe' ? 'critical' : 'warning',
+    subject: { kind: 'session', session, name: null },
+    message: `session ${session}: ${warning.message}`,
+    value: null,
+    threshold: null,
+  }));
+}
+
 /** Every condition that holds now. Pure: the evaluator decides what is raised and cleared. */
 export function evaluateRules(inputs: AlertInputs): Condition[] {
   const found: Condition[] = [];
-  for (const { info, thresholds, backlog } of inputs.sessions) found.push(...sessionConditions(info, thresholds, backlog, inputs.now, inputs.active));
+  for (const { info, thresholds, backlog, journal } of inputs.sessions) {
+    found.push(...sessionConditions(info, thresholds, backlog, inputs.now, inputs.active));
+    if (thresholds.enabled && journal) found.push(...journalConditions(info.name, journal));
+  }
   if (inputs.pool) {
     const key = 'pool-full';
     const percent = poolUsedPercent(inputs.pool);

@@ -20,6 +20,7 @@ import { eventRoutes } from './routes/events.ts';
 import { flashRoutes } from './routes/flash.ts';
 import { pairRoutes } from './routes/pair.ts';
 import { replicationRoutes } from './routes/replication.ts';
+import { journalRoutes } from './routes/journal.ts';
 import { volumeRoutes } from './routes/volumes.ts';
 import { jsonSerializerCompiler, zodValidatorCompiler } from './zod-schemas.ts';
 
@@ -61,6 +62,7 @@ export async function apiApp(app: FastifyInstance, deps: ApiDependencies): Promi
   await app.register(flashRoutes, deps);
   await app.register(auditRoutes, { ...deps, auditLog });
   await app.register(alertRoutes, deps);
+  await app.register(journalRoutes, deps);
 }
 // The plugin shares its error handler, hooks and compilers with the instance it is registered on.
 (apiApp as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;

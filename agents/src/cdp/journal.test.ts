@@ -210,6 +210,30 @@ describe('images keep their writes apart', () => {
   });
 });
 
+describe('appends not waited durable (durable: false, a replicated write without FUA)', () => {
+  it('resolve once logged, in order; a flush makes them durable, a crash before loses only what no flush covered', async () => {
+    const { root, engine, journal, volume } = await setup(16 * TRACK);
+    const first = await journal.write(volume, 0, pattern(1, TRACK, 1), Date.now(), { durable: false });
+    expect(engine.pendingMetadataBytes).toBeGreaterThan(0);
+    await journal.flush();
+    expect(engine.pendingMetadataBytes).toBe(0);
+    const second = await journal.write(volume, TRACK, pattern(2, TRACK, 2), Date.now(), { durable: false });
+    await journal.trim(volume, 0, TRACK, Date.now(), { durable: false });
+    expect(second).toBe(first + 1);
+    expect(journal.meta.lastSeq).toBe(first + 2);
+    expect(engine.pendingMetadataBytes).toBeGreaterThan(0);
+    opened.splice(opened.indexOf(engine), 1);
+    await engine.abandonForCrashTest();
+    expect((await checkDataDir(root)).problems).toEqual([]);
+    const reopened = await StorageEngine.open(root);
+    opened.push(reopened);
+    const recovered = CdpJournal.open(reopened, journal.id);
+    // The flushed write is there; the two after it, never flushed, are not (and their extents are free again).
+    expect(recovered.meta.lastSeq).toBe(first);
+    expect((await readImage(recovered, first, volume, 0, 2 * TRACK)).equals(Buffer.concat([pattern(1, TRACK, 1), Buffer.alloc(TRACK)]))).toBe(true);
+  });
+});
+
 describe('crash mid-distribution', () => {
   it('loses no acknowledged record or point, whatever part of the distribution records reached the WAL', async () => {
     for (const keepBytes of [0, 20, 45, 1 << 20]) {

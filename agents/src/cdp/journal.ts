@@ -125,9 +125,11 @@ export class CdpJournal {
    * allocated extents (one pwrite per run of consecutive extents; a track
    * the write covers only partly is first read from its current content),
    * then one WAL record names them. Resolves with the record's sequence
-   * number once durable.
+   * number once durable; with `durable: false` once logged (durable with
+   * the next commit: any durable append, `flush`, or the engine's timer),
+   * as a volume write without FUA is durable with the next flush.
    */
-  async write(volume: number, offset: number, data: Buffer, timeMs = Date.now()): Promise<number> {
+  async write(volume: number, offset: number, data: Buffer, timeMs = Date.now(), options: { durable?: boolean } = {}): Promise<number> {
     this.checkRange(volume, offset, data.length);
     const seq = await this.serial(async () => {
       const runs = await this.writeTracks(volume, offset, data);
@@ -135,7 +137,7 @@ export class CdpJournal {
       this.io.appends++;
       return this.meta.lastSeq;
     });
-    await this.journal.commit();
+    if (options.durable !== false) await this.journal.commit();
     return seq;
   }
 
@@ -143,9 +145,10 @@ export class CdpJournal {
    * Appends a replicated trim: whole tracks as trim records (no zeroes
    * written; at most TRIM_PIECE_TRACKS per record), partial tracks at the
    * ends as writes of zeroes over their content. What the trim frees stays
-   * as undo once distributed. Resolves with the last record's number once durable.
+   * as undo once distributed. Resolves with the last record's number once
+   * durable (with `durable: false`: once logged, as `write`).
    */
-  async trim(volume: number, offset: number, length: number, timeMs = Date.now()): Promise<number> {
+  async trim(volume: number, offset: number, length: number, timeMs = Date.now(), options: { durable?: boolean } = {}): Promise<number> {
     this.checkRange(volume, offset, length);
     const seq = await this.serial(async () => {
       const { trackSize } = this;
@@ -167,7 +170,7 @@ export class CdpJournal {
       this.io.appends++;
       return this.meta.lastSeq;
     });
-    await this.journal.commit();
+    if (options.durable !== false) await this.journal.commit();
     return seq;
   }
 

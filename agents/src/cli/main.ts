@@ -12,6 +12,7 @@ import { registerAuditCommands } from './commands/audit.ts';
 import { registerClientCommands } from './commands/clients.ts';
 import { registerClusterCommands } from './commands/clusters.ts';
 import { registerFlashCommands } from './commands/flash.ts';
+import { registerJournalCommands } from './commands/journal.ts';
 import { registerNbdClientCommands } from './commands/nbd-clients.ts';
 import { registerReplicationCommands } from './commands/replication.ts';
 import { registerSetupCommands } from './commands/setup.ts';
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<number> {
   registerNbdClientCommands(program);
   registerAuditCommands(program);
   registerAlertCommands(program);
+  registerJournalCommands(program);
   registerClientCommands(program);
   for (const command of allCommands(program)) command.exitOverride();
   try {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ProblemError } from '@tandem/contract';
 import { writeFileDurably } from '../storage/durable-file.ts';
 import type { StorageEngine } from '../storage/engine.ts';
+import type { BlockDevice } from '../storage/block-device.ts';
 import type { GroupEntry } from './async-groups.ts';
 import { inertFaults, type ReplicationFaults } from './faults.ts';
 import type { HeldCopySet } from './session-store.ts';
@@ -122,6 +123,8 @@ export class GroupApplier {
     private readonly onApplied: (session: string, time: number) => void,
     /** Injected by tests (faults.ts): commits that stop after their commit marker. */
     private readonly faults: Pick<ReplicationFaults, 'failAfterCommitMarker'> = inertFaults(),
+    /** Where a copy set's replicated changes go (a session's journal when it has one: journal-feed.ts). */
+    private readonly replicaDevice: (pair: HeldCopySet) => BlockDevice = (pair) => engine.device(localVolumeName(engine, pair)),
   ) {
     this.dir = path.join(engine.paths.root, 'staging');
   }
@@ -153,7 +156,7 @@ export class GroupApplier {
       }
       const pair = pairs.get(entry.pair);
       if (!pair) throw new ProblemError('not-found', `consistency group ${group} names an unknown copy set ${entry.pair}`);
-      const device = this.engine.device(localVolumeName(this.engine, pair));
+      const device = this.replicaDevice(pair);
       if (entry.kind === 'write') await device.write(entry.offset, payload.subarray(entry.dataOffset, entry.dataOffset + entry.length));
       else if (entry.kind === 'zeroes') await device.writeZeroes(entry.offset, entry.length);
       else await device.trim(entry.offset, entry.length);

@@ -100,7 +100,7 @@ export async function startReplication(options: {
     peers,
     clusters,
     history,
-    exports: splitterExports(engine.exports, options.flash ? [options.flash, service] : [service]),
+    exports: service.journals.exports(splitterExports(engine.exports, options.flash ? [options.flash, service, service.journals] : [service, service.journals])),
     linkAddress,
     async pairWith(apiAddress, token, fingerprint) {
       const { body, serverCertificate } = await postAccept(apiAddress, ourRequest(token));

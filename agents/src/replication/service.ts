@@ -33,6 +33,7 @@ import type { ReplicationHooks } from './hooks.ts';
 import { TargetChangedTap, WriteInhibitTap } from '../write-path/target-taps.ts';
 import { TargetHandlers } from './target.ts';
 import { GroupApplier } from './group-applier.ts';
+import { JournalFeed } from './journal-feed.ts';
 import type { CycleReport, SnapshotShipper } from './shipping-source.ts';
 import { ShippingReceiver } from './shipping-target.ts';
 import { ShippingSessions } from './shipping-sessions.ts';
@@ -67,6 +68,8 @@ export class ReplicationService implements TapSource, ReplicationHooks {
   /** Serves the other site's peer-link requests (public for tests' fault injection). */
   readonly target: TargetHandlers;
   readonly applier: GroupApplier;
+  /** Continuous data protection: the journals of sessions this agent is the secondary of (journal-feed.ts). */
+  readonly journals: JournalFeed;
   /** Snapshot-shipping sessions this site is the target of: staged cycles, applied all-or-nothing. */
   readonly receiver: ShippingReceiver;
   readonly mirroring: Mirroring;
@@ -124,8 +127,13 @@ export class ReplicationService implements TapSource, ReplicationHooks {
     this.applier = new GroupApplier(
       engine,
       (session) => this.pairsOf(this.session(session)),
-      (session, time) => this.reports.appliedTimes.set(session, this.toLocalTime(this.role(this.session(session)).otherAgent, time)),
+      (session, time) => {
+        const local = this.toLocalTime(this.role(this.session(session)).otherAgent, time);
+        this.reports.appliedTimes.set(session, local);
+        this.journals.roundApplied(session, local);
+      },
       faults,
+      (pair) => this.journals.replicaDevice(pair),
     );
     this.receiver = new ShippingReceiver(
       engine,
@@ -135,6 +143,7 @@ export class ReplicationService implements TapSource, ReplicationHooks {
         this.shipping.recordShippedTime(record, this.toLocalTime(this.role(record).otherAgent, time));
       },
     );
+    this.journals = new JournalFeed(this);
   }
 
   /** Resumes what was running before a restart: mirroring sessions resync what their bitmaps mark. */
@@ -432,5 +441,6 @@ export class ReplicationService implements TapSource, ReplicationHooks {
     await this.rounds.close();
     await this.shipping.close();
     await this.mirroring.close();
+    await this.journals.close();
   }
 }

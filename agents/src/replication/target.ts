@@ -180,7 +180,7 @@ export class TargetHandlers {
       'session.prepare-target': async ({ params }) => {
         const session = service.session(params.session);
         for (const pair of service.pairsOf(session)) {
-          const device = service.engine.device(localVolumeName(service.engine, pair));
+          const device = service.journals.replicaDevice(pair);
           await device.trim(0, device.sizeBytes);
         }
         // Every copy set's initial copy starts now: until the source reports the session prepared, a recover reports it inconsistent.
@@ -322,7 +322,7 @@ export class TargetHandlers {
     if (session.state === 'target-available' || session.state === 'recovering' || session.state === 'defined') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} here; mirrored writes are refused`);
     }
-    return { pair, session, device: this.service.engine.device(localVolumeName(this.service.engine, pair)) };
+    return { pair, session, device: this.service.journals.replicaDevice(pair) };
   }
 
   private async write(params: PeerParams<'pair.write'>, payload: Buffer): Promise<PeerAnswer<'pair.write'>> {

@@ -243,6 +243,18 @@ const migrations: Migration[] = [
    ALTER TABLE clients ADD COLUMN role TEXT;
    ALTER TABLE clients ADD COLUMN narrowed_role TEXT;
    ALTER TABLE audit_log ADD COLUMN client_role TEXT;`,
+  // Continuous data protection (issue 13, replication/journal-feed.ts): a session's journal at its secondary agent,
+  // the CdpJournal's id in the engine's metadata and the administrator's policy (the journal's space in bytes, the
+  // protection window required, how long bookmarks are kept: NULL until space runs out).
+  `CREATE TABLE session_journals (
+     session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+     journal_id INTEGER NOT NULL,
+     budget_bytes INTEGER NOT NULL CHECK (budget_bytes > 0),
+     required_window_ms INTEGER NOT NULL CHECK (required_window_ms > 0),
+     bookmark_ms INTEGER,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );`,
 ];
 
 /**

@@ -16,6 +16,8 @@ function what(name: string, dependent: VolumeDependent): string {
       return `${name} is open by ${dependent.connections} NBD connection(s)`;
     case 'shipping-snapshot':
       return `${name} is kept by snapshot-shipping session ${dependent.session} (${dependent.sessionState}): the source-side image of the cycle it shipped last, or ships now`;
+    case 'cdp-journal':
+      return `${name} is a replica volume of session ${dependent.session} with a journal (its points in time and bookmarks)`;
   }
 }
 

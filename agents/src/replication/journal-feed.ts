@@ -1,0 +1,629 @@
+import {
+  ProblemError,
+  type ImageAccessInfo,
+  type ImageAccessRequest,
+  type JournalPoint,
+  type JournalPolicy,
+  type JournalView,
+  type SetJournalRequest,
+  type VolumeDependent,
+} from '@tandem/contract';
+import { CdpJournal } from '../cdp/journal.ts';
+import { ImageDevice, type ImageAccess } from '../cdp/image.ts';
+import { applyRetention, coalescePoints, DEFAULT_TIERS, journalStatus, type RetentionPolicy } from '../cdp/retention.ts';
+import type { CdpPoint } from '../storage/cdp-meta.ts';
+import type { AllocationRun, BlockDevice, ExportCatalog, IoOptions } from '../storage/block-device.ts';
+import type { HostChange, TapSource, TrackSpan, WriteTap } from '../write-path/splitter.ts';
+import { localVolumeName } from './copy-set-volumes.ts';
+import { problemMessage } from './problem-message.ts';
+import type { ReplicationService } from './service.ts';
+import type { HeldCopySet, SessionRecord } from './session-store.ts';
+
+/**
+ * Continuous data protection wired into a running agent (issue 13): a
+ * CdpJournal (cdp/journal.ts) per session at its secondary agent, over the
+ * session's replica volumes there, with the administrator's policy in the
+ * catalog (`session_journals`, migration 14).
+ *
+ * - Replicated writes and trims of sync and semi-sync sessions (target.ts)
+ *   and of async rounds (group-applier.ts) reach the replica through
+ *   `replicaDevice`: a journal append (durable before the write's ack),
+ *   distribution to the replica right after.
+ * - Points: a point a second while records arrive (sync, semi-sync), one per
+ *   applied async round (`roundApplied`), bookmarks on request.
+ * - Retention every RETENTION_MS, with an event when the journal's warnings change.
+ * - Image access: an ImageAccess at a point, one NBD export per replica
+ *   volume (`exports`), its writes discarded at the end.
+ * - The volume guard: a replica volume with a journal takes no host writes
+ *   (`tapsFor`, problem `read-only`) and is neither deleted nor resized
+ *   (a `cdp-journal` volume dependent).
+ */
+
+const POINT_MS = 1000;
+const RETENTION_MS = Number(process.env.TANDEM_JOURNAL_RETENTION_MS ?? 10_000);
+
+interface JournalRow {
+  session_id: string;
+  journal_id: number;
+  budget_bytes: number;
+  required_window_ms: number;
+  bookmark_ms: number | null;
+}
+
+interface OpenImage {
+  id: number;
+  session: string;
+  image: ImageAccess;
+  point: CdpPoint;
+  openedAt: string;
+  /** Export name -> device. */
+  devices: Map<string, { volume: string; device: ImageDevice }>;
+}
+
+interface Feed {
+  sessionId: string;
+  journal: CdpJournal;
+  row: JournalRow;
+  /** Volume name -> engine id, of the replica volumes in the journal. */
+  volumes: Map<string, number>;
+  /** Replicated writes go through these (one per replica volume). */
+  devices: Map<string, JournaledDevice>;
+  distributing: boolean;
+  warnings: string;
+}
+
+export class JournalFeed implements TapSource {
+  private readonly feeds = new Map<string, Feed>();
+  private readonly images = new Map<number, OpenImage>();
+  private nextImage = 1;
+  private readonly pointTimer: NodeJS.Timeout;
+  private readonly retentionTimer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly service: ReplicationService) {
+    const engine = service.engine;
+    const rows = engine.catalog.db.prepare('SELECT * FROM session_journals').all() as JournalRow[];
+    for (const row of rows) {
+      try {
+        this.open(row);
+      } catch (error) {
+        service.logger.error({ error: problemMessage(error), session: row.session_id }, 'the journal of a session could not be opened');
+      }
+    }
+    // A journal made just before a crash, its catalog row never written: nothing names it, it goes.
+    const named = new Set(rows.map((row) => row.journal_id));
+    for (const id of CdpJournal.list(engine)) {
+      if (!named.has(id)) {
+        service.logger.warn({ journal: id }, 'a journal no session names is deleted');
+        void CdpJournal.open(engine, id).delete();
+      }
+    }
+    engine.addVolumeGuard((name) => this.dependents(name));
+    this.pointTimer = setInterval(() => {
+      this.reconcile();
+      this.markPoints();
+    }, POINT_MS);
+    this.pointTimer.unref();
+    this.retentionTimer = setInterval(() => void this.retention(), RETENTION_MS);
+    this.retentionTimer.unref();
+  }
+
+  private open(row: JournalRow): Feed {
+    const engine = this.service.engine;
+    const journal = CdpJournal.open(engine, row.journal_id);
+    const volumes = new Map<string, number>();
+    const names = new Map(engine.listVolumes().map((info) => [info.id, info.name]));
+    for (const id of journal.meta.volumes) {
+      const name = names.get(id);
+      if (name !== undefined) volumes.set(name, id);
+    }
+    const feed: Feed = { sessionId: row.session_id, journal, row, volumes, devices: new Map(), distributing: false, warnings: '' };
+    for (const [name, id] of volumes) feed.devices.set(name, new JournaledDevice(engine.device(name), journal, id, () => this.distribute(feed)));
+    this.feeds.set(row.session_id, feed);
+    // Records a crash left undistributed go to the replica now.
+    this.distribute(feed);
+    return feed;
+  }
+
+  // --- hooks of the replication paths ---
+
+  /** The device replicated writes of a copy set reach here: its journal's when its session has one, else the volume. */
+  replicaDevice(pair: HeldCopySet): BlockDevice {
+    const name = localVolumeName(this.service.engine, pair);
+    return this.feeds.get(pair.sessionId)?.devices.get(name) ?? this.service.engine.device(name);
+  }
+
+  /** An async round (or a multi-primary round) was applied here: a point at its time (this site's clock). */
+  roundApplied(sessionId: string, timeMs: number): void {
+    const feed = this.feeds.get(sessionId);
+    if (!feed || feed.journal.meta.lastSeq === this.lastPointSeq(feed)) return;
+    feed.journal.markPoint({ timeMs }).catch((error) => this.service.logger.warn({ error: problemMessage(error) }, 'journal point failed'));
+  }
+
+  private lastPointSeq(feed: Feed): number {
+    const points = feed.journal.meta.points;
+    return points.length > 0 ? points[points.length - 1].seq : -1;
+  }
+
+  /**
+   * A journal whose session is gone here, or whose copy sets no longer name
+   * its volumes (removed, or the session reversed so this site is its
+   * source), ends: points and images go, the replica keeps every write.
+   */
+  private reconcile(): void {
+    for (const feed of [...this.feeds.values()]) {
+      let reason: string | null = null;
+      let session: SessionRecord | null = null;
+      try {
+        session = this.service.session(feed.sessionId);
+      } catch {
+        reason = 'the session is gone';
+      }
+      if (session) {
+        const held = new Set(this.service.pairsOf(session).map((pair) => pair.localVolume));
+        const removed = [...feed.volumes.keys()].filter((volume) => !held.has(volume));
+        if (removed.length > 0) reason = `copy set(s) of ${removed.join(', ')} were removed`;
+        else if (this.service.role(session).source) reason = 'this site is now the source of the session';
+      }
+      if (reason === null) continue;
+      this.feeds.delete(feed.sessionId);
+      this.service.refreshTaps();
+      for (const open of [...this.images.values()]) if (open.session === feed.sessionId) void open.image.close().then(() => this.images.delete(open.id));
+      void feed.journal
+        .delete()
+        .then(() => {
+          this.service.engine.catalog.db.prepare('DELETE FROM session_journals WHERE session_id = ?').run(feed.sessionId);
+          this.service.engine.catalog.recordEvent('session.journal-disabled', 'warning', session?.name ?? feed.sessionId, `session ${session?.name ?? feed.sessionId}: journal ended (${reason}); its points and bookmarks are gone`, {
+            reason,
+          });
+        })
+        .catch((error) => this.service.logger.error({ error: problemMessage(error) }, 'a journal could not be deleted'));
+    }
+  }
+
+  /** A point a second for journals that took records since their last point (sync and semi-sync: points at write granularity, coalesced). */
+  private markPoints(): void {
+    for (const feed of this.feeds.values()) {
+      if (feed.journal.meta.lastSeq === this.lastPointSeq(feed)) continue;
+      // Async: points only between rounds (roundApplied), never inside one.
+      const type = this.service.sessions.get(feed.sessionId)?.type;
+      if (type !== 'sync' && type !== 'semi-sync') continue;
+      feed.journal.markPoint().catch((error) => this.service.logger.warn({ error: problemMessage(error) }, 'journal point failed'));
+    }
+  }
+
+  /** Distribution follows the appends: one pass at a time, again while records wait. */
+  private distribute(feed: Feed): void {
+    if (feed.distributing || this.closed) return;
+    feed.distributing = true;
+    setImmediate(() => {
+      feed.journal
+        .distribute()
+        .catch((error) => this.service.logger.warn({ error: problemMessage(error) }, 'journal distribution failed'))
+        .finally(() => {
+          feed.distributing = false;
+          if (this.feeds.get(feed.sessionId) === feed && feed.journal.meta.pending.length > 0) this.distribute(feed);
+        });
+    });
+  }
+
+  private policy(row: JournalRow): RetentionPolicy {
+    return { requiredWindowMs: row.required_window_ms, budgetBytes: row.budget_bytes, tiers: DEFAULT_TIERS, bookmarkMs: row.bookmark_ms ?? Infinity };
+  }
+
+  /** Retention of every journal, and an event when its warnings change. */
+  async retention(): Promise<void> {
+    for (const feed of [...this.feeds.values()]) {
+      try {
+        const result = await applyRetention(feed.journal, this.policy(feed.row));
+        const session = this.service.session(feed.sessionId);
+        if (result.droppedForSpace > 0) {
+          this.service.engine.catalog.recordEvent(
+            'session.journal-space',
+            'warning',
+            session.name,
+            `session ${session.name}: the journal dropped its ${result.droppedForSpace} oldest point(s) to stay within ${feed.row.budget_bytes} bytes`,
+            { dropped: result.droppedForSpace },
+          );
+        }
+        const status = journalStatus(feed.journal, this.policy(feed.row));
+        const key = status.warnings.map((warning) => `${warning.code}:${warning.level}`).join(',');
+        if (key !== feed.warnings) {
+          feed.warnings = key;
+          const text = status.warnings.map((warning) => warning.message).join('; ');
+          this.service.engine.catalog.recordEvent(
+            'session.journal-warning',
+            status.warnings.length > 0 ? 'warning' : 'info',
+            session.name,
+            status.warnings.length > 0 ? `session ${session.name}: ${text}` : `session ${session.name}: the journal warnings cleared`,
+            { warnings: status.warnings.map(({ level, code }) => ({ level, code })) },
+          );
+        }
+      } catch (error) {
+        this.service.logger.warn({ error: problemMessage(error) }, 'journal retention failed');
+      }
+    }
+  }
+
+  /** The warnings of the session's journal now (alerts: journal-nearly-full, journal-window-short); undefined without one. */
+  warnings(sessionId: string): Array<{ level: 'warning' | 'severe'; code: 'window-short' | 'nearly-full'; message: string }> | undefined {
+    const feed = this.feeds.get(sessionId);
+    if (!feed) return undefined;
+    return journalStatus(feed.journal, this.policy(feed.row)).warnings.map(({ level, code, message }) => ({ level, code, message }));
+  }
+
+  // --- the volume guard ---
+
+  private journalOf(volume: string): { feed: Feed; session: SessionRecord } | null {
+    for (const feed of this.feeds.values()) {
+      if (feed.volumes.has(volume) && this.service.engine.volumeIdOrNull(volume) === feed.volumes.get(volume)) {
+        return { feed, session: this.service.session(feed.sessionId) };
+      }
+    }
+    return null;
+  }
+
+  tapsFor(volume: string): WriteTap[] {
+    const found = this.journalOf(volume);
+    return found ? [new JournalGuardTap(volume, found.session.name)] : [];
+  }
+
+  private dependents(volume: string): VolumeDependent[] {
+    const found = this.journalOf(volume);
+    if (!found) return [];
+    const name = found.session.name;
+    return [
+      {
+        kind: 'cdp-journal',
+        session: name,
+        step: 'turn the journal of the session off',
+        action: `tandem-agent journal off ${name} (its points and bookmarks go)`,
+      },
+    ];
+  }
+
+  // --- administration (API and CLI) ---
+
+  /** The session, refused unless this agent is its secondary (where the journal is). */
+  private secondarySession(name: string): SessionRecord {
+    const session = this.service.session(name);
+    if (!this.service.role(session).secondary) {
+      const site = this.service.peers.records().find((peer) => peer.agentId === session.peerAgentId)?.site ?? session.peerAgentId;
+      throw new ProblemError('invalid-state', `the journal of session ${session.name} is kept at its secondary agent (site ${site}); ask that agent`);
+    }
+    return session;
+  }
+
+  private feed(name: string): { feed: Feed; session: SessionRecord } {
+    const session = this.secondarySession(name);
+    const feed = this.feeds.get(session.id);
+    if (!feed) throw new ProblemError('not-found', `session ${session.name} has no journal here; turn it on with tandem-agent journal set ${session.name}`);
+    return { feed, session };
+  }
+
+  /** Turns the journal on (a new CdpJournal over the session's replica volumes here) or changes its policy. */
+  async set(name: string, request: SetJournalRequest): Promise<JournalView> {
+    const session = this.secondarySession(name);
+    if (session.type === 'snapshot-shipping') throw new ProblemError('not-supported', `session ${session.name} ships snapshots: its journal is not built yet`);
+    const requiredMs = Math.round(request.requiredWindowSeconds * 1000);
+    const bookmarkMs = request.bookmarkRetentionSeconds == null ? null : Math.round(request.bookmarkRetentionSeconds * 1000);
+    const db = this.service.engine.catalog.db;
+    const now = new Date().toISOString();
+    const existing = this.feeds.get(session.id);
+    if (existing) {
+      db.prepare('UPDATE session_journals SET budget_bytes = ?, required_window_ms = ?, bookmark_ms = ?, updated_at = ? WHERE session_id = ?').run(
+        request.budgetBytes,
+        requiredMs,
+        bookmarkMs,
+        now,
+        session.id,
+      );
+      existing.row = { ...existing.row, budget_bytes: request.budgetBytes, required_window_ms: requiredMs, bookmark_ms: bookmarkMs };
+      this.event(session, 'session.journal-policy', `session ${session.name}: journal policy ${this.policyText(existing.row)}`, this.policyView(existing.row));
+      return this.view(session.name);
+    }
+    const pairs = this.service.pairsOf(session);
+    if (pairs.length === 0) throw new ProblemError('invalid-state', `session ${session.name} has no copy sets here: add them first`);
+    const volumes = pairs.map((pair) => localVolumeName(this.service.engine, pair));
+    const journal = await CdpJournal.create(this.service.engine, volumes);
+    const row: JournalRow = { session_id: session.id, journal_id: journal.id, budget_bytes: request.budgetBytes, required_window_ms: requiredMs, bookmark_ms: bookmarkMs };
+    try {
+      db.prepare(
+        'INSERT INTO session_journals (session_id, journal_id, budget_bytes, required_window_ms, bookmark_ms, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ).run(row.session_id, row.journal_id, row.budget_bytes, row.required_window_ms, row.bookmark_ms, now, now);
+    } catch (error) {
+      await journal.delete();
+      throw error;
+    }
+    this.open(row);
+    this.service.refreshTaps();
+    // The first point: the replica as it is now.
+    await this.between(session, () => journal.markPoint());
+    this.event(session, 'session.journal-enabled', `session ${session.name}: journal on over ${volumes.join(', ')}, ${this.policyText(row)}`, {
+      volumes,
+      ...this.policyView(row),
+    });
+    return this.view(session.name);
+  }
+
+  /** Turns the journal off: images end, what is left is distributed, every point and its space go. */
+  async disable(name: string): Promise<void> {
+    const { feed, session } = this.feed(name);
+    for (const open of [...this.images.values()]) if (open.session === session.id) await this.closeImage(open, session);
+    this.feeds.delete(session.id);
+    this.service.refreshTaps();
+    await feed.journal.delete();
+    this.service.engine.catalog.db.prepare('DELETE FROM session_journals WHERE session_id = ?').run(session.id);
+    this.event(session, 'session.journal-disabled', `session ${session.name}: journal off; its points and bookmarks are gone`, {});
+  }
+
+  view(name: string): JournalView {
+    const { feed, session } = this.feed(name);
+    const status = journalStatus(feed.journal, this.policy(feed.row));
+    return {
+      session: session.name,
+      journal: feed.journal.id,
+      volumes: [...feed.volumes.keys()],
+      policy: this.policyView(feed.row),
+      status: {
+        usedBytes: status.usedBytes,
+        budgetBytes: status.budgetBytes,
+        pendingBytes: status.pendingBytes,
+        pendingRecords: status.pendingRecords,
+        pointCount: status.pointCount,
+        bookmarkCount: status.bookmarkCount,
+        oldestPoint: status.oldestPoint ? pointView(status.oldestPoint) : null,
+        newestPoint: status.newestPoint ? pointView(status.newestPoint) : null,
+        coveredWindowSeconds: status.coveredWindowMs / 1000,
+        requiredWindowSeconds: status.requiredWindowMs / 1000,
+        predictedWindowSeconds: Number.isFinite(status.predictedWindowMs) ? status.predictedWindowMs / 1000 : null,
+        warnings: status.warnings.map(({ level, code, message }) => ({ level, code, message })),
+      },
+      images: this.imagesOf(session),
+    };
+  }
+
+  /** A bookmark: a named point at every record received so far. */
+  async bookmark(name: string, bookmark: string): Promise<JournalPoint> {
+    const { feed, session } = this.feed(name);
+    if (feed.journal.meta.points.some((point) => point.name === bookmark)) {
+      throw new ProblemError('already-exists', `session ${session.name} already has a bookmark ${JSON.stringify(bookmark)}`);
+    }
+    const point = await this.between(session, () => feed.journal.markPoint({ name: bookmark }));
+    this.event(session, 'session.bookmark', `session ${session.name}: bookmark ${bookmark} at point ${point.seq}`, { bookmark, seq: point.seq, timeMs: point.timeMs });
+    return pointView(point);
+  }
+
+  /** Runs `work` where a point is consistent: async sessions between two applied rounds (the applier's queue held meanwhile). */
+  private async between<T>(session: SessionRecord, work: () => Promise<T>): Promise<T> {
+    if (session.type !== 'async') return work();
+    const release = await this.service.applier.freeze(session.id);
+    try {
+      return await work();
+    } finally {
+      release();
+    }
+  }
+
+  /** The points, the last of each `everyMs` and every bookmark. */
+  points(name: string, everyMs: number): { session: string; points: JournalPoint[] } {
+    const { feed, session } = this.feed(name);
+    const points = everyMs > 0 ? coalescePoints(feed.journal.points(), everyMs) : feed.journal.points();
+    return { session: session.name, points: points.map(pointView) };
+  }
+
+  // --- image access ---
+
+  /** Instant image access at a bookmark, a time or a point: one read-write NBD export per replica volume. */
+  openImage(name: string, request: ImageAccessRequest): ImageAccessInfo {
+    const { feed, session } = this.feed(name);
+    const points = feed.journal.meta.points;
+    let point: CdpPoint | undefined;
+    if (request.bookmark !== undefined) {
+      point = points.findLast((each) => each.name === request.bookmark);
+      if (!point) throw new ProblemError('not-found', `session ${session.name} has no bookmark ${JSON.stringify(request.bookmark)}`);
+    } else if (request.at !== undefined) {
+      const at = Date.parse(request.at);
+      point = points.findLast((each) => each.timeMs <= at);
+      if (!point) throw new ProblemError('out-of-range', `session ${session.name} has no point at or before ${request.at} (its oldest: ${points[0] ? new Date(points[0].timeMs).toISOString() : 'none'})`);
+    } else {
+      point = points.find((each) => each.seq === request.seq);
+      if (!point) throw new ProblemError('not-found', `session ${session.name} has no point ${request.seq}`);
+    }
+    const image = feed.journal.openImage(point.seq);
+    const id = this.nextImage++;
+    const devices = new Map<string, { volume: string; device: ImageDevice }>();
+    for (const [volume, volumeId] of feed.volumes) {
+      const exportName = `image-${id}-${volume}`;
+      if (this.service.engine.volumeIdOrNull(exportName) !== null) {
+        void image.close();
+        throw new ProblemError('already-exists', `a volume named ${exportName} exists: the image cannot be exported under that name`);
+      }
+      devices.set(exportName, { volume, device: new ImageDevice(image, volumeId, exportName) });
+    }
+    const open: OpenImage = { id, session: session.id, image, point: { ...point }, openedAt: new Date().toISOString(), devices };
+    this.images.set(id, open);
+    const info = this.imageView(open, session);
+    this.event(
+      session,
+      'session.image-opened',
+      `session ${session.name}: image ${id} at point ${point.seq}${point.name ? ` (bookmark ${point.name})` : ''} of ${info.point.time}, exported as ${info.exports.map((each) => each.export).join(', ')}`,
+      { image: id, seq: point.seq, bookmark: point.name, exports: info.exports },
+    );
+    return info;
+  }
+
+  /** Ends image access: its exports go, its writes are discarded. */
+  async endImage(name: string, id: number): Promise<void> {
+    const session = this.secondarySession(name);
+    const open = this.images.get(id);
+    if (!open || open.session !== session.id) throw new ProblemError('not-found', `session ${session.name} has no open image ${id}`);
+    const busy = [...open.devices.entries()].filter(([, { device }]) => device.openCount > 0);
+    if (busy.length > 0) {
+      throw new ProblemError('volume-busy', `image ${id} is open by NBD clients on ${busy.map(([exportName]) => exportName).join(', ')}; disconnect them first`);
+    }
+    await this.closeImage(open, session);
+  }
+
+  private async closeImage(open: OpenImage, session: SessionRecord): Promise<void> {
+    const written = open.image.writtenBytes;
+    this.images.delete(open.id);
+    await open.image.close();
+    this.event(session, 'session.image-ended', `session ${session.name}: image ${open.id} ended (${written} bytes written to it discarded)`, {
+      image: open.id,
+      discardedBytes: written,
+    });
+  }
+
+  imagesOf(session: SessionRecord): ImageAccessInfo[] {
+    return [...this.images.values()].filter((open) => open.session === session.id).map((open) => this.imageView(open, session));
+  }
+
+  listImages(name: string): ImageAccessInfo[] {
+    return this.imagesOf(this.secondarySession(name));
+  }
+
+  private imageView(open: OpenImage, session: SessionRecord): ImageAccessInfo {
+    return {
+      id: open.id,
+      session: session.name,
+      point: pointView(open.point),
+      openedAt: open.openedAt,
+      exports: [...open.devices.entries()].map(([exportName, { volume }]) => ({ volume, export: exportName })),
+      writtenBytes: open.image.writtenBytes,
+    };
+  }
+
+  /** The NBD listener's view: image exports first, then `base`. */
+  exports(base: ExportCatalog): ExportCatalog {
+    const find = (name: string): ImageDevice | undefined => {
+      for (const open of this.images.values()) {
+        const found = open.devices.get(name);
+        if (found) return found.device;
+      }
+      return undefined;
+    };
+    return {
+      listExports: () => [
+        ...[...this.images.values()].flatMap((open) =>
+          [...open.devices.entries()].map(([exportName, { volume }]) => ({
+            name: exportName,
+            description: `image of ${volume} at point ${open.point.seq}${open.point.name ? ` (bookmark ${open.point.name})` : ''}, writes discarded at the end`,
+          })),
+        ),
+        ...base.listExports(),
+      ],
+      openExport: (name: string) => find(name) ?? base.openExport(name),
+    };
+  }
+
+  // --- helpers ---
+
+  private policyView(row: JournalRow): JournalPolicy {
+    return {
+      budgetBytes: row.budget_bytes,
+      requiredWindowSeconds: row.required_window_ms / 1000,
+      bookmarkRetentionSeconds: row.bookmark_ms === null ? null : row.bookmark_ms / 1000,
+    };
+  }
+
+  private policyText(row: JournalRow): string {
+    return `${row.budget_bytes} bytes, window ${row.required_window_ms / 1000} s required, bookmarks kept ${row.bookmark_ms === null ? 'until space runs out' : `${row.bookmark_ms / 1000} s`}`;
+  }
+
+  private event(session: SessionRecord, type: string, message: string, data: Record<string, unknown>): void {
+    this.service.engine.catalog.recordEvent(type, 'info', session.name, message, data);
+  }
+
+  /** Stops the timers and closes open images; what is appended stays (durable), distribution resumes at the next start. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.pointTimer);
+    clearInterval(this.retentionTimer);
+    for (const open of [...this.images.values()]) await open.image.close();
+    this.images.clear();
+    await Promise.all([...this.feeds.values()].map((feed) => feed.journal.flush().catch(() => {})));
+  }
+}
+
+function pointView(point: CdpPoint): JournalPoint {
+  return { seq: point.seq, time: new Date(point.timeMs).toISOString(), timeMs: point.timeMs, bookmark: point.name };
+}
+
+/** A replica volume with a journal takes no host writes. */
+class JournalGuardTap implements WriteTap {
+  readonly order = 5;
+  constructor(
+    private readonly volume: string,
+    private readonly session: string,
+  ) {}
+
+  admit(_change: HostChange, _span: TrackSpan): void {
+    throw new ProblemError(
+      'read-only',
+      `${this.volume} is a replica of session ${this.session} with a journal; open an image (tandem-agent image access ${this.session}) to write to a point in time`,
+    );
+  }
+
+  beforeWrite(): void {}
+}
+
+/**
+ * A replica volume as replicated writes see it while its session has a
+ * journal: writes and trims are journal appends (durable when they
+ * resolve), distribution follows; reads see the replica once what was
+ * appended is distributed.
+ */
+class JournaledDevice implements BlockDevice {
+  constructor(
+    private readonly replica: BlockDevice,
+    private readonly journal: CdpJournal,
+    private readonly volumeId: number,
+    private readonly distributed: () => void,
+  ) {}
+
+  get name(): string {
+    return this.replica.name;
+  }
+  get sizeBytes(): number {
+    return this.replica.sizeBytes;
+  }
+  get trackSize(): number {
+    return this.replica.trackSize;
+  }
+  get readOnly(): boolean {
+    return this.replica.readOnly;
+  }
+
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    if (this.journal.meta.pending.length > 0) await this.journal.distribute();
+    await this.replica.readInto(offset, target);
+  }
+
+  /** Durable when it resolves with FUA, else with the next flush (as the volume's own write): in order either way. */
+  async write(offset: number, data: Buffer, options?: IoOptions): Promise<void> {
+    await this.journal.write(this.volumeId, offset, data, Date.now(), { durable: options?.fua === true });
+    this.distributed();
+  }
+
+  async trim(offset: number, length: number, options?: IoOptions): Promise<void> {
+    await this.journal.trim(this.volumeId, offset, length, Date.now(), { durable: options?.fua === true });
+    this.distributed();
+  }
+
+  /** A trim reads as zeroes: journaled as one (a record, not zeroes). */
+  async writeZeroes(offset: number, length: number, options?: IoOptions): Promise<void> {
+    await this.trim(offset, length, options);
+  }
+
+  flush(): Promise<void> {
+    return this.journal.flush();
+  }
+
+  allocationMap(offset: number, length: number): AllocationRun[] {
+    return this.replica.allocationMap(offset, length);
+  }
+
+  retain(): void {}
+  release(): void {}
+}

@@ -1,0 +1,304 @@
+/**
+ * Continuous data protection in running agents (issue 13): the journal of a
+ * session at its secondary agent, turned on with the CLI; replicated writes
+ * reach the replica through it; bookmarks; instant image access at a
+ * bookmark exported over NBD and read with real clients (nbdcopy, qemu-img
+ * compare); the volume guard; events; journal off. Two real agent
+ * processes on loopback.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AlertListSchema, ImageAccessInfoSchema, JournalPointListSchema, JournalPointSchema, JournalViewSchema, type SessionType } from '@tandem/contract';
+import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
+import { GroupStampWriter, NbdBlockClient, stampBlock } from './helpers/nbd-block-client.ts';
+import { qemuIo, run, runOk } from './helpers/nbd-harness.ts';
+import { agentCliJson } from './helpers/run-command.ts';
+import { eventsAbout, sessionPath, showSession } from './helpers/session-views.ts';
+import { until, untilDrained } from './helpers/session-api.ts';
+
+const MiB = 1024 * 1024;
+const SIZE = 16 * MiB;
+const TRACK = 64 * 1024;
+/** The writer's slots are in the first 2 MiB (32 slots a track apart); patterns go above. */
+const patterns: Array<[number, number, number]> = [
+  [0x11, 4 * MiB, 2 * MiB],
+  [0x22, 8 * MiB + 4096, 3 * TRACK + 512],
+  [0x33, 15 * MiB, MiB],
+];
+
+let agents: AgentProcess[] = [];
+afterEach(async () => {
+  await Promise.allSettled(agents.map((agent) => agent.stop()));
+  agents = [];
+});
+
+async function problemOf(work: Promise<unknown>): Promise<string> {
+  try {
+    await work;
+  } catch (error) {
+    return (error as { problem?: string }).problem ?? String(error);
+  }
+  throw new Error('not refused');
+}
+
+/** Sessions of `type` over `volumes.length` copy sets, started and drained, the journal turned on at beta with the CLI. */
+async function setUp(type: SessionType, volumes: string[], env: NodeJS.ProcessEnv = {}): Promise<{ h1: AgentProcess; h2: AgentProcess }> {
+  agents = await startPairedAgents([{ site: 'alpha' }, { site: 'beta', env }]);
+  const [h1, h2] = agents;
+  for (const volume of volumes) {
+    await h1.api.call('POST', '/v1/volumes', null, { name: volume, sizeBytes: SIZE });
+    await h2.api.call('POST', '/v1/volumes', null, { name: `${volume}-copy`, sizeBytes: SIZE });
+  }
+  await h1.api.call('POST', '/v1/sessions', null, { name: 'cdp', type, peer: 'beta' });
+  for (const volume of volumes) await h1.api.call('POST', `${sessionPath('cdp')}/pairs`, null, { h1Volume: volume, h2Volume: `${volume}-copy` });
+  await h1.api.call('POST', `${sessionPath('cdp')}/actions/start`, null, {});
+  for (const volume of volumes) await untilDrained(h1, 'cdp', volume);
+
+  // The journal is kept at the secondary: the primary refuses, naming it.
+  expect(await problemOf(h1.api.call('PUT', `${sessionPath('cdp')}/journal`, JournalViewSchema, { budgetBytes: 64 * MiB, requiredWindowSeconds: 3600 }))).toBe(
+    'invalid-state',
+  );
+  const set = await h2.cli(['journal', 'set', 'cdp', '--size', '2G', '--window', '1h', '--json']);
+  expect(set.code, set.stderr).toBe(0);
+  const view = JournalViewSchema.parse(JSON.parse(set.stdout));
+  expect(view).toMatchObject({ session: 'cdp', volumes: volumes.map((volume) => `${volume}-copy`), policy: { budgetBytes: 2048 * MiB, requiredWindowSeconds: 3600 } });
+  return { h1, h2 };
+}
+
+async function bookmark(h2: AgentProcess, name: string) {
+  return JournalPointSchema.parse(await agentCliJson(h2, ['journal', 'bookmark', 'cdp', name]));
+}
+
+async function openImage(h2: AgentProcess, bookmarkName: string) {
+  return ImageAccessInfoSchema.parse(await agentCliJson(h2, ['image', 'access', 'cdp', '--bookmark', bookmarkName]));
+}
+
+async function nbdcopy(agent: AgentProcess, name: string, file: string): Promise<Buffer> {
+  const target = path.join(path.dirname(agent.dataDir), file);
+  await runOk('nbdcopy', [agent.nbdUri(name), target], 120_000);
+  return readFile(target);
+}
+
+/** Polls until the async session at h1 has nothing marked and h2 applied every round: the replica has every acknowledged write. */
+async function settled(h1: AgentProcess, h2: AgentProcess, volumes: string[]): Promise<void> {
+  for (const volume of volumes) await untilDrained(h1, 'cdp', volume);
+  await until('the replicas equal the primaries', async () => {
+    for (const volume of volumes) {
+      const compared = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri(volume), h2.nbdUri(`${volume}-copy`)]);
+      if (compared.code !== 0) return false;
+    }
+    return true;
+  });
+}
+
+async function bookmarkedImageEqualsCopy(type: SessionType, volumes: string[]): Promise<void> {
+  const { h1, h2 } = await setUp(type, volumes);
+  for (const volume of volumes) {
+    await qemuIo(h1.nbdUri(volume), ...patterns.map(([byte, offset, length]) => `write -P ${byte} ${offset} ${length}`), 'flush');
+  }
+
+  // 1. A bookmark taken while a host writes (dependent writes, in turn over every volume): its image holds a prefix of them.
+  const hosts = await Promise.all(volumes.map((volume) => NbdBlockClient.connect(h1.nbdHost, h1.nbdPort, volume)));
+  const writer = new GroupStampWriter(TRACK);
+  writer.start(hosts);
+  let lowest = 0;
+  let highest = 0;
+  try {
+    while (writer.log.length < 150) await new Promise((resolve) => setTimeout(resolve, 20));
+    if (type !== 'sync') {
+      // Async and semi-sync: the bookmark is of what the secondary applied; with the writer still going, it holds a prefix of the writes.
+      lowest = 0;
+    } else {
+      lowest = writer.log.length;
+    }
+    await bookmark(h2, 'under-load');
+    highest = writer.log.length + 1;
+    while (writer.log.length < highest + 150) await new Promise((resolve) => setTimeout(resolve, 20));
+  } finally {
+    await writer.stop();
+  }
+  if (type !== 'sync') await settled(h1, h2, volumes);
+
+  // 2. Quiet: a bookmark, and a copy of each primary volume saved at that moment (qemu-img convert from the primary's export).
+  const copies = new Map<string, string>();
+  if (type !== 'sync') await settled(h1, h2, volumes);
+  await bookmark(h2, 'quiet');
+  for (const volume of volumes) {
+    const file = path.join(path.dirname(h1.dataDir), `${volume}-at-quiet.raw`);
+    await runOk('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', h1.nbdUri(volume), file], 120_000);
+    copies.set(volume, file);
+  }
+  // Later writes: overwrites of the patterns and of the stamps, a trim, zeroes.
+  const later = new GroupStampWriter(TRACK);
+  later.start(hosts);
+  for (const volume of volumes) {
+    await qemuIo(h1.nbdUri(volume), `write -P 0x44 ${4 * MiB + 8192} ${MiB}`, `discard ${15 * MiB} ${MiB}`, `write -z ${8 * MiB} ${TRACK}`, 'flush');
+  }
+  while (later.log.length < 100) await new Promise((resolve) => setTimeout(resolve, 20));
+  await later.stop();
+  await Promise.all(hosts.map((host) => host.close()));
+  if (type !== 'sync') await settled(h1, h2, volumes);
+  else {
+    // Sync: the replica has every acknowledged write (reads at the secondary see it once distributed).
+    for (const volume of volumes) {
+      const compared = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri(volume), h2.nbdUri(`${volume}-copy`)]);
+      expect(compared.code, compared.stdout + compared.stderr).toBe(0);
+    }
+  }
+  const points = JournalPointListSchema.parse(await h2.api.call('GET', `${sessionPath('cdp')}/journal/points?every=0`, JournalPointListSchema));
+  expect(points.points.filter((point) => point.bookmark !== null).map((point) => point.bookmark)).toEqual(['under-load', 'quiet']);
+
+  // The image at the quiet bookmark equals the copies, however the volumes changed since.
+  const quiet = await openImage(h2, 'quiet');
+  expect(quiet.exports.map((each) => each.volume)).toEqual(volumes.map((volume) => `${volume}-copy`));
+  for (const volume of volumes) {
+    const exported = quiet.exports.find((each) => each.volume === `${volume}-copy`)!.export;
+    const compared = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', copies.get(volume)!, h2.nbdUri(exported)]);
+    expect(compared.code, `${volume} at bookmark quiet: ${compared.stdout}${compared.stderr}`).toBe(0);
+    // And it is not the volume now.
+    const now = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri(volume), h2.nbdUri(exported)]);
+    expect(now.code).toBe(1);
+  }
+
+  // The image is read-write; its writes are kept apart: the replica does not change, and they are gone at the end.
+  const firstExport = quiet.exports[0].export;
+  await qemuIo(h2.nbdUri(firstExport), `write -P 0x5a 0 ${TRACK}`, `read -P 0x5a 0 ${TRACK}`);
+  const replicaHead = Buffer.alloc(8);
+  const replica = await NbdBlockClient.connect(h2.nbdHost, h2.nbdPort, quiet.exports[0].volume);
+  await replica.readInto(0, replicaHead);
+  await replica.close();
+  expect(replicaHead.equals(Buffer.alloc(8, 0x5a))).toBe(false);
+  const end = await h2.cli(['image', 'end', 'cdp', String(quiet.id)]);
+  expect(end.code, end.stderr).toBe(0);
+  expect((await run('qemu-io', ['-f', 'raw', '-c', 'read 0 4096', h2.nbdUri(firstExport)])).code).not.toBe(0);
+
+  // The image at the bookmark taken under load holds a prefix of the writes, bracketed by the bookmark call.
+  const underLoad = await openImage(h2, 'under-load');
+  const images: number[][] = [];
+  for (const volume of volumes) {
+    const exported = underLoad.exports.find((each) => each.volume === `${volume}-copy`)!.export;
+    const bytes = await nbdcopy(h2, exported, `${volume}-under-load.raw`);
+    images.push(writer.stampsIn(bytes));
+    // Byte for byte above the writer's slots: the patterns, zeros elsewhere (the stamps are checked below).
+    const expectedPatterns = Buffer.alloc(SIZE);
+    for (const [byte, offset, length] of patterns) expectedPatterns.fill(byte, offset, offset + length);
+    expect(bytes.subarray(2 * MiB).equals(expectedPatterns.subarray(2 * MiB)), `${volume}: patterns at under-load`).toBe(true);
+  }
+  const prefix = writer.consistentPrefix(images);
+  expect(prefix, `the image holds a prefix of the ${writer.log.length} writes`).toBeGreaterThanOrEqual(lowest);
+  expect(prefix).toBeLessThanOrEqual(highest);
+  if (type === 'sync') expect(prefix).toBeGreaterThan(0);
+  for (const [index, volume] of volumes.entries()) {
+    const exported = underLoad.exports.find((each) => each.volume === `${volume}-copy`)!.export;
+    const bytes = await readFile(path.join(path.dirname(h2.dataDir), `${volume}-under-load.raw`));
+    const expected = Buffer.alloc(2 * MiB);
+    for (const [which, slot, stamp] of writer.log.slice(0, prefix)) if (which === index) stampBlock(stamp).copy(expected, slot * TRACK);
+    expect(bytes.subarray(0, 2 * MiB).equals(expected), `${volume} (${exported}): stamps of the prefix`).toBe(true);
+  }
+  await h2.api.call('DELETE', `${sessionPath('cdp')}/images/${underLoad.id}`, null);
+
+  // kill -9 of the secondary: the journal comes back from the engine's recovery, its bookmarks too.
+  await h2.kill('SIGKILL');
+  await h2.restart({ samePorts: true });
+  const again = await openImage(h2, 'quiet');
+  for (const volume of volumes) {
+    const exported = again.exports.find((each) => each.volume === `${volume}-copy`)!.export;
+    const compared = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', copies.get(volume)!, h2.nbdUri(exported)]);
+    expect(compared.code, `${volume} at bookmark quiet after kill -9: ${compared.stdout}${compared.stderr}`).toBe(0);
+  }
+  await h2.api.call('DELETE', `${sessionPath('cdp')}/images/${again.id}`, null);
+
+  // Events for every change, at the secondary.
+  const events = (await eventsAbout(h2, 'session.*', 'cdp')).map((event) => event.type);
+  for (const type of ['session.journal-enabled', 'session.bookmark', 'session.image-opened', 'session.image-ended']) expect(events).toContain(type);
+  // Within its budget: retention never dropped points for space (it would drop bookmarks too).
+  expect(events).not.toContain('session.journal-space');
+
+  // The journal shows its use.
+  const shown = JournalViewSchema.parse(await agentCliJson(h2, ['journal', 'show', 'cdp']));
+  expect(shown.status.usedBytes).toBeGreaterThan(0);
+  expect(shown.status.bookmarkCount).toBe(2);
+  expect(shown.images).toEqual([]);
+}
+
+describe('continuous data protection in running agents', () => {
+  it('sync: an image opened at a bookmark equals a copy of the volume saved when the bookmark was taken (qemu-img compare)', async () => {
+    await bookmarkedImageEqualsCopy('sync', ['prod']);
+  }, 240_000);
+
+  it('semi-sync: the image at a bookmark equals the copy saved then', async () => {
+    await bookmarkedImageEqualsCopy('semi-sync', ['prod']);
+  }, 240_000);
+
+  it('async, two volumes with dependent writes: images at bookmarks equal the copies and hold a prefix of the writes', async () => {
+    await bookmarkedImageEqualsCopy('async', ['prod', 'logs']);
+  }, 240_000);
+
+  it('volume guard: a replica with a journal takes no host writes even once recovered; journal off frees it', async () => {
+    const { h1, h2 } = await setUp('sync', ['prod']);
+    await qemuIo(h1.nbdUri('prod'), `write -P 0x61 0 ${MiB}`, 'flush');
+    // The CLI's text: the journal, its points, an image access printing the export name to use, bad input refused.
+    const shown = await h2.cli(['journal', 'show', 'cdp']);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toMatch(/replica volumes\s+prod-copy/);
+    expect((await h2.cli(['journal', 'bookmark', 'cdp', 'after-61'])).stdout).toMatch(/bookmark after-61 of session cdp: point #\d+/);
+    expect((await h2.cli(['journal', 'points', 'cdp'])).stdout).toMatch(/#\d+.*after-61/);
+    const duplicate = await h2.cli(['journal', 'bookmark', 'cdp', 'after-61']);
+    expect([duplicate.code, duplicate.stderr]).toEqual([1, expect.stringMatching(/already-exists/)]);
+    expect((await h2.cli(['image', 'access', 'cdp'])).code).toBe(2);
+    const unknown = await h2.cli(['image', 'access', 'cdp', '--bookmark', 'nope']);
+    expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringMatching(/not-found/)]);
+    const access = await h2.cli(['image', 'access', 'cdp', '--bookmark', 'after-61']);
+    expect(access.code, access.stderr).toBe(0);
+    const [, imageId, exportName] = /image (\d+) of session cdp[\s\S]*?(image-\d+-prod-copy)/.exec(access.stdout) ?? [];
+    expect(exportName, access.stdout).toBeDefined();
+    await qemuIo(h2.nbdUri(exportName), `read -P 0x61 0 ${MiB}`);
+    expect((await h2.cli(['image', 'end', 'cdp', imageId])).code).toBe(0);
+    // Neither deleted nor resized: the refusal names the journal.
+    const deleted = await h2.api.request('DELETE', '/v1/volumes/prod-copy');
+    expect(deleted.status).toBe(409);
+    expect(JSON.stringify(deleted.body)).toMatch(/cdp-journal/);
+    // Recovered at the secondary: without a journal the replica would take host writes now; with one it refuses.
+    await h2.api.call('POST', `${sessionPath('cdp')}/actions/recover`, null, {});
+    await until('target-available at beta', async () => (await showSession(h2, 'cdp')).state === 'target-available');
+    const refused = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x62 0 4096', h2.nbdUri('prod-copy')]);
+    expect(`${refused.code} ${refused.stdout}${refused.stderr}`).toMatch(/Operation not permitted|read-only|failed/i);
+    await qemuIo(h2.nbdUri('prod-copy'), `read -P 0x61 0 ${MiB}`);
+
+    // Off: the journal goes (events say so), the replica keeps every write, and takes host writes again.
+    const off = await h2.cli(['journal', 'off', 'cdp']);
+    expect(off.code, off.stderr).toBe(0);
+    expect(await problemOf(h2.api.call('GET', `${sessionPath('cdp')}/journal`, JournalViewSchema))).toBe('not-found');
+    await qemuIo(h2.nbdUri('prod-copy'), `read -P 0x61 0 ${MiB}`);
+    await qemuIo(h2.nbdUri('prod-copy'), 'write -P 0x62 0 4096', 'read -P 0x62 0 4096');
+    const events = (await eventsAbout(h2, 'session.*', 'cdp')).map((event) => event.type);
+    expect(events).toContain('session.journal-disabled');
+  }, 180_000);
+
+  it('alert: a journal nearly full raises journal-nearly-full (and window-short) at the secondary; a larger budget clears it', async () => {
+    // Retention held off, so the journal stays over its budget; alerts evaluated fast.
+    const { h1, h2 } = await setUp('sync', ['prod'], { TANDEM_JOURNAL_RETENTION_MS: '600000', TANDEM_ALERT_INTERVAL_MS: '200', TANDEM_ALERT_CLEAR_MS: '1500' });
+    const small = await h2.cli(['journal', 'set', 'cdp', '--size', '1M', '--window', '1h']);
+    expect(small.code, small.stderr).toBe(0);
+    const alertsAt = async () => h2.api.call('GET', '/v1/alerts?recent=50', AlertListSchema);
+    expect((await alertsAt()).active.filter((alert) => alert.kind.startsWith('journal-'))).toEqual([]);
+    // Overwrites: what they replace stays as undo, held by the journal (1 MiB: its whole budget).
+    await qemuIo(h1.nbdUri('prod'), `write -P 1 0 ${MiB}`, `write -P 2 0 ${MiB}`, 'flush');
+    const raised = await until('journal-nearly-full raised at beta', async () => {
+      const list = await alertsAt();
+      return list.active.find((alert) => alert.kind === 'journal-nearly-full' && alert.subject.session === 'cdp') ?? null;
+    }, 30_000);
+    expect(raised.severity).toBe('warning');
+    expect(raised.message).toMatch(/session cdp: the journal uses \d+ % of its space/);
+    expect((await alertsAt()).active.some((alert) => alert.kind === 'journal-window-short')).toBe(true);
+    // The primary keeps no journal: no such alert there.
+    expect((await h1.api.call('GET', '/v1/alerts', AlertListSchema)).active.some((alert) => alert.kind.startsWith('journal-'))).toBe(false);
+    const large = await h2.cli(['journal', 'set', 'cdp', '--size', '1G', '--window', '1h']);
+    expect(large.code, large.stderr).toBe(0);
+    await until('journal-nearly-full cleared', async () => {
+      const list = await alertsAt();
+      return !list.active.some((alert) => alert.kind === 'journal-nearly-full') && list.recent.some((alert) => alert.kind === 'journal-nearly-full');
+    }, 30_000);
+  }, 180_000);
+});
