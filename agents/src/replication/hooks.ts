@@ -14,6 +14,7 @@ import type {
   VerifyReport,
   ProblemError,
 } from '@tandem/contract';
+import type { BlockDevice } from '../storage/block-device.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { CoordinatedOptions, ConsistencyGroupShipper, GroupEntry } from './async-groups.ts';
 import type { CutCoordinator, CutParticipant } from './cut-coordinator.ts';
@@ -217,6 +218,13 @@ export interface ApplierPart {
   lastCommit(session: string): Promise<{ epoch: string; through: number; time: number } | null>;
   dropParts(session: string, from: string): Promise<void>;
   discardParts(session: string): Promise<void>;
+  /** Holds the session's applier queue (no round applies) until the returned release is called. */
+  freeze(session: string): Promise<() => void>;
+}
+
+/** The secondary's journals (journal-feed.ts): where a copy set's replicated changes go. */
+export interface JournalsPart {
+  replicaDevice(pair: HeldCopySet): BlockDevice;
 }
 export interface ReceiverPart {
   begin(session: string, epoch: string, cycle: number): Promise<void>;
@@ -247,6 +255,7 @@ export interface ReplicationParts {
   readonly applier: ApplierPart;
   readonly receiver: ReceiverPart;
   readonly target: TargetPart;
+  readonly journals: JournalsPart;
 }
 
 /** Everything a part may ask for; each part takes a `Pick` of it. */

@@ -16,7 +16,7 @@ import type { AllocationRun, BlockDevice, ExportCatalog, IoOptions } from '../st
 import type { HostChange, TapSource, TrackSpan, WriteTap } from '../write-path/splitter.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 import { problemMessage } from './problem-message.ts';
-import type { ReplicationService } from './service.ts';
+import type { ReplicationHooks } from './hooks.ts';
 import type { HeldCopySet, SessionRecord } from './session-store.ts';
 
 /**
@@ -72,6 +72,9 @@ interface Feed {
   warnings: string;
 }
 
+/** What the journals use of the service and the other parts (hooks.ts). */
+export type JournalFeedHooks = Pick<ReplicationHooks, 'engine' | 'logger' | 'session' | 'sessions' | 'pairsOf' | 'role' | 'peers' | 'refreshTaps' | 'applier'>;
+
 export class JournalFeed implements TapSource {
   private readonly feeds = new Map<string, Feed>();
   private readonly images = new Map<number, OpenImage>();
@@ -80,7 +83,7 @@ export class JournalFeed implements TapSource {
   private readonly retentionTimer: NodeJS.Timeout;
   private closed = false;
 
-  constructor(private readonly service: ReplicationService) {
+  constructor(private readonly service: JournalFeedHooks) {
     const engine = service.engine;
     const rows = engine.catalog.db.prepare('SELECT * FROM session_journals').all() as JournalRow[];
     for (const row of rows) {

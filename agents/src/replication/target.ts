@@ -22,7 +22,7 @@ import { localVolumeName } from './copy-set-volumes.ts';
 /** What target uses of the service and the other parts (hooks.ts). */
 export type TargetHooks = Pick<
   ReplicationHooks,
-  'actions' | 'applier' | 'applyRemoteState' | 'copySets' | 'copySetVolumes' | 'engine' | 'failback' | 'faults' | 'joining' | 'mirroring' | 'multiPrimary' | 'pair' | 'pairsOf' | 'preflight' | 'receiver' | 'recovered' | 'role' | 'rounds' | 'running' | 'session' | 'setState' | 'shipNow' | 'shipping' | 'site' | 'verify'
+  'actions' | 'applier' | 'applyRemoteState' | 'copySets' | 'copySetVolumes' | 'engine' | 'failback' | 'faults' | 'joining' | 'journals' | 'mirroring' | 'multiPrimary' | 'pair' | 'pairsOf' | 'preflight' | 'receiver' | 'recovered' | 'role' | 'rounds' | 'running' | 'session' | 'setState' | 'shipNow' | 'shipping' | 'site' | 'verify'
 > &
   ArrivalWritesHooks &
   SessionReader;
