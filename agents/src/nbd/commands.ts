@@ -110,7 +110,7 @@ export class Commands {
    * sent before this returns, with no promise and nothing in flight;
    * otherwise the request is admitted and finished asynchronously.
    */
-  read(high: number, low: number, offset: number, length: number, flags: number, idle = false): void {
+  read(high: number, low: number, offset: number, length: number, flags: number): void {
     const started = this.started();
     const plan = this.structured ? this.planRead(high, low, offset, length, flags) : null;
     let pooled: Buffer | null = null;
@@ -123,7 +123,7 @@ export class Commands {
       } else {
         writeSimpleReplyHeader(pooled, 0, 0, high, low);
       }
-      if (this.readNow(offset, pooled.subarray(prefix), idle)) {
+      if (this.readNow(offset, pooled.subarray(prefix))) {
         this.host.send(pooled, this.givePooled(pooled));
         this.meter?.read.answered(started, length);
         return;
@@ -133,11 +133,10 @@ export class Commands {
     void this.readLater(high, low, offset, length, plan, pooled, started);
   }
 
-  /** `idle`: nothing else of this connection is in flight or queued (BlockDevice.readIntoNow's `large`). */
-  private readNow(offset: number, target: Buffer, idle: boolean): boolean {
+  private readNow(offset: number, target: Buffer): boolean {
     if (this.device.readIntoNow === undefined) return false;
     try {
-      return this.device.readIntoNow(offset, target, idle);
+      return this.device.readIntoNow(offset, target);
     } catch (error) {
       this.logger.debug({ err: error }, 'nbd fast read failed; reading the slow way');
       return false;

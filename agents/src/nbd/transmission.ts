@@ -300,9 +300,7 @@ export class Transmission {
           return this.refuse(type, high, low, NBD_EINVAL, offset, length, flags);
         }
         if (length === 0) return this.commands.replyEmptyRead(high, low);
-        // Idle: nothing in flight and no large reply waiting (the last one may still be leaving: a client
-        // reading one request at a time often sends the next before its write callback ran).
-        this.commands.read(high, low, offset, length, flags, this.inFlight === 0 && this.bulk.length === 0);
+        this.commands.read(high, low, offset, length, flags);
         return;
       }
       case NBD_CMD_FLUSH:

@@ -38,11 +38,9 @@ export interface BlockDevice {
    * Optional synchronous fast path of readInto: reads the range at once and
    * returns true when that needs no waiting (its data is in the page cache);
    * returns false when the caller must use readInto (target may then hold
-   * part of the data). Never throws. `large`: the caller has nothing else
-   * in flight or queued (a client reading one request at a time), so a
-   * read larger than the usual limit is copied at once too.
+   * part of the data). Never throws.
    */
-  readIntoNow?(offset: number, target: Buffer, large?: boolean): boolean;
+  readIntoNow?(offset: number, target: Buffer): boolean;
   /**
    * Optional synchronous fast path of write without FUA: writes at once and
    * returns true when the write needs no waiting and nothing besides the

@@ -131,12 +131,10 @@ export class ExtentStore {
   /**
    * `read` done now or not at all: true when the page cache held all of it
    * (nowait-io.ts); false without the addon, for reads larger than
-   * NOWAIT_READ_MAX_BYTES (NOWAIT_IDLE_READ_MAX_BYTES when `large`: the
-   * caller has nothing else in flight), or when part of it would wait for
-   * the disk.
+   * NOWAIT_READ_MAX_BYTES, or when part of it would wait for the disk.
    */
-  readNow(extent: number, within: number, target: Buffer, large = false): boolean {
-    if (nowaitRead === null || target.length > (large ? NOWAIT_IDLE_READ_MAX_BYTES : NOWAIT_READ_MAX_BYTES)) return false;
+  readNow(extent: number, within: number, target: Buffer): boolean {
+    if (nowaitRead === null || target.length > NOWAIT_READ_MAX_BYTES) return false;
     const fd = this.fdFor(Math.floor(extent / this.perFile));
     return nowaitRead(fd, target, (extent % this.perFile) * this.trackSize + within) === target.length;
   }
@@ -245,16 +243,6 @@ const SMALL_WRITE_BYTES = 64 * 1024;
 const syncSmallWrites = process.env.TANDEM_SYNC_SMALL_WRITES !== '0';
 /** Reads up to this size try the page cache first (larger ones overlap better in the thread pool). */
 const NOWAIT_READ_MAX_BYTES = Number(process.env.TANDEM_NOWAIT_READ_MAX_BYTES ?? 256 * 1024);
-/**
- * The same for a read whose connection has nothing else in flight or queued
- * (a client reading one request at a time): copying 1 MiB from the page
- * cache on the event loop then beats a thread-pool round trip (seq 1M qd1
- * reads, two agents side by side on the bench VM, medians of 5: agent CPU
- * ~500 -> ~320 us per MiB), while with requests queued the thread pool's
- * copies overlap the socket writes (qd16: all of them on the event loop
- * halved the throughput; as it is, qd16 is unchanged).
- */
-const NOWAIT_IDLE_READ_MAX_BYTES = Number(process.env.TANDEM_NOWAIT_IDLE_READ_MAX_BYTES ?? 1024 * 1024);
 const RESOLVED = Promise.resolve();
 const PAGE = 4096;
 

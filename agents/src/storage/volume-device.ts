@@ -124,9 +124,9 @@ export class VolumeDevice implements BlockDevice {
    * reused while a read is in flight, and nothing can free or reuse one
    * while this runs.
    */
-  readIntoNow(offset: number, target: Buffer, large = false): boolean {
+  readIntoNow(offset: number, target: Buffer): boolean {
     if (this.deleted || !this.inRange(offset, target.length) || target.length === 0) return false;
-    return this.readRuns(offset, target, null, large);
+    return this.readRuns(offset, target, null);
   }
 
   /**
@@ -136,7 +136,7 @@ export class VolumeDevice implements BlockDevice {
    * the page cache at once (false as soon as one would wait). The caller
    * holds a read epoch until the reads settled.
    */
-  private readRuns(offset: number, target: Buffer, reads: Promise<void>[] | null, large = false): boolean {
+  private readRuns(offset: number, target: Buffer, reads: Promise<void>[] | null): boolean {
     const { journal, volume, trackSize } = this;
     const state = journal.state;
     const end = offset + target.length;
@@ -172,7 +172,7 @@ export class VolumeDevice implements BlockDevice {
       const within = segmentStart - track * trackSize;
       const slice = target.subarray(segmentStart - offset, stop - offset);
       if (reads !== null) reads.push(journal.extents.read(extent, within, slice));
-      else if (!journal.extents.readNow(extent, within, slice, large)) return false;
+      else if (!journal.extents.readNow(extent, within, slice)) return false;
       track += runTracks;
     }
     return true;

@@ -95,8 +95,8 @@ export class Splitter implements BlockDevice {
     return this.device.readInto(offset, target);
   }
 
-  readIntoNow(offset: number, target: Buffer, large?: boolean): boolean {
-    return this.device.readIntoNow?.(offset, target, large) ?? false;
+  readIntoNow(offset: number, target: Buffer): boolean {
+    return this.device.readIntoNow?.(offset, target) ?? false;
   }
 
   /**
