@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { BlockDevice, ExportCatalog } from '../storage/block-device.ts';
 import { greeting } from './framing.ts';
-import { readIntoChosenBuffers } from './socket-reads.ts';
+import { readIntoChosenBuffers, switchToChosenBuffers } from './socket-reads.ts';
 import { Handshake, OPEN_POLICY, type HandshakeLimits, type NegotiatedExport } from './handshake.ts';
 import type { NbdTls } from './tls.ts';
 import { allowsExport } from './tls-clients.ts';
@@ -232,7 +232,17 @@ export class NbdConnection {
       },
       'nbd transmission started',
     );
-    if (rest.length > 0) this.transmission.feed(rest);
+    let input = rest;
+    if (this.readBuffer === null && this.context.tls !== null) {
+      // The TLS socket was read with 'data' events so far (handshake, option haggling): from now on
+      // into chosen buffers too, as plaintext sockets are from the start.
+      const buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+      this.readBuffer = buffer;
+      const buffered = switchToChosenBuffers(this.socket, this.onData, this.nextReadTarget, this.onRead);
+      if (buffered === null) this.readBuffer = null;
+      else if (buffered.length > 0) input = input.length > 0 ? Buffer.concat([input, buffered]) : buffered;
+    }
+    if (input.length > 0) this.transmission.feed(input);
   }
 
   private endGently(): void {
