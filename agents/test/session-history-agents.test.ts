@@ -199,10 +199,11 @@ describe('session history at the agent', () => {
   it('an agent upgraded on an existing data dir adds the history to its catalog and keeps its sessions', async () => {
     await alpha.kill('SIGTERM');
     // The catalog as the release before the history left it (schema version 8): no history table, no audit log
-    // (migration 11), no alerts (migration 12), no roles (migration 13) and its copy sets in `pairs` (migration 10 made
-    // `copy_sets` of them, see catalog-migration-v10-agents.test.ts).
+    // (migration 11), no alerts (migration 12), no roles (migration 13), no journals (migration 14) and its copy sets in
+    // `pairs` (migration 10 made `copy_sets` of them, see catalog-migration-v10-agents.test.ts).
     const db = new Database(dataDirPaths(alpha.dataDir).catalog);
     db.exec(`DROP TABLE session_history;
+      DROP TABLE session_journals;
       DROP TABLE audit_log;
       DROP TABLE alerts;
       DROP TABLE alert_thresholds;
