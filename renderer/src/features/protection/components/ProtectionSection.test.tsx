@@ -111,8 +111,8 @@ describe('ProtectionSection', () => {
     expect(await screen.findByTestId('journal-window-covered')).toHaveTextContent('6 h covered of 24 h required');
     expect(screen.getByTestId('journal-space-used')).toHaveTextContent('9.2 GiB of 10 GiB (92 %)');
     expect(screen.getByTestId('journal-warning-window-short')).toHaveTextContent('the journal holds about 27 % of the required window');
-    expect(screen.getByTestId('journal-warning-window-short').getAttribute('data-level')).toBe('severe');
-    expect(screen.getByTestId('journal-warning-nearly-full').getAttribute('data-level')).toBe('warning');
+    expect(screen.getByTestId('journal-warning-window-short').getAttribute('data-color')).toBe('red');
+    expect(screen.getByTestId('journal-warning-nearly-full').getAttribute('data-color')).toBe('orange');
     expect(await screen.findByTestId('bookmark-before-upgrade')).toBeInTheDocument();
     expect(screen.getAllByTestId('timeline-bookmark')).toHaveLength(1);
     expect(calls).toContain(`GET ${base}/journal/points?every=60`);

@@ -178,11 +178,14 @@ function JournalDetails({
           <Progress value={usedPercent} color={usedPercent >= 90 ? 'red' : usedPercent >= 75 ? 'orange' : 'blue'} size="sm" aria-label="journal space used" data-testid="journal-space-bar" />
         </div>
       </SimpleGrid>
-      {status.warnings.map((warning) => (
-        <Alert key={warning.code} p="xs" color={warning.level === 'severe' ? 'red' : 'orange'} data-testid={`journal-warning-${warning.code}`} data-level={warning.level}>
-          <Text size="sm">{warning.message}</Text>
-        </Alert>
-      ))}
+      {status.warnings.map((warning) => {
+        const color = warning.level === 'severe' ? 'red' : 'orange';
+        return (
+          <Alert key={warning.code} p="xs" color={color} data-testid={`journal-warning-${warning.code}`} data-color={color}>
+            <Text size="sm">{warning.message}</Text>
+          </Alert>
+        );
+      })}
       <JournalTimeline oldest={status.oldestPoint} points={points} now={now} />
       <Text size="xs" c="dimmed">
         {status.pointCount} points, {status.bookmarkCount} bookmarks{status.newestPoint ? `; newest point ${new Date(status.newestPoint.timeMs).toLocaleString()}` : ''}.
