@@ -4,7 +4,7 @@ import type { ImageAccessInfo, JournalPoint, JournalView } from '@tandem/contrac
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { siteFixture } from '../../../test/fixtures.ts';
 import { renderWithBackend, type FakeRoutes } from '../../../test/render.tsx';
-import { journalRequest } from '../hooks/use-journal.ts';
+import { journalRequest, pointStep } from '../hooks/use-journal.ts';
 import { ProtectionSection } from './ProtectionSection.tsx';
 
 const GiB = 1024 ** 3;
@@ -76,6 +76,16 @@ describe('journalRequest', () => {
   });
 });
 
+describe('pointStep', () => {
+  it('keeps the timeline to about 200 ticks with a few fixed steps', () => {
+    expect(pointStep(0)).toBe(60);
+    expect(pointStep(3600)).toBe(60);
+    expect(pointStep(6 * 3600)).toBe(300);
+    expect(pointStep(7 * 86_400)).toBe(3600);
+    expect(pointStep(400 * 86_400)).toBe(86_400);
+  });
+});
+
 describe('ProtectionSection', () => {
   it('without a journal: "Protect with a journal…" sends the PUT the form stands for', async () => {
     const calls: string[] = [];
@@ -115,7 +125,8 @@ describe('ProtectionSection', () => {
     expect(screen.getByTestId('journal-warning-nearly-full').getAttribute('data-color')).toBe('orange');
     expect(await screen.findByTestId('bookmark-before-upgrade')).toBeInTheDocument();
     expect(screen.getAllByTestId('timeline-bookmark')).toHaveLength(1);
-    expect(calls).toContain(`GET ${base}/journal/points?every=60`);
+    // 6 h covered: one tick per 5 min at most (72), every bookmark.
+    expect(calls).toContain(`GET ${base}/journal/points?every=300`);
     expect(calls.some((call) => call.includes('/api/sites/agent-1/'))).toBe(false);
   });
 

@@ -6,7 +6,7 @@ import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import { useNow } from '../../../lib/use-now.ts';
 import { useSiteAccess } from '../../sites/hooks/site-access.ts';
 import { useSites } from '../../sites/hooks/use-sites.ts';
-import { isNoJournal, secondarySite, useJournal, useJournalPoints } from '../hooks/use-journal.ts';
+import { isNoJournal, pointStep, secondarySite, useJournal, useJournalPoints } from '../hooks/use-journal.ts';
 import { BookmarkModal, ImageExports, JournalPolicyModal, OpenImageModal, TurnOffJournalModal } from './JournalModals.tsx';
 import { JournalTimeline } from './JournalTimeline.tsx';
 
@@ -35,7 +35,7 @@ export function ProtectionSection({ session, h2Site, viewSiteIds }: { session: s
   const connected = site?.connection.state === 'connected';
   const access = useSiteAccess(site?.id);
   const journal = useJournal(site?.id ?? null, session, connected);
-  const points = useJournalPoints(site?.id ?? null, session, connected && journal.data !== undefined && !journal.error);
+  const points = useJournalPoints(site?.id ?? null, session, pointStep(journal.data?.status.coveredWindowSeconds ?? 0), connected && journal.data !== undefined && !journal.error);
   const [modal, setModal] = useState<Modal | null>(null);
   const now = useNow();
   const target = site ? { siteId: site.id, siteName: site.site, session } : null;

@@ -85,12 +85,19 @@ export function useJournal(siteId: string | null, session: string, enabled: bool
   });
 }
 
-/** Its points, coalesced to one a minute (every bookmark kept): the timeline's markers and the bookmarks list. */
-export function useJournalPoints(siteId: string | null, session: string, enabled: boolean) {
+const pointSteps = [60, 300, 900, 3600, 6 * 3600, 86_400];
+
+/** The coalescing step for a window: at most about 200 ticks on the timeline, from a few fixed steps (a stable query key). */
+export function pointStep(coveredWindowSeconds: number): number {
+  return pointSteps.find((step) => step >= coveredWindowSeconds / 200) ?? pointSteps.at(-1)!;
+}
+
+/** Its points, coalesced to one per `everySeconds` (every bookmark kept): the timeline's ticks and the bookmarks list. */
+export function useJournalPoints(siteId: string | null, session: string, everySeconds: number, enabled: boolean) {
   const api = useApi();
   return useQuery({
-    queryKey: journalKeys.points(siteId ?? '', session),
-    queryFn: () => journalApi.points(api, siteId!, session, 60),
+    queryKey: [...journalKeys.points(siteId ?? '', session), everySeconds],
+    queryFn: () => journalApi.points(api, siteId!, session, everySeconds),
     enabled: enabled && siteId !== null,
     refetchInterval: 15_000,
     retry: false,
