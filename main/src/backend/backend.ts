@@ -10,6 +10,7 @@ import type { BackoffPolicy } from './backoff.ts';
 import { contentSecurityPolicy } from './content-security-policy.ts';
 import { EventHub } from './event-hub.ts';
 import { flashRoutes } from './flash/flash-routes.ts';
+import { journalRoutes } from './protection/journal-routes.ts';
 import { readJsonBody } from './router.ts';
 import { plainSecretBox, type SecretBox } from './secret-box.ts';
 import { SiteManager } from './site-manager.ts';
@@ -47,7 +48,7 @@ export async function startBackend(options: BackendOptions): Promise<RunningBack
   const token = options.token ?? randomBytes(32).toString('hex');
   const registry = await SiteRegistry.open(options.configDir, options.secrets ?? plainSecretBox);
   const sites = new SiteManager(registry, { backoff: options.backoff });
-  const routes = alertRoutes(sites, clusterRoutes(sites, flashRoutes(sites, replicationRoutes(sites, consoleRoutes(sites)))));
+  const routes = journalRoutes(sites, alertRoutes(sites, clusterRoutes(sites, flashRoutes(sites, replicationRoutes(sites, consoleRoutes(sites))))));
   const expected = Buffer.from(token);
   const isTokenValid = (candidate: string) => {
     const given = Buffer.from(candidate);

@@ -2,6 +2,7 @@ import type { QueryKey } from '@tanstack/react-query';
 import { alertEventInvalidation } from '../features/alerts/api/alerts-keys.ts';
 import { auditEventInvalidation } from '../features/audit/api/audit-keys.ts';
 import { flashEventInvalidation } from '../features/flash/api/flash-events.ts';
+import { journalEventInvalidation } from '../features/protection/api/journal-keys.ts';
 import { trackMapEventInvalidation } from '../features/track-map/api/track-map-events.ts';
 import { sessionEventInvalidation } from '../features/sessions/api/session-events.ts';
 import { volumeEventInvalidation } from '../features/volumes/api/volume-events.ts';
@@ -21,6 +22,7 @@ export const featureEventInvalidations: FeatureEventInvalidation[] = [
   flashEventInvalidation,
   auditEventInvalidation,
   alertEventInvalidation,
+  journalEventInvalidation,
 ];
 
 /** Query keys made stale by an event of `type` at a site. */

@@ -32,6 +32,7 @@ import { SessionActionModal } from './SessionActionModal.tsx';
 import { SessionEventLog } from './SessionEventLog.tsx';
 import { SessionProvenance } from './SessionProvenance.tsx';
 import { AlertThresholdsModal } from '../../alerts/components/AlertThresholdsModal.tsx';
+import { ProtectionSection } from '../../protection/components/ProtectionSection.tsx';
 import { ShippingControls } from './ShippingControls.tsx';
 import { VerifyModal } from './VerifyModal.tsx';
 
@@ -76,6 +77,7 @@ export function SessionCard({
   const { session } = entry;
   const [pending, setPending] = useState<ActionPlan | null>(null);
   const [eventsOpen, setEventsOpen] = useState(false);
+  const [protectionOpen, setProtectionOpen] = useState(false);
   const [adding, setAdding] = useState(false);
   const [verifying, setVerifying] = useState(false);
   const [thresholdsOpen, setThresholdsOpen] = useState(false);
@@ -207,6 +209,9 @@ export function SessionCard({
                 </Button>
               </RoleGated>
             )}
+            <Button size="xs" variant="subtle" onClick={() => setProtectionOpen((open) => !open)} aria-expanded={protectionOpen}>
+              {protectionOpen ? 'Hide protection' : 'Protection'}
+            </Button>
             <Button size="xs" variant="subtle" onClick={() => setEventsOpen((open) => !open)} aria-expanded={eventsOpen}>
               {eventsOpen ? 'Hide events' : 'Show events'}
             </Button>
@@ -216,6 +221,10 @@ export function SessionCard({
           <Text size="xs" c="dimmed">
             Actions come back when a site of this session answers again.
           </Text>
+        )}
+        {protectionOpen && (
+          // Mounted only while open: a page of cards fetches no journals.
+          <ProtectionSection session={session.name} h2Site={session.h2Site} viewSiteIds={entry.views.map((view) => view.siteId)} />
         )}
         {eventsOpen && (
             <SimpleGrid cols={{ base: 1, lg: entry.views.length }}>

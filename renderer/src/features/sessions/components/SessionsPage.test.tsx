@@ -123,4 +123,14 @@ describe('SessionsPage at scale', () => {
     await expect.poll(() => cards().map((card) => card.dataset.testid), { timeout: 20_000 }).toEqual(['session-card-app-007', 'session-card-app-047']);
     expect(screen.getByTestId('sessions-shown')).toHaveTextContent('2 of 60 shown');
   }, 60_000);
+  it('a card fetches no journal until its Protection toggle opens, then the one at the session\'s secondary site', async () => {
+    const calls: string[] = [];
+    renderWithBackend(<SessionsPage />, routes({ 'GET /api/sites/agent-b/sessions/orders/journal': [404, { problem: 'not-found', message: 'session orders has no journal' }] }), calls);
+    const card = await screen.findByTestId('session-card-orders');
+    await screen.findByTestId('session-card-ledger');
+    expect(calls.some((call) => call.includes('/journal'))).toBe(false);
+    fireEvent.click(within(card).getByRole('button', { name: 'Protection' }));
+    expect(await within(card).findByTestId('protection-none')).toHaveTextContent('No journal');
+    expect(calls.filter((call) => call.includes('/journal'))).toEqual(['GET /api/sites/agent-b/sessions/orders/journal']);
+  });
 });
