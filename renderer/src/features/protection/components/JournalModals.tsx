@@ -159,7 +159,7 @@ export function TurnOffJournalModal({ target, view, onClose }: { target: Target;
     <Modal opened onClose={onClose} title={`Turn off the journal of ${target.session}?`}>
       <Stack>
         <Text size="sm" data-testid="journal-off-warning">
-          Every point in time and every bookmark ({view.status.pointCount} points, {view.status.bookmarkCount} bookmarks) is lost: no image before now can be opened again.
+          Every point in time and every bookmark ({plural(view.status.pointCount, 'point')}, {plural(view.status.bookmarkCount, 'bookmark')}) is lost: no image before now can be opened again.
           {view.images.length > 0 && ` The ${view.images.length} open image${view.images.length === 1 ? '' : 's'} end, and what hosts wrote to them is discarded.`}
         </Text>
         {off.error && <ProblemAlert error={off.error} title="The journal is still on" />}
@@ -174,4 +174,9 @@ export function TurnOffJournalModal({ target, view, onClose }: { target: Target;
       </Stack>
     </Modal>
   );
+}
+
+/** `1 point`, `120 points`. */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }

@@ -173,7 +173,7 @@ describe('ProtectionSection', () => {
     const calls: string[] = [];
     renderWithBackend(section, { ...sites(), [`GET ${base}/journal`]: [200, view], [`GET ${base}/journal/points`]: [200, points], [`DELETE ${base}/journal`]: [204, undefined] }, calls);
     fireEvent.click(await screen.findByRole('button', { name: 'Turn off…' }));
-    expect(screen.getByTestId('journal-off-warning')).toHaveTextContent('Every point in time and every bookmark (120 points, 1 bookmarks) is lost');
+    expect(screen.getByTestId('journal-off-warning')).toHaveTextContent('Every point in time and every bookmark (120 points, 1 bookmark) is lost');
     expect(calls).not.toContain(`DELETE ${base}/journal`);
     fireEvent.click(screen.getByTestId('journal-off-confirm'));
     await waitFor(() => expect(calls).toContain(`DELETE ${base}/journal`));

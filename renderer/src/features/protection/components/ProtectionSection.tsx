@@ -7,7 +7,7 @@ import { useNow } from '../../../lib/use-now.ts';
 import { useSiteAccess } from '../../sites/hooks/site-access.ts';
 import { useSites } from '../../sites/hooks/use-sites.ts';
 import { isNoJournal, pointStep, secondarySite, useJournal, useJournalPoints } from '../hooks/use-journal.ts';
-import { BookmarkModal, ImageExports, JournalPolicyModal, OpenImageModal, TurnOffJournalModal } from './JournalModals.tsx';
+import { BookmarkModal, ImageExports, JournalPolicyModal, OpenImageModal, plural, TurnOffJournalModal } from './JournalModals.tsx';
 import { JournalTimeline } from './JournalTimeline.tsx';
 
 /** `45 s`, `12 min`, `3.5 h`, `2.1 d`. */
@@ -188,7 +188,7 @@ function JournalDetails({
       })}
       <JournalTimeline oldest={status.oldestPoint} points={points} now={now} />
       <Text size="xs" c="dimmed">
-        {status.pointCount} points, {status.bookmarkCount} bookmarks{status.newestPoint ? `; newest point ${new Date(status.newestPoint.timeMs).toLocaleString()}` : ''}.
+        {plural(status.pointCount, 'point')}, {plural(status.bookmarkCount, 'bookmark')}{status.newestPoint ? `; newest point ${new Date(status.newestPoint.timeMs).toLocaleString()}` : ''}.
       </Text>
       {actions}
       {bookmarks.length > 0 && (
