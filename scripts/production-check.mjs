@@ -62,7 +62,7 @@ export async function productionSteps({ bin, rules, dir, step }) {
   const children = new Set();
   const env = { ...process.env, TANDEM_AGENT_FROM: process.env.TANDEM_AGENT_FROM ?? '' };
   delete env.NOTIFY_SOCKET;
-  const cli = (args) => execFileSync(bin, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const cli = (args) => execFileSync(bin, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
   const cliJson = (args) => JSON.parse(cli([...args, '--json']));
   const logs = new Map();
   const start = (name, data, args) => {
