@@ -105,7 +105,7 @@ async function bookmarkedImageEqualsCopy(type: SessionType, volumes: string[]): 
   let lowest = 0;
   let highest = 0;
   try {
-    while (writer.log.length < 150) await new Promise((resolve) => setTimeout(resolve, 20));
+    await until('150 stamped writes acknowledged', async () => writer.log.length >= 150);
     if (type !== 'sync') {
       // Async and semi-sync: the bookmark is of what the secondary applied; with the writer still going, it holds a prefix of the writes.
       lowest = 0;
@@ -114,11 +114,10 @@ async function bookmarkedImageEqualsCopy(type: SessionType, volumes: string[]): 
     }
     await bookmark(h2, 'under-load');
     highest = writer.log.length + 1;
-    while (writer.log.length < highest + 150) await new Promise((resolve) => setTimeout(resolve, 20));
+    await until('150 more stamped writes acknowledged', async () => writer.log.length >= highest + 150);
   } finally {
     await writer.stop();
   }
-  if (type !== 'sync') await settled(h1, h2, volumes);
 
   // 2. Quiet: a bookmark, and a copy of each primary volume saved at that moment (qemu-img convert from the primary's export).
   const copies = new Map<string, string>();
@@ -135,7 +134,7 @@ async function bookmarkedImageEqualsCopy(type: SessionType, volumes: string[]): 
   for (const volume of volumes) {
     await qemuIo(h1.nbdUri(volume), `write -P 0x44 ${4 * MiB + 8192} ${MiB}`, `discard ${15 * MiB} ${MiB}`, `write -z ${8 * MiB} ${TRACK}`, 'flush');
   }
-  while (later.log.length < 100) await new Promise((resolve) => setTimeout(resolve, 20));
+  await until('100 later stamped writes acknowledged', async () => later.log.length >= 100);
   await later.stop();
   await Promise.all(hosts.map((host) => host.close()));
   if (type !== 'sync') await settled(h1, h2, volumes);
