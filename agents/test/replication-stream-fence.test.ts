@@ -190,12 +190,16 @@ describe('no write left behind', () => {
       );
     const target = s.h2.replication.service.target;
     const handle = target.handle.bind(target);
+    // Where the new run's write goes.
+    const offset = 7 * TRACK + 4096;
     // The first commit from now on is held "in the network" (arrived, not served) and served late, after the resume.
     let releaseOld!: () => void;
     const oldReleased = new Promise<void>((resolve) => (releaseOld = resolve));
     let oldEpoch: string | null = null;
     let held: Promise<RpcResult> | null = null;
-    // While set, the new run's commits wait too (its rounds stay staged, not committed, when the late commit lands).
+    // While set, the new run's commits wait too once the new write is staged (its round stays staged, not committed,
+    // when the late commit lands). Commits of empty rounds before it pass: the coordinator runs one round at a time, so
+    // a held commit of an earlier round would keep the write's round from ever being cut.
     let holdNew = false;
     let releaseNew!: () => void;
     const newReleased = new Promise<void>((resolve) => (releaseNew = resolve));
@@ -206,7 +210,7 @@ describe('no write left behind', () => {
           held = oldReleased.then(() => handle(request));
           return held;
         }
-        if (holdNew && request.params.epoch !== oldEpoch) return newReleased.then(() => handle(request));
+        if (holdNew && request.params.epoch !== oldEpoch && staged(offset)) return newReleased.then(() => handle(request));
       }
       return handle(request);
     };
@@ -219,7 +223,6 @@ describe('no write left behind', () => {
     await drained(s);
     // A write of the new run: its round is staged at the secondary, its commit waits.
     holdNew = true;
-    const offset = 7 * TRACK + 4096;
     const newer = Buffer.alloc(4096, 0x4e);
     await device.write(offset, newer);
     await waitFor(() => staged(offset), 10_000, 'the new write staged at the secondary');
