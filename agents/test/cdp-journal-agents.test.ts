@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AlertListSchema, ImageAccessInfoSchema, JournalPointListSchema, JournalPointSchema, JournalViewSchema, type SessionType } from '@tandem/contract';
+import { AlertListSchema, FailbackPreflightSchema, ImageAccessInfoSchema, PairBitmapSchema, JournalPointListSchema, JournalPointSchema, JournalViewSchema, type SessionType } from '@tandem/contract';
 import { startPairedAgents, type AgentProcess } from './helpers/agent-process.ts';
 import { GroupStampWriter, NbdBlockClient, stampBlock } from './helpers/nbd-block-client.ts';
 import { qemuIo, run, runOk } from './helpers/nbd-harness.ts';
@@ -234,7 +234,7 @@ describe('continuous data protection in running agents', () => {
     await bookmarkedImageEqualsCopy('async', ['prod', 'logs']);
   }, 240_000);
 
-  it('volume guard: a replica with a journal takes no host writes even once recovered; journal off frees it', async () => {
+  it('volume guard: a replica with a journal takes no host writes and is neither deleted nor resized; journal off and on again', async () => {
     const { h1, h2 } = await setUp('sync', ['prod']);
     await qemuIo(h1.nbdUri('prod'), `write -P 0x61 0 ${MiB}`, 'flush');
     // The CLI's text: the journal, its points, an image access printing the export name to use, bad input refused.
@@ -258,22 +258,85 @@ describe('continuous data protection in running agents', () => {
     const deleted = await h2.api.request('DELETE', '/v1/volumes/prod-copy');
     expect(deleted.status).toBe(409);
     expect(JSON.stringify(deleted.body)).toMatch(/cdp-journal/);
-    // Recovered at the secondary: without a journal the replica would take host writes now; with one it refuses.
-    await h2.api.call('POST', `${sessionPath('cdp')}/actions/recover`, null, {});
-    await until('target-available at beta', async () => (await showSession(h2, 'cdp')).state === 'target-available');
+    // No host writes: the refusal reaches the NBD client, the replica keeps its bytes.
     const refused = await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x62 0 4096', h2.nbdUri('prod-copy')]);
     expect(`${refused.code} ${refused.stdout}${refused.stderr}`).toMatch(/Operation not permitted|read-only|failed/i);
     await qemuIo(h2.nbdUri('prod-copy'), `read -P 0x61 0 ${MiB}`);
 
-    // Off: the journal goes (events say so), the replica keeps every write, and takes host writes again.
+    // Off: the journal goes (events say so), the replica keeps every write; on again, it starts from the replica as it is.
     const off = await h2.cli(['journal', 'off', 'cdp']);
     expect(off.code, off.stderr).toBe(0);
     expect(await problemOf(h2.api.call('GET', `${sessionPath('cdp')}/journal`, JournalViewSchema))).toBe('not-found');
     await qemuIo(h2.nbdUri('prod-copy'), `read -P 0x61 0 ${MiB}`);
-    await qemuIo(h2.nbdUri('prod-copy'), 'write -P 0x62 0 4096', 'read -P 0x62 0 4096');
     const events = (await eventsAbout(h2, 'session.*', 'cdp')).map((event) => event.type);
     expect(events).toContain('session.journal-disabled');
+    const again = await h2.cli(['journal', 'set', 'cdp', '--size', '1G', '--window', '10m', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JournalViewSchema.parse(JSON.parse(again.stdout)).status.pointCount).toBe(1);
+    await qemuIo(h1.nbdUri('prod'), `write -P 0x63 ${MiB} 4096`, 'flush');
+
+    // Recovered without a point: the replica keeps the newest image, the journal ends, and host writes are taken.
+    await h2.api.call('POST', `${sessionPath('cdp')}/actions/recover`, null, {});
+    await until('target-available at beta', async () => (await showSession(h2, 'cdp')).state === 'target-available');
+    expect(await problemOf(h2.api.call('GET', `${sessionPath('cdp')}/journal`, JournalViewSchema))).toBe('not-found');
+    await qemuIo(h2.nbdUri('prod-copy'), `read -P 0x61 0 ${MiB}`, `read -P 0x63 ${MiB} 4096`, 'write -P 0x62 0 4096', 'read -P 0x62 0 4096');
   }, 180_000);
+
+  for (const type of ['sync', 'async'] as const) {
+    it(`${type}: recover production at a bookmark: the replica rolls back to it (qemu-img compare with the copy saved then), takes host writes, and the failback brings H1 to it`, async () => {
+      const { h1, h2 } = await setUp(type, ['prod']);
+      await qemuIo(h1.nbdUri('prod'), ...patterns.map(([byte, offset, length]) => `write -P ${byte} ${offset} ${length}`), 'flush');
+      if (type === 'async') await settled(h1, h2, ['prod']);
+      await bookmark(h2, 'good');
+      const good = path.join(path.dirname(h1.dataDir), 'prod-at-good.raw');
+      await runOk('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', h1.nbdUri('prod'), good], 120_000);
+      // The damage: overwrites, a trim, and tracks that were empty at the bookmark.
+      await qemuIo(h1.nbdUri('prod'), `write -P 0x66 ${4 * MiB + 8192} ${MiB}`, `discard ${15 * MiB} ${MiB}`, `write -P 0x67 ${12 * MiB} ${4 * TRACK}`, 'flush');
+      await settled(h1, h2, ['prod']);
+      await until('the journal at beta holds the damage', async () => {
+        const view = await h2.api.call('GET', `${sessionPath('cdp')}/journal`, JournalViewSchema);
+        return view.status.pendingRecords === 0 && view.status.newestPoint !== null && view.status.newestPoint.seq > 0;
+      });
+
+      // Bad input changes nothing: an unknown bookmark, two points at once.
+      const unknown = await h1.cli(['session', 'recover', 'cdp', '--bookmark', 'nope']);
+      expect([unknown.code, unknown.stderr]).toEqual([1, expect.stringMatching(/not-found/)]);
+      const two = await h1.cli(['session', 'recover', 'cdp', '--bookmark', 'good', '--point', '1']);
+      expect(two.code).toBe(2);
+      expect((await showSession(h2, 'cdp')).state).toBe('prepared');
+
+      // Recovered through H1 (forwarded to beta, the target): the replica is the image of the bookmark.
+      const recovered = await h1.cli(['session', 'recover', 'cdp', '--bookmark', 'good']);
+      expect(recovered.code, recovered.stderr).toBe(0);
+      await until('target-available at beta', async () => (await showSession(h2, 'cdp')).state === 'target-available');
+      const compared = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', good, h2.nbdUri('prod-copy')]);
+      expect(compared.code, compared.stdout + compared.stderr).toBe(0);
+      // The journal ended (its event names the point), and the replica takes host writes.
+      expect(await problemOf(h2.api.call('GET', `${sessionPath('cdp')}/journal`, JournalViewSchema))).toBe('not-found');
+      const ended = (await eventsAbout(h2, 'session.journal-disabled', 'cdp')).find((event) => /recovered here/.test(event.message));
+      expect(ended?.message).toMatch(/rolled back to point \d+ \(bookmark good\).*track\(s\) restored/);
+      await qemuIo(h2.nbdUri('prod-copy'), 'write -P 0x77 0 4096', 'flush');
+
+      // The failback's plan copies every rolled-back track (they differ from H1 now) and the new write, before any verify.
+      const rolled = Number(ended?.data?.rolledTracks);
+      expect(rolled).toBe(17 + 16 + 4);
+      const preflight = await h2.api.call('GET', `${sessionPath('cdp')}/failback-preflight`, FailbackPreflightSchema);
+      expect(preflight.pairs[0]).toMatchObject({ targetChangedTracks: rolled + 1, differingTracks: rolled + 1 });
+      // Failback from beta: H1 gets the rolled-back tracks and the new write; the volumes end equal.
+      await h2.api.call('POST', `${sessionPath('cdp')}/actions/failback`, null, { verifyCodes: true });
+      await until('prepared H2 -> H1 with nothing marked', async () => {
+        const session = await showSession(h2, 'cdp');
+        if (session.state !== 'prepared' || session.direction !== 'h2-h1') return false;
+        const bitmap = await h2.api.call('GET', `${sessionPath('cdp')}/pairs/prod/bitmap`, PairBitmapSchema);
+        return bitmap.markedTracks === 0;
+      });
+      await until('H1 equals the recovered replica', async () => {
+        const again = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', h1.nbdUri('prod'), h2.nbdUri('prod-copy')]);
+        return again.code === 0;
+      });
+      await qemuIo(h1.nbdUri('prod'), 'read -P 0x77 0 4096', `read -P 0x11 ${4 * MiB + 8192} ${MiB}`, `read -P 0 ${12 * MiB} ${4 * TRACK}`, `read -P 0x33 ${15 * MiB} ${MiB}`);
+    }, 240_000);
+  }
 
   it('alert: a journal nearly full raises journal-nearly-full (and window-short) at the secondary; a larger budget clears it', async () => {
     // Retention held off, so the journal stays over its budget; alerts evaluated fast.

@@ -40,7 +40,7 @@ import {
  * version only adds optional fields or methods an older agent answers
  * `not-supported`.
  */
-export const PEER_PROTOCOL_VERSION = '2.0';
+export const PEER_PROTOCOL_VERSION = '2.1';
 
 export const PeerProtocolVersionSchema = z.string().regex(/^\d{1,6}\.\d{1,6}$/, 'a peer protocol version is major.minor');
 
@@ -154,8 +154,14 @@ export type MemberStatus = z.infer<typeof MemberStatusSchema>;
 export const RoundCommitSchema = z.object({ epoch: Token, through: Count, time: Count });
 export type RoundCommit = z.infer<typeof RoundCommitSchema>;
 
-/** Failback planning options as they travel (absent: the receiver's defaults). */
-const PlanOptions = z.object({ verifyCodes: z.boolean().optional(), fullCompare: z.boolean().optional() });
+/** Failback planning options as they travel (absent: the receiver's defaults); a recover's point (2.1). */
+const PlanOptions = z.object({
+  verifyCodes: z.boolean().optional(),
+  fullCompare: z.boolean().optional(),
+  bookmark: z.string().min(1).max(200).optional(),
+  at: z.string().datetime({ offset: true }).optional(),
+  seq: Count.optional(),
+});
 
 /** A copy set's failback plan counts (FailbackPreflight's pairs, plus the tracks to copy). */
 export const PlanSummarySchema = z.looseObject({

@@ -353,6 +353,24 @@ export const FailbackOptionsSchema = z.object({
 });
 export type FailbackOptions = z.infer<typeof FailbackOptionsSchema>;
 
+/**
+ * `POST /v1/sessions/:name/actions/:action`: a failback's planning options; a recover of a session whose secondary
+ * keeps a journal may name the point to recover at (one of a bookmark, a time: the newest point at or before it, or
+ * a point's seq). Without one a recover keeps the newest image.
+ */
+export const SessionActionOptionsSchema = z
+  .object({
+    verifyCodes: z.boolean().optional(),
+    fullCompare: z.boolean().optional(),
+    bookmark: z.string().min(1).max(200).optional(),
+    at: z.string().datetime({ offset: true }).optional(),
+    seq: z.number().int().min(0).optional(),
+  })
+  .refine((body) => [body.bookmark, body.at, body.seq].filter((value) => value !== undefined).length <= 1, {
+    message: 'give at most one of bookmark, at or seq',
+  });
+export type SessionActionOptions = z.infer<typeof SessionActionOptionsSchema>;
+
 /** Track numbers listed per pair in a verify report (the counts are always complete). */
 export const VERIFY_LISTED_TRACKS = 4096;
 

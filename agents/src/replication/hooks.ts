@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type {
   FailbackOptions,
   FailbackPreflight,
+  JournalPoint,
   LastVerify,
   PairInfo,
   PeerMethod,
@@ -9,6 +10,7 @@ import type {
   PeerResult,
   RoundCommit,
   SessionAction,
+  SessionActionOptions,
   SessionInfo,
   SessionState,
   VerifyReport,
@@ -76,7 +78,7 @@ export interface ReplicationCommands {
 
 /** Session actions (session-actions.ts). */
 export interface ActionsPart {
-  execute(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<void>;
+  execute(session: SessionRecord, action: SessionAction, options: SessionActionOptions): Promise<void>;
   terminateHere(session: SessionRecord): Promise<void>;
 }
 
@@ -225,6 +227,14 @@ export interface ApplierPart {
 /** The secondary's journals (journal-feed.ts): where a copy set's replicated changes go. */
 export interface JournalsPart {
   replicaDevice(pair: HeldCopySet): BlockDevice;
+  /** A recover's point is valid here (refused before anything changes otherwise). */
+  checkRecover(session: SessionRecord, request: SessionActionOptions): void;
+  /** A recover here ends the session's journal, first rolling the replica back to the point named (tracks rolled go to `changed`). */
+  recoverAt(
+    session: SessionRecord,
+    request: SessionActionOptions,
+    changed: (volume: string, tracks: number[]) => Promise<void>,
+  ): Promise<{ point: JournalPoint | null; rolledTracks: number } | null>;
 }
 export interface ReceiverPart {
   begin(session: string, epoch: string, cycle: number): Promise<void>;

@@ -13,6 +13,7 @@ import { ImageDevice, type ImageAccess } from '../cdp/image.ts';
 import { applyRetention, coalescePoints, DEFAULT_TIERS, journalStatus, type RetentionPolicy } from '../cdp/retention.ts';
 import type { CdpPoint } from '../storage/cdp-meta.ts';
 import type { BlockDevice, ExportCatalog } from '../storage/block-device.ts';
+import { NO_EXTENT } from '../storage/metadata.ts';
 import type { TapSource, WriteTap } from '../write-path/splitter.ts';
 import { localVolumeName } from './copy-set-volumes.ts';
 import { JournaledDevice, JournalGuardTap } from './journaled-device.ts';
@@ -48,6 +49,9 @@ import type { HeldCopySet, SessionRecord } from './session-store.ts';
 
 const POINT_MS = 1000;
 const RETENTION_MS = Number(process.env.TANDEM_JOURNAL_RETENTION_MS ?? 10_000);
+
+/** A point as a request names it (one of these, or none: the newest). */
+type JournalPointRequest = { bookmark?: string; at?: string; seq?: number };
 
 interface JournalRow {
   session_id: string;
@@ -422,24 +426,110 @@ export class JournalFeed implements TapSource {
     return { session: session.name, points: points.map(pointView) };
   }
 
+  // --- recover (failover) ---
+
+  /**
+   * Checked before a recover changes anything: a point needs a journal here, and it must exist; an image in use by
+   * NBD clients keeps the recover from running (it would end under them).
+   */
+  checkRecover(session: SessionRecord, request: JournalPointRequest): void {
+    const named = request.bookmark !== undefined || request.at !== undefined || request.seq !== undefined;
+    const feed = this.feeds.get(session.id);
+    if (!feed) {
+      if (named) throw new ProblemError('not-found', `session ${session.name} has no journal here: recover it without a point (its newest image)`);
+      return;
+    }
+    if (named) this.pointOf(feed, session, request);
+    if (named && this.service.role(session).controlsMembers) {
+      throw new ProblemError('not-supported', `session ${session.name} has other primary agents here: their volumes have no journal to roll back with; recover it without a point`);
+    }
+    const busy = [...this.images.values()].filter((open) => open.session === session.id && [...open.devices.values()].some(({ device }) => device.openCount > 0));
+    if (busy.length > 0) {
+      throw new ProblemError('volume-busy', `session ${session.name} has image access in use by NBD clients (image ${busy.map((open) => open.id).join(', ')}); disconnect them and end it first`);
+    }
+  }
+
+  /**
+   * A recover at this site: the replica takes host writes from now on, so the journal ends (its points and images
+   * go, as a failover in RecoverPoint erases the copy journal). With a point, the replica volumes are first rolled
+   * back to it: each track written after the point gets its content of the point back (read through an image of the
+   * journal, written to the replica) and is passed to `changed` before the journal goes, so the failback copies it
+   * to H1 (it differs there now). A crash before the end repeats it all: the journal is deleted last.
+   */
+  async recoverAt(
+    session: SessionRecord,
+    request: JournalPointRequest,
+    changed: (volume: string, tracks: number[]) => Promise<void>,
+  ): Promise<{ point: JournalPoint | null; rolledTracks: number } | null> {
+    const feed = this.feeds.get(session.id);
+    if (!feed) return null;
+    const journal = feed.journal;
+    // Everything received is in the replica first (the newest image).
+    while (journal.meta.pending.length > 0) await journal.distribute();
+    const named = request.bookmark !== undefined || request.at !== undefined || request.seq !== undefined;
+    const point = named ? this.pointOf(feed, session, request) : null;
+    let rolledTracks = 0;
+    if (point && point.seq < journal.meta.lastSeq) {
+      const image = journal.openImage(point.seq);
+      try {
+        for (const [volume, volumeId] of feed.volumes) {
+          const tracks = [...(journal.meta.byTrack.get(volumeId)?.entries() ?? [])]
+            .filter(([, entries]) => entries.length > 0 && entries[entries.length - 1].seq > point.seq)
+            .map(([track]) => track)
+            .sort((a, b) => a - b);
+          await this.rollBack(image, volumeId, this.service.engine.device(volume), tracks);
+          await changed(volume, tracks);
+          rolledTracks += tracks.length;
+        }
+      } finally {
+        await image.close();
+      }
+    }
+    for (const open of [...this.images.values()]) if (open.session === session.id) await this.closeImage(open, session);
+    this.feeds.delete(session.id);
+    this.service.refreshTaps();
+    await journal.delete();
+    this.service.engine.catalog.db.prepare('DELETE FROM session_journals WHERE session_id = ?').run(session.id);
+    const where = point ? `rolled back to point ${point.seq}${point.name ? ` (bookmark ${point.name})` : ''} of ${new Date(point.timeMs).toISOString()}, ${rolledTracks} track(s) restored` : 'kept the newest image';
+    this.service.engine.catalog.recordEvent(
+      'session.journal-disabled',
+      'warning',
+      session.name,
+      `session ${session.name}: recovered here, the replica ${where}; the journal ended (the replica takes host writes now), its points and bookmarks are gone`,
+      { reason: 'recovered', seq: point?.seq ?? null, bookmark: point?.name ?? null, rolledTracks },
+    );
+    return { point: point ? pointView(point) : null, rolledTracks };
+  }
+
+  /** Writes each track's content at the image's point to the replica (an empty track there: trimmed), a few at a time. */
+  private async rollBack(image: ImageAccess, volumeId: number, replica: BlockDevice, tracks: number[]): Promise<void> {
+    const trackSize = image.trackSize;
+    const size = replica.sizeBytes;
+    let next = 0;
+    const worker = async () => {
+      const buffer = Buffer.alloc(trackSize);
+      while (next < tracks.length) {
+        const track = tracks[next++];
+        const offset = track * trackSize;
+        const length = Math.min(trackSize, size - offset);
+        if (image.extentOf(volumeId, track) === NO_EXTENT) await replica.trim(offset, length);
+        else {
+          const data = buffer.subarray(0, length);
+          await image.read(volumeId, offset, data);
+          await replica.write(offset, data);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, worker));
+    await replica.flush();
+  }
+
   // --- image access ---
 
   /** Instant image access at a bookmark, a time or a point: one read-write NBD export per replica volume. */
   openImage(name: string, request: ImageAccessRequest): ImageAccessInfo {
     const { feed, session } = this.feed(name);
-    const points = feed.journal.meta.points;
-    let point: CdpPoint | undefined;
-    if (request.bookmark !== undefined) {
-      point = points.findLast((each) => each.name === request.bookmark);
-      if (!point) throw new ProblemError('not-found', `session ${session.name} has no bookmark ${JSON.stringify(request.bookmark)}`);
-    } else if (request.at !== undefined) {
-      const at = Date.parse(request.at);
-      point = points.findLast((each) => each.timeMs <= at);
-      if (!point) throw new ProblemError('out-of-range', `session ${session.name} has no point at or before ${request.at} (its oldest: ${points[0] ? new Date(points[0].timeMs).toISOString() : 'none'})`);
-    } else {
-      point = points.find((each) => each.seq === request.seq);
-      if (!point) throw new ProblemError('not-found', `session ${session.name} has no point ${request.seq}`);
-    }
+    const point = this.pointOf(feed, session, request);
     const image = feed.journal.openImage(point.seq);
     const id = this.nextImage++;
     const devices = new Map<string, { volume: string; device: ImageDevice }>();
@@ -528,6 +618,24 @@ export class JournalFeed implements TapSource {
   }
 
   // --- helpers ---
+
+  /** The point a request names: the last bookmark of that name, the newest point at or before a time, or a seq. */
+  private pointOf(feed: Feed, session: SessionRecord, request: JournalPointRequest): CdpPoint {
+    const points = feed.journal.meta.points;
+    let point: CdpPoint | undefined;
+    if (request.bookmark !== undefined) {
+      point = points.findLast((each) => each.name === request.bookmark);
+      if (!point) throw new ProblemError('not-found', `session ${session.name} has no bookmark ${JSON.stringify(request.bookmark)}`);
+    } else if (request.at !== undefined) {
+      const at = Date.parse(request.at);
+      point = points.findLast((each) => each.timeMs <= at);
+      if (!point) throw new ProblemError('out-of-range', `session ${session.name} has no point at or before ${request.at} (its oldest: ${points[0] ? new Date(points[0].timeMs).toISOString() : 'none'})`);
+    } else {
+      point = points.find((each) => each.seq === request.seq);
+      if (!point) throw new ProblemError('not-found', `session ${session.name} has no point ${request.seq}`);
+    }
+    return point;
+  }
 
   private policyView(row: JournalRow): JournalPolicy {
     return {

@@ -8,6 +8,7 @@ import {
   type SessionState,
   type SessionType,
   type VerifyReport,
+  type SessionActionOptions,
 } from '@tandem/contract';
 import type { StorageEngine } from '../storage/engine.ts';
 import { CopySets } from './copy-sets.ts';
@@ -388,7 +389,7 @@ export class ReplicationService implements TapSource, ReplicationHooks {
   }
 
   /** Runs an action here if this site must execute it, else forwards it to the other site. */
-  act(sessionName: string, action: SessionAction, options: Partial<FailbackOptions> = {}): Promise<SessionInfo> {
+  act(sessionName: string, action: SessionAction, options: SessionActionOptions = {}): Promise<SessionInfo> {
     return this.actions.act(sessionName, action, options);
   }
 

@@ -1,4 +1,4 @@
-import { ProblemError, type FailbackOptions, type SessionAction, type SessionInfo, type SessionState } from '@tandem/contract';
+import { ProblemError, type SessionAction, type SessionInfo, type SessionActionOptions, type SessionState } from '@tandem/contract';
 import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
@@ -6,7 +6,7 @@ import { localVolumeId } from './copy-set-volumes.ts';
 /** What session-actions uses of the service and the other parts (hooks.ts). */
 export type SessionActionsHooks = Pick<
   ReplicationHooks,
-  'applier' | 'copySetVolumes' | 'engine' | 'failback' | 'info' | 'joining' | 'link' | 'mirroring' | 'multiPrimary' | 'pairsOf' | 'peers' | 'pushState' | 'receiver' | 'role' | 'session' | 'setState' | 'store'
+  'applier' | 'copySetVolumes' | 'engine' | 'failback' | 'info' | 'joining' | 'journals' | 'link' | 'mirroring' | 'multiPrimary' | 'pairsOf' | 'peers' | 'pushState' | 'receiver' | 'role' | 'session' | 'setState' | 'store'
 >;
 
 /** Which site executes an action: the source of the current direction, or its target. */
@@ -32,7 +32,7 @@ export class SessionActions {
   constructor(private readonly service: SessionActionsHooks) {}
 
   /** Runs an action here if this site must execute it, else forwards it to the other site. */
-  async act(sessionName: string, action: SessionAction, options: Partial<FailbackOptions> = {}): Promise<SessionInfo> {
+  async act(sessionName: string, action: SessionAction, options: SessionActionOptions = {}): Promise<SessionInfo> {
     const service = this.service;
     const session = service.session(sessionName);
     if (!allowed[action].includes(session.state)) {
@@ -49,7 +49,7 @@ export class SessionActions {
     }
   }
 
-  private async dispatch(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<SessionInfo> {
+  private async dispatch(session: SessionRecord, action: SessionAction, options: SessionActionOptions): Promise<SessionInfo> {
     const service = this.service;
     if (service.role(session).member) {
       // A multi-primary session's state machine runs at its control agent (terminate) or at the site that must act:
@@ -75,7 +75,7 @@ export class SessionActions {
   }
 
   /** Executes an action at this site (see `executingRole`). */
-  async execute(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<void> {
+  async execute(session: SessionRecord, action: SessionAction, options: SessionActionOptions): Promise<void> {
     const service = this.service;
     const engine = service.engine;
     // (Also when the other site forwarded it: it may not know the copy set broke here.)
@@ -108,7 +108,7 @@ export class SessionActions {
         });
         return;
       case 'recover':
-        await this.recoverHere(session);
+        await this.recoverHere(session, options);
         return;
       case 'failback':
         await service.failback.failbackHere(session, { verifyCodes: options.verifyCodes ?? true, fullCompare: options.fullCompare ?? false });
@@ -126,8 +126,10 @@ export class SessionActions {
   }
 
   /** Failover: this site (the target) becomes writable and tracks what changes here. */
-  private async recoverHere(session: SessionRecord): Promise<void> {
+  private async recoverHere(session: SessionRecord, options: SessionActionOptions): Promise<void> {
     const service = this.service;
+    // A point names an image of the journal here: refused before anything changes when there is none.
+    service.journals.checkRecover(session, options);
     service.setState(session, 'recovering', {}, false);
     // The source stops mirroring if it still can be told; the target refuses its writes anyway from now.
     await service
@@ -149,6 +151,12 @@ export class SessionActions {
         service.store.saveCopySet(pair);
       }
     }
+    // A journal here ends (the replica takes host writes now); at a point, the tracks rolled back differ from H1: the failback copies them.
+    const journal = await service.journals.recoverAt(session, options, async (volume, tracks) => {
+      const pair = service.pairsOf(session).find((each) => each.localVolume === volume);
+      if (!pair?.targetChangedBitmap) return;
+      for (const track of tracks) await service.engine.bitmaps.set(pair.targetChangedBitmap, track, 1);
+    });
     // A multi-primary session recovered at its H1 side (H2->H1): every member's volumes become writable too.
     if (service.role(session).controlsMembers) await multi.failback.recoverMembers(session, commit);
     // Copy sets whose initial copy had not completed: their volumes here are no consistent image (reported per copy set).
@@ -172,7 +180,8 @@ export class SessionActions {
         detail: inconsistent.length
           ? `${inconsistent.length} copy set(s) recovered during their initial copy are not consistent: ${inconsistent.map((pair) => pair.h2Volume).join(', ')}`
           : null,
-        consistencyTime: session.consistencyTime ?? new Date().toISOString(),
+        // Recovered at a journal point: the image is of that time.
+        consistencyTime: journal?.point ? journal.point.time : (session.consistencyTime ?? new Date().toISOString()),
       },
       false,
     );

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import {
   AddPairRequestSchema,
   CreateSessionRequestSchema,
-  FailbackOptionsSchema,
+  SessionActionOptionsSchema,
   FailbackPreflightSchema,
   PairBitmapQuerySchema,
   PairBitmapSchema,
@@ -182,7 +182,7 @@ export async function replicationRoutes(fastify: FastifyInstance, deps: ApiDepen
     {
       schema: {
         params: z.object({ name: SessionNameSchema, action: SessionActionSchema }),
-        body: FailbackOptionsSchema.partial().optional(),
+        body: SessionActionOptionsSchema.optional(),
         response: { 200: SessionInfoSchema },
       },
     },

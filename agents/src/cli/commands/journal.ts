@@ -68,6 +68,27 @@ interface SetOptions extends AdminOptions {
  * `tandem-agent journal set|off|show|bookmark|points` and `tandem-agent image
  * access|end|list`: continuous data protection at a session's secondary agent.
  */
+/** A journal point's number on the command line. */
+export function parsePointNumber(text: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`'${text}' is not a point number`);
+  return Number(text);
+}
+
+/** The journal point a command names with --bookmark, --at or --point: exactly one when `required`, else at most one. */
+export function journalPoint(options: { bookmark?: string; at?: string; point?: number }, required: boolean): { bookmark?: string; at?: string; seq?: number } {
+  const given = [options.bookmark, options.at, options.point].filter((value) => value !== undefined).length;
+  if (given > 1 || (required && given === 0)) throw usageError(`give ${required ? 'exactly' : 'at most'} one of --bookmark, --at or --point`);
+  const body: { bookmark?: string; at?: string; seq?: number } = {};
+  if (options.bookmark !== undefined) body.bookmark = options.bookmark;
+  if (options.at !== undefined) {
+    const at = Date.parse(options.at);
+    if (Number.isNaN(at)) throw usageError(`--at ${options.at} is not a time`);
+    body.at = new Date(at).toISOString();
+  }
+  if (options.point !== undefined) body.seq = options.point;
+  return body;
+}
+
 export function registerJournalCommands(program: Command): void {
   const journal = program.command('journal').description("a session's continuous data protection journal at its secondary agent: points in time and bookmarks");
 
@@ -157,24 +178,12 @@ export function registerJournalCommands(program: Command): void {
     .argument('<session>', 'session name')
     .option('--bookmark <name>', 'at this bookmark')
     .option('--at <time>', 'at the newest point at or before this time (ISO 8601)')
-    .option('--point <seq>', 'at this point (#seq from journal points)', (text: string) => {
-      if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`'${text}' is not a point number`);
-      return Number(text);
-    })
+    .option('--point <seq>', 'at this point (#seq from journal points)', parsePointNumber)
     .addOption(dataOption())
     .addOption(jsonOption())
     .action((session: string, options: AdminOptions & { bookmark?: string; at?: string; point?: number }) =>
       withClient(options, async (client) => {
-        const given = [options.bookmark, options.at, options.point].filter((value) => value !== undefined).length;
-        if (given !== 1) throw usageError('give exactly one of --bookmark, --at or --point');
-        const body: ImageAccessRequest = {};
-        if (options.bookmark !== undefined) body.bookmark = options.bookmark;
-        if (options.at !== undefined) {
-          const at = Date.parse(options.at);
-          if (Number.isNaN(at)) throw usageError(`--at ${options.at} is not a time`);
-          body.at = new Date(at).toISOString();
-        }
-        if (options.point !== undefined) body.seq = options.point;
+        const body: ImageAccessRequest = journalPoint(options, true);
         const info = await client.call('POST', `${path(session)}/images`, ImageAccessInfoSchema, body);
         if (options.json) printJson(info);
         else print(imageText(info));

@@ -20,6 +20,7 @@ import { AgentApiClient } from '../api-client.ts';
 import { dataOption, jsonOption } from '../arguments.ts';
 import { formatFields, formatTable, print, printJson, usageError } from '../output.ts';
 import { withClient, type AdminOptions } from './admin.ts';
+import { journalPoint, parsePointNumber } from './journal.ts';
 import { registerSessionHistoryCommand } from './session-history.ts';
 
 /**
@@ -294,9 +295,20 @@ export function registerReplicationCommands(program: Command): void {
       command.option('--no-verify-codes', 'copy every changed track without comparing segment codes');
       command.option('--full-compare', 'compare the segment codes of every track, not only changed ones');
     }
-    command.action((name: string, options: AdminOptions & { verifyCodes?: boolean; fullCompare?: boolean }) =>
+    if (action === 'recover') {
+      // A session whose secondary keeps a journal recovers at any point of it (the newest image without one of these).
+      command.option('--at <time>', 'recover at the newest journal point at or before this ISO 8601 time');
+      command.option('--bookmark <name>', 'recover at this journal bookmark');
+      command.option('--point <seq>', "recover at this journal point (its seq, from 'journal points')", parsePointNumber);
+    }
+    command.action((name: string, options: AdminOptions & { verifyCodes?: boolean; fullCompare?: boolean; at?: string; bookmark?: string; point?: number }) =>
       withClient(options, async (client) => {
-        const body = action === 'failback' ? { verifyCodes: options.verifyCodes !== false, fullCompare: options.fullCompare === true } : {};
+        const body =
+          action === 'failback'
+            ? { verifyCodes: options.verifyCodes !== false, fullCompare: options.fullCompare === true }
+            : action === 'recover'
+              ? journalPoint(options, false)
+              : {};
         const updated = await client.call('POST', `/v1/sessions/${encodeURIComponent(name)}/actions/${action}`, SessionInfoSchema, body);
         if (options.json) printJson(updated);
         else print(sessionFields(updated));
