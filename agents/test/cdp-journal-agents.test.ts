@@ -217,7 +217,12 @@ async function bookmarkedImageEqualsCopy(type: SessionType, volumes: string[]): 
   // The journal shows its use.
   const shown = JournalViewSchema.parse(await agentCliJson(h2, ['journal', 'show', 'cdp']));
   expect(shown.status.usedBytes).toBeGreaterThan(0);
-  expect(shown.status.bookmarkCount).toBe(2);
+  const named = (await h2.api.call('GET', `${sessionPath('cdp')}/journal/points?every=0`, JournalPointListSchema)).points.flatMap((point) =>
+    point.bookmark ? [point.bookmark] : [],
+  );
+  // The secondary's restart makes the source start a new run (a resync): an automatic bookmark before it may be there too.
+  expect(named.filter((name) => !name.startsWith('before-resync-'))).toEqual(['under-load', 'quiet']);
+  expect(shown.status.bookmarkCount).toBe(named.length);
   expect(shown.images).toEqual([]);
 }
 

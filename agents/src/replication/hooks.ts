@@ -227,6 +227,8 @@ export interface ApplierPart {
 /** The secondary's journals (journal-feed.ts): where a copy set's replicated changes go. */
 export interface JournalsPart {
   replicaDevice(pair: HeldCopySet): BlockDevice;
+  /** The source started a new mirroring run here: a bookmark of the replica before its resync; no points until duplex. */
+  runFenced(session: SessionRecord): Promise<void>;
   /** A recover's point is valid here (refused before anything changes otherwise). */
   checkRecover(session: SessionRecord, request: SessionActionOptions): void;
   /** A recover here ends the session's journal, first rolling the replica back to the point named (tracks rolled go to `changed`). */

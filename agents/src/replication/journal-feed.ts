@@ -81,6 +81,8 @@ interface Feed {
   devices: Map<string, JournaledDevice>;
   distributing: boolean;
   warnings: string;
+  /** When the source last started a new mirroring run here (a resync may follow): no points until it is duplex again. */
+  fencedAt: number | null;
 }
 
 /** What the journals use of the service and the other parts (hooks.ts). */
@@ -131,7 +133,8 @@ export class JournalFeed implements TapSource {
       const name = names.get(id);
       if (name !== undefined) volumes.set(name, id);
     }
-    const feed: Feed = { sessionId: row.session_id, journal, row, volumes, devices: new Map(), distributing: false, warnings: '' };
+    const session = this.service.sessions.get(row.session_id);
+    const feed: Feed = { sessionId: row.session_id, journal, row, volumes, devices: new Map(), distributing: false, warnings: '', fencedAt: session ? resyncSince(session) : null };
     for (const [name, id] of volumes) feed.devices.set(name, new JournaledDevice(engine.device(name), journal, id, () => this.distribute(feed)));
     this.feeds.set(row.session_id, feed);
     // Records a crash left undistributed go to the replica now.
@@ -150,8 +153,46 @@ export class JournalFeed implements TapSource {
   /** An async round (or a multi-primary round) was applied here: a point at its time (this site's clock). */
   roundApplied(sessionId: string, timeMs: number): void {
     const feed = this.feeds.get(sessionId);
-    if (!feed || feed.journal.meta.lastSeq === this.lastPointSeq(feed)) return;
+    if (!feed || feed.journal.meta.lastSeq === this.lastPointSeq(feed) || !this.consistent(feed)) return;
     feed.journal.markPoint({ timeMs }).catch((error) => this.service.logger.warn({ error: problemMessage(error) }, 'journal point failed'));
+  }
+
+  /**
+   * The source started a new mirroring run (stream.fence: a start, a resume, a restart of either agent): the resync
+   * that follows copies tracks in track order, so the replica is no consistent image until the session is duplex
+   * again. The replica as it is now (what the earlier run left, a consistent image when the session was recoverable)
+   * gets an automatic bookmark, `before-resync-TIME`; points stop until the source reports the session prepared.
+   */
+  async runFenced(session: SessionRecord): Promise<void> {
+    const feed = this.feeds.get(session.id);
+    if (!feed) return;
+    // A run started while an earlier one was still resyncing: the replica is no consistent image to bookmark.
+    const mid = feed.fencedAt !== null;
+    feed.fencedAt = Date.now();
+    const newest = feed.journal.meta.points.at(-1);
+    const marked = newest !== undefined && newest.seq === feed.journal.meta.lastSeq && newest.name?.startsWith('before-resync-') === true;
+    if (mid || marked) return;
+    const name = `before-resync-${new Date(feed.fencedAt).toISOString()}`;
+    try {
+      const point = await this.between(session, () => feed.journal.markPoint({ name }));
+      this.event(session, 'session.bookmark', `session ${session.name}: bookmark ${name} at point ${point.seq} (automatic: the replica before a resync)`, {
+        bookmark: name,
+        seq: point.seq,
+        timeMs: point.timeMs,
+        automatic: 'before-resync',
+      });
+    } catch (error) {
+      this.service.logger.warn({ error: problemMessage(error), session: session.name }, 'the bookmark before a resync failed');
+    }
+  }
+
+  /** A point now is a consistent image: no mirroring run started since the source last reported the session prepared. */
+  private consistent(feed: Feed): boolean {
+    if (feed.fencedAt === null) return true;
+    const session = this.service.sessions.get(feed.sessionId);
+    if (!session || session.state !== 'prepared' || session.recoverable === false || Date.parse(session.updatedAt) < feed.fencedAt) return false;
+    feed.fencedAt = null;
+    return true;
   }
 
   private lastPointSeq(feed: Feed): number {
@@ -202,6 +243,8 @@ export class JournalFeed implements TapSource {
       // Async: points only between rounds (roundApplied), never inside one.
       const type = this.service.sessions.get(feed.sessionId)?.type;
       if (type !== 'sync' && type !== 'semi-sync') continue;
+      // During a resync: none (the replica is no consistent image until duplex).
+      if (!this.consistent(feed)) continue;
       feed.journal.markPoint().catch((error) => this.service.logger.warn({ error: problemMessage(error) }, 'journal point failed'));
     }
   }
@@ -351,8 +394,8 @@ export class JournalFeed implements TapSource {
     }
     this.open(row);
     this.service.refreshTaps();
-    // The first point: the replica as it is now.
-    await this.between(session, () => journal.markPoint());
+    // The first point: the replica as it is now, when it is a consistent image (else once the session is prepared).
+    if (resyncSince(session) === null) await this.between(session, () => journal.markPoint());
     this.event(session, 'session.journal-enabled', `session ${session.name}: journal on over ${volumes.join(', ')}, ${this.policyText(row)}`, {
       volumes,
       ...this.policyView(row),
@@ -662,6 +705,16 @@ export class JournalFeed implements TapSource {
     this.images.clear();
     await Promise.all([...this.feeds.values()].map((feed) => feed.journal.flush().catch(() => {})));
   }
+}
+
+/**
+ * Where a journal opens (a start, or the journal turned on): the replica is a consistent image when the session here
+ * is prepared, or suspended from a consistent state; else (an initial copy or a resync under way) no point is made
+ * until the source reports the session prepared (the time returned: like a run fenced now).
+ */
+function resyncSince(session: SessionRecord): number | null {
+  const consistent = session.state === 'prepared' || (session.state === 'suspended' && session.recoverable !== false);
+  return consistent ? null : Date.now();
 }
 
 function pointView(point: CdpPoint): JournalPoint {

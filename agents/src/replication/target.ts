@@ -309,6 +309,7 @@ export class TargetHandlers {
       if (session.type === 'async') await service.applier.dropParts(session.id, call.peerAgentId);
       if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
     });
+    await service.journals.runFenced(session);
     return {};
   }
 
