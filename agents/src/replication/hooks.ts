@@ -243,6 +243,8 @@ export interface ReceiverPart {
   chunk(session: string, epoch: string, cycle: number, entries: ShippedEntry[], payload: Buffer | null): Promise<void>;
   commit(session: string, epoch: string, cycle: number, time: number): Promise<void>;
   discard(session: string): Promise<void>;
+  /** Holds the session's cycle commits until the returned release is called. */
+  freeze(session: string): Promise<() => void>;
 }
 
 /** The peer-link request handlers (target.ts), as flash mirroring uses them. */

@@ -86,7 +86,7 @@ interface Feed {
 }
 
 /** What the journals use of the service and the other parts (hooks.ts). */
-export type JournalFeedHooks = Pick<ReplicationHooks, 'engine' | 'logger' | 'session' | 'sessions' | 'pairsOf' | 'role' | 'peers' | 'refreshTaps' | 'applier'>;
+export type JournalFeedHooks = Pick<ReplicationHooks, 'engine' | 'logger' | 'session' | 'sessions' | 'pairsOf' | 'role' | 'peers' | 'refreshTaps' | 'applier' | 'receiver'>;
 
 export class JournalFeed implements TapSource {
   private readonly feeds = new Map<string, Feed>();
@@ -165,7 +165,8 @@ export class JournalFeed implements TapSource {
    */
   async runFenced(session: SessionRecord): Promise<void> {
     const feed = this.feeds.get(session.id);
-    if (!feed) return;
+    // Snapshot shipping: a resync is the next cycle, committed whole, so every cycle stays a consistent image.
+    if (!feed || session.type === 'snapshot-shipping') return;
     // A run started while an earlier one was still resyncing: the replica is no consistent image to bookmark.
     const mid = feed.fencedAt !== null;
     feed.fencedAt = Date.now();
@@ -361,7 +362,6 @@ export class JournalFeed implements TapSource {
   /** Turns the journal on (a new CdpJournal over the session's replica volumes here) or changes its policy. */
   async set(name: string, request: SetJournalRequest): Promise<JournalView> {
     const session = this.secondarySession(name);
-    if (session.type === 'snapshot-shipping') throw new ProblemError('not-supported', `session ${session.name} ships snapshots: its journal is not built yet`);
     const requiredMs = Math.round(request.requiredWindowSeconds * 1000);
     const bookmarkMs = request.bookmarkRetentionSeconds == null ? null : Math.round(request.bookmarkRetentionSeconds * 1000);
     const db = this.service.engine.catalog.db;
@@ -451,10 +451,13 @@ export class JournalFeed implements TapSource {
     return pointView(point);
   }
 
-  /** Runs `work` where a point is consistent: async sessions between two applied rounds (the applier's queue held meanwhile). */
+  /**
+   * Runs `work` where a point is consistent: async sessions between two applied rounds, snapshot shipping between two
+   * applied cycles (the applier's or the receiver's queue held meanwhile).
+   */
   private async between<T>(session: SessionRecord, work: () => Promise<T>): Promise<T> {
-    if (session.type !== 'async') return work();
-    const release = await this.service.applier.freeze(session.id);
+    if (session.type !== 'async' && session.type !== 'snapshot-shipping') return work();
+    const release = await (session.type === 'async' ? this.service.applier.freeze(session.id) : this.service.receiver.freeze(session.id));
     try {
       return await work();
     } finally {
@@ -713,6 +716,8 @@ export class JournalFeed implements TapSource {
  * until the source reports the session prepared (the time returned: like a run fenced now).
  */
 function resyncSince(session: SessionRecord): number | null {
+  // Snapshot shipping: the replica only ever holds whole committed cycles.
+  if (session.type === 'snapshot-shipping') return null;
   const consistent = session.state === 'prepared' || (session.state === 'suspended' && session.recoverable !== false);
   return consistent ? null : Date.now();
 }

@@ -141,8 +141,12 @@ export class ReplicationService implements TapSource, ReplicationHooks {
       (session) => this.pairsOf(this.session(session)),
       (session, time) => {
         const record = this.session(session);
-        this.shipping.recordShippedTime(record, this.toLocalTime(this.role(record).otherAgent, time));
+        const local = this.toLocalTime(this.role(record).otherAgent, time);
+        this.shipping.recordShippedTime(record, local);
+        // Each committed cycle is a point of the session's journal.
+        this.journals.roundApplied(session, local);
       },
+      (pair) => this.journals.replicaDevice(pair),
     );
     this.journals = new JournalFeed(this);
   }

@@ -2,6 +2,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { ProblemError } from '@tandem/contract';
 import { syncDirectory } from '../storage/checkpoint.ts';
+import type { BlockDevice } from '../storage/block-device.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { HeldCopySet } from './session-store.ts';
 import type { ShippedEntry } from './shipping-source.ts';
@@ -42,6 +43,8 @@ export class ShippingReceiver {
     private readonly engine: StorageEngine,
     private readonly pairsOf: (session: string) => HeldCopySet[],
     private readonly onApplied: (session: string, time: number) => void,
+    /** Where a copy set's tracks are written (its session's journal when it has one, else the volume). */
+    private readonly deviceOf: (pair: HeldCopySet) => BlockDevice = (pair) => engine.device(localVolumeName(engine, pair)),
   ) {
     this.dir = path.join(engine.paths.root, 'shipping');
   }
@@ -111,7 +114,7 @@ export class ShippingReceiver {
       for (const entry of manifest.entries) {
         const pair = pairs.get(entry.pair);
         if (!pair) throw new ProblemError('not-found', `shipping cycle ${manifest.cycle} names an unknown copy set ${entry.pair}`);
-        const device = this.engine.device(localVolumeName(this.engine, pair));
+        const device = this.deviceOf(pair);
         if (entry.kind === 'trim') {
           await device.trim(entry.offset, entry.length);
           continue;
@@ -124,7 +127,8 @@ export class ShippingReceiver {
     } finally {
       await handle.close();
     }
-    // One commit makes the whole cycle durable before the manifest goes.
+    // One commit makes the whole cycle durable before the manifest goes (a journal's appends, each logged when its
+    // write resolved, with it).
     await this.engine.flush();
     this.onApplied(manifest.session, manifest.time);
     await fsp.unlink(this.manifestFile(manifest.session));
