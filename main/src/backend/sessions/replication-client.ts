@@ -22,6 +22,7 @@ import {
   type CreateClusterRequest,
   type CreateSessionRequest,
   type FailbackOptions,
+  type SessionActionOptions,
   type FailbackPreflight,
   type PairingToken,
   type PairSiteRequest,
@@ -105,7 +106,8 @@ export class ReplicationClient {
     return this.agent.request('POST', replicationPaths.shipNow(name), ShipCycleReportSchema);
   }
 
-  act(name: string, action: SessionAction, options?: Partial<FailbackOptions>): Promise<SessionInfo> {
+  /** A session action; `options`: a failback's `verifyCodes`/`fullCompare`, a recover's journal point (`bookmark`, `at` or `seq`). */
+  act(name: string, action: SessionAction, options?: SessionActionOptions): Promise<SessionInfo> {
     return this.agent.request('POST', replicationPaths.action(name, action), SessionInfoSchema, options ?? {});
   }
 
