@@ -2,6 +2,7 @@ import { Alert, Button, Checkbox, Group, List, Loader, Modal, NativeSelect, Segm
 import { SessionActionOptionsSchema, type JournalPoint, type JournalView, type SessionActionOptions } from '@tandem/contract';
 import { useState } from 'react';
 import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
+import { useNow } from '../../../lib/use-now.ts';
 import { PreflightSummary } from '../../sessions/components/PreflightSummary.tsx';
 import { usePreflight, useSessionAction, useSessionAt } from '../../sessions/hooks/use-sessions.ts';
 import { plural } from './JournalModals.tsx';
@@ -94,6 +95,7 @@ export function RecoverProductionWizard({
   const available = session.data?.state === 'target-available';
   const preflight = usePreflight(target.siteId, target.session, { verifyCodes: true, fullCompare: false }, step === 2 && available);
   const { status } = view;
+  const now = useNow();
 
   const start = () => {
     if (!('options' in choice)) return;
@@ -114,14 +116,18 @@ export function RecoverProductionWizard({
         <Stepper.Step label="Point in time">
           <Stack mt="md" gap="xs" data-testid="recover-point-step">
             <Text size="sm">
-              The point {target.siteName}&apos;s replica is rolled back to. The journal covers {plural(status.pointCount, 'point')}
+              Choose the point to roll {target.siteName}&apos;s replica back to. The journal covers {plural(status.pointCount, 'point')}
               {status.oldestPoint ? ` from ${new Date(status.oldestPoint.timeMs).toLocaleString()}` : ''}
               {status.newestPoint ? ` to ${new Date(status.newestPoint.timeMs).toLocaleString()}` : ''}.
             </Text>
-            <JournalTimeline oldest={status.oldestPoint} points={points} now={status.newestPoint?.timeMs ?? Date.now()} selected={chosenPoint ?? null}
+            <JournalTimeline
+              oldest={status.oldestPoint}
+              points={points}
+              now={now}
+              selected={chosenPoint ?? null}
               onPick={(point) => {
                 setKind('point');
-                setValues((now) => ({ ...now, point: String(point.seq) }));
+                setValues((current) => ({ ...current, point: String(point.seq) }));
               }}
             />
             <SegmentedControl
