@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AgentEventSchema, AuditEntrySchema, ClusterHistorySchema, ClusterInfoSchema, SessionHistorySchema, SessionInfoSchema } from '@tandem/contract';
+import { AgentEventSchema, AuditEntrySchema, ClusterHistorySchema, ClusterInfoSchema, JournalViewSchema, SessionHistorySchema, SessionInfoSchema } from '@tandem/contract';
 
 /**
  * The console API for mirroring (peers, sessions, clusters, reports),
@@ -103,6 +103,24 @@ export const ReportFlashSessionSchema = z.object({
 });
 export type ReportFlashSession = z.infer<typeof ReportFlashSessionSchema>;
 
+/** A bookmark of the session's journal as a report lists it. */
+export const ReportBookmarkSchema = z.object({ name: z.string(), time: z.string(), seq: z.number() });
+export type ReportBookmark = z.infer<typeof ReportBookmarkSchema>;
+
+/**
+ * Continuous data protection of a session: its journal at the receiving
+ * site (policy, window covered against the one required, space used,
+ * warnings) and its bookmarks. `journal` null: the site could not be asked
+ * (`problem` says why), the state is unknown.
+ */
+export const ReportProtectionSchema = z.object({
+  site: z.string(),
+  journal: JournalViewSchema.nullable(),
+  bookmarks: z.array(ReportBookmarkSchema),
+  problem: z.string().nullable(),
+});
+export type ReportProtection = z.infer<typeof ReportProtectionSchema>;
+
 /** One session as a report shows it (JSON reports are exactly this shape). */
 export const SessionReportSchema = z.object({
   /** The site whose view `session` is (the current source's when reached). */
@@ -118,6 +136,8 @@ export const SessionReportSchema = z.object({
   flashSessions: z.array(ReportFlashSessionSchema),
   /** The audit trail of every reached site: state-changing calls whose route named the session (newest up to the limit per site), oldest first. */
   audit: z.array(ReportAuditEntrySchema),
+  /** The journal at the receiving site; null when that site keeps none for the session. */
+  protection: ReportProtectionSchema.nullable(),
 });
 export type SessionReport = z.infer<typeof SessionReportSchema>;
 

@@ -6,6 +6,7 @@ import type {
   ReportEvent,
   ReportFlashSession,
   ReportMissingSession,
+  ReportProtection,
   ReportSite,
   ReportVerify,
   SessionReport,
@@ -128,6 +129,28 @@ function touchingFlash(site: string, sessions: FlashSessionInfo[], volumes: Set<
     }));
 }
 
+/** The site receiving the session's writes now, where a journal is kept: H2 while H1 -> H2, else the H1 site. */
+function receivingSite(session: SessionInfo): string {
+  return session.direction === 'h1-h2' ? session.h2Site : session.h1Site;
+}
+
+/**
+ * The session's journal at its receiving site, with every bookmark; null
+ * when that site keeps none. A site not reached, or not answering, gives a
+ * journal state unknown with the reason, never nothing.
+ */
+async function protectionAt(site: string, found: ReachedSite | undefined, reported: ReportSite | undefined, name: string): Promise<ReportProtection | null> {
+  if (!found) return { site, journal: null, bookmarks: [], problem: reported?.problem ?? 'not reached' };
+  try {
+    const journal = await found.replication.journal(name);
+    const bookmarks = await found.replication.bookmarks(name);
+    return { site, journal, bookmarks: bookmarks.map((point) => ({ name: point.bookmark!, time: point.time, seq: point.seq })), problem: null };
+  } catch (error) {
+    if (error instanceof ProblemError && error.problem === 'not-found') return null;
+    return { site, journal: null, bookmarks: [], problem: problemText(error) };
+  }
+}
+
 /** What one site contributes to a session report. */
 interface SiteShare {
   events: ReportEvent[];
@@ -211,6 +234,8 @@ async function sessionReport(access: SiteAccess, name: string, startSite: string
     }),
   );
 
+  const journalSite = receivingSite(view);
+  const protection = await protectionAt(journalSite, reached.get(journalSite), sites.get(journalSite), name);
   const sets = copySets(view, [...views.values()]);
   const volumesAt = (site: string) =>
     new Set(sets.flatMap((set) => [...(set.h1Site === site ? [set.h1Volume] : []), ...(set.h2Site === site ? [set.h2Volume] : [])]));
@@ -228,6 +253,7 @@ async function sessionReport(access: SiteAccess, name: string, startSite: string
     audit: ordered
       .flatMap((site) => shares.get(site)!.audit)
       .sort((a, b) => a.time.localeCompare(b.time) || a.site.localeCompare(b.site) || a.id - b.id),
+    protection,
   };
 }
 

@@ -10,7 +10,10 @@ import { peersText } from './report-text.ts';
  * `mds-record` (master data set history), `missing` (a member not read),
  * `session`, `copy-set`, `event`, `history` (one exposure point), `gap`
  * (no samples at a site), `flash` (one pair of a flash copy session),
- * `audit` (a state-changing call that named the session, at one site).
+ * `audit` (a state-changing call that named the session, at one site),
+ * `protection` (the session's CDP journal at its receiving site: policy,
+ * window covered of the one required, space used, warnings; or its state
+ * unknown with the problem), `bookmark` (one bookmark of that journal).
  */
 export const csvColumns = [
   'record',
@@ -61,6 +64,16 @@ export const csvColumns = [
   'action',
   'parameters',
   'result',
+  'journal_budget_bytes',
+  'journal_used_bytes',
+  'required_window_seconds',
+  'covered_window_seconds',
+  'bookmark_retention_seconds',
+  'point_count',
+  'bookmark_count',
+  'oldest_point_at',
+  'newest_point_at',
+  'bookmark',
 ] as const;
 
 export type CsvColumn = (typeof csvColumns)[number];
@@ -179,6 +192,28 @@ export function reportRows(document: ReportDocument): CsvRow[] {
         problem: entry.problem,
         message: entry.message,
       });
+    }
+    const protection = report.protection;
+    if (protection) {
+      const journal = protection.journal;
+      rows.push({
+        record: 'protection',
+        site: protection.site,
+        session: name,
+        reachable: journal !== null,
+        problem: protection.problem,
+        journal_budget_bytes: journal?.policy.budgetBytes,
+        journal_used_bytes: journal?.status.usedBytes,
+        required_window_seconds: journal?.policy.requiredWindowSeconds,
+        covered_window_seconds: journal?.status.coveredWindowSeconds,
+        bookmark_retention_seconds: journal?.policy.bookmarkRetentionSeconds,
+        point_count: journal?.status.pointCount,
+        bookmark_count: journal?.status.bookmarkCount,
+        oldest_point_at: journal?.status.oldestPoint?.time,
+        newest_point_at: journal?.status.newestPoint?.time,
+        message: journal?.status.warnings.map((warning) => `${warning.level} ${warning.code}: ${warning.message}`).join('; '),
+      });
+      for (const bookmark of protection.bookmarks) rows.push({ record: 'bookmark', site: protection.site, session: name, bookmark: bookmark.name, time: bookmark.time, sequence: bookmark.seq });
     }
     for (const flash of report.flashSessions) {
       for (const pair of flash.pairs) {

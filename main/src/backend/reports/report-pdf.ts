@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { auditAction, auditResult, auditWho, formatSize, type HistoryGap, type HistoryPoint, type SessionHistory } from '@tandem/contract';
 import type { ReportDocument, ReportSite, SessionReport } from '../../shared/sessions-api.ts';
 import { exposureChartSvg } from './report-chart.ts';
-import { peersText } from './report-text.ts';
+import { peersText, windowText } from './report-text.ts';
 
 /** The few pdfmake 0.3 calls used here (it ships no types). */
 interface PdfMake {
@@ -124,6 +124,39 @@ function historySection(report: SessionReport, range: { from: string; to: string
   return content;
 }
 
+const warningColours: Record<string, string> = { severe: '#e03131', warning: '#f08c00' };
+
+/** The session's journal at its receiving site: policy, window covered of the one required, space used, warnings, bookmarks. */
+function protectionSection(report: SessionReport): unknown[] {
+  const protection = report.protection;
+  if (!protection) return [];
+  const heading = { text: `Protection (CDP journal at ${protection.site})`, bold: true };
+  const journal = protection.journal;
+  if (!journal) return [heading, { text: `Journal state unknown: ${dash(protection.problem)}`, color: '#e03131', margin: [0, 2, 0, 10] }];
+  const { policy, status } = journal;
+  const usedPercent = status.budgetBytes > 0 ? Math.round((status.usedBytes / status.budgetBytes) * 100) : 0;
+  const windowShort = status.warnings.some((warning) => warning.code === 'window-short');
+  return [
+    heading,
+    {
+      text: `Policy: space ${formatSize(policy.budgetBytes)} · required window ${windowText(policy.requiredWindowSeconds)} · bookmarks kept ${policy.bookmarkRetentionSeconds === null ? 'until space runs out' : windowText(policy.bookmarkRetentionSeconds)}`,
+      margin: [0, 2, 0, 0],
+    },
+    {
+      text: `Window covered ${windowText(status.coveredWindowSeconds)} of ${windowText(status.requiredWindowSeconds)} required${status.predictedWindowSeconds === null ? '' : ` · holds about ${windowText(status.predictedWindowSeconds)} at the rate so far`}`,
+      color: windowShort ? '#f08c00' : undefined,
+    },
+    {
+      text: `Journal use ${formatSize(status.usedBytes)} of ${formatSize(status.budgetBytes)} (${usedPercent} %) · ${status.pointCount} points, ${status.bookmarkCount} bookmarks · oldest point ${dash(status.oldestPoint?.time)} · newest point ${dash(status.newestPoint?.time)}`,
+    },
+    ...status.warnings.map((warning) => ({ text: `${warning.level.toUpperCase()} ${warning.code}: ${warning.message}`, color: warningColours[warning.level] ?? '#f08c00' })),
+    ...(journal.images.length > 0 ? [{ text: `Open images: ${journal.images.map((image) => `${image.id} (${image.exports.map((each) => each.export).join(', ')})`).join('; ')}` }] : []),
+    protection.bookmarks.length === 0
+      ? none('no bookmarks')
+      : table(['Bookmark', 'Time', 'Point'], protection.bookmarks.map((bookmark) => [bookmark.name, bookmark.time, String(bookmark.seq)]), ['auto', 'auto', '*']),
+  ];
+}
+
 function sessionSection(report: SessionReport, range: { from: string; to: string }): unknown[] {
   const { session } = report;
   return [
@@ -155,6 +188,7 @@ function sessionSection(report: SessionReport, range: { from: string; to: string
           ]),
           ['*', 'auto', 'auto', 'auto', 'auto', 'auto', '*'],
         ),
+    ...protectionSection(report),
     ...historySection(report, range),
     { text: 'Flash copies of these volumes', bold: true },
     report.flashSessions.length === 0

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Papa from 'papaparse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditAction, AuditListSchema, auditResult, auditWho, SessionHistorySchema, SessionInfoSchema, type AgentEvent, type HistoryPoint, type SessionHistory } from '@tandem/contract';
+import { auditAction, AuditListSchema, auditResult, auditWho, JournalPointSchema, SessionHistorySchema, SessionInfoSchema, type AgentEvent, type HistoryPoint, type SessionHistory } from '@tandem/contract';
 import { agentCli, initAgent, pairingToken, startAgent, type RunningAgent } from '../../../../scripts/lib/agents.mjs';
 import { ReportDocumentSchema, ReportFileSchema, type ReportDocument } from '../../shared/sessions-api.ts';
 import { startBackend, type RunningBackend } from '../backend.ts';
@@ -145,6 +145,20 @@ describe('session and cluster reports with two real agents', { timeout: 180_000 
         report.audit.map((entry) => [entry.site, entry.time, auditWho(entry), auditAction(entry), cell(entry.target), entry.params === null ? '' : JSON.stringify(entry.params), auditResult(entry), cell(entry.problem)]),
       );
       for (const entry of report.audit) expect(text).toContain(`${entry.time} ${entry.site}`);
+      // The journal at the receiving site and its bookmarks (or its state unknown, with why).
+      const { protection } = report;
+      const journal = protection?.journal ?? null;
+      expect(mine('protection').map((row) => [row.site, row.reachable, row.problem, row.journal_budget_bytes, row.journal_used_bytes, row.required_window_seconds, row.covered_window_seconds, row.point_count, row.bookmark_count])).toEqual(
+        protection
+          ? [[protection.site, String(journal !== null), cell(protection.problem), cell(journal?.policy.budgetBytes), cell(journal?.status.usedBytes), cell(journal?.policy.requiredWindowSeconds), cell(journal?.status.coveredWindowSeconds), cell(journal?.status.pointCount), cell(journal?.status.bookmarkCount)]]
+          : [],
+      );
+      expect(mine('bookmark').map((row) => [row.site, row.bookmark, row.time, row.sequence])).toEqual(protection?.bookmarks.map((bookmark) => [protection.site, bookmark.name, bookmark.time, String(bookmark.seq)]) ?? []);
+      if (protection) expect(text).toContain(`Protection (CDP journal at ${protection.site})`);
+      else expect(text).not.toContain('Protection (CDP journal');
+      if (protection && !journal) expect(text).toContain(`Journal state unknown: ${protection.problem}`);
+      for (const bookmark of protection?.bookmarks ?? []) expect(text).toContain(`${bookmark.name} ${bookmark.time} ${bookmark.seq}`);
+      for (const warning of journal?.status.warnings ?? []) expect(text).toContain(`${warning.level.toUpperCase()} ${warning.code}:`);
     }
   };
 
@@ -269,8 +283,36 @@ describe('session and cluster reports with two real agents', { timeout: 180_000 
     expect(auditAtPrimary.find((entry) => entry.url === '/v1/clusters/payments/members')).toMatchObject({ client: { subject: 'local-admin primary' }, params: { body: { session: 'orders' } } });
     expect(auditAtPrimary.every((entry) => entry.session === 'orders')).toBe(true);
     expect(report.text).toContain('Audit trail at every reached site');
+    // No journal at the secondary yet: no protection section.
+    expect(orders.protection).toBeNull();
     expectSameContent(report);
     expect(report.text).toContain('Tandem - Session orders');
+  });
+
+  it('with a journal at the secondary, a session report holds the protection window, the journal use, its warnings and the bookmarks; the same in JSON, CSV and PDF', async () => {
+    const policy = { budgetBytes: 256 * mib, requiredWindowSeconds: 3600, bookmarkRetentionSeconds: null };
+    await ok('PUT', `${site('secondary')}/sessions/orders/journal`, policy);
+    await qemuIo(`nbd://${primary.nbdAddress}/db`, 'write -P 0x51 0 128k');
+    const before = JournalPointSchema.parse(await ok('POST', `${site('secondary')}/sessions/orders/journal/bookmarks`, { name: 'before-upgrade' }, 201));
+    await qemuIo(`nbd://${primary.nbdAddress}/db`, 'write -P 0x52 0 128k');
+    const after = JournalPointSchema.parse(await ok('POST', `${site('secondary')}/sessions/orders/journal/bookmarks`, { name: 'after-upgrade' }, 201));
+    // Asked at the primary: the journal is read where it is, at the secondary.
+    const report = await fetchReport(`${site('primary')}/sessions/orders/report`);
+    const [orders] = report.document.sessions;
+    expect(orders.protection).toMatchObject({ site: 'secondary', problem: null, journal: { session: 'orders', policy, volumes: ['db-copy'] } });
+    expect(orders.protection!.bookmarks).toEqual([
+      { name: 'before-upgrade', time: before.time, seq: before.seq },
+      { name: 'after-upgrade', time: after.time, seq: after.seq },
+    ]);
+    const status = orders.protection!.journal!.status;
+    expect(status).toMatchObject({ bookmarkCount: 2, requiredWindowSeconds: 3600, budgetBytes: 256 * mib });
+    expect(status.usedBytes).toBeGreaterThan(0);
+    expect(status.pointCount).toBeGreaterThanOrEqual(2);
+    expect(report.text).toContain('Policy: space 256 MiB · required window 1 h · bookmarks kept until space runs out');
+    expect(report.text).toMatch(/Window covered \d+ (s|min) of 1 h required/);
+    expect(report.text).toMatch(new RegExp(`Journal use [\\d.]+ [KMG]?i?B of 256 MiB \\(\\d+ %\\) · ${status.pointCount} points, 2 bookmarks`));
+    expect(report.text).toContain(`before-upgrade ${before.time} ${before.seq}`);
+    expectSameContent(report);
   });
 
   it("serves a site's audit trail through the backend, filtered by session, and refuses bad input with bad-request", async () => {
@@ -327,6 +369,8 @@ describe('session and cluster reports with two real agents', { timeout: 180_000 
       expect(new Set(orders.events.map((event) => event.site))).toEqual(new Set(['primary']));
       expect(orders.history.map((history) => history.site)).toEqual(['primary']);
       expect(text).toContain('No history from secondary: not reachable when the report was built.');
+      // The journal is at the secondary: its state unknown, with why, not left out.
+      expect(orders.protection).toMatchObject({ site: 'secondary', journal: null, bookmarks: [], problem: expect.stringMatching(/^(reconnecting|offline|connecting)/) });
       expectSameContent(report);
     }
   });
@@ -358,6 +402,7 @@ describe('report CSV', () => {
           history: [],
           flashSessions: [],
           audit: [],
+          protection: null,
         },
       ],
     };

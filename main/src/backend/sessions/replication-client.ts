@@ -5,6 +5,8 @@ import {
   ClusterListSchema,
   EventListSchema,
   FailbackPreflightSchema,
+  JournalPointListSchema,
+  JournalViewSchema,
   PairingTokenSchema,
   PeerInfoSchema,
   PeerListSchema,
@@ -22,7 +24,10 @@ import {
   type CreateClusterRequest,
   type CreateSessionRequest,
   type FailbackOptions,
+  type SessionActionOptions,
   type FailbackPreflight,
+  type JournalPoint,
+  type JournalView,
   type PairingToken,
   type PairSiteRequest,
   type PeerInfo,
@@ -52,6 +57,7 @@ export const replicationPaths = {
   verify: (name: string) => `${session(name)}/verify`,
   shipNow: (name: string) => `${session(name)}/ship-now`,
   sessionHistory: (name: string) => `${session(name)}/history`,
+  journal: (name: string) => `${session(name)}/journal`,
   clusters: '/v1/clusters',
   cluster,
   history: (name: string) => `${cluster(name)}/history`,
@@ -105,7 +111,19 @@ export class ReplicationClient {
     return this.agent.request('POST', replicationPaths.shipNow(name), ShipCycleReportSchema);
   }
 
-  act(name: string, action: SessionAction, options?: Partial<FailbackOptions>): Promise<SessionInfo> {
+  /** A session action; `options`: a failback's `verifyCodes`/`fullCompare`, a recover's journal point (`bookmark`, `at` or `seq`). */
+  /** The session's CDP journal at this site (404 `not-found`: none here). */
+  journal(name: string): Promise<JournalView> {
+    return this.agent.request('GET', replicationPaths.journal(name), JournalViewSchema);
+  }
+
+  /** Every bookmark of the session's journal here, oldest first (points coalesced to one a year; bookmarks are always listed). */
+  async bookmarks(name: string): Promise<JournalPoint[]> {
+    const list = await this.agent.request('GET', `${replicationPaths.journal(name)}/points?every=31536000`, JournalPointListSchema);
+    return list.points.filter((point) => point.bookmark !== null);
+  }
+
+  act(name: string, action: SessionAction, options?: SessionActionOptions): Promise<SessionInfo> {
     return this.agent.request('POST', replicationPaths.action(name, action), SessionInfoSchema, options ?? {});
   }
 

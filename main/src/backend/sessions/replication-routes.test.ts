@@ -216,6 +216,13 @@ describe('mirroring through the backend with two real agents', { timeout: 120_00
   it('fails over, asks for a preflight with explicit options, and fails back with the options given', async () => {
     // Not yet failed over: the agent refuses a preflight.
     expect((await call('GET', `${site('secondary')}/sessions/orders/failback-preflight`)).body).toMatchObject({ problem: 'invalid-state' });
+    // A recover's journal point reaches the agent: with no journal at the secondary it refuses the bookmark (a point-less body would fail over).
+    const atBookmark = await call('POST', `${site('secondary')}/sessions/orders/actions/recover`, { bookmark: 'before-the-damage' });
+    expect(atBookmark.status).toBe(404);
+    expect(atBookmark.body).toMatchObject({ problem: 'not-found' });
+    expect((await call('POST', `${site('primary')}/sessions/orders/actions/recover`, { bookmark: 'good', seq: 3 })).body).toMatchObject({ problem: 'bad-request' });
+    expect((await call('POST', `${site('primary')}/sessions/orders/actions/recover`, { at: 'yesterday' })).body).toMatchObject({ problem: 'bad-request' });
+    expect((await session('secondary', 'orders')).state).toBe('prepared');
     const recovered = SessionInfoSchema.parse(await ok('POST', `${site('secondary')}/sessions/orders/actions/recover`));
     expect(recovered.state).toBe('target-available');
     // The production site rewrites what the copy already holds: the tracks count as changed, their codes still match.

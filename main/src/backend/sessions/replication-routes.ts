@@ -5,11 +5,13 @@ import {
   CreateSessionRequestSchema,
   FailbackOptionsSchema,
   ProblemError,
+  SessionActionOptionsSchema,
   SessionActionSchema,
   SessionHistoryQuerySchema,
   SessionNameSchema,
   UpdateSessionRequestSchema,
   VolumeNameSchema,
+  type SessionActionOptions,
 } from '@tandem/contract';
 import { PairSitesRequestSchema, ReportQuerySchema } from '../../shared/sessions-api.ts';
 import { FlashClient } from '../flash/flash-client.ts';
@@ -28,6 +30,11 @@ const booleanText = z.enum(['true', 'false']).transform((value) => value === 'tr
 const PreflightQuery = z.object({ verifyCodes: booleanText.default(true), fullCompare: booleanText.default(false) });
 const HistoryQuery = z.object({ limit: z.coerce.number().int().min(1).max(10_000).default(100) });
 const EventsQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
+
+/** A recover's journal point only: the failback's options mean nothing to it. */
+function recoverPoint({ bookmark, at, seq }: SessionActionOptions): SessionActionOptions {
+  return { ...(bookmark !== undefined && { bookmark }), ...(at !== undefined && { at }), ...(seq !== undefined && { seq }) };
+}
 
 /** How many recent events a report lists per session and site. */
 const reportEventLimit = 100;
@@ -102,7 +109,13 @@ export function replicationRoutes(sites: SiteManager, router: Router): Router {
     })
     .add('POST', '/api/sites/:siteId/sessions/:name/actions/:action', async ({ params, body }) => {
       const { siteId, name, action } = parseInput(ActionParams, params);
-      const options = action === 'failback' ? parseInput(FailbackOptionsSchema.partial(), body ?? {}) : undefined;
+      // A failback's options; a recover's journal point (at most one of bookmark, at, seq), forwarded to the agent.
+      const options =
+        action === 'failback'
+          ? parseInput(FailbackOptionsSchema.partial(), body ?? {})
+          : action === 'recover'
+            ? recoverPoint(parseInput(SessionActionOptionsSchema, body ?? {}))
+            : undefined;
       return { body: await replication(siteId).act(name, action, options) };
     })
     .add('GET', '/api/sites/:siteId/sessions/:name/failback-preflight', async ({ params, query }) => {

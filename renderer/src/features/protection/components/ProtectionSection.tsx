@@ -9,6 +9,7 @@ import { useSites } from '../../sites/hooks/use-sites.ts';
 import { isNoJournal, pointStep, secondarySite, useJournal, useJournalPoints } from '../hooks/use-journal.ts';
 import { BookmarkModal, ImageExports, JournalPolicyModal, OpenImageModal, plural, TurnOffJournalModal } from './JournalModals.tsx';
 import { JournalTimeline } from './JournalTimeline.tsx';
+import { RecoverProductionWizard, type RecoverPointKind } from './RecoverProductionWizard.tsx';
 
 /** `45 s`, `12 min`, `3.5 h`, `2.1 d`. */
 export function formatWindow(seconds: number): string {
@@ -18,7 +19,23 @@ export function formatWindow(seconds: number): string {
   return `${(seconds / 86_400).toFixed(1).replace(/\.0$/, '')} d`;
 }
 
-type Modal = { kind: 'enable' } | { kind: 'settings' } | { kind: 'bookmark' } | { kind: 'off' } | { kind: 'image'; bookmark: string };
+type Modal =
+  | { kind: 'enable' }
+  | { kind: 'settings' }
+  | { kind: 'bookmark' }
+  | { kind: 'off' }
+  | { kind: 'image'; bookmark: string }
+  // The journal as it was when the wizard opened: a recover ends it.
+  | { kind: 'recover'; view: JournalView; points: JournalPoint[]; initial?: { kind: RecoverPointKind; value: string } };
+
+/** Recover production at a journal point, from the session card: offered while the session may be recovered (its state, a live view). */
+export interface RecoverOffer {
+  allowed: boolean;
+  /** Where production ran until now: the session's H1 site(s). */
+  primarySites: string;
+  /** Opens the failback wizard for the session (the recover wizard's way on). */
+  onFailback?: () => void;
+}
 
 /**
  * A session's continuous data protection, at its secondary site (where the
@@ -29,7 +46,7 @@ type Modal = { kind: 'enable' } | { kind: 'settings' } | { kind: 'bookmark' } | 
  * console does not reach shows the journal state as unknown, never numbers
  * from before as current.
  */
-export function ProtectionSection({ session, h2Site, viewSiteIds }: { session: string; h2Site: string; viewSiteIds: string[] }) {
+export function ProtectionSection({ session, h2Site, viewSiteIds, recover }: { session: string; h2Site: string; viewSiteIds: string[]; recover?: RecoverOffer }) {
   const sites = useSites();
   const site = secondarySite(h2Site, sites.data?.sites ?? [], viewSiteIds);
   const connected = site?.connection.state === 'connected';
@@ -41,6 +58,12 @@ export function ProtectionSection({ session, h2Site, viewSiteIds }: { session: s
   const target = site ? { siteId: site.id, siteName: site.site, session } : null;
   // Every journal action needs at least the operator role: a monitor sees why instead of dead buttons.
   const noActions = access.reason('POST /v1/sessions/:name/journal/bookmarks');
+  // Recover is a session action: the operator role at the secondary, where it runs.
+  const recoverReason = access.reason('POST /v1/sessions/:name/actions/:action');
+  const openRecover = (initial?: { kind: RecoverPointKind; value: string }) =>
+    journal.data && setModal({ kind: 'recover', view: journal.data, points: points.data?.points ?? [], initial });
+  // Offered once the points are listed (the wizard picks from them) and there is a point to go back to.
+  const offerRecover = Boolean(recover?.allowed) && !noActions && (journal.data?.status.pointCount ?? 0) > 0 && points.data !== undefined;
   const adminReason = (route: 'PUT /v1/sessions/:name/journal' | 'DELETE /v1/sessions/:name/journal') => access.reason(route);
 
   let body;
@@ -98,6 +121,13 @@ export function ProtectionSection({ session, h2Site, viewSiteIds }: { session: s
               <Button size="xs" variant="light" onClick={() => setModal({ kind: 'bookmark' })}>
                 Bookmark…
               </Button>
+              {offerRecover && (
+                <RoleGated reason={recoverReason}>
+                  <Button size="xs" variant="outline" color="red" onClick={() => openRecover()} data-testid="recover-production">
+                    Recover production…
+                  </Button>
+                </RoleGated>
+              )}
               <RoleGated reason={adminReason('PUT /v1/sessions/:name/journal')}>
                 <Button size="xs" variant="subtle" onClick={() => setModal({ kind: 'settings' })}>
                   Journal settings…
@@ -112,6 +142,7 @@ export function ProtectionSection({ session, h2Site, viewSiteIds }: { session: s
           )
         }
         onOpenImage={noActions ? null : (bookmark) => setModal({ kind: 'image', bookmark })}
+        onRecover={offerRecover && !recoverReason ? (bookmark) => openRecover({ kind: 'bookmark', value: bookmark }) : null}
         target={target}
       />
     );
@@ -126,6 +157,22 @@ export function ProtectionSection({ session, h2Site, viewSiteIds }: { session: s
       {target && modal?.kind === 'bookmark' && <BookmarkModal target={target} onClose={() => setModal(null)} />}
       {target && modal?.kind === 'off' && journal.data && <TurnOffJournalModal target={target} view={journal.data} onClose={() => setModal(null)} />}
       {target && modal?.kind === 'image' && <OpenImageModal target={target} bookmark={modal.bookmark} onClose={() => setModal(null)} />}
+      {target && modal?.kind === 'recover' && (
+        <RecoverProductionWizard
+          target={{ ...target, primarySites: recover?.primarySites ?? 'the primary site' }}
+          view={modal.view}
+          points={modal.points}
+          initial={modal.initial}
+          onFailback={
+            recover?.onFailback &&
+            (() => {
+              setModal(null);
+              recover.onFailback?.();
+            })
+          }
+          onClose={() => setModal(null)}
+        />
+      )}
     </Stack>
   );
 }
@@ -138,6 +185,7 @@ function JournalDetails({
   siteName,
   actions,
   onOpenImage,
+  onRecover,
   target,
 }: {
   view: JournalView;
@@ -147,6 +195,7 @@ function JournalDetails({
   siteName: string;
   actions: ReactNode;
   onOpenImage: ((bookmark: string) => void) | null;
+  onRecover: ((bookmark: string) => void) | null;
   target: { siteId: string; siteName: string; session: string };
 }) {
   const { status } = view;
@@ -207,6 +256,11 @@ function JournalDetails({
               {onOpenImage && (
                 <Button size="compact-xs" variant="subtle" onClick={() => onOpenImage(point.bookmark!)}>
                   Open image…
+                </Button>
+              )}
+              {onRecover && (
+                <Button size="compact-xs" variant="subtle" color="red" onClick={() => onRecover(point.bookmark!)}>
+                  Recover to here…
                 </Button>
               )}
             </Group>

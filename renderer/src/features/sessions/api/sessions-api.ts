@@ -17,6 +17,7 @@ import {
   type CreateClusterRequest,
   type CreateSessionRequest,
   type FailbackOptions,
+  type SessionActionOptions,
   type FailbackPreflight,
   type PeerInfo,
   type SessionAction,
@@ -37,6 +38,7 @@ export const sessionsApi = {
   peers: (api: ApiClient, siteId: string): Promise<PeerInfo[]> => api.get(`${site(siteId)}/peers`, PeerListSchema).then((list) => list.peers),
   pairSites: (api: ApiClient, siteId: string, otherSiteId: string): Promise<PeerInfo> => api.send('POST', `${site(siteId)}/peers`, { otherSiteId }, PeerInfoSchema),
   list: (api: ApiClient, siteId: string): Promise<SessionInfo[]> => api.get(`${site(siteId)}/sessions`, SessionListSchema).then((list) => list.sessions),
+  session: (api: ApiClient, siteId: string, name: string): Promise<SessionInfo> => api.get(session(siteId, name), SessionInfoSchema),
   create: (api: ApiClient, siteId: string, request: CreateSessionRequest): Promise<SessionInfo> =>
     api.send('POST', `${site(siteId)}/sessions`, request, SessionInfoSchema),
   addPair: (api: ApiClient, siteId: string, name: string, request: AddPairRequest): Promise<SessionInfo> =>
@@ -47,7 +49,7 @@ export const sessionsApi = {
     api.send('PATCH', session(siteId, name), request, SessionInfoSchema),
   shipNow: (api: ApiClient, siteId: string, name: string): Promise<ShipCycleReport> =>
     api.send('POST', `${session(siteId, name)}/ship-now`, undefined, ShipCycleReportSchema),
-  act: (api: ApiClient, siteId: string, name: string, action: SessionAction, options?: FailbackOptions): Promise<SessionInfo> =>
+  act: (api: ApiClient, siteId: string, name: string, action: SessionAction, options?: SessionActionOptions): Promise<SessionInfo> =>
     api.send('POST', `${session(siteId, name)}/actions/${action}`, options ?? {}, SessionInfoSchema),
   preflight: (api: ApiClient, siteId: string, name: string, options: FailbackOptions): Promise<FailbackPreflight> =>
     api.get(`${session(siteId, name)}/failback-preflight?verifyCodes=${options.verifyCodes}&fullCompare=${options.fullCompare}`, FailbackPreflightSchema),

@@ -6,7 +6,7 @@ import { formatAge, withClockTimes } from '../../../lib/site-reach.ts';
 import { useSiteAccess } from '../../sites/hooks/site-access.ts';
 import { useNow } from '../../../lib/use-now.ts';
 import { copySetsEditable } from '../hooks/copy-sets.ts';
-import { availableActions, type ActionPlan } from '../hooks/session-actions.ts';
+import { availableActions, isAllowed, type ActionPlan } from '../hooks/session-actions.ts';
 import {
   directionText,
   formatSeconds,
@@ -224,7 +224,12 @@ export function SessionCard({
         )}
         {protectionOpen && (
           // Mounted only while open: a page of cards fetches no journals.
-          <ProtectionSection session={session.name} h2Site={session.h2Site} viewSiteIds={entry.views.map((view) => view.siteId)} />
+          <ProtectionSection
+            session={session.name}
+            h2Site={session.h2Site}
+            viewSiteIds={entry.views.map((view) => view.siteId)}
+            recover={{ allowed: trust.live && isAllowed(session, 'recover'), primarySites: primarySites(session).join(', '), onFailback: () => openFailback(session.id) }}
+          />
         )}
         {eventsOpen && (
             <SimpleGrid cols={{ base: 1, lg: entry.views.length }}>

@@ -1,5 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import type { AddClusterMemberRequest, AddPairRequest, CreateClusterRequest, CreateSessionRequest, FailbackOptions, SessionAction } from '@tandem/contract';
+import type { AddClusterMemberRequest, AddPairRequest, CreateClusterRequest, CreateSessionRequest, FailbackOptions, SessionAction, SessionActionOptions } from '@tandem/contract';
 import { useEffect, useMemo } from 'react';
 import type { SiteSummary } from '../../../../../main/src/shared/console-api.ts';
 import { useApi } from '../../../app/api-context.tsx';
@@ -126,7 +126,7 @@ export function useSessionAction() {
   const api = useApi();
   const invalidate = useInvalidateAll();
   return useMutation({
-    mutationFn: ({ siteId, name, action, options }: { siteId: string; name: string; action: SessionAction; options?: FailbackOptions }) =>
+    mutationFn: ({ siteId, name, action, options }: { siteId: string; name: string; action: SessionAction; options?: SessionActionOptions }) =>
       sessionsApi.act(api, siteId, name, action, options),
     onSettled: invalidate,
   });
@@ -143,6 +143,17 @@ export function useCreateSession() {
       return session;
     },
     onSettled: invalidate,
+  });
+}
+
+/** One session as one site reports it, polled every `intervalMs` while `enabled` (a wizard waiting for a state). */
+export function useSessionAt(siteId: string, name: string, enabled: boolean, intervalMs: number | false) {
+  const api = useApi();
+  return useQuery({
+    queryKey: [...sessionKeys.site(siteId), 'one', name],
+    queryFn: () => sessionsApi.session(api, siteId, name),
+    enabled,
+    refetchInterval: intervalMs,
   });
 }
 
