@@ -1,4 +1,4 @@
-import { ProblemError, type FailbackOptions, type SessionAction, type SessionInfo, type SessionState } from '@tandem/contract';
+import { ProblemError, type FailbackOptions, type RoundCommit, type SessionAction, type SessionInfo, type SessionState } from '@tandem/contract';
 import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
@@ -125,20 +125,25 @@ export class SessionActions {
     }
   }
 
-  /** Failover: this site (the target) becomes writable and tracks what changes here. */
-  private async recoverHere(session: SessionRecord): Promise<void> {
+  /**
+   * Failover: this site (the target) becomes writable and tracks what changes here. Every primary agent of a
+   * session recovered at H1 runs it: a member when its control agent recovers it (`mp.recover`, `given` the newest commit).
+   */
+  async recoverHere(session: SessionRecord, given: RoundCommit | null = null): Promise<void> {
     const service = this.service;
     service.setState(session, 'recovering', {}, false);
-    // The source stops mirroring if it still can be told; the target refuses its writes anyway from now.
-    await service
-      .link(session)
-      .call('session.stop-source', { session: session.id }, null, { waitForLinkMs: 1000, timeoutMs: 10_000 })
-      .catch(() => {});
+    // The source stops mirroring if it still can be told (by the control agent); the target refuses its writes anyway from now.
+    if (!service.role(session).member) {
+      await service
+        .link(session)
+        .call('session.stop-source', { session: session.id }, null, { waitForLinkMs: 1000, timeoutMs: 10_000 })
+        .catch(() => {});
+    }
     // An uncommitted shipping cycle is dropped: the volumes keep the last committed image.
     if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
     // A multi-primary session recovered at its H1 side (H2->H1): every H1 agent first applies the newest round committed at any of them.
     const multi = service.multiPrimary;
-    const commit = service.role(session).controlsMembers ? await multi.failback.rollForward(session) : null;
+    const commit = await service.failback.rollForward(session, given);
     // Staged parts of rounds the coordinator never committed are dropped: the volumes keep the last committed round.
     if (session.type === 'async') await service.applier.discardParts(session.id);
     for (const pair of service.pairsOf(session)) {
@@ -150,7 +155,7 @@ export class SessionActions {
       }
     }
     // A multi-primary session recovered at its H1 side (H2->H1): every member's volumes become writable too.
-    if (service.role(session).controlsMembers) await multi.failback.recoverMembers(session, commit);
+    if (service.role(session).controlsMembers) await service.failback.recoverMembers(session, commit);
     // Copy sets whose initial copy had not completed: their volumes here are no consistent image (reported per copy set).
     const inconsistent = service.pairsOf(session).filter((pair) => service.joining.initialCopyPending(pair));
     for (const pair of inconsistent) {

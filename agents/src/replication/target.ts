@@ -119,7 +119,7 @@ export class TargetHandlers {
       ...multi.peerHandlers,
       ...service.rounds.peerHandlers,
       ...service.running.peerHandlers,
-      ...multi.failback.peerHandlers,
+      ...service.failback.peerHandlers,
       ...clusterPeerHandlers(service),
       'flash.mirror': (call) => {
         if (!this.flashMirror) throw new ProblemError('not-supported', 'flash copy is not running at this site');
