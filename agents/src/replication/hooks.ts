@@ -77,6 +77,7 @@ export interface ReplicationCommands {
 export interface ActionsPart {
   execute(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<void>;
   recoverHere(session: SessionRecord, given?: RoundCommit | null): Promise<void>;
+  executor(session: SessionRecord, action: SessionAction): string | null;
   terminateHere(session: SessionRecord): Promise<void>;
 }
 

@@ -49,24 +49,24 @@ export class SessionActions {
     }
   }
 
-  private async dispatch(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<SessionInfo> {
-    const service = this.service;
-    if (service.role(session).member) {
+  /** The agent that executes an action of this session (null: this one; see `executingRole`). */
+  executor(session: SessionRecord, action: SessionAction): string | null {
+    const role = this.service.role(session);
+    if (role.member) {
       // A multi-primary session's state machine runs at its control agent (terminate) or at the site that must act:
       // the source of the current direction (control agent H1->H2, secondary site H2->H1), or its target.
       const atSource = executingRole(action) === 'source' === (session.direction === 'h1-h2');
-      const executor = action === 'terminate' || atSource ? session.controlAgentId : session.peerAgentId;
-      await service.peers.link(executor).call('session.action', { session: session.id, action, options }, null, {
-        waitForLinkMs: 3000,
-        timeoutMs: 10 * 60_000,
-      });
-      return service.info(session);
+      return action === 'terminate' || atSource ? session.controlAgentId : session.peerAgentId;
     }
-    const here = service.role(session).source ? 'source' : 'target';
-    if (executingRole(action) === here || action === 'terminate') {
-      await this.execute(session, action, options);
-    } else {
-      await service.link(session).call('session.action', { session: session.id, action, options }, null, {
+    return executingRole(action) === (role.source ? 'source' : 'target') || action === 'terminate' ? null : role.otherAgent;
+  }
+
+  private async dispatch(session: SessionRecord, action: SessionAction, options: Partial<FailbackOptions>): Promise<SessionInfo> {
+    const service = this.service;
+    const executor = this.executor(session, action);
+    if (executor === null) await this.execute(session, action, options);
+    else {
+      await service.peers.link(executor).call('session.action', { session: session.id, action, options }, null, {
         waitForLinkMs: 3000,
         timeoutMs: 10 * 60_000,
       });

@@ -13,7 +13,6 @@ export type SessionFailbackHooks = Pick<
   | 'applier'
   | 'engine'
   | 'joining'
-  | 'link'
   | 'logger'
   | 'mirroring'
   | 'multiPrimary'
@@ -66,10 +65,10 @@ export class SessionFailback {
     if (session.state !== 'target-available') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; failback needs target-available`);
     }
-    // Executed where the failback runs: the target of the current direction (a multi-primary member asks its control agent).
-    if (service.role(session).source || service.role(session).member) {
-      const to = service.role(session).member ? service.peers.link(session.controlAgentId) : service.link(session);
-      const forwarded = await to.call('session.preflight', { session: session.id, options }, null, {
+    // Executed where the failback runs: the target of the current direction.
+    const executor = service.actions.executor(session, 'failback');
+    if (executor !== null) {
+      const forwarded = await service.peers.link(executor).call('session.preflight', { session: session.id, options }, null, {
         waitForLinkMs: 3000,
         timeoutMs: 10 * 60_000,
       });
