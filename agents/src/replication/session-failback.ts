@@ -9,25 +9,7 @@ import { localVolumeId } from './copy-set-volumes.ts';
 /** What session-failback uses of the service and the other parts (hooks.ts). */
 export type SessionFailbackHooks = Pick<
   ReplicationHooks,
-  | 'actions'
-  | 'applier'
-  | 'engine'
-  | 'joining'
-  | 'logger'
-  | 'mirroring'
-  | 'multiPrimary'
-  | 'pairLink'
-  | 'pairs'
-  | 'pairsOf'
-  | 'peers'
-  | 'refreshTaps'
-  | 'role'
-  | 'session'
-  | 'setState'
-  | 'site'
-  | 'sourceOf'
-  | 'store'
-  | 'verifier'
+  'actions' | 'applier' | 'engine' | 'joining' | 'logger' | 'mirroring' | 'multiPrimary' | 'pairLink' | 'pairs' | 'pairsOf' | 'peers' | 'refreshTaps' | 'role' | 'session' | 'setState' | 'site' | 'sourceOf' | 'store' | 'verifier'
 >;
 
 type FailbackPlanOptions = Pick<FailbackOptions, 'verifyCodes' | 'fullCompare'>;
