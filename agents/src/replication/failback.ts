@@ -32,6 +32,14 @@ export function bitsToTracks(bits: Uint8Array, limit: number): number[] {
   return tracks;
 }
 
+/** A bitmap's set tracks below `trackCount` as bits of bytes (track t: bit t%8 of byte t/8), or'ed into `into`. */
+export function bitmapBytes(engine: StorageEngine, id: number | null, trackCount: number, into = new Uint8Array(Math.ceil(trackCount / 8))): Uint8Array<ArrayBuffer> {
+  if (id === null) return into;
+  const view = engine.bitmaps.view(id);
+  for (let track = view.nextSet(0); track >= 0 && track < trackCount; track = view.nextSet(track + 1)) into[track >>> 3] |= 1 << (track & 7);
+  return into;
+}
+
 /**
  * Plans the copy of one pair from this site (production since failover) to
  * the peer: the union of this site's target-changed bitmap and the peer's
@@ -46,22 +54,12 @@ export async function planPair(
   pair: HeldCopySet,
   options: { verifyCodes: boolean; fullCompare: boolean },
 ): Promise<PairPlan> {
-  const trackCount = engine.getVolume(localVolumeName(engine, pair)).trackCount;
-  const local = new Uint8Array(Math.ceil(trackCount / 8));
-  if (pair.targetChangedBitmap !== null) {
-    const view = engine.bitmaps.view(pair.targetChangedBitmap);
-    for (let track = view.nextSet(0); track >= 0 && track < trackCount; track = view.nextSet(track + 1)) {
-      local[track >>> 3] |= 1 << (track & 7);
-    }
-  }
+  const volume = localVolumeName(engine, pair);
+  const trackCount = engine.getVolume(volume).trackCount;
+  const local = bitmapBytes(engine, pair.targetChangedBitmap, trackCount);
   const targetChangedTracks = bitsToTracks(local, trackCount).length;
   // Tracks already marked to send from here (a failback handed over to only some agents before it failed) stay candidates.
-  if (pair.outOfSyncBitmap !== null) {
-    const view = engine.bitmaps.view(pair.outOfSyncBitmap);
-    for (let track = view.nextSet(0); track >= 0 && track < trackCount; track = view.nextSet(track + 1)) {
-      local[track >>> 3] |= 1 << (track & 7);
-    }
-  }
+  bitmapBytes(engine, pair.outOfSyncBitmap, trackCount, local);
   const remote = await link.call('pair.bitmap', { pair: pair.id, which: 'out-of-sync' });
   const remoteBits = remote.payload ? new Uint8Array(remote.payload) : new Uint8Array(0);
   const outOfSyncTracks = bitsToTracks(remoteBits, trackCount).length;
@@ -77,7 +75,7 @@ export async function planPair(
   for (let start = 0; start < compare.length; start += CODE_BATCH) {
     const batch = compare.slice(start, start + CODE_BATCH);
     const [mine, theirs] = await Promise.all([
-      localCodes(engine, localVolumeName(engine, pair), batch),
+      localCodes(engine, volume, batch),
       link.call('pair.codes', { pair: pair.id, tracks: batch }),
     ]);
     const remoteCodes = new BigUint64Array(

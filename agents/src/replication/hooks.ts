@@ -20,7 +20,6 @@ import type { BlockDevice } from '../storage/block-device.ts';
 import type { StorageEngine } from '../storage/engine.ts';
 import type { CoordinatedOptions, ConsistencyGroupShipper, GroupEntry } from './async-groups.ts';
 import type { CutCoordinator, CutParticipant } from './cut-coordinator.ts';
-import type { PairPlan, PlanSummary } from './failback.ts';
 import type { ReplicationFaults } from './faults.ts';
 import type { PeerLinkClient } from './link/peer-link.ts';
 import type { PeerAnswer, PeerCall, PeerHandlerTable } from './link/peer-protocol.ts';
@@ -79,6 +78,8 @@ export interface ReplicationCommands {
 /** Session actions (session-actions.ts). */
 export interface ActionsPart {
   execute(session: SessionRecord, action: SessionAction, options: SessionActionOptions): Promise<void>;
+  recoverHere(session: SessionRecord, options?: SessionActionOptions, given?: RoundCommit | null): Promise<void>;
+  executor(session: SessionRecord, action: SessionAction): string | null;
   terminateHere(session: SessionRecord): Promise<void>;
 }
 
@@ -115,20 +116,13 @@ export interface RoundsPart {
 
 type FailbackPlanOptions = Pick<FailbackOptions, 'verifyCodes' | 'fullCompare'>;
 
-/** Multi-primary sessions (multi-primary.ts) and their failback (multi-primary-failback.ts). */
+/** Multi-primary sessions (multi-primary.ts). */
 export interface MultiPrimaryPart {
-  readonly failback: {
-    stageAtTargets(
-      session: SessionRecord,
-      part: { run: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[] },
-      payload: PartPayload,
-    ): Promise<void>;
-    rollForward(session: SessionRecord): Promise<RoundCommit | null>;
-    recoverMembers(session: SessionRecord, commit: RoundCommit | null): Promise<void>;
-    memberPlans(session: SessionRecord, options: FailbackPlanOptions, apply: boolean): Promise<PlanSummary[]>;
-    planLocal(session: SessionRecord, options: FailbackPlanOptions): Promise<PairPlan[]>;
-    readonly peerHandlers: PeerHandlerTable<'mp.recover' | 'mp.verify' | 'mp.last-commit' | 'mp.failback-plan'>;
-  };
+  stageAtTargets(
+    session: SessionRecord,
+    part: { run: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[] },
+    payload: PartPayload,
+  ): Promise<void>;
   askMembers<M extends PeerMethod>(
     session: SessionRecord,
     method: M,
@@ -197,11 +191,13 @@ export interface CopySetVolumesPart {
   markBroken(pair: HeldCopySet, reason: string, options?: { suspend?: boolean; tell?: boolean }): void;
 }
 
-/** Failback (session-failback.ts) and online verify (session-verify.ts). */
+/** Failback and the roll-forward of a recover (session-failback.ts) and online verify (session-verify.ts). */
 export interface FailbackPart {
-  adoptPlans(plans: PairPlan[]): Promise<void>;
   failbackHere(session: SessionRecord, options: FailbackPlanOptions): Promise<void>;
   becomeTarget(session: SessionRecord, direction: SessionRecord['direction']): Promise<void>;
+  rollForward(session: SessionRecord, given: RoundCommit | null): Promise<RoundCommit | null>;
+  recoverMembers(session: SessionRecord, commit: RoundCommit | null): Promise<void>;
+  readonly peerHandlers: PeerHandlerTable<'mp.recover' | 'mp.verify' | 'mp.last-commit' | 'mp.failback-plan'>;
 }
 export interface VerifierPart {
   verify(sessionName: string, options?: { forwarded?: boolean; trigger?: LastVerify['trigger'] }): Promise<VerifyReport>;

@@ -1,9 +1,10 @@
 import { ProblemError, type PairInfo, type PeerMethod, type PeerParamsIn, type PeerResult } from '@tandem/contract';
+import type { GroupEntry } from './async-groups.ts';
 import { copySetState } from './copy-set-state.ts';
 import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import { problemMessage } from './pair-source.ts';
 import type { ReplicationHooks } from './hooks.ts';
-import { MultiPrimaryFailback, type MultiPrimaryFailbackHooks } from './multi-primary-failback.ts';
+import { stagePart, type PartPayload } from './parts.ts';
 import { type CopySetRecord, type HeldCopySet, type SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
 
@@ -11,10 +12,9 @@ import { localVolumeId } from './copy-set-volumes.ts';
 export type MultiPrimaryHooks = Pick<
   ReplicationHooks,
   'agentId' | 'copySets' | 'engine' | 'mirroring' | 'pairs' | 'pairsOf' | 'peers' | 'role' | 'rounds' | 'session' | 'sessions' | 'setState' | 'site' | 'store'
-> &
-  MultiPrimaryFailbackHooks;
+>;
 
-/** The multi-primary methods this part serves itself (running changes and failback have their own tables). */
+/** The multi-primary methods this part serves itself (running changes, rounds and failback have their own tables). */
 type MultiPrimaryMethod = `mp.${'join' | 'secondary-pair' | 'run' | 'stop'}`;
 
 /**
@@ -41,8 +41,16 @@ const CONTROL_SILENCE_MS = Number(process.env.TANDEM_MP_CONTROL_SILENCE_MS ?? pr
  * After a failback (direction H2->H1) the roles turn around: the secondary
  * site is the only source and drives the rounds (`drivesRounds`), with
  * itself as the one participant and every H1 agent (control agent and members) as
- * a secondary that stages its copy sets' parts and applies them when a round
- * is committed at all of them (see multi-primary-failback.ts).
+ * a secondary that stages its copy sets' parts (`stageAtTargets`) and applies them when a round
+ * is committed at all of them. Failback, and the recover of every H1 agent
+ * rolled forward to one cut, are session-failback.ts's.
+ *
+ * What each agent keeps (so that a restart of any agent resumes): the
+ * session record with its direction (every agent), the copy sets' bitmaps
+ * (the source side: out-of-sync; the recovered side: target-changed), and
+ * every copy set's primary agent in `copy_sets`. The agent driving the
+ * rounds in the session's direction resumes mirroring at its start; the
+ * others are targets (or, H1->H2, members run again by the control agent).
  *
  * This part keeps what is particular to other primary agents: their copy
  * sets at the control agent, adding and removing them, a member's start and
@@ -51,12 +59,7 @@ const CONTROL_SILENCE_MS = Number(process.env.TANDEM_MP_CONTROL_SILENCE_MS ?? pr
 export class MultiPrimarySessions {
   private watchdog: NodeJS.Timeout | null = null;
 
-  /** The H2->H1 direction and failback across several H1 agents. */
-  readonly failback: MultiPrimaryFailback;
-
-  constructor(private readonly service: MultiPrimaryHooks) {
-    this.failback = new MultiPrimaryFailback(service, this);
-  }
+  constructor(private readonly service: MultiPrimaryHooks) {}
 
   // --- the model ---
 
@@ -77,6 +80,31 @@ export class MultiPrimarySessions {
    */
   pairAgent(session: SessionRecord, pair: HeldCopySet): string {
     return this.service.role(session).secondary ? pair.primaryAgentId : pair.secondaryAgentId;
+  }
+
+  /**
+   * H2->H1 at the secondary site: stages a sealed part at every H1 agent,
+   * each getting the entries of the copy sets whose H1 volume it holds (agents
+   * without changes in the part get nothing: a commit applies what is staged).
+   */
+  async stageAtTargets(
+    session: SessionRecord,
+    part: { run: string; epoch: string; from: string; round: number; time: number; entries: GroupEntry[] },
+    payload: PartPayload,
+  ): Promise<void> {
+    const pairs = new Map(this.service.pairsOf(session).map((pair) => [pair.id, pair]));
+    const byAgent = new Map<string, GroupEntry[]>();
+    for (const entry of part.entries) {
+      const pair = pairs.get(entry.pair);
+      if (!pair) throw new ProblemError('not-found', `a consistency group of ${session.name} names an unknown copy set ${entry.pair}`);
+      const agent = this.pairAgent(session, pair);
+      const entries = byAgent.get(agent) ?? [];
+      if (entries.length === 0) byAgent.set(agent, entries);
+      entries.push(entry);
+    }
+    // Each agent's share goes in pieces (a write's data, or a marker's payload: a coordinated flash's fixup data).
+    const header = { session: session.id, run: part.run, epoch: part.epoch, from: part.from, round: part.round, time: part.time };
+    await Promise.all([...byAgent].map(([agent, entries]) => stagePart(this.service.peers.link(agent), header, entries, payload)));
   }
 
   /** Every agent this one exchanges the session with (control agent: secondary and members; secondary: control agent and members; member: secondary). */

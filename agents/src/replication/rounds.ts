@@ -196,7 +196,7 @@ export class Rounds {
       staged: (epoch, round, empty) => this.coordinators.get(session.id)?.staged(this.service.agentId, epoch, round, empty),
     };
     if (this.service.role(session).drivesRounds && session.direction === 'h2-h1') {
-      options.stage = (part, payload) => this.service.multiPrimary.failback.stageAtTargets(session, part, payload);
+      options.stage = (part, payload) => this.service.multiPrimary.stageAtTargets(session, part, payload);
     }
     return options;
   }

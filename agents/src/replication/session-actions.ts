@@ -1,4 +1,4 @@
-import { ProblemError, type SessionAction, type SessionInfo, type SessionActionOptions, type SessionState } from '@tandem/contract';
+import { ProblemError, type RoundCommit, type SessionAction, type SessionActionOptions, type SessionInfo, type SessionState } from '@tandem/contract';
 import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
@@ -49,24 +49,24 @@ export class SessionActions {
     }
   }
 
-  private async dispatch(session: SessionRecord, action: SessionAction, options: SessionActionOptions): Promise<SessionInfo> {
-    const service = this.service;
-    if (service.role(session).member) {
+  /** The agent that executes an action of this session (null: this one; see `executingRole`). */
+  executor(session: SessionRecord, action: SessionAction): string | null {
+    const role = this.service.role(session);
+    if (role.member) {
       // A multi-primary session's state machine runs at its control agent (terminate) or at the site that must act:
       // the source of the current direction (control agent H1->H2, secondary site H2->H1), or its target.
       const atSource = executingRole(action) === 'source' === (session.direction === 'h1-h2');
-      const executor = action === 'terminate' || atSource ? session.controlAgentId : session.peerAgentId;
-      await service.peers.link(executor).call('session.action', { session: session.id, action, options }, null, {
-        waitForLinkMs: 3000,
-        timeoutMs: 10 * 60_000,
-      });
-      return service.info(session);
+      return action === 'terminate' || atSource ? session.controlAgentId : session.peerAgentId;
     }
-    const here = service.role(session).source ? 'source' : 'target';
-    if (executingRole(action) === here || action === 'terminate') {
-      await this.execute(session, action, options);
-    } else {
-      await service.link(session).call('session.action', { session: session.id, action, options }, null, {
+    return executingRole(action) === (role.source ? 'source' : 'target') || action === 'terminate' ? null : role.otherAgent;
+  }
+
+  private async dispatch(session: SessionRecord, action: SessionAction, options: SessionActionOptions): Promise<SessionInfo> {
+    const service = this.service;
+    const executor = this.executor(session, action);
+    if (executor === null) await this.execute(session, action, options);
+    else {
+      await service.peers.link(executor).call('session.action', { session: session.id, action, options }, null, {
         waitForLinkMs: 3000,
         timeoutMs: 10 * 60_000,
       });
@@ -125,22 +125,28 @@ export class SessionActions {
     }
   }
 
-  /** Failover: this site (the target) becomes writable and tracks what changes here. */
-  private async recoverHere(session: SessionRecord, options: SessionActionOptions): Promise<void> {
+  /**
+   * Failover: this site (the target) becomes writable and tracks what changes here. Every primary agent of a
+   * session recovered at H1 runs it: a member when its control agent recovers it (`mp.recover`, `given` the newest
+   * commit). `options`: a journal point to recover at (a member gets none: its journal, if any, ends at the newest image).
+   */
+  async recoverHere(session: SessionRecord, options: SessionActionOptions = {}, given: RoundCommit | null = null): Promise<void> {
     const service = this.service;
     // A point names an image of the journal here: refused before anything changes when there is none.
     service.journals.checkRecover(session, options);
     service.setState(session, 'recovering', {}, false);
-    // The source stops mirroring if it still can be told; the target refuses its writes anyway from now.
-    await service
-      .link(session)
-      .call('session.stop-source', { session: session.id }, null, { waitForLinkMs: 1000, timeoutMs: 10_000 })
-      .catch(() => {});
+    // The source stops mirroring if it still can be told (by the control agent); the target refuses its writes anyway from now.
+    if (!service.role(session).member) {
+      await service
+        .link(session)
+        .call('session.stop-source', { session: session.id }, null, { waitForLinkMs: 1000, timeoutMs: 10_000 })
+        .catch(() => {});
+    }
     // An uncommitted shipping cycle is dropped: the volumes keep the last committed image.
     if (session.type === 'snapshot-shipping') await service.receiver.discard(session.id);
     // A multi-primary session recovered at its H1 side (H2->H1): every H1 agent first applies the newest round committed at any of them.
     const multi = service.multiPrimary;
-    const commit = service.role(session).controlsMembers ? await multi.failback.rollForward(session) : null;
+    const commit = await service.failback.rollForward(session, given);
     // Staged parts of rounds the coordinator never committed are dropped: the volumes keep the last committed round.
     if (session.type === 'async') await service.applier.discardParts(session.id);
     for (const pair of service.pairsOf(session)) {
@@ -158,7 +164,7 @@ export class SessionActions {
       for (const track of tracks) await service.engine.bitmaps.set(pair.targetChangedBitmap, track, 1);
     });
     // A multi-primary session recovered at its H1 side (H2->H1): every member's volumes become writable too.
-    if (service.role(session).controlsMembers) await multi.failback.recoverMembers(session, commit);
+    if (service.role(session).controlsMembers) await service.failback.recoverMembers(session, commit);
     // Copy sets whose initial copy had not completed: their volumes here are no consistent image (reported per copy set).
     const inconsistent = service.pairsOf(session).filter((pair) => service.joining.initialCopyPending(pair));
     for (const pair of inconsistent) {

@@ -1,22 +1,42 @@
-import { ProblemError, type AgentEvent, type FailbackPreflight } from '@tandem/contract';
+import { ProblemError, type AgentEvent, type FailbackOptions, type FailbackPreflight, type RoundCommit } from '@tandem/contract';
 import { problemMessage } from './pair-source.ts';
-import { planSummary, summarizePlans, type PairPlan, type PlanSummary } from './failback.ts';
+import { planPair, planSummary, summarizePlans, type PairPlan, type PlanSummary } from './failback.ts';
 import type { ReplicationHooks } from './hooks.ts';
+import type { PeerHandlerTable } from './link/peer-protocol.ts';
 import type { SessionRecord } from './session-store.ts';
 import { localVolumeId } from './copy-set-volumes.ts';
 
 /** What session-failback uses of the service and the other parts (hooks.ts). */
 export type SessionFailbackHooks = Pick<
   ReplicationHooks,
-  'engine' | 'link' | 'logger' | 'mirroring' | 'multiPrimary' | 'pairs' | 'peers' | 'refreshTaps' | 'role' | 'session' | 'setState' | 'store' | 'verifier'
+  'actions' | 'applier' | 'engine' | 'joining' | 'logger' | 'mirroring' | 'multiPrimary' | 'pairLink' | 'pairs' | 'pairsOf' | 'peers' | 'refreshTaps' | 'role' | 'session' | 'setState' | 'site' | 'sourceOf' | 'store' | 'verifier'
 >;
 
-type FailbackPlanOptions = { verifyCodes: boolean; fullCompare: boolean };
+type FailbackPlanOptions = Pick<FailbackOptions, 'verifyCodes' | 'fullCompare'>;
+/** A member's detail between marking its failback plan and the control agent's `mp.run` (the way back to H1->H2). */
+const WAITING_FOR_CONTROL_AGENT = 'failback: waiting for the control agent to start';
 
 /**
- * Failback orchestration: the preflight (counts before anything moves), the
- * failback itself at the production site, and the old source becoming the
- * target.
+ * Failback, and the roll-forward of a recover, as one path for every
+ * session: a single-primary session is the case of one primary agent (the
+ * control agent, no members).
+ *
+ * A failback runs at the production site, the target of the current
+ * direction (`failbackHere`): every copy set is planned against the agent
+ * holding its other volume (`plan`; `preflight` reports the counts before
+ * anything moves), exactly the planned tracks are marked out-of-sync
+ * (`adoptPlans`), the other side becomes the target (`session.become-target`)
+ * and mirroring runs the other way, verified by codes once Prepared.
+ * - H1->H2 recovered at the secondary site: it plans against every primary
+ *   agent and makes each one a target (H2->H1, see multi-primary.ts).
+ * - The way back (H2->H1 recovered at H1): the control agent plans its own
+ *   copy sets, every member plans and marks its own (`mp.failback-plan` with
+ *   `apply`; suspended H1->H2 until the control agent's `mp.run`), and the
+ *   secondary site becomes the target.
+ *
+ * A recover at H1 (H2->H1) runs at every primary agent (session-actions.ts
+ * `recoverHere`; a member's by `mp.recover`), each first rolled forward to
+ * the newest round committed at any of them (`rollForward`).
  */
 export class SessionFailback {
   constructor(private readonly service: SessionFailbackHooks) {}
@@ -27,11 +47,10 @@ export class SessionFailback {
     if (session.state !== 'target-available') {
       throw new ProblemError('invalid-state', `session ${session.name} is ${session.state}; failback needs target-available`);
     }
-    // Executed where the failback runs: the target of the current direction (a multi-primary member asks its control agent).
-    const multi = service.multiPrimary;
-    if (service.role(session).source || service.role(session).member) {
-      const to = service.role(session).member ? service.peers.link(session.controlAgentId) : service.link(session);
-      const forwarded = await to.call('session.preflight', { session: session.id, options }, null, {
+    // Executed where the failback runs: the target of the current direction.
+    const executor = service.actions.executor(session, 'failback');
+    if (executor !== null) {
+      const forwarded = await service.peers.link(executor).call('session.preflight', { session: session.id, options }, null, {
         waitForLinkMs: 3000,
         timeoutMs: 10 * 60_000,
       });
@@ -42,19 +61,33 @@ export class SessionFailback {
   }
 
   /**
-   * Plans every copy set of the session: this site's against the agent
-   * holding each one's other volume, and (a multi-primary control agent on the way
-   * back to H1->H2) the members' own, which with `apply` also mark them.
+   * Plans this agent's copy sets against the agents holding their other
+   * volumes and, at the control agent of members (the way back to H1->H2),
+   * the members' own, which with `apply` also mark them.
    */
   private async plan(
     session: SessionRecord,
     options: FailbackPlanOptions,
     apply: boolean,
   ): Promise<{ plans: PairPlan[]; summaries: PlanSummary[] }> {
-    const multi = this.service.multiPrimary;
-    const plans = await multi.failback.planLocal(session, options);
-    const summaries = plans.map((plan) => planSummary(plan, multi.primarySiteOf(plan.pair)));
-    if (this.service.role(session).controlsMembers) summaries.push(...(await multi.failback.memberPlans(session, options, apply)));
+    const service = this.service;
+    const multi = service.multiPrimary;
+    const plans: PairPlan[] = [];
+    for (const pair of service.pairsOf(session)) {
+      const link = service.pairLink(session, pair);
+      await link.ready(3000);
+      // Recovered during its initial copy: every candidate track (not yet copied, or changed here) is copied; equal
+      // codes prove nothing about a volume that was never a consistent image.
+      const whole = service.joining.initialCopyPending(pair);
+      plans.push(await planPair(service.engine, link, pair, whole ? { verifyCodes: false, fullCompare: false } : options));
+    }
+    // A copy set names its primary agent's site when that is not the control agent (a member names its own).
+    const site = service.role(session).member ? service.site : undefined;
+    const summaries = plans.map((plan) => planSummary(plan, site ?? multi.primarySiteOf(plan.pair)));
+    if (service.role(session).controlsMembers) {
+      const answers = await multi.askMembers(session, 'mp.failback-plan', { options, apply }, 10 * 60_000);
+      summaries.push(...answers.flatMap((answer) => answer.result.plans as PlanSummary[]));
+    }
     return { plans, summaries };
   }
 
@@ -79,16 +112,14 @@ export class SessionFailback {
   /**
    * Failback, executed at the production site (the current target): plan the
    * copy, make this site the source with exactly the planned tracks marked,
-   * make the other site the target, and resync.
+   * make the other side the target, and resync.
    */
   async failbackHere(session: SessionRecord, options: FailbackPlanOptions): Promise<void> {
     const service = this.service;
     const engine = service.engine;
-    const multi = service.multiPrimary;
     const direction = session.direction === 'h1-h2' ? 'h2-h1' : 'h1-h2';
-    // A multi-primary control agent's members plan and mark their own copy sets (the way back to H1->H2).
-    // The other side of every copy set becomes the target: the H1 agents of a multi-primary session from its secondary site.
-    const targets = service.role(session).controlsMembers ? [session.peerAgentId] : multi.otherAgents(session);
+    // The other side of every copy set becomes the target: every primary agent from the secondary site, else the secondary.
+    const targets = service.role(session).secondary ? service.multiPrimary.otherAgents(session) : [session.peerAgentId];
     // Every one of them is reachable before anything is marked or handed over (nothing changes when one is not).
     await Promise.all(targets.map((agent) => service.peers.link(agent).ready(3000)));
     const { plans, summaries } = await this.plan(session, options, true);
@@ -165,4 +196,102 @@ export class SessionFailback {
     await service.mirroring.dropBitmaps(session);
     service.setState(session, 'preparing', { direction }, false);
   }
+
+  /**
+   * A recover at H1 (H2->H1), at every primary agent before staged parts are
+   * dropped: the newest round committed at any H1 agent is committed here
+   * too (the control agent asks every member, `mp.last-commit`; a member is
+   * given the control agent's answer, `mp.recover`). The secondary site
+   * commits a round at every H1 agent only once all of them staged it, but
+   * its commits reach them one by one: if it stopped in between (or one
+   * agent refused), some applied the round and others hold it staged.
+   * Rolling every agent forward leaves the H1 volumes together the image of
+   * one cut. Returns that commit (null: none, and with one primary agent).
+   */
+  async rollForward(session: SessionRecord, given: RoundCommit | null): Promise<RoundCommit | null> {
+    const service = this.service;
+    const controls = service.role(session).controlsMembers;
+    if (!controls && given === null) return null;
+    const answers = controls ? await service.multiPrimary.askMembers(session, 'mp.last-commit', {}, 30_000) : [];
+    const mine = await service.applier.lastCommit(session.id);
+    const commits = [given, mine, ...answers.map((answer) => answer.result)].filter((commit): commit is RoundCommit => commit !== null);
+    if (commits.length === 0) return null;
+    const newest = commits.reduce((best, commit) => (commit.time > best.time ? commit : best));
+    // Applied here unless this agent's last commit is it (or newer).
+    if (mine && (mine.time > newest.time || (mine.epoch === newest.epoch && mine.through >= newest.through))) return newest;
+    await service.applier.commit(session.id, newest.epoch, newest.through, newest.time);
+    service.engine.catalog.recordEvent(
+      'session.rolled-forward',
+      'info',
+      session.name,
+      `session ${session.name}: round ${newest.through} committed at another H1 agent is applied at ${service.site} too`,
+      { epoch: newest.epoch, through: newest.through, time: new Date(newest.time).toISOString() },
+    );
+    return newest;
+  }
+
+  /**
+   * Control agent, H2->H1 recovered here: every member recovers too (rolled
+   * forward to `commit`; a member not reached fails the recover: it would
+   * stay write-inhibited).
+   */
+  async recoverMembers(session: SessionRecord, commit: RoundCommit | null): Promise<void> {
+    await this.service.multiPrimary.askMembers(session, 'mp.recover', { commit }, 30_000);
+  }
+
+  /** The session of a request only its control agent asks a member. */
+  private fromControlAgent(params: { session: string }, peerAgentId: string): SessionRecord {
+    const session = this.service.multiPrimary.memberSession(params);
+    if (peerAgentId !== session.controlAgentId) throw new ProblemError('access-denied', `only the control agent of ${session.name} asks this`);
+    return session;
+  }
+
+  /** Failover and failback at a member: what its control agent asks of it. */
+  readonly peerHandlers: PeerHandlerTable<'mp.recover' | 'mp.verify' | 'mp.last-commit' | 'mp.failback-plan'> = {
+    'mp.recover': async ({ params, peerAgentId }) => {
+      const session = this.fromControlAgent(params, peerAgentId);
+      // The secondary site was the source (H2->H1); this member recovers as its control agent did.
+      if (session.direction !== 'h2-h1') {
+        throw new ProblemError('invalid-state', `session ${session.name} runs H1->H2; recover it at its secondary site`);
+      }
+      if (session.state !== 'target-available') await this.service.actions.recoverHere(session, {}, params.commit ?? null);
+      return {};
+    },
+    'mp.verify': async ({ params, peerAgentId }) => {
+      const session = this.fromControlAgent(params, peerAgentId);
+      // This member's own copy sets, once it is duplex: back to H1->H2 after a failback, or part of the control agent's verify.
+      const deadline = Date.now() + 60_000;
+      while (session.state === 'preparing' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      const trigger = params.trigger === 'request' ? 'request' : 'failback';
+      return { result: await this.service.verifier.verify(session.name, { forwarded: true, trigger }) };
+    },
+    'mp.last-commit': async ({ params, peerAgentId }) => {
+      const session = this.fromControlAgent(params, peerAgentId);
+      return { result: await this.service.applier.lastCommit(session.id) };
+    },
+    'mp.failback-plan': async ({ params, peerAgentId }) => {
+      const service = this.service;
+      const session = this.fromControlAgent(params, peerAgentId);
+      // Asked again after a failback that marked here but could not make the secondary site the target: plan again.
+      const marked = session.state === 'suspended' && session.direction === 'h1-h2' && session.detail === WAITING_FOR_CONTROL_AGENT;
+      if (!marked && (session.state !== 'target-available' || session.direction !== 'h2-h1')) {
+        throw new ProblemError('invalid-state', `session ${session.name} is ${session.state} (${session.direction}) at ${service.site}; failback needs target-available`);
+      }
+      const options = params.options ?? {};
+      const { plans, summaries } = await this.plan(session, { verifyCodes: options.verifyCodes !== false, fullCompare: options.fullCompare === true }, false);
+      if (params.apply === true && marked) {
+        // Already the source: its out-of-sync bitmaps hold the first plan's tracks and every host write since; the
+        // new plan's tracks are added (nothing is dropped: a write landing while this planned stays marked).
+        for (const plan of plans) await service.sourceOf(plan.pair)?.mark(plan.tracks);
+      } else if (params.apply === true) {
+        await this.adoptPlans(plans);
+        // Source again: host writes mark out-of-sync from now until the control agent runs the copy sets (mp.run).
+        service.setState(session, 'suspended', { direction: 'h1-h2', detail: WAITING_FOR_CONTROL_AGENT, recoverable: true }, false);
+        service.mirroring.dropSources(session);
+        for (const pair of service.pairsOf(session)) service.mirroring.ensureSource(session, pair);
+        service.refreshTaps();
+      }
+      return { result: { plans: summaries } };
+    },
+  };
 }

@@ -10,7 +10,7 @@ import {
   type ServedPeerMethod,
 } from './link/peer-protocol.ts';
 import { clusterPeerHandlers } from './clusters/peer-requests.ts';
-import { localCodes } from './failback.ts';
+import { bitmapBytes, localCodes } from './failback.ts';
 import type { FlashMirror } from './flash-mirror.ts';
 import type { ReplicationHooks } from './hooks.ts';
 import type { SessionRecord } from './session-store.ts';
@@ -119,7 +119,7 @@ export class TargetHandlers {
       ...multi.peerHandlers,
       ...service.rounds.peerHandlers,
       ...service.running.peerHandlers,
-      ...multi.failback.peerHandlers,
+      ...service.failback.peerHandlers,
       ...clusterPeerHandlers(service),
       'flash.mirror': (call) => {
         if (!this.flashMirror) throw new ProblemError('not-supported', 'flash copy is not running at this site');
@@ -247,10 +247,7 @@ export class TargetHandlers {
         const pair = service.pair(params.pair);
         const id = params.which === 'target-changed' ? pair.targetChangedBitmap : pair.outOfSyncBitmap;
         if (id === null) return { payload: null };
-        const view = service.engine.bitmaps.view(id);
-        const bits = new Uint8Array(Math.ceil(view.trackCount / 8));
-        for (let track = view.nextSet(0); track >= 0; track = view.nextSet(track + 1)) bits[track >>> 3] |= 1 << (track & 7);
-        return { payload: Buffer.from(bits.buffer) };
+        return { payload: Buffer.from(bitmapBytes(service.engine, id, service.engine.bitmaps.view(id).trackCount).buffer) };
       },
       'pair.codes': async ({ params }) => {
         const pair = service.pair(params.pair);
