@@ -511,7 +511,11 @@ export class JournalFeed implements TapSource {
     if (!feed) return null;
     const journal = feed.journal;
     // Everything received is in the replica first (the newest image).
-    while (journal.meta.pending.length > 0) await journal.distribute();
+    while (journal.meta.pending.length > 0) {
+      if ((await journal.distribute()) === 0 && journal.meta.pending.length > 0) {
+        throw new ProblemError('internal-error', `session ${session.name}: the journal's last records could not be distributed; the recover can be run again`);
+      }
+    }
     const named = request.bookmark !== undefined || request.at !== undefined || request.seq !== undefined;
     const point = named ? this.pointOf(feed, session, request) : null;
     let rolledTracks = 0;
