@@ -5,6 +5,7 @@ import { ProblemAlert } from '../../../lib/ProblemAlert.tsx';
 import type { ActionPlan } from '../hooks/session-actions.ts';
 import type { MergedSession } from '../hooks/session-model.ts';
 import { useSessionAction } from '../hooks/use-sessions.ts';
+import { JournalEndsNote } from '../../protection/components/JournalEndsNote.tsx';
 
 /** Confirms an action in words that say what will happen; failover needs an acknowledgement, terminate the typed name. */
 export function SessionActionModal({ entry, plan, onClose }: { entry: MergedSession; plan: ActionPlan; onClose: () => void }) {
@@ -20,6 +21,14 @@ export function SessionActionModal({ entry, plan, onClose }: { entry: MergedSess
           {plan.consequence}
         </Text>
         <ActionWarnings warnings={plan.warnings} />
+        {plan.action === 'recover' && (
+          // The target of the current direction executes the recover: a journal kept there ends with it.
+          <JournalEndsNote
+            session={name}
+            targetSite={entry.session.direction === 'h2-h1' ? entry.session.h1Site : entry.session.h2Site}
+            viewSiteIds={entry.views.map((view) => view.siteId)}
+          />
+        )}
         {plan.confirm === 'acknowledge' && (
           <Checkbox label="I understand what this does to both sites" checked={acknowledged} onChange={(event) => setAcknowledged(event.currentTarget.checked)} />
         )}
