@@ -510,7 +510,10 @@ export class Transmission {
       setImmediate(this.pumpBulk);
       return;
     }
-    const fd = next.reply.length >= BULK_REPLY_BYTES ? offloadableFd(this.socket) : -1;
+    // Only while the connection streams (more requests in flight or replies queued): a lone reply
+    // (qd1) is written sooner from here than through two thread-pool round trips (read, then send).
+    const streaming = this.inFlight > 1 || this.bulk.length > 0;
+    const fd = streaming && next.reply.length >= BULK_REPLY_BYTES ? offloadableFd(this.socket) : -1;
     if (fd >= 0) {
       this.offloadedBytes = next.reply.length;
       void sendOffloaded(fd, next.reply).then((bytes) => this.offloadedSent(next, bytes));
