@@ -25,13 +25,29 @@
  * overwrites of data written sequentially paid it on every request. Split
  * in JS, the same write costs a thread-pool round trip per chunk; here it
  * is still one.
+ *
+ * sendAll(fd, buffer, offset, length, waitMs) -> Promise of the bytes sent
+ * (all of them, or fewer when the socket stayed full for waitMs) or -errno:
+ * one NBD READ reply written to a socket by a thread-pool thread instead of
+ * the event loop. Writing a 1 MiB reply into a loopback TCP socket costs the
+ * calling thread ~0.3-1 ms of kernel time (the copy into socket buffers and
+ * the loopback delivery); beside a cold sequential reader these writes were
+ * half of the event loop's CPU, and a loop that busy is preempted like any
+ * CPU hog, so a second client's 4 KiB reads waited for it (issue 15's
+ * cold-read leg). The job sends on its own dup of fd, so the caller may close
+ * the socket meanwhile; the caller must write nothing else to the socket
+ * until the promise settles.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <node_api.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef RWF_NOWAIT
@@ -152,6 +168,119 @@ static napi_value pwrite_chunked(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref buffer; /* keeps the data alive while the thread pool sends it */
+  int fd;          /* our own dup of the socket, closed by the job */
+  const char *data;
+  size_t length;
+  int wait_ms;
+  size_t done;
+  int error;
+} socket_send;
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void send_execute(napi_env env, void *arg) {
+  socket_send *job = arg;
+  (void)env;
+  int64_t deadline = now_ms() + job->wait_ms;
+  while (job->done < job->length) {
+    ssize_t sent = send(job->fd, job->data + job->done, job->length - job->done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent > 0) {
+      job->done += (size_t)sent;
+      continue;
+    }
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int64_t left = deadline - now_ms();
+      if (left <= 0) break; /* the socket stayed full: the caller sends the rest */
+      struct pollfd pfd = { job->fd, POLLOUT, 0 };
+      int ready = poll(&pfd, 1, (int)left);
+      if (ready < 0 && errno != EINTR) {
+        job->error = errno;
+        break;
+      }
+      continue;
+    }
+    job->error = sent < 0 ? errno : EIO;
+    break;
+  }
+  close(job->fd);
+  job->fd = -1;
+}
+
+static void send_complete(napi_env env, napi_status status, void *arg) {
+  socket_send *job = arg;
+  napi_value result;
+  if (job->fd >= 0) close(job->fd);
+  int64_t value = status != napi_ok ? -(int64_t)EIO : job->error != 0 ? -(int64_t)job->error : (int64_t)job->done;
+  napi_create_int64(env, value, &result);
+  napi_resolve_deferred(env, job->deferred, result);
+  napi_delete_reference(env, job->buffer);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value send_all(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5) return fail(env, "sendAll(fd, buffer, offset, length, waitMs)");
+  int32_t fd, wait_ms;
+  void *data;
+  size_t size;
+  uint32_t offset, length;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return fail(env, "fd must be a non-negative number");
+  if (napi_get_buffer_info(env, argv[1], &data, &size) != napi_ok) return fail(env, "buffer must be a Buffer");
+  if (napi_get_value_uint32(env, argv[2], &offset) != napi_ok || napi_get_value_uint32(env, argv[3], &length) != napi_ok) return fail(env, "offset and length must be numbers");
+  if (napi_get_value_int32(env, argv[4], &wait_ms) != napi_ok || wait_ms < 0) return fail(env, "waitMs must be a non-negative number");
+  if ((size_t)offset > size || (size_t)length > size - offset) return fail(env, "offset + length is past the end of the buffer");
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) {
+    napi_value promise, value;
+    napi_deferred deferred;
+    napi_create_promise(env, &deferred, &promise);
+    napi_create_int64(env, -(int64_t)errno, &value);
+    napi_resolve_deferred(env, deferred, value);
+    return promise;
+  }
+  socket_send *job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    close(own);
+    return fail(env, "out of memory");
+  }
+  job->fd = own;
+  job->data = (const char *)data + offset;
+  job->length = length;
+  job->wait_ms = wait_ms;
+  napi_value promise, name;
+  napi_create_string_utf8(env, "tandem:sendAll", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_reference(env, argv[1], 1, &job->buffer) != napi_ok) {
+    close(own);
+    free(job);
+    return fail(env, "sendAll: could not hold the buffer");
+  }
+  if (napi_create_async_work(env, NULL, name, send_execute, send_complete, job, &job->work) != napi_ok) {
+    napi_delete_reference(env, job->buffer);
+    close(own);
+    free(job);
+    return fail(env, "sendAll: could not create the work");
+  }
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok || napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_delete_async_work(env, job->work);
+    napi_delete_reference(env, job->buffer);
+    close(own);
+    free(job);
+    return fail(env, "sendAll: could not queue the send");
+  }
+  return promise;
+}
+
 void register_sd_notify(napi_env env, napi_value exports); /* sd-notify.c */
 
 NAPI_MODULE_INIT() {
@@ -160,6 +289,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "preadNowait", fn);
   napi_create_function(env, "pwriteChunked", NAPI_AUTO_LENGTH, pwrite_chunked, NULL, &fn);
   napi_set_named_property(env, exports, "pwriteChunked", fn);
+  napi_create_function(env, "sendAll", NAPI_AUTO_LENGTH, send_all, NULL, &fn);
+  napi_set_named_property(env, exports, "sendAll", fn);
   register_sd_notify(env, exports);
   return exports;
 }

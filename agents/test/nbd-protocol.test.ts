@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NbdServer } from '../src/nbd/server.ts';
+import { offloadedSendCount, offloadedSendsAvailable } from '../src/nbd/socket-send.ts';
 import { MiB, runOk, startNbdHarness, type NbdHarness } from './helpers/nbd-harness.ts';
 import {
   CHUNK,
@@ -439,6 +440,41 @@ describe('NBD transmission', () => {
     const { data } = await reader.structuredRead(1, 0, blocks.length * 128 * 1024);
     expect(data.equals(Buffer.concat(blocks))).toBe(true);
     reader.destroy();
+  });
+
+  it('on DISC after large reads sends every reply whole (thread-pool sends on a plaintext socket), then closes', async () => {
+    await harness.engine.createVolume('disc-reads', 32 * MiB);
+    const content = randomBytes(32 * MiB);
+    const client = await RawNbdClient.connect(tcp);
+    await client.negotiate('disc-reads');
+    client.sendRequest(CMD.WRITE, 0, 1, 0, content.length, content);
+    expect(RawNbdClient.errorOf(await client.readReply())).toBe(0);
+    // Large replies leave through the thread pool only while another connection waits for the event loop.
+    const bystander = await RawNbdClient.connect(tcp);
+    await bystander.negotiate('disc-reads');
+    const sendsBefore = offloadedSendCount();
+    const reads = 12;
+    const length = 2 * MiB + 4096;
+    const offsetOf = (handle: number): number => (handle * 2_500_000) % (content.length - length);
+    for (let handle = 0; handle < reads; handle++) client.sendRequest(CMD.READ, CMD_FLAG.DF, handle, offsetOf(handle), length);
+    client.sendRequest(CMD.DISC, 0, 99, 0, 0);
+    const seen = new Set<number>();
+    for (let count = 0; count < reads; count++) {
+      const reply = await client.readReply(30_000);
+      expect(reply.kind).toBe('chunk');
+      if (reply.kind !== 'chunk') break;
+      expect(reply.type).toBe(CHUNK.OFFSET_DATA);
+      expect(reply.flags & 1).toBe(1);
+      expect(Number(reply.payload.readBigUInt64BE(0))).toBe(offsetOf(reply.handle));
+      expect(reply.payload.subarray(8).equals(content.subarray(offsetOf(reply.handle), offsetOf(reply.handle) + length))).toBe(true);
+      seen.add(reply.handle);
+    }
+    expect(seen.size).toBe(reads);
+    expect(await client.closedWithin(2_000)).toBe(true);
+    // Replies queued behind others leave through the thread pool (a lone last one may be written directly).
+    if (offloadedSendsAvailable) expect(offloadedSendCount() - sendsBefore).toBeGreaterThan(0);
+    client.destroy();
+    bystander.destroy();
   });
 
   it('stops reading a client that does not read its replies, so memory stays bounded', async () => {
