@@ -27,24 +27,30 @@ import type { HeldCopySet, SessionRecord } from './session-store.ts';
  * session's replica volumes there, with the administrator's policy in the
  * catalog (`session_journals`, migration 14).
  *
- * - Replicated writes and trims of sync and semi-sync sessions (target.ts)
- *   and of async rounds (group-applier.ts) reach the replica through
- *   `replicaDevice` (journaled-device.ts): a journal append, durable before
- *   the ack for a FUA write and at the next flush otherwise (as the
- *   replica's own write), distribution to the replica right after.
+ * - Replicated writes and trims of sync and semi-sync sessions (target.ts),
+ *   of async rounds (group-applier.ts) and of shipping cycles
+ *   (shipping-target.ts) reach the replica through `replicaDevice`
+ *   (journaled-device.ts): a journal append, durable before the ack for a
+ *   FUA write and at the next flush otherwise (as the replica's own write),
+ *   distribution to the replica right after.
  * - Points: a point a second while records arrive (sync, semi-sync), one per
- *   applied async round (`roundApplied`), bookmarks on request.
+ *   applied async round or shipping cycle (`roundApplied`), bookmarks on
+ *   request; none while a resync runs (`runFenced`, `consistent`), which
+ *   gets an automatic bookmark of the replica before it.
  * - Retention every RETENTION_MS, with an event when the journal's warnings change.
+ * - Recover at a point (`checkRecover`, `recoverAt`): the replica rolled
+ *   back, the rolled tracks marked for the failback, the journal ended.
  * - Image access: an ImageAccess at a point, one NBD export per replica
  *   volume (`exports`), its writes discarded at the end.
  * - The volume guard: a replica volume with a journal takes no host writes
  *   (`tapsFor`, problem `read-only`) and is neither deleted nor resized
  *   (a `cdp-journal` volume dependent).
  *
- * Over 450 lines on purpose, for now: the policy, the feed, points, retention
- * and image access all work on the same per-session `Feed` and image maps.
- * Image access (openImage .. exports, ~110 lines) is the seam to split along
- * when logged access and roll come.
+ * Over 450 lines on purpose, for now: the policy, the feed, points, retention,
+ * recover and image access all work on the same per-session `Feed` and image
+ * maps. Image access (openImage .. exports, ~110 lines) and recover
+ * (checkRecover .. rollBack, ~110 lines) are the seams to split along when
+ * logged access and roll come.
  */
 
 const POINT_MS = 1000;
