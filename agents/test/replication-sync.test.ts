@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ProblemError } from '@tandem/contract';
 import { readAll, startTwoSites, waitFor, type TwoSites } from './helpers/replication-sites.ts';
 
 const TRACK = 65536;
@@ -81,6 +82,39 @@ describe('sync mirroring', () => {
     expect(resent).toBeLessThan((written.length + 2) * TRACK); // only the marked tracks crossed
     expect((await readAll(s.h1, 'prod')).equals(await readAll(s.h2, 'copy'))).toBe(true);
   }, 60_000);
+
+  it('a verify after failback that fails (the link breaks under it) is said in an event and runs again once prepared', async () => {
+    sites = await startTwoSites();
+    const s = sites;
+    await sessionWithPair(s, 'sync', 4 * MiB);
+    await hostDevice(s, 'h1', 'prod').write(0, randomBytes(4 * MiB));
+    await s.h1.replication.service.act('s1', 'start');
+    await waitFor(() => state(s, 'h1') === 'prepared', 30_000, 'prepared');
+    await s.h2.replication.service.act('s1', 'recover');
+    await hostDevice(s, 'h2', 'copy').write(TRACK, randomBytes(TRACK));
+    // The first segment-code request of the verify after failback (once prepared; the failback's plan asks for codes
+    // too) reaches h1, the target now, as the link breaks.
+    const target = s.h1.replication.service.target;
+    const handle = target.handle.bind(target);
+    let refused = 0;
+    target.handle = (request) => {
+      if (request.method === 'pair.codes' && refused === 0 && state(s, 'h2') === 'prepared') {
+        refused++;
+        return Promise.reject(new ProblemError('link-down', 'injected: the link broke during the verify'));
+      }
+      return handle(request);
+    };
+    const since = s.h2.engine.catalog.lastEventId();
+    await s.h2.replication.service.act('s1', 'failback', { verifyCodes: true });
+    await waitFor(() => s.h2.replication.service.session('s1').lastVerify?.trigger === 'failback', 60_000, 'verified after failback');
+    expect(refused).toBe(1);
+    const verifyEvents = s.h2.engine.catalog.listEvents(since, 1000, { type: ['session.verify', 'session.verified'] });
+    const failed = verifyEvents.find((event) => event.type === 'session.verify' && /verify after failback failed/.test(event.message));
+    expect(failed?.message).toMatch(/injected: the link broke during the verify.*runs again once the session is prepared \(attempt 2 of 5\)/);
+    const last = s.h2.replication.service.session('s1').lastVerify!;
+    expect([last.differingTracks, last.unverifiedTracks]).toEqual([0, 0]);
+    expect((await readAll(s.h1, 'prod')).equals(await readAll(s.h2, 'copy'))).toBe(true);
+  }, 90_000);
 
   it('fails over and fails back copying exactly the tracks changed at either site', async () => {
     sites = await startTwoSites();

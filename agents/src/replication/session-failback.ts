@@ -15,6 +15,9 @@ export type SessionFailbackHooks = Pick<
 type FailbackPlanOptions = Pick<FailbackOptions, 'verifyCodes' | 'fullCompare'>;
 /** A member's detail between marking its failback plan and the control agent's `mp.run` (the way back to H1->H2). */
 const WAITING_FOR_CONTROL_AGENT = 'failback: waiting for the control agent to start';
+/** A verify after failback that fails (the link broke during it, say) runs again this many times in all, this long apart at least. */
+const VERIFY_ATTEMPTS = 5;
+const VERIFY_RETRY_MS = Number(process.env.TANDEM_VERIFY_RETRY_MS) || 2000;
 
 /**
  * Failback, and the roll-forward of a recover, as one path for every
@@ -165,8 +168,10 @@ export class SessionFailback {
    * verify, differences marked and copied) and the result is recorded with
    * the session (`lastVerify`, event `session.verified`). Through a
    * suspension (link loss) it waits for Prepared; another state ends the wait.
+   * A verify that fails (the link breaks during it, say) is said in an event
+   * and runs again once the session is Prepared, up to VERIFY_ATTEMPTS times.
    */
-  private verifyWhenPrepared(session: SessionRecord): void {
+  private verifyWhenPrepared(session: SessionRecord, attempt = 1): void {
     const service = this.service;
     const catalog = service.engine.catalog;
     if (session.type === 'snapshot-shipping') {
@@ -174,6 +179,9 @@ export class SessionFailback {
       return;
     }
     const waiting = new Set(['preparing', 'suspending', 'suspended']);
+    // A retry while the session is prepared runs now; a state other than these ends the wait.
+    if (attempt > 1 && session.state === 'prepared') return this.verifyAfterFailback(session, attempt);
+    if (attempt > 1 && !waiting.has(session.state)) return;
     const listener = (event: AgentEvent) => {
       if (event.type !== 'session.state' || event.subject !== session.name) return;
       const to = String(event.data?.to ?? '');
@@ -181,11 +189,25 @@ export class SessionFailback {
       catalog.events.off('event', listener);
       if (to !== 'prepared') return;
       // Called while the state change is recorded: the verify is registered before any request can ask for one.
-      service.verifier.verify(session.name, { trigger: 'failback' }).catch((error) => {
-        service.logger.warn({ session: session.name, error: problemMessage(error) }, 'verify after failback failed');
-      });
+      this.verifyAfterFailback(session, attempt);
     };
     catalog.events.on('event', listener);
+  }
+
+  /** The verify after failback; a failure is said in an event and tried again after a pause (see verifyWhenPrepared). */
+  private verifyAfterFailback(session: SessionRecord, attempt: number): void {
+    const service = this.service;
+    service.verifier.verify(session.name, { trigger: 'failback' }).catch((error) => {
+      const again = attempt < VERIFY_ATTEMPTS;
+      service.engine.catalog.recordEvent(
+        'session.verify',
+        'warning',
+        session.name,
+        `session ${session.name}: the verify after failback failed (${problemMessage(error)})${again ? `; it runs again once the session is prepared (attempt ${attempt + 1} of ${VERIFY_ATTEMPTS})` : ''}`,
+        { trigger: 'failback', attempt, again },
+      );
+      if (again) setTimeout(() => this.verifyWhenPrepared(session, attempt + 1), VERIFY_RETRY_MS).unref();
+    });
   }
 
   /** The other site took over as source (failback): this site becomes the target. */
