@@ -5,30 +5,9 @@ import { renderWithBackend, type FakeRoutes } from '../../../test/render.tsx';
 import { alpha, beta, pairFixture, sessionFixture } from '../../sessions/hooks/session-fixtures.test-helpers.ts';
 import { mergeSessions } from '../../sessions/hooks/session-model.ts';
 import { SessionCard } from '../../sessions/components/SessionCard.tsx';
+import { journalViewFixture } from '../journal-fixtures.test-helpers.ts';
 
-const GiB = 1024 ** 3;
-const point = { seq: 120, time: new Date().toISOString(), timeMs: Date.now(), bookmark: null };
-const view: JournalView = {
-  session: 'orders',
-  journal: 1,
-  volumes: ['db-copy'],
-  policy: { budgetBytes: 10 * GiB, requiredWindowSeconds: 3600, bookmarkRetentionSeconds: null },
-  status: {
-    usedBytes: GiB,
-    budgetBytes: 10 * GiB,
-    pendingBytes: 0,
-    pendingRecords: 0,
-    pointCount: 120,
-    bookmarkCount: 1,
-    oldestPoint: { ...point, seq: 1 },
-    newestPoint: point,
-    coveredWindowSeconds: 3600,
-    requiredWindowSeconds: 3600,
-    predictedWindowSeconds: null,
-    warnings: [],
-  },
-  images: [],
-};
+const view: JournalView = journalViewFixture('orders', Date.now());
 
 /** A prepared session alpha -> beta as both sites report it, its card's Recover opened. */
 async function openRecover(journal: FakeRoutes[string], calls: string[] = []) {

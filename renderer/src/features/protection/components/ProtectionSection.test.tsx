@@ -6,31 +6,16 @@ import { siteFixture } from '../../../test/fixtures.ts';
 import { renderWithBackend, type FakeRoutes } from '../../../test/render.tsx';
 import { journalRequest, pointStep } from '../hooks/use-journal.ts';
 import { ProtectionSection } from './ProtectionSection.tsx';
+import { GiB, journalViewFixture, pointFixture } from '../journal-fixtures.test-helpers.ts';
 
-const GiB = 1024 ** 3;
 const base = '/api/sites/agent-2/sessions/gold';
 const now = Date.now();
-const point = (seq: number, agoSeconds: number, bookmark: string | null = null): JournalPoint => ({
-  seq,
-  time: new Date(now - agoSeconds * 1000).toISOString(),
-  timeMs: now - agoSeconds * 1000,
-  bookmark,
-});
-const view: JournalView = {
-  session: 'gold',
-  journal: 1,
-  volumes: ['db-replica'],
-  policy: { budgetBytes: 10 * GiB, requiredWindowSeconds: 24 * 3600, bookmarkRetentionSeconds: null },
-  status: {
+const point = (seq: number, agoSeconds: number, bookmark: string | null = null): JournalPoint => pointFixture(now, seq, agoSeconds, bookmark);
+const view: JournalView = journalViewFixture(
+  'gold',
+  now,
+  {
     usedBytes: 9.2 * GiB,
-    budgetBytes: 10 * GiB,
-    pendingBytes: 0,
-    pendingRecords: 0,
-    pointCount: 120,
-    bookmarkCount: 1,
-    oldestPoint: point(1, 6 * 3600),
-    newestPoint: point(120, 1),
-    coveredWindowSeconds: 6 * 3600,
     requiredWindowSeconds: 24 * 3600,
     predictedWindowSeconds: 6.5 * 3600,
     warnings: [
@@ -38,8 +23,8 @@ const view: JournalView = {
       { level: 'warning', code: 'nearly-full', message: 'the journal holds 92 % of its budget' },
     ],
   },
-  images: [],
-};
+  { requiredWindowSeconds: 24 * 3600 },
+);
 const points = { session: 'gold', points: [point(1, 6 * 3600), point(40, 3 * 3600, 'before-upgrade'), point(120, 1)] };
 const image: ImageAccessInfo = {
   id: 3,

@@ -7,37 +7,12 @@ import { renderWithBackend, type FakeRoutes } from '../../../test/render.tsx';
 import { pairFixture, sessionFixture } from '../../sessions/hooks/session-fixtures.test-helpers.ts';
 import { ProtectionSection, type RecoverOffer } from './ProtectionSection.tsx';
 import { recoverChoice } from './RecoverProductionWizard.tsx';
+import { journalViewFixture, pointFixture } from '../journal-fixtures.test-helpers.ts';
 
-const GiB = 1024 ** 3;
 const base = '/api/sites/agent-2/sessions/gold';
 const now = Date.now();
-const point = (seq: number, agoSeconds: number, bookmark: string | null = null): JournalPoint => ({
-  seq,
-  time: new Date(now - agoSeconds * 1000).toISOString(),
-  timeMs: now - agoSeconds * 1000,
-  bookmark,
-});
-const view: JournalView = {
-  session: 'gold',
-  journal: 1,
-  volumes: ['db-replica'],
-  policy: { budgetBytes: 10 * GiB, requiredWindowSeconds: 3600, bookmarkRetentionSeconds: null },
-  status: {
-    usedBytes: GiB,
-    budgetBytes: 10 * GiB,
-    pendingBytes: 0,
-    pendingRecords: 0,
-    pointCount: 120,
-    bookmarkCount: 1,
-    oldestPoint: point(1, 6 * 3600),
-    newestPoint: point(120, 1),
-    coveredWindowSeconds: 6 * 3600,
-    requiredWindowSeconds: 3600,
-    predictedWindowSeconds: null,
-    warnings: [],
-  },
-  images: [],
-};
+const point = (seq: number, agoSeconds: number, bookmark: string | null = null): JournalPoint => pointFixture(now, seq, agoSeconds, bookmark);
+const view: JournalView = journalViewFixture('gold', now);
 const points = { session: 'gold', points: [point(1, 6 * 3600), point(40, 3 * 3600, 'before-upgrade'), point(120, 1)] };
 const pair = pairFixture({ id: 'p1', h1Volume: 'db', h2Volume: 'db-replica' });
 const preflight: FailbackPreflight = {
