@@ -129,13 +129,13 @@ function touchingFlash(site: string, sessions: FlashSessionInfo[], volumes: Set<
     }));
 }
 
-/** The site receiving the session's writes now, where a journal is kept: H2 while H1 -> H2, else the H1 site. */
-function receivingSite(session: SessionInfo): string {
-  return session.direction === 'h1-h2' ? session.h2Site : session.h1Site;
+/** Where the session's journal is kept: its secondary (H2) while it receives (H1 -> H2); none while H2 is the source. */
+function journalSite(session: SessionInfo): string | null {
+  return session.direction === 'h1-h2' ? session.h2Site : null;
 }
 
 /**
- * The session's journal at its receiving site, with every bookmark; null
+ * The session's journal at its secondary site (H2, while it receives), with every bookmark; null
  * when that site keeps none. A site not reached, or not answering, gives a
  * journal state unknown with the reason, never nothing.
  */
@@ -234,8 +234,8 @@ async function sessionReport(access: SiteAccess, name: string, startSite: string
     }),
   );
 
-  const journalSite = receivingSite(view);
-  const protection = await protectionAt(journalSite, reached.get(journalSite), sites.get(journalSite), name);
+  const kept = journalSite(view);
+  const protection = kept === null ? null : await protectionAt(kept, reached.get(kept), sites.get(kept), name);
   const sets = copySets(view, [...views.values()]);
   const volumesAt = (site: string) =>
     new Set(sets.flatMap((set) => [...(set.h1Site === site ? [set.h1Volume] : []), ...(set.h2Site === site ? [set.h2Volume] : [])]));

@@ -11,7 +11,7 @@ import { peersText } from './report-text.ts';
  * `session`, `copy-set`, `event`, `history` (one exposure point), `gap`
  * (no samples at a site), `flash` (one pair of a flash copy session),
  * `audit` (a state-changing call that named the session, at one site),
- * `protection` (the session's CDP journal at its receiving site: policy,
+ * `protection` (the session's CDP journal at its secondary site while H1 -> H2: policy,
  * window covered of the one required, space used, warnings; or its state
  * unknown with the problem), `bookmark` (one bookmark of that journal).
  */

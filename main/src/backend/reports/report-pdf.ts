@@ -126,7 +126,7 @@ function historySection(report: SessionReport, range: { from: string; to: string
 
 const warningColours: Record<string, string> = { severe: '#e03131', warning: '#f08c00' };
 
-/** The session's journal at its receiving site: policy, window covered of the one required, space used, warnings, bookmarks. */
+/** The session's journal at its secondary site (H1 -> H2): policy, window covered of the one required, space used, warnings, bookmarks. */
 function protectionSection(report: SessionReport): unknown[] {
   const protection = report.protection;
   if (!protection) return [];
