@@ -348,6 +348,9 @@ describe('continuous data protection in running agents', () => {
         return again.code === 0;
       });
       await qemuIo(h1.nbdUri('prod'), 'read -P 0x77 0 4096', `read -P 0x11 ${4 * MiB + 8192} ${MiB}`, `read -P 0 ${12 * MiB} ${4 * TRACK}`, `read -P 0x33 ${15 * MiB} ${MiB}`);
+      // Running H2 -> H1, beta is the source: no journal can be turned on there.
+      const refused = await h2.cli(['journal', 'set', 'cdp', '--size', '1G', '--window', '1h']);
+      expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/invalid-state.*this site is its source/)]);
     }, 240_000);
   }
 

@@ -368,6 +368,10 @@ export class JournalFeed implements TapSource {
   /** Turns the journal on (a new CdpJournal over the session's replica volumes here) or changes its policy. */
   async set(name: string, request: SetJournalRequest): Promise<JournalView> {
     const session = this.secondarySession(name);
+    // Running H2 -> H1 (after a failback) this site is the source: there is no replica here to journal.
+    if (!this.feeds.has(session.id) && this.service.role(session).source) {
+      throw new ProblemError('invalid-state', `session ${session.name} runs ${session.direction} and this site is its source: a journal is kept at the secondary while it receives writes`);
+    }
     const requiredMs = Math.round(request.requiredWindowSeconds * 1000);
     const bookmarkMs = request.bookmarkRetentionSeconds == null ? null : Math.round(request.bookmarkRetentionSeconds * 1000);
     const db = this.service.engine.catalog.db;
