@@ -64,10 +64,6 @@ interface SetOptions extends AdminOptions {
   keepBookmarks?: number;
 }
 
-/**
- * `tandem-agent journal set|off|show|bookmark|points` and `tandem-agent image
- * access|end|list`: continuous data protection at a session's secondary agent.
- */
 /** A journal point's number on the command line. */
 export function parsePointNumber(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`'${text}' is not a point number`);
@@ -89,6 +85,10 @@ export function journalPoint(options: { bookmark?: string; at?: string; point?: 
   return body;
 }
 
+/**
+ * `tandem-agent journal set|off|show|bookmark|points` and `tandem-agent image
+ * access|end|list`: continuous data protection at a session's secondary agent.
+ */
 export function registerJournalCommands(program: Command): void {
   const journal = program.command('journal').description("a session's continuous data protection journal at its secondary agent: points in time and bookmarks");
 
