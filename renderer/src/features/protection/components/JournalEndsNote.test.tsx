@@ -6,27 +6,28 @@ import { alpha, beta, pairFixture, sessionFixture } from '../../sessions/hooks/s
 import { mergeSessions } from '../../sessions/hooks/session-model.ts';
 import { SessionCard } from '../../sessions/components/SessionCard.tsx';
 import { journalViewFixture } from '../journal-fixtures.test-helpers.ts';
+import { journalKeys } from '../api/journal-keys.ts';
 
 const view: JournalView = journalViewFixture('orders', Date.now());
 
 /** A prepared session alpha -> beta as both sites report it, its card's Recover opened. */
-async function openRecover(journal: FakeRoutes[string], calls: string[] = []) {
+async function openRecover(journal: FakeRoutes[string]) {
   const atSource: SessionInfo = sessionFixture({ pairs: [pairFixture()] });
   const [entry] = mergeSessions([
     { siteId: alpha.id, siteName: 'alpha', sessions: [atSource] },
     { siteId: beta.id, siteName: 'beta', sessions: [{ ...atSource, role: 'h2' }] },
   ]);
-  renderWithBackend(<SessionCard entry={entry} />, {
+  const { queryClient } = renderWithBackend(<SessionCard entry={entry} />, {
     'GET /api/sites': [200, { sites: [alpha, beta] }],
     [`GET /api/sites/${beta.id}/sessions/orders/journal`]: journal,
-  }, calls);
+  });
   fireEvent.click(within(screen.getByTestId('session-card-orders')).getByRole('button', { name: 'Recover (failover)…' }));
-  return screen.findByRole('dialog');
+  return { dialog: await screen.findByRole('dialog'), queryClient };
 }
 
 describe('a plain failover of a session whose target keeps a journal', () => {
   it('says the journal ends with it (its points and bookmarks) and where to recover at an earlier point instead', async () => {
-    const dialog = await openRecover([200, view]);
+    const { dialog } = await openRecover([200, view]);
     const note = await within(dialog).findByTestId('journal-ends');
     expect(note).toHaveTextContent('The journal at beta ends with this failover');
     expect(note).toHaveTextContent('Its 120 points and 1 bookmark go, and the volumes at beta keep their newest image.');
@@ -34,12 +35,10 @@ describe('a plain failover of a session whose target keeps a journal', () => {
   });
 
   it('says nothing of a journal when the target has none', async () => {
-    const calls: string[] = [];
-    const dialog = await openRecover([404, { problem: 'not-found', message: 'session orders has no journal' }], calls);
+    const { dialog, queryClient } = await openRecover([404, { problem: 'not-found', message: 'session orders has no journal' }]);
     expect(within(dialog).getByTestId('action-consequence')).toHaveTextContent('Recover makes the copy volumes writable at beta');
-    // The target was asked (and answered 404 at once): still no note once its answer is in.
-    await waitFor(() => expect(calls.some((call) => call.startsWith(`GET /api/sites/${beta.id}/sessions/orders/journal`))).toBe(true));
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    // The target was asked and its 404 is in (the query settled as an error): still no note.
+    await waitFor(() => expect(queryClient.getQueryState(journalKeys.view(beta.id, 'orders'))?.status).toBe('error'));
     expect(within(dialog).queryByTestId('journal-ends')).toBeNull();
   });
 });
