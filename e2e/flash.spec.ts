@@ -1,39 +1,16 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { initAgent, pairingToken, startAgent, type RunningAgent } from '../scripts/lib/agents.mjs';
 import { consoleApi, startConsoleBackend, type RunningConsoleBackend } from '../scripts/lib/backend.mjs';
 import { ConsolePage } from './pages/console-page.ts';
 import { FlashPage } from './pages/flash-page.ts';
 import { SessionsPage } from './pages/sessions-page.ts';
 import { expect, screenshot, test } from './support/fixtures.ts';
+import { qemuIo, readExport, sameBytes } from './support/nbd-io.ts';
 
-const execFileAsync = promisify(execFile);
 const mib = 1024 * 1024;
 
-/** Writes through the agent's NBD export with qemu-io, as an application host would. */
-async function qemuIo(agent: RunningAgent, volume: string, ...commands: string[]): Promise<void> {
-  await execFileAsync('qemu-io', ['-f', 'raw', ...commands.flatMap((command) => ['-c', command]), `nbd://${agent.nbdAddress}/${volume}`], { timeout: 60_000 });
-}
-
-/** Reads a whole volume through NBD into a file (what a backup host would do). */
-async function readVolume(agent: RunningAgent, volume: string, file: string): Promise<void> {
-  await execFileAsync('nbdcopy', [`nbd://${agent.nbdAddress}/${volume}`, file], { timeout: 60_000 });
-}
-
-/** `qemu-img compare` of a file and a volume read through NBD: true when every byte is equal. */
-async function sameBytes(file: string, agent: RunningAgent, volume: string): Promise<boolean> {
-  try {
-    await execFileAsync('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', file, `nbd://${agent.nbdAddress}/${volume}`], { timeout: 60_000 });
-    return true;
-  } catch (error) {
-    // Exit 1: the images differ; anything else is a failure of the check itself.
-    if ((error as { code?: number }).code === 1) return false;
-    throw error;
-  }
-}
 
 const session = 'e2e-flash';
 
@@ -73,7 +50,7 @@ test.describe.serial('flash copy: wizard, background copy, point-in-time bytes, 
     await qemuIo(agent, 'fc-db-pit', 'write -P 0xee 0 16M', 'flush');
     await qemuIo(agent, 'fc-log', 'write -P 0x21 0 4M', 'flush');
     pointInTime = path.join(dir, 'fc-db-point-in-time.raw');
-    await readVolume(agent, 'fc-db', pointInTime);
+    await readExport(agent, 'fc-db', pointInTime);
   });
 
   test.afterAll(async () => {
@@ -188,7 +165,7 @@ test.describe.serial('flash copy: wizard, background copy, point-in-time bytes, 
     const sessions = new SessionsPage(page);
     const incremental = 'e2e-incremental';
     const firstImage = path.join(dir, 'fc-log-1.raw');
-    await readVolume(agent, 'fc-log', firstImage);
+    await readExport(agent, 'fc-log', firstImage);
     await tandem.open();
     await sessions.open();
     await page.getByRole('button', { name: 'Flash copy…' }).click();
@@ -220,7 +197,7 @@ test.describe.serial('flash copy: wizard, background copy, point-in-time bytes, 
     await flash.confirm(refresh, 'Refresh');
     await expect(card.getByTestId('flash-pair-changed')).toHaveText('0 / 0');
     const secondImage = path.join(dir, 'fc-log-2.raw');
-    await readVolume(agent, 'fc-log', secondImage);
+    await readExport(agent, 'fc-log', secondImage);
     expect(await sameBytes(secondImage, agent, 'fc-log-pit')).toBe(true);
     expect(await sameBytes(firstImage, agent, 'fc-log-pit')).toBe(false);
     await card.getByRole('button', { name: 'Show events' }).click();

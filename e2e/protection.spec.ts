@@ -1,37 +1,13 @@
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import type { RunningAgent } from '../scripts/lib/agents.mjs';
 import { consoleApi } from '../scripts/lib/backend.mjs';
 import { ConsolePage } from './pages/console-page.ts';
 import { SessionsPage } from './pages/sessions-page.ts';
 import { expect, screenshot, test } from './support/fixtures.ts';
+import { qemuIo, readExport, sameBytes } from './support/nbd-io.ts';
 import { startMirrorWorld, type MirrorWorld } from './support/mirror-world.ts';
 
-const execFileAsync = promisify(execFile);
 const mib = 1024 * 1024;
 const session = 'e2e-cdp';
-
-/** Writes through an agent's NBD export with qemu-io, as an application host would. */
-async function qemuIo(agent: RunningAgent, volume: string, ...commands: string[]): Promise<void> {
-  await execFileAsync('qemu-io', ['-f', 'raw', ...commands.flatMap((command) => ['-c', command]), `nbd://${agent.nbdAddress}/${volume}`], { timeout: 60_000 });
-}
-
-/** Reads a whole export through NBD into a file (what a backup host would do). */
-async function readExport(agent: RunningAgent, exportName: string, file: string): Promise<void> {
-  await execFileAsync('nbdcopy', [`nbd://${agent.nbdAddress}/${exportName}`, file], { timeout: 60_000 });
-}
-
-/** `qemu-img compare` of a file and an export read through NBD: true when every byte is equal. */
-async function sameBytes(file: string, agent: RunningAgent, exportName: string): Promise<boolean> {
-  try {
-    await execFileAsync('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', file, `nbd://${agent.nbdAddress}/${exportName}`], { timeout: 60_000 });
-    return true;
-  } catch (error) {
-    if ((error as { code?: number }).code === 1) return false;
-    throw error;
-  }
-}
 
 /** Polls `probe` until it returns something truthy, failing after the deadline. */
 async function until<T>(what: string, probe: () => Promise<T | false | null | undefined>, timeoutMs = 60_000): Promise<T> {
